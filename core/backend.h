@@ -1,0 +1,84 @@
+/* The backend interface: the one seam between model code and a device.
+ *
+ * Model code (dit/, moe/, vae/, pipelines/) computes only through these
+ * operations and never asks which device it runs on. A backend computes in
+ * its own activation dtype (CPU: F32; CUDA: BF16 with F32 accumulation); every
+ * tensor handed to an op lives on the backend's device and is contiguous
+ * row-major. Matrices are [rows, cols]; sequences are [S, C] with heads packed
+ * as C = H * D. Shape mismatches are programming errors (asserted in the
+ * backends); user input is validated long before it reaches an op. */
+#ifndef MOEDIT_CORE_BACKEND_H
+#define MOEDIT_CORE_BACKEND_H
+
+#include "core/tensor.h"
+
+typedef struct backend backend;
+
+typedef struct backend_ops {
+    /* Memory. alloc returns NULL and sets the error on failure. */
+    void *(*alloc)(backend *be, size_t bytes);
+    void (*free)(backend *be, void *ptr);
+    /* Host F32 <-> device tensor, converted to/from the tensor's dtype;
+     * I32 tensors are copied as raw 32-bit words. */
+    void (*upload)(backend *be, tensor dst, const float *src);
+    void (*download)(backend *be, float *dst, tensor src);
+    void (*copy)(backend *be, tensor dst, tensor src); /* same numel */
+    void (*fill)(backend *be, tensor dst, float value);
+    void (*synchronize)(backend *be);
+    void (*destroy)(backend *be);
+
+    /* y[M, N] = x[M, K] w[N, K]^T (+ bias[N] when bias.data is not NULL). */
+    void (*linear)(backend *be, tensor y, tensor x, tensor w, tensor bias);
+    /* For g in groups: y[rows g] = x[rows g] w[g]^T, rows g = [offsets[g], offsets[g+1]).
+     * One launch for all experts of a layer. offsets live on the host. */
+    void (*linear_grouped)(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups);
+
+    /* Elementwise. */
+    void (*add)(backend *be, tensor y, tensor a, tensor b);           /* y = a + b */
+    void (*silu)(backend *be, tensor y, tensor x);                    /* y = x * sigmoid(x) */
+    void (*swiglu)(backend *be, tensor y, tensor gate, tensor up);    /* y = silu(gate) * up */
+    void (*gated_residual)(backend *be, tensor x, tensor gate, tensor y); /* x[M,C] += gate[C] * y[M,C] */
+    void (*scale_rows)(backend *be, tensor x, tensor row_scale);      /* x[i, :] *= row_scale[i] */
+
+    /* Normalisation over the last dim. */
+    /* y = layer_norm(x) * (1 + scale[C]) + shift[C]; no affine weights. */
+    void (*layer_norm_modulate)(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps);
+    /* y = x / sqrt(mean(x^2) + eps) * weight[C] */
+    void (*rms_norm)(backend *be, tensor y, tensor x, tensor weight, float eps);
+
+    /* Rotary embedding in place on the first rope_dim channels of every head
+     * of x[S, H * D]: pairs (x0, x1) -> (c x0 - s x1, s x0 + c x1) with
+     * (c, s) = cos_sin[S, rope_dim] read as rope_dim / 2 interleaved pairs. */
+    void (*rope)(backend *be, tensor x, tensor cos_sin, int heads, int rope_dim);
+
+    /* out[Sq, H*D] = softmax(q k^T / sqrt(D)) v per head, q[Sq, H*D],
+     * k, v[Sk, H*D]. When lse.data is not NULL it receives the log-sum-exp of
+     * the scaled scores, lse[H, Sq] (F32), so partial results can be merged. */
+    void (*attention)(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads);
+
+    /* MoE data movement: y[i] = x[index[i]]; and y[index[i]] += weight[i] * x[i]
+     * (index I32 [n], weight F32 [n], both on the device). */
+    void (*gather_rows)(backend *be, tensor y, tensor x, tensor index);
+    void (*scatter_add_rows)(backend *be, tensor y, tensor x, tensor index, tensor weight);
+} backend_ops;
+
+struct backend {
+    const backend_ops *ops;
+    const char *name;
+    tensor_device device;
+    tensor_dtype dtype; /* activation and weight dtype */
+    void *impl;
+};
+
+/* The CPU backend: F32, BLAS sgemm, OpenMP. NULL (error set) only when out of memory. */
+backend *backend_cpu_create(void);
+void backend_destroy(backend *be);
+
+/* A tensor with no data: for optional arguments (bias, lse). */
+static inline tensor tensor_none(void)
+{
+    tensor t = {0};
+    return t;
+}
+
+#endif

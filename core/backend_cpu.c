@@ -1,0 +1,312 @@
+/* CPU backend: F32 activations and weights, BLAS sgemm for matrix products,
+ * OpenMP for elementwise work. It is the reference every other backend is
+ * tested against, so each op is written for clarity first. */
+#include "core/backend.h"
+#include "core/error.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Attention scores are computed for a block of queries at a time so the
+ * [queries, keys] score matrix stays small. */
+#define ATTENTION_SCORE_BYTES ((size_t)16 << 20)
+
+typedef struct cpu_state {
+    float *scores; /* reused scratch for attention scores */
+    size_t scores_capacity;
+} cpu_state;
+
+static float *f32(tensor t) { return (float *)t.data; }
+
+static void *cpu_alloc(backend *be, size_t bytes)
+{
+    void *ptr = NULL;
+    if (posix_memalign(&ptr, 64, bytes ? bytes : 1) != 0) {
+        error_set("out of memory: cannot allocate %zu MiB on the CPU", bytes >> 20);
+        return NULL;
+    }
+    return ptr;
+}
+
+static void cpu_free(backend *be, void *ptr) { free(ptr); }
+
+static void cpu_upload(backend *be, tensor dst, const float *src) { memcpy(dst.data, src, tensor_nbytes(&dst)); }
+
+static void cpu_download(backend *be, float *dst, tensor src) { memcpy(dst, src.data, tensor_nbytes(&src)); }
+
+static void cpu_copy(backend *be, tensor dst, tensor src)
+{
+    assert(tensor_nbytes(&dst) == tensor_nbytes(&src));
+    memmove(dst.data, src.data, tensor_nbytes(&src));
+}
+
+static void cpu_fill(backend *be, tensor dst, float value)
+{
+    float *y = f32(dst);
+    int64_t n = tensor_numel(&dst);
+    for (int64_t i = 0; i < n; i++) y[i] = value;
+}
+
+static void cpu_synchronize(backend *be) {}
+
+static void cpu_destroy(backend *be)
+{
+    cpu_state *state = be->impl;
+    free(state->scores);
+    free(state);
+    free(be);
+}
+
+static void cpu_linear(backend *be, tensor y, tensor x, tensor w, tensor bias)
+{
+    int64_t m = tensor_rows(&x), k = tensor_cols(&x), n = tensor_rows(&w);
+    assert(tensor_cols(&w) == k && tensor_rows(&y) == m && tensor_cols(&y) == n);
+    if (m == 0) return;
+    float beta = 0.0f;
+    if (bias.data) {
+        float *out = f32(y);
+        const float *b = f32(bias);
+#pragma omp parallel for
+        for (int64_t i = 0; i < m; i++) memcpy(out + i * n, b, (size_t)n * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, f32(x), (int)k, f32(w),
+                (int)k, beta, f32(y), (int)n);
+}
+
+static void cpu_linear_grouped(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups)
+{
+    for (int g = 0; g < groups; g++) {
+        int64_t rows = offsets[g + 1] - offsets[g];
+        if (rows == 0) continue;
+        cpu_linear(be, tensor_row_slice(y, offsets[g], rows), tensor_row_slice(x, offsets[g], rows), w[g],
+                   tensor_none());
+    }
+}
+
+static void cpu_add(backend *be, tensor y, tensor a, tensor b)
+{
+    int64_t n = tensor_numel(&y);
+    float *out = f32(y);
+    const float *pa = f32(a), *pb = f32(b);
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) out[i] = pa[i] + pb[i];
+}
+
+static float silu_f(float v) { return v / (1.0f + expf(-v)); }
+
+static void cpu_silu(backend *be, tensor y, tensor x)
+{
+    int64_t n = tensor_numel(&y);
+    float *out = f32(y);
+    const float *in = f32(x);
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) out[i] = silu_f(in[i]);
+}
+
+static void cpu_swiglu(backend *be, tensor y, tensor gate, tensor up)
+{
+    int64_t n = tensor_numel(&y);
+    float *out = f32(y);
+    const float *g = f32(gate), *u = f32(up);
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) out[i] = silu_f(g[i]) * u[i];
+}
+
+static void cpu_gated_residual(backend *be, tensor x, tensor gate, tensor y)
+{
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    float *px = f32(x);
+    const float *pg = f32(gate), *py = f32(y);
+#pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t c = 0; c < cols; c++) px[i * cols + c] += pg[c] * py[i * cols + c];
+}
+
+static void cpu_scale_rows(backend *be, tensor x, tensor row_scale)
+{
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    float *px = f32(x);
+    const float *s = f32(row_scale);
+#pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t c = 0; c < cols; c++) px[i * cols + c] *= s[i];
+}
+
+static void cpu_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps)
+{
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    float *out = f32(y);
+    const float *in = f32(x), *sh = f32(shift), *sc = f32(scale);
+#pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++) {
+        const float *row = in + i * cols;
+        double mean = 0, var = 0;
+        for (int64_t c = 0; c < cols; c++) mean += row[c];
+        mean /= (double)cols;
+        for (int64_t c = 0; c < cols; c++) var += (row[c] - mean) * (row[c] - mean);
+        float inv = (float)(1.0 / sqrt(var / (double)cols + eps));
+        for (int64_t c = 0; c < cols; c++) {
+            float normed = (float)(row[c] - mean) * inv;
+            out[i * cols + c] = normed * (1.0f + (sc ? sc[c] : 0.0f)) + (sh ? sh[c] : 0.0f);
+        }
+    }
+}
+
+static void cpu_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps)
+{
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    float *out = f32(y);
+    const float *in = f32(x), *w = f32(weight);
+#pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++) {
+        const float *row = in + i * cols;
+        double sum = 0;
+        for (int64_t c = 0; c < cols; c++) sum += (double)row[c] * row[c];
+        float inv = (float)(1.0 / sqrt(sum / (double)cols + eps));
+        for (int64_t c = 0; c < cols; c++) out[i * cols + c] = row[c] * inv * w[c];
+    }
+}
+
+static void cpu_rope(backend *be, tensor x, tensor cos_sin, int heads, int rope_dim)
+{
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x), head_dim = cols / heads;
+    float *px = f32(x);
+    const float *table = f32(cos_sin);
+#pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++) {
+        const float *cs = table + i * rope_dim;
+        for (int h = 0; h < heads; h++) {
+            float *v = px + i * cols + h * head_dim;
+            for (int p = 0; p < rope_dim / 2; p++) {
+                float c = cs[2 * p], s = cs[2 * p + 1];
+                float x0 = v[2 * p], x1 = v[2 * p + 1];
+                v[2 * p] = c * x0 - s * x1;
+                v[2 * p + 1] = s * x0 + c * x1;
+            }
+        }
+    }
+}
+
+/* Softmax of each row of scores[rows, cols] in place; returns log-sum-exp per row. */
+static void softmax_rows(float *scores, int64_t rows, int64_t cols, float *lse)
+{
+#pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++) {
+        float *row = scores + i * cols;
+        float max = -FLT_MAX;
+        for (int64_t j = 0; j < cols; j++) max = row[j] > max ? row[j] : max;
+        double sum = 0;
+        for (int64_t j = 0; j < cols; j++) {
+            row[j] = expf(row[j] - max);
+            sum += row[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < cols; j++) row[j] *= inv;
+        if (lse) lse[i] = max + (float)log(sum);
+    }
+}
+
+static float *scores_scratch(cpu_state *state, size_t floats)
+{
+    if (floats > state->scores_capacity) {
+        free(state->scores);
+        state->scores = malloc(floats * sizeof(float));
+        state->scores_capacity = state->scores ? floats : 0;
+    }
+    return state->scores;
+}
+
+static void cpu_attention(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads)
+{
+    int64_t sq = tensor_rows(&q), sk = tensor_rows(&k), width = tensor_cols(&q), d = width / heads;
+    float scale = 1.0f / sqrtf((float)d);
+    int64_t block = (int64_t)(ATTENTION_SCORE_BYTES / sizeof(float)) / (sk ? sk : 1);
+    if (block < 1) block = 1;
+    if (block > sq) block = sq;
+    float *scores = scores_scratch(be->impl, (size_t)(block * sk));
+    assert(scores != NULL);
+    for (int h = 0; h < heads; h++) {
+        for (int64_t first = 0; first < sq; first += block) {
+            int64_t rows = sq - first < block ? sq - first : block;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)sk, (int)d, scale,
+                        f32(q) + first * width + h * d, (int)width, f32(k) + h * d, (int)width, 0.0f, scores,
+                        (int)sk);
+            softmax_rows(scores, rows, sk, lse.data ? f32(lse) + h * sq + first : NULL);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d, (int)sk, 1.0f, scores,
+                        (int)sk, f32(v) + h * d, (int)width, 0.0f, f32(out) + first * width + h * d, (int)width);
+        }
+    }
+}
+
+static void cpu_gather_rows(backend *be, tensor y, tensor x, tensor index)
+{
+    int64_t n = tensor_numel(&index), cols = tensor_cols(&x);
+    const int32_t *idx = index.data;
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) memcpy(f32(y) + i * cols, f32(x) + (int64_t)idx[i] * cols, (size_t)cols * 4);
+}
+
+static void cpu_scatter_add_rows(backend *be, tensor y, tensor x, tensor index, tensor weight)
+{
+    /* Serial over rows: two rows may target the same token. */
+    int64_t n = tensor_numel(&index), cols = tensor_cols(&x);
+    const int32_t *idx = index.data;
+    const float *w = f32(weight);
+    for (int64_t i = 0; i < n; i++) {
+        float *dst = f32(y) + (int64_t)idx[i] * cols;
+        const float *src = f32(x) + i * cols;
+        for (int64_t c = 0; c < cols; c++) dst[c] += w[i] * src[c];
+    }
+}
+
+static const backend_ops cpu_ops = {
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .copy = cpu_copy,
+    .fill = cpu_fill,
+    .synchronize = cpu_synchronize,
+    .destroy = cpu_destroy,
+    .linear = cpu_linear,
+    .linear_grouped = cpu_linear_grouped,
+    .add = cpu_add,
+    .silu = cpu_silu,
+    .swiglu = cpu_swiglu,
+    .gated_residual = cpu_gated_residual,
+    .scale_rows = cpu_scale_rows,
+    .layer_norm_modulate = cpu_layer_norm_modulate,
+    .rms_norm = cpu_rms_norm,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .gather_rows = cpu_gather_rows,
+    .scatter_add_rows = cpu_scatter_add_rows,
+};
+
+backend *backend_cpu_create(void)
+{
+    backend *be = calloc(1, sizeof *be);
+    cpu_state *state = calloc(1, sizeof *state);
+    if (!be || !state) {
+        free(be);
+        free(state);
+        error_set("out of memory creating the CPU backend");
+        return NULL;
+    }
+    be->ops = &cpu_ops;
+    be->name = "cpu";
+    be->device = DEVICE_CPU;
+    be->dtype = DTYPE_F32;
+    be->impl = state;
+    return be;
+}
+
+void backend_destroy(backend *be)
+{
+    if (be) be->ops->destroy(be);
+}

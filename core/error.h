@@ -1,0 +1,30 @@
+/* One error path for the whole library.
+ *
+ * Library functions return 0 on success and -1 on failure; on failure they
+ * call error_set() with a message that names the file, tensor, key, flag or
+ * rank at fault. Only main() prints it, as "moedit: error: <message>", and
+ * picks the exit code. The message is thread-local so OpenMP workers and
+ * concurrent tests do not trample each other. */
+#ifndef MOEDIT_CORE_ERROR_H
+#define MOEDIT_CORE_ERROR_H
+
+#if defined(__GNUC__)
+#define MOEDIT_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define MOEDIT_PRINTF(fmt, args)
+#endif
+
+/* Record the error message; always returns -1 so callers can
+ * `return error_set(...)`. */
+int error_set(const char *fmt, ...) MOEDIT_PRINTF(1, 2);
+
+/* Prefix the current message with more context ("loading transformer: ...");
+ * returns -1. */
+int error_prefix(const char *fmt, ...) MOEDIT_PRINTF(1, 2);
+
+/* The last message set on this thread ("" if none). */
+const char *error_message(void);
+
+void error_clear(void);
+
+#endif

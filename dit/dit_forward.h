@@ -1,0 +1,71 @@
+/* The transformer forward pass for one sample.
+ *
+ * dit_text holds what depends on the prompt only (computed once, reused at
+ * every step): the caption projections of the t5 embeds and of each block's
+ * llama layer, and the pooled embedding p_embedder(pooled).
+ * dit_run holds what depends on the resolution: the RoPE table, the routing
+ * scratch, and the arena that every step resets.
+ *
+ * Token sequence of one step, as in diffusers:
+ *   [ image (pH*pW, or max_seq when padded) | t5 | llama of the last block | llama of block b ]
+ *   "initial" text = t5 + last llama layer; blocks update image and initial
+ *   text, and the per-block llama tokens only serve as keys and values. */
+#ifndef MOEDIT_DIT_FORWARD_H
+#define MOEDIT_DIT_FORWARD_H
+
+#include "core/arena.h"
+#include "dit/dit_model.h"
+#include "moe/moe_ffn.h"
+#include "moe/moe_routing.h"
+
+typedef struct dit_text {
+    arena storage;
+    int64_t t5_tokens, llama_tokens;
+    tensor t5;     /* [L0, C] */
+    tensor *llama; /* per block [L1, C] */
+    tensor pooled; /* [1, C] */
+} dit_text;
+
+/* Host inputs: t5 [t5_tokens, caption_channels_t5], llama
+ * [llama_layers, llama_tokens, caption_channels_llama], pooled [text_emb_dim]. */
+typedef struct dit_text_inputs {
+    const float *t5;
+    int64_t t5_tokens;
+    const float *llama;
+    int64_t llama_layers, llama_tokens;
+    const float *pooled;
+} dit_text_inputs;
+
+int dit_text_encode(dit_text *text, const dit_model *model, const dit_text_inputs *inputs);
+void dit_text_free(dit_text *text);
+
+/* Called with named intermediates ("x_embed", "temb", "double_<i>_image",
+ * "double_<i>_text", "single_<i>", "final") when set: tests compare them. */
+typedef void (*dit_trace_fn)(void *user, const char *name, tensor value);
+
+typedef struct dit_run {
+    const dit_model *model;
+    int64_t latent_h, latent_w, grid_h, grid_w;
+    int64_t valid_tokens; /* pH * pW */
+    int64_t image_tokens; /* valid, or max_seq when non-square */
+    int64_t text_tokens;  /* t5 + 2 * llama, the most this run accepts */
+    arena persistent;     /* rope table */
+    arena scratch;        /* reset at every forward */
+    tensor rope;          /* [valid_tokens, rope_dim] */
+    moe_scratch moe;
+    float *host_tokens;   /* patchify / unpatchify staging */
+    moe_routing *routing; /* optional capture/replay */
+    dit_trace_fn trace;
+    void *trace_user;
+} dit_run;
+
+/* Validates the latent size against the config (multiple of the patch,
+ * padded length within max_resolution) and sizes the run. */
+int dit_run_init(dit_run *run, const dit_model *model, int64_t latent_h, int64_t latent_w, int64_t t5_tokens,
+                 int64_t llama_tokens);
+void dit_run_free(dit_run *run);
+
+/* out[C_out, H, W] = transformer(latents[C_in, H, W], timestep, text); host arrays. */
+int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out);
+
+#endif

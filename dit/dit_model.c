@@ -1,0 +1,133 @@
+/* Loading the transformer's weights; see dit_model.h. */
+#include "dit/dit_model.h"
+
+#include "core/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int load_linear(weight_loader *wl, dit_linear *layer, const char *name, int64_t out, int64_t in, int bias)
+{
+    char full[256];
+    snprintf(full, sizeof full, "%s.weight", name);
+    if (weight_load(wl, &layer->weight, full, out, in, shard_whole())) return -1;
+    layer->bias = tensor_none();
+    if (!bias) return 0;
+    snprintf(full, sizeof full, "%s.bias", name);
+    return weight_load(wl, &layer->bias, full, out, 0, shard_whole());
+}
+
+/* suffix "" for the image stream, "_t" for the text stream of double blocks. */
+static int load_attention_stream(weight_loader *wl, dit_attention_stream *s, const char *prefix, const char *suffix,
+                                 int64_t dim)
+{
+    char name[256];
+    const char *projections[4] = {"to_q", "to_k", "to_v", "to_out"};
+    dit_linear *layers[4] = {&s->to_q, &s->to_k, &s->to_v, &s->to_out};
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "%s.attn1.%s%s", prefix, projections[i], suffix);
+        if (load_linear(wl, layers[i], name, dim, dim, 1)) return -1;
+    }
+    snprintf(name, sizeof name, "%s.attn1.q_rms_norm%s.weight", prefix, suffix);
+    if (weight_load(wl, &s->q_norm, name, dim, 0, shard_whole())) return -1;
+    snprintf(name, sizeof name, "%s.attn1.k_rms_norm%s.weight", prefix, suffix);
+    return weight_load(wl, &s->k_norm, name, dim, 0, shard_whole());
+}
+
+static int load_block(dit_model *model, int index)
+{
+    const dit_config *cfg = &model->cfg;
+    weight_loader *wl = &model->weights;
+    dit_block *block = &model->blocks[index];
+    int is_double = index < cfg->num_double_blocks;
+    int local = is_double ? index : index - cfg->num_double_blocks;
+    int64_t c = cfg->dim;
+    char prefix[128], name[192];
+    snprintf(prefix, sizeof prefix, "%s.%d.block", is_double ? "double_stream_blocks" : "single_stream_blocks",
+             local);
+    block->is_double = is_double;
+
+    snprintf(name, sizeof name, "%s.adaLN_modulation.1", prefix);
+    if (load_linear(wl, &block->modulation, name, (is_double ? 12 : 6) * c, c, 1)) return -1;
+    if (load_attention_stream(wl, &block->image, prefix, "", c)) return -1;
+    if (is_double && load_attention_stream(wl, &block->text, prefix, "_t", c)) return -1;
+    snprintf(name, sizeof name, "%s.ff_i", prefix);
+    if (moe_ffn_load(&block->ff_image, wl, name, c, cfg->ffn_hidden, cfg->shared_ffn_hidden, cfg->num_routed_experts,
+                     cfg->num_activated_experts, index))
+        return -1;
+    if (!is_double) return 0;
+    snprintf(name, sizeof name, "%s.ff_t", prefix);
+    return swiglu_ffn_load(&block->ff_text, wl, name, c, cfg->ffn_hidden);
+}
+
+static int load_all(dit_model *model)
+{
+    const dit_config *cfg = &model->cfg;
+    weight_loader *wl = &model->weights;
+    int64_t c = cfg->dim, p = cfg->patch_size;
+    int blocks = dit_num_blocks(cfg);
+    char name[128];
+
+    if (load_linear(wl, &model->patch_embed, "x_embedder.proj", c, (int64_t)cfg->in_channels * p * p, 1) ||
+        load_linear(wl, &model->time_linear_1, "t_embedder.timestep_embedder.linear_1", c, 256, 1) ||
+        load_linear(wl, &model->time_linear_2, "t_embedder.timestep_embedder.linear_2", c, c, 1) ||
+        load_linear(wl, &model->pooled_linear_1, "p_embedder.pooled_embedder.linear_1", c, cfg->text_emb_dim, 1) ||
+        load_linear(wl, &model->pooled_linear_2, "p_embedder.pooled_embedder.linear_2", c, c, 1))
+        return -1;
+    model->caption_projection = calloc((size_t)blocks + 1, sizeof(dit_linear));
+    model->blocks = calloc((size_t)blocks, sizeof(dit_block));
+    if (!model->caption_projection || !model->blocks) return error_set("out of memory loading the transformer");
+    for (int i = 0; i <= blocks; i++) {
+        snprintf(name, sizeof name, "caption_projection.%d.linear", i);
+        int64_t in = i < blocks ? cfg->caption_channels_llama : cfg->caption_channels_t5;
+        if (load_linear(wl, &model->caption_projection[i], name, c, in, 0)) return -1;
+    }
+    for (int i = 0; i < blocks; i++)
+        if (load_block(model, i)) return -1;
+    if (load_linear(wl, &model->final_modulation, "final_layer.adaLN_modulation.1", 2 * c, c, 1)) return -1;
+    return load_linear(wl, &model->final_linear, "final_layer.linear", p * p * cfg->out_channels, c, 1);
+}
+
+int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
+                          uint64_t seed)
+{
+    memset(model, 0, sizeof *model);
+    model->cfg = *cfg;
+    model->be = be;
+    weight_loader_init(&model->weights, be, st, random, seed);
+    int status = load_all(model);
+    weight_loader_finish(&model->weights);
+    if (status != 0) dit_model_free(model);
+    return status;
+}
+
+int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed)
+{
+    char path[4096];
+    dit_config cfg;
+    snprintf(path, sizeof path, "%s/transformer/config.json", dir);
+    if (dit_config_load(&cfg, path)) return -1;
+    if (random) return dit_model_load_config(model, be, &cfg, NULL, 1, seed);
+
+    safetensors *st = NULL;
+    snprintf(path, sizeof path, "%s/transformer", dir);
+    if (safetensors_open_dir(&st, path, "diffusion_pytorch_model")) return -1;
+    int64_t bytes = 0;
+    for (int i = 0; i < safetensors_count(st); i++) bytes += (int64_t)safetensors_entry_at(st, i)->nbytes;
+    int status = dit_model_load_config(model, be, &cfg, st, 0, 0);
+    model->bytes_on_disk = bytes;
+    safetensors_close(st);
+    return status;
+}
+
+void dit_model_free(dit_model *model)
+{
+    if (model->blocks)
+        for (int i = 0; i < dit_num_blocks(&model->cfg); i++) moe_ffn_free(&model->blocks[i].ff_image);
+    free(model->blocks);
+    free(model->caption_projection);
+    model->blocks = NULL;
+    model->caption_projection = NULL;
+    weight_loader_free_all(&model->weights);
+}

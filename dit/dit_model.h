@@ -1,0 +1,62 @@
+/* The weights of a HiDreamImageTransformer2DModel, by diffusers name.
+ *
+ *   x_embedder.proj                         patch embed  [C, in * p * p]
+ *   t_embedder.timestep_embedder.linear_1/2 timestep MLP (256 -> C -> C)
+ *   p_embedder.pooled_embedder.linear_1/2   pooled text MLP (text_emb_dim -> C -> C)
+ *   caption_projection.<i>.linear           llama layer of block i -> C; the last one: t5 -> C
+ *   double_stream_blocks.<i>.block.*        adaLN (12C), joint attention (image + text
+ *                                           projections), ff_i (MoE), ff_t (dense)
+ *   single_stream_blocks.<i>.block.*        adaLN (6C), attention, ff_i (MoE)
+ *   final_layer.adaLN_modulation.1 / linear
+ */
+#ifndef MOEDIT_DIT_MODEL_H
+#define MOEDIT_DIT_MODEL_H
+
+#include "core/weights.h"
+#include "dit/dit_config.h"
+#include "moe/moe_ffn.h"
+
+typedef struct dit_linear {
+    tensor weight; /* [out, in] */
+    tensor bias;   /* [out]; data NULL when the layer has none */
+} dit_linear;
+
+/* q, k, v, out projections and q/k RMSNorm weights of one token stream. */
+typedef struct dit_attention_stream {
+    dit_linear to_q, to_k, to_v, to_out;
+    tensor q_norm, k_norm;
+} dit_attention_stream;
+
+typedef struct dit_block {
+    int is_double;
+    dit_linear modulation;      /* adaLN_modulation.1: [12C or 6C, C] */
+    dit_attention_stream image; /* to_q ... (single blocks: the only stream) */
+    dit_attention_stream text;  /* to_q_t ... (double blocks only) */
+    moe_ffn ff_image;           /* ff_i */
+    swiglu_ffn ff_text;         /* ff_t (double blocks only) */
+} dit_block;
+
+typedef struct dit_model {
+    dit_config cfg;
+    backend *be;
+    dit_linear patch_embed;
+    dit_linear time_linear_1, time_linear_2;
+    dit_linear pooled_linear_1, pooled_linear_2;
+    dit_linear *caption_projection; /* num_blocks + 1 */
+    dit_block *blocks;              /* double blocks, then single blocks */
+    dit_linear final_modulation, final_linear;
+    weight_loader weights;
+    int64_t bytes_on_disk;
+} dit_model;
+
+/* Loads transformer/config.json and its safetensors from dir (random: no
+ * weight files, Philox weights from seed). */
+int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed);
+
+/* Same with an already parsed config (random weights or tests). */
+int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
+                          uint64_t seed);
+
+void dit_model_free(dit_model *model);
+
+#endif

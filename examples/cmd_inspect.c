@@ -1,0 +1,21 @@
+/* moedit inspect --model DIR [--json] */
+#include "examples/cli.h"
+
+#include "core/error.h"
+#include "moedit.h"
+
+#include <stdio.h>
+
+int cli_inspect(int argc, char **argv)
+{
+    const char *model = NULL;
+    int json = 0;
+    cli_option options[] = {
+        {"model", OPT_STRING, &model, "diffusers-format model directory", "DIR"},
+        {"json", OPT_FLAG, &json, "print one JSON object", NULL},
+    };
+    int parsed = cli_parse(argc, argv, "usage: moedit inspect --model DIR [--json]", options, 2);
+    if (parsed != 0) return parsed < 0 ? -1 : 0;
+    if (!model) return error_set("inspect needs --model DIR");
+    return moedit_inspect(model, json, stdout);
+}

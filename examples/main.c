@@ -1,0 +1,45 @@
+/* The moedit command-line program: dispatches to a subcommand. Every failure
+ * ends here as one line "moedit: error: ..." and exit status 1. */
+#include "examples/cli.h"
+
+#include "core/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: moedit <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  inspect   print a model's components, configs and parameter counts\n"
+            "\n"
+            "Run 'moedit <command> --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        fprintf(stderr, "moedit: error: no command given\n");
+        return 1;
+    }
+    const char *command = argv[1];
+    if (!strcmp(command, "--help") || !strcmp(command, "-h") || !strcmp(command, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(command, "--version")) {
+        printf("moedit %s\n", MOEDIT_VERSION);
+        return 0;
+    }
+    int status;
+    if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
+    else status = error_set("unknown command '%s' (try 'moedit --help')", command);
+    if (status < 0) {
+        fprintf(stderr, "moedit: error: %s\n", error_message());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,221 @@
+/* SwiGLU and mixture-of-experts feed-forward; see moe_ffn.h. */
+#include "moe/moe_ffn.h"
+
+#include "core/error.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.w1.weight", prefix);
+    if (weight_load(wl, &ffn->w1, name, hidden, dim, shard_whole())) return -1;
+    snprintf(name, sizeof name, "%s.w3.weight", prefix);
+    if (weight_load(wl, &ffn->w3, name, hidden, dim, shard_whole())) return -1;
+    snprintf(name, sizeof name, "%s.w2.weight", prefix);
+    return weight_load(wl, &ffn->w2, name, dim, hidden, shard_whole());
+}
+
+int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden,
+                 int64_t shared_hidden, int num_experts, int top_k, int layer)
+{
+    char name[256];
+    memset(ffn, 0, sizeof *ffn);
+    ffn->num_experts = num_experts;
+    ffn->top_k = top_k;
+    ffn->layer = layer;
+    if (num_experts == 0) return swiglu_ffn_load(&ffn->shared, wl, prefix, dim, hidden);
+
+    snprintf(name, sizeof name, "%s.shared_experts", prefix);
+    if (swiglu_ffn_load(&ffn->shared, wl, name, dim, shared_hidden)) return -1;
+    snprintf(name, sizeof name, "%s.gate.weight", prefix);
+    if (weight_load(wl, &ffn->gate, name, num_experts, dim, shard_whole())) return -1;
+    ffn->w1 = calloc((size_t)num_experts, sizeof(tensor));
+    ffn->w2 = calloc((size_t)num_experts, sizeof(tensor));
+    ffn->w3 = calloc((size_t)num_experts, sizeof(tensor));
+    if (!ffn->w1 || !ffn->w2 || !ffn->w3) return error_set("out of memory loading %s", prefix);
+    for (int e = 0; e < num_experts; e++) {
+        swiglu_ffn expert;
+        snprintf(name, sizeof name, "%s.experts.%d", prefix, e);
+        if (swiglu_ffn_load(&expert, wl, name, dim, hidden)) return -1;
+        ffn->w1[e] = expert.w1;
+        ffn->w2[e] = expert.w2;
+        ffn->w3[e] = expert.w3;
+    }
+    return 0;
+}
+
+void moe_ffn_free(moe_ffn *ffn)
+{
+    free(ffn->w1);
+    free(ffn->w2);
+    free(ffn->w3);
+    ffn->w1 = ffn->w2 = ffn->w3 = NULL;
+}
+
+int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tensor y, tensor x)
+{
+    arena_mark_t mark = arena_mark(scratch);
+    int64_t rows = tensor_rows(&x), hidden = tensor_rows(&ffn->w1);
+    tensor gate = arena_tensor_2d(scratch, rows, hidden);
+    tensor up = arena_tensor_2d(scratch, rows, hidden);
+    if (!gate.data || !up.data) return -1;
+    be->ops->linear(be, gate, x, ffn->w1, tensor_none());
+    be->ops->linear(be, up, x, ffn->w3, tensor_none());
+    be->ops->swiglu(be, gate, gate, up);
+    be->ops->linear(be, y, gate, ffn->w2, tensor_none());
+    arena_release(scratch, mark);
+    return 0;
+}
+
+int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k)
+{
+    memset(s, 0, sizeof *s);
+    s->max_rows = max_rows;
+    s->num_experts = num_experts;
+    s->top_k = top_k;
+    if (num_experts == 0) return 0;
+    size_t slots = (size_t)(max_rows * top_k);
+    s->logits = malloc((size_t)(max_rows * num_experts) * sizeof(float));
+    s->experts = malloc(slots * sizeof(int32_t));
+    s->weights = malloc(slots * sizeof(float));
+    s->dispatch_rows = malloc(slots * sizeof(int32_t));
+    s->dispatch_weights = malloc(slots * sizeof(float));
+    s->offsets = malloc((size_t)(num_experts + 1) * sizeof(int64_t));
+    if (!s->logits || !s->experts || !s->weights || !s->dispatch_rows || !s->dispatch_weights || !s->offsets) {
+        moe_scratch_free(s);
+        return error_set("out of memory: MoE routing scratch for %lld tokens", (long long)max_rows);
+    }
+    return 0;
+}
+
+void moe_scratch_free(moe_scratch *s)
+{
+    free(s->logits);
+    free(s->experts);
+    free(s->weights);
+    free(s->dispatch_rows);
+    free(s->dispatch_weights);
+    free(s->offsets);
+    memset(s, 0, sizeof *s);
+}
+
+/* Softmax of one row of gate logits in place. */
+static void softmax_in_place(float *row, int n)
+{
+    float max = -FLT_MAX;
+    for (int e = 0; e < n; e++) max = row[e] > max ? row[e] : max;
+    double sum = 0;
+    for (int e = 0; e < n; e++) {
+        row[e] = expf(row[e] - max);
+        sum += row[e];
+    }
+    for (int e = 0; e < n; e++) row[e] = (float)(row[e] / sum);
+}
+
+/* The k highest scores, ties to the lower expert index, written ascending by
+ * expert index so captures compare equal whatever order selection found them. */
+static void top_k_ascending(const float *scores, int n, int k, int32_t *chosen)
+{
+    unsigned char taken[1024] = {0};
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < n; e++)
+            if (!taken[e] && (best < 0 || scores[e] > scores[best])) best = e;
+        taken[best] = 1;
+    }
+    int out = 0;
+    for (int e = 0; e < n; e++)
+        if (taken[e]) chosen[out++] = e;
+}
+
+/* Chooses experts per row (or replays them) and fills their gate weights. */
+static int route_rows(moe_scratch *s, const moe_ffn *ffn, int64_t rows, moe_routing *routing, int64_t first_row)
+{
+    int n = ffn->num_experts, k = ffn->top_k;
+    for (int64_t i = 0; i < rows; i++) softmax_in_place(s->logits + i * n, n);
+
+    if (routing && routing->mode == ROUTING_REPLAY) {
+        const int32_t *forced;
+        if (moe_routing_lookup(routing, ffn->layer, first_row, rows, k, &forced)) return -1;
+        for (int64_t i = 0; i < rows * k; i++) {
+            if (forced[i] < 0 || forced[i] >= n)
+                return error_set("routing replay %s: expert %d out of range in layer %d", routing->source,
+                                 forced[i], ffn->layer);
+            s->experts[i] = forced[i];
+        }
+    } else {
+        for (int64_t i = 0; i < rows; i++) top_k_ascending(s->logits + i * n, n, k, s->experts + i * k);
+    }
+    for (int64_t i = 0; i < rows * k; i++) s->weights[i] = s->logits[(i / k) * n + s->experts[i]];
+
+    if (routing && routing->mode == ROUTING_CAPTURE)
+        return moe_routing_store(routing, ffn->layer, first_row, rows, rows, k, s->experts);
+    return 0;
+}
+
+/* Groups the (row, expert) slots by expert: counting sort, rows ascending
+ * within each expert. */
+static void build_dispatch(moe_scratch *s, int64_t rows, int n, int k)
+{
+    memset(s->offsets, 0, (size_t)(n + 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < rows * k; i++) s->offsets[s->experts[i] + 1]++;
+    for (int e = 0; e < n; e++) s->offsets[e + 1] += s->offsets[e];
+    int64_t fill[1024];
+    memcpy(fill, s->offsets, (size_t)n * sizeof(int64_t));
+    for (int64_t i = 0; i < rows * k; i++) {
+        int64_t slot = fill[s->experts[i]]++;
+        s->dispatch_rows[slot] = (int32_t)(i / k);
+        s->dispatch_weights[slot] = s->weights[i];
+    }
+}
+
+/* The routed experts' weighted outputs added into y. */
+static int experts_forward(backend *be, arena *scratch, moe_scratch *s, const moe_ffn *ffn, tensor y, tensor x,
+                           int64_t slots)
+{
+    int64_t dim = tensor_cols(&x), hidden = tensor_rows(&ffn->w1[0]);
+    tensor index = arena_tensor_typed(scratch, DTYPE_I32, slots, 1);
+    tensor weight = arena_tensor_typed(scratch, DTYPE_F32, slots, 1);
+    tensor gathered = arena_tensor_2d(scratch, slots, dim);
+    tensor gate = arena_tensor_2d(scratch, slots, hidden);
+    tensor up = arena_tensor_2d(scratch, slots, hidden);
+    if (!index.data || !weight.data || !gathered.data || !gate.data || !up.data) return -1;
+
+    /* upload() takes F32; the I32 row indices travel bit-for-bit as 4-byte words. */
+    be->ops->upload(be, tensor_reshape_2d(index, slots, 1), (const float *)(const void *)s->dispatch_rows);
+    be->ops->upload(be, weight, s->dispatch_weights);
+    be->ops->gather_rows(be, gathered, x, index);
+    be->ops->linear_grouped(be, gate, gathered, ffn->w1, s->offsets, ffn->num_experts);
+    be->ops->linear_grouped(be, up, gathered, ffn->w3, s->offsets, ffn->num_experts);
+    be->ops->swiglu(be, gate, gate, up);
+    be->ops->linear_grouped(be, gathered, gate, ffn->w2, s->offsets, ffn->num_experts);
+    be->ops->scatter_add_rows(be, y, gathered, index, weight);
+    return 0;
+}
+
+int moe_ffn_forward(backend *be, arena *scratch, moe_scratch *host, const moe_ffn *ffn, tensor y, tensor x,
+                    moe_routing *routing, int64_t first_row)
+{
+    if (swiglu_ffn_forward(be, scratch, &ffn->shared, y, x)) return -1;
+    if (ffn->num_experts == 0) return 0;
+
+    int64_t rows = tensor_rows(&x);
+    if (rows > host->max_rows)
+        return error_set("MoE layer %d: %lld tokens exceed the routing scratch (%lld)", ffn->layer,
+                         (long long)rows, (long long)host->max_rows);
+    arena_mark_t mark = arena_mark(scratch);
+    tensor logits = arena_tensor_2d(scratch, rows, ffn->num_experts);
+    if (!logits.data) return -1;
+    be->ops->linear(be, logits, x, ffn->gate, tensor_none());
+    be->ops->download(be, host->logits, logits);
+    if (route_rows(host, ffn, rows, routing, first_row)) return -1;
+    build_dispatch(host, rows, ffn->num_experts, ffn->top_k);
+    int status = experts_forward(be, scratch, host, ffn, y, x, rows * ffn->top_k);
+    arena_release(scratch, mark);
+    return status;
+}

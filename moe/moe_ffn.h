@@ -1,0 +1,64 @@
+/* The feed-forward of a HiDream block: a SwiGLU MLP, or a mixture of experts.
+ *
+ * Mirrors diffusers' HiDreamImageFeedForwardSwiGLU and MOEFeedForwardSwiGLU:
+ *   swiglu(x)  = w2(silu(w1 x) * w3 x)
+ *   gate       = softmax(x Wg^T) over E routed experts; top-K by score,
+ *                weights = the softmax scores themselves (not renormalised)
+ *   moe(x)     = sum_k weight_k * expert_k(x) + shared(x)
+ * Tokens are dispatched by expert: the rows routed to each expert are gathered
+ * into one contiguous group, all groups go through one grouped GEMM per
+ * projection, and the outputs are scattered back with their gate weights. */
+#ifndef MOEDIT_MOE_FFN_H
+#define MOEDIT_MOE_FFN_H
+
+#include "core/arena.h"
+#include "core/weights.h"
+#include "moe/moe_routing.h"
+
+typedef struct swiglu_ffn {
+    tensor w1, w3; /* [F, C] */
+    tensor w2;     /* [C, F] */
+} swiglu_ffn;
+
+typedef struct moe_ffn {
+    int num_experts; /* routed experts; 0 = dense: only `shared` (the whole FFN) */
+    int top_k;
+    int layer;       /* index of this MoE layer for routing capture/replay */
+    tensor gate;     /* [E, C] */
+    tensor *w1, *w3, *w2; /* per expert */
+    swiglu_ffn shared;
+} moe_ffn;
+
+/* Host-side scratch for routing one layer: sized once per run for the most
+ * rows any layer sees, so the step loop does not allocate. */
+typedef struct moe_scratch {
+    int64_t max_rows;
+    int num_experts, top_k;
+    float *logits;       /* [rows, E] */
+    int32_t *experts;    /* [rows, K] chosen experts, ascending per row */
+    float *weights;      /* [rows, K] */
+    int32_t *dispatch_rows;  /* [rows * K] source row per dispatched slot, grouped by expert */
+    float *dispatch_weights; /* [rows * K] */
+    int64_t *offsets;        /* [E + 1] */
+} moe_scratch;
+
+/* `dim` C; hidden F of each expert (or the dense FFN); `shared_hidden` of the
+ * shared expert. prefix is e.g. "double_stream_blocks.0.block.ff_i". */
+int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden,
+                 int64_t shared_hidden, int num_experts, int top_k, int layer);
+void moe_ffn_free(moe_ffn *ffn);
+
+int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden);
+/* y[M, C] = swiglu(x[M, C]) */
+int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tensor y, tensor x);
+
+int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k);
+void moe_scratch_free(moe_scratch *s);
+
+/* y[M, C] = ffn(x[M, C]). `routing` may be NULL (free routing); `first_row`
+ * is the position of x's first row in the full sequence, so captures and
+ * replays address tokens the same way in every parallel layout. */
+int moe_ffn_forward(backend *be, arena *scratch, moe_scratch *host, const moe_ffn *ffn, tensor y, tensor x,
+                    moe_routing *routing, int64_t first_row);
+
+#endif

@@ -1,0 +1,145 @@
+/* `moedit inspect`: a summary of a diffusers-format model directory.
+ *
+ * For every component directory (transformer, vae, text_encoder, ...) it
+ * reads config.json for the class and key settings and the safetensors
+ * headers (no weights are loaded) for parameter count, dtypes and size. The
+ * transformer's counts are also derived from its config, which gives the
+ * active parameters per token of a MoE. */
+#include "moedit.h"
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "dit/dit_config.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *moedit_error(void) { return error_message(); }
+
+typedef struct weights_summary {
+    int64_t parameters;
+    int64_t bytes;
+    int64_t tensors;
+    int64_t by_dtype[4]; /* parameters per tensor_dtype */
+} weights_summary;
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int summarize_weights(const char *dir, weights_summary *out)
+{
+    safetensors *st = NULL;
+    memset(out, 0, sizeof *out);
+    if (safetensors_open_dir(&st, dir, NULL) != 0) {
+        error_clear();
+        return 0; /* a component without weights (scheduler, tokenizer) */
+    }
+    for (int i = 0; i < safetensors_count(st); i++) {
+        const safetensors_entry *e = safetensors_entry_at(st, i);
+        int64_t n = 1;
+        for (int d = 0; d < e->ndim; d++) n *= e->shape[d];
+        out->parameters += n;
+        out->bytes += (int64_t)e->nbytes;
+        out->tensors++;
+        out->by_dtype[e->dtype] += n;
+    }
+    safetensors_close(st);
+    return 1;
+}
+
+static const char *main_dtype(const weights_summary *w)
+{
+    int best = 0;
+    for (int d = 1; d < 4; d++)
+        if (w->by_dtype[d] > w->by_dtype[best]) best = d;
+    return dtype_name((tensor_dtype)best);
+}
+
+static const char *component_config_name(const char *component)
+{
+    return strcmp(component, "scheduler") == 0 ? "scheduler_config.json" : "config.json";
+}
+
+static void print_transformer(const char *path, int json, FILE *out)
+{
+    dit_config cfg;
+    if (dit_config_load(&cfg, path) != 0) {
+        fprintf(out, json ? ",\"config_error\":\"%s\"" : "    config error: %s\n", error_message());
+        error_clear();
+        return;
+    }
+    long long total = (long long)dit_parameter_count(&cfg), active = (long long)dit_active_parameter_count(&cfg);
+    if (json) {
+        fprintf(out,
+                ",\"dim\":%d,\"heads\":%d,\"head_dim\":%d,\"double_blocks\":%d,\"single_blocks\":%d,"
+                "\"routed_experts\":%d,\"top_k\":%d,\"patch_size\":%d,\"config_parameters\":%lld,"
+                "\"active_parameters_per_token\":%lld",
+                cfg.dim, cfg.heads, cfg.head_dim, cfg.num_double_blocks, cfg.num_single_blocks,
+                cfg.num_routed_experts, cfg.num_activated_experts, cfg.patch_size, total, active);
+        return;
+    }
+    fprintf(out, "    dim %d = %d heads x %d, %d double + %d single blocks, patch %d, in/out channels %d/%d\n",
+            cfg.dim, cfg.heads, cfg.head_dim, cfg.num_double_blocks, cfg.num_single_blocks, cfg.patch_size,
+            cfg.in_channels, cfg.out_channels);
+    if (cfg.num_routed_experts > 0)
+        fprintf(out, "    MoE: %d routed experts, top-%d, + shared expert; FFN hidden %lld (shared %lld)\n",
+                cfg.num_routed_experts, cfg.num_activated_experts, (long long)cfg.ffn_hidden,
+                (long long)cfg.shared_ffn_hidden);
+    else
+        fprintf(out, "    dense feed-forward, hidden %lld\n", (long long)cfg.ffn_hidden);
+    fprintf(out, "    parameters from config: %.3f M total, %.3f M active per token\n", total / 1e6, active / 1e6);
+}
+
+static int print_component(const char *model_dir, const char *component, int json, int first, FILE *out)
+{
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/%s", model_dir, component);
+    snprintf(path, sizeof path, "%s/%s", dir, component_config_name(component));
+    const char *class_name = "?";
+    config *cfg = NULL;
+    if (config_load(&cfg, path) == 0) config_get_string_or(cfg, "_class_name", "?", &class_name);
+    else error_clear();
+    weights_summary w;
+    int has_weights = summarize_weights(dir, &w);
+    if (json) {
+        fprintf(out, "%s\"%s\":{\"class\":\"%s\"", first ? "" : ",", component, class_name);
+        if (has_weights)
+            fprintf(out, ",\"parameters\":%lld,\"tensors\":%lld,\"dtype\":\"%s\",\"bytes\":%lld",
+                    (long long)w.parameters, (long long)w.tensors, main_dtype(&w), (long long)w.bytes);
+    } else {
+        fprintf(out, "  %-13s %s\n", component, class_name);
+        if (has_weights)
+            fprintf(out, "    weights: %.3f M parameters in %lld tensors, %s, %.2f MiB on disk\n",
+                    w.parameters / 1e6, (long long)w.tensors, main_dtype(&w), w.bytes / 1048576.0);
+    }
+    if (!strcmp(component, "transformer")) print_transformer(path, json, out);
+    if (json) fprintf(out, "}");
+    config_free(cfg);
+    return 0;
+}
+
+int moedit_inspect(const char *model_dir, int json, FILE *out)
+{
+    static const char *components[] = {"transformer", "vae", "text_encoder", "tokenizer", "scheduler"};
+    if (!is_dir(model_dir)) return error_set("model directory %s does not exist", model_dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/transformer", model_dir);
+    if (!is_dir(path)) return error_set("%s has no transformer/ directory: not a diffusers model", model_dir);
+    if (json) fprintf(out, "{\"model\":\"%s\",\"components\":{", model_dir);
+    else fprintf(out, "model %s\n", model_dir);
+    int first = 1;
+    for (size_t i = 0; i < sizeof components / sizeof components[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", model_dir, components[i]);
+        if (!is_dir(path)) continue;
+        print_component(model_dir, components[i], json, first, out);
+        first = 0;
+    }
+    if (json) fprintf(out, "}}\n");
+    return 0;
+}

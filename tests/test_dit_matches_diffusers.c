@@ -1,0 +1,126 @@
+/* The CPU transformer reproduces diffusers' HiDreamImageTransformer2DModel on
+ * the committed fixtures (tools/make_dit_fixtures.py): every intermediate the
+ * fixture recorded (embeddings, each block's output, final layer) and the
+ * output, within 1e-4 of each tensor's scale. dit_moe: 4 experts top-2,
+ * non-square padded latent, full RoPE; dit_dense: no experts, square latent,
+ * half RoPE. */
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "dit/dit_forward.h"
+#include "test_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct trace_check {
+    const safetensors *io;
+    const char *fixture;
+    int compared;
+} trace_check;
+
+static void compare(const char *fixture, const char *name, const float *got, const float *want, int64_t n)
+{
+    double scale = test_max_abs(want, n), diff = test_max_abs_diff(got, want, n);
+    CHECK_MSG(diff <= 1e-4 * (scale > 1 ? scale : 1), "%s %s: max abs diff %.3g (scale %.3g)", fixture, name, diff,
+              scale);
+    printf("  %-16s %-18s max abs diff %.3g (scale %.3g)\n", fixture, name, diff, scale);
+}
+
+static void on_trace(void *user, const char *name, tensor value)
+{
+    trace_check *check = user;
+    const safetensors_entry *want = safetensors_find(check->io, name);
+    if (!want) return;
+    int64_t n = tensor_numel(&value);
+    float *got = malloc((size_t)n * sizeof(float)), *expected = malloc((size_t)n * sizeof(float));
+    int64_t shape[2] = {tensor_rows(&value), tensor_cols(&value)};
+    CHECK_MSG(safetensors_read_f32(check->io, name, 2, shape, expected) == 0, "%s", error_message());
+    memcpy(got, value.data, (size_t)n * sizeof(float));
+    compare(check->fixture, name, got, expected, n);
+    check->compared++;
+    free(got);
+    free(expected);
+}
+
+static float *read_all(const safetensors *io, const char *name, int64_t *numel, int64_t *shape)
+{
+    const safetensors_entry *e = safetensors_find(io, name);
+    if (!e) return NULL;
+    *numel = 1;
+    for (int i = 0; i < e->ndim; i++) {
+        *numel *= e->shape[i];
+        if (shape) shape[i] = e->shape[i];
+    }
+    float *data = malloc((size_t)*numel * sizeof(float));
+    if (safetensors_read_f32(io, name, e->ndim, e->shape, data)) {
+        free(data);
+        return NULL;
+    }
+    return data;
+}
+
+static void check_fixture(const char *fixture, int expected_traces)
+{
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/%s", MOEDIT_FIXTURES, fixture);
+    snprintf(path, sizeof path, "%s/io.safetensors", dir);
+    backend *be = backend_cpu_create();
+    dit_model model;
+    safetensors *io = NULL;
+    CHECK_MSG(safetensors_open(&io, path) == 0, "%s", error_message());
+    CHECK_MSG(dit_model_load(&model, be, dir, 0, 0) == 0, "%s", error_message());
+    if (!io || test_failures) return;
+
+    int64_t n_latents, n_t5, n_llama, n_pooled, n_out, n_t;
+    int64_t latent_shape[3], t5_shape[2], llama_shape[3];
+    float *latents = read_all(io, "latents", &n_latents, latent_shape);
+    float *t5 = read_all(io, "prompt_embeds_t5", &n_t5, t5_shape);
+    float *llama = read_all(io, "prompt_embeds_llama3", &n_llama, llama_shape);
+    float *pooled = read_all(io, "pooled_prompt_embeds", &n_pooled, NULL);
+    float *want = read_all(io, "output", &n_out, NULL);
+    float *timestep = read_all(io, "timestep", &n_t, NULL);
+    CHECK(latents && t5 && llama && pooled && want && timestep);
+
+    dit_text_inputs inputs = {t5, t5_shape[0], llama, llama_shape[0], llama_shape[1], pooled};
+    dit_text text;
+    dit_run run;
+    CHECK_MSG(dit_text_encode(&text, &model, &inputs) == 0, "%s", error_message());
+    CHECK_MSG(dit_run_init(&run, &model, latent_shape[1], latent_shape[2], t5_shape[0], llama_shape[1]) == 0, "%s",
+              error_message());
+    trace_check check = {io, fixture, 0};
+    run.trace = on_trace;
+    run.trace_user = &check;
+    float *out = calloc((size_t)n_out, sizeof(float));
+    CHECK_MSG(dit_forward(&run, &text, latents, timestep[0], out) == 0, "%s", error_message());
+    compare(fixture, "output", out, want, n_out);
+    CHECK_MSG(check.compared == expected_traces, "%s: compared %d intermediates, expected %d", fixture,
+              check.compared, expected_traces);
+
+    /* A second forward on the same run reuses the arena without allocating. */
+    size_t allocations = run.scratch.block_allocations;
+    CHECK(dit_forward(&run, &text, latents, timestep[0], out) == 0);
+    CHECK(dit_forward(&run, &text, latents, timestep[0], out) == 0);
+    CHECK_MSG(run.scratch.block_allocations <= allocations + 1, "arena allocated %zu blocks after warm-up",
+              run.scratch.block_allocations - allocations);
+    size_t steady = run.scratch.block_allocations;
+    CHECK(dit_forward(&run, &text, latents, timestep[0], out) == 0);
+    CHECK(run.scratch.block_allocations == steady);
+    compare(fixture, "output (again)", out, want, n_out);
+
+    free(out);
+    free(latents), free(t5), free(llama), free(pooled), free(want), free(timestep);
+    dit_run_free(&run);
+    dit_text_free(&text);
+    dit_model_free(&model);
+    safetensors_close(io);
+    backend_destroy(be);
+}
+
+int main(void)
+{
+    /* x_embed, temb, 2 x (double image, double text), 2 x single, final */
+    check_fixture("dit_moe", 2 + 4 + 2 + 1);
+    /* x_embed, temb, double image + text, 2 x single, final */
+    check_fixture("dit_dense", 2 + 2 + 2 + 1);
+    return test_finish("test_dit_matches_diffusers");
+}
