@@ -26,19 +26,15 @@
 #define SAFETENSORS_MAX_HEADER (100u << 20) /* 100 MiB: larger is not a header */
 #define JSON_MAX_EXACT_INT 9007199254740992.0 /* 2^53 */
 
-/* Every dtype of the format whose element size is whole bytes. */
+/* Every dtype of the format whose element size is whole bytes. The first
+ * SUPPORTED_DTYPES are in the order of the tensor_dtype enum. */
+#define SUPPORTED_DTYPES 4
 static const struct {
     const char *name;
     size_t size;
-    int supported;
-    tensor_dtype dtype;
 } dtype_table[] = {
-    {"F32", 4, 1, DTYPE_F32}, {"F16", 2, 1, DTYPE_F16},    {"BF16", 2, 1, DTYPE_BF16},
-    {"I32", 4, 1, DTYPE_I32}, {"F64", 8, 0, DTYPE_F32},    {"I64", 8, 0, DTYPE_F32},
-    {"U64", 8, 0, DTYPE_F32}, {"U32", 4, 0, DTYPE_F32},    {"I16", 2, 0, DTYPE_F32},
-    {"U16", 2, 0, DTYPE_F32}, {"I8", 1, 0, DTYPE_F32},     {"U8", 1, 0, DTYPE_F32},
-    {"BOOL", 1, 0, DTYPE_F32}, {"F8_E4M3", 1, 0, DTYPE_F32}, {"F8_E5M2", 1, 0, DTYPE_F32},
-    {"F8_E8M0", 1, 0, DTYPE_F32},
+    {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I32", 4}, {"F64", 8},     {"I64", 8},     {"U64", 8},     {"U32", 4},
+    {"I16", 2}, {"U16", 2}, {"I8", 1},   {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1},
 };
 
 typedef struct st_file {
@@ -60,7 +56,7 @@ struct safetensors {
     st_file *files;
     int file_count;
     st_record *records;
-    int record_count;
+    int record_count, record_capacity;
     safetensors_entry *entries; /* the supported records, in order */
     int count;
     st_record **sorted; /* all records by name */
@@ -85,14 +81,14 @@ static int json_to_u64(const cJSON *item, uint64_t *out)
     return 0;
 }
 
-static int add_record(safetensors *st, const st_record *record, int *capacity)
+static int add_record(safetensors *st, const st_record *record)
 {
-    if (st->record_count == *capacity) {
-        int grown = *capacity ? *capacity * 2 : 64;
+    if (st->record_count == st->record_capacity) {
+        int grown = st->record_capacity ? st->record_capacity * 2 : 64;
         st_record *records = realloc(st->records, (size_t)grown * sizeof *records);
         if (!records) return error_set("out of memory reading %s", record->entry.file);
         st->records = records;
-        *capacity = grown;
+        st->record_capacity = grown;
     }
     st->records[st->record_count++] = *record;
     return 0;
@@ -119,8 +115,8 @@ static int parse_entry(const cJSON *item, const char *file, const uint8_t *data,
     for (size_t i = 0; i < sizeof dtype_table / sizeof dtype_table[0]; i++)
         if (strcmp(dtype->valuestring, dtype_table[i].name) == 0) {
             record->dtype_name = dtype_table[i].name;
-            record->supported = dtype_table[i].supported;
-            record->entry.dtype = dtype_table[i].dtype;
+            record->supported = i < SUPPORTED_DTYPES;
+            record->entry.dtype = record->supported ? (tensor_dtype)i : DTYPE_F32;
             elem = dtype_table[i].size;
         }
     if (!elem) return error_set("%s: tensor \"%s\": unknown dtype \"%s\"", file, name, dtype->valuestring);
@@ -229,7 +225,7 @@ static cJSON *parse_json(const void *bytes, size_t len, long *error_at)
 }
 
 /* Map one .safetensors file, validate its header, append its tensors. */
-static int load_file(safetensors *st, const char *path, int *capacity)
+static int load_file(safetensors *st, const char *path)
 {
     st_file *files = realloc(st->files, (size_t)(st->file_count + 1) * sizeof *files);
     if (!files) return error_set("out of memory opening %s", path);
@@ -262,7 +258,7 @@ static int load_file(safetensors *st, const char *path, int *capacity)
         st_record record;
         rc = parse_entry(item, f->path, data, data_size, &record);
         if (rc == 0 && !(record.entry.name = strdup(item->string))) rc = error_set("out of memory");
-        if (rc == 0 && add_record(st, &record, capacity) != 0) {
+        if (rc == 0 && add_record(st, &record) != 0) {
             free((char *)record.entry.name);
             rc = -1;
         }
@@ -280,35 +276,6 @@ static int sibling_path(char *buf, const char *index_path, const char *name)
     int n = slash ? snprintf(buf, PATH_BUFFER, "%.*s/%s", (int)(slash - index_path), index_path, name)
                   : snprintf(buf, PATH_BUFFER, "%s", name);
     return n > 0 && n < PATH_BUFFER ? 0 : error_set("%s: path of shard %s is too long", index_path, name);
-}
-
-static st_record *find_record(const safetensors *st, const char *name);
-
-/* Every shard named by the index, each once; *root keeps the parsed index
- * for check_weight_map. */
-static int load_index(safetensors *st, const char *path, int *capacity, cJSON **root)
-{
-    void *bytes;
-    size_t size;
-    long error_at;
-    if (map_file(path, &bytes, &size) != 0) return -1;
-    *root = parse_json(bytes, size, &error_at);
-    munmap(bytes, size);
-    if (!*root) return error_set("%s: index is not valid JSON (error near byte %ld)", path, error_at);
-    const cJSON *map = cJSON_GetObjectItemCaseSensitive(*root, "weight_map");
-    if (!cJSON_IsObject(*root) || !cJSON_IsObject(map))
-        return error_set("%s: not a safetensors index (JSON object with a \"weight_map\" object)", path);
-    if (!map->child) return error_set("%s: weight_map is empty", path);
-    for (const cJSON *item = map->child; item; item = item->next) {
-        char shard[PATH_BUFFER];
-        if (!cJSON_IsString(item) || !item->valuestring[0])
-            return error_set("%s: weight_map entry \"%s\" is not a file name", path, item->string);
-        if (sibling_path(shard, path, item->valuestring) != 0) return -1;
-        int seen = 0;
-        for (int i = 0; i < st->file_count; i++) seen |= strcmp(st->files[i].path, shard) == 0;
-        if (!seen && load_file(st, shard, capacity) != 0) return error_prefix("%s: loading shard", path);
-    }
-    return 0;
 }
 
 /* After loading: the entry list, the sorted index, and no duplicate names. */
@@ -338,19 +305,50 @@ static int build_index(safetensors *st)
     return 0;
 }
 
-/* Every name in the index's weight_map must be in the shard it names. */
-static int check_weight_map(const safetensors *st, const cJSON *root)
+static st_record *find_record(const safetensors *st, const char *name)
 {
-    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-    for (const cJSON *item = map->child; item; item = item->next) {
-        const st_record *r = find_record(st, item->string);
-        char shard[PATH_BUFFER];
-        if (sibling_path(shard, st->path, item->valuestring) != 0) return -1;
-        if (!r || strcmp(r->entry.file, shard) != 0)
-            return error_set("%s: weight_map puts tensor \"%s\" in %s, but it is not there", st->path,
-                             item->string, shard);
+    int lo = 0, hi = st->record_count - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(name, st->sorted[mid]->entry.name);
+        if (c == 0) return st->sorted[mid];
+        if (c < 0) hi = mid - 1;
+        else lo = mid + 1;
     }
-    return 0;
+    return NULL;
+}
+
+/* Every shard named by the index, each once; then every name in the
+ * weight_map must be in the shard it names. */
+static int load_index(safetensors *st, const char *path)
+{
+    void *bytes;
+    size_t size;
+    long error_at;
+    if (map_file(path, &bytes, &size) != 0) return -1;
+    cJSON *root = parse_json(bytes, size, &error_at);
+    munmap(bytes, size);
+    if (!root) return error_set("%s: index is not valid JSON (error near byte %ld)", path, error_at);
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    int rc = cJSON_IsObject(map) && map->child ? 0 : error_set("%s: no \"weight_map\" object with entries", path);
+    char shard[PATH_BUFFER];
+    for (const cJSON *item = rc == 0 ? map->child : NULL; item && rc == 0; item = item->next) {
+        if (!cJSON_IsString(item) || !item->valuestring[0])
+            rc = error_set("%s: weight_map entry \"%s\" is not a file name", path, item->string);
+        else if (sibling_path(shard, path, item->valuestring) != 0) rc = -1;
+        int seen = 0;
+        for (int i = 0; rc == 0 && i < st->file_count; i++) seen |= strcmp(st->files[i].path, shard) == 0;
+        if (rc == 0 && !seen && load_file(st, shard) != 0) rc = error_prefix("%s: loading shard", path);
+    }
+    if (rc == 0) rc = build_index(st);
+    for (const cJSON *item = rc == 0 ? map->child : NULL; item && rc == 0; item = item->next) {
+        const st_record *r = find_record(st, item->string);
+        if (sibling_path(shard, path, item->valuestring) != 0) rc = -1;
+        else if (!r || strcmp(r->entry.file, shard) != 0)
+            rc = error_set("%s: weight_map puts tensor \"%s\" in %s, but it is not there", path, item->string,
+                           shard);
+    }
+    cJSON_Delete(root);
+    return rc;
 }
 
 static int has_suffix(const char *s, const char *suffix)
@@ -367,12 +365,7 @@ int safetensors_open(safetensors **out, const char *path)
         free(st);
         return error_set("out of memory opening %s", path);
     }
-    int capacity = 0, sharded = has_suffix(path, ".json");
-    cJSON *index = NULL;
-    int rc = sharded ? load_index(st, path, &capacity, &index) : load_file(st, path, &capacity);
-    if (rc == 0) rc = build_index(st);
-    if (rc == 0 && sharded) rc = check_weight_map(st, index);
-    cJSON_Delete(index);
+    int rc = has_suffix(path, ".json") ? load_index(st, path) : load_file(st, path) == 0 ? build_index(st) : -1;
     if (rc != 0) {
         safetensors_close(st);
         return -1;
@@ -437,18 +430,6 @@ int safetensors_count(const safetensors *st) { return st->count; }
 const safetensors_entry *safetensors_entry_at(const safetensors *st, int i)
 {
     return i >= 0 && i < st->count ? &st->entries[i] : NULL;
-}
-
-static st_record *find_record(const safetensors *st, const char *name)
-{
-    int lo = 0, hi = st->record_count - 1;
-    while (lo <= hi) {
-        int mid = lo + (hi - lo) / 2, c = strcmp(name, st->sorted[mid]->entry.name);
-        if (c == 0) return st->sorted[mid];
-        if (c < 0) hi = mid - 1;
-        else lo = mid + 1;
-    }
-    return NULL;
 }
 
 const safetensors_entry *safetensors_find(const safetensors *st, const char *name)

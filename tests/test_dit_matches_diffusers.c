@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct trace_check {
     const safetensors *io;
@@ -59,6 +60,56 @@ static float *read_all(const safetensors *io, const char *name, int64_t *numel, 
     return data;
 }
 
+/* The experts chosen in the first double and first single block equal the
+ * fixture's; replaying a capture reproduces the output. */
+static void check_routing(dit_run *run, const dit_text *text, const safetensors *io, const float *latents,
+                          float timestep, float *out, const float *want, int64_t n_out)
+{
+    moe_routing capture;
+    moe_routing_init(&capture, ROUTING_CAPTURE);
+    run->routing = &capture;
+    CHECK(dit_forward(run, text, latents, timestep, out) == 0);
+    const char *names[2] = {"double_0_topk_idx", "single_0_topk_idx"};
+    int layers[2] = {0, run->model->cfg.num_double_blocks};
+    for (int i = 0; i < 2; i++) {
+        const safetensors_entry *e = safetensors_find(io, names[i]);
+        CHECK_MSG(e != NULL, "fixture lacks %s", names[i]);
+        if (!e) continue;
+        int32_t *expected = malloc(e->nbytes);
+        CHECK(safetensors_read_i32(io, names[i], 2, e->shape, expected) == 0);
+        /* diffusers also routes the per-block llama tokens of single blocks,
+         * whose outputs it then drops; moedit routes only the kept rows. */
+        int64_t kept = i == 0 ? run->image_tokens : run->image_tokens + text->t5_tokens + text->llama_tokens;
+        const int32_t *got = NULL;
+        CHECK_MSG(moe_routing_lookup(&capture, layers[i], 0, kept, (int)e->shape[1], &got) == 0, "%s",
+                  error_message());
+        CHECK_MSG(got && memcmp(got, expected, (size_t)(kept * e->shape[1]) * sizeof(int32_t)) == 0,
+                  "routing of %s differs from diffusers", names[i]);
+        free(expected);
+    }
+    /* Save, load and replay: same output. */
+    char path[] = "/tmp/moedit_routing_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_MSG(moe_routing_save(&capture, path) == 0, "%s", error_message());
+    moe_routing replay;
+    moe_routing_init(&replay, ROUTING_REPLAY);
+    CHECK_MSG(moe_routing_load(&replay, path) == 0, "%s", error_message());
+    CHECK(replay.count == capture.count);
+    run->routing = &replay;
+    CHECK_MSG(dit_forward(run, text, latents, timestep, out) == 0, "%s", error_message());
+    compare("dit_moe", "output (replayed)", out, want, n_out);
+    /* A replay that lacks a step is a clear error, not a silent free run. */
+    replay.step = 7;
+    CHECK(dit_forward(run, text, latents, timestep, out) != 0);
+    CHECK_MSG(strstr(error_message(), "no record for step 7") != NULL, "got: %s", error_message());
+    run->routing = NULL;
+    moe_routing_free(&replay);
+    moe_routing_free(&capture);
+    unlink(path);
+}
+
 static void check_fixture(const char *fixture, int expected_traces)
 {
     char dir[512], path[600];
@@ -95,6 +146,8 @@ static void check_fixture(const char *fixture, int expected_traces)
     compare(fixture, "output", out, want, n_out);
     CHECK_MSG(check.compared == expected_traces, "%s: compared %d intermediates, expected %d", fixture,
               check.compared, expected_traces);
+    run.trace = NULL;
+    if (model.cfg.num_routed_experts > 0) check_routing(&run, &text, io, latents, timestep[0], out, want, n_out);
 
     /* A second forward on the same run reuses the arena without allocating. */
     size_t allocations = run.scratch.block_allocations;
