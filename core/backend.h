@@ -56,6 +56,25 @@ typedef struct backend_ops {
      * the scaled scores, lse[H, Sq] (F32), so partial results can be merged. */
     void (*attention)(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads);
 
+    /* The same with a causal mask: query i attends to keys 0..i (Sq == Sk). */
+    void (*attention_causal)(backend *be, tensor out, tensor q, tensor k, tensor v, int heads);
+
+    /* Images are [C, H, W] (one sample). y[Cout, Ho, Wo] = conv(x[Cin, H, W])
+     * with w [Cout, Cin * kernel * kernel] (PyTorch's [Cout, Cin, kh, kw]
+     * flattened), bias [Cout] or none, zero padding pad = {top, bottom, left,
+     * right}: Ho = (H + top + bottom - kernel) / stride + 1. Explicit padding
+     * per side serves both asymmetric downsampling and halo rows. */
+    void (*conv2d)(backend *be, tensor y, tensor x, tensor w, tensor bias, int kernel, int stride, const int pad[4]);
+    /* stats[groups, 2] (F32) = per group of channels of x[C, N]: (sum, sum of
+     * squares), so partial statistics of image bands can be all-reduced. */
+    void (*group_norm_stats)(backend *be, tensor stats, tensor x, int groups);
+    /* y = (x - mean) / sqrt(var + eps) * weight[C] + bias[C] with mean and var
+     * from stats summed over `count` elements per group; then SiLU when silu. */
+    void (*group_norm_apply)(backend *be, tensor y, tensor x, tensor stats, int64_t count, tensor weight,
+                             tensor bias, float eps, int silu);
+    /* y[C, 2H, 2W] = nearest-neighbour 2x upsampling of x[C, H, W]. */
+    void (*upsample_nearest2x)(backend *be, tensor y, tensor x);
+
     /* MoE data movement: y[i] = x[index[i]]; and y[index[i]] += weight[i] * x[i]
      * (index I32 [n], weight F32 [n], both on the device). */
     void (*gather_rows)(backend *be, tensor y, tensor x, tensor index);

@@ -16,8 +16,8 @@
 #define ATTENTION_SCORE_BYTES ((size_t)16 << 20)
 
 typedef struct cpu_state {
-    float *scores; /* reused scratch for attention scores */
-    size_t scores_capacity;
+    float *scratch; /* reused for attention scores and im2col columns */
+    size_t scratch_capacity;
 } cpu_state;
 
 static float *f32(tensor t) { return (float *)t.data; }
@@ -56,7 +56,7 @@ static void cpu_synchronize(backend *be) {}
 static void cpu_destroy(backend *be)
 {
     cpu_state *state = be->impl;
-    free(state->scores);
+    free(state->scratch);
     free(state);
     free(be);
 }
@@ -211,24 +211,27 @@ static void softmax_rows(float *scores, int64_t rows, int64_t cols, float *lse)
     }
 }
 
-static float *scores_scratch(cpu_state *state, size_t floats)
+static float *cpu_scratch(cpu_state *state, size_t floats)
 {
-    if (floats > state->scores_capacity) {
-        free(state->scores);
-        state->scores = malloc(floats * sizeof(float));
-        state->scores_capacity = state->scores ? floats : 0;
+    if (floats > state->scratch_capacity) {
+        free(state->scratch);
+        state->scratch = malloc(floats * sizeof(float));
+        state->scratch_capacity = state->scratch ? floats : 0;
     }
-    return state->scores;
+    return state->scratch;
 }
 
-static void cpu_attention(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads)
+/* Softmax attention per head, a block of queries at a time; with `causal`,
+ * query i sees keys 0..i only. */
+static void attention_blocks(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads,
+                             int causal)
 {
     int64_t sq = tensor_rows(&q), sk = tensor_rows(&k), width = tensor_cols(&q), d = width / heads;
     float scale = 1.0f / sqrtf((float)d);
     int64_t block = (int64_t)(ATTENTION_SCORE_BYTES / sizeof(float)) / (sk ? sk : 1);
     if (block < 1) block = 1;
     if (block > sq) block = sq;
-    float *scores = scores_scratch(be->impl, (size_t)(block * sk));
+    float *scores = cpu_scratch(be->impl, (size_t)(block * sk));
     assert(scores != NULL);
     for (int h = 0; h < heads; h++) {
         for (int64_t first = 0; first < sq; first += block) {
@@ -236,11 +239,118 @@ static void cpu_attention(backend *be, tensor out, tensor lse, tensor q, tensor 
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)sk, (int)d, scale,
                         f32(q) + first * width + h * d, (int)width, f32(k) + h * d, (int)width, 0.0f, scores,
                         (int)sk);
+            if (causal)
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = first + i + 1; j < sk; j++) scores[i * sk + j] = -INFINITY;
             softmax_rows(scores, rows, sk, lse.data ? f32(lse) + h * sq + first : NULL);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d, (int)sk, 1.0f, scores,
                         (int)sk, f32(v) + h * d, (int)width, 0.0f, f32(out) + first * width + h * d, (int)width);
         }
     }
+}
+
+static void cpu_attention(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads)
+{
+    attention_blocks(be, out, lse, q, k, v, heads, 0);
+}
+
+static void cpu_attention_causal(backend *be, tensor out, tensor q, tensor k, tensor v, int heads)
+{
+    attention_blocks(be, out, tensor_none(), q, k, v, heads, 1);
+}
+
+/* im2col for one output row band: columns[Cin * k * k, Wo] of output row oy. */
+static void im2col_row(const float *x, int64_t cin, int64_t h, int64_t w, int kernel, int stride, const int pad[4],
+                       int64_t oy, int64_t wo, float *columns)
+{
+    for (int64_t c = 0; c < cin; c++)
+        for (int ky = 0; ky < kernel; ky++) {
+            int64_t iy = oy * stride + ky - pad[0];
+            for (int kx = 0; kx < kernel; kx++) {
+                float *dst = columns + ((c * kernel + ky) * kernel + kx) * wo;
+                for (int64_t ox = 0; ox < wo; ox++) {
+                    int64_t ix = ox * stride + kx - pad[2];
+                    dst[ox] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[(c * h + iy) * w + ix] : 0.0f;
+                }
+            }
+        }
+}
+
+static void cpu_conv2d(backend *be, tensor y, tensor x, tensor w, tensor bias, int kernel, int stride, const int pad[4])
+{
+    int64_t cin = x.shape[0], h = x.shape[1], wi = x.shape[2];
+    int64_t cout = y.shape[0], ho = y.shape[1], wo = y.shape[2];
+    int64_t patch = cin * kernel * kernel;
+    assert(tensor_cols(&w) == patch && tensor_rows(&w) == cout);
+    assert(ho == (h + pad[0] + pad[1] - kernel) / stride + 1 && wo == (wi + pad[2] + pad[3] - kernel) / stride + 1);
+    /* One output row at a time keeps the column buffer small: [patch, Wo]. */
+    float *columns = cpu_scratch(be->impl, (size_t)(patch * wo));
+    assert(columns != NULL);
+    float *out = f32(y);
+    for (int64_t oy = 0; oy < ho; oy++) {
+        im2col_row(f32(x), cin, h, wi, kernel, stride, pad, oy, wo, columns);
+        /* y[:, oy, :] = W[Cout, patch] columns[patch, Wo] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout, (int)wo, (int)patch, 1.0f, f32(w),
+                    (int)patch, columns, (int)wo, 0.0f, out + oy * wo, (int)(ho * wo));
+    }
+    if (bias.data) {
+        const float *b = f32(bias);
+#pragma omp parallel for
+        for (int64_t c = 0; c < cout; c++)
+            for (int64_t i = 0; i < ho * wo; i++) out[c * ho * wo + i] += b[c];
+    }
+}
+
+static void cpu_group_norm_stats(backend *be, tensor stats, tensor x, int groups)
+{
+    int64_t channels = x.shape[0], n = tensor_numel(&x) / channels, per_group = channels / groups;
+    float *out = f32(stats);
+#pragma omp parallel for
+    for (int g = 0; g < groups; g++) {
+        double sum = 0, squares = 0;
+        const float *p = f32(x) + g * per_group * n;
+        for (int64_t i = 0; i < per_group * n; i++) {
+            sum += p[i];
+            squares += (double)p[i] * p[i];
+        }
+        out[2 * g] = (float)sum;
+        out[2 * g + 1] = (float)squares;
+    }
+}
+
+static void cpu_group_norm_apply(backend *be, tensor y, tensor x, tensor stats, int64_t count, tensor weight,
+                                 tensor bias, float eps, int silu)
+{
+    int64_t channels = x.shape[0], n = tensor_numel(&x) / channels;
+    int groups = (int)tensor_rows(&stats);
+    int64_t per_group = channels / groups;
+    const float *st = f32(stats), *wt = f32(weight), *bs = f32(bias);
+    float *out = f32(y);
+    const float *in = f32(x);
+#pragma omp parallel for
+    for (int64_t c = 0; c < channels; c++) {
+        int64_t g = c / per_group;
+        double mean = st[2 * g] / (double)count;
+        double var = st[2 * g + 1] / (double)count - mean * mean;
+        float inv = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
+        float a = inv * wt[c], b = bs[c] - (float)mean * inv * wt[c];
+        for (int64_t i = 0; i < n; i++) {
+            float v = in[c * n + i] * a + b;
+            out[c * n + i] = silu ? silu_f(v) : v;
+        }
+    }
+}
+
+static void cpu_upsample_nearest2x(backend *be, tensor y, tensor x)
+{
+    int64_t channels = x.shape[0], h = x.shape[1], w = x.shape[2];
+    float *out = f32(y);
+    const float *in = f32(x);
+#pragma omp parallel for
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t oy = 0; oy < 2 * h; oy++)
+            for (int64_t ox = 0; ox < 2 * w; ox++)
+                out[(c * 2 * h + oy) * 2 * w + ox] = in[(c * h + oy / 2) * w + ox / 2];
 }
 
 static void cpu_gather_rows(backend *be, tensor y, tensor x, tensor index)
@@ -284,6 +394,11 @@ static const backend_ops cpu_ops = {
     .rms_norm = cpu_rms_norm,
     .rope = cpu_rope,
     .attention = cpu_attention,
+    .attention_causal = cpu_attention_causal,
+    .conv2d = cpu_conv2d,
+    .group_norm_stats = cpu_group_norm_stats,
+    .group_norm_apply = cpu_group_norm_apply,
+    .upsample_nearest2x = cpu_upsample_nearest2x,
     .gather_rows = cpu_gather_rows,
     .scatter_add_rows = cpu_scatter_add_rows,
 };

@@ -37,11 +37,7 @@ static const struct {
     {"I16", 2}, {"U16", 2}, {"I8", 1},   {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1},
 };
 
-typedef struct st_file {
-    char *path;
-    void *map;
-    size_t map_size;
-} st_file;
+typedef struct st_file { char *path; void *map; size_t map_size; } st_file;
 
 /* One tensor of any dtype; entry.dtype is meaningful only when supported. */
 typedef struct st_record {
@@ -146,8 +142,7 @@ static int parse_entry(const cJSON *item, const char *file, const uint8_t *data,
                          (unsigned long long)begin, (unsigned long long)end);
     if (end > data_size)
         return error_set("%s: tensor \"%s\": data_offsets [%llu, %llu] run past the data section (%llu bytes); "
-                         "truncated file?",
-                         file, name, (unsigned long long)begin, (unsigned long long)end,
+                         "truncated file?", file, name, (unsigned long long)begin, (unsigned long long)end,
                          (unsigned long long)data_size);
     if (end - begin != nbytes) {
         char buf[128];
@@ -200,8 +195,7 @@ static int map_file(const char *path, void **map, size_t *size)
     int rc = 0;
     if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) rc = error_set("%s: not a regular file", path);
     else if (info.st_size < 8)
-        rc = error_set("%s: file is %lld bytes, too short for a safetensors header (truncated?)", path,
-                       (long long)info.st_size);
+        rc = error_set("%s: file is %lld bytes, too short (truncated?)", path, (long long)info.st_size);
     void *mapped = rc == 0 ? mmap(NULL, (size_t)info.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     if (mapped == MAP_FAILED) rc = error_set("%s: cannot map: %s", path, strerror(errno));
     close(fd);
@@ -388,8 +382,7 @@ static int open_only_file(safetensors **out, const char *dir, const char *stem)
     if (!stem) stem = "<stem>";
     if (matches != 1)
         return error_set("%s: %s safetensors weights (looked for %s.safetensors, %s.safetensors.index.json, "
-                         "then the only *.safetensors)",
-                         dir, matches ? "ambiguous" : "no", stem, stem);
+                         "then the only *.safetensors)", dir, matches ? "ambiguous" : "no", stem, stem);
     return safetensors_open(out, path);
 }
 
