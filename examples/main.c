@@ -21,8 +21,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
-        fprintf(stderr, "moedit: error: no command given\n");
+        fprintf(stderr, "moedit: error: no command given (try 'moedit --help')\n");
         return 1;
     }
     const char *command = argv[1];

@@ -11,7 +11,8 @@ const char *moedit_error(void);
 
 /* Prints a model directory's components: class, key config, parameter counts
  * (total; and active per token for a MoE transformer), dtypes and size on
- * disk. json: one JSON object instead of text. */
-int moedit_inspect(const char *model_dir, int json, FILE *out);
+ * disk. json: one JSON object instead of text. check: also load every
+ * transformer weight on the CPU, which validates names, shapes and dtypes. */
+int moedit_inspect(const char *model_dir, int json, int check, FILE *out);
 
 #endif

@@ -10,7 +10,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/safetensors.h"
-#include "dit/dit_config.h"
+#include "dit/dit_model.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -124,13 +124,26 @@ static int print_component(const char *model_dir, const char *component, int jso
     return 0;
 }
 
-int moedit_inspect(const char *model_dir, int json, FILE *out)
+/* Loads the transformer's weights on the CPU and frees them again. */
+static int check_transformer(const char *model_dir)
+{
+    backend *be = backend_cpu_create();
+    if (!be) return -1;
+    dit_model model;
+    int status = dit_model_load(&model, be, model_dir, 0, 0);
+    if (status == 0) dit_model_free(&model);
+    backend_destroy(be);
+    return status;
+}
+
+int moedit_inspect(const char *model_dir, int json, int check, FILE *out)
 {
     static const char *components[] = {"transformer", "vae", "text_encoder", "tokenizer", "scheduler"};
     if (!is_dir(model_dir)) return error_set("model directory %s does not exist", model_dir);
     char path[4200];
     snprintf(path, sizeof path, "%s/transformer", model_dir);
     if (!is_dir(path)) return error_set("%s has no transformer/ directory: not a diffusers model", model_dir);
+    if (check && check_transformer(model_dir) != 0) return -1;
     if (json) fprintf(out, "{\"model\":\"%s\",\"components\":{", model_dir);
     else fprintf(out, "model %s\n", model_dir);
     int first = 1;
@@ -140,6 +153,7 @@ int moedit_inspect(const char *model_dir, int json, FILE *out)
         print_component(model_dir, components[i], json, first, out);
         first = 0;
     }
-    if (json) fprintf(out, "}}\n");
+    if (json) fprintf(out, "}%s}\n", check ? ",\"checked\":true" : "");
+    else if (check) fprintf(out, "all transformer weights loaded and match the config\n");
     return 0;
 }

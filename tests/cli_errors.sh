@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Bad command lines and damaged models: each gives exactly one line
+# "moedit: error: ..." on stderr, a non-zero exit, and no crash.
+# usage: cli_errors.sh MOEDIT FIXTURES
+set -u
+moedit=$1
+fixtures=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+# expect_error NAME NEEDLE COMMAND...: fails unless COMMAND exits 1 with one
+# stderr line that starts "moedit: error:" and contains NEEDLE.
+expect_error() {
+  local name=$1 needle=$2
+  shift 2
+  "$@" >"$work/out" 2>"$work/err"
+  local status=$? lines
+  lines=$(wc -l <"$work/err")
+  if [ "$status" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: .*$needle" "$work/err"; then
+    echo "FAIL $name: exit $status, $lines stderr line(s):"
+    cat "$work/err"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name: $(cat "$work/err")"
+  fi
+}
+
+expect_error "no command" "no command" "$moedit"
+expect_error "unknown command" "unknown command 'paint'" "$moedit" paint
+expect_error "unknown option" "unknown option '--colour'" "$moedit" inspect --model "$fixtures/dit_moe" --colour red
+expect_error "option without value" "needs a value" "$moedit" inspect --model
+expect_error "missing model dir" "does not exist" "$moedit" inspect --model "$work/nothing"
+expect_error "not a model dir" "no transformer/" "$moedit" inspect --model "$work"
+
+# A model whose weights are cut off in the middle of the data.
+mkdir -p "$work/truncated/transformer"
+cp "$fixtures/dit_dense/transformer/config.json" "$work/truncated/transformer/"
+head -c 100000 "$fixtures/dit_dense/transformer/diffusion_pytorch_model.safetensors" \
+  >"$work/truncated/transformer/diffusion_pytorch_model.safetensors"
+expect_error "truncated weights" "diffusion_pytorch_model.safetensors" "$moedit" inspect --model "$work/truncated" --check
+
+# A header length that points past the end of the file.
+mkdir -p "$work/badheader/transformer"
+cp "$fixtures/dit_dense/transformer/config.json" "$work/badheader/transformer/"
+printf '\xff\xff\xff\x00\x00\x00\x00\x00{}' >"$work/badheader/transformer/diffusion_pytorch_model.safetensors"
+expect_error "header past end" "header" "$moedit" inspect --model "$work/badheader" --check
+
+# Underscore spellings of flags are accepted.
+if ! "$moedit" inspect --model "$fixtures/dit_moe" --json >/dev/null 2>&1; then
+  echo "FAIL inspect of a good model"; failures=$((failures + 1))
+fi
+"$moedit" inspect --help | grep -q -- "--check" || { echo "FAIL inspect --help"; failures=$((failures + 1)); }
+
+[ "$failures" -eq 0 ] && echo "cli_errors: all passed"
+exit "$failures"

@@ -1,0 +1,496 @@
+/* Tests for the backend interface (core/backend.h) on the CPU backend.
+ *
+ * Every op in backend_ops is run on random standard normals (Philox) and
+ * compared with a naive double-precision twin written here, in plain loops,
+ * from the formula documented in backend.h. Data movement (upload/download,
+ * I32 raw words, copy, fill, gather_rows) must be bit-exact; arithmetic must
+ * agree within TOLERANCE times the largest magnitude of the reference.
+ * Shapes are odd on purpose (33, 37, 23...) so no op gets by on a multiple of
+ * a vector width. */
+#include "core/backend.h"
+#include "core/error.h"
+#include "core/philox.h"
+#include "test_util.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define TOLERANCE 1e-5
+#define SEED 20240611u
+#define PI 3.14159265358979323846
+
+static backend *be;
+
+/* Everything one test allocates; run() frees it after the test. */
+#define MAX_OWNED 256
+static void *device_owned[MAX_OWNED], *host_owned[MAX_OWNED];
+static int device_count, host_count;
+static uint64_t next_stream; /* each random buffer draws from its own Philox stream */
+
+static void *host_alloc(size_t bytes)
+{
+    void *ptr = calloc(1, bytes ? bytes : 1);
+    if (!ptr || host_count == MAX_OWNED) {
+        fprintf(stderr, "test_backend_ops: out of host memory\n");
+        exit(2);
+    }
+    host_owned[host_count++] = ptr;
+    return ptr;
+}
+
+static double *reference(int64_t n) { return host_alloc((size_t)n * sizeof(double)); }
+
+static float *random_floats(int64_t n)
+{
+    float *host = host_alloc((size_t)n * sizeof(float));
+    philox_fill_normal(SEED, next_stream++, 0, n, host);
+    return host;
+}
+
+/* Device storage for a tensor header, through be->ops->alloc. */
+static tensor with_storage(tensor t)
+{
+    t.data = be->ops->alloc(be, tensor_nbytes(&t));
+    if (!t.data || device_count == MAX_OWNED) {
+        fprintf(stderr, "test_backend_ops: %s\n", error_message());
+        exit(2);
+    }
+    device_owned[device_count++] = t.data;
+    return t;
+}
+
+static tensor matrix(int64_t rows, int64_t cols) { return with_storage(tensor_make_2d(DTYPE_F32, be->device, rows, cols)); }
+
+static tensor vector(tensor_dtype dtype, int64_t n) { return with_storage(tensor_make(dtype, be->device, 1, &n)); }
+
+static tensor uploaded(tensor t, const float *host)
+{
+    be->ops->upload(be, t, host);
+    return t;
+}
+
+/* t filled with fresh standard normals; *host receives the same values. */
+static tensor randomize(tensor t, float **host)
+{
+    *host = random_floats(tensor_numel(&t));
+    return uploaded(t, *host);
+}
+
+/* An I32 vector holding index[]: upload copies I32 tensors as raw 32-bit
+ * words, so the ints travel in a float buffer. */
+static tensor index_vector(const int32_t *index, int64_t n)
+{
+    float *words = host_alloc((size_t)n * sizeof(float));
+    memcpy(words, index, (size_t)n * sizeof(int32_t));
+    return uploaded(vector(DTYPE_I32, n), words);
+}
+
+static float *fetch(tensor t)
+{
+    float *host = host_alloc(tensor_nbytes(&t));
+    be->ops->synchronize(be);
+    be->ops->download(be, host, t);
+    return host;
+}
+
+/* got against the double reference: max |error| <= tolerance * max |want|. */
+static void check_close(const char *what, tensor got, const double *want, double tolerance)
+{
+    int64_t n = tensor_numel(&got);
+    const float *have = fetch(got);
+    double error = 0, scale = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)have[i] - want[i]);
+        if (!(d <= error)) error = d; /* NaN counts as worst */
+        if (fabs(want[i]) > scale) scale = fabs(want[i]);
+    }
+    CHECK_MSG(error <= tolerance * scale, "%s: max |error| %.3g exceeds %.0e * scale %.3g", what, error, tolerance,
+              scale);
+}
+
+static void check_exact(const char *what, tensor got, const void *want)
+{
+    CHECK_MSG(memcmp(fetch(got), want, tensor_nbytes(&got)) == 0, "%s: not bit-exact", what);
+}
+
+/* ---- memory and data movement --------------------------------------- */
+
+static void test_alloc_gives_independent_buffers_that_round_trip_exactly(void)
+{
+    float *a, *b;
+    tensor ta = randomize(matrix(3, 5), &a);
+    tensor tb = randomize(matrix(3, 5), &b); /* written after ta: must not touch it */
+    check_exact("first buffer", ta, a);
+    check_exact("second buffer", tb, b);
+
+    void *big = be->ops->alloc(be, (size_t)64 << 20);
+    CHECK(big != NULL);
+    be->ops->free(be, big);
+#ifndef __SANITIZE_ADDRESS__ /* ASan aborts on absurd sizes instead of returning NULL */
+    error_clear();
+    CHECK(be->ops->alloc(be, (size_t)1 << 62) == NULL);
+    CHECK(error_message()[0] != '\0');
+#endif
+}
+
+static void test_i32_upload_download_copies_raw_words(void)
+{
+    /* Patterns a float conversion would corrupt: NaN bit patterns (-1,
+     * 0x7f800001), integers above 2^24, the extremes. */
+    const int32_t words[] = {0, 1, -1, 16777217, INT32_MAX, INT32_MIN, 0x7f800001, -123456789};
+    const int64_t n = sizeof words / sizeof words[0];
+    check_exact("I32 round trip", index_vector(words, n), words);
+}
+
+static void test_copy_moves_data_between_shapes_of_equal_numel(void)
+{
+    float *x;
+    tensor src = randomize(matrix(4, 6), &x);
+    tensor dst = matrix(3, 8);
+    be->ops->copy(be, dst, src);
+    check_exact("copy [4, 6] -> [3, 8]", dst, x);
+}
+
+static void test_fill_writes_every_element_of_the_view_and_nothing_else(void)
+{
+    enum { ROWS = 6, C = 5, FIRST = 2, COUNT = 3 };
+    float *x;
+    tensor t = randomize(matrix(ROWS, C), &x);
+    be->ops->fill(be, tensor_row_slice(t, FIRST, COUNT), -2.5f);
+    for (int i = FIRST * C; i < (FIRST + COUNT) * C; i++) x[i] = -2.5f;
+    check_exact("fill rows [2, 5)", t, x);
+}
+
+static void test_gather_rows_copies_indexed_rows_exactly(void)
+{
+    enum { ROWS = 6, C = 9, N = 8 };
+    const int32_t index[N] = {5, 0, 3, 3, 1, 5, 5, 2};
+    float *x;
+    tensor tx = randomize(matrix(ROWS, C), &x);
+    tensor y = matrix(N, C);
+    float *want = host_alloc(N * C * sizeof(float));
+    for (int i = 0; i < N; i++) memcpy(want + i * C, x + index[i] * C, C * sizeof(float));
+    be->ops->gather_rows(be, y, tx, index_vector(index, N));
+    check_exact("gather_rows", y, want);
+}
+
+static void test_scatter_add_rows_accumulates_repeated_indices(void)
+{
+    enum { ROWS = 6, C = 9, N = 8 };
+    /* Row 2 receives four rows, row 0 two, rows 1 and 3 none. */
+    const int32_t index[N] = {2, 0, 2, 5, 2, 0, 4, 2};
+    float *x, *weight, *y;
+    tensor tx = randomize(matrix(N, C), &x), tw = randomize(vector(DTYPE_F32, N), &weight);
+    tensor ty = randomize(matrix(ROWS, C), &y);
+    double *want = reference(ROWS * C);
+    for (int i = 0; i < ROWS * C; i++) want[i] = y[i];
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) want[index[i] * C + c] += (double)weight[i] * x[i * C + c];
+    be->ops->scatter_add_rows(be, ty, tx, index_vector(index, N), tw);
+    check_close("scatter_add_rows", ty, want, TOLERANCE);
+}
+
+/* ---- matrix products ------------------------------------------------ */
+
+/* want[m, n] = sum_k x[m, k] w[n, k] (+ bias[n]). */
+static void naive_linear(double *want, const float *x, const float *w, const float *bias, int64_t rows, int64_t k,
+                         int64_t n)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double sum = bias ? bias[j] : 0.0;
+            for (int64_t c = 0; c < k; c++) sum += (double)x[i * k + c] * w[j * k + c];
+            want[i * n + j] = sum;
+        }
+}
+
+static void test_linear_matches_naive_with_and_without_bias(void)
+{
+    enum { M = 7, K = 33, N = 19 };
+    float *x, *w, *bias;
+    tensor tx = randomize(matrix(M, K), &x), tw = randomize(matrix(N, K), &w);
+    tensor tbias = randomize(vector(DTYPE_F32, N), &bias);
+    tensor y = matrix(M, N);
+    double *want = reference(M * N);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        naive_linear(want, x, w, with_bias ? bias : NULL, M, K, N);
+        be->ops->fill(be, y, NAN); /* y is overwritten, never accumulated into */
+        be->ops->linear(be, y, tx, tw, with_bias ? tbias : tensor_none());
+        check_close(with_bias ? "linear with bias" : "linear without bias", y, want, TOLERANCE);
+    }
+}
+
+static void test_linear_grouped_handles_empty_and_uneven_groups(void)
+{
+    enum { GROUPS = 5, K = 24, N = 10 };
+    /* Groups 0 and 2 are empty, the last has a single row. */
+    const int64_t offsets[GROUPS + 1] = {0, 0, 5, 5, 12, 13};
+    const int64_t rows = offsets[GROUPS];
+    float *x, *w[GROUPS];
+    tensor tx = randomize(matrix(rows, K), &x), tw[GROUPS];
+    for (int g = 0; g < GROUPS; g++) tw[g] = randomize(matrix(N, K), &w[g]);
+    double *want = reference(rows * N);
+    for (int g = 0; g < GROUPS; g++)
+        naive_linear(want + offsets[g] * N, x + offsets[g] * K, w[g], NULL, offsets[g + 1] - offsets[g], K, N);
+    tensor y = matrix(rows, N);
+    be->ops->fill(be, y, NAN);
+    be->ops->linear_grouped(be, y, tx, tw, offsets, GROUPS);
+    check_close("linear_grouped", y, want, TOLERANCE);
+}
+
+/* ---- elementwise ---------------------------------------------------- */
+
+static double naive_silu(double v) { return v / (1.0 + exp(-v)); }
+
+static void test_add_silu_swiglu_match_naive(void)
+{
+    enum { M = 6, C = 37 };
+    float *a = random_floats(M * C), *b;
+    a[0] = -100.0f; /* exp(-v) overflows float: silu must still be ~0 */
+    a[1] = 100.0f;
+    tensor ta = uploaded(matrix(M, C), a), tb = randomize(matrix(M, C), &b);
+    tensor y = matrix(M, C);
+    double *want = reference(M * C);
+
+    for (int i = 0; i < M * C; i++) want[i] = (double)a[i] + b[i];
+    be->ops->add(be, y, ta, tb);
+    check_close("add", y, want, TOLERANCE);
+
+    for (int i = 0; i < M * C; i++) want[i] = naive_silu(a[i]);
+    be->ops->silu(be, y, ta);
+    check_close("silu", y, want, TOLERANCE);
+
+    for (int i = 0; i < M * C; i++) want[i] = naive_silu(a[i]) * b[i];
+    be->ops->swiglu(be, y, ta, tb);
+    check_close("swiglu", y, want, TOLERANCE);
+}
+
+static void test_gated_residual_and_scale_rows_update_in_place(void)
+{
+    enum { M = 5, C = 23 };
+    float *x, *gate, *y, *row_scale;
+    tensor tx = randomize(matrix(M, C), &x), tgate = randomize(vector(DTYPE_F32, C), &gate);
+    tensor ty = randomize(matrix(M, C), &y), tscale = randomize(vector(DTYPE_F32, M), &row_scale);
+    double *want = reference(M * C);
+
+    for (int i = 0; i < M; i++)
+        for (int c = 0; c < C; c++) want[i * C + c] = x[i * C + c] + (double)gate[c] * y[i * C + c];
+    be->ops->gated_residual(be, tx, tgate, ty);
+    check_close("gated_residual", tx, want, TOLERANCE);
+
+    for (int i = 0; i < M; i++)
+        for (int c = 0; c < C; c++) want[i * C + c] *= row_scale[i];
+    be->ops->scale_rows(be, tx, tscale);
+    check_close("scale_rows", tx, want, TOLERANCE);
+}
+
+/* ---- normalisation -------------------------------------------------- */
+
+/* want = (x - mean) / sqrt(var + eps) * (1 + scale) + shift, per row;
+ * NULL shift or scale count as zeros. */
+static void naive_layer_norm_modulate(double *want, const float *x, const float *shift, const float *scale,
+                                      int64_t rows, int64_t cols, double eps)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        const float *row = x + i * cols;
+        double mean = 0, var = 0;
+        for (int64_t c = 0; c < cols; c++) mean += row[c];
+        mean /= (double)cols;
+        for (int64_t c = 0; c < cols; c++) var += (row[c] - mean) * (row[c] - mean);
+        var /= (double)cols;
+        for (int64_t c = 0; c < cols; c++)
+            want[i * cols + c] = (row[c] - mean) / sqrt(var + eps) * (1.0 + (scale ? scale[c] : 0.0)) +
+                                 (shift ? shift[c] : 0.0);
+    }
+}
+
+static void test_layer_norm_modulate_matches_naive_with_and_without_modulation(void)
+{
+    enum { M = 6, C = 45 };
+    const float eps = 1e-6f;
+    float *x = random_floats(M * C), *shift, *scale;
+    for (int i = C; i < M * C; i++) x[i] = 3.0f + 2.0f * x[i]; /* rows with mean 3, std 2 */
+    for (int i = 0; i < C; i++) x[i] *= 1e-3f;                  /* but row 0 has var ~ eps */
+    tensor tx = uploaded(matrix(M, C), x), tshift = randomize(vector(DTYPE_F32, C), &shift);
+    tensor tscale = randomize(vector(DTYPE_F32, C), &scale), y = matrix(M, C);
+    double *want = reference(M * C);
+
+    naive_layer_norm_modulate(want, x, shift, scale, M, C, eps);
+    be->ops->layer_norm_modulate(be, y, tx, tshift, tscale, eps);
+    check_close("layer_norm_modulate with shift and scale", y, want, TOLERANCE);
+
+    naive_layer_norm_modulate(want, x, NULL, NULL, M, C, eps);
+    be->ops->layer_norm_modulate(be, y, tx, tensor_none(), tensor_none(), eps);
+    check_close("layer_norm_modulate without shift and scale", y, want, TOLERANCE);
+}
+
+static void test_rms_norm_matches_naive(void)
+{
+    enum { M = 6, C = 45 };
+    const float eps = 1e-6f;
+    float *x = random_floats(M * C), *weight;
+    for (int i = 0; i < M * C; i++) x[i] = i < C ? 1e-3f * x[i] : 0.5f + 3.0f * x[i]; /* row 0: mean(x^2) ~ eps */
+    tensor tx = uploaded(matrix(M, C), x), tweight = randomize(vector(DTYPE_F32, C), &weight);
+    tensor y = matrix(M, C);
+    double *want = reference(M * C);
+    for (int i = 0; i < M; i++) {
+        double sum = 0;
+        for (int c = 0; c < C; c++) sum += (double)x[i * C + c] * x[i * C + c];
+        double inv = 1.0 / sqrt(sum / C + eps);
+        for (int c = 0; c < C; c++) want[i * C + c] = x[i * C + c] * inv * weight[c];
+    }
+    be->ops->rms_norm(be, y, tx, tweight, eps);
+    check_close("rms_norm", y, want, TOLERANCE);
+}
+
+/* ---- rotary embedding ----------------------------------------------- */
+
+/* The first rope_dim channels of each head rotate pairwise by the (cos, sin)
+ * of their row; the rest are copied. */
+static void naive_rope(double *want, const float *x, const float *cos_sin, int64_t rows, int heads, int64_t head_dim,
+                       int rope_dim)
+{
+    int64_t cols = heads * head_dim;
+    for (int64_t i = 0; i < rows * cols; i++) want[i] = x[i];
+    for (int64_t i = 0; i < rows; i++)
+        for (int h = 0; h < heads; h++)
+            for (int p = 0; p < rope_dim / 2; p++) {
+                int64_t at = i * cols + h * head_dim + 2 * p;
+                double c = cos_sin[i * rope_dim + 2 * p], s = cos_sin[i * rope_dim + 2 * p + 1];
+                want[at] = c * x[at] - s * x[at + 1];
+                want[at + 1] = s * x[at] + c * x[at + 1];
+            }
+}
+
+static void check_rope(int rope_dim)
+{
+    enum { S = 5, H = 3, D = 16 };
+    float *x = random_floats(S * H * D), *angle = random_floats(S * rope_dim / 2);
+    float *cos_sin = host_alloc(S * rope_dim * sizeof(float));
+    for (int i = 0; i < S * rope_dim / 2; i++) {
+        cos_sin[2 * i] = (float)cos(PI * angle[i]);
+        cos_sin[2 * i + 1] = (float)sin(PI * angle[i]);
+    }
+    tensor tx = uploaded(matrix(S, H * D), x), tcos_sin = uploaded(matrix(S, rope_dim), cos_sin);
+    double *want = reference(S * H * D);
+    naive_rope(want, x, cos_sin, S, H, D, rope_dim);
+    be->ops->rope(be, tx, tcos_sin, H, rope_dim);
+
+    char what[64];
+    snprintf(what, sizeof what, "rope rope_dim=%d head_dim=%d", rope_dim, D);
+    check_close(what, tx, want, TOLERANCE);
+    const float *have = fetch(tx);
+    int changed = 0;
+    for (int i = 0; i < S; i++)
+        for (int h = 0; h < H; h++)
+            for (int c = rope_dim; c < D; c++) changed += memcmp(&have[(i * H + h) * D + c], &x[(i * H + h) * D + c], 4) != 0;
+    CHECK_MSG(changed == 0, "%s: %d channels past rope_dim changed", what, changed);
+}
+
+static void test_rope_rotates_only_the_first_rope_dim_channels_of_each_head(void)
+{
+    check_rope(16); /* the whole head */
+    check_rope(8);  /* half of it */
+}
+
+/* ---- attention ------------------------------------------------------ */
+
+/* Per head h and query i: s_j = q_i . k_j / sqrt(D),
+ * out_i = sum_j exp(s_j) v_j / sum_j exp(s_j), lse[h, i] = log sum_j exp(s_j). */
+static void naive_attention(double *out, double *lse, const float *q, const float *k, const float *v, int64_t sq,
+                            int64_t sk, int heads, int64_t d)
+{
+    int64_t width = heads * d;
+    double *weight = malloc((size_t)sk * sizeof(double));
+    for (int h = 0; h < heads; h++)
+        for (int64_t i = 0; i < sq; i++) {
+            double sum = 0;
+            for (int64_t j = 0; j < sk; j++) {
+                double dot = 0;
+                for (int64_t c = 0; c < d; c++) dot += (double)q[i * width + h * d + c] * k[j * width + h * d + c];
+                weight[j] = exp(dot / sqrt((double)d));
+                sum += weight[j];
+            }
+            lse[h * sq + i] = log(sum);
+            for (int64_t c = 0; c < d; c++) {
+                double acc = 0;
+                for (int64_t j = 0; j < sk; j++) acc += weight[j] * v[j * width + h * d + c];
+                out[i * width + h * d + c] = acc / sum;
+            }
+        }
+    free(weight);
+}
+
+/* q is scaled by q_scale to make the softmax as sharp as wanted. */
+static void check_attention(int heads, int64_t sq, int64_t sk, int64_t d, float q_scale)
+{
+    int64_t width = heads * d;
+    float *q = random_floats(sq * width), *k, *v;
+    for (int64_t i = 0; i < sq * width; i++) q[i] *= q_scale;
+    tensor tq = uploaded(matrix(sq, width), q), tk = randomize(matrix(sk, width), &k);
+    tensor tv = randomize(matrix(sk, width), &v);
+    tensor out = matrix(sq, width), lse = with_storage(tensor_make_2d(DTYPE_F32, be->device, heads, sq));
+    double *want_out = reference(sq * width), *want_lse = reference(heads * sq);
+    naive_attention(want_out, want_lse, q, k, v, sq, sk, heads, d);
+
+    char what[96];
+    int n = snprintf(what, sizeof what, "attention H=%d Sq=%lld Sk=%lld D=%lld q*%g: ", heads, (long long)sq,
+                     (long long)sk, (long long)d, q_scale);
+    be->ops->attention(be, out, lse, tq, tk, tv, heads);
+    snprintf(what + n, sizeof what - n, "out");
+    check_close(what, out, want_out, TOLERANCE);
+    snprintf(what + n, sizeof what - n, "lse");
+    check_close(what, lse, want_lse, TOLERANCE);
+
+    be->ops->fill(be, out, NAN);
+    be->ops->attention(be, out, tensor_none(), tq, tk, tv, heads);
+    snprintf(what + n, sizeof what - n, "out without lse");
+    check_close(what, out, want_out, TOLERANCE);
+}
+
+static void test_attention_matches_naive_softmax_and_lse(void)
+{
+    check_attention(3, 5, 9, 32, 1.0f);   /* Sq < Sk */
+    check_attention(2, 11, 4, 64, 1.0f);  /* Sq > Sk */
+    check_attention(2, 7, 13, 32, 40.0f); /* scores near 100: exp overflows without a max shift */
+}
+
+static void test_attention_with_many_keys_processes_queries_in_blocks(void)
+{
+    /* The CPU backend scores 16 MiB / Sk queries at a time: 1024 for
+     * Sk = 4096, so 1100 queries take two blocks, the second one short. */
+    check_attention(2, 1100, 4096, 8, 1.0f);
+}
+
+static void run(void (*test)(void))
+{
+    test();
+    while (device_count) be->ops->free(be, device_owned[--device_count]);
+    while (host_count) free(host_owned[--host_count]);
+}
+
+int main(void)
+{
+    be = backend_cpu_create();
+    if (!be) {
+        fprintf(stderr, "test_backend_ops: %s\n", error_message());
+        return 1;
+    }
+    run(test_alloc_gives_independent_buffers_that_round_trip_exactly);
+    run(test_i32_upload_download_copies_raw_words);
+    run(test_copy_moves_data_between_shapes_of_equal_numel);
+    run(test_fill_writes_every_element_of_the_view_and_nothing_else);
+    run(test_gather_rows_copies_indexed_rows_exactly);
+    run(test_scatter_add_rows_accumulates_repeated_indices);
+    run(test_linear_matches_naive_with_and_without_bias);
+    run(test_linear_grouped_handles_empty_and_uneven_groups);
+    run(test_add_silu_swiglu_match_naive);
+    run(test_gated_residual_and_scale_rows_update_in_place);
+    run(test_layer_norm_modulate_matches_naive_with_and_without_modulation);
+    run(test_rms_norm_matches_naive);
+    run(test_rope_rotates_only_the_first_rope_dim_channels_of_each_head);
+    run(test_attention_matches_naive_softmax_and_lse);
+    run(test_attention_with_many_keys_processes_queries_in_blocks);
+    backend_destroy(be);
+    return test_finish("test_backend_ops");
+}
