@@ -89,6 +89,9 @@ struct backend {
     void *impl;
 };
 
+/* "cpu" or "cuda"; NULL with the error set when unknown or unavailable. */
+backend *backend_create(const char *device);
+
 /* The CPU backend: F32, BLAS sgemm, OpenMP. NULL (error set) only when out of memory. */
 backend *backend_cpu_create(void);
 void backend_destroy(backend *be);

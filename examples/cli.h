@@ -24,5 +24,6 @@ typedef struct cli_option {
 int cli_parse(int argc, char **argv, const char *usage, const cli_option *options, int count);
 
 int cli_inspect(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static void usage(FILE *out)
             "\n"
             "commands:\n"
             "  inspect   print a model's components, configs and parameter counts\n"
+            "  bench     time the transformer forward of a model or a random-weight config\n"
             "\n"
             "Run 'moedit <command> --help' for the options of a command.\n");
 }
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
     }
     int status;
     if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
+    else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);
     else status = error_set("unknown command '%s' (try 'moedit --help')", command);
     if (status < 0) {
         fprintf(stderr, "moedit: error: %s\n", error_message());

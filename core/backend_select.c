@@ -1,0 +1,24 @@
+/* Backend by device name: the one place that knows which backends exist. */
+#include "core/backend.h"
+#include "core/error.h"
+
+#include <string.h>
+
+#ifdef MOEDIT_HAVE_CUDA
+#include "core/backend_cuda.h"
+#endif
+
+backend *backend_create(const char *device)
+{
+    if (!device || !strcmp(device, "cpu")) return backend_cpu_create();
+    if (!strcmp(device, "cuda")) {
+#ifdef MOEDIT_HAVE_CUDA
+        return backend_cuda_create(0);
+#else
+        error_set("--device cuda: this moedit was built without CUDA (no nvcc found at configure time)");
+        return NULL;
+#endif
+    }
+    error_set("unknown device '%s' (use cpu or cuda)", device);
+    return NULL;
+}

@@ -1,0 +1,138 @@
+/* moedit_bench_transformer: times the transformer forward alone on random
+ * inputs (latents, text embeddings, pooled embedding from Philox); see
+ * moedit.h. The caption projections run once, outside the timed loop, as in
+ * a real run where they are computed once per prompt. */
+#include "moedit.h"
+
+#include "core/error.h"
+#include "core/philox.h"
+#include "core/timer.h"
+#include "dit/dit_flops.h"
+#include "dit/dit_forward.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VAE_FACTOR 8
+
+typedef struct bench_inputs {
+    float *latents, *t5, *llama, *pooled, *out;
+    int64_t llama_layers;
+} bench_inputs;
+
+static void free_inputs(bench_inputs *in)
+{
+    free(in->latents), free(in->t5), free(in->llama), free(in->pooled), free(in->out);
+}
+
+static int make_inputs(bench_inputs *in, const dit_config *cfg, const moedit_transformer_bench_options *o,
+                       int64_t latent_h, int64_t latent_w)
+{
+    memset(in, 0, sizeof *in);
+    for (int b = 0; b < dit_num_blocks(cfg); b++)
+        if (cfg->llama_layers[b] + 1 > in->llama_layers) in->llama_layers = cfg->llama_layers[b] + 1;
+    int64_t n_latents = (int64_t)cfg->in_channels * latent_h * latent_w;
+    int64_t n_t5 = o->t5_tokens * cfg->caption_channels_t5;
+    int64_t n_llama = in->llama_layers * o->llama_tokens * cfg->caption_channels_llama;
+    in->latents = malloc((size_t)n_latents * sizeof(float));
+    in->out = malloc((size_t)((int64_t)cfg->out_channels * latent_h * latent_w) * sizeof(float));
+    in->t5 = malloc((size_t)n_t5 * sizeof(float));
+    in->llama = malloc((size_t)n_llama * sizeof(float));
+    in->pooled = malloc((size_t)cfg->text_emb_dim * sizeof(float));
+    if (!in->latents || !in->out || !in->t5 || !in->llama || !in->pooled) {
+        free_inputs(in);
+        return error_set("out of memory for benchmark inputs");
+    }
+    philox_fill_normal(o->seed, 1, 0, n_latents, in->latents);
+    philox_fill_normal(o->seed, 2, 0, n_t5, in->t5);
+    philox_fill_normal(o->seed, 3, 0, n_llama, in->llama);
+    philox_fill_normal(o->seed, 4, 0, cfg->text_emb_dim, in->pooled);
+    return 0;
+}
+
+static int load_model(dit_model *model, backend *be, const moedit_transformer_bench_options *o)
+{
+    if (o->model_dir) return dit_model_load(model, be, o->model_dir, o->random_weights, o->seed);
+    if (!o->config_path) return error_set("bench needs --model DIR or --config FILE");
+    if (!o->random_weights) return error_set("--config %s needs --random-weights (a config has no weights)", o->config_path);
+    dit_config cfg;
+    if (dit_config_load(&cfg, o->config_path)) return -1;
+    return dit_model_load_config(model, be, &cfg, NULL, 1, o->seed);
+}
+
+static int time_forwards(dit_run *run, const dit_text *text, bench_inputs *in, const moedit_transformer_bench_options *o,
+                         moedit_transformer_bench_result *r)
+{
+    backend *be = run->model->be;
+    double *times = calloc((size_t)o->iterations, sizeof(double));
+    if (!times) return error_set("out of memory");
+    for (int64_t i = 0; i < o->warmup + o->iterations; i++) {
+        double start = timer_seconds();
+        if (dit_forward(run, text, in->latents, 500.0f, in->out)) {
+            free(times);
+            return -1;
+        }
+        be->ops->synchronize(be);
+        if (i >= o->warmup) times[i - o->warmup] = 1e3 * (timer_seconds() - start);
+    }
+    r->median_ms = timer_percentile(times, o->iterations, 50);
+    r->p10_ms = timer_percentile(times, o->iterations, 10);
+    r->p90_ms = timer_percentile(times, o->iterations, 90);
+    r->tflops = r->forward_flops / (r->median_ms * 1e-3) / 1e12;
+    free(times);
+    return 0;
+}
+
+static int validate(const moedit_transformer_bench_options *o)
+{
+    if (o->height < VAE_FACTOR || o->width < VAE_FACTOR || o->height > 16384 || o->width > 16384)
+        return error_set("--height/--width %lldx%lld: each must be between 8 and 16384", (long long)o->height,
+                         (long long)o->width);
+    if (o->iterations < 1 || o->warmup < 0) return error_set("--iterations must be >= 1 and --warmup >= 0");
+    if (o->t5_tokens < 1 || o->llama_tokens < 1) return error_set("--text-tokens must be >= 1");
+    return 0;
+}
+
+int moedit_bench_transformer(const moedit_transformer_bench_options *o, moedit_transformer_bench_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (validate(o)) return -1;
+    backend *be = backend_create(o->device);
+    if (!be) return -1;
+    dit_model model;
+    double start = timer_seconds();
+    if (load_model(&model, be, o)) {
+        backend_destroy(be);
+        return -1;
+    }
+    r->load_seconds = timer_seconds() - start;
+    const dit_config *cfg = &model.cfg;
+    int64_t latent_h = o->height / VAE_FACTOR, latent_w = o->width / VAE_FACTOR;
+    bench_inputs in;
+    dit_text text;
+    dit_run run;
+    int status = -1;
+    if (make_inputs(&in, cfg, o, latent_h, latent_w)) goto free_model;
+    dit_text_inputs text_in = {in.t5, o->t5_tokens, in.llama, in.llama_layers, o->llama_tokens, in.pooled};
+    if (dit_text_encode(&text, &model, &text_in)) goto free_inputs;
+    if (dit_run_init(&run, &model, latent_h, latent_w, o->t5_tokens, o->llama_tokens)) goto free_text;
+
+    r->parameters = (long long)dit_parameter_count(cfg);
+    r->active_parameters = (long long)dit_active_parameter_count(cfg);
+    r->image_tokens = (long long)run.image_tokens;
+    r->text_tokens = (long long)(o->t5_tokens + 2 * o->llama_tokens);
+    r->weight_mib = (double)model.weights.bytes_on_device / 1048576.0;
+    r->forward_flops = dit_forward_flops(cfg, run.image_tokens, o->t5_tokens, o->llama_tokens);
+    status = time_forwards(&run, &text, &in, o, r);
+    r->scratch_peak_mib = (double)run.scratch.peak / 1048576.0;
+    dit_run_free(&run);
+free_text:
+    dit_text_free(&text);
+free_inputs:
+    free_inputs(&in);
+free_model:
+    dit_model_free(&model);
+    backend_destroy(be);
+    return status;
+}
