@@ -34,7 +34,8 @@ static inline double test_max_abs_diff(const float *a, const float *b, long n)
     double worst = 0;
     for (long i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= worst)) worst = d; /* NaN counts as worst */
+        if (isnan(d)) return NAN; /* a NaN anywhere is the worst */
+        if (d > worst) worst = d;
     }
     return worst;
 }
