@@ -5,6 +5,7 @@
 #include "core/error.h"
 
 #include <errno.h>
+#include <math.h>
 #include <png.h>
 #include <stb/stb_image_write.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@ void image_from_float(const float *chw, int64_t height, int64_t width, uint8_t *
         for (int c = 0; c < 3; c++) {
             float v = chw[c * plane + i] / 2.0f + 0.5f;
             v = v < 0 ? 0 : (v > 1 ? 1 : v);
-            rgb[i * 3 + c] = (uint8_t)(v * 255.0f + 0.5f);
+            rgb[i * 3 + c] = (uint8_t)rintf(v * 255.0f); /* half to even, like numpy's round */
         }
 }
 

@@ -4,8 +4,8 @@
  * leaves no partial file and never replaces a good one.
  *
  * Pixels come from the VAE as [3, H, W] floats in [-1, 1]; they become 8-bit
- * RGB as round(clamp(x / 2 + 0.5, 0, 1) * 255), as diffusers' image processor
- * does. */
+ * RGB as round(clamp(x / 2 + 0.5, 0, 1) * 255), rounding half to even, as
+ * diffusers' image processor (numpy) does. */
 #ifndef MOEDIT_CORE_IMAGE_IO_H
 #define MOEDIT_CORE_IMAGE_IO_H
 
