@@ -1,0 +1,69 @@
+/* Bootstrap from the launcher and the groups of a layout; see world.h. */
+#include "parallel/world.h"
+
+#include "core/error.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* True when a launcher started this process as one of several ranks. */
+static int launched_by_mpi(void)
+{
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
+
+int world_init(world *w, int *argc, char ***argv)
+{
+    memset(w, 0, sizeof *w);
+    w->size = 1;
+    if (!launched_by_mpi()) return 0;
+    int provided;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return error_set("MPI_Init failed: cannot join the launcher's world");
+    w->using_mpi = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &w->size);
+    return 0;
+}
+
+void world_finalize(world *w)
+{
+    if (w->using_mpi) MPI_Finalize();
+    w->using_mpi = 0;
+}
+
+void world_abort(const world *w, int code)
+{
+    if (w->using_mpi && w->size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+int parallel_context_init(parallel_context *ctx, const world *w, parallel_degrees degrees, backend *be)
+{
+    memset(ctx, 0, sizeof *ctx);
+    if (layout_init(&ctx->layout, degrees, w->size, w->rank)) return -1;
+    /* Every rank creates every kind in the same order: MPI_Comm_create_group
+     * needs only the members, but a fixed order keeps the program simple. */
+    for (int kind = 0; kind < GROUP_KINDS; kind++) {
+        int ranks[LAYOUT_MAX_RANKS];
+        int count = layout_group_ranks(&ctx->layout, (group_kind)kind, w->rank, ranks);
+        const char *name = layout_group_name((group_kind)kind);
+        if (count == 0) continue;
+        ctx->groups[kind] = count == 1 ? pg_create_self(name, w->rank, be)
+                                       : pg_create_mpi(name, ranks, count, w->rank, be);
+        if (!ctx->groups[kind]) {
+            parallel_context_free(ctx);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void parallel_context_free(parallel_context *ctx)
+{
+    for (int kind = 0; kind < GROUP_KINDS; kind++) pg_destroy(ctx->groups[kind]);
+    memset(ctx->groups, 0, sizeof ctx->groups);
+}

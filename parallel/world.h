@@ -1,0 +1,38 @@
+/* The world of ranks: bootstrap from the launcher, and the groups of a
+ * layout.
+ *
+ * Under mpirun or srun (OpenMPI, MPICH, PMI/PMIx environments) the world is
+ * MPI_COMM_WORLD; started directly, it is one rank and MPI is never touched,
+ * so a serial run needs no launcher. world_abort ends every rank promptly
+ * after an error on one of them (MPI_Abort), so no rank hangs waiting for a
+ * peer that has already failed. */
+#ifndef MOEDIT_PARALLEL_WORLD_H
+#define MOEDIT_PARALLEL_WORLD_H
+
+#include "parallel/layout.h"
+#include "parallel/process_group.h"
+
+typedef struct world {
+    int rank, size;
+    int using_mpi;
+} world;
+
+int world_init(world *w, int *argc, char ***argv);
+void world_finalize(world *w);
+void world_abort(const world *w, int code);
+
+/* The groups of a layout, for this rank: every kind is a real group (of
+ * one rank when its degree is 1). groups[GROUP_EP] is NULL when EP is off. */
+typedef struct parallel_context {
+    parallel_layout layout;
+    process_group *groups[GROUP_KINDS];
+} parallel_context;
+
+int parallel_context_init(parallel_context *ctx, const world *w, parallel_degrees degrees, backend *be);
+void parallel_context_free(parallel_context *ctx);
+
+/* MPI process group over the given world ranks (ascending, includes this
+ * rank); collective over those ranks only. CPU tensors (F32 or I32). */
+process_group *pg_create_mpi(const char *name, const int *world_ranks, int count, int world_rank, backend *be);
+
+#endif
