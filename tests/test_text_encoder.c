@@ -1,0 +1,349 @@
+/* The text encoder reproduces transformers' LlamaModel (GQA, RoPE theta
+ * 500000, BF16 weights) on the committed fixture tests/fixtures/text_tiny
+ * (tools/make_text_fixtures.py): for three prompts, the tokenizer gives the
+ * fixture's ids and every hidden state (embeddings, each layer, the final
+ * normed one) and the HiDream conditioning (llama3, t5, pooled) are within
+ * 1e-4 of each tensor's scale. The same weights under LlamaForCausalLM's
+ * "model." prefix and a transformers-4 style config give identical results;
+ * unsupported configs and bad weights fail naming the file and key. */
+#include "core/config.h"
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "pipelines/text_conditioning.h"
+#include "test_util.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FIXTURE MOEDIT_FIXTURES "/text_tiny"
+
+static void compare(const char *what, const float *got, const float *want, int64_t n)
+{
+    double scale = test_max_abs(want, n), diff = test_max_abs_diff(got, want, n);
+    CHECK_MSG(diff <= 1e-4 * (scale > 1 ? scale : 1), "%s: max abs diff %.3g (scale %.3g)", what, diff, scale);
+    printf("  %-34s max abs diff %.3g (scale %.3g)\n", what, diff, scale);
+}
+
+static float *read_f32(const safetensors *io, const char *name, int64_t *numel)
+{
+    const safetensors_entry *e = safetensors_find(io, name);
+    CHECK_MSG(e != NULL, "fixture lacks %s", name);
+    if (!e) return NULL;
+    *numel = 1;
+    for (int i = 0; i < e->ndim; i++) *numel *= e->shape[i];
+    float *data = malloc((size_t)*numel * sizeof(float));
+    CHECK_MSG(safetensors_read_f32(io, name, e->ndim, e->shape, data) == 0, "%s", error_message());
+    return data;
+}
+
+/* The conditioning of prompt p equals the fixture's, tensor by tensor. */
+static void check_prompt(const safetensors *io, int p, const text_conditioning *c)
+{
+    char name[128], what[128];
+    int64_t n, per_layer = c->tokens * c->channels;
+    snprintf(name, sizeof name, "prompt_%d_hidden_states", p);
+    float *want = read_f32(io, name, &n);
+    CHECK(n == (c->layers + 1) * per_layer);
+    if (want && n == (c->layers + 1) * per_layer)
+        for (int64_t l = 0; l <= c->layers; l++) {
+            snprintf(what, sizeof what, "prompt %d hidden_states[%lld]", p, (long long)l);
+            compare(what, c->hidden_states + l * per_layer, want + l * per_layer, per_layer);
+        }
+    free(want);
+    const char *names[3] = {"prompt_embeds_llama3", "prompt_embeds_t5", "pooled_prompt_embeds"};
+    const float *got[3] = {c->llama, c->t5, c->pooled};
+    int64_t sizes[3] = {c->layers * per_layer, per_layer, c->channels};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "prompt_%d_%s", p, names[i]);
+        want = read_f32(io, name, &n);
+        CHECK(n == sizes[i]);
+        snprintf(what, sizeof what, "prompt %d %s", p, names[i]);
+        if (want && n == sizes[i]) compare(what, got[i], want, n);
+        free(want);
+    }
+}
+
+static int32_t *read_ids(const safetensors *io, int p, int64_t *count)
+{
+    char name[64];
+    snprintf(name, sizeof name, "prompt_%d_ids", p);
+    const safetensors_entry *e = safetensors_find(io, name);
+    CHECK_MSG(e != NULL, "fixture lacks %s", name);
+    if (!e) return NULL;
+    *count = e->shape[0];
+    int32_t *ids = malloc((size_t)*count * sizeof(int32_t));
+    CHECK(safetensors_read_i32(io, name, 1, e->shape, ids) == 0);
+    return ids;
+}
+
+static void test_matches_transformers(backend *be)
+{
+    text_encoder enc;
+    tokenizer *tok = NULL;
+    safetensors *io = NULL;
+    config *info = NULL;
+    const char *prompts[8];
+    int prompt_count = 0;
+    CHECK_MSG(text_encoder_load(&enc, be, FIXTURE "/text_encoder", 0, 0) == 0, "%s", error_message());
+    CHECK_MSG(tokenizer_load(&tok, FIXTURE "/tokenizer/tokenizer.json") == 0, "%s", error_message());
+    CHECK_MSG(safetensors_open(&io, FIXTURE "/io.safetensors") == 0, "%s", error_message());
+    CHECK_MSG(config_load(&info, FIXTURE "/fixture.json") == 0, "%s", error_message());
+    CHECK(info && config_get_string_array(info, "prompts", prompts, 8, &prompt_count) == 0 && prompt_count == 3);
+    if (test_failures) return;
+    CHECK(enc.cfg.hidden_size == 32 && enc.cfg.num_layers == 2 && enc.cfg.num_heads == 4 &&
+          enc.cfg.num_kv_heads == 2 && enc.cfg.head_dim == 8 && enc.cfg.rope_theta == 500000.0);
+
+    arena scratch;
+    arena_init(&scratch, be);
+    for (int p = 0; p < prompt_count; p++) {
+        int64_t n = 0;
+        int32_t *want_ids = read_ids(io, p, &n);
+        text_conditioning c;
+        CHECK_MSG(text_conditioning_encode(&c, &enc, tok, prompts[p], TEXT_CONDITIONING_DEFAULT_MAX_TOKENS,
+                                           &scratch) == 0,
+                  "%s", error_message());
+        CHECK_MSG(c.tokens == n && want_ids && memcmp(c.ids, want_ids, (size_t)n * sizeof(int32_t)) == 0,
+                  "prompt %d \"%s\": ids differ from the fixture", p, prompts[p]);
+        CHECK(c.layers == 2 && c.channels == 32 && c.prompt_tokens == c.tokens);
+        if (c.tokens == n) check_prompt(io, p, &c);
+        text_conditioning_free(&c);
+        free(want_ids);
+    }
+    /* The empty prompt (fixture prompt 2) is the BOS alone. */
+    CHECK(prompt_count == 3 && strcmp(prompts[2], "") == 0);
+
+    /* Later prompts reuse the scratch arena without allocating. */
+    text_conditioning c;
+    CHECK(text_conditioning_encode(&c, &enc, tok, prompts[1], 128, &scratch) == 0);
+    text_conditioning_free(&c);
+    size_t blocks = scratch.block_allocations;
+    CHECK(text_conditioning_encode(&c, &enc, tok, prompts[0], 128, &scratch) == 0);
+    text_conditioning_free(&c);
+    CHECK(text_conditioning_encode(&c, &enc, tok, prompts[1], 128, &scratch) == 0);
+    CHECK_MSG(scratch.block_allocations == blocks, "arena allocated %zu blocks on reuse",
+              scratch.block_allocations - blocks);
+    text_conditioning_free(&c);
+
+    /* Truncation keeps the BOS and says how long the prompt was. */
+    CHECK(text_conditioning_encode(&c, &enc, tok, prompts[1], 4, &scratch) == 0);
+    CHECK(c.tokens == 4 && c.ids[0] == 1 && c.prompt_tokens > 4);
+    text_conditioning_free(&c);
+
+    /* An id outside the vocabulary is an error naming it. */
+    int32_t bad[2] = {1, 64};
+    CHECK(text_conditioning_from_ids(&c, &enc, bad, 2, &scratch) != 0);
+    CHECK_MSG(strstr(error_message(), "token id 64 at position 1") != NULL, "got: %s", error_message());
+
+    arena_free(&scratch);
+    config_free(info);
+    safetensors_close(io);
+    tokenizer_free(tok);
+    text_encoder_free(&enc);
+}
+
+/* ---- variants written to a temporary model directory ---------------------- */
+
+typedef struct edit {
+    const char *key;
+    const char *json; /* NULL: delete the key */
+} edit;
+
+static char *read_text(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    if (text && fread(text, 1, (size_t)n, fp) == (size_t)n) text[n] = '\0';
+    fclose(fp);
+    return text;
+}
+
+/* dir/config.json = the fixture's config with the edits applied. */
+static void write_config(const char *dir, const edit *edits, int count)
+{
+    char *text = read_text(FIXTURE "/text_encoder/config.json");
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    for (int i = 0; i < count; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, edits[i].key);
+        if (edits[i].json) cJSON_AddItemToObject(root, edits[i].key, cJSON_Parse(edits[i].json));
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *printed = cJSON_Print(root);
+    FILE *fp = fopen(path, "wb");
+    CHECK(fp != NULL);
+    if (fp) {
+        fputs(printed, fp);
+        fclose(fp);
+    }
+    free(printed);
+    cJSON_Delete(root);
+}
+
+/* dir/model.safetensors = the fixture's weights as F32, named prefix + name,
+ * leaving out the tensor named `skip` (or none). */
+static void write_weights(const char *dir, const char *prefix, const char *skip)
+{
+    safetensors *st = NULL;
+    CHECK(safetensors_open(&st, FIXTURE "/text_encoder/model.safetensors") == 0);
+    if (!st) return;
+    int n = safetensors_count(st), kept = 0;
+    const char **names = calloc((size_t)n, sizeof *names);
+    tensor *tensors = calloc((size_t)n, sizeof *tensors);
+    for (int i = 0; i < n; i++) {
+        const safetensors_entry *e = safetensors_entry_at(st, i);
+        if (skip && strcmp(e->name, skip) == 0) continue;
+        char *name = malloc(strlen(prefix) + strlen(e->name) + 1);
+        sprintf(name, "%s%s", prefix, e->name);
+        tensor t = tensor_make(DTYPE_F32, DEVICE_CPU, e->ndim, e->shape);
+        t.data = malloc(tensor_nbytes(&t));
+        CHECK(safetensors_read_f32(st, e->name, e->ndim, e->shape, t.data) == 0);
+        names[kept] = name;
+        tensors[kept++] = t;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK_MSG(safetensors_write(path, names, tensors, kept) == 0, "%s", error_message());
+    for (int i = 0; i < kept; i++) {
+        free((void *)names[i]);
+        free(tensors[i].data);
+    }
+    free(names);
+    free(tensors);
+    safetensors_close(st);
+}
+
+static void remove_dir(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static float *encode_ids(backend *be, const char *dir, const int32_t *ids, int64_t n)
+{
+    text_encoder enc;
+    if (text_encoder_load(&enc, be, dir, 0, 0) != 0) return NULL;
+    float *hidden = malloc((size_t)((enc.cfg.num_layers + 1) * n * enc.cfg.hidden_size) * sizeof(float));
+    arena scratch;
+    arena_init(&scratch, be);
+    CHECK_MSG(text_encoder_forward(&enc, &scratch, ids, n, hidden) == 0, "%s", error_message());
+    arena_free(&scratch);
+    text_encoder_free(&enc);
+    return hidden;
+}
+
+/* LlamaForCausalLM's "model." names and a transformers-4 config (top-level
+ * rope_theta, rope_scaling null, no head_dim) load to the same encoder. */
+static void test_prefix_and_old_config(backend *be)
+{
+    char dir[] = "/tmp/moedit_text_encoder_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    const edit old_style[] = {{"rope_parameters", NULL},
+                              {"head_dim", NULL},
+                              {"rope_theta", "500000.0"},
+                              {"rope_scaling", "null"},
+                              {"architectures", "[\"LlamaForCausalLM\"]"}};
+    write_config(dir, old_style, 5);
+    write_weights(dir, "model.", NULL);
+    const int32_t ids[5] = {1, 39, 4, 15, 42};
+    float *want = encode_ids(be, FIXTURE "/text_encoder", ids, 5);
+    float *got = encode_ids(be, dir, ids, 5);
+    CHECK_MSG(want && got, "%s", error_message());
+    if (want && got) {
+        int64_t n = 3 * 5 * 32;
+        CHECK_MSG(test_max_abs_diff(got, want, n) == 0, "\"model.\" prefix: max abs diff %.3g",
+                  test_max_abs_diff(got, want, n));
+    }
+    free(want);
+    free(got);
+
+    /* A missing tensor names itself and the file. */
+    write_weights(dir, "model.", "layers.1.mlp.up_proj.weight");
+    text_encoder enc;
+    CHECK(text_encoder_load(&enc, be, dir, 0, 0) != 0);
+    CHECK_MSG(strstr(error_message(), "model.layers.1.mlp.up_proj.weight") && strstr(error_message(), dir),
+              "got: %s", error_message());
+    printf("  missing tensor -> %s\n", error_message());
+    remove_dir(dir);
+}
+
+static void expect_config_error(const edit *edits, int count, const char *expect)
+{
+    char dir[] = "/tmp/moedit_text_encoder_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    write_config(dir, edits, count);
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    text_encoder_config cfg;
+    CHECK_MSG(text_encoder_config_load(&cfg, path) != 0, "%s = %s accepted", edits[0].key, edits[0].json);
+    CHECK_MSG(strstr(error_message(), path) && strstr(error_message(), expect), "%s: got: %s", edits[0].key,
+              error_message());
+    printf("  %-20s -> %s\n", edits[0].key, error_message());
+    remove_dir(dir);
+}
+
+static void test_unsupported_configs(void)
+{
+    const edit scaling[] = {{"rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}"}};
+    expect_config_error(scaling, 1, "rope_scaling must be null");
+    const edit llama3_rope[] = {{"rope_parameters", "{\"rope_type\": \"llama3\", \"rope_theta\": 500000.0}"}};
+    expect_config_error(llama3_rope, 1, "rope_type \"llama3\" is not supported");
+    const edit bad_theta[] = {{"rope_parameters", "{\"rope_type\": \"default\", \"rope_theta\": \"big\"}"}};
+    expect_config_error(bad_theta, 1, "rope_parameters: key \"rope_theta\" must be a number");
+    const edit gelu[] = {{"hidden_act", "\"gelu\""}};
+    expect_config_error(gelu, 1, "hidden_act \"gelu\" is not supported");
+    const edit bias[] = {{"attention_bias", "true"}};
+    expect_config_error(bias, 1, "\"attention_bias\" is true");
+    const edit mlp_bias[] = {{"mlp_bias", "true"}};
+    expect_config_error(mlp_bias, 1, "\"mlp_bias\" is true");
+    const edit groups[] = {{"num_key_value_heads", "3"}};
+    expect_config_error(groups, 1, "not a multiple of num_key_value_heads 3");
+    const edit mistral[] = {{"model_type", "\"mistral\""}};
+    expect_config_error(mistral, 1, "model_type \"mistral\" is not supported");
+    const edit no_hidden[] = {{"hidden_size", NULL}};
+    expect_config_error(no_hidden, 1, "key \"hidden_size\" is missing");
+    const edit odd_head[] = {{"head_dim", "7"}};
+    expect_config_error(odd_head, 1, "head_dim 7 must be even");
+    const edit uneven[] = {{"head_dim", NULL}, {"num_attention_heads", "6"}, {"num_key_value_heads", "2"}};
+    expect_config_error(uneven, 3, "hidden_size 32 is not a multiple of num_attention_heads 6");
+}
+
+/* --random-weights: the config alone builds an encoder whose outputs are finite. */
+static void test_random_weights(backend *be)
+{
+    text_encoder enc;
+    CHECK_MSG(text_encoder_load(&enc, be, FIXTURE "/text_encoder", 1, 7) == 0, "%s", error_message());
+    const int32_t ids[3] = {1, 63, 0};
+    float hidden[3 * 3 * 32];
+    arena scratch;
+    arena_init(&scratch, be);
+    CHECK(text_encoder_forward(&enc, &scratch, ids, 3, hidden) == 0);
+    int finite = 1;
+    for (int i = 0; i < 3 * 3 * 32; i++) finite &= isfinite(hidden[i]) != 0;
+    CHECK(finite && test_max_abs(hidden, 3 * 3 * 32) > 0);
+    arena_free(&scratch);
+    text_encoder_free(&enc);
+}
+
+int main(void)
+{
+    backend *be = backend_cpu_create();
+    test_matches_transformers(be);
+    test_random_weights(be);
+    test_prefix_and_old_config(be);
+    test_unsupported_configs();
+    backend_destroy(be);
+    return test_finish("test_text_encoder");
+}
