@@ -46,6 +46,18 @@ typedef struct backend_ops {
     /* y = x / sqrt(mean(x^2) + eps) * weight[C] */
     void (*rms_norm)(backend *be, tensor y, tensor x, tensor weight, float eps);
 
+    /* Two-phase RMSNorm for a row split over tensor-parallel ranks:
+     * sums[M] (F32) = sum of squares of each row of x[M, C]; after the sums
+     * are all-reduced, y = x / sqrt(sums / count + eps) * weight[C]. */
+    void (*row_sum_squares)(backend *be, tensor sums, tensor x);
+    void (*rms_norm_with_sums)(backend *be, tensor y, tensor x, tensor sums, int64_t count, tensor weight, float eps);
+
+    /* Ulysses packing: split_columns cuts x[M, C] into `parts` column blocks
+     * stacked as rows, y[parts * M, C / parts] (block p = x[:, p*C/parts...]);
+     * merge_columns is its inverse. */
+    void (*split_columns)(backend *be, tensor y, tensor x, int parts);
+    void (*merge_columns)(backend *be, tensor y, tensor x, int parts);
+
     /* Rotary embedding in place on the first rope_dim channels of every head
      * of x[S, H * D]: pairs (x0, x1) -> (c x0 - s x1, s x0 + c x1) with
      * (c, s) = cos_sin[S, rope_dim] read as rope_dim / 2 interleaved pairs. */
@@ -55,6 +67,11 @@ typedef struct backend_ops {
      * k, v[Sk, H*D]. When lse.data is not NULL it receives the log-sum-exp of
      * the scaled scores, lse[H, Sq] (F32), so partial results can be merged. */
     void (*attention)(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads);
+
+    /* Ring attention: merge a partial result over other keys into (out, lse)
+     * in place: lse' = log(e^lse + e^part_lse), out' = e^(lse - lse') out +
+     * e^(part_lse - lse') part_out, per head and query. */
+    void (*attention_merge)(backend *be, tensor out, tensor lse, tensor part_out, tensor part_lse, int heads);
 
     /* The same with a causal mask: query i attends to keys 0..i (Sq == Sk). */
     void (*attention_causal)(backend *be, tensor out, tensor q, tensor k, tensor v, int heads);

@@ -172,6 +172,52 @@ static void cpu_rms_norm(backend *be, tensor y, tensor x, tensor weight, float e
     }
 }
 
+static void cpu_row_sum_squares(backend *be, tensor sums, tensor x)
+{
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    const float *in = f32(x);
+    float *out = f32(sums);
+#pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++) {
+        double sum = 0;
+        for (int64_t c = 0; c < cols; c++) sum += (double)in[i * cols + c] * in[i * cols + c];
+        out[i] = (float)sum;
+    }
+}
+
+static void cpu_rms_norm_with_sums(backend *be, tensor y, tensor x, tensor sums, int64_t count, tensor weight, float eps)
+{
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    const float *in = f32(x), *s = f32(sums), *w = f32(weight);
+    float *out = f32(y);
+#pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++) {
+        float inv = (float)(1.0 / sqrt((double)s[i] / (double)count + eps));
+        for (int64_t c = 0; c < cols; c++) out[i * cols + c] = in[i * cols + c] * inv * w[c];
+    }
+}
+
+/* y[p * M + r, j] <-> x[r, p * w + j] for w = C / parts; `split` picks the direction. */
+static void column_blocks(tensor y, tensor x, int parts, int split)
+{
+    tensor wide = split ? x : y;
+    int64_t rows = tensor_rows(&wide), cols = tensor_cols(&wide), width = cols / parts;
+    float *py = f32(y);
+    const float *px = f32(x);
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; r++)
+        for (int p = 0; p < parts; p++) {
+            float *narrow_row = split ? py + (p * rows + r) * width : (float *)px + (p * rows + r) * width;
+            float *wide_row = split ? (float *)px + r * cols + p * width : py + r * cols + p * width;
+            if (split) memcpy(narrow_row, wide_row, (size_t)width * sizeof(float));
+            else memcpy(wide_row, narrow_row, (size_t)width * sizeof(float));
+        }
+}
+
+static void cpu_split_columns(backend *be, tensor y, tensor x, int parts) { column_blocks(y, x, parts, 1); }
+
+static void cpu_merge_columns(backend *be, tensor y, tensor x, int parts) { column_blocks(y, x, parts, 0); }
+
 static void cpu_rope(backend *be, tensor x, tensor cos_sin, int heads, int rope_dim)
 {
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x), head_dim = cols / heads;
@@ -252,6 +298,25 @@ static void attention_blocks(backend *be, tensor out, tensor lse, tensor q, tens
 static void cpu_attention(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads)
 {
     attention_blocks(be, out, lse, q, k, v, heads, 0);
+}
+
+static void cpu_attention_merge(backend *be, tensor out, tensor lse, tensor part_out, tensor part_lse, int heads)
+{
+    int64_t sq = tensor_rows(&out), width = tensor_cols(&out), d = width / heads;
+    float *o = f32(out), *l = f32(lse);
+    const float *po = f32(part_out), *pl = f32(part_lse);
+#pragma omp parallel for
+    for (int64_t i = 0; i < sq; i++)
+        for (int h = 0; h < heads; h++) {
+            float a = l[h * sq + i], b = pl[h * sq + i];
+            float m = a > b ? a : b;
+            float merged = m + logf(expf(a - m) + expf(b - m));
+            float wa = expf(a - merged), wb = expf(b - merged);
+            float *row = o + i * width + h * d;
+            const float *part = po + i * width + h * d;
+            for (int64_t c = 0; c < d; c++) row[c] = wa * row[c] + wb * part[c];
+            l[h * sq + i] = merged;
+        }
 }
 
 static void cpu_attention_causal(backend *be, tensor out, tensor q, tensor k, tensor v, int heads)
@@ -395,6 +460,11 @@ static const backend_ops cpu_ops = {
     .rope = cpu_rope,
     .attention = cpu_attention,
     .attention_causal = cpu_attention_causal,
+    .attention_merge = cpu_attention_merge,
+    .row_sum_squares = cpu_row_sum_squares,
+    .rms_norm_with_sums = cpu_rms_norm_with_sums,
+    .split_columns = cpu_split_columns,
+    .merge_columns = cpu_merge_columns,
     .conv2d = cpu_conv2d,
     .group_norm_stats = cpu_group_norm_stats,
     .group_norm_apply = cpu_group_norm_apply,
