@@ -16,36 +16,74 @@ static void linear(backend *be, tensor y, tensor x, const dit_linear *layer)
     be->ops->linear(be, y, x, layer->weight, layer->bias);
 }
 
-/* q, k, v of rows x into the given row views; q may have fewer rows (none
- * when q.data is NULL): only the rows whose output is kept need queries. */
-static void project_qkv(backend *be, const dit_attention_stream *stream, tensor x, tensor q, tensor k, tensor v)
+/* RMSNorm over all heads of x[M, C_local]: the sums of squares of the tp
+ * shards are added before normalising. */
+static int qk_norm(dit_run *run, tensor x, tensor weight)
 {
-    if (q.data) {
+    backend *be = run->model->be;
+    arena_mark_t mark = arena_mark(&run->scratch);
+    tensor sums = arena_tensor_typed(&run->scratch, DTYPE_F32, tensor_rows(&x), 1);
+    if (!sums.data) return -1;
+    be->ops->row_sum_squares(be, sums, x);
+    if (run->par.tp->ops->all_reduce_sum(run->par.tp, sums)) return -1;
+    be->ops->rms_norm_with_sums(be, x, x, sums, run->model->cfg.dim, weight, QK_NORM_EPS);
+    arena_release(&run->scratch, mark);
+    return 0;
+}
+
+/* q, k, v of rows x into the given row views; q may have fewer rows than x
+ * (only the kept rows need queries) or none (q.data NULL). */
+static int project_qkv(dit_run *run, const dit_attention_stream *stream, tensor x, tensor q, tensor k, tensor v)
+{
+    backend *be = run->model->be;
+    if (q.data && tensor_rows(&q) > 0) {
         linear(be, q, tensor_row_slice(x, 0, tensor_rows(&q)), &stream->to_q);
-        be->ops->rms_norm(be, q, q, stream->q_norm, QK_NORM_EPS);
+        if (qk_norm(run, q, stream->q_norm)) return -1;
     }
     linear(be, k, x, &stream->to_k);
-    be->ops->rms_norm(be, k, k, stream->k_norm, QK_NORM_EPS);
+    if (qk_norm(run, k, stream->k_norm)) return -1;
     linear(be, v, x, &stream->to_v);
+    return 0;
 }
 
 /* Zero the padded image keys (diffusers multiplies them by the mask), rotate
- * the real image tokens, attend. */
-static void attend(dit_run *run, const dit_sequence *s, tensor out, tensor q, tensor k, tensor v)
+ * the real image tokens, attend. Image rows come first in q and k. */
+static int attend(dit_run *run, const dit_sequence *s, tensor out, tensor q, tensor k, tensor v)
 {
     backend *be = run->model->be;
     const dit_config *cfg = &run->model->cfg;
+    int heads = cfg->heads / run->par.tp->size;
     int64_t pad = s->image_tokens - s->valid_tokens;
     if (pad > 0) be->ops->fill(be, tensor_row_slice(k, s->valid_tokens, pad), 0.0f);
-    be->ops->rope(be, tensor_row_slice(q, 0, s->valid_tokens), run->rope, cfg->heads, cfg->rope_dim);
-    be->ops->rope(be, tensor_row_slice(k, 0, s->valid_tokens), run->rope, cfg->heads, cfg->rope_dim);
-    be->ops->attention(be, out, tensor_none(), q, k, v, cfg->heads);
+    if (s->valid_tokens > 0) {
+        tensor table = tensor_row_slice(run->rope, s->image_first, s->valid_tokens);
+        be->ops->rope(be, tensor_row_slice(q, 0, s->valid_tokens), table, heads, cfg->rope_dim);
+        be->ops->rope(be, tensor_row_slice(k, 0, s->valid_tokens), table, heads, cfg->rope_dim);
+    }
+    return dit_attention_forward(run, s, out, q, k, v);
+}
+
+/* The token map of the image rows (double blocks) or the kept rows (single). */
+static moe_token_map token_map(const dit_sequence *s, int kept)
+{
+    moe_token_map map = {1, {0}, {s->image_tokens}, {s->global_image}, s->global_image_tokens};
+    if (!kept) return map;
+    map.segments = 3;
+    map.local_first[1] = s->image_tokens;
+    map.rows[1] = s->t5_tokens;
+    map.global_first[1] = s->global_t5;
+    map.local_first[2] = s->image_tokens + s->t5_tokens;
+    map.rows[2] = s->llama_tokens;
+    map.global_first[2] = s->global_llama;
+    map.global_rows = s->global_kept_tokens;
+    return map;
 }
 
 /* x += gate * ff(layer_norm(x) * (1 + scale) + shift), where ff is the MoE
- * feed-forward `moe` or, when that is NULL, the dense SwiGLU `dense`. */
-static int feed_forward_sublayer(dit_run *run, const moe_ffn *moe, const swiglu_ffn *dense, tensor x, tensor shift,
-                                 tensor scale, tensor gate)
+ * feed-forward `moe` (with its token map) or, when that is NULL, the dense
+ * SwiGLU `dense`. Tensor-parallel partial outputs are all-reduced first. */
+static int feed_forward_sublayer(dit_run *run, const moe_ffn *moe, const moe_token_map *map, const swiglu_ffn *dense,
+                                 tensor x, tensor shift, tensor scale, tensor gate)
 {
     backend *be = run->model->be;
     arena_mark_t mark = arena_mark(&run->scratch);
@@ -53,9 +91,9 @@ static int feed_forward_sublayer(dit_run *run, const moe_ffn *moe, const swiglu_
     tensor out = arena_tensor_2d(&run->scratch, tensor_rows(&x), tensor_cols(&x));
     if (!normed.data || !out.data) return -1;
     be->ops->layer_norm_modulate(be, normed, x, shift, scale, LAYER_NORM_EPS);
-    int status = moe ? moe_ffn_forward(be, &run->scratch, &run->moe, moe, out, normed, run->routing, 0)
+    int status = moe ? moe_ffn_forward(be, &run->scratch, &run->moe, moe, out, normed, run->routing, map)
                      : swiglu_ffn_forward(be, &run->scratch, dense, out, normed);
-    if (status) return -1;
+    if (status || run->par.tp->ops->all_reduce_sum(run->par.tp, out)) return -1;
     be->ops->gated_residual(be, x, gate, out);
     arena_release(&run->scratch, mark);
     return 0;
@@ -65,40 +103,47 @@ int dit_double_block_forward(dit_run *run, const dit_block *block, const dit_seq
 {
     backend *be = run->model->be;
     arena *a = &run->scratch;
-    int64_t c = run->model->cfg.dim, rows = tensor_rows(&s->seq);
+    int64_t c = run->model->cfg.dim, local = c / run->par.tp->size, rows = tensor_rows(&s->seq);
     int64_t image = s->image_tokens, text = rows - image, kept_text = s->kept_tokens - image;
     arena_mark_t mark = arena_mark(a);
 
     /* m: shift, scale, gate (msa), shift, scale, gate (mlp); image then text. */
     tensor m = arena_tensor_2d(a, 1, 12 * c);
     tensor normed = arena_tensor_2d(a, rows, c);
-    tensor q = arena_tensor_2d(a, s->kept_tokens, c);
-    tensor k = arena_tensor_2d(a, rows, c);
-    tensor v = arena_tensor_2d(a, rows, c);
-    tensor attended = arena_tensor_2d(a, s->kept_tokens, c);
-    if (!m.data || !normed.data || !q.data || !k.data || !v.data || !attended.data) return -1;
+    tensor q = arena_tensor_2d(a, s->kept_tokens, local);
+    tensor k = arena_tensor_2d(a, rows, local);
+    tensor v = arena_tensor_2d(a, rows, local);
+    tensor attended = arena_tensor_2d(a, s->kept_tokens, local);
+    tensor projected = arena_tensor_2d(a, s->kept_tokens, c);
+    if (!m.data || !normed.data || !q.data || !k.data || !v.data || !attended.data || !projected.data) return -1;
     linear(be, m, s->silu_temb, &block->modulation);
 
     tensor x_image = tensor_row_slice(s->seq, 0, image), x_text = tensor_row_slice(s->seq, image, text);
     tensor n_image = tensor_row_slice(normed, 0, image), n_text = tensor_row_slice(normed, image, text);
     be->ops->layer_norm_modulate(be, n_image, x_image, chunk(m, 0, c), chunk(m, 1, c), LAYER_NORM_EPS);
     be->ops->layer_norm_modulate(be, n_text, x_text, chunk(m, 6, c), chunk(m, 7, c), LAYER_NORM_EPS);
-    project_qkv(be, &block->image, n_image, tensor_row_slice(q, 0, image), tensor_row_slice(k, 0, image),
-                tensor_row_slice(v, 0, image));
-    project_qkv(be, &block->text, n_text, tensor_row_slice(q, image, kept_text), tensor_row_slice(k, image, text),
-                tensor_row_slice(v, image, text));
-    attend(run, s, attended, q, k, v);
+    if (project_qkv(run, &block->image, n_image, tensor_row_slice(q, 0, image), tensor_row_slice(k, 0, image),
+                    tensor_row_slice(v, 0, image)) ||
+        project_qkv(run, &block->text, n_text, tensor_row_slice(q, image, kept_text), tensor_row_slice(k, image, text),
+                    tensor_row_slice(v, image, text)) ||
+        attend(run, s, attended, q, k, v))
+        return -1;
 
-    /* Output projections reuse q's rows, which attention no longer needs. */
-    tensor out_image = tensor_row_slice(q, 0, image), out_text = tensor_row_slice(q, image, kept_text);
+    /* Both output projections land in one buffer: one all-reduce for both. */
+    tensor out_image = tensor_row_slice(projected, 0, image), out_text = tensor_row_slice(projected, image, kept_text);
     linear(be, out_image, tensor_row_slice(attended, 0, image), &block->image.to_out);
     linear(be, out_text, tensor_row_slice(attended, image, kept_text), &block->text.to_out);
+    if (run->par.tp->ops->all_reduce_sum(run->par.tp, projected)) return -1;
     be->ops->gated_residual(be, x_image, chunk(m, 2, c), out_image);
     tensor kept = tensor_row_slice(s->seq, image, kept_text);
     be->ops->gated_residual(be, kept, chunk(m, 8, c), out_text);
 
-    if (feed_forward_sublayer(run, &block->ff_image, NULL, x_image, chunk(m, 3, c), chunk(m, 4, c), chunk(m, 5, c))) return -1;
-    if (feed_forward_sublayer(run, NULL, &block->ff_text, kept, chunk(m, 9, c), chunk(m, 10, c), chunk(m, 11, c))) return -1;
+    moe_token_map map = token_map(s, 0);
+    if (feed_forward_sublayer(run, &block->ff_image, &map, NULL, x_image, chunk(m, 3, c), chunk(m, 4, c),
+                              chunk(m, 5, c)) ||
+        feed_forward_sublayer(run, NULL, NULL, &block->ff_text, kept, chunk(m, 9, c), chunk(m, 10, c),
+                              chunk(m, 11, c)))
+        return -1;
     arena_release(a, mark);
     return 0;
 }
@@ -107,26 +152,30 @@ int dit_single_block_forward(dit_run *run, const dit_block *block, const dit_seq
 {
     backend *be = run->model->be;
     arena *a = &run->scratch;
-    int64_t c = run->model->cfg.dim, rows = tensor_rows(&s->seq), kept = s->kept_tokens;
+    int64_t c = run->model->cfg.dim, local = c / run->par.tp->size, rows = tensor_rows(&s->seq);
+    int64_t kept = s->kept_tokens;
     arena_mark_t mark = arena_mark(a);
 
     tensor m = arena_tensor_2d(a, 1, 6 * c);
     tensor normed = arena_tensor_2d(a, rows, c);
-    tensor q = arena_tensor_2d(a, kept, c);
-    tensor k = arena_tensor_2d(a, rows, c);
-    tensor v = arena_tensor_2d(a, rows, c);
-    tensor attended = arena_tensor_2d(a, kept, c);
-    if (!m.data || !normed.data || !q.data || !k.data || !v.data || !attended.data) return -1;
+    tensor q = arena_tensor_2d(a, kept, local);
+    tensor k = arena_tensor_2d(a, rows, local);
+    tensor v = arena_tensor_2d(a, rows, local);
+    tensor attended = arena_tensor_2d(a, kept, local);
+    tensor projected = arena_tensor_2d(a, kept, c);
+    if (!m.data || !normed.data || !q.data || !k.data || !v.data || !attended.data || !projected.data) return -1;
     linear(be, m, s->silu_temb, &block->modulation);
 
     be->ops->layer_norm_modulate(be, normed, s->seq, chunk(m, 0, c), chunk(m, 1, c), LAYER_NORM_EPS);
-    project_qkv(be, &block->image, normed, q, k, v);
-    attend(run, s, attended, q, k, v);
-    linear(be, q, attended, &block->image.to_out);
+    if (project_qkv(run, &block->image, normed, q, k, v) || attend(run, s, attended, q, k, v)) return -1;
+    linear(be, projected, attended, &block->image.to_out);
+    if (run->par.tp->ops->all_reduce_sum(run->par.tp, projected)) return -1;
     tensor x = tensor_row_slice(s->seq, 0, kept);
-    be->ops->gated_residual(be, x, chunk(m, 2, c), q);
+    be->ops->gated_residual(be, x, chunk(m, 2, c), projected);
 
-    if (feed_forward_sublayer(run, &block->ff_image, NULL, x, chunk(m, 3, c), chunk(m, 4, c), chunk(m, 5, c))) return -1;
+    moe_token_map map = token_map(s, 1);
+    if (feed_forward_sublayer(run, &block->ff_image, &map, NULL, x, chunk(m, 3, c), chunk(m, 4, c), chunk(m, 5, c)))
+        return -1;
     arena_release(a, mark);
     return 0;
 }

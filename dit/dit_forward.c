@@ -12,13 +12,56 @@
 
 #define LAYER_NORM_EPS 1e-6f
 
+void dit_split_rows(int64_t n, int parts, int part, int64_t *first, int64_t *count)
+{
+    *first = n * part / parts;
+    *count = n * (part + 1) / parts - *first;
+}
+
+/* Takes the caller's groups, or makes one-rank groups for a serial run. */
+static int set_groups(dit_run *run, const dit_parallel *par)
+{
+    if (par) {
+        run->par = *par;
+        return 0;
+    }
+    process_group **own[4] = {&run->par.tp, &run->par.ulysses, &run->par.ring, &run->par.sp};
+    const char *names[4] = {"tp", "ulysses", "ring", "sp"};
+    for (int i = 0; i < 4; i++) {
+        run->own_groups[i] = *own[i] = pg_create_self(names[i], 0, run->model->be);
+        if (!*own[i]) return -1;
+    }
+    return 0;
+}
+
+static int check_layout(const dit_run *run)
+{
+    const dit_config *cfg = &run->model->cfg;
+    const dit_parallel *par = &run->par;
+    int heads_split = par->tp->size * par->ulysses->size;
+    if (cfg->heads % heads_split)
+        return error_set("tensor parallel %d x ulysses %d = %d does not divide the transformer's %d attention heads",
+                         par->tp->size, par->ulysses->size, heads_split, cfg->heads);
+    if (par->tp->size != run->model->shard.tp_size)
+        return error_set("the transformer was loaded for tensor parallel %d but runs on %d ranks",
+                         run->model->shard.tp_size, par->tp->size);
+    if (par->sp->size != par->ulysses->size * par->ring->size || par->sp->size > DIT_MAX_SP)
+        return error_set("sequence parallel group of %d ranks does not match ulysses %d x ring %d", par->sp->size,
+                         par->ulysses->size, par->ring->size);
+    return 0;
+}
+
 int dit_run_init(dit_run *run, const dit_model *model, int64_t latent_h, int64_t latent_w, int64_t t5_tokens,
-                 int64_t llama_tokens)
+                 int64_t llama_tokens, const dit_parallel *par)
 {
     const dit_config *cfg = &model->cfg;
     int p = cfg->patch_size;
     memset(run, 0, sizeof *run);
     run->model = model;
+    if (set_groups(run, par) || check_layout(run)) {
+        dit_run_free(run);
+        return -1;
+    }
     if (latent_h < p || latent_w < p || latent_h % p || latent_w % p)
         return error_set("latent size %lldx%lld is not a positive multiple of the transformer's patch size %d",
                          (long long)latent_h, (long long)latent_w, p);
@@ -60,6 +103,8 @@ int dit_run_init(dit_run *run, const dit_model *model, int64_t latent_h, int64_t
 
 void dit_run_free(dit_run *run)
 {
+    for (int i = 0; i < 4; i++) pg_destroy(run->own_groups[i]);
+    memset(run->own_groups, 0, sizeof run->own_groups);
     arena_free(&run->persistent);
     arena_free(&run->scratch);
     moe_scratch_free(&run->moe);
@@ -95,8 +140,8 @@ static tensor time_embedding(dit_run *run, const dit_text *text, float timestep)
     return temb;
 }
 
-/* Patchify on the host, then x_embedder into the image rows of seq. */
-static int embed_image(dit_run *run, const float *latents, tensor image_rows)
+/* Patchify on the host, then x_embedder into this rank's image rows. */
+static int embed_image(dit_run *run, const float *latents, const dit_sequence *s)
 {
     const dit_model *model = run->model;
     const dit_config *cfg = &model->cfg;
@@ -104,47 +149,61 @@ static int embed_image(dit_run *run, const float *latents, tensor image_rows)
     int64_t features = (int64_t)cfg->patch_size * cfg->patch_size * cfg->in_channels;
     dit_patchify(latents, cfg->in_channels, run->latent_h, run->latent_w, cfg->patch_size, run->image_tokens,
                  run->host_tokens);
-    tensor tokens = arena_tensor_2d(&run->scratch, run->image_tokens, features);
+    tensor tokens = arena_tensor_2d(&run->scratch, s->image_tokens, features);
     if (!tokens.data) return -1;
-    be->ops->upload(be, tokens, run->host_tokens);
+    be->ops->upload(be, tokens, run->host_tokens + s->image_first * features);
+    tensor image_rows = tensor_row_slice(s->seq, 0, s->image_tokens);
     be->ops->linear(be, image_rows, tokens, model->patch_embed.weight, model->patch_embed.bias);
     trace(run, "x_embed", image_rows);
     return 0;
 }
 
-/* final_layer: layer_norm(x) * (1 + scale) + shift, then linear; unpatchify on the host. */
-static int final_layer(dit_run *run, tensor silu_temb, tensor image_rows, float *out)
+/* final_layer: layer_norm(x) * (1 + scale) + shift, then linear on this
+ * rank's image rows; the sequence-parallel ranks gather all of them and
+ * every rank unpatchifies the whole output on the host. */
+static int final_layer(dit_run *run, const dit_sequence *s, float *out)
 {
     const dit_model *model = run->model;
     const dit_config *cfg = &model->cfg;
     backend *be = model->be;
+    process_group *sp = run->par.sp;
     int64_t c = cfg->dim, features = (int64_t)cfg->patch_size * cfg->patch_size * cfg->out_channels;
     tensor m = arena_tensor_2d(&run->scratch, 2, c);
-    tensor normed = arena_tensor_2d(&run->scratch, run->image_tokens, c);
-    tensor tokens = arena_tensor_2d(&run->scratch, run->image_tokens, features);
-    if (!m.data || !normed.data || !tokens.data) return -1;
-    be->ops->linear(be, tensor_reshape_2d(m, 1, 2 * c), silu_temb, model->final_modulation.weight,
+    tensor normed = arena_tensor_2d(&run->scratch, s->image_tokens, c);
+    tensor tokens = arena_tensor_2d(&run->scratch, s->image_tokens, features);
+    tensor all = arena_tensor_2d(&run->scratch, run->image_tokens, features);
+    if (!m.data || !normed.data || !tokens.data || !all.data) return -1;
+    be->ops->linear(be, tensor_reshape_2d(m, 1, 2 * c), s->silu_temb, model->final_modulation.weight,
                     model->final_modulation.bias);
-    be->ops->layer_norm_modulate(be, normed, image_rows, tensor_row_slice(m, 0, 1), tensor_row_slice(m, 1, 1),
-                                 LAYER_NORM_EPS);
+    be->ops->layer_norm_modulate(be, normed, tensor_row_slice(s->seq, 0, s->image_tokens), tensor_row_slice(m, 0, 1),
+                                 tensor_row_slice(m, 1, 1), LAYER_NORM_EPS);
     be->ops->linear(be, tokens, normed, model->final_linear.weight, model->final_linear.bias);
-    trace(run, "final", tokens);
-    be->ops->download(be, run->host_tokens, tokens);
+    int64_t rows[DIT_MAX_SP], first;
+    for (int p = 0; p < sp->size; p++) dit_split_rows(run->image_tokens, sp->size, p, &first, &rows[p]);
+    if (sp->ops->all_gather_rows(sp, all, tokens, rows)) return -1;
+    trace(run, "final", all);
+    be->ops->download(be, run->host_tokens, all);
     dit_unpatchify(run->host_tokens, cfg->out_channels, run->latent_h, run->latent_w, cfg->patch_size, out);
     return 0;
+}
+
+/* Copies this rank's part of a text segment into seq rows starting at `at`. */
+static void copy_text_part(dit_run *run, const dit_sequence *s, tensor segment, int64_t at, int64_t count)
+{
+    backend *be = run->model->be;
+    int64_t first, rows;
+    dit_split_rows(tensor_rows(&segment), run->par.sp->size, run->par.sp->rank, &first, &rows);
+    if (rows > 0) be->ops->copy(be, tensor_row_slice(s->seq, at, count), tensor_row_slice(segment, first, rows));
 }
 
 static int run_blocks(dit_run *run, const dit_text *text, dit_sequence *s)
 {
     const dit_model *model = run->model;
     const dit_config *cfg = &model->cfg;
-    backend *be = model->be;
-    int64_t block_text_first = s->kept_tokens;
-    tensor block_text = tensor_row_slice(s->seq, block_text_first, text->llama_tokens);
     char name[64];
     for (int b = 0; b < dit_num_blocks(cfg); b++) {
         const dit_block *block = &model->blocks[b];
-        be->ops->copy(be, block_text, text->llama[b]);
+        copy_text_part(run, s, text->llama[b], s->kept_tokens, s->llama_tokens);
         if (block->is_double) {
             if (dit_double_block_forward(run, block, s)) return -1;
             snprintf(name, sizeof name, "double_%d_image", b);
@@ -160,10 +219,35 @@ static int run_blocks(dit_run *run, const dit_text *text, dit_sequence *s)
     return 0;
 }
 
+/* This rank's share of each segment, and every sp rank's row counts. */
+static void plan_sequence(const dit_run *run, const dit_text *text, dit_sequence *s)
+{
+    int parts = run->par.sp->size, me = run->par.sp->rank;
+    int64_t first, t5_first, llama_first;
+    for (int p = 0; p < parts; p++) {
+        int64_t image, t5, llama;
+        dit_split_rows(run->image_tokens, parts, p, &first, &image);
+        dit_split_rows(text->t5_tokens, parts, p, &first, &t5);
+        dit_split_rows(text->llama_tokens, parts, p, &first, &llama);
+        s->query_rows[p] = image + t5 + llama;
+        s->key_rows[p] = image + t5 + 2 * llama;
+    }
+    dit_split_rows(run->image_tokens, parts, me, &s->image_first, &s->image_tokens);
+    dit_split_rows(text->t5_tokens, parts, me, &t5_first, &s->t5_tokens);
+    dit_split_rows(text->llama_tokens, parts, me, &llama_first, &s->llama_tokens);
+    int64_t valid_end = run->valid_tokens - s->image_first;
+    s->valid_tokens = valid_end < 0 ? 0 : (valid_end < s->image_tokens ? valid_end : s->image_tokens);
+    s->kept_tokens = s->image_tokens + s->t5_tokens + s->llama_tokens;
+    s->global_image = s->image_first;
+    s->global_t5 = run->image_tokens + t5_first;
+    s->global_llama = run->image_tokens + text->t5_tokens + llama_first;
+    s->global_image_tokens = run->image_tokens;
+    s->global_kept_tokens = run->image_tokens + text->t5_tokens + text->llama_tokens;
+}
+
 int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out)
 {
     const dit_model *model = run->model;
-    backend *be = model->be;
     int64_t c = model->cfg.dim;
     if (text->t5_tokens + 2 * text->llama_tokens > run->text_tokens)
         return error_set("prompt has %lld text tokens; this run was prepared for %lld",
@@ -171,20 +255,16 @@ int dit_forward(dit_run *run, const dit_text *text, const float *latents, float 
     if (arena_reset(&run->scratch)) return -1;
 
     dit_sequence s;
-    s.image_tokens = run->image_tokens;
-    s.valid_tokens = run->valid_tokens;
-    s.kept_tokens = run->image_tokens + text->t5_tokens + text->llama_tokens;
-    s.seq = arena_tensor_2d(&run->scratch, s.kept_tokens + text->llama_tokens, c);
+    plan_sequence(run, text, &s);
+    s.seq = arena_tensor_2d(&run->scratch, s.kept_tokens + s.llama_tokens, c);
     if (!s.seq.data) return -1;
     s.silu_temb = time_embedding(run, text, timestep);
-    if (!s.silu_temb.data) return -1;
-    if (embed_image(run, latents, tensor_row_slice(s.seq, 0, s.image_tokens))) return -1;
+    if (!s.silu_temb.data || embed_image(run, latents, &s)) return -1;
 
     /* initial text = [t5 | llama of the last block] */
     int last = dit_num_blocks(&model->cfg) - 1;
-    be->ops->copy(be, tensor_row_slice(s.seq, s.image_tokens, text->t5_tokens), text->t5);
-    be->ops->copy(be, tensor_row_slice(s.seq, s.image_tokens + text->t5_tokens, text->llama_tokens),
-                  text->llama[last]);
+    copy_text_part(run, &s, text->t5, s.image_tokens, s.t5_tokens);
+    copy_text_part(run, &s, text->llama[last], s.image_tokens + s.t5_tokens, s.llama_tokens);
     if (run_blocks(run, text, &s)) return -1;
-    return final_layer(run, s.silu_temb, tensor_row_slice(s.seq, 0, s.image_tokens), out);
+    return final_layer(run, &s, out);
 }

@@ -17,6 +17,7 @@
 #include "dit/dit_model.h"
 #include "moe/moe_ffn.h"
 #include "moe/moe_routing.h"
+#include "parallel/process_group.h"
 
 typedef struct dit_text {
     arena storage;
@@ -43,6 +44,18 @@ void dit_text_free(dit_text *text);
  * "double_<i>_text", "single_<i>", "final") when set: tests compare them. */
 typedef void (*dit_trace_fn)(void *user, const char *name, tensor value);
 
+/* The groups a forward runs over. tp: heads and hidden units split; ulysses
+ * and ring (together sp, ulysses fastest): the token sequence split; ep:
+ * experts split (NULL when expert parallelism is off). Each segment of the
+ * sequence (image, t5, llama) is cut into sp contiguous parts and sp rank p
+ * holds part p of each, so every rank has a share of image and text tokens. */
+typedef struct dit_parallel {
+    process_group *tp, *ulysses, *ring, *sp, *ep;
+} dit_parallel;
+
+/* Rows [first, first + count) of a segment of n rows cut into `parts`. */
+void dit_split_rows(int64_t n, int parts, int part, int64_t *first, int64_t *count);
+
 typedef struct dit_run {
     const dit_model *model;
     int64_t latent_h, latent_w, grid_h, grid_w;
@@ -55,14 +68,17 @@ typedef struct dit_run {
     moe_scratch moe;
     float *host_tokens;   /* patchify / unpatchify staging */
     moe_routing *routing; /* optional capture/replay */
+    dit_parallel par;
+    process_group *own_groups[4]; /* one-rank groups made for a serial run */
     dit_trace_fn trace;
     void *trace_user;
 } dit_run;
 
 /* Validates the latent size against the config (multiple of the patch,
- * padded length within max_resolution) and sizes the run. */
+ * padded length within max_resolution) and the layout against the heads,
+ * and sizes the run. par NULL: serial. */
 int dit_run_init(dit_run *run, const dit_model *model, int64_t latent_h, int64_t latent_w, int64_t t5_tokens,
-                 int64_t llama_tokens);
+                 int64_t llama_tokens, const dit_parallel *par);
 void dit_run_free(dit_run *run);
 
 /* out[C_out, H, W] = transformer(latents[C_in, H, W], timestep, text); host arrays. */

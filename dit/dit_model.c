@@ -7,32 +7,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int load_linear(weight_loader *wl, dit_linear *layer, const char *name, int64_t out, int64_t in, int bias)
+/* How a linear layer is split over tensor-parallel ranks. */
+typedef enum { SPLIT_NONE, SPLIT_OUTPUT, SPLIT_INPUT } linear_split;
+
+static int load_linear_split(weight_loader *wl, dit_linear *layer, const char *name, int64_t out, int64_t in,
+                             int bias, linear_split split, const dit_shard *shard)
 {
     char full[256];
+    weight_shard weights = shard_whole(), biases = shard_whole();
+    if (split == SPLIT_OUTPUT) weights = biases = (weight_shard){SHARD_ROWS, shard->tp_rank, shard->tp_size};
+    if (split == SPLIT_INPUT) weights = (weight_shard){SHARD_COLS, shard->tp_rank, shard->tp_size};
     snprintf(full, sizeof full, "%s.weight", name);
-    if (weight_load(wl, &layer->weight, full, out, in, shard_whole())) return -1;
+    if (weight_load(wl, &layer->weight, full, out, in, weights)) return -1;
     layer->bias = tensor_none();
-    if (!bias) return 0;
+    /* An input-split layer's partial outputs are summed: one rank adds the bias. */
+    if (!bias || (split == SPLIT_INPUT && shard->tp_rank != 0)) return 0;
     snprintf(full, sizeof full, "%s.bias", name);
-    return weight_load(wl, &layer->bias, full, out, 0, shard_whole());
+    return weight_load(wl, &layer->bias, full, out, 0, biases);
+}
+
+static int load_linear(weight_loader *wl, dit_linear *layer, const char *name, int64_t out, int64_t in, int bias)
+{
+    return load_linear_split(wl, layer, name, out, in, bias, SPLIT_NONE, NULL);
 }
 
 /* suffix "" for the image stream, "_t" for the text stream of double blocks. */
 static int load_attention_stream(weight_loader *wl, dit_attention_stream *s, const char *prefix, const char *suffix,
-                                 int64_t dim)
+                                 int64_t dim, const dit_shard *shard)
 {
     char name[256];
     const char *projections[4] = {"to_q", "to_k", "to_v", "to_out"};
     dit_linear *layers[4] = {&s->to_q, &s->to_k, &s->to_v, &s->to_out};
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "%s.attn1.%s%s", prefix, projections[i], suffix);
-        if (load_linear(wl, layers[i], name, dim, dim, 1)) return -1;
+        if (load_linear_split(wl, layers[i], name, dim, dim, 1, i < 3 ? SPLIT_OUTPUT : SPLIT_INPUT, shard)) return -1;
     }
+    weight_shard heads = {SHARD_ROWS, shard->tp_rank, shard->tp_size};
     snprintf(name, sizeof name, "%s.attn1.q_rms_norm%s.weight", prefix, suffix);
-    if (weight_load(wl, &s->q_norm, name, dim, 0, shard_whole())) return -1;
+    if (weight_load(wl, &s->q_norm, name, dim, 0, heads)) return -1;
     snprintf(name, sizeof name, "%s.attn1.k_rms_norm%s.weight", prefix, suffix);
-    return weight_load(wl, &s->k_norm, name, dim, 0, shard_whole());
+    return weight_load(wl, &s->k_norm, name, dim, 0, heads);
 }
 
 static int load_block(dit_model *model, int index)
@@ -50,15 +64,17 @@ static int load_block(dit_model *model, int index)
 
     snprintf(name, sizeof name, "%s.adaLN_modulation.1", prefix);
     if (load_linear(wl, &block->modulation, name, (is_double ? 12 : 6) * c, c, 1)) return -1;
-    if (load_attention_stream(wl, &block->image, prefix, "", c)) return -1;
-    if (is_double && load_attention_stream(wl, &block->text, prefix, "_t", c)) return -1;
+    const dit_shard *shard = &model->shard;
+    if (load_attention_stream(wl, &block->image, prefix, "", c, shard)) return -1;
+    if (is_double && load_attention_stream(wl, &block->text, prefix, "_t", c, shard)) return -1;
     snprintf(name, sizeof name, "%s.ff_i", prefix);
+    moe_placement placement = {shard->tp_rank, shard->tp_size, shard->ep_rank, shard->ep_size};
     if (moe_ffn_load(&block->ff_image, wl, name, c, cfg->ffn_hidden, cfg->shared_ffn_hidden, cfg->num_routed_experts,
-                     cfg->num_activated_experts, index))
+                     cfg->num_activated_experts, index, &placement))
         return -1;
     if (!is_double) return 0;
     snprintf(name, sizeof name, "%s.ff_t", prefix);
-    return swiglu_ffn_load(&block->ff_text, wl, name, c, cfg->ffn_hidden);
+    return swiglu_ffn_load(&block->ff_text, wl, name, c, cfg->ffn_hidden, shard->tp_rank, shard->tp_size);
 }
 
 static int load_all(dit_model *model)
@@ -89,12 +105,36 @@ static int load_all(dit_model *model)
     return load_linear(wl, &model->final_linear, "final_layer.linear", p * p * cfg->out_channels, c, 1);
 }
 
-int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
-                          uint64_t seed)
+int dit_shard_validate(const dit_config *cfg, const dit_shard *s)
 {
+    if (s->tp_size < 1 || s->ep_size < 1) return error_set("tensor and expert parallel sizes must be positive");
+    if (cfg->heads % s->tp_size)
+        return error_set("--tensor-parallel-size %d does not divide the transformer's %d attention heads", s->tp_size,
+                         cfg->heads);
+    if (cfg->ffn_hidden % s->tp_size || cfg->shared_ffn_hidden % s->tp_size)
+        return error_set("--tensor-parallel-size %d does not divide the feed-forward hidden sizes %lld and %lld",
+                         s->tp_size, (long long)cfg->ffn_hidden, (long long)cfg->shared_ffn_hidden);
+    if (s->ep_size == 1) return 0;
+    if (cfg->num_routed_experts <= 1)
+        return error_set("--enable-expert-parallel: the transformer is dense (%d routed experts); expert parallelism "
+                         "needs a mixture of experts",
+                         cfg->num_routed_experts);
+    if (cfg->num_routed_experts % s->ep_size)
+        return error_set("--enable-expert-parallel: %d routed experts do not divide over the %d ranks of the expert "
+                         "parallel group (tp x ulysses x ring)",
+                         cfg->num_routed_experts, s->ep_size);
+    return 0;
+}
+
+int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
+                          uint64_t seed, const dit_shard *shard)
+{
+    static const dit_shard whole = {0, 1, 0, 1};
     memset(model, 0, sizeof *model);
     model->cfg = *cfg;
+    model->shard = shard ? *shard : whole;
     model->be = be;
+    if (dit_shard_validate(cfg, &model->shard)) return -1;
     weight_loader_init(&model->weights, be, st, random, seed);
     int status = load_all(model);
     weight_loader_finish(&model->weights);
@@ -102,20 +142,20 @@ int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, 
     return status;
 }
 
-int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed)
+int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed, const dit_shard *shard)
 {
     char path[4096];
     dit_config cfg;
     snprintf(path, sizeof path, "%s/transformer/config.json", dir);
     if (dit_config_load(&cfg, path)) return -1;
-    if (random) return dit_model_load_config(model, be, &cfg, NULL, 1, seed);
+    if (random) return dit_model_load_config(model, be, &cfg, NULL, 1, seed, shard);
 
     safetensors *st = NULL;
     snprintf(path, sizeof path, "%s/transformer", dir);
     if (safetensors_open_dir(&st, path, "diffusion_pytorch_model")) return -1;
     int64_t bytes = 0;
     for (int i = 0; i < safetensors_count(st); i++) bytes += (int64_t)safetensors_entry_at(st, i)->nbytes;
-    int status = dit_model_load_config(model, be, &cfg, st, 0, 0);
+    int status = dit_model_load_config(model, be, &cfg, st, 0, 0, shard);
     model->bytes_on_disk = bytes;
     safetensors_close(st);
     return status;

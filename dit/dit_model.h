@@ -16,6 +16,17 @@
 #include "dit/dit_config.h"
 #include "moe/moe_ffn.h"
 
+/* Which slice of the weights this rank holds. Tensor parallel: attention
+ * heads and feed-forward hidden units split over tp ranks (q, k, v, w1, w3
+ * by rows; out and w2 by columns, their bias on tp rank 0 only, so the
+ * all-reduce of the partial outputs adds it once). Expert parallel (ep_size
+ * > 1): this rank holds whole experts [ep_rank * E / ep_size, ...) and no
+ * other; the shared expert stays tensor parallel. */
+typedef struct dit_shard {
+    int tp_rank, tp_size;
+    int ep_rank, ep_size;
+} dit_shard;
+
 typedef struct dit_linear {
     tensor weight; /* [out, in] */
     tensor bias;   /* [out]; data NULL when the layer has none */
@@ -38,6 +49,7 @@ typedef struct dit_block {
 
 typedef struct dit_model {
     dit_config cfg;
+    dit_shard shard;
     backend *be;
     dit_linear patch_embed;
     dit_linear time_linear_1, time_linear_2;
@@ -50,12 +62,15 @@ typedef struct dit_model {
 } dit_model;
 
 /* Loads transformer/config.json and its safetensors from dir (random: no
- * weight files, Philox weights from seed). */
-int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed);
+ * weight files, Philox weights from seed). shard NULL: all weights. */
+int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed, const dit_shard *shard);
 
 /* Same with an already parsed config (random weights or tests). */
 int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
-                          uint64_t seed);
+                          uint64_t seed, const dit_shard *shard);
+
+/* Checks that heads, hidden sizes and experts divide by the shard's degrees. */
+int dit_shard_validate(const dit_config *cfg, const dit_shard *shard);
 
 void dit_model_free(dit_model *model);
 

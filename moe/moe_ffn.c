@@ -9,39 +9,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden)
+int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden, int tp_rank,
+                    int tp_size)
 {
     char name[256];
+    weight_shard rows = {SHARD_ROWS, tp_rank, tp_size}, cols = {SHARD_COLS, tp_rank, tp_size};
     snprintf(name, sizeof name, "%s.w1.weight", prefix);
-    if (weight_load(wl, &ffn->w1, name, hidden, dim, shard_whole())) return -1;
+    if (weight_load(wl, &ffn->w1, name, hidden, dim, rows)) return -1;
     snprintf(name, sizeof name, "%s.w3.weight", prefix);
-    if (weight_load(wl, &ffn->w3, name, hidden, dim, shard_whole())) return -1;
+    if (weight_load(wl, &ffn->w3, name, hidden, dim, rows)) return -1;
     snprintf(name, sizeof name, "%s.w2.weight", prefix);
-    return weight_load(wl, &ffn->w2, name, dim, hidden, shard_whole());
+    return weight_load(wl, &ffn->w2, name, dim, hidden, cols);
 }
 
 int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden,
-                 int64_t shared_hidden, int num_experts, int top_k, int layer)
+                 int64_t shared_hidden, int num_experts, int top_k, int layer, const moe_placement *p)
 {
     char name[256];
     memset(ffn, 0, sizeof *ffn);
     ffn->num_experts = num_experts;
     ffn->top_k = top_k;
     ffn->layer = layer;
-    if (num_experts == 0) return swiglu_ffn_load(&ffn->shared, wl, prefix, dim, hidden);
+    if (num_experts == 0) return swiglu_ffn_load(&ffn->shared, wl, prefix, dim, hidden, p->tp_rank, p->tp_size);
 
     snprintf(name, sizeof name, "%s.shared_experts", prefix);
-    if (swiglu_ffn_load(&ffn->shared, wl, name, dim, shared_hidden)) return -1;
+    if (swiglu_ffn_load(&ffn->shared, wl, name, dim, shared_hidden, p->tp_rank, p->tp_size)) return -1;
     snprintf(name, sizeof name, "%s.gate.weight", prefix);
     if (weight_load(wl, &ffn->gate, name, num_experts, dim, shard_whole())) return -1;
-    ffn->w1 = calloc((size_t)num_experts, sizeof(tensor));
-    ffn->w2 = calloc((size_t)num_experts, sizeof(tensor));
-    ffn->w3 = calloc((size_t)num_experts, sizeof(tensor));
+    /* Expert parallel: whole experts of this rank. Otherwise: a tp slice of all. */
+    int expert_parallel = p->ep_size > 1;
+    ffn->local_experts = expert_parallel ? num_experts / p->ep_size : num_experts;
+    ffn->first_expert = expert_parallel ? p->ep_rank * ffn->local_experts : 0;
+    ffn->w1 = calloc((size_t)ffn->local_experts, sizeof(tensor));
+    ffn->w2 = calloc((size_t)ffn->local_experts, sizeof(tensor));
+    ffn->w3 = calloc((size_t)ffn->local_experts, sizeof(tensor));
     if (!ffn->w1 || !ffn->w2 || !ffn->w3) return error_set("out of memory loading %s", prefix);
-    for (int e = 0; e < num_experts; e++) {
+    for (int e = 0; e < ffn->local_experts; e++) {
         swiglu_ffn expert;
-        snprintf(name, sizeof name, "%s.experts.%d", prefix, e);
-        if (swiglu_ffn_load(&expert, wl, name, dim, hidden)) return -1;
+        snprintf(name, sizeof name, "%s.experts.%d", prefix, ffn->first_expert + e);
+        if (swiglu_ffn_load(&expert, wl, name, dim, hidden, expert_parallel ? 0 : p->tp_rank,
+                            expert_parallel ? 1 : p->tp_size))
+            return -1;
         ffn->w1[e] = expert.w1;
         ffn->w2[e] = expert.w2;
         ffn->w3[e] = expert.w3;
@@ -133,29 +141,47 @@ static void top_k_ascending(const float *scores, int n, int k, int32_t *chosen)
         if (taken[e]) chosen[out++] = e;
 }
 
-/* Chooses experts per row (or replays them) and fills their gate weights. */
-static int route_rows(moe_scratch *s, const moe_ffn *ffn, int64_t rows, moe_routing *routing, int64_t first_row)
+/* Replays the recorded experts of every segment of the map. */
+static int replay(moe_scratch *s, const moe_ffn *ffn, const moe_routing *routing, const moe_token_map *map)
 {
     int n = ffn->num_experts, k = ffn->top_k;
-    for (int64_t i = 0; i < rows; i++) softmax_in_place(s->logits + i * n, n);
-
-    if (routing && routing->mode == ROUTING_REPLAY) {
+    for (int seg = 0; seg < map->segments; seg++) {
         const int32_t *forced;
-        if (moe_routing_lookup(routing, ffn->layer, first_row, rows, k, &forced)) return -1;
-        for (int64_t i = 0; i < rows * k; i++) {
+        if (moe_routing_lookup(routing, ffn->layer, map->global_first[seg], map->rows[seg], k, &forced)) return -1;
+        for (int64_t i = 0; i < map->rows[seg] * k; i++) {
             if (forced[i] < 0 || forced[i] >= n)
                 return error_set("routing replay %s: expert %d out of range in layer %d", routing->source,
                                  forced[i], ffn->layer);
-            s->experts[i] = forced[i];
+            s->experts[map->local_first[seg] * k + i] = forced[i];
         }
+    }
+    return 0;
+}
+
+static int capture(moe_scratch *s, const moe_ffn *ffn, moe_routing *routing, const moe_token_map *map)
+{
+    for (int seg = 0; seg < map->segments; seg++)
+        if (moe_routing_store(routing, ffn->layer, map->global_first[seg], map->rows[seg], map->global_rows,
+                              ffn->top_k, s->experts + map->local_first[seg] * ffn->top_k))
+            return -1;
+    return 0;
+}
+
+/* Chooses experts per row (or replays them) and fills their gate weights. */
+static int route_rows(moe_scratch *s, const moe_ffn *ffn, int64_t rows, moe_routing *routing, const moe_token_map *map)
+{
+    int n = ffn->num_experts, k = ffn->top_k;
+    moe_token_map whole = {1, {0}, {rows}, {0}, rows};
+    if (!map) map = &whole;
+    for (int64_t i = 0; i < rows; i++) softmax_in_place(s->logits + i * n, n);
+
+    if (routing && routing->mode == ROUTING_REPLAY) {
+        if (replay(s, ffn, routing, map)) return -1;
     } else {
         for (int64_t i = 0; i < rows; i++) top_k_ascending(s->logits + i * n, n, k, s->experts + i * k);
     }
     for (int64_t i = 0; i < rows * k; i++) s->weights[i] = s->logits[(i / k) * n + s->experts[i]];
-
-    if (routing && routing->mode == ROUTING_CAPTURE)
-        return moe_routing_store(routing, ffn->layer, first_row, rows, rows, k, s->experts);
-    return 0;
+    return routing && routing->mode == ROUTING_CAPTURE ? capture(s, ffn, routing, map) : 0;
 }
 
 /* Groups the (row, expert) slots by expert: counting sort, rows ascending
@@ -199,7 +225,7 @@ static int experts_forward(backend *be, arena *scratch, moe_scratch *s, const mo
 }
 
 int moe_ffn_forward(backend *be, arena *scratch, moe_scratch *host, const moe_ffn *ffn, tensor y, tensor x,
-                    moe_routing *routing, int64_t first_row)
+                    moe_routing *routing, const moe_token_map *map)
 {
     if (swiglu_ffn_forward(be, scratch, &ffn->shared, y, x)) return -1;
     if (ffn->num_experts == 0) return 0;
@@ -213,7 +239,7 @@ int moe_ffn_forward(backend *be, arena *scratch, moe_scratch *host, const moe_ff
     if (!logits.data) return -1;
     be->ops->linear(be, logits, x, ffn->gate, tensor_none());
     be->ops->download(be, host->logits, logits);
-    if (route_rows(host, ffn, rows, routing, first_row)) return -1;
+    if (route_rows(host, ffn, rows, routing, map)) return -1;
     build_dispatch(host, rows, ffn->num_experts, ffn->top_k);
     int status = experts_forward(be, scratch, host, ffn, y, x, rows * ffn->top_k);
     arena_release(scratch, mark);

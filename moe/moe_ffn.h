@@ -20,12 +20,23 @@ typedef struct swiglu_ffn {
     tensor w2;     /* [C, F] */
 } swiglu_ffn;
 
+/* Where this rank's share of a layer's weights lies: SwiGLU hidden units
+ * split over tp ranks (w1, w3 by rows, w2 by columns; partial outputs are
+ * all-reduced by the caller), and with ep_size > 1 whole experts
+ * [ep_rank * E / ep_size, ...) instead of a tp slice of every expert. */
+typedef struct moe_placement {
+    int tp_rank, tp_size;
+    int ep_rank, ep_size;
+} moe_placement;
+
 typedef struct moe_ffn {
-    int num_experts; /* routed experts; 0 = dense: only `shared` (the whole FFN) */
+    int num_experts;   /* routed experts; 0 = dense: only `shared` (the whole FFN) */
     int top_k;
-    int layer;       /* index of this MoE layer for routing capture/replay */
-    tensor gate;     /* [E, C] */
-    tensor *w1, *w3, *w2; /* per expert */
+    int layer;         /* index of this MoE layer for routing capture/replay */
+    int first_expert;  /* experts held here: [first_expert, first_expert + local_experts) */
+    int local_experts;
+    tensor gate;       /* [E, C], all experts' rows on every rank */
+    tensor *w1, *w3, *w2; /* per local expert */
     swiglu_ffn shared;
 } moe_ffn;
 
@@ -45,20 +56,31 @@ typedef struct moe_scratch {
 /* `dim` C; hidden F of each expert (or the dense FFN); `shared_hidden` of the
  * shared expert. prefix is e.g. "double_stream_blocks.0.block.ff_i". */
 int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden,
-                 int64_t shared_hidden, int num_experts, int top_k, int layer);
+                 int64_t shared_hidden, int num_experts, int top_k, int layer, const moe_placement *placement);
 void moe_ffn_free(moe_ffn *ffn);
 
-int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden);
+/* The tp_rank-th of tp_size slices of the hidden units (1 slice: all). */
+int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden, int tp_rank,
+                    int tp_size);
 /* y[M, C] = swiglu(x[M, C]) */
 int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tensor y, tensor x);
 
 int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k);
 void moe_scratch_free(moe_scratch *s);
 
-/* y[M, C] = ffn(x[M, C]). `routing` may be NULL (free routing); `first_row`
- * is the position of x's first row in the full sequence, so captures and
- * replays address tokens the same way in every parallel layout. */
+/* Where x's rows sit in the layer's full token sequence: up to 4 runs of
+ * consecutive rows, so captures and replays address tokens the same way in
+ * every parallel layout. A NULL map: x is the whole sequence. */
+#define MOE_MAX_SEGMENTS 4
+typedef struct moe_token_map {
+    int segments;
+    int64_t local_first[MOE_MAX_SEGMENTS], rows[MOE_MAX_SEGMENTS], global_first[MOE_MAX_SEGMENTS];
+    int64_t global_rows; /* the layer's whole sequence */
+} moe_token_map;
+
+/* y[M, C] = ffn(x[M, C]), or this rank's partial sum of it under tensor
+ * parallelism. `routing` may be NULL (free routing). */
 int moe_ffn_forward(backend *be, arena *scratch, moe_scratch *host, const moe_ffn *ffn, tensor y, tensor x,
-                    moe_routing *routing, int64_t first_row);
+                    moe_routing *routing, const moe_token_map *map);
 
 #endif

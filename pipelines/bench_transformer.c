@@ -53,12 +53,12 @@ static int make_inputs(bench_inputs *in, const dit_config *cfg, const moedit_tra
 
 static int load_model(dit_model *model, backend *be, const moedit_transformer_bench_options *o)
 {
-    if (o->model_dir) return dit_model_load(model, be, o->model_dir, o->random_weights, o->seed);
+    if (o->model_dir) return dit_model_load(model, be, o->model_dir, o->random_weights, o->seed, NULL);
     if (!o->config_path) return error_set("bench needs --model DIR or --config FILE");
     if (!o->random_weights) return error_set("--config %s needs --random-weights (a config has no weights)", o->config_path);
     dit_config cfg;
     if (dit_config_load(&cfg, o->config_path)) return -1;
-    return dit_model_load_config(model, be, &cfg, NULL, 1, o->seed);
+    return dit_model_load_config(model, be, &cfg, NULL, 1, o->seed, NULL);
 }
 
 static int time_forwards(dit_run *run, const dit_text *text, bench_inputs *in, const moedit_transformer_bench_options *o,
@@ -116,7 +116,7 @@ int moedit_bench_transformer(const moedit_transformer_bench_options *o, moedit_t
     if (make_inputs(&in, cfg, o, latent_h, latent_w)) goto free_model;
     dit_text_inputs text_in = {in.t5, o->t5_tokens, in.llama, in.llama_layers, o->llama_tokens, in.pooled};
     if (dit_text_encode(&text, &model, &text_in)) goto free_inputs;
-    if (dit_run_init(&run, &model, latent_h, latent_w, o->t5_tokens, o->llama_tokens)) goto free_text;
+    if (dit_run_init(&run, &model, latent_h, latent_w, o->t5_tokens, o->llama_tokens, NULL)) goto free_text;
 
     r->parameters = (long long)dit_parameter_count(cfg);
     r->active_parameters = (long long)dit_active_parameter_count(cfg);

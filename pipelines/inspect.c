@@ -130,7 +130,7 @@ static int check_transformer(const char *model_dir)
     backend *be = backend_cpu_create();
     if (!be) return -1;
     dit_model model;
-    int status = dit_model_load(&model, be, model_dir, 0, 0);
+    int status = dit_model_load(&model, be, model_dir, 0, 0, NULL);
     if (status == 0) dit_model_free(&model);
     backend_destroy(be);
     return status;

@@ -103,7 +103,7 @@ static void expect_failure(const char *what, const char *needle1, const char *ne
     backend *be = backend_cpu_create();
     dit_model model;
     error_clear();
-    int status = dit_model_load(&model, be, model_dir, 0, 0);
+    int status = dit_model_load(&model, be, model_dir, 0, 0, NULL);
     CHECK_MSG(status != 0, "%s: loaded anyway", what);
     if (status == 0) dit_model_free(&model);
     const char *msg = error_message();
@@ -126,7 +126,7 @@ int main(void)
     write_weights(NULL, NULL);
     backend *be = backend_cpu_create();
     dit_model model;
-    CHECK_MSG(dit_model_load(&model, be, model_dir, 0, 0) == 0, "intact copy: %s", error_message());
+    CHECK_MSG(dit_model_load(&model, be, model_dir, 0, 0, NULL) == 0, "intact copy: %s", error_message());
     dit_model_free(&model);
     backend_destroy(be);
 

@@ -119,7 +119,7 @@ static void check_fixture(const char *fixture, int expected_traces)
     dit_model model;
     safetensors *io = NULL;
     CHECK_MSG(safetensors_open(&io, path) == 0, "%s", error_message());
-    CHECK_MSG(dit_model_load(&model, be, dir, 0, 0) == 0, "%s", error_message());
+    CHECK_MSG(dit_model_load(&model, be, dir, 0, 0, NULL) == 0, "%s", error_message());
     if (!io || test_failures) return;
 
     int64_t n_latents, n_t5, n_llama, n_pooled, n_out, n_t;
@@ -136,7 +136,7 @@ static void check_fixture(const char *fixture, int expected_traces)
     dit_text text;
     dit_run run;
     CHECK_MSG(dit_text_encode(&text, &model, &inputs) == 0, "%s", error_message());
-    CHECK_MSG(dit_run_init(&run, &model, latent_shape[1], latent_shape[2], t5_shape[0], llama_shape[1]) == 0, "%s",
+    CHECK_MSG(dit_run_init(&run, &model, latent_shape[1], latent_shape[2], t5_shape[0], llama_shape[1], NULL) == 0, "%s",
               error_message());
     trace_check check = {io, fixture, 0};
     run.trace = on_trace;

@@ -1,0 +1,124 @@
+/* Attention over the sequence-parallel ranks.
+ *
+ * Ulysses: each rank holds all heads of its tokens; an all-to-all turns that
+ * into all tokens of its share of the heads (split_columns packs the head
+ * blocks), attention runs locally, and the inverse all-to-all brings the
+ * outputs back. Token order after the exchange is rank-major, which
+ * attention does not care about (RoPE is applied before).
+ * Ring: the ulysses-gathered keys and values of each ring slot travel around
+ * the ring; each partial attention is merged into the running result with
+ * its log-sum-exp (attention_merge), so every query sees every key once. */
+#include "dit/dit_blocks.h"
+
+#include "core/error.h"
+
+/* Rows each rank of the ulysses group sends and receives (its own rows,
+ * from the sp ranks of the same ring slot). */
+static void ulysses_counts(const dit_run *run, const int64_t *rows_of_sp, int64_t *rows)
+{
+    int u = run->par.ulysses->size, ring = run->par.ring->rank;
+    for (int j = 0; j < u; j++) rows[j] = rows_of_sp[ring * u + j];
+}
+
+static int64_t sum(const int64_t *values, int n)
+{
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += values[i];
+    return total;
+}
+
+/* [rows, C] with all heads -> [sum of peers' rows, C / u] with this rank's heads. */
+static int scatter_heads(dit_run *run, tensor x, const int64_t *rows_of_sp, tensor *out)
+{
+    process_group *u = run->par.ulysses;
+    backend *be = run->model->be;
+    int64_t peer_rows[DIT_MAX_SP], own[DIT_MAX_SP], rows = tensor_rows(&x), width = tensor_cols(&x) / u->size;
+    ulysses_counts(run, rows_of_sp, peer_rows);
+    for (int j = 0; j < u->size; j++) own[j] = rows;
+    tensor packed = arena_tensor_2d(&run->scratch, u->size * rows, width);
+    *out = arena_tensor_2d(&run->scratch, sum(peer_rows, u->size), width);
+    if (!packed.data || !out->data) return -1;
+    be->ops->split_columns(be, packed, x, u->size);
+    return u->ops->all_to_all_rows(u, *out, peer_rows, packed, own);
+}
+
+/* The inverse: [sum of peers' query rows, C / u] -> this rank's [rows, C]. */
+static int gather_heads(dit_run *run, tensor x, const int64_t *rows_of_sp, tensor out)
+{
+    process_group *u = run->par.ulysses;
+    backend *be = run->model->be;
+    int64_t peer_rows[DIT_MAX_SP], own[DIT_MAX_SP], rows = tensor_rows(&out);
+    ulysses_counts(run, rows_of_sp, peer_rows);
+    for (int j = 0; j < u->size; j++) own[j] = rows;
+    tensor packed = arena_tensor_2d(&run->scratch, u->size * rows, tensor_cols(&x));
+    if (!packed.data) return -1;
+    if (u->ops->all_to_all_rows(u, packed, own, x, peer_rows)) return -1;
+    be->ops->merge_columns(be, out, packed, u->size);
+    return 0;
+}
+
+/* Keys of ring slot r after the ulysses exchange: its peers' rows together. */
+static int64_t ring_slot_rows(const dit_run *run, const int64_t *key_rows, int slot)
+{
+    int u = run->par.ulysses->size;
+    return sum(key_rows + slot * u, u);
+}
+
+static int ring_attention(dit_run *run, const dit_sequence *s, tensor out, tensor q, tensor k, tensor v, int heads)
+{
+    process_group *ring = run->par.ring;
+    backend *be = run->model->be;
+    arena *a = &run->scratch;
+    int n = ring->size, me = ring->rank;
+    int64_t width = tensor_cols(&k), queries = tensor_rows(&q), most = 0;
+    for (int r = 0; r < n; r++)
+        if (ring_slot_rows(run, s->key_rows, r) > most) most = ring_slot_rows(run, s->key_rows, r);
+    tensor lse = arena_tensor_typed(a, DTYPE_F32, heads, queries);
+    tensor part = arena_tensor_2d(a, queries, tensor_cols(&q));
+    tensor part_lse = arena_tensor_typed(a, DTYPE_F32, heads, queries);
+    tensor keys[2] = {arena_tensor_2d(a, most, width), arena_tensor_2d(a, most, width)};
+    tensor values[2] = {arena_tensor_2d(a, most, width), arena_tensor_2d(a, most, width)};
+    if (!lse.data || !part.data || !part_lse.data || !keys[0].data || !keys[1].data || !values[0].data ||
+        !values[1].data)
+        return -1;
+
+    be->ops->attention(be, out, lse, q, k, v, heads);
+    tensor held_k = k, held_v = v;
+    int next = (me + 1) % n, previous = (me + n - 1) % n;
+    for (int step = 1; step < n; step++) {
+        /* Pass on the block held now; receive the one that started `step` slots back. */
+        int64_t rows = ring_slot_rows(run, s->key_rows, (me + n - step) % n);
+        tensor next_k = tensor_row_slice(keys[step % 2], 0, rows), next_v = tensor_row_slice(values[step % 2], 0, rows);
+        if (ring->ops->send_recv(ring, held_k, next, next_k, previous) ||
+            ring->ops->send_recv(ring, held_v, next, next_v, previous))
+            return -1;
+        be->ops->attention(be, part, part_lse, q, next_k, next_v, heads);
+        be->ops->attention_merge(be, out, lse, part, part_lse, heads);
+        held_k = next_k;
+        held_v = next_v;
+    }
+    return 0;
+}
+
+int dit_attention_forward(dit_run *run, const dit_sequence *s, tensor out, tensor q, tensor k, tensor v)
+{
+    backend *be = run->model->be;
+    int heads = run->model->cfg.heads / run->par.tp->size / run->par.ulysses->size;
+    arena_mark_t mark = arena_mark(&run->scratch);
+    tensor qh = q, kh = k, vh = v, oh = out;
+    if (run->par.ulysses->size > 1) {
+        if (scatter_heads(run, q, s->query_rows, &qh) || scatter_heads(run, k, s->key_rows, &kh) ||
+            scatter_heads(run, v, s->key_rows, &vh))
+            return -1;
+        oh = arena_tensor_2d(&run->scratch, tensor_rows(&qh), tensor_cols(&qh));
+        if (!oh.data) return -1;
+    }
+    if (run->par.ring->size > 1) {
+        if (ring_attention(run, s, oh, qh, kh, vh, heads)) return -1;
+    } else {
+        be->ops->attention(be, oh, tensor_none(), qh, kh, vh, heads);
+    }
+    if (run->par.ulysses->size > 1 && gather_heads(run, oh, s->query_rows, out)) return -1;
+    arena_release(&run->scratch, mark);
+    return 0;
+}
