@@ -91,8 +91,8 @@ static int feed_forward_sublayer(dit_run *run, const moe_ffn *moe, const moe_tok
     tensor out = arena_tensor_2d(&run->scratch, tensor_rows(&x), tensor_cols(&x));
     if (!normed.data || !out.data) return -1;
     be->ops->layer_norm_modulate(be, normed, x, shift, scale, LAYER_NORM_EPS);
-    int status = moe ? moe_ffn_forward(be, &run->scratch, &run->moe, moe, out, normed, run->routing, map)
-                     : swiglu_ffn_forward(be, &run->scratch, dense, out, normed);
+    moe_context ctx = {be, &run->scratch, &run->moe, run->routing, run->par.tp, run->par.ep};
+    int status = moe ? moe_ffn_forward(&ctx, moe, out, normed, map) : swiglu_ffn_forward(be, &run->scratch, dense, out, normed);
     if (status || run->par.tp->ops->all_reduce_sum(run->par.tp, out)) return -1;
     be->ops->gated_residual(be, x, gate, out);
     arena_release(&run->scratch, mark);

@@ -5,18 +5,13 @@
 #include "core/error.h"
 #include "dit/dit_blocks.h"
 #include "dit/dit_embed.h"
+#include "parallel/layout.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define LAYER_NORM_EPS 1e-6f
-
-void dit_split_rows(int64_t n, int parts, int part, int64_t *first, int64_t *count)
-{
-    *first = n * part / parts;
-    *count = n * (part + 1) / parts - *first;
-}
 
 /* Takes the caller's groups, or makes one-rank groups for a serial run. */
 static int set_groups(dit_run *run, const dit_parallel *par)
@@ -48,6 +43,10 @@ static int check_layout(const dit_run *run)
     if (par->sp->size != par->ulysses->size * par->ring->size || par->sp->size > DIT_MAX_SP)
         return error_set("sequence parallel group of %d ranks does not match ulysses %d x ring %d", par->sp->size,
                          par->ulysses->size, par->ring->size);
+    int ep = par->ep ? par->ep->size : 1;
+    if (ep != run->model->shard.ep_size)
+        return error_set("the transformer was loaded for %d expert-parallel ranks but runs on %d",
+                         run->model->shard.ep_size, ep);
     return 0;
 }
 
@@ -94,7 +93,8 @@ int dit_run_init(dit_run *run, const dit_model *model, int64_t latent_h, int64_t
     dit_rope_table(cfg, run->grid_h, run->grid_w, table);
     model->be->ops->upload(model->be, run->rope, table);
     free(table);
-    if (moe_scratch_init(&run->moe, rows, cfg->num_routed_experts, cfg->num_activated_experts)) {
+    if (moe_scratch_init(&run->moe, rows, cfg->num_routed_experts, cfg->num_activated_experts,
+                         run->par.ep ? run->par.ep->size : 1)) {
         dit_run_free(run);
         return -1;
     }
@@ -179,7 +179,7 @@ static int final_layer(dit_run *run, const dit_sequence *s, float *out)
                                  tensor_row_slice(m, 1, 1), LAYER_NORM_EPS);
     be->ops->linear(be, tokens, normed, model->final_linear.weight, model->final_linear.bias);
     int64_t rows[DIT_MAX_SP], first;
-    for (int p = 0; p < sp->size; p++) dit_split_rows(run->image_tokens, sp->size, p, &first, &rows[p]);
+    for (int p = 0; p < sp->size; p++) layout_split_rows(run->image_tokens, sp->size, p, &first, &rows[p]);
     if (sp->ops->all_gather_rows(sp, all, tokens, rows)) return -1;
     trace(run, "final", all);
     be->ops->download(be, run->host_tokens, all);
@@ -192,7 +192,7 @@ static void copy_text_part(dit_run *run, const dit_sequence *s, tensor segment, 
 {
     backend *be = run->model->be;
     int64_t first, rows;
-    dit_split_rows(tensor_rows(&segment), run->par.sp->size, run->par.sp->rank, &first, &rows);
+    layout_split_rows(tensor_rows(&segment), run->par.sp->size, run->par.sp->rank, &first, &rows);
     if (rows > 0) be->ops->copy(be, tensor_row_slice(s->seq, at, count), tensor_row_slice(segment, first, rows));
 }
 
@@ -226,15 +226,15 @@ static void plan_sequence(const dit_run *run, const dit_text *text, dit_sequence
     int64_t first, t5_first, llama_first;
     for (int p = 0; p < parts; p++) {
         int64_t image, t5, llama;
-        dit_split_rows(run->image_tokens, parts, p, &first, &image);
-        dit_split_rows(text->t5_tokens, parts, p, &first, &t5);
-        dit_split_rows(text->llama_tokens, parts, p, &first, &llama);
+        layout_split_rows(run->image_tokens, parts, p, &first, &image);
+        layout_split_rows(text->t5_tokens, parts, p, &first, &t5);
+        layout_split_rows(text->llama_tokens, parts, p, &first, &llama);
         s->query_rows[p] = image + t5 + llama;
         s->key_rows[p] = image + t5 + 2 * llama;
     }
-    dit_split_rows(run->image_tokens, parts, me, &s->image_first, &s->image_tokens);
-    dit_split_rows(text->t5_tokens, parts, me, &t5_first, &s->t5_tokens);
-    dit_split_rows(text->llama_tokens, parts, me, &llama_first, &s->llama_tokens);
+    layout_split_rows(run->image_tokens, parts, me, &s->image_first, &s->image_tokens);
+    layout_split_rows(text->t5_tokens, parts, me, &t5_first, &s->t5_tokens);
+    layout_split_rows(text->llama_tokens, parts, me, &llama_first, &s->llama_tokens);
     int64_t valid_end = run->valid_tokens - s->image_first;
     s->valid_tokens = valid_end < 0 ? 0 : (valid_end < s->image_tokens ? valid_end : s->image_tokens);
     s->kept_tokens = s->image_tokens + s->t5_tokens + s->llama_tokens;

@@ -53,8 +53,6 @@ typedef struct dit_parallel {
     process_group *tp, *ulysses, *ring, *sp, *ep;
 } dit_parallel;
 
-/* Rows [first, first + count) of a segment of n rows cut into `parts`. */
-void dit_split_rows(int64_t n, int parts, int part, int64_t *first, int64_t *count);
 
 typedef struct dit_run {
     const dit_model *model;

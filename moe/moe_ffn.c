@@ -2,6 +2,7 @@
 #include "moe/moe_ffn.h"
 
 #include "core/error.h"
+#include "moe/moe_internal.h"
 
 #include <float.h>
 #include <math.h>
@@ -80,21 +81,27 @@ int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tenso
     return 0;
 }
 
-int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k)
+int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k, int ep_size)
 {
     memset(s, 0, sizeof *s);
     s->max_rows = max_rows;
     s->num_experts = num_experts;
     s->top_k = top_k;
+    s->ep_size = ep_size;
     if (num_experts == 0) return 0;
-    size_t slots = (size_t)(max_rows * top_k);
+    size_t slots = (size_t)(max_rows * top_k), received = slots * (size_t)ep_size;
+    s->send_counts = calloc((size_t)num_experts, sizeof(int32_t));
+    s->recv_counts = calloc((size_t)num_experts, sizeof(int32_t));
+    s->order = malloc(received * sizeof(int32_t));
+    s->inverse = malloc(received * sizeof(int32_t));
     s->logits = malloc((size_t)(max_rows * num_experts) * sizeof(float));
     s->experts = malloc(slots * sizeof(int32_t));
     s->weights = malloc(slots * sizeof(float));
     s->dispatch_rows = malloc(slots * sizeof(int32_t));
     s->dispatch_weights = malloc(slots * sizeof(float));
     s->offsets = malloc((size_t)(num_experts + 1) * sizeof(int64_t));
-    if (!s->logits || !s->experts || !s->weights || !s->dispatch_rows || !s->dispatch_weights || !s->offsets) {
+    if (!s->logits || !s->experts || !s->weights || !s->dispatch_rows || !s->dispatch_weights || !s->offsets ||
+        !s->send_counts || !s->recv_counts || !s->order || !s->inverse) {
         moe_scratch_free(s);
         return error_set("out of memory: MoE routing scratch for %lld tokens", (long long)max_rows);
     }
@@ -109,6 +116,10 @@ void moe_scratch_free(moe_scratch *s)
     free(s->dispatch_rows);
     free(s->dispatch_weights);
     free(s->offsets);
+    free(s->send_counts);
+    free(s->recv_counts);
+    free(s->order);
+    free(s->inverse);
     memset(s, 0, sizeof *s);
 }
 
@@ -167,12 +178,24 @@ static int capture(moe_scratch *s, const moe_ffn *ffn, moe_routing *routing, con
     return 0;
 }
 
-/* Chooses experts per row (or replays them) and fills their gate weights. */
-static int route_rows(moe_scratch *s, const moe_ffn *ffn, int64_t rows, moe_routing *routing, const moe_token_map *map)
+int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_token_map *map)
 {
+    moe_scratch *s = ctx->host;
+    moe_routing *routing = ctx->routing;
+    backend *be = ctx->be;
     int n = ffn->num_experts, k = ffn->top_k;
+    int64_t rows = tensor_rows(&x);
+    if (rows > s->max_rows)
+        return error_set("MoE layer %d: %lld tokens exceed the routing scratch (%lld)", ffn->layer, (long long)rows,
+                         (long long)s->max_rows);
     moe_token_map whole = {1, {0}, {rows}, {0}, rows};
     if (!map) map = &whole;
+    arena_mark_t mark = arena_mark(ctx->scratch);
+    tensor logits = arena_tensor_2d(ctx->scratch, rows, n);
+    if (!logits.data) return -1;
+    be->ops->linear(be, logits, x, ffn->gate, tensor_none());
+    be->ops->download(be, s->logits, logits);
+    arena_release(ctx->scratch, mark);
     for (int64_t i = 0; i < rows; i++) softmax_in_place(s->logits + i * n, n);
 
     if (routing && routing->mode == ROUTING_REPLAY) {
@@ -200,48 +223,56 @@ static void build_dispatch(moe_scratch *s, int64_t rows, int n, int k)
     }
 }
 
-/* The routed experts' weighted outputs added into y. */
-static int experts_forward(backend *be, arena *scratch, moe_scratch *s, const moe_ffn *ffn, tensor y, tensor x,
-                           int64_t slots)
+tensor moe_upload_indices(const moe_context *ctx, const int32_t *indices, int64_t count)
 {
-    int64_t dim = tensor_cols(&x), hidden = tensor_rows(&ffn->w1[0]);
-    tensor index = arena_tensor_typed(scratch, DTYPE_I32, slots, 1);
-    tensor weight = arena_tensor_typed(scratch, DTYPE_F32, slots, 1);
-    tensor gathered = arena_tensor_2d(scratch, slots, dim);
-    tensor gate = arena_tensor_2d(scratch, slots, hidden);
-    tensor up = arena_tensor_2d(scratch, slots, hidden);
-    if (!index.data || !weight.data || !gathered.data || !gate.data || !up.data) return -1;
+    tensor t = arena_tensor_typed(ctx->scratch, DTYPE_I32, count, 1);
+    /* upload() takes F32; I32 indices travel bit-for-bit as 4-byte words. */
+    if (t.data) ctx->be->ops->upload(ctx->be, t, (const float *)(const void *)indices);
+    return t;
+}
 
-    /* upload() takes F32; the I32 row indices travel bit-for-bit as 4-byte words. */
-    be->ops->upload(be, tensor_reshape_2d(index, slots, 1), (const float *)(const void *)s->dispatch_rows);
+int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows, const int64_t *offsets)
+{
+    backend *be = ctx->be;
+    int64_t slots = tensor_rows(&rows), hidden = tensor_rows(&ffn->w1[0]);
+    arena_mark_t mark = arena_mark(ctx->scratch);
+    tensor gate = arena_tensor_2d(ctx->scratch, slots, hidden);
+    tensor up = arena_tensor_2d(ctx->scratch, slots, hidden);
+    if (!gate.data || !up.data) return -1;
+    be->ops->linear_grouped(be, gate, rows, ffn->w1, offsets, ffn->local_experts);
+    be->ops->linear_grouped(be, up, rows, ffn->w3, offsets, ffn->local_experts);
+    be->ops->swiglu(be, gate, gate, up);
+    be->ops->linear_grouped(be, rows, gate, ffn->w2, offsets, ffn->local_experts);
+    arena_release(ctx->scratch, mark);
+    return 0;
+}
+
+/* Every expert on this rank: gather the routed rows by expert, compute, and
+ * add them back weighted into y. */
+static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x)
+{
+    backend *be = ctx->be;
+    moe_scratch *s = ctx->host;
+    int64_t slots = tensor_rows(&x) * ffn->top_k;
+    build_dispatch(s, tensor_rows(&x), ffn->num_experts, ffn->top_k);
+    tensor index = moe_upload_indices(ctx, s->dispatch_rows, slots);
+    tensor weight = arena_tensor_typed(ctx->scratch, DTYPE_F32, slots, 1);
+    tensor gathered = arena_tensor_2d(ctx->scratch, slots, tensor_cols(&x));
+    if (!index.data || !weight.data || !gathered.data) return -1;
     be->ops->upload(be, weight, s->dispatch_weights);
     be->ops->gather_rows(be, gathered, x, index);
-    be->ops->linear_grouped(be, gate, gathered, ffn->w1, s->offsets, ffn->num_experts);
-    be->ops->linear_grouped(be, up, gathered, ffn->w3, s->offsets, ffn->num_experts);
-    be->ops->swiglu(be, gate, gate, up);
-    be->ops->linear_grouped(be, gathered, gate, ffn->w2, s->offsets, ffn->num_experts);
+    if (moe_experts_compute(ctx, ffn, gathered, s->offsets)) return -1;
     be->ops->scatter_add_rows(be, y, gathered, index, weight);
     return 0;
 }
 
-int moe_ffn_forward(backend *be, arena *scratch, moe_scratch *host, const moe_ffn *ffn, tensor y, tensor x,
-                    moe_routing *routing, const moe_token_map *map)
+int moe_ffn_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x, const moe_token_map *map)
 {
-    if (swiglu_ffn_forward(be, scratch, &ffn->shared, y, x)) return -1;
+    if (swiglu_ffn_forward(ctx->be, ctx->scratch, &ffn->shared, y, x)) return -1;
     if (ffn->num_experts == 0) return 0;
-
-    int64_t rows = tensor_rows(&x);
-    if (rows > host->max_rows)
-        return error_set("MoE layer %d: %lld tokens exceed the routing scratch (%lld)", ffn->layer,
-                         (long long)rows, (long long)host->max_rows);
-    arena_mark_t mark = arena_mark(scratch);
-    tensor logits = arena_tensor_2d(scratch, rows, ffn->num_experts);
-    if (!logits.data) return -1;
-    be->ops->linear(be, logits, x, ffn->gate, tensor_none());
-    be->ops->download(be, host->logits, logits);
-    if (route_rows(host, ffn, rows, routing, map)) return -1;
-    build_dispatch(host, rows, ffn->num_experts, ffn->top_k);
-    int status = experts_forward(be, scratch, host, ffn, y, x, rows * ffn->top_k);
-    arena_release(scratch, mark);
-    return status;
+    arena_mark_t mark = arena_mark(ctx->scratch);
+    int status = ctx->ep ? moe_expert_parallel_forward(ctx, ffn, y, x, map)
+                         : (moe_route(ctx, ffn, x, map) || local_experts_forward(ctx, ffn, y, x));
+    arena_release(ctx->scratch, mark);
+    return status ? -1 : 0;
 }

@@ -14,6 +14,7 @@
 #include "core/arena.h"
 #include "core/weights.h"
 #include "moe/moe_routing.h"
+#include "parallel/process_group.h"
 
 typedef struct swiglu_ffn {
     tensor w1, w3; /* [F, C] */
@@ -41,17 +42,32 @@ typedef struct moe_ffn {
 } moe_ffn;
 
 /* Host-side scratch for routing one layer: sized once per run for the most
- * rows any layer sees, so the step loop does not allocate. */
+ * rows any layer sees (and, with expert parallelism, the most slots any rank
+ * can receive), so the step loop does not allocate. */
 typedef struct moe_scratch {
     int64_t max_rows;
-    int num_experts, top_k;
+    int num_experts, top_k, ep_size;
     float *logits;       /* [rows, E] */
     int32_t *experts;    /* [rows, K] chosen experts, ascending per row */
     float *weights;      /* [rows, K] */
     int32_t *dispatch_rows;  /* [rows * K] source row per dispatched slot, grouped by expert */
     float *dispatch_weights; /* [rows * K] */
     int64_t *offsets;        /* [E + 1] */
+    /* Expert parallel exchange: */
+    int32_t *send_counts, *recv_counts; /* [ep_size, local experts] slots per (peer, expert) */
+    int32_t *order;          /* [received slots] expert-major order of the received rows */
+    int32_t *inverse;        /* its inverse */
 } moe_scratch;
+
+/* What a MoE forward runs with besides the layer. */
+typedef struct moe_context {
+    backend *be;
+    arena *scratch;
+    moe_scratch *host;
+    moe_routing *routing; /* NULL: free routing */
+    process_group *tp;    /* with ep: the rows are split over these ranks */
+    process_group *ep;    /* NULL: experts are tensor parallel (or serial) */
+} moe_context;
 
 /* `dim` C; hidden F of each expert (or the dense FFN); `shared_hidden` of the
  * shared expert. prefix is e.g. "double_stream_blocks.0.block.ff_i". */
@@ -65,7 +81,7 @@ int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int6
 /* y[M, C] = swiglu(x[M, C]) */
 int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tensor y, tensor x);
 
-int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k);
+int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k, int ep_size);
 void moe_scratch_free(moe_scratch *s);
 
 /* Where x's rows sit in the layer's full token sequence: up to 4 runs of
@@ -79,8 +95,10 @@ typedef struct moe_token_map {
 } moe_token_map;
 
 /* y[M, C] = ffn(x[M, C]), or this rank's partial sum of it under tensor
- * parallelism. `routing` may be NULL (free routing). */
-int moe_ffn_forward(backend *be, arena *scratch, moe_scratch *host, const moe_ffn *ffn, tensor y, tensor x,
-                    moe_routing *routing, const moe_token_map *map);
+ * parallelism (the caller all-reduces y over tp). With expert parallelism
+ * each tp rank routes its share of the rows to the experts' owners and adds
+ * the results into those rows of its partial sum, so the same all-reduce
+ * completes them. */
+int moe_ffn_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x, const moe_token_map *map);
 
 #endif

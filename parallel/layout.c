@@ -104,6 +104,12 @@ int layout_group_ranks(const parallel_layout *layout, group_kind kind, int rank,
     return ranks_spanning(d, rank, spans, ranks);
 }
 
+void layout_split_rows(int64_t n, int parts, int part, int64_t *first, int64_t *count)
+{
+    *first = n * part / parts;
+    *count = n * (part + 1) / parts - *first;
+}
+
 const char *layout_group_name(group_kind kind)
 {
     static const char *names[GROUP_KINDS] = {"tp", "ulysses", "ring", "sp", "cfg", "dp", "ep", "vae"};

@@ -15,6 +15,8 @@
 #ifndef MOEDIT_PARALLEL_LAYOUT_H
 #define MOEDIT_PARALLEL_LAYOUT_H
 
+#include <stdint.h>
+
 #define LAYOUT_MAX_RANKS 1024
 
 typedef enum {
@@ -52,6 +54,10 @@ int layout_init(parallel_layout *layout, parallel_degrees degrees, int world_siz
 int layout_group_ranks(const parallel_layout *layout, group_kind kind, int rank, int *ranks);
 
 const char *layout_group_name(group_kind kind);
+
+/* Rows [first, first + count) of part `part` when n rows are cut into
+ * `parts` contiguous parts as evenly as possible (sizes differ by at most 1). */
+void layout_split_rows(int64_t n, int parts, int part, int64_t *first, int64_t *count);
 
 /* "tp2 x ulysses2 x cfg2 (+EP)" style description; returns buf. */
 const char *layout_describe(const parallel_degrees *degrees, char *buf, int size);

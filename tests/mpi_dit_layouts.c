@@ -52,24 +52,28 @@ done:
     return status;
 }
 
-static void check_layout(const world *w, int tp, int ulysses, int ring, const float *serial, moe_routing *capture)
+static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, const float *serial,
+                         moe_routing *capture)
 {
-    parallel_degrees degrees = {.tp = tp, .ulysses = ulysses, .ring = ring};
+    parallel_degrees degrees = {.tp = tp, .ulysses = ulysses, .ring = ring, .expert_parallel = ep};
     parallel_context ctx;
     backend *be = backend_cpu_create();
     CHECK_MSG(parallel_context_init(&ctx, w, degrees, be) == 0, "%s", error_message());
+    process_group *ep_group = ep && w->size > 1 ? ctx.groups[GROUP_EP] : NULL;
     dit_parallel par = {ctx.groups[GROUP_TP], ctx.groups[GROUP_ULYSSES], ctx.groups[GROUP_RING], ctx.groups[GROUP_SP],
-                        NULL};
-    dit_shard shard = {ctx.layout.tp_index, tp, 0, 1};
+                        ep_group};
+    dit_shard shard = {ctx.layout.tp_index, tp, ep_group ? ep_group->rank : 0, ep_group ? ep_group->size : 1};
     float out[4 * LATENT_H * LATENT_W];
     capture->mode = ROUTING_REPLAY;
     int status = forward(&shard, &par, capture, out);
-    CHECK_MSG(status == 0, "tp%d ulysses%d ring%d: %s", tp, ulysses, ring, error_message());
+    const char *mode = ep_group ? " +EP" : "";
+    CHECK_MSG(status == 0, "tp%d ulysses%d ring%d%s: %s", tp, ulysses, ring, mode, error_message());
     long n = 4 * LATENT_H * LATENT_W;
     double diff = test_max_abs_diff(out, serial, n), scale = test_max_abs(serial, n);
-    CHECK_MSG(diff <= 1e-4 * scale, "tp%d ulysses%d ring%d: max abs diff %.3g (scale %.3g)", tp, ulysses, ring, diff,
-              scale);
-    if (w->rank == 0) printf("  tp%d x ulysses%d x ring%d: max abs diff %.3g (scale %.3g)\n", tp, ulysses, ring, diff, scale);
+    CHECK_MSG(diff <= 1e-4 * scale, "tp%d ulysses%d ring%d%s: max abs diff %.3g (scale %.3g)", tp, ulysses, ring, mode,
+              diff, scale);
+    if (w->rank == 0)
+        printf("  tp%d x ulysses%d x ring%d%s: max abs diff %.3g (scale %.3g)\n", tp, ulysses, ring, mode, diff, scale);
     parallel_context_free(&ctx);
     backend_destroy(be);
 }
@@ -93,8 +97,10 @@ int main(int argc, char **argv)
     for (int tp = 1; tp <= w.size; tp++)
         for (int ulysses = 1; tp * ulysses <= w.size; ulysses++) {
             if (w.size % (tp * ulysses) || cfg.heads % (tp * ulysses)) continue;
-            check_layout(&w, tp, ulysses, w.size / (tp * ulysses), serial, &capture);
-            layouts++;
+            for (int ep = 0; ep <= (w.size > 1); ep++) {
+                check_layout(&w, tp, ulysses, w.size / (tp * ulysses), ep, serial, &capture);
+                layouts++;
+            }
         }
     moe_routing_free(&capture);
     char name[64];

@@ -1,0 +1,143 @@
+/* Expert parallelism: experts live on the ranks of the ep group (tp x sp of
+ * one branch), E / ep whole experts each.
+ *
+ *   1. The rows of x are replicated over the tp ranks; each tp rank takes
+ *      its contiguous share of them (no padding: shares differ by at most
+ *      one row) and routes only those.
+ *   2. Slots (row, chosen expert) are ordered by owner rank, then expert,
+ *      then row; the slot counts per (owner, expert) are exchanged first, so
+ *      every rank knows what it will receive.
+ *   3. One all-to-all sends each slot's row to the owner; the owner puts the
+ *      received rows in expert order, runs its experts as one grouped GEMM,
+ *      restores the received order, and a second all-to-all sends the
+ *      results back.
+ *   4. Each rank adds the returned rows, times their gate weights, into its
+ *      share of y. The tensor-parallel all-reduce that follows every MoE
+ *      sublayer then both completes the shared expert and fills in the rows
+ *      the other tp ranks routed, so no extra gather is needed. */
+#include "moe/moe_internal.h"
+
+#include "core/error.h"
+#include "parallel/layout.h"
+
+#include <string.h>
+
+#define EP_MAX 1024
+
+/* This tp rank's share of the token map: segments clipped to [first, first + count). */
+static moe_token_map clip_map(const moe_token_map *map, int64_t rows, int64_t first, int64_t count)
+{
+    moe_token_map whole = {1, {0}, {rows}, {0}, rows}, out = {0};
+    if (!map) map = &whole;
+    out.global_rows = map->global_rows;
+    for (int s = 0; s < map->segments; s++) {
+        int64_t begin = map->local_first[s] > first ? map->local_first[s] : first;
+        int64_t end = map->local_first[s] + map->rows[s];
+        if (end > first + count) end = first + count;
+        if (end <= begin) continue;
+        out.local_first[out.segments] = begin - first;
+        out.rows[out.segments] = end - begin;
+        out.global_first[out.segments] = map->global_first[s] + (begin - map->local_first[s]);
+        out.segments++;
+    }
+    return out;
+}
+
+/* Step 2: slot order by (owner, local expert, row) and counts per (owner, expert). */
+static void order_slots(moe_scratch *s, const moe_ffn *ffn, int64_t rows, int peers)
+{
+    int k = ffn->top_k, local = ffn->local_experts, buckets = peers * local;
+    int64_t start[EP_MAX];
+    memset(s->send_counts, 0, (size_t)buckets * sizeof(int32_t));
+    for (int64_t i = 0; i < rows * k; i++) s->send_counts[s->experts[i]]++; /* expert e = owner * local + j */
+    start[0] = 0;
+    for (int b = 1; b < buckets; b++) start[b] = start[b - 1] + s->send_counts[b - 1];
+    for (int64_t i = 0; i < rows * k; i++) {
+        int64_t slot = start[s->experts[i]]++;
+        s->dispatch_rows[slot] = (int32_t)(i / k);
+        s->dispatch_weights[slot] = s->weights[i];
+    }
+}
+
+/* Received rows come grouped by source, then expert; order[] lists them
+ * expert-major, and offsets[] bounds each local expert's group. */
+static int64_t order_received(moe_scratch *s, int peers, int local, int64_t *peer_rows)
+{
+    int64_t source_start[EP_MAX], at = 0, total = 0;
+    for (int p = 0; p < peers; p++) {
+        source_start[p] = total;
+        peer_rows[p] = 0;
+        for (int j = 0; j < local; j++) peer_rows[p] += s->recv_counts[p * local + j];
+        total += peer_rows[p];
+    }
+    for (int j = 0; j < local; j++) {
+        s->offsets[j] = at;
+        for (int p = 0; p < peers; p++) {
+            int64_t first = source_start[p];
+            for (int jj = 0; jj < j; jj++) first += s->recv_counts[p * local + jj];
+            for (int32_t r = 0; r < s->recv_counts[p * local + j]; r++) s->order[at++] = (int32_t)(first + r);
+        }
+    }
+    s->offsets[local] = at;
+    for (int64_t i = 0; i < total; i++) s->inverse[s->order[i]] = (int32_t)i;
+    return total;
+}
+
+static int exchange_counts(const moe_context *ctx, const moe_ffn *ffn)
+{
+    process_group *ep = ctx->ep;
+    int64_t ones[EP_MAX];
+    for (int p = 0; p < ep->size; p++) ones[p] = 1;
+    tensor send = tensor_make_2d(DTYPE_I32, DEVICE_CPU, ep->size, ffn->local_experts);
+    tensor recv = send;
+    send.data = ctx->host->send_counts;
+    recv.data = ctx->host->recv_counts;
+    /* Counts travel through host memory whatever the device. */
+    return ep->ops->all_to_all_rows(ep, recv, ones, send, ones) == 0 ? 0 : -1;
+}
+
+int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x, const moe_token_map *map)
+{
+    backend *be = ctx->be;
+    moe_scratch *s = ctx->host;
+    process_group *ep = ctx->ep;
+    int peers = ep->size, local = ffn->local_experts, k = ffn->top_k;
+    if (peers > EP_MAX || peers * local > EP_MAX) return error_set("expert parallel group of %d ranks is too large", peers);
+    int64_t first, rows;
+    layout_split_rows(tensor_rows(&x), ctx->tp->size, ctx->tp->rank, &first, &rows);
+    tensor mine = tensor_row_slice(x, first, rows);
+    moe_token_map clipped = clip_map(map, tensor_rows(&x), first, rows);
+    if (moe_route(ctx, ffn, mine, &clipped)) return -1;
+    order_slots(s, ffn, rows, peers);
+    if (exchange_counts(ctx, ffn)) return -1;
+
+    int64_t send_rows[EP_MAX], recv_rows[EP_MAX], slots = rows * k;
+    for (int p = 0; p < peers; p++) {
+        send_rows[p] = 0;
+        for (int j = 0; j < local; j++) send_rows[p] += s->send_counts[p * local + j];
+    }
+    int64_t received = order_received(s, peers, local, recv_rows);
+    if (received > s->max_rows * k * s->ep_size)
+        return error_set("expert parallel: %lld routed rows exceed the scratch", (long long)received);
+
+    int64_t dim = tensor_cols(&x);
+    tensor slot_rows = moe_upload_indices(ctx, s->dispatch_rows, slots);
+    tensor weights = arena_tensor_typed(ctx->scratch, DTYPE_F32, slots, 1);
+    tensor outgoing = arena_tensor_2d(ctx->scratch, slots, dim);
+    tensor incoming = arena_tensor_2d(ctx->scratch, received, dim);
+    tensor grouped = arena_tensor_2d(ctx->scratch, received, dim);
+    tensor order = moe_upload_indices(ctx, s->order, received);
+    tensor inverse = moe_upload_indices(ctx, s->inverse, received);
+    if (!slot_rows.data || !weights.data || !outgoing.data || !incoming.data || !grouped.data || !order.data ||
+        !inverse.data)
+        return -1;
+    be->ops->upload(be, weights, s->dispatch_weights);
+    be->ops->gather_rows(be, outgoing, mine, slot_rows);
+    if (ep->ops->all_to_all_rows(ep, incoming, recv_rows, outgoing, send_rows)) return -1;
+    be->ops->gather_rows(be, grouped, incoming, order);
+    if (moe_experts_compute(ctx, ffn, grouped, s->offsets)) return -1;
+    be->ops->gather_rows(be, incoming, grouped, inverse);
+    if (ep->ops->all_to_all_rows(ep, outgoing, send_rows, incoming, recv_rows)) return -1;
+    be->ops->scatter_add_rows(be, tensor_row_slice(y, first, rows), outgoing, slot_rows, weights);
+    return 0;
+}

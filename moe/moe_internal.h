@@ -1,0 +1,22 @@
+/* Pieces of the MoE forward shared by the local and the expert-parallel
+ * paths (moe_ffn.c, moe_expert_parallel.c); not for model code. */
+#ifndef MOEDIT_MOE_INTERNAL_H
+#define MOEDIT_MOE_INTERNAL_H
+
+#include "moe/moe_ffn.h"
+
+/* Gate logits of x, softmax, top-k (or the replayed experts), gate weights
+ * and capture: fills ctx->host->experts and ->weights, [rows, K]. */
+int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_token_map *map);
+
+/* rows[slots, C] <- the local experts applied in place: rows of expert j
+ * (local index) are [offsets[j], offsets[j + 1]). */
+int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows, const int64_t *offsets);
+
+/* An I32 device tensor [count, 1] holding host indices (scratch arena). */
+tensor moe_upload_indices(const moe_context *ctx, const int32_t *indices, int64_t count);
+
+int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x,
+                                const moe_token_map *map);
+
+#endif
