@@ -1,0 +1,200 @@
+/* Shared AutoencoderKL blocks: GroupNorm, convolution, ResnetBlock2D and the
+ * mid-block attention; see vae_blocks.h. They mirror diffusers'
+ * resnet.py (ResnetBlock2D), attention_processor.py (Attention with
+ * group_norm, AttnProcessor2_0) and unet_2d_blocks.py (UNetMidBlock2D). */
+#include "vae/vae_blocks.h"
+
+#include "core/error.h"
+
+#include <stdlib.h>
+
+tensor vae_image(const backend *be, void *data, int64_t channels, int64_t height, int64_t width)
+{
+    int64_t shape[3] = {channels, height, width};
+    tensor t = tensor_make(be->dtype, be->device, 3, shape);
+    t.data = data;
+    return t;
+}
+
+tensor vae_scratch_image(const vae_exec *ex, int64_t channels, int64_t height, int64_t width)
+{
+    tensor t = vae_image(ex->be, NULL, channels, height, width);
+    t.data = arena_alloc(ex->scratch, tensor_nbytes(&t));
+    return t;
+}
+
+void vae_conv_forward(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv, int stride, const int pad[4])
+{
+    ex->be->ops->conv2d(ex->be, y, x, conv->weight, conv->bias, conv->kernel, stride, pad);
+}
+
+void vae_conv_same(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv)
+{
+    int p = conv->kernel / 2, pad[4] = {p, p, p, p};
+    vae_conv_forward(ex, y, x, conv, 1, pad);
+}
+
+int vae_group_norm_forward(const vae_exec *ex, tensor y, tensor x, const vae_group_norm *norm, int silu)
+{
+    backend *be = ex->be;
+    arena_mark_t mark = arena_mark(ex->scratch);
+    tensor stats = arena_tensor_typed(ex->scratch, DTYPE_F32, norm->groups, 2);
+    if (!stats.data) return error_prefix("VAE group norm statistics");
+    be->ops->group_norm_stats(be, stats, x, norm->groups);
+    /* Patch-parallel: all-reduce stats (sum) over the bands here; count is
+     * then the whole image's. */
+    int64_t count = tensor_numel(&x) / norm->groups;
+    be->ops->group_norm_apply(be, y, x, stats, count, norm->weight, norm->bias, VAE_NORM_EPS, silu);
+    arena_release(ex->scratch, mark);
+    return 0;
+}
+
+int vae_resnet_forward(const vae_exec *ex, tensor y, tensor x, const vae_resnet *resnet)
+{
+    backend *be = ex->be;
+    int64_t cin = x.shape[0], cout = resnet->conv1.out_channels, h = x.shape[1], w = x.shape[2];
+    arena_mark_t mark = arena_mark(ex->scratch);
+    /* One scratch image serves norm1's output, norm2's output, then the shortcut. */
+    tensor t = vae_scratch_image(ex, cin > cout ? cin : cout, h, w);
+    if (!t.data) return error_prefix("VAE resnet block");
+    tensor t_in = vae_image(be, t.data, cin, h, w), t_out = vae_image(be, t.data, cout, h, w);
+    int status = vae_group_norm_forward(ex, t_in, x, &resnet->norm1, 1);
+    if (status == 0) {
+        vae_conv_same(ex, y, t_in, &resnet->conv1); /* y holds conv1's output for now */
+        status = vae_group_norm_forward(ex, t_out, y, &resnet->norm2, 1);
+    }
+    if (status == 0) {
+        vae_conv_same(ex, y, t_out, &resnet->conv2);
+        if (resnet->conv_shortcut.weight.data) {
+            vae_conv_same(ex, t_out, x, &resnet->conv_shortcut);
+            be->ops->add(be, y, y, t_out);
+        } else {
+            be->ops->add(be, y, y, x);
+        }
+    }
+    arena_release(ex->scratch, mark);
+    return status;
+}
+
+int vae_transpose(const vae_exec *ex, tensor y, tensor x, int64_t rows, int64_t cols)
+{
+    /* No transpose op yet: gather_rows over 1-float rows with the permutation
+     * y[j * rows + i] = x[i * cols + j] does it on any backend. */
+    int64_t n = rows * cols;
+    if (n > INT32_MAX)
+        return error_set("VAE attention: a [%lld, %lld] image is too large to transpose", (long long)rows,
+                         (long long)cols);
+    int32_t *index = malloc((size_t)n * sizeof(int32_t));
+    tensor device_index = arena_tensor_typed(ex->scratch, DTYPE_I32, n, 1);
+    if (!index || !device_index.data) {
+        free(index);
+        return error_set("out of memory transposing a [%lld, %lld] image in the VAE attention", (long long)rows,
+                         (long long)cols);
+    }
+    for (int64_t j = 0; j < cols; j++)
+        for (int64_t i = 0; i < rows; i++) index[j * rows + i] = (int32_t)(i * cols + j);
+    ex->be->ops->upload(ex->be, device_index, (const float *)index);
+    free(index);
+    ex->be->ops->gather_rows(ex->be, tensor_reshape_2d(y, n, 1), tensor_reshape_2d(x, n, 1), device_index);
+    return 0;
+}
+
+int vae_attention_forward(const vae_exec *ex, tensor y, tensor x, const vae_attention *attention)
+{
+    backend *be = ex->be;
+    int64_t c = x.shape[0], s = x.shape[1] * x.shape[2];
+    arena_mark_t mark = arena_mark(ex->scratch);
+    tensor normed = vae_scratch_image(ex, c, x.shape[1], x.shape[2]);
+    tensor tokens = arena_tensor_2d(ex->scratch, s, c); /* [S, C]: normed^T, later the projected output */
+    tensor q = arena_tensor_2d(ex->scratch, s, c), k = arena_tensor_2d(ex->scratch, s, c);
+    tensor v = arena_tensor_2d(ex->scratch, s, c), out = arena_tensor_2d(ex->scratch, s, c);
+    int status = normed.data && tokens.data && q.data && k.data && v.data && out.data
+                     ? 0
+                     : error_prefix("VAE attention over %lld tokens", (long long)s);
+    if (status == 0) status = vae_group_norm_forward(ex, normed, x, &attention->group_norm, 0);
+    if (status == 0) status = vae_transpose(ex, tokens, normed, c, s);
+    if (status == 0) {
+        be->ops->linear(be, q, tokens, attention->to_q.weight, attention->to_q.bias);
+        be->ops->linear(be, k, tokens, attention->to_k.weight, attention->to_k.bias);
+        be->ops->linear(be, v, tokens, attention->to_v.weight, attention->to_v.bias);
+        be->ops->attention(be, out, tensor_none(), q, k, v, 1);
+        be->ops->linear(be, tokens, out, attention->to_out.weight, attention->to_out.bias);
+        status = vae_transpose(ex, y, tokens, s, c);
+    }
+    if (status == 0) be->ops->add(be, y, y, x);
+    arena_release(ex->scratch, mark);
+    return status;
+}
+
+int vae_activations_init(vae_activations *acts, const vae_exec *ex, int64_t capacity)
+{
+    size_t bytes = (size_t)capacity * dtype_size(ex->be->dtype);
+    acts->be = ex->be;
+    acts->current = 0;
+    acts->x = tensor_none();
+    acts->buffer[0] = arena_alloc(ex->scratch, bytes);
+    acts->buffer[1] = acts->buffer[0] ? arena_alloc(ex->scratch, bytes) : NULL;
+    if (!acts->buffer[1]) return error_prefix("VAE activations (2 x %zu MiB)", bytes >> 20);
+    return 0;
+}
+
+tensor vae_activations_next(const vae_activations *acts, int64_t channels, int64_t height, int64_t width)
+{
+    return vae_image(acts->be, acts->buffer[1 - acts->current], channels, height, width);
+}
+
+void vae_activations_advance(vae_activations *acts, tensor y)
+{
+    acts->x = y;
+    acts->current = 1 - acts->current;
+}
+
+void vae_activations_upload(vae_activations *acts, const float *host, int64_t channels, int64_t height,
+                            int64_t width)
+{
+    acts->current = 0;
+    acts->x = vae_image(acts->be, acts->buffer[0], channels, height, width);
+    acts->be->ops->upload(acts->be, acts->x, host);
+}
+
+void vae_conv_stage(const vae_exec *ex, vae_activations *acts, const vae_conv *conv)
+{
+    tensor y = vae_activations_next(acts, conv->out_channels, acts->x.shape[1], acts->x.shape[2]);
+    vae_conv_same(ex, y, acts->x, conv);
+    vae_activations_advance(acts, y);
+}
+
+int vae_norm_silu_stage(const vae_exec *ex, vae_activations *acts, const vae_group_norm *norm)
+{
+    tensor y = vae_activations_next(acts, acts->x.shape[0], acts->x.shape[1], acts->x.shape[2]);
+    if (vae_group_norm_forward(ex, y, acts->x, norm, 1) != 0) return -1;
+    vae_activations_advance(acts, y);
+    return 0;
+}
+
+/* x = resnet(x) through the other buffer. */
+static int resnet_stage(const vae_exec *ex, vae_activations *acts, const vae_resnet *resnet)
+{
+    tensor y = vae_activations_next(acts, resnet->conv1.out_channels, acts->x.shape[1], acts->x.shape[2]);
+    if (vae_resnet_forward(ex, y, acts->x, resnet) != 0) return -1;
+    vae_activations_advance(acts, y);
+    return 0;
+}
+
+int vae_level_resnets_forward(const vae_exec *ex, vae_activations *acts, const vae_level *level)
+{
+    for (int j = 0; j < level->resnet_count; j++)
+        if (resnet_stage(ex, acts, &level->resnets[j]) != 0) return -1;
+    return 0;
+}
+
+int vae_mid_block_forward(const vae_exec *ex, vae_activations *acts, const vae_mid_block *mid)
+{
+    if (resnet_stage(ex, acts, &mid->resnets[0]) != 0) return -1;
+    if (mid->has_attention) {
+        tensor y = vae_activations_next(acts, acts->x.shape[0], acts->x.shape[1], acts->x.shape[2]);
+        if (vae_attention_forward(ex, y, acts->x, &mid->attention) != 0) return -1;
+        vae_activations_advance(acts, y);
+    }
+    return resnet_stage(ex, acts, &mid->resnets[1]);
+}
