@@ -3,6 +3,7 @@
 #include "examples/cli.h"
 
 #include "core/error.h"
+#include "moedit.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@ static void usage(FILE *out)
             "usage: moedit <command> [options]\n"
             "\n"
             "commands:\n"
+            "  generate  text to image\n"
             "  inspect   print a model's components, configs and parameter counts\n"
             "  bench     time the transformer forward of a model or a random-weight config\n"
             "\n"
@@ -34,13 +36,23 @@ int main(int argc, char **argv)
         printf("moedit %s\n", MOEDIT_VERSION);
         return 0;
     }
-    int status;
-    if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
-    else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);
-    else status = error_set("unknown command '%s' (try 'moedit --help')", command);
-    if (status < 0) {
+    if (moedit_init(&argc, &argv) != 0) {
         fprintf(stderr, "moedit: error: %s\n", error_message());
         return 1;
     }
+    int status;
+    if (!strcmp(command, "generate")) status = cli_generate(argc - 1, argv + 1);
+    else if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
+    else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);
+    else status = error_set("unknown command '%s' (try 'moedit --help')", command);
+    if (status < 0) {
+        if (moedit_world_size() > 1) fprintf(stderr, "moedit: error: [rank %d] %s\n", moedit_rank(), error_message());
+        else fprintf(stderr, "moedit: error: %s\n", error_message());
+        fflush(stderr);
+        moedit_abort(1); /* the other ranks must not wait for this one */
+        moedit_finalize();
+        return 1;
+    }
+    moedit_finalize();
     return 0;
 }

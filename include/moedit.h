@@ -10,6 +10,55 @@
 /* The message of the last failure on this thread. */
 const char *moedit_error(void);
 
+/* Joins the launcher's world when started by mpirun/srun (one rank
+ * otherwise). Call first; moedit_finalize last. moedit_abort ends every rank
+ * at once after a failure on one of them. */
+int moedit_init(int *argc, char ***argv);
+void moedit_finalize(void);
+void moedit_abort(int code);
+int moedit_rank(void);
+int moedit_world_size(void);
+
+/* Parallel layout of a run: every degree defaults to 1 (0 means 1). */
+typedef struct moedit_parallel {
+    int tensor_parallel, ulysses, ring, cfg_parallel, data_parallel;
+    int expert_parallel;
+    int vae_patch_parallel;
+} moedit_parallel;
+
+/* moedit generate: text to image. */
+typedef struct moedit_generate_options {
+    const char *model_dir;
+    const char *const *prompts; /* prompt_count prompts */
+    int prompt_count;
+    const char *negative_prompt;    /* NULL: "" */
+    const char *prompt_embeds_path; /* instead of the text encoder */
+    const char *init_noise_path;    /* `latents` [C, h, w] instead of Philox noise */
+    int64_t height, width;
+    int64_t steps;
+    double guidance;
+    uint64_t seed;
+    int64_t images_per_prompt;
+    const char *output;             /* .png or .jpg; numbered when several */
+    const char *latents_output;     /* also save the final latents [C, h, w] (safetensors), NULL: no */
+    const char *device;             /* "cpu" (default) or "cuda" */
+    int random_weights;             /* transformer weights from Philox */
+    moedit_parallel parallel;
+    const char *routing_capture, *routing_replay;
+    int quiet;
+} moedit_generate_options;
+
+#define MOEDIT_MAX_OUTPUTS 1024
+
+typedef struct moedit_generate_result {
+    int count;                        /* images written by this rank */
+    char files[MOEDIT_MAX_OUTPUTS][512];
+    unsigned long long seeds[MOEDIT_MAX_OUTPUTS];
+    double load_seconds, text_seconds, denoise_seconds, decode_seconds, total_seconds;
+} moedit_generate_result;
+
+int moedit_generate(const moedit_generate_options *options, moedit_generate_result *result);
+
 /* Prints a model directory's components: class, key config, parameter counts
  * (total; and active per token for a MoE transformer), dtypes and size on
  * disk. json: one JSON object instead of text. check: also load every

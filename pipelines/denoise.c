@@ -1,0 +1,59 @@
+/* The denoising loop; see denoise.h. */
+#include "pipelines/denoise.h"
+
+#include "core/error.h"
+
+#include <stdlib.h>
+
+/* v = -transformer(latents, t) of one branch, into velocity. */
+static int branch_velocity(dit_run *run, const dit_text *text, int branch, int step, float timestep,
+                           const float *latents, float *velocity, int64_t n)
+{
+    if (run->routing) {
+        run->routing->step = step;
+        run->routing->branch = branch;
+    }
+    if (dit_forward(run, text, latents, timestep, velocity)) return -1;
+    for (int64_t i = 0; i < n; i++) velocity[i] = -velocity[i];
+    return 0;
+}
+
+static void guide(float *cond, const float *uncond, double guidance, int64_t n)
+{
+    float g = (float)guidance;
+    for (int64_t i = 0; i < n; i++) cond[i] = uncond[i] + g * (cond[i] - uncond[i]);
+}
+
+int denoise(const denoise_request *r, float *latents)
+{
+    const dit_config *cfg = &r->run->model->cfg;
+    int64_t n = (int64_t)cfg->in_channels * r->run->latent_h * r->run->latent_w;
+    int split = r->cfg && r->cfg->size == 2;
+    /* [cond | uncond | this rank's branch]: MPI forbids gathering in place. */
+    float *both = malloc((size_t)(3 * n) * sizeof(float));
+    if (!both) return error_set("out of memory for velocities");
+    int status = 0;
+    for (int i = r->first_step; i < r->sched->steps && status == 0; i++) {
+        float t = (float)scheduler_timestep(r->sched, i);
+        if (split) {
+            /* This rank computes its branch; the all-gather brings the other. */
+            int branch = r->cfg->rank;
+            const dit_text *text = branch == 0 ? r->cond : r->uncond;
+            int64_t rows[2] = {1, 1};
+            tensor mine = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, n), all = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 2, n);
+            mine.data = both + 2 * n;
+            all.data = both;
+            status = branch_velocity(r->run, text, branch, i, t, latents, both + 2 * n, n);
+            if (status == 0) status = r->cfg->ops->all_gather_rows(r->cfg, all, mine, rows);
+            if (status == 0) guide(both, both + n, r->guidance, n);
+        } else {
+            status = branch_velocity(r->run, r->cond, 0, i, t, latents, both, n);
+            if (status == 0 && r->uncond) status = branch_velocity(r->run, r->uncond, 1, i, t, latents, both + n, n);
+            if (status == 0 && r->uncond) guide(both, both + n, r->guidance, n);
+        }
+        if (status == 0) scheduler_step(r->sched, i, both, latents, n);
+        if (r->bar) progress_advance(r->bar, 1);
+    }
+    free(both);
+    return status;
+}

@@ -1,0 +1,31 @@
+/* The flow-matching denoising loop of one image, as diffusers'
+ * HiDreamImagePipeline runs it:
+ *   for each scheduler step i with timestep t_i (0..1000):
+ *     v = -transformer(latents, t_i, cond)
+ *     with guidance g > 1: v = v_uncond + g * (v - v_uncond)
+ *     latents += (sigma_{i+1} - sigma_i) * v          (Euler)
+ * Under CFG parallelism the two branches run on the two halves of the ranks
+ * (cfg group rank 0: cond, 1: uncond) and one all-gather per step gives both
+ * velocities to every rank, so all ranks keep identical latents. */
+#ifndef MOEDIT_PIPELINES_DENOISE_H
+#define MOEDIT_PIPELINES_DENOISE_H
+
+#include "core/progress.h"
+#include "dit/dit_forward.h"
+#include "pipelines/scheduler.h"
+
+typedef struct denoise_request {
+    dit_run *run;
+    const dit_text *cond;
+    const dit_text *uncond;  /* NULL when guidance <= 1 (or this rank runs cond only) */
+    double guidance;
+    const scheduler *sched;
+    int first_step;          /* > 0 for strength-based editing */
+    process_group *cfg;      /* size 2: the branches are split over ranks */
+    progress *bar;           /* may be NULL */
+} denoise_request;
+
+/* latents[C, h, w] (host) are denoised in place. */
+int denoise(const denoise_request *request, float *latents);
+
+#endif

@@ -1,0 +1,321 @@
+/* moedit_generate: prompts to images (see moedit.h and denoise.h).
+ *
+ * Jobs are (prompt, image index) pairs with seed = seed + image index, dealt
+ * round-robin over the data-parallel replicas. Within a replica the
+ * transformer runs over its tp x sp x cfg ranks; the replica's first rank
+ * decodes and writes the file (to a temporary name, then renamed). Sizes are
+ * checked against the configs before any weight or activation is allocated. */
+#include "moedit.h"
+
+#include "core/error.h"
+#include "core/image_io.h"
+#include "core/philox.h"
+#include "core/progress.h"
+#include "core/safetensors.h"
+#include "core/timer.h"
+#include "parallel/world.h"
+#include "pipelines/denoise.h"
+#include "pipelines/model_bundle.h"
+#include "pipelines/prompt_embeds.h"
+#include "pipelines/runtime.h"
+#include "vae/vae.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SIDE 16384
+#define MAX_PIXELS ((int64_t)64 << 20)
+
+typedef struct generate_state {
+    const moedit_generate_options *o;
+    const world *w;
+    parallel_context par;
+    int have_par;
+    model_bundle bundle;
+    int have_bundle;
+    scheduler sched;
+    moe_routing routing;
+    int64_t latent_h, latent_w, latent_count;
+    int leader; /* first rank of its data-parallel replica: decodes and writes */
+    char layout_text[128];
+} generate_state;
+
+static int validate_request(const moedit_generate_options *o)
+{
+    if (!o->model_dir) return error_set("generate needs --model DIR");
+    if (o->prompt_count < 1 && !o->prompt_embeds_path) return error_set("generate needs --prompt TEXT");
+    if (o->height < 1 || o->width < 1 || o->height > MAX_SIDE || o->width > MAX_SIDE ||
+        o->height * o->width > MAX_PIXELS)
+        return error_set("--height %lld --width %lld: each side must be 1..%d and the image at most %lld pixels",
+                         (long long)o->height, (long long)o->width, MAX_SIDE, (long long)MAX_PIXELS);
+    if (o->steps < 1 || o->steps > 10000) return error_set("--num-inference-steps %lld: must be 1..10000", (long long)o->steps);
+    if (!isfinite(o->guidance) || o->guidance < 0 || o->guidance > 100)
+        return error_set("--guidance-scale %g: must be between 0 and 100", o->guidance);
+    if (o->images_per_prompt < 1 || o->images_per_prompt * (o->prompt_count ? o->prompt_count : 1) > MOEDIT_MAX_OUTPUTS)
+        return error_set("--num-images-per-prompt %lld: must be >= 1 and at most %d images in all",
+                         (long long)o->images_per_prompt, MOEDIT_MAX_OUTPUTS);
+    if (o->parallel.cfg_parallel == 2 && o->guidance <= 1)
+        return error_set("--cfg-parallel-size 2 needs --guidance-scale > 1: without guidance there is no "
+                         "unconditional branch to run");
+    if (o->routing_capture && o->routing_replay) return error_set("--routing-capture and --routing-replay exclude each other");
+    return image_check_writable(o->output);
+}
+
+/* Sizes against the configs, before loading any weight. */
+static int validate_sizes(generate_state *g)
+{
+    const moedit_generate_options *o = g->o;
+    char path[4200];
+    dit_config dit;
+    vae_config vae;
+    snprintf(path, sizeof path, "%s/transformer/config.json", o->model_dir);
+    if (dit_config_load(&dit, path)) return -1;
+    snprintf(path, sizeof path, "%s/vae/config.json", o->model_dir);
+    if (vae_config_load(&vae, path)) return -1;
+    int64_t multiple = (int64_t)vae.downscale * dit.patch_size;
+    if (o->height % multiple || o->width % multiple)
+        return error_set("--height %lld --width %lld: both must be multiples of %lld (VAE factor %d x patch %d)",
+                         (long long)o->height, (long long)o->width, (long long)multiple, vae.downscale, dit.patch_size);
+    g->latent_h = o->height / vae.downscale;
+    g->latent_w = o->width / vae.downscale;
+    g->latent_count = (int64_t)dit.in_channels * g->latent_h * g->latent_w;
+    if (g->latent_h != g->latent_w &&
+        (g->latent_h / dit.patch_size) * (g->latent_w / dit.patch_size) > dit_image_tokens(&dit, g->latent_h, g->latent_w))
+        return error_set("--height %lld --width %lld: a non-square image may have at most %d x %d latent pixels' "
+                         "worth of patches for this transformer (max_resolution)",
+                         (long long)o->height, (long long)o->width, dit.max_resolution[0], dit.max_resolution[1]);
+    return 0;
+}
+
+static parallel_degrees degrees_of(const moedit_parallel *p)
+{
+    parallel_degrees d = {p->tensor_parallel, p->ulysses, p->ring, p->cfg_parallel, p->data_parallel,
+                          p->expert_parallel, p->vae_patch_parallel};
+    return d;
+}
+
+static int setup(generate_state *g)
+{
+    const moedit_generate_options *o = g->o;
+    parallel_degrees d = degrees_of(&o->parallel);
+    parallel_layout layout;
+    if (layout_init(&layout, d, g->w->size, g->w->rank)) return -1;
+    layout_describe(&layout.degrees, g->layout_text, sizeof g->layout_text);
+    int ranks[LAYOUT_MAX_RANKS];
+    int ep_size = d.expert_parallel ? layout_group_ranks(&layout, GROUP_EP, g->w->rank, ranks) : 1;
+    int ep_rank = 0;
+    for (int i = 0; i < ep_size; i++)
+        if (ranks[i] == g->w->rank) ep_rank = i;
+    model_bundle_options mo = {o->model_dir, o->device, o->random_weights, o->seed,
+                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size}, !o->prompt_embeds_path};
+    if (model_bundle_load(&g->bundle, &mo)) return -1;
+    g->have_bundle = 1;
+    if (parallel_context_init(&g->par, g->w, d, g->bundle.be)) return -1;
+    g->have_par = 1;
+    g->leader = layout.tp_index == 0 && layout.ulysses_index == 0 && layout.ring_index == 0 && layout.cfg_index == 0;
+    int64_t max_seq = (int64_t)g->bundle.transformer.cfg.max_resolution[0] * g->bundle.transformer.cfg.max_resolution[1] /
+                      ((int64_t)g->bundle.transformer.cfg.patch_size * g->bundle.transformer.cfg.patch_size);
+    /* HiDreamImagePipeline computes mu from the transformer's max_seq with
+     * diffusers' default shift line; it matters only with dynamic shifting. */
+    double mu = g->bundle.scheduler.use_dynamic_shifting ? scheduler_calculate_shift(max_seq, 256, 4096, 0.5, 1.15) : NAN;
+    if (scheduler_set_timesteps_with_mu(&g->sched, &g->bundle.scheduler, (int)o->steps, mu, NULL, 0)) return -1;
+    moe_routing_init(&g->routing, o->routing_capture ? ROUTING_CAPTURE : o->routing_replay ? ROUTING_REPLAY : ROUTING_FREE);
+    return o->routing_replay ? moe_routing_load(&g->routing, o->routing_replay) : 0;
+}
+
+/* "out.png" for one image; "out-3.png" for the fourth of several. */
+static void output_path(const char *output, int index, int total, char *path, size_t size)
+{
+    if (total == 1) {
+        snprintf(path, size, "%s", output);
+        return;
+    }
+    const char *dot = strrchr(output, '.'), *slash = strrchr(output, '/');
+    if (!dot || (slash && dot < slash)) dot = output + strlen(output);
+    snprintf(path, size, "%.*s-%d%s", (int)(dot - output), output, index, dot);
+}
+
+/* Philox noise for the seed, or the --init-noise file. */
+static int initial_latents(const generate_state *g, uint64_t seed, float *latents)
+{
+    const moedit_generate_options *o = g->o;
+    if (!o->init_noise_path) {
+        philox_fill_normal(seed, 0, 0, g->latent_count, latents);
+        return 0;
+    }
+    safetensors *st = NULL;
+    if (safetensors_open(&st, o->init_noise_path)) return -1;
+    const safetensors_entry *e = safetensors_find(st, "latents");
+    int64_t shape[4] = {1, g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
+    int status = -1;
+    if (!e) error_set("%s: no tensor \"latents\"", o->init_noise_path);
+    else status = safetensors_read_f32(st, "latents", e->ndim == 4 ? 4 : 3, e->ndim == 4 ? shape : shape + 1, latents);
+    safetensors_close(st);
+    return status;
+}
+
+static int write_image(generate_state *g, const char *prompt, uint64_t seed, const float *pixels, const char *path)
+{
+    const moedit_generate_options *o = g->o;
+    uint8_t *rgb = malloc((size_t)(o->height * o->width * 3));
+    if (!rgb) return error_set("out of memory writing %s", path);
+    image_from_float(pixels, o->height, o->width, rgb);
+    char seed_text[32], steps[32], guidance[32], size[64];
+    snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)seed);
+    snprintf(steps, sizeof steps, "%lld", (long long)o->steps);
+    snprintf(guidance, sizeof guidance, "%g", o->guidance);
+    snprintf(size, sizeof size, "%lldx%lld", (long long)o->width, (long long)o->height);
+    image_metadata meta = {0};
+    image_metadata_add(&meta, "prompt", prompt);
+    image_metadata_add(&meta, "negative_prompt", o->negative_prompt ? o->negative_prompt : "");
+    image_metadata_add(&meta, "seed", seed_text);
+    image_metadata_add(&meta, "steps", steps);
+    image_metadata_add(&meta, "guidance_scale", guidance);
+    image_metadata_add(&meta, "size", size);
+    image_metadata_add(&meta, "model", o->model_dir);
+    image_metadata_add(&meta, "parallel_layout", g->layout_text);
+    image_metadata_add(&meta, "software", "moedit " MOEDIT_VERSION);
+    int status = image_write(path, rgb, o->width, o->height, &meta);
+    free(rgb);
+    return status;
+}
+
+/* The denoised latents, before VAE scaling, for cross-checks (first image only). */
+static int save_latents(generate_state *g, const float *latents)
+{
+    const char *name = "latents";
+    int64_t shape[3] = {g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
+    tensor t = tensor_make(DTYPE_F32, DEVICE_CPU, 3, shape);
+    t.data = (void *)latents;
+    return safetensors_write(g->o->latents_output, &name, &t, 1);
+}
+
+/* latents / scaling_factor + shift_factor -> VAE -> pixels -> file. */
+static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed, float *latents, const char *path)
+{
+    const vae_config *vc = &g->bundle.vae.cfg;
+    for (int64_t i = 0; i < g->latent_count; i++)
+        latents[i] = latents[i] / (float)vc->scaling_factor + (float)vc->shift_factor;
+    float *pixels = malloc((size_t)(vc->out_channels * g->o->height * g->o->width) * sizeof(float));
+    if (!pixels) return error_set("out of memory decoding %s", path);
+    arena scratch;
+    arena_init(&scratch, g->bundle.be);
+    int status = vae_decode(&g->bundle.vae, &scratch, latents, vc->latent_channels, g->latent_h, g->latent_w, pixels);
+    arena_free(&scratch);
+    if (status == 0) status = write_image(g, prompt, seed, pixels, path);
+    free(pixels);
+    return status;
+}
+
+/* Text inputs of one branch: the encoder on `prompt`, or the embeds file. */
+static int branch_embeds(generate_state *g, prompt_embeds *e, const char *prompt, int negative, arena *scratch)
+{
+    if (g->o->prompt_embeds_path)
+        return prompt_embeds_read(e, g->o->prompt_embeds_path, negative, &g->bundle.transformer.cfg);
+    return prompt_embeds_encode(e, &g->bundle.encoder, g->bundle.tok, prompt, scratch);
+}
+
+static int run_job(generate_state *g, const char *prompt, uint64_t seed, const char *path, moedit_generate_result *r)
+{
+    const moedit_generate_options *o = g->o;
+    int guided = o->guidance > 1, split = g->par.groups[GROUP_CFG]->size == 2;
+    int branch = split ? g->par.groups[GROUP_CFG]->rank : -1; /* -1: this rank runs both */
+    prompt_embeds embeds[2] = {0};
+    dit_text text[2];
+    int have_text[2] = {0, 0};
+    dit_run run;
+    int have_run = 0, status = -1;
+    float *latents = malloc((size_t)g->latent_count * sizeof(float));
+    arena scratch;
+    arena_init(&scratch, g->bundle.be);
+    double start = timer_seconds();
+    if (!latents) goto done;
+    for (int b = 0; b < 1 + guided; b++) {
+        if (branch >= 0 && b != branch) continue;
+        const char *text_prompt = b == 0 ? prompt : (o->negative_prompt ? o->negative_prompt : "");
+        if (branch_embeds(g, &embeds[b], text_prompt, b, &scratch) ||
+            dit_text_encode(&text[b], &g->bundle.transformer, &embeds[b].inputs))
+            goto done;
+        have_text[b] = 1;
+    }
+    r->text_seconds += timer_seconds() - start;
+    const dit_text *mine = have_text[0] ? &text[0] : &text[1];
+    dit_parallel par = {g->par.groups[GROUP_TP], g->par.groups[GROUP_ULYSSES], g->par.groups[GROUP_RING],
+                        g->par.groups[GROUP_SP], g->bundle.transformer.shard.ep_size > 1 ? g->par.groups[GROUP_EP] : NULL};
+    int64_t t5 = mine->t5_tokens, llama = mine->llama_tokens;
+    if (have_text[1] && have_text[0]) {
+        if (text[1].t5_tokens > t5) t5 = text[1].t5_tokens;
+        if (text[1].llama_tokens > llama) llama = text[1].llama_tokens;
+    }
+    if (dit_run_init(&run, &g->bundle.transformer, g->latent_h, g->latent_w, t5, llama, &par)) goto done;
+    have_run = 1;
+    run.routing = o->routing_capture || o->routing_replay ? &g->routing : NULL;
+    if (initial_latents(g, seed, latents)) goto done;
+
+    progress bar;
+    progress_begin(&bar, "denoise", g->sched.steps, o->quiet || g->w->rank != 0);
+    denoise_request request = {&run, have_text[0] ? &text[0] : NULL, have_text[1] ? &text[1] : NULL, o->guidance,
+                               &g->sched, 0, split ? g->par.groups[GROUP_CFG] : NULL, &bar};
+    start = timer_seconds();
+    if (denoise(&request, latents)) goto done;
+    progress_end(&bar);
+    r->denoise_seconds += timer_seconds() - start;
+    start = timer_seconds();
+    if (g->leader && o->latents_output && r->count == 0 && save_latents(g, latents)) goto done;
+    if (g->leader && decode_and_write(g, prompt, seed, latents, path)) goto done;
+    r->decode_seconds += timer_seconds() - start;
+    if (g->leader) {
+        snprintf(r->files[r->count], sizeof r->files[0], "%s", path);
+        r->seeds[r->count++] = seed;
+    }
+    status = 0;
+done:
+    if (!latents) error_set("out of memory for latents");
+    if (have_run) dit_run_free(&run);
+    for (int b = 0; b < 2; b++) {
+        if (have_text[b]) dit_text_free(&text[b]);
+        prompt_embeds_free(&embeds[b]);
+    }
+    arena_free(&scratch);
+    free(latents);
+    return status;
+}
+
+static void teardown(generate_state *g)
+{
+    moe_routing_free(&g->routing);
+    scheduler_free(&g->sched);
+    if (g->have_par) parallel_context_free(&g->par);
+    if (g->have_bundle) model_bundle_free(&g->bundle);
+}
+
+int moedit_generate(const moedit_generate_options *o, moedit_generate_result *r)
+{
+    double start = timer_seconds();
+    generate_state g;
+    memset(&g, 0, sizeof g);
+    memset(r, 0, sizeof *r);
+    g.o = o;
+    g.w = runtime_world();
+    if (validate_request(o) || validate_sizes(&g)) return -1;
+    int status = setup(&g);
+    r->load_seconds = timer_seconds() - start;
+    const char *embeds_prompt[1] = {"(prompt embeddings from file)"};
+    const char *const *prompts = o->prompt_count ? o->prompts : embeds_prompt;
+    int prompt_count = o->prompt_count ? o->prompt_count : 1;
+    int total = prompt_count * (int)o->images_per_prompt;
+    int replicas = g.have_par ? g.par.layout.degrees.dp : 1, replica = g.have_par ? g.par.layout.dp_index : 0;
+    for (int job = 0; job < total && status == 0; job++) {
+        if (job % replicas != replica) continue;
+        char path[512];
+        output_path(o->output, job, total, path, sizeof path);
+        uint64_t seed = o->seed + (uint64_t)(job % o->images_per_prompt);
+        status = run_job(&g, prompts[job / o->images_per_prompt], seed, path, r);
+    }
+    if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);
+    teardown(&g);
+    r->total_seconds = timer_seconds() - start;
+    return status;
+}

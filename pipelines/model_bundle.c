@@ -1,0 +1,72 @@
+/* Loading a model directory's components; see model_bundle.h. */
+#include "pipelines/model_bundle.h"
+
+#include "core/error.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int load_text_side(model_bundle *b, const model_bundle_options *o)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/text_encoder", o->dir);
+    if (!exists(path)) {
+        if (o->need_encoder)
+            return error_set("%s has no text_encoder/: give --prompt-embeds FILE or use a model with a text encoder",
+                             o->dir);
+        return 0;
+    }
+    if (!o->need_encoder) return 0;
+    if (text_encoder_load(&b->encoder, b->be, path, 0, 0)) return -1;
+    b->has_encoder = 1;
+    snprintf(path, sizeof path, "%s/tokenizer/tokenizer.json", o->dir);
+    return tokenizer_load(&b->tok, path);
+}
+
+int model_bundle_load(model_bundle *b, const model_bundle_options *o)
+{
+    char path[4200];
+    memset(b, 0, sizeof *b);
+    struct stat st;
+    if (stat(o->dir, &st) != 0 || !S_ISDIR(st.st_mode)) return error_set("model directory %s does not exist", o->dir);
+    b->be = backend_create(o->device);
+    if (!b->be) return -1;
+    if (dit_model_load(&b->transformer, b->be, o->dir, o->random_weights, o->seed, &o->shard)) goto fail;
+    b->loaded_transformer = 1;
+    snprintf(path, sizeof path, "%s/vae", o->dir);
+    if (vae_model_load(&b->vae, b->be, path)) goto fail;
+    b->loaded_vae = 1;
+    if (b->vae.cfg.latent_channels != b->transformer.cfg.in_channels) {
+        error_set("%s: the VAE has %d latent channels but the transformer takes %d", o->dir, b->vae.cfg.latent_channels,
+                  b->transformer.cfg.in_channels);
+        goto fail;
+    }
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", o->dir);
+    if (exists(path)) {
+        if (scheduler_load(&b->scheduler, path)) goto fail;
+    } else {
+        scheduler_config_default(&b->scheduler);
+    }
+    if (load_text_side(b, o)) goto fail;
+    return 0;
+fail:
+    model_bundle_free(b);
+    return -1;
+}
+
+void model_bundle_free(model_bundle *b)
+{
+    if (b->has_encoder) text_encoder_free(&b->encoder);
+    tokenizer_free(b->tok);
+    if (b->loaded_vae) vae_model_free(&b->vae);
+    if (b->loaded_transformer) dit_model_free(&b->transformer);
+    backend_destroy(b->be);
+    memset(b, 0, sizeof *b);
+}

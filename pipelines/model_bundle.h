@@ -1,0 +1,40 @@
+/* Everything a pipeline needs from a diffusers-format model directory:
+ *   transformer/  HiDreamImageTransformer2DModel (sharded for this rank)
+ *   vae/          AutoencoderKL
+ *   scheduler/    FlowMatchEulerDiscreteScheduler config (defaults if absent)
+ *   text_encoder/ + tokenizer/   moedit's Llama-style encoder (optional when
+ *                 prompt embeddings come from a file)
+ * loaded onto one backend. */
+#ifndef MOEDIT_PIPELINES_MODEL_BUNDLE_H
+#define MOEDIT_PIPELINES_MODEL_BUNDLE_H
+
+#include "dit/dit_model.h"
+#include "pipelines/scheduler.h"
+#include "pipelines/text_encoder.h"
+#include "pipelines/tokenizer.h"
+#include "vae/vae_model.h"
+
+typedef struct model_bundle {
+    backend *be;
+    dit_model transformer;
+    vae_model vae;
+    scheduler_config scheduler;
+    text_encoder encoder;
+    tokenizer *tok;   /* NULL when the model has no text encoder */
+    int has_encoder;
+    int loaded_transformer, loaded_vae;
+} model_bundle;
+
+typedef struct model_bundle_options {
+    const char *dir;
+    const char *device;
+    int random_weights;  /* transformer weights from Philox, not files */
+    uint64_t seed;
+    dit_shard shard;
+    int need_encoder;    /* 0 when prompt embeddings come from a file */
+} model_bundle_options;
+
+int model_bundle_load(model_bundle *bundle, const model_bundle_options *options);
+void model_bundle_free(model_bundle *bundle);
+
+#endif

@@ -1,0 +1,19 @@
+/* The process-wide world of the public API (moedit_init ... moedit_finalize). */
+#include "moedit.h"
+
+#include "parallel/world.h"
+#include "pipelines/runtime.h"
+
+static world the_world = {0, 1, 0};
+
+int moedit_init(int *argc, char ***argv) { return world_init(&the_world, argc, argv); }
+
+void moedit_finalize(void) { world_finalize(&the_world); }
+
+void moedit_abort(int code) { world_abort(&the_world, code); }
+
+int moedit_rank(void) { return the_world.rank; }
+
+int moedit_world_size(void) { return the_world.size; }
+
+const world *runtime_world(void) { return &the_world; }
