@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_SIDE 16384
 #define MAX_PIXELS ((int64_t)64 << 20)
@@ -44,7 +45,9 @@ typedef struct generate_state {
 
 static int validate_request(const moedit_generate_options *o)
 {
+    struct stat st;
     if (!o->model_dir) return error_set("generate needs --model DIR");
+    if (stat(o->model_dir, &st) != 0 || !S_ISDIR(st.st_mode)) return error_set("model directory %s does not exist", o->model_dir);
     if (o->prompt_count < 1 && !o->prompt_embeds_path) return error_set("generate needs --prompt TEXT");
     if (o->height < 1 || o->width < 1 || o->height > MAX_SIDE || o->width > MAX_SIDE ||
         o->height * o->width > MAX_PIXELS)

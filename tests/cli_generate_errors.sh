@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# moedit generate with bad input: one line "moedit: error: ...", exit 1, no
+# output file; and a good run writes exactly the file asked for.
+# usage: cli_generate_errors.sh MOEDIT FIXTURES
+set -u
+moedit=$1
+model="$2/../../models/tiny-random"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+out="$work/out.png"
+
+expect_error() {
+  local name=$1 needle=$2
+  shift 2
+  rm -f "$out"
+  "$@" >"$work/stdout" 2>"$work/err"
+  local status=$? lines
+  lines=$(wc -l <"$work/err")
+  if [ "$status" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: .*$needle" "$work/err" ||
+     [ -e "$out" ] || ls "$work" | grep -q '\.tmp\.'; then
+    echo "FAIL $name: exit $status, $lines stderr line(s), output left: $(ls "$work")"
+    cat "$work/err"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name: $(cat "$work/err")"
+  fi
+}
+
+run=("$moedit" generate --model "$model" --prompt "a red circle" --num-inference-steps 2 --quiet)
+expect_error "missing model dir" "does not exist" "$moedit" generate --model "$work/none" --prompt x --height 64 --width 64 --output "$out"
+expect_error "height not on the grid" "multiples of 16" "${run[@]}" --height 40 --width 64 --output "$out"
+expect_error "zero steps" "num-inference-steps 0" "${run[@]}" --height 64 --width 64 --num-inference-steps 0 --output "$out"
+expect_error "negative steps" "num-inference-steps -3" "${run[@]}" --height 64 --width 64 --num-inference-steps -3 --output "$out"
+expect_error "absurd size" "each side must be" "${run[@]}" --height 1000000 --width 1000000 --output "$out"
+expect_error "negative size" "each side must be" "${run[@]}" --height -64 --width 64 --output "$out"
+expect_error "unknown flag" "unknown option '--stepz'" "${run[@]}" --stepz 3 --output "$out"
+expect_error "bad number" "not an integer" "${run[@]}" --height 6x4 --output "$out"
+expect_error "unwritable output" "not writable" "${run[@]}" --height 64 --width 64 --output "$work/no/such/dir/out.png"
+expect_error "unsupported format" "unsupported image format" "${run[@]}" --height 64 --width 64 --output "$work/out.gif"
+expect_error "no prompt" "needs --prompt" "$moedit" generate --model "$model" --height 64 --width 64 --output "$out"
+expect_error "missing prompt file" "prompt-file .*cannot open" "$moedit" generate --model "$model" --prompt-file "$work/none.txt" --height 64 --width 64 --output "$out"
+expect_error "prompt and prompt file" "not both" "${run[@]}" --prompt-file "$work/none.txt" --height 64 --width 64 --output "$out"
+expect_error "cfg parallel without guidance" "cfg-parallel-size 2 needs" "${run[@]}" --height 64 --width 64 --guidance-scale 1 --cfg-parallel-size 2 --output "$out"
+expect_error "degrees vs ranks" "must equal the number of ranks" "${run[@]}" --height 64 --width 64 --tensor-parallel-size 2 --output "$out"
+expect_error "bad init noise" "latents" "${run[@]}" --height 64 --width 64 --init-noise "$2/dit_moe/io.safetensors" --output "$out"
+
+# Good runs: one file; numbered files for a prompt file with two images each.
+if "${run[@]}" --height 64 --width 64 --output "$out" && [ -s "$out" ]; then echo "ok   single image"; else
+  echo "FAIL single image"; failures=$((failures + 1)); fi
+printf 'a red circle\n\na blue square\n' >"$work/prompts.txt"
+if "$moedit" generate --model "$model" --prompt-file "$work/prompts.txt" --num-images-per-prompt 2 \
+     --num_inference_steps 2 --height 32 --width 32 --quiet --output "$work/batch.jpg" --json >"$work/json" &&
+   [ -s "$work/batch-0.jpg" ] && [ -s "$work/batch-3.jpg" ] && [ ! -e "$work/batch-4.jpg" ] &&
+   grep -q '"seeds":\[0,1,0,1\]' "$work/json"; then echo "ok   prompt file, numbered outputs"; else
+  echo "FAIL prompt file batch: $(cat "$work/json")"; failures=$((failures + 1)); fi
+
+[ "$failures" -eq 0 ] && echo "cli_generate_errors: all passed"
+exit "$failures"
