@@ -185,7 +185,7 @@ static int write_image(generate_state *g, const char *prompt, uint64_t seed, con
     return status;
 }
 
-/* The denoised latents, before VAE scaling, for cross-checks (first image only). */
+/* The denoised latents of the first image, before VAE scaling, for cross-checks. */
 static int save_latents(generate_state *g, const float *latents)
 {
     const char *name = "latents";
@@ -220,7 +220,8 @@ static int branch_embeds(generate_state *g, prompt_embeds *e, const char *prompt
     return prompt_embeds_encode(e, &g->bundle.encoder, g->bundle.tok, prompt, scratch);
 }
 
-static int run_job(generate_state *g, const char *prompt, uint64_t seed, const char *path, moedit_generate_result *r)
+static int run_job(generate_state *g, int job, const char *prompt, uint64_t seed, const char *path,
+                   moedit_generate_result *r)
 {
     const moedit_generate_options *o = g->o;
     int guided = o->guidance > 1, split = g->par.groups[GROUP_CFG]->size == 2;
@@ -266,7 +267,7 @@ static int run_job(generate_state *g, const char *prompt, uint64_t seed, const c
     progress_end(&bar);
     r->denoise_seconds += timer_seconds() - start;
     start = timer_seconds();
-    if (g->leader && o->latents_output && r->count == 0 && save_latents(g, latents)) goto done;
+    if (g->leader && o->latents_output && job == 0 && save_latents(g, latents)) goto done;
     if (g->leader && decode_and_write(g, prompt, seed, latents, path)) goto done;
     r->decode_seconds += timer_seconds() - start;
     if (g->leader) {
@@ -315,7 +316,7 @@ int moedit_generate(const moedit_generate_options *o, moedit_generate_result *r)
         char path[512];
         output_path(o->output, job, total, path, sizeof path);
         uint64_t seed = o->seed + (uint64_t)(job % o->images_per_prompt);
-        status = run_job(&g, prompts[job / o->images_per_prompt], seed, path, r);
+        status = run_job(&g, job, prompts[job / o->images_per_prompt], seed, path, r);
     }
     if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);
     teardown(&g);
