@@ -34,4 +34,11 @@ int image_check_writable(const char *path);
 
 int image_write(const char *path, const uint8_t *rgb, int64_t width, int64_t height, const image_metadata *meta);
 
+/* Reads a PNG (8 or 16 bit; gray, gray+alpha, RGB, RGBA or palette) or a JPEG
+ * into 8-bit RGB (alpha dropped), *rgb malloc'ed [H * W * 3]. The size is
+ * checked from the header before any pixel memory is allocated: images with
+ * a side over max_side or more than max_pixels pixels are refused. Missing,
+ * truncated, corrupt or unsupported files are errors naming the file. */
+int image_read(const char *path, int64_t max_side, int64_t max_pixels, uint8_t **rgb, int64_t *width, int64_t *height);
+
 #endif

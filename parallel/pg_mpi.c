@@ -78,8 +78,8 @@ static int mpi_send_recv(process_group *pg, tensor send, int to, tensor recv, in
     mpi_group *g = pg->impl;
     MPI_Datatype type = MPI_FLOAT;
     if (datatype(pg, send, &type)) return -1;
-    MPI_Sendrecv(send.data, (int)tensor_numel(&send), type, to, 0, recv.data, (int)tensor_numel(&recv), type, from, 0,
-                 g->comm, MPI_STATUS_IGNORE);
+    MPI_Sendrecv(send.data, (int)tensor_numel(&send), type, to < 0 ? MPI_PROC_NULL : to, 0, recv.data,
+                 (int)tensor_numel(&recv), type, from < 0 ? MPI_PROC_NULL : from, 0, g->comm, MPI_STATUS_IGNORE);
     return 0;
 }
 

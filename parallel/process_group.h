@@ -22,7 +22,8 @@ typedef struct pg_ops {
      * q order) and receives recv_rows[q] rows from q into `out` (q order). */
     int (*all_to_all_rows)(process_group *pg, tensor out, const int64_t *recv_rows, tensor in,
                            const int64_t *send_rows);
-    /* Sends `send` to rank `to` while receiving `recv` from rank `from`. */
+    /* Sends `send` to rank `to` while receiving `recv` from rank `from`;
+     * either peer may be -1 (nothing sent, or nothing received). */
     int (*send_recv)(process_group *pg, tensor send, int to, tensor recv, int from);
     int (*broadcast)(process_group *pg, tensor t, int root);
     void (*destroy)(process_group *pg);

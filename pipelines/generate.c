@@ -39,7 +39,8 @@ typedef struct generate_state {
     scheduler sched;
     moe_routing routing;
     int64_t latent_h, latent_w, latent_count;
-    int leader; /* first rank of its data-parallel replica: decodes and writes */
+    int leader;  /* first rank of its data-parallel replica: writes the files */
+    int decoder; /* in the leader's VAE group: decodes (in bands when there are several) */
     char layout_text[128];
 } generate_state;
 
@@ -118,6 +119,8 @@ static int setup(generate_state *g)
     if (parallel_context_init(&g->par, g->w, d, g->bundle.be)) return -1;
     g->have_par = 1;
     g->leader = layout.tp_index == 0 && layout.ulysses_index == 0 && layout.ring_index == 0 && layout.cfg_index == 0;
+    int replica_size = g->w->size / layout.degrees.dp;
+    g->decoder = g->w->rank % replica_size < layout.degrees.vae_patch;
     int64_t max_seq = (int64_t)g->bundle.transformer.cfg.max_resolution[0] * g->bundle.transformer.cfg.max_resolution[1] /
                       ((int64_t)g->bundle.transformer.cfg.patch_size * g->bundle.transformer.cfg.patch_size);
     /* HiDreamImagePipeline computes mu from the transformer's max_seq with
@@ -205,9 +208,10 @@ static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed
     if (!pixels) return error_set("out of memory decoding %s", path);
     arena scratch;
     arena_init(&scratch, g->bundle.be);
-    int status = vae_decode(&g->bundle.vae, &scratch, latents, vc->latent_channels, g->latent_h, g->latent_w, pixels);
+    int status = vae_decode_parallel(&g->bundle.vae, &scratch, g->par.groups[GROUP_VAE], latents, vc->latent_channels,
+                                     g->latent_h, g->latent_w, pixels);
     arena_free(&scratch);
-    if (status == 0) status = write_image(g, prompt, seed, pixels, path);
+    if (status == 0 && g->leader) status = write_image(g, prompt, seed, pixels, path);
     free(pixels);
     return status;
 }
@@ -268,7 +272,7 @@ static int run_job(generate_state *g, int job, const char *prompt, uint64_t seed
     r->denoise_seconds += timer_seconds() - start;
     start = timer_seconds();
     if (g->leader && o->latents_output && job == 0 && save_latents(g, latents)) goto done;
-    if (g->leader && decode_and_write(g, prompt, seed, latents, path)) goto done;
+    if (g->decoder && decode_and_write(g, prompt, seed, latents, path)) goto done;
     r->decode_seconds += timer_seconds() - start;
     if (g->leader) {
         snprintf(r->files[r->count], sizeof r->files[0], "%s", path);

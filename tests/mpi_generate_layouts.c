@@ -5,6 +5,7 @@
  * replayed. The serial reference runs on rank 0 alone (data parallel over
  * the world with one image), capturing its routing for the others. */
 #include "core/error.h"
+#include "core/image_io.h"
 #include "core/safetensors.h"
 #include "moedit.h"
 #include "test_util.h"
@@ -47,6 +48,24 @@ static int read_latents(const char *name, float *out)
     return status ? -1 : 0;
 }
 
+/* Largest difference between the PNGs of two runs (256: unreadable). */
+static int pixel_diff(const char *a_name, const char *b_name)
+{
+    char a_path[256], b_path[256];
+    snprintf(a_path, sizeof a_path, "%s/%s%s", dir, a_name, strcmp(a_name, "serial") ? "" : ".png");
+    snprintf(b_path, sizeof b_path, "%s/%s", dir, b_name);
+    uint8_t *a = NULL, *b = NULL;
+    int64_t aw, ah, bw, bh;
+    int worst = 256;
+    if (image_read(a_path, 4096, 1 << 24, &a, &aw, &ah) == 0 && image_read(b_path, 4096, 1 << 24, &b, &bw, &bh) == 0 &&
+        aw == bw && ah == bh) {
+        worst = 0;
+        for (int64_t i = 0; i < aw * ah * 3; i++) worst = abs(a[i] - b[i]) > worst ? abs(a[i] - b[i]) : worst;
+    }
+    free(a), free(b);
+    return worst;
+}
+
 static void check(const char *name, moedit_parallel par, int images, const char *routing, const float *serial)
 {
     int status = generate(&par, images, NULL, routing, name);
@@ -57,7 +76,11 @@ static void check(const char *name, moedit_parallel par, int images, const char 
     CHECK_MSG(read_latents(name, got) == 0, "%s: %s", name, error_message());
     double diff = test_max_abs_diff(got, serial, LATENTS), scale = test_max_abs(serial, LATENTS);
     CHECK_MSG(diff <= 1e-4 * scale, "%s: final latents differ by %.3g (scale %.3g)", name, diff, scale);
-    printf("  %-28s max abs diff %.3g (scale %.3g)\n", name, diff, scale);
+    char png[128];
+    snprintf(png, sizeof png, "%s%s.png", name, images > 1 ? "-0" : "");
+    int pixels = pixel_diff("serial", png);
+    CHECK_MSG(pixels <= 1, "%s: image differs from serial by %d", name, pixels);
+    printf("  %-28s max abs diff %.3g (scale %.3g), max pixel diff %d\n", name, diff, scale, pixels);
 }
 
 int main(int argc, char **argv)
@@ -86,6 +109,7 @@ int main(int argc, char **argv)
         check("ulysses2 +EP", (moedit_parallel){.ulysses = 2, .expert_parallel = 1}, 1, routing, serial);
         check("tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .expert_parallel = 1}, 1, routing, serial);
         check("dp2 (2 images)", (moedit_parallel){.data_parallel = 2}, 2, routing, serial);
+        check("cfg2 vae2", (moedit_parallel){.cfg_parallel = 2, .vae_patch_parallel = 2}, 1, routing, serial);
     }
     if (n == 4) {
         check("cfg2 x tp2", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2}, 1, routing, serial);
@@ -95,6 +119,10 @@ int main(int argc, char **argv)
               serial);
         check("ring4 +EP", (moedit_parallel){.ring = 4, .expert_parallel = 1}, 1, routing, serial);
         check("cfg2 x dp2 (2 images)", (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2}, 2, routing, serial);
+        check("tp2 x cfg2 vae4", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2, .vae_patch_parallel = 4}, 1,
+              routing, serial);
+        check("ring2 x dp2 vae2", (moedit_parallel){.ring = 2, .data_parallel = 2, .vae_patch_parallel = 2}, 1, routing,
+              serial);
     }
     char name[64];
     snprintf(name, sizeof name, "mpi_generate_layouts (rank %d of %d)", moedit_rank(), n);

@@ -177,7 +177,7 @@ static void check_transpose(void)
     backend *be = backend_cpu_create();
     arena scratch;
     arena_init(&scratch, be);
-    vae_exec ex = {be, &scratch};
+    vae_exec ex = {be, &scratch, NULL, 0, 0, 0};
     float host[ROWS * COLS], got[ROWS * COLS];
     for (int i = 0; i < ROWS * COLS; i++) host[i] = (float)i * 0.5f - 3;
     tensor x = arena_tensor_2d(&scratch, ROWS, COLS), y = arena_tensor_2d(&scratch, COLS, ROWS);

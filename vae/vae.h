@@ -13,6 +13,7 @@
 #define MOEDIT_VAE_VAE_H
 
 #include "core/arena.h"
+#include "parallel/process_group.h"
 #include "vae/vae_model.h"
 
 /* Largest image side, in pixels, either direction accepts. */
@@ -27,5 +28,13 @@ int vae_decode(const vae_model *model, arena *scratch, const float *latents, int
  * image in [-1, 1]. channels must equal in_channels; H and W multiples of downscale. */
 int vae_encode(const vae_model *model, arena *scratch, const float *image, int64_t channels, int64_t height,
                int64_t width, float *latents);
+
+/* The same split over the ranks of `group` in bands of rows (vae_bands.h);
+ * every rank passes the whole input and receives the whole output. A NULL
+ * group or one of one rank is the serial pass. */
+int vae_decode_parallel(const vae_model *model, arena *scratch, struct process_group *group, const float *latents,
+                        int64_t channels, int64_t h, int64_t w, float *image);
+int vae_encode_parallel(const vae_model *model, arena *scratch, struct process_group *group, const float *image,
+                        int64_t channels, int64_t height, int64_t width, float *latents);
 
 #endif

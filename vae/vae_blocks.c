@@ -3,6 +3,7 @@
  * resnet.py (ResnetBlock2D), attention_processor.py (Attention with
  * group_norm, AttnProcessor2_0) and unet_2d_blocks.py (UNetMidBlock2D). */
 #include "vae/vae_blocks.h"
+#include "vae/vae_bands.h"
 
 #include "core/error.h"
 
@@ -23,15 +24,25 @@ tensor vae_scratch_image(const vae_exec *ex, int64_t channels, int64_t height, i
     return t;
 }
 
-void vae_conv_forward(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv, int stride, const int pad[4])
+int vae_conv_forward(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv, int stride, const int pad[4])
 {
-    ex->be->ops->conv2d(ex->be, y, x, conv->weight, conv->bias, conv->kernel, stride, pad);
+    if (!vae_banded(ex) || (pad[0] == 0 && pad[1] == 0)) {
+        ex->be->ops->conv2d(ex->be, y, x, conv->weight, conv->bias, conv->kernel, stride, pad);
+        return 0;
+    }
+    arena_mark_t mark = arena_mark(ex->scratch);
+    tensor padded;
+    if (vae_band_pad_rows(ex, x, pad[0], pad[1], &padded)) return error_prefix("VAE convolution halo");
+    const int sides[4] = {0, 0, pad[2], pad[3]};
+    ex->be->ops->conv2d(ex->be, y, padded, conv->weight, conv->bias, conv->kernel, stride, sides);
+    arena_release(ex->scratch, mark);
+    return 0;
 }
 
-void vae_conv_same(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv)
+int vae_conv_same(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv)
 {
     int p = conv->kernel / 2, pad[4] = {p, p, p, p};
-    vae_conv_forward(ex, y, x, conv, 1, pad);
+    return vae_conv_forward(ex, y, x, conv, 1, pad);
 }
 
 int vae_group_norm_forward(const vae_exec *ex, tensor y, tensor x, const vae_group_norm *norm, int silu)
@@ -41,9 +52,11 @@ int vae_group_norm_forward(const vae_exec *ex, tensor y, tensor x, const vae_gro
     tensor stats = arena_tensor_typed(ex->scratch, DTYPE_F32, norm->groups, 2);
     if (!stats.data) return error_prefix("VAE group norm statistics");
     be->ops->group_norm_stats(be, stats, x, norm->groups);
-    /* Patch-parallel: all-reduce stats (sum) over the bands here; count is
-     * then the whole image's. */
     int64_t count = tensor_numel(&x) / norm->groups;
+    if (vae_banded(ex)) { /* statistics of the whole image: sum over the bands */
+        if (ex->group->ops->all_reduce_sum(ex->group, stats)) return -1;
+        count = count / x.shape[1] * vae_band_global_rows(ex, x.shape[1]);
+    }
     be->ops->group_norm_apply(be, y, x, stats, count, norm->weight, norm->bias, VAE_NORM_EPS, silu);
     arena_release(ex->scratch, mark);
     return 0;
@@ -59,18 +72,14 @@ int vae_resnet_forward(const vae_exec *ex, tensor y, tensor x, const vae_resnet 
     if (!t.data) return error_prefix("VAE resnet block");
     tensor t_in = vae_image(be, t.data, cin, h, w), t_out = vae_image(be, t.data, cout, h, w);
     int status = vae_group_norm_forward(ex, t_in, x, &resnet->norm1, 1);
-    if (status == 0) {
-        vae_conv_same(ex, y, t_in, &resnet->conv1); /* y holds conv1's output for now */
-        status = vae_group_norm_forward(ex, t_out, y, &resnet->norm2, 1);
-    }
-    if (status == 0) {
-        vae_conv_same(ex, y, t_out, &resnet->conv2);
-        if (resnet->conv_shortcut.weight.data) {
-            vae_conv_same(ex, t_out, x, &resnet->conv_shortcut);
-            be->ops->add(be, y, y, t_out);
-        } else {
-            be->ops->add(be, y, y, x);
-        }
+    if (status == 0) status = vae_conv_same(ex, y, t_in, &resnet->conv1); /* y holds conv1's output for now */
+    if (status == 0) status = vae_group_norm_forward(ex, t_out, y, &resnet->norm2, 1);
+    if (status == 0) status = vae_conv_same(ex, y, t_out, &resnet->conv2);
+    if (status == 0 && resnet->conv_shortcut.weight.data) {
+        status = vae_conv_same(ex, t_out, x, &resnet->conv_shortcut);
+        if (status == 0) be->ops->add(be, y, y, t_out);
+    } else if (status == 0) {
+        be->ops->add(be, y, y, x);
     }
     arena_release(ex->scratch, mark);
     return status;
@@ -108,16 +117,24 @@ int vae_attention_forward(const vae_exec *ex, tensor y, tensor x, const vae_atte
     tensor tokens = arena_tensor_2d(ex->scratch, s, c); /* [S, C]: normed^T, later the projected output */
     tensor q = arena_tensor_2d(ex->scratch, s, c), k = arena_tensor_2d(ex->scratch, s, c);
     tensor v = arena_tensor_2d(ex->scratch, s, c), out = arena_tensor_2d(ex->scratch, s, c);
-    int status = normed.data && tokens.data && q.data && k.data && v.data && out.data
+    /* Banded: queries of this band, keys and values of every band. */
+    int64_t all = vae_banded(ex) ? vae_band_global_rows(ex, x.shape[1]) * x.shape[2] : s;
+    tensor k_all = vae_banded(ex) ? arena_tensor_2d(ex->scratch, all, c) : k;
+    tensor v_all = vae_banded(ex) ? arena_tensor_2d(ex->scratch, all, c) : v;
+    int status = normed.data && tokens.data && q.data && k.data && v.data && out.data && k_all.data && v_all.data
                      ? 0
-                     : error_prefix("VAE attention over %lld tokens", (long long)s);
+                     : error_prefix("VAE attention over %lld tokens", (long long)all);
     if (status == 0) status = vae_group_norm_forward(ex, normed, x, &attention->group_norm, 0);
     if (status == 0) status = vae_transpose(ex, tokens, normed, c, s);
     if (status == 0) {
         be->ops->linear(be, q, tokens, attention->to_q.weight, attention->to_q.bias);
         be->ops->linear(be, k, tokens, attention->to_k.weight, attention->to_k.bias);
         be->ops->linear(be, v, tokens, attention->to_v.weight, attention->to_v.bias);
-        be->ops->attention(be, out, tensor_none(), q, k, v, 1);
+        if (vae_banded(ex))
+            status = vae_band_gather_tokens(ex, k_all, k, x.shape[1]) || vae_band_gather_tokens(ex, v_all, v, x.shape[1]);
+    }
+    if (status == 0) {
+        be->ops->attention(be, out, tensor_none(), q, k_all, v_all, 1);
         be->ops->linear(be, tokens, out, attention->to_out.weight, attention->to_out.bias);
         status = vae_transpose(ex, y, tokens, s, c);
     }
@@ -157,11 +174,12 @@ void vae_activations_upload(vae_activations *acts, const float *host, int64_t ch
     acts->be->ops->upload(acts->be, acts->x, host);
 }
 
-void vae_conv_stage(const vae_exec *ex, vae_activations *acts, const vae_conv *conv)
+int vae_conv_stage(const vae_exec *ex, vae_activations *acts, const vae_conv *conv)
 {
     tensor y = vae_activations_next(acts, conv->out_channels, acts->x.shape[1], acts->x.shape[2]);
-    vae_conv_same(ex, y, acts->x, conv);
+    if (vae_conv_same(ex, y, acts->x, conv)) return -1;
     vae_activations_advance(acts, y);
+    return 0;
 }
 
 int vae_norm_silu_stage(const vae_exec *ex, vae_activations *acts, const vae_group_norm *norm)

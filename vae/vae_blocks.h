@@ -18,15 +18,23 @@
 #include "core/arena.h"
 #include "vae/vae_model.h"
 
+struct process_group;
+
 /* GroupNorm eps of every norm in AutoencoderKL (resnet_eps, conv_norm_out, attention group_norm). */
 #define VAE_NORM_EPS 1e-6f
 
-/* What a pass runs on. A patch-parallel pass will add its process group and
- * row band here; the blocks below are where it will use them. */
+/* What a pass runs on: the device, scratch memory and, for a patch-parallel
+ * pass, the group and this rank's band of latent rows (vae_bands.h). */
 typedef struct vae_exec {
     backend *be;
     arena *scratch;
+    struct process_group *group; /* NULL or one rank: the whole image here */
+    int64_t latent_rows;         /* the whole image's, at the latent resolution */
+    int64_t band_first, band_rows;
 } vae_exec;
+
+/* 1 when the pass is split over several ranks. */
+int vae_banded(const vae_exec *ex);
 
 /* A [C, H, W] view of device memory. */
 tensor vae_image(const backend *be, void *data, int64_t channels, int64_t height, int64_t width);
@@ -34,11 +42,13 @@ tensor vae_image(const backend *be, void *data, int64_t channels, int64_t height
 /* A [C, H, W] tensor from the scratch arena (data NULL, error set, when out of memory). */
 tensor vae_scratch_image(const vae_exec *ex, int64_t channels, int64_t height, int64_t width);
 
-/* y = conv(x): conv->kernel with the given stride and padding {top, bottom, left, right}. */
-void vae_conv_forward(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv, int stride, const int pad[4]);
+/* y = conv(x): conv->kernel with the given stride and padding {top, bottom,
+ * left, right}. In a banded pass the top and bottom padding are the
+ * neighbours' halo rows (zeros only at the image's edges). */
+int vae_conv_forward(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv, int stride, const int pad[4]);
 
 /* "Same" convolution: kernel k, stride 1, padding k / 2 on every side (3x3 pad 1, 1x1 pad 0). */
-void vae_conv_same(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv);
+int vae_conv_same(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv);
 
 /* y = GroupNorm(x) (eps 1e-6, affine), then SiLU when silu. */
 int vae_group_norm_forward(const vae_exec *ex, tensor y, tensor x, const vae_group_norm *norm, int silu);
@@ -79,7 +89,7 @@ void vae_activations_upload(vae_activations *acts, const float *host, int64_t ch
                             int64_t width);
 
 /* x = conv(x) with "same" padding (vae_conv_same). */
-void vae_conv_stage(const vae_exec *ex, vae_activations *acts, const vae_conv *conv);
+int vae_conv_stage(const vae_exec *ex, vae_activations *acts, const vae_conv *conv);
 
 /* x = silu(GroupNorm(x)): conv_norm_out and conv_act. */
 int vae_norm_silu_stage(const vae_exec *ex, vae_activations *acts, const vae_group_norm *norm);

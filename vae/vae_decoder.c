@@ -15,6 +15,7 @@
 #include "vae/vae.h"
 
 #include "core/error.h"
+#include "vae/vae_bands.h"
 #include "vae/vae_blocks.h"
 
 /* The largest activation of a decode, in elements: the size of each of the
@@ -57,7 +58,7 @@ static int upsample_stage(const vae_exec *ex, vae_activations *acts, const vae_c
     if (!upsampled.data) return error_prefix("VAE upsampling to %lld x %lld", (long long)h, (long long)w);
     ex->be->ops->upsample_nearest2x(ex->be, upsampled, acts->x);
     tensor y = vae_activations_next(acts, conv->out_channels, h, w);
-    vae_conv_same(ex, y, upsampled, conv);
+    if (vae_conv_same(ex, y, upsampled, conv)) return -1;
     vae_activations_advance(acts, y);
     arena_release(ex->scratch, mark);
     return 0;
@@ -66,32 +67,36 @@ static int upsample_stage(const vae_exec *ex, vae_activations *acts, const vae_c
 static int decode_stages(const vae_model *model, const vae_exec *ex, vae_activations *acts)
 {
     const vae_decoder *decoder = &model->decoder;
-    if (model->post_quant_conv.weight.data) vae_conv_stage(ex, acts, &model->post_quant_conv);
-    vae_conv_stage(ex, acts, &decoder->conv_in);
-    if (vae_mid_block_forward(ex, acts, &decoder->mid_block) != 0) return -1;
+    if (model->post_quant_conv.weight.data && vae_conv_stage(ex, acts, &model->post_quant_conv)) return -1;
+    if (vae_conv_stage(ex, acts, &decoder->conv_in) || vae_mid_block_forward(ex, acts, &decoder->mid_block) != 0)
+        return -1;
     for (int i = 0; i < model->cfg.levels; i++) {
         const vae_level *level = &decoder->levels[i];
         if (vae_level_resnets_forward(ex, acts, level) != 0) return -1;
         if (level->resample.weight.data && upsample_stage(ex, acts, &level->resample) != 0) return -1;
     }
     if (vae_norm_silu_stage(ex, acts, &decoder->conv_norm_out) != 0) return -1;
-    vae_conv_stage(ex, acts, &decoder->conv_out);
-    return 0;
+    return vae_conv_stage(ex, acts, &decoder->conv_out);
+}
+
+int vae_decode_parallel(const vae_model *model, arena *scratch, process_group *group, const float *latents,
+                        int64_t channels, int64_t h, int64_t w, float *image)
+{
+    if (check_inputs(&model->cfg, channels, h, w) != 0) return -1;
+    vae_exec ex = {model->be, scratch, NULL, 0, 0, 0};
+    if (vae_band_init(&ex, group, h)) return -1;
+    arena_mark_t mark = arena_mark(scratch);
+    vae_activations acts;
+    int status = vae_activations_init(&acts, &ex, decoder_capacity(&model->cfg, ex.band_rows, w));
+    if (status == 0) status = vae_band_upload(&ex, &acts, latents, channels, 1, w);
+    if (status == 0) status = decode_stages(model, &ex, &acts);
+    if (status == 0) status = vae_band_collect(&ex, acts.x, image);
+    arena_release(scratch, mark);
+    return status == 0 ? 0 : error_prefix("VAE decode of %lld x %lld latents", (long long)h, (long long)w);
 }
 
 int vae_decode(const vae_model *model, arena *scratch, const float *latents, int64_t channels, int64_t h, int64_t w,
                float *image)
 {
-    if (check_inputs(&model->cfg, channels, h, w) != 0) return -1;
-    vae_exec ex = {model->be, scratch};
-    arena_mark_t mark = arena_mark(scratch);
-    vae_activations acts;
-    int status = vae_activations_init(&acts, &ex, decoder_capacity(&model->cfg, h, w));
-    if (status == 0) {
-        vae_activations_upload(&acts, latents, channels, h, w);
-        status = decode_stages(model, &ex, &acts);
-    }
-    if (status == 0) model->be->ops->download(model->be, image, acts.x);
-    arena_release(scratch, mark);
-    return status == 0 ? 0 : error_prefix("VAE decode of %lld x %lld latents", (long long)h, (long long)w);
+    return vae_decode_parallel(model, scratch, NULL, latents, channels, h, w, image);
 }

@@ -13,6 +13,7 @@
 #include "vae/vae.h"
 
 #include "core/error.h"
+#include "vae/vae_bands.h"
 #include "vae/vae_blocks.h"
 
 /* The largest activation of an encode, in elements. */
@@ -48,48 +49,54 @@ static int check_inputs(const vae_config *cfg, int64_t channels, int64_t height,
 
 /* x = conv(x) with stride 2 after zero padding one column right and one row
  * below: Downsample2D(use_conv=True, padding=0). */
-static void downsample_stage(const vae_exec *ex, vae_activations *acts, const vae_conv *conv)
+static int downsample_stage(const vae_exec *ex, vae_activations *acts, const vae_conv *conv)
 {
     const int pad[4] = {0, 1, 0, 1}; /* top, bottom, left, right */
     tensor y = vae_activations_next(acts, conv->out_channels, acts->x.shape[1] / 2, acts->x.shape[2] / 2);
-    vae_conv_forward(ex, y, acts->x, conv, 2, pad);
+    if (vae_conv_forward(ex, y, acts->x, conv, 2, pad)) return -1;
     vae_activations_advance(acts, y);
+    return 0;
 }
 
 static int encode_stages(const vae_model *model, const vae_exec *ex, vae_activations *acts)
 {
     const vae_encoder *encoder = &model->encoder;
-    vae_conv_stage(ex, acts, &encoder->conv_in);
+    if (vae_conv_stage(ex, acts, &encoder->conv_in)) return -1;
     for (int i = 0; i < model->cfg.levels; i++) {
         const vae_level *level = &encoder->levels[i];
         if (vae_level_resnets_forward(ex, acts, level) != 0) return -1;
-        if (level->resample.weight.data) downsample_stage(ex, acts, &level->resample);
+        if (level->resample.weight.data && downsample_stage(ex, acts, &level->resample)) return -1;
     }
     if (vae_mid_block_forward(ex, acts, &encoder->mid_block) != 0 ||
-        vae_norm_silu_stage(ex, acts, &encoder->conv_norm_out) != 0)
+        vae_norm_silu_stage(ex, acts, &encoder->conv_norm_out) != 0 || vae_conv_stage(ex, acts, &encoder->conv_out))
         return -1;
-    vae_conv_stage(ex, acts, &encoder->conv_out);
-    if (model->quant_conv.weight.data) vae_conv_stage(ex, acts, &model->quant_conv);
+    if (model->quant_conv.weight.data && vae_conv_stage(ex, acts, &model->quant_conv)) return -1;
     return 0;
+}
+
+int vae_encode_parallel(const vae_model *model, arena *scratch, process_group *group, const float *image,
+                        int64_t channels, int64_t height, int64_t width, float *latents)
+{
+    if (check_inputs(&model->cfg, channels, height, width) != 0) return -1;
+    int64_t f = model->cfg.downscale;
+    vae_exec ex = {model->be, scratch, NULL, 0, 0, 0};
+    if (vae_band_init(&ex, group, height / f)) return -1;
+    arena_mark_t mark = arena_mark(scratch);
+    vae_activations acts;
+    int status = vae_activations_init(&acts, &ex, encoder_capacity(&model->cfg, ex.band_rows * f, width));
+    if (status == 0) status = vae_band_upload(&ex, &acts, image, channels, f, width);
+    if (status == 0) status = encode_stages(model, &ex, &acts);
+    if (status == 0) {
+        /* The mean is the first latent_channels channels of the moments [2L, h, w]. */
+        tensor mean = vae_image(model->be, acts.x.data, model->cfg.latent_channels, acts.x.shape[1], acts.x.shape[2]);
+        status = vae_band_collect(&ex, mean, latents);
+    }
+    arena_release(scratch, mark);
+    return status == 0 ? 0 : error_prefix("VAE encode of a %lld x %lld image", (long long)height, (long long)width);
 }
 
 int vae_encode(const vae_model *model, arena *scratch, const float *image, int64_t channels, int64_t height,
                int64_t width, float *latents)
 {
-    if (check_inputs(&model->cfg, channels, height, width) != 0) return -1;
-    vae_exec ex = {model->be, scratch};
-    arena_mark_t mark = arena_mark(scratch);
-    vae_activations acts;
-    int status = vae_activations_init(&acts, &ex, encoder_capacity(&model->cfg, height, width));
-    if (status == 0) {
-        vae_activations_upload(&acts, image, channels, height, width);
-        status = encode_stages(model, &ex, &acts);
-    }
-    if (status == 0) {
-        /* The mean is the first latent_channels rows of moments [2L, h * w]. */
-        tensor moments = tensor_reshape_2d(acts.x, acts.x.shape[0], acts.x.shape[1] * acts.x.shape[2]);
-        model->be->ops->download(model->be, latents, tensor_row_slice(moments, 0, model->cfg.latent_channels));
-    }
-    arena_release(scratch, mark);
-    return status == 0 ? 0 : error_prefix("VAE encode of a %lld x %lld image", (long long)height, (long long)width);
+    return vae_encode_parallel(model, scratch, NULL, image, channels, height, width, latents);
 }
