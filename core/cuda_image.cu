@@ -1,0 +1,201 @@
+/* Image ops for the VAE, on x[C, H, W] (one sample, NCHW without N):
+ *   conv2d       y[Cout, Ho, Wo] = w[Cout, Cin*k*k] im2col(x) (+ bias[Cout]),
+ *                zero padding {top, bottom, left, right} (torch.nn.Conv2d on
+ *                F.pad(x, (left, right, top, bottom))). Columns are built a
+ *                band of output rows at a time into scratch (bounded memory),
+ *                then one cuBLASLt product per band; a 1x1 stride-1 unpadded
+ *                convolution is a plain product on x.
+ *   group_norm_stats  stats[g] = (sum, sum of squares) over group g's
+ *                channels, FP64 partial sums per chunk, then a fixed-order
+ *                sum per group: deterministic, and partial statistics of
+ *                image bands can be all-reduced.
+ *   group_norm_apply  y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c],
+ *                then SiLU when asked (torch.nn.GroupNorm + SiLU).
+ *   upsample_nearest2x  y[c, i, j] = x[c, i / 2, j / 2]. */
+#include "core/cuda_common.cuh"
+
+#define COLUMN_BYTES ((size_t)256 << 20)
+#define STATS_THREADS 256
+
+/* columns[p, pixel] for output rows [first_row, first_row + band_rows) with
+ * p = (c * k + ky) * k + kx. */
+__global__ void im2col_kernel(void *columns, int d_col, const void *x, int d_x, int64_t h, int64_t w, int kernel,
+                              int stride, int pad_top, int pad_left, int64_t wo, int64_t first_row, int64_t patch,
+                              int64_t pixels)
+{
+    int64_t n = patch * pixels;
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t p = e / pixels, pixel = e % pixels;
+        int kx = (int)(p % kernel), ky = (int)(p / kernel % kernel);
+        int64_t c = p / ((int64_t)kernel * kernel);
+        int64_t oy = first_row + pixel / wo, ox = pixel % wo;
+        int64_t iy = oy * stride + ky - pad_top, ix = ox * stride + kx - pad_left;
+        float value = iy >= 0 && iy < h && ix >= 0 && ix < w ? ld(x, d_x, (c * h + iy) * w + ix) : 0.0f;
+        st(columns, d_col, e, value);
+    }
+}
+
+void cuda_conv2d(backend *be, tensor y, tensor x, tensor w, tensor bias, int kernel, int stride, const int pad[4])
+{
+    cuda_state *s = cuda_of(be);
+    int64_t cin = x.shape[0], h = x.shape[1], wi = x.shape[2];
+    int64_t cout = y.shape[0], ho = y.shape[1], wo = y.shape[2];
+    int64_t patch = cin * kernel * kernel, pixels = ho * wo;
+    assert(x.ndim == 3 && y.ndim == 3 && tensor_cols(&w) == patch && tensor_rows(&w) == cout);
+    assert(ho == (h + pad[0] + pad[1] - kernel) / stride + 1 && wo == (wi + pad[2] + pad[3] - kernel) / stride + 1);
+    assert(!bias.data || tensor_numel(&bias) == cout);
+    if (pixels == 0 || cout == 0) return;
+    cuda_matrix weights = {w.data, w.dtype, patch};
+    size_t y_element = dtype_size(y.dtype);
+    int plain = kernel == 1 && stride == 1 && !pad[0] && !pad[1] && !pad[2] && !pad[3] && x.dtype == w.dtype;
+    if (plain) {
+        cuda_matrix input = {x.data, x.dtype, pixels};
+        cuda_gemm(s, y.data, y.dtype, pixels, weights, input, 0, cout, pixels, cin, cuda_tensor_none());
+    } else {
+        size_t row_bytes = (size_t)(patch * wo) * dtype_size(w.dtype);
+        int64_t band = (int64_t)(COLUMN_BYTES / (row_bytes ? row_bytes : 1));
+        if (band < 1) band = 1;
+        if (band > ho) band = ho;
+        void *columns = cuda_scratch(s, (size_t)band * row_bytes);
+        if (!columns) return;
+        for (int64_t first = 0; first < ho; first += band) {
+            int64_t rows = ho - first < band ? ho - first : band, band_pixels = rows * wo;
+            im2col_kernel<<<cuda_blocks(s, patch * band_pixels), CUDA_THREADS, 0, s->stream>>>(
+                columns, w.dtype, x.data, x.dtype, h, wi, kernel, stride, pad[0], pad[2], wo, first, patch,
+                band_pixels);
+            if (!cuda_launched(s, "conv2d (im2col)")) return;
+            cuda_matrix cols = {columns, w.dtype, band_pixels};
+            cuda_gemm(s, (char *)y.data + (size_t)(first * wo) * y_element, y.dtype, pixels, weights, cols, 0, cout,
+                      band_pixels, patch, cuda_tensor_none());
+        }
+    }
+    cuda_add_bias_rows(s, y.data, y.dtype, bias, cout, pixels, pixels);
+}
+
+/* partial[g * chunks + chunk] = FP64 (sum, sum of squares) of one chunk of group g. */
+__global__ void group_stats_partial_kernel(double *partial, const void *x, int d_x, int64_t group_len,
+                                           int64_t chunk_len, int chunks)
+{
+    __shared__ double sums[STATS_THREADS], squares[STATS_THREADS];
+    int g = blockIdx.y, chunk = blockIdx.x;
+    int64_t first = (int64_t)chunk * chunk_len, last = first + chunk_len < group_len ? first + chunk_len : group_len;
+    const int64_t base = (int64_t)g * group_len;
+    double sum = 0.0, square = 0.0;
+    for (int64_t i = first + threadIdx.x; i < last; i += blockDim.x) {
+        double v = ld(x, d_x, base + i);
+        sum += v;
+        square += v * v;
+    }
+    sums[threadIdx.x] = sum;
+    squares[threadIdx.x] = square;
+    __syncthreads();
+    for (int half = STATS_THREADS / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) {
+            sums[threadIdx.x] += sums[threadIdx.x + half];
+            squares[threadIdx.x] += squares[threadIdx.x + half];
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        partial[2 * (g * chunks + chunk)] = sums[0];
+        partial[2 * (g * chunks + chunk) + 1] = squares[0];
+    }
+}
+
+__global__ void group_stats_finish_kernel(void *stats, int d_stats, const double *partial, int groups, int chunks)
+{
+    int g = blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= groups) return;
+    double sum = 0.0, square = 0.0;
+    for (int c = 0; c < chunks; c++) {
+        sum += partial[2 * (g * chunks + c)];
+        square += partial[2 * (g * chunks + c) + 1];
+    }
+    st(stats, d_stats, 2 * g, (float)sum);
+    st(stats, d_stats, 2 * g + 1, (float)square);
+}
+
+void cuda_group_norm_stats(backend *be, tensor stats, tensor x, int groups)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t channels = x.shape[0], n = tensor_numel(&x) / channels, group_len = channels / groups * n;
+    assert(channels % groups == 0 && tensor_numel(&stats) == 2 * groups);
+    int64_t chunks = (group_len + 4095) / 4096, most = 8 * (int64_t)s->sm_count / groups;
+    if (chunks > most) chunks = most;
+    if (chunks < 1) chunks = 1;
+    int64_t chunk_len = (group_len + chunks - 1) / chunks;
+    double *partial = (double *)cuda_scratch(s, (size_t)(2 * groups * chunks) * sizeof(double));
+    if (!partial) return;
+    group_stats_partial_kernel<<<dim3((unsigned)chunks, (unsigned)groups), STATS_THREADS, 0, s->stream>>>(
+        partial, x.data, x.dtype, group_len, chunk_len, (int)chunks);
+    if (!cuda_launched(s, "group_norm_stats")) return;
+    group_stats_finish_kernel<<<(groups + 127) / 128, 128, 0, s->stream>>>(stats.data, stats.dtype, partial, groups,
+                                                                            (int)chunks);
+    cuda_launched(s, "group_norm_stats (finish)");
+}
+
+/* coefficients[c] = (a, b) with y = x a + b for channel c. */
+__global__ void group_norm_coefficients_kernel(float *coefficients, const void *stats, int d_stats, double count,
+                                               const void *weight, int d_w, const void *bias, int d_b,
+                                               int64_t channels, int64_t per_group, float eps)
+{
+    int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (c >= channels) return;
+    int64_t g = c / per_group;
+    double mean = ld(stats, d_stats, 2 * g) / count;
+    double var = ld(stats, d_stats, 2 * g + 1) / count - mean * mean;
+    float inv = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
+    float scale = inv * (weight ? ld(weight, d_w, c) : 1.0f);
+    coefficients[2 * c] = scale;
+    coefficients[2 * c + 1] = (bias ? ld(bias, d_b, c) : 0.0f) - (float)mean * scale;
+}
+
+__global__ void group_norm_apply_kernel(void *y, int d_y, const void *x, int d_x, const float *coefficients,
+                                        int64_t total, int64_t n, int silu)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = i / n;
+        float v = ld(x, d_x, i) * coefficients[2 * c] + coefficients[2 * c + 1];
+        st(y, d_y, i, silu ? v / (1.0f + expf(-v)) : v);
+    }
+}
+
+void cuda_group_norm_apply(backend *be, tensor y, tensor x, tensor stats, int64_t count, tensor weight, tensor bias,
+                           float eps, int silu)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t channels = x.shape[0], total = tensor_numel(&x), n = total / channels;
+    int groups = (int)tensor_rows(&stats);
+    assert(tensor_numel(&y) == total && channels % groups == 0);
+    if (total == 0) return;
+    float *coefficients = (float *)cuda_scratch(s, (size_t)(2 * channels) * sizeof(float));
+    if (!coefficients) return;
+    group_norm_coefficients_kernel<<<(unsigned)((channels + 127) / 128), 128, 0, s->stream>>>(
+        coefficients, stats.data, stats.dtype, (double)count, weight.data, weight.dtype, bias.data, bias.dtype,
+        channels, channels / groups, eps);
+    if (!cuda_launched(s, "group_norm_apply (coefficients)")) return;
+    group_norm_apply_kernel<<<cuda_blocks(s, total), CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
+                                                                                   coefficients, total, n, silu);
+    cuda_launched(s, "group_norm_apply");
+}
+
+__global__ void upsample_nearest2x_kernel(void *y, int d_y, const void *x, int d_x, int64_t channels, int64_t h,
+                                          int64_t w)
+{
+    int64_t total = channels * 4 * h * w;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t ox = i % (2 * w), oy = i / (2 * w) % (2 * h), c = i / (4 * h * w);
+        st(y, d_y, i, ld(x, d_x, (c * h + oy / 2) * w + ox / 2));
+    }
+}
+
+void cuda_upsample_nearest2x(backend *be, tensor y, tensor x)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t channels = x.shape[0], h = x.shape[1], w = x.shape[2];
+    assert(x.ndim == 3 && tensor_numel(&y) == channels * 4 * h * w);
+    if (channels * h * w == 0) return;
+    upsample_nearest2x_kernel<<<cuda_blocks(s, channels * 4 * h * w), CUDA_THREADS, 0, s->stream>>>(
+        y.data, y.dtype, x.data, x.dtype, channels, h, w);
+    cuda_launched(s, "upsample_nearest2x");
+}

@@ -1,0 +1,120 @@
+/* Row normalisations over the last dim, one thread block per row, FP32 sums:
+ *   layer_norm_modulate  y = (x - mean) / sqrt(var + eps) * (1 + scale[C]) + shift[C]
+ *                        (no affine weights; diffusers' LayerNorm(elementwise_affine=False)
+ *                        followed by adaLN modulation; scale/shift optional)
+ *   rms_norm             y = x / sqrt(mean(x^2) + eps) * weight[C]
+ *   row_sum_squares      sums[M] (F32) = sum_c x[i, c]^2, and
+ *   rms_norm_with_sums   y = x / sqrt(sums / count + eps) * weight[C]: RMSNorm of
+ *                        a row split over tensor-parallel ranks, sums all-reduced
+ *                        in between.
+ * Mean and variance are two passes over the row (re-read from cache), not
+ * E[x^2] - E[x]^2, so large means do not cancel. In place is fine: every
+ * thread writes only elements it read itself, after the last reduction. */
+#include "core/cuda_common.cuh"
+
+static int row_threads(int64_t cols) { return cols >= 1024 ? 256 : cols >= 256 ? 128 : 64; }
+
+__global__ void layer_norm_modulate_kernel(void *y, int dy, const void *x, int dx, const void *shift, int dsh,
+                                           const void *scale, int dsc, int64_t cols, float eps)
+{
+    __shared__ float partial[32];
+    int64_t row = blockIdx.x;
+    const int64_t base = row * cols;
+    float sum = 0.0f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum += ld(x, dx, base + c);
+    float mean = block_sum(sum, partial) / (float)cols;
+    float squares = 0.0f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        float d = ld(x, dx, base + c) - mean;
+        squares += d * d;
+    }
+    float inv = rsqrtf(block_sum(squares, partial) / (float)cols + eps);
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        float normed = (ld(x, dx, base + c) - mean) * inv;
+        float sc = scale ? ld(scale, dsc, c) : 0.0f, sh = shift ? ld(shift, dsh, c) : 0.0f;
+        st(y, dy, base + c, normed * (1.0f + sc) + sh);
+    }
+}
+
+__global__ void rms_norm_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw, int64_t cols,
+                                float eps)
+{
+    __shared__ float partial[32];
+    const int64_t base = (int64_t)blockIdx.x * cols;
+    float squares = 0.0f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        float v = ld(x, dx, base + c);
+        squares += v * v;
+    }
+    float inv = rsqrtf(block_sum(squares, partial) / (float)cols + eps);
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+        st(y, dy, base + c, ld(x, dx, base + c) * inv * ld(weight, dw, c));
+}
+
+void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    assert(tensor_numel(&y) == rows * cols);
+    assert(!shift.data || tensor_numel(&shift) == cols);
+    assert(!scale.data || tensor_numel(&scale) == cols);
+    if (rows == 0) return;
+    layer_norm_modulate_kernel<<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
+        y.data, y.dtype, x.data, x.dtype, shift.data, shift.dtype, scale.data, scale.dtype, cols, eps);
+    cuda_launched(s, "layer_norm_modulate");
+}
+
+void cuda_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    assert(tensor_numel(&y) == rows * cols && tensor_numel(&weight) == cols);
+    if (rows == 0) return;
+    rms_norm_kernel<<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
+                                                                         weight.data, weight.dtype, cols, eps);
+    cuda_launched(s, "rms_norm");
+}
+
+__global__ void row_sum_squares_kernel(void *sums, int ds, const void *x, int dx, int64_t cols)
+{
+    __shared__ float partial[32];
+    const int64_t base = (int64_t)blockIdx.x * cols;
+    float squares = 0.0f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        float v = ld(x, dx, base + c);
+        squares += v * v;
+    }
+    float total = block_sum(squares, partial);
+    if (threadIdx.x == 0) st(sums, ds, blockIdx.x, total);
+}
+
+__global__ void rms_norm_with_sums_kernel(void *y, int dy, const void *x, int dx, const void *sums, int ds,
+                                          float count, const void *weight, int dw, int64_t cols, float eps)
+{
+    const int64_t base = (int64_t)blockIdx.x * cols;
+    float inv = rsqrtf(ld(sums, ds, blockIdx.x) / count + eps);
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+        st(y, dy, base + c, ld(x, dx, base + c) * inv * ld(weight, dw, c));
+}
+
+void cuda_row_sum_squares(backend *be, tensor sums, tensor x)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    assert(tensor_numel(&sums) == rows);
+    if (rows == 0) return;
+    row_sum_squares_kernel<<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(sums.data, sums.dtype, x.data,
+                                                                                x.dtype, cols);
+    cuda_launched(s, "row_sum_squares");
+}
+
+void cuda_rms_norm_with_sums(backend *be, tensor y, tensor x, tensor sums, int64_t count, tensor weight, float eps)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    assert(tensor_numel(&y) == rows * cols && tensor_numel(&sums) == rows && tensor_numel(&weight) == cols);
+    if (rows == 0) return;
+    rms_norm_with_sums_kernel<<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
+        y.data, y.dtype, x.data, x.dtype, sums.data, sums.dtype, (float)count, weight.data, weight.dtype, cols, eps);
+    cuda_launched(s, "rms_norm_with_sums");
+}

@@ -1,0 +1,145 @@
+/* Moving rows and column blocks:
+ *   gather_rows       y[i] = x[index[i]]                       (MoE dispatch)
+ *   scatter_add_rows  y[index[i]] += weight[i] * x[i]          (MoE combine)
+ *   split_columns     y[p * M + r, j] = x[r, p * w + j], w = C / parts, and
+ *   merge_columns     its inverse                              (Ulysses packing)
+ * Several slots may add into one row (top-k > 1), and y is BF16, so the adds
+ * cannot be float atomics. scatter_add_rows is deterministic instead: a
+ * stable radix sort of the slots by destination row (CUB), then one thread
+ * block per destination row adds its slots in slot order, in FP32, and rounds
+ * once, the same order as the CPU backend's serial loop. */
+#include "core/cuda_common.cuh"
+
+#include <cub/device/device_radix_sort.cuh>
+
+__global__ void gather_rows_kernel(void *y, int dy, const void *x, int dx, const int32_t *index, int64_t n,
+                                   int64_t cols)
+{
+    int64_t total = n * cols;
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t i = e / cols, c = e % cols;
+        st(y, dy, e, ld(x, dx, (int64_t)index[i] * cols + c));
+    }
+}
+
+__global__ void iota_kernel(uint32_t *values, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        values[i] = (uint32_t)i;
+}
+
+/* First position in sorted[0, n) whose key is >= key. */
+__device__ int64_t lower_bound(const uint32_t *sorted, int64_t n, uint32_t key)
+{
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (sorted[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Block `row` adds the slots sorted_slots[first, last) whose key is row. */
+__global__ void scatter_rows_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw,
+                                    const uint32_t *sorted_rows, const uint32_t *sorted_slots, int64_t n, int64_t cols)
+{
+    __shared__ int64_t range[2];
+    uint32_t row = blockIdx.x;
+    if (threadIdx.x == 0) {
+        range[0] = lower_bound(sorted_rows, n, row);
+        range[1] = lower_bound(sorted_rows, n, row + 1);
+    }
+    __syncthreads();
+    int64_t first = range[0], last = range[1];
+    if (first == last) return;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        float acc = ld(y, dy, (int64_t)row * cols + c);
+        for (int64_t j = first; j < last; j++) {
+            int64_t slot = sorted_slots[j];
+            acc += ld(weight, dw, slot) * ld(x, dx, slot * cols + c);
+        }
+        st(y, dy, (int64_t)row * cols + c, acc);
+    }
+}
+
+void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t n = tensor_numel(&index), cols = tensor_cols(&x);
+    assert(index.dtype == DTYPE_I32 && tensor_rows(&y) == n && tensor_cols(&y) == cols);
+    if (n * cols == 0) return;
+    gather_rows_kernel<<<cuda_blocks(s, n * cols), CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
+                                                                                 (const int32_t *)index.data, n, cols);
+    cuda_launched(s, "gather_rows");
+}
+
+static int bits_for(int64_t values)
+{
+    int bits = 1;
+    while (bits < 32 && ((int64_t)1 << bits) < values) bits++;
+    return bits;
+}
+
+void cuda_scatter_add_rows(backend *be, tensor y, tensor x, tensor index, tensor weight)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t n = tensor_numel(&index), cols = tensor_cols(&x), rows = tensor_rows(&y);
+    assert(index.dtype == DTYPE_I32 && tensor_rows(&x) == n && tensor_cols(&y) == cols);
+    assert(tensor_numel(&weight) == n);
+    if (n == 0 || cols == 0 || rows == 0) return;
+    /* Indices are non-negative: sort them as unsigned keys on the bits that rows need. */
+    const uint32_t *keys = (const uint32_t *)index.data;
+    int end_bit = bits_for(rows);
+    size_t sort_bytes = 0;
+    cub::DeviceRadixSort::SortPairs(NULL, sort_bytes, keys, (uint32_t *)NULL, (const uint32_t *)NULL,
+                                    (uint32_t *)NULL, (int)n, 0, end_bit, s->stream);
+    size_t words = (size_t)(3 * n + 64) & ~(size_t)63; /* keep the sort's storage 256-byte aligned */
+    char *scratch = (char *)cuda_scratch(s, words * 4 + sort_bytes);
+    if (!scratch) return;
+    uint32_t *sorted_rows = (uint32_t *)scratch, *slots = sorted_rows + n, *sorted_slots = slots + n;
+    iota_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(slots, n);
+    if (!cuda_launched(s, "scatter_add_rows (iota)")) return;
+    if (!cuda_ok(s,
+                 cub::DeviceRadixSort::SortPairs(scratch + words * 4, sort_bytes, keys, sorted_rows, slots,
+                                                 sorted_slots, (int)n, 0, end_bit, s->stream),
+                 "scatter_add_rows (sort)"))
+        return;
+    int threads = cols >= 1024 ? 256 : 128;
+    scatter_rows_kernel<<<(unsigned)rows, threads, 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype, weight.data,
+                                                                   weight.dtype, sorted_rows, sorted_slots, n, cols);
+    cuda_launched(s, "scatter_add_rows");
+}
+
+/* narrow[p * rows + r, j] <-> wide[r, p * width + j]; `split` copies wide to narrow. */
+__global__ void column_blocks_kernel(void *narrow, int dn, void *wide, int dw, int64_t rows, int64_t cols, int parts,
+                                     int split)
+{
+    int64_t width = cols / parts, total = rows * cols;
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = e / cols, c = e % cols, p = c / width, j = c % width;
+        int64_t at = (p * rows + r) * width + j;
+        if (split)
+            st(narrow, dn, at, ld(wide, dw, e));
+        else
+            st(wide, dw, e, ld(narrow, dn, at));
+    }
+}
+
+static void column_blocks(backend *be, tensor y, tensor x, int parts, int split)
+{
+    cuda_state *s = cuda_of(be);
+    tensor wide = split ? x : y, narrow = split ? y : x;
+    int64_t rows = tensor_rows(&wide), cols = tensor_cols(&wide);
+    assert(cols % parts == 0 && tensor_numel(&narrow) == rows * cols && tensor_cols(&narrow) == cols / parts);
+    if (rows * cols == 0) return;
+    column_blocks_kernel<<<cuda_blocks(s, rows * cols), CUDA_THREADS, 0, s->stream>>>(
+        narrow.data, narrow.dtype, wide.data, wide.dtype, rows, cols, parts, split);
+    cuda_launched(s, split ? "split_columns" : "merge_columns");
+}
+
+void cuda_split_columns(backend *be, tensor y, tensor x, int parts) { column_blocks(be, y, x, parts, 1); }
+
+void cuda_merge_columns(backend *be, tensor y, tensor x, int parts) { column_blocks(be, y, x, parts, 0); }

@@ -1,0 +1,530 @@
+/* The CUDA backend computes every backend op like the CPU backend.
+ *
+ * Each op runs on the same random inputs on both backends (activations
+ * rounded to BF16 first, so both start from identical values) and the CUDA
+ * result is compared with the CPU's F32 result: data movement bit-exact,
+ * elementwise ops and norms within a few BF16 roundings, matrix products,
+ * attention and convolutions within 2e-2 of the result's scale (both
+ * attention kernels: tensor cores for BF16 and head dims divisible by 16,
+ * the plain one otherwise). Shapes are odd
+ * on purpose; views start at unaligned rows; scatter_add_rows, attention and
+ * linear must give bit-identical results run to run. A table of the errors
+ * is printed. Without a GPU the test exits 77 (ctest: skipped). */
+#include "core/backend.h"
+#include "core/backend_cuda.h"
+#include "core/error.h"
+#include "core/philox.h"
+#include "test_util.h"
+
+#include <string.h>
+
+#define SEED 424242u
+#define TOL_EXACT 0.0
+#define TOL_ELEMENTWISE 8e-3
+#define TOL_NORM 1e-2
+#define TOL_PRODUCT 2e-2
+#define TOL_F32 1e-4
+
+static backend *cpu, *gpu;
+static uint64_t next_stream;
+
+typedef enum { ACT, F32, I32 } kind; /* ACT: each backend's activation dtype */
+
+/* The same tensor on both backends. */
+typedef struct pair {
+    tensor c, g;
+} pair;
+
+#define MAX_OWNED 512
+static void *owned_cpu[MAX_OWNED], *owned_gpu[MAX_OWNED], *owned_host[MAX_OWNED];
+static int count_cpu, count_gpu, count_host;
+
+static void *host_alloc(size_t bytes)
+{
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p || count_host == MAX_OWNED) {
+        fprintf(stderr, "test_cuda_backend: out of host memory\n");
+        exit(2);
+    }
+    owned_host[count_host++] = p;
+    return p;
+}
+
+static void release_all(void)
+{
+    gpu->ops->synchronize(gpu);
+    for (int i = 0; i < count_cpu; i++) cpu->ops->free(cpu, owned_cpu[i]);
+    for (int i = 0; i < count_gpu; i++) gpu->ops->free(gpu, owned_gpu[i]);
+    for (int i = 0; i < count_host; i++) free(owned_host[i]);
+    count_cpu = count_gpu = count_host = 0;
+}
+
+static tensor_dtype dtype_of(kind k, backend *be) { return k == ACT ? be->dtype : k == F32 ? DTYPE_F32 : DTYPE_I32; }
+
+static tensor storage(backend *be, kind k, int ndim, const int64_t *shape)
+{
+    tensor t = tensor_make(dtype_of(k, be), be->device, ndim, shape);
+    t.data = be->ops->alloc(be, tensor_nbytes(&t));
+    if (!t.data) {
+        fprintf(stderr, "test_cuda_backend: %s\n", error_message());
+        exit(2);
+    }
+    if (be == cpu)
+        owned_cpu[count_cpu++] = t.data;
+    else
+        owned_gpu[count_gpu++] = t.data;
+    return t;
+}
+
+static pair pair_nd(kind k, int ndim, const int64_t *shape)
+{
+    pair p = {storage(cpu, k, ndim, shape), storage(gpu, k, ndim, shape)};
+    return p;
+}
+
+static pair pair_2d(kind k, int64_t rows, int64_t cols)
+{
+    int64_t shape[2] = {rows, cols};
+    return pair_nd(k, 2, shape);
+}
+
+static pair pair_rows(pair p, int64_t first, int64_t count)
+{
+    pair v = {tensor_row_slice(p.c, first, count), tensor_row_slice(p.g, first, count)};
+    return v;
+}
+
+static pair none(void)
+{
+    pair p = {tensor_none(), tensor_none()};
+    return p;
+}
+
+static void upload(pair p, const float *host)
+{
+    cpu->ops->upload(cpu, p.c, host);
+    gpu->ops->upload(gpu, p.g, host);
+}
+
+/* Standard normals times scale (+ offset), rounded to BF16 for activations so
+ * both backends hold identical values. */
+static float *random_host(int64_t n, float scale, float offset, int round)
+{
+    float *h = host_alloc((size_t)n * sizeof(float));
+    philox_fill_normal(SEED, next_stream++, 0, n, h);
+    for (int64_t i = 0; i < n; i++) {
+        h[i] = h[i] * scale + offset;
+        if (round) h[i] = bf16_to_f32(f32_to_bf16(h[i]));
+    }
+    return h;
+}
+
+static pair randomized(pair p, float scale, float offset)
+{
+    float *h = random_host(tensor_numel(&p.c), scale, offset, 1);
+    upload(p, h);
+    return p;
+}
+
+static pair random_2d(kind k, int64_t rows, int64_t cols) { return randomized(pair_2d(k, rows, cols), 1.0f, 0.0f); }
+
+static float *fetch(backend *be, tensor t)
+{
+    float *h = host_alloc((size_t)tensor_numel(&t) * sizeof(float));
+    be->ops->synchronize(be);
+    be->ops->download(be, h, t);
+    return h;
+}
+
+/* Max |gpu - cpu| against tolerance * max |cpu|; prints one table row. */
+static void compare(const char *op, pair p, double tolerance)
+{
+    int64_t n = tensor_numel(&p.c);
+    const float *want = fetch(cpu, p.c), *got = fetch(gpu, p.g);
+    double error = test_max_abs_diff(got, want, n), scale = test_max_abs(want, n);
+    double relative = scale > 0 ? error / scale : error;
+    printf("  %-44s max |err| %-10.3g scale %-10.3g rel %-10.3g (tol %.0e)\n", op, error, scale, relative, tolerance);
+    CHECK_MSG(error <= tolerance * scale, "%s: max |error| %.3g exceeds %.0e * scale %.3g", op, error, tolerance,
+              scale);
+}
+
+/* The CUDA tensor equals itself computed again: bit-identical. */
+static void check_same_bits(const char *op, tensor a, tensor b)
+{
+    int64_t n = tensor_numel(&a);
+    CHECK_MSG(memcmp(fetch(gpu, a), fetch(gpu, b), (size_t)n * sizeof(float)) == 0, "%s: not deterministic", op);
+}
+
+/* ---- memory and data movement ---------------------------------------- */
+
+static void test_alloc_upload_download_copy_fill(void)
+{
+    pair a = random_2d(ACT, 37, 53);
+    compare("upload/download BF16 round trip", a, TOL_EXACT);
+    pair f = randomized(pair_2d(F32, 11, 13), 3.0f, 0.0f);
+    float *raw = random_host(11 * 13, 3.0f, 0.0f, 0);
+    upload(f, raw);
+    CHECK_MSG(memcmp(fetch(gpu, f.g), raw, 11 * 13 * sizeof(float)) == 0, "F32 tensors travel raw");
+    int32_t words[29];
+    for (int i = 0; i < 29; i++) words[i] = i * 7919 - 100000;
+    pair w = pair_2d(I32, 29, 1);
+    upload(w, (const float *)(const void *)words);
+    CHECK_MSG(memcmp(fetch(gpu, w.g), words, sizeof words) == 0, "I32 tensors travel as raw words");
+
+    pair b = pair_2d(ACT, 53, 37); /* same numel, other shape */
+    cpu->ops->copy(cpu, b.c, a.c);
+    gpu->ops->copy(gpu, b.g, a.g);
+    compare("copy", b, TOL_EXACT);
+    pair v = pair_rows(b, 5, 9);
+    cpu->ops->fill(cpu, v.c, -2.5f);
+    gpu->ops->fill(gpu, v.g, -2.5f);
+    compare("fill (a row view; the rest untouched)", b, TOL_EXACT);
+
+    void *big = gpu->ops->alloc(gpu, (size_t)64 << 20);
+    CHECK(big != NULL);
+    gpu->ops->free(gpu, big);
+    error_clear();
+    CHECK(gpu->ops->alloc(gpu, (size_t)1 << 60) == NULL);
+    CHECK_MSG(strstr(error_message(), "out of GPU memory") != NULL, "got: %s", error_message());
+    CHECK_MSG(backend_cuda_status(gpu) == 0, "a failed alloc leaves the backend usable: %s", error_message());
+}
+
+static void test_gather_and_scatter_rows(void)
+{
+    enum { ROWS = 41, COLS = 67, SLOTS = 90 };
+    pair x = random_2d(ACT, ROWS, COLS);
+    int32_t index[SLOTS];
+    for (int i = 0; i < SLOTS; i++) index[i] = (i * 17 + i / 3) % ROWS; /* repeats, out of order */
+    pair idx = pair_2d(I32, SLOTS, 1);
+    upload(idx, (const float *)(const void *)index);
+    pair gathered = pair_2d(ACT, SLOTS, COLS);
+    cpu->ops->gather_rows(cpu, gathered.c, x.c, idx.c);
+    gpu->ops->gather_rows(gpu, gathered.g, x.g, idx.g);
+    compare("gather_rows", gathered, TOL_EXACT);
+
+    pair weight = randomized(pair_2d(F32, SLOTS, 1), 0.3f, 0.5f);
+    pair src = random_2d(ACT, SLOTS, COLS);
+    float *y0 = random_host(ROWS * COLS, 1.0f, 0.0f, 1);
+    pair y = pair_2d(ACT, ROWS, COLS), again = pair_2d(ACT, ROWS, COLS);
+    upload(y, y0);
+    upload(again, y0);
+    cpu->ops->scatter_add_rows(cpu, y.c, src.c, idx.c, weight.c);
+    gpu->ops->scatter_add_rows(gpu, y.g, src.g, idx.g, weight.g);
+    gpu->ops->scatter_add_rows(gpu, again.g, src.g, idx.g, weight.g);
+    compare("scatter_add_rows (repeated rows)", y, TOL_ELEMENTWISE);
+    check_same_bits("scatter_add_rows", y.g, again.g);
+}
+
+/* ---- matrix products ------------------------------------------------- */
+
+static void linear_case(const char *name, kind k, int64_t m, int64_t kk, int64_t n, int with_bias, double tolerance)
+{
+    pair x = randomized(pair_2d(k, m, kk), 1.0f, 0.0f);
+    pair w = randomized(pair_2d(k, n, kk), 1.0f / (float)kk, 0.0f);
+    pair b = with_bias ? randomized(pair_2d(k, 1, n), 0.5f, 0.0f) : none();
+    pair y = pair_2d(k, m, n), again = pair_2d(k, m, n);
+    cpu->ops->linear(cpu, y.c, x.c, w.c, b.c);
+    gpu->ops->fill(gpu, y.g, 1e30f); /* overwritten, never accumulated into */
+    gpu->ops->linear(gpu, y.g, x.g, w.g, b.g);
+    gpu->ops->linear(gpu, again.g, x.g, w.g, b.g);
+    compare(name, y, tolerance);
+    check_same_bits(name, y.g, again.g);
+}
+
+static void test_linear(void)
+{
+    linear_case("linear 37x70 -> 53, bias", ACT, 37, 70, 53, 1, TOL_PRODUCT);
+    linear_case("linear 37x70 -> 53, no bias", ACT, 37, 70, 53, 0, TOL_PRODUCT);
+    linear_case("linear 300x512 -> 384, bias", ACT, 300, 512, 384, 1, TOL_PRODUCT);
+    linear_case("linear 1x256 -> 1536 (modulation), bias", ACT, 1, 256, 1536, 1, TOL_PRODUCT);
+    linear_case("linear F32 tensors 33x65 -> 17, bias", F32, 33, 65, 17, 1, TOL_F32);
+
+    /* A view whose rows start at an odd element offset (2-byte aligned). */
+    pair big = random_2d(ACT, 38, 67);
+    pair w = randomized(pair_2d(ACT, 45, 67), 0.1f, 0.0f);
+    pair b = randomized(pair_2d(ACT, 1, 45), 0.5f, 0.0f);
+    pair y = pair_2d(ACT, 37, 45);
+    pair x = pair_rows(big, 1, 37);
+    cpu->ops->linear(cpu, y.c, x.c, w.c, b.c);
+    gpu->ops->linear(gpu, y.g, x.g, w.g, b.g);
+    compare("linear on an unaligned row view, K=67", y, TOL_PRODUCT);
+}
+
+static void test_linear_grouped(void)
+{
+    enum { GROUPS = 5, ROWS = 97, IN = 96, OUT = 80 };
+    int64_t offsets[GROUPS + 1] = {0, 30, 30, 61, 62, ROWS}; /* an empty group and a single row */
+    pair x = random_2d(ACT, ROWS, IN);
+    tensor wc[GROUPS], wg[GROUPS];
+    for (int g = 0; g < GROUPS; g++) {
+        pair w = randomized(pair_2d(ACT, OUT, IN), 0.1f, 0.0f);
+        wc[g] = w.c;
+        wg[g] = w.g;
+    }
+    pair y = pair_2d(ACT, ROWS, OUT);
+    cpu->ops->linear_grouped(cpu, y.c, x.c, wc, offsets, GROUPS);
+    gpu->ops->linear_grouped(gpu, y.g, x.g, wg, offsets, GROUPS);
+    compare("linear_grouped (empty and 1-row groups)", y, TOL_PRODUCT);
+}
+
+/* ---- elementwise ----------------------------------------------------- */
+
+static void test_elementwise(void)
+{
+    enum { M = 33, C = 131 };
+    pair a = random_2d(ACT, M, C), b = random_2d(ACT, M, C), y = pair_2d(ACT, M, C);
+    cpu->ops->add(cpu, y.c, a.c, b.c);
+    gpu->ops->add(gpu, y.g, a.g, b.g);
+    compare("add", y, TOL_ELEMENTWISE);
+    cpu->ops->silu(cpu, y.c, a.c);
+    gpu->ops->silu(gpu, y.g, a.g);
+    compare("silu", y, TOL_ELEMENTWISE);
+    cpu->ops->swiglu(cpu, y.c, a.c, b.c);
+    gpu->ops->swiglu(gpu, y.g, a.g, b.g);
+    compare("swiglu", y, TOL_ELEMENTWISE);
+    cpu->ops->swiglu(cpu, a.c, a.c, b.c);
+    gpu->ops->swiglu(gpu, a.g, a.g, b.g);
+    compare("swiglu in place (gate = y)", a, TOL_ELEMENTWISE);
+
+    pair x = random_2d(ACT, M, C), gate = random_2d(ACT, 1, C), scale = random_2d(ACT, M, 1);
+    cpu->ops->gated_residual(cpu, x.c, gate.c, b.c);
+    gpu->ops->gated_residual(gpu, x.g, gate.g, b.g);
+    compare("gated_residual", x, TOL_ELEMENTWISE);
+    cpu->ops->scale_rows(cpu, x.c, scale.c);
+    gpu->ops->scale_rows(gpu, x.g, scale.g);
+    compare("scale_rows (BF16 scales)", x, TOL_ELEMENTWISE);
+    pair f32_scale = randomized(pair_2d(F32, M, 1), 1.0f, 0.0f);
+    cpu->ops->scale_rows(cpu, x.c, f32_scale.c);
+    gpu->ops->scale_rows(gpu, x.g, f32_scale.g);
+    compare("scale_rows (F32 scales)", x, TOL_ELEMENTWISE);
+}
+
+static void test_norms(void)
+{
+    enum { M = 29, C = 1536 };
+    pair x = randomized(pair_2d(ACT, M, C), 2.0f, 3.0f); /* a large mean must not cancel */
+    pair m = randomized(pair_2d(ACT, 2, C), 0.3f, 0.0f);
+    pair y = pair_2d(ACT, M, C);
+    cpu->ops->layer_norm_modulate(cpu, y.c, x.c, pair_rows(m, 0, 1).c, pair_rows(m, 1, 1).c, 1e-6f);
+    gpu->ops->layer_norm_modulate(gpu, y.g, x.g, pair_rows(m, 0, 1).g, pair_rows(m, 1, 1).g, 1e-6f);
+    compare("layer_norm_modulate", y, TOL_NORM);
+    cpu->ops->layer_norm_modulate(cpu, y.c, x.c, tensor_none(), tensor_none(), 1e-6f);
+    gpu->ops->layer_norm_modulate(gpu, y.g, x.g, tensor_none(), tensor_none(), 1e-6f);
+    compare("layer_norm_modulate, no shift/scale", y, TOL_NORM);
+    pair small = random_2d(ACT, 7, 40), small_y = pair_2d(ACT, 7, 40);
+    cpu->ops->layer_norm_modulate(cpu, small_y.c, small.c, tensor_none(), tensor_none(), 1e-6f);
+    gpu->ops->layer_norm_modulate(gpu, small_y.g, small.g, tensor_none(), tensor_none(), 1e-6f);
+    compare("layer_norm_modulate, C=40", small_y, TOL_NORM);
+
+    pair weight = randomized(pair_2d(ACT, 1, C), 0.2f, 1.0f);
+    pair sums = pair_2d(F32, M, 1), split = pair_2d(ACT, M, C);
+    cpu->ops->row_sum_squares(cpu, sums.c, x.c);
+    gpu->ops->row_sum_squares(gpu, sums.g, x.g);
+    compare("row_sum_squares (F32)", sums, TOL_F32);
+    cpu->ops->rms_norm_with_sums(cpu, split.c, x.c, sums.c, 2 * C, weight.c, 1e-5f);
+    gpu->ops->rms_norm_with_sums(gpu, split.g, x.g, sums.g, 2 * C, weight.g, 1e-5f);
+    compare("rms_norm_with_sums (count 2C)", split, TOL_NORM);
+    cpu->ops->rms_norm(cpu, x.c, x.c, weight.c, 1e-5f);
+    gpu->ops->rms_norm(gpu, x.g, x.g, weight.g, 1e-5f);
+    compare("rms_norm in place", x, TOL_NORM);
+}
+
+static void test_split_and_merge_columns(void)
+{
+    enum { M = 19, C = 96, PARTS = 3 };
+    pair x = random_2d(ACT, M, C), narrow = pair_2d(ACT, PARTS * M, C / PARTS), back = pair_2d(ACT, M, C);
+    cpu->ops->split_columns(cpu, narrow.c, x.c, PARTS);
+    gpu->ops->split_columns(gpu, narrow.g, x.g, PARTS);
+    compare("split_columns", narrow, TOL_EXACT);
+    cpu->ops->merge_columns(cpu, back.c, narrow.c, PARTS);
+    gpu->ops->merge_columns(gpu, back.g, narrow.g, PARTS);
+    compare("merge_columns", back, TOL_EXACT);
+}
+
+static void test_rope(void)
+{
+    enum { S = 45, H = 3, D = 64, ROPE = 48 };
+    pair x = random_2d(ACT, S + 4, H * D);
+    float *table = host_alloc(S * ROPE * sizeof(float));
+    for (int i = 0; i < S; i++)
+        for (int p = 0; p < ROPE / 2; p++) {
+            double angle = i * pow(10000.0, -2.0 * p / ROPE);
+            table[i * ROPE + 2 * p] = (float)cos(angle);
+            table[i * ROPE + 2 * p + 1] = (float)sin(angle);
+        }
+    pair cos_sin = pair_2d(F32, S, ROPE);
+    upload(cos_sin, table);
+    pair rows = pair_rows(x, 0, S); /* the padded rows after S stay as they are */
+    cpu->ops->rope(cpu, rows.c, cos_sin.c, H, ROPE);
+    gpu->ops->rope(gpu, rows.g, cos_sin.g, H, ROPE);
+    compare("rope (rope_dim 48 of head dim 64)", x, TOL_ELEMENTWISE);
+}
+
+/* ---- attention ------------------------------------------------------- */
+
+static void attention_typed(kind dtype, int64_t sq, int64_t sk, int heads, int d, int causal)
+{
+    char name[96];
+    pair q = randomized(pair_2d(dtype, sq, heads * d), 1.0f, 0.0f);
+    pair k = randomized(pair_2d(dtype, sk, heads * d), 1.0f, 0.0f);
+    pair v = randomized(pair_2d(dtype, sk, heads * d), 1.0f, 0.0f);
+    pair out = pair_2d(dtype, sq, heads * d), again = pair_2d(dtype, sq, heads * d);
+    if (causal) {
+        cpu->ops->attention_causal(cpu, out.c, q.c, k.c, v.c, heads);
+        gpu->ops->attention_causal(gpu, out.g, q.g, k.g, v.g, heads);
+        gpu->ops->attention_causal(gpu, again.g, q.g, k.g, v.g, heads);
+        snprintf(name, sizeof name, "attention_causal S=%lld H=%d D=%d%s", (long long)sq, heads, d,
+                 dtype == F32 ? " F32" : "");
+        compare(name, out, TOL_PRODUCT);
+    } else {
+        pair lse = pair_2d(F32, heads, sq);
+        cpu->ops->attention(cpu, out.c, lse.c, q.c, k.c, v.c, heads);
+        gpu->ops->attention(gpu, out.g, lse.g, q.g, k.g, v.g, heads);
+        gpu->ops->attention(gpu, again.g, tensor_none(), q.g, k.g, v.g, heads);
+        snprintf(name, sizeof name, "attention Sq=%lld Sk=%lld H=%d D=%d%s", (long long)sq, (long long)sk, heads, d,
+                 dtype == F32 ? " F32" : "");
+        compare(name, out, TOL_PRODUCT);
+        snprintf(name, sizeof name, "  its lse [H, Sq]");
+        compare(name, lse, 1e-3);
+    }
+    check_same_bits("attention", out.g, again.g);
+}
+
+static void attention_case(int64_t sq, int64_t sk, int heads, int d, int causal)
+{
+    attention_typed(ACT, sq, sk, heads, d, causal);
+}
+
+static void test_attention_merge(void)
+{
+    enum { SQ = 37, H = 3, D = 64, SK = 50 };
+    pair q = random_2d(ACT, SQ, H * D), k = random_2d(ACT, 2 * SK, H * D), v = random_2d(ACT, 2 * SK, H * D);
+    pair out = pair_2d(ACT, SQ, H * D), part = pair_2d(ACT, SQ, H * D);
+    pair lse = pair_2d(F32, H, SQ), part_lse = pair_2d(F32, H, SQ);
+    pair k0 = pair_rows(k, 0, SK), v0 = pair_rows(v, 0, SK), k1 = pair_rows(k, SK, SK), v1 = pair_rows(v, SK, SK);
+    cpu->ops->attention(cpu, out.c, lse.c, q.c, k0.c, v0.c, H);
+    cpu->ops->attention(cpu, part.c, part_lse.c, q.c, k1.c, v1.c, H);
+    cpu->ops->attention_merge(cpu, out.c, lse.c, part.c, part_lse.c, H);
+    gpu->ops->attention(gpu, out.g, lse.g, q.g, k0.g, v0.g, H);
+    gpu->ops->attention(gpu, part.g, part_lse.g, q.g, k1.g, v1.g, H);
+    gpu->ops->attention_merge(gpu, out.g, lse.g, part.g, part_lse.g, H);
+    compare("attention_merge of two key halves", out, TOL_PRODUCT);
+    compare("  its merged lse", lse, 1e-3);
+    /* The merge of the halves equals attention over all keys. */
+    pair whole = pair_2d(ACT, SQ, H * D);
+    gpu->ops->attention(gpu, whole.g, tensor_none(), q.g, k.g, v.g, H);
+    float *merged = fetch(gpu, out.g), *direct = fetch(gpu, whole.g);
+    double diff = test_max_abs_diff(merged, direct, SQ * H * D), scale = test_max_abs(direct, SQ * H * D);
+    printf("  %-44s max |err| %-10.3g scale %-10.3g\n", "  merged halves vs attention over all keys", diff, scale);
+    CHECK_MSG(diff <= TOL_PRODUCT * scale, "merged halves differ from whole attention by %.3g", diff);
+}
+
+static void test_attention(void)
+{
+    attention_case(77, 93, 3, 32, 0);
+    attention_case(64, 40, 2, 64, 0);
+    attention_case(130, 257, 2, 128, 0);
+    attention_case(50, 61, 2, 80, 0);
+    attention_case(1000, 1000, 4, 128, 0);
+    attention_case(33, 200, 5, 48, 0);
+    attention_case(66, 129, 2, 96, 0);
+    attention_case(70, 70, 2, 64, 1);
+    attention_case(129, 129, 3, 128, 1);
+    attention_case(200, 200, 1, 16, 1);
+    /* The plain kernel: a head dim that is not a multiple of 16, and F32 tensors. */
+    attention_case(45, 70, 3, 40, 0);
+    attention_case(60, 60, 2, 40, 1);
+    attention_typed(F32, 50, 77, 2, 64, 0);
+    attention_typed(F32, 65, 65, 2, 32, 1);
+}
+
+/* ---- image ops ------------------------------------------------------- */
+
+static void conv_case(const char *name, int64_t cin, int64_t h, int64_t w, int64_t cout, int kernel, int stride,
+                      const int pad[4], int with_bias)
+{
+    int64_t ho = (h + pad[0] + pad[1] - kernel) / stride + 1, wo = (w + pad[2] + pad[3] - kernel) / stride + 1;
+    int64_t xs[3] = {cin, h, w}, ys[3] = {cout, ho, wo};
+    pair x = randomized(pair_nd(ACT, 3, xs), 1.0f, 0.0f);
+    pair wt = randomized(pair_2d(ACT, cout, cin * kernel * kernel), 0.2f, 0.0f);
+    pair b = with_bias ? randomized(pair_2d(ACT, 1, cout), 0.5f, 0.0f) : none();
+    pair y = pair_nd(ACT, 3, ys);
+    cpu->ops->conv2d(cpu, y.c, x.c, wt.c, b.c, kernel, stride, pad);
+    gpu->ops->conv2d(gpu, y.g, x.g, wt.g, b.g, kernel, stride, pad);
+    compare(name, y, TOL_PRODUCT);
+}
+
+static void test_conv2d(void)
+{
+    const int same[4] = {1, 1, 1, 1}, down[4] = {0, 1, 0, 1}, none_pad[4] = {0, 0, 0, 0}, halo[4] = {0, 0, 1, 1};
+    conv_case("conv2d 3x3 pad 1, bias", 5, 13, 11, 7, 3, 1, same, 1);
+    conv_case("conv2d 3x3 stride 2 pad (0,1,0,1)", 6, 12, 10, 9, 3, 2, down, 1);
+    conv_case("conv2d 1x1, no bias", 24, 9, 17, 16, 1, 1, none_pad, 0);
+    conv_case("conv2d 3x3 halo rows (pad 0,0,1,1)", 8, 10, 12, 8, 3, 1, halo, 1);
+    conv_case("conv2d 3x3 64->64 on 64x64", 64, 64, 64, 64, 3, 1, same, 1);
+}
+
+static void test_group_norm_and_upsample(void)
+{
+    enum { C = 12, H = 9, W = 13, GROUPS = 4 };
+    int64_t xs[3] = {C, H, W}, ys[3] = {C, 2 * H, 2 * W};
+    pair x = randomized(pair_nd(ACT, 3, xs), 1.5f, 0.7f);
+    pair stats = pair_2d(F32, GROUPS, 2);
+    cpu->ops->group_norm_stats(cpu, stats.c, x.c, GROUPS);
+    gpu->ops->group_norm_stats(gpu, stats.g, x.g, GROUPS);
+    compare("group_norm_stats (F32)", stats, TOL_F32);
+
+    pair weight = randomized(pair_2d(ACT, 1, C), 0.2f, 1.0f), bias = randomized(pair_2d(ACT, 1, C), 0.2f, 0.0f);
+    pair y = pair_nd(ACT, 3, xs);
+    for (int silu = 0; silu <= 1; silu++) {
+        cpu->ops->group_norm_apply(cpu, y.c, x.c, stats.c, (C / GROUPS) * H * W, weight.c, bias.c, 1e-6f, silu);
+        gpu->ops->group_norm_apply(gpu, y.g, x.g, stats.g, (C / GROUPS) * H * W, weight.g, bias.g, 1e-6f, silu);
+        compare(silu ? "group_norm_apply + silu" : "group_norm_apply", y, TOL_NORM);
+    }
+
+    int64_t big_shape[3] = {64, 96, 96};
+    pair big = randomized(pair_nd(ACT, 3, big_shape), 1.0f, 0.2f);
+    pair big_stats = pair_2d(F32, 32, 2);
+    cpu->ops->group_norm_stats(cpu, big_stats.c, big.c, 32);
+    gpu->ops->group_norm_stats(gpu, big_stats.g, big.g, 32);
+    compare("group_norm_stats [64, 96, 96], 32 groups", big_stats, TOL_F32);
+
+    pair up = pair_nd(ACT, 3, ys);
+    cpu->ops->upsample_nearest2x(cpu, up.c, x.c);
+    gpu->ops->upsample_nearest2x(gpu, up.g, x.g);
+    compare("upsample_nearest2x", up, TOL_EXACT);
+}
+
+static void run(void (*test)(void))
+{
+    test();
+    CHECK_MSG(backend_cuda_status(gpu) == 0, "CUDA error: %s", error_message());
+    release_all();
+}
+
+int main(void)
+{
+    gpu = backend_cuda_create(0);
+    if (!gpu) {
+        printf("test_cuda_backend: skipped: %s\n", error_message());
+        return 77;
+    }
+    cpu = backend_cpu_create();
+    CHECK(gpu->dtype == DTYPE_BF16 && gpu->device == DEVICE_CUDA);
+    printf("CUDA backend against the CPU backend (errors relative to the CPU result's max |x|):\n");
+    run(test_alloc_upload_download_copy_fill);
+    run(test_gather_and_scatter_rows);
+    run(test_linear);
+    run(test_linear_grouped);
+    run(test_elementwise);
+    run(test_norms);
+    run(test_rope);
+    run(test_split_and_merge_columns);
+    run(test_attention);
+    run(test_attention_merge);
+    run(test_conv2d);
+    run(test_group_norm_and_upsample);
+    backend_destroy(gpu);
+    backend_destroy(cpu);
+    return test_finish("test_cuda_backend");
+}
