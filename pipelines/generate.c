@@ -84,6 +84,9 @@ static int validate_sizes(generate_state *g)
                          (long long)o->height, (long long)o->width, (long long)multiple, vae.downscale, dit.patch_size);
     g->latent_h = o->height / vae.downscale;
     g->latent_w = o->width / vae.downscale;
+    if (o->parallel.vae_patch_parallel > g->latent_h)
+        return error_set("--vae-patch-parallel-size %d: more VAE ranks than the %lld latent rows of the image",
+                         o->parallel.vae_patch_parallel, (long long)g->latent_h);
     g->latent_count = (int64_t)dit.in_channels * g->latent_h * g->latent_w;
     if (g->latent_h != g->latent_w &&
         (g->latent_h / dit.patch_size) * (g->latent_w / dit.patch_size) > dit_image_tokens(&dit, g->latent_h, g->latent_w))
