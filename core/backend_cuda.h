@@ -10,8 +10,10 @@
 extern "C" {
 #endif
 
-/* The backend on GPU device_index; NULL with the error set ("no CUDA device:
- * ...") when there is no such GPU or CUDA fails to start on it. */
+/* The backend on GPU device_index (-1: the launcher's local rank modulo the
+ * GPUs present, so each rank of a node takes its own GPU); NULL with the
+ * error set ("no CUDA device: ...") when there is no such GPU or CUDA fails
+ * to start on it. */
 backend *backend_cuda_create(int device_index);
 
 /* Ops return nothing, so a CUDA failure inside one (a failed launch, a

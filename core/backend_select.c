@@ -13,7 +13,7 @@ backend *backend_create(const char *device)
     if (!device || !strcmp(device, "cpu")) return backend_cpu_create();
     if (!strcmp(device, "cuda")) {
 #ifdef MOEDIT_HAVE_CUDA
-        return backend_cuda_create(0);
+        return backend_cuda_create(-1);
 #else
         error_set("--device cuda: this moedit was built without CUDA (no nvcc found at configure time)");
         return NULL;

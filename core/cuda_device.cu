@@ -151,7 +151,17 @@ static int cuda_start(cuda_state *s, int device_index)
     cudaError_t status = cudaGetDeviceCount(&count);
     if (status != cudaSuccess) return error_set("no CUDA device: %s", cudaGetErrorString(status));
     if (count == 0) return error_set("no CUDA device: the driver reports none");
-    if (device_index < 0 || device_index >= count)
+    if (device_index < 0) { /* one GPU per rank of this node, by the launcher's local rank */
+        const char *vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"};
+        int local = 0;
+        for (int i = 0; i < 4; i++)
+            if (getenv(vars[i])) {
+                local = atoi(getenv(vars[i]));
+                break;
+            }
+        device_index = local % count;
+    }
+    if (device_index >= count)
         return error_set("no CUDA device: cuda:%d asked for, %d present", device_index, count);
     s->device = device_index;
     if ((status = cudaSetDevice(device_index)) != cudaSuccess ||

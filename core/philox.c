@@ -96,3 +96,16 @@ void philox_fill_normal(uint64_t seed, uint64_t stream, uint64_t first, int64_t 
         done += take;
     }
 }
+
+void philox_fill_uniform(uint64_t seed, uint64_t stream, uint64_t first, int64_t count, float *dst)
+{
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    for (int64_t i = 0; i < count;) {
+        uint64_t index = first + (uint64_t)i, block = index / 4;
+        uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
+        uint32_t x[4];
+        philox4x32_10(ctr, key, x);
+        for (uint64_t lane = index % 4; lane < 4 && i < count; lane++, i++)
+            dst[i] = (float)(((double)x[lane] + 0.5) * (2.0 / 4294967296.0) - 1.0);
+    }
+}

@@ -44,4 +44,10 @@ float philox_normal(uint64_t seed, uint64_t stream, uint64_t index);
  * four consecutive indices. count <= 0 writes nothing. */
 void philox_fill_normal(uint64_t seed, uint64_t stream, uint64_t first, int64_t count, float *dst);
 
+/* Uniform floats in (-1, 1) for the same (seed, stream, index) counters:
+ * element i is 2 (x + 0.5) 2^-32 - 1 for the (i % 4)-th word x of block i / 4.
+ * Several times cheaper than the normals (no logarithm or sine), for
+ * filling billions of random weights. */
+void philox_fill_uniform(uint64_t seed, uint64_t stream, uint64_t first, int64_t count, float *dst);
+
 #endif

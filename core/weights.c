@@ -59,15 +59,16 @@ static void fill_random(const weight_loader *wl, const char *name, int64_t rows,
         for (int64_t i = 0; i < n; i++) dst[i] = 1.0f;
         return;
     }
-    float scale = cols ? 1.0f / sqrtf((float)cols) : 0.02f;
-    if (ends_with(name, ".bias")) scale = 0.02f;
+    /* Uniform in (-a, a) has variance a^2 / 3: a = sqrt(3) * the wanted std. */
+    float scale = sqrtf(3.0f) * (cols ? 1.0f / sqrtf((float)cols) : 0.02f);
+    if (ends_with(name, ".bias")) scale = sqrtf(3.0f) * 0.02f;
     /* Counter-based: chunks are independent, so threads fill them in parallel. */
     const int64_t chunk = 1 << 16;
     uint64_t stream = name_stream(name);
 #pragma omp parallel for schedule(static)
     for (int64_t first = 0; first < n; first += chunk) {
         int64_t count = n - first < chunk ? n - first : chunk;
-        philox_fill_normal(wl->seed, stream, (uint64_t)first, count, dst + first);
+        philox_fill_uniform(wl->seed, stream, (uint64_t)first, count, dst + first);
         for (int64_t i = first; i < first + count; i++) dst[i] *= scale;
     }
 }

@@ -41,6 +41,15 @@ void world_abort(const world *w, int code)
     if (w->using_mpi && w->size > 1) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
+/* The transport for the device the tensors live on. */
+static process_group *create_group(const char *name, const int *ranks, int count, int rank, backend *be)
+{
+#ifdef MOEDIT_HAVE_CUDA
+    if (be->device == DEVICE_CUDA) return pg_create_nccl(name, ranks, count, rank, be);
+#endif
+    return pg_create_mpi(name, ranks, count, rank, be);
+}
+
 int parallel_context_init(parallel_context *ctx, const world *w, parallel_degrees degrees, backend *be)
 {
     memset(ctx, 0, sizeof *ctx);
@@ -52,8 +61,7 @@ int parallel_context_init(parallel_context *ctx, const world *w, parallel_degree
         int count = layout_group_ranks(&ctx->layout, (group_kind)kind, w->rank, ranks);
         const char *name = layout_group_name((group_kind)kind);
         if (count == 0) continue;
-        ctx->groups[kind] = count == 1 ? pg_create_self(name, w->rank, be)
-                                       : pg_create_mpi(name, ranks, count, w->rank, be);
+        ctx->groups[kind] = count == 1 ? pg_create_self(name, w->rank, be) : create_group(name, ranks, count, w->rank, be);
         if (!ctx->groups[kind]) {
             parallel_context_free(ctx);
             return -1;

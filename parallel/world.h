@@ -35,4 +35,8 @@ void parallel_context_free(parallel_context *ctx);
  * rank); collective over those ranks only. CPU tensors (F32 or I32). */
 process_group *pg_create_mpi(const char *name, const int *world_ranks, int count, int world_rank, backend *be);
 
+/* NCCL process group for tensors on the CUDA backend `be` (host tensors go
+ * through MPI); built only with CUDA. */
+process_group *pg_create_nccl(const char *name, const int *world_ranks, int count, int world_rank, backend *be);
+
 #endif

@@ -155,6 +155,27 @@ static void test_statistics(void)
     free(y);
 }
 
+/* Uniforms: in (-1, 1), mean 0 and variance 1/3, and slices made apart
+ * equal the whole (what parallel random-weight loading relies on). */
+static void test_uniform(void)
+{
+    enum { N = 1 << 20 };
+    static float all[N], part[N];
+    philox_fill_uniform(9, 4, 3, N, all);
+    double mean = 0, var = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK(all[i] > -1.0f && all[i] < 1.0f);
+        mean += all[i];
+        var += (double)all[i] * all[i];
+    }
+    mean /= N;
+    var = var / N - mean * mean;
+    CHECK_MSG(fabs(mean) < 0.005 && fabs(var - 1.0 / 3.0) < 0.005, "mean %g var %g", mean, var);
+    philox_fill_uniform(9, 4, 3, 1001, part);
+    philox_fill_uniform(9, 4, 3 + 1001, N - 1001, part + 1001);
+    CHECK(memcmp(all, part, sizeof all) == 0);
+}
+
 int main(void)
 {
     test_kat();
@@ -162,5 +183,6 @@ int main(void)
     test_fill_matches_pointwise();
     test_slices_concatenate();
     test_statistics();
+    test_uniform();
     return test_finish("test_philox");
 }

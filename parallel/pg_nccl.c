@@ -1,0 +1,165 @@
+/* Process groups over NCCL for GPU tensors (built with the CUDA backend).
+ *
+ * The NCCL unique id is made by the group's first rank and broadcast over
+ * an MPI communicator of the group's ranks; that communicator also carries
+ * every collective on host tensors (routing counts, CFG velocities), so
+ * callers need not care where a tensor lives. Collectives are enqueued on
+ * the CUDA backend's stream, so they order with the kernels around them
+ * without extra synchronisation. Uneven gathers are grouped broadcasts and
+ * the all-to-all grouped sends and receives. */
+#include "parallel/world.h"
+
+#include "core/backend_cuda.h"
+#include "core/error.h"
+
+#include <mpi.h>
+#include <nccl.h>
+#include <stdlib.h>
+
+typedef struct nccl_group {
+    ncclComm_t comm;
+    process_group *host; /* MPI group over the same ranks, for host tensors */
+} nccl_group;
+
+static int nccl_failed(process_group *pg, const char *what, ncclResult_t result)
+{
+    return error_set("process group %s (rank %d): NCCL %s failed: %s", pg->name, pg->world_rank, what,
+                     ncclGetErrorString(result));
+}
+
+static int nccl_type(process_group *pg, tensor t, ncclDataType_t *type)
+{
+    switch (t.dtype) {
+    case DTYPE_F32: *type = ncclFloat32; return 0;
+    case DTYPE_BF16: *type = ncclBfloat16; return 0;
+    case DTYPE_F16: *type = ncclFloat16; return 0;
+    case DTYPE_I32: *type = ncclInt32; return 0;
+    }
+    return error_set("process group %s: no NCCL type for %s", pg->name, dtype_name(t.dtype));
+}
+
+static nccl_group *group_of(process_group *pg) { return pg->impl; }
+
+static cudaStream_t stream_of(process_group *pg) { return (cudaStream_t)backend_cuda_stream(pg->be); }
+
+static int on_host(tensor t) { return t.device == DEVICE_CPU; }
+
+static int nccl_all_reduce(process_group *pg, tensor t)
+{
+    if (on_host(t)) return group_of(pg)->host->ops->all_reduce_sum(group_of(pg)->host, t);
+    ncclDataType_t type = ncclFloat32;
+    if (nccl_type(pg, t, &type)) return -1;
+    ncclResult_t r = ncclAllReduce(t.data, t.data, (size_t)tensor_numel(&t), type, ncclSum, group_of(pg)->comm,
+                                   stream_of(pg));
+    return r == ncclSuccess ? 0 : nccl_failed(pg, "all-reduce", r);
+}
+
+static int nccl_all_gather(process_group *pg, tensor out, tensor in, const int64_t *rows)
+{
+    if (on_host(in)) return group_of(pg)->host->ops->all_gather_rows(group_of(pg)->host, out, in, rows);
+    ncclDataType_t type = ncclFloat32;
+    if (nccl_type(pg, in, &type)) return -1;
+    size_t row_bytes = (size_t)tensor_cols(&in) * dtype_size(in.dtype), offset = 0;
+    ncclGroupStart();
+    for (int r = 0; r < pg->size; r++) {
+        size_t count = (size_t)(rows[r] * tensor_cols(&in));
+        ncclBroadcast(in.data, (char *)out.data + offset, count, type, r, group_of(pg)->comm, stream_of(pg));
+        offset += (size_t)rows[r] * row_bytes;
+    }
+    ncclResult_t r = ncclGroupEnd();
+    return r == ncclSuccess ? 0 : nccl_failed(pg, "all-gather", r);
+}
+
+static int nccl_all_to_all(process_group *pg, tensor out, const int64_t *recv_rows, tensor in, const int64_t *send_rows)
+{
+    if (on_host(in)) return group_of(pg)->host->ops->all_to_all_rows(group_of(pg)->host, out, recv_rows, in, send_rows);
+    ncclDataType_t type = ncclFloat32;
+    if (nccl_type(pg, in, &type)) return -1;
+    int64_t cols = tensor_cols(&in);
+    size_t element = dtype_size(in.dtype), sent = 0, received = 0;
+    ncclGroupStart();
+    for (int q = 0; q < pg->size; q++) {
+        if (send_rows[q])
+            ncclSend((char *)in.data + sent, (size_t)(send_rows[q] * cols), type, q, group_of(pg)->comm, stream_of(pg));
+        if (recv_rows[q])
+            ncclRecv((char *)out.data + received, (size_t)(recv_rows[q] * cols), type, q, group_of(pg)->comm,
+                     stream_of(pg));
+        sent += (size_t)(send_rows[q] * cols) * element;
+        received += (size_t)(recv_rows[q] * cols) * element;
+    }
+    ncclResult_t r = ncclGroupEnd();
+    return r == ncclSuccess ? 0 : nccl_failed(pg, "all-to-all", r);
+}
+
+static int nccl_send_recv(process_group *pg, tensor send, int to, tensor recv, int from)
+{
+    if (on_host(send)) return group_of(pg)->host->ops->send_recv(group_of(pg)->host, send, to, recv, from);
+    ncclDataType_t type = ncclFloat32;
+    if (nccl_type(pg, send, &type)) return -1;
+    ncclGroupStart();
+    if (to >= 0 && tensor_numel(&send) > 0)
+        ncclSend(send.data, (size_t)tensor_numel(&send), type, to, group_of(pg)->comm, stream_of(pg));
+    if (from >= 0 && tensor_numel(&recv) > 0)
+        ncclRecv(recv.data, (size_t)tensor_numel(&recv), type, from, group_of(pg)->comm, stream_of(pg));
+    ncclResult_t r = ncclGroupEnd();
+    return r == ncclSuccess ? 0 : nccl_failed(pg, "send/receive", r);
+}
+
+static int nccl_broadcast(process_group *pg, tensor t, int root)
+{
+    if (on_host(t)) return group_of(pg)->host->ops->broadcast(group_of(pg)->host, t, root);
+    ncclDataType_t type = ncclFloat32;
+    if (nccl_type(pg, t, &type)) return -1;
+    ncclResult_t r = ncclBroadcast(t.data, t.data, (size_t)tensor_numel(&t), type, root, group_of(pg)->comm,
+                                   stream_of(pg));
+    return r == ncclSuccess ? 0 : nccl_failed(pg, "broadcast", r);
+}
+
+static void nccl_destroy(process_group *pg)
+{
+    nccl_group *g = group_of(pg);
+    ncclCommDestroy(g->comm);
+    pg_destroy(g->host);
+    free(g);
+    free(pg);
+}
+
+static const pg_ops nccl_ops = {
+    .all_reduce_sum = nccl_all_reduce,
+    .all_gather_rows = nccl_all_gather,
+    .all_to_all_rows = nccl_all_to_all,
+    .send_recv = nccl_send_recv,
+    .broadcast = nccl_broadcast,
+    .destroy = nccl_destroy,
+};
+
+process_group *pg_create_nccl(const char *name, const int *world_ranks, int count, int world_rank, backend *be)
+{
+    process_group *host = pg_create_mpi(name, world_ranks, count, world_rank, be);
+    process_group *pg = calloc(1, sizeof *pg);
+    nccl_group *g = calloc(1, sizeof *g);
+    if (!host || !pg || !g) {
+        pg_destroy(host);
+        free(pg), free(g);
+        if (host) error_set("out of memory creating process group %s", name);
+        return NULL;
+    }
+    *pg = *host;
+    pg->ops = &nccl_ops;
+    pg->impl = g;
+    g->host = host;
+    ncclUniqueId id;
+    if (host->rank == 0) ncclGetUniqueId(&id);
+    tensor id_bytes = tensor_make_2d(DTYPE_I32, DEVICE_CPU, 1, sizeof id / 4);
+    id_bytes.data = &id;
+    ncclResult_t r = host->ops->broadcast(host, id_bytes, 0) == 0
+                         ? ncclCommInitRank(&g->comm, host->size, id, host->rank)
+                         : ncclInternalError;
+    if (r != ncclSuccess) {
+        nccl_failed(pg, "initialisation", r);
+        pg_destroy(host);
+        free(g), free(pg);
+        return NULL;
+    }
+    return pg;
+}
