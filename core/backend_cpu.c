@@ -324,21 +324,23 @@ static void cpu_attention_causal(backend *be, tensor out, tensor q, tensor k, te
     attention_blocks(be, out, tensor_none(), q, k, v, heads, 1);
 }
 
-/* im2col for one output row band: columns[Cin * k * k, Wo] of output row oy. */
-static void im2col_row(const float *x, int64_t cin, int64_t h, int64_t w, int kernel, int stride, const int pad[4],
-                       int64_t oy, int64_t wo, float *columns)
+/* im2col for output rows [oy0, oy0 + rows): columns[Cin * k * k, rows * Wo]. */
+static void im2col_rows(const float *x, int64_t cin, int64_t h, int64_t w, int kernel, int stride, const int pad[4],
+                        int64_t oy0, int64_t rows, int64_t wo, float *columns)
 {
-    for (int64_t c = 0; c < cin; c++)
-        for (int ky = 0; ky < kernel; ky++) {
-            int64_t iy = oy * stride + ky - pad[0];
-            for (int kx = 0; kx < kernel; kx++) {
-                float *dst = columns + ((c * kernel + ky) * kernel + kx) * wo;
-                for (int64_t ox = 0; ox < wo; ox++) {
-                    int64_t ix = ox * stride + kx - pad[2];
-                    dst[ox] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[(c * h + iy) * w + ix] : 0.0f;
-                }
+    int64_t patch = cin * kernel * kernel, span = rows * wo;
+#pragma omp parallel for
+    for (int64_t p = 0; p < patch; p++) {
+        int64_t c = p / (kernel * kernel), ky = (p / kernel) % kernel, kx = p % kernel;
+        float *dst = columns + p * span;
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t iy = (oy0 + r) * stride + ky - pad[0];
+            for (int64_t ox = 0; ox < wo; ox++) {
+                int64_t ix = ox * stride + kx - pad[2];
+                dst[r * wo + ox] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[(c * h + iy) * w + ix] : 0.0f;
             }
         }
+    }
 }
 
 static void cpu_conv2d(backend *be, tensor y, tensor x, tensor w, tensor bias, int kernel, int stride, const int pad[4])
@@ -348,15 +350,19 @@ static void cpu_conv2d(backend *be, tensor y, tensor x, tensor w, tensor bias, i
     int64_t patch = cin * kernel * kernel;
     assert(tensor_cols(&w) == patch && tensor_rows(&w) == cout);
     assert(ho == (h + pad[0] + pad[1] - kernel) / stride + 1 && wo == (wi + pad[2] + pad[3] - kernel) / stride + 1);
-    /* One output row at a time keeps the column buffer small: [patch, Wo]. */
-    float *columns = cpu_scratch(be->impl, (size_t)(patch * wo));
+    /* Bands of output rows whose columns fit the scratch: one GEMM per band. */
+    int64_t rows = (int64_t)(ATTENTION_SCORE_BYTES / sizeof(float)) / (patch * wo);
+    if (rows < 1) rows = 1;
+    if (rows > ho) rows = ho;
+    float *columns = cpu_scratch(be->impl, (size_t)(patch * rows * wo));
     assert(columns != NULL);
     float *out = f32(y);
-    for (int64_t oy = 0; oy < ho; oy++) {
-        im2col_row(f32(x), cin, h, wi, kernel, stride, pad, oy, wo, columns);
-        /* y[:, oy, :] = W[Cout, patch] columns[patch, Wo] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout, (int)wo, (int)patch, 1.0f, f32(w),
-                    (int)patch, columns, (int)wo, 0.0f, out + oy * wo, (int)(ho * wo));
+    for (int64_t oy = 0; oy < ho; oy += rows) {
+        int64_t band = ho - oy < rows ? ho - oy : rows;
+        im2col_rows(f32(x), cin, h, wi, kernel, stride, pad, oy, band, wo, columns);
+        /* y[:, oy .. oy + band, :] = W[Cout, patch] columns[patch, band * Wo] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout, (int)(band * wo), (int)patch, 1.0f, f32(w),
+                    (int)patch, columns, (int)(band * wo), 0.0f, out + oy * wo, (int)(ho * wo));
     }
     if (bias.data) {
         const float *b = f32(bias);

@@ -26,5 +26,6 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
 int cli_inspect(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_generate(int argc, char **argv);
+int cli_bench_vae(int argc, char **argv);
 
 #endif

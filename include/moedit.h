@@ -93,4 +93,20 @@ typedef struct moedit_transformer_bench_result {
 int moedit_bench_transformer(const moedit_transformer_bench_options *options,
                              moedit_transformer_bench_result *result);
 
+/* Timing of the VAE decoder alone: `iterations` decodes of random latents
+ * for a height x width image after `warmup` untimed ones. */
+typedef struct moedit_vae_bench_options {
+    const char *vae_dir; /* a model's vae/ folder (config.json + weights) */
+    const char *device;
+    int64_t height, width;
+    int64_t warmup, iterations;
+} moedit_vae_bench_options;
+
+typedef struct moedit_vae_bench_result {
+    double median_ms, p10_ms, p90_ms;
+    double scratch_peak_mib;
+} moedit_vae_bench_result;
+
+int moedit_bench_vae(const moedit_vae_bench_options *options, moedit_vae_bench_result *result);
+
 #endif

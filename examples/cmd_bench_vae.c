@@ -1,0 +1,37 @@
+/* moedit bench-vae: timing of the VAE decoder of a model (or a vae/ folder). */
+#include "examples/cli.h"
+
+#include "core/error.h"
+#include "moedit.h"
+
+#include <stdio.h>
+
+int cli_bench_vae(int argc, char **argv)
+{
+    moedit_vae_bench_options o = {.device = "cpu", .height = 1024, .width = 1024, .warmup = 1, .iterations = 5};
+    int json = 0;
+    cli_option options[] = {
+        {"vae", OPT_STRING, &o.vae_dir, "the model's vae/ folder (config.json and weights)", "DIR"},
+        {"device", OPT_STRING, &o.device, "cpu or cuda (default cpu)", "DEV"},
+        {"height", OPT_INT, &o.height, "image height in pixels (default 1024)", "H"},
+        {"width", OPT_INT, &o.width, "image width in pixels (default 1024)", "W"},
+        {"warmup", OPT_INT, &o.warmup, "untimed decodes first (default 1)", "N"},
+        {"iterations", OPT_INT, &o.iterations, "timed decodes (default 5)", "N"},
+        {"json", OPT_FLAG, &json, "print one JSON line", NULL},
+    };
+    int parsed = cli_parse(argc, argv, "usage: moedit bench-vae --vae DIR [--height H --width W] [--device cpu|cuda]",
+                           options, (int)(sizeof options / sizeof options[0]));
+    if (parsed != 0) return parsed < 0 ? -1 : 0;
+    if (!o.vae_dir) return error_set("bench-vae needs --vae DIR");
+    moedit_vae_bench_result r;
+    if (moedit_bench_vae(&o, &r)) return -1;
+    if (json)
+        printf("{\"device\":\"%s\",\"height\":%lld,\"width\":%lld,\"decode_ms_median\":%.3f,\"decode_ms_p10\":%.3f,"
+               "\"decode_ms_p90\":%.3f,\"scratch_peak_mib\":%.1f}\n",
+               o.device, (long long)o.height, (long long)o.width, r.median_ms, r.p10_ms, r.p90_ms, r.scratch_peak_mib);
+    else
+        printf("VAE decode %lldx%lld on %s: median %.2f ms (p10 %.2f, p90 %.2f) over %lld runs; scratch peak %.1f MiB\n",
+               (long long)o.width, (long long)o.height, o.device, r.median_ms, r.p10_ms, r.p90_ms,
+               (long long)o.iterations, r.scratch_peak_mib);
+    return 0;
+}

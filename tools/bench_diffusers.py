@@ -1,0 +1,106 @@
+"""PyTorch/diffusers baselines for docs/benchmarks.md, on the same shapes
+moedit's `bench` and `bench-vae` time.
+
+  transformer: diffusers HiDreamImageTransformer2DModel in bfloat16 with its
+               own attention processor (F.scaled_dot_product_attention), random
+               weights of a config.json (e.g. tools/configs/hidream_i1_full_transformer.json),
+               one sample: latents [1, 16, H/8, W/8], t5 [1, T, 4096],
+               llama3 [layers, 1, T, 4096], pooled [1, 2048]; per-forward
+               median over --iterations after --warmup, peak GPU memory.
+  vae:         diffusers AutoencoderKL with the FLUX.1 VAE config in bfloat16,
+               random weights; decode of [1, 16, H/8, W/8]. With --save-vae DIR
+               the weights are saved in diffusers format so that
+               `moedit bench-vae --vae DIR` decodes with the very same weights.
+
+Prints one JSON line per measurement.
+usage: python3 tools/bench_diffusers.py transformer --config FILE --height 1024 --width 1024
+       python3 tools/bench_diffusers.py vae --height 1024 --width 1024 --save-vae /tmp/flux_vae
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+FLUX_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=[128, 256, 512, 512],
+                down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                layers_per_block=2, norm_num_groups=32, scaling_factor=0.3611, shift_factor=0.1159,
+                use_quant_conv=False, use_post_quant_conv=False, mid_block_add_attention=True)
+
+
+def timed(fn, warmup, iterations):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(1e3 * (time.perf_counter() - start))
+    times.sort()
+    return statistics.median(times), times[0], times[-1]
+
+
+@torch.no_grad()
+def bench_transformer(args):
+    from diffusers import HiDreamImageTransformer2DModel
+    with open(args.config) as f:
+        config = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        torch.set_default_dtype(torch.bfloat16)
+        model = HiDreamImageTransformer2DModel(**config).eval()
+        torch.set_default_dtype(torch.float32)
+    layers = max(config["llama_layers"]) + 1
+    h, w, t = args.height // 8, args.width // 8, args.text_tokens
+    dev, bf = "cuda", torch.bfloat16
+    inputs = dict(hidden_states=torch.randn(1, config["in_channels"], h, w, device=dev, dtype=bf),
+                  timesteps=torch.tensor([500.0], device=dev, dtype=bf),
+                  encoder_hidden_states_t5=torch.randn(1, t, config["caption_channels"][0], device=dev, dtype=bf),
+                  encoder_hidden_states_llama3=torch.randn(layers, 1, t, config["caption_channels"][1], device=dev,
+                                                           dtype=bf),
+                  pooled_embeds=torch.randn(1, config["text_emb_dim"], device=dev, dtype=bf))
+    torch.cuda.reset_peak_memory_stats()
+    median, low, high = timed(lambda: model(**inputs), args.warmup, args.iterations)
+    print(json.dumps({"what": "diffusers transformer", "height": args.height, "width": args.width,
+                      "text_tokens": t, "forward_ms_median": round(median, 2), "forward_ms_min": round(low, 2),
+                      "forward_ms_max": round(high, 2),
+                      "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                      "parameters": sum(p.numel() for p in model.parameters()),
+                      "torch": torch.__version__, "gpu": torch.cuda.get_device_name()}), flush=True)
+
+
+@torch.no_grad()
+def bench_vae(args):
+    from diffusers import AutoencoderKL
+    torch.manual_seed(0)
+    model = AutoencoderKL(**FLUX_VAE).to("cuda", torch.bfloat16).eval()
+    if args.save_vae:
+        model.save_pretrained(args.save_vae, safe_serialization=True)
+    latents = torch.randn(1, 16, args.height // 8, args.width // 8, device="cuda", dtype=torch.bfloat16)
+    torch.cuda.reset_peak_memory_stats()
+    median, low, high = timed(lambda: model.decode(latents).sample, args.warmup, args.iterations)
+    print(json.dumps({"what": "diffusers vae decode (FLUX config)", "height": args.height, "width": args.width,
+                      "decode_ms_median": round(median, 2), "decode_ms_min": round(low, 2),
+                      "decode_ms_max": round(high, 2),
+                      "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["transformer", "vae"])
+    parser.add_argument("--config")
+    parser.add_argument("--height", type=int, default=1024)
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--text-tokens", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--save-vae")
+    args = parser.parse_args()
+    (bench_transformer if args.what == "transformer" else bench_vae)(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The GPU figures of docs/benchmarks.md: moedit and diffusers on the same GPU,
+# same shapes, in one run. Needs a CUDA build of moedit and PyTorch with
+# diffusers.
+#   tools/bench_gpu.sh BUILD_DIR OUT_DIR
+# Writes JSON lines to OUT_DIR: per-step transformer latency of the
+# HiDream-I1-Full shape (random weights) at 1024x1024 and 2048x2048, and the
+# VAE decode of a 1024x1024 image with the FLUX VAE config (the same random
+# weights in both programs).
+set -u
+build=$1
+out=$2
+mkdir -p "$out"
+export NCCL_NVLS_ENABLE=0
+config=tools/configs/hidream_i1_full_transformer.json
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt"
+for size in 1024 2048; do
+  iterations=$([ "$size" = 1024 ] && echo 10 || echo 4)
+  "$build/moedit" bench --config "$config" --random-weights --device cuda --height "$size" --width "$size" \
+    --text-tokens 128 --warmup 2 --iterations "$iterations" --json >>"$out/moedit_transformer.jsonl"
+  python3 tools/bench_diffusers.py transformer --config "$config" --height "$size" --width "$size" \
+    --text-tokens 128 --warmup 2 --iterations "$iterations" >>"$out/diffusers_transformer.jsonl"
+done
+python3 tools/bench_diffusers.py vae --height 1024 --width 1024 --save-vae "$out/flux_vae" >>"$out/diffusers_vae.jsonl"
+"$build/moedit" bench-vae --vae "$out/flux_vae" --device cuda --height 1024 --width 1024 --iterations 5 --json \
+  >>"$out/moedit_vae.jsonl"
+rm -rf "$out/flux_vae"
