@@ -176,6 +176,27 @@ int config_get_int_or(const config *c, const char *key, int64_t fallback, int64_
     return read_int(c, key, "", item, out);
 }
 
+/* An int64 that must fit an int (sizes, counts): out of range is an error. */
+static int narrow(const config *c, const char *key, int64_t value, int *out)
+{
+    if (value < -(1 << 30) || value > (1 << 30))
+        return error_set("%s: key \"%s\" = %lld is out of range", config_path(c), key, (long long)value);
+    *out = (int)value;
+    return 0;
+}
+
+int config_get_int32(const config *c, const char *key, int *out)
+{
+    int64_t value;
+    return config_get_int(c, key, &value) ? -1 : narrow(c, key, value, out);
+}
+
+int config_get_int32_or(const config *c, const char *key, int fallback, int *out)
+{
+    int64_t value;
+    return config_get_int_or(c, key, fallback, &value) ? -1 : narrow(c, key, value, out);
+}
+
 int config_get_float(const config *c, const char *key, double *out)
 {
     const cJSON *item = lookup(c, key);

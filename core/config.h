@@ -26,6 +26,9 @@ int config_has(const config *c, const char *key);
 /* Integers: a JSON number with no fractional part within +-2^53. */
 int config_get_int(const config *c, const char *key, int64_t *out);
 int config_get_int_or(const config *c, const char *key, int64_t fallback, int64_t *out);
+/* The same into an int: values beyond +-2^30 are an error naming the key. */
+int config_get_int32(const config *c, const char *key, int *out);
+int config_get_int32_or(const config *c, const char *key, int fallback, int *out);
 int config_get_float(const config *c, const char *key, double *out);
 int config_get_float_or(const config *c, const char *key, double fallback, double *out);
 int config_get_bool(const config *c, const char *key, int *out);

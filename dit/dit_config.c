@@ -24,22 +24,6 @@ int64_t dit_image_tokens(const dit_config *cfg, int64_t latent_h, int64_t latent
     return (int64_t)cfg->max_resolution[0] * cfg->max_resolution[1] / (p * p);
 }
 
-static int get_int(const config *c, const char *key, int *out)
-{
-    int64_t value;
-    if (config_get_int(c, key, &value) != 0) return -1;
-    *out = (int)value;
-    return 0;
-}
-
-static int get_int_or(const config *c, const char *key, int fallback, int *out)
-{
-    int64_t value;
-    if (config_get_int_or(c, key, fallback, &value) != 0) return -1;
-    *out = (int)value;
-    return 0;
-}
-
 static int get_int_list(const config *c, const char *key, int *out, int max, int *count)
 {
     int64_t values[DIT_MAX_BLOCKS];
@@ -53,15 +37,15 @@ static int read_fields(dit_config *cfg, const config *c)
 {
     int count = 0;
     int caption[2];
-    if (get_int(c, "patch_size", &cfg->patch_size) || get_int_or(c, "in_channels", 64, &cfg->in_channels) ||
-        get_int_or(c, "out_channels", cfg->in_channels, &cfg->out_channels) ||
-        get_int_or(c, "num_layers", 16, &cfg->num_double_blocks) ||
-        get_int_or(c, "num_single_layers", 32, &cfg->num_single_blocks) ||
-        get_int_or(c, "attention_head_dim", 128, &cfg->head_dim) ||
-        get_int_or(c, "num_attention_heads", 20, &cfg->heads) ||
-        get_int_or(c, "text_emb_dim", 2048, &cfg->text_emb_dim) ||
-        get_int_or(c, "num_routed_experts", 4, &cfg->num_routed_experts) ||
-        get_int_or(c, "num_activated_experts", 2, &cfg->num_activated_experts))
+    if (config_get_int32(c, "patch_size", &cfg->patch_size) || config_get_int32_or(c, "in_channels", 64, &cfg->in_channels) ||
+        config_get_int32_or(c, "out_channels", cfg->in_channels, &cfg->out_channels) ||
+        config_get_int32_or(c, "num_layers", 16, &cfg->num_double_blocks) ||
+        config_get_int32_or(c, "num_single_layers", 32, &cfg->num_single_blocks) ||
+        config_get_int32_or(c, "attention_head_dim", 128, &cfg->head_dim) ||
+        config_get_int32_or(c, "num_attention_heads", 20, &cfg->heads) ||
+        config_get_int32_or(c, "text_emb_dim", 2048, &cfg->text_emb_dim) ||
+        config_get_int32_or(c, "num_routed_experts", 4, &cfg->num_routed_experts) ||
+        config_get_int32_or(c, "num_activated_experts", 2, &cfg->num_activated_experts))
         return -1;
     if (get_int_list(c, "caption_channels", caption, 2, &count)) return -1;
     if (count != 2) return error_set("%s: key \"caption_channels\" must hold 2 numbers [t5, llama]", config_path(c));

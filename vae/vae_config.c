@@ -6,16 +6,6 @@
 
 #include <string.h>
 
-static int get_int_or(const config *c, const char *key, int fallback, int *out)
-{
-    int64_t value;
-    if (config_get_int_or(c, key, fallback, &value) != 0) return -1;
-    if (value < -(1 << 30) || value > (1 << 30))
-        return error_set("%s: key \"%s\" = %lld is out of range", config_path(c), key, (long long)value);
-    *out = (int)value;
-    return 0;
-}
-
 static int read_block_out_channels(vae_config *cfg, const config *c)
 {
     if (!config_has(c, "block_out_channels")) {
@@ -66,11 +56,11 @@ static int check_names(const config *c)
 
 static int read_fields(vae_config *cfg, const config *c)
 {
-    if (check_names(c) != 0 || get_int_or(c, "in_channels", 3, &cfg->in_channels) ||
-        get_int_or(c, "out_channels", 3, &cfg->out_channels) ||
-        get_int_or(c, "latent_channels", 4, &cfg->latent_channels) ||
-        get_int_or(c, "layers_per_block", 1, &cfg->layers_per_block) ||
-        get_int_or(c, "norm_num_groups", 32, &cfg->norm_num_groups) ||
+    if (check_names(c) != 0 || config_get_int32_or(c, "in_channels", 3, &cfg->in_channels) ||
+        config_get_int32_or(c, "out_channels", 3, &cfg->out_channels) ||
+        config_get_int32_or(c, "latent_channels", 4, &cfg->latent_channels) ||
+        config_get_int32_or(c, "layers_per_block", 1, &cfg->layers_per_block) ||
+        config_get_int32_or(c, "norm_num_groups", 32, &cfg->norm_num_groups) ||
         config_get_float_or(c, "scaling_factor", 0.18215, &cfg->scaling_factor) ||
         config_get_float_or(c, "shift_factor", 0.0, &cfg->shift_factor) ||
         config_get_bool_or(c, "mid_block_add_attention", 1, &cfg->mid_block_add_attention) ||
