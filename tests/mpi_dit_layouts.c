@@ -2,7 +2,7 @@
  * world's ranks gives the serial transformer output (max abs diff <= 1e-4 of
  * its scale) with identical routing: each rank first runs the serial
  * forward with routing capture, then the parallel forward replays it.
- * Random weights (tests/fixtures/dit_random), a non-square padded latent and
+ * Random weights (tests/fixtures/dit_random: 8 heads, 8 experts), a non-square padded latent and
  * text lengths (7 and 5 tokens) that no rank count divides. */
 #include "core/error.h"
 #include "core/philox.h"
