@@ -1,8 +1,14 @@
 /* Flash attention on tensor cores (FlashAttention-2's schedule) for BF16
  * q, k, v, out and head dims that are multiples of 16 up to 128:
  *   out[i] = sum_j softmax_j(q_i . k_j / sqrt(D)) v_j,  lse[h, i] = log sum_j e^(q_i . k_j / sqrt(D))
- * and the causal variant. cuda_attention.cu's plain kernel is the fallback
- * for every other case (F32 tensors, other head dims).
+ * and the causal variant. With MOEDIT_FLASH_WGMMA=1 in the environment, head
+ * dims 64 and 128 run the Hopper kernel of cuda_flash_wgmma.cu instead (when
+ * the build and the device have sm_90a and the rows are 16-byte aligned).
+ * That kernel is opt-in because it has not yet run on a GPU: it was written
+ * and checked against a CPU emulation when the session's GPU time was spent.
+ * The kernel below (mma.sync) is the default.
+ * cuda_attention.cu's plain kernel is the fallback for every other case (F32
+ * tensors, other head dims).
  *
  * A block of 4 warps takes 64 queries of one head, 16 per warp, its Q tile
  * held in registers as mma A fragments. Keys come in tiles of 64 through
@@ -197,6 +203,10 @@ __global__ void __launch_bounds__(FA_WARPS * 32)
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
+/* cuda_flash_wgmma.cu: 0 (nothing launched) unless d is 64 or 128, the rows are aligned and sm_90a is there. */
+int cuda_flash_wgmma(cuda_state *s, __nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
+                     const __nv_bfloat16 *v, int64_t sq, int64_t sk, int heads, int d, int causal);
+
 int cuda_flash_attention(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal)
 {
     int64_t sq = tensor_rows(&q), sk = tensor_rows(&k), width = tensor_cols(&q);
@@ -210,6 +220,12 @@ int cuda_flash_attention(cuda_state *s, tensor out, tensor lse, tensor q, tensor
     const __nv_bfloat16 *qp = (const __nv_bfloat16 *)q.data, *kp = (const __nv_bfloat16 *)k.data,
                         *vp = (const __nv_bfloat16 *)v.data;
     float *l = (float *)lse.data;
+    static int wgmma = -1;
+    if (wgmma < 0) wgmma = getenv("MOEDIT_FLASH_WGMMA") && atoi(getenv("MOEDIT_FLASH_WGMMA")) == 1;
+    if (wgmma && cuda_flash_wgmma(s, o, l, qp, kp, vp, sq, sk, heads, d, causal)) {
+        cuda_launched(s, causal ? "attention_causal (wgmma)" : "attention (wgmma)");
+        return 1;
+    }
 #define FA_LAUNCH(KSTEPS)                                                                                       \
     flash_attention_kernel<KSTEPS><<<grid, FA_WARPS * 32, 0, s->stream>>>(o, l, qp, kp, vp, sq, sk, heads,     \
                                                                           scale_log2, causal, vector_loads)
