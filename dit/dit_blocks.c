@@ -47,7 +47,8 @@ static int project_qkv(dit_run *run, const dit_attention_stream *stream, tensor 
 }
 
 /* Zero the padded image keys (diffusers multiplies them by the mask), rotate
- * the real image tokens, attend. Image rows come first in q and k. */
+ * the real target tokens and the context tokens, attend. Rows of q and k are
+ * [target | context | text]. */
 static int attend(dit_run *run, const dit_sequence *s, tensor out, tensor q, tensor k, tensor v)
 {
     backend *be = run->model->be;
@@ -60,21 +61,31 @@ static int attend(dit_run *run, const dit_sequence *s, tensor out, tensor q, ten
         be->ops->rope(be, tensor_row_slice(q, 0, s->valid_tokens), table, heads, cfg->rope_dim);
         be->ops->rope(be, tensor_row_slice(k, 0, s->valid_tokens), table, heads, cfg->rope_dim);
     }
+    if (s->context_tokens > 0) {
+        tensor table = tensor_row_slice(run->context_rope, s->context_first, s->context_tokens);
+        be->ops->rope(be, tensor_row_slice(q, s->image_tokens, s->context_tokens), table, heads, cfg->rope_dim);
+        be->ops->rope(be, tensor_row_slice(k, s->image_tokens, s->context_tokens), table, heads, cfg->rope_dim);
+    }
     return dit_attention_forward(run, s, out, q, k, v);
 }
 
-/* The token map of the image rows (double blocks) or the kept rows (single). */
+/* The token map of the image stream (double blocks: target and context) or
+ * of the kept rows (single blocks: and the initial text). */
 static moe_token_map token_map(const dit_sequence *s, int kept)
 {
-    moe_token_map map = {1, {0}, {s->image_tokens}, {s->global_image}, s->global_image_tokens};
+    moe_token_map map = {2,
+                         {0, s->image_tokens},
+                         {s->image_tokens, s->context_tokens},
+                         {s->global_image, s->global_context},
+                         s->global_image_stream_tokens};
     if (!kept) return map;
-    map.segments = 3;
-    map.local_first[1] = s->image_tokens;
-    map.rows[1] = s->t5_tokens;
-    map.global_first[1] = s->global_t5;
-    map.local_first[2] = s->image_tokens + s->t5_tokens;
-    map.rows[2] = s->llama_tokens;
-    map.global_first[2] = s->global_llama;
+    map.segments = 4;
+    map.local_first[2] = s->image_stream_tokens;
+    map.rows[2] = s->t5_tokens;
+    map.global_first[2] = s->global_t5;
+    map.local_first[3] = s->image_stream_tokens + s->t5_tokens;
+    map.rows[3] = s->llama_tokens;
+    map.global_first[3] = s->global_llama;
     map.global_rows = s->global_kept_tokens;
     return map;
 }
@@ -104,7 +115,7 @@ int dit_double_block_forward(dit_run *run, const dit_block *block, const dit_seq
     backend *be = run->model->be;
     arena *a = &run->scratch;
     int64_t c = run->model->cfg.dim, local = c / run->par.tp->size, rows = tensor_rows(&s->seq);
-    int64_t image = s->image_tokens, text = rows - image, kept_text = s->kept_tokens - image;
+    int64_t image = s->image_stream_tokens, text = rows - image, kept_text = s->kept_tokens - image;
     arena_mark_t mark = arena_mark(a);
 
     /* m: shift, scale, gate (msa), shift, scale, gate (mlp); image then text. */

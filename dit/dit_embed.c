@@ -17,11 +17,11 @@ void dit_timestep_sinusoid(float timestep, float out[DIT_TIMESTEP_CHANNELS])
     }
 }
 
-void dit_rope_table(const dit_config *cfg, int64_t grid_h, int64_t grid_w, float *out)
+void dit_rope_table(const dit_config *cfg, int index, int64_t grid_h, int64_t grid_w, float *out)
 {
     for (int64_t row = 0; row < grid_h; row++) {
         for (int64_t col = 0; col < grid_w; col++) {
-            double ids[DIT_MAX_ROPE_AXES] = {0, (double)row, (double)col, 0};
+            double ids[DIT_MAX_ROPE_AXES] = {(double)index, (double)row, (double)col, 0};
             float *pairs = out + (row * grid_w + col) * cfg->rope_dim;
             for (int axis = 0; axis < cfg->rope_axes; axis++) {
                 int dim = cfg->rope_axes_dim[axis];

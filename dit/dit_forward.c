@@ -53,51 +53,125 @@ static int check_layout(const dit_run *run)
 int dit_run_init(dit_run *run, const dit_model *model, int64_t latent_h, int64_t latent_w, int64_t t5_tokens,
                  int64_t llama_tokens, const dit_parallel *par)
 {
+    dit_run_shape shape = {latent_h, latent_w, 0, 0, t5_tokens, llama_tokens};
+    return dit_run_init_shape(run, model, &shape, par);
+}
+
+static int check_grid(const dit_config *cfg, const char *what, int64_t h, int64_t w)
+{
+    int p = cfg->patch_size;
+    if (h < p || w < p || h % p || w % p)
+        return error_set("%s size %lldx%lld is not a positive multiple of the transformer's patch size %d", what,
+                         (long long)h, (long long)w, p);
+    return 0;
+}
+
+/* Token counts of the target (padded when non-square) and the context. */
+static int size_sequence(dit_run *run, const dit_run_shape *shape)
+{
+    const dit_config *cfg = &run->model->cfg;
+    int p = cfg->patch_size;
+    if (check_grid(cfg, "latent", shape->latent_h, shape->latent_w)) return -1;
+    if ((shape->context_h || shape->context_w) && check_grid(cfg, "context latent", shape->context_h, shape->context_w))
+        return -1;
+    run->latent_h = shape->latent_h;
+    run->latent_w = shape->latent_w;
+    run->grid_h = shape->latent_h / p;
+    run->grid_w = shape->latent_w / p;
+    run->valid_tokens = run->grid_h * run->grid_w;
+    run->image_tokens = dit_image_tokens(cfg, shape->latent_h, shape->latent_w);
+    if (run->valid_tokens > run->image_tokens)
+        return error_set("non-square latent %lldx%lld has %lld patches, more than the %lld that the transformer's "
+                         "max_resolution [%d, %d] allows",
+                         (long long)shape->latent_h, (long long)shape->latent_w, (long long)run->valid_tokens,
+                         (long long)run->image_tokens, cfg->max_resolution[0], cfg->max_resolution[1]);
+    run->context_h = shape->context_h;
+    run->context_w = shape->context_w;
+    run->context_tokens = (shape->context_h / p) * (shape->context_w / p);
+    run->text_tokens = shape->t5_tokens + 2 * shape->llama_tokens;
+    return 0;
+}
+
+/* The RoPE tables of the target (ids (0, row, col)) and the context (1, row, col). */
+static int build_rope(dit_run *run)
+{
+    const dit_config *cfg = &run->model->cfg;
+    backend *be = run->model->be;
+    int p = cfg->patch_size;
+    float *table = malloc((size_t)((run->valid_tokens + run->context_tokens) * cfg->rope_dim) * sizeof(float));
+    /* The RoPE tables stay F32 on every backend: angles need the precision. */
+    run->rope = arena_tensor_typed(&run->persistent, DTYPE_F32, run->valid_tokens, cfg->rope_dim);
+    if (!table || !run->rope.data) {
+        free(table);
+        return -1;
+    }
+    dit_rope_table(cfg, 0, run->grid_h, run->grid_w, table);
+    be->ops->upload(be, run->rope, table);
+    if (run->context_tokens > 0) {
+        run->context_rope = arena_tensor_typed(&run->persistent, DTYPE_F32, run->context_tokens, cfg->rope_dim);
+        if (!run->context_rope.data) {
+            free(table);
+            return -1;
+        }
+        float *context_table = table + run->valid_tokens * cfg->rope_dim;
+        dit_rope_table(cfg, 1, run->context_h / p, run->context_w / p, context_table);
+        be->ops->upload(be, run->context_rope, context_table);
+    }
+    free(table);
+    return 0;
+}
+
+int dit_run_init_shape(dit_run *run, const dit_model *model, const dit_run_shape *shape, const dit_parallel *par)
+{
     const dit_config *cfg = &model->cfg;
     int p = cfg->patch_size;
     memset(run, 0, sizeof *run);
     run->model = model;
-    if (set_groups(run, par) || check_layout(run)) {
+    arena_init(&run->persistent, model->be);
+    arena_init(&run->scratch, model->be);
+    if (set_groups(run, par) || check_layout(run) || size_sequence(run, shape)) {
         dit_run_free(run);
         return -1;
     }
-    if (latent_h < p || latent_w < p || latent_h % p || latent_w % p)
-        return error_set("latent size %lldx%lld is not a positive multiple of the transformer's patch size %d",
-                         (long long)latent_h, (long long)latent_w, p);
-    run->latent_h = latent_h;
-    run->latent_w = latent_w;
-    run->grid_h = latent_h / p;
-    run->grid_w = latent_w / p;
-    run->valid_tokens = run->grid_h * run->grid_w;
-    run->image_tokens = dit_image_tokens(cfg, latent_h, latent_w);
-    if (run->valid_tokens > run->image_tokens)
-        return error_set("non-square latent %lldx%lld has %lld patches, more than the %lld that the transformer's "
-                         "max_resolution [%d, %d] allows",
-                         (long long)latent_h, (long long)latent_w, (long long)run->valid_tokens,
-                         (long long)run->image_tokens, cfg->max_resolution[0], cfg->max_resolution[1]);
-    run->text_tokens = t5_tokens + 2 * llama_tokens;
-
-    arena_init(&run->persistent, model->be);
-    arena_init(&run->scratch, model->be);
-    int64_t rows = run->image_tokens + run->text_tokens;
+    int64_t rows = run->image_tokens + run->context_tokens + run->text_tokens;
     int64_t features = (int64_t)p * p * (cfg->in_channels > cfg->out_channels ? cfg->in_channels : cfg->out_channels);
-    run->host_tokens = malloc((size_t)(run->image_tokens * features) * sizeof(float));
-    float *table = malloc((size_t)(run->valid_tokens * cfg->rope_dim) * sizeof(float));
-    /* The RoPE table stays F32 on every backend: angles need the precision. */
-    run->rope = arena_tensor_typed(&run->persistent, DTYPE_F32, run->valid_tokens, cfg->rope_dim);
-    if (!run->host_tokens || !table || !run->rope.data) {
-        free(table);
+    int64_t staged = run->image_tokens > run->context_tokens ? run->image_tokens : run->context_tokens;
+    int64_t context_first, context_rows;
+    layout_split_rows(run->context_tokens, run->par.sp->size, run->par.sp->rank, &context_first, &context_rows);
+    run->host_tokens = malloc((size_t)(staged * features) * sizeof(float));
+    run->context = arena_tensor_2d(&run->persistent, context_rows > 0 ? context_rows : 1, cfg->dim);
+    if (!run->host_tokens || !run->context.data || build_rope(run)) {
         dit_run_free(run);
-        return error_set("out of memory preparing a %lldx%lld latent", (long long)latent_h, (long long)latent_w);
+        return error_set("out of memory preparing a %lldx%lld latent", (long long)shape->latent_h,
+                         (long long)shape->latent_w);
     }
-    dit_rope_table(cfg, run->grid_h, run->grid_w, table);
-    model->be->ops->upload(model->be, run->rope, table);
-    free(table);
+    run->context = tensor_row_slice(run->context, 0, context_rows);
     if (moe_scratch_init(&run->moe, rows, cfg->num_routed_experts, cfg->num_activated_experts,
                          run->par.ep ? run->par.ep->size : 1)) {
         dit_run_free(run);
         return -1;
     }
+    return 0;
+}
+
+int dit_run_set_context(dit_run *run, const float *latents)
+{
+    const dit_model *model = run->model;
+    const dit_config *cfg = &model->cfg;
+    backend *be = model->be;
+    if (run->context_tokens == 0) return error_set("this transformer run was prepared without in-context tokens");
+    int64_t features = (int64_t)cfg->patch_size * cfg->patch_size * cfg->in_channels, first, rows;
+    layout_split_rows(run->context_tokens, run->par.sp->size, run->par.sp->rank, &first, &rows);
+    dit_patchify(latents, cfg->in_channels, run->context_h, run->context_w, cfg->patch_size, run->context_tokens,
+                 run->host_tokens);
+    if (arena_reset(&run->scratch)) return -1;
+    if (rows > 0) {
+        tensor tokens = arena_tensor_2d(&run->scratch, rows, features);
+        if (!tokens.data) return -1;
+        be->ops->upload(be, tokens, run->host_tokens + first * features);
+        be->ops->linear(be, run->context, tokens, model->patch_embed.weight, model->patch_embed.bias);
+    }
+    run->has_context = 1;
     return 0;
 }
 
@@ -140,7 +214,8 @@ static tensor time_embedding(dit_run *run, const dit_text *text, float timestep)
     return temb;
 }
 
-/* Patchify on the host, then x_embedder into this rank's image rows. */
+/* Patchify on the host, then x_embedder into this rank's image rows; the
+ * embedded context rows (dit_run_set_context) follow them. */
 static int embed_image(dit_run *run, const float *latents, const dit_sequence *s)
 {
     const dit_model *model = run->model;
@@ -155,6 +230,7 @@ static int embed_image(dit_run *run, const float *latents, const dit_sequence *s
     tensor image_rows = tensor_row_slice(s->seq, 0, s->image_tokens);
     be->ops->linear(be, image_rows, tokens, model->patch_embed.weight, model->patch_embed.bias);
     trace(run, "x_embed", image_rows);
+    if (s->context_tokens > 0) be->ops->copy(be, tensor_row_slice(s->seq, s->image_tokens, s->context_tokens), run->context);
     return 0;
 }
 
@@ -207,9 +283,9 @@ static int run_blocks(dit_run *run, const dit_text *text, dit_sequence *s)
         if (block->is_double) {
             if (dit_double_block_forward(run, block, s)) return -1;
             snprintf(name, sizeof name, "double_%d_image", b);
-            trace(run, name, tensor_row_slice(s->seq, 0, s->image_tokens));
+            trace(run, name, tensor_row_slice(s->seq, 0, s->image_stream_tokens));
             snprintf(name, sizeof name, "double_%d_text", b);
-            trace(run, name, tensor_row_slice(s->seq, s->image_tokens, s->kept_tokens - s->image_tokens));
+            trace(run, name, tensor_row_slice(s->seq, s->image_stream_tokens, s->kept_tokens - s->image_stream_tokens));
         } else {
             if (dit_single_block_forward(run, block, s)) return -1;
             snprintf(name, sizeof name, "single_%d", b - cfg->num_double_blocks);
@@ -219,32 +295,6 @@ static int run_blocks(dit_run *run, const dit_text *text, dit_sequence *s)
     return 0;
 }
 
-/* This rank's share of each segment, and every sp rank's row counts. */
-static void plan_sequence(const dit_run *run, const dit_text *text, dit_sequence *s)
-{
-    int parts = run->par.sp->size, me = run->par.sp->rank;
-    int64_t first, t5_first, llama_first;
-    for (int p = 0; p < parts; p++) {
-        int64_t image, t5, llama;
-        layout_split_rows(run->image_tokens, parts, p, &first, &image);
-        layout_split_rows(text->t5_tokens, parts, p, &first, &t5);
-        layout_split_rows(text->llama_tokens, parts, p, &first, &llama);
-        s->query_rows[p] = image + t5 + llama;
-        s->key_rows[p] = image + t5 + 2 * llama;
-    }
-    layout_split_rows(run->image_tokens, parts, me, &s->image_first, &s->image_tokens);
-    layout_split_rows(text->t5_tokens, parts, me, &t5_first, &s->t5_tokens);
-    layout_split_rows(text->llama_tokens, parts, me, &llama_first, &s->llama_tokens);
-    int64_t valid_end = run->valid_tokens - s->image_first;
-    s->valid_tokens = valid_end < 0 ? 0 : (valid_end < s->image_tokens ? valid_end : s->image_tokens);
-    s->kept_tokens = s->image_tokens + s->t5_tokens + s->llama_tokens;
-    s->global_image = s->image_first;
-    s->global_t5 = run->image_tokens + t5_first;
-    s->global_llama = run->image_tokens + text->t5_tokens + llama_first;
-    s->global_image_tokens = run->image_tokens;
-    s->global_kept_tokens = run->image_tokens + text->t5_tokens + text->llama_tokens;
-}
-
 int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out)
 {
     const dit_model *model = run->model;
@@ -252,10 +302,14 @@ int dit_forward(dit_run *run, const dit_text *text, const float *latents, float 
     if (text->t5_tokens + 2 * text->llama_tokens > run->text_tokens)
         return error_set("prompt has %lld text tokens; this run was prepared for %lld",
                          (long long)(text->t5_tokens + 2 * text->llama_tokens), (long long)run->text_tokens);
+    if (run->context_tokens > 0 && !run->has_context)
+        return error_set("the transformer run has in-context tokens but no context image was set");
     if (arena_reset(&run->scratch)) return -1;
 
     dit_sequence s;
-    plan_sequence(run, text, &s);
+    dit_segment_lengths lengths = {run->image_tokens, run->valid_tokens, run->context_tokens, text->t5_tokens,
+                                   text->llama_tokens};
+    dit_sequence_plan(&s, &lengths, run->par.sp->size, run->par.sp->rank);
     s.seq = arena_tensor_2d(&run->scratch, s.kept_tokens + s.llama_tokens, c);
     if (!s.seq.data) return -1;
     s.silu_temb = time_embedding(run, text, timestep);
@@ -263,8 +317,8 @@ int dit_forward(dit_run *run, const dit_text *text, const float *latents, float 
 
     /* initial text = [t5 | llama of the last block] */
     int last = dit_num_blocks(&model->cfg) - 1;
-    copy_text_part(run, &s, text->t5, s.image_tokens, s.t5_tokens);
-    copy_text_part(run, &s, text->llama[last], s.image_tokens + s.t5_tokens, s.llama_tokens);
+    copy_text_part(run, &s, text->t5, s.image_stream_tokens, s.t5_tokens);
+    copy_text_part(run, &s, text->llama[last], s.image_stream_tokens + s.t5_tokens, s.llama_tokens);
     if (run_blocks(run, text, &s)) return -1;
     return final_layer(run, &s, out);
 }

@@ -3,13 +3,20 @@
  * dit_text holds what depends on the prompt only (computed once, reused at
  * every step): the caption projections of the t5 embeds and of each block's
  * llama layer, and the pooled embedding p_embedder(pooled).
- * dit_run holds what depends on the resolution: the RoPE table, the routing
- * scratch, and the arena that every step resets.
+ * dit_run holds what depends on the resolution: the RoPE tables, the routing
+ * scratch, the in-context tokens, and the arena that every step resets.
  *
- * Token sequence of one step, as in diffusers:
- *   [ image (pH*pW, or max_seq when padded) | t5 | llama of the last block | llama of block b ]
- *   "initial" text = t5 + last llama layer; blocks update image and initial
- *   text, and the per-block llama tokens only serve as keys and values. */
+ * Token sequence of one step, as in diffusers (dit_sequence.h):
+ *   [ image (pH*pW, or max_seq when padded) | context | t5 | llama of the last block | llama of block b ]
+ *   "initial" text = t5 + last llama layer; blocks update image, context and
+ *   initial text, and the per-block llama tokens only serve as keys and values.
+ *
+ * In-context editing (FLUX.1 Kontext, HiDream-E1): a reference image's
+ * latents [C, cH, cW] are patchified and embedded like the target's and
+ * appended after the target tokens, attending jointly with everything. Their
+ * RoPE ids are (1, row, col) where the target's are (0, row, col), so
+ * attention tells the two images apart while rows and columns still line up.
+ * Only the target tokens' outputs form the result. */
 #ifndef MOEDIT_DIT_FORWARD_H
 #define MOEDIT_DIT_FORWARD_H
 
@@ -47,8 +54,8 @@ typedef void (*dit_trace_fn)(void *user, const char *name, tensor value);
 /* The groups a forward runs over. tp: heads and hidden units split; ulysses
  * and ring (together sp, ulysses fastest): the token sequence split; ep:
  * experts split (NULL when expert parallelism is off). Each segment of the
- * sequence (image, t5, llama) is cut into sp contiguous parts and sp rank p
- * holds part p of each, so every rank has a share of image and text tokens. */
+ * sequence (image, context, t5, llama) is cut into sp contiguous parts and sp
+ * rank p holds part p of each, so every rank has a share of every segment. */
 typedef struct dit_parallel {
     process_group *tp, *ulysses, *ring, *sp, *ep;
 } dit_parallel;
@@ -59,10 +66,15 @@ typedef struct dit_run {
     int64_t latent_h, latent_w, grid_h, grid_w;
     int64_t valid_tokens; /* pH * pW */
     int64_t image_tokens; /* valid, or max_seq when non-square */
+    int64_t context_h, context_w;
+    int64_t context_tokens; /* cH * cW in-context tokens (never padded); 0: none */
     int64_t text_tokens;  /* t5 + 2 * llama, the most this run accepts */
-    arena persistent;     /* rope table */
+    arena persistent;     /* rope tables, embedded context */
     arena scratch;        /* reset at every forward */
-    tensor rope;          /* [valid_tokens, rope_dim] */
+    tensor rope;          /* [valid_tokens, rope_dim], ids (0, row, col) */
+    tensor context_rope;  /* [context_tokens, rope_dim], ids (1, row, col) */
+    tensor context;       /* [this sp rank's context rows, C]: x_embedder(context) */
+    int has_context;      /* dit_run_set_context was called */
     moe_scratch moe;
     float *host_tokens;   /* patchify / unpatchify staging */
     moe_routing *routing; /* optional capture/replay */
@@ -77,9 +89,25 @@ typedef struct dit_run {
  * and sizes the run. par NULL: serial. */
 int dit_run_init(dit_run *run, const dit_model *model, int64_t latent_h, int64_t latent_w, int64_t t5_tokens,
                  int64_t llama_tokens, const dit_parallel *par);
+
+/* The same with in-context tokens: a context latent of context_h x
+ * context_w (multiples of the patch; 0 x 0: none). */
+typedef struct dit_run_shape {
+    int64_t latent_h, latent_w;
+    int64_t context_h, context_w;
+    int64_t t5_tokens, llama_tokens;
+} dit_run_shape;
+
+int dit_run_init_shape(dit_run *run, const dit_model *model, const dit_run_shape *shape, const dit_parallel *par);
 void dit_run_free(dit_run *run);
 
-/* out[C_out, H, W] = transformer(latents[C_in, H, W], timestep, text); host arrays. */
+/* The in-context image of every later forward: latents[C_in, context_h,
+ * context_w] (host), patchified and embedded once (x_embedder does not depend
+ * on the step). Required before dit_forward when the run has context. */
+int dit_run_set_context(dit_run *run, const float *latents);
+
+/* out[C_out, H, W] = transformer(latents[C_in, H, W], timestep, text); host arrays.
+ * With context tokens, out is still the target image's alone. */
 int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out);
 
 #endif

@@ -7,6 +7,8 @@
 #ifndef MOEDIT_EXAMPLES_CLI_H
 #define MOEDIT_EXAMPLES_CLI_H
 
+#include "moedit.h"
+
 #include <stdint.h>
 
 typedef enum { OPT_FLAG, OPT_STRING, OPT_INT, OPT_FLOAT } cli_option_kind;
@@ -23,9 +25,32 @@ typedef struct cli_option {
  * was printed, 0 on success, -1 on error. */
 int cli_parse(int argc, char **argv, const char *usage, const cli_option *options, int count);
 
+/* The options of generate, which edit takes too, and what they parse into. */
+#define CLI_MAX_PROMPTS 1024
+#define CLI_GENERATE_OPTIONS 27
+
+typedef struct cli_generate_args {
+    moedit_generate_options o;
+    const char *prompt, *prompt_file;
+    int64_t seed, tp, ulysses, ring, cfg, dp, vae_patch;
+    int json;
+    const char *prompts[CLI_MAX_PROMPTS];
+    char *prompt_buffer; /* --prompt-file's lines */
+} cli_generate_args;
+
+/* Sets generate's defaults in `a` and writes its CLI_GENERATE_OPTIONS
+ * options to `options`; returns their count. */
+int cli_generate_options(cli_generate_args *a, cli_option *options, const char *height_help, const char *width_help);
+/* After parsing: the prompts (reading --prompt-file) and the parallel degrees into a->o. */
+int cli_generate_finish(cli_generate_args *a);
+/* "wrote FILE (seed S)" lines on stderr, or with --json one JSON line. */
+void cli_generate_report(const cli_generate_args *a, const moedit_generate_result *r);
+void cli_generate_free(cli_generate_args *a);
+
 int cli_inspect(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_generate(int argc, char **argv);
+int cli_edit(int argc, char **argv);
 int cli_bench_vae(int argc, char **argv);
 
 #endif

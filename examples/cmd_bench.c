@@ -1,65 +1,138 @@
-/* moedit bench: timing of the transformer forward (per denoising step) for a
- * model directory or a config with random weights. */
+/* moedit bench: a matrix of parallel layouts, each timed and checked against
+ * the serial run (moedit_bench_layouts); or, with --forward-only, one
+ * transformer forward on one rank (moedit_bench_transformer). */
 #include "examples/cli.h"
 
 #include "core/error.h"
 #include "moedit.h"
 
 #include <stdio.h>
+#include <string.h>
 
-static void print_result(const moedit_transformer_bench_options *o, const moedit_transformer_bench_result *r, int json)
+static const char usage[] =
+    "usage: mpirun -np N moedit bench (--model DIR [--random-weights] | --config FILE --random-weights)\n"
+    "                   [--height H --width W] [--num-inference-steps S] [--layouts auto|LIST]\n"
+    "                   [--json FILE] [--markdown FILE] [--plot FILE.svg] [--device cpu|cuda]\n"
+    "       moedit bench --forward-only (--model DIR | --config FILE --random-weights) [--iterations N]\n"
+    "                   [--warmup N] [--text-tokens N] [--json FILE|-]   (one forward; --iterations/--warmup imply it)\n"
+    "\n"
+    "Runs every layout of the list on the N ranks of the launcher (one rank without one): a warm-up run,\n"
+    "then a timed run of the whole pipeline (text, denoising, VAE decode, image) through the same code as\n"
+    "`moedit generate`. Each layout's final latents and image are compared with the serial run (rank 0\n"
+    "alone, first), whose MoE routing every layout replays. Reported per layout: per-step latency (median,\n"
+    "p10, p90 over steps, max over ranks), VAE decode and end-to-end time, images/s, speedup and\n"
+    "efficiency vs the serial run, communication share, peak memory per rank, max latent difference and\n"
+    "PSNR; the fastest correct layout is marked. The table goes to stdout; --json, --markdown, --plot\n"
+    "write files. With --config (no model directory) there is no VAE or text encoder: the transformer is\n"
+    "timed alone on random prompt embeddings, and the output says so.\n"
+    "\n"
+    "LIST: layouts separated by commas:\n"
+    "  auto         every layout of exactly N ranks: tp x ulysses x ring x cfg x dp = N, EP off and on,\n"
+    "               every VAE patch size dividing a replica; those the model cannot run are listed as\n"
+    "               skipped with the reason (auto:vaeK: VAE patch size K only)\n"
+    "  LAYOUT       serial | TERM[xTERM...] [+ep] [:vaeK]   with TERM = tpK | ulyssesK | ringK | cfgK | dpK\n"
+    "               e.g. tp2,ulysses2+ep,tp2xcfg2:vae4,ring2xulysses2,dp2\n"
+    "  +ep enables expert parallelism (over tp x ulysses x ring); :vaeK decodes in K row bands; dpK makes K\n"
+    "  images at once (judged by images/s). A layout of fewer than N ranks runs on the first ones while the\n"
+    "  others idle; its size must divide N.";
+
+static int forward_only(moedit_transformer_bench_options *o, int64_t text_tokens, const char *json)
 {
+    o->t5_tokens = o->llama_tokens = text_tokens;
+    if (!o->height) o->height = 256;
+    if (!o->width) o->width = 256;
+    moedit_transformer_bench_result r;
+    if (moedit_bench_transformer(o, &r)) return -1;
     if (json) {
-        printf("{\"device\":\"%s\",\"height\":%lld,\"width\":%lld,\"image_tokens\":%lld,\"text_tokens\":%lld,"
-               "\"parameters\":%lld,\"active_parameters\":%lld,\"forward_ms_median\":%.3f,\"forward_ms_p10\":%.3f,"
-               "\"forward_ms_p90\":%.3f,\"tflops\":%.3f,\"weight_mib\":%.1f,\"scratch_peak_mib\":%.1f,"
-               "\"iterations\":%lld}\n",
-               o->device, (long long)o->height, (long long)o->width, r->image_tokens, r->text_tokens, r->parameters,
-               r->active_parameters, r->median_ms, r->p10_ms, r->p90_ms, r->tflops, r->weight_mib,
-               r->scratch_peak_mib, (long long)o->iterations);
-        return;
+        FILE *f = strcmp(json, "-") ? fopen(json, "w") : stdout;
+        if (!f) return error_set("cannot write %s", json);
+        fprintf(f, "{\"device\":\"%s\",\"height\":%lld,\"width\":%lld,\"image_tokens\":%lld,\"text_tokens\":%lld,"
+                   "\"parameters\":%lld,\"active_parameters\":%lld,\"forward_ms_median\":%.3f,\"forward_ms_p10\":%.3f,"
+                   "\"forward_ms_p90\":%.3f,\"tflops\":%.3f,\"weight_mib\":%.1f,\"scratch_peak_mib\":%.1f,"
+                   "\"iterations\":%lld}\n",
+                o->device, (long long)o->height, (long long)o->width, r.image_tokens, r.text_tokens, r.parameters,
+                r.active_parameters, r.median_ms, r.p10_ms, r.p90_ms, r.tflops, r.weight_mib, r.scratch_peak_mib,
+                (long long)o->iterations);
+        if (f != stdout && fclose(f) != 0) return error_set("cannot write %s", json);
+        return 0;
     }
     printf("transformer: %.1f M parameters (%.1f M active per token), weights %.1f MiB on %s, loaded in %.2f s\n",
-           r->parameters / 1e6, r->active_parameters / 1e6, r->weight_mib, o->device, r->load_seconds);
+           r.parameters / 1e6, r.active_parameters / 1e6, r.weight_mib, o->device, r.load_seconds);
     printf("input: %lldx%lld pixels = %lld image tokens + %lld text tokens\n", (long long)o->height,
-           (long long)o->width, r->image_tokens, r->text_tokens);
+           (long long)o->width, r.image_tokens, r.text_tokens);
     printf("forward: median %.2f ms (p10 %.2f, p90 %.2f) over %lld runs after %lld warm-up; %.2f TFLOP/s "
            "(%.1f GFLOP per forward); scratch peak %.1f MiB\n",
-           r->median_ms, r->p10_ms, r->p90_ms, (long long)o->iterations, (long long)o->warmup, r->tflops,
-           r->forward_flops / 1e9, r->scratch_peak_mib);
+           r.median_ms, r.p10_ms, r.p90_ms, (long long)o->iterations, (long long)o->warmup, r.tflops,
+           r.forward_flops / 1e9, r.scratch_peak_mib);
+    return 0;
+}
+
+static int write_reports(const moedit_bench_result *r, const char *json, const char *markdown, const char *plot)
+{
+    if (moedit_rank() != 0) return 0;
+    if (!json || strcmp(json, "-")) {
+        if (moedit_bench_write_markdown(r, "-")) return -1;
+    }
+    if (json && moedit_bench_write_json(r, json)) return -1;
+    if (markdown && moedit_bench_write_markdown(r, markdown)) return -1;
+    if (plot && moedit_bench_write_svg(r, plot)) return -1;
+    return 0;
 }
 
 int cli_bench(int argc, char **argv)
 {
-    moedit_transformer_bench_options o = {
-        .device = "cpu", .height = 256, .width = 256, .t5_tokens = 128, .llama_tokens = 128,
-        .warmup = 1, .iterations = 5, .seed = 0,
+    moedit_bench_options o = {
+        .device = "cpu", .text_tokens = 128, .height = 0, .width = 0, .steps = 4, .guidance = 5.0,
+        .layouts = "auto", .warmup_steps = 1,
     };
-    int64_t seed = 0, text_tokens = 128;
-    int json = 0;
+    moedit_transformer_bench_options f = {.device = "cpu", .warmup = -1, .iterations = -1};
+    int64_t seed = 0;
+    int forward = 0;
+    const char *json = NULL, *markdown = NULL, *plot = NULL;
     cli_option options[] = {
         {"model", OPT_STRING, &o.model_dir, "diffusers-format model directory", "DIR"},
-        {"config", OPT_STRING, &o.config_path, "transformer config.json (with --random-weights)", "FILE"},
-        {"random-weights", OPT_FLAG, &o.random_weights, "seeded random weights instead of files", NULL},
+        {"config", OPT_STRING, &o.config_path, "transformer config.json: random weights, transformer only", "FILE"},
+        {"random-weights", OPT_FLAG, &o.random_weights, "seeded random transformer weights instead of files", NULL},
         {"device", OPT_STRING, &o.device, "cpu or cuda (default cpu)", "DEV"},
-        {"height", OPT_INT, &o.height, "image height in pixels (default 256)", "H"},
-        {"width", OPT_INT, &o.width, "image width in pixels (default 256)", "W"},
-        {"text-tokens", OPT_INT, &text_tokens, "t5 and llama tokens each (default 128)", "N"},
-        {"warmup", OPT_INT, &o.warmup, "untimed forwards first (default 1)", "N"},
-        {"iterations", OPT_INT, &o.iterations, "timed forwards (default 5)", "N"},
-        {"seed", OPT_INT, &seed, "seed of random weights and inputs (default 0)", "S"},
-        {"json", OPT_FLAG, &json, "print one JSON line", NULL},
+        {"height", OPT_INT, &o.height, "image height in pixels (default 1024; --forward-only: 256)", "H"},
+        {"width", OPT_INT, &o.width, "image width in pixels (default 1024; --forward-only: 256)", "W"},
+        {"num-inference-steps", OPT_INT, &o.steps, "timed denoising steps per layout (default 4)", "S"},
+        {"guidance-scale", OPT_FLOAT, &o.guidance, "classifier-free guidance; > 1 runs two branches (default 5)", "G"},
+        {"prompt", OPT_STRING, &o.prompt, "prompt for the text encoder (default: a fixed one)", "TEXT"},
+        {"prompt-embeds", OPT_STRING, &o.prompt_embeds_path, "precomputed embeddings instead of the text encoder", "FILE"},
+        {"text-tokens", OPT_INT, &o.text_tokens, "t5 and llama tokens of random embeddings (default 128)", "N"},
+        {"seed", OPT_INT, &seed, "seed of noise and random weights (default 0)", "S"},
+        {"layouts", OPT_STRING, &o.layouts, "auto (default) or a list, see above", "LIST"},
+        {"warmup-steps", OPT_INT, &o.warmup_steps, "steps of the untimed run before each layout (default 1; 0: none)", "N"},
+        {"work-dir", OPT_STRING, &o.work_dir, "keep images, latents and routing here (default: temporary)", "DIR"},
+        {"json", OPT_STRING, &json, "write the results as JSON (-: stdout instead of the table)", "FILE"},
+        {"markdown", OPT_STRING, &markdown, "write the markdown table", "FILE"},
+        {"plot", OPT_STRING, &plot, "write an SVG bar chart of images/s per layout", "FILE.svg"},
+        {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL},
+        {"forward-only", OPT_FLAG, &forward, "time one transformer forward on one rank instead", NULL},
+        {"iterations", OPT_INT, &f.iterations, "timed forwards (default 5; implies --forward-only)", "N"},
+        {"warmup", OPT_INT, &f.warmup, "untimed forwards first (default 1; implies --forward-only)", "N"},
     };
-    int parsed = cli_parse(argc, argv,
-                           "usage: moedit bench (--model DIR | --config FILE --random-weights) [--height H --width W]\n"
-                           "                    [--device cpu|cuda] [--iterations N] [--json]\n"
-                           "Times one transformer forward (one denoising step of one sample).",
-                           options, (int)(sizeof options / sizeof options[0]));
+    int parsed = cli_parse(argc, argv, usage, options, (int)(sizeof options / sizeof options[0]));
     if (parsed != 0) return parsed < 0 ? -1 : 0;
     o.seed = (uint64_t)seed;
-    o.t5_tokens = o.llama_tokens = text_tokens;
-    moedit_transformer_bench_result r;
-    if (moedit_bench_transformer(&o, &r)) return -1;
-    print_result(&o, &r, json);
-    return 0;
+    /* --iterations and --warmup belong to the single-forward timing (moedit bench before layouts). */
+    if (f.iterations >= 0 || f.warmup >= 0) forward = 1;
+    if (f.iterations < 0) f.iterations = 5;
+    if (f.warmup < 0) f.warmup = 1;
+    if (forward && strcmp(o.layouts, "auto"))
+        return error_set("--layouts times a matrix of layouts; --forward-only, --iterations and --warmup time one "
+                         "forward on one rank");
+    if (forward) {
+        f.model_dir = o.model_dir, f.config_path = o.config_path, f.random_weights = o.random_weights;
+        f.device = o.device, f.height = o.height, f.width = o.width, f.seed = o.seed;
+        return forward_only(&f, o.text_tokens, json);
+    }
+    if (!o.height) o.height = 1024;
+    if (!o.width) o.width = 1024;
+    moedit_bench_result r;
+    int status = moedit_bench_layouts(&o, &r);
+    if (status == 0) status = write_reports(&r, json, markdown, plot);
+    moedit_bench_free(&r);
+    return status;
 }

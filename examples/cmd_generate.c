@@ -1,4 +1,5 @@
-/* moedit generate: text to image (see moedit.h). */
+/* moedit generate: text to image (see moedit.h); and the options that edit
+ * shares with it (cli.h). */
 #include "examples/cli.h"
 
 #include "core/error.h"
@@ -7,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_PROMPTS 1024
 
 /* One prompt per non-empty line; the lines live in `buffer`. */
 static int read_prompt_file(const char *path, char **buffer, const char **prompts, int *count)
@@ -31,89 +30,111 @@ static int read_prompt_file(const char *path, char **buffer, const char **prompt
     *count = 0;
     for (char *line = strtok(*buffer, "\r\n"); line; line = strtok(NULL, "\r\n")) {
         if (!*line) continue;
-        if (*count == MAX_PROMPTS) return error_set("--prompt-file %s: more than %d prompts", path, MAX_PROMPTS);
+        if (*count == CLI_MAX_PROMPTS) return error_set("--prompt-file %s: more than %d prompts", path, CLI_MAX_PROMPTS);
         prompts[(*count)++] = line;
     }
     if (*count == 0) return error_set("--prompt-file %s holds no prompt", path);
     return 0;
 }
 
-static void print_json(const moedit_generate_result *r)
+int cli_generate_options(cli_generate_args *a, cli_option *options, const char *height_help, const char *width_help)
 {
-    printf("{\"files\":[");
-    for (int i = 0; i < r->count; i++) printf("%s\"%s\"", i ? "," : "", r->files[i]);
-    printf("],\"seeds\":[");
-    for (int i = 0; i < r->count; i++) printf("%s%llu", i ? "," : "", r->seeds[i]);
-    printf("],\"seconds\":{\"load\":%.3f,\"text\":%.3f,\"denoise\":%.3f,\"decode\":%.3f,\"total\":%.3f}}\n",
-           r->load_seconds, r->text_seconds, r->denoise_seconds, r->decode_seconds, r->total_seconds);
+    memset(a, 0, sizeof *a);
+    moedit_generate_options defaults = {
+        .height = 1024, .width = 1024, .steps = 50, .guidance = 5.0, .images_per_prompt = 1,
+        .output = "moedit.png", .device = "cpu",
+    };
+    a->o = defaults;
+    a->tp = a->ulysses = a->ring = a->cfg = a->dp = a->vae_patch = 1;
+    moedit_generate_options *o = &a->o;
+    cli_option table[CLI_GENERATE_OPTIONS] = {
+        {"model", OPT_STRING, &o->model_dir, "diffusers-format model directory", "DIR"},
+        {"prompt", OPT_STRING, &a->prompt, "what to draw", "TEXT"},
+        {"prompt-file", OPT_STRING, &a->prompt_file, "one prompt per line (instead of --prompt)", "FILE"},
+        {"negative-prompt", OPT_STRING, &o->negative_prompt, "what to steer away from (default empty)", "TEXT"},
+        {"prompt-embeds", OPT_STRING, &o->prompt_embeds_path, "precomputed embeddings (safetensors, diffusers names)", "FILE"},
+        {"init-noise", OPT_STRING, &o->init_noise_path, "initial latents (tensor `latents`) instead of seeded noise", "FILE"},
+        {"height", OPT_INT, &o->height, height_help, "H"},
+        {"width", OPT_INT, &o->width, width_help, "W"},
+        {"num-inference-steps", OPT_INT, &o->steps, "denoising steps (default 50)", "N"},
+        {"guidance-scale", OPT_FLOAT, &o->guidance, "classifier-free guidance; 1 disables it (default 5)", "G"},
+        {"seed", OPT_INT, &a->seed, "noise seed (default 0); image i of a prompt uses seed + i", "S"},
+        {"num-images-per-prompt", OPT_INT, &o->images_per_prompt, "images per prompt (default 1)", "N"},
+        {"output", OPT_STRING, &o->output, "output .png or .jpg, numbered -0, -1... for several (default moedit.png)", "FILE"},
+        {"output-latents", OPT_STRING, &o->latents_output, "also save the final latents (safetensors)", "FILE"},
+        {"device", OPT_STRING, &o->device, "cpu or cuda (default cpu)", "DEV"},
+        {"random-weights", OPT_FLAG, &o->random_weights, "seeded random transformer weights (benchmarks)", NULL},
+        {"tensor-parallel-size", OPT_INT, &a->tp, "ranks splitting heads and hidden units", "N"},
+        {"ulysses-degree", OPT_INT, &a->ulysses, "ranks splitting the sequence by all-to-all", "N"},
+        {"ring-degree", OPT_INT, &a->ring, "ranks splitting the sequence by ring attention", "N"},
+        {"cfg-parallel-size", OPT_INT, &a->cfg, "2: cond and uncond branches on two halves of the ranks", "N"},
+        {"data-parallel-size", OPT_INT, &a->dp, "replicas working on different images", "N"},
+        {"enable-expert-parallel", OPT_FLAG, &o->parallel.expert_parallel, "shard experts over the tp x sp ranks", NULL},
+        {"vae-patch-parallel-size", OPT_INT, &a->vae_patch, "ranks decoding (and encoding) one image in row bands", "N"},
+        {"routing-capture", OPT_STRING, &o->routing_capture, "save every layer's chosen experts", "FILE"},
+        {"routing-replay", OPT_STRING, &o->routing_replay, "force the experts saved by --routing-capture", "FILE"},
+        {"quiet", OPT_FLAG, &o->quiet, "no progress bar", NULL},
+        {"json", OPT_FLAG, &a->json, "print a JSON result line", NULL},
+    };
+    memcpy(options, table, sizeof table);
+    return CLI_GENERATE_OPTIONS;
+}
+
+int cli_generate_finish(cli_generate_args *a)
+{
+    if (a->prompt && a->prompt_file) return error_set("give --prompt or --prompt-file, not both");
+    if (a->prompt_file && read_prompt_file(a->prompt_file, &a->prompt_buffer, a->prompts, &a->o.prompt_count))
+        return -1;
+    if (a->prompt) {
+        a->prompts[0] = a->prompt;
+        a->o.prompt_count = 1;
+    }
+    a->o.prompts = a->prompts;
+    a->o.seed = (uint64_t)a->seed;
+    moedit_parallel par = {(int)a->tp, (int)a->ulysses, (int)a->ring, (int)a->cfg, (int)a->dp,
+                           a->o.parallel.expert_parallel, (int)a->vae_patch};
+    a->o.parallel = par;
+    return 0;
+}
+
+void cli_generate_report(const cli_generate_args *a, const moedit_generate_result *r)
+{
+    if (a->json && r->count > 0) {
+        printf("{\"files\":[");
+        for (int i = 0; i < r->count; i++) printf("%s\"%s\"", i ? "," : "", r->files[i]);
+        printf("],\"seeds\":[");
+        for (int i = 0; i < r->count; i++) printf("%s%llu", i ? "," : "", r->seeds[i]);
+        printf("],\"seconds\":{\"load\":%.3f,\"text\":%.3f,\"encode\":%.3f,\"denoise\":%.3f,\"decode\":%.3f,"
+               "\"total\":%.3f}}\n",
+               r->load_seconds, r->text_seconds, r->encode_seconds, r->denoise_seconds, r->decode_seconds,
+               r->total_seconds);
+    }
+    if (!a->json && !a->o.quiet)
+        for (int i = 0; i < r->count; i++) fprintf(stderr, "wrote %s (seed %llu)\n", r->files[i], r->seeds[i]);
+}
+
+void cli_generate_free(cli_generate_args *a)
+{
+    free(a->prompt_buffer);
+    a->prompt_buffer = NULL;
 }
 
 int cli_generate(int argc, char **argv)
 {
-    moedit_generate_options o = {
-        .height = 1024, .width = 1024, .steps = 50, .guidance = 5.0, .images_per_prompt = 1,
-        .output = "moedit.png", .device = "cpu",
-    };
-    const char *prompt = NULL, *prompt_file = NULL;
-    int64_t seed = 0, tp = 1, ulysses = 1, ring = 1, cfg = 1, dp = 1, vae_patch = 1;
-    int json = 0;
-    cli_option options[] = {
-        {"model", OPT_STRING, &o.model_dir, "diffusers-format model directory", "DIR"},
-        {"prompt", OPT_STRING, &prompt, "what to draw", "TEXT"},
-        {"prompt-file", OPT_STRING, &prompt_file, "one prompt per line (instead of --prompt)", "FILE"},
-        {"negative-prompt", OPT_STRING, &o.negative_prompt, "what to steer away from (default empty)", "TEXT"},
-        {"prompt-embeds", OPT_STRING, &o.prompt_embeds_path, "precomputed embeddings (safetensors, diffusers names)", "FILE"},
-        {"init-noise", OPT_STRING, &o.init_noise_path, "initial latents (tensor `latents`) instead of seeded noise", "FILE"},
-        {"height", OPT_INT, &o.height, "image height in pixels (default 1024)", "H"},
-        {"width", OPT_INT, &o.width, "image width in pixels (default 1024)", "W"},
-        {"num-inference-steps", OPT_INT, &o.steps, "denoising steps (default 50)", "N"},
-        {"guidance-scale", OPT_FLOAT, &o.guidance, "classifier-free guidance; 1 disables it (default 5)", "G"},
-        {"seed", OPT_INT, &seed, "noise seed (default 0); image i of a prompt uses seed + i", "S"},
-        {"num-images-per-prompt", OPT_INT, &o.images_per_prompt, "images per prompt (default 1)", "N"},
-        {"output", OPT_STRING, &o.output, "output .png or .jpg, numbered -0, -1... for several (default moedit.png)", "FILE"},
-        {"output-latents", OPT_STRING, &o.latents_output, "also save the final latents (safetensors)", "FILE"},
-        {"device", OPT_STRING, &o.device, "cpu or cuda (default cpu)", "DEV"},
-        {"random-weights", OPT_FLAG, &o.random_weights, "seeded random transformer weights (benchmarks)", NULL},
-        {"tensor-parallel-size", OPT_INT, &tp, "ranks splitting heads and hidden units", "N"},
-        {"ulysses-degree", OPT_INT, &ulysses, "ranks splitting the sequence by all-to-all", "N"},
-        {"ring-degree", OPT_INT, &ring, "ranks splitting the sequence by ring attention", "N"},
-        {"cfg-parallel-size", OPT_INT, &cfg, "2: cond and uncond branches on two halves of the ranks", "N"},
-        {"data-parallel-size", OPT_INT, &dp, "replicas working on different images", "N"},
-        {"enable-expert-parallel", OPT_FLAG, &o.parallel.expert_parallel, "shard experts over the tp x sp ranks", NULL},
-        {"vae-patch-parallel-size", OPT_INT, &vae_patch, "ranks decoding one image in row bands", "N"},
-        {"routing-capture", OPT_STRING, &o.routing_capture, "save every layer's chosen experts", "FILE"},
-        {"routing-replay", OPT_STRING, &o.routing_replay, "force the experts saved by --routing-capture", "FILE"},
-        {"quiet", OPT_FLAG, &o.quiet, "no progress bar", NULL},
-        {"json", OPT_FLAG, &json, "print a JSON result line", NULL},
-    };
-    int parsed = cli_parse(argc, argv, "usage: moedit generate --model DIR --prompt TEXT [options]", options,
-                           (int)(sizeof options / sizeof options[0]));
-    if (parsed != 0) return parsed < 0 ? -1 : 0;
-    if (prompt && prompt_file) return error_set("give --prompt or --prompt-file, not both");
-    const char *prompts[MAX_PROMPTS];
-    char *buffer = NULL;
-    if (prompt_file && read_prompt_file(prompt_file, &buffer, prompts, &o.prompt_count)) {
-        free(buffer);
-        return -1;
-    }
-    if (prompt) {
-        prompts[0] = prompt;
-        o.prompt_count = 1;
-    }
-    o.prompts = prompts;
-    o.seed = (uint64_t)seed;
-    moedit_parallel par = {(int)tp, (int)ulysses, (int)ring, (int)cfg, (int)dp, o.parallel.expert_parallel, (int)vae_patch};
-    o.parallel = par;
+    cli_generate_args *a = malloc(sizeof *a);
     moedit_generate_result *r = malloc(sizeof *r);
-    if (!r) {
-        free(buffer);
+    if (!a || !r) {
+        free(a), free(r);
         return error_set("out of memory");
     }
-    int status = moedit_generate(&o, r);
-    if (status == 0 && json && r->count > 0) print_json(r);
-    if (status == 0 && !json && !o.quiet)
-        for (int i = 0; i < r->count; i++) fprintf(stderr, "wrote %s (seed %llu)\n", r->files[i], r->seeds[i]);
-    free(r);
-    free(buffer);
-    return status;
+    cli_option options[CLI_GENERATE_OPTIONS];
+    int count = cli_generate_options(a, options, "image height in pixels (default 1024)",
+                                     "image width in pixels (default 1024)");
+    int status = cli_parse(argc, argv, "usage: moedit generate --model DIR --prompt TEXT [options]", options, count);
+    if (status == 0) status = cli_generate_finish(a);
+    if (status == 0) status = moedit_generate(&a->o, r);
+    if (status == 0) cli_generate_report(a, r);
+    cli_generate_free(a);
+    free(a), free(r);
+    return status < 0 ? -1 : 0;
 }

@@ -46,6 +46,7 @@ typedef struct moedit_generate_options {
     moedit_parallel parallel;
     const char *routing_capture, *routing_replay;
     int quiet;
+    struct generate_hooks *hooks;   /* internal probes of moedit bench (pipelines/generate_hooks.h); NULL */
 } moedit_generate_options;
 
 #define MOEDIT_MAX_OUTPUTS 1024
@@ -55,9 +56,44 @@ typedef struct moedit_generate_result {
     char files[MOEDIT_MAX_OUTPUTS][512];
     unsigned long long seeds[MOEDIT_MAX_OUTPUTS];
     double load_seconds, text_seconds, denoise_seconds, decode_seconds, total_seconds;
+    double encode_seconds;            /* edit: VAE encode of the input image */
 } moedit_generate_result;
 
 int moedit_generate(const moedit_generate_options *options, moedit_generate_result *result);
+
+/* moedit edit: an input image and prompts to images.
+ *
+ * The input (PNG of any kind, or JPEG; size checked from its header) is
+ * resampled to base.height x base.width with a bilinear filter that widens to
+ * cover every source pixel when shrinking (PIL's BILINEAR), and mapped to
+ * [-1, 1] as x / 127.5 - 1. A size of 0 means the input's own, rounded to the
+ * nearest multiple of the VAE factor x patch size (16 for HiDream); with only
+ * one side given the other keeps the input's aspect ratio. The VAE encodes it
+ * (the posterior mean; patch-parallel over --vae-patch-parallel-size ranks)
+ * and latents = (mean - shift_factor) * scaling_factor. Then:
+ *   MOEDIT_EDIT_STRENGTH  SDEdit, any model: every job starts from the latents
+ *       noised to the sigma of the first step the strength leaves
+ *       (diffusers' img2img: start = int(steps - steps * strength)) and runs
+ *       the remaining steps. strength 1: from pure noise (= generate).
+ *   MOEDIT_EDIT_CONTEXT  in-context editing (FLUX.1 Kontext / HiDream-E1) for
+ *       models trained with it: the latents enter the transformer at every step
+ *       as extra image tokens after the target's, RoPE ids (1, row, col)
+ *       against the target's (0, row, col); the target starts from noise
+ *       (strength < 1: from the noised input as above).
+ * Everything else (prompts, seeds, CFG, parallel layouts, outputs) is
+ * moedit_generate's, from base. */
+typedef enum { MOEDIT_EDIT_STRENGTH = 0, MOEDIT_EDIT_CONTEXT = 1 } moedit_edit_mode;
+
+typedef struct moedit_edit_options {
+    moedit_generate_options base; /* height, width 0: from the input image */
+    const char *image_path;
+    moedit_edit_mode mode;
+    double strength;               /* (0, 1]; 0: the mode's default, 0.6 (strength) or 1 (context) */
+} moedit_edit_options;
+
+#define MOEDIT_EDIT_DEFAULT_STRENGTH 0.6
+
+int moedit_edit(const moedit_edit_options *options, moedit_generate_result *result);
 
 /* Prints a model directory's components: class, key config, parameter counts
  * (total; and active per token for a MoE transformer), dtypes and size on
@@ -92,6 +128,83 @@ typedef struct moedit_transformer_bench_result {
 
 int moedit_bench_transformer(const moedit_transformer_bench_options *options,
                              moedit_transformer_bench_result *result);
+
+/* moedit bench over parallel layouts: every layout of a list (or every one
+ * the world's size allows, "auto") runs the pipeline after a warm-up run,
+ * timed per step and per phase, and its final latents and image are compared
+ * with the serial run's (rank 0 alone, its MoE routing captured and replayed
+ * in every layout). Layouts the model or the world cannot run are listed as
+ * skipped with the reason. Call on every rank; the result is complete on
+ * rank 0 (the other ranks get the list of layouts only). */
+typedef struct moedit_bench_options {
+    const char *model_dir;   /* the full pipeline through moedit_generate */
+    const char *config_path; /* instead: a transformer config.json, random weights, transformer only */
+    int random_weights;      /* with model_dir: random transformer weights */
+    const char *device;      /* "cpu" or "cuda" */
+    const char *prompt;      /* NULL: a default prompt */
+    const char *prompt_embeds_path; /* instead of the text encoder; NULL and no encoder: random embeddings */
+    int64_t text_tokens;     /* t5 and llama tokens of random embeddings (default 128) */
+    int64_t height, width, steps;
+    double guidance;
+    uint64_t seed;
+    const char *layouts;     /* "auto", "auto:vaeN" or a list: see moedit bench --help */
+    int64_t warmup_steps;    /* steps of an untimed run of each layout before its timed run; 0: none */
+    const char *work_dir;    /* images, latents, routing file; NULL: a temporary directory, removed after */
+    int quiet;               /* no progress lines on stderr */
+} moedit_bench_options;
+
+#define MOEDIT_BENCH_GROUPS 8 /* tp, ulysses, ring, sp, cfg, dp, ep, vae */
+
+typedef struct moedit_bench_layout {
+    char name[80];           /* canonical list syntax: "tp2xcfg2+ep:vae2"; "serial" */
+    char description[128];   /* "tp2 x cfg2 x vae2 +EP" */
+    int reference;           /* the serial reference run */
+    int skipped, failed;     /* with the reason */
+    char reason[512];
+    int tp, ulysses, ring, cfg, dp, expert_parallel, vae_patch; /* as listed (dp: images in parallel) */
+    int ranks;               /* ranks that work; the others of the world idle */
+    int images;
+    /* Timing: steps are the max over ranks of each step's wall time. */
+    double step_ms_median, step_ms_p10, step_ms_p90;
+    double load_seconds, text_seconds, denoise_seconds, vae_seconds, end_to_end_seconds; /* max over ranks */
+    double images_per_second, speedup, efficiency, step_speedup; /* vs the reference */
+    double comm_seconds, comm_share; /* mean over working ranks; share of their end-to-end time */
+    double comm_group_seconds[MOEDIT_BENCH_GROUPS];
+    double comm_mib;         /* bytes handed to collectives, summed over ranks */
+    /* Memory per rank: weights + activation arena peaks (device memory on GPUs);
+     * rss: peak resident set of the process during the run (Linux, else -1). */
+    double memory_mib_max, weights_mib_max, activations_mib_max, rss_mib_max;
+    double *rank_memory_mib; /* [world_size] */
+    /* Check against the reference: final latents, and the image (8-bit). */
+    double latent_max_diff, latent_scale, latent_psnr_db;
+    double image_psnr_db;    /* INFINITY when identical; NAN without an image */
+    int max_pixel_diff;      /* -1 without an image */
+    int correct;
+    int fastest;             /* the highest images_per_second of the correct layouts */
+} moedit_bench_layout;
+
+typedef struct moedit_bench_result {
+    int world_size;
+    int transformer_only;    /* no VAE: --config without a model directory */
+    char model[512], device[16], note[512];
+    int64_t height, width, steps, warmup_steps;
+    double guidance;
+    uint64_t seed;
+    char tolerance[160];     /* what "correct" means on this device */
+    char host[256];          /* machine: CPU count, threads per rank */
+    moedit_bench_layout *layouts; /* [count]; layouts[0] is the reference */
+    int count;
+    int fastest;             /* index, -1 if none */
+} moedit_bench_result;
+
+int moedit_bench_layouts(const moedit_bench_options *options, moedit_bench_result *result);
+void moedit_bench_free(moedit_bench_result *result);
+
+/* Reports of a result (rank 0): JSON, a markdown table, an SVG bar chart of
+ * images per second; written to a temporary name and renamed. "-": stdout. */
+int moedit_bench_write_json(const moedit_bench_result *result, const char *path);
+int moedit_bench_write_markdown(const moedit_bench_result *result, const char *path);
+int moedit_bench_write_svg(const moedit_bench_result *result, const char *path);
 
 /* Timing of the VAE decoder alone: `iterations` decodes of random latents
  * for a height x width image after `warmup` untimed ones. */

@@ -2,6 +2,7 @@
 #include "pipelines/denoise.h"
 
 #include "core/error.h"
+#include "core/timer.h"
 
 #include <stdlib.h>
 
@@ -34,6 +35,7 @@ int denoise(const denoise_request *r, float *latents)
     if (!both) return error_set("out of memory for velocities");
     int status = 0;
     for (int i = r->first_step; i < r->sched->steps && status == 0; i++) {
+        double step_start = timer_seconds();
         float t = (float)scheduler_timestep(r->sched, i);
         if (split) {
             /* This rank computes its branch; the all-gather brings the other. */
@@ -52,6 +54,7 @@ int denoise(const denoise_request *r, float *latents)
             if (status == 0 && r->uncond) guide(both, both + n, r->guidance, n);
         }
         if (status == 0) scheduler_step(r->sched, i, both, latents, n);
+        if (status == 0 && r->on_step) r->on_step(r->on_step_user, i, timer_seconds() - step_start);
         if (r->bar) progress_advance(r->bar, 1);
     }
     free(both);

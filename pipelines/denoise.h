@@ -23,6 +23,9 @@ typedef struct denoise_request {
     int first_step;          /* > 0 for strength-based editing */
     process_group *cfg;      /* size 2: the branches are split over ranks */
     progress *bar;           /* may be NULL */
+    /* Optional: called after every step with its wall seconds (moedit bench). */
+    void (*on_step)(void *user, int step, double seconds);
+    void *on_step_user;
 } denoise_request;
 
 /* latents[C, h, w] (host) are denoised in place. */

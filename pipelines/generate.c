@@ -1,10 +1,19 @@
-/* moedit_generate: prompts to images (see moedit.h and denoise.h).
+/* moedit_generate: prompts to images (see moedit.h and denoise.h); with an
+ * input image (generate.h) the same run is moedit_edit.
  *
  * Jobs are (prompt, image index) pairs with seed = seed + image index, dealt
  * round-robin over the data-parallel replicas. Within a replica the
  * transformer runs over its tp x sp x cfg ranks; the replica's first rank
  * decodes and writes the file (to a temporary name, then renamed). Sizes are
- * checked against the configs before any weight or activation is allocated. */
+ * checked against the configs before any weight or activation is allocated.
+ *
+ * An input image is encoded once per run, by every VAE group of the replica
+ * at once (the groups tile it, so every rank gets the latents without a
+ * broadcast): latents = (mean - shift_factor) * scaling_factor. Each job then
+ * starts from scale_noise(latents, noise) at the first step the strength
+ * leaves (SDEdit; at strength 1 sigma is 1 and that is the noise itself), and
+ * with in-context editing the latents also enter the transformer as context
+ * tokens at every step. */
 #include "moedit.h"
 
 #include "core/error.h"
@@ -15,6 +24,8 @@
 #include "core/timer.h"
 #include "parallel/world.h"
 #include "pipelines/denoise.h"
+#include "pipelines/generate.h"
+#include "pipelines/generate_hooks.h"
 #include "pipelines/model_bundle.h"
 #include "pipelines/prompt_embeds.h"
 #include "pipelines/runtime.h"
@@ -26,11 +37,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_SIDE 16384
-#define MAX_PIXELS ((int64_t)64 << 20)
-
 typedef struct generate_state {
     const moedit_generate_options *o;
+    const generate_condition *condition;  /* the input image of an edit, or NULL */
+    float *condition_latents;             /* [C, h, w]: its scaled VAE latents */
+    int first_step;                       /* the first denoising step of every job */
     const world *w;
     parallel_context par;
     int have_par;
@@ -41,19 +52,26 @@ typedef struct generate_state {
     int64_t latent_h, latent_w, latent_count;
     int leader;  /* first rank of its data-parallel replica: writes the files */
     int decoder; /* in the leader's VAE group: decodes (in bands when there are several) */
+    int64_t vae_peak_bytes; /* the last decode's arena peak, for the hooks */
     char layout_text[128];
 } generate_state;
 
-static int validate_request(const moedit_generate_options *o)
+static int check_model_dir(const char *model_dir, const char *command)
 {
     struct stat st;
-    if (!o->model_dir) return error_set("generate needs --model DIR");
-    if (stat(o->model_dir, &st) != 0 || !S_ISDIR(st.st_mode)) return error_set("model directory %s does not exist", o->model_dir);
-    if (o->prompt_count < 1 && !o->prompt_embeds_path) return error_set("generate needs --prompt TEXT");
-    if (o->height < 1 || o->width < 1 || o->height > MAX_SIDE || o->width > MAX_SIDE ||
-        o->height * o->width > MAX_PIXELS)
+    if (!model_dir) return error_set("%s needs --model DIR", command);
+    if (stat(model_dir, &st) != 0 || !S_ISDIR(st.st_mode)) return error_set("model directory %s does not exist", model_dir);
+    return 0;
+}
+
+static int validate_request(const moedit_generate_options *o, const char *command)
+{
+    if (check_model_dir(o->model_dir, command)) return -1;
+    if (o->prompt_count < 1 && !o->prompt_embeds_path) return error_set("%s needs --prompt TEXT", command);
+    if (o->height < 1 || o->width < 1 || o->height > GENERATE_MAX_SIDE || o->width > GENERATE_MAX_SIDE ||
+        o->height * o->width > GENERATE_MAX_PIXELS)
         return error_set("--height %lld --width %lld: each side must be 1..%d and the image at most %lld pixels",
-                         (long long)o->height, (long long)o->width, MAX_SIDE, (long long)MAX_PIXELS);
+                         (long long)o->height, (long long)o->width, GENERATE_MAX_SIDE, (long long)GENERATE_MAX_PIXELS);
     if (o->steps < 1 || o->steps > 10000) return error_set("--num-inference-steps %lld: must be 1..10000", (long long)o->steps);
     if (!isfinite(o->guidance) || o->guidance < 0 || o->guidance > 100)
         return error_set("--guidance-scale %g: must be between 0 and 100", o->guidance);
@@ -67,17 +85,31 @@ static int validate_request(const moedit_generate_options *o)
     return image_check_writable(o->output);
 }
 
+static int load_configs(const char *model_dir, dit_config *dit, vae_config *vae)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/transformer/config.json", model_dir);
+    if (dit_config_load(dit, path)) return -1;
+    snprintf(path, sizeof path, "%s/vae/config.json", model_dir);
+    return vae_config_load(vae, path);
+}
+
+int generate_size_multiple(const char *model_dir, const char *command, int64_t *multiple)
+{
+    dit_config dit;
+    vae_config vae;
+    if (check_model_dir(model_dir, command) || load_configs(model_dir, &dit, &vae)) return -1;
+    *multiple = (int64_t)vae.downscale * dit.patch_size;
+    return 0;
+}
+
 /* Sizes against the configs, before loading any weight. */
 static int validate_sizes(generate_state *g)
 {
     const moedit_generate_options *o = g->o;
-    char path[4200];
     dit_config dit;
     vae_config vae;
-    snprintf(path, sizeof path, "%s/transformer/config.json", o->model_dir);
-    if (dit_config_load(&dit, path)) return -1;
-    snprintf(path, sizeof path, "%s/vae/config.json", o->model_dir);
-    if (vae_config_load(&vae, path)) return -1;
+    if (load_configs(o->model_dir, &dit, &vae)) return -1;
     int64_t multiple = (int64_t)vae.downscale * dit.patch_size;
     if (o->height % multiple || o->width % multiple)
         return error_set("--height %lld --width %lld: both must be multiples of %lld (VAE factor %d x patch %d)",
@@ -103,6 +135,32 @@ static parallel_degrees degrees_of(const moedit_parallel *p)
     return d;
 }
 
+/* moedit bench's probes (generate_hooks.h), when the options carry them:
+ * every group wrapped, the weights on this rank counted. */
+static int apply_hooks(generate_state *g)
+{
+    generate_hooks *h = g->o->hooks;
+    if (!h) return 0;
+    size_t dtype_bytes = dtype_size(g->bundle.be->dtype);
+    h->weight_bytes = g->bundle.transformer.weights.bytes_on_device + g->bundle.vae.parameters * (int64_t)dtype_bytes +
+                      (g->bundle.has_encoder ? g->bundle.encoder.weights.bytes_on_device : 0);
+    for (int kind = 0; kind < GROUP_KINDS && h->wrap_group; kind++) {
+        if (!g->par.groups[kind]) continue;
+        g->par.groups[kind] = h->wrap_group(h->user, g->par.groups[kind]);
+        if (!g->par.groups[kind]) return -1;
+    }
+    return 0;
+}
+
+/* Bytes the arenas of one job held at their peaks, for the hooks. */
+static int64_t job_arena_bytes(const dit_run *run, const arena *scratch, const dit_text *text, const int *have_text)
+{
+    int64_t bytes = (int64_t)(run->persistent.peak + run->scratch.peak + scratch->peak);
+    for (int b = 0; b < 2; b++)
+        if (have_text[b]) bytes += (int64_t)text[b].storage.peak;
+    return bytes;
+}
+
 static int setup(generate_state *g)
 {
     const moedit_generate_options *o = g->o;
@@ -121,6 +179,7 @@ static int setup(generate_state *g)
     g->have_bundle = 1;
     if (parallel_context_init(&g->par, g->w, d, g->bundle.be)) return -1;
     g->have_par = 1;
+    if (apply_hooks(g)) return -1;
     g->leader = layout.tp_index == 0 && layout.ulysses_index == 0 && layout.ring_index == 0 && layout.cfg_index == 0;
     int replica_size = g->w->size / layout.degrees.dp;
     g->decoder = g->w->rank % replica_size < layout.degrees.vae_patch;
@@ -146,6 +205,27 @@ static void output_path(const char *output, int index, int total, char *path, si
     snprintf(path, size, "%.*s-%d%s", (int)(dot - output), output, index, dot);
 }
 
+/* The input image's latents, (mean - shift_factor) * scaling_factor, on
+ * every rank; and the first step its strength leaves. */
+static int encode_condition(generate_state *g, moedit_generate_result *r)
+{
+    const vae_config *vc = &g->bundle.vae.cfg;
+    double start = timer_seconds();
+    if (scheduler_start_index(&g->sched, g->condition->strength, &g->first_step)) return -1;
+    g->condition_latents = malloc((size_t)g->latent_count * sizeof(float));
+    if (!g->condition_latents) return error_set("out of memory encoding %s", g->condition->image_path);
+    arena scratch;
+    arena_init(&scratch, g->bundle.be);
+    int status = vae_encode_parallel(&g->bundle.vae, &scratch, g->par.groups[GROUP_VAE], g->condition->pixels,
+                                     vc->in_channels, g->o->height, g->o->width, g->condition_latents);
+    arena_free(&scratch);
+    if (status) return error_prefix("encoding %s: ", g->condition->image_path);
+    for (int64_t i = 0; i < g->latent_count; i++)
+        g->condition_latents[i] = (g->condition_latents[i] - (float)vc->shift_factor) * (float)vc->scaling_factor;
+    r->encode_seconds = timer_seconds() - start;
+    return 0;
+}
+
 /* Philox noise for the seed, or the --init-noise file. */
 static int initial_latents(const generate_state *g, uint64_t seed, float *latents)
 {
@@ -163,6 +243,16 @@ static int initial_latents(const generate_state *g, uint64_t seed, float *latent
     else status = safetensors_read_f32(st, "latents", e->ndim == 4 ? 4 : 3, e->ndim == 4 ? shape : shape + 1, latents);
     safetensors_close(st);
     return status;
+}
+
+/* A job's first latents: the noise, or with an input image the image's
+ * latents noised to the first step's sigma (diffusers' scale_noise). */
+static int start_latents(const generate_state *g, uint64_t seed, float *latents)
+{
+    if (initial_latents(g, seed, latents)) return -1;
+    if (g->condition)
+        scheduler_scale_noise(&g->sched, g->first_step, g->condition_latents, latents, latents, g->latent_count);
+    return 0;
 }
 
 static int write_image(generate_state *g, const char *prompt, uint64_t seed, const float *pixels, const char *path)
@@ -185,6 +275,13 @@ static int write_image(generate_state *g, const char *prompt, uint64_t seed, con
     image_metadata_add(&meta, "size", size);
     image_metadata_add(&meta, "model", o->model_dir);
     image_metadata_add(&meta, "parallel_layout", g->layout_text);
+    char strength[32];
+    if (g->condition) {
+        snprintf(strength, sizeof strength, "%g", g->condition->strength);
+        image_metadata_add(&meta, "input_image", g->condition->image_path);
+        image_metadata_add(&meta, "edit_mode", g->condition->in_context ? "context" : "strength");
+        image_metadata_add(&meta, "strength", strength);
+    }
     image_metadata_add(&meta, "software", "moedit " MOEDIT_VERSION);
     int status = image_write(path, rgb, o->width, o->height, &meta);
     free(rgb);
@@ -211,8 +308,13 @@ static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed
     if (!pixels) return error_set("out of memory decoding %s", path);
     arena scratch;
     arena_init(&scratch, g->bundle.be);
+    double start = timer_seconds();
     int status = vae_decode_parallel(&g->bundle.vae, &scratch, g->par.groups[GROUP_VAE], latents, vc->latent_channels,
                                      g->latent_h, g->latent_w, pixels);
+    if (g->o->hooks) {
+        g->o->hooks->vae_seconds += timer_seconds() - start;
+        g->vae_peak_bytes = (int64_t)scratch.peak;
+    }
     arena_free(&scratch);
     if (status == 0 && g->leader) status = write_image(g, prompt, seed, pixels, path);
     free(pixels);
@@ -260,15 +362,21 @@ static int run_job(generate_state *g, int job, const char *prompt, uint64_t seed
         if (text[1].t5_tokens > t5) t5 = text[1].t5_tokens;
         if (text[1].llama_tokens > llama) llama = text[1].llama_tokens;
     }
-    if (dit_run_init(&run, &g->bundle.transformer, g->latent_h, g->latent_w, t5, llama, &par)) goto done;
+    int in_context = g->condition && g->condition->in_context;
+    dit_run_shape shape = {g->latent_h, g->latent_w, in_context ? g->latent_h : 0, in_context ? g->latent_w : 0, t5, llama};
+    if (dit_run_init_shape(&run, &g->bundle.transformer, &shape, &par)) goto done;
     have_run = 1;
     run.routing = o->routing_capture || o->routing_replay ? &g->routing : NULL;
-    if (initial_latents(g, seed, latents)) goto done;
+    if ((in_context && dit_run_set_context(&run, g->condition_latents)) || start_latents(g, seed, latents)) goto done;
 
     progress bar;
-    progress_begin(&bar, "denoise", g->sched.steps, o->quiet || g->w->rank != 0);
+    progress_begin(&bar, "denoise", g->sched.steps - g->first_step, o->quiet || g->w->rank != 0);
     denoise_request request = {&run, have_text[0] ? &text[0] : NULL, have_text[1] ? &text[1] : NULL, o->guidance,
-                               &g->sched, 0, split ? g->par.groups[GROUP_CFG] : NULL, &bar};
+                               &g->sched, g->first_step, split ? g->par.groups[GROUP_CFG] : NULL, &bar};
+    if (o->hooks) {
+        request.on_step = o->hooks->on_step;
+        request.on_step_user = o->hooks->user;
+    }
     start = timer_seconds();
     if (denoise(&request, latents)) goto done;
     progress_end(&bar);
@@ -277,6 +385,10 @@ static int run_job(generate_state *g, int job, const char *prompt, uint64_t seed
     if (g->leader && o->latents_output && job == 0 && save_latents(g, latents)) goto done;
     if (g->decoder && decode_and_write(g, prompt, seed, latents, path)) goto done;
     r->decode_seconds += timer_seconds() - start;
+    if (o->hooks) {
+        int64_t bytes = job_arena_bytes(&run, &scratch, text, have_text) + g->vae_peak_bytes;
+        if (bytes > o->hooks->activation_peak_bytes) o->hooks->activation_peak_bytes = bytes;
+    }
     if (g->leader) {
         snprintf(r->files[r->count], sizeof r->files[0], "%s", path);
         r->seeds[r->count++] = seed;
@@ -300,19 +412,23 @@ static void teardown(generate_state *g)
     scheduler_free(&g->sched);
     if (g->have_par) parallel_context_free(&g->par);
     if (g->have_bundle) model_bundle_free(&g->bundle);
+    free(g->condition_latents);
 }
 
-int moedit_generate(const moedit_generate_options *o, moedit_generate_result *r)
+int generate_run(const moedit_generate_options *o, const char *command, const generate_condition *condition,
+                 moedit_generate_result *r)
 {
     double start = timer_seconds();
     generate_state g;
     memset(&g, 0, sizeof g);
     memset(r, 0, sizeof *r);
     g.o = o;
+    g.condition = condition;
     g.w = runtime_world();
-    if (validate_request(o) || validate_sizes(&g)) return -1;
+    if (validate_request(o, command) || validate_sizes(&g)) return -1;
     int status = setup(&g);
     r->load_seconds = timer_seconds() - start;
+    if (status == 0 && condition) status = encode_condition(&g, r);
     const char *embeds_prompt[1] = {"(prompt embeddings from file)"};
     const char *const *prompts = o->prompt_count ? o->prompts : embeds_prompt;
     int prompt_count = o->prompt_count ? o->prompt_count : 1;
@@ -329,4 +445,9 @@ int moedit_generate(const moedit_generate_options *o, moedit_generate_result *r)
     teardown(&g);
     r->total_seconds = timer_seconds() - start;
     return status;
+}
+
+int moedit_generate(const moedit_generate_options *o, moedit_generate_result *r)
+{
+    return generate_run(o, "generate", NULL, r);
 }

@@ -3,7 +3,9 @@
  * its scale) with identical routing: each rank first runs the serial
  * forward with routing capture, then the parallel forward replays it.
  * Random weights (tests/fixtures/dit_random: 8 heads, 8 experts), a non-square padded latent and
- * text lengths (7 and 5 tokens) that no rank count divides. */
+ * text lengths (7 and 5 tokens) that no rank count divides; then all again
+ * with in-context tokens of a reference latent [4, 6, 6] (9 more tokens, a
+ * segment of its own in the sequence split). */
 #include "core/error.h"
 #include "core/philox.h"
 #include "dit/dit_forward.h"
@@ -17,16 +19,20 @@
 #define T5_TOKENS 7
 #define LLAMA_TOKENS 5
 #define LLAMA_LAYERS 5
+#define CONTEXT_H 6
+#define CONTEXT_W 6
 
 typedef struct inputs {
     float latents[4 * LATENT_H * LATENT_W];
     float t5[T5_TOKENS * 24];
     float llama[LLAMA_LAYERS * LLAMA_TOKENS * 20];
     float pooled[16];
+    float context[4 * CONTEXT_H * CONTEXT_W];
 } inputs;
 
 static dit_config cfg;
 static inputs in;
+static int with_context;
 
 /* One forward of the model sharded for `shard`, on the groups of `par`. */
 static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing *routing, float *out)
@@ -39,9 +45,12 @@ static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing 
     if (dit_model_load_config(&model, be, &cfg, NULL, 1, 7, shard)) goto done;
     dit_text_inputs text_in = {in.t5, T5_TOKENS, in.llama, LLAMA_LAYERS, LLAMA_TOKENS, in.pooled};
     if (dit_text_encode(&text, &model, &text_in) == 0) {
-        if (dit_run_init(&run, &model, LATENT_H, LATENT_W, T5_TOKENS, LLAMA_TOKENS, par) == 0) {
+        dit_run_shape shape = {LATENT_H, LATENT_W, with_context ? CONTEXT_H : 0, with_context ? CONTEXT_W : 0,
+                               T5_TOKENS, LLAMA_TOKENS};
+        if (dit_run_init_shape(&run, &model, &shape, par) == 0) {
             run.routing = routing;
-            status = dit_forward(&run, &text, in.latents, 640.0f, out);
+            status = with_context ? dit_run_set_context(&run, in.context) : 0;
+            if (status == 0) status = dit_forward(&run, &text, in.latents, 640.0f, out);
             dit_run_free(&run);
         }
         dit_text_free(&text);
@@ -66,7 +75,7 @@ static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, 
     float out[4 * LATENT_H * LATENT_W];
     capture->mode = ROUTING_REPLAY;
     int status = forward(&shard, &par, capture, out);
-    const char *mode = ep_group ? " +EP" : "";
+    const char *mode = ep_group ? (with_context ? " +EP, context" : " +EP") : (with_context ? " context" : "");
     CHECK_MSG(status == 0, "tp%d ulysses%d ring%d%s: %s", tp, ulysses, ring, mode, error_message());
     long n = 4 * LATENT_H * LATENT_W;
     double diff = test_max_abs_diff(out, serial, n), scale = test_max_abs(serial, n);
@@ -87,22 +96,24 @@ int main(int argc, char **argv)
     philox_fill_normal(3, 2, 0, sizeof in.t5 / 4, in.t5);
     philox_fill_normal(3, 3, 0, sizeof in.llama / 4, in.llama);
     philox_fill_normal(3, 4, 0, sizeof in.pooled / 4, in.pooled);
-
-    float serial[4 * LATENT_H * LATENT_W];
-    moe_routing capture;
-    moe_routing_init(&capture, ROUTING_CAPTURE);
-    CHECK_MSG(forward(NULL, NULL, &capture, serial) == 0, "serial: %s", error_message());
+    philox_fill_normal(3, 5, 0, sizeof in.context / 4, in.context);
 
     int layouts = 0;
-    for (int tp = 1; tp <= w.size; tp++)
-        for (int ulysses = 1; tp * ulysses <= w.size; ulysses++) {
-            if (w.size % (tp * ulysses) || cfg.heads % (tp * ulysses)) continue;
-            for (int ep = 0; ep <= (w.size > 1); ep++) {
-                check_layout(&w, tp, ulysses, w.size / (tp * ulysses), ep, serial, &capture);
-                layouts++;
+    for (with_context = 0; with_context <= 1; with_context++) {
+        float serial[4 * LATENT_H * LATENT_W];
+        moe_routing capture;
+        moe_routing_init(&capture, ROUTING_CAPTURE);
+        CHECK_MSG(forward(NULL, NULL, &capture, serial) == 0, "serial: %s", error_message());
+        for (int tp = 1; tp <= w.size; tp++)
+            for (int ulysses = 1; tp * ulysses <= w.size; ulysses++) {
+                if (w.size % (tp * ulysses) || cfg.heads % (tp * ulysses)) continue;
+                for (int ep = 0; ep <= (w.size > 1); ep++) {
+                    check_layout(&w, tp, ulysses, w.size / (tp * ulysses), ep, serial, &capture);
+                    layouts++;
+                }
             }
-        }
-    moe_routing_free(&capture);
+        moe_routing_free(&capture);
+    }
     char name[64];
     snprintf(name, sizeof name, "mpi_dit_layouts (%d layouts, rank %d/%d)", layouts, w.rank, w.size);
     int status = test_finish(name);

@@ -1,0 +1,29 @@
+/* Optional probes into moedit_generate, for moedit bench
+ * (pipelines/bench_layouts.c): it times every denoising step and every
+ * collective of a layout, and reads the memory a run holds, without a second
+ * copy of the pipeline. A run whose options carry no hooks (hooks NULL) is
+ * exactly the run without them. */
+#ifndef MOEDIT_PIPELINES_GENERATE_HOOKS_H
+#define MOEDIT_PIPELINES_GENERATE_HOOKS_H
+
+#include "parallel/process_group.h"
+
+#include <stdint.h>
+
+typedef struct generate_hooks {
+    void *user;
+    /* Each process group of the layout, once made, is replaced by what this
+     * returns, which then owns it (NULL: failure, error set). May be NULL. */
+    process_group *(*wrap_group)(void *user, process_group *group);
+    /* After every denoising step: its index and wall seconds (every CFG
+     * branch on this rank, the guidance all-gather and the Euler update).
+     * May be NULL. */
+    void (*on_step)(void *user, int step, double seconds);
+
+    /* Filled by moedit_generate for this rank: */
+    double vae_seconds;            /* VAE decode alone (no scaling, PNG or latents file) */
+    int64_t weight_bytes;          /* transformer (this rank's shard), VAE and text encoder weights */
+    int64_t activation_peak_bytes; /* high-water marks of the run's arenas: transformer, text, VAE */
+} generate_hooks;
+
+#endif

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# moedit bench on one rank (no launcher): a small matrix writes a table on
+# stdout and well-formed JSON, markdown and SVG files; skipped layouts carry
+# their reason; bad layout lists and option mixes give one error line; the
+# transformer-only and --forward-only modes work and say what they time.
+# usage: cli_bench_layouts.sh MOEDIT FIXTURES
+set -u
+moedit=$1
+model="$2/../../models/tiny-random"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+
+expect_error() {
+  local name=$1 needle=$2
+  shift 2
+  "$@" >"$work/stdout" 2>"$work/err"
+  local status=$? lines
+  lines=$(wc -l <"$work/err")
+  if [ "$status" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: .*$needle" "$work/err"; then
+    fail "$name: exit $status, $lines stderr line(s):"
+    cat "$work/err"
+  else
+    echo "ok   $name: $(cat "$work/err")"
+  fi
+}
+
+small=(--height 64 --width 64 --num-inference-steps 2 --quiet)
+export OMP_NUM_THREADS=1
+
+"$moedit" bench --help | grep -q "TERM\[xTERM...\] \[+ep\] \[:vaeK\]" || fail "bench --help lacks the list syntax"
+
+if "$moedit" bench --model "$model" "${small[@]}" --layouts "serial,tp2,ulysses2+ep:vae2" \
+     --json "$work/b.json" --markdown "$work/b.md" --plot "$work/b.svg" >"$work/table" 2>"$work/err"; then
+  grep -Eq '^\| (\*\*)?serial \(reference, rank 0 alone\)' "$work/table" || fail "no reference row on stdout"
+  grep -q "(fastest)" "$work/table" || fail "no fastest layout marked"
+  grep -q "^- \`tp2\` skipped: needs 2 ranks" "$work/table" || fail "tp2 not skipped with its reason"
+  cmp -s "$work/table" "$work/b.md" || fail "--markdown differs from the table on stdout"
+  grep -q '"status": "skipped", .*"reason": "needs 2 ranks' "$work/b.json" || fail "JSON lacks the skip reason"
+  grep -q '"fastest": "serial"' "$work/b.json" || fail "JSON lacks the fastest layout"
+  if command -v python3 >/dev/null; then
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d['layouts']) == 4" "$work/b.json" ||
+      fail "JSON does not parse"
+    python3 -c "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" "$work/b.svg" || fail "SVG is not XML"
+  fi
+  [ "$(grep -c '<rect ' "$work/b.svg")" -eq 3 ] || fail "SVG should have a background and 2 bars"
+  tail -n 1 "$work/b.svg" | grep -q '^</svg>$' || fail "SVG not closed"
+  ls "$work" | grep -q '\.tmp\.' && fail "temporary report files left"
+else
+  fail "bench on one rank: $(cat "$work/err")"
+fi
+
+"$moedit" bench --config "$model/transformer/config.json" --random-weights "${small[@]}" --text-tokens 8 \
+  --layouts serial >"$work/table" 2>"$work/err" || fail "transformer-only bench: $(cat "$work/err")"
+grep -q "transformer only" "$work/table" || fail "transformer-only bench does not say so"
+
+"$moedit" bench --forward-only --model "$model" --height 64 --width 64 --iterations 2 --json - >"$work/forward" \
+  2>"$work/err" || fail "bench --forward-only: $(cat "$work/err")"
+grep -q '"forward_ms_median":' "$work/forward" || fail "bench --forward-only --json - printed no JSON"
+
+expect_error "bad term" "expected tpN, ulyssesN" "$moedit" bench --model "$model" "${small[@]}" --layouts tp2xfoo2
+expect_error "term twice" "tp given twice" "$moedit" bench --model "$model" "${small[@]}" --layouts tp2xtp2
+expect_error "no degree" "a number must follow" "$moedit" bench --model "$model" "${small[@]}" --layouts ulysses
+expect_error "zero degree" "must be 1..1024" "$moedit" bench --model "$model" "${small[@]}" --layouts ring0
+expect_error "trailing junk" "unexpected '+eq'" "$moedit" bench --model "$model" "${small[@]}" --layouts tp2+eq
+expect_error "empty item" "an empty item" "$moedit" bench --model "$model" "${small[@]}" --layouts tp2,,ring2
+expect_error "config without random" "needs --random-weights" "$moedit" bench --config "$model/transformer/config.json"
+expect_error "model and config" "not both" "$moedit" bench --model "$model" --config "$model/transformer/config.json"
+expect_error "no model" "needs --model DIR or --config" "$moedit" bench
+
+[ "$failures" -eq 0 ] && echo "cli_bench_layouts: all passed"
+exit "$failures"

@@ -1,0 +1,250 @@
+/* Under mpirun: moedit bench over layouts (moedit_bench_layouts) on
+ * models/tiny-random runs a small matrix for the world's size and
+ *   - every layout it reports correct has final latents within 1e-4 of their
+ *     scale of the serial reference's, recomputed here from the files it kept;
+ *   - every layout it could not run is listed as skipped, with a reason that
+ *     names the cause (heads, ranks, VAE bands, EP over one rank);
+ *   - the JSON, markdown and SVG reports are written and well-formed;
+ *   - its final latents for a layout equal, bit for bit, those of a
+ *     standalone moedit_generate of that layout with the same routing (the
+ *     bench runs generate's own code). */
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "moedit.h"
+#include "test_util.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MODEL MOEDIT_FIXTURES "/../../models/tiny-random"
+#define LATENTS (4 * 8 * 8)
+
+static char dir[64], work[96];
+
+static int read_latents(const char *path, float *out)
+{
+    safetensors *st = NULL;
+    int64_t shape[3] = {4, 8, 8};
+    int status = safetensors_open(&st, path) || safetensors_read_f32(st, "latents", 3, shape, out);
+    if (st) safetensors_close(st);
+    return status ? -1 : 0;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = calloc((size_t)size + 1, 1);
+    if (text && fread(text, 1, (size_t)size, f) != (size_t)size) text[0] = '\0';
+    fclose(f);
+    return text;
+}
+
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
+static const moedit_bench_layout *find(const moedit_bench_result *r, const char *name)
+{
+    for (int i = 1; i < r->count; i++)
+        if (!strcmp(r->layouts[i].name, name)) return &r->layouts[i];
+    return NULL;
+}
+
+static void expect_skipped(const moedit_bench_result *r, const char *name, const char *because)
+{
+    const moedit_bench_layout *l = find(r, name);
+    CHECK_MSG(l && l->skipped && strstr(l->reason, because), "%s should be skipped because of '%s' (got: %s)", name,
+              because, l ? l->reason : "not listed");
+}
+
+/* Every layout: a reason when skipped; within tolerance (as the files say) when correct. */
+static void check_layouts(const moedit_bench_result *r)
+{
+    float serial[LATENTS], got[LATENTS];
+    char path[160];
+    snprintf(path, sizeof path, "%s/serial.latents", work);
+    CHECK_MSG(read_latents(path, serial) == 0, "%s", error_message());
+    double scale = test_max_abs(serial, LATENTS);
+    int correct = 0;
+    CHECK(r->count >= 1 && r->layouts[0].reference);
+    for (int i = 0; i < r->count; i++) {
+        const moedit_bench_layout *l = &r->layouts[i];
+        if (l->skipped) {
+            CHECK_MSG(l->reason[0] != '\0', "%s: skipped without a reason", l->name);
+            continue;
+        }
+        CHECK_MSG(!l->failed, "%s failed: %s", l->name, l->reason);
+        CHECK_MSG(l->correct, "%s: latents differ by %.3g (scale %.3g)", l->name, l->latent_max_diff, l->latent_scale);
+        CHECK_MSG(l->step_ms_median > 0 && l->end_to_end_seconds > 0 && l->images_per_second > 0, "%s: no timing", l->name);
+        CHECK_MSG(l->memory_mib_max > 0, "%s: no memory figure", l->name);
+        if (!l->correct) continue;
+        correct++;
+        if (i) snprintf(path, sizeof path, "%s/layout-%d.latents", work, i);
+        else snprintf(path, sizeof path, "%s/serial.latents", work);
+        CHECK_MSG(read_latents(path, got) == 0, "%s: %s", l->name, error_message());
+        double diff = test_max_abs_diff(got, serial, LATENTS);
+        CHECK_MSG(diff <= 1e-4 * scale, "%s reported correct but its latents differ by %.3g (scale %.3g)", l->name, diff,
+                  scale);
+        CHECK_MSG(diff == l->latent_max_diff, "%s: reported diff %.3g, files say %.3g", l->name, l->latent_max_diff, diff);
+        printf("  %-28s step %.2f ms, %.1f images/s, latent diff %.3g\n", l->name, l->step_ms_median,
+               l->images_per_second, diff);
+    }
+    CHECK(correct >= (moedit_world_size() > 1 ? 3 : 2));
+    CHECK(r->fastest >= 0 && r->fastest < r->count && r->layouts[r->fastest].correct && r->layouts[r->fastest].fastest);
+}
+
+static void check_reports(const moedit_bench_result *r)
+{
+    char json[128], markdown[128], svg[128];
+    snprintf(json, sizeof json, "%s/bench.json", dir);
+    snprintf(markdown, sizeof markdown, "%s/bench.md", dir);
+    snprintf(svg, sizeof svg, "%s/bench.svg", dir);
+    CHECK_MSG(moedit_bench_write_json(r, json) == 0, "%s", error_message());
+    CHECK_MSG(moedit_bench_write_markdown(r, markdown) == 0, "%s", error_message());
+    CHECK_MSG(moedit_bench_write_svg(r, svg) == 0, "%s", error_message());
+    int ran = 0;
+    for (int i = 0; i < r->count; i++) ran += !r->layouts[i].skipped && !r->layouts[i].failed;
+
+    char *text = read_file(json);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    CHECK_MSG(root != NULL, "%s is not JSON", json);
+    cJSON *layouts = cJSON_GetObjectItem(root, "layouts");
+    CHECK(cJSON_GetArraySize(layouts) == r->count);
+    for (int i = 0; i < cJSON_GetArraySize(layouts); i++) {
+        cJSON *l = cJSON_GetArrayItem(layouts, i);
+        const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(l, "status"));
+        CHECK(cJSON_IsString(cJSON_GetObjectItem(l, "name")) && status);
+        if (status && !strcmp(status, "skipped")) CHECK(cJSON_IsString(cJSON_GetObjectItem(l, "reason")));
+        else CHECK(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(l, "step_ms"), "median")));
+    }
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(root, "fastest")));
+    cJSON_Delete(root);
+    free(text);
+
+    text = read_file(markdown);
+    CHECK(text && !strncmp(text, "### ", 4) && strstr(text, "| layout |") && strstr(text, "(fastest)"));
+    CHECK_MSG(text && count_of(text, "\n| ") == ran + 1, "markdown: %d table rows for %d layouts run",
+              text ? count_of(text, "\n| ") - 1 : -1, ran);
+    free(text);
+
+    text = read_file(svg);
+    size_t length = text ? strlen(text) : 0;
+    CHECK(text && !strncmp(text, "<svg xmlns=", 11) && length > 7 && !strcmp(text + length - 7, "</svg>\n"));
+    CHECK_MSG(text && count_of(text, "<rect ") == 1 + ran, "svg: %d bars for %d layouts run",
+              text ? count_of(text, "<rect ") - 1 : -1, ran);
+    CHECK(text && count_of(text, "<text") == count_of(text, "</text>"));
+    free(text);
+}
+
+/* The first layout of the whole world that ran, again through moedit_generate. */
+static void check_matches_generate(const moedit_bench_result *r)
+{
+    int index = -1;
+    for (int i = 1; i < r->count && index < 0; i++)
+        if (!r->layouts[i].skipped && r->layouts[i].ranks == moedit_world_size() && r->layouts[i].images == 1) index = i;
+    CHECK(index > 0);
+    if (index < 0) return;
+    const moedit_bench_layout *l = &r->layouts[index];
+    char png[128], latents[128], replay[128], bench_latents[160];
+    snprintf(png, sizeof png, "%s/generate.png", dir);
+    snprintf(latents, sizeof latents, "%s/generate.latents", dir);
+    snprintf(replay, sizeof replay, "%s/routing.safetensors", work);
+    snprintf(bench_latents, sizeof bench_latents, "%s/layout-%d.latents", work, index);
+    const char *prompts[1] = {"a red circle on a blue background"};
+    moedit_generate_options o = {
+        .model_dir = MODEL, .prompts = prompts, .prompt_count = 1, .height = 64, .width = 64, .steps = 2,
+        .guidance = 3.0, .seed = 5, .images_per_prompt = 1, .output = png, .latents_output = latents, .device = "cpu",
+        .parallel = {l->tp, l->ulysses, l->ring, l->cfg, l->dp, l->expert_parallel, l->vae_patch},
+        .routing_replay = replay, .quiet = 1,
+    };
+    moedit_generate_result *result = calloc(1, sizeof *result);
+    CHECK_MSG(moedit_generate(&o, result) == 0, "generate %s: %s", l->name, error_message());
+    free(result);
+    if (moedit_world_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
+    if (moedit_rank() != 0) return;
+    float from_bench[LATENTS], from_generate[LATENTS];
+    CHECK_MSG(read_latents(bench_latents, from_bench) == 0 && read_latents(latents, from_generate) == 0, "%s",
+              error_message());
+    double diff = test_max_abs_diff(from_bench, from_generate, LATENTS);
+    CHECK_MSG(diff == 0, "%s: bench and generate latents differ by %.3g", l->name, diff);
+    printf("  %s: bench's final latents equal moedit generate's\n", l->name);
+}
+
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    char child[512];
+    while (d && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+        struct stat st;
+        if (stat(child, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(child);
+        else unlink(child);
+    }
+    if (d) closedir(d);
+    rmdir(path);
+}
+
+int main(int argc, char **argv)
+{
+    moedit_init(&argc, &argv);
+    int n = moedit_world_size();
+    if (moedit_rank() == 0) {
+        snprintf(dir, sizeof dir, "/tmp/moedit_bench_test_XXXXXX");
+        CHECK(mkdtemp(dir) != NULL);
+    }
+    if (n > 1) MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    snprintf(work, sizeof work, "%s/work", dir);
+
+    const char *layouts = "auto,tp2";
+    if (n == 2) layouts = "auto,tp4,tp2:vae4,dp2:vae2";
+    if (n == 4) layouts = "tp2xcfg2:vae4,ulysses2xring2+ep,ring4+ep:vae2,cfg2xdp2,tp2,tp4,cfg2xdp2+ep,ring3";
+    moedit_bench_options o = {
+        .model_dir = MODEL, .device = "cpu", .text_tokens = 128, .height = 64, .width = 64, .steps = 2,
+        .guidance = 3.0, .seed = 5, .layouts = layouts, .warmup_steps = 1, .work_dir = work, .quiet = 1,
+    };
+    moedit_bench_result r;
+    int status = moedit_bench_layouts(&o, &r);
+    CHECK_MSG(status == 0, "bench: %s", error_message());
+    if (status == 0 && moedit_rank() == 0) {
+        check_layouts(&r);
+        check_reports(&r);
+        if (n == 1) expect_skipped(&r, "tp2", "needs 2 ranks");
+        if (n == 2) {
+            expect_skipped(&r, "tp4", "needs 4 ranks");
+            expect_skipped(&r, "tp2:vae4", "does not divide");
+            expect_skipped(&r, "dp2:vae2", "does not divide the 1 rank");
+            expect_skipped(&r, "cfg2+ep", "EP over one rank");
+            CHECK(find(&r, "ulysses2+ep:vae2") && find(&r, "dp2") && find(&r, "cfg2:vae2"));
+        }
+        if (n == 4) {
+            expect_skipped(&r, "tp4", "attention heads");
+            expect_skipped(&r, "cfg2xdp2+ep", "EP over one rank");
+            expect_skipped(&r, "ring3", "does not divide the world");
+            const moedit_bench_layout *tp2 = find(&r, "tp2");
+            CHECK(tp2 && !tp2->skipped && tp2->ranks == 2 && tp2->efficiency > 0);
+        }
+    }
+    if (status == 0) check_matches_generate(&r);
+    moedit_bench_free(&r);
+    if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
+    if (moedit_rank() == 0) remove_tree(dir);
+    char name[64];
+    snprintf(name, sizeof name, "mpi_bench_layouts (rank %d of %d)", moedit_rank(), n);
+    int result = test_finish(name);
+    moedit_finalize();
+    return result;
+}

@@ -1,0 +1,132 @@
+/* In-context tokens in the CPU transformer reproduce diffusers'
+ * HiDreamImageTransformer2DModel run on the concatenation [target tokens |
+ * context tokens] with RoPE ids (0, r, c) and (1, r, c)
+ * (tools/make_edit_fixture.py, tests/fixtures/dit_context): the dit_moe
+ * weights, a non-square padded target [4, 6, 10] and a context of another
+ * size [4, 8, 6]; every intermediate (the image stream includes the context
+ * rows) and the output within 1e-4 of each tensor's scale. The same run
+ * without context equals the plain transformer, a run that lacks its context
+ * image is a clear error, and warm forwards do not allocate. */
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "dit/dit_forward.h"
+#include "test_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define FIXTURE MOEDIT_FIXTURES "/dit_context/io.safetensors"
+
+typedef struct trace_check {
+    const safetensors *io;
+    int compared;
+} trace_check;
+
+static void compare(const char *name, const float *got, const float *want, int64_t n)
+{
+    double scale = test_max_abs(want, n), diff = test_max_abs_diff(got, want, n);
+    CHECK_MSG(diff <= 1e-4 * (scale > 1 ? scale : 1), "%s: max abs diff %.3g (scale %.3g)", name, diff, scale);
+    printf("  %-24s max abs diff %.3g (scale %.3g)\n", name, diff, scale);
+}
+
+static float *read_all(const safetensors *io, const char *name, int64_t *numel, int64_t *shape)
+{
+    const safetensors_entry *e = safetensors_find(io, name);
+    if (!e) return NULL;
+    *numel = 1;
+    for (int i = 0; i < e->ndim; i++) {
+        *numel *= e->shape[i];
+        if (shape) shape[i] = e->shape[i];
+    }
+    float *data = malloc((size_t)*numel * sizeof(float));
+    if (safetensors_read_f32(io, name, e->ndim, e->shape, data)) {
+        free(data);
+        return NULL;
+    }
+    return data;
+}
+
+static void on_trace(void *user, const char *name, tensor value)
+{
+    trace_check *check = user;
+    int64_t n, shape[2];
+    float *want = read_all(check->io, name, &n, shape);
+    CHECK_MSG(want != NULL, "fixture lacks %s", name);
+    if (!want) return;
+    CHECK_MSG(shape[0] == tensor_rows(&value) && shape[1] == tensor_cols(&value), "%s: %lld x %lld rows, fixture %lld x %lld",
+              name, (long long)tensor_rows(&value), (long long)tensor_cols(&value), (long long)shape[0],
+              (long long)shape[1]);
+    if (n == tensor_numel(&value)) compare(name, value.data, want, n);
+    check->compared++;
+    free(want);
+}
+
+int main(void)
+{
+    backend *be = backend_cpu_create();
+    dit_model model;
+    safetensors *io = NULL;
+    CHECK_MSG(safetensors_open(&io, FIXTURE) == 0, "%s", error_message());
+    CHECK_MSG(dit_model_load(&model, be, MOEDIT_FIXTURES "/dit_moe", 0, 0, NULL) == 0, "%s", error_message());
+    if (test_failures) return test_finish("test_dit_context_matches_diffusers");
+
+    int64_t n_latents, n_context, n_t5, n_llama, n_pooled, n_out, n_plain, n_t;
+    int64_t latent_shape[3], context_shape[3], t5_shape[2], llama_shape[3];
+    float *latents = read_all(io, "latents", &n_latents, latent_shape);
+    float *context = read_all(io, "context_latents", &n_context, context_shape);
+    float *t5 = read_all(io, "prompt_embeds_t5", &n_t5, t5_shape);
+    float *llama = read_all(io, "prompt_embeds_llama3", &n_llama, llama_shape);
+    float *pooled = read_all(io, "pooled_prompt_embeds", &n_pooled, NULL);
+    float *want = read_all(io, "output", &n_out, NULL);
+    float *plain = read_all(io, "output_without_context", &n_plain, NULL);
+    float *timestep = read_all(io, "timestep", &n_t, NULL);
+    CHECK(latents && context && t5 && llama && pooled && want && plain && timestep);
+    if (test_failures) return test_finish("test_dit_context_matches_diffusers");
+
+    dit_text_inputs inputs = {t5, t5_shape[0], llama, llama_shape[0], llama_shape[1], pooled};
+    dit_text text;
+    CHECK_MSG(dit_text_encode(&text, &model, &inputs) == 0, "%s", error_message());
+    float *out = calloc((size_t)n_out, sizeof(float));
+
+    dit_run run;
+    dit_run_shape shape = {latent_shape[1], latent_shape[2], context_shape[1], context_shape[2], t5_shape[0],
+                           llama_shape[1]};
+    CHECK_MSG(dit_run_init_shape(&run, &model, &shape, NULL) == 0, "%s", error_message());
+    CHECK_MSG(dit_forward(&run, &text, latents, timestep[0], out) != 0 &&
+                  strstr(error_message(), "no context image") != NULL,
+              "a forward without the context image: %s", error_message());
+    CHECK_MSG(dit_run_set_context(&run, context) == 0, "%s", error_message());
+    trace_check check = {io, 0};
+    run.trace = on_trace;
+    run.trace_user = &check;
+    CHECK_MSG(dit_forward(&run, &text, latents, timestep[0], out) == 0, "%s", error_message());
+    compare("output", out, want, n_out);
+    /* x_embed, temb, 2 x (double image, double text), 2 x single, final */
+    CHECK_MSG(check.compared == 2 + 4 + 2 + 1, "compared %d intermediates", check.compared);
+    run.trace = NULL;
+    size_t allocations = run.scratch.block_allocations;
+    CHECK(dit_forward(&run, &text, latents, timestep[0], out) == 0);
+    CHECK(dit_forward(&run, &text, latents, timestep[0], out) == 0);
+    CHECK_MSG(run.scratch.block_allocations <= allocations + 1, "arena allocated %zu blocks after warm-up",
+              run.scratch.block_allocations - allocations);
+    compare("output (again)", out, want, n_out);
+    dit_run_free(&run);
+
+    /* The plain run on the same inputs: diffusers without the context. */
+    CHECK_MSG(dit_run_init(&run, &model, latent_shape[1], latent_shape[2], t5_shape[0], llama_shape[1], NULL) == 0,
+              "%s", error_message());
+    CHECK_MSG(dit_run_set_context(&run, context) != 0, "a run without context accepted a context image");
+    CHECK_MSG(dit_forward(&run, &text, latents, timestep[0], out) == 0, "%s", error_message());
+    compare("output without context", out, plain, n_plain);
+    double moved = test_max_abs_diff(want, plain, n_out);
+    CHECK_MSG(moved > 0.1, "context tokens changed the output by only %.3g", moved);
+    dit_run_free(&run);
+
+    free(out);
+    free(latents), free(context), free(t5), free(llama), free(pooled), free(want), free(plain), free(timestep);
+    dit_text_free(&text);
+    dit_model_free(&model);
+    safetensors_close(io);
+    backend_destroy(be);
+    return test_finish("test_dit_context_matches_diffusers");
+}
