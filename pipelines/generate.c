@@ -219,7 +219,7 @@ static int encode_condition(generate_state *g, moedit_generate_result *r)
     int status = vae_encode_parallel(&g->bundle.vae, &scratch, g->par.groups[GROUP_VAE], g->condition->pixels,
                                      vc->in_channels, g->o->height, g->o->width, g->condition_latents);
     arena_free(&scratch);
-    if (status) return error_prefix("encoding %s: ", g->condition->image_path);
+    if (status) return error_prefix("encoding %s", g->condition->image_path);
     for (int64_t i = 0; i < g->latent_count; i++)
         g->condition_latents[i] = (g->condition_latents[i] - (float)vc->shift_factor) * (float)vc->scaling_factor;
     r->encode_seconds = timer_seconds() - start;
@@ -371,8 +371,9 @@ static int run_job(generate_state *g, int job, const char *prompt, uint64_t seed
 
     progress bar;
     progress_begin(&bar, "denoise", g->sched.steps - g->first_step, o->quiet || g->w->rank != 0);
-    denoise_request request = {&run, have_text[0] ? &text[0] : NULL, have_text[1] ? &text[1] : NULL, o->guidance,
-                               &g->sched, g->first_step, split ? g->par.groups[GROUP_CFG] : NULL, &bar};
+    denoise_request request = {.run = &run, .cond = have_text[0] ? &text[0] : NULL,
+                               .uncond = have_text[1] ? &text[1] : NULL, .guidance = o->guidance, .sched = &g->sched,
+                               .first_step = g->first_step, .cfg = split ? g->par.groups[GROUP_CFG] : NULL, .bar = &bar};
     if (o->hooks) {
         request.on_step = o->hooks->on_step;
         request.on_step_user = o->hooks->user;
