@@ -1,0 +1,413 @@
+"""Train the demo model in resumable, time-boxed chunks (PyTorch; GPU, or CPU for a smoke test).
+
+Stages (--stage):
+  vae   AutoencoderKL on rendered scenes: L1 + MSE reconstruction + 1e-4 x mean KL. Then the
+        latent statistics of the bf16 VAE's posterior means give shift_factor (their mean) and
+        scaling_factor (1 / their std), so stored latents (mean - shift) * scale have unit std.
+  dit   the VAE frozen; the text encoder and transformer trained jointly with rectified flow:
+            x_t = (1 - sigma) x0 + sigma noise,   t = 1000 sigma,
+            sigma = shift(sigmoid(N(0, 1))) with the scheduler's shift,
+            loss = | transformer(x_t, t, text) - (x0 - noise) |^2  (+ the gates' balance loss).
+        The target is x0 - noise because diffusers' HiDreamImagePipeline (and moedit) use
+        velocity = -transformer output, and FlowMatchEulerDiscreteScheduler.step moves
+        x += (sigma_next - sigma) * velocity along dx/dsigma = noise - x0.
+        Captions are dropped (empty prompt) 10% of the time for classifier-free guidance.
+  decoder  only the decoder fine-tune below (--decoder-seconds, default --seconds), from --ckpt.
+  all   vae (when the checkpoint has none) then dit, sharing the time budget. With
+        --decoder-seconds, a resumed chunk first fine-tunes the VAE decoder alone (encoder
+        frozen, so the latents and the transformer's target stay the same).
+
+Each run trains for at most --seconds of wall time (plus the save), resuming from --ckpt
+and writing the new checkpoint to --out (both may be the same folder):
+  vae.safetensors                 bf16 VAE; metadata: shift_factor, scaling_factor
+  ema-N.safetensors, raw-N.safetensors
+                                  bf16 text encoder + transformer ("text_encoder.*",
+                                  "transformer.*"): the EMA (exported) and the trained weights,
+                                  in shards of at most 15 MiB
+  state.json                      steps, seconds, seeds, loss curve
+Optimizer moments are not kept (they would not fit what a GPU chunk can return): a resumed
+chunk restarts AdamW with a short warm-up. Without raw-* shards (to carry less), it goes on
+from the EMA weights.
+
+    python3 tools/train/train.py --stage all --ckpt .train/ckpt --out .train/ckpt --seconds 540
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+import models  # noqa: E402
+
+SHARD_BYTES = 15 << 20
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def save_atomic(tensors, path, metadata=None):
+    tmp = path + ".tmp"
+    save_file(tensors, tmp, metadata=metadata)
+    os.replace(tmp, path)
+
+
+def save_sharded(state, out, prefix):
+    """bf16 copies of state in shards prefix-1.safetensors ... of at most SHARD_BYTES."""
+    shards, current, size = [], {}, 0
+    for name in sorted(state):
+        t = state[name].detach().to("cpu", torch.bfloat16).contiguous()
+        if current and size + t.numel() * 2 > SHARD_BYTES:
+            shards.append(current)
+            current, size = {}, 0
+        current[name] = t
+        size += t.numel() * 2
+    shards.append(current)
+    for f in os.listdir(out):
+        if f.startswith(prefix + "-") and f.endswith(".safetensors"):
+            os.remove(os.path.join(out, f))
+    for i, shard in enumerate(shards):
+        save_atomic(shard, os.path.join(out, f"{prefix}-{i + 1}.safetensors"))
+
+
+def load_sharded(folder, prefix):
+    files = sorted(f for f in os.listdir(folder) if f.startswith(prefix + "-") and f.endswith(".safetensors"))
+    state = {}
+    for f in files:
+        state.update(load_file(os.path.join(folder, f)))
+    return state
+
+
+def read_state(folder):
+    path = os.path.join(folder, "state.json")
+    if folder and os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {"vae": None, "dit": None}
+
+
+def write_state(out, state):
+    tmp = os.path.join(out, "state.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(state, f, indent=1)
+    os.replace(tmp, os.path.join(out, "state.json"))
+
+
+def round_bf16_(module):
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(p.to(torch.bfloat16).to(p.dtype))
+
+
+# ---------------------------------------------------------------- data
+
+def scene_batch(rng, batch, drop=0.0):
+    scenes = [data.training_scene(rng) for _ in range(batch)]
+    captions = ["" if rng.random() < drop else s.caption for s in scenes]
+    return scenes, captions
+
+
+def lr_at(step, seconds_done, args, warmup):
+    warm = min(1.0, (step + 1) / warmup)
+    frac = min(1.0, seconds_done / max(args.total_seconds, 1.0))
+    return args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+# ---------------------------------------------------------------- VAE
+
+def train_vae(args, device, deadline, state):
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    vae = models.build_vae().to(device).train()
+    if device.type == "cuda":
+        vae = vae.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, betas=(0.9, 0.99), weight_decay=0.0)
+    size, batch = args.vae_size, args.vae_batch
+    curve, step, start = [], 0, time.time()
+    while time.time() < deadline or step == 0:
+        frac = min(1.0, (time.time() - start) / max(deadline - start, 1e-3))
+        for g in opt.param_groups:
+            g["lr"] = args.vae_lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        scenes, _ = scene_batch(rng, batch)
+        x = data.render(scenes, size, device, seed=rng.randrange(1 << 30))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            post = vae.encode(x).latent_dist
+            y = vae.decode(post.sample()).sample.float()
+        rec = (y - x).abs().mean() + (y - x).pow(2).mean()
+        kl = post.kl().float().mean() / post.mean[0].numel()
+        loss = rec + args.vae_kl * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % args.log_every == 0 or step == 1:
+            psnr = 10 * math.log10(4.0 / max((y.detach() - x).pow(2).mean().item(), 1e-10))
+            curve.append([step, round(time.time() - start, 1), round(rec.item(), 5), round(kl.item(), 4),
+                          round(psnr, 2)])
+            log(f"vae step {step} rec {rec.item():.5f} kl {kl.item():.3f} psnr {psnr:.2f} dB")
+    vae.eval()
+    round_bf16_(vae)
+    shift, scale = latent_stats(vae, device, rng, size)
+    state["vae"] = {"steps": step, "seconds": round(time.time() - start, 1), "batch": batch, "size": size,
+                    "lr": args.vae_lr, "kl_weight": args.vae_kl, "seed": args.seed, "curve": curve,
+                    "shift_factor": shift, "scaling_factor": scale}
+    log(f"vae done: {step} steps; shift_factor {shift:.5f} scaling_factor {scale:.5f}")
+    return vae
+
+
+@torch.no_grad()
+def latent_stats(vae, device, rng, size, batches=8, batch=32):
+    values = []
+    for _ in range(batches):
+        scenes, _ = scene_batch(rng, batch)
+        x = data.render(scenes, size, device, seed=rng.randrange(1 << 30))
+        values.append(vae.encode(x).latent_dist.mean.float().flatten())
+    v = torch.cat(values)
+    return round(v.mean().item(), 5), round(1.0 / v.std().item(), 5)
+
+
+def save_vae(vae, out, state):
+    meta = {"shift_factor": str(state["vae"]["shift_factor"]), "scaling_factor": str(state["vae"]["scaling_factor"])}
+    tensors = {k: v.detach().to("cpu", torch.bfloat16).contiguous() for k, v in vae.state_dict().items()}
+    save_atomic(tensors, os.path.join(out, "vae.safetensors"), meta)
+
+
+def load_vae(folder, device):
+    vae = models.build_vae()
+    vae.load_state_dict({k: v.float() for k, v in load_file(os.path.join(folder, "vae.safetensors")).items()})
+    return vae.to(device).eval().requires_grad_(False)
+
+
+def finetune_decoder(args, vae, device, deadline, state):
+    """Decoder (and post_quant_conv) only, the encoder frozen: the latents the transformer
+    learns stay exactly the same, only their decoding improves. Decodes posterior means,
+    half of them with a little Gaussian noise (5% of the latent std) for robustness."""
+    rng = random.Random(args.seed + 77)
+    torch.manual_seed(args.seed + 77)
+    vae.train().requires_grad_(False)
+    if device.type == "cuda":
+        vae = vae.to(memory_format=torch.channels_last)
+    trainable = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in trainable:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(trainable, lr=args.decoder_lr, betas=(0.9, 0.99), weight_decay=0.0)
+    noise_std = 0.05 / state["vae"]["scaling_factor"]
+    curve, step, start = [], 0, time.time()
+    while time.time() < deadline or step == 0:
+        frac = min(1.0, (time.time() - start) / max(deadline - start, 1e-3))
+        for g in opt.param_groups:
+            g["lr"] = args.decoder_lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        scenes, _ = scene_batch(rng, args.vae_batch)
+        x = data.render(scenes, args.vae_size, device, seed=rng.randrange(1 << 30))
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            z = vae.encode(x).latent_dist.mean.float()
+        noisy = (torch.rand(z.shape[0], 1, 1, 1, device=device) < 0.5).float()
+        z = z + noisy * noise_std * torch.randn_like(z)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            y = vae.decode(z).sample.float()
+        rec = (y - x).abs().mean() + (y - x).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        rec.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+        step += 1
+        if step % args.log_every == 0 or step == 1:
+            psnr = 10 * math.log10(4.0 / max((y.detach() - x).pow(2).mean().item(), 1e-10))
+            curve.append([step, round(time.time() - start, 1), round(rec.item(), 5), round(psnr, 2)])
+            log(f"decoder step {step} rec {rec.item():.5f} psnr {psnr:.2f} dB")
+    vae.eval().requires_grad_(False)
+    round_bf16_(vae)
+    previous = state["vae"].get("decoder_finetune", [])
+    state["vae"]["decoder_finetune"] = previous + [{"steps": step, "seconds": round(time.time() - start, 1),
+                                                    "batch": args.vae_batch, "lr": args.decoder_lr,
+                                                    "latent_noise": 0.05, "curve": curve}]
+    log(f"decoder fine-tune done: {step} steps")
+    return vae
+
+
+# ---------------------------------------------------------------- text encoder + transformer
+
+class Denoiser(torch.nn.Module):
+    """The text encoder and the transformer as one module (one optimizer, one EMA)."""
+
+    def __init__(self):
+        super().__init__()
+        self.text_encoder = models.build_encoder()
+        self.transformer = models.build_transformer()
+
+
+@torch.no_grad()
+def encode_latents(vae, x, shift, scale):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+        mean = vae.encode(x).latent_dist.mean
+    return (mean.float() - shift) * scale
+
+
+def flow_loss(net, context, aux, latents, ids, mask, sigmas, noise):
+    s = sigmas[:, None, None, None]
+    xt = (1 - s) * latents + s * noise
+    t5, llama, pooled = models.conditioning(net.text_encoder, ids, mask)
+    p = net.transformer.config.patch_size
+    image_tokens = (latents.shape[2] // p) * (latents.shape[3] // p)
+    context.key_mask = models.key_mask(mask, image_tokens)
+    pred = models.transformer_output(net.transformer, xt, sigmas, t5, llama, pooled)
+    context.key_mask = None
+    mse = F.mse_loss(pred.float(), (latents - noise).float())
+    balance = aux.take()
+    return mse, balance
+
+
+def train_dit(args, device, deadline, state, vae, ckpt):
+    shift, scale = state["vae"]["shift_factor"], state["vae"]["scaling_factor"]
+    prev = state.get("dit") or {"steps": 0, "seconds": 0.0, "curve": [], "chunks": []}
+    torch.manual_seed(args.seed + prev["steps"])
+    rng = random.Random(args.seed * 1000003 + prev["steps"])
+    net = Denoiser()
+    ema = Denoiser()
+    if prev["steps"] > 0:
+        ema_state = {k: v.float() for k, v in load_sharded(ckpt, "ema").items()}
+        raw_state = {k: v.float() for k, v in load_sharded(ckpt, "raw").items()} or ema_state
+        net.load_state_dict(raw_state)
+        ema.load_state_dict(ema_state)
+        log(f"resumed from step {prev['steps']} ({prev['seconds']:.0f} s trained)"
+            + ("" if raw_state is not ema_state else "; no raw-* shards: training goes on from the EMA"))
+    else:
+        ema.load_state_dict(net.state_dict())
+    net.to(device).train()
+    ema.to(device).eval().requires_grad_(False)
+    context, aux = models.prepare_for_training(net.transformer)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01,
+                            fused=device.type == "cuda")
+    ema_params = [p for p in ema.parameters()]
+    warmup = args.warmup if prev["steps"] == 0 else args.warmup // 4
+    step, start, chunk_start = prev["steps"], time.time(), prev["steps"]
+    last_save, window = time.time(), []
+    while time.time() < deadline or step == chunk_start:
+        done = prev["seconds"] + (time.time() - start)
+        lr = lr_at(step - chunk_start, done, args, warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        scenes, captions = scene_batch(rng, args.batch, drop=args.caption_drop)
+        x = data.render(scenes, models.IMAGE_SIZE, device, seed=rng.randrange(1 << 30))
+        latents = encode_latents(vae, x, shift, scale)
+        ids, mask = data.batch_ids(captions, device)
+        noise = torch.randn_like(latents)
+        u = torch.sigmoid(torch.randn(latents.shape[0], device=device))
+        sigmas = models.shifted(u, models.SCHEDULER_SHIFT)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            mse, balance = flow_loss(net, context, aux, latents, ids, mask, sigmas, noise)
+        loss = mse + (balance.float() if balance is not None else 0.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, list(net.parameters()), 1 - decay)
+        window.append(torch.stack([mse.detach(), gnorm.detach().float(),
+                                   balance.detach().float() if balance is not None else torch.zeros((), device=device)]))
+        if step % args.log_every == 0 or step == chunk_start + 1:
+            w = torch.stack(window).mean(0).tolist()
+            window = []
+            elapsed = time.time() - start
+            prev["curve"].append([step, round(prev["seconds"] + elapsed, 1), round(w[0], 5), round(w[1], 3),
+                                  round(w[2], 5), round(lr, 7)])
+            log(f"dit step {step} mse {w[0]:.5f} gnorm {w[1]:.3f} balance {w[2]:.5f} lr {lr:.2e} "
+                f"{(step - chunk_start) / elapsed:.2f} steps/s")
+        if args.save_every and time.time() - last_save > args.save_every:
+            save_dit(net, ema, args.out, state, prev, step, prev["seconds"] + time.time() - start, chunk_start)
+            last_save = time.time()
+    save_dit(net, ema, args.out, state, prev, step, prev["seconds"] + time.time() - start, chunk_start)
+    return ema
+
+
+def save_dit(net, ema, out, state, prev, step, seconds, chunk_start):
+    t = time.time()
+    save_sharded(net.state_dict(), out, "raw")
+    save_sharded(ema.state_dict(), out, "ema")
+    dit = dict(prev)
+    dit["steps"], dit["seconds"] = step, round(seconds, 1)
+    dit["chunks"] = prev["chunks"] + [{"from_step": chunk_start, "to_step": step}]
+    state["dit"] = dit
+    write_state(out, state)
+    log(f"saved step {step} to {out} ({time.time() - t:.1f} s)")
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stage", choices=["vae", "decoder", "dit", "all"], default="all")
+    ap.add_argument("--ckpt", default="", help="checkpoint folder to resume from")
+    ap.add_argument("--out", required=True, help="folder for the new checkpoint")
+    ap.add_argument("--seconds", type=float, default=540, help="wall-time budget of this chunk")
+    ap.add_argument("--vae-seconds", type=float, default=75)
+    ap.add_argument("--total-seconds", type=float, default=0,
+                    help="planned DiT training seconds over all chunks (LR schedule); 0: this chunk's")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=6e-4)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--ema", type=float, default=0.998)
+    ap.add_argument("--caption-drop", type=float, default=0.1)
+    ap.add_argument("--vae-batch", type=int, default=32)
+    ap.add_argument("--vae-size", type=int, default=256)
+    ap.add_argument("--vae-lr", type=float, default=5e-4)
+    ap.add_argument("--vae-kl", type=float, default=1e-4)
+    ap.add_argument("--decoder-seconds", type=float, default=0,
+                    help="when resuming: first fine-tune the VAE decoder (encoder frozen) this long")
+    ap.add_argument("--decoder-lr", type=float, default=3e-4)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--save-every", type=float, default=150, help="seconds between checkpoints (0: at the end only)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    begin = time.time()
+    deadline = begin + args.seconds
+    device = torch.device(args.device)
+    os.makedirs(args.out, exist_ok=True)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    import diffusers
+    import transformers
+    log(f"torch {torch.__version__} diffusers {diffusers.__version__} transformers {transformers.__version__} "
+        f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}); args {vars(args)}")
+    state = read_state(args.ckpt)
+    if args.stage == "decoder":
+        args.decoder_seconds = args.decoder_seconds or args.seconds
+    have_vae = args.ckpt and os.path.exists(os.path.join(args.ckpt, "vae.safetensors")) and state.get("vae")
+    if args.stage in ("vae", "all") and not (args.stage == "all" and have_vae):
+        vae = train_vae(args, device, min(deadline, time.time() + args.vae_seconds), state)
+        save_vae(vae, args.out, state)
+        write_state(args.out, state)
+    else:
+        vae = load_vae(args.ckpt, device)
+        if args.decoder_seconds > 0:
+            vae = finetune_decoder(args, vae, device, min(deadline, time.time() + args.decoder_seconds), state)
+            save_vae(vae, args.out, state)
+            write_state(args.out, state)
+        elif os.path.abspath(args.ckpt) != os.path.abspath(args.out):
+            save_vae(vae, args.out, state)
+    if args.stage in ("dit", "all"):
+        if not args.total_seconds:
+            args.total_seconds = (state.get("dit") or {}).get("seconds", 0) + deadline - time.time()
+        train_dit(args, device, deadline, state, vae, args.ckpt)
+    log(f"chunk done in {time.time() - begin:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
