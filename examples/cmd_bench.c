@@ -88,7 +88,7 @@ int cli_bench(int argc, char **argv)
     moedit_transformer_bench_options f = {.device = "cpu", .warmup = -1, .iterations = -1};
     int64_t seed = 0;
     int forward = 0;
-    const char *json = NULL, *markdown = NULL, *plot = NULL;
+    const char *json = NULL, *markdown = NULL, *plot = NULL, *comm_timing = "auto";
     cli_option options[] = {
         {"model", OPT_STRING, &o.model_dir, "diffusers-format model directory", "DIR"},
         {"config", OPT_STRING, &o.config_path, "transformer config.json: random weights, transformer only", "FILE"},
@@ -108,6 +108,7 @@ int cli_bench(int argc, char **argv)
         {"json", OPT_STRING, &json, "write the results as JSON (-: stdout instead of the table)", "FILE"},
         {"markdown", OPT_STRING, &markdown, "write the markdown table", "FILE"},
         {"plot", OPT_STRING, &plot, "write an SVG bar chart of images/s per layout", "FILE.svg"},
+        {"comm-timing", OPT_STRING, &comm_timing, "time every collective: auto (CPU yes, GPU no: it syncs), on, off", "MODE"},
         {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL},
         {"forward-only", OPT_FLAG, &forward, "time one transformer forward on one rank instead", NULL},
         {"iterations", OPT_INT, &f.iterations, "timed forwards (default 5; implies --forward-only)", "N"},
@@ -128,6 +129,9 @@ int cli_bench(int argc, char **argv)
         f.device = o.device, f.height = o.height, f.width = o.width, f.seed = o.seed;
         return forward_only(&f, o.text_tokens, json);
     }
+    if (!strcmp(comm_timing, "on")) o.comm_timing = 1;
+    else if (!strcmp(comm_timing, "off")) o.comm_timing = -1;
+    else if (strcmp(comm_timing, "auto")) return error_set("--comm-timing %s: auto, on or off", comm_timing);
     if (!o.height) o.height = 1024;
     if (!o.width) o.width = 1024;
     moedit_bench_result r;

@@ -151,6 +151,9 @@ typedef struct moedit_bench_options {
     int64_t warmup_steps;    /* steps of an untimed run of each layout before its timed run; 0: none */
     const char *work_dir;    /* images, latents, routing file; NULL: a temporary directory, removed after */
     int quiet;               /* no progress lines on stderr */
+    /* Time every collective: 0 = default (on for the CPU; off for GPUs, where
+     * timing means synchronising around each op, which slows the run), 1 = on, -1 = off. */
+    int comm_timing;
 } moedit_bench_options;
 
 #define MOEDIT_BENCH_GROUPS 8 /* tp, ulysses, ring, sp, cfg, dp, ep, vae */
@@ -186,6 +189,7 @@ typedef struct moedit_bench_layout {
 typedef struct moedit_bench_result {
     int world_size;
     int transformer_only;    /* no VAE: --config without a model directory */
+    int comm_measured;       /* collectives were timed (comm_* of the layouts are NAN otherwise) */
     char model[512], device[16], note[512];
     int64_t height, width, steps, warmup_steps;
     double guidance;

@@ -228,6 +228,7 @@ static void describe_run(bench_state *b)
     moedit_bench_result *r = b->r;
     r->world_size = b->w->size;
     r->transformer_only = !o->model_dir;
+    r->comm_measured = o->comm_timing > 0 || (o->comm_timing == 0 && !strcmp(o->device, "cpu"));
     snprintf(r->model, sizeof r->model, "%s", o->model_dir ? o->model_dir : o->config_path);
     snprintf(r->device, sizeof r->device, "%s", o->device);
     r->height = o->height, r->width = o->width, r->steps = o->steps, r->warmup_steps = o->warmup_steps;
@@ -333,6 +334,10 @@ static int summarize(bench_state *b, moedit_bench_layout *l, const float *rows, 
         }
         l->comm_seconds += comm / n;
         if (row[F_E2E] > 0) l->comm_share += comm / row[F_E2E] / n;
+    }
+    if (!b->r->comm_measured) {
+        l->comm_seconds = l->comm_share = l->comm_mib = NAN;
+        for (int k = 0; k < GROUP_KINDS; k++) l->comm_group_seconds[k] = NAN;
     }
     return 0;
 }
@@ -445,7 +450,7 @@ static int run_layout(bench_state *b, int index)
     /* The reference's untimed run is the whole schedule, capturing the routing. */
     int capture = l->reference && b->routed;
     bench_run_request q = {o, &b->facts, l, capture ? o->steps : o->warmup_steps, b->embeds_path,
-                           capture ? b->routing : NULL, NULL, warmup_image, NULL, 0};
+                           capture ? b->routing : NULL, NULL, warmup_image, NULL, 0, 0};
     bench_rank_sample s;
     memset(&s, 0, sizeof s);
     int status = 0;
@@ -466,6 +471,7 @@ static int run_layout(bench_state *b, int index)
         q.image_path = image;
         q.latents_path = latents;
         q.probes = 1;
+        q.time_collectives = b->r->comm_measured;
         if (barrier(b) == 0) {
             rss_reset_peak();
             status = agree(b, bench_run(&q, &s));

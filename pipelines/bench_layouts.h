@@ -52,7 +52,8 @@ typedef struct bench_run_request {
     const char *routing_capture, *routing_replay;
     const char *image_path;    /* generate's --output */
     const char *latents_path;  /* final latents of the first image; NULL: none */
-    int probes;                /* time steps and collectives, count memory */
+    int probes;                /* time steps, count memory */
+    int time_collectives;      /* with probes: wrap every group in a timer (pg_timed) */
 } bench_run_request;
 
 /* What one rank measured in one run. */

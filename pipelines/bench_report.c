@@ -139,6 +139,7 @@ int moedit_bench_write_json(const moedit_bench_result *r, const char *path)
     json_string(f, "machine", r->host, ",\n  ");
     json_string(f, "correct_means", r->tolerance, ",\n  ");
     json_string(f, "note", r->note, ",\n  ");
+    fprintf(f, "\"communication_timed\": %s,\n  ", r->comm_measured ? "true" : "false");
     if (r->fastest >= 0) json_string(f, "fastest", r->layouts[r->fastest].name, ",\n");
     else fprintf(f, "\"fastest\": null,\n");
     fprintf(f, "  \"layouts\": [\n");
@@ -170,18 +171,25 @@ static const char *psnr_text(double db, char *buf, size_t size)
     return buf;
 }
 
+static const char *percent_text(double share, char *buf, size_t size)
+{
+    if (isfinite(share)) snprintf(buf, size, "%.0f%%", 100 * share);
+    else snprintf(buf, size, "-");
+    return buf;
+}
+
 static void markdown_row(FILE *f, const moedit_bench_result *r, const moedit_bench_layout *l)
 {
-    char median[32], p10[32], p90[32], vae[32], e2e[32], psnr[32];
+    char median[32], p10[32], p90[32], vae[32], e2e[32], psnr[32], comm[32];
     const char *name = l->reference ? "serial (reference, rank 0 alone)" : l->name;
     const char *check = l->reference ? "reference" : l->correct ? "ok" : "**WRONG**";
-    fprintf(f, "| %s%s%s%s | %d | %s (%s-%s) | %s | %s | %.3g | %.2fx | %.0f%% | %.0f%% | %.1f | %.2g (of %.2g) | %s | %s |\n",
+    fprintf(f, "| %s%s%s%s | %d | %s (%s-%s) | %s | %s | %.3g | %.2fx | %.0f%% | %s | %.1f | %.2g (of %.2g) | %s | %s |\n",
             l->fastest ? "**" : "", name, l->fastest ? "** (fastest)" : "", l->images > 1 ? " [images in parallel]" : "",
             l->ranks, ms_text(l->step_ms_median, median, sizeof median), ms_text(l->step_ms_p10, p10, sizeof p10),
             ms_text(l->step_ms_p90, p90, sizeof p90),
             seconds_text(r->transformer_only ? NAN : l->vae_seconds, vae, sizeof vae),
             seconds_text(l->end_to_end_seconds, e2e, sizeof e2e), l->images_per_second, l->speedup, 100 * l->efficiency,
-            100 * l->comm_share, l->memory_mib_max, l->latent_max_diff, l->latent_scale,
+            percent_text(l->comm_share, comm, sizeof comm), l->memory_mib_max, l->latent_max_diff, l->latent_scale,
             psnr_text(r->transformer_only ? l->latent_psnr_db : l->image_psnr_db, psnr, sizeof psnr), check);
 }
 
@@ -213,5 +221,8 @@ int moedit_bench_write_markdown(const moedit_bench_result *r, const char *path)
                "inside collectives (mean over working ranks, waiting for peers included); peak: weights + "
                "activation arenas, max over working ranks.\n",
             r->transformer_only ? "caption projections + denoising" : "text encoding + denoising + VAE decode + image file");
+    if (!r->comm_measured)
+        fprintf(f, "Collectives were not timed (on GPUs that needs a synchronisation around each; --comm-timing on "
+                   "times them at that cost).\n");
     return bench_file_close(&file);
 }

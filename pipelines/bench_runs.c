@@ -47,7 +47,7 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
     const moedit_bench_layout *l = q->layout;
     parallel_degrees d = bench_layout_degrees(l, q->facts->world_size);
     const char *prompts[1] = {o->prompt ? o->prompt : DEFAULT_PROMPT};
-    generate_hooks hooks = {.user = s, .wrap_group = wrap_group, .on_step = on_step};
+    generate_hooks hooks = {.user = s, .wrap_group = q->time_collectives ? wrap_group : NULL, .on_step = on_step};
     moedit_generate_options g = {
         .model_dir = o->model_dir, .prompts = prompts, .prompt_count = q->embeds_path ? 0 : 1,
         .prompt_embeds_path = q->embeds_path, .height = o->height, .width = o->width, .steps = q->steps,
@@ -163,7 +163,7 @@ static int transformer_load(transformer_state *t, const bench_run_request *q, be
     t->be = backend_create(q->options->device);
     if (!t->be || parallel_context_init(&t->par, w, d, t->be)) return -1;
     t->have_par = 1;
-    for (int kind = 0; kind < GROUP_KINDS && q->probes; kind++)
+    for (int kind = 0; kind < GROUP_KINDS && q->probes && q->time_collectives; kind++)
         if (t->par.groups[kind] && !(t->par.groups[kind] = wrap_group(s, t->par.groups[kind]))) return -1;
     int ranks[LAYOUT_MAX_RANKS], ep_rank = 0;
     int ep_size = d.expert_parallel ? layout_group_ranks(&t->par.layout, GROUP_EP, w->rank, ranks) : 1;
@@ -239,7 +239,7 @@ static int run_transformer(const bench_run_request *q, bench_rank_sample *s)
         process_group *cfg_group = t.par.groups[GROUP_CFG];
         int split = cfg_group->size == 2;
         denoise_request request = {&t.run, t.have_text[0] ? &t.text[0] : NULL, t.have_text[1] ? &t.text[1] : NULL,
-                                   o->guidance, &t.sched, 0, split ? cfg_group : NULL, NULL};
+                                   o->guidance, &t.sched, 0, split ? cfg_group : NULL, NULL, NULL, NULL};
         if (q->probes) {
             request.on_step = on_step;
             request.on_step_user = s;
