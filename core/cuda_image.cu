@@ -1,10 +1,5 @@
-/* Image ops for the VAE, on x[C, H, W] (one sample, NCHW without N):
- *   conv2d       y[Cout, Ho, Wo] = w[Cout, Cin*k*k] im2col(x) (+ bias[Cout]),
- *                zero padding {top, bottom, left, right} (torch.nn.Conv2d on
- *                F.pad(x, (left, right, top, bottom))). Columns are built a
- *                band of output rows at a time into scratch (bounded memory),
- *                then one cuBLASLt product per band; a 1x1 stride-1 unpadded
- *                convolution is a plain product on x.
+/* Image ops for the VAE, on x[C, H, W] (one sample, NCHW without N); conv2d
+ * lives in cuda_conv.cu.
  *   group_norm_stats  stats[g] = (sum, sum of squares) over group g's
  *                channels, FP64 partial sums per chunk, then a fixed-order
  *                sum per group: deterministic, and partial statistics of
@@ -14,63 +9,7 @@
  *   upsample_nearest2x  y[c, i, j] = x[c, i / 2, j / 2]. */
 #include "core/cuda_common.cuh"
 
-#define COLUMN_BYTES ((size_t)256 << 20)
 #define STATS_THREADS 256
-
-/* columns[p, pixel] for output rows [first_row, first_row + band_rows) with
- * p = (c * k + ky) * k + kx. */
-__global__ void im2col_kernel(void *columns, int d_col, const void *x, int d_x, int64_t h, int64_t w, int kernel,
-                              int stride, int pad_top, int pad_left, int64_t wo, int64_t first_row, int64_t patch,
-                              int64_t pixels)
-{
-    int64_t n = patch * pixels;
-    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t p = e / pixels, pixel = e % pixels;
-        int kx = (int)(p % kernel), ky = (int)(p / kernel % kernel);
-        int64_t c = p / ((int64_t)kernel * kernel);
-        int64_t oy = first_row + pixel / wo, ox = pixel % wo;
-        int64_t iy = oy * stride + ky - pad_top, ix = ox * stride + kx - pad_left;
-        float value = iy >= 0 && iy < h && ix >= 0 && ix < w ? ld(x, d_x, (c * h + iy) * w + ix) : 0.0f;
-        st(columns, d_col, e, value);
-    }
-}
-
-void cuda_conv2d(backend *be, tensor y, tensor x, tensor w, tensor bias, int kernel, int stride, const int pad[4])
-{
-    cuda_state *s = cuda_of(be);
-    int64_t cin = x.shape[0], h = x.shape[1], wi = x.shape[2];
-    int64_t cout = y.shape[0], ho = y.shape[1], wo = y.shape[2];
-    int64_t patch = cin * kernel * kernel, pixels = ho * wo;
-    assert(x.ndim == 3 && y.ndim == 3 && tensor_cols(&w) == patch && tensor_rows(&w) == cout);
-    assert(ho == (h + pad[0] + pad[1] - kernel) / stride + 1 && wo == (wi + pad[2] + pad[3] - kernel) / stride + 1);
-    assert(!bias.data || tensor_numel(&bias) == cout);
-    if (pixels == 0 || cout == 0) return;
-    cuda_matrix weights = {w.data, w.dtype, patch};
-    size_t y_element = dtype_size(y.dtype);
-    int plain = kernel == 1 && stride == 1 && !pad[0] && !pad[1] && !pad[2] && !pad[3] && x.dtype == w.dtype;
-    if (plain) {
-        cuda_matrix input = {x.data, x.dtype, pixels};
-        cuda_gemm(s, y.data, y.dtype, pixels, weights, input, 0, cout, pixels, cin, cuda_tensor_none());
-    } else {
-        size_t row_bytes = (size_t)(patch * wo) * dtype_size(w.dtype);
-        int64_t band = (int64_t)(COLUMN_BYTES / (row_bytes ? row_bytes : 1));
-        if (band < 1) band = 1;
-        if (band > ho) band = ho;
-        void *columns = cuda_scratch(s, (size_t)band * row_bytes);
-        if (!columns) return;
-        for (int64_t first = 0; first < ho; first += band) {
-            int64_t rows = ho - first < band ? ho - first : band, band_pixels = rows * wo;
-            im2col_kernel<<<cuda_blocks(s, patch * band_pixels), CUDA_THREADS, 0, s->stream>>>(
-                columns, w.dtype, x.data, x.dtype, h, wi, kernel, stride, pad[0], pad[2], wo, first, patch,
-                band_pixels);
-            if (!cuda_launched(s, "conv2d (im2col)")) return;
-            cuda_matrix cols = {columns, w.dtype, band_pixels};
-            cuda_gemm(s, (char *)y.data + (size_t)(first * wo) * y_element, y.dtype, pixels, weights, cols, 0, cout,
-                      band_pixels, patch, cuda_tensor_none());
-        }
-    }
-    cuda_add_bias_rows(s, y.data, y.dtype, bias, cout, pixels, pixels);
-}
 
 /* partial[g * chunks + chunk] = FP64 (sum, sum of squares) of one chunk of group g. */
 __global__ void group_stats_partial_kernel(double *partial, const void *x, int d_x, int64_t group_len,

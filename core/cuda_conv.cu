@@ -1,0 +1,437 @@
+/* conv2d on the CUDA backend: y[Cout, Ho, Wo] = conv(x[Cin, H, W]) with
+ * w [Cout, Cin*k*k] (PyTorch's [Cout, Cin, k, k] flattened), bias [Cout] or
+ * none, zero padding {top, bottom, left, right} (torch.nn.Conv2d on
+ * F.pad(x, (left, right, top, bottom))) and a stride.
+ *
+ * cuDNN first (when built with it): the legacy cudnnConvolutionForward on
+ * NCHW tensors of one sample, FP32 accumulation, for x, w and y of one half
+ * dtype (BF16 or F16). cuDNN pads symmetrically per axis, so the padding is
+ * split: min(top, bottom) and min(left, right) go to cuDNN, and only the
+ * remainder (asymmetric downsampling's {0, 1, 0, 1}) is written explicitly
+ * into scratch; halo bands {0, 0, 1, 1} need no copy. The algorithm is chosen
+ * once per shape and device (cudnnFindConvolutionForwardAlgorithmEx: the
+ * fastest deterministic one within the workspace limit) and kept in a small
+ * cache with its descriptors; the workspace at run time comes from the
+ * backend's scratch buffer, in stream order.
+ *
+ * im2col + cuBLASLt otherwise, and whenever cuDNN declines a shape: columns
+ * are built a band of output rows at a time into scratch (bounded memory),
+ * then one product per band; a 1x1 stride-1 unpadded convolution is a plain
+ * product on x.
+ *
+ * Either way the bias is added afterwards by one pass over y, one channel per
+ * grid row (PyTorch adds conv bias the same way on its cuDNN path).
+ *
+ * Environment: MOEDIT_CUDNN=0 forces im2col; MOEDIT_CUDNN=heuristic picks
+ * algorithms by cudnnGetConvolutionForwardAlgorithm_v7 (no benchmarking on
+ * first use) instead of FindEx; MOEDIT_CUDNN_LOG=1 prints each choice. */
+#include "core/cuda_common.cuh"
+
+#ifdef MOEDIT_HAVE_CUDNN
+#include <cudnn.h>
+
+#include <mutex>
+#include <stdio.h>
+#include <stdlib.h>
+#endif
+
+#include <limits.h>
+
+#define COLUMN_BYTES ((size_t)256 << 20)
+
+/* ---- im2col + cuBLASLt ----------------------------------------------- */
+
+/* columns[p, pixel] for output rows [first_row, first_row + band_rows) with
+ * p = (c * k + ky) * k + kx. */
+__global__ void im2col_kernel(void *columns, int d_col, const void *x, int d_x, int64_t h, int64_t w, int kernel,
+                              int stride, int pad_top, int pad_left, int64_t wo, int64_t first_row, int64_t patch,
+                              int64_t pixels)
+{
+    int64_t n = patch * pixels;
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t p = e / pixels, pixel = e % pixels;
+        int kx = (int)(p % kernel), ky = (int)(p / kernel % kernel);
+        int64_t c = p / ((int64_t)kernel * kernel);
+        int64_t oy = first_row + pixel / wo, ox = pixel % wo;
+        int64_t iy = oy * stride + ky - pad_top, ix = ox * stride + kx - pad_left;
+        float value = iy >= 0 && iy < h && ix >= 0 && ix < w ? ld(x, d_x, (c * h + iy) * w + ix) : 0.0f;
+        st(columns, d_col, e, value);
+    }
+}
+
+/* y = conv(x) without bias; 0 on a failure already recorded. */
+static int conv2d_im2col(cuda_state *s, tensor y, tensor x, tensor w, int kernel, int stride, const int pad[4])
+{
+    int64_t cin = x.shape[0], h = x.shape[1], wi = x.shape[2];
+    int64_t cout = y.shape[0], ho = y.shape[1], wo = y.shape[2];
+    int64_t patch = cin * kernel * kernel, pixels = ho * wo;
+    cuda_matrix weights = {w.data, w.dtype, patch};
+    size_t y_element = dtype_size(y.dtype);
+    int plain = kernel == 1 && stride == 1 && !pad[0] && !pad[1] && !pad[2] && !pad[3] && x.dtype == w.dtype;
+    if (plain) {
+        cuda_matrix input = {x.data, x.dtype, pixels};
+        cuda_gemm(s, y.data, y.dtype, pixels, weights, input, 0, cout, pixels, cin, cuda_tensor_none());
+        return 1;
+    }
+    size_t row_bytes = (size_t)(patch * wo) * dtype_size(w.dtype);
+    int64_t band = (int64_t)(COLUMN_BYTES / (row_bytes ? row_bytes : 1));
+    if (band < 1) band = 1;
+    if (band > ho) band = ho;
+    void *columns = cuda_scratch(s, (size_t)band * row_bytes);
+    if (!columns) return 0;
+    for (int64_t first = 0; first < ho; first += band) {
+        int64_t rows = ho - first < band ? ho - first : band, band_pixels = rows * wo;
+        im2col_kernel<<<cuda_blocks(s, patch * band_pixels), CUDA_THREADS, 0, s->stream>>>(
+            columns, w.dtype, x.data, x.dtype, h, wi, kernel, stride, pad[0], pad[2], wo, first, patch, band_pixels);
+        if (!cuda_launched(s, "conv2d (im2col)")) return 0;
+        cuda_matrix cols = {columns, w.dtype, band_pixels};
+        cuda_gemm(s, (char *)y.data + (size_t)(first * wo) * y_element, y.dtype, pixels, weights, cols, 0, cout,
+                  band_pixels, patch, cuda_tensor_none());
+    }
+    return 1;
+}
+
+/* ---- bias -------------------------------------------------------------- */
+
+/* y[c, :] += bias[c] for c = blockIdx.y; eight BF16 values per 16-byte access
+ * when `vector` (y BF16, 16-byte aligned, pixels a multiple of 8). */
+__global__ void conv_bias_kernel(void *y, int d_y, const void *bias, int d_b, int64_t pixels, int vector)
+{
+    int64_t c = blockIdx.y;
+    float b = ld(bias, d_b, c);
+    int64_t step = (int64_t)gridDim.x * blockDim.x, first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (vector) {
+        uint4 *row = (uint4 *)((__nv_bfloat16 *)y + c * pixels);
+        for (int64_t i = first; i < pixels / 8; i += step) {
+            uint4 v = row[i];
+            __nv_bfloat162 *pair = (__nv_bfloat162 *)&v;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float2 f = __bfloat1622float2(pair[k]);
+                pair[k] = __floats2bfloat162_rn(f.x + b, f.y + b);
+            }
+            row[i] = v;
+        }
+    } else {
+        for (int64_t i = first; i < pixels; i += step) st(y, d_y, c * pixels + i, ld(y, d_y, c * pixels + i) + b);
+    }
+}
+
+static void conv_add_bias(cuda_state *s, tensor y, tensor bias, int64_t cout, int64_t pixels)
+{
+    if (!bias.data) return;
+    if (cout > 65535) { /* beyond a grid's rows: the generic kernel */
+        cuda_add_bias_rows(s, y.data, y.dtype, bias, cout, pixels, pixels);
+        return;
+    }
+    int vector = y.dtype == DTYPE_BF16 && pixels % 8 == 0 && ((uintptr_t)y.data & 15) == 0;
+    int64_t work = vector ? pixels / 8 : pixels, blocks = (work + CUDA_THREADS - 1) / CUDA_THREADS;
+    if (blocks > 1024) blocks = 1024;
+    conv_bias_kernel<<<dim3((unsigned)blocks, (unsigned)cout), CUDA_THREADS, 0, s->stream>>>(
+        y.data, y.dtype, bias.data, bias.dtype, pixels, vector);
+    cuda_launched(s, "conv2d (bias)");
+}
+
+/* ---- cuDNN ------------------------------------------------------------- */
+
+#ifdef MOEDIT_HAVE_CUDNN
+
+#define PLAN_SLOTS 64
+#define MAX_DEVICES 64
+#define FIND_WORKSPACE ((size_t)256 << 20) /* most workspace an algorithm may ask for */
+#define MAX_ALGOS 16
+
+/* The shape cuDNN sees: x [cin, h, w] after explicit padding, symmetric pads. */
+typedef struct conv_key {
+    int cin, h, w, cout, kernel, stride, pad_h, pad_w, dtype;
+} conv_key;
+
+typedef struct conv_plan {
+    conv_key key;
+    int used;
+    int chosen; /* an algorithm was looked for */
+    int usable; /* ... and found: otherwise im2col serves this shape */
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+    cudnnConvolutionFwdAlgo_t algo;
+    size_t workspace;
+} conv_plan;
+
+/* One handle per device, shared by the backends on it (the stream is set per
+ * call); never destroyed, as the cuBLASLt cache of a state would be. */
+typedef struct cudnn_device {
+    int tried;
+    cudnnHandle_t handle;
+    conv_plan plans[PLAN_SLOTS];
+    int next_evict;
+} cudnn_device;
+
+static std::mutex cudnn_lock;
+static cudnn_device *cudnn_devices[MAX_DEVICES];
+
+enum { CUDNN_OFF, CUDNN_FIND, CUDNN_HEURISTIC };
+
+static int cudnn_mode(void)
+{
+    static int mode = -1;
+    if (mode < 0) {
+        const char *v = getenv("MOEDIT_CUDNN");
+        /* Opt-in (MOEDIT_CUDNN=1 or =heuristic) until the cuDNN path has run
+         * on a GPU: it was written when the session's GPU time was spent. */
+        mode = !v || !*v || !strcmp(v, "0") ? CUDNN_OFF : !strcmp(v, "heuristic") ? CUDNN_HEURISTIC : CUDNN_FIND;
+    }
+    return mode;
+}
+
+static int cudnn_logging(void)
+{
+    static int log = -1;
+    if (log < 0) log = getenv("MOEDIT_CUDNN_LOG") && atoi(getenv("MOEDIT_CUDNN_LOG")) == 1;
+    return log;
+}
+
+static cudnn_device *cudnn_device_of(cuda_state *s)
+{
+    if (s->device < 0 || s->device >= MAX_DEVICES) return NULL;
+    cudnn_device *d = cudnn_devices[s->device];
+    if (!d) {
+        d = (cudnn_device *)calloc(1, sizeof *d);
+        if (!d) return NULL;
+        cudnn_devices[s->device] = d;
+    }
+    if (!d->tried) {
+        d->tried = 1;
+        cudnnStatus_t status = cudnnCreate(&d->handle);
+        if (status != CUDNN_STATUS_SUCCESS) {
+            d->handle = NULL;
+            cudaGetLastError();
+            if (cudnn_logging())
+                fprintf(stderr, "moedit: cuDNN unavailable on cuda:%d (%s): convolutions use im2col\n", s->device,
+                        cudnnGetErrorString(status));
+        }
+    }
+    return d->handle ? d : NULL;
+}
+
+static void plan_release(conv_plan *p)
+{
+    if (!p->used) return;
+    if (p->x) cudnnDestroyTensorDescriptor(p->x);
+    if (p->y) cudnnDestroyTensorDescriptor(p->y);
+    if (p->w) cudnnDestroyFilterDescriptor(p->w);
+    if (p->conv) cudnnDestroyConvolutionDescriptor(p->conv);
+    memset(p, 0, sizeof *p);
+}
+
+/* Descriptors for the key; 0 when cuDNN refuses them or disagrees on the output. */
+static int plan_describe(conv_plan *p, int ho, int wo)
+{
+    const conv_key *k = &p->key;
+    cudnnDataType_t type = k->dtype == DTYPE_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
+    int n = 0, c = 0, h = 0, w = 0;
+    if (cudnnCreateTensorDescriptor(&p->x) != CUDNN_STATUS_SUCCESS ||
+        cudnnCreateTensorDescriptor(&p->y) != CUDNN_STATUS_SUCCESS ||
+        cudnnCreateFilterDescriptor(&p->w) != CUDNN_STATUS_SUCCESS ||
+        cudnnCreateConvolutionDescriptor(&p->conv) != CUDNN_STATUS_SUCCESS)
+        return 0;
+    return cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, type, 1, k->cin, k->h, k->w) == CUDNN_STATUS_SUCCESS &&
+           cudnnSetFilter4dDescriptor(p->w, type, CUDNN_TENSOR_NCHW, k->cout, k->cin, k->kernel, k->kernel) ==
+               CUDNN_STATUS_SUCCESS &&
+           cudnnSetConvolution2dDescriptor(p->conv, k->pad_h, k->pad_w, k->stride, k->stride, 1, 1,
+                                           CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT) == CUDNN_STATUS_SUCCESS &&
+           cudnnSetConvolutionMathType(p->conv, CUDNN_TENSOR_OP_MATH) == CUDNN_STATUS_SUCCESS &&
+           cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, type, 1, k->cout, ho, wo) == CUDNN_STATUS_SUCCESS &&
+           cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &n, &c, &h, &w) == CUDNN_STATUS_SUCCESS &&
+           n == 1 && c == k->cout && h == ho && w == wo;
+}
+
+static conv_plan *plan_lookup(cudnn_device *d, const conv_key *key, int ho, int wo)
+{
+    for (int i = 0; i < PLAN_SLOTS; i++)
+        if (d->plans[i].used && !memcmp(&d->plans[i].key, key, sizeof *key)) return &d->plans[i];
+    conv_plan *p = NULL;
+    for (int i = 0; i < PLAN_SLOTS && !p; i++)
+        if (!d->plans[i].used) p = &d->plans[i];
+    if (!p) { /* full: evict round-robin */
+        p = &d->plans[d->next_evict];
+        d->next_evict = (d->next_evict + 1) % PLAN_SLOTS;
+        plan_release(p);
+    }
+    p->used = 1;
+    p->key = *key;
+    if (!plan_describe(p, ho, wo)) p->chosen = 1; /* usable stays 0: im2col */
+    return p;
+}
+
+/* The workspace cuDNN may ask for: FIND_WORKSPACE, or a quarter of free memory. */
+static size_t workspace_limit(void)
+{
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return free_bytes / 4 < FIND_WORKSPACE ? free_bytes / 4 : FIND_WORKSPACE;
+}
+
+/* Picks p's algorithm: by timing every candidate on these buffers (find) or by
+ * cuDNN's heuristics. Marks p usable on success. */
+static void plan_choose(cuda_state *s, cudnn_device *d, conv_plan *p, const void *x, const void *w, void *y)
+{
+    p->chosen = 1;
+    cudnnConvolutionFwdAlgoPerf_t perf[MAX_ALGOS];
+    int returned = 0;
+    size_t limit = workspace_limit();
+    cudnnStatus_t status;
+    if (cudnn_mode() == CUDNN_HEURISTIC) {
+        status = cudnnGetConvolutionForwardAlgorithm_v7(d->handle, p->x, p->w, p->conv, p->y, MAX_ALGOS, &returned,
+                                                        perf);
+    } else {
+        void *workspace = NULL;
+        size_t bytes = limit;
+        while (bytes >= ((size_t)1 << 20) && cudaMalloc(&workspace, bytes) != cudaSuccess) {
+            cudaGetLastError(); /* not sticky: try less */
+            workspace = NULL;
+            bytes /= 2;
+        }
+        if (!workspace) bytes = 0;
+        limit = bytes;
+        /* The inputs were enqueued on the stream; the search runs kernels of its own. */
+        if (!cuda_ok(s, cudaStreamSynchronize(s->stream), "conv2d (cuDNN search)")) {
+            cudaFree(workspace);
+            return;
+        }
+        status = cudnnFindConvolutionForwardAlgorithmEx(d->handle, p->x, x, p->w, w, p->conv, p->y, y, MAX_ALGOS,
+                                                        &returned, perf, workspace, bytes);
+        cudaFree(workspace);
+    }
+    cudaGetLastError();
+    if (status != CUDNN_STATUS_SUCCESS) returned = 0;
+    const cudnnConvolutionFwdAlgoPerf_t *best = NULL;
+    for (int i = 0; i < returned && !best; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].determinism == CUDNN_DETERMINISTIC &&
+            perf[i].memory <= limit)
+            best = &perf[i];
+    size_t workspace = 0;
+    if (best && cudnnSetConvolutionMathType(p->conv, best->mathType) == CUDNN_STATUS_SUCCESS &&
+        cudnnGetConvolutionForwardWorkspaceSize(d->handle, p->x, p->w, p->conv, p->y, best->algo, &workspace) ==
+            CUDNN_STATUS_SUCCESS) {
+        p->usable = 1;
+        p->algo = best->algo;
+        p->workspace = workspace > best->memory ? workspace : best->memory;
+    }
+    if (cudnn_logging()) {
+        const conv_key *k = &p->key;
+        if (p->usable)
+            fprintf(stderr,
+                    "moedit: cuDNN conv %dx%dx%d -> %d k%d s%d pad %d,%d: algo %d math %d, %.3f ms, workspace %zu KiB\n",
+                    k->cin, k->h, k->w, k->cout, k->kernel, k->stride, k->pad_h, k->pad_w, (int)p->algo,
+                    (int)best->mathType, best->time, p->workspace >> 10);
+        else
+            fprintf(stderr, "moedit: cuDNN conv %dx%dx%d -> %d k%d s%d pad %d,%d declined (%s, %d candidates)\n",
+                    k->cin, k->h, k->w, k->cout, k->kernel, k->stride, k->pad_h, k->pad_w,
+                    cudnnGetErrorString(status), returned);
+    }
+}
+
+/* dst[c, i, j] = src[c, i - top, j - left] inside src, else 0 (16-bit elements). */
+__global__ void conv_pad_kernel(uint16_t *dst, const uint16_t *src, int channels, int h, int w, int hp, int wp,
+                                int top, int left)
+{
+    int64_t n = (int64_t)channels * hp * wp; /* < 2^31: checked by the caller */
+    for (int64_t at = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; at < n; at += (int64_t)gridDim.x * blockDim.x) {
+        int e = (int)at, j = e % wp, i = e / wp % hp, c = e / (wp * hp);
+        int iy = i - top, ix = j - left;
+        dst[e] = iy >= 0 && iy < h && ix >= 0 && ix < w ? src[((int64_t)c * h + iy) * w + ix] : (uint16_t)0;
+    }
+}
+
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+static int fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
+
+/* 1: y = conv(x) without bias was enqueued; 0: cuDNN declined (nothing
+ * enqueued that matters, use im2col); -1: a failure is recorded. */
+static int conv2d_cudnn(cuda_state *s, tensor y, tensor x, tensor w, int kernel, int stride, const int pad[4])
+{
+    if (cudnn_mode() == CUDNN_OFF) return 0;
+    if ((x.dtype != DTYPE_BF16 && x.dtype != DTYPE_F16) || w.dtype != x.dtype || y.dtype != x.dtype) return 0;
+    int64_t cin = x.shape[0], h = x.shape[1], wi = x.shape[2], cout = y.shape[0], ho = y.shape[1], wo = y.shape[2];
+    if (pad[0] < 0 || pad[1] < 0 || pad[2] < 0 || pad[3] < 0 || cin < 1) return 0;
+    int pad_h = pad[0] < pad[1] ? pad[0] : pad[1], pad_w = pad[2] < pad[3] ? pad[2] : pad[3];
+    int top = pad[0] - pad_h, bottom = pad[1] - pad_h, left = pad[2] - pad_w, right = pad[3] - pad_w;
+    int explicit_pad = top || bottom || left || right;
+    int64_t hp = h + top + bottom, wp = wi + left + right;
+    if (!fits_int(cin * hp * wp) || !fits_int(cout * ho * wo) || !fits_int(tensor_numel(&w))) return 0;
+    size_t pad_bytes = explicit_pad ? round_up((size_t)(cin * hp * wp) * 2, 256) : 0;
+
+    std::lock_guard<std::mutex> guard(cudnn_lock);
+    cudnn_device *d = cudnn_device_of(s);
+    if (!d) return 0;
+    conv_key key;
+    memset(&key, 0, sizeof key);
+    key.cin = (int)cin, key.h = (int)hp, key.w = (int)wp, key.cout = (int)cout, key.kernel = kernel;
+    key.stride = stride, key.pad_h = pad_h, key.pad_w = pad_w, key.dtype = x.dtype;
+    conv_plan *p = plan_lookup(d, &key, (int)ho, (int)wo);
+    if (cudnnSetStream(d->handle, s->stream) != CUDNN_STATUS_SUCCESS) return 0;
+
+    /* scratch = [padded x | workspace]; it is reallocated when it grows, so the
+     * padding is written after the last cuda_scratch call. */
+    const void *input = x.data;
+    if (!p->chosen) {
+        if (explicit_pad) {
+            uint16_t *padded = (uint16_t *)cuda_scratch(s, pad_bytes);
+            if (!padded) return -1;
+            conv_pad_kernel<<<cuda_blocks(s, cin * hp * wp), CUDA_THREADS, 0, s->stream>>>(
+                padded, (const uint16_t *)x.data, (int)cin, (int)h, (int)wi, (int)hp, (int)wp, top, left);
+            if (!cuda_launched(s, "conv2d (pad)")) return -1;
+            input = padded;
+        }
+        plan_choose(s, d, p, input, w.data, y.data);
+        if (s->failed) return -1;
+    }
+    if (!p->usable) return 0;
+    char *base = (char *)cuda_scratch(s, pad_bytes + p->workspace);
+    if (!base && pad_bytes + p->workspace) return -1;
+    if (explicit_pad) {
+        conv_pad_kernel<<<cuda_blocks(s, cin * hp * wp), CUDA_THREADS, 0, s->stream>>>(
+            (uint16_t *)base, (const uint16_t *)x.data, (int)cin, (int)h, (int)wi, (int)hp, (int)wp, top, left);
+        if (!cuda_launched(s, "conv2d (pad)")) return -1;
+        input = base;
+    } else {
+        input = x.data;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    cudnnStatus_t status = cudnnConvolutionForward(d->handle, &one, p->x, input, p->w, w.data, p->conv, p->algo,
+                                                   p->workspace ? base + pad_bytes : NULL, p->workspace, &zero, p->y,
+                                                   y.data);
+    if (status != CUDNN_STATUS_SUCCESS) { /* e.g. an alignment this algorithm cannot take: im2col this time */
+        cudaGetLastError();
+        if (cudnn_logging()) fprintf(stderr, "moedit: cudnnConvolutionForward: %s\n", cudnnGetErrorString(status));
+        return 0;
+    }
+    return cuda_launched(s, "conv2d (cuDNN)") ? 1 : -1;
+}
+
+#endif /* MOEDIT_HAVE_CUDNN */
+
+void cuda_conv2d(backend *be, tensor y, tensor x, tensor w, tensor bias, int kernel, int stride, const int pad[4])
+{
+    cuda_state *s = cuda_of(be);
+    int64_t cin = x.shape[0], h = x.shape[1], wi = x.shape[2];
+    int64_t cout = y.shape[0], ho = y.shape[1], wo = y.shape[2];
+    int64_t patch = cin * kernel * kernel, pixels = ho * wo;
+    assert(x.ndim == 3 && y.ndim == 3 && tensor_cols(&w) == patch && tensor_rows(&w) == cout);
+    assert(ho == (h + pad[0] + pad[1] - kernel) / stride + 1 && wo == (wi + pad[2] + pad[3] - kernel) / stride + 1);
+    assert(!bias.data || tensor_numel(&bias) == cout);
+    (void)h, (void)wi, (void)patch;
+    if (pixels == 0 || cout == 0) return;
+    int done = 0;
+#ifdef MOEDIT_HAVE_CUDNN
+    done = conv2d_cudnn(s, y, x, w, kernel, stride, pad);
+    if (done < 0) return;
+#endif
+    if (!done && !conv2d_im2col(s, y, x, w, kernel, stride, pad)) return;
+    conv_add_bias(s, y, bias, cout, pixels);
+}
