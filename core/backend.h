@@ -26,6 +26,11 @@ typedef struct backend_ops {
     void (*fill)(backend *be, tensor dst, float value);
     void (*synchronize)(backend *be);
     void (*destroy)(backend *be);
+    /* 0, or -1 with the error set when an earlier op failed on the device
+     * (device errors surface asynchronously: this waits for queued work).
+     * Pipelines check it once per step and after the VAE, so a device fault
+     * ends the run with its message instead of writing a garbage image. */
+    int (*status)(backend *be);
 
     /* y[M, N] = x[M, K] w[N, K]^T (+ bias[N] when bias.data is not NULL). */
     void (*linear)(backend *be, tensor y, tensor x, tensor w, tensor bias);
@@ -91,6 +96,8 @@ typedef struct backend_ops {
                              tensor bias, float eps, int silu);
     /* y[C, 2H, 2W] = nearest-neighbour 2x upsampling of x[C, H, W]. */
     void (*upsample_nearest2x)(backend *be, tensor y, tensor x);
+    /* y[N, M] = x[M, N]^T (images [C, H*W] <-> token rows [H*W, C]). */
+    void (*transpose)(backend *be, tensor y, tensor x);
 
     /* MoE data movement: y[i] = x[index[i]]; and y[index[i]] += weight[i] * x[i]
      * (index I32 [n], weight F32 [n], both on the device). */

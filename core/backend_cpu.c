@@ -53,6 +53,8 @@ static void cpu_fill(backend *be, tensor dst, float value)
 
 static void cpu_synchronize(backend *be) {}
 
+static int cpu_status(backend *be) { return 0; /* CPU ops cannot fail after their arguments are checked */ }
+
 static void cpu_destroy(backend *be)
 {
     cpu_state *state = be->impl;
@@ -424,6 +426,19 @@ static void cpu_upsample_nearest2x(backend *be, tensor y, tensor x)
                 out[(c * 2 * h + oy) * 2 * w + ox] = in[(c * h + oy / 2) * w + ox / 2];
 }
 
+static void cpu_transpose(backend *be, tensor y, tensor x)
+{
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    float *out = f32(y);
+    const float *in = f32(x);
+    /* Blocks of 32 x 32 so both sides stay in cache lines. */
+#pragma omp parallel for
+    for (int64_t i0 = 0; i0 < rows; i0 += 32)
+        for (int64_t j0 = 0; j0 < cols; j0 += 32)
+            for (int64_t i = i0; i < i0 + 32 && i < rows; i++)
+                for (int64_t j = j0; j < j0 + 32 && j < cols; j++) out[j * rows + i] = in[i * cols + j];
+}
+
 static void cpu_gather_rows(backend *be, tensor y, tensor x, tensor index)
 {
     int64_t n = tensor_numel(&index), cols = tensor_cols(&x);
@@ -454,6 +469,7 @@ static const backend_ops cpu_ops = {
     .fill = cpu_fill,
     .synchronize = cpu_synchronize,
     .destroy = cpu_destroy,
+    .status = cpu_status,
     .linear = cpu_linear,
     .linear_grouped = cpu_linear_grouped,
     .add = cpu_add,
@@ -475,6 +491,7 @@ static const backend_ops cpu_ops = {
     .group_norm_stats = cpu_group_norm_stats,
     .group_norm_apply = cpu_group_norm_apply,
     .upsample_nearest2x = cpu_upsample_nearest2x,
+    .transpose = cpu_transpose,
     .gather_rows = cpu_gather_rows,
     .scatter_add_rows = cpu_scatter_add_rows,
 };

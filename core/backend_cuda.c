@@ -18,6 +18,8 @@ static void cuda_destroy(backend *be)
     free(be);
 }
 
+static int cuda_status(backend *be) { return cuda_state_status(cuda_of(be)); }
+
 static const backend_ops cuda_ops = {
     .alloc = cuda_alloc,
     .free = cuda_free,
@@ -27,6 +29,7 @@ static const backend_ops cuda_ops = {
     .fill = cuda_fill,
     .synchronize = cuda_synchronize,
     .destroy = cuda_destroy,
+    .status = cuda_status,
     .linear = cuda_linear,
     .linear_grouped = cuda_linear_grouped,
     .add = cuda_add,
@@ -48,6 +51,7 @@ static const backend_ops cuda_ops = {
     .group_norm_stats = cuda_group_norm_stats,
     .group_norm_apply = cuda_group_norm_apply,
     .upsample_nearest2x = cuda_upsample_nearest2x,
+    .transpose = cuda_transpose,
     .gather_rows = cuda_gather_rows,
     .scatter_add_rows = cuda_scatter_add_rows,
 };
@@ -72,6 +76,6 @@ backend *backend_cuda_create(int device_index)
     return be;
 }
 
-int backend_cuda_status(backend *be) { return cuda_state_status(cuda_of(be)); }
+int backend_cuda_status(backend *be) { return cuda_status(be); }
 
 void *backend_cuda_stream(backend *be) { return cuda_state_stream(cuda_of(be)); }

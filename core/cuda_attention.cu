@@ -5,7 +5,8 @@
  * and the causal variant (query i sees keys 0..i): torch's
  * F.scaled_dot_product_attention without dropout. BF16 tensors with head
  * dims that are multiples of 16 (up to 128) go to the tensor-core kernel of
- * cuda_flash_attention.cu; everything else runs the plain kernel below, FP32
+ * cuda_flash_attention.cu; head dims over 128 to the matrix products of
+ * cuda_attention_gemm.cu; everything else runs the plain kernel below, FP32
  * arithmetic on CUDA cores.
  *
  * A block of 4 warps takes 32 queries of one head; each warp owns 8 of
@@ -156,6 +157,7 @@ static void attention_launch(backend *be, tensor out, tensor lse, tensor q, tens
     assert(!lse.data || (lse.dtype == DTYPE_F32 && tensor_numel(&lse) == heads * sq));
     assert(!causal || sq == sk);
     if (sq == 0) return;
+    if (d > ATT_MAX_HEAD_DIM && cuda_attention_gemm(s, out, lse, q, k, v, heads, causal)) return;
     if (d > ATT_MAX_HEAD_DIM || d < 1) {
         char what[96];
         snprintf(what, sizeof what, "attention (head dim %d; supported: 1..%d)", d, ATT_MAX_HEAD_DIM);

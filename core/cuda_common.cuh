@@ -131,6 +131,9 @@ void cuda_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_m
                int64_t m, int64_t n, int64_t k, tensor bias);
 void cuda_gemm_cache_free(cuda_state *s);
 
+/* cuda_attention_gemm.cu: attention of any head dim through cuBLASLt; 0 when the dtypes differ. */
+int cuda_attention_gemm(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal);
+
 /* cuda_elementwise.cu */
 void cuda_convert(cuda_state *s, void *dst, tensor_dtype dst_dtype, const void *src, tensor_dtype src_dtype, int64_t n);
 /* y[i * ld + j] += bias[i] (rows) or bias[j] (cols), for i < rows, j < cols. */

@@ -1,12 +1,12 @@
 /* Flash attention on tensor cores (FlashAttention-2's schedule) for BF16
  * q, k, v, out and head dims that are multiples of 16 up to 128:
  *   out[i] = sum_j softmax_j(q_i . k_j / sqrt(D)) v_j,  lse[h, i] = log sum_j e^(q_i . k_j / sqrt(D))
- * and the causal variant. With MOEDIT_FLASH_WGMMA=1 in the environment, head
- * dims 64 and 128 run the Hopper kernel of cuda_flash_wgmma.cu instead (when
- * the build and the device have sm_90a and the rows are 16-byte aligned).
- * That kernel is opt-in because it has not yet run on a GPU: it was written
- * and checked against a CPU emulation when the session's GPU time was spent.
- * The kernel below (mma.sync) is the default.
+ * and the causal variant. Head dims 64 and 128 run the Hopper kernel of
+ * cuda_flash_wgmma.cu (when the build and the device have sm_90a and the rows
+ * are 16-byte aligned): on an H200 it reached 372-451 TFLOP/s at D=128 where
+ * the kernel below reached 71-76 (docs/benchmarks.md). MOEDIT_FLASH_WGMMA=0
+ * in the environment turns it off, for comparisons. The kernel below
+ * (mma.sync) serves the other head dims that are multiples of 16.
  * cuda_attention.cu's plain kernel is the fallback for every other case (F32
  * tensors, other head dims).
  *
@@ -221,7 +221,7 @@ int cuda_flash_attention(cuda_state *s, tensor out, tensor lse, tensor q, tensor
                         *vp = (const __nv_bfloat16 *)v.data;
     float *l = (float *)lse.data;
     static int wgmma = -1;
-    if (wgmma < 0) wgmma = getenv("MOEDIT_FLASH_WGMMA") && atoi(getenv("MOEDIT_FLASH_WGMMA")) == 1;
+    if (wgmma < 0) wgmma = !getenv("MOEDIT_FLASH_WGMMA") || atoi(getenv("MOEDIT_FLASH_WGMMA")) != 0;
     if (wgmma && cuda_flash_wgmma(s, o, l, qp, kp, vp, sq, sk, heads, d, causal)) {
         cuda_launched(s, causal ? "attention_causal (wgmma)" : "attention (wgmma)");
         return 1;

@@ -63,6 +63,7 @@ void cuda_group_norm_stats(backend *be, tensor stats, tensor x, int groups);
 void cuda_group_norm_apply(backend *be, tensor y, tensor x, tensor stats, int64_t count, tensor weight, tensor bias,
                            float eps, int silu);
 void cuda_upsample_nearest2x(backend *be, tensor y, tensor x);
+void cuda_transpose(backend *be, tensor y, tensor x);
 
 /* cuda_rows.cu */
 void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index);

@@ -3,6 +3,7 @@
  *   scatter_add_rows  y[index[i]] += weight[i] * x[i]          (MoE combine)
  *   split_columns     y[p * M + r, j] = x[r, p * w + j], w = C / parts, and
  *   merge_columns     its inverse                              (Ulysses packing)
+ *   transpose         y[j, i] = x[i, j]                        (VAE image <-> tokens)
  * Several slots may add into one row (top-k > 1), and y is BF16, so the adds
  * cannot be float atomics. scatter_add_rows is deterministic instead: a
  * stable radix sort of the slots by destination row (CUB), then one thread
@@ -143,3 +144,36 @@ static void column_blocks(backend *be, tensor y, tensor x, int parts, int split)
 void cuda_split_columns(backend *be, tensor y, tensor x, int parts) { column_blocks(be, y, x, parts, 1); }
 
 void cuda_merge_columns(backend *be, tensor y, tensor x, int parts) { column_blocks(be, y, x, parts, 0); }
+
+/* 32 x 32 tiles through shared memory: reads and writes both run along rows.
+ * Tiles walk the grid with strides, so any matrix fits the grid limits. */
+__global__ void transpose_kernel(void *y, int dy, const void *x, int dx, int64_t rows, int64_t cols)
+{
+    __shared__ float tile[32][33];
+    int64_t row_tiles = (rows + 31) / 32, col_tiles = (cols + 31) / 32;
+    for (int64_t t = blockIdx.x; t < row_tiles * col_tiles; t += gridDim.x) {
+        int64_t r0 = t / col_tiles * 32, c0 = t % col_tiles * 32;
+        for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+            int64_t r = r0 + i, c = c0 + threadIdx.x;
+            if (r < rows && c < cols) tile[i][threadIdx.x] = ld(x, dx, r * cols + c);
+        }
+        __syncthreads();
+        for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+            int64_t c = c0 + i, r = r0 + threadIdx.x;
+            if (r < rows && c < cols) st(y, dy, c * rows + r, tile[threadIdx.x][i]);
+        }
+        __syncthreads();
+    }
+}
+
+void cuda_transpose(backend *be, tensor y, tensor x)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    assert(tensor_numel(&y) == rows * cols);
+    if (rows * cols == 0) return;
+    int64_t tiles = ((rows + 31) / 32) * ((cols + 31) / 32);
+    transpose_kernel<<<(unsigned)(tiles < 65535 ? tiles : 65535), dim3(32, 8), 0, s->stream>>>(y.data, y.dtype, x.data,
+                                                                                            x.dtype, rows, cols);
+    cuda_launched(s, "transpose");
+}

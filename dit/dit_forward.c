@@ -53,7 +53,7 @@ static int check_layout(const dit_run *run)
 int dit_run_init(dit_run *run, const dit_model *model, int64_t latent_h, int64_t latent_w, int64_t t5_tokens,
                  int64_t llama_tokens, const dit_parallel *par)
 {
-    dit_run_shape shape = {latent_h, latent_w, 0, 0, t5_tokens, llama_tokens};
+    dit_run_shape shape = {latent_h, latent_w, 0, 0, t5_tokens, llama_tokens, 1};
     return dit_run_init_shape(run, model, &shape, par);
 }
 
@@ -66,7 +66,7 @@ static int check_grid(const dit_config *cfg, const char *what, int64_t h, int64_
     return 0;
 }
 
-/* Token counts of the target (padded when non-square) and the context. */
+/* Token counts of the target (padded when a non-square image) and the context. */
 static int size_sequence(dit_run *run, const dit_run_shape *shape)
 {
     const dit_config *cfg = &run->model->cfg;
@@ -74,12 +74,15 @@ static int size_sequence(dit_run *run, const dit_run_shape *shape)
     if (check_grid(cfg, "latent", shape->latent_h, shape->latent_w)) return -1;
     if ((shape->context_h || shape->context_w) && check_grid(cfg, "context latent", shape->context_h, shape->context_w))
         return -1;
+    run->frames = shape->frames > 1 ? shape->frames : 1;
+    if (run->frames > 1 && (shape->context_h || shape->context_w))
+        return error_set("a clip of %lld frames cannot also have in-context tokens", (long long)run->frames);
     run->latent_h = shape->latent_h;
     run->latent_w = shape->latent_w;
     run->grid_h = shape->latent_h / p;
     run->grid_w = shape->latent_w / p;
-    run->valid_tokens = run->grid_h * run->grid_w;
-    run->image_tokens = dit_image_tokens(cfg, shape->latent_h, shape->latent_w);
+    run->valid_tokens = run->frames * run->grid_h * run->grid_w;
+    run->image_tokens = run->frames > 1 ? run->valid_tokens : dit_image_tokens(cfg, shape->latent_h, shape->latent_w);
     if (run->valid_tokens > run->image_tokens)
         return error_set("non-square latent %lldx%lld has %lld patches, more than the %lld that the transformer's "
                          "max_resolution [%d, %d] allows",
@@ -92,7 +95,8 @@ static int size_sequence(dit_run *run, const dit_run_shape *shape)
     return 0;
 }
 
-/* The RoPE tables of the target (ids (0, row, col)) and the context (1, row, col). */
+/* The RoPE tables of the target (ids (frame, row, col); frame 0 for an
+ * image) and the context (1, row, col). */
 static int build_rope(dit_run *run)
 {
     const dit_config *cfg = &run->model->cfg;
@@ -105,7 +109,9 @@ static int build_rope(dit_run *run)
         free(table);
         return -1;
     }
-    dit_rope_table(cfg, 0, run->grid_h, run->grid_w, table);
+    int64_t frame_tokens = run->grid_h * run->grid_w;
+    for (int64_t f = 0; f < run->frames; f++)
+        dit_rope_table(cfg, (int)f, run->grid_h, run->grid_w, table + f * frame_tokens * cfg->rope_dim);
     be->ops->upload(be, run->rope, table);
     if (run->context_tokens > 0) {
         run->context_rope = arena_tensor_typed(&run->persistent, DTYPE_F32, run->context_tokens, cfg->rope_dim);
@@ -142,8 +148,8 @@ int dit_run_init_shape(dit_run *run, const dit_model *model, const dit_run_shape
     run->context = arena_tensor_2d(&run->persistent, context_rows > 0 ? context_rows : 1, cfg->dim);
     if (!run->host_tokens || !run->context.data || build_rope(run)) {
         dit_run_free(run);
-        return error_set("out of memory preparing a %lldx%lld latent", (long long)shape->latent_h,
-                         (long long)shape->latent_w);
+        return error_set("out of memory preparing %lld latent frame(s) of %lldx%lld", (long long)run->frames,
+                         (long long)shape->latent_h, (long long)shape->latent_w);
     }
     run->context = tensor_row_slice(run->context, 0, context_rows);
     if (moe_scratch_init(&run->moe, rows, cfg->num_routed_experts, cfg->num_activated_experts,
@@ -222,8 +228,11 @@ static int embed_image(dit_run *run, const float *latents, const dit_sequence *s
     const dit_config *cfg = &model->cfg;
     backend *be = model->be;
     int64_t features = (int64_t)cfg->patch_size * cfg->patch_size * cfg->in_channels;
-    dit_patchify(latents, cfg->in_channels, run->latent_h, run->latent_w, cfg->patch_size, run->image_tokens,
-                 run->host_tokens);
+    int64_t frame_latents = (int64_t)cfg->in_channels * run->latent_h * run->latent_w;
+    int64_t frame_tokens = run->frames > 1 ? run->grid_h * run->grid_w : run->image_tokens; /* an image's padding */
+    for (int64_t f = 0; f < run->frames; f++)
+        dit_patchify(latents + f * frame_latents, cfg->in_channels, run->latent_h, run->latent_w, cfg->patch_size,
+                     frame_tokens, run->host_tokens + f * frame_tokens * features);
     tensor tokens = arena_tensor_2d(&run->scratch, s->image_tokens, features);
     if (!tokens.data) return -1;
     be->ops->upload(be, tokens, run->host_tokens + s->image_first * features);
@@ -259,7 +268,12 @@ static int final_layer(dit_run *run, const dit_sequence *s, float *out)
     if (sp->ops->all_gather_rows(sp, all, tokens, rows)) return -1;
     trace(run, "final", all);
     be->ops->download(be, run->host_tokens, all);
-    dit_unpatchify(run->host_tokens, cfg->out_channels, run->latent_h, run->latent_w, cfg->patch_size, out);
+    if (be->ops->status(be)) return -1; /* a device fault in any op of the step */
+    int64_t frame_tokens = run->grid_h * run->grid_w;
+    int64_t frame_latents = (int64_t)cfg->out_channels * run->latent_h * run->latent_w;
+    for (int64_t f = 0; f < run->frames; f++)
+        dit_unpatchify(run->host_tokens + f * frame_tokens * features, cfg->out_channels, run->latent_h, run->latent_w,
+                       cfg->patch_size, out + f * frame_latents);
     return 0;
 }
 

@@ -16,7 +16,12 @@
  * appended after the target tokens, attending jointly with everything. Their
  * RoPE ids are (1, row, col) where the target's are (0, row, col), so
  * attention tells the two images apart while rows and columns still line up.
- * Only the target tokens' outputs form the result. */
+ * Only the target tokens' outputs form the result.
+ *
+ * Video: a clip's latents [F, C, H, W] are F frames patchified one after the
+ * other (token = f * pH * pW + row * pW + col) with RoPE ids (f, row, col),
+ * HiDream's 3-axis RoPE with the frame on the first axis; never padded (the
+ * max_resolution padding is an image rule). Text tokens are as for images. */
 #ifndef MOEDIT_DIT_FORWARD_H
 #define MOEDIT_DIT_FORWARD_H
 
@@ -63,15 +68,16 @@ typedef struct dit_parallel {
 
 typedef struct dit_run {
     const dit_model *model;
-    int64_t latent_h, latent_w, grid_h, grid_w;
-    int64_t valid_tokens; /* pH * pW */
+    int64_t latent_h, latent_w, grid_h, grid_w; /* of one frame */
+    int64_t frames;       /* 1 for an image */
+    int64_t valid_tokens; /* frames * pH * pW */
     int64_t image_tokens; /* valid, or max_seq when non-square */
     int64_t context_h, context_w;
     int64_t context_tokens; /* cH * cW in-context tokens (never padded); 0: none */
     int64_t text_tokens;  /* t5 + 2 * llama, the most this run accepts */
     arena persistent;     /* rope tables, embedded context */
     arena scratch;        /* reset at every forward */
-    tensor rope;          /* [valid_tokens, rope_dim], ids (0, row, col) */
+    tensor rope;          /* [valid_tokens, rope_dim], ids (frame, row, col) */
     tensor context_rope;  /* [context_tokens, rope_dim], ids (1, row, col) */
     tensor context;       /* [this sp rank's context rows, C]: x_embedder(context) */
     int has_context;      /* dit_run_set_context was called */
@@ -91,11 +97,13 @@ int dit_run_init(dit_run *run, const dit_model *model, int64_t latent_h, int64_t
                  int64_t llama_tokens, const dit_parallel *par);
 
 /* The same with in-context tokens: a context latent of context_h x
- * context_w (multiples of the patch; 0 x 0: none). */
+ * context_w (multiples of the patch; 0 x 0: none); or with frames > 1, a
+ * clip of that many latent_h x latent_w frames (no context then). */
 typedef struct dit_run_shape {
     int64_t latent_h, latent_w;
     int64_t context_h, context_w;
     int64_t t5_tokens, llama_tokens;
+    int64_t frames; /* 0 or 1: an image */
 } dit_run_shape;
 
 int dit_run_init_shape(dit_run *run, const dit_model *model, const dit_run_shape *shape, const dit_parallel *par);
@@ -106,8 +114,9 @@ void dit_run_free(dit_run *run);
  * on the step). Required before dit_forward when the run has context. */
 int dit_run_set_context(dit_run *run, const float *latents);
 
-/* out[C_out, H, W] = transformer(latents[C_in, H, W], timestep, text); host arrays.
- * With context tokens, out is still the target image's alone. */
+/* out[F, C_out, H, W] = transformer(latents[F, C_in, H, W], timestep, text);
+ * host arrays, F = run->frames (1: an image [C, H, W]). With context tokens,
+ * out is still the target image's alone. */
 int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out);
 
 #endif

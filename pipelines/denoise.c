@@ -28,7 +28,7 @@ static void guide(float *cond, const float *uncond, double guidance, int64_t n)
 int denoise(const denoise_request *r, float *latents)
 {
     const dit_config *cfg = &r->run->model->cfg;
-    int64_t n = (int64_t)cfg->in_channels * r->run->latent_h * r->run->latent_w;
+    int64_t n = r->run->frames * cfg->in_channels * r->run->latent_h * r->run->latent_w;
     int split = r->cfg && r->cfg->size == 2;
     /* [cond | uncond | this rank's branch]: MPI forbids gathering in place. */
     float *both = malloc((size_t)(3 * n) * sizeof(float));

@@ -28,7 +28,7 @@ typedef struct denoise_request {
     void *on_step_user;
 } denoise_request;
 
-/* latents[C, h, w] (host) are denoised in place. */
+/* latents[F, C, h, w] (host; F = run->frames, 1 for an image) are denoised in place. */
 int denoise(const denoise_request *request, float *latents);
 
 #endif

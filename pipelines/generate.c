@@ -363,7 +363,7 @@ static int run_job(generate_state *g, int job, const char *prompt, uint64_t seed
         if (text[1].llama_tokens > llama) llama = text[1].llama_tokens;
     }
     int in_context = g->condition && g->condition->in_context;
-    dit_run_shape shape = {g->latent_h, g->latent_w, in_context ? g->latent_h : 0, in_context ? g->latent_w : 0, t5, llama};
+    dit_run_shape shape = {g->latent_h, g->latent_w, in_context ? g->latent_h : 0, in_context ? g->latent_w : 0, t5, llama, 1};
     if (dit_run_init_shape(&run, &g->bundle.transformer, &shape, &par)) goto done;
     have_run = 1;
     run.routing = o->routing_capture || o->routing_replay ? &g->routing : NULL;

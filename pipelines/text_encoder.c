@@ -365,7 +365,7 @@ static int forward(const text_encoder *enc, arena *scratch, const int32_t *ids, 
     }
     be->ops->rms_norm(be, b.normed, b.x, enc->norm, (float)cfg->rms_norm_eps);
     be->ops->download(be, hidden_states + cfg->num_layers * layer_floats, b.normed);
-    return 0;
+    return be->ops->status(be); /* a device fault in any layer */
 }
 
 int text_encoder_forward(const text_encoder *enc, arena *scratch, const int32_t *ids, int64_t tokens,

@@ -46,7 +46,7 @@ static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing 
     dit_text_inputs text_in = {in.t5, T5_TOKENS, in.llama, LLAMA_LAYERS, LLAMA_TOKENS, in.pooled};
     if (dit_text_encode(&text, &model, &text_in) == 0) {
         dit_run_shape shape = {LATENT_H, LATENT_W, with_context ? CONTEXT_H : 0, with_context ? CONTEXT_W : 0,
-                               T5_TOKENS, LLAMA_TOKENS};
+                               T5_TOKENS, LLAMA_TOKENS, 1};
         if (dit_run_init_shape(&run, &model, &shape, par) == 0) {
             run.routing = routing;
             status = with_context ? dit_run_set_context(&run, in.context) : 0;

@@ -561,6 +561,19 @@ static void test_upsample_nearest2x_repeats_each_pixel_exactly(void)
     check_exact("upsample_nearest2x", y, want);
 }
 
+static void test_transpose_moves_every_element_exactly(void)
+{
+    /* Not multiples of the CPU's 32 x 32 blocks. */
+    enum { ROWS = 37, COLS = 70 };
+    float *x;
+    tensor tx = randomize(matrix(ROWS, COLS), &x), y = matrix(COLS, ROWS);
+    float *want = host_alloc(ROWS * COLS * sizeof(float));
+    for (int i = 0; i < ROWS; i++)
+        for (int j = 0; j < COLS; j++) want[j * ROWS + i] = x[i * COLS + j];
+    be->ops->transpose(be, y, tx);
+    check_exact("transpose", y, want);
+}
+
 static void run(void (*test)(void))
 {
     test();
@@ -594,6 +607,7 @@ int main(void)
     run(test_conv2d_matches_naive_with_padding_and_stride);
     run(test_group_norm_stats_and_apply_match_naive);
     run(test_upsample_nearest2x_repeats_each_pixel_exactly);
+    run(test_transpose_moves_every_element_exactly);
     backend_destroy(be);
     return test_finish("test_backend_ops");
 }

@@ -427,6 +427,14 @@ static void test_attention(void)
     attention_case(50, 61, 2, 80, 0);
     attention_case(1000, 1000, 4, 128, 0);
     attention_case(33, 200, 5, 48, 0);
+    /* Head dims over 128 (the VAE's single 512-wide head): the GEMM path,
+     * with more queries than one chunk holds at this key count. */
+    attention_case(300, 257, 1, 512, 0);
+    attention_case(70, 90, 2, 160, 0);
+    attention_case(129, 129, 1, 256, 1);
+    attention_typed(F32, 45, 77, 1, 192, 0);
+    attention_case(4200, 300, 1, 256, 0); /* two chunks of queries */
+    attention_case(4200, 4200, 2, 160, 1);
     attention_case(66, 129, 2, 96, 0);
     attention_case(70, 70, 2, 64, 1);
     attention_case(129, 129, 3, 128, 1);
@@ -493,6 +501,15 @@ static void test_group_norm_and_upsample(void)
     cpu->ops->upsample_nearest2x(cpu, up.c, x.c);
     gpu->ops->upsample_nearest2x(gpu, up.g, x.g);
     compare("upsample_nearest2x", up, TOL_EXACT);
+
+    pair tokens = pair_2d(ACT, H * W, C), wide = randomized(pair_2d(ACT, 37, 1000), 1.0f, 0.0f);
+    pair wide_t = pair_2d(ACT, 1000, 37);
+    cpu->ops->transpose(cpu, tokens.c, tensor_reshape_2d(x.c, C, H * W));
+    gpu->ops->transpose(gpu, tokens.g, tensor_reshape_2d(x.g, C, H * W));
+    compare("transpose [12, 117]", tokens, TOL_EXACT);
+    cpu->ops->transpose(cpu, wide_t.c, wide.c);
+    gpu->ops->transpose(gpu, wide_t.g, wide.g);
+    compare("transpose [37, 1000]", wide_t, TOL_EXACT);
 }
 
 static void run(void (*test)(void))

@@ -90,7 +90,7 @@ int main(void)
 
     dit_run run;
     dit_run_shape shape = {latent_shape[1], latent_shape[2], context_shape[1], context_shape[2], t5_shape[0],
-                           llama_shape[1]};
+                           llama_shape[1], 1};
     CHECK_MSG(dit_run_init_shape(&run, &model, &shape, NULL) == 0, "%s", error_message());
     CHECK_MSG(dit_forward(&run, &text, latents, timestep[0], out) != 0 &&
                   strstr(error_message(), "no context image") != NULL,

@@ -170,29 +170,8 @@ static void check_missing_weights(void)
     backend_destroy(be);
 }
 
-/* vae_transpose against a plain loop. */
-static void check_transpose(void)
-{
-    enum { ROWS = 5, COLS = 7 };
-    backend *be = backend_cpu_create();
-    arena scratch;
-    arena_init(&scratch, be);
-    vae_exec ex = {be, &scratch, NULL, 0, 0, 0};
-    float host[ROWS * COLS], got[ROWS * COLS];
-    for (int i = 0; i < ROWS * COLS; i++) host[i] = (float)i * 0.5f - 3;
-    tensor x = arena_tensor_2d(&scratch, ROWS, COLS), y = arena_tensor_2d(&scratch, COLS, ROWS);
-    be->ops->upload(be, x, host);
-    CHECK(vae_transpose(&ex, y, x, ROWS, COLS) == 0);
-    be->ops->download(be, got, y);
-    for (int i = 0; i < ROWS; i++)
-        for (int j = 0; j < COLS; j++) CHECK(got[j * ROWS + i] == host[i * COLS + j]);
-    arena_free(&scratch);
-    backend_destroy(be);
-}
-
 int main(void)
 {
-    check_transpose();
     check_configs();
     check_unsupported_configs();
     check_missing_weights();

@@ -17,11 +17,14 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.
 for size in 1024 2048; do
   iterations=$([ "$size" = 1024 ] && echo 10 || echo 4)
   "$build/moedit" bench --config "$config" --random-weights --device cuda --height "$size" --width "$size" \
-    --text-tokens 128 --warmup 2 --iterations "$iterations" --json >>"$out/moedit_transformer.jsonl"
+    --text-tokens 128 --warmup 2 --iterations "$iterations" --json - >>"$out/moedit_transformer.jsonl"
   python3 tools/bench_diffusers.py transformer --config "$config" --height "$size" --width "$size" \
     --text-tokens 128 --warmup 2 --iterations "$iterations" >>"$out/diffusers_transformer.jsonl"
 done
 python3 tools/bench_diffusers.py vae --height 1024 --width 1024 --save-vae "$out/flux_vae" >>"$out/diffusers_vae.jsonl"
 "$build/moedit" bench-vae --vae "$out/flux_vae" --device cuda --height 1024 --width 1024 --iterations 5 --json \
   >>"$out/moedit_vae.jsonl"
+# The cuDNN convolutions (opt-in while they are slower than im2col; see core/cuda_conv.cu).
+MOEDIT_CUDNN=1 "$build/moedit" bench-vae --vae "$out/flux_vae" --device cuda --height 1024 --width 1024 --iterations 5 \
+  --json | sed 's/^{/{"convolutions":"cudnn",/' >>"$out/moedit_vae.jsonl"
 rm -rf "$out/flux_vae"

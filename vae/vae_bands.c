@@ -137,7 +137,7 @@ int vae_band_collect(const vae_exec *ex, tensor x, float *full)
     int64_t channels = x.shape[0], rows = x.shape[1], width = x.shape[2];
     if (!vae_banded(ex)) {
         be->ops->download(be, full, x);
-        return 0;
+        return be->ops->status(be); /* a device fault anywhere in the VAE */
     }
     process_group *g = ex->group;
     int64_t total = vae_band_global_rows(ex, rows), counts[1024];
@@ -150,6 +150,9 @@ int vae_band_collect(const vae_exec *ex, tensor x, float *full)
     if (status == 0) status = g->ops->all_gather_rows(g, gathered, tensor_reshape_2d(x, channels * rows, width), counts);
     if (status == 0) {
         be->ops->download(be, host, gathered);
+        status = be->ops->status(be);
+    }
+    if (status == 0) {
         /* Gathered as [band][C][band rows][W]; the image is [C][rows][W]. */
         int64_t at = 0, first = 0;
         for (int p = 0; p < g->size; p++) {

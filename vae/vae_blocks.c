@@ -85,29 +85,6 @@ int vae_resnet_forward(const vae_exec *ex, tensor y, tensor x, const vae_resnet 
     return status;
 }
 
-int vae_transpose(const vae_exec *ex, tensor y, tensor x, int64_t rows, int64_t cols)
-{
-    /* No transpose op yet: gather_rows over 1-float rows with the permutation
-     * y[j * rows + i] = x[i * cols + j] does it on any backend. */
-    int64_t n = rows * cols;
-    if (n > INT32_MAX)
-        return error_set("VAE attention: a [%lld, %lld] image is too large to transpose", (long long)rows,
-                         (long long)cols);
-    int32_t *index = malloc((size_t)n * sizeof(int32_t));
-    tensor device_index = arena_tensor_typed(ex->scratch, DTYPE_I32, n, 1);
-    if (!index || !device_index.data) {
-        free(index);
-        return error_set("out of memory transposing a [%lld, %lld] image in the VAE attention", (long long)rows,
-                         (long long)cols);
-    }
-    for (int64_t j = 0; j < cols; j++)
-        for (int64_t i = 0; i < rows; i++) index[j * rows + i] = (int32_t)(i * cols + j);
-    ex->be->ops->upload(ex->be, device_index, (const float *)index);
-    free(index);
-    ex->be->ops->gather_rows(ex->be, tensor_reshape_2d(y, n, 1), tensor_reshape_2d(x, n, 1), device_index);
-    return 0;
-}
-
 int vae_attention_forward(const vae_exec *ex, tensor y, tensor x, const vae_attention *attention)
 {
     backend *be = ex->be;
@@ -125,7 +102,7 @@ int vae_attention_forward(const vae_exec *ex, tensor y, tensor x, const vae_atte
                      ? 0
                      : error_prefix("VAE attention over %lld tokens", (long long)all);
     if (status == 0) status = vae_group_norm_forward(ex, normed, x, &attention->group_norm, 0);
-    if (status == 0) status = vae_transpose(ex, tokens, normed, c, s);
+    if (status == 0) be->ops->transpose(be, tokens, tensor_reshape_2d(normed, c, s));
     if (status == 0) {
         be->ops->linear(be, q, tokens, attention->to_q.weight, attention->to_q.bias);
         be->ops->linear(be, k, tokens, attention->to_k.weight, attention->to_k.bias);
@@ -136,7 +113,7 @@ int vae_attention_forward(const vae_exec *ex, tensor y, tensor x, const vae_atte
     if (status == 0) {
         be->ops->attention(be, out, tensor_none(), q, k_all, v_all, 1);
         be->ops->linear(be, tokens, out, attention->to_out.weight, attention->to_out.bias);
-        status = vae_transpose(ex, y, tokens, s, c);
+        be->ops->transpose(be, tensor_reshape_2d(y, c, s), tokens);
     }
     if (status == 0) be->ops->add(be, y, y, x);
     arena_release(ex->scratch, mark);

@@ -100,8 +100,5 @@ int vae_level_resnets_forward(const vae_exec *ex, vae_activations *acts, const v
 /* UNetMidBlock2D: resnets[0], attention (when present), resnets[1]. */
 int vae_mid_block_forward(const vae_exec *ex, vae_activations *acts, const vae_mid_block *mid);
 
-/* y[cols, rows] = x[rows, cols]^T (any tensors of that numel), through
- * gather_rows until the backend has a transpose op. */
-int vae_transpose(const vae_exec *ex, tensor y, tensor x, int64_t rows, int64_t cols);
 
 #endif
