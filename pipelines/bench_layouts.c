@@ -24,6 +24,7 @@
 #include "core/safetensors.h"
 #include "core/timer.h"
 #include "parallel/world.h"
+#include "pipelines/model_bundle.h"
 #include "pipelines/runtime.h"
 #include "vae/vae_config.h"
 
@@ -565,6 +566,7 @@ int moedit_bench_layouts(const moedit_bench_options *o, moedit_bench_result *r)
     for (int i = 0; i < b.w->size; i++) ranks[i] = i;
     b.world = b.w->size == 1 ? pg_create_self("world", 0, b.host) : pg_create_mpi("world", ranks, b.w->size, b.w->rank, b.host);
     int status = b.world ? bench_all(&b) : -1;
+    model_bundle_drop_kept(); /* the runs kept the last model for the next */
     remove_work_dir(&b);
     pg_destroy(b.world);
     backend_destroy(b.host);

@@ -47,7 +47,10 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
     const moedit_bench_layout *l = q->layout;
     parallel_degrees d = bench_layout_degrees(l, q->facts->world_size);
     const char *prompts[1] = {o->prompt ? o->prompt : DEFAULT_PROMPT};
-    generate_hooks hooks = {.user = s, .wrap_group = q->time_collectives ? wrap_group : NULL, .on_step = on_step};
+    /* The warm-up and the timed run of a layout, and the layouts after it with
+     * the same shard, share one loaded model. */
+    generate_hooks hooks = {.user = s, .wrap_group = q->time_collectives ? wrap_group : NULL,
+                            .on_step = q->probes ? on_step : NULL, .keep_model = 1};
     moedit_generate_options g = {
         .model_dir = o->model_dir, .prompts = prompts, .prompt_count = q->embeds_path ? 0 : 1,
         .prompt_embeds_path = q->embeds_path, .height = o->height, .width = o->width, .steps = q->steps,
@@ -55,7 +58,7 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
         .latents_output = q->latents_path, .device = o->device, .random_weights = o->random_weights,
         .parallel = {d.tp, d.ulysses, d.ring, d.cfg, d.dp, d.expert_parallel, d.vae_patch},
         .routing_capture = q->routing_capture, .routing_replay = q->routing_replay, .quiet = 1,
-        .hooks = q->probes ? &hooks : NULL,
+        .hooks = &hooks,
     };
     moedit_generate_result *r = calloc(1, sizeof *r);
     if (!r) return error_set("out of memory");

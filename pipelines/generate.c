@@ -46,6 +46,7 @@ typedef struct generate_state {
     parallel_context par;
     int have_par;
     model_bundle bundle;
+    model_bundle_options bundle_options;
     int have_bundle;
     scheduler sched;
     moe_routing routing;
@@ -175,7 +176,9 @@ static int setup(generate_state *g)
         if (ranks[i] == g->w->rank) ep_rank = i;
     model_bundle_options mo = {o->model_dir, o->device, o->random_weights, o->seed,
                                {layout.tp_index, layout.degrees.tp, ep_rank, ep_size}, !o->prompt_embeds_path};
-    if (model_bundle_load(&g->bundle, &mo)) return -1;
+    g->bundle_options = mo;
+    int keep = o->hooks && o->hooks->keep_model;
+    if (keep ? model_bundle_take(&g->bundle, &mo) : model_bundle_load(&g->bundle, &mo)) return -1;
     g->have_bundle = 1;
     if (parallel_context_init(&g->par, g->w, d, g->bundle.be)) return -1;
     g->have_par = 1;
@@ -407,12 +410,16 @@ done:
     return status;
 }
 
-static void teardown(generate_state *g)
+/* A failed run frees its model even when asked to keep it: the device may be in a failed state. */
+static void teardown(generate_state *g, int status)
 {
     moe_routing_free(&g->routing);
     scheduler_free(&g->sched);
     if (g->have_par) parallel_context_free(&g->par);
-    if (g->have_bundle) model_bundle_free(&g->bundle);
+    if (g->have_bundle && status == 0 && g->o->hooks && g->o->hooks->keep_model)
+        model_bundle_keep(&g->bundle, &g->bundle_options);
+    else if (g->have_bundle)
+        model_bundle_free(&g->bundle);
     free(g->condition_latents);
 }
 
@@ -443,7 +450,7 @@ int generate_run(const moedit_generate_options *o, const char *command, const ge
         status = run_job(&g, job, prompts[job / o->images_per_prompt], seed, path, r);
     }
     if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);
-    teardown(&g);
+    teardown(&g, status);
     r->total_seconds = timer_seconds() - start;
     return status;
 }

@@ -19,6 +19,9 @@ typedef struct generate_hooks {
      * branch on this rank, the guidance all-gather and the Euler update).
      * May be NULL. */
     void (*on_step)(void *user, int step, double seconds);
+    /* Keep the loaded model for the next run with the same model and shard
+     * (model_bundle_keep); the caller drops it with model_bundle_drop_kept. */
+    int keep_model;
 
     /* Filled by moedit_generate for this rank: */
     double vae_seconds;            /* VAE decode alone (no scaling, PNG or latents file) */

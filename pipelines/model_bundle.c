@@ -70,3 +70,49 @@ void model_bundle_free(model_bundle *b)
     backend_destroy(b->be);
     memset(b, 0, sizeof *b);
 }
+
+/* The kept bundle and the options it was loaded with (strings copied). */
+static struct {
+    int present;
+    model_bundle bundle;
+    char dir[4096], device[32];
+    model_bundle_options options;
+} kept;
+
+static int same_options(const model_bundle_options *a, const model_bundle_options *b)
+{
+    return !strcmp(a->dir, b->dir) && !strcmp(a->device, b->device) && a->random_weights == b->random_weights &&
+           a->seed == b->seed && a->need_encoder == b->need_encoder && a->shard.tp_rank == b->shard.tp_rank &&
+           a->shard.tp_size == b->shard.tp_size && a->shard.ep_rank == b->shard.ep_rank &&
+           a->shard.ep_size == b->shard.ep_size;
+}
+
+int model_bundle_take(model_bundle *b, const model_bundle_options *o)
+{
+    if (kept.present && same_options(&kept.options, o)) {
+        *b = kept.bundle;
+        kept.present = 0;
+        return 0;
+    }
+    model_bundle_drop_kept();
+    return model_bundle_load(b, o);
+}
+
+void model_bundle_keep(model_bundle *b, const model_bundle_options *o)
+{
+    model_bundle_drop_kept();
+    kept.bundle = *b;
+    kept.options = *o;
+    snprintf(kept.dir, sizeof kept.dir, "%s", o->dir);
+    snprintf(kept.device, sizeof kept.device, "%s", o->device);
+    kept.options.dir = kept.dir;
+    kept.options.device = kept.device;
+    kept.present = 1;
+    memset(b, 0, sizeof *b);
+}
+
+void model_bundle_drop_kept(void)
+{
+    if (kept.present) model_bundle_free(&kept.bundle);
+    kept.present = 0;
+}

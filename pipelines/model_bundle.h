@@ -37,4 +37,12 @@ typedef struct model_bundle_options {
 int model_bundle_load(model_bundle *bundle, const model_bundle_options *options);
 void model_bundle_free(model_bundle *bundle);
 
+/* A loaded bundle kept for the next run of the same options (moedit bench
+ * runs each layout twice and many layouts share a shard; loading a
+ * 17B-parameter transformer takes tens of seconds). The process keeps at most
+ * one: taking another frees it first, so device memory holds one model. */
+int model_bundle_take(model_bundle *bundle, const model_bundle_options *options); /* load, or the kept one */
+void model_bundle_keep(model_bundle *bundle, const model_bundle_options *options); /* instead of _free */
+void model_bundle_drop_kept(void);
+
 #endif
