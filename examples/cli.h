@@ -51,6 +51,7 @@ int cli_inspect(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_edit(int argc, char **argv);
+int cli_video(int argc, char **argv);
 int cli_bench_vae(int argc, char **argv);
 
 #endif

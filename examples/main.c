@@ -16,6 +16,7 @@ static void usage(FILE *out)
             "commands:\n"
             "  generate  text to image\n"
             "  edit      an image and a prompt to an image (SDEdit or in-context)\n"
+            "  video     text to a short clip (animated PNG or numbered frames)\n"
             "  bench-vae time the VAE decoder of a model\n"
             "  inspect   print a model's components, configs and parameter counts\n"
             "  bench     time the transformer forward of a model or a random-weight config\n"
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
     int status;
     if (!strcmp(command, "generate")) status = cli_generate(argc - 1, argv + 1);
     else if (!strcmp(command, "edit")) status = cli_edit(argc - 1, argv + 1);
+    else if (!strcmp(command, "video")) status = cli_video(argc - 1, argv + 1);
     else if (!strcmp(command, "bench-vae")) status = cli_bench_vae(argc - 1, argv + 1);
     else if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
     else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);

@@ -95,6 +95,27 @@ typedef struct moedit_edit_options {
 
 int moedit_edit(const moedit_edit_options *options, moedit_generate_result *result);
 
+/* moedit video: prompts to short clips with the same engine. Every job
+ * denoises latents [frames, C, h, w] (Philox noise in that order, or
+ * --init-noise [F, C, h, w]) as one token sequence: frame f's tokens carry
+ * RoPE ids (f, row, col) (dit_forward.h), so every parallel layout splits the
+ * clip over frames and rows like a longer image. Each frame is decoded by the
+ * image VAE (in row bands over the VAE ranks). base.output is an animated PNG
+ * ("clip.png", played in a loop at fps) or, ending in '/' or naming an
+ * existing directory, a directory of numbered PNG frames. Frame counts,
+ * sizes and the clip's memory (estimated from the configs, before loading)
+ * are checked up front. */
+#define MOEDIT_MAX_FRAMES 1024
+#define MOEDIT_DEFAULT_FPS 8
+
+typedef struct moedit_video_options {
+    moedit_generate_options base; /* output: clip.png or DIR/ */
+    int64_t frames;               /* 1..MOEDIT_MAX_FRAMES */
+    int fps;                      /* 1..120; 0: MOEDIT_DEFAULT_FPS */
+} moedit_video_options;
+
+int moedit_video(const moedit_video_options *options, moedit_generate_result *result);
+
 /* Prints a model directory's components: class, key config, parameter counts
  * (total; and active per token for a MoE transformer), dtypes and size on
  * disk. json: one JSON object instead of text. check: also load every

@@ -59,7 +59,7 @@ int moedit_edit(const moedit_edit_options *e, moedit_generate_result *r)
     o.height = image.height;
     o.width = image.width;
     generate_condition condition = {image.pixels, e->image_path, strength, e->mode == MOEDIT_EDIT_CONTEXT};
-    int status = generate_run(&o, "edit", &condition, r);
+    int status = generate_run(&o, "edit", &condition, NULL, r);
     edit_image_free(&image);
     return status;
 }

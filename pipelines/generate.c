@@ -40,6 +40,8 @@
 typedef struct generate_state {
     const moedit_generate_options *o;
     const generate_condition *condition;  /* the input image of an edit, or NULL */
+    const generate_clip *clip;            /* a video's frames, or NULL for images */
+    int64_t frames;                       /* 1 for images */
     float *condition_latents;             /* [C, h, w]: its scaled VAE latents */
     int first_step;                       /* the first denoising step of every job */
     const world *w;
@@ -50,7 +52,7 @@ typedef struct generate_state {
     int have_bundle;
     scheduler sched;
     moe_routing routing;
-    int64_t latent_h, latent_w, latent_count;
+    int64_t latent_h, latent_w, latent_count; /* latent_count: every frame's */
     int leader;  /* first rank of its data-parallel replica: writes the files */
     int decoder; /* in the leader's VAE group: decodes (in bands when there are several) */
     int64_t vae_peak_bytes; /* the last decode's arena peak, for the hooks */
@@ -83,7 +85,7 @@ static int validate_request(const moedit_generate_options *o, const char *comman
         return error_set("--cfg-parallel-size 2 needs --guidance-scale > 1: without guidance there is no "
                          "unconditional branch to run");
     if (o->routing_capture && o->routing_replay) return error_set("--routing-capture and --routing-replay exclude each other");
-    return image_check_writable(o->output);
+    return 0;
 }
 
 static int load_configs(const char *model_dir, dit_config *dit, vae_config *vae)
@@ -120,7 +122,8 @@ static int validate_sizes(generate_state *g)
     if (o->parallel.vae_patch_parallel > g->latent_h)
         return error_set("--vae-patch-parallel-size %d: more VAE ranks than the %lld latent rows of the image",
                          o->parallel.vae_patch_parallel, (long long)g->latent_h);
-    g->latent_count = (int64_t)dit.in_channels * g->latent_h * g->latent_w;
+    g->latent_count = g->frames * dit.in_channels * g->latent_h * g->latent_w;
+    if (g->clip) return clip_check_memory(g->clip, &dit, &vae, o);
     if (g->latent_h != g->latent_w &&
         (g->latent_h / dit.patch_size) * (g->latent_w / dit.patch_size) > dit_image_tokens(&dit, g->latent_h, g->latent_w))
         return error_set("--height %lld --width %lld: a non-square image may have at most %d x %d latent pixels' "
@@ -240,10 +243,11 @@ static int initial_latents(const generate_state *g, uint64_t seed, float *latent
     safetensors *st = NULL;
     if (safetensors_open(&st, o->init_noise_path)) return -1;
     const safetensors_entry *e = safetensors_find(st, "latents");
-    int64_t shape[4] = {1, g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
-    int status = -1;
+    /* An image's [C, h, w] or [1, C, h, w]; a clip's [F, C, h, w]. */
+    int64_t shape[4] = {g->frames, g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
+    int status = -1, ndim = g->clip || (e && e->ndim == 4) ? 4 : 3;
     if (!e) error_set("%s: no tensor \"latents\"", o->init_noise_path);
-    else status = safetensors_read_f32(st, "latents", e->ndim == 4 ? 4 : 3, e->ndim == 4 ? shape : shape + 1, latents);
+    else status = safetensors_read_f32(st, "latents", ndim, ndim == 4 ? shape : shape + 1, latents);
     safetensors_close(st);
     return status;
 }
@@ -258,12 +262,23 @@ static int start_latents(const generate_state *g, uint64_t seed, float *latents)
     return 0;
 }
 
-static int write_image(generate_state *g, const char *prompt, uint64_t seed, const float *pixels, const char *path)
+/* The PNG (or JPEG) of an image, or a clip's animated PNG or frames, from
+ * pixels [frames, 3, H, W]; with the run's settings as metadata. */
+static int write_output(generate_state *g, const char *prompt, uint64_t seed, const float *pixels, const char *path,
+                        int job, int total)
 {
     const moedit_generate_options *o = g->o;
-    uint8_t *rgb = malloc((size_t)(o->height * o->width * 3));
-    if (!rgb) return error_set("out of memory writing %s", path);
-    image_from_float(pixels, o->height, o->width, rgb);
+    int64_t frame_bytes = o->height * o->width * 3;
+    uint8_t *rgb = malloc((size_t)(g->frames * frame_bytes));
+    const uint8_t **frames = malloc((size_t)g->frames * sizeof *frames);
+    if (!rgb || !frames) {
+        free(rgb), free(frames);
+        return error_set("out of memory writing %s", path);
+    }
+    for (int64_t f = 0; f < g->frames; f++) {
+        image_from_float(pixels + f * 3 * o->height * o->width, o->height, o->width, rgb + f * frame_bytes);
+        frames[f] = rgb + f * frame_bytes;
+    }
     char seed_text[32], steps[32], guidance[32], size[64];
     snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)seed);
     snprintf(steps, sizeof steps, "%lld", (long long)o->steps);
@@ -285,9 +300,17 @@ static int write_image(generate_state *g, const char *prompt, uint64_t seed, con
         image_metadata_add(&meta, "edit_mode", g->condition->in_context ? "context" : "strength");
         image_metadata_add(&meta, "strength", strength);
     }
+    char frame_count[32], fps[32];
+    if (g->clip) {
+        snprintf(frame_count, sizeof frame_count, "%lld", (long long)g->frames);
+        snprintf(fps, sizeof fps, "%d", g->clip->fps);
+        image_metadata_add(&meta, "frames", frame_count);
+        image_metadata_add(&meta, "fps", fps);
+    }
     image_metadata_add(&meta, "software", "moedit " MOEDIT_VERSION);
-    int status = image_write(path, rgb, o->width, o->height, &meta);
-    free(rgb);
+    int status = g->clip ? clip_write(g->clip, path, job, total, frames, o->width, o->height, &meta)
+                         : image_write(path, rgb, o->width, o->height, &meta);
+    free(rgb), free(frames);
     return status;
 }
 
@@ -295,31 +318,37 @@ static int write_image(generate_state *g, const char *prompt, uint64_t seed, con
 static int save_latents(generate_state *g, const float *latents)
 {
     const char *name = "latents";
-    int64_t shape[3] = {g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
-    tensor t = tensor_make(DTYPE_F32, DEVICE_CPU, 3, shape);
+    int64_t shape[4] = {g->frames, g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
+    tensor t = g->clip ? tensor_make(DTYPE_F32, DEVICE_CPU, 4, shape) : tensor_make(DTYPE_F32, DEVICE_CPU, 3, shape + 1);
     t.data = (void *)latents;
     return safetensors_write(g->o->latents_output, &name, &t, 1);
 }
 
-/* latents / scaling_factor + shift_factor -> VAE -> pixels -> file. */
-static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed, float *latents, const char *path)
+/* latents / scaling_factor + shift_factor -> VAE (frame by frame, each in
+ * row bands over the VAE group) -> pixels -> file. */
+static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed, float *latents, const char *path,
+                            int job, int total)
 {
     const vae_config *vc = &g->bundle.vae.cfg;
     for (int64_t i = 0; i < g->latent_count; i++)
         latents[i] = latents[i] / (float)vc->scaling_factor + (float)vc->shift_factor;
-    float *pixels = malloc((size_t)(vc->out_channels * g->o->height * g->o->width) * sizeof(float));
+    int64_t frame_pixels = vc->out_channels * g->o->height * g->o->width;
+    int64_t frame_latents = g->latent_count / g->frames;
+    float *pixels = malloc((size_t)(g->frames * frame_pixels) * sizeof(float));
     if (!pixels) return error_set("out of memory decoding %s", path);
     arena scratch;
     arena_init(&scratch, g->bundle.be);
     double start = timer_seconds();
-    int status = vae_decode_parallel(&g->bundle.vae, &scratch, g->par.groups[GROUP_VAE], latents, vc->latent_channels,
-                                     g->latent_h, g->latent_w, pixels);
+    int status = 0;
+    for (int64_t f = 0; f < g->frames && status == 0; f++)
+        status = vae_decode_parallel(&g->bundle.vae, &scratch, g->par.groups[GROUP_VAE], latents + f * frame_latents,
+                                     vc->latent_channels, g->latent_h, g->latent_w, pixels + f * frame_pixels);
     if (g->o->hooks) {
         g->o->hooks->vae_seconds += timer_seconds() - start;
         g->vae_peak_bytes = (int64_t)scratch.peak;
     }
     arena_free(&scratch);
-    if (status == 0 && g->leader) status = write_image(g, prompt, seed, pixels, path);
+    if (status == 0 && g->leader) status = write_output(g, prompt, seed, pixels, path, job, total);
     free(pixels);
     return status;
 }
@@ -332,7 +361,7 @@ static int branch_embeds(generate_state *g, prompt_embeds *e, const char *prompt
     return prompt_embeds_encode(e, &g->bundle.encoder, g->bundle.tok, prompt, scratch);
 }
 
-static int run_job(generate_state *g, int job, const char *prompt, uint64_t seed, const char *path,
+static int run_job(generate_state *g, int job, int total, const char *prompt, uint64_t seed, const char *path,
                    moedit_generate_result *r)
 {
     const moedit_generate_options *o = g->o;
@@ -366,7 +395,7 @@ static int run_job(generate_state *g, int job, const char *prompt, uint64_t seed
         if (text[1].llama_tokens > llama) llama = text[1].llama_tokens;
     }
     int in_context = g->condition && g->condition->in_context;
-    dit_run_shape shape = {g->latent_h, g->latent_w, in_context ? g->latent_h : 0, in_context ? g->latent_w : 0, t5, llama, 1};
+    dit_run_shape shape = {g->latent_h, g->latent_w, in_context ? g->latent_h : 0, in_context ? g->latent_w : 0, t5, llama, g->frames};
     if (dit_run_init_shape(&run, &g->bundle.transformer, &shape, &par)) goto done;
     have_run = 1;
     run.routing = o->routing_capture || o->routing_replay ? &g->routing : NULL;
@@ -387,7 +416,7 @@ static int run_job(generate_state *g, int job, const char *prompt, uint64_t seed
     r->denoise_seconds += timer_seconds() - start;
     start = timer_seconds();
     if (g->leader && o->latents_output && job == 0 && save_latents(g, latents)) goto done;
-    if (g->decoder && decode_and_write(g, prompt, seed, latents, path)) goto done;
+    if (g->decoder && decode_and_write(g, prompt, seed, latents, path, job, total)) goto done;
     r->decode_seconds += timer_seconds() - start;
     if (o->hooks) {
         int64_t bytes = job_arena_bytes(&run, &scratch, text, have_text) + g->vae_peak_bytes;
@@ -424,7 +453,7 @@ static void teardown(generate_state *g, int status)
 }
 
 int generate_run(const moedit_generate_options *o, const char *command, const generate_condition *condition,
-                 moedit_generate_result *r)
+                 const generate_clip *clip, moedit_generate_result *r)
 {
     double start = timer_seconds();
     generate_state g;
@@ -432,8 +461,11 @@ int generate_run(const moedit_generate_options *o, const char *command, const ge
     memset(r, 0, sizeof *r);
     g.o = o;
     g.condition = condition;
+    g.clip = clip;
+    g.frames = clip ? clip->frames : 1;
     g.w = runtime_world();
-    if (validate_request(o, command) || validate_sizes(&g)) return -1;
+    /* A clip's output was checked by moedit_video (it decides file or frames directory). */
+    if (validate_request(o, command) || (!clip && image_check_writable(o->output)) || validate_sizes(&g)) return -1;
     int status = setup(&g);
     r->load_seconds = timer_seconds() - start;
     if (status == 0 && condition) status = encode_condition(&g, r);
@@ -445,9 +477,10 @@ int generate_run(const moedit_generate_options *o, const char *command, const ge
     for (int job = 0; job < total && status == 0; job++) {
         if (job % replicas != replica) continue;
         char path[512];
-        output_path(o->output, job, total, path, sizeof path);
+        if (clip && clip->frames_dir) snprintf(path, sizeof path, "%s", o->output); /* frames named per job */
+        else output_path(o->output, job, total, path, sizeof path);
         uint64_t seed = o->seed + (uint64_t)(job % o->images_per_prompt);
-        status = run_job(&g, job, prompts[job / o->images_per_prompt], seed, path, r);
+        status = run_job(&g, job, total, prompts[job / o->images_per_prompt], seed, path, r);
     }
     if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);
     teardown(&g, status);
@@ -457,5 +490,5 @@ int generate_run(const moedit_generate_options *o, const char *command, const ge
 
 int moedit_generate(const moedit_generate_options *o, moedit_generate_result *r)
 {
-    return generate_run(o, "generate", NULL, r);
+    return generate_run(o, "generate", NULL, NULL, r);
 }

@@ -7,7 +7,10 @@
 #ifndef MOEDIT_PIPELINES_GENERATE_H
 #define MOEDIT_PIPELINES_GENERATE_H
 
+#include "core/image_io.h"
+#include "dit/dit_config.h"
 #include "moedit.h"
+#include "vae/vae_config.h"
 
 #include <stdint.h>
 
@@ -22,10 +25,28 @@ typedef struct generate_condition {
     int in_context;         /* the latents also enter the transformer as context tokens */
 } generate_condition;
 
-/* moedit_generate when condition is NULL; `command` names the subcommand in
- * messages ("edit needs --prompt TEXT"). */
+/* A clip instead of an image (moedit video; pipelines/video.c): every job
+ * denoises latents [frames, C, h, w] as one token sequence (dit_forward.h)
+ * and writes an animated PNG, or numbered PNG frames into a directory. */
+typedef struct generate_clip {
+    int64_t frames;
+    int fps;
+    int frames_dir; /* the output is a directory of frames */
+} generate_clip;
+
+/* video.c: the clip's memory estimated against this machine before any
+ * weight is loaded; and its files: an animated PNG at path, or with
+ * frames_dir the frames path/frame-0000.png... (path/clipJ-frame-0000.png
+ * for job J of several). */
+int clip_check_memory(const generate_clip *clip, const dit_config *dit, const vae_config *vae,
+                      const moedit_generate_options *options);
+int clip_write(const generate_clip *clip, const char *path, int job, int total, const uint8_t *const *frames,
+               int64_t width, int64_t height, const image_metadata *meta);
+
+/* moedit_generate when condition and clip are NULL; `command` names the
+ * subcommand in messages ("edit needs --prompt TEXT"). */
 int generate_run(const moedit_generate_options *options, const char *command, const generate_condition *condition,
-                 moedit_generate_result *result);
+                 const generate_clip *clip, moedit_generate_result *result);
 
 /* The multiple both image sides must be: the VAE factor times the patch
  * size, from model_dir's configs (errors name the directory or file). */

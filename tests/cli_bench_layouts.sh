@@ -12,19 +12,7 @@ trap 'rm -rf "$work"' EXIT
 failures=0
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 
-expect_error() {
-  local name=$1 needle=$2
-  shift 2
-  "$@" >"$work/stdout" 2>"$work/err"
-  local status=$? lines
-  lines=$(wc -l <"$work/err")
-  if [ "$status" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: .*$needle" "$work/err"; then
-    fail "$name: exit $status, $lines stderr line(s):"
-    cat "$work/err"
-  else
-    echo "ok   $name: $(cat "$work/err")"
-  fi
-}
+source "$(dirname "$0")/expect_error.sh"
 
 small=(--height 64 --width 64 --num-inference-steps 2 --quiet)
 export OMP_NUM_THREADS=1

@@ -13,22 +13,7 @@ trap 'rm -rf "$work"' EXIT
 failures=0
 out="$work/out.png"
 
-expect_error() {
-  local name=$1 needle=$2
-  shift 2
-  rm -f "$out"
-  "$@" >"$work/stdout" 2>"$work/err"
-  local status=$? lines
-  lines=$(wc -l <"$work/err")
-  if [ "$status" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: .*$needle" "$work/err" ||
-     [ -e "$out" ] || ls "$work" | grep -q '\.tmp\.'; then
-    echo "FAIL $name: exit $status, $lines stderr line(s), output left: $(ls "$work")"
-    cat "$work/err"
-    failures=$((failures + 1))
-  else
-    echo "ok   $name: $(cat "$work/err")"
-  fi
-}
+source "$(dirname "$0")/expect_error.sh"
 
 # "W H" of a PNG, from its IHDR chunk.
 png_size() {

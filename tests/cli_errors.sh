@@ -9,22 +9,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
 
-# expect_error NAME NEEDLE COMMAND...: fails unless COMMAND exits 1 with one
-# stderr line that starts "moedit: error:" and contains NEEDLE.
-expect_error() {
-  local name=$1 needle=$2
-  shift 2
-  "$@" >"$work/out" 2>"$work/err"
-  local status=$? lines
-  lines=$(wc -l <"$work/err")
-  if [ "$status" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: .*$needle" "$work/err"; then
-    echo "FAIL $name: exit $status, $lines stderr line(s):"
-    cat "$work/err"
-    failures=$((failures + 1))
-  else
-    echo "ok   $name: $(cat "$work/err")"
-  fi
-}
+source "$(dirname "$0")/expect_error.sh"
 
 expect_error "no command" "no command" "$moedit"
 expect_error "unknown command" "unknown command 'paint'" "$moedit" paint

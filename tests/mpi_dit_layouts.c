@@ -5,7 +5,9 @@
  * Random weights (tests/fixtures/dit_random: 8 heads, 8 experts), a non-square padded latent and
  * text lengths (7 and 5 tokens) that no rank count divides; then all again
  * with in-context tokens of a reference latent [4, 6, 6] (9 more tokens, a
- * segment of its own in the sequence split). */
+ * segment of its own in the sequence split); then a clip of 3 such frames
+ * (45 image tokens with RoPE ids (frame, row, col), unpadded: no rank count
+ * divides them, so sequence parts cut across frames). */
 #include "core/error.h"
 #include "core/philox.h"
 #include "dit/dit_forward.h"
@@ -21,9 +23,11 @@
 #define LLAMA_LAYERS 5
 #define CONTEXT_H 6
 #define CONTEXT_W 6
+#define FRAMES 3
+#define LATENTS (FRAMES * 4 * LATENT_H * LATENT_W)
 
 typedef struct inputs {
-    float latents[4 * LATENT_H * LATENT_W];
+    float latents[LATENTS]; /* an image uses the first frame */
     float t5[T5_TOKENS * 24];
     float llama[LLAMA_LAYERS * LLAMA_TOKENS * 20];
     float pooled[16];
@@ -32,7 +36,8 @@ typedef struct inputs {
 
 static dit_config cfg;
 static inputs in;
-static int with_context;
+static enum { IMAGE, CONTEXT, CLIP } mode;
+static const char *const mode_names[] = {"", " context", " clip"};
 
 /* One forward of the model sharded for `shard`, on the groups of `par`. */
 static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing *routing, float *out)
@@ -45,11 +50,11 @@ static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing 
     if (dit_model_load_config(&model, be, &cfg, NULL, 1, 7, shard)) goto done;
     dit_text_inputs text_in = {in.t5, T5_TOKENS, in.llama, LLAMA_LAYERS, LLAMA_TOKENS, in.pooled};
     if (dit_text_encode(&text, &model, &text_in) == 0) {
-        dit_run_shape shape = {LATENT_H, LATENT_W, with_context ? CONTEXT_H : 0, with_context ? CONTEXT_W : 0,
-                               T5_TOKENS, LLAMA_TOKENS, 1};
+        dit_run_shape shape = {LATENT_H, LATENT_W, mode == CONTEXT ? CONTEXT_H : 0, mode == CONTEXT ? CONTEXT_W : 0,
+                               T5_TOKENS, LLAMA_TOKENS, mode == CLIP ? FRAMES : 1};
         if (dit_run_init_shape(&run, &model, &shape, par) == 0) {
             run.routing = routing;
-            status = with_context ? dit_run_set_context(&run, in.context) : 0;
+            status = mode == CONTEXT ? dit_run_set_context(&run, in.context) : 0;
             if (status == 0) status = dit_forward(&run, &text, in.latents, 640.0f, out);
             dit_run_free(&run);
         }
@@ -72,17 +77,18 @@ static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, 
     dit_parallel par = {ctx.groups[GROUP_TP], ctx.groups[GROUP_ULYSSES], ctx.groups[GROUP_RING], ctx.groups[GROUP_SP],
                         ep_group};
     dit_shard shard = {ctx.layout.tp_index, tp, ep_group ? ep_group->rank : 0, ep_group ? ep_group->size : 1};
-    float out[4 * LATENT_H * LATENT_W];
+    float out[LATENTS];
     capture->mode = ROUTING_REPLAY;
     int status = forward(&shard, &par, capture, out);
-    const char *mode = ep_group ? (with_context ? " +EP, context" : " +EP") : (with_context ? " context" : "");
-    CHECK_MSG(status == 0, "tp%d ulysses%d ring%d%s: %s", tp, ulysses, ring, mode, error_message());
-    long n = 4 * LATENT_H * LATENT_W;
+    const char *ep_name = ep_group ? " +EP" : "", *name = mode_names[mode];
+    CHECK_MSG(status == 0, "tp%d ulysses%d ring%d%s%s: %s", tp, ulysses, ring, ep_name, name, error_message());
+    long n = (mode == CLIP ? FRAMES : 1) * 4 * LATENT_H * LATENT_W;
     double diff = test_max_abs_diff(out, serial, n), scale = test_max_abs(serial, n);
-    CHECK_MSG(diff <= 1e-4 * scale, "tp%d ulysses%d ring%d%s: max abs diff %.3g (scale %.3g)", tp, ulysses, ring, mode,
-              diff, scale);
+    CHECK_MSG(diff <= 1e-4 * scale, "tp%d ulysses%d ring%d%s%s: max abs diff %.3g (scale %.3g)", tp, ulysses, ring,
+              ep_name, name, diff, scale);
     if (w->rank == 0)
-        printf("  tp%d x ulysses%d x ring%d%s: max abs diff %.3g (scale %.3g)\n", tp, ulysses, ring, mode, diff, scale);
+        printf("  tp%d x ulysses%d x ring%d%s%s: max abs diff %.3g (scale %.3g)\n", tp, ulysses, ring, ep_name, name,
+               diff, scale);
     parallel_context_free(&ctx);
     backend_destroy(be);
 }
@@ -99,8 +105,8 @@ int main(int argc, char **argv)
     philox_fill_normal(3, 5, 0, sizeof in.context / 4, in.context);
 
     int layouts = 0;
-    for (with_context = 0; with_context <= 1; with_context++) {
-        float serial[4 * LATENT_H * LATENT_W];
+    for (mode = IMAGE; mode <= CLIP; mode++) {
+        float serial[LATENTS];
         moe_routing capture;
         moe_routing_init(&capture, ROUTING_CAPTURE);
         CHECK_MSG(forward(NULL, NULL, &capture, serial) == 0, "serial: %s", error_message());

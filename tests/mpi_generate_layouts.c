@@ -3,7 +3,10 @@
  * layout the world's size allows: CFG parallel, tensor, Ulysses, ring,
  * expert and data parallel, alone and combined, with the serial run's routing
  * replayed. The serial reference runs on rank 0 alone (data parallel over
- * the world with one image), capturing its routing for the others. */
+ * the world with one image), capturing its routing for the others. Then the
+ * same for a clip of 3 frames (moedit_video: one sequence of 3 x 16 image
+ * tokens, a frame count no rank count divides, each frame decoded by the
+ * VAE in bands where the layout has them). */
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/image_io.h"
@@ -18,10 +21,12 @@
 #include <unistd.h>
 
 #define MODEL MOEDIT_FIXTURES "/../../models/tiny-random"
-#define LATENTS (4 * 8 * 8)
+#define FRAMES 3
+#define LATENTS (FRAMES * 4 * 8 * 8) /* an image uses the first frame's share */
 
 static char dir[64];
 static const char *device = "cpu";
+static int64_t frames = 1; /* > 1: a clip through moedit_video */
 
 static int generate(const moedit_parallel *par, int images, const char *capture, const char *replay, const char *name)
 {
@@ -35,7 +40,8 @@ static int generate(const moedit_parallel *par, int images, const char *capture,
         .device = device, .parallel = *par, .routing_capture = capture, .routing_replay = replay, .quiet = 1,
     };
     moedit_generate_result *r = calloc(1, sizeof *r);
-    int status = moedit_generate(&o, r);
+    moedit_video_options clip = {o, frames, 4};
+    int status = frames > 1 ? moedit_video(&clip, r) : moedit_generate(&o, r);
     free(r);
     return status;
 }
@@ -45,8 +51,9 @@ static int read_latents(const char *name, float *out)
     char path[128];
     snprintf(path, sizeof path, "%s/%s.latents", dir, name);
     safetensors *st = NULL;
-    int64_t shape[3] = {4, 8, 8};
-    int status = safetensors_open(&st, path) || safetensors_read_f32(st, "latents", 3, shape, out);
+    int64_t shape[4] = {frames, 4, 8, 8};
+    int status = safetensors_open(&st, path) ||
+                 safetensors_read_f32(st, "latents", frames > 1 ? 4 : 3, frames > 1 ? shape : shape + 1, out);
     if (st) safetensors_close(st);
     return status ? -1 : 0;
 }
@@ -77,45 +84,32 @@ static int pixel_diff(const char *a_name, const char *b_name, double *psnr)
 
 static void check(const char *name, moedit_parallel par, int images, const char *routing, const float *serial)
 {
+    char label[64];
+    snprintf(label, sizeof label, "%s%s", frames > 1 ? "clip " : "", name);
     int status = generate(&par, images, NULL, routing, name);
-    CHECK_MSG(status == 0, "%s: %s", name, error_message());
+    CHECK_MSG(status == 0, "%s: %s", label, error_message());
     MPI_Barrier(MPI_COMM_WORLD);
     if (moedit_rank() != 0 || status) return;
     float got[LATENTS];
-    CHECK_MSG(read_latents(name, got) == 0, "%s: %s", name, error_message());
-    double diff = test_max_abs_diff(got, serial, LATENTS), scale = test_max_abs(serial, LATENTS), psnr = 0;
+    CHECK_MSG(read_latents(name, got) == 0, "%s: %s", label, error_message());
+    long n = (long)frames * 4 * 8 * 8;
+    double diff = test_max_abs_diff(got, serial, n), scale = test_max_abs(serial, n), psnr = 0;
     char png[128];
     snprintf(png, sizeof png, "%s%s.png", name, images > 1 ? "-0" : "");
     int pixels = pixel_diff("serial", png, &psnr);
     if (strcmp(device, "cpu") == 0) {
-        CHECK_MSG(diff <= 1e-4 * scale, "%s: final latents differ by %.3g (scale %.3g)", name, diff, scale);
-        CHECK_MSG(pixels <= 1, "%s: image differs from serial by %d", name, pixels);
+        CHECK_MSG(diff <= 1e-4 * scale, "%s: final latents differ by %.3g (scale %.3g)", label, diff, scale);
+        CHECK_MSG(pixels <= 1, "%s: image differs from serial by %d", label, pixels);
     } else {
-        CHECK_MSG(psnr >= 40, "%s: image PSNR %.1f dB vs one GPU", name, psnr);
+        CHECK_MSG(psnr >= 40, "%s: image PSNR %.1f dB vs one GPU", label, psnr);
     }
-    printf("  %-28s latents max abs diff %.3g (scale %.3g), max pixel diff %d, PSNR %.1f dB\n", name, diff, scale,
+    printf("  %-28s latents max abs diff %.3g (scale %.3g), max pixel diff %d, PSNR %.1f dB\n", label, diff, scale,
            pixels, psnr);
 }
 
-int main(int argc, char **argv)
+/* The serial run (capturing routing), then every layout of n ranks against it. */
+static void run_layouts(int n, const char *routing)
 {
-    if (argc > 1) device = argv[1];
-    backend *probe = backend_create(device);
-    if (!probe) {
-        printf("skipped: %s\n", error_message());
-        return 77;
-    }
-    backend_destroy(probe);
-    moedit_init(&argc, &argv);
-    int n = moedit_world_size();
-    if (moedit_rank() == 0) {
-        snprintf(dir, sizeof dir, "/tmp/moedit_layouts_XXXXXX");
-        CHECK(mkdtemp(dir) != NULL);
-    }
-    if (n > 1) MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
-    char routing[128];
-    snprintf(routing, sizeof routing, "%s/routing.safetensors", dir);
-
     moedit_parallel serial_layout = {.data_parallel = n};
     CHECK_MSG(generate(&serial_layout, 1, routing, NULL, "serial") == 0, "serial: %s", error_message());
     if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
@@ -145,6 +139,31 @@ int main(int argc, char **argv)
         check("ring2 x dp2 vae2", (moedit_parallel){.ring = 2, .data_parallel = 2, .vae_patch_parallel = 2}, 1, routing,
               serial);
     }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) device = argv[1];
+    backend *probe = backend_create(device);
+    if (!probe) {
+        printf("skipped: %s\n", error_message());
+        return 77;
+    }
+    backend_destroy(probe);
+    moedit_init(&argc, &argv);
+    int n = moedit_world_size();
+    if (moedit_rank() == 0) {
+        snprintf(dir, sizeof dir, "/tmp/moedit_layouts_XXXXXX");
+        CHECK(mkdtemp(dir) != NULL);
+    }
+    if (n > 1) MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    char routing[128];
+    snprintf(routing, sizeof routing, "%s/routing.safetensors", dir);
+
+    run_layouts(n, routing);
+    frames = FRAMES; /* a clip: PNG comparisons read each APNG's first frame */
+    snprintf(routing, sizeof routing, "%s/clip-routing.safetensors", dir);
+    run_layouts(n, routing);
     char name[64];
     snprintf(name, sizeof name, "mpi_generate_layouts (rank %d of %d)", moedit_rank(), n);
     int status = test_finish(name);

@@ -1,0 +1,105 @@
+/* moedit_video (see moedit.h): the clip's checks and files around
+ * generate_run, which runs the frames as one sequence. */
+#include "core/apng.h"
+#include "core/error.h"
+#include "pipelines/generate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Bytes of activations per token row and model channel on the CPU backend
+ * (F32): the block's sequence, q/k/v, attention output, norms, the MoE's
+ * gathered rows and hidden units; an estimate, measured on the demo model's
+ * arena peaks with room to spare. */
+#define ACTIVATION_FLOATS_PER_CHANNEL 24
+
+static int ends_with_slash(const char *path) { return *path && path[strlen(path) - 1] == '/'; }
+
+/* "clip.png" (an animated PNG), or a frames directory: an existing one, or
+ * one whose parent is writable (it is made when the frames are written, so
+ * a run that fails leaves nothing behind). */
+static int check_output(const char *output, int *frames_dir)
+{
+    /* stat the name without trailing slashes: "file/" must read as that file. */
+    char name[4096];
+    snprintf(name, sizeof name, "%s", output);
+    for (size_t n = strlen(name); n > 1 && name[n - 1] == '/'; n--) name[n - 1] = '\0';
+    struct stat st;
+    int exists = stat(name, &st) == 0;
+    *frames_dir = ends_with_slash(output) || (exists && S_ISDIR(st.st_mode));
+    if (!*frames_dir) {
+        const char *dot = strrchr(output, '.');
+        if (!dot || strcmp(dot, ".png") != 0)
+            return error_set("output %s: a clip is written as an animated .png, or as frames into a directory "
+                             "(give DIR/)", output);
+        return image_check_writable(output);
+    }
+    if (exists && !S_ISDIR(st.st_mode))
+        return error_set("output %s: frames were asked for (the path ends in '/') but it is a file", output);
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", output);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/') parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    if (slash) *(slash == parent ? slash + 1 : slash) = '\0';
+    else snprintf(parent, sizeof parent, ".");
+    const char *dir = exists ? output : parent;
+    if (access(dir, W_OK) != 0)
+        return error_set("output %s: directory %s is not writable: %s", output, dir, strerror(errno));
+    return 0;
+}
+
+static double gib(double bytes) { return bytes / (double)(1 << 30); }
+
+int clip_check_memory(const generate_clip *clip, const dit_config *dit, const vae_config *vae,
+                      const moedit_generate_options *o)
+{
+    int64_t latent_h = o->height / vae->downscale, latent_w = o->width / vae->downscale;
+    int64_t tokens = clip->frames * (latent_h / dit->patch_size) * (latent_w / dit->patch_size);
+    double latents = (double)clip->frames * dit->in_channels * latent_h * latent_w;
+    /* Host: latents with both branches' velocities, the token staging, the
+     * decoded frames in F32 and 8-bit. */
+    double host = 4.0 * (4.0 * latents + (double)tokens * dit->patch_size * dit->patch_size * dit->in_channels) +
+                  (double)clip->frames * o->height * o->width * 3 * (4 + 1);
+    double activations = 4.0 * ACTIVATION_FLOATS_PER_CHANNEL * (double)tokens * dit->dim;
+    int on_cpu = !o->device || !strcmp(o->device, "cpu");
+    double need = host + (on_cpu ? activations : 0);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > have)
+        return error_set("a clip of %lld frames at %lldx%lld (%lld image tokens) needs about %.1f GiB of memory "
+                         "(%.1f GiB of latents, tokens and frames%s); this machine has %.1f GiB",
+                         (long long)clip->frames, (long long)o->width, (long long)o->height, (long long)tokens,
+                         gib(need), gib(host), on_cpu ? " plus the transformer's activations" : "", gib(have));
+    return 0;
+}
+
+int clip_write(const generate_clip *clip, const char *path, int job, int total, const uint8_t *const *frames,
+               int64_t width, int64_t height, const image_metadata *meta)
+{
+    if (!clip->frames_dir) return apng_write(path, frames, (int)clip->frames, width, height, clip->fps, meta);
+    char file[4400];
+    const char *sep = ends_with_slash(path) ? "" : "/";
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return error_set("output %s: cannot make the frames directory: %s", path, strerror(errno));
+    for (int64_t f = 0; f < clip->frames; f++) {
+        if (total > 1) snprintf(file, sizeof file, "%s%sclip%d-frame-%04lld.png", path, sep, job, (long long)f);
+        else snprintf(file, sizeof file, "%s%sframe-%04lld.png", path, sep, (long long)f);
+        if (image_write(file, frames[f], width, height, meta)) return -1;
+    }
+    return 0;
+}
+
+int moedit_video(const moedit_video_options *o, moedit_generate_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (o->frames < 1 || o->frames > MOEDIT_MAX_FRAMES)
+        return error_set("--num-frames %lld: must be 1..%d", (long long)o->frames, MOEDIT_MAX_FRAMES);
+    if (o->fps < 0 || o->fps > 120) return error_set("--fps %d: must be 1..120", o->fps);
+    generate_clip clip = {o->frames, o->fps ? o->fps : MOEDIT_DEFAULT_FPS, 0};
+    if (!o->base.output) return error_set("video needs --output clip.png or DIR/");
+    if (check_output(o->base.output, &clip.frames_dir)) return -1;
+    return generate_run(&o->base, "video", NULL, &clip, r);
+}
