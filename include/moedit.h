@@ -123,7 +123,8 @@ int moedit_video(const moedit_video_options *options, moedit_generate_result *re
 int moedit_inspect(const char *model_dir, int json, int check, FILE *out);
 
 /* Timing of the transformer alone: `iterations` forwards of one sample at
- * height x width pixels (latents height/8 x width/8) after `warmup` untimed
+ * height x width pixels (latents height/8 x width/8; with frames > 1 a clip
+ * of that many frames, moedit video's sequence) after `warmup` untimed
  * ones, on random inputs. Weights from model_dir, or random weights of the
  * shape in config_path (a transformer config.json). */
 typedef struct moedit_transformer_bench_options {
@@ -135,6 +136,7 @@ typedef struct moedit_transformer_bench_options {
     int64_t t5_tokens, llama_tokens;
     int64_t warmup, iterations;
     uint64_t seed;
+    int64_t frames; /* 0 or 1: an image */
 } moedit_transformer_bench_options;
 
 typedef struct moedit_transformer_bench_result {

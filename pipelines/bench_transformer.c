@@ -32,11 +32,12 @@ static int make_inputs(bench_inputs *in, const dit_config *cfg, const moedit_tra
     memset(in, 0, sizeof *in);
     for (int b = 0; b < dit_num_blocks(cfg); b++)
         if (cfg->llama_layers[b] + 1 > in->llama_layers) in->llama_layers = cfg->llama_layers[b] + 1;
-    int64_t n_latents = (int64_t)cfg->in_channels * latent_h * latent_w;
+    int64_t frames = o->frames > 1 ? o->frames : 1;
+    int64_t n_latents = frames * cfg->in_channels * latent_h * latent_w;
     int64_t n_t5 = o->t5_tokens * cfg->caption_channels_t5;
     int64_t n_llama = in->llama_layers * o->llama_tokens * cfg->caption_channels_llama;
     in->latents = malloc((size_t)n_latents * sizeof(float));
-    in->out = malloc((size_t)((int64_t)cfg->out_channels * latent_h * latent_w) * sizeof(float));
+    in->out = malloc((size_t)(frames * cfg->out_channels * latent_h * latent_w) * sizeof(float));
     in->t5 = malloc((size_t)n_t5 * sizeof(float));
     in->llama = malloc((size_t)n_llama * sizeof(float));
     in->pooled = malloc((size_t)cfg->text_emb_dim * sizeof(float));
@@ -91,6 +92,8 @@ static int validate(const moedit_transformer_bench_options *o)
                          (long long)o->width);
     if (o->iterations < 1 || o->warmup < 0) return error_set("--iterations must be >= 1 and --warmup >= 0");
     if (o->t5_tokens < 1 || o->llama_tokens < 1) return error_set("--text-tokens must be >= 1");
+    if (o->frames < 0 || o->frames > MOEDIT_MAX_FRAMES)
+        return error_set("--num-frames %lld: must be 1..%d", (long long)o->frames, MOEDIT_MAX_FRAMES);
     return 0;
 }
 
@@ -116,7 +119,8 @@ int moedit_bench_transformer(const moedit_transformer_bench_options *o, moedit_t
     if (make_inputs(&in, cfg, o, latent_h, latent_w)) goto free_model;
     dit_text_inputs text_in = {in.t5, o->t5_tokens, in.llama, in.llama_layers, o->llama_tokens, in.pooled};
     if (dit_text_encode(&text, &model, &text_in)) goto free_inputs;
-    if (dit_run_init(&run, &model, latent_h, latent_w, o->t5_tokens, o->llama_tokens, NULL)) goto free_text;
+    dit_run_shape shape = {latent_h, latent_w, 0, 0, o->t5_tokens, o->llama_tokens, o->frames > 1 ? o->frames : 1};
+    if (dit_run_init_shape(&run, &model, &shape, NULL)) goto free_text;
 
     r->parameters = (long long)dit_parameter_count(cfg);
     r->active_parameters = (long long)dit_active_parameter_count(cfg);

@@ -52,6 +52,13 @@ else
 fi
 rm -rf "$work/frames"
 
+# The bench's video workload: one forward over 3 frames' tokens.
+bench_json=$("$moedit" bench --forward-only --model "$model" --num-frames 3 --height 64 --width 64 --iterations 1 \
+  --warmup 0 --json - 2>/dev/null)
+echo "$bench_json" | grep -q '"frames":3,"height":64,"width":64,"image_tokens":48,' &&
+  echo "ok   bench --forward-only --num-frames 3: 48 image tokens" || fail "bench video workload: $bench_json"
+expect_error "bench frames without --forward-only" "add --forward-only" "$moedit" bench --model "$model" --num-frames 3
+
 # Bad input.
 expect_error "no frame count" "needs --num-frames" "${run[@]}" --output "$out"
 expect_error "zero frames" "--num-frames 0" "${run[@]}" --num-frames 0 --output "$out"
