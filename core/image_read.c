@@ -76,13 +76,13 @@ static int read_jpeg(FILE *f, const char *path, int64_t max_side, int64_t max_pi
                      int64_t *h)
 {
     int width, height, channels;
-    /* stb_image probes every format in turn, so its last reason here names
+    /* stb_image probes every format in turn, so its last reason names
      * another format's failure ("bad png sig"): say what failed instead. */
     if (!stbi_info_from_file(f, &width, &height, &channels))
         return error_set("image %s is not a readable JPEG: its header is truncated or corrupt", path);
     if (check_size(path, width, height, max_side, max_pixels)) return -1;
     unsigned char *pixels = stbi_load_from_file(f, &width, &height, &channels, 3);
-    if (!pixels) return error_set("image %s is not a readable JPEG: %s", path, stbi_failure_reason());
+    if (!pixels) return error_set("image %s is not a readable JPEG: its data is truncated or corrupt", path);
     *rgb = malloc((size_t)width * height * 3);
     if (!*rgb) {
         stbi_image_free(pixels);
