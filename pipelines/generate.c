@@ -22,6 +22,7 @@
 #include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/timer.h"
+#include "parallel/layout.h"
 #include "parallel/world.h"
 #include "pipelines/denoise.h"
 #include "pipelines/generate.h"
@@ -324,25 +325,59 @@ static int save_latents(generate_state *g, const float *latents)
     return safetensors_write(g->o->latents_output, &name, &t, 1);
 }
 
-/* latents / scaling_factor + shift_factor -> VAE (frame by frame, each in
- * row bands over the VAE group) -> pixels -> file. */
+/* The frames of pixels [frames, 3, H, W] from latents [frames, C, h, w]. An
+ * image, or a clip with fewer frames than VAE ranks: frame by frame, each in
+ * row bands over the VAE group. A clip with at least as many frames as VAE
+ * ranks: each rank decodes a contiguous share of whole frames alone (no
+ * halo exchange or GroupNorm sums per layer), then one all-gather of the
+ * pixels gives every VAE rank all frames. */
+static int decode_frames(generate_state *g, arena *scratch, const float *latents, float *pixels)
+{
+    const vae_config *vc = &g->bundle.vae.cfg;
+    process_group *group = g->par.groups[GROUP_VAE];
+    int64_t frame_pixels = vc->out_channels * g->o->height * g->o->width;
+    int64_t frame_latents = g->latent_count / g->frames;
+    int by_frames = g->frames > 1 && group->size > 1 && g->frames >= group->size;
+    int64_t first = 0, count = g->frames;
+    if (by_frames) layout_split_rows(g->frames, group->size, group->rank, &first, &count);
+    for (int64_t f = first; f < first + count; f++)
+        if (vae_decode_parallel(&g->bundle.vae, scratch, by_frames ? NULL : group, latents + f * frame_latents,
+                                vc->latent_channels, g->latent_h, g->latent_w, pixels + f * frame_pixels))
+            return -1;
+    if (!by_frames) return 0;
+    int64_t rows[LAYOUT_MAX_RANKS], row_len = g->o->width, rows_per_frame = frame_pixels / row_len, unused;
+    for (int p = 0; p < group->size; p++) {
+        layout_split_rows(g->frames, group->size, p, &unused, &rows[p]);
+        rows[p] *= rows_per_frame;
+    }
+    tensor all = tensor_make_2d(DTYPE_F32, DEVICE_CPU, g->frames * rows_per_frame, row_len);
+    tensor mine = tensor_make_2d(DTYPE_F32, DEVICE_CPU, count * rows_per_frame, row_len);
+    all.data = pixels;
+    mine.data = pixels + first * frame_pixels;
+    /* In place: rank p's share already sits where the gather puts it; a copy
+     * keeps the input and output buffers apart. */
+    float *share = malloc((size_t)(count * frame_pixels) * sizeof(float));
+    if (!share) return error_set("out of memory gathering decoded frames");
+    memcpy(share, mine.data, (size_t)(count * frame_pixels) * sizeof(float));
+    mine.data = share;
+    int status = group->ops->all_gather_rows(group, all, mine, rows);
+    free(share);
+    return status;
+}
+
+/* latents / scaling_factor + shift_factor -> VAE -> pixels -> file. */
 static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed, float *latents, const char *path,
                             int job, int total)
 {
     const vae_config *vc = &g->bundle.vae.cfg;
     for (int64_t i = 0; i < g->latent_count; i++)
         latents[i] = latents[i] / (float)vc->scaling_factor + (float)vc->shift_factor;
-    int64_t frame_pixels = vc->out_channels * g->o->height * g->o->width;
-    int64_t frame_latents = g->latent_count / g->frames;
-    float *pixels = malloc((size_t)(g->frames * frame_pixels) * sizeof(float));
+    float *pixels = malloc((size_t)(g->frames * vc->out_channels * g->o->height * g->o->width) * sizeof(float));
     if (!pixels) return error_set("out of memory decoding %s", path);
     arena scratch;
     arena_init(&scratch, g->bundle.be);
     double start = timer_seconds();
-    int status = 0;
-    for (int64_t f = 0; f < g->frames && status == 0; f++)
-        status = vae_decode_parallel(&g->bundle.vae, &scratch, g->par.groups[GROUP_VAE], latents + f * frame_latents,
-                                     vc->latent_channels, g->latent_h, g->latent_w, pixels + f * frame_pixels);
+    int status = decode_frames(g, &scratch, latents, pixels);
     if (g->o->hooks) {
         g->o->hooks->vae_seconds += timer_seconds() - start;
         g->vae_peak_bytes = (int64_t)scratch.peak;

@@ -5,8 +5,9 @@
  * replayed. The serial reference runs on rank 0 alone (data parallel over
  * the world with one image), capturing its routing for the others. Then the
  * same for a clip of 3 frames (moedit_video: one sequence of 3 x 16 image
- * tokens, a frame count no rank count divides, each frame decoded by the
- * VAE in bands where the layout has them). */
+ * tokens, a frame count no rank count divides; with 2 VAE ranks each
+ * decodes whole frames, with 4 each frame is decoded in bands), every frame
+ * written as its own PNG and compared. */
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/image_io.h"
@@ -31,7 +32,7 @@ static int64_t frames = 1; /* > 1: a clip through moedit_video */
 static int generate(const moedit_parallel *par, int images, const char *capture, const char *replay, const char *name)
 {
     char png[128], latents[128];
-    snprintf(png, sizeof png, "%s/%s.png", dir, name);
+    snprintf(png, sizeof png, frames > 1 ? "%s/%s/" : "%s/%s.png", dir, name); /* a clip: a frames directory */
     snprintf(latents, sizeof latents, "%s/%s.latents", dir, name);
     const char *prompts[1] = {"a red circle on a blue background"};
     moedit_generate_options o = {
@@ -58,13 +59,9 @@ static int read_latents(const char *name, float *out)
     return status ? -1 : 0;
 }
 
-/* Largest difference between the PNGs of two runs (256: unreadable), and
- * the PSNR in dB. */
-static int pixel_diff(const char *a_name, const char *b_name, double *psnr)
+/* Largest difference between two PNGs (256: unreadable), and the PSNR in dB. */
+static int pixel_diff(const char *a_path, const char *b_path, double *psnr)
 {
-    char a_path[256], b_path[256];
-    snprintf(a_path, sizeof a_path, "%s/%s%s", dir, a_name, strcmp(a_name, "serial") ? "" : ".png");
-    snprintf(b_path, sizeof b_path, "%s/%s", dir, b_name);
     uint8_t *a = NULL, *b = NULL;
     int64_t aw, ah, bw, bh;
     int worst = 256;
@@ -94,9 +91,23 @@ static void check(const char *name, moedit_parallel par, int images, const char 
     CHECK_MSG(read_latents(name, got) == 0, "%s: %s", label, error_message());
     long n = (long)frames * 4 * 8 * 8;
     double diff = test_max_abs_diff(got, serial, n), scale = test_max_abs(serial, n), psnr = 0;
-    char png[128];
-    snprintf(png, sizeof png, "%s%s.png", name, images > 1 ? "-0" : "");
-    int pixels = pixel_diff("serial", png, &psnr);
+    /* The first image of the layout against the serial one; every frame of a clip. */
+    int pixels = 0;
+    psnr = 99;
+    for (int64_t f = 0; f < frames; f++) {
+        char a[256], b[256];
+        double frame_psnr = 0;
+        if (frames > 1) {
+            snprintf(a, sizeof a, "%s/serial/frame-%04lld.png", dir, (long long)f);
+            snprintf(b, sizeof b, "%s/%s/%sframe-%04lld.png", dir, name, images > 1 ? "clip0-" : "", (long long)f);
+        } else {
+            snprintf(a, sizeof a, "%s/serial.png", dir);
+            snprintf(b, sizeof b, "%s/%s%s.png", dir, name, images > 1 ? "-0" : "");
+        }
+        int worst = pixel_diff(a, b, &frame_psnr);
+        pixels = worst > pixels ? worst : pixels;
+        psnr = frame_psnr < psnr ? frame_psnr : psnr;
+    }
     if (strcmp(device, "cpu") == 0) {
         CHECK_MSG(diff <= 1e-4 * scale, "%s: final latents differ by %.3g (scale %.3g)", label, diff, scale);
         CHECK_MSG(pixels <= 1, "%s: image differs from serial by %d", label, pixels);
