@@ -4,15 +4,7 @@
 # their reason; bad layout lists and option mixes give one error line; the
 # transformer-only and --forward-only modes work and say what they time.
 # usage: cli_bench_layouts.sh MOEDIT FIXTURES
-set -u
-moedit=$1
-model="$2/../../models/tiny-random"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
-
-source "$(dirname "$0")/expect_error.sh"
+source "$(dirname "$0")/common_cli.sh"
 
 small=(--height 64 --width 64 --num-inference-steps 2 --quiet)
 export OMP_NUM_THREADS=1

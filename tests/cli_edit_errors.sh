@@ -4,16 +4,9 @@
 # line "moedit: error: ...", exit 1, no output file. Good runs write the
 # file asked for at the size the help promises.
 # usage: cli_edit_errors.sh MOEDIT FIXTURES
-set -u
-moedit=$1
-model="$2/../../models/tiny-random"
-input="$2/edit_tiny/input.png" # 64 x 48
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
+source "$(dirname "$0")/common_cli.sh"
+input="$fixtures/edit_tiny/input.png" # 64 x 48
 out="$work/out.png"
-
-source "$(dirname "$0")/expect_error.sh"
 
 # "W H" of a PNG, from its IHDR chunk.
 png_size() {

@@ -2,14 +2,7 @@
 # Bad command lines and damaged models: each gives exactly one line
 # "moedit: error: ..." on stderr, a non-zero exit, and no crash.
 # usage: cli_errors.sh MOEDIT FIXTURES
-set -u
-moedit=$1
-fixtures=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-
-source "$(dirname "$0")/expect_error.sh"
+source "$(dirname "$0")/common_cli.sh"
 
 expect_error "no command" "no command" "$moedit"
 expect_error "unknown command" "unknown command 'paint'" "$moedit" paint

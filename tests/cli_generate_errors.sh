@@ -2,15 +2,8 @@
 # moedit generate with bad input: one line "moedit: error: ...", exit 1, no
 # output file; and a good run writes exactly the file asked for.
 # usage: cli_generate_errors.sh MOEDIT FIXTURES
-set -u
-moedit=$1
-model="$2/../../models/tiny-random"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
+source "$(dirname "$0")/common_cli.sh"
 out="$work/out.png"
-
-source "$(dirname "$0")/expect_error.sh"
 
 run=("$moedit" generate --model "$model" --prompt "a red circle" --num-inference-steps 2 --quiet)
 expect_error "missing model dir" "does not exist" "$moedit" generate --model "$work/none" --prompt x --height 64 --width 64 --output "$out"

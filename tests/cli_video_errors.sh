@@ -5,15 +5,8 @@
 # the message) and outputs that cannot be written give one error line,
 # exit 1, and leave no file behind.
 # usage: cli_video_errors.sh MOEDIT FIXTURES
-set -u
-moedit=$1
-model="$2/../../models/tiny-random"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
+source "$(dirname "$0")/common_cli.sh"
 out="$work/clip.png"
-source "$(dirname "$0")/expect_error.sh"
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 export OMP_NUM_THREADS=1
 
 run=("$moedit" video --model "$model" --prompt "a red circle moving left to right" --height 64 --width 64 \

@@ -1,0 +1,33 @@
+# Sourced first by every tests/cli_*.sh script (this file is not a test):
+#   moedit, fixtures, model (models/tiny-random), work (a scratch directory,
+#   removed at exit), failures (a counter), fail MESSAGE, expect_error, and
+#   finish NAME (reports and exits with the verdict).
+# The scripts take MOEDIT FIXTURES as their arguments.
+set -u
+moedit=$1
+fixtures=$2
+model="$fixtures/../../models/tiny-random"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+
+# expect_error NAME NEEDLE COMMAND...: fails unless COMMAND exits 1 with one
+# stderr line that starts "moedit: error:" and contains NEEDLE, and leaves no
+# $out (when the script sets it) and no temporary file in $work behind.
+expect_error() {
+  local name=$1 needle=$2
+  shift 2
+  [ -n "${out:-}" ] && rm -rf "$out"
+  "$@" >"$work/stdout" 2>"$work/err"
+  local status=$? lines
+  lines=$(wc -l <"$work/err")
+  if [ "$status" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: .*$needle" "$work/err" ||
+     { [ -n "${out:-}" ] && [ -e "$out" ]; } || ls "$work" | grep -q '\.tmp\.'; then
+    fail "$name: exit $status, $lines stderr line(s), output left: $(ls "$work")"
+    cat "$work/err"
+  else
+    echo "ok   $name: $(cat "$work/err")"
+  fi
+}
