@@ -1,0 +1,208 @@
+/* Edit success of the shipped demo model with SDEdit (moedit edit --strength),
+ * judged from pixels. For each pair: the source picture is generated from
+ * prompt A, then edited with prompt B, which is A with the object recolored.
+ * The edit succeeds when
+ *   - the pixel judge (demo_judge.h) finds prompt B in the result: the
+ *     background kept, the object in its new color, at its cell, one object;
+ *   - the object stays where and as large as it was: the centroids of the
+ *     object pixels of source and result are at most MAX_SHIFT pixels apart
+ *     and their areas within a factor MAX_AREA_RATIO (a fresh picture of
+ *     prompt B would put an object of another size at a jittered place);
+ *   - and the rest of the picture stays: PSNR between source and result over
+ *     the pixels that are background in both, after widening both objects'
+ *     masks by DILATE pixels, is at least MIN_PSNR dB.
+ * Strength 0.5: on 10 pairs, 0.4 and 0.5 gave 6 successes, 0.6 gave 4 (the
+ * object drifts), 1.0 gave 1. The thresholds come from measurement
+ * (docs/demo-model.md, "Edit success").
+ *
+ * `test_demo_edit --pairs LIST` (lines "SOURCE.png<TAB>EDITED.png<TAB>prompt B")
+ * judges pictures made elsewhere: tools/eval/eval_edit.py uses it. */
+#include "core/image_io.h"
+#include "demo_judge.h"
+#include "moedit.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MODEL MOEDIT_FIXTURES "/../../models/demo"
+#define SIZE 256
+#define STEPS 20
+#define GUIDANCE 4.0
+#define SEED 0
+#define STRENGTH 0.5
+#define DILATE 3
+#define MIN_PSNR 24.0
+#define MAX_SHIFT 4.0
+#define MAX_AREA_RATIO 1.3
+
+/* Held-out color/shape/background combinations and the README's prompt. */
+static const struct {
+    const char *source, *edit;
+} PAIRS[] = {
+    {"a red circle on a blue background", "a green circle on a blue background"},
+    {"a yellow square on the left on a black background", "a pink square on the left on a black background"},
+    {"a white triangle at the top on a green background", "a red triangle at the top on a green background"},
+    {"a blue star in the center on a white background", "an orange star in the center on a white background"},
+    {"a purple diamond on the right on a gray background", "a yellow diamond on the right on a gray background"},
+    {"a green circle in the bottom left corner on a pink background",
+     "a blue circle in the bottom left corner on a pink background"},
+};
+#define PAIR_COUNT ((int)(sizeof PAIRS / sizeof *PAIRS))
+/* Measured (docs/demo-model.md): 3 of these 6 at strength 0.5, 19 of 50
+ * held-out pairs (38%); at strength 1, which ignores the input, 1 of 10. */
+#define MIN_SUCCESS 2 /* of 6: the measured 3, less one miss of slack */
+
+/* keep[i] = 0 within DILATE pixels (Chebyshev) of an object pixel of either mask. */
+static void background_of_both(const uint8_t *a, const uint8_t *b, int64_t w, int64_t h, uint8_t *keep)
+{
+    for (int64_t y = 0; y < h; y++)
+        for (int64_t x = 0; x < w; x++) {
+            int near = 0;
+            for (int64_t dy = -DILATE; dy <= DILATE && !near; dy++)
+                for (int64_t dx = -DILATE; dx <= DILATE && !near; dx++) {
+                    int64_t yy = y + dy, xx = x + dx;
+                    if (yy >= 0 && yy < h && xx >= 0 && xx < w) near = a[yy * w + xx] || b[yy * w + xx];
+                }
+            keep[y * w + x] = !near;
+        }
+}
+
+/* PSNR in dB of the kept pixels (INFINITY when identical, NAN when none is kept). */
+static double kept_psnr(const uint8_t *p, const uint8_t *q, const uint8_t *keep, int64_t n)
+{
+    double squares = 0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (keep[i]) {
+            for (int c = 0; c < 3; c++) squares += (double)(p[i * 3 + c] - q[i * 3 + c]) * (p[i * 3 + c] - q[i * 3 + c]);
+            count += 3;
+        }
+    if (!count) return NAN;
+    return squares == 0 ? INFINITY : 10 * log10(255.0 * 255.0 / (squares / (double)count));
+}
+
+/* Centroid (x, y) and pixel count of a mask. */
+static long mask_centroid(const uint8_t *mask, int64_t w, int64_t h, double *cx, double *cy)
+{
+    long count = 0;
+    double sx = 0, sy = 0;
+    for (int64_t y = 0; y < h; y++)
+        for (int64_t x = 0; x < w; x++)
+            if (mask[y * w + x]) count++, sx += (double)x, sy += (double)y;
+    *cx = count ? sx / count : 0, *cy = count ? sy / count : 0;
+    return count;
+}
+
+/* Judges one edit; prints "ok|MISS<TAB>prompt<TAB>psnr ..."; 1 on success, 0 not, -1 unreadable. */
+static int judge_edit(const char *source, const char *edited, const char *prompt, demo_verdict *sum, double *psnr)
+{
+    demo_verdict v;
+    if (demo_judge_file(edited, prompt, sum, &v)) return -1;
+    uint8_t *a = NULL, *b = NULL;
+    int64_t aw, ah, bw, bh;
+    if (image_read(source, 4096, 1 << 24, &a, &aw, &ah) || image_read(edited, 4096, 1 << 24, &b, &bw, &bh) ||
+        aw != bw || ah != bh) {
+        fprintf(stderr, "%s or %s: unreadable or of different sizes\n", source, edited);
+        free(a), free(b);
+        return -1;
+    }
+    int64_t n = aw * ah;
+    uint8_t *mask_a = malloc((size_t)n), *mask_b = malloc((size_t)n), *keep = malloc((size_t)n);
+    int status = -1;
+    if (mask_a && mask_b && keep) {
+        demo_judge_object_mask(a, aw, ah, mask_a);
+        demo_judge_object_mask(b, bw, bh, mask_b);
+        background_of_both(mask_a, mask_b, aw, ah, keep);
+        *psnr = kept_psnr(a, b, keep, n);
+        double ax, ay, bx, by;
+        long area_a = mask_centroid(mask_a, aw, ah, &ax, &ay), area_b = mask_centroid(mask_b, bw, bh, &bx, &by);
+        double shift = hypot(ax - bx, ay - by), ratio = area_a && area_b ? (double)area_b / (double)area_a : 0;
+        int kept = shift <= MAX_SHIFT && ratio >= 1 / MAX_AREA_RATIO && ratio <= MAX_AREA_RATIO;
+        status = v.all_ok && kept && *psnr >= MIN_PSNR;
+        printf("%s\t%s\tbackground PSNR %.1f dB, object moved %.1f px, area x%.2f\n", status ? "ok" : "MISS", prompt,
+               *psnr, shift, ratio);
+    }
+    free(a), free(b), free(mask_a), free(mask_b), free(keep);
+    return status;
+}
+
+/* --pairs LIST: "SOURCE<TAB>EDITED<TAB>prompt" a line; prints each verdict and the totals. */
+static int judge_list(const char *list)
+{
+    FILE *f = fopen(list, "r");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", list);
+        return 2;
+    }
+    char line[2048];
+    demo_verdict sum = {0};
+    int pairs = 0, successes = 0, status = 0;
+    double psnr_sum = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char *edited = strchr(line, '\t'), *prompt = edited ? strchr(edited + 1, '\t') : NULL;
+        if (!prompt) continue;
+        *edited++ = 0;
+        *prompt++ = 0;
+        double psnr = 0;
+        int ok = judge_edit(line, edited, prompt, &sum, &psnr);
+        if (ok < 0) status = 2;
+        successes += ok > 0;
+        psnr_sum += isfinite(psnr) ? psnr : 99;
+        pairs++;
+    }
+    fclose(f);
+    demo_judge_print_totals(&sum, pairs);
+    printf("edits: %d of %d succeed; mean background PSNR %.1f dB\n", successes, pairs, pairs ? psnr_sum / pairs : 0);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--pairs")) return judge_list(argv[2]);
+    moedit_init(&argc, &argv);
+    if (access(MODEL "/model_index.json", R_OK) != 0) {
+        fprintf(stderr, "%s: no demo model\n", MODEL);
+        return 1;
+    }
+    char dir[] = "/tmp/moedit-edit-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    demo_verdict sum = {0};
+    int successes = 0;
+    double seconds = 0;
+    for (int i = 0; i < PAIR_COUNT; i++) {
+        char source[96], edited[96];
+        snprintf(source, sizeof source, "%s/source-%d.png", dir, i);
+        snprintf(edited, sizeof edited, "%s/edited-%d.png", dir, i);
+        const char *prompts[1] = {PAIRS[i].source};
+        moedit_generate_options o = {.model_dir = MODEL, .prompts = prompts, .prompt_count = 1, .height = SIZE,
+                                     .width = SIZE, .steps = STEPS, .guidance = GUIDANCE, .seed = SEED,
+                                     .images_per_prompt = 1, .output = source, .quiet = 1};
+        static moedit_generate_result r;
+        CHECK_MSG(moedit_generate(&o, &r) == 0, "generate: %s", moedit_error());
+        seconds += r.total_seconds;
+        prompts[0] = PAIRS[i].edit;
+        o.output = edited;
+        o.seed = SEED + 1; /* other noise: only the input can keep the object's place and size */
+        moedit_edit_options e = {.base = o, .image_path = source, .mode = MOEDIT_EDIT_STRENGTH, .strength = STRENGTH};
+        CHECK_MSG(moedit_edit(&e, &r) == 0, "edit: %s", moedit_error());
+        seconds += r.total_seconds;
+        double psnr = 0;
+        int ok = judge_edit(source, edited, PAIRS[i].edit, &sum, &psnr);
+        CHECK(ok >= 0);
+        successes += ok > 0;
+        unlink(source), unlink(edited);
+    }
+    rmdir(dir);
+    demo_judge_print_totals(&sum, PAIR_COUNT);
+    printf("edits: %d of %d succeed (strength %.2f, %d steps); %.1f s\n", successes, PAIR_COUNT, STRENGTH, STEPS,
+           seconds);
+    CHECK_MSG(successes >= MIN_SUCCESS, "%d of %d edits succeed (at least %d expected)", successes, PAIR_COUNT,
+              MIN_SUCCESS);
+    moedit_finalize();
+    return test_finish("test_demo_edit");
+}
