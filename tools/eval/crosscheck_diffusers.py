@@ -77,7 +77,7 @@ def main():
         subprocess.run([args.moedit, "generate", "--model", args.model, "--prompt", args.prompt, "--height",
                         str(args.size), "--width", str(args.size), "--num-inference-steps", str(args.steps),
                         "--guidance-scale", str(args.guidance), "--init-noise", os.path.join(work, "noise.safetensors"),
-                        "--latents-output", os.path.join(work, "latents.safetensors"), "--output",
+                        "--output-latents", os.path.join(work, "latents.safetensors"), "--output",
                         os.path.join(work, "moedit.png"), "--quiet"], check=True)
         latents = load_file(os.path.join(work, "latents.safetensors"))["latents"]
         pixels = np.asarray(Image.open(os.path.join(work, "moedit.png")).convert("RGB"))
