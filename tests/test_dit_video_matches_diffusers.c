@@ -1,0 +1,92 @@
+/* The transformer's video mode reproduces diffusers' HiDreamImageTransformer2DModel
+ * run on a clip as one sequence (tools/make_video_fixture.py, tests/fixtures/
+ * dit_video): the dit_moe weights, 3 non-square frames [4, 6, 10] whose 45
+ * tokens carry RoPE ids (frame, row, col) and are not padded (the config's
+ * max_seq is 24); the output [3, 4, 6, 10] within 1e-4 of its scale. Each
+ * frame run alone as an image gives another result (the frames attend to
+ * each other), and warm forwards do not allocate. */
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "dit/dit_forward.h"
+#include "test_util.h"
+
+#include <stdlib.h>
+
+#define FIXTURE MOEDIT_FIXTURES "/dit_video/io.safetensors"
+
+static float *read_all(const safetensors *io, const char *name, int64_t *numel, int64_t *shape)
+{
+    const safetensors_entry *e = safetensors_find(io, name);
+    if (!e) return NULL;
+    *numel = 1;
+    for (int i = 0; i < e->ndim; i++) {
+        *numel *= e->shape[i];
+        if (shape) shape[i] = e->shape[i];
+    }
+    float *data = malloc((size_t)*numel * sizeof(float));
+    if (safetensors_read_f32(io, name, e->ndim, e->shape, data)) {
+        free(data);
+        return NULL;
+    }
+    return data;
+}
+
+int main(void)
+{
+    backend *be = backend_cpu_create();
+    dit_model model;
+    safetensors *io = NULL;
+    CHECK_MSG(safetensors_open(&io, FIXTURE) == 0, "%s", error_message());
+    CHECK_MSG(dit_model_load(&model, be, MOEDIT_FIXTURES "/dit_moe", 0, 0, NULL) == 0, "%s", error_message());
+    if (test_failures) return test_finish("test_dit_video_matches_diffusers");
+
+    int64_t n_latents, n_t5, n_llama, n_pooled, n_out, n_t, latent_shape[4], t5_shape[2], llama_shape[3];
+    float *latents = read_all(io, "latents", &n_latents, latent_shape);
+    float *t5 = read_all(io, "prompt_embeds_t5", &n_t5, t5_shape);
+    float *llama = read_all(io, "prompt_embeds_llama3", &n_llama, llama_shape);
+    float *pooled = read_all(io, "pooled_prompt_embeds", &n_pooled, NULL);
+    float *want = read_all(io, "output", &n_out, NULL);
+    float *timestep = read_all(io, "timestep", &n_t, NULL);
+    CHECK(latents && t5 && llama && pooled && want && timestep);
+    if (test_failures) return test_finish("test_dit_video_matches_diffusers");
+
+    dit_text_inputs inputs = {t5, t5_shape[0], llama, llama_shape[0], llama_shape[1], pooled};
+    dit_text text;
+    CHECK_MSG(dit_text_encode(&text, &model, &inputs) == 0, "%s", error_message());
+    float *out = calloc((size_t)n_out, sizeof(float));
+    int64_t frames = latent_shape[0], h = latent_shape[2], w = latent_shape[3];
+
+    dit_run run;
+    dit_run_shape shape = {h, w, 0, 0, t5_shape[0], llama_shape[1], frames};
+    CHECK_MSG(dit_run_init_shape(&run, &model, &shape, NULL) == 0, "%s", error_message());
+    CHECK_MSG(run.image_tokens == frames * (h / 2) * (w / 2), "%lld image tokens: a clip is never padded",
+              (long long)run.image_tokens);
+    CHECK_MSG(dit_forward(&run, &text, latents, timestep[0], out) == 0, "%s", error_message());
+    double scale = test_max_abs(want, n_out), diff = test_max_abs_diff(out, want, n_out);
+    CHECK_MSG(diff <= 1e-4 * scale, "clip output: max abs diff %.3g (scale %.3g)", diff, scale);
+    printf("  %lld frames, %lld tokens: max abs diff %.3g (scale %.3g)\n", (long long)frames,
+           (long long)run.image_tokens, diff, scale);
+    size_t allocations = run.scratch.block_allocations;
+    CHECK(dit_forward(&run, &text, latents, timestep[0], out) == 0);
+    CHECK(dit_forward(&run, &text, latents, timestep[0], out) == 0);
+    CHECK_MSG(run.scratch.block_allocations <= allocations + 1, "arena allocated %zu blocks after warm-up",
+              run.scratch.block_allocations - allocations);
+    dit_run_free(&run);
+
+    /* Frame 1 alone, as an image (padded to max_seq like any non-square image): another result. */
+    int64_t frame = n_out / frames;
+    CHECK_MSG(dit_run_init(&run, &model, h, w, t5_shape[0], llama_shape[1], NULL) == 0, "%s", error_message());
+    CHECK_MSG(dit_forward(&run, &text, latents + frame, timestep[0], out) == 0, "%s", error_message());
+    double alone = test_max_abs_diff(out, want + frame, frame);
+    CHECK_MSG(alone > 0.05, "frame 1 alone equals frame 1 of the clip (diff %.3g): the frames do not interact", alone);
+    printf("  frame 1 alone differs from the clip's frame 1 by %.3g\n", alone);
+    dit_run_free(&run);
+
+    free(out);
+    free(latents), free(t5), free(llama), free(pooled), free(want), free(timestep);
+    dit_text_free(&text);
+    dit_model_free(&model);
+    safetensors_close(io);
+    backend_destroy(be);
+    return test_finish("test_dit_video_matches_diffusers");
+}
