@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "dit/dit_forward.h"
+#include "test_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -39,24 +40,6 @@ typedef struct inputs {
     float *latents, *t5, *llama, *pooled, *want, *timestep;
     int64_t latent_shape[3], t5_shape[2], llama_shape[3], n_out;
 } inputs;
-
-static float *read_all(const safetensors *io, const char *name, int64_t *numel, int64_t *shape)
-{
-    const safetensors_entry *e = safetensors_find(io, name);
-    if (!e) return NULL;
-    int64_t n = 1;
-    for (int i = 0; i < e->ndim; i++) {
-        n *= e->shape[i];
-        if (shape) shape[i] = e->shape[i];
-    }
-    if (numel) *numel = n;
-    float *data = malloc((size_t)n * sizeof(float));
-    if (safetensors_read_f32(io, name, e->ndim, e->shape, data)) {
-        free(data);
-        return NULL;
-    }
-    return data;
-}
 
 static double relative_l2(const float *got, const float *want, int64_t n)
 {
@@ -120,12 +103,12 @@ static int read_inputs(const char *dir, inputs *in)
     safetensors *io = NULL;
     if (safetensors_open(&io, path) != 0) return -1;
     int64_t n;
-    in->latents = read_all(io, "latents", &n, in->latent_shape);
-    in->t5 = read_all(io, "prompt_embeds_t5", &n, in->t5_shape);
-    in->llama = read_all(io, "prompt_embeds_llama3", &n, in->llama_shape);
-    in->pooled = read_all(io, "pooled_prompt_embeds", &n, NULL);
-    in->want = read_all(io, "output", &in->n_out, NULL);
-    in->timestep = read_all(io, "timestep", &n, NULL);
+    in->latents = fixture_read(io, "latents", &n, in->latent_shape);
+    in->t5 = fixture_read(io, "prompt_embeds_t5", &n, in->t5_shape);
+    in->llama = fixture_read(io, "prompt_embeds_llama3", &n, in->llama_shape);
+    in->pooled = fixture_read(io, "pooled_prompt_embeds", &n, NULL);
+    in->want = fixture_read(io, "output", &in->n_out, NULL);
+    in->timestep = fixture_read(io, "timestep", &n, NULL);
     safetensors_close(io);
     return in->latents && in->t5 && in->llama && in->pooled && in->want && in->timestep ? 0 : -1;
 }

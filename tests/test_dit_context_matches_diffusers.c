@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "dit/dit_forward.h"
+#include "test_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -29,28 +30,11 @@ static void compare(const char *name, const float *got, const float *want, int64
     printf("  %-24s max abs diff %.3g (scale %.3g)\n", name, diff, scale);
 }
 
-static float *read_all(const safetensors *io, const char *name, int64_t *numel, int64_t *shape)
-{
-    const safetensors_entry *e = safetensors_find(io, name);
-    if (!e) return NULL;
-    *numel = 1;
-    for (int i = 0; i < e->ndim; i++) {
-        *numel *= e->shape[i];
-        if (shape) shape[i] = e->shape[i];
-    }
-    float *data = malloc((size_t)*numel * sizeof(float));
-    if (safetensors_read_f32(io, name, e->ndim, e->shape, data)) {
-        free(data);
-        return NULL;
-    }
-    return data;
-}
-
 static void on_trace(void *user, const char *name, tensor value)
 {
     trace_check *check = user;
     int64_t n, shape[2];
-    float *want = read_all(check->io, name, &n, shape);
+    float *want = fixture_read(check->io, name, &n, shape);
     CHECK_MSG(want != NULL, "fixture lacks %s", name);
     if (!want) return;
     CHECK_MSG(shape[0] == tensor_rows(&value) && shape[1] == tensor_cols(&value), "%s: %lld x %lld rows, fixture %lld x %lld",
@@ -72,14 +56,14 @@ int main(void)
 
     int64_t n_latents, n_context, n_t5, n_llama, n_pooled, n_out, n_plain, n_t;
     int64_t latent_shape[3], context_shape[3], t5_shape[2], llama_shape[3];
-    float *latents = read_all(io, "latents", &n_latents, latent_shape);
-    float *context = read_all(io, "context_latents", &n_context, context_shape);
-    float *t5 = read_all(io, "prompt_embeds_t5", &n_t5, t5_shape);
-    float *llama = read_all(io, "prompt_embeds_llama3", &n_llama, llama_shape);
-    float *pooled = read_all(io, "pooled_prompt_embeds", &n_pooled, NULL);
-    float *want = read_all(io, "output", &n_out, NULL);
-    float *plain = read_all(io, "output_without_context", &n_plain, NULL);
-    float *timestep = read_all(io, "timestep", &n_t, NULL);
+    float *latents = fixture_read(io, "latents", &n_latents, latent_shape);
+    float *context = fixture_read(io, "context_latents", &n_context, context_shape);
+    float *t5 = fixture_read(io, "prompt_embeds_t5", &n_t5, t5_shape);
+    float *llama = fixture_read(io, "prompt_embeds_llama3", &n_llama, llama_shape);
+    float *pooled = fixture_read(io, "pooled_prompt_embeds", &n_pooled, NULL);
+    float *want = fixture_read(io, "output", &n_out, NULL);
+    float *plain = fixture_read(io, "output_without_context", &n_plain, NULL);
+    float *timestep = fixture_read(io, "timestep", &n_t, NULL);
     CHECK(latents && context && t5 && llama && pooled && want && plain && timestep);
     if (test_failures) return test_finish("test_dit_context_matches_diffusers");
 

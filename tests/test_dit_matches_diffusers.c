@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "dit/dit_forward.h"
+#include "test_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -41,23 +42,6 @@ static void on_trace(void *user, const char *name, tensor value)
     check->compared++;
     free(got);
     free(expected);
-}
-
-static float *read_all(const safetensors *io, const char *name, int64_t *numel, int64_t *shape)
-{
-    const safetensors_entry *e = safetensors_find(io, name);
-    if (!e) return NULL;
-    *numel = 1;
-    for (int i = 0; i < e->ndim; i++) {
-        *numel *= e->shape[i];
-        if (shape) shape[i] = e->shape[i];
-    }
-    float *data = malloc((size_t)*numel * sizeof(float));
-    if (safetensors_read_f32(io, name, e->ndim, e->shape, data)) {
-        free(data);
-        return NULL;
-    }
-    return data;
 }
 
 /* The experts chosen in the first double and first single block equal the
@@ -124,12 +108,12 @@ static void check_fixture(const char *fixture, int expected_traces)
 
     int64_t n_latents, n_t5, n_llama, n_pooled, n_out, n_t;
     int64_t latent_shape[3], t5_shape[2], llama_shape[3];
-    float *latents = read_all(io, "latents", &n_latents, latent_shape);
-    float *t5 = read_all(io, "prompt_embeds_t5", &n_t5, t5_shape);
-    float *llama = read_all(io, "prompt_embeds_llama3", &n_llama, llama_shape);
-    float *pooled = read_all(io, "pooled_prompt_embeds", &n_pooled, NULL);
-    float *want = read_all(io, "output", &n_out, NULL);
-    float *timestep = read_all(io, "timestep", &n_t, NULL);
+    float *latents = fixture_read(io, "latents", &n_latents, latent_shape);
+    float *t5 = fixture_read(io, "prompt_embeds_t5", &n_t5, t5_shape);
+    float *llama = fixture_read(io, "prompt_embeds_llama3", &n_llama, llama_shape);
+    float *pooled = fixture_read(io, "pooled_prompt_embeds", &n_pooled, NULL);
+    float *want = fixture_read(io, "output", &n_out, NULL);
+    float *timestep = fixture_read(io, "timestep", &n_t, NULL);
     CHECK(latents && t5 && llama && pooled && want && timestep);
 
     dit_text_inputs inputs = {t5, t5_shape[0], llama, llama_shape[0], llama_shape[1], pooled};

@@ -1,0 +1,31 @@
+/* Reading the reference tensors of a fixture file (tests/fixtures/ * /io.safetensors). */
+#ifndef MOEDIT_TESTS_TEST_FIXTURE_H
+#define MOEDIT_TESTS_TEST_FIXTURE_H
+
+#include "core/safetensors.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Tensor `name` of io as a malloc'ed F32 array (any stored dtype), its
+ * element count in *numel and its shape in shape (each when not NULL); NULL
+ * when the fixture lacks it or it cannot be read. */
+static inline float *fixture_read(const safetensors *io, const char *name, int64_t *numel, int64_t *shape)
+{
+    const safetensors_entry *e = safetensors_find(io, name);
+    if (!e) return NULL;
+    int64_t n = 1;
+    for (int i = 0; i < e->ndim; i++) {
+        n *= e->shape[i];
+        if (shape) shape[i] = e->shape[i];
+    }
+    if (numel) *numel = n;
+    float *data = malloc((size_t)n * sizeof(float));
+    if (data && safetensors_read_f32(io, name, e->ndim, e->shape, data)) {
+        free(data);
+        return NULL;
+    }
+    return data;
+}
+
+#endif
