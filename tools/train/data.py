@@ -67,7 +67,10 @@ SPECIALS = ["[UNK]", "[BOS]", "[EOS]", "[PAD]"]
 BOS, PAD = 1, 3
 WORDS = (COLOR_NAMES + SHAPES + list(PLURALS.values()) +
          ["a", "an", "the", "on", "in", "at", "and", "with", "of", "background", "two",
-          "small", "large", "left", "right", "top", "bottom", "center", "corner", ","])
+          "small", "large", "left", "right", "top", "bottom", "center", "corner", ",",
+         # Clips ("moving left to right") and edit instructions (tools/train/motion.py, edits.py).
+         # Appended, so every earlier word keeps its id and a trained encoder only grows rows.
+         "moving", "to", "make", "move", "add", "remove"])
 VOCAB = {w: i for i, w in enumerate(SPECIALS + WORDS)}
 
 _heldout_rng = random.Random(20251123)
@@ -229,6 +232,23 @@ def _rgb(rng, name):
     return [max(0, min(255, v + rng.randint(-COLOR_JITTER, COLOR_JITTER))) for v in COLORS[name]]
 
 
+def _fixed_or_jittered(rng, name, rgb):
+    """rgb when the scene fixes it (the frames of a clip, the two sides of an edit keep their
+    colors), else the named color jittered; the draw happens either way, so fixing one color
+    leaves the others' jitter as it was."""
+    jittered = _rgb(rng, name)
+    return list(rgb) if rgb is not None else jittered
+
+
+def fix_colors(rng, scenes_or_objects):
+    """Jittered RGB values drawn once and stored (bg_rgb on a scene, rgb on an object)."""
+    for x in scenes_or_objects:
+        if isinstance(x, Scene):
+            x.bg_rgb = _rgb(rng, x.bg)
+        else:
+            x["rgb"] = _rgb(rng, x["color"])
+
+
 SHAPE_ID = {s: i for i, s in enumerate(SHAPES)}
 _STAR_OUTER, _STAR_INNER = 1.0, 0.45
 
@@ -274,7 +294,8 @@ def render(scenes, size, device="cpu", seed=0):
     """Pictures of the scenes: [B, 3, size, size] floats in [-1, 1]."""
     rng = random.Random(seed)
     B = len(scenes)
-    bg = torch.tensor([_rgb(rng, s.bg) for s in scenes], dtype=torch.float32, device=device) / 127.5 - 1
+    bg = torch.tensor([_fixed_or_jittered(rng, s.bg, getattr(s, "bg_rgb", None)) for s in scenes],
+                      dtype=torch.float32, device=device) / 127.5 - 1
     img = bg[:, :, None, None].expand(B, 3, size, size).clone()
     coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) / size
     yy, xx = coords[None, :, None], coords[None, None, :]
@@ -288,7 +309,8 @@ def render(scenes, size, device="cpu", seed=0):
         d = _sdf(shape_id, xx - t("cx"), yy - t("cy"), t("r"))
         alpha = (0.5 - d * size).clamp(0, 1)
         alpha = alpha * torch.tensor(has, dtype=torch.float32, device=device)[:, None, None]
-        color = torch.tensor([_rgb(rng, o["color"]) for o in objs], dtype=torch.float32, device=device) / 127.5 - 1
+        color = torch.tensor([_fixed_or_jittered(rng, o["color"], o.get("rgb")) for o in objs],
+                             dtype=torch.float32, device=device) / 127.5 - 1
         img = img * (1 - alpha[:, None]) + color[:, :, None, None] * alpha[:, None]
     return img
 

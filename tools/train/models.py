@@ -208,6 +208,49 @@ def transformer_output(transformer, latents, sigmas, t5, llama, pooled):
     return out
 
 
+def tokens(latents, patch):
+    """[B, C, H, W] -> [B, (H / p)(W / p), p * p * C]: diffusers' patchify of a square image
+    (row-major patches, each patch ordered (row in patch, column in patch, channel))."""
+    B, C, H, W = latents.shape
+    x = latents.reshape(B, C, H // patch, patch, W // patch, patch).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(B, (H // patch) * (W // patch), patch * patch * C)
+
+
+def grid_ids(batch, rows, cols, index, device):
+    """RoPE ids [batch, rows * cols, 3] = (index, r, c): index is the frame (clips) or 1 for an
+    edit's context image, 0 for a plain image (HiDream's img_ids)."""
+    r = torch.arange(rows, device=device, dtype=torch.float32)[:, None].expand(rows, cols)
+    c = torch.arange(cols, device=device, dtype=torch.float32)[None, :].expand(rows, cols)
+    ids = torch.stack([torch.full_like(r, float(index)), r, c], -1).reshape(1, rows * cols, 3)
+    return ids.expand(batch, -1, -1)
+
+
+def sequence_output(transformer, seq, ids, sigmas, t5, llama, pooled):
+    """The transformer on already patchified tokens seq [B, S, D] with RoPE ids [B, S, 3] (all
+    tokens real: an all-ones hidden_states_masks), as moedit runs clips and in-context edits.
+    Returns the output for every token [B, S, D] in the same layout (training mode)."""
+    assert transformer.training, "sequence_output reads the training-mode output layout"
+    B, S, D = seq.shape
+    sizes = torch.tensor([[S, 1]] * B, device=seq.device)  # read by eval-mode unpatchify only
+    out = transformer(hidden_states=seq, timesteps=sigmas * 1000, encoder_hidden_states_t5=t5,
+                      encoder_hidden_states_llama3=llama, pooled_embeds=pooled, img_ids=ids, img_sizes=sizes,
+                      hidden_states_masks=torch.ones(B, S, device=seq.device, dtype=seq.dtype)).sample
+    return out.permute(0, 2, 3, 1).reshape(B, S, D)  # [B, C, S, p * p] -> [B, S, p * p * C]
+
+
+def fit_vocab(state, prefix="text_encoder."):
+    """A checkpoint's encoder state grown to len(data.VOCAB) rows: words appended to the
+    vocabulary since it was trained get fresh embeddings (std 0.02, LlamaConfig's initializer
+    range); every earlier id keeps its row."""
+    key = prefix + "embed_tokens.weight"
+    old = state[key]
+    if old.shape[0] < len(data.VOCAB):
+        gen = torch.Generator().manual_seed(len(data.VOCAB))
+        fresh = torch.randn(len(data.VOCAB) - old.shape[0], old.shape[1], generator=gen) * 0.02
+        state[key] = torch.cat([old, fresh.to(old.dtype)])
+    return state
+
+
 def shifted(u, shift):
     """FlowMatchEulerDiscreteScheduler's static shift: s u / (1 + (s - 1) u)."""
     return shift * u / (1 + (shift - 1) * u)

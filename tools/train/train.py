@@ -12,6 +12,14 @@ Stages (--stage):
         velocity = -transformer output, and FlowMatchEulerDiscreteScheduler.step moves
         x += (sigma_next - sigma) * velocity along dx/dsigma = noise - x0.
         Captions are dropped (empty prompt) 10% of the time for classifier-free guidance.
+        --tasks picks what a step trains on, one batch of each, their losses summed; every
+        batch is a token sequence as moedit runs it (models.sequence_output):
+          image  scenes (data.py) at 256 x 256, RoPE ids (0, row, col)
+          clip   clips of moving shapes (motion.py), --clip-frames frames at --clip-size as one
+                 sequence, frame f with ids (f, row, col): moedit video
+          edit   edit triples (edits.py): the noisy result's tokens, then the clean source's with
+                 ids (1, row, col) as in-context tokens, the loss on the result's: moedit edit
+                 --edit-mode context
   decoder  only the decoder fine-tune below (--decoder-seconds, default --seconds), from --ckpt.
   all   vae (when the checkpoint has none) then dit, sharing the time budget. With
         --decoder-seconds, a resumed chunk first fine-tunes the VAE decoder alone (encoder
@@ -45,7 +53,9 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+import edits  # noqa: E402
 import models  # noqa: E402
+import motion  # noqa: E402
 
 SHARD_BYTES = 15 << 20
 
@@ -254,18 +264,59 @@ def encode_latents(vae, x, shift, scale):
     return (mean.float() - shift) * scale
 
 
-def flow_loss(net, context, aux, latents, ids, mask, sigmas, noise):
-    s = sigmas[:, None, None, None]
-    xt = (1 - s) * latents + s * noise
-    t5, llama, pooled = models.conditioning(net.text_encoder, ids, mask)
-    p = net.transformer.config.patch_size
-    image_tokens = (latents.shape[2] // p) * (latents.shape[3] // p)
-    context.key_mask = models.key_mask(mask, image_tokens)
-    pred = models.transformer_output(net.transformer, xt, sigmas, t5, llama, pooled)
+def flow_loss(net, context, aux, x0, cond, ids, text_ids, text_mask, sigmas, noise):
+    """Flow-matching loss on a token sequence: x0 [B, S, D] the clean target tokens (an image,
+    or a clip's frames one after another), cond [B, Sc, D] clean tokens appended after them (an
+    edit's source picture) or None, ids [B, S + Sc, 3] their RoPE ids."""
+    s = sigmas[:, None, None]
+    xt = (1 - s) * x0 + s * noise
+    seq = xt if cond is None else torch.cat([xt, cond], 1)
+    t5, llama, pooled = models.conditioning(net.text_encoder, text_ids, text_mask)
+    context.key_mask = models.key_mask(text_mask, seq.shape[1])
+    pred = models.sequence_output(net.transformer, seq, ids, sigmas, t5, llama, pooled)[:, :x0.shape[1]]
     context.key_mask = None
-    mse = F.mse_loss(pred.float(), (latents - noise).float())
-    balance = aux.take()
-    return mse, balance
+    mse = F.mse_loss(pred.float(), (x0 - noise).float())
+    return mse, aux.take()
+
+
+def encoded_tokens(vae, pictures, shift, scale, patch):
+    """Pictures [N, 3, H, W] -> scaled latent tokens [N, S, D] and their grid (rows, cols)."""
+    z = encode_latents(vae, pictures, shift, scale)
+    return models.tokens(z, patch), (z.shape[2] // patch, z.shape[3] // patch)
+
+
+def task_batch(task, args, rng, vae, shift, scale, patch, device):
+    """One batch of a task as (x0 tokens, cond tokens or None, ids, captions):
+       image  scenes at models.IMAGE_SIZE, ids (0, r, c)
+       clip   --clip-frames frames at --clip-size as one sequence, ids (f, r, c)
+       edit   result tokens, then the source's as context, ids (0, r, c) then (1, r, c)"""
+    if task == "image":
+        scenes, captions = scene_batch(rng, args.batch, drop=args.caption_drop)
+        x = data.render(scenes, models.IMAGE_SIZE, device, seed=rng.randrange(1 << 30))
+        x0, (h, w) = encoded_tokens(vae, x, shift, scale, patch)
+        return x0, None, models.grid_ids(x0.shape[0], h, w, 0, device), captions
+    if task == "clip":
+        B, frames = args.clip_batch, args.clip_frames
+        clips, captions = motion.clip_batch(rng, B, frames, args.clip_size, device, args.caption_drop)
+        x0, (h, w) = encoded_tokens(vae, clips.flatten(0, 1), shift, scale, patch)
+        ids = torch.cat([models.grid_ids(B, h, w, f, device) for f in range(frames)], 1)
+        return x0.reshape(B, frames * h * w, -1), None, ids, captions
+    B = args.edit_batch
+    sources, results, captions = edits.edit_batch(rng, B, models.IMAGE_SIZE, device, args.caption_drop)
+    x0, (h, w) = encoded_tokens(vae, results, shift, scale, patch)
+    cond, _ = encoded_tokens(vae, sources, shift, scale, patch)
+    ids = torch.cat([models.grid_ids(B, h, w, 0, device), models.grid_ids(B, h, w, 1, device)], 1)
+    return x0, cond, ids, captions
+
+
+def task_loss(task, args, rng, net, context, aux, vae, shift, scale, device):
+    """(flow-matching mse, gate balance loss) of one batch of the task."""
+    x0, cond, ids, captions = task_batch(task, args, rng, vae, shift, scale, net.transformer.config.patch_size, device)
+    text_ids, text_mask = data.batch_ids(captions, device)
+    noise = torch.randn_like(x0)
+    sigmas = models.shifted(torch.sigmoid(torch.randn(x0.shape[0], device=device)), models.SCHEDULER_SHIFT)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return flow_loss(net, context, aux, x0, cond, ids, text_ids, text_mask, sigmas, noise)
 
 
 def train_dit(args, device, deadline, state, vae, ckpt):
@@ -276,8 +327,9 @@ def train_dit(args, device, deadline, state, vae, ckpt):
     net = Denoiser()
     ema = Denoiser()
     if prev["steps"] > 0:
-        ema_state = {k: v.float() for k, v in load_sharded(ckpt, "ema").items()}
-        raw_state = {k: v.float() for k, v in load_sharded(ckpt, "raw").items()} or ema_state
+        ema_state = models.fit_vocab({k: v.float() for k, v in load_sharded(ckpt, "ema").items()})
+        raw_state = models.fit_vocab({k: v.float() for k, v in load_sharded(ckpt, "raw").items()}) if any(
+            f.startswith("raw-") for f in os.listdir(ckpt)) else ema_state
         net.load_state_dict(raw_state)
         ema.load_state_dict(ema_state)
         log(f"resumed from step {prev['steps']} ({prev['seconds']:.0f} s trained)"
@@ -292,6 +344,8 @@ def train_dit(args, device, deadline, state, vae, ckpt):
                             fused=device.type == "cuda")
     ema_params = [p for p in ema.parameters()]
     warmup = args.warmup if prev["steps"] == 0 else args.warmup // 4
+    tasks = [t for t in args.tasks.split(",") if t]
+    assert tasks and all(t in ("image", "clip", "edit") for t in tasks), args.tasks
     step, start, chunk_start = prev["steps"], time.time(), prev["steps"]
     last_save, window = time.time(), []
     while time.time() < deadline or step == chunk_start:
@@ -299,16 +353,10 @@ def train_dit(args, device, deadline, state, vae, ckpt):
         lr = lr_at(step - chunk_start, done, args, warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        scenes, captions = scene_batch(rng, args.batch, drop=args.caption_drop)
-        x = data.render(scenes, models.IMAGE_SIZE, device, seed=rng.randrange(1 << 30))
-        latents = encode_latents(vae, x, shift, scale)
-        ids, mask = data.batch_ids(captions, device)
-        noise = torch.randn_like(latents)
-        u = torch.sigmoid(torch.randn(latents.shape[0], device=device))
-        sigmas = models.shifted(u, models.SCHEDULER_SHIFT)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            mse, balance = flow_loss(net, context, aux, latents, ids, mask, sigmas, noise)
-        loss = mse + (balance.float() if balance is not None else 0.0)
+        losses = [task_loss(task, args, rng, net, context, aux, vae, shift, scale, device) for task in tasks]
+        mses = torch.stack([mse for mse, _ in losses])
+        balance = sum(b.float() for _, b in losses if b is not None)
+        loss = mses.sum() + balance
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -317,16 +365,18 @@ def train_dit(args, device, deadline, state, vae, ckpt):
         decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             torch._foreach_lerp_(ema_params, list(net.parameters()), 1 - decay)
-        window.append(torch.stack([mse.detach(), gnorm.detach().float(),
-                                   balance.detach().float() if balance is not None else torch.zeros((), device=device)]))
+        window.append(torch.cat([mses.detach(), gnorm.detach().float()[None], torch.as_tensor(balance).float()[None].to(device)]))
         if step % args.log_every == 0 or step == chunk_start + 1:
             w = torch.stack(window).mean(0).tolist()
             window = []
             elapsed = time.time() - start
-            prev["curve"].append([step, round(prev["seconds"] + elapsed, 1), round(w[0], 5), round(w[1], 3),
-                                  round(w[2], 5), round(lr, 7)])
-            log(f"dit step {step} mse {w[0]:.5f} gnorm {w[1]:.3f} balance {w[2]:.5f} lr {lr:.2e} "
-                f"{(step - chunk_start) / elapsed:.2f} steps/s")
+            per_task = dict(zip(tasks, w))
+            # [step, seconds, image mse, gnorm, balance, lr, {task: mse}] (the first six as chunk 1 wrote them)
+            prev["curve"].append([step, round(prev["seconds"] + elapsed, 1), round(per_task.get("image", 0.0), 5),
+                                  round(w[-2], 3), round(w[-1], 5), round(lr, 7),
+                                  {t: round(m, 5) for t, m in per_task.items()}])
+            log(f"dit step {step} mse " + " ".join(f"{t} {m:.5f}" for t, m in per_task.items())
+                + f" gnorm {w[-2]:.3f} balance {w[-1]:.5f} lr {lr:.2e} {(step - chunk_start) / elapsed:.2f} steps/s")
         if args.save_every and time.time() - last_save > args.save_every:
             save_dit(net, ema, args.out, state, prev, step, prev["seconds"] + time.time() - start, chunk_start)
             last_save = time.time()
@@ -363,6 +413,11 @@ def main():
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--caption-drop", type=float, default=0.1)
+    ap.add_argument("--tasks", default="image", help="comma list of image, clip, edit: one batch of each a step")
+    ap.add_argument("--clip-batch", type=int, default=32)
+    ap.add_argument("--clip-frames", type=int, default=8)
+    ap.add_argument("--clip-size", type=int, default=128)
+    ap.add_argument("--edit-batch", type=int, default=48)
     ap.add_argument("--vae-batch", type=int, default=32)
     ap.add_argument("--vae-size", type=int, default=256)
     ap.add_argument("--vae-lr", type=float, default=5e-4)
