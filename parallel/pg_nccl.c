@@ -148,6 +148,11 @@ process_group *pg_create_nccl(const char *name, const int *world_ranks, int coun
     pg->ops = &nccl_ops;
     pg->impl = g;
     g->host = host;
+    /* NCCL >= 2.22 connects a communicator's peers at its first collective; that cost (about
+     * 2 s on 2 H200) then lands inside the first timed step or image of every fresh group.
+     * Connect while the group is made instead, where load time is counted. A user's own
+     * NCCL_RUNTIME_CONNECT wins. */
+    setenv("NCCL_RUNTIME_CONNECT", "0", 0);
     ncclUniqueId id;
     if (host->rank == 0) ncclGetUniqueId(&id);
     tensor id_bytes = tensor_make_2d(DTYPE_I32, DEVICE_CPU, 1, sizeof id / 4);

@@ -3,7 +3,9 @@
 Pairs come from tools/train/data.py's held-out single-object prompts (prompt
 A); prompt B recolors the object to another named color (never the
 background's). moedit generates every source from A (one process,
---prompt-file), then `moedit edit --strength S` edits each with B; the judge
+--prompt-file), then `moedit edit --strength S` edits each with B (--mode
+strength), or `moedit edit --edit-mode context` with the instruction "make
+the OLD SHAPE NEW" (--mode context: models trained on edit triples); the judge
 of tests/test_demo_edit.c (`test_demo_edit --pairs LIST`) says whether B
 holds in the result (background, new color, cell, count) and whether the
 background outside both objects kept its pixels (PSNR).
@@ -38,7 +40,7 @@ def pairs(count, seed):
         edited = re.sub(rf"\b(a|an) ((small |large )?){old} (?=({shapes})\b)",
                         lambda m: f"{data.article(m.group(2) or new)} {m.group(2)}{new} ", caption, count=1)
         if edited != caption:
-            out.append((caption, edited))
+            out.append((caption, edited, f"make the {old} {scene.objects[0]['shape']} {new}"))
     return out
 
 
@@ -49,7 +51,10 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--count", type=int, default=50)
-    ap.add_argument("--strength", type=float, default=0.7)
+    ap.add_argument("--strength", type=float, default=0.7, help="strength mode's SDEdit strength")
+    ap.add_argument("--mode", choices=["strength", "context"], default="strength",
+                    help="strength: edit with prompt B (SDEdit); context: in-context tokens with the instruction "
+                         "'make the OLD SHAPE NEW' (models trained on edit triples)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=4.0)
     ap.add_argument("--size", type=int, default=256)
@@ -65,18 +70,19 @@ def main():
     if not (args.reuse_sources and all(os.path.exists(s) for s in sources)):
         prompt_file = os.path.join(args.out, "sources.txt")
         with open(prompt_file, "w") as f:
-            f.write("\n".join(a for a, _ in todo) + "\n")
+            f.write("\n".join(a for a, _, _ in todo) + "\n")
         subprocess.run([args.moedit, "generate", "--prompt-file", prompt_file, "--output",
                         os.path.join(args.out, "source.png")] + common, check=True)
     edit_start = time.time()
     listing = os.path.join(args.out, "pairs.tsv")
     with open(listing, "w") as f:
-        for i, (_, b) in enumerate(todo):
+        for i, (_, b, instruction) in enumerate(todo):
             edited = os.path.join(args.out, f"edited-{i}.png")
+            how = (["--edit-mode", "context", "--prompt", instruction] if args.mode == "context"
+                   else ["--prompt", b, "--strength", str(args.strength)])
             # Another seed than the source's: only the input can keep the object's place and size.
-            subprocess.run([args.moedit, "edit", "--image", sources[i], "--prompt", b, "--strength",
-                            str(args.strength), "--output", edited] + common + ["--seed", str(args.seed + 1)],
-                           check=True)
+            subprocess.run([args.moedit, "edit", "--image", sources[i], "--output", edited] + how + common
+                           + ["--seed", str(args.seed + 1)], check=True)
             f.write(f"{sources[i]}\t{edited}\t{b}\n")
     edit_seconds = time.time() - edit_start
     out = subprocess.run([args.judge, "--pairs", listing], check=True, capture_output=True, text=True).stdout
@@ -87,7 +93,8 @@ def main():
     edits = [r for r in rows if "PSNR" in r[2]]
     judged = [r for r in rows if "PSNR" not in r[2]]
     psnrs = sorted(float(re.search(r"PSNR (\S+) dB", r[2]).group(1)) for r in edits)
-    result = {"model": args.model, "pairs": len(todo), "strength": args.strength, "steps": args.steps,
+    result = {"model": args.model, "pairs": len(todo), "mode": args.mode,
+              "strength": args.strength if args.mode == "strength" else 1.0, "steps": args.steps,
               "guidance": args.guidance, "successes": sum(r[0] == "ok" for r in edits),
               "prompt_b_holds": sum(r[0] == "ok" for r in judged),
               "psnr_median": psnrs[len(psnrs) // 2] if psnrs else None,

@@ -50,7 +50,7 @@ def write_tokenizer(path):
 def load_checkpoint(ckpt):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from train import load_sharded  # noqa: E402
-    ema = load_sharded(ckpt, "ema")
+    ema = models.fit_vocab(load_sharded(ckpt, "ema"))
     with safe_open(os.path.join(ckpt, "vae.safetensors"), "pt") as f:
         meta = f.metadata()
         vae_state = {k: f.get_tensor(k) for k in f.keys()}
