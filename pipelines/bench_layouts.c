@@ -431,9 +431,13 @@ static void progress_line(bench_state *b, const moedit_bench_layout *l, int inde
     } else if (l->failed) {
         fprintf(stderr, "bench: [%d/%d] %-24s FAILED: %s\n", index, b->r->count - 1, l->name, l->reason);
     } else {
-        fprintf(stderr, "bench: [%d/%d] %-24s step %.2f ms, end to end %.3f s, %.3g images/s, latent diff %.3g%s\n",
+        /* Everything a reader of a cut-off run needs per layout: the tables are written at the end. */
+        fprintf(stderr,
+                "bench: [%d/%d] %-24s step %.2f ms, vae %.3f s, end to end %.3f s, %.3g images/s, memory %.0f MiB "
+                "(weights %.0f), comm %.0f%%, latent diff %.3g, image PSNR %.1f dB%s\n",
                 index, b->r->count - 1, l->reference ? "serial (reference)" : l->name, l->step_ms_median,
-                l->end_to_end_seconds, l->images_per_second, l->latent_max_diff, l->correct ? "" : "  (NOT CORRECT)");
+                l->vae_seconds, l->end_to_end_seconds, l->images_per_second, l->memory_mib_max, l->weights_mib_max,
+                100 * l->comm_share, l->latent_max_diff, l->image_psnr_db, l->correct ? "" : "  (NOT CORRECT)");
     }
     fflush(stderr);
 }
