@@ -1,6 +1,9 @@
-/* Edit success of the shipped demo model with SDEdit (moedit edit --strength),
- * judged from pixels. For each pair: the source picture is generated from
- * prompt A, then edited with prompt B, which is A with the object recolored.
+/* Edit success of the shipped demo model, judged from pixels, in both edit
+ * modes: SDEdit (moedit edit --strength) with prompt B, and in-context editing
+ * (--edit-mode context, which the demo model was trained for on edit triples)
+ * with an instruction. For each pair: the source picture is generated from
+ * prompt A, then edited: B is A with the object recolored, the instruction
+ * says the same ("make the red circle green").
  * The edit succeeds when
  *   - the pixel judge (demo_judge.h) finds prompt B in the result: the
  *     background kept, the object in its new color, at its cell, one object;
@@ -11,7 +14,7 @@
  *   - and the rest of the picture stays: PSNR between source and result over
  *     the pixels that are background in both, after widening both objects'
  *     masks by DILATE pixels, is at least MIN_PSNR dB.
- * Strength 0.5: on 10 pairs, 0.4 and 0.5 gave 6 successes, 0.6 gave 4 (the
+ * Strength 0.5 (the model of 2880 steps): on 10 pairs, 0.4 and 0.5 gave 6 successes, 0.6 gave 4 (the
  * object drifts), 1.0 gave 1. The thresholds come from measurement
  * (docs/demo-model.md, "Edit success").
  *
@@ -41,20 +44,26 @@
 
 /* Held-out color/shape/background combinations and the README's prompt. */
 static const struct {
-    const char *source, *edit;
+    const char *source, *edit, *instruction;
 } PAIRS[] = {
-    {"a red circle on a blue background", "a green circle on a blue background"},
-    {"a yellow square on the left on a black background", "a pink square on the left on a black background"},
-    {"a white triangle at the top on a green background", "a red triangle at the top on a green background"},
-    {"a blue star in the center on a white background", "an orange star in the center on a white background"},
-    {"a purple diamond on the right on a gray background", "a yellow diamond on the right on a gray background"},
+    {"a red circle on a blue background", "a green circle on a blue background", "make the red circle green"},
+    {"a yellow square on the left on a black background", "a pink square on the left on a black background",
+     "make the yellow square pink"},
+    {"a white triangle at the top on a green background", "a red triangle at the top on a green background",
+     "make the white triangle red"},
+    {"a blue star in the center on a white background", "an orange star in the center on a white background",
+     "make the blue star orange"},
+    {"a purple diamond on the right on a gray background", "a yellow diamond on the right on a gray background",
+     "make the purple diamond yellow"},
     {"a green circle in the bottom left corner on a pink background",
-     "a blue circle in the bottom left corner on a pink background"},
+     "a blue circle in the bottom left corner on a pink background", "make the green circle blue"},
 };
 #define PAIR_COUNT ((int)(sizeof PAIRS / sizeof *PAIRS))
-/* Measured (docs/demo-model.md): 3 of these 6 at strength 0.5, 19 of 50
- * held-out pairs (38%); at strength 1, which ignores the input, 1 of 10. */
-#define MIN_SUCCESS 2 /* of 6: the measured 3, less one miss of slack */
+/* Measured (docs/demo-model.md) with the model of 5133 DiT steps, 2026-11-30:
+ * SDEdit at strength 0.5: 2 of these 6 (the model of 2880 steps: 3); context
+ * mode: 3 of 6. Each threshold is the measurement less one miss of slack. */
+#define MIN_SUCCESS 1
+#define MIN_CONTEXT_SUCCESS 2
 
 /* keep[i] = 0 within DILATE pixels (Chebyshev) of an object pixel of either mask. */
 static void background_of_both(const uint8_t *a, const uint8_t *b, int64_t w, int64_t h, uint8_t *keep)
@@ -171,8 +180,8 @@ int main(int argc, char **argv)
     }
     char dir[] = "/tmp/moedit-edit-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    demo_verdict sum = {0};
-    int successes = 0;
+    demo_verdict sum = {0}, context_sum = {0};
+    int successes = 0, context_successes = 0;
     double seconds = 0;
     for (int i = 0; i < PAIR_COUNT; i++) {
         char source[96], edited[96];
@@ -195,14 +204,24 @@ int main(int argc, char **argv)
         int ok = judge_edit(source, edited, PAIRS[i].edit, &sum, &psnr);
         CHECK(ok >= 0);
         successes += ok > 0;
+        prompts[0] = PAIRS[i].instruction; /* context mode: the instruction, judged against B */
+        e = (moedit_edit_options){.base = o, .image_path = source, .mode = MOEDIT_EDIT_CONTEXT, .strength = 1};
+        CHECK_MSG(moedit_edit(&e, &r) == 0, "context edit: %s", moedit_error());
+        seconds += r.total_seconds;
+        ok = judge_edit(source, edited, PAIRS[i].edit, &context_sum, &psnr);
+        CHECK(ok >= 0);
+        context_successes += ok > 0;
         unlink(source), unlink(edited);
     }
     rmdir(dir);
     demo_judge_print_totals(&sum, PAIR_COUNT);
-    printf("edits: %d of %d succeed (strength %.2f, %d steps); %.1f s\n", successes, PAIR_COUNT, STRENGTH, STEPS,
-           seconds);
-    CHECK_MSG(successes >= MIN_SUCCESS, "%d of %d edits succeed (at least %d expected)", successes, PAIR_COUNT,
+    demo_judge_print_totals(&context_sum, PAIR_COUNT);
+    printf("edits: %d of %d succeed with strength %.2f, %d of %d in context mode (%d steps); %.1f s\n", successes,
+           PAIR_COUNT, STRENGTH, context_successes, PAIR_COUNT, STEPS, seconds);
+    CHECK_MSG(successes >= MIN_SUCCESS, "%d of %d SDEdit edits succeed (at least %d expected)", successes, PAIR_COUNT,
               MIN_SUCCESS);
+    CHECK_MSG(context_successes >= MIN_CONTEXT_SUCCESS, "%d of %d context edits succeed (at least %d expected)",
+              context_successes, PAIR_COUNT, MIN_CONTEXT_SUCCESS);
     moedit_finalize();
     return test_finish("test_demo_edit");
 }
