@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The 2-GPU figures of docs/benchmarks.md ("parallel layouts on 1 and 2 H200"):
+# the HiDream-I1-Full shape (random bf16 weights) with the FLUX.1 VAE (random
+# weights saved by tools/bench_diffusers.py, which needs PyTorch + diffusers),
+# every layout checked against the serial run by the bench itself.
+#   tools/bench_gpu_layouts.sh MOEDIT OUT_DIR [SIZE] [LAYOUTS] [SECONDS]
+# SIZE defaults to 2048. LAYOUTS defaults to the measurements still missing on
+# 2026-11-30, cheapest reloads first: EP against TP and Ulysses for the MoE
+# layers, and the patch-parallel VAE beside the same layout without it.
+# SECONDS (default 420) bounds the bench, so that a device call's limit never
+# loses the output: the progress lines (moedit.log) carry every figure of a
+# finished layout even when the tables at the end are not written.
+set -u
+moedit=$1
+out=$2
+size=${3:-2048}
+layouts=${4:-serial,cfg2,cfg2:vae2,ulysses2,ulysses2+ep,tp2,tp2+ep}
+seconds=${5:-420}
+mkdir -p "$out"
+export NCCL_NVLS_ENABLE=0
+model=$(mktemp -d)
+trap 'rm -rf "$model"' EXIT
+mkdir -p "$model/transformer" "$model/scheduler"
+cp tools/configs/hidream_i1_full_transformer.json "$model/transformer/config.json"
+cp models/tiny-random/scheduler/scheduler_config.json "$model/scheduler/"
+cat >"$model/model_index.json" <<'EOF'
+{"_class_name": "HiDreamImagePipeline", "transformer": ["diffusers", "HiDreamImageTransformer2DModel"],
+ "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"]}
+EOF
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt"
+python3 tools/bench_diffusers.py vae --height "$size" --width "$size" --iterations 2 --save-vae "$model/vae" \
+  >>"$out/diffusers_vae.jsonl" || exit 1
+timeout "$seconds" mpirun --allow-run-as-root -np 2 -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH "$moedit" bench \
+  --model "$model" --random-weights --device cuda --height "$size" --width "$size" --layouts "$layouts" \
+  --num-inference-steps 4 --json "$out/layouts.json" --markdown "$out/layouts.md" --plot "$out/layouts.svg" \
+  >"$out/moedit.log" 2>&1
+echo "bench exit status $?" >>"$out/moedit.log"
