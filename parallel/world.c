@@ -4,8 +4,10 @@
 #include "core/error.h"
 
 #include <mpi.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* True when a launcher started this process as one of several ranks. */
 static int launched_by_mpi(void)
@@ -14,6 +16,25 @@ static int launched_by_mpi(void)
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         if (getenv(vars[i])) return 1;
     return 0;
+}
+
+/* OpenMP threads per rank when the user did not say (OMP_NUM_THREADS): the
+ * node's CPUs shared among the ranks on it, at most the CPUs this rank may
+ * run on. Unbound ranks (mpirun --oversubscribe binds none) would otherwise
+ * each start a thread per CPU: 4 ranks on 2 cores took 78 s for the demo's
+ * picture instead of 2.9 s. */
+static void share_cores(void)
+{
+    if (getenv("OMP_NUM_THREADS")) return;
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int share = online > local ? (int)(online / local) : 1, mine = omp_get_num_procs();
+    omp_set_num_threads(share < mine ? share : mine);
 }
 
 int world_init(world *w, int *argc, char ***argv)
@@ -27,6 +48,7 @@ int world_init(world *w, int *argc, char ***argv)
     w->using_mpi = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &w->size);
+    share_cores();
     return 0;
 }
 
