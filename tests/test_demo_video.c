@@ -10,6 +10,7 @@
  * `test_demo_video --judge DIR FRAMES DIRECTION` judges frames DIR/frame-NNNN.png
  * made elsewhere (tools/eval/eval_video_motion.py uses it): one line
  * "ok|MISS<TAB>travel along A, across B<TAB>dx dy". */
+#include "core/error.h"
 #include "core/image_io.h"
 #include "demo_judge.h"
 #include "moedit.h"
@@ -50,6 +51,12 @@ static const struct {
  * the threshold is that less one clip of slack. */
 #define MIN_MOVING 5
 
+/* DIR/frame-NNNN.png, as moedit video writes a clip into a directory. */
+static void frame_path(char *path, size_t size, const char *dir, int frame)
+{
+    snprintf(path, size, "%s/frame-%04d.png", dir, frame);
+}
+
 /* Centroid in [0, 1]^2 of the object pixels of one frame; 0 when it has too few. */
 static int frame_centroid(const char *path, double *x, double *y)
 {
@@ -80,11 +87,11 @@ static int judge_clip(const char *dir, int frames, int direction)
     int found = 0;
     for (int f = 0; f < frames; f++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/frame-%04d.png", dir, f);
+        frame_path(path, sizeof path, dir, f);
         double p[2];
         int status = frame_centroid(path, &p[0], &p[1]);
         if (status < 0) {
-            fprintf(stderr, "%s: unreadable\n", path);
+            fprintf(stderr, "%s: %s\n", path, error_message());
             return -1;
         }
         if (!status) continue;
@@ -115,13 +122,15 @@ static int direction_index(const char *name)
 int main(int argc, char **argv)
 {
     if (argc == 5 && !strcmp(argv[1], "--judge")) {
-        int frames = atoi(argv[3]), direction = direction_index(argv[4]);
-        if (frames < 2 || direction < 0) {
+        char *end;
+        long frames = strtol(argv[3], &end, 10);
+        int direction = direction_index(argv[4]);
+        if (*end || end == argv[3] || frames < 2 || frames > 100000 || direction < 0) {
             fprintf(stderr, "usage: test_demo_video --judge DIR FRAMES \"left to right\"|\"right to left\"|"
                             "\"top to bottom\"|\"bottom to top\"\n");
             return 2;
         }
-        return judge_clip(argv[2], frames, direction) < 0 ? 2 : 0;
+        return judge_clip(argv[2], (int)frames, direction) < 0 ? 2 : 0;
     }
     moedit_init(&argc, &argv);
     if (access(MODEL "/model_index.json", R_OK) != 0) {
@@ -149,7 +158,7 @@ int main(int argc, char **argv)
         moving += ok > 0;
         for (int f = 0; f < FRAMES; f++) {
             char path[96];
-            snprintf(path, sizeof path, "%s/frame-%04d.png", dir, f);
+            frame_path(path, sizeof path, dir, f);
             unlink(path);
         }
     }

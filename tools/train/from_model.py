@@ -30,7 +30,10 @@ def main():
     ap.add_argument("--dit-seconds", type=float, default=450,
                     help="DiT seconds already trained (the LR schedule's position); chunk 1: about 450")
     args = ap.parse_args()
-    with open(os.path.join(args.model, "model_index.json")) as f:
+    index = os.path.join(args.model, "model_index.json")
+    if not os.path.isfile(index):
+        sys.exit(f"from_model: {index}: no such file (--model must be an exported model folder)")
+    with open(index) as f:
         comment = json.load(f).get("_comment", "")
     found = re.search(r"VAE (\d+) steps, text encoder \+ transformer (\d+) steps", comment)
     if not found:
