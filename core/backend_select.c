@@ -1,5 +1,6 @@
 /* Backend by device name: the one place that knows which backends exist. */
 #include "core/backend.h"
+#include "core/backend_profile.h"
 #include "core/error.h"
 
 #include <string.h>
@@ -8,7 +9,7 @@
 #include "core/backend_cuda.h"
 #endif
 
-backend *backend_create(const char *device)
+static backend *backend_create_plain(const char *device)
 {
     if (!device || !strcmp(device, "cpu")) return backend_cpu_create();
     if (!strcmp(device, "cuda")) {
@@ -21,4 +22,10 @@ backend *backend_create(const char *device)
     }
     error_set("unknown device '%s' (use cpu or cuda)", device);
     return NULL;
+}
+
+backend *backend_create(const char *device)
+{
+    backend *be = backend_create_plain(device);
+    return be && backend_profile_requested() ? backend_profile_wrap(be) : be;
 }

@@ -1,0 +1,14 @@
+/* Per-op timing of a backend (MOEDIT_PROFILE_OPS=1); see backend_profile.c. */
+#ifndef MOEDIT_CORE_BACKEND_PROFILE_H
+#define MOEDIT_CORE_BACKEND_PROFILE_H
+
+#include "core/backend.h"
+
+/* A backend that runs every op of `inner` synchronously, timed, and prints
+ * the table of op times to stderr when destroyed (which destroys `inner`). */
+backend *backend_profile_wrap(backend *inner);
+
+/* Whether MOEDIT_PROFILE_OPS is set to something other than 0. */
+int backend_profile_requested(void);
+
+#endif
