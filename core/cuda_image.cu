@@ -89,13 +89,15 @@ __global__ void group_norm_coefficients_kernel(float *coefficients, const void *
     coefficients[2 * c + 1] = (bias ? ld(bias, d_b, c) : 0.0f) - (float)mean * scale;
 }
 
+/* One channel per grid row (blockIdx.y): no per-element division. */
 __global__ void group_norm_apply_kernel(void *y, int d_y, const void *x, int d_x, const float *coefficients,
-                                        int64_t total, int64_t n, int silu)
+                                        int64_t n, int silu)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t c = i / n;
-        float v = ld(x, d_x, i) * coefficients[2 * c] + coefficients[2 * c + 1];
-        st(y, d_y, i, silu ? v / (1.0f + expf(-v)) : v);
+    int64_t c = blockIdx.y, base = c * n;
+    float a = coefficients[2 * c], b = coefficients[2 * c + 1];
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float v = ld(x, d_x, base + i) * a + b;
+        st(y, d_y, base + i, silu ? v / (1.0f + expf(-v)) : v);
     }
 }
 
@@ -113,18 +115,27 @@ void cuda_group_norm_apply(backend *be, tensor y, tensor x, tensor stats, int64_
         coefficients, stats.data, stats.dtype, (double)count, weight.data, weight.dtype, bias.data, bias.dtype,
         channels, channels / groups, eps);
     if (!cuda_launched(s, "group_norm_apply (coefficients)")) return;
-    group_norm_apply_kernel<<<cuda_blocks(s, total), CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
-                                                                                   coefficients, total, n, silu);
+    int64_t row_blocks = (n + CUDA_THREADS - 1) / CUDA_THREADS;
+    for (int64_t first = 0; first < channels; first += 65535) { /* a grid's y extent */
+        int64_t rows = channels - first < 65535 ? channels - first : 65535;
+        int64_t blocks = cuda_blocks(s, total) / rows; /* about 16 blocks per multiprocessor in all */
+        blocks = blocks < 1 ? 1 : blocks > row_blocks ? row_blocks : blocks;
+        group_norm_apply_kernel<<<dim3((unsigned)blocks, (unsigned)rows), CUDA_THREADS, 0, s->stream>>>(
+            (char *)y.data + (size_t)(first * n) * dtype_size(y.dtype), y.dtype,
+            (const char *)x.data + (size_t)(first * n) * dtype_size(x.dtype), x.dtype, coefficients + 2 * first, n, silu);
+    }
     cuda_launched(s, "group_norm_apply");
 }
 
-__global__ void upsample_nearest2x_kernel(void *y, int d_y, const void *x, int d_x, int64_t channels, int64_t h,
-                                          int64_t w)
+/* One output row per grid row (blockIdx.y = c * 2h + oy, strided): no
+ * per-element division. */
+__global__ void upsample_nearest2x_kernel(void *y, int d_y, const void *x, int d_x, int64_t out_rows, int h, int w)
 {
-    int64_t total = channels * 4 * h * w;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t ox = i % (2 * w), oy = i / (2 * w) % (2 * h), c = i / (4 * h * w);
-        st(y, d_y, i, ld(x, d_x, (c * h + oy / 2) * w + ox / 2));
+    for (int64_t r = blockIdx.y; r < out_rows; r += gridDim.y) {
+        int64_t c = r / (2 * h), oy = r % (2 * h);
+        const int64_t in = (c * h + oy / 2) * w, out = r * 2 * w;
+        for (int ox = blockIdx.x * blockDim.x + threadIdx.x; ox < 2 * w; ox += gridDim.x * blockDim.x)
+            st(y, d_y, out + ox, ld(x, d_x, in + ox / 2));
     }
 }
 
@@ -134,7 +145,9 @@ void cuda_upsample_nearest2x(backend *be, tensor y, tensor x)
     int64_t channels = x.shape[0], h = x.shape[1], w = x.shape[2];
     assert(x.ndim == 3 && tensor_numel(&y) == channels * 4 * h * w);
     if (channels * h * w == 0) return;
-    upsample_nearest2x_kernel<<<cuda_blocks(s, channels * 4 * h * w), CUDA_THREADS, 0, s->stream>>>(
-        y.data, y.dtype, x.data, x.dtype, channels, h, w);
+    int64_t out_rows = channels * 2 * h;
+    dim3 grid((unsigned)((2 * w + CUDA_THREADS - 1) / CUDA_THREADS), (unsigned)(out_rows < 65535 ? out_rows : 65535));
+    upsample_nearest2x_kernel<<<grid, CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype, out_rows, (int)h,
+                                                                    (int)w);
     cuda_launched(s, "upsample_nearest2x");
 }
