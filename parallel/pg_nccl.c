@@ -133,6 +133,34 @@ static const pg_ops nccl_ops = {
     .destroy = nccl_destroy,
 };
 
+/* NCCL connects the point-to-point channels that send/receive use (moedit's
+ * all-to-all, VAE halos, ring K/V passing) at their first use, whatever
+ * NCCL_RUNTIME_CONNECT says: measured on 2 H200 (moedit bench --comm-timing
+ * on, 2026-11-30), a fresh group's first all-to-all or halo exchange took
+ * about 1 s, which landed in the first step or the first VAE decode. One
+ * element to and from every peer while the group is made connects them all
+ * where load time is counted. */
+static int connect_peers(process_group *pg)
+{
+    backend *be = pg->be;
+    if (pg->size < 2) return 0;
+    int64_t *ones = malloc((size_t)pg->size * sizeof *ones);
+    tensor both = tensor_make_2d(DTYPE_F32, be->device, 2 * (int64_t)pg->size, 1);
+    both.data = ones ? be->ops->alloc(be, tensor_nbytes(&both)) : NULL;
+    if (!both.data) {
+        free(ones);
+        return error_set("out of memory connecting process group %s", pg->name);
+    }
+    for (int p = 0; p < pg->size; p++) ones[p] = 1;
+    be->ops->fill(be, both, 0.0f);
+    int status = nccl_all_to_all(pg, tensor_row_slice(both, pg->size, pg->size), ones,
+                                 tensor_row_slice(both, 0, pg->size), ones);
+    be->ops->synchronize(be);
+    be->ops->free(be, both.data);
+    free(ones);
+    return status;
+}
+
 process_group *pg_create_nccl(const char *name, const int *world_ranks, int count, int world_rank, backend *be)
 {
     process_group *host = pg_create_mpi(name, world_ranks, count, world_rank, be);
@@ -164,6 +192,10 @@ process_group *pg_create_nccl(const char *name, const int *world_ranks, int coun
         nccl_failed(pg, "initialisation", r);
         pg_destroy(host);
         free(g), free(pg);
+        return NULL;
+    }
+    if (connect_peers(pg)) {
+        nccl_destroy(pg);
         return NULL;
     }
     return pg;
