@@ -261,6 +261,7 @@ static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, ten
     if (!index.data || !weight.data || !gathered.data) return -1;
     be->ops->upload(be, weight, s->dispatch_weights);
     be->ops->gather_rows(be, gathered, x, index);
+    s->expert_rows += slots;
     if (moe_experts_compute(ctx, ffn, gathered, s->offsets)) return -1;
     be->ops->scatter_add_rows(be, y, gathered, index, weight);
     return 0;

@@ -57,6 +57,10 @@ typedef struct moe_scratch {
     int32_t *send_counts, *recv_counts; /* [ep_size, local experts] slots per (peer, expert) */
     int32_t *order;          /* [received slots] expert-major order of the received rows */
     int32_t *inverse;        /* its inverse */
+    /* Rows this rank's routed experts computed, summed over every MoE call
+     * since init: under expert parallelism the ranks' sums differ by how
+     * unevenly the router loads their experts (moedit bench reports it). */
+    int64_t expert_rows;
 } moe_scratch;
 
 /* What a MoE forward runs with besides the layer. */

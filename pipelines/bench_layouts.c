@@ -42,7 +42,7 @@
 
 /* One rank's record, as floats for the all-gather. */
 enum {
-    F_LOAD, F_TEXT, F_DENOISE, F_VAE, F_E2E, F_WEIGHTS_MIB, F_ACTIVATIONS_MIB, F_RSS_MIB, F_COMM_MIB,
+    F_LOAD, F_TEXT, F_DENOISE, F_VAE, F_E2E, F_WEIGHTS_MIB, F_ACTIVATIONS_MIB, F_RSS_MIB, F_COMM_MIB, F_EXPERT_ROWS,
     F_GROUP_SECONDS, F_STEPS = F_GROUP_SECONDS + GROUP_KINDS
 };
 
@@ -281,6 +281,7 @@ static void record(const bench_rank_sample *s, double rss_mib, float *row)
     row[F_WEIGHTS_MIB] = (float)(s->weight_bytes / MIB);
     row[F_ACTIVATIONS_MIB] = (float)(s->activation_bytes / MIB);
     row[F_RSS_MIB] = (float)rss_mib;
+    row[F_EXPERT_ROWS] = (float)s->expert_rows;
     double bytes = 0;
     for (int k = 0; k < GROUP_KINDS; k++) {
         row[F_GROUP_SECONDS + k] = (float)s->groups[k].seconds;
@@ -336,6 +337,9 @@ static int summarize(bench_state *b, moedit_bench_layout *l, const float *rows, 
         l->comm_seconds += comm / n;
         if (row[F_E2E] > 0) l->comm_share += comm / row[F_E2E] / n;
     }
+    double expert_rows = 0;
+    for (int i = 0; i < n; i++) expert_rows += rows[i * cols + F_EXPERT_ROWS] / n;
+    l->expert_load = l->expert_parallel && expert_rows > 0 ? max_over(rows, cols, n, F_EXPERT_ROWS) / expert_rows : NAN;
     if (!b->r->comm_measured) {
         l->comm_seconds = l->comm_share = l->comm_mib = NAN;
         for (int k = 0; k < GROUP_KINDS; k++) l->comm_group_seconds[k] = NAN;
@@ -432,12 +436,14 @@ static void progress_line(bench_state *b, const moedit_bench_layout *l, int inde
         fprintf(stderr, "bench: [%d/%d] %-24s FAILED: %s\n", index, b->r->count - 1, l->name, l->reason);
     } else {
         /* Everything a reader of a cut-off run needs per layout: the tables are written at the end. */
+        char load[40] = "";
+        if (isfinite(l->expert_load)) snprintf(load, sizeof load, ", expert load %.3f", l->expert_load);
         fprintf(stderr,
                 "bench: [%d/%d] %-24s step %.2f ms, vae %.3f s, end to end %.3f s, %.3g images/s, memory %.0f MiB "
-                "(weights %.0f), comm %.0f%%, latent diff %.3g, image PSNR %.1f dB%s\n",
+                "(weights %.0f), comm %.0f%%%s, latent diff %.3g, image PSNR %.1f dB%s\n",
                 index, b->r->count - 1, l->reference ? "serial (reference)" : l->name, l->step_ms_median,
                 l->vae_seconds, l->end_to_end_seconds, l->images_per_second, l->memory_mib_max, l->weights_mib_max,
-                100 * l->comm_share, l->latent_max_diff, l->image_psnr_db, l->correct ? "" : "  (NOT CORRECT)");
+                100 * l->comm_share, load, l->latent_max_diff, l->image_psnr_db, l->correct ? "" : "  (NOT CORRECT)");
     }
     fflush(stderr);
 }

@@ -86,6 +86,7 @@ static void json_measurements(FILE *f, const moedit_bench_result *r, const moedi
     fprintf(f, "\"by_group_seconds\": {");
     for (int k = 0; k < MOEDIT_BENCH_GROUPS; k++)
         json_number(f, group_names[k], l->comm_group_seconds[k], k + 1 < MOEDIT_BENCH_GROUPS ? ", " : "}}, ");
+    json_number(f, "expert_load", l->expert_load, ", ");
     fprintf(f, "\"memory_mib\": {");
     json_number(f, "peak_max", l->memory_mib_max, ", ");
     json_number(f, "weights_max", l->weights_mib_max, ", ");
@@ -221,6 +222,15 @@ int moedit_bench_write_markdown(const moedit_bench_result *r, const char *path)
                "inside collectives (mean over working ranks, waiting for peers included); peak: weights + "
                "activation arenas, max over working ranks.\n",
             r->transformer_only ? "caption projections + denoising" : "text encoding + denoising + VAE decode + image file");
+    listed = 0;
+    for (int i = 0; i < r->count; i++) {
+        const moedit_bench_layout *l = &r->layouts[i];
+        if (l->skipped || l->failed || !isfinite(l->expert_load)) continue;
+        fprintf(f, "%s`%s` %.3f", listed++ ? ", " : "Expert load (rows the busiest rank's routed experts computed / "
+                                                    "the mean over ranks; a step waits for the busiest): ",
+                l->name, l->expert_load);
+    }
+    if (listed) fprintf(f, ".\n");
     if (!r->comm_measured)
         fprintf(f, "Collectives were not timed (on GPUs that needs a synchronisation around each; --comm-timing on "
                    "times them at that cost).\n");

@@ -70,6 +70,7 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
     s->vae_seconds = hooks.vae_seconds;
     s->weight_bytes = hooks.weight_bytes;
     s->activation_bytes = hooks.activation_peak_bytes;
+    s->expert_rows = hooks.expert_rows;
     free(r);
     return status;
 }
@@ -258,6 +259,7 @@ static int run_transformer(const bench_run_request *q, bench_rank_sample *s)
     if (t.have_model) s->weight_bytes = t.model.weights.bytes_on_device;
     if (t.have_run) {
         s->activation_bytes = (int64_t)(t.run.persistent.peak + t.run.scratch.peak);
+        s->expert_rows = t.run.moe.expert_rows;
         for (int b = 0; b < 2; b++)
             if (t.have_text[b]) s->activation_bytes += (int64_t)t.text[b].storage.peak;
     }

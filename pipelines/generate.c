@@ -456,6 +456,7 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     if (o->hooks) {
         int64_t bytes = job_arena_bytes(&run, &scratch, text, have_text) + g->vae_peak_bytes;
         if (bytes > o->hooks->activation_peak_bytes) o->hooks->activation_peak_bytes = bytes;
+        o->hooks->expert_rows += run.moe.expert_rows;
     }
     if (g->leader) {
         snprintf(r->files[r->count], sizeof r->files[0], "%s", path);

@@ -27,6 +27,7 @@ typedef struct generate_hooks {
     double vae_seconds;            /* VAE decode alone (no scaling, PNG or latents file) */
     int64_t weight_bytes;          /* transformer (this rank's shard), VAE and text encoder weights */
     int64_t activation_peak_bytes; /* high-water marks of the run's arenas: transformer, text, VAE */
+    int64_t expert_rows;           /* rows this rank's routed experts computed (moe_scratch.expert_rows) */
 } generate_hooks;
 
 #endif

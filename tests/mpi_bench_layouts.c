@@ -89,6 +89,11 @@ static void check_layouts(const moedit_bench_result *r)
         CHECK_MSG(l->correct, "%s: latents differ by %.3g (scale %.3g)", l->name, l->latent_max_diff, l->latent_scale);
         CHECK_MSG(l->step_ms_median > 0 && l->end_to_end_seconds > 0 && l->images_per_second > 0, "%s: no timing", l->name);
         CHECK_MSG(l->memory_mib_max > 0, "%s: no memory figure", l->name);
+        /* The busiest rank's share of the routed rows: at least the mean, at most all of them. */
+        if (l->expert_parallel)
+            CHECK_MSG(l->expert_load >= 1 && l->expert_load <= l->ranks, "%s: expert load %g", l->name, l->expert_load);
+        else
+            CHECK_MSG(isnan(l->expert_load), "%s: expert load %g without EP", l->name, l->expert_load);
         if (!l->correct) continue;
         correct++;
         if (i) snprintf(path, sizeof path, "%s/layout-%d.latents", work, i);
