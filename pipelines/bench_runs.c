@@ -173,7 +173,7 @@ static int transformer_load(transformer_state *t, const bench_run_request *q, be
     int ep_size = d.expert_parallel ? layout_group_ranks(&t->par.layout, GROUP_EP, w->rank, ranks) : 1;
     for (int i = 0; i < ep_size; i++)
         if (ranks[i] == w->rank) ep_rank = i;
-    dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size};
+    dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size, NULL};
     if (dit_model_load_config(&t->model, t->be, &q->facts->dit, NULL, 1, q->options->seed, &shard)) return -1;
     t->have_model = 1;
     return 0;

@@ -179,7 +179,7 @@ static int setup(generate_state *g)
     for (int i = 0; i < ep_size; i++)
         if (ranks[i] == g->w->rank) ep_rank = i;
     model_bundle_options mo = {o->model_dir, o->device, o->random_weights, o->seed,
-                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size}, !o->prompt_embeds_path};
+                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL}, !o->prompt_embeds_path};
     g->bundle_options = mo;
     int keep = o->hooks && o->hooks->keep_model;
     if (keep ? model_bundle_take(&g->bundle, &mo) : model_bundle_load(&g->bundle, &mo)) return -1;

@@ -84,7 +84,7 @@ static int same_options(const model_bundle_options *a, const model_bundle_option
     return !strcmp(a->dir, b->dir) && !strcmp(a->device, b->device) && a->random_weights == b->random_weights &&
            a->seed == b->seed && a->need_encoder == b->need_encoder && a->shard.tp_rank == b->shard.tp_rank &&
            a->shard.tp_size == b->shard.tp_size && a->shard.ep_rank == b->shard.ep_rank &&
-           a->shard.ep_size == b->shard.ep_size;
+           a->shard.ep_size == b->shard.ep_size && a->shard.expert_order == b->shard.expert_order;
 }
 
 int model_bundle_take(model_bundle *b, const model_bundle_options *o)
