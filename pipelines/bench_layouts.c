@@ -589,6 +589,15 @@ static int order_runs(moedit_bench_result *r, int *order)
     return 0;
 }
 
+/* A placement is only used by EP layouts that run; given without one, the
+ * user's intent is not met and they should hear so. */
+static int any_expert_parallel(const moedit_bench_result *r)
+{
+    for (int i = 0; i < r->count; i++)
+        if (r->layouts[i].expert_parallel && !r->layouts[i].skipped) return 1;
+    return 0;
+}
+
 static int bench_all(bench_state *b)
 {
     if (load_facts(b) || make_work_dir(b) || prepare_embeds(b) || list_layouts(b)) return -1;
@@ -598,6 +607,8 @@ static int bench_all(bench_state *b)
     describe_run(b);
     if (b->o->expert_placement && !b->routed)
         return error_set("--expert-placement: %s has no routed experts to place", b->r->model);
+    if (b->o->expert_placement && !any_expert_parallel(b->r))
+        return error_set("--expert-placement: no listed layout uses expert parallelism (add one with +ep)");
     int *order = malloc((size_t)b->r->count * sizeof *order);
     if (!order || order_runs(b->r, order)) {
         free(order);
