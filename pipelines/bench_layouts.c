@@ -608,7 +608,8 @@ static int bench_all(bench_state *b)
     if (b->o->expert_placement && !b->routed)
         return error_set("--expert-placement: %s has no routed experts to place", b->r->model);
     if (b->o->expert_placement && !any_expert_parallel(b->r))
-        return error_set("--expert-placement: no listed layout uses expert parallelism (add one with +ep)");
+        return error_set("--expert-placement: no layout that runs on %d rank(s) uses expert parallelism "
+                         "(list one with +ep)", b->w->size);
     int *order = malloc((size_t)b->r->count * sizeof *order);
     if (!order || order_runs(b->r, order)) {
         free(order);

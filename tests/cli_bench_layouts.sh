@@ -56,7 +56,7 @@ expect_error "placement file missing" "no such routing file" "$moedit" bench --m
 expect_error "placement on a dense model" "has no routed experts to place" "$moedit" bench \
   --config "$fixtures/dit_dense/transformer/config.json" --random-weights --height 64 --width 64 --layouts serial \
   --expert-placement reference
-expect_error "placement without an EP layout" "no listed layout uses expert parallelism" "$moedit" bench \
+expect_error "placement without an EP layout" "no layout that runs on 1 rank(s) uses expert parallelism" "$moedit" bench \
   --model "$model" "${small[@]}" --layouts serial,tp2+ep --expert-placement reference
 
 [ "$failures" -eq 0 ] && echo "cli_bench_layouts: all passed"
