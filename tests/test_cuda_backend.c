@@ -265,6 +265,24 @@ static void test_linear_grouped(void)
     cpu->ops->linear_grouped(cpu, y.c, x.c, wc, offsets, GROUPS);
     gpu->ops->linear_grouped(gpu, y.g, x.g, wg, offsets, GROUPS);
     compare("linear_grouped (empty and 1-row groups)", y, TOL_PRODUCT);
+
+    /* More groups than side streams, each long enough to overlap the others;
+     * the comparison downloads on the main stream right away, so a missing
+     * join would read unfinished rows. */
+    enum { MANY = 9, LONG_ROWS = 4000, WIDE = 256 };
+    int64_t many[MANY + 1];
+    for (int g = 0; g <= MANY; g++) many[g] = (int64_t)LONG_ROWS * g / MANY;
+    pair xl = random_2d(ACT, LONG_ROWS, WIDE);
+    tensor wlc[MANY], wlg[MANY];
+    for (int g = 0; g < MANY; g++) {
+        pair w = randomized(pair_2d(ACT, WIDE, WIDE), 0.1f, 0.0f);
+        wlc[g] = w.c;
+        wlg[g] = w.g;
+    }
+    pair yl = pair_2d(ACT, LONG_ROWS, WIDE);
+    cpu->ops->linear_grouped(cpu, yl.c, xl.c, wlc, many, MANY);
+    gpu->ops->linear_grouped(gpu, yl.g, xl.g, wlg, many, MANY);
+    compare("linear_grouped (9 groups of ~444 rows)", yl, TOL_PRODUCT);
 }
 
 /* ---- elementwise ----------------------------------------------------- */
