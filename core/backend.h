@@ -24,6 +24,12 @@ typedef struct backend_ops {
     void (*download)(backend *be, float *dst, tensor src);
     void (*copy)(backend *be, tensor dst, tensor src); /* same numel */
     void (*fill)(backend *be, tensor dst, float value);
+    /* A block of a random matrix, made where it lives (--random-weights):
+     * dst[r, c] = scale * u((row0 + r) * full_cols + col0 + c) with u the
+     * Philox uniform of (seed, stream) (core/philox.h, philox_fill_uniform),
+     * computed in F32 and stored in dst's dtype; a vector dst is one column. */
+    void (*fill_uniform)(backend *be, tensor dst, uint64_t seed, uint64_t stream, float scale, int64_t full_cols,
+                         int64_t row0, int64_t col0);
     void (*synchronize)(backend *be);
     void (*destroy)(backend *be);
     /* 0, or -1 with the error set when an earlier op failed on the device

@@ -10,6 +10,7 @@
  * with the products split here. */
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/philox.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -90,6 +91,21 @@ static void cpu_fill(backend *be, tensor dst, float value)
     float *y = f32(dst);
     int64_t n = tensor_numel(&dst);
     for (int64_t i = 0; i < n; i++) y[i] = value;
+}
+
+/* Rows of dst are runs of consecutive Philox indices; philox_fill_uniform
+ * starts anywhere, so each row is one call, and rows go to the threads. */
+static void cpu_fill_uniform(backend *be, tensor dst, uint64_t seed, uint64_t stream, float scale, int64_t full_cols,
+                             int64_t row0, int64_t col0)
+{
+    int64_t rows = dst.ndim == 2 ? dst.shape[0] : tensor_numel(&dst), cols = dst.ndim == 2 ? dst.shape[1] : 1;
+    float *y = f32(dst);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = y + r * cols;
+        philox_fill_uniform(seed, stream, (uint64_t)((row0 + r) * full_cols + col0), cols, row);
+        for (int64_t c = 0; c < cols; c++) row[c] *= scale;
+    }
 }
 
 static void cpu_synchronize(backend *be) {}
@@ -506,6 +522,7 @@ static const backend_ops cpu_ops = {
     .download = cpu_download,
     .copy = cpu_copy,
     .fill = cpu_fill,
+    .fill_uniform = cpu_fill_uniform,
     .synchronize = cpu_synchronize,
     .destroy = cpu_destroy,
     .status = cpu_status,

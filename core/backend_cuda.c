@@ -27,6 +27,7 @@ static const backend_ops cuda_ops = {
     .download = cuda_download,
     .copy = cuda_copy,
     .fill = cuda_fill,
+    .fill_uniform = cuda_fill_uniform,
     .synchronize = cuda_synchronize,
     .destroy = cuda_destroy,
     .status = cuda_status,

@@ -111,6 +111,12 @@ static void p_download(backend *be, float *dst, tensor src) { TIMED(be, "downloa
 static void p_copy(backend *be, tensor dst, tensor src) { TIMED(be, "copy", in->ops->copy(in, dst, src)); }
 static void p_fill(backend *be, tensor dst, float value) { TIMED(be, "fill", in->ops->fill(in, dst, value)); }
 
+static void p_fill_uniform(backend *be, tensor dst, uint64_t seed, uint64_t stream, float scale, int64_t full_cols,
+                           int64_t row0, int64_t col0)
+{
+    TIMED(be, "fill_uniform", in->ops->fill_uniform(in, dst, seed, stream, scale, full_cols, row0, col0));
+}
+
 static void p_linear(backend *be, tensor y, tensor x, tensor w, tensor bias)
 {
     char key[KEY_LENGTH];
@@ -234,6 +240,7 @@ static const backend_ops profiled_ops = {
     .download = p_download,
     .copy = p_copy,
     .fill = p_fill,
+    .fill_uniform = p_fill_uniform,
     .synchronize = p_synchronize,
     .destroy = p_destroy,
     .status = p_status,

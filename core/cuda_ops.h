@@ -35,6 +35,8 @@ void cuda_synchronize(backend *be);
 
 /* cuda_elementwise.cu */
 void cuda_fill(backend *be, tensor dst, float value);
+void cuda_fill_uniform(backend *be, tensor dst, uint64_t seed, uint64_t stream, float scale, int64_t full_cols,
+                       int64_t row0, int64_t col0); /* cuda_random.cu */
 void cuda_add(backend *be, tensor y, tensor a, tensor b);
 void cuda_silu(backend *be, tensor y, tensor x);
 void cuda_swiglu(backend *be, tensor y, tensor gate, tensor up);

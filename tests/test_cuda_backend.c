@@ -180,6 +180,17 @@ static void test_alloc_upload_download_copy_fill(void)
     gpu->ops->fill(gpu, v.g, -2.5f);
     compare("fill (a row view; the rest untouched)", b, TOL_EXACT);
 
+    /* Random weights made on the device are the CPU's numbers rounded to
+     * BF16 once: bit for bit what uploading the CPU's would give. A block
+     * at an odd offset of a wide matrix crosses Philox blocks of 4. */
+    pair r = pair_2d(ACT, 41, 67), uploaded = pair_2d(ACT, 41, 67);
+    cpu->ops->fill_uniform(cpu, r.c, 77, 0x123456789abcdefull, 0.25f, 1001, 5, 3);
+    gpu->ops->fill_uniform(gpu, r.g, 77, 0x123456789abcdefull, 0.25f, 1001, 5, 3);
+    gpu->ops->upload(gpu, uploaded.g, fetch(cpu, r.c));
+    CHECK_MSG(memcmp(fetch(gpu, r.g), fetch(gpu, uploaded.g), 41 * 67 * sizeof(float)) == 0,
+              "fill_uniform: the GPU's random block differs from the CPU's rounded to BF16");
+    compare("fill_uniform (block of a 1001-wide matrix)", r, TOL_ELEMENTWISE);
+
     void *big = gpu->ops->alloc(gpu, (size_t)64 << 20);
     CHECK(big != NULL);
     gpu->ops->free(gpu, big);
