@@ -189,6 +189,7 @@ typedef struct moedit_bench_layout {
     char reason[512];
     int tp, ulysses, ring, cfg, dp, expert_parallel, vae_patch; /* as listed (dp: images in parallel) */
     int ranks;               /* ranks that work; the others of the world idle */
+    int run_order;           /* when it ran: 0 the reference; layouts run grouped by weight sharding */
     int images;
     /* Timing: steps are the max over ranks of each step's wall time. */
     double step_ms_median, step_ms_p10, step_ms_p90;

@@ -70,6 +70,34 @@ static void expect_skipped(const moedit_bench_result *r, const char *name, const
 }
 
 /* Every layout: a reason when skipped; within tolerance (as the files say) when correct. */
+
+/* Layouts ran grouped by weight shards (tp degree, EP group size), the
+ * reference's group first: the shard keys along the run order change once
+ * per group. */
+static int shards_of(const moedit_bench_layout *l)
+{
+    return l->tp * 10000 + (l->expert_parallel ? l->tp * l->ulysses * l->ring : 1);
+}
+
+static void check_run_order(const moedit_bench_result *r)
+{
+    int key_at[64], groups = 0, changes = 0, distinct[64], seen = 0;
+    CHECK(r->count <= 64 && r->layouts[0].run_order == 0);
+    for (int i = 0; i < r->count && i < 64; i++) {
+        CHECK(r->layouts[i].run_order >= 0 && r->layouts[i].run_order < r->count);
+        key_at[r->layouts[i].run_order] = shards_of(&r->layouts[i]);
+    }
+    for (int k = 0; k < r->count && k < 64; k++) {
+        if (k > 0 && key_at[k] != key_at[k - 1]) changes++;
+        int known = 0;
+        for (int j = 0; j < seen; j++) known |= distinct[j] == key_at[k];
+        if (!known) distinct[seen++] = key_at[k];
+    }
+    groups = seen;
+    CHECK_MSG(changes == groups - 1, "%d shard groups ran in %d runs of one key", groups, changes + 1);
+    CHECK(key_at[0] == shards_of(&r->layouts[0]));
+}
+
 static void check_layouts(const moedit_bench_result *r)
 {
     float serial[LATENTS], got[LATENTS];
@@ -107,6 +135,7 @@ static void check_layouts(const moedit_bench_result *r)
                l->images_per_second, diff);
     }
     CHECK(correct >= (moedit_world_size() > 1 ? 3 : 2));
+    check_run_order(r);
     CHECK(r->fastest >= 0 && r->fastest < r->count && r->layouts[r->fastest].correct && r->layouts[r->fastest].fastest);
 }
 
