@@ -184,10 +184,11 @@ static void markdown_row(FILE *f, const moedit_bench_result *r, const moedit_ben
     char median[32], p10[32], p90[32], vae[32], e2e[32], psnr[32], comm[32];
     const char *name = l->reference ? "serial (reference, rank 0 alone)" : l->name;
     const char *check = l->reference ? "reference" : l->correct ? "ok" : "**WRONG**";
-    fprintf(f, "| %s%s%s%s | %d | %s (%s-%s) | %s | %s | %.3g | %.2fx | %.0f%% | %s | %.1f | %.2g (of %.2g) | %s | %s |\n",
+    fprintf(f,
+            "| %s%s%s%s | %d | %s (%s-%s) | %.2fx | %s | %s | %.3g | %.2fx | %.0f%% | %s | %.1f | %.2g (of %.2g) | %s | %s |\n",
             l->fastest ? "**" : "", name, l->fastest ? "** (fastest)" : "", l->images > 1 ? " [images in parallel]" : "",
             l->ranks, ms_text(l->step_ms_median, median, sizeof median), ms_text(l->step_ms_p10, p10, sizeof p10),
-            ms_text(l->step_ms_p90, p90, sizeof p90),
+            ms_text(l->step_ms_p90, p90, sizeof p90), l->step_speedup,
             seconds_text(r->transformer_only ? NAN : l->vae_seconds, vae, sizeof vae),
             seconds_text(l->end_to_end_seconds, e2e, sizeof e2e), l->images_per_second, l->speedup, 100 * l->efficiency,
             percent_text(l->comm_share, comm, sizeof comm), l->memory_mib_max, l->latent_max_diff, l->latent_scale,
@@ -204,10 +205,10 @@ int moedit_bench_write_markdown(const moedit_bench_result *r, const char *path)
     fprintf(f, "Machine: %s. Warm-up: one untimed run of %lld step(s) per layout. Correct: %s.\n", r->host,
             (long long)r->warmup_steps, r->tolerance);
     if (r->note[0]) fprintf(f, "Note: %s\n", r->note);
-    fprintf(f, "\n| layout | ranks | step ms median (p10-p90) | VAE decode s | end to end s | images/s | speedup | "
-               "efficiency | comm | peak MiB/rank | max latent diff | %s PSNR dB | check |\n",
+    fprintf(f, "\n| layout | ranks | step ms median (p10-p90) | step speedup | VAE decode s | end to end s | images/s | "
+               "speedup | efficiency | comm | peak MiB/rank | max latent diff | %s PSNR dB | check |\n",
             r->transformer_only ? "latent" : "image");
-    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < r->count; i++)
         if (!r->layouts[i].skipped && !r->layouts[i].failed) markdown_row(f, r, &r->layouts[i]);
     int listed = 0;
@@ -217,7 +218,8 @@ int moedit_bench_write_markdown(const moedit_bench_result *r, const char *path)
         if (!listed++) fprintf(f, "\nNot run:\n\n");
         fprintf(f, "- `%s` %s: %s\n", l->name, l->failed ? "**failed**" : "skipped", l->reason);
     }
-    fprintf(f, "\nstep: one denoising step (every CFG branch), max over ranks; end to end: %s, after loading; "
+    fprintf(f, "\nstep: one denoising step (every CFG branch), max over ranks; step speedup: the reference's step over "
+               "this one's; end to end: %s, after loading; "
                "speedup and efficiency: images/s vs the reference, per working rank; comm: share of end-to-end time "
                "inside collectives (mean over working ranks, waiting for peers included); peak: weights + "
                "activation arenas, max over working ranks.\n",

@@ -17,6 +17,10 @@ if "$moedit" bench --model "$model" "${small[@]}" --layouts "serial,tp2,ulysses2
   grep -q "(fastest)" "$work/table" || fail "no fastest layout marked"
   grep -q "^- \`tp2\` skipped: needs 2 ranks" "$work/table" || fail "tp2 not skipped with its reason"
   cmp -s "$work/table" "$work/b.md" || fail "--markdown differs from the table on stdout"
+  # Every row of the table has the header's cells.
+  awk -F'|' '/^\| layout/ { cells = NF } /^\| / && cells && NF != cells { bad++ } END { exit !(cells && !bad) }' \
+    "$work/table" || fail "table rows and header differ in cell count"
+  grep -q "| step speedup |" "$work/table" || fail "no step speedup column"
   grep -q '"status": "skipped", .*"reason": "needs 2 ranks' "$work/b.json" || fail "JSON lacks the skip reason"
   grep -q '"fastest": "serial"' "$work/b.json" || fail "JSON lacks the fastest layout"
   if command -v python3 >/dev/null; then

@@ -1,0 +1,16 @@
+/* e^x for arrays of floats on the CPU, four at a time (GCC/Clang vector
+ * extensions, so SSE2 on any x86-64 and NEON on arm64, without -march).
+ * glibc's expf is scalar (~6 ns a value on the CI machine), and softmax and
+ * SiLU spent most of their time in it. */
+#ifndef MOEDIT_CORE_CPU_EXP_H
+#define MOEDIT_CORE_CPU_EXP_H
+
+#include <stdint.h>
+
+/* x[i] = e^x[i]. Within 8.3e-8 relative of e^x for x in [-87.3, 88.3]
+ * (measured against double exp over 2^24 values); 0 below -87.34 (where
+ * expf would give subnormals), e^88.38 above 88.38 (where expf overflows a
+ * little later). */
+void cpu_exp_in_place(float *x, int64_t n);
+
+#endif
