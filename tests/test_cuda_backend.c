@@ -261,39 +261,35 @@ static void test_linear(void)
     compare("linear on an unaligned row view, K=67", y, TOL_PRODUCT);
 }
 
-static void test_linear_grouped(void)
+#define MAX_GROUPS 16
+
+/* linear_grouped over `groups` row ranges (offsets[groups + 1]) of x[rows, in]. */
+static void grouped_case(const char *name, int groups, const int64_t *offsets, int64_t in, int64_t out)
 {
-    enum { GROUPS = 5, ROWS = 97, IN = 96, OUT = 80 };
-    int64_t offsets[GROUPS + 1] = {0, 30, 30, 61, 62, ROWS}; /* an empty group and a single row */
-    pair x = random_2d(ACT, ROWS, IN);
-    tensor wc[GROUPS], wg[GROUPS];
-    for (int g = 0; g < GROUPS; g++) {
-        pair w = randomized(pair_2d(ACT, OUT, IN), 0.1f, 0.0f);
+    int64_t rows = offsets[groups];
+    pair x = random_2d(ACT, rows, in);
+    tensor wc[MAX_GROUPS], wg[MAX_GROUPS];
+    for (int g = 0; g < groups; g++) {
+        pair w = randomized(pair_2d(ACT, out, in), 0.1f, 0.0f);
         wc[g] = w.c;
         wg[g] = w.g;
     }
-    pair y = pair_2d(ACT, ROWS, OUT);
-    cpu->ops->linear_grouped(cpu, y.c, x.c, wc, offsets, GROUPS);
-    gpu->ops->linear_grouped(gpu, y.g, x.g, wg, offsets, GROUPS);
-    compare("linear_grouped (empty and 1-row groups)", y, TOL_PRODUCT);
+    pair y = pair_2d(ACT, rows, out);
+    cpu->ops->linear_grouped(cpu, y.c, x.c, wc, offsets, groups);
+    gpu->ops->linear_grouped(gpu, y.g, x.g, wg, offsets, groups);
+    compare(name, y, TOL_PRODUCT);
+}
 
+static void test_linear_grouped(void)
+{
+    int64_t few[6] = {0, 30, 30, 61, 62, 97}; /* an empty group and a single row */
+    grouped_case("linear_grouped (empty and 1-row groups)", 5, few, 96, 80);
     /* More groups than side streams, each long enough to overlap the others;
      * the comparison downloads on the main stream right away, so a missing
      * join would read unfinished rows. */
-    enum { MANY = 9, LONG_ROWS = 4000, WIDE = 256 };
-    int64_t many[MANY + 1];
-    for (int g = 0; g <= MANY; g++) many[g] = (int64_t)LONG_ROWS * g / MANY;
-    pair xl = random_2d(ACT, LONG_ROWS, WIDE);
-    tensor wlc[MANY], wlg[MANY];
-    for (int g = 0; g < MANY; g++) {
-        pair w = randomized(pair_2d(ACT, WIDE, WIDE), 0.1f, 0.0f);
-        wlc[g] = w.c;
-        wlg[g] = w.g;
-    }
-    pair yl = pair_2d(ACT, LONG_ROWS, WIDE);
-    cpu->ops->linear_grouped(cpu, yl.c, xl.c, wlc, many, MANY);
-    gpu->ops->linear_grouped(gpu, yl.g, xl.g, wlg, many, MANY);
-    compare("linear_grouped (9 groups of ~444 rows)", yl, TOL_PRODUCT);
+    int64_t many[10];
+    for (int g = 0; g <= 9; g++) many[g] = (int64_t)4000 * g / 9;
+    grouped_case("linear_grouped (9 groups of ~444 rows)", 9, many, 256, 256);
 }
 
 /* ---- elementwise ----------------------------------------------------- */
