@@ -102,6 +102,10 @@ typedef struct backend_ops {
                              tensor bias, float eps, int silu);
     /* y[C, 2H, 2W] = nearest-neighbour 2x upsampling of x[C, H, W]. */
     void (*upsample_nearest2x)(backend *be, tensor y, tensor x);
+    /* Images y[C, Hy, W], x[C, Hx, W] of one dtype: y[c, y_row + i, :] =
+     * x[c, x_row + i, :] for i < rows and every channel: bands of rows cut
+     * and pasted (VAE halos) without an index. */
+    void (*copy_rows)(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_row, int64_t rows);
     /* y[N, M] = x[M, N]^T (images [C, H*W] <-> token rows [H*W, C]). */
     void (*transpose)(backend *be, tensor y, tensor x);
 

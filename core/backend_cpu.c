@@ -109,6 +109,17 @@ static void cpu_fill_uniform(backend *be, tensor dst, uint64_t seed, uint64_t st
     }
 }
 
+static void cpu_copy_rows(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_row, int64_t rows)
+{
+    int64_t channels = x.shape[0], width = x.shape[2];
+    assert(y.ndim == 3 && x.ndim == 3 && y.shape[0] == channels && y.shape[2] == width);
+    assert(y_row + rows <= y.shape[1] && x_row + rows <= x.shape[1]);
+#pragma omp parallel for if (channels * rows * width > (1 << 16))
+    for (int64_t c = 0; c < channels; c++)
+        memcpy(f32(y) + (c * y.shape[1] + y_row) * width, f32(x) + (c * x.shape[1] + x_row) * width,
+               (size_t)(rows * width) * sizeof(float));
+}
+
 static void cpu_synchronize(backend *be) {}
 
 static int cpu_status(backend *be) { return 0; /* CPU ops cannot fail after their arguments are checked */ }
@@ -554,6 +565,7 @@ static const backend_ops cpu_ops = {
     .upsample_nearest2x = cpu_upsample_nearest2x,
     .transpose = cpu_transpose,
     .gather_rows = cpu_gather_rows,
+    .copy_rows = cpu_copy_rows,
     .scatter_add_rows = cpu_scatter_add_rows,
 };
 

@@ -53,6 +53,7 @@ static const backend_ops cuda_ops = {
     .group_norm_apply = cuda_group_norm_apply,
     .upsample_nearest2x = cuda_upsample_nearest2x,
     .transpose = cuda_transpose,
+    .copy_rows = cuda_copy_rows,
     .gather_rows = cuda_gather_rows,
     .scatter_add_rows = cuda_scatter_add_rows,
 };

@@ -223,6 +223,11 @@ static void p_upsample_nearest2x(backend *be, tensor y, tensor x)
 
 static void p_transpose(backend *be, tensor y, tensor x) { TIMED(be, "transpose", in->ops->transpose(in, y, x)); }
 
+static void p_copy_rows(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_row, int64_t rows)
+{
+    TIMED(be, "copy_rows", in->ops->copy_rows(in, y, y_row, x, x_row, rows));
+}
+
 static void p_gather_rows(backend *be, tensor y, tensor x, tensor index)
 {
     TIMED(be, "gather_rows", in->ops->gather_rows(in, y, x, index));
@@ -266,6 +271,7 @@ static const backend_ops profiled_ops = {
     .group_norm_apply = p_group_norm_apply,
     .upsample_nearest2x = p_upsample_nearest2x,
     .transpose = p_transpose,
+    .copy_rows = p_copy_rows,
     .gather_rows = p_gather_rows,
     .scatter_add_rows = p_scatter_add_rows,
 };

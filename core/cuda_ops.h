@@ -66,6 +66,7 @@ void cuda_group_norm_apply(backend *be, tensor y, tensor x, tensor stats, int64_
                            float eps, int silu);
 void cuda_upsample_nearest2x(backend *be, tensor y, tensor x);
 void cuda_transpose(backend *be, tensor y, tensor x);
+void cuda_copy_rows(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_row, int64_t rows);
 
 /* cuda_rows.cu */
 void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index);

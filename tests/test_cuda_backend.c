@@ -527,6 +527,16 @@ static void test_group_norm_and_upsample(void)
     gpu->ops->upsample_nearest2x(gpu, up.g, x.g);
     compare("upsample_nearest2x", up, TOL_EXACT);
 
+    /* A band of rows pasted between images of other heights (VAE halos):
+     * rows 3..7 of x to rows 10..14 of `band`, the rest of `band` as filled. */
+    int64_t bs[3] = {C, 2 * H, W};
+    pair band = pair_nd(ACT, 3, bs);
+    cpu->ops->fill(cpu, band.c, 0.5f);
+    gpu->ops->fill(gpu, band.g, 0.5f);
+    cpu->ops->copy_rows(cpu, band.c, 10, x.c, 3, 5);
+    gpu->ops->copy_rows(gpu, band.g, 10, x.g, 3, 5);
+    compare("copy_rows (rows 3..7 to 10..14 of a taller image)", band, TOL_EXACT);
+
     pair tokens = pair_2d(ACT, H * W, C), wide = randomized(pair_2d(ACT, 37, 1000), 1.0f, 0.0f);
     pair wide_t = pair_2d(ACT, 1000, 37);
     cpu->ops->transpose(cpu, tokens.c, tensor_reshape_2d(x.c, C, H * W));
