@@ -198,9 +198,9 @@ typedef struct moedit_bench_layout {
     double comm_seconds, comm_share; /* mean over working ranks; share of their end-to-end time */
     double comm_group_seconds[MOEDIT_BENCH_GROUPS];
     double comm_mib;         /* bytes handed to collectives, summed over ranks */
-    /* Expert parallel layouts: the rows the busiest rank's routed experts
-     * computed over the mean of the working ranks (1 = even); NAN otherwise.
-     * Under EP a step waits for the busiest rank. */
+    /* Expert parallel layouts: over every MoE call of the timed run, the sum of
+     * the rows the busiest rank's routed experts computed over the sum of the
+     * ranks' mean (1 = even); NAN otherwise. Each call waits for its busiest rank. */
     double expert_load;
     /* Memory per rank: weights + activation arena peaks (device memory on GPUs);
      * rss: peak resident set of the process during the run (Linux, else -1). */

@@ -135,7 +135,7 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     be->ops->gather_rows(be, outgoing, mine, slot_rows);
     if (ep->ops->all_to_all_rows(ep, incoming, recv_rows, outgoing, send_rows)) return -1;
     be->ops->gather_rows(be, grouped, incoming, order);
-    s->expert_rows += received;
+    moe_count_expert_rows(s, received);
     if (moe_experts_compute(ctx, ffn, grouped, s->offsets)) return -1;
     be->ops->gather_rows(be, incoming, grouped, inverse);
     if (ep->ops->all_to_all_rows(ep, outgoing, send_rows, incoming, recv_rows)) return -1;

@@ -108,8 +108,21 @@ int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_
     return 0;
 }
 
+void moe_count_expert_rows(moe_scratch *s, int64_t n)
+{
+    if (s->calls == s->call_capacity) {
+        int64_t capacity = s->call_capacity ? 2 * s->call_capacity : 256;
+        int64_t *grown = realloc(s->call_rows, (size_t)capacity * sizeof *grown);
+        if (!grown) return; /* a diagnostic: the run goes on without it */
+        s->call_rows = grown;
+        s->call_capacity = capacity;
+    }
+    s->call_rows[s->calls++] = n;
+}
+
 void moe_scratch_free(moe_scratch *s)
 {
+    free(s->call_rows);
     free(s->logits);
     free(s->experts);
     free(s->weights);
@@ -261,7 +274,7 @@ static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, ten
     if (!index.data || !weight.data || !gathered.data) return -1;
     be->ops->upload(be, weight, s->dispatch_weights);
     be->ops->gather_rows(be, gathered, x, index);
-    s->expert_rows += slots;
+    moe_count_expert_rows(s, slots);
     if (moe_experts_compute(ctx, ffn, gathered, s->offsets)) return -1;
     be->ops->scatter_add_rows(be, y, gathered, index, weight);
     return 0;

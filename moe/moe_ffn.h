@@ -57,10 +57,12 @@ typedef struct moe_scratch {
     int32_t *send_counts, *recv_counts; /* [ep_size, local experts] slots per (peer, expert) */
     int32_t *order;          /* [received slots] expert-major order of the received rows */
     int32_t *inverse;        /* its inverse */
-    /* Rows this rank's routed experts computed, summed over every MoE call
-     * since init: under expert parallelism the ranks' sums differ by how
-     * unevenly the router loads their experts (moedit bench reports it). */
-    int64_t expert_rows;
+    /* Rows this rank's routed experts computed, one entry per MoE call since
+     * init, in call order (the same on every rank of a layout): under expert
+     * parallelism each call waits for the rank its router loads most (moedit
+     * bench reports it). Not kept when out of memory (calls stops growing). */
+    int64_t *call_rows;
+    int64_t calls, call_capacity;
 } moe_scratch;
 
 /* What a MoE forward runs with besides the layer. */

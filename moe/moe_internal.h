@@ -19,4 +19,7 @@ tensor moe_upload_indices(const moe_context *ctx, const int32_t *indices, int64_
 int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x,
                                 const moe_token_map *map);
 
+/* Records the rows this rank's routed experts computed in this call (moe_scratch.call_rows). */
+void moe_count_expert_rows(moe_scratch *s, int64_t n);
+
 #endif

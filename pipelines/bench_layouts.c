@@ -42,7 +42,7 @@
 
 /* One rank's record, as floats for the all-gather. */
 enum {
-    F_LOAD, F_TEXT, F_DENOISE, F_VAE, F_E2E, F_WEIGHTS_MIB, F_ACTIVATIONS_MIB, F_RSS_MIB, F_COMM_MIB, F_EXPERT_ROWS,
+    F_LOAD, F_TEXT, F_DENOISE, F_VAE, F_E2E, F_WEIGHTS_MIB, F_ACTIVATIONS_MIB, F_RSS_MIB, F_COMM_MIB,
     F_GROUP_SECONDS, F_STEPS = F_GROUP_SECONDS + GROUP_KINDS
 };
 
@@ -58,6 +58,7 @@ typedef struct bench_state {
     char routing[1100], embeds[1100];
     const char *embeds_path;
     int routed;            /* MoE: capture and replay the routing */
+    int64_t expert_calls;  /* MoE calls of a timed run on one rank: steps x 2 branches x MoE layers */
 } bench_state;
 
 /* ---- ranks ---- */
@@ -281,7 +282,6 @@ static void record(const bench_rank_sample *s, double rss_mib, float *row)
     row[F_WEIGHTS_MIB] = (float)(s->weight_bytes / MIB);
     row[F_ACTIVATIONS_MIB] = (float)(s->activation_bytes / MIB);
     row[F_RSS_MIB] = (float)rss_mib;
-    row[F_EXPERT_ROWS] = (float)s->expert_rows;
     double bytes = 0;
     for (int k = 0; k < GROUP_KINDS; k++) {
         row[F_GROUP_SECONDS + k] = (float)s->groups[k].seconds;
@@ -289,6 +289,7 @@ static void record(const bench_rank_sample *s, double rss_mib, float *row)
     }
     row[F_COMM_MIB] = (float)(bytes / MIB);
     for (int64_t i = 0; i < s->steps; i++) row[F_STEPS + i] = (float)s->step_seconds[i];
+    for (int64_t i = 0; i < s->expert_calls; i++) row[F_STEPS + s->steps + i] = (float)s->expert_rows[i];
 }
 
 static double max_over(const float *rows, int64_t cols, int ranks, int field)
@@ -337,9 +338,14 @@ static int summarize(bench_state *b, moedit_bench_layout *l, const float *rows, 
         l->comm_seconds += comm / n;
         if (row[F_E2E] > 0) l->comm_share += comm / row[F_E2E] / n;
     }
-    double expert_rows = 0;
-    for (int i = 0; i < n; i++) expert_rows += rows[i * cols + F_EXPERT_ROWS] / n;
-    l->expert_load = l->expert_parallel && expert_rows > 0 ? max_over(rows, cols, n, F_EXPERT_ROWS) / expert_rows : NAN;
+    /* Each MoE call waits for its busiest rank: the calls' maxima over their means. */
+    double busiest = 0, mean = 0;
+    for (int64_t e = 0; e < b->expert_calls; e++) {
+        int field = F_STEPS + steps + e;
+        busiest += max_over(rows, cols, n, field);
+        for (int i = 0; i < n; i++) mean += rows[i * cols + field] / n;
+    }
+    l->expert_load = l->expert_parallel && mean > 0 ? busiest / mean : NAN;
     if (!b->r->comm_measured) {
         l->comm_seconds = l->comm_share = l->comm_mib = NAN;
         for (int k = 0; k < GROUP_KINDS; k++) l->comm_group_seconds[k] = NAN;
@@ -471,9 +477,11 @@ static int run_layout(bench_state *b, int index)
     }
     s.steps = o->steps;
     s.step_seconds = calloc((size_t)o->steps, sizeof(double));
-    int64_t cols = F_STEPS + o->steps;
+    s.expert_calls = b->expert_calls;
+    s.expert_rows = calloc((size_t)b->expert_calls + 1, sizeof(int64_t));
+    int64_t cols = F_STEPS + o->steps + b->expert_calls;
     float *mine = calloc((size_t)cols, sizeof(float)), *rows = calloc((size_t)(cols * b->w->size), sizeof(float));
-    if (!s.step_seconds || !mine || !rows) status = error_set("out of memory");
+    if (!s.step_seconds || !s.expert_rows || !mine || !rows) status = error_set("out of memory");
     if (status == 0) {
         memset(s.groups, 0, sizeof s.groups);
         q.steps = o->steps;
@@ -496,7 +504,7 @@ static int run_layout(bench_state *b, int index)
         if (status == 0 && b->w->rank == 0) status = summarize(b, l, rows, cols);
         if (status == 0 && b->w->rank == 0) check(b, l, index);
     }
-    free(s.step_seconds), free(mine), free(rows);
+    free(s.step_seconds), free(s.expert_rows), free(mine), free(rows);
     if (status != 0 && l->reference) return -1;
     if (status != 0) {
         l->failed = 1;
@@ -580,6 +588,7 @@ static int bench_all(bench_state *b)
 {
     if (load_facts(b) || make_work_dir(b) || prepare_embeds(b) || list_layouts(b)) return -1;
     b->routed = dit_is_moe(&b->facts.dit);
+    b->expert_calls = b->routed ? b->o->steps * 2 * (b->facts.dit.num_double_blocks + b->facts.dit.num_single_blocks) : 0;
     snprintf(b->routing, sizeof b->routing, "%s/routing.safetensors", b->dir);
     describe_run(b);
     int *order = malloc((size_t)b->r->count * sizeof *order);

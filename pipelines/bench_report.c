@@ -228,8 +228,9 @@ int moedit_bench_write_markdown(const moedit_bench_result *r, const char *path)
     for (int i = 0; i < r->count; i++) {
         const moedit_bench_layout *l = &r->layouts[i];
         if (l->skipped || l->failed || !isfinite(l->expert_load)) continue;
-        fprintf(f, "%s`%s` %.3f", listed++ ? ", " : "Expert load (rows the busiest rank's routed experts computed / "
-                                                    "the mean over ranks; a step waits for the busiest): ",
+        fprintf(f, "%s`%s` %.3f", listed++ ? ", " : "Expert load (per MoE call, the rows the busiest rank's routed "
+                                                    "experts computed over the ranks' mean, summed over calls; each "
+                                                    "call waits for its busiest rank): ",
                 l->name, l->expert_load);
     }
     if (listed) fprintf(f, ".\n");

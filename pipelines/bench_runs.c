@@ -50,7 +50,8 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
     /* The warm-up and the timed run of a layout, and the layouts after it with
      * the same shard, share one loaded model. */
     generate_hooks hooks = {.user = s, .wrap_group = q->time_collectives ? wrap_group : NULL,
-                            .on_step = q->probes ? on_step : NULL, .keep_model = 1};
+                            .on_step = q->probes ? on_step : NULL, .keep_model = 1,
+                            .expert_rows = s->expert_rows, .expert_capacity = s->expert_calls};
     moedit_generate_options g = {
         .model_dir = o->model_dir, .prompts = prompts, .prompt_count = q->embeds_path ? 0 : 1,
         .prompt_embeds_path = q->embeds_path, .height = o->height, .width = o->width, .steps = q->steps,
@@ -70,7 +71,6 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
     s->vae_seconds = hooks.vae_seconds;
     s->weight_bytes = hooks.weight_bytes;
     s->activation_bytes = hooks.activation_peak_bytes;
-    s->expert_rows = hooks.expert_rows;
     free(r);
     return status;
 }
@@ -259,7 +259,8 @@ static int run_transformer(const bench_run_request *q, bench_rank_sample *s)
     if (t.have_model) s->weight_bytes = t.model.weights.bytes_on_device;
     if (t.have_run) {
         s->activation_bytes = (int64_t)(t.run.persistent.peak + t.run.scratch.peak);
-        s->expert_rows = t.run.moe.expert_rows;
+        for (int64_t i = 0; s->expert_rows && i < s->expert_calls && i < t.run.moe.calls; i++)
+            s->expert_rows[i] = t.run.moe.call_rows[i];
         for (int b = 0; b < 2; b++)
             if (t.have_text[b]) s->activation_bytes += (int64_t)t.text[b].storage.peak;
     }

@@ -456,7 +456,9 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     if (o->hooks) {
         int64_t bytes = job_arena_bytes(&run, &scratch, text, have_text) + g->vae_peak_bytes;
         if (bytes > o->hooks->activation_peak_bytes) o->hooks->activation_peak_bytes = bytes;
-        o->hooks->expert_rows += run.moe.expert_rows;
+        for (int64_t i = 0; i < run.moe.calls; i++, o->hooks->expert_calls++)
+            if (o->hooks->expert_rows && o->hooks->expert_calls < o->hooks->expert_capacity)
+                o->hooks->expert_rows[o->hooks->expert_calls] = run.moe.call_rows[i];
     }
     if (g->leader) {
         snprintf(r->files[r->count], sizeof r->files[0], "%s", path);

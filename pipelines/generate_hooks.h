@@ -27,7 +27,11 @@ typedef struct generate_hooks {
     double vae_seconds;            /* VAE decode alone (no scaling, PNG or latents file) */
     int64_t weight_bytes;          /* transformer (this rank's shard), VAE and text encoder weights */
     int64_t activation_peak_bytes; /* high-water marks of the run's arenas: transformer, text, VAE */
-    int64_t expert_rows;           /* rows this rank's routed experts computed (moe_scratch.expert_rows) */
+    /* Given by the caller (or NULL): [expert_capacity], receives the rows this
+     * rank's routed experts computed in each MoE call, in call order
+     * (moe_scratch.call_rows); expert_calls counts them (may pass the capacity). */
+    int64_t *expert_rows;
+    int64_t expert_capacity, expert_calls;
 } generate_hooks;
 
 #endif
