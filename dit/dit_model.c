@@ -68,7 +68,8 @@ static int load_block(dit_model *model, int index)
     if (load_attention_stream(wl, &block->image, prefix, "", c, shard)) return -1;
     if (is_double && load_attention_stream(wl, &block->text, prefix, "_t", c, shard)) return -1;
     snprintf(name, sizeof name, "%s.ff_i", prefix);
-    moe_placement placement = {shard->tp_rank, shard->tp_size, shard->ep_rank, shard->ep_size};
+    const int32_t *order = shard->expert_order ? shard->expert_order + (int64_t)index * cfg->num_routed_experts : NULL;
+    moe_placement placement = {shard->tp_rank, shard->tp_size, shard->ep_rank, shard->ep_size, order};
     if (moe_ffn_load(&block->ff_image, wl, name, c, cfg->ffn_hidden, cfg->shared_ffn_hidden, cfg->num_routed_experts,
                      cfg->num_activated_experts, index, &placement))
         return -1;
@@ -129,7 +130,7 @@ int dit_shard_validate(const dit_config *cfg, const dit_shard *s)
 int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
                           uint64_t seed, const dit_shard *shard)
 {
-    static const dit_shard whole = {0, 1, 0, 1};
+    static const dit_shard whole = {0, 1, 0, 1, NULL};
     memset(model, 0, sizeof *model);
     model->cfg = *cfg;
     model->shard = shard ? *shard : whole;

@@ -25,6 +25,9 @@
 typedef struct dit_shard {
     int tp_rank, tp_size;
     int ep_rank, ep_size;
+    /* NULL, or [blocks * routed experts]: each block's experts in the order EP
+     * ranks hold them (moe_placement.expert_order); the same on every rank. */
+    const int32_t *expert_order;
 } dit_shard;
 
 typedef struct dit_linear {

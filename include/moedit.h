@@ -45,6 +45,9 @@ typedef struct moedit_generate_options {
     int random_weights;             /* transformer weights from Philox */
     moedit_parallel parallel;
     const char *routing_capture, *routing_replay;
+    /* With expert_parallel: a routing file (--routing-capture) whose loads
+     * decide which experts share a rank, layer by layer; NULL: id order. */
+    const char *expert_placement;
     int quiet;
     struct generate_hooks *hooks;   /* internal probes of moedit bench (pipelines/generate_hooks.h); NULL */
 } moedit_generate_options;
@@ -177,6 +180,9 @@ typedef struct moedit_bench_options {
     /* Time every collective: 0 = default (on for the CPU; off for GPUs, where
      * timing means synchronising around each op, which slows the run), 1 = on, -1 = off. */
     int comm_timing;
+    /* EP layouts: "reference" (place experts by the reference run's routing)
+     * or a routing file (moedit generate --expert-placement); NULL: id order. */
+    const char *expert_placement;
 } moedit_bench_options;
 
 #define MOEDIT_BENCH_GROUPS 8 /* tp, ulysses, ring, sp, cfg, dp, ep, vae */

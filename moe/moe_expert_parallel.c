@@ -5,7 +5,8 @@
  *      its contiguous share of them (no padding: shares differ by at most
  *      one row) and routes only those.
  *   2. Slots (row, chosen expert) are ordered by owner rank, then expert,
- *      then row; the slot counts per (owner, expert) are exchanged first, so
+ *      then row (ffn->bucket: the placement decides which rank owns which
+ *      expert); the slot counts per (owner, expert) are exchanged first, so
  *      every rank knows what it will receive.
  *   3. One all-to-all sends each slot's row to the owner; the owner puts the
  *      received rows in expert order, runs its experts as one grouped GEMM,
@@ -49,11 +50,11 @@ static void order_slots(moe_scratch *s, const moe_ffn *ffn, int64_t rows, int pe
     int k = ffn->top_k, local = ffn->local_experts, buckets = peers * local;
     int64_t start[EP_MAX];
     memset(s->send_counts, 0, (size_t)buckets * sizeof(int32_t));
-    for (int64_t i = 0; i < rows * k; i++) s->send_counts[s->experts[i]]++; /* expert e = owner * local + j */
+    for (int64_t i = 0; i < rows * k; i++) s->send_counts[ffn->bucket[s->experts[i]]]++;
     start[0] = 0;
     for (int b = 1; b < buckets; b++) start[b] = start[b - 1] + s->send_counts[b - 1];
     for (int64_t i = 0; i < rows * k; i++) {
-        int64_t slot = start[s->experts[i]]++;
+        int64_t slot = start[ffn->bucket[s->experts[i]]]++;
         s->dispatch_rows[slot] = (int32_t)(i / k);
         s->dispatch_weights[slot] = s->weights[i];
     }

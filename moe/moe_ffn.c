@@ -23,6 +23,28 @@ int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int6
     return weight_load(wl, &ffn->w2, name, dim, hidden, cols);
 }
 
+/* The id of the index-th expert this EP rank holds. */
+static int held_expert(const moe_placement *p, int local, int index)
+{
+    int entry = p->ep_rank * local + index;
+    return p->expert_order ? p->expert_order[entry] : entry;
+}
+
+/* ffn->bucket from the placement; fails when expert_order is not a permutation. */
+static int place_experts(moe_ffn *ffn, const moe_placement *p, const char *prefix)
+{
+    int n = ffn->num_experts;
+    for (int e = 0; e < n; e++) ffn->bucket[e] = -1;
+    for (int entry = 0; entry < n; entry++) {
+        int e = p->expert_order ? p->expert_order[entry] : entry;
+        if (e < 0 || e >= n || ffn->bucket[e] >= 0)
+            return error_set("%s: the expert placement is not an order of the %d experts (entry %d is %d)", prefix,
+                             n, entry, e);
+        ffn->bucket[e] = entry; /* entry = owner rank * local_experts + index there */
+    }
+    return 0;
+}
+
 int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden,
                  int64_t shared_hidden, int num_experts, int top_k, int layer, const moe_placement *p)
 {
@@ -40,14 +62,17 @@ int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t di
     /* Expert parallel: whole experts of this rank. Otherwise: a tp slice of all. */
     int expert_parallel = p->ep_size > 1;
     ffn->local_experts = expert_parallel ? num_experts / p->ep_size : num_experts;
-    ffn->first_expert = expert_parallel ? p->ep_rank * ffn->local_experts : 0;
     ffn->w1 = calloc((size_t)ffn->local_experts, sizeof(tensor));
     ffn->w2 = calloc((size_t)ffn->local_experts, sizeof(tensor));
     ffn->w3 = calloc((size_t)ffn->local_experts, sizeof(tensor));
-    if (!ffn->w1 || !ffn->w2 || !ffn->w3) return error_set("out of memory loading %s", prefix);
+    if (expert_parallel) ffn->bucket = calloc((size_t)num_experts, sizeof(int32_t));
+    if (!ffn->w1 || !ffn->w2 || !ffn->w3 || (expert_parallel && !ffn->bucket))
+        return error_set("out of memory loading %s", prefix);
+    if (expert_parallel && place_experts(ffn, p, prefix)) return -1;
     for (int e = 0; e < ffn->local_experts; e++) {
         swiglu_ffn expert;
-        snprintf(name, sizeof name, "%s.experts.%d", prefix, ffn->first_expert + e);
+        int id = expert_parallel ? held_expert(p, ffn->local_experts, e) : e;
+        snprintf(name, sizeof name, "%s.experts.%d", prefix, id);
         if (swiglu_ffn_load(&expert, wl, name, dim, hidden, expert_parallel ? 0 : p->tp_rank,
                             expert_parallel ? 1 : p->tp_size))
             return -1;
@@ -60,6 +85,8 @@ int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t di
 
 void moe_ffn_free(moe_ffn *ffn)
 {
+    free(ffn->bucket);
+    ffn->bucket = NULL;
     free(ffn->w1);
     free(ffn->w2);
     free(ffn->w3);

@@ -23,19 +23,23 @@ typedef struct swiglu_ffn {
 
 /* Where this rank's share of a layer's weights lies: SwiGLU hidden units
  * split over tp ranks (w1, w3 by rows, w2 by columns; partial outputs are
- * all-reduced by the caller), and with ep_size > 1 whole experts
- * [ep_rank * E / ep_size, ...) instead of a tp slice of every expert. */
+ * all-reduced by the caller), and with ep_size > 1 whole experts instead of a
+ * tp slice of every expert: E / ep_size of them per rank, rank r holding
+ * entries [r E / ep_size, (r + 1) E / ep_size) of expert_order (a permutation
+ * of the layer's experts), or of 0, 1, ..., E - 1 when expert_order is NULL.
+ * An order lets experts that the router loads alike share a rank less. */
 typedef struct moe_placement {
     int tp_rank, tp_size;
     int ep_rank, ep_size;
+    const int32_t *expert_order; /* [E] or NULL */
 } moe_placement;
 
 typedef struct moe_ffn {
     int num_experts;   /* routed experts; 0 = dense: only `shared` (the whole FFN) */
     int top_k;
     int layer;         /* index of this MoE layer for routing capture/replay */
-    int first_expert;  /* experts held here: [first_expert, first_expert + local_experts) */
-    int local_experts;
+    int local_experts; /* experts held here: all, or (EP) E / ep_size of them */
+    int32_t *bucket;   /* EP: [E] owner rank * local_experts + index there, of each expert; else NULL */
     tensor gate;       /* [E, C], all experts' rows on every rank */
     tensor *w1, *w3, *w2; /* per local expert */
     swiglu_ffn shared;

@@ -140,6 +140,9 @@ static int validate(const moedit_bench_options *o)
         return error_set("--prompt and --prompt-embeds need --model DIR: --config times the transformer alone on "
                          "random prompt embeddings");
     if (o->steps < 1 || o->steps > 10000) return error_set("--num-inference-steps %lld: must be 1..10000", (long long)o->steps);
+    if (o->expert_placement && strcmp(o->expert_placement, "reference") && access(o->expert_placement, R_OK))
+        return error_set("--expert-placement %s: no such routing file (give reference or a --routing-capture file)",
+                         o->expert_placement);
     if (o->warmup_steps < 0 || o->warmup_steps > 10000) return error_set("--warmup-steps must be 0..10000");
     if (o->text_tokens < 1 || o->text_tokens > 4096) return error_set("--text-tokens must be 1..4096");
     if (o->height < 8 || o->width < 8 || o->height > 16384 || o->width > 16384)
@@ -467,7 +470,9 @@ static int run_layout(bench_state *b, int index)
     /* The reference's untimed run is the whole schedule, capturing the routing. */
     int capture = l->reference && b->routed;
     bench_run_request q = {o, &b->facts, l, capture ? o->steps : o->warmup_steps, b->embeds_path,
-                           capture ? b->routing : NULL, NULL, warmup_image, NULL, 0, 0};
+                           capture ? b->routing : NULL, NULL, warmup_image, NULL, 0, 0, NULL};
+    if (o->expert_placement && l->expert_parallel)
+        q.expert_placement = strcmp(o->expert_placement, "reference") ? o->expert_placement : b->routing;
     bench_rank_sample s;
     memset(&s, 0, sizeof s);
     int status = 0;
@@ -588,6 +593,8 @@ static int bench_all(bench_state *b)
 {
     if (load_facts(b) || make_work_dir(b) || prepare_embeds(b) || list_layouts(b)) return -1;
     b->routed = dit_is_moe(&b->facts.dit);
+    if (b->o->expert_placement && !b->routed)
+        return error_set("--expert-placement: %s has no routed experts to place", b->r->model);
     b->expert_calls = b->routed ? b->o->steps * 2 * (b->facts.dit.num_double_blocks + b->facts.dit.num_single_blocks) : 0;
     snprintf(b->routing, sizeof b->routing, "%s/routing.safetensors", b->dir);
     describe_run(b);

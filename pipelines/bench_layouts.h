@@ -54,6 +54,7 @@ typedef struct bench_run_request {
     const char *latents_path;  /* final latents of the first image; NULL: none */
     int probes;                /* time steps, count memory */
     int time_collectives;      /* with probes: wrap every group in a timer (pg_timed) */
+    const char *expert_placement; /* EP: a routing file to place experts by, or NULL */
 } bench_run_request;
 
 /* What one rank measured in one run. */

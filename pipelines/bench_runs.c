@@ -13,6 +13,7 @@
 #include "core/safetensors.h"
 #include "core/timer.h"
 #include "dit/dit_forward.h"
+#include "moe/moe_placement.h"
 #include "parallel/world.h"
 #include "pipelines/denoise.h"
 #include "pipelines/generate_hooks.h"
@@ -58,7 +59,8 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
         .guidance = o->guidance, .seed = o->seed, .images_per_prompt = l->images, .output = q->image_path,
         .latents_output = q->latents_path, .device = o->device, .random_weights = o->random_weights,
         .parallel = {d.tp, d.ulysses, d.ring, d.cfg, d.dp, d.expert_parallel, d.vae_patch},
-        .routing_capture = q->routing_capture, .routing_replay = q->routing_replay, .quiet = 1,
+        .routing_capture = q->routing_capture, .routing_replay = q->routing_replay,
+        .expert_placement = q->expert_placement, .quiet = 1,
         .hooks = &hooks,
     };
     moedit_generate_result *r = calloc(1, sizeof *r);
@@ -133,6 +135,7 @@ int bench_write_random_embeds(const char *path, const dit_config *cfg, int64_t t
 /* Everything a transformer-only run holds, freed by transformer_free. */
 typedef struct transformer_state {
     backend *be;
+    int32_t *expert_order; /* the EP placement, or NULL */
     parallel_context par;
     int have_par, have_model, have_run, have_text[2];
     dit_model model;
@@ -157,6 +160,7 @@ static void transformer_free(transformer_state *t)
     if (t->have_model) dit_model_free(&t->model);
     if (t->have_par) parallel_context_free(&t->par);
     backend_destroy(t->be);
+    free(t->expert_order);
 }
 
 /* Backend, groups (wrapped when probing) and this rank's shard of random weights. */
@@ -173,7 +177,16 @@ static int transformer_load(transformer_state *t, const bench_run_request *q, be
     int ep_size = d.expert_parallel ? layout_group_ranks(&t->par.layout, GROUP_EP, w->rank, ranks) : 1;
     for (int i = 0; i < ep_size; i++)
         if (ranks[i] == w->rank) ep_rank = i;
-    dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size};
+    dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size, NULL};
+    if (q->expert_placement && ep_size > 1) {
+        const dit_config *cfg = &q->facts->dit;
+        t->expert_order = malloc((size_t)dit_num_blocks(cfg) * (size_t)cfg->num_routed_experts * sizeof(int32_t));
+        if (!t->expert_order) return error_set("out of memory placing experts");
+        if (moe_placement_balanced(q->expert_placement, dit_num_blocks(cfg), cfg->num_routed_experts, ep_size,
+                                   t->expert_order))
+            return -1;
+        shard.expert_order = t->expert_order;
+    }
     if (dit_model_load_config(&t->model, t->be, &q->facts->dit, NULL, 1, q->options->seed, &shard)) return -1;
     t->have_model = 1;
     return 0;

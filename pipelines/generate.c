@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 typedef struct generate_state {
@@ -86,6 +87,11 @@ static int validate_request(const moedit_generate_options *o, const char *comman
         return error_set("--cfg-parallel-size 2 needs --guidance-scale > 1: without guidance there is no "
                          "unconditional branch to run");
     if (o->routing_capture && o->routing_replay) return error_set("--routing-capture and --routing-replay exclude each other");
+    if (o->expert_placement && !o->parallel.expert_parallel)
+        return error_set("--expert-placement %s needs --enable-expert-parallel", o->expert_placement);
+    if (o->expert_placement && access(o->expert_placement, R_OK))
+        return error_set("--expert-placement %s: no such routing file (make one with --routing-capture)",
+                         o->expert_placement);
     return 0;
 }
 
@@ -179,7 +185,8 @@ static int setup(generate_state *g)
     for (int i = 0; i < ep_size; i++)
         if (ranks[i] == g->w->rank) ep_rank = i;
     model_bundle_options mo = {o->model_dir, o->device, o->random_weights, o->seed,
-                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size}, !o->prompt_embeds_path};
+                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL}, !o->prompt_embeds_path,
+                               o->expert_placement};
     g->bundle_options = mo;
     int keep = o->hooks && o->hooks->keep_model;
     if (keep ? model_bundle_take(&g->bundle, &mo) : model_bundle_load(&g->bundle, &mo)) return -1;

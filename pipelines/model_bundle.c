@@ -2,8 +2,10 @@
 #include "pipelines/model_bundle.h"
 
 #include "core/error.h"
+#include "moe/moe_placement.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -30,6 +32,22 @@ static int load_text_side(model_bundle *b, const model_bundle_options *o)
     return tokenizer_load(&b->tok, path);
 }
 
+/* shard->expert_order from o->expert_placement (EP only), into b->expert_order. */
+static int place_experts(model_bundle *b, const model_bundle_options *o, dit_shard *shard)
+{
+    if (!o->expert_placement || shard->ep_size < 2) return 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/transformer/config.json", o->dir);
+    dit_config cfg;
+    if (dit_config_load(&cfg, path)) return -1;
+    int blocks = dit_num_blocks(&cfg), experts = cfg.num_routed_experts;
+    b->expert_order = malloc((size_t)blocks * (size_t)(experts ? experts : 1) * sizeof(int32_t));
+    if (!b->expert_order) return error_set("out of memory placing experts");
+    if (moe_placement_balanced(o->expert_placement, blocks, experts, shard->ep_size, b->expert_order)) return -1;
+    shard->expert_order = b->expert_order;
+    return 0;
+}
+
 int model_bundle_load(model_bundle *b, const model_bundle_options *o)
 {
     char path[4200];
@@ -38,7 +56,10 @@ int model_bundle_load(model_bundle *b, const model_bundle_options *o)
     if (stat(o->dir, &st) != 0 || !S_ISDIR(st.st_mode)) return error_set("model directory %s does not exist", o->dir);
     b->be = backend_create(o->device);
     if (!b->be) return -1;
-    if (dit_model_load(&b->transformer, b->be, o->dir, o->random_weights, o->seed, &o->shard)) goto fail;
+    dit_shard shard = o->shard;
+    if (place_experts(b, o, &shard) ||
+        dit_model_load(&b->transformer, b->be, o->dir, o->random_weights, o->seed, &shard))
+        goto fail;
     b->loaded_transformer = 1;
     snprintf(path, sizeof path, "%s/vae", o->dir);
     if (vae_model_load(&b->vae, b->be, path)) goto fail;
@@ -68,6 +89,7 @@ void model_bundle_free(model_bundle *b)
     if (b->loaded_vae) vae_model_free(&b->vae);
     if (b->loaded_transformer) dit_model_free(&b->transformer);
     backend_destroy(b->be);
+    free(b->expert_order);
     memset(b, 0, sizeof *b);
 }
 
@@ -75,7 +97,7 @@ void model_bundle_free(model_bundle *b)
 static struct {
     int present;
     model_bundle bundle;
-    char dir[4096], device[32];
+    char dir[4096], device[32], expert_placement[4096];
     model_bundle_options options;
 } kept;
 
@@ -84,7 +106,8 @@ static int same_options(const model_bundle_options *a, const model_bundle_option
     return !strcmp(a->dir, b->dir) && !strcmp(a->device, b->device) && a->random_weights == b->random_weights &&
            a->seed == b->seed && a->need_encoder == b->need_encoder && a->shard.tp_rank == b->shard.tp_rank &&
            a->shard.tp_size == b->shard.tp_size && a->shard.ep_rank == b->shard.ep_rank &&
-           a->shard.ep_size == b->shard.ep_size;
+           a->shard.ep_size == b->shard.ep_size &&
+           !strcmp(a->expert_placement ? a->expert_placement : "", b->expert_placement ? b->expert_placement : "");
 }
 
 int model_bundle_take(model_bundle *b, const model_bundle_options *o)
@@ -105,8 +128,10 @@ void model_bundle_keep(model_bundle *b, const model_bundle_options *o)
     kept.options = *o;
     snprintf(kept.dir, sizeof kept.dir, "%s", o->dir);
     snprintf(kept.device, sizeof kept.device, "%s", o->device);
+    snprintf(kept.expert_placement, sizeof kept.expert_placement, "%s", o->expert_placement ? o->expert_placement : "");
     kept.options.dir = kept.dir;
     kept.options.device = kept.device;
+    kept.options.expert_placement = o->expert_placement ? kept.expert_placement : NULL;
     kept.present = 1;
     memset(b, 0, sizeof *b);
 }

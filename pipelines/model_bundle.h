@@ -23,6 +23,7 @@ typedef struct model_bundle {
     tokenizer *tok;   /* NULL when the model has no text encoder */
     int has_encoder;
     int loaded_transformer, loaded_vae;
+    int32_t *expert_order; /* the EP placement the transformer was loaded with, or NULL */
 } model_bundle;
 
 typedef struct model_bundle_options {
@@ -32,6 +33,9 @@ typedef struct model_bundle_options {
     uint64_t seed;
     dit_shard shard;
     int need_encoder;    /* 0 when prompt embeddings come from a file */
+    /* With EP: a routing file to place each layer's experts by
+     * (moe_placement_balanced); NULL: experts in id order. */
+    const char *expert_placement;
 } model_bundle_options;
 
 int model_bundle_load(model_bundle *bundle, const model_bundle_options *options);

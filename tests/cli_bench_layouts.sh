@@ -52,6 +52,7 @@ expect_error "empty item" "an empty item" "$moedit" bench --model "$model" "${sm
 expect_error "config without random" "needs --random-weights" "$moedit" bench --config "$model/transformer/config.json"
 expect_error "model and config" "not both" "$moedit" bench --model "$model" --config "$model/transformer/config.json"
 expect_error "no model" "needs --model DIR or --config" "$moedit" bench
+expect_error "placement file missing" "no such routing file" "$moedit" bench --model "$model" --expert-placement "$work/none"
 
 [ "$failures" -eq 0 ] && echo "cli_bench_layouts: all passed"
 exit "$failures"

@@ -9,6 +9,8 @@ run=("$moedit" generate --model "$model" --prompt "a red circle" --num-inference
 expect_error "missing model dir" "does not exist" "$moedit" generate --model "$work/none" --prompt x --height 64 --width 64 --output "$out"
 expect_error "height not on the grid" "multiples of 16" "${run[@]}" --height 40 --width 64 --output "$out"
 expect_error "zero steps" "num-inference-steps 0" "${run[@]}" --height 64 --width 64 --num-inference-steps 0 --output "$out"
+expect_error "placement without EP" "needs --enable-expert-parallel" "${run[@]}" --height 64 --width 64 --expert-placement "$work/r" --output "$out"
+expect_error "placement file missing" "no such routing file" "${run[@]}" --height 64 --width 64 --enable-expert-parallel --expert-placement "$work/r" --output "$out"
 expect_error "negative steps" "num-inference-steps -3" "${run[@]}" --height 64 --width 64 --num-inference-steps -3 --output "$out"
 expect_error "absurd size" "each side must be" "${run[@]}" --height 1000000 --width 1000000 --output "$out"
 expect_error "negative size" "each side must be" "${run[@]}" --height -64 --width 64 --output "$out"

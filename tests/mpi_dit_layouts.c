@@ -7,7 +7,9 @@
  * with in-context tokens of a reference latent [4, 6, 6] (9 more tokens, a
  * segment of its own in the sequence split); then a clip of 3 such frames
  * (45 image tokens with RoPE ids (frame, row, col), unpadded: no rank count
- * divides them, so sequence parts cut across frames). */
+ * divides them, so sequence parts cut across frames). Every EP layout runs
+ * twice: experts placed in order, and placed by a scrambled order that
+ * differs per block (moe_placement.expert_order). */
 #include "core/error.h"
 #include "core/philox.h"
 #include "dit/dit_forward.h"
@@ -15,6 +17,7 @@
 #include "test_util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define LATENT_H 6
 #define LATENT_W 10
@@ -66,8 +69,12 @@ done:
     return status;
 }
 
-static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, const float *serial,
-                         moe_routing *capture)
+/* Block b's experts in the order EP ranks hold them: e -> (3 e + b) mod E,
+ * a permutation (3 and E = 8 are coprime) that puts other experts together. */
+static int32_t scrambled[DIT_MAX_BLOCKS * 8];
+
+static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, const int32_t *order,
+                         const float *serial, moe_routing *capture)
 {
     parallel_degrees degrees = {.tp = tp, .ulysses = ulysses, .ring = ring, .expert_parallel = ep};
     parallel_context ctx;
@@ -76,11 +83,11 @@ static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, 
     process_group *ep_group = ep && w->size > 1 ? ctx.groups[GROUP_EP] : NULL;
     dit_parallel par = {ctx.groups[GROUP_TP], ctx.groups[GROUP_ULYSSES], ctx.groups[GROUP_RING], ctx.groups[GROUP_SP],
                         ep_group};
-    dit_shard shard = {ctx.layout.tp_index, tp, ep_group ? ep_group->rank : 0, ep_group ? ep_group->size : 1};
+    dit_shard shard = {ctx.layout.tp_index, tp, ep_group ? ep_group->rank : 0, ep_group ? ep_group->size : 1, order};
     float out[LATENTS];
     capture->mode = ROUTING_REPLAY;
     int status = forward(&shard, &par, capture, out);
-    const char *ep_name = ep_group ? " +EP" : "", *name = mode_names[mode];
+    const char *ep_name = !ep_group ? "" : order ? " +EP (scrambled placement)" : " +EP", *name = mode_names[mode];
     CHECK_MSG(status == 0, "tp%d ulysses%d ring%d%s%s: %s", tp, ulysses, ring, ep_name, name, error_message());
     long n = (mode == CLIP ? FRAMES : 1) * 4 * LATENT_H * LATENT_W;
     double diff = test_max_abs_diff(out, serial, n), scale = test_max_abs(serial, n);
@@ -98,11 +105,25 @@ int main(int argc, char **argv)
     world w;
     if (world_init(&w, &argc, &argv)) return 1;
     CHECK_MSG(dit_config_load(&cfg, MOEDIT_FIXTURES "/dit_random/config.json") == 0, "%s", error_message());
+    CHECK(cfg.num_routed_experts == 8);
+    for (int b = 0; b < DIT_MAX_BLOCKS; b++)
+        for (int e = 0; e < 8; e++) scrambled[b * 8 + e] = (3 * e + b) % 8;
     philox_fill_normal(3, 1, 0, sizeof in.latents / 4, in.latents);
     philox_fill_normal(3, 2, 0, sizeof in.t5 / 4, in.t5);
     philox_fill_normal(3, 3, 0, sizeof in.llama / 4, in.llama);
     philox_fill_normal(3, 4, 0, sizeof in.pooled / 4, in.pooled);
     philox_fill_normal(3, 5, 0, sizeof in.context / 4, in.context);
+
+    /* A placement that is not an order of the experts fails with the block's name. */
+    static int32_t doubled[DIT_MAX_BLOCKS * 8];
+    for (int i = 0; i < DIT_MAX_BLOCKS * 8; i++) doubled[i] = i % 8 == 7 ? 6 : i % 8;
+    dit_shard bad = {0, 1, 1, 2, doubled};
+    backend *cpu = backend_cpu_create();
+    dit_model model;
+    CHECK(dit_model_load_config(&model, cpu, &cfg, NULL, 1, 7, &bad) != 0);
+    CHECK_MSG(strstr(error_message(), "not an order of the 8 experts (entry 7 is 6)") != NULL, "got: %s",
+              error_message());
+    backend_destroy(cpu);
 
     int layouts = 0;
     for (mode = IMAGE; mode <= CLIP; mode++) {
@@ -114,7 +135,11 @@ int main(int argc, char **argv)
             for (int ulysses = 1; tp * ulysses <= w.size; ulysses++) {
                 if (w.size % (tp * ulysses) || cfg.heads % (tp * ulysses)) continue;
                 for (int ep = 0; ep <= (w.size > 1); ep++) {
-                    check_layout(&w, tp, ulysses, w.size / (tp * ulysses), ep, serial, &capture);
+                    check_layout(&w, tp, ulysses, w.size / (tp * ulysses), ep, NULL, serial, &capture);
+                    layouts++;
+                }
+                if (w.size > 1) {
+                    check_layout(&w, tp, ulysses, w.size / (tp * ulysses), 1, scrambled, serial, &capture);
                     layouts++;
                 }
             }

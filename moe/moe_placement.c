@@ -1,0 +1,131 @@
+/* Balanced expert placement from routing; see moe_placement.h. */
+#include "moe/moe_placement.h"
+
+#include "core/error.h"
+#include "moe/moe_routing.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEALS 100000
+
+/* One layer: per call, the rows each expert got. */
+typedef struct layer_counts {
+    int64_t *rows; /* [calls, experts] */
+    int calls, experts, ranks;
+} layer_counts;
+
+/* Sum over calls of the busiest rank's rows when rank[e] holds expert e. */
+static int64_t cost(const layer_counts *c, const int *rank)
+{
+    int64_t total = 0, load[64];
+    for (int call = 0; call < c->calls; call++) {
+        memset(load, 0, sizeof load);
+        for (int e = 0; e < c->experts; e++) load[rank[e]] += c->rows[(int64_t)call * c->experts + e];
+        int64_t most = 0;
+        for (int r = 0; r < c->ranks; r++) most = load[r] > most ? load[r] : most;
+        total += most;
+    }
+    return total;
+}
+
+/* Every deal of experts e.. to ranks with room (ranks in first-use order, so
+ * each deal counts once), keeping the cheapest in best. */
+static void deal(const layer_counts *c, int e, int *rank, int *room, int used, int *best, int64_t *best_cost)
+{
+    if (e == c->experts) {
+        int64_t value = cost(c, rank);
+        if (value < *best_cost) *best_cost = value, memcpy(best, rank, (size_t)c->experts * sizeof *rank);
+        return;
+    }
+    for (int r = 0; r < c->ranks && r <= used; r++) {
+        if (!room[r]) continue;
+        rank[e] = r, room[r]--;
+        deal(c, e + 1, rank, room, used + (r == used), best, best_cost);
+        room[r]++;
+    }
+}
+
+/* The number of deals: experts! / (per!^ranks ranks!), capped. */
+static double deals(int experts, int ranks)
+{
+    double n = 1;
+    int per = experts / ranks;
+    for (int i = 2; i <= experts; i++) n *= i;
+    for (int r = 0; r < ranks; r++)
+        for (int i = 2; i <= per; i++) n /= i;
+    for (int i = 2; i <= ranks; i++) n /= i;
+    return n;
+}
+
+/* Greedy: experts by total rows, heaviest first, each to the lightest rank with room. */
+static void deal_greedy(const layer_counts *c, int *rank)
+{
+    int64_t total[64] = {0}, load[64] = {0};
+    int order[64], room[64];
+    for (int e = 0; e < c->experts; e++) {
+        order[e] = e;
+        for (int call = 0; call < c->calls; call++) total[e] += c->rows[(int64_t)call * c->experts + e];
+    }
+    for (int i = 1; i < c->experts; i++) /* insertion sort, heaviest first */
+        for (int j = i; j > 0 && total[order[j]] > total[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    for (int r = 0; r < c->ranks; r++) room[r] = c->experts / c->ranks;
+    for (int i = 0; i < c->experts; i++) {
+        int best = -1;
+        for (int r = 0; r < c->ranks; r++)
+            if (room[r] && (best < 0 || load[r] < load[best])) best = r;
+        rank[order[i]] = best, room[best]--, load[best] += total[order[i]];
+    }
+}
+
+int moe_placement_balanced(const char *path, int layers, int experts, int ep_size, int32_t *order)
+{
+    if (experts > 64 || ep_size < 1 || experts % ep_size)
+        return error_set("expert placement: %d experts over %d ranks is not supported (at most 64, evenly)", experts,
+                         ep_size);
+    for (int l = 0; l < layers; l++)
+        for (int e = 0; e < experts; e++) order[(int64_t)l * experts + e] = e;
+    moe_routing routing;
+    moe_routing_init(&routing, ROUTING_REPLAY);
+    if (moe_routing_load(&routing, path)) return error_prefix("expert placement");
+    int status = 0;
+    layer_counts c = {calloc((size_t)routing.count * experts + 1, sizeof(int64_t)), 0, experts, ep_size};
+    if (!c.rows) status = error_set("out of memory reading %s", path);
+    for (int l = 0; l < layers && status == 0; l++) {
+        c.calls = 0;
+        for (int i = 0; i < routing.count && status == 0; i++) {
+            const routing_record *rec = &routing.records[i];
+            if (rec->layer != l) continue;
+            int64_t *row = c.rows + (int64_t)c.calls++ * experts;
+            memset(row, 0, (size_t)experts * sizeof *row);
+            for (int64_t k = 0; k < rec->rows * rec->top_k; k++) {
+                int e = rec->experts[k];
+                if (e < 0 || e >= experts) {
+                    status = error_set("expert placement: %s names expert %d in layer %d, the model has %d", path, e,
+                                       l, experts);
+                    break;
+                }
+                row[e]++;
+            }
+        }
+        if (status || c.calls == 0) continue;
+        int rank[64], best[64], room[64];
+        for (int r = 0; r < ep_size; r++) room[r] = experts / ep_size;
+        if (deals(experts, ep_size) <= MAX_DEALS) {
+            int64_t best_cost = INT64_MAX;
+            deal(&c, 0, rank, room, 0, best, &best_cost);
+        } else {
+            deal_greedy(&c, best);
+        }
+        int32_t *out = order + (int64_t)l * experts, at = 0;
+        for (int r = 0; r < ep_size; r++) /* rank r's experts, in id order */
+            for (int e = 0; e < experts; e++)
+                if (best[e] == r) out[at++] = e;
+    }
+    free(c.rows);
+    moe_routing_free(&routing);
+    return status;
+}

@@ -1,0 +1,100 @@
+/* moe_placement_balanced on routing files written here: the exhaustive
+ * search finds the best deal (4 experts over 2 ranks), the greedy one for
+ * many experts (32 over 2) gives every rank its share and balances the
+ * loads, layers without routing keep id order, and bad files and ids fail
+ * with one message naming the file. */
+#include "core/error.h"
+#include "moe/moe_placement.h"
+#include "moe/moe_routing.h"
+#include "test_util.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/moedit_placement_XXXXXX";
+
+/* A routing file of `layers` layers, one call each, top-1: expert e chosen by rows[e] tokens. */
+static void write_routing(const char *path, int layers, int experts, const int *rows)
+{
+    moe_routing r;
+    moe_routing_init(&r, ROUTING_CAPTURE);
+    int total = 0;
+    for (int e = 0; e < experts; e++) total += rows[e];
+    int32_t *chosen = malloc((size_t)total * sizeof *chosen);
+    for (int e = 0, at = 0; e < experts; e++)
+        for (int i = 0; i < rows[e]; i++) chosen[at++] = e;
+    for (int l = 0; l < layers; l++) CHECK(moe_routing_store(&r, l, 0, total, total, 1, chosen) == 0);
+    CHECK_MSG(moe_routing_save(&r, path) == 0, "%s", error_message());
+    free(chosen);
+    moe_routing_free(&r);
+}
+
+/* The busiest rank's rows over the mean for layer 0 of `order`. */
+static double load_of(const int32_t *order, int experts, int ranks, const int *rows)
+{
+    double most = 0, total = 0;
+    for (int r = 0; r < ranks; r++) {
+        double load = 0;
+        for (int i = 0; i < experts / ranks; i++) load += rows[order[r * (experts / ranks) + i]];
+        most = load > most ? load : most;
+        total += load;
+    }
+    return most / (total / ranks);
+}
+
+static int is_order(const int32_t *order, int experts)
+{
+    int seen[64] = {0};
+    for (int i = 0; i < experts; i++) {
+        if (order[i] < 0 || order[i] >= experts || seen[order[i]]++) return 0;
+    }
+    return 1;
+}
+
+int main(void)
+{
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/routing.safetensors", dir);
+
+    /* Experts 0 and 1 loaded alike, 2 and 3 alike: id order puts both heavy ones together. */
+    const int four[4] = {40, 38, 10, 12};
+    write_routing(path, 1, 4, four);
+    int32_t order[3 * 64];
+    CHECK_MSG(moe_placement_balanced(path, 3, 4, 2, order) == 0, "%s", error_message());
+    const int32_t identity[4] = {0, 1, 2, 3};
+    double placed = load_of(order, 4, 2, four), id_order = load_of(identity, 4, 2, four);
+    printf("  4 experts: id order %.3f, placed %.3f ({%d, %d} | {%d, %d})\n", id_order, placed, order[0], order[1],
+           order[2], order[3]);
+    CHECK(is_order(order, 4) && placed < id_order && placed <= 52.0 / 50.0 + 1e-9); /* {0, 3} | {1, 2}: 52 vs 48 */
+    CHECK(memcmp(order + 4, identity, sizeof identity) == 0 && memcmp(order + 8, identity, sizeof identity) == 0);
+
+    /* 32 experts over 2 ranks: C(32, 16) / 2 = 300 540 195 deals, so the greedy path. */
+    int many[32];
+    for (int e = 0; e < 32; e++) many[e] = e < 16 ? 100 + e : 5 + e; /* heavy ones first in id order */
+    write_routing(path, 1, 32, many);
+    CHECK_MSG(moe_placement_balanced(path, 1, 32, 2, order) == 0, "%s", error_message());
+    int32_t ids[32];
+    for (int e = 0; e < 32; e++) ids[e] = e;
+    placed = load_of(order, 32, 2, many), id_order = load_of(ids, 32, 2, many);
+    printf("  32 experts (greedy): id order %.3f, placed %.3f\n", id_order, placed);
+    CHECK(is_order(order, 32) && placed < 1.01 && placed < id_order);
+
+    /* Bad inputs: one message naming the file. */
+    error_clear();
+    CHECK(moe_placement_balanced(path, 1, 16, 2, order) != 0); /* ids up to 31 in a 16-expert model */
+    CHECK_MSG(strstr(error_message(), "names expert") && strstr(error_message(), path), "got: %s", error_message());
+    snprintf(path, sizeof path, "%s/none.safetensors", dir);
+    error_clear();
+    CHECK(moe_placement_balanced(path, 1, 4, 2, order) != 0);
+    CHECK_MSG(strstr(error_message(), "expert placement") && strstr(error_message(), "none.safetensors"), "got: %s",
+              error_message());
+    CHECK(moe_placement_balanced(path, 1, 6, 4, order) != 0); /* 6 experts do not split over 4 ranks */
+
+    snprintf(path, sizeof path, "%s/routing.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+    return test_finish("test_moe_placement");
+}
