@@ -12,7 +12,8 @@
 # loses the output: the progress lines (moedit.log) carry every figure of a
 # finished layout even when the tables at the end are not written.
 # COMM_TIMING=on in the environment adds --comm-timing on (collectives timed
-# per group, at the cost of a synchronisation around each).
+# per group, at the cost of a synchronisation around each); BENCH_ARGS adds
+# any other bench options (e.g. "--expert-placement reference").
 set -u
 moedit=$1
 out=$2
@@ -35,6 +36,6 @@ python3 tools/bench_diffusers.py vae --height "$size" --width "$size" --iteratio
   >>"$out/diffusers_vae.jsonl" || exit 1
 timeout "$seconds" mpirun --allow-run-as-root -np 2 -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH "$moedit" bench \
   --model "$model" --random-weights --device cuda --height "$size" --width "$size" --layouts "$layouts" \
-  --num-inference-steps 4 ${COMM_TIMING:+--comm-timing "$COMM_TIMING"} --json "$out/layouts.json" --markdown "$out/layouts.md" --plot "$out/layouts.svg" \
+  --num-inference-steps 4 ${COMM_TIMING:+--comm-timing "$COMM_TIMING"} ${BENCH_ARGS:-} --json "$out/layouts.json" --markdown "$out/layouts.md" --plot "$out/layouts.svg" \
   >"$out/moedit.log" 2>&1
 echo "bench exit status $?" >>"$out/moedit.log"
