@@ -2,6 +2,7 @@
 #include "dit/dit_model.h"
 
 #include "core/error.h"
+#include "moe/moe_placement.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,21 @@ int dit_shard_validate(const dit_config *cfg, const dit_shard *s)
                          "parallel group (tp x ulysses x ring)",
                          cfg->num_routed_experts, s->ep_size);
     return 0;
+}
+
+int32_t *dit_expert_placement(const dit_config *cfg, const char *routing, int ep_size)
+{
+    int blocks = dit_num_blocks(cfg), experts = cfg->num_routed_experts;
+    int32_t *order = malloc((size_t)blocks * (size_t)(experts ? experts : 1) * sizeof *order);
+    if (!order) {
+        error_set("out of memory placing experts");
+        return NULL;
+    }
+    if (moe_placement_balanced(routing, blocks, experts, ep_size, order)) {
+        free(order);
+        return NULL;
+    }
+    return order;
 }
 
 int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,

@@ -75,6 +75,11 @@ int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, 
 /* Checks that heads, hidden sizes and experts divide by the shard's degrees. */
 int dit_shard_validate(const dit_config *cfg, const dit_shard *shard);
 
+/* A table for dit_shard.expert_order: every block's experts dealt to ep_size
+ * ranks by the loads in a routing file (moe_placement_balanced). malloc'ed
+ * [blocks * routed experts]; NULL with the error set. */
+int32_t *dit_expert_placement(const dit_config *cfg, const char *routing, int ep_size);
+
 void dit_model_free(dit_model *model);
 
 #endif

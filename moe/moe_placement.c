@@ -46,7 +46,7 @@ static void deal(const layer_counts *c, int e, int *rank, int *room, int used, i
     }
 }
 
-/* The number of deals: experts! / (per!^ranks ranks!), capped. */
+/* The number of deals: experts! / (per!^ranks ranks!), in double (64! fits). */
 static double deals(int experts, int ranks)
 {
     double n = 1;

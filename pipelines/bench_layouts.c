@@ -593,11 +593,11 @@ static int bench_all(bench_state *b)
 {
     if (load_facts(b) || make_work_dir(b) || prepare_embeds(b) || list_layouts(b)) return -1;
     b->routed = dit_is_moe(&b->facts.dit);
-    if (b->o->expert_placement && !b->routed)
-        return error_set("--expert-placement: %s has no routed experts to place", b->r->model);
     b->expert_calls = b->routed ? b->o->steps * 2 * (b->facts.dit.num_double_blocks + b->facts.dit.num_single_blocks) : 0;
     snprintf(b->routing, sizeof b->routing, "%s/routing.safetensors", b->dir);
     describe_run(b);
+    if (b->o->expert_placement && !b->routed)
+        return error_set("--expert-placement: %s has no routed experts to place", b->r->model);
     int *order = malloc((size_t)b->r->count * sizeof *order);
     if (!order || order_runs(b->r, order)) {
         free(order);

@@ -13,7 +13,6 @@
 #include "core/safetensors.h"
 #include "core/timer.h"
 #include "dit/dit_forward.h"
-#include "moe/moe_placement.h"
 #include "parallel/world.h"
 #include "pipelines/denoise.h"
 #include "pipelines/generate_hooks.h"
@@ -179,12 +178,7 @@ static int transformer_load(transformer_state *t, const bench_run_request *q, be
         if (ranks[i] == w->rank) ep_rank = i;
     dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size, NULL};
     if (q->expert_placement && ep_size > 1) {
-        const dit_config *cfg = &q->facts->dit;
-        t->expert_order = malloc((size_t)dit_num_blocks(cfg) * (size_t)cfg->num_routed_experts * sizeof(int32_t));
-        if (!t->expert_order) return error_set("out of memory placing experts");
-        if (moe_placement_balanced(q->expert_placement, dit_num_blocks(cfg), cfg->num_routed_experts, ep_size,
-                                   t->expert_order))
-            return -1;
+        if (!(t->expert_order = dit_expert_placement(&q->facts->dit, q->expert_placement, ep_size))) return -1;
         shard.expert_order = t->expert_order;
     }
     if (dit_model_load_config(&t->model, t->be, &q->facts->dit, NULL, 1, q->options->seed, &shard)) return -1;

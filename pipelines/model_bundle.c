@@ -2,7 +2,6 @@
 #include "pipelines/model_bundle.h"
 
 #include "core/error.h"
-#include "moe/moe_placement.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,11 +38,8 @@ static int place_experts(model_bundle *b, const model_bundle_options *o, dit_sha
     char path[4200];
     snprintf(path, sizeof path, "%s/transformer/config.json", o->dir);
     dit_config cfg;
-    if (dit_config_load(&cfg, path)) return -1;
-    int blocks = dit_num_blocks(&cfg), experts = cfg.num_routed_experts;
-    b->expert_order = malloc((size_t)blocks * (size_t)(experts ? experts : 1) * sizeof(int32_t));
-    if (!b->expert_order) return error_set("out of memory placing experts");
-    if (moe_placement_balanced(o->expert_placement, blocks, experts, shard->ep_size, b->expert_order)) return -1;
+    if (dit_config_load(&cfg, path) || !(b->expert_order = dit_expert_placement(&cfg, o->expert_placement, shard->ep_size)))
+        return -1;
     shard->expert_order = b->expert_order;
     return 0;
 }

@@ -53,6 +53,9 @@ expect_error "config without random" "needs --random-weights" "$moedit" bench --
 expect_error "model and config" "not both" "$moedit" bench --model "$model" --config "$model/transformer/config.json"
 expect_error "no model" "needs --model DIR or --config" "$moedit" bench
 expect_error "placement file missing" "no such routing file" "$moedit" bench --model "$model" --expert-placement "$work/none"
+expect_error "placement on a dense model" "has no routed experts to place" "$moedit" bench \
+  --config "$fixtures/dit_dense/transformer/config.json" --random-weights --height 64 --width 64 --layouts serial \
+  --expert-placement reference
 
 [ "$failures" -eq 0 ] && echo "cli_bench_layouts: all passed"
 exit "$failures"
