@@ -215,12 +215,13 @@ static int cudnn_mode(void)
     static int mode = -1;
     if (mode < 0) {
         const char *v = getenv("MOEDIT_CUDNN");
-        /* Opt-in (MOEDIT_CUDNN=1 or =heuristic) until the cuDNN path has run
-         * on a GPU: it was written when the session's GPU time was spent. */
-        mode = !v || !*v || !strcmp(v, "0")  ? CUDNN_OFF
-               : !strcmp(v, "heuristic") ? CUDNN_HEURISTIC
-               : !strcmp(v, "nhwc")      ? CUDNN_NHWC
-                                         : CUDNN_FIND;
+        /* Channels-last cuDNN by default: on an H200 the FLUX VAE decode took
+         * 68 / 228 ms at 1024 / 2048 this way, 83 / 319 with im2col
+         * (MOEDIT_CUDNN=0) and 284 / 1370 with cuDNN on NCHW (=1, =heuristic). */
+        mode = !v || !*v || !strcmp(v, "nhwc") ? CUDNN_NHWC
+               : !strcmp(v, "0")               ? CUDNN_OFF
+               : !strcmp(v, "heuristic")       ? CUDNN_HEURISTIC
+                                               : CUDNN_FIND;
     }
     return mode;
 }
