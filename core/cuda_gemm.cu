@@ -269,13 +269,9 @@ static int side_streams_ready(cuda_state *s)
 void cuda_linear_grouped(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups)
 {
     cuda_state *s = cuda_of(be);
-    /* MOEDIT_EXPERT_STREAMS=0 keeps every expert on the backend stream, to
-     * measure what the side streams gain. */
-    static int enabled = -1;
-    if (enabled < 0) enabled = !getenv("MOEDIT_EXPERT_STREAMS") || atoi(getenv("MOEDIT_EXPERT_STREAMS")) != 0;
     int busy = 0;
     for (int g = 0; g < groups; g++) busy += offsets[g + 1] > offsets[g];
-    int side = enabled && busy > 1 && side_streams_ready(s);
+    int side = busy > 1 && side_streams_ready(s);
     if (side && !cuda_ok(s, cudaEventRecord(s->fork_event, s->stream), "grouped product (fork)")) return;
     int used = 0;
     for (int g = 0; g < groups; g++) {
