@@ -24,7 +24,6 @@ extern "C" {
 #include <string.h>
 
 #define CUDA_THREADS 256
-#define CUDA_SIDE_STREAMS 4
 
 struct cuda_gemm_cache;
 
@@ -40,12 +39,6 @@ struct cuda_state {
     void *staging; /* pinned host buffer for dtype conversion on upload/download */
     size_t staging_bytes;
     struct cuda_gemm_cache *gemm_cache;
-    /* Side streams for the experts of a grouped product (cuda_gemm.cu), made
-     * on first use, each with its own cuBLASLt workspace. */
-    cudaStream_t side[CUDA_SIDE_STREAMS];
-    void *side_workspace[CUDA_SIDE_STREAMS];
-    cudaEvent_t fork_event, join_events[CUDA_SIDE_STREAMS];
-    int side_ready;
     int failed;          /* a CUDA call failed: ops after it are not trustworthy */
     char failure[512];   /* the first failure's message */
 };

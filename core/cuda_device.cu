@@ -203,12 +203,6 @@ void cuda_state_destroy(cuda_state *s)
     if (!s) return;
     if (s->stream) cudaStreamSynchronize(s->stream);
     cuda_gemm_cache_free(s);
-    for (int i = 0; i < CUDA_SIDE_STREAMS; i++) {
-        if (s->side[i]) cudaStreamDestroy(s->side[i]);
-        if (s->join_events[i]) cudaEventDestroy(s->join_events[i]);
-        cudaFree(s->side_workspace[i]);
-    }
-    if (s->fork_event) cudaEventDestroy(s->fork_event);
     if (s->lt) cublasLtDestroy(s->lt);
     cudaFree(s->workspace);
     cudaFree(s->scratch);

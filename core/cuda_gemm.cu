@@ -133,22 +133,9 @@ static gemm_entry *cache_lookup(cuda_state *s, const gemm_key *key)
     return e;
 }
 
-/* Where a product runs: the backend's stream and workspace, or a side
- * stream's (grouped products). */
-typedef struct gemm_stream {
-    cudaStream_t stream;
-    void *workspace;
-} gemm_stream;
-
-static gemm_stream main_stream(const cuda_state *s)
-{
-    gemm_stream on = {s->stream, s->workspace};
-    return on;
-}
-
 /* The cuBLASLt path; 0 when cuBLASLt has no algorithm for the problem. */
-static int lt_gemm(cuda_state *s, gemm_stream on, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_matrix a,
-                   cuda_matrix b, int b_is_nk, int64_t m, int64_t n, int64_t k, const void *bias)
+static int lt_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_matrix a, cuda_matrix b,
+                   int b_is_nk, int64_t m, int64_t n, int64_t k, const void *bias)
 {
     int half = a.dtype == DTYPE_BF16 || a.dtype == DTYPE_F16;
     if (a.dtype != b.dtype || !(half || a.dtype == DTYPE_F32)) return 0;
@@ -163,8 +150,8 @@ static int lt_gemm(cuda_state *s, gemm_stream on, void *y, tensor_dtype y_dtype,
     if (bias) cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     float alpha = 1.0f, beta = 0.0f;
     cublasStatus_t status = cublasLtMatmul(s->lt, e->op, &alpha, b.data, e->layout_a, a.data, e->layout_b, &beta, y,
-                                           e->layout_y, y, e->layout_y, &e->algo, on.workspace, s->workspace_bytes,
-                                           on.stream);
+                                           e->layout_y, y, e->layout_y, &e->algo, s->workspace, s->workspace_bytes,
+                                           s->stream);
     if (status != CUBLAS_STATUS_SUCCESS) {
         if (!s->failed) {
             snprintf(s->failure, sizeof s->failure, "cuBLASLt matmul [%lld x %lld x %lld] failed: status %d",
@@ -205,92 +192,38 @@ __global__ void gemm_fallback_kernel(void *y, int dy, int64_t ldy, const void *a
     }
 }
 
-static void gemm_on(cuda_state *s, gemm_stream on, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_matrix a,
-                    cuda_matrix b, int b_is_nk, int64_t m, int64_t n, int64_t k, tensor bias)
+void cuda_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_matrix a, cuda_matrix b, int b_is_nk,
+               int64_t m, int64_t n, int64_t k, tensor bias)
 {
     if (m == 0 || n == 0) return;
     int fuse_bias = bias.data && bias.dtype == y_dtype;
-    if (k > 0 && lt_gemm(s, on, y, y_dtype, ldy, a, b, b_is_nk, m, n, k, fuse_bias ? bias.data : NULL)) {
-        /* Only on the main stream: grouped products have no bias. */
+    if (k > 0 && lt_gemm(s, y, y_dtype, ldy, a, b, b_is_nk, m, n, k, fuse_bias ? bias.data : NULL)) {
         if (bias.data && !fuse_bias) cuda_add_bias_cols(s, y, y_dtype, bias, m, n, ldy);
         return;
     }
     dim3 threads(FALLBACK_TILE, FALLBACK_TILE);
     int64_t row_tiles = (m + FALLBACK_TILE - 1) / FALLBACK_TILE;
     dim3 grid((unsigned)((n + FALLBACK_TILE - 1) / FALLBACK_TILE), (unsigned)(row_tiles < 65535 ? row_tiles : 65535));
-    gemm_fallback_kernel<<<grid, threads, 0, on.stream>>>(y, y_dtype, ldy, a.data, a.dtype, a.ld, b.data, b.dtype,
-                                                           b.ld, b_is_nk, m, n, k, bias.data, bias.dtype);
+    gemm_fallback_kernel<<<grid, threads, 0, s->stream>>>(y, y_dtype, ldy, a.data, a.dtype, a.ld, b.data, b.dtype,
+                                                          b.ld, b_is_nk, m, n, k, bias.data, bias.dtype);
     cuda_launched(s, "gemm (fallback)");
 }
 
-void cuda_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_matrix a, cuda_matrix b, int b_is_nk,
-               int64_t m, int64_t n, int64_t k, tensor bias)
-{
-    gemm_on(s, main_stream(s), y, y_dtype, ldy, a, b, b_is_nk, m, n, k, bias);
-}
-
-static void linear_on(cuda_state *s, gemm_stream on, tensor y, tensor x, tensor w, tensor bias)
+void cuda_linear(backend *be, tensor y, tensor x, tensor w, tensor bias)
 {
     int64_t m = tensor_rows(&x), k = tensor_cols(&x), n = tensor_rows(&w);
     assert(tensor_cols(&w) == k && tensor_rows(&y) == m && tensor_cols(&y) == n);
     assert(!bias.data || tensor_numel(&bias) == n);
     cuda_matrix a = {x.data, x.dtype, k}, b = {w.data, w.dtype, k};
-    gemm_on(s, on, y.data, y.dtype, n, a, b, 1, m, n, k, bias);
+    cuda_gemm(cuda_of(be), y.data, y.dtype, n, a, b, 1, m, n, k, bias);
 }
 
-void cuda_linear(backend *be, tensor y, tensor x, tensor w, tensor bias)
-{
-    cuda_state *s = cuda_of(be);
-    linear_on(s, main_stream(s), y, x, w, bias);
-}
-
-/* Side streams and their workspaces, made once; 0 (failure recorded) when
- * they cannot be. */
-static int side_streams_ready(cuda_state *s)
-{
-    if (s->side_ready) return s->side_ready > 0;
-    s->side_ready = -1;
-    if (!cuda_ok(s, cudaEventCreateWithFlags(&s->fork_event, cudaEventDisableTiming), "side streams")) return 0;
-    for (int i = 0; i < CUDA_SIDE_STREAMS; i++)
-        if (!cuda_ok(s, cudaStreamCreateWithFlags(&s->side[i], cudaStreamNonBlocking), "side streams") ||
-            !cuda_ok(s, cudaEventCreateWithFlags(&s->join_events[i], cudaEventDisableTiming), "side streams") ||
-            !cuda_ok(s, cudaMalloc(&s->side_workspace[i], s->workspace_bytes), "side stream workspace"))
-            return 0;
-    s->side_ready = 1;
-    return 1;
-}
-
-/* The experts of a layer are independent products of ~N/E rows each; one
- * after another, each fills the GPU only partly (a 2048-row down product of
- * an H200-sized layer is 160 output tiles for 132 multiprocessors, so its
- * second wave runs a fifth full). On side streams they overlap and fill the
- * machine: the main stream forks to up to CUDA_SIDE_STREAMS streams and
- * joins them again, so the op stays in stream order for what follows. */
 void cuda_linear_grouped(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups)
 {
-    cuda_state *s = cuda_of(be);
-    int busy = 0;
-    for (int g = 0; g < groups; g++) busy += offsets[g + 1] > offsets[g];
-    int side = busy > 1 && side_streams_ready(s);
-    if (side && !cuda_ok(s, cudaEventRecord(s->fork_event, s->stream), "grouped product (fork)")) return;
-    int used = 0;
     for (int g = 0; g < groups; g++) {
         int64_t rows = offsets[g + 1] - offsets[g];
         if (rows == 0) continue;
-        gemm_stream on = main_stream(s);
-        if (side) {
-            int i = used % CUDA_SIDE_STREAMS;
-            on.stream = s->side[i];
-            on.workspace = s->side_workspace[i];
-            if (used < CUDA_SIDE_STREAMS && !cuda_ok(s, cudaStreamWaitEvent(on.stream, s->fork_event, 0), "fork"))
-                return;
-        }
-        linear_on(s, on, tensor_row_slice(y, offsets[g], rows), tensor_row_slice(x, offsets[g], rows), w[g],
-                  cuda_tensor_none());
-        used++;
+        cuda_linear(be, tensor_row_slice(y, offsets[g], rows), tensor_row_slice(x, offsets[g], rows), w[g],
+                    cuda_tensor_none());
     }
-    for (int i = 0; side && i < used && i < CUDA_SIDE_STREAMS; i++)
-        if (!cuda_ok(s, cudaEventRecord(s->join_events[i], s->side[i]), "grouped product (join)") ||
-            !cuda_ok(s, cudaStreamWaitEvent(s->stream, s->join_events[i], 0), "grouped product (join)"))
-            return;
 }

@@ -284,9 +284,7 @@ static void test_linear_grouped(void)
 {
     int64_t few[6] = {0, 30, 30, 61, 62, 97}; /* an empty group and a single row */
     grouped_case("linear_grouped (empty and 1-row groups)", 5, few, 96, 80);
-    /* More groups than side streams, each long enough to overlap the others;
-     * the comparison downloads on the main stream right away, so a missing
-     * join would read unfinished rows. */
+    /* Many groups of a few hundred rows, as a layer's experts get them. */
     int64_t many[10];
     for (int g = 0; g <= 9; g++) many[g] = (int64_t)4000 * g / 9;
     grouped_case("linear_grouped (9 groups of ~444 rows)", 9, many, 256, 256);
