@@ -24,6 +24,12 @@ typedef struct backend_ops {
     void (*download)(backend *be, float *dst, tensor src);
     void (*copy)(backend *be, tensor dst, tensor src); /* same numel */
     void (*fill)(backend *be, tensor dst, float value);
+    /* A block of a random matrix, made where it lives (--random-weights):
+     * dst[r, c] = scale * u((row0 + r) * full_cols + col0 + c) with u the
+     * Philox uniform of (seed, stream) (core/philox.h, philox_fill_uniform),
+     * computed in F32 and stored in dst's dtype; a vector dst is one column. */
+    void (*fill_uniform)(backend *be, tensor dst, uint64_t seed, uint64_t stream, float scale, int64_t full_cols,
+                         int64_t row0, int64_t col0);
     void (*synchronize)(backend *be);
     void (*destroy)(backend *be);
     /* 0, or -1 with the error set when an earlier op failed on the device
@@ -96,6 +102,10 @@ typedef struct backend_ops {
                              tensor bias, float eps, int silu);
     /* y[C, 2H, 2W] = nearest-neighbour 2x upsampling of x[C, H, W]. */
     void (*upsample_nearest2x)(backend *be, tensor y, tensor x);
+    /* Images y[C, Hy, W], x[C, Hx, W] of one dtype: y[c, y_row + i, :] =
+     * x[c, x_row + i, :] for i < rows and every channel: bands of rows cut
+     * and pasted (VAE halos) without an index. */
+    void (*copy_rows)(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_row, int64_t rows);
     /* y[N, M] = x[M, N]^T (images [C, H*W] <-> token rows [H*W, C]). */
     void (*transpose)(backend *be, tensor y, tensor x);
 

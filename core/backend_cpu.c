@@ -11,6 +11,7 @@
 #include "core/backend.h"
 #include "core/cpu_exp.h"
 #include "core/error.h"
+#include "core/philox.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -91,6 +92,32 @@ static void cpu_fill(backend *be, tensor dst, float value)
     float *y = f32(dst);
     int64_t n = tensor_numel(&dst);
     for (int64_t i = 0; i < n; i++) y[i] = value;
+}
+
+/* Rows of dst are runs of consecutive Philox indices; philox_fill_uniform
+ * starts anywhere, so each row is one call, and rows go to the threads. */
+static void cpu_fill_uniform(backend *be, tensor dst, uint64_t seed, uint64_t stream, float scale, int64_t full_cols,
+                             int64_t row0, int64_t col0)
+{
+    int64_t rows = dst.ndim == 2 ? dst.shape[0] : tensor_numel(&dst), cols = dst.ndim == 2 ? dst.shape[1] : 1;
+    float *y = f32(dst);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = y + r * cols;
+        philox_fill_uniform(seed, stream, (uint64_t)((row0 + r) * full_cols + col0), cols, row);
+        for (int64_t c = 0; c < cols; c++) row[c] *= scale;
+    }
+}
+
+static void cpu_copy_rows(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_row, int64_t rows)
+{
+    int64_t channels = x.shape[0], width = x.shape[2];
+    assert(y.ndim == 3 && x.ndim == 3 && y.shape[0] == channels && y.shape[2] == width);
+    assert(y_row + rows <= y.shape[1] && x_row + rows <= x.shape[1]);
+#pragma omp parallel for if (channels * rows * width > (1 << 16))
+    for (int64_t c = 0; c < channels; c++)
+        memcpy(f32(y) + (c * y.shape[1] + y_row) * width, f32(x) + (c * x.shape[1] + x_row) * width,
+               (size_t)(rows * width) * sizeof(float));
 }
 
 static void cpu_synchronize(backend *be) {}
@@ -511,6 +538,7 @@ static const backend_ops cpu_ops = {
     .download = cpu_download,
     .copy = cpu_copy,
     .fill = cpu_fill,
+    .fill_uniform = cpu_fill_uniform,
     .synchronize = cpu_synchronize,
     .destroy = cpu_destroy,
     .status = cpu_status,
@@ -537,6 +565,7 @@ static const backend_ops cpu_ops = {
     .upsample_nearest2x = cpu_upsample_nearest2x,
     .transpose = cpu_transpose,
     .gather_rows = cpu_gather_rows,
+    .copy_rows = cpu_copy_rows,
     .scatter_add_rows = cpu_scatter_add_rows,
 };
 

@@ -27,6 +27,7 @@ static const backend_ops cuda_ops = {
     .download = cuda_download,
     .copy = cuda_copy,
     .fill = cuda_fill,
+    .fill_uniform = cuda_fill_uniform,
     .synchronize = cuda_synchronize,
     .destroy = cuda_destroy,
     .status = cuda_status,
@@ -52,6 +53,7 @@ static const backend_ops cuda_ops = {
     .group_norm_apply = cuda_group_norm_apply,
     .upsample_nearest2x = cuda_upsample_nearest2x,
     .transpose = cuda_transpose,
+    .copy_rows = cuda_copy_rows,
     .gather_rows = cuda_gather_rows,
     .scatter_add_rows = cuda_scatter_add_rows,
 };

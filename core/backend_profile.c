@@ -111,6 +111,12 @@ static void p_download(backend *be, float *dst, tensor src) { TIMED(be, "downloa
 static void p_copy(backend *be, tensor dst, tensor src) { TIMED(be, "copy", in->ops->copy(in, dst, src)); }
 static void p_fill(backend *be, tensor dst, float value) { TIMED(be, "fill", in->ops->fill(in, dst, value)); }
 
+static void p_fill_uniform(backend *be, tensor dst, uint64_t seed, uint64_t stream, float scale, int64_t full_cols,
+                           int64_t row0, int64_t col0)
+{
+    TIMED(be, "fill_uniform", in->ops->fill_uniform(in, dst, seed, stream, scale, full_cols, row0, col0));
+}
+
 static void p_linear(backend *be, tensor y, tensor x, tensor w, tensor bias)
 {
     char key[KEY_LENGTH];
@@ -217,6 +223,11 @@ static void p_upsample_nearest2x(backend *be, tensor y, tensor x)
 
 static void p_transpose(backend *be, tensor y, tensor x) { TIMED(be, "transpose", in->ops->transpose(in, y, x)); }
 
+static void p_copy_rows(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_row, int64_t rows)
+{
+    TIMED(be, "copy_rows", in->ops->copy_rows(in, y, y_row, x, x_row, rows));
+}
+
 static void p_gather_rows(backend *be, tensor y, tensor x, tensor index)
 {
     TIMED(be, "gather_rows", in->ops->gather_rows(in, y, x, index));
@@ -234,6 +245,7 @@ static const backend_ops profiled_ops = {
     .download = p_download,
     .copy = p_copy,
     .fill = p_fill,
+    .fill_uniform = p_fill_uniform,
     .synchronize = p_synchronize,
     .destroy = p_destroy,
     .status = p_status,
@@ -259,6 +271,7 @@ static const backend_ops profiled_ops = {
     .group_norm_apply = p_group_norm_apply,
     .upsample_nearest2x = p_upsample_nearest2x,
     .transpose = p_transpose,
+    .copy_rows = p_copy_rows,
     .gather_rows = p_gather_rows,
     .scatter_add_rows = p_scatter_add_rows,
 };

@@ -6,7 +6,8 @@
  *                image bands can be all-reduced.
  *   group_norm_apply  y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c],
  *                then SiLU when asked (torch.nn.GroupNorm + SiLU).
- *   upsample_nearest2x  y[c, i, j] = x[c, i / 2, j / 2]. */
+ *   upsample_nearest2x  y[c, i, j] = x[c, i / 2, j / 2].
+ *   copy_rows    a band of rows of every channel from one image to another. */
 #include "core/cuda_common.cuh"
 
 #define STATS_THREADS 256
@@ -150,4 +151,34 @@ void cuda_upsample_nearest2x(backend *be, tensor y, tensor x)
     upsample_nearest2x_kernel<<<grid, CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype, out_rows, (int)h,
                                                                     (int)w);
     cuda_launched(s, "upsample_nearest2x");
+}
+
+/* One channel per grid row (strided past 65535); the band of a channel is
+ * contiguous in both images. Raw element copies: y and x share the dtype. */
+__global__ void copy_rows_kernel(char *y, int64_t y_channel_bytes, const char *x, int64_t x_channel_bytes,
+                                 int64_t channels, int64_t band_bytes)
+{
+    for (int64_t c = blockIdx.y; c < channels; c += gridDim.y) {
+        char *to = y + c * y_channel_bytes;
+        const char *from = x + c * x_channel_bytes;
+        for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < band_bytes / 2;
+             i += (int64_t)gridDim.x * blockDim.x)
+            ((uint16_t *)to)[i] = ((const uint16_t *)from)[i];
+    }
+}
+
+void cuda_copy_rows(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_row, int64_t rows)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t channels = x.shape[0], width = x.shape[2], element = (int64_t)dtype_size(x.dtype);
+    assert(y.ndim == 3 && x.ndim == 3 && y.shape[0] == channels && y.shape[2] == width && y.dtype == x.dtype);
+    assert(y_row + rows <= y.shape[1] && x_row + rows <= x.shape[1] && element % 2 == 0);
+    int64_t band_bytes = rows * width * element;
+    if (channels == 0 || band_bytes == 0) return;
+    int64_t blocks = (band_bytes / 2 + CUDA_THREADS - 1) / CUDA_THREADS;
+    dim3 grid((unsigned)(blocks < 1024 ? blocks : 1024), (unsigned)(channels < 65535 ? channels : 65535));
+    copy_rows_kernel<<<grid, CUDA_THREADS, 0, s->stream>>>(
+        (char *)y.data + y_row * width * element, y.shape[1] * width * element,
+        (const char *)x.data + x_row * width * element, x.shape[1] * width * element, channels, band_bytes);
+    cuda_launched(s, "copy_rows");
 }

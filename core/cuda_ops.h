@@ -35,6 +35,8 @@ void cuda_synchronize(backend *be);
 
 /* cuda_elementwise.cu */
 void cuda_fill(backend *be, tensor dst, float value);
+void cuda_fill_uniform(backend *be, tensor dst, uint64_t seed, uint64_t stream, float scale, int64_t full_cols,
+                       int64_t row0, int64_t col0); /* cuda_random.cu */
 void cuda_add(backend *be, tensor y, tensor a, tensor b);
 void cuda_silu(backend *be, tensor y, tensor x);
 void cuda_swiglu(backend *be, tensor y, tensor gate, tensor up);
@@ -64,6 +66,7 @@ void cuda_group_norm_apply(backend *be, tensor y, tensor x, tensor stats, int64_
                            float eps, int silu);
 void cuda_upsample_nearest2x(backend *be, tensor y, tensor x);
 void cuda_transpose(backend *be, tensor y, tensor x);
+void cuda_copy_rows(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_row, int64_t rows);
 
 /* cuda_rows.cu */
 void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index);

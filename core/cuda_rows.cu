@@ -166,14 +166,19 @@ __global__ void transpose_kernel(void *y, int dy, const void *x, int dx, int64_t
     }
 }
 
-void cuda_transpose(backend *be, tensor y, tensor x)
+void cuda_transpose_on(cuda_state *s, void *y, tensor_dtype y_dtype, const void *x, tensor_dtype x_dtype, int64_t rows,
+                       int64_t cols)
 {
-    cuda_state *s = cuda_of(be);
-    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
-    assert(tensor_numel(&y) == rows * cols);
     if (rows * cols == 0) return;
     int64_t tiles = ((rows + 31) / 32) * ((cols + 31) / 32);
-    transpose_kernel<<<(unsigned)(tiles < 65535 ? tiles : 65535), dim3(32, 8), 0, s->stream>>>(y.data, y.dtype, x.data,
-                                                                                            x.dtype, rows, cols);
+    transpose_kernel<<<(unsigned)(tiles < 65535 ? tiles : 65535), dim3(32, 8), 0, s->stream>>>(y, y_dtype, x, x_dtype,
+                                                                                            rows, cols);
     cuda_launched(s, "transpose");
+}
+
+void cuda_transpose(backend *be, tensor y, tensor x)
+{
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    assert(tensor_numel(&y) == rows * cols);
+    cuda_transpose_on(cuda_of(be), y.data, y.dtype, x.data, x.dtype, rows, cols);
 }

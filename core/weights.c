@@ -2,7 +2,6 @@
 #include "core/weights.h"
 
 #include "core/error.h"
-#include "core/philox.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -52,48 +51,42 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static void fill_random(const weight_loader *wl, const char *name, int64_t rows, int64_t cols, float *dst)
+/* The random fill of a tensor: RMS/LayerNorm weights are ones (is_ones);
+ * the rest uniform in (-a, a), whose variance a^2 / 3 matches nn.Linear's
+ * usual 1/fan-in scale (biases and vectors: std 0.02). */
+static int is_ones(const char *name, int64_t cols) { return cols == 0 && strstr(name, "norm") != NULL; }
+
+static float random_scale(const char *name, int64_t cols)
 {
-    int64_t n = rows * (cols ? cols : 1);
-    if (cols == 0 && strstr(name, "norm") != NULL) {
-        for (int64_t i = 0; i < n; i++) dst[i] = 1.0f;
-        return;
-    }
-    /* Uniform in (-a, a) has variance a^2 / 3: a = sqrt(3) * the wanted std. */
-    float scale = sqrtf(3.0f) * (cols ? 1.0f / sqrtf((float)cols) : 0.02f);
-    if (ends_with(name, ".bias")) scale = sqrtf(3.0f) * 0.02f;
-    /* Counter-based: chunks are independent, so threads fill them in parallel. */
-    const int64_t chunk = 1 << 16;
-    uint64_t stream = name_stream(name);
-#pragma omp parallel for schedule(static)
-    for (int64_t first = 0; first < n; first += chunk) {
-        int64_t count = n - first < chunk ? n - first : chunk;
-        philox_fill_uniform(wl->seed, stream, (uint64_t)first, count, dst + first);
-        for (int64_t i = first; i < first + count; i++) dst[i] *= scale;
-    }
+    if (ends_with(name, ".bias")) return sqrtf(3.0f) * 0.02f;
+    return sqrtf(3.0f) * (cols ? 1.0f / sqrtf((float)cols) : 0.02f);
 }
 
-/* Copies the shard's block out of the full [rows, cols] matrix in place
- * (to the front of the buffer). */
-static void take_shard(float *full, int64_t rows, int64_t cols, weight_shard shard, int64_t *out_rows,
-                       int64_t *out_cols)
+/* This shard's block of the full [rows, cols] matrix (a vector: cols 0). */
+static void shard_block(int64_t rows, int64_t cols, weight_shard shard, int64_t *first_row, int64_t *out_rows,
+                        int64_t *first_col, int64_t *out_cols)
 {
-    int64_t width = cols ? cols : 1;
-    if (shard.axis == SHARD_ROWS) {
-        int64_t first = rows * shard.index / shard.count, last = rows * (shard.index + 1) / shard.count;
-        memmove(full, full + first * width, (size_t)((last - first) * width) * sizeof(float));
-        *out_rows = last - first;
-        *out_cols = cols;
-    } else if (shard.axis == SHARD_COLS) {
-        int64_t first = cols * shard.index / shard.count, last = cols * (shard.index + 1) / shard.count;
+    *first_row = *first_col = 0;
+    *out_rows = rows;
+    *out_cols = cols;
+    int64_t extent = shard.axis == SHARD_ROWS ? rows : cols;
+    if (shard.axis == SHARD_NONE) return;
+    int64_t first = extent * shard.index / shard.count, last = extent * (shard.index + 1) / shard.count;
+    if (shard.axis == SHARD_ROWS) *first_row = first, *out_rows = last - first;
+    else *first_col = first, *out_cols = last - first;
+}
+
+/* Copies the shard's block out of the full [rows, cols] matrix in place (to
+ * the front of the buffer). */
+static void take_shard(float *full, int64_t rows, int64_t cols, weight_shard shard)
+{
+    int64_t width = cols ? cols : 1, first_row, out_rows, first_col, out_cols;
+    shard_block(rows, cols, shard, &first_row, &out_rows, &first_col, &out_cols);
+    if (shard.axis == SHARD_ROWS)
+        memmove(full, full + first_row * width, (size_t)(out_rows * width) * sizeof(float));
+    else if (shard.axis == SHARD_COLS)
         for (int64_t r = 0; r < rows; r++)
-            memmove(full + r * (last - first), full + r * cols + first, (size_t)(last - first) * sizeof(float));
-        *out_rows = rows;
-        *out_cols = last - first;
-    } else {
-        *out_rows = rows;
-        *out_cols = cols;
-    }
+            memmove(full + r * out_cols, full + r * cols + first_col, (size_t)out_cols * sizeof(float));
 }
 
 static int remember(weight_loader *wl, void *ptr)
@@ -113,24 +106,28 @@ int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, 
 {
     char full_name[512];
     snprintf(full_name, sizeof full_name, "%s%s", wl->prefix, name);
-    int64_t numel = rows * (cols ? cols : 1);
-    float *host = staging(wl, (size_t)numel);
-    if (!host) return -1;
-    if (wl->random) {
-        fill_random(wl, full_name, rows, cols, host);
-    } else {
-        int64_t shape[2] = {rows, cols};
-        if (safetensors_read_f32(wl->st, full_name, cols ? 2 : 1, shape, host) != 0) return -1;
-    }
     if (shard.axis == SHARD_COLS && cols == 0) return error_set("tensor %s: a vector cannot be split by columns", name);
-    int64_t shard_rows, shard_cols;
-    take_shard(host, rows, cols, shard, &shard_rows, &shard_cols);
-    *out = cols ? tensor_make_2d(wl->be->dtype, wl->be->device, shard_rows, shard_cols)
-                : tensor_make(wl->be->dtype, wl->be->device, 1, &shard_rows);
-    out->data = wl->be->ops->alloc(wl->be, tensor_nbytes(out));
+    int64_t first_row, shard_rows, first_col, shard_cols;
+    shard_block(rows, cols, shard, &first_row, &shard_rows, &first_col, &shard_cols);
+    backend *be = wl->be;
+    *out = cols ? tensor_make_2d(be->dtype, be->device, shard_rows, shard_cols)
+                : tensor_make(be->dtype, be->device, 1, &shard_rows);
+    out->data = be->ops->alloc(be, tensor_nbytes(out));
     if (!out->data) return error_prefix("loading tensor %s", full_name);
     if (remember(wl, out->data) != 0) return -1;
-    wl->be->ops->upload(wl->be, *out, host);
+    if (wl->random && is_ones(full_name, cols)) {
+        be->ops->fill(be, *out, 1.0f);
+    } else if (wl->random) {
+        /* Made on the device, block by block: no host copy of the full tensor. */
+        be->ops->fill_uniform(be, *out, wl->seed, name_stream(full_name), random_scale(full_name, cols),
+                              cols ? cols : 1, first_row, first_col);
+    } else {
+        float *host = staging(wl, (size_t)(rows * (cols ? cols : 1)));
+        int64_t shape[2] = {rows, cols};
+        if (!host || safetensors_read_f32(wl->st, full_name, cols ? 2 : 1, shape, host) != 0) return -1;
+        take_shard(host, rows, cols, shard);
+        be->ops->upload(be, *out, host);
+    }
     wl->bytes_on_device += (int64_t)tensor_nbytes(out);
     wl->parameters += tensor_numel(out);
     return 0;

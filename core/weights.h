@@ -4,7 +4,8 @@
  * set, checks the shape the model expects, converts to the backend's dtype and
  * uploads. With `random` set it reads no file and fills each tensor from the
  * Philox generator keyed by the tensor's name (for --random-weights benchmarks
- * at real model sizes): uniform values with the variance of N(0, 1/fan_in)
+ * at real model sizes), on the backend's device and only the shard's block
+ * (backend fill_uniform): uniform values with the variance of N(0, 1/fan_in)
  * for matrices and of N(0, 0.02^2) for biases and other vectors; norm
  * weights 1. (Uniform, not normal: billions of them are made per run.)
  *

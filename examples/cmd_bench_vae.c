@@ -19,19 +19,23 @@ int cli_bench_vae(int argc, char **argv)
         {"iterations", OPT_INT, &o.iterations, "timed decodes (default 5)", "N"},
         {"json", OPT_FLAG, &json, "print one JSON line", NULL},
     };
-    int parsed = cli_parse(argc, argv, "usage: moedit bench-vae --vae DIR [--height H --width W] [--device cpu|cuda]",
+    int parsed = cli_parse(argc, argv, "usage: [mpirun -np N] moedit bench-vae --vae DIR [--height H --width W] [--device cpu|cuda]\n"
+                           "Under mpirun, each decode is split in row bands over the N ranks.",
                            options, (int)(sizeof options / sizeof options[0]));
     if (parsed != 0) return parsed < 0 ? -1 : 0;
     if (!o.vae_dir) return error_set("bench-vae needs --vae DIR");
     moedit_vae_bench_result r;
     if (moedit_bench_vae(&o, &r)) return -1;
+    if (moedit_rank() != 0) return 0;
     if (json)
-        printf("{\"device\":\"%s\",\"height\":%lld,\"width\":%lld,\"decode_ms_median\":%.3f,\"decode_ms_p10\":%.3f,"
-               "\"decode_ms_p90\":%.3f,\"scratch_peak_mib\":%.1f}\n",
-               o.device, (long long)o.height, (long long)o.width, r.median_ms, r.p10_ms, r.p90_ms, r.scratch_peak_mib);
+        printf("{\"device\":\"%s\",\"ranks\":%d,\"height\":%lld,\"width\":%lld,\"decode_ms_median\":%.3f,"
+               "\"decode_ms_p10\":%.3f,\"decode_ms_p90\":%.3f,\"scratch_peak_mib\":%.1f}\n",
+               o.device, r.ranks, (long long)o.height, (long long)o.width, r.median_ms, r.p10_ms, r.p90_ms,
+               r.scratch_peak_mib);
     else
-        printf("VAE decode %lldx%lld on %s: median %.2f ms (p10 %.2f, p90 %.2f) over %lld runs; scratch peak %.1f MiB\n",
-               (long long)o.width, (long long)o.height, o.device, r.median_ms, r.p10_ms, r.p90_ms,
+        printf("VAE decode %lldx%lld on %s, %d rank(s): median %.2f ms (p10 %.2f, p90 %.2f) over %lld runs; scratch "
+               "peak %.1f MiB per rank\n",
+               (long long)o.width, (long long)o.height, o.device, r.ranks, r.median_ms, r.p10_ms, r.p90_ms,
                (long long)o.iterations, r.scratch_peak_mib);
     return 0;
 }

@@ -245,7 +245,9 @@ int moedit_bench_write_markdown(const moedit_bench_result *result, const char *p
 int moedit_bench_write_svg(const moedit_bench_result *result, const char *path);
 
 /* Timing of the VAE decoder alone: `iterations` decodes of random latents
- * for a height x width image after `warmup` untimed ones. */
+ * for a height x width image after `warmup` untimed ones. Under a launcher
+ * with N ranks, each decode is split in row bands over all N (the VAE patch
+ * parallelism of `generate --vae-patch-parallel-size N`). */
 typedef struct moedit_vae_bench_options {
     const char *vae_dir; /* a model's vae/ folder (config.json + weights) */
     const char *device;
@@ -255,7 +257,8 @@ typedef struct moedit_vae_bench_options {
 
 typedef struct moedit_vae_bench_result {
     double median_ms, p10_ms, p90_ms;
-    double scratch_peak_mib;
+    double scratch_peak_mib; /* this rank's */
+    int ranks;
 } moedit_vae_bench_result;
 
 int moedit_bench_vae(const moedit_vae_bench_options *options, moedit_vae_bench_result *result);

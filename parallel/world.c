@@ -72,6 +72,14 @@ static process_group *create_group(const char *name, const int *ranks, int count
     return pg_create_mpi(name, ranks, count, rank, be);
 }
 
+process_group *world_group(const world *w, const char *name, backend *be)
+{
+    if (w->size == 1) return pg_create_self(name, w->rank, be);
+    int ranks[LAYOUT_MAX_RANKS];
+    for (int i = 0; i < w->size; i++) ranks[i] = i;
+    return create_group(name, ranks, w->size, w->rank, be);
+}
+
 int parallel_context_init(parallel_context *ctx, const world *w, parallel_degrees degrees, backend *be)
 {
     memset(ctx, 0, sizeof *ctx);

@@ -31,6 +31,11 @@ typedef struct parallel_context {
 int parallel_context_init(parallel_context *ctx, const world *w, parallel_degrees degrees, backend *be);
 void parallel_context_free(parallel_context *ctx);
 
+/* One group of every rank of the world on `be`'s transport (a self group
+ * for one rank): for work split over all ranks outside a layout, such as
+ * `moedit bench-vae` under mpirun. */
+process_group *world_group(const world *w, const char *name, backend *be);
+
 /* MPI process group over the given world ranks (ascending, includes this
  * rank); collective over those ranks only. CPU tensors (F32 or I32). */
 process_group *pg_create_mpi(const char *name, const int *world_ranks, int count, int world_rank, backend *be);

@@ -561,6 +561,19 @@ static void test_upsample_nearest2x_repeats_each_pixel_exactly(void)
     check_exact("upsample_nearest2x", y, want);
 }
 
+static void test_copy_rows_pastes_a_band_of_every_channel(void)
+{
+    enum { C = 3, HX = 6, HY = 9, W = 4, X_ROW = 2, Y_ROW = 5, ROWS = 3 };
+    float *x, *y;
+    tensor tx = randomize(image(C, HX, W), &x), ty = randomize(image(C, HY, W), &y);
+    float *want = host_alloc(C * HY * W * sizeof(float));
+    memcpy(want, y, C * HY * W * sizeof(float));
+    for (int c = 0; c < C; c++)
+        memcpy(want + (c * HY + Y_ROW) * W, x + (c * HX + X_ROW) * W, ROWS * W * sizeof(float));
+    be->ops->copy_rows(be, ty, Y_ROW, tx, X_ROW, ROWS);
+    check_exact("copy_rows (rows 2..4 of every channel to rows 5..7)", ty, want);
+}
+
 static void test_transpose_moves_every_element_exactly(void)
 {
     /* Not multiples of the CPU's 32 x 32 blocks. */
@@ -607,6 +620,7 @@ int main(void)
     run(test_conv2d_matches_naive_with_padding_and_stride);
     run(test_group_norm_stats_and_apply_match_naive);
     run(test_upsample_nearest2x_repeats_each_pixel_exactly);
+    run(test_copy_rows_pastes_a_band_of_every_channel);
     run(test_transpose_moves_every_element_exactly);
     backend_destroy(be);
     return test_finish("test_backend_ops");

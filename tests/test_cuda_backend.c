@@ -180,6 +180,17 @@ static void test_alloc_upload_download_copy_fill(void)
     gpu->ops->fill(gpu, v.g, -2.5f);
     compare("fill (a row view; the rest untouched)", b, TOL_EXACT);
 
+    /* Random weights made on the device are the CPU's numbers rounded to
+     * BF16 once: bit for bit what uploading the CPU's would give. A block
+     * at an odd offset of a wide matrix crosses Philox blocks of 4. */
+    pair r = pair_2d(ACT, 41, 67), uploaded = pair_2d(ACT, 41, 67);
+    cpu->ops->fill_uniform(cpu, r.c, 77, 0x123456789abcdefull, 0.25f, 1001, 5, 3);
+    gpu->ops->fill_uniform(gpu, r.g, 77, 0x123456789abcdefull, 0.25f, 1001, 5, 3);
+    gpu->ops->upload(gpu, uploaded.g, fetch(cpu, r.c));
+    CHECK_MSG(memcmp(fetch(gpu, r.g), fetch(gpu, uploaded.g), 41 * 67 * sizeof(float)) == 0,
+              "fill_uniform: the GPU's random block differs from the CPU's rounded to BF16");
+    compare("fill_uniform (block of a 1001-wide matrix)", r, TOL_ELEMENTWISE);
+
     void *big = gpu->ops->alloc(gpu, (size_t)64 << 20);
     CHECK(big != NULL);
     gpu->ops->free(gpu, big);
@@ -250,21 +261,33 @@ static void test_linear(void)
     compare("linear on an unaligned row view, K=67", y, TOL_PRODUCT);
 }
 
-static void test_linear_grouped(void)
+#define MAX_GROUPS 16
+
+/* linear_grouped over `groups` row ranges (offsets[groups + 1]) of x[rows, in]. */
+static void grouped_case(const char *name, int groups, const int64_t *offsets, int64_t in, int64_t out)
 {
-    enum { GROUPS = 5, ROWS = 97, IN = 96, OUT = 80 };
-    int64_t offsets[GROUPS + 1] = {0, 30, 30, 61, 62, ROWS}; /* an empty group and a single row */
-    pair x = random_2d(ACT, ROWS, IN);
-    tensor wc[GROUPS], wg[GROUPS];
-    for (int g = 0; g < GROUPS; g++) {
-        pair w = randomized(pair_2d(ACT, OUT, IN), 0.1f, 0.0f);
+    int64_t rows = offsets[groups];
+    pair x = random_2d(ACT, rows, in);
+    tensor wc[MAX_GROUPS], wg[MAX_GROUPS];
+    for (int g = 0; g < groups; g++) {
+        pair w = randomized(pair_2d(ACT, out, in), 0.1f, 0.0f);
         wc[g] = w.c;
         wg[g] = w.g;
     }
-    pair y = pair_2d(ACT, ROWS, OUT);
-    cpu->ops->linear_grouped(cpu, y.c, x.c, wc, offsets, GROUPS);
-    gpu->ops->linear_grouped(gpu, y.g, x.g, wg, offsets, GROUPS);
-    compare("linear_grouped (empty and 1-row groups)", y, TOL_PRODUCT);
+    pair y = pair_2d(ACT, rows, out);
+    cpu->ops->linear_grouped(cpu, y.c, x.c, wc, offsets, groups);
+    gpu->ops->linear_grouped(gpu, y.g, x.g, wg, offsets, groups);
+    compare(name, y, TOL_PRODUCT);
+}
+
+static void test_linear_grouped(void)
+{
+    int64_t few[6] = {0, 30, 30, 61, 62, 97}; /* an empty group and a single row */
+    grouped_case("linear_grouped (empty and 1-row groups)", 5, few, 96, 80);
+    /* Many groups of a few hundred rows, as a layer's experts get them. */
+    int64_t many[10];
+    for (int g = 0; g <= 9; g++) many[g] = (int64_t)4000 * g / 9;
+    grouped_case("linear_grouped (9 groups of ~444 rows)", 9, many, 256, 256);
 }
 
 /* ---- elementwise ----------------------------------------------------- */
@@ -501,6 +524,16 @@ static void test_group_norm_and_upsample(void)
     cpu->ops->upsample_nearest2x(cpu, up.c, x.c);
     gpu->ops->upsample_nearest2x(gpu, up.g, x.g);
     compare("upsample_nearest2x", up, TOL_EXACT);
+
+    /* A band of rows pasted between images of other heights (VAE halos):
+     * rows 3..7 of x to rows 10..14 of `band`, the rest of `band` as filled. */
+    int64_t bs[3] = {C, 2 * H, W};
+    pair band = pair_nd(ACT, 3, bs);
+    cpu->ops->fill(cpu, band.c, 0.5f);
+    gpu->ops->fill(gpu, band.g, 0.5f);
+    cpu->ops->copy_rows(cpu, band.c, 10, x.c, 3, 5);
+    gpu->ops->copy_rows(gpu, band.g, 10, x.g, 3, 5);
+    compare("copy_rows (rows 3..7 to 10..14 of a taller image)", band, TOL_EXACT);
 
     pair tokens = pair_2d(ACT, H * W, C), wide = randomized(pair_2d(ACT, 37, 1000), 1.0f, 0.0f);
     pair wide_t = pair_2d(ACT, 1000, 37);

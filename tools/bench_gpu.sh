@@ -5,7 +5,7 @@
 #   tools/bench_gpu.sh BUILD_DIR OUT_DIR
 # Writes JSON lines to OUT_DIR: per-step transformer latency of the
 # HiDream-I1-Full shape (random weights) at 1024x1024 and 2048x2048, and the
-# VAE decode of a 1024x1024 image with the FLUX VAE config (the same random
+# VAE decode of a 1024x1024 and a 2048x2048 image with the FLUX VAE config (the same random
 # weights in both programs).
 set -u
 build=$1
@@ -21,10 +21,13 @@ for size in 1024 2048; do
   python3 tools/bench_diffusers.py transformer --config "$config" --height "$size" --width "$size" \
     --text-tokens 128 --warmup 2 --iterations "$iterations" >>"$out/diffusers_transformer.jsonl"
 done
-python3 tools/bench_diffusers.py vae --height 1024 --width 1024 --save-vae "$out/flux_vae" >>"$out/diffusers_vae.jsonl"
-"$build/moedit" bench-vae --vae "$out/flux_vae" --device cuda --height 1024 --width 1024 --iterations 5 --json \
-  >>"$out/moedit_vae.jsonl"
-# The cuDNN convolutions (opt-in while they are slower than im2col; see core/cuda_conv.cu).
-MOEDIT_CUDNN=1 "$build/moedit" bench-vae --vae "$out/flux_vae" --device cuda --height 1024 --width 1024 --iterations 5 \
-  --json | sed 's/^{/{"convolutions":"cudnn",/' >>"$out/moedit_vae.jsonl"
-rm -rf "$out/flux_vae"
+for size in 1024 2048; do
+  python3 tools/bench_diffusers.py vae --height "$size" --width "$size" --save-vae "$out/flux_vae" \
+    >>"$out/diffusers_vae.jsonl"
+  # Default convolutions (cuDNN, channels last) and the im2col + cuBLASLt path.
+  for mode in nhwc 0; do
+    MOEDIT_CUDNN=$mode "$build/moedit" bench-vae --vae "$out/flux_vae" --device cuda --height "$size" --width "$size" \
+      --iterations 5 --json | sed "s/^{/{\"cudnn\":\"$mode\",/" >>"$out/moedit_vae.jsonl"
+  done
+  rm -rf "$out/flux_vae"
+done

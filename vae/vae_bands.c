@@ -35,72 +35,30 @@ int64_t vae_band_rows_of(const vae_exec *ex, int p, int64_t local_rows)
     return rows * (local_rows / ex->band_rows);
 }
 
-/* Host index of the padded rows into [x rows | top halo | bottom halo | zero row]. */
-static void padded_index(int32_t *index, int64_t channels, int64_t rows, int top, int bottom, int first, int last)
-{
-    int64_t zero = channels * (rows + top + bottom), height = top + rows + bottom;
-    for (int64_t c = 0; c < channels; c++)
-        for (int64_t i = 0; i < height; i++) {
-            int64_t source;
-            if (i < top) source = first ? zero : channels * rows + c * top + i;
-            else if (i >= top + rows) source = last ? zero : channels * (rows + top) + c * bottom + (i - top - rows);
-            else source = c * rows + (i - top);
-            index[c * height + i] = (int32_t)source;
-        }
-}
-
-/* The rows {c * rows + first + i : i < count} of x[C * rows, W], packed. */
-static int pack_rows(const vae_exec *ex, tensor out, tensor x2d, int64_t channels, int64_t rows, int64_t first,
-                     int64_t count)
-{
-    int32_t *index = malloc((size_t)(channels * count) * sizeof(int32_t));
-    tensor device_index = arena_tensor_typed(ex->scratch, DTYPE_I32, channels * count, 1);
-    if (!index || !device_index.data) {
-        free(index);
-        return error_set("out of memory exchanging VAE halo rows");
-    }
-    for (int64_t c = 0; c < channels; c++)
-        for (int64_t i = 0; i < count; i++) index[c * count + i] = (int32_t)(c * rows + first + i);
-    ex->be->ops->upload(ex->be, device_index, (const float *)index);
-    free(index);
-    ex->be->ops->gather_rows(ex->be, out, x2d, device_index);
-    return 0;
-}
-
 int vae_band_pad_rows(const vae_exec *ex, tensor x, int top, int bottom, tensor *padded)
 {
     backend *be = ex->be;
     process_group *g = ex->group;
     int64_t channels = x.shape[0], rows = x.shape[1], width = x.shape[2];
-    int first = g->rank == 0, last = g->rank == g->size - 1;
-    int up = first ? -1 : g->rank - 1, down = last ? -1 : g->rank + 1;
+    int up = g->rank == 0 ? -1 : g->rank - 1, down = g->rank == g->size - 1 ? -1 : g->rank + 1;
     if (rows < top || rows < bottom) return error_set("VAE band of %lld rows is thinner than its halo", (long long)rows);
-    int64_t body = channels * rows;
-    tensor x2d = tensor_reshape_2d(x, body, width);
-    tensor source = arena_tensor_2d(ex->scratch, body + channels * (top + bottom) + 1, width);
-    tensor to_below = arena_tensor_2d(ex->scratch, channels * top, width);
-    tensor to_above = arena_tensor_2d(ex->scratch, channels * bottom, width);
-    *padded = vae_scratch_image(ex, channels, top + rows + bottom, width);
-    if (!source.data || !to_below.data || !to_above.data || !padded->data) return error_set("out of memory for VAE halo rows");
-    be->ops->copy(be, tensor_row_slice(source, 0, body), x2d);
-    be->ops->fill(be, tensor_row_slice(source, body + channels * (top + bottom), 1), 0.0f);
     /* My last rows are the top halo of the band below; my first rows the bottom halo of the band above. */
-    if (pack_rows(ex, to_below, x2d, channels, rows, rows - top, top) ||
-        pack_rows(ex, to_above, x2d, channels, rows, 0, bottom) ||
-        g->ops->send_recv(g, to_below, down, tensor_row_slice(source, body, channels * top), up) ||
-        g->ops->send_recv(g, to_above, up, tensor_row_slice(source, body + channels * top, channels * bottom), down))
-        return -1;
-    int64_t height = top + rows + bottom;
-    int32_t *index = malloc((size_t)(channels * height) * sizeof(int32_t));
-    tensor device_index = arena_tensor_typed(ex->scratch, DTYPE_I32, channels * height, 1);
-    if (!index || !device_index.data) {
-        free(index);
+    tensor to_below = vae_scratch_image(ex, channels, top, width), to_above = vae_scratch_image(ex, channels, bottom, width);
+    tensor from_above = vae_scratch_image(ex, channels, top, width);
+    tensor from_below = vae_scratch_image(ex, channels, bottom, width);
+    *padded = vae_scratch_image(ex, channels, top + rows + bottom, width);
+    if (!to_below.data || !to_above.data || !from_above.data || !from_below.data || !padded->data)
         return error_set("out of memory for VAE halo rows");
-    }
-    padded_index(index, channels, rows, top, bottom, first, last);
-    be->ops->upload(be, device_index, (const float *)index);
-    free(index);
-    be->ops->gather_rows(be, tensor_reshape_2d(*padded, channels * height, width), source, device_index);
+    be->ops->copy_rows(be, to_below, 0, x, rows - top, top);
+    be->ops->copy_rows(be, to_above, 0, x, 0, bottom);
+    /* The image's own edges are zeros, exactly as serial padding. */
+    if (up < 0) be->ops->fill(be, from_above, 0.0f);
+    if (down < 0) be->ops->fill(be, from_below, 0.0f);
+    if (g->ops->send_recv(g, to_below, down, from_above, up) || g->ops->send_recv(g, to_above, up, from_below, down))
+        return -1;
+    be->ops->copy_rows(be, *padded, 0, from_above, 0, top);
+    be->ops->copy_rows(be, *padded, top, x, 0, rows);
+    be->ops->copy_rows(be, *padded, top + rows, from_below, 0, bottom);
     return 0;
 }
 
