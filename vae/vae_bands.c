@@ -35,7 +35,7 @@ int64_t vae_band_rows_of(const vae_exec *ex, int p, int64_t local_rows)
     return rows * (local_rows / ex->band_rows);
 }
 
-int vae_band_pad_rows(const vae_exec *ex, tensor x, int top, int bottom, tensor *padded)
+int vae_band_halos(const vae_exec *ex, tensor x, int top, int bottom, tensor *from_above, tensor *from_below)
 {
     backend *be = ex->be;
     process_group *g = ex->group;
@@ -44,18 +44,28 @@ int vae_band_pad_rows(const vae_exec *ex, tensor x, int top, int bottom, tensor 
     if (rows < top || rows < bottom) return error_set("VAE band of %lld rows is thinner than its halo", (long long)rows);
     /* My last rows are the top halo of the band below; my first rows the bottom halo of the band above. */
     tensor to_below = vae_scratch_image(ex, channels, top, width), to_above = vae_scratch_image(ex, channels, bottom, width);
-    tensor from_above = vae_scratch_image(ex, channels, top, width);
-    tensor from_below = vae_scratch_image(ex, channels, bottom, width);
-    *padded = vae_scratch_image(ex, channels, top + rows + bottom, width);
-    if (!to_below.data || !to_above.data || !from_above.data || !from_below.data || !padded->data)
+    *from_above = vae_scratch_image(ex, channels, top, width);
+    *from_below = vae_scratch_image(ex, channels, bottom, width);
+    if (!to_below.data || !to_above.data || !from_above->data || !from_below->data)
         return error_set("out of memory for VAE halo rows");
     be->ops->copy_rows(be, to_below, 0, x, rows - top, top);
     be->ops->copy_rows(be, to_above, 0, x, 0, bottom);
     /* The image's own edges are zeros, exactly as serial padding. */
-    if (up < 0) be->ops->fill(be, from_above, 0.0f);
-    if (down < 0) be->ops->fill(be, from_below, 0.0f);
-    if (g->ops->send_recv(g, to_below, down, from_above, up) || g->ops->send_recv(g, to_above, up, from_below, down))
-        return -1;
+    if (up < 0) be->ops->fill(be, *from_above, 0.0f);
+    if (down < 0) be->ops->fill(be, *from_below, 0.0f);
+    return g->ops->send_recv(g, to_below, down, *from_above, up) || g->ops->send_recv(g, to_above, up, *from_below, down)
+               ? -1
+               : 0;
+}
+
+int vae_band_pad_rows(const vae_exec *ex, tensor x, int top, int bottom, tensor *padded)
+{
+    backend *be = ex->be;
+    int64_t channels = x.shape[0], rows = x.shape[1], width = x.shape[2];
+    tensor from_above, from_below;
+    if (vae_band_halos(ex, x, top, bottom, &from_above, &from_below)) return -1;
+    *padded = vae_scratch_image(ex, channels, top + rows + bottom, width);
+    if (!padded->data) return error_set("out of memory for VAE halo rows");
     be->ops->copy_rows(be, *padded, 0, from_above, 0, top);
     be->ops->copy_rows(be, *padded, top, x, 0, rows);
     be->ops->copy_rows(be, *padded, top + rows, from_below, 0, bottom);

@@ -23,6 +23,11 @@ int64_t vae_band_global_rows(const vae_exec *ex, int64_t local_rows);
 /* Rows rank p holds at the resolution where this rank holds `local_rows`. */
 int64_t vae_band_rows_of(const vae_exec *ex, int p, int64_t local_rows);
 
+/* from_above[C, top, W] and from_below[C, bottom, W]: the rows of the bands
+ * above and below next to this one's x[C, hb, W] (zeros at the image's
+ * edges), exchanged with the neighbours. */
+int vae_band_halos(const vae_exec *ex, tensor x, int top, int bottom, tensor *from_above, tensor *from_below);
+
 /* padded[C, top + hb + bottom, W] = x[C, hb, W] with `top` rows of the band
  * above and `bottom` rows of the band below (zeros at the image's edges). */
 int vae_band_pad_rows(const vae_exec *ex, tensor x, int top, int bottom, tensor *padded);

@@ -24,8 +24,49 @@ tensor vae_scratch_image(const vae_exec *ex, int64_t channels, int64_t height, i
     return t;
 }
 
+/* A same convolution (stride 1, p rows of padding above and below) of a band
+ * without copying the band into a padded tensor: the band is convolved with
+ * zero rows around it, then the p output rows at each inner edge, the ones
+ * that reach into a neighbour, are computed again from a thin strip (the p
+ * halo rows and the band's 2p rows next to them) and pasted over. At 2048 x
+ * 2048 on 2 GPUs the padded copies were 15 ms of a 180 ms decode. */
+static int conv_band_same(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv, const int pad[4])
+{
+    backend *be = ex->be;
+    process_group *g = ex->group;
+    int p = pad[0];
+    int64_t channels = x.shape[0], rows = x.shape[1], width = x.shape[2];
+    int64_t cout = y.shape[0], out_width = y.shape[2];
+    be->ops->conv2d(be, y, x, conv->weight, conv->bias, conv->kernel, 1, pad);
+    arena_mark_t mark = arena_mark(ex->scratch);
+    tensor from_above, from_below;
+    if (vae_band_halos(ex, x, p, p, &from_above, &from_below)) return -1;
+    tensor strip = vae_scratch_image(ex, channels, 3 * p, width), edge = vae_scratch_image(ex, cout, p, out_width);
+    if (!strip.data || !edge.data) return error_set("out of memory for VAE halo rows");
+    const int sides[4] = {0, 0, pad[2], pad[3]};
+    if (g->rank > 0) { /* the top edge: rows -p .. 2p - 1 of the band make output rows 0 .. p - 1 */
+        be->ops->copy_rows(be, strip, 0, from_above, 0, p);
+        be->ops->copy_rows(be, strip, p, x, 0, 2 * p);
+        be->ops->conv2d(be, edge, strip, conv->weight, conv->bias, conv->kernel, 1, sides);
+        be->ops->copy_rows(be, y, 0, edge, 0, p);
+    }
+    if (g->rank < g->size - 1) { /* the bottom edge, likewise */
+        be->ops->copy_rows(be, strip, 0, x, rows - 2 * p, 2 * p);
+        be->ops->copy_rows(be, strip, 2 * p, from_below, 0, p);
+        be->ops->conv2d(be, edge, strip, conv->weight, conv->bias, conv->kernel, 1, sides);
+        be->ops->copy_rows(be, y, rows - p, edge, 0, p);
+    }
+    arena_release(ex->scratch, mark);
+    return 0;
+}
+
 int vae_conv_forward(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv, int stride, const int pad[4])
 {
+    if (vae_banded(ex) && stride == 1 && pad[0] > 0 && pad[0] == pad[1] && conv->kernel == 2 * pad[0] + 1 &&
+        x.shape[1] >= 2 * pad[0]) {
+        if (conv_band_same(ex, y, x, conv, pad)) return error_prefix("VAE convolution halo");
+        return 0;
+    }
     if (!vae_banded(ex) || (pad[0] == 0 && pad[1] == 0)) {
         ex->be->ops->conv2d(ex->be, y, x, conv->weight, conv->bias, conv->kernel, stride, pad);
         return 0;
