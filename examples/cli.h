@@ -53,5 +53,6 @@ int cli_generate(int argc, char **argv);
 int cli_edit(int argc, char **argv);
 int cli_video(int argc, char **argv);
 int cli_bench_vae(int argc, char **argv);
+int cli_bench_comm(int argc, char **argv);
 
 #endif

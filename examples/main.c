@@ -18,6 +18,7 @@ static void usage(FILE *out)
             "  edit      an image and a prompt to an image (SDEdit or in-context)\n"
             "  video     text to a short clip (animated PNG or numbered frames)\n"
             "  bench-vae time the VAE decoder of a model\n"
+            "  bench-comm time the collectives of the parallel modes over the launcher's ranks\n"
             "  inspect   print a model's components, configs and parameter counts\n"
             "  bench     time the transformer forward of a model or a random-weight config\n"
             "\n"
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
     else if (!strcmp(command, "edit")) status = cli_edit(argc - 1, argv + 1);
     else if (!strcmp(command, "video")) status = cli_video(argc - 1, argv + 1);
     else if (!strcmp(command, "bench-vae")) status = cli_bench_vae(argc - 1, argv + 1);
+    else if (!strcmp(command, "bench-comm")) status = cli_bench_comm(argc - 1, argv + 1);
     else if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
     else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);
     else status = error_set("unknown command '%s' (try 'moedit --help')", command);

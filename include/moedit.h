@@ -263,4 +263,38 @@ typedef struct moedit_vae_bench_result {
 
 int moedit_bench_vae(const moedit_vae_bench_options *options, moedit_vae_bench_result *result);
 
+/* Timing of the collectives the parallel modes use, over every rank of the
+ * launcher, on the device's transport (NCCL on GPUs, MPI on CPUs):
+ * all-to-all (Ulysses, EP dispatch), all-gather (ring keys, VAE bands),
+ * all-reduce (tensor parallel, GroupNorm statistics) and send/receive to the
+ * next rank (ring passes, VAE halos), at each size: the bytes every rank
+ * contributes. Each timed run starts after a barrier and ends when the
+ * device is done; a run's time is its slowest rank's. */
+#define MOEDIT_COMM_MAX_SIZES 16
+#define MOEDIT_COMM_OPS 4
+
+typedef struct moedit_comm_bench_options {
+    const char *device;
+    int64_t sizes[MOEDIT_COMM_MAX_SIZES]; /* bytes per rank */
+    int size_count;
+    int64_t warmup, iterations;
+} moedit_comm_bench_options;
+
+typedef struct moedit_comm_bench_row {
+    const char *op;          /* "all_to_all", "all_gather", "all_reduce", "send_recv" */
+    int64_t bytes;           /* per rank */
+    double median_ms, p10_ms, p90_ms;
+    double algbw_gbs;        /* bytes per rank / median time */
+    double busbw_gbs;        /* what each rank's links carried / median time (nccl-tests' convention) */
+} moedit_comm_bench_row;
+
+typedef struct moedit_comm_bench_result {
+    int ranks;
+    const char *transport; /* "nccl", "mpi" or "self" */
+    int count;
+    moedit_comm_bench_row rows[MOEDIT_COMM_MAX_SIZES * MOEDIT_COMM_OPS];
+} moedit_comm_bench_result;
+
+int moedit_bench_comm(const moedit_comm_bench_options *options, moedit_comm_bench_result *result);
+
 #endif

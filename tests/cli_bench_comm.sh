@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# moedit bench-comm: on 2 MPI ranks, one JSON line per collective and size
+# from rank 0, with positive times and bandwidths; the table's header names
+# the ranks and transport; bad sizes and counts give one error line.
+# usage: cli_bench_comm.sh MOEDIT FIXTURES
+source "$(dirname "$0")/common_cli.sh"
+export OMP_NUM_THREADS=1
+
+mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" bench-comm --sizes 4K,256K --warmup 1 --iterations 3 --json \
+  >"$work/json" 2>"$work/err" || fail "bench-comm on 2 ranks: $(cat "$work/err")"
+[ "$(wc -l <"$work/json")" = 8 ] || fail "expected 8 JSON lines (4 collectives x 2 sizes), got $(wc -l <"$work/json")"
+for op in all_to_all all_gather all_reduce send_recv; do
+  for bytes in 4096 262144; do
+    grep -Eq "^\{\"op\":\"$op\",\"ranks\":2,\"transport\":\"mpi\",\"device\":\"cpu\",\"bytes\":$bytes,\"ms_median\":[0-9.]+,.*\"busbw_gbs\":[0-9.]+\}$" \
+      "$work/json" || fail "no $op row of $bytes bytes"
+  done
+done
+awk -F'[:,}]' '{ for (i = 1; i < NF; i++) if ($i ~ /ms_median|busbw_gbs/ && !($(i + 1) > 0)) bad++ } END { exit bad > 0 }' \
+  "$work/json" || fail "a time or bandwidth is not positive"
+mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" bench-comm --sizes 4K --iterations 2 >"$work/table" 2>"$work/err" ||
+  fail "table: $(cat "$work/err")"
+grep -q "^collectives over 2 rank(s) (mpi)" "$work/table" || fail "the table does not name 2 ranks over mpi"
+echo "ok   bench-comm: $(head -1 "$work/table")"
+
+expect_error "not a size" "expected sizes like 1M,64M" "$moedit" bench-comm --sizes abc
+expect_error "trailing comma" "ends with a comma" "$moedit" bench-comm --sizes 1M,
+expect_error "zero size" "expected sizes like" "$moedit" bench-comm --sizes 0
+expect_error "too small" "outside 4 bytes" "$moedit" bench-comm --sizes 2
+expect_error "too many" "at most 16 sizes" "$moedit" bench-comm --sizes 1K,2K,3K,4K,5K,6K,7K,8K,9K,10K,11K,12K,13K,14K,15K,16K,17K
+expect_error "no iterations" "--iterations must be >= 1" "$moedit" bench-comm --iterations 0
+
+[ "$failures" -eq 0 ] && echo "cli_bench_comm: all passed"
+exit "$failures"
