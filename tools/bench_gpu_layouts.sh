@@ -13,7 +13,9 @@
 # finished layout even when the tables at the end are not written.
 # COMM_TIMING=on in the environment adds --comm-timing on (collectives timed
 # per group, at the cost of a synchronisation around each); BENCH_ARGS adds
-# any other bench options (e.g. "--expert-placement reference").
+# any other bench options (e.g. "--expert-placement reference"); STEPS (default
+# 4) sets the denoising steps per layout (at 1024 a step is short and 4 steps
+# ranked layouts doing the same work 29% apart on 2026-11-30: use more there).
 set -u
 moedit=$1
 out=$2
@@ -36,6 +38,6 @@ python3 tools/bench_diffusers.py vae --height "$size" --width "$size" --iteratio
   >>"$out/diffusers_vae.jsonl" || exit 1
 timeout "$seconds" mpirun --allow-run-as-root -np 2 -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH "$moedit" bench \
   --model "$model" --random-weights --device cuda --height "$size" --width "$size" --layouts "$layouts" \
-  --num-inference-steps 4 ${COMM_TIMING:+--comm-timing "$COMM_TIMING"} ${BENCH_ARGS:-} --json "$out/layouts.json" --markdown "$out/layouts.md" --plot "$out/layouts.svg" \
+  --num-inference-steps "${STEPS:-4}" ${COMM_TIMING:+--comm-timing "$COMM_TIMING"} ${BENCH_ARGS:-} --json "$out/layouts.json" --markdown "$out/layouts.md" --plot "$out/layouts.svg" \
   >"$out/moedit.log" 2>&1
 echo "bench exit status $?" >>"$out/moedit.log"
