@@ -9,6 +9,10 @@
  * and capture: fills ctx->host->experts and ->weights, [rows, K]. */
 int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_token_map *map);
 
+/* chosen[0..k) = the experts of the k highest of scores[0..n), ties to the
+ * lower index, ascending by index (k <= n). */
+void moe_top_k_ascending(const float *scores, int n, int k, int32_t *chosen);
+
 /* rows[slots, C] <- the local experts applied in place: rows of expert j
  * (local index) are [offsets[j], offsets[j + 1]). */
 int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows, const int64_t *offsets);
