@@ -15,7 +15,10 @@
 # per group, at the cost of a synchronisation around each); BENCH_ARGS adds
 # any other bench options (e.g. "--expert-placement reference"); STEPS (default
 # 4) sets the denoising steps per layout (at 1024 a step is short and 4 steps
-# ranked layouts doing the same work 29% apart on 2026-11-30: use more there).
+# ranked layouts doing the same work 29% apart on 2026-11-30: use more there);
+# MPI_ARGS adds mpirun options, e.g. "--bind-to none -x OMP_NUM_THREADS=8":
+# by default OpenMPI binds each rank to one core, so host-side work (the MoE
+# routing of every layer) runs on one thread per rank.
 set -u
 moedit=$1
 out=$2
@@ -36,7 +39,7 @@ EOF
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt"
 python3 tools/bench_diffusers.py vae --height "$size" --width "$size" --iterations 2 --save-vae "$model/vae" \
   >>"$out/diffusers_vae.jsonl" || exit 1
-timeout "$seconds" mpirun --allow-run-as-root -np 2 -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH "$moedit" bench \
+timeout "$seconds" mpirun --allow-run-as-root -np 2 ${MPI_ARGS:-} -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH "$moedit" bench \
   --model "$model" --random-weights --device cuda --height "$size" --width "$size" --layouts "$layouts" \
   --num-inference-steps "${STEPS:-4}" ${COMM_TIMING:+--comm-timing "$COMM_TIMING"} ${BENCH_ARGS:-} --json "$out/layouts.json" --markdown "$out/layouts.md" --plot "$out/layouts.svg" \
   >"$out/moedit.log" 2>&1
