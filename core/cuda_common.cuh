@@ -136,10 +136,10 @@ int cuda_attention_gemm(cuda_state *s, tensor out, tensor lse, tensor q, tensor 
 
 /* cuda_elementwise.cu */
 void cuda_convert(cuda_state *s, void *dst, tensor_dtype dst_dtype, const void *src, tensor_dtype src_dtype, int64_t n);
-/* y[i * ld + j] += bias[i] (rows) or bias[j] (cols), for i < rows, j < cols. */
 /* y[cols, rows] = x[rows, cols]^T on the state's stream (cuda_rows.cu). */
 void cuda_transpose_on(cuda_state *s, void *y, tensor_dtype y_dtype, const void *x, tensor_dtype x_dtype, int64_t rows,
                        int64_t cols);
+/* y[i * ld + j] += bias[i] (rows) or bias[j] (cols), for i < rows, j < cols. */
 void cuda_add_bias_rows(cuda_state *s, void *y, tensor_dtype y_dtype, tensor bias, int64_t rows, int64_t cols,
                         int64_t ld);
 void cuda_add_bias_cols(cuda_state *s, void *y, tensor_dtype y_dtype, tensor bias, int64_t rows, int64_t cols,

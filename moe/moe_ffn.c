@@ -23,12 +23,8 @@ int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int6
     return weight_load(wl, &ffn->w2, name, dim, hidden, cols);
 }
 
-/* The id of the index-th expert this EP rank holds. */
-static int held_expert(const moe_placement *p, int local, int index)
-{
-    int entry = p->ep_rank * local + index;
-    return p->expert_order ? p->expert_order[entry] : entry;
-}
+/* The expert at `entry` of the placement (owner rank * local experts + index there). */
+static int expert_at(const moe_placement *p, int entry) { return p->expert_order ? p->expert_order[entry] : entry; }
 
 /* ffn->bucket from the placement; fails when expert_order is not a permutation. */
 static int place_experts(moe_ffn *ffn, const moe_placement *p, const char *prefix)
@@ -36,7 +32,7 @@ static int place_experts(moe_ffn *ffn, const moe_placement *p, const char *prefi
     int n = ffn->num_experts;
     for (int e = 0; e < n; e++) ffn->bucket[e] = -1;
     for (int entry = 0; entry < n; entry++) {
-        int e = p->expert_order ? p->expert_order[entry] : entry;
+        int e = expert_at(p, entry);
         if (e < 0 || e >= n || ffn->bucket[e] >= 0)
             return error_set("%s: the expert placement is not an order of the %d experts (entry %d is %d)", prefix,
                              n, entry, e);
@@ -71,7 +67,7 @@ int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t di
     if (expert_parallel && place_experts(ffn, p, prefix)) return -1;
     for (int e = 0; e < ffn->local_experts; e++) {
         swiglu_ffn expert;
-        int id = expert_parallel ? held_expert(p, ffn->local_experts, e) : e;
+        int id = expert_parallel ? expert_at(p, p->ep_rank * ffn->local_experts + e) : e;
         snprintf(name, sizeof name, "%s.experts.%d", prefix, id);
         if (swiglu_ffn_load(&expert, wl, name, dim, hidden, expert_parallel ? 0 : p->tp_rank,
                             expert_parallel ? 1 : p->tp_size))

@@ -567,9 +567,9 @@ static int shard_key(const moedit_bench_layout *l)
 }
 
 /* The run keeps one loaded model for the next layout of the same shards, and
- * a 17B random-weight model takes one to two minutes per GPU to make: so layouts
- * run grouped by shard key, groups in order of first appearance, the
- * reference's group first. The tables keep the listed order. */
+ * a model from files can take minutes to load: so layouts run grouped by
+ * shard key, groups in order of first appearance, the reference's group
+ * first. The tables keep the listed order. */
 static int order_runs(moedit_bench_result *r, int *order)
 {
     char *placed = calloc((size_t)r->count, 1);

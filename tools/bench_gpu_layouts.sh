@@ -4,10 +4,9 @@
 # weights saved by tools/bench_diffusers.py, which needs PyTorch + diffusers),
 # every layout checked against the serial run by the bench itself.
 #   tools/bench_gpu_layouts.sh MOEDIT OUT_DIR [SIZE] [LAYOUTS] [SECONDS]
-# SIZE defaults to 2048. LAYOUTS defaults to the 2-GPU layouts of the table,
-# cheapest reloads first (a new weight sharding reloads the 17B model: about
-# a minute each); all seven did not fit one 500 s call on 2026-11-30, so give
-# a shorter list when the time is bounded.
+# SIZE defaults to 2048. LAYOUTS defaults to the 2-GPU layouts of the table
+# (random weights are made on the GPUs, so a new sharding costs well under a
+# second; all seven at 2048 took ~170 s on 2026-11-30).
 # SECONDS (default 420) bounds the bench, so that a device call's limit never
 # loses the output: the progress lines (moedit.log) carry every figure of a
 # finished layout even when the tables at the end are not written.
