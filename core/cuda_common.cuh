@@ -116,6 +116,20 @@ __device__ __forceinline__ void st8(void *p, int64_t i8, const float v[8])
     reinterpret_cast<uint4 *>(p)[i8] = raw;
 }
 
+/* W consecutive values at element i: 8-wide (BF16 only, i a multiple of 8)
+ * or one of any dtype; for kernels templated on their access width. */
+template <int W> __device__ __forceinline__ void ldw(const void *p, int dtype, int64_t i, float v[W])
+{
+    if constexpr (W == 8) ld8(p, i / 8, v);
+    else v[0] = ld(p, dtype, i);
+}
+
+template <int W> __device__ __forceinline__ void stw(void *p, int dtype, int64_t i, const float v[W])
+{
+    if constexpr (W == 8) st8(p, i / 8, v);
+    else st(p, dtype, i, v[0]);
+}
+
 static inline int bf16x8_fits(tensor t)
 {
     return t.dtype == DTYPE_BF16 && (uintptr_t)t.data % 16 == 0 && tensor_numel(&t) % 8 == 0;

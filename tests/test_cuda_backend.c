@@ -335,15 +335,15 @@ static void test_elementwise(void)
     elementwise_case(33, 136);
 }
 
-static void test_norms(void)
+/* cols = 1536 takes the 8-wide BF16 kernels, 1530 the element-wise ones. */
+static void norms_case(int64_t rows, int64_t cols)
 {
-    enum { M = 29, C = 1536 };
-    pair x = randomized(pair_2d(ACT, M, C), 2.0f, 3.0f); /* a large mean must not cancel */
-    pair m = randomized(pair_2d(ACT, 2, C), 0.3f, 0.0f);
-    pair y = pair_2d(ACT, M, C);
+    pair x = randomized(pair_2d(ACT, rows, cols), 2.0f, 3.0f); /* a large mean must not cancel */
+    pair m = randomized(pair_2d(ACT, 2, cols), 0.3f, 0.0f);
+    pair y = pair_2d(ACT, rows, cols);
     cpu->ops->layer_norm_modulate(cpu, y.c, x.c, pair_rows(m, 0, 1).c, pair_rows(m, 1, 1).c, 1e-6f);
     gpu->ops->layer_norm_modulate(gpu, y.g, x.g, pair_rows(m, 0, 1).g, pair_rows(m, 1, 1).g, 1e-6f);
-    compare("layer_norm_modulate", y, TOL_NORM);
+    compare(cols % 8 ? "layer_norm_modulate" : "layer_norm_modulate (8-wide)", y, TOL_NORM);
     cpu->ops->layer_norm_modulate(cpu, y.c, x.c, tensor_none(), tensor_none(), 1e-6f);
     gpu->ops->layer_norm_modulate(gpu, y.g, x.g, tensor_none(), tensor_none(), 1e-6f);
     compare("layer_norm_modulate, no shift/scale", y, TOL_NORM);
@@ -352,17 +352,23 @@ static void test_norms(void)
     gpu->ops->layer_norm_modulate(gpu, small_y.g, small.g, tensor_none(), tensor_none(), 1e-6f);
     compare("layer_norm_modulate, C=40", small_y, TOL_NORM);
 
-    pair weight = randomized(pair_2d(ACT, 1, C), 0.2f, 1.0f);
-    pair sums = pair_2d(F32, M, 1), split = pair_2d(ACT, M, C);
+    pair weight = randomized(pair_2d(ACT, 1, cols), 0.2f, 1.0f);
+    pair sums = pair_2d(F32, rows, 1), split = pair_2d(ACT, rows, cols);
     cpu->ops->row_sum_squares(cpu, sums.c, x.c);
     gpu->ops->row_sum_squares(gpu, sums.g, x.g);
-    compare("row_sum_squares (F32)", sums, TOL_F32);
-    cpu->ops->rms_norm_with_sums(cpu, split.c, x.c, sums.c, 2 * C, weight.c, 1e-5f);
-    gpu->ops->rms_norm_with_sums(gpu, split.g, x.g, sums.g, 2 * C, weight.g, 1e-5f);
-    compare("rms_norm_with_sums (count 2C)", split, TOL_NORM);
+    compare(cols % 8 ? "row_sum_squares (F32)" : "row_sum_squares (8-wide)", sums, TOL_F32);
+    cpu->ops->rms_norm_with_sums(cpu, split.c, x.c, sums.c, 2 * cols, weight.c, 1e-5f);
+    gpu->ops->rms_norm_with_sums(gpu, split.g, x.g, sums.g, 2 * cols, weight.g, 1e-5f);
+    compare(cols % 8 ? "rms_norm_with_sums (count 2C)" : "rms_norm_with_sums (8-wide)", split, TOL_NORM);
     cpu->ops->rms_norm(cpu, x.c, x.c, weight.c, 1e-5f);
     gpu->ops->rms_norm(gpu, x.g, x.g, weight.g, 1e-5f);
     compare("rms_norm in place", x, TOL_NORM);
+}
+
+static void test_norms(void)
+{
+    norms_case(29, 1536);
+    norms_case(29, 1530);
 }
 
 static void test_split_and_merge_columns(void)
