@@ -52,30 +52,25 @@ __global__ void gated_residual_kernel(void *x, int dx, const void *gate, int dg,
         st(x, dx, i, ld(x, dx, i) + ld(gate, dg, i % cols) * ld(y, dy, i));
 }
 
-/* The same three on eight BF16 values at a time (n8 = n / 8). */
-__global__ void add_bf16x8_kernel(void *y, const void *a, const void *b, int64_t n8)
+/* y = op(a, b) on eight BF16 values at a time (n8 = n / 8). */
+template <typename Op> __global__ void binary_bf16x8_kernel(void *y, const void *a, const void *b, int64_t n8, Op op)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n8; i += (int64_t)gridDim.x * blockDim.x) {
         float va[8], vb[8];
         ld8(a, i, va);
         ld8(b, i, vb);
 #pragma unroll
-        for (int k = 0; k < 8; k++) va[k] += vb[k];
+        for (int k = 0; k < 8; k++) va[k] = op(va[k], vb[k]);
         st8(y, i, va);
     }
 }
 
-__global__ void swiglu_bf16x8_kernel(void *y, const void *gate, const void *up, int64_t n8)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n8; i += (int64_t)gridDim.x * blockDim.x) {
-        float g[8], u[8];
-        ld8(gate, i, g);
-        ld8(up, i, u);
-#pragma unroll
-        for (int k = 0; k < 8; k++) g[k] = silu_f(g[k]) * u[k];
-        st8(y, i, g);
-    }
-}
+struct add_op {
+    __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct swiglu_op {
+    __device__ float operator()(float gate, float up) const { return silu_f(gate) * up; }
+};
 
 /* cols8 = cols / 8: eight values never straddle a row. */
 __global__ void gated_residual_bf16x8_kernel(void *x, const void *gate, int dg, const void *y, int64_t n8, int64_t cols8)
@@ -149,7 +144,8 @@ void cuda_add(backend *be, tensor y, tensor a, tensor b)
     assert(tensor_numel(&a) == n && tensor_numel(&b) == n);
     if (n == 0) return;
     if (bf16x8_fits(y) && bf16x8_fits(a) && bf16x8_fits(b))
-        add_bf16x8_kernel<<<cuda_blocks(s, n / 8), CUDA_THREADS, 0, s->stream>>>(y.data, a.data, b.data, n / 8);
+        binary_bf16x8_kernel<<<cuda_blocks(s, n / 8), CUDA_THREADS, 0, s->stream>>>(y.data, a.data, b.data, n / 8,
+                                                                                     add_op());
     else
         add_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, a.data, a.dtype, b.data,
                                                                        b.dtype, n);
@@ -173,7 +169,8 @@ void cuda_swiglu(backend *be, tensor y, tensor gate, tensor up)
     assert(tensor_numel(&gate) == n && tensor_numel(&up) == n);
     if (n == 0) return;
     if (bf16x8_fits(y) && bf16x8_fits(gate) && bf16x8_fits(up))
-        swiglu_bf16x8_kernel<<<cuda_blocks(s, n / 8), CUDA_THREADS, 0, s->stream>>>(y.data, gate.data, up.data, n / 8);
+        binary_bf16x8_kernel<<<cuda_blocks(s, n / 8), CUDA_THREADS, 0, s->stream>>>(y.data, gate.data, up.data,
+                                                                                     n / 8, swiglu_op());
     else
         swiglu_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, gate.data, gate.dtype,
                                                                           up.data, up.dtype, n);

@@ -53,18 +53,26 @@ __device__ int64_t lower_bound(const uint32_t *sorted, int64_t n, uint32_t key)
     return lo;
 }
 
+/* [*first, *last): the positions in the sorted keys of this block's row. */
+__device__ __forceinline__ void row_slots(const uint32_t *sorted_rows, int64_t n, int64_t *first, int64_t *last)
+{
+    __shared__ int64_t range[2];
+    if (threadIdx.x == 0) {
+        range[0] = lower_bound(sorted_rows, n, blockIdx.x);
+        range[1] = lower_bound(sorted_rows, n, blockIdx.x + 1);
+    }
+    __syncthreads();
+    *first = range[0];
+    *last = range[1];
+}
+
 /* Block `row` adds the slots sorted_slots[first, last) whose key is row. */
 __global__ void scatter_rows_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw,
                                     const uint32_t *sorted_rows, const uint32_t *sorted_slots, int64_t n, int64_t cols)
 {
-    __shared__ int64_t range[2];
     uint32_t row = blockIdx.x;
-    if (threadIdx.x == 0) {
-        range[0] = lower_bound(sorted_rows, n, row);
-        range[1] = lower_bound(sorted_rows, n, row + 1);
-    }
-    __syncthreads();
-    int64_t first = range[0], last = range[1];
+    int64_t first, last;
+    row_slots(sorted_rows, n, &first, &last);
     if (first == last) return;
     for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
         float acc = ld(y, dy, (int64_t)row * cols + c);
@@ -82,14 +90,9 @@ __global__ void scatter_rows_bf16x8_kernel(void *y, const void *x, const void *w
                                            const uint32_t *sorted_rows, const uint32_t *sorted_slots, int64_t n,
                                            int64_t cols8)
 {
-    __shared__ int64_t range[2];
     uint32_t row = blockIdx.x;
-    if (threadIdx.x == 0) {
-        range[0] = lower_bound(sorted_rows, n, row);
-        range[1] = lower_bound(sorted_rows, n, row + 1);
-    }
-    __syncthreads();
-    int64_t first = range[0], last = range[1];
+    int64_t first, last;
+    row_slots(sorted_rows, n, &first, &last);
     if (first == last) return;
     for (int64_t c = threadIdx.x; c < cols8; c += blockDim.x) {
         float acc[8], v[8];
