@@ -52,6 +52,40 @@ __global__ void gated_residual_kernel(void *x, int dx, const void *gate, int dg,
         st(x, dx, i, ld(x, dx, i) + ld(gate, dg, i % cols) * ld(y, dy, i));
 }
 
+/* y = op(a, b) on eight BF16 values at a time (n8 = n / 8). */
+template <typename Op> __global__ void binary_bf16x8_kernel(void *y, const void *a, const void *b, int64_t n8, Op op)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n8; i += (int64_t)gridDim.x * blockDim.x) {
+        float va[8], vb[8];
+        ld8(a, i, va);
+        ld8(b, i, vb);
+#pragma unroll
+        for (int k = 0; k < 8; k++) va[k] = op(va[k], vb[k]);
+        st8(y, i, va);
+    }
+}
+
+struct add_op {
+    __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct swiglu_op {
+    __device__ float operator()(float gate, float up) const { return silu_f(gate) * up; }
+};
+
+/* cols8 = cols / 8: eight values never straddle a row. */
+__global__ void gated_residual_bf16x8_kernel(void *x, const void *gate, int dg, const void *y, int64_t n8, int64_t cols8)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n8; i += (int64_t)gridDim.x * blockDim.x) {
+        float vx[8], vy[8];
+        ld8(x, i, vx);
+        ld8(y, i, vy);
+        int64_t col = (i % cols8) * 8;
+#pragma unroll
+        for (int k = 0; k < 8; k++) vx[k] += ld(gate, dg, col + k) * vy[k];
+        st8(x, i, vx);
+    }
+}
+
 __global__ void scale_rows_kernel(void *x, int dx, const void *scale, int ds, int64_t n, int64_t cols)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
@@ -109,8 +143,12 @@ void cuda_add(backend *be, tensor y, tensor a, tensor b)
     int64_t n = tensor_numel(&y);
     assert(tensor_numel(&a) == n && tensor_numel(&b) == n);
     if (n == 0) return;
-    add_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, a.data, a.dtype, b.data, b.dtype,
-                                                                   n);
+    if (bf16x8_fits(y) && bf16x8_fits(a) && bf16x8_fits(b))
+        binary_bf16x8_kernel<<<cuda_blocks(s, n / 8), CUDA_THREADS, 0, s->stream>>>(y.data, a.data, b.data, n / 8,
+                                                                                     add_op());
+    else
+        add_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, a.data, a.dtype, b.data,
+                                                                       b.dtype, n);
     cuda_launched(s, "add");
 }
 
@@ -130,8 +168,12 @@ void cuda_swiglu(backend *be, tensor y, tensor gate, tensor up)
     int64_t n = tensor_numel(&y);
     assert(tensor_numel(&gate) == n && tensor_numel(&up) == n);
     if (n == 0) return;
-    swiglu_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, gate.data, gate.dtype, up.data,
-                                                                      up.dtype, n);
+    if (bf16x8_fits(y) && bf16x8_fits(gate) && bf16x8_fits(up))
+        binary_bf16x8_kernel<<<cuda_blocks(s, n / 8), CUDA_THREADS, 0, s->stream>>>(y.data, gate.data, up.data,
+                                                                                     n / 8, swiglu_op());
+    else
+        swiglu_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, gate.data, gate.dtype,
+                                                                          up.data, up.dtype, n);
     cuda_launched(s, "swiglu");
 }
 
@@ -141,8 +183,12 @@ void cuda_gated_residual(backend *be, tensor x, tensor gate, tensor y)
     int64_t n = tensor_numel(&x), cols = tensor_cols(&x);
     assert(tensor_numel(&y) == n && tensor_numel(&gate) == cols);
     if (n == 0) return;
-    gated_residual_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(x.data, x.dtype, gate.data, gate.dtype,
-                                                                              y.data, y.dtype, n, cols);
+    if (bf16x8_fits(x) && bf16x8_fits(y) && cols % 8 == 0)
+        gated_residual_bf16x8_kernel<<<cuda_blocks(s, n / 8), CUDA_THREADS, 0, s->stream>>>(x.data, gate.data, gate.dtype,
+                                                                                             y.data, n / 8, cols / 8);
+    else
+        gated_residual_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(x.data, x.dtype, gate.data,
+                                                                                  gate.dtype, y.data, y.dtype, n, cols);
     cuda_launched(s, "gated_residual");
 }
 

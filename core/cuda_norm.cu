@@ -14,27 +14,41 @@
 
 static int row_threads(int64_t cols) { return cols >= 1024 ? 256 : cols >= 256 ? 128 : 64; }
 
+/* W: values per access, 8 on rows of BF16 that 16-byte accesses tile
+ * (norm_width), else 1. */
+template <int W>
 __global__ void layer_norm_modulate_kernel(void *y, int dy, const void *x, int dx, const void *shift, int dsh,
                                            const void *scale, int dsc, int64_t cols, float eps)
 {
     __shared__ float partial[32];
     int64_t row = blockIdx.x;
     const int64_t base = row * cols;
-    float sum = 0.0f;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum += ld(x, dx, base + c);
+    float sum = 0.0f, v[W];
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++) sum += v[k];
+    }
     float mean = block_sum(sum, partial) / (float)cols;
     float squares = 0.0f;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-        float d = ld(x, dx, base + c) - mean;
-        squares += d * d;
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++) squares += (v[k] - mean) * (v[k] - mean);
     }
     float inv = rsqrtf(block_sum(squares, partial) / (float)cols + eps);
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-        float normed = (ld(x, dx, base + c) - mean) * inv;
-        float sc = scale ? ld(scale, dsc, c) : 0.0f, sh = shift ? ld(shift, dsh, c) : 0.0f;
-        st(y, dy, base + c, normed * (1.0f + sc) + sh);
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++) {
+            float sc = scale ? ld(scale, dsc, c + k) : 0.0f, sh = shift ? ld(shift, dsh, c + k) : 0.0f;
+            v[k] = (v[k] - mean) * inv * (1.0f + sc) + sh;
+        }
+        stw<W>(y, dy, base + c, v);
     }
 }
+
+static int norm_width(tensor y, tensor x, int64_t cols) { return bf16x8_fits(y) && bf16x8_fits(x) && cols % 8 == 0 ? 8 : 1; }
 
 __global__ void rms_norm_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw, int64_t cols,
                                 float eps)
@@ -59,8 +73,12 @@ void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, ten
     assert(!shift.data || tensor_numel(&shift) == cols);
     assert(!scale.data || tensor_numel(&scale) == cols);
     if (rows == 0) return;
-    layer_norm_modulate_kernel<<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
-        y.data, y.dtype, x.data, x.dtype, shift.data, shift.dtype, scale.data, scale.dtype, cols, eps);
+    if (norm_width(y, x, cols) == 8)
+        layer_norm_modulate_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, shift.data, shift.dtype, scale.data, scale.dtype, cols, eps);
+    else
+        layer_norm_modulate_kernel<1><<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, shift.data, shift.dtype, scale.data, scale.dtype, cols, eps);
     cuda_launched(s, "layer_norm_modulate");
 }
 
@@ -75,26 +93,32 @@ void cuda_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps)
     cuda_launched(s, "rms_norm");
 }
 
-__global__ void row_sum_squares_kernel(void *sums, int ds, const void *x, int dx, int64_t cols)
+template <int W> __global__ void row_sum_squares_kernel(void *sums, int ds, const void *x, int dx, int64_t cols)
 {
     __shared__ float partial[32];
     const int64_t base = (int64_t)blockIdx.x * cols;
-    float squares = 0.0f;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-        float v = ld(x, dx, base + c);
-        squares += v * v;
+    float squares = 0.0f, v[W];
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++) squares += v[k] * v[k];
     }
     float total = block_sum(squares, partial);
     if (threadIdx.x == 0) st(sums, ds, blockIdx.x, total);
 }
 
+template <int W>
 __global__ void rms_norm_with_sums_kernel(void *y, int dy, const void *x, int dx, const void *sums, int ds,
                                           float count, const void *weight, int dw, int64_t cols, float eps)
 {
     const int64_t base = (int64_t)blockIdx.x * cols;
-    float inv = rsqrtf(ld(sums, ds, blockIdx.x) / count + eps);
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-        st(y, dy, base + c, ld(x, dx, base + c) * inv * ld(weight, dw, c));
+    float inv = rsqrtf(ld(sums, ds, blockIdx.x) / count + eps), v[W];
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++) v[k] *= inv * ld(weight, dw, c + k);
+        stw<W>(y, dy, base + c, v);
+    }
 }
 
 void cuda_row_sum_squares(backend *be, tensor sums, tensor x)
@@ -103,8 +127,12 @@ void cuda_row_sum_squares(backend *be, tensor sums, tensor x)
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
     assert(tensor_numel(&sums) == rows);
     if (rows == 0) return;
-    row_sum_squares_kernel<<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(sums.data, sums.dtype, x.data,
-                                                                                x.dtype, cols);
+    if (norm_width(x, x, cols) == 8)
+        row_sum_squares_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(sums.data, sums.dtype,
+                                                                                          x.data, x.dtype, cols);
+    else
+        row_sum_squares_kernel<1><<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(sums.data, sums.dtype, x.data,
+                                                                                       x.dtype, cols);
     cuda_launched(s, "row_sum_squares");
 }
 
@@ -114,7 +142,11 @@ void cuda_rms_norm_with_sums(backend *be, tensor y, tensor x, tensor sums, int64
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
     assert(tensor_numel(&y) == rows * cols && tensor_numel(&sums) == rows && tensor_numel(&weight) == cols);
     if (rows == 0) return;
-    rms_norm_with_sums_kernel<<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
-        y.data, y.dtype, x.data, x.dtype, sums.data, sums.dtype, (float)count, weight.data, weight.dtype, cols, eps);
+    if (norm_width(y, x, cols) == 8)
+        rms_norm_with_sums_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, sums.data, sums.dtype, (float)count, weight.data, weight.dtype, cols, eps);
+    else
+        rms_norm_with_sums_kernel<1><<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, sums.data, sums.dtype, (float)count, weight.data, weight.dtype, cols, eps);
     cuda_launched(s, "rms_norm_with_sums");
 }

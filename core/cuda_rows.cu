@@ -23,6 +23,16 @@ __global__ void gather_rows_kernel(void *y, int dy, const void *x, int dx, const
     }
 }
 
+/* One block per destination row, 16-byte copies of 8 BF16 values: no index
+ * arithmetic per element (the element-wise kernel above divides twice per
+ * element and ran at ~1.3 TB/s on an H200). cols8 = cols / 8. */
+__global__ void gather_rows_bf16x8_kernel(void *y, const void *x, const int32_t *index, int64_t cols8)
+{
+    const uint4 *from = reinterpret_cast<const uint4 *>(x) + (int64_t)index[blockIdx.x] * cols8;
+    uint4 *to = reinterpret_cast<uint4 *>(y) + (int64_t)blockIdx.x * cols8;
+    for (int64_t c = threadIdx.x; c < cols8; c += blockDim.x) to[c] = from[c];
+}
+
 __global__ void iota_kernel(uint32_t *values, int64_t n)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
@@ -43,18 +53,26 @@ __device__ int64_t lower_bound(const uint32_t *sorted, int64_t n, uint32_t key)
     return lo;
 }
 
+/* [*first, *last): the positions in the sorted keys of this block's row. */
+__device__ __forceinline__ void row_slots(const uint32_t *sorted_rows, int64_t n, int64_t *first, int64_t *last)
+{
+    __shared__ int64_t range[2];
+    if (threadIdx.x == 0) {
+        range[0] = lower_bound(sorted_rows, n, blockIdx.x);
+        range[1] = lower_bound(sorted_rows, n, blockIdx.x + 1);
+    }
+    __syncthreads();
+    *first = range[0];
+    *last = range[1];
+}
+
 /* Block `row` adds the slots sorted_slots[first, last) whose key is row. */
 __global__ void scatter_rows_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw,
                                     const uint32_t *sorted_rows, const uint32_t *sorted_slots, int64_t n, int64_t cols)
 {
-    __shared__ int64_t range[2];
     uint32_t row = blockIdx.x;
-    if (threadIdx.x == 0) {
-        range[0] = lower_bound(sorted_rows, n, row);
-        range[1] = lower_bound(sorted_rows, n, row + 1);
-    }
-    __syncthreads();
-    int64_t first = range[0], last = range[1];
+    int64_t first, last;
+    row_slots(sorted_rows, n, &first, &last);
     if (first == last) return;
     for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
         float acc = ld(y, dy, (int64_t)row * cols + c);
@@ -66,14 +84,42 @@ __global__ void scatter_rows_kernel(void *y, int dy, const void *x, int dx, cons
     }
 }
 
+/* The same on 8 BF16 values per thread (x and y BF16, cols8 = cols / 8),
+ * in the same order of adds. */
+__global__ void scatter_rows_bf16x8_kernel(void *y, const void *x, const void *weight, int dw,
+                                           const uint32_t *sorted_rows, const uint32_t *sorted_slots, int64_t n,
+                                           int64_t cols8)
+{
+    uint32_t row = blockIdx.x;
+    int64_t first, last;
+    row_slots(sorted_rows, n, &first, &last);
+    if (first == last) return;
+    for (int64_t c = threadIdx.x; c < cols8; c += blockDim.x) {
+        float acc[8], v[8];
+        ld8(y, (int64_t)row * cols8 + c, acc);
+        for (int64_t j = first; j < last; j++) {
+            int64_t slot = sorted_slots[j];
+            float w = ld(weight, dw, slot);
+            ld8(x, slot * cols8 + c, v);
+#pragma unroll
+            for (int k = 0; k < 8; k++) acc[k] += w * v[k];
+        }
+        st8(y, (int64_t)row * cols8 + c, acc);
+    }
+}
+
 void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index)
 {
     cuda_state *s = cuda_of(be);
     int64_t n = tensor_numel(&index), cols = tensor_cols(&x);
     assert(index.dtype == DTYPE_I32 && tensor_rows(&y) == n && tensor_cols(&y) == cols);
     if (n * cols == 0) return;
-    gather_rows_kernel<<<cuda_blocks(s, n * cols), CUDA_THREADS, 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
-                                                                                 (const int32_t *)index.data, n, cols);
+    if (bf16x8_fits(y) && bf16x8_fits(x) && cols % 8 == 0)
+        gather_rows_bf16x8_kernel<<<(unsigned)n, cols >= 1024 ? 128 : 64, 0, s->stream>>>(
+            y.data, x.data, (const int32_t *)index.data, cols / 8);
+    else
+        gather_rows_kernel<<<cuda_blocks(s, n * cols), CUDA_THREADS, 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, (const int32_t *)index.data, n, cols);
     cuda_launched(s, "gather_rows");
 }
 
@@ -108,9 +154,12 @@ void cuda_scatter_add_rows(backend *be, tensor y, tensor x, tensor index, tensor
                                                  sorted_slots, (int)n, 0, end_bit, s->stream),
                  "scatter_add_rows (sort)"))
         return;
-    int threads = cols >= 1024 ? 256 : 128;
-    scatter_rows_kernel<<<(unsigned)rows, threads, 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype, weight.data,
-                                                                   weight.dtype, sorted_rows, sorted_slots, n, cols);
+    if (bf16x8_fits(y) && bf16x8_fits(x) && cols % 8 == 0)
+        scatter_rows_bf16x8_kernel<<<(unsigned)rows, cols >= 1024 ? 128 : 64, 0, s->stream>>>(
+            y.data, x.data, weight.data, weight.dtype, sorted_rows, sorted_slots, n, cols / 8);
+    else
+        scatter_rows_kernel<<<(unsigned)rows, cols >= 1024 ? 256 : 128, 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, weight.data, weight.dtype, sorted_rows, sorted_slots, n, cols);
     cuda_launched(s, "scatter_add_rows");
 }
 

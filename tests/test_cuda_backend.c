@@ -200,30 +200,37 @@ static void test_alloc_upload_download_copy_fill(void)
     CHECK_MSG(backend_cuda_status(gpu) == 0, "a failed alloc leaves the backend usable: %s", error_message());
 }
 
-static void test_gather_and_scatter_rows(void)
+/* cols = 72 takes the 8-wide BF16 kernels, 67 the element-wise ones. */
+static void gather_scatter_case(int64_t cols)
 {
-    enum { ROWS = 41, COLS = 67, SLOTS = 90 };
-    pair x = random_2d(ACT, ROWS, COLS);
+    enum { ROWS = 41, SLOTS = 90 };
+    pair x = random_2d(ACT, ROWS, cols);
     int32_t index[SLOTS];
     for (int i = 0; i < SLOTS; i++) index[i] = (i * 17 + i / 3) % ROWS; /* repeats, out of order */
     pair idx = pair_2d(I32, SLOTS, 1);
     upload(idx, (const float *)(const void *)index);
-    pair gathered = pair_2d(ACT, SLOTS, COLS);
+    pair gathered = pair_2d(ACT, SLOTS, cols);
     cpu->ops->gather_rows(cpu, gathered.c, x.c, idx.c);
     gpu->ops->gather_rows(gpu, gathered.g, x.g, idx.g);
-    compare("gather_rows", gathered, TOL_EXACT);
+    compare(cols % 8 ? "gather_rows" : "gather_rows (8-wide)", gathered, TOL_EXACT);
 
     pair weight = randomized(pair_2d(F32, SLOTS, 1), 0.3f, 0.5f);
-    pair src = random_2d(ACT, SLOTS, COLS);
-    float *y0 = random_host(ROWS * COLS, 1.0f, 0.0f, 1);
-    pair y = pair_2d(ACT, ROWS, COLS), again = pair_2d(ACT, ROWS, COLS);
+    pair src = random_2d(ACT, SLOTS, cols);
+    float *y0 = random_host(ROWS * cols, 1.0f, 0.0f, 1);
+    pair y = pair_2d(ACT, ROWS, cols), again = pair_2d(ACT, ROWS, cols);
     upload(y, y0);
     upload(again, y0);
     cpu->ops->scatter_add_rows(cpu, y.c, src.c, idx.c, weight.c);
     gpu->ops->scatter_add_rows(gpu, y.g, src.g, idx.g, weight.g);
     gpu->ops->scatter_add_rows(gpu, again.g, src.g, idx.g, weight.g);
-    compare("scatter_add_rows (repeated rows)", y, TOL_ELEMENTWISE);
+    compare(cols % 8 ? "scatter_add_rows (repeated rows)" : "scatter_add_rows (8-wide)", y, TOL_ELEMENTWISE);
     check_same_bits("scatter_add_rows", y.g, again.g);
+}
+
+static void test_gather_and_scatter_rows(void)
+{
+    gather_scatter_case(67);
+    gather_scatter_case(72);
 }
 
 /* ---- matrix products ------------------------------------------------- */
@@ -292,45 +299,51 @@ static void test_linear_grouped(void)
 
 /* ---- elementwise ----------------------------------------------------- */
 
-static void test_elementwise(void)
+/* cols = 136 takes the kernels' 8-wide BF16 paths, cols = 131 the scalar ones. */
+static void elementwise_case(int64_t rows, int64_t cols)
 {
-    enum { M = 33, C = 131 };
-    pair a = random_2d(ACT, M, C), b = random_2d(ACT, M, C), y = pair_2d(ACT, M, C);
+    pair a = random_2d(ACT, rows, cols), b = random_2d(ACT, rows, cols), y = pair_2d(ACT, rows, cols);
     cpu->ops->add(cpu, y.c, a.c, b.c);
     gpu->ops->add(gpu, y.g, a.g, b.g);
-    compare("add", y, TOL_ELEMENTWISE);
+    compare(cols % 8 ? "add" : "add (8-wide)", y, TOL_ELEMENTWISE);
     cpu->ops->silu(cpu, y.c, a.c);
     gpu->ops->silu(gpu, y.g, a.g);
     compare("silu", y, TOL_ELEMENTWISE);
     cpu->ops->swiglu(cpu, y.c, a.c, b.c);
     gpu->ops->swiglu(gpu, y.g, a.g, b.g);
-    compare("swiglu", y, TOL_ELEMENTWISE);
+    compare(cols % 8 ? "swiglu" : "swiglu (8-wide)", y, TOL_ELEMENTWISE);
     cpu->ops->swiglu(cpu, a.c, a.c, b.c);
     gpu->ops->swiglu(gpu, a.g, a.g, b.g);
-    compare("swiglu in place (gate = y)", a, TOL_ELEMENTWISE);
+    compare(cols % 8 ? "swiglu in place (gate = y)" : "swiglu in place (8-wide)", a, TOL_ELEMENTWISE);
 
-    pair x = random_2d(ACT, M, C), gate = random_2d(ACT, 1, C), scale = random_2d(ACT, M, 1);
+    pair x = random_2d(ACT, rows, cols), gate = random_2d(ACT, 1, cols), scale = random_2d(ACT, rows, 1);
     cpu->ops->gated_residual(cpu, x.c, gate.c, b.c);
     gpu->ops->gated_residual(gpu, x.g, gate.g, b.g);
-    compare("gated_residual", x, TOL_ELEMENTWISE);
+    compare(cols % 8 ? "gated_residual" : "gated_residual (8-wide)", x, TOL_ELEMENTWISE);
     cpu->ops->scale_rows(cpu, x.c, scale.c);
     gpu->ops->scale_rows(gpu, x.g, scale.g);
     compare("scale_rows (BF16 scales)", x, TOL_ELEMENTWISE);
-    pair f32_scale = randomized(pair_2d(F32, M, 1), 1.0f, 0.0f);
+    pair f32_scale = randomized(pair_2d(F32, rows, 1), 1.0f, 0.0f);
     cpu->ops->scale_rows(cpu, x.c, f32_scale.c);
     gpu->ops->scale_rows(gpu, x.g, f32_scale.g);
     compare("scale_rows (F32 scales)", x, TOL_ELEMENTWISE);
 }
 
-static void test_norms(void)
+static void test_elementwise(void)
 {
-    enum { M = 29, C = 1536 };
-    pair x = randomized(pair_2d(ACT, M, C), 2.0f, 3.0f); /* a large mean must not cancel */
-    pair m = randomized(pair_2d(ACT, 2, C), 0.3f, 0.0f);
-    pair y = pair_2d(ACT, M, C);
+    elementwise_case(33, 131);
+    elementwise_case(33, 136);
+}
+
+/* cols = 1536 takes the 8-wide BF16 kernels, 1530 the element-wise ones. */
+static void norms_case(int64_t rows, int64_t cols)
+{
+    pair x = randomized(pair_2d(ACT, rows, cols), 2.0f, 3.0f); /* a large mean must not cancel */
+    pair m = randomized(pair_2d(ACT, 2, cols), 0.3f, 0.0f);
+    pair y = pair_2d(ACT, rows, cols);
     cpu->ops->layer_norm_modulate(cpu, y.c, x.c, pair_rows(m, 0, 1).c, pair_rows(m, 1, 1).c, 1e-6f);
     gpu->ops->layer_norm_modulate(gpu, y.g, x.g, pair_rows(m, 0, 1).g, pair_rows(m, 1, 1).g, 1e-6f);
-    compare("layer_norm_modulate", y, TOL_NORM);
+    compare(cols % 8 ? "layer_norm_modulate" : "layer_norm_modulate (8-wide)", y, TOL_NORM);
     cpu->ops->layer_norm_modulate(cpu, y.c, x.c, tensor_none(), tensor_none(), 1e-6f);
     gpu->ops->layer_norm_modulate(gpu, y.g, x.g, tensor_none(), tensor_none(), 1e-6f);
     compare("layer_norm_modulate, no shift/scale", y, TOL_NORM);
@@ -339,17 +352,23 @@ static void test_norms(void)
     gpu->ops->layer_norm_modulate(gpu, small_y.g, small.g, tensor_none(), tensor_none(), 1e-6f);
     compare("layer_norm_modulate, C=40", small_y, TOL_NORM);
 
-    pair weight = randomized(pair_2d(ACT, 1, C), 0.2f, 1.0f);
-    pair sums = pair_2d(F32, M, 1), split = pair_2d(ACT, M, C);
+    pair weight = randomized(pair_2d(ACT, 1, cols), 0.2f, 1.0f);
+    pair sums = pair_2d(F32, rows, 1), split = pair_2d(ACT, rows, cols);
     cpu->ops->row_sum_squares(cpu, sums.c, x.c);
     gpu->ops->row_sum_squares(gpu, sums.g, x.g);
-    compare("row_sum_squares (F32)", sums, TOL_F32);
-    cpu->ops->rms_norm_with_sums(cpu, split.c, x.c, sums.c, 2 * C, weight.c, 1e-5f);
-    gpu->ops->rms_norm_with_sums(gpu, split.g, x.g, sums.g, 2 * C, weight.g, 1e-5f);
-    compare("rms_norm_with_sums (count 2C)", split, TOL_NORM);
+    compare(cols % 8 ? "row_sum_squares (F32)" : "row_sum_squares (8-wide)", sums, TOL_F32);
+    cpu->ops->rms_norm_with_sums(cpu, split.c, x.c, sums.c, 2 * cols, weight.c, 1e-5f);
+    gpu->ops->rms_norm_with_sums(gpu, split.g, x.g, sums.g, 2 * cols, weight.g, 1e-5f);
+    compare(cols % 8 ? "rms_norm_with_sums (count 2C)" : "rms_norm_with_sums (8-wide)", split, TOL_NORM);
     cpu->ops->rms_norm(cpu, x.c, x.c, weight.c, 1e-5f);
     gpu->ops->rms_norm(gpu, x.g, x.g, weight.g, 1e-5f);
     compare("rms_norm in place", x, TOL_NORM);
+}
+
+static void test_norms(void)
+{
+    norms_case(29, 1536);
+    norms_case(29, 1530);
 }
 
 static void test_split_and_merge_columns(void)
