@@ -157,6 +157,7 @@ static void attention_launch(backend *be, tensor out, tensor lse, tensor q, tens
     assert(!lse.data || (lse.dtype == DTYPE_F32 && tensor_numel(&lse) == heads * sq));
     assert(!causal || sq == sk);
     if (sq == 0) return;
+    if (cuda_attention_cudnn(s, out, lse, q, k, v, heads, causal)) return; /* done, or its failure recorded */
     if (d > ATT_MAX_HEAD_DIM && cuda_attention_gemm(s, out, lse, q, k, v, heads, causal)) return;
     if (d > ATT_MAX_HEAD_DIM || d < 1) {
         char what[96];

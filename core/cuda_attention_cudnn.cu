@@ -1,0 +1,150 @@
+/* Attention through cuDNN's fused SDPA (its FlashAttention-style kernels),
+ * built with the header-only cuDNN frontend and used when the environment
+ * says MOEDIT_ATTENTION=cudnn: an opt-in path to compare against the wgmma
+ * kernel of cuda_flash_wgmma.cu, which reached ~447 TFLOP/s at 2048x2048 on
+ * an H200 (docs/benchmarks.md).
+ *
+ * moedit's q, k, v and out are [S, H * D] BF16, token-major: as cuDNN's
+ * [B, H, S, D] tensors that is B = 1 with strides (S H D, D, H D, 1). The
+ * log-sum-exp rows (ring attention's merge) are cuDNN's softmax statistics,
+ * [1, H, Sq, 1] in F32, natural log, the layout lse[h * Sq + i] has.
+ *
+ * A graph is built once per shape (cuDNN picks and compiles its kernel then,
+ * which takes a while) and kept; shapes cuDNN does not support fall back to
+ * moedit's own kernels. */
+#include "core/cuda_common.cuh"
+
+#ifdef MOEDIT_HAVE_CUDNN_FRONTEND
+
+#include <cstring> /* the frontend's dynamic-loading shim uses std::strlen */
+#include <cudnn_frontend.h>
+
+#include <math.h>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <dlfcn.h>
+
+namespace fe = cudnn_frontend;
+
+/* The frontend, built with NV_CUDNN_FRONTEND_USE_DYNAMIC_LOADING, finds
+ * cuDNN's functions through this handle, which its user owns. */
+namespace cudnn_frontend {
+void *cudnn_dlhandle = nullptr;
+}
+
+namespace {
+
+enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_STATS };
+
+struct sdpa_key {
+    int device;
+    int64_t sq, sk, heads, d;
+    int causal, stats;
+    bool operator==(const sdpa_key &o) const
+    {
+        return device == o.device && sq == o.sq && sk == o.sk && heads == o.heads && d == o.d &&
+               causal == o.causal && stats == o.stats;
+    }
+};
+
+struct sdpa_plan {
+    sdpa_key key;
+    std::shared_ptr<fe::graph::Graph> graph; /* null: cuDNN cannot run this shape */
+    int64_t workspace;
+};
+
+std::mutex sdpa_lock;
+std::vector<sdpa_plan> sdpa_plans;
+cudnnHandle_t sdpa_handles[64];
+
+std::shared_ptr<fe::graph::Tensor_attributes> token_major(fe::graph::Graph &g, const char *name, int uid,
+                                                           const sdpa_key &k, int64_t rows)
+{
+    return g.tensor(fe::graph::Tensor_attributes()
+                        .set_name(name)
+                        .set_uid(uid)
+                        .set_dim({1, k.heads, rows, k.d})
+                        .set_stride({rows * k.heads * k.d, k.d, k.heads * k.d, 1}));
+}
+
+std::shared_ptr<fe::graph::Graph> build(cudnnHandle_t handle, const sdpa_key &k)
+{
+    auto g = std::make_shared<fe::graph::Graph>();
+    g->set_io_data_type(fe::DataType_t::BFLOAT16)
+        .set_intermediate_data_type(fe::DataType_t::FLOAT)
+        .set_compute_data_type(fe::DataType_t::FLOAT);
+    auto q = token_major(*g, "q", UID_Q, k, k.sq), key = token_major(*g, "k", UID_K, k, k.sk);
+    auto value = token_major(*g, "v", UID_V, k, k.sk);
+    auto options = fe::graph::SDPA_attributes()
+                       .set_name("attention")
+                       .set_generate_stats(k.stats != 0)
+                       .set_attn_scale(1.0f / sqrtf((float)k.d));
+    if (k.causal) options.set_causal_mask(true); /* query i sees keys 0..i */
+    auto [out, stats] = g->sdpa(q, key, value, options);
+    out->set_output(true).set_uid(UID_O).set_dim({1, k.heads, k.sq, k.d}).set_stride(
+        {k.sq * k.heads * k.d, k.d, k.heads * k.d, 1});
+    if (k.stats)
+        stats->set_output(true)
+            .set_uid(UID_STATS)
+            .set_data_type(fe::DataType_t::FLOAT)
+            .set_dim({1, k.heads, k.sq, 1})
+            .set_stride({k.heads * k.sq, k.sq, 1, 1});
+    if (g->validate().is_bad() || g->build_operation_graph(handle).is_bad() ||
+        g->create_execution_plans({fe::HeurMode_t::A}).is_bad() || g->check_support(handle).is_bad() ||
+        g->build_plans(handle).is_bad())
+        return nullptr;
+    return g;
+}
+
+const sdpa_plan *plan_for(cudnnHandle_t handle, const sdpa_key &key)
+{
+    for (const sdpa_plan &p : sdpa_plans)
+        if (p.key == key) return &p;
+    sdpa_plan p{key, build(handle, key), 0};
+    if (p.graph && p.graph->get_workspace_size(p.workspace).is_bad()) p.graph = nullptr;
+    sdpa_plans.push_back(p);
+    return &sdpa_plans.back();
+}
+
+} // namespace
+
+int cuda_attention_cudnn(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal)
+{
+    static int wanted = -1;
+    if (wanted < 0) wanted = getenv("MOEDIT_ATTENTION") && !strcmp(getenv("MOEDIT_ATTENTION"), "cudnn");
+    if (!wanted || q.dtype != DTYPE_BF16 || k.dtype != DTYPE_BF16 || v.dtype != DTYPE_BF16 || out.dtype != DTYPE_BF16)
+        return 0;
+    if (s->device < 0 || s->device >= 64) return 0;
+    int64_t width = tensor_cols(&q);
+    sdpa_key key{s->device, tensor_rows(&q), tensor_rows(&k), heads, width / heads, causal, lse.data != nullptr};
+    if (key.d % 8 || key.d > 256) return 0;
+    std::lock_guard<std::mutex> guard(sdpa_lock);
+    if (!fe::cudnn_dlhandle) fe::cudnn_dlhandle = dlopen("libcudnn.so.9", RTLD_NOW | RTLD_GLOBAL);
+    if (!fe::cudnn_dlhandle) return 0;
+    cudnnHandle_t &handle = sdpa_handles[s->device];
+    if (!handle && cudnnCreate(&handle) != CUDNN_STATUS_SUCCESS) {
+        handle = nullptr;
+        return 0;
+    }
+    if (cudnnSetStream(handle, s->stream) != CUDNN_STATUS_SUCCESS) return 0;
+    const sdpa_plan *p = plan_for(handle, key);
+    if (!p->graph) return 0;
+    void *workspace = p->workspace > 0 ? cuda_scratch(s, (size_t)p->workspace) : nullptr;
+    if (p->workspace > 0 && !workspace) return -1;
+    std::unordered_map<int64_t, void *> pointers = {
+        {UID_Q, q.data}, {UID_K, k.data}, {UID_V, v.data}, {UID_O, out.data}};
+    if (key.stats) pointers[UID_STATS] = lse.data;
+    if (p->graph->execute(handle, pointers, workspace).is_bad()) {
+        cuda_ok(s, cudaErrorLaunchFailure, "attention (cuDNN SDPA execute)");
+        return -1;
+    }
+    return cuda_launched(s, causal ? "attention_causal (cuDNN)" : "attention (cuDNN)") ? 1 : -1;
+}
+
+#else
+
+int cuda_attention_cudnn(cuda_state *, tensor, tensor, tensor, tensor, tensor, int, int) { return 0; }
+
+#endif
