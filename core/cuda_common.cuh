@@ -191,8 +191,8 @@ void cuda_add_bias_cols(cuda_state *s, void *y, tensor_dtype y_dtype, tensor bia
 
 /* cuda_attention.cu: raises the kernels' shared-memory limit; 0 on failure. */
 int cuda_attention_setup(cuda_state *s);
-/* cuda_attention_cudnn.cu: cuDNN's fused attention when MOEDIT_ATTENTION=cudnn
- * and the build has the cuDNN frontend; 1 done, 0 declined (nothing
+/* cuda_attention_cudnn.cu: cuDNN's fused attention when the build has the
+ * cuDNN frontend, unless MOEDIT_ATTENTION=moedit; 1 done, 0 declined (nothing
  * launched), -1 failure recorded. */
 int cuda_attention_cudnn(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal);
 /* cuda_flash_attention.cu: the tensor-core attention; 0 (nothing launched) when

@@ -178,6 +178,22 @@ __global__ void column_blocks_kernel(void *narrow, int dn, void *wide, int dw, i
     }
 }
 
+/* The same in 16-byte units (8 BF16 values), one thread block per wide row:
+ * the element-wise kernel above divides four times per element and moved
+ * Ulysses' q, k and v at ~0.9 TB/s on an H200. width8 = width / 8. */
+__global__ void column_blocks_bf16x8_kernel(uint4 *narrow, uint4 *wide, int64_t rows, int width8, int parts, int split)
+{
+    int64_t r = blockIdx.x;
+    for (int c = threadIdx.x; c < parts * width8; c += blockDim.x) {
+        int p = c / width8, j = c - p * width8;
+        uint4 *n = narrow + (p * rows + r) * width8 + j, *w = wide + r * parts * width8 + c;
+        if (split)
+            *n = *w;
+        else
+            *w = *n;
+    }
+}
+
 static void column_blocks(backend *be, tensor y, tensor x, int parts, int split)
 {
     cuda_state *s = cuda_of(be);
@@ -185,8 +201,13 @@ static void column_blocks(backend *be, tensor y, tensor x, int parts, int split)
     int64_t rows = tensor_rows(&wide), cols = tensor_cols(&wide);
     assert(cols % parts == 0 && tensor_numel(&narrow) == rows * cols && tensor_cols(&narrow) == cols / parts);
     if (rows * cols == 0) return;
-    column_blocks_kernel<<<cuda_blocks(s, rows * cols), CUDA_THREADS, 0, s->stream>>>(
-        narrow.data, narrow.dtype, wide.data, wide.dtype, rows, cols, parts, split);
+    int64_t width = cols / parts;
+    if (bf16x8_fits(wide) && bf16x8_fits(narrow) && width % 8 == 0 && rows <= INT32_MAX)
+        column_blocks_bf16x8_kernel<<<(unsigned)rows, cols >= 2048 ? 256 : 128, 0, s->stream>>>(
+            (uint4 *)narrow.data, (uint4 *)wide.data, rows, (int)(width / 8), parts, split);
+    else
+        column_blocks_kernel<<<cuda_blocks(s, rows * cols), CUDA_THREADS, 0, s->stream>>>(
+            narrow.data, narrow.dtype, wide.data, wide.dtype, rows, cols, parts, split);
     cuda_launched(s, split ? "split_columns" : "merge_columns");
 }
 

@@ -16,6 +16,7 @@
 #include "core/philox.h"
 #include "test_util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define SEED 424242u
@@ -371,16 +372,26 @@ static void test_norms(void)
     norms_case(29, 1530);
 }
 
+static void split_and_merge_case(int64_t m, int64_t c, int parts)
+{
+    pair x = random_2d(ACT, m, c), narrow = pair_2d(ACT, parts * m, c / parts), back = pair_2d(ACT, m, c);
+    char name[64];
+    cpu->ops->split_columns(cpu, narrow.c, x.c, parts);
+    gpu->ops->split_columns(gpu, narrow.g, x.g, parts);
+    snprintf(name, sizeof name, "split_columns %lldx%lld in %d", (long long)m, (long long)c, parts);
+    compare(name, narrow, TOL_EXACT);
+    cpu->ops->merge_columns(cpu, back.c, narrow.c, parts);
+    gpu->ops->merge_columns(gpu, back.g, narrow.g, parts);
+    snprintf(name, sizeof name, "merge_columns %lldx%lld in %d", (long long)m, (long long)c, parts);
+    compare(name, back, TOL_EXACT);
+}
+
+/* Column blocks a multiple of 8 wide take the 16-byte path; 20 wide does not. */
 static void test_split_and_merge_columns(void)
 {
-    enum { M = 19, C = 96, PARTS = 3 };
-    pair x = random_2d(ACT, M, C), narrow = pair_2d(ACT, PARTS * M, C / PARTS), back = pair_2d(ACT, M, C);
-    cpu->ops->split_columns(cpu, narrow.c, x.c, PARTS);
-    gpu->ops->split_columns(gpu, narrow.g, x.g, PARTS);
-    compare("split_columns", narrow, TOL_EXACT);
-    cpu->ops->merge_columns(cpu, back.c, narrow.c, PARTS);
-    gpu->ops->merge_columns(gpu, back.g, narrow.g, PARTS);
-    compare("merge_columns", back, TOL_EXACT);
+    split_and_merge_case(19, 96, 3);
+    split_and_merge_case(300, 2560, 2);
+    split_and_merge_case(19, 60, 3);
 }
 
 static void test_rope(void)
@@ -589,8 +600,14 @@ int main(void)
     run(test_norms);
     run(test_rope);
     run(test_split_and_merge_columns);
+    /* Attention twice: cuDNN's fused SDPA where the build has it (the
+     * default), then moedit's own kernels. */
     run(test_attention);
     run(test_attention_merge);
+    setenv("MOEDIT_ATTENTION", "moedit", 1);
+    run(test_attention);
+    run(test_attention_merge);
+    unsetenv("MOEDIT_ATTENTION");
     run(test_conv2d);
     run(test_group_norm_and_upsample);
     backend_destroy(gpu);

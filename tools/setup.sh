@@ -9,6 +9,13 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libpng-dev libcjson-dev libstb-dev libopenblas-dev
           libopenmpi-dev openmpi-bin)
+# With a CUDA toolkit, pip fetches the cuDNN frontend's headers (cuDNN's fused
+# attention; tools/fetch_cudnn_frontend.sh).
+cuda=""
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  cuda=1
+  python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -18,6 +25,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ -n "$cuda" ] && ! tools/fetch_cudnn_frontend.sh; then
+  echo "setup: warning: no cuDNN frontend headers; the CUDA backend is built without cuDNN's fused attention" >&2
 fi
 
 build_dir="${BUILD_DIR:-build}"
