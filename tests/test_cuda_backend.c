@@ -269,7 +269,7 @@ static void test_linear(void)
     compare("linear on an unaligned row view, K=67", y, TOL_PRODUCT);
 }
 
-#define MAX_GROUPS 16
+#define MAX_GROUPS 40
 
 /* linear_grouped over `groups` row ranges (offsets[groups + 1]) of x[rows, in]. */
 static void grouped_case(const char *name, int groups, const int64_t *offsets, int64_t in, int64_t out)
@@ -296,6 +296,20 @@ static void test_linear_grouped(void)
     int64_t many[10];
     for (int g = 0; g <= 9; g++) many[g] = (int64_t)4000 * g / 9;
     grouped_case("linear_grouped (9 groups of ~444 rows)", 9, many, 256, 256);
+    /* More groups than one batch holds (32), of 0..39 rows. */
+    int64_t lots[41];
+    for (int g = 0; g <= 40; g++) lots[g] = (int64_t)g * (g - 1) / 2;
+    grouped_case("linear_grouped (40 groups of 0-39 rows)", 40, lots, 64, 48);
+}
+
+/* Grouped products run as rounds of pointer-array batches by default; the
+ * loop of single products is the other path (MOEDIT_GROUPED_GEMM=loop). */
+static void test_linear_grouped_both_paths(void)
+{
+    test_linear_grouped();
+    setenv("MOEDIT_GROUPED_GEMM", "loop", 1);
+    test_linear_grouped();
+    unsetenv("MOEDIT_GROUPED_GEMM");
 }
 
 /* ---- elementwise ----------------------------------------------------- */
@@ -595,7 +609,7 @@ int main(void)
     run(test_alloc_upload_download_copy_fill);
     run(test_gather_and_scatter_rows);
     run(test_linear);
-    run(test_linear_grouped);
+    run(test_linear_grouped_both_paths);
     run(test_elementwise);
     run(test_norms);
     run(test_rope);
