@@ -21,7 +21,6 @@
 typedef struct gemm_key {
     int64_t m, n, k, lda, ldb, ldy;
     int a_dtype, y_dtype, b_is_nk, bias, align_a, align_b, align_y;
-    int batch; /* 0: one product; > 1: that many over device arrays of pointers */
 } gemm_key;
 
 typedef struct gemm_entry {
@@ -33,14 +32,8 @@ typedef struct gemm_entry {
     cublasLtMatmulAlgo_t algo;
 } gemm_entry;
 
-/* Products of one grouped batch: at most this many (larger groupings run in
- * chunks); their operand pointers live in device memory, as cuBLASLt's
- * pointer-array batches read them. */
-#define BATCH_MAX 32
-
 typedef struct cuda_gemm_cache {
     gemm_entry entries[GEMM_CACHE_SIZE];
-    const void **pointers; /* device: [3][BATCH_MAX] weights, inputs, outputs */
 } cuda_gemm_cache;
 
 static void entry_release(gemm_entry *e)
@@ -57,7 +50,6 @@ void cuda_gemm_cache_free(cuda_state *s)
 {
     if (!s->gemm_cache) return;
     for (int i = 0; i < GEMM_CACHE_SIZE; i++) entry_release(&s->gemm_cache->entries[i]);
-    cudaFree(s->gemm_cache->pointers);
     free(s->gemm_cache);
     s->gemm_cache = NULL;
 }
@@ -104,14 +96,6 @@ static void entry_build(cuda_state *s, gemm_entry *e, const gemm_key *key)
         cublasLtMatrixLayoutCreate(&e->layout_b, in, key->k, key->m, key->lda) != CUBLAS_STATUS_SUCCESS ||
         cublasLtMatrixLayoutCreate(&e->layout_y, out, key->n, key->m, key->ldy) != CUBLAS_STATUS_SUCCESS)
         return;
-    if (key->batch > 1) {
-        int32_t mode = CUBLASLT_BATCH_MODE_POINTER_ARRAY, count = key->batch;
-        cublasLtMatrixLayout_t layouts[3] = {e->layout_a, e->layout_b, e->layout_y};
-        for (int i = 0; i < 3; i++) {
-            cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_MODE, &mode, sizeof mode);
-            cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count);
-        }
-    }
     cublasLtMatmulPreference_t preference;
     if (cublasLtMatmulPreferenceCreate(&preference) != CUBLAS_STATUS_SUCCESS) return;
     uint32_t align_a = key->align_b, align_b = key->align_a, align_y = key->align_y; /* swapped roles */
@@ -149,34 +133,13 @@ static gemm_entry *cache_lookup(cuda_state *s, const gemm_key *key)
     return e;
 }
 
-static int lt_types_supported(tensor_dtype a, tensor_dtype b, tensor_dtype y)
-{
-    int half = a == DTYPE_BF16 || a == DTYPE_F16;
-    return a == b && (half || a == DTYPE_F32) && (y == a || y == DTYPE_F32);
-}
-
-/* Runs a cached problem; for a batch, b, a and y are device arrays of pointers. */
-static void lt_matmul(cuda_state *s, gemm_entry *e, const void *b, const void *a, void *y)
-{
-    float alpha = 1.0f, beta = 0.0f;
-    cublasStatus_t status = cublasLtMatmul(s->lt, e->op, &alpha, b, e->layout_a, a, e->layout_b, &beta, y,
-                                           e->layout_y, y, e->layout_y, &e->algo, s->workspace, s->workspace_bytes,
-                                           s->stream);
-    if (status != CUBLAS_STATUS_SUCCESS) {
-        if (!s->failed) {
-            snprintf(s->failure, sizeof s->failure, "cuBLASLt matmul [%lld x %lld x %lld, batch %d] failed: status %d",
-                     (long long)e->key.m, (long long)e->key.n, (long long)e->key.k, e->key.batch, (int)status);
-            s->failed = 1;
-        }
-        error_set("%s", s->failure);
-    }
-}
-
 /* The cuBLASLt path; 0 when cuBLASLt has no algorithm for the problem. */
 static int lt_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_matrix a, cuda_matrix b,
                    int b_is_nk, int64_t m, int64_t n, int64_t k, const void *bias)
 {
-    if (!lt_types_supported(a.dtype, b.dtype, y_dtype)) return 0;
+    int half = a.dtype == DTYPE_BF16 || a.dtype == DTYPE_F16;
+    if (a.dtype != b.dtype || !(half || a.dtype == DTYPE_F32)) return 0;
+    if (!(y_dtype == a.dtype || y_dtype == DTYPE_F32)) return 0;
     gemm_key key;
     memset(&key, 0, sizeof key); /* padding takes part in the hash */
     key.m = m, key.n = n, key.k = k, key.lda = a.ld, key.ldb = b.ld, key.ldy = ldy;
@@ -185,7 +148,18 @@ static int lt_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cu
     gemm_entry *e = cache_lookup(s, &key);
     if (!e || !e->found) return 0;
     if (bias) cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
-    lt_matmul(s, e, b.data, a.data, y);
+    float alpha = 1.0f, beta = 0.0f;
+    cublasStatus_t status = cublasLtMatmul(s->lt, e->op, &alpha, b.data, e->layout_a, a.data, e->layout_b, &beta, y,
+                                           e->layout_y, y, e->layout_y, &e->algo, s->workspace, s->workspace_bytes,
+                                           s->stream);
+    if (status != CUBLAS_STATUS_SUCCESS) {
+        if (!s->failed) {
+            snprintf(s->failure, sizeof s->failure, "cuBLASLt matmul [%lld x %lld x %lld] failed: status %d",
+                     (long long)m, (long long)n, (long long)k, (int)status);
+            s->failed = 1;
+        }
+        error_set("%s", s->failure);
+    }
     return 1;
 }
 
@@ -244,97 +218,12 @@ void cuda_linear(backend *be, tensor y, tensor x, tensor w, tensor bias)
     cuda_gemm(cuda_of(be), y.data, y.dtype, n, a, b, 1, m, n, k, bias);
 }
 
-/* A batch's operand pointers, passed by value and written to device memory
- * in stream order (the previous batch's product has read its own by then). */
-typedef struct pointer_set {
-    const void *p[3 * BATCH_MAX];
-} pointer_set;
-
-__global__ void pointer_set_kernel(const void **to, pointer_set set, int count)
-{
-    if ((int)threadIdx.x < count) to[threadIdx.x] = set.p[threadIdx.x];
-}
-
-/* Rows [first[i], first[i] + m) of the groups in `which` (count of them), as
- * one pointer-array batch of cuBLASLt; 0 when that is not available. */
-static int batched_rows(cuda_state *s, tensor y, tensor x, const tensor *w, const int *which, const int64_t *first,
-                        int count, int64_t m)
-{
-    int64_t k = tensor_cols(&x), n = tensor_cols(&y);
-    if (!lt_types_supported(x.dtype, w[which[0]].dtype, y.dtype)) return 0;
-    pointer_set set;
-    memset(&set, 0, sizeof set);
-    int align_w = 16, align_x = 16, align_y = 16;
-    for (int i = 0; i < count; i++) {
-        const tensor *wi = &w[which[i]];
-        if (wi->dtype != w[which[0]].dtype || tensor_rows(wi) != n || tensor_cols(wi) != k) return 0;
-        set.p[i] = wi->data;
-        set.p[BATCH_MAX + i] = (const char *)x.data + first[i] * k * dtype_size(x.dtype);
-        set.p[2 * BATCH_MAX + i] = (const char *)y.data + first[i] * n * dtype_size(y.dtype);
-        if (alignment(set.p[i]) < align_w) align_w = alignment(set.p[i]);
-        if (alignment(set.p[BATCH_MAX + i]) < align_x) align_x = alignment(set.p[BATCH_MAX + i]);
-        if (alignment(set.p[2 * BATCH_MAX + i]) < align_y) align_y = alignment(set.p[2 * BATCH_MAX + i]);
-    }
-    gemm_key key;
-    memset(&key, 0, sizeof key);
-    key.m = m, key.n = n, key.k = k, key.lda = k, key.ldb = k, key.ldy = n;
-    key.a_dtype = x.dtype, key.y_dtype = y.dtype, key.b_is_nk = 1, key.batch = count;
-    key.align_a = align_x, key.align_b = align_w, key.align_y = align_y;
-    gemm_entry *e = cache_lookup(s, &key);
-    if (!e || !e->found) return 0;
-    if (!s->gemm_cache->pointers &&
-        cudaMalloc((void **)&s->gemm_cache->pointers, 3 * BATCH_MAX * sizeof(void *)) != cudaSuccess) {
-        s->gemm_cache->pointers = NULL;
-        cudaGetLastError(); /* not sticky: the loop of single products still works */
-        return 0;
-    }
-    const void **arrays = s->gemm_cache->pointers;
-    /* Only the used slots of each third are written; the kernel copies the set whole. */
-    pointer_set_kernel<<<1, 3 * BATCH_MAX, 0, s->stream>>>(arrays, set, 3 * BATCH_MAX);
-    if (!cuda_launched(s, "linear_grouped (pointers)")) return 1;
-    lt_matmul(s, e, arrays, arrays + BATCH_MAX, (void *)(arrays + 2 * BATCH_MAX));
-    return 1;
-}
-
-/* Up to BATCH_MAX groups: rounds of one batch each. A round covers, in every
- * group with rows left, as many rows as the group with the fewest has left,
- * so a batch's products are all the same shape and no group's rows are
- * computed twice. A layer's experts get similar row counts, so the first
- * round holds most rows: one launch fills the GPU where each expert's own
- * product is too small to (at 1024x1024 an expert's down product of ~2200
- * rows made 170 tiles for 132 multiprocessors, ~230 TFLOP/s). */
-static void grouped_rounds(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups)
-{
-    cuda_state *s = cuda_of(be);
-    int64_t done[BATCH_MAX] = {0}, first[BATCH_MAX];
-    int which[BATCH_MAX];
-    const char *choice = getenv("MOEDIT_GROUPED_GEMM"); /* read per call: the tests switch it */
-    int batched = !(choice && !strcmp(choice, "loop"));
-    for (;;) {
-        int count = 0;
-        int64_t m = INT64_MAX;
-        for (int g = 0; g < groups; g++) {
-            int64_t left = offsets[g + 1] - offsets[g] - done[g];
-            if (left <= 0) continue;
-            first[count] = offsets[g] + done[g];
-            which[count++] = g;
-            if (left < m) m = left;
-        }
-        if (count == 0) return;
-        if (!batched || count == 1 || !batched_rows(s, y, x, w, which, first, count, m)) {
-            for (int i = 0; i < count; i++) {
-                int64_t rows = offsets[which[i] + 1] - first[i];
-                cuda_linear(be, tensor_row_slice(y, first[i], rows), tensor_row_slice(x, first[i], rows),
-                            w[which[i]], cuda_tensor_none());
-            }
-            return;
-        }
-        for (int i = 0; i < count; i++) done[which[i]] += m;
-    }
-}
-
 void cuda_linear_grouped(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups)
 {
-    for (int g0 = 0; g0 < groups; g0 += BATCH_MAX)
-        grouped_rounds(be, y, x, w + g0, offsets + g0, groups - g0 < BATCH_MAX ? groups - g0 : BATCH_MAX);
+    for (int g = 0; g < groups; g++) {
+        int64_t rows = offsets[g + 1] - offsets[g];
+        if (rows == 0) continue;
+        cuda_linear(be, tensor_row_slice(y, offsets[g], rows), tensor_row_slice(x, offsets[g], rows), w[g],
+                    cuda_tensor_none());
+    }
 }

@@ -76,29 +76,16 @@ static int nccl_all_to_all(process_group *pg, tensor out, const int64_t *recv_ro
     ncclDataType_t type = ncclFloat32;
     if (nccl_type(pg, in, &type)) return -1;
     int64_t cols = tensor_cols(&in);
-    size_t row_bytes = (size_t)cols * dtype_size(in.dtype), sent = 0, received = 0;
+    size_t element = dtype_size(in.dtype), sent = 0, received = 0;
     ncclGroupStart();
     for (int q = 0; q < pg->size; q++) {
-        if (q == pg->rank && send_rows[q]) {
-            /* This rank's own block is a device copy: NCCL's send to itself
-             * would move it through the group's channels, beside the
-             * peers' blocks. Stream order puts it before the group's kernel. */
-            if (cudaMemcpyAsync((char *)out.data + received, (char *)in.data + sent, (size_t)send_rows[q] * row_bytes,
-                                cudaMemcpyDeviceToDevice, stream_of(pg)) != cudaSuccess) {
-                ncclGroupEnd();
-                return error_set("process group %s (rank %d): the all-to-all's own block: device copy failed",
-                                 pg->name, pg->world_rank);
-            }
-        } else if (q != pg->rank) {
-            if (send_rows[q])
-                ncclSend((char *)in.data + sent, (size_t)(send_rows[q] * cols), type, q, group_of(pg)->comm,
-                         stream_of(pg));
-            if (recv_rows[q])
-                ncclRecv((char *)out.data + received, (size_t)(recv_rows[q] * cols), type, q, group_of(pg)->comm,
-                         stream_of(pg));
-        }
-        sent += (size_t)send_rows[q] * row_bytes;
-        received += (size_t)recv_rows[q] * row_bytes;
+        if (send_rows[q])
+            ncclSend((char *)in.data + sent, (size_t)(send_rows[q] * cols), type, q, group_of(pg)->comm, stream_of(pg));
+        if (recv_rows[q])
+            ncclRecv((char *)out.data + received, (size_t)(recv_rows[q] * cols), type, q, group_of(pg)->comm,
+                     stream_of(pg));
+        sent += (size_t)(send_rows[q] * cols) * element;
+        received += (size_t)(recv_rows[q] * cols) * element;
     }
     ncclResult_t r = ncclGroupEnd();
     return r == ncclSuccess ? 0 : nccl_failed(pg, "all-to-all", r);

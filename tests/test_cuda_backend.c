@@ -296,20 +296,10 @@ static void test_linear_grouped(void)
     int64_t many[10];
     for (int g = 0; g <= 9; g++) many[g] = (int64_t)4000 * g / 9;
     grouped_case("linear_grouped (9 groups of ~444 rows)", 9, many, 256, 256);
-    /* More groups than one batch holds (32), of 0..39 rows. */
+    /* Many small groups (0 to 39 rows). */
     int64_t lots[41];
     for (int g = 0; g <= 40; g++) lots[g] = (int64_t)g * (g - 1) / 2;
     grouped_case("linear_grouped (40 groups of 0-39 rows)", 40, lots, 64, 48);
-}
-
-/* Grouped products run as rounds of pointer-array batches by default; the
- * loop of single products is the other path (MOEDIT_GROUPED_GEMM=loop). */
-static void test_linear_grouped_both_paths(void)
-{
-    test_linear_grouped();
-    setenv("MOEDIT_GROUPED_GEMM", "loop", 1);
-    test_linear_grouped();
-    unsetenv("MOEDIT_GROUPED_GEMM");
 }
 
 /* ---- elementwise ----------------------------------------------------- */
@@ -609,7 +599,7 @@ int main(void)
     run(test_alloc_upload_download_copy_fill);
     run(test_gather_and_scatter_rows);
     run(test_linear);
-    run(test_linear_grouped_both_paths);
+    run(test_linear_grouped);
     run(test_elementwise);
     run(test_norms);
     run(test_rope);
