@@ -22,9 +22,15 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
-  --platform manylinux_2_28_x86_64 -d "$tmp" "nvidia-cudnn-frontend==$version"
-echo "$sha256  $tmp/$wheel" | sha256sum -c --quiet -
+if ! python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+  --platform manylinux_2_28_x86_64 -d "$tmp" "nvidia-cudnn-frontend==$version" >"$tmp/pip.log" 2>&1; then
+  echo "fetch_cudnn_frontend: pip could not download nvidia-cudnn-frontend==$version: $(tail -1 "$tmp/pip.log")" >&2
+  exit 1
+fi
+if ! echo "$sha256  $tmp/$wheel" | sha256sum -c --quiet - >/dev/null 2>&1; then
+  echo "fetch_cudnn_frontend: $wheel is missing or its SHA-256 is not $sha256" >&2
+  exit 1
+fi
 # The wheel is a zip; its include/ folder is the frontend.
 python3 - "$tmp/$wheel" "$tmp/unpacked" <<'PY'
 import sys, zipfile
