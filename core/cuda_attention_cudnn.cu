@@ -120,6 +120,11 @@ int cuda_attention_cudnn(cuda_state *s, tensor out, tensor lse, tensor q, tensor
     int64_t width = tensor_cols(&q);
     sdpa_key key{s->device, tensor_rows(&q), tensor_rows(&k), heads, width / heads, causal, lse.data != nullptr};
     if (key.d % 8 || key.d > 256) return 0;
+    /* Plans are built for 16-byte aligned operands; views that start
+     * elsewhere go to moedit's kernels. */
+    const void *operands[5] = {q.data, k.data, v.data, out.data, lse.data};
+    for (int i = 0; i < 5; i++)
+        if (operands[i] && (uintptr_t)operands[i] % 16) return 0;
     std::lock_guard<std::mutex> guard(sdpa_lock);
     if (!fe::cudnn_dlhandle) fe::cudnn_dlhandle = dlopen("libcudnn.so.9", RTLD_NOW | RTLD_GLOBAL);
     if (!fe::cudnn_dlhandle) return 0;
