@@ -445,14 +445,16 @@ static void progress_line(bench_state *b, const moedit_bench_layout *l, int inde
         fprintf(stderr, "bench: [%d/%d] %-24s FAILED: %s\n", index, b->r->count - 1, l->name, l->reason);
     } else {
         /* Everything a reader of a cut-off run needs per layout: the tables are written at the end. */
-        char load[40] = "";
+        char comm[40] = "", load[40] = "";
+        /* Collectives are timed only on request on GPUs: no share then. */
+        if (isfinite(l->comm_share)) snprintf(comm, sizeof comm, ", comm %.0f%%", 100 * l->comm_share);
         if (isfinite(l->expert_load)) snprintf(load, sizeof load, ", expert load %.3f", l->expert_load);
         fprintf(stderr,
                 "bench: [%d/%d] %-24s step %.2f ms, vae %.3f s, end to end %.3f s, %.3g images/s, memory %.0f MiB "
-                "(weights %.0f), comm %.0f%%%s, latent diff %.3g, image PSNR %.1f dB%s\n",
+                "(weights %.0f)%s%s, latent diff %.3g, image PSNR %.1f dB%s\n",
                 index, b->r->count - 1, l->reference ? "serial (reference)" : l->name, l->step_ms_median,
                 l->vae_seconds, l->end_to_end_seconds, l->images_per_second, l->memory_mib_max, l->weights_mib_max,
-                100 * l->comm_share, load, l->latent_max_diff, l->image_psnr_db, l->correct ? "" : "  (NOT CORRECT)");
+                comm, load, l->latent_max_diff, l->image_psnr_db, l->correct ? "" : "  (NOT CORRECT)");
     }
     fflush(stderr);
 }
