@@ -14,12 +14,19 @@ mkdir -p "$out"
 export NCCL_NVLS_ENABLE=0
 config=tools/configs/hidream_i1_full_transformer.json
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt"
-for size in 1024 2048; do
-  iterations=$([ "$size" = 1024 ] && echo 10 || echo 4)
-  "$build/moedit" bench --config "$config" --random-weights --device cuda --height "$size" --width "$size" \
-    --text-tokens 128 --warmup 2 --iterations "$iterations" --json - >>"$out/moedit_transformer.jsonl"
-  python3 tools/bench_diffusers.py transformer --config "$config" --height "$size" --width "$size" \
-    --text-tokens 128 --warmup 2 --iterations "$iterations" >>"$out/diffusers_transformer.jsonl"
+# ROUNDS (default 1) repeats the transformer pair, moedit and diffusers
+# alternating: both move by a few percent between runs, so a ratio is only
+# as good as the spread of its rounds. Each line gets its round number.
+for round in $(seq "${ROUNDS:-1}"); do
+  for size in 1024 2048; do
+    iterations=$([ "$size" = 1024 ] && echo 10 || echo 4)
+    "$build/moedit" bench --config "$config" --random-weights --device cuda --height "$size" --width "$size" \
+      --text-tokens 128 --warmup 2 --iterations "$iterations" --json - | sed "s/^{/{\"round\":$round,/" \
+      >>"$out/moedit_transformer.jsonl"
+    python3 tools/bench_diffusers.py transformer --config "$config" --height "$size" --width "$size" \
+      --text-tokens 128 --warmup 2 --iterations "$iterations" | sed "s/^{/{\"round\": $round, /" \
+      >>"$out/diffusers_transformer.jsonl"
+  done
 done
 for size in 1024 2048; do
   python3 tools/bench_diffusers.py vae --height "$size" --width "$size" --save-vae "$out/flux_vae" \
