@@ -179,9 +179,11 @@ static void silu_chunk(float *out, const float *in, const float *up, int64_t n)
     for (int64_t i = 0; i < n; i++) out[i] = in[i] / (1.0f + e[i]) * (up ? up[i] : 1.0f);
 }
 
+/* In parallel over chunks, or on this thread inside a parallel region (the
+ * GroupNorm's loop over channels). */
 static void silu_all(float *out, const float *in, const float *up, int64_t n)
 {
-#pragma omp parallel for
+#pragma omp parallel for if (!omp_in_parallel())
     for (int64_t first = 0; first < n; first += SILU_CHUNK)
         silu_chunk(out + first, in + first, up ? up + first : NULL, n - first < SILU_CHUNK ? n - first : SILU_CHUNK);
 }
@@ -480,8 +482,7 @@ static void cpu_group_norm_apply(backend *be, tensor y, tensor x, tensor stats, 
         float inv = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
         float a = inv * wt[c], b = bs[c] - (float)mean * inv * wt[c];
         for (int64_t i = 0; i < n; i++) out[c * n + i] = in[c * n + i] * a + b;
-        for (int64_t first = 0; silu && first < n; first += SILU_CHUNK)
-            silu_chunk(out + c * n + first, out + c * n + first, NULL, n - first < SILU_CHUNK ? n - first : SILU_CHUNK);
+        if (silu) silu_all(out + c * n, out + c * n, NULL, n);
     }
 }
 

@@ -6,11 +6,13 @@ FILE`, or the routing.safetensors a `moedit bench --work-dir DIR` run leaves):
 one int32 tensor [rows, top_k] per (step, CFG branch, MoE layer). Under EP a
 layer's step waits for the rank whose experts got the most rows, so the cost
 of imbalance is per layer: sum over layer calls of the busiest rank's rows,
-over the same sum of the mean. This prints that ratio for moedit's placement
-(rank r holds experts [r E/ep, (r+1) E/ep)) and for the best fixed placement
-per layer (each layer's experts dealt to ranks in equal numbers so that its
-calls' busiest-rank rows add up least), next to the ratio of whole-run totals
-that `moedit bench` reports as "expert load" (which lets layers cancel out).
+over the same sum of the mean. This prints that ratio for experts in id order
+(rank r holds experts [r E/ep, (r+1) E/ep), moedit's placement without
+--expert-placement) and for the best fixed placement per layer (each layer's
+experts dealt to ranks in equal numbers so that its calls' busiest-rank rows
+add up least: what --expert-placement computes in moe/moe_placement.c, here
+independently, as a check), next to the ratio of whole-run totals (which
+lets layers cancel out; `moedit bench` reports the per-call figure instead).
 
     python3 tools/eval/expert_balance.py ROUTING.safetensors --ep 2
 """
@@ -78,9 +80,9 @@ def main():
         mean, fixed, best = mean + layer_mean, fixed + layer_fixed, best + layer_best
         totals += [counts[:, list(g)].sum() for g in contiguous]
         print(f"{layer:5d}  {len(counts):5d}  {layer_fixed / layer_mean:10.3f}  {layer_best / layer_mean:.3f} {groups}")
-    print(f"per-layer load, contiguous placement (moedit today): {fixed / mean:.3f}")
+    print(f"per-layer load, experts in id order:                {fixed / mean:.3f}")
     print(f"per-layer load, best fixed placement per layer:      {best / mean:.3f}")
-    print(f"whole-run totals (moedit bench's expert load):       {totals.max() / totals.mean():.3f}")
+    print(f"whole-run totals, experts in id order:               {totals.max() / totals.mean():.3f}")
 
 
 if __name__ == "__main__":
