@@ -284,7 +284,7 @@ typedef struct moedit_comm_bench_row {
     const char *op;          /* "all_to_all", "all_gather", "all_reduce", "send_recv" */
     int64_t bytes;           /* per rank */
     double median_ms, p10_ms, p90_ms;
-    double algbw_gbs;        /* bytes per rank / median time */
+    double algbw_gbs;        /* bytes per rank / median time (0 on one rank: nothing is exchanged) */
     double busbw_gbs;        /* what each rank's links carried / median time (nccl-tests' convention) */
 } moedit_comm_bench_row;
 

@@ -114,7 +114,9 @@ static int time_op(comm_bench *c, comm_op op, int64_t bytes, moedit_comm_bench_r
         row->median_ms = timer_percentile(times, c->o->iterations, 50);
         row->p10_ms = timer_percentile(times, c->o->iterations, 10);
         row->p90_ms = timer_percentile(times, c->o->iterations, 90);
-        row->algbw_gbs = row->median_ms > 0 ? (double)bytes / (row->median_ms * 1e6) : 0;
+        /* One rank exchanges nothing (its collectives are copies or no-ops):
+         * no bandwidth to report, rather than bytes over a near-zero time. */
+        row->algbw_gbs = c->w->size > 1 && row->median_ms > 0 ? (double)bytes / (row->median_ms * 1e6) : 0;
         row->busbw_gbs = row->algbw_gbs * bus_factor(op, c->w->size);
     }
     free(times);

@@ -21,6 +21,9 @@ mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" bench-comm --sizes 4K
   fail "table: $(cat "$work/err")"
 grep -q "^collectives over 2 rank(s) (mpi)" "$work/table" || fail "the table does not name 2 ranks over mpi"
 echo "ok   bench-comm: $(head -1 "$work/table")"
+# One rank exchanges nothing: every bandwidth is 0, not bytes over a near-zero time.
+"$moedit" bench-comm --sizes 64K --iterations 2 --json >"$work/one" 2>"$work/err" || fail "one rank: $(cat "$work/err")"
+[ "$(grep -c '"algbw_gbs":0.000,"busbw_gbs":0.000}' "$work/one")" = 4 ] || fail "one rank reports bandwidths: $(cat "$work/one")"
 
 expect_error "not a size" "expected sizes like 1M,64M" "$moedit" bench-comm --sizes abc
 expect_error "trailing comma" "ends with a comma" "$moedit" bench-comm --sizes 1M,
