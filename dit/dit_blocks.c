@@ -70,64 +70,87 @@ static int attend(dit_run *run, const dit_sequence *s, tensor out, tensor q, ten
 }
 
 /* The token map of the image stream (double blocks: target and context) or
- * of the kept rows (single blocks: and the initial text). */
-static moe_token_map token_map(const dit_sequence *s, int kept)
+ * of the kept rows (single blocks: and the initial text) of every sample,
+ * the samples' rows one after the other from local row 0. */
+static moe_token_map token_map(const dit_batch *batch, int kept)
 {
-    moe_token_map map = {2,
-                         {0, s->image_tokens},
-                         {s->image_tokens, s->context_tokens},
-                         {s->global_image, s->global_context},
-                         s->global_image_stream_tokens};
-    if (!kept) return map;
-    map.segments = 4;
-    map.local_first[2] = s->image_stream_tokens;
-    map.rows[2] = s->t5_tokens;
-    map.global_first[2] = s->global_t5;
-    map.local_first[3] = s->image_stream_tokens + s->t5_tokens;
-    map.rows[3] = s->llama_tokens;
-    map.global_first[3] = s->global_llama;
-    map.global_rows = s->global_kept_tokens;
+    const dit_sequence *s = batch->s;
+    int count = batch->count;
+    moe_token_map map = {0};
+    int64_t at = 0;
+    for (int b = 0; b < count; b++) {
+        const dit_sequence *x = &s[b];
+        int64_t global_rows = kept ? x->global_kept_tokens : x->global_image_stream_tokens;
+        moe_token_segment parts[4] = {
+            {at, x->image_tokens, x->global_image, global_rows, x->branch},
+            {at + x->image_tokens, x->context_tokens, x->global_context, global_rows, x->branch},
+            {at + x->image_stream_tokens, x->t5_tokens, x->global_t5, global_rows, x->branch},
+            {at + x->image_stream_tokens + x->t5_tokens, x->llama_tokens, x->global_llama, global_rows, x->branch},
+        };
+        for (int i = 0; i < (kept ? 4 : 2); i++) map.seg[map.segments++] = parts[i];
+        at += kept ? x->kept_tokens : x->image_stream_tokens;
+    }
     return map;
 }
 
-/* x += gate * ff(layer_norm(x) * (1 + scale) + shift), where ff is the MoE
- * feed-forward `moe` (with its token map) or, when that is NULL, the dense
- * SwiGLU `dense`. Tensor-parallel partial outputs are all-reduced first. */
+/* One sample's rows of a feed-forward sublayer and its modulation. */
+typedef struct sublayer_rows {
+    tensor x, shift, scale, gate;
+} sublayer_rows;
+
+/* x += gate * ff(layer_norm(x) * (1 + scale) + shift) for the rows of every
+ * sample, where ff is the MoE feed-forward `moe` (with its token map) or,
+ * when that is NULL, the dense SwiGLU `dense`. The samples' normalised rows
+ * are stacked so that each product runs once over all of them (the CFG
+ * branches of a step share every expert's product). Tensor-parallel partial
+ * outputs are all-reduced first. */
 static int feed_forward_sublayer(dit_run *run, const moe_ffn *moe, const moe_token_map *map, const swiglu_ffn *dense,
-                                 tensor x, tensor shift, tensor scale, tensor gate)
+                                 const sublayer_rows *parts, int count)
 {
     backend *be = run->model->be;
     arena_mark_t mark = arena_mark(&run->scratch);
-    tensor normed = arena_tensor_2d(&run->scratch, tensor_rows(&x), tensor_cols(&x));
-    tensor out = arena_tensor_2d(&run->scratch, tensor_rows(&x), tensor_cols(&x));
+    int64_t rows = 0, at = 0, c = tensor_cols(&parts[0].x);
+    for (int b = 0; b < count; b++) rows += tensor_rows(&parts[b].x);
+    tensor normed = arena_tensor_2d(&run->scratch, rows, c);
+    tensor out = arena_tensor_2d(&run->scratch, rows, c);
     if (!normed.data || !out.data) return -1;
-    be->ops->layer_norm_modulate(be, normed, x, shift, scale, LAYER_NORM_EPS);
+    for (int b = 0; b < count; at += tensor_rows(&parts[b].x), b++)
+        be->ops->layer_norm_modulate(be, tensor_row_slice(normed, at, tensor_rows(&parts[b].x)), parts[b].x,
+                                     parts[b].shift, parts[b].scale, LAYER_NORM_EPS);
     moe_context ctx = {be, &run->scratch, &run->moe, run->routing, run->par.tp, run->par.ep};
     int status = moe ? moe_ffn_forward(&ctx, moe, out, normed, map) : swiglu_ffn_forward(be, &run->scratch, dense, out, normed);
     if (status || run->par.tp->ops->all_reduce_sum(run->par.tp, out)) return -1;
-    be->ops->gated_residual(be, x, gate, out);
+    at = 0;
+    for (int b = 0; b < count; at += tensor_rows(&parts[b].x), b++)
+        be->ops->gated_residual(be, parts[b].x, parts[b].gate, tensor_row_slice(out, at, tensor_rows(&parts[b].x)));
     arena_release(&run->scratch, mark);
     return 0;
 }
 
-int dit_double_block_forward(dit_run *run, const dit_block *block, const dit_sequence *s)
+/* The modulation vectors of every sample, m[count, chunks * C]: one product
+ * over the samples' stacked silu(temb) rows. */
+static tensor modulation(dit_run *run, const dit_block *block, const dit_batch *batch, int chunks)
+{
+    tensor m = arena_tensor_2d(&run->scratch, batch->count, chunks * run->model->cfg.dim);
+    if (m.data) linear(run->model->be, m, batch->silu_temb, &block->modulation);
+    return m;
+}
+
+/* x_image += gate * attention(...) and likewise the text rows, for one sample. */
+static int double_attention_sublayer(dit_run *run, const dit_block *block, const dit_sequence *s, tensor m)
 {
     backend *be = run->model->be;
     arena *a = &run->scratch;
     int64_t c = run->model->cfg.dim, local = c / run->par.tp->size, rows = tensor_rows(&s->seq);
     int64_t image = s->image_stream_tokens, text = rows - image, kept_text = s->kept_tokens - image;
     arena_mark_t mark = arena_mark(a);
-
-    /* m: shift, scale, gate (msa), shift, scale, gate (mlp); image then text. */
-    tensor m = arena_tensor_2d(a, 1, 12 * c);
     tensor normed = arena_tensor_2d(a, rows, c);
     tensor q = arena_tensor_2d(a, s->kept_tokens, local);
     tensor k = arena_tensor_2d(a, rows, local);
     tensor v = arena_tensor_2d(a, rows, local);
     tensor attended = arena_tensor_2d(a, s->kept_tokens, local);
     tensor projected = arena_tensor_2d(a, s->kept_tokens, c);
-    if (!m.data || !normed.data || !q.data || !k.data || !v.data || !attended.data || !projected.data) return -1;
-    linear(be, m, s->silu_temb, &block->modulation);
+    if (!normed.data || !q.data || !k.data || !v.data || !attended.data || !projected.data) return -1;
 
     tensor x_image = tensor_row_slice(s->seq, 0, image), x_text = tensor_row_slice(s->seq, image, text);
     tensor n_image = tensor_row_slice(normed, 0, image), n_text = tensor_row_slice(normed, image, text);
@@ -146,47 +169,80 @@ int dit_double_block_forward(dit_run *run, const dit_block *block, const dit_seq
     linear(be, out_text, tensor_row_slice(attended, image, kept_text), &block->text.to_out);
     if (run->par.tp->ops->all_reduce_sum(run->par.tp, projected)) return -1;
     be->ops->gated_residual(be, x_image, chunk(m, 2, c), out_image);
-    tensor kept = tensor_row_slice(s->seq, image, kept_text);
-    be->ops->gated_residual(be, kept, chunk(m, 8, c), out_text);
-
-    moe_token_map map = token_map(s, 0);
-    if (feed_forward_sublayer(run, &block->ff_image, &map, NULL, x_image, chunk(m, 3, c), chunk(m, 4, c),
-                              chunk(m, 5, c)) ||
-        feed_forward_sublayer(run, NULL, NULL, &block->ff_text, kept, chunk(m, 9, c), chunk(m, 10, c),
-                              chunk(m, 11, c)))
-        return -1;
+    be->ops->gated_residual(be, tensor_row_slice(s->seq, image, kept_text), chunk(m, 8, c), out_text);
     arena_release(a, mark);
     return 0;
 }
 
-int dit_single_block_forward(dit_run *run, const dit_block *block, const dit_sequence *s)
+int dit_double_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch)
+{
+    const dit_sequence *s = batch->s;
+    int count = batch->count;
+    int64_t c = run->model->cfg.dim;
+    arena_mark_t mark = arena_mark(&run->scratch);
+    /* m per sample: shift, scale, gate (msa), shift, scale, gate (mlp); image then text. */
+    tensor m = modulation(run, block, batch, 12);
+    if (!m.data) return -1;
+    sublayer_rows image[DIT_MAX_BATCH], text[DIT_MAX_BATCH];
+    for (int b = 0; b < count; b++) {
+        tensor mb = tensor_row_slice(m, b, 1);
+        if (double_attention_sublayer(run, block, &s[b], mb)) return -1;
+        int64_t stream = s[b].image_stream_tokens;
+        image[b] = (sublayer_rows){tensor_row_slice(s[b].seq, 0, stream), chunk(mb, 3, c), chunk(mb, 4, c),
+                                   chunk(mb, 5, c)};
+        text[b] = (sublayer_rows){tensor_row_slice(s[b].seq, stream, s[b].kept_tokens - stream), chunk(mb, 9, c),
+                                  chunk(mb, 10, c), chunk(mb, 11, c)};
+    }
+    moe_token_map map = token_map(batch, 0);
+    if (feed_forward_sublayer(run, &block->ff_image, &map, NULL, image, count) ||
+        feed_forward_sublayer(run, NULL, NULL, &block->ff_text, text, count))
+        return -1;
+    arena_release(&run->scratch, mark);
+    return 0;
+}
+
+/* x += gate * attention(...) over the whole sequence of one sample. */
+static int single_attention_sublayer(dit_run *run, const dit_block *block, const dit_sequence *s, tensor m)
 {
     backend *be = run->model->be;
     arena *a = &run->scratch;
     int64_t c = run->model->cfg.dim, local = c / run->par.tp->size, rows = tensor_rows(&s->seq);
     int64_t kept = s->kept_tokens;
     arena_mark_t mark = arena_mark(a);
-
-    tensor m = arena_tensor_2d(a, 1, 6 * c);
     tensor normed = arena_tensor_2d(a, rows, c);
     tensor q = arena_tensor_2d(a, kept, local);
     tensor k = arena_tensor_2d(a, rows, local);
     tensor v = arena_tensor_2d(a, rows, local);
     tensor attended = arena_tensor_2d(a, kept, local);
     tensor projected = arena_tensor_2d(a, kept, c);
-    if (!m.data || !normed.data || !q.data || !k.data || !v.data || !attended.data || !projected.data) return -1;
-    linear(be, m, s->silu_temb, &block->modulation);
+    if (!normed.data || !q.data || !k.data || !v.data || !attended.data || !projected.data) return -1;
 
     be->ops->layer_norm_modulate(be, normed, s->seq, chunk(m, 0, c), chunk(m, 1, c), LAYER_NORM_EPS);
     if (project_qkv(run, &block->image, normed, q, k, v) || attend(run, s, attended, q, k, v)) return -1;
     linear(be, projected, attended, &block->image.to_out);
     if (run->par.tp->ops->all_reduce_sum(run->par.tp, projected)) return -1;
-    tensor x = tensor_row_slice(s->seq, 0, kept);
-    be->ops->gated_residual(be, x, chunk(m, 2, c), projected);
-
-    moe_token_map map = token_map(s, 1);
-    if (feed_forward_sublayer(run, &block->ff_image, &map, NULL, x, chunk(m, 3, c), chunk(m, 4, c), chunk(m, 5, c)))
-        return -1;
+    be->ops->gated_residual(be, tensor_row_slice(s->seq, 0, kept), chunk(m, 2, c), projected);
     arena_release(a, mark);
+    return 0;
+}
+
+int dit_single_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch)
+{
+    const dit_sequence *s = batch->s;
+    int count = batch->count;
+    int64_t c = run->model->cfg.dim;
+    arena_mark_t mark = arena_mark(&run->scratch);
+    tensor m = modulation(run, block, batch, 6);
+    if (!m.data) return -1;
+    sublayer_rows kept[DIT_MAX_BATCH];
+    for (int b = 0; b < count; b++) {
+        tensor mb = tensor_row_slice(m, b, 1);
+        if (single_attention_sublayer(run, block, &s[b], mb)) return -1;
+        kept[b] = (sublayer_rows){tensor_row_slice(s[b].seq, 0, s[b].kept_tokens), chunk(mb, 3, c), chunk(mb, 4, c),
+                                  chunk(mb, 5, c)};
+    }
+    moe_token_map map = token_map(batch, 1);
+    if (feed_forward_sublayer(run, &block->ff_image, &map, NULL, kept, count)) return -1;
+    arena_release(&run->scratch, mark);
     return 0;
 }

@@ -9,15 +9,30 @@
  * In-context tokens (dit_sequence.h) belong to the image stream.
  * q and k go through RMSNorm (over all heads) before RoPE; padded image keys
  * are zeroed. Under tensor parallelism each rank computes its heads and
- * hidden units and the partial outputs are all-reduced once per sublayer. */
+ * hidden units and the partial outputs are all-reduced once per sublayer.
+ *
+ * A forward may carry several samples (the CFG branches of a step): each
+ * sample's attention sublayer runs on its own sequence, and each
+ * feed-forward sublayer runs once over the rows of all of them, so the
+ * routed experts, the shared expert and the routing see both branches'
+ * tokens in one call (twice the rows per expert product, one routing round
+ * trip instead of two). */
 #ifndef MOEDIT_DIT_BLOCKS_H
 #define MOEDIT_DIT_BLOCKS_H
 
 #include "dit/dit_forward.h"
 #include "dit/dit_sequence.h"
 
-int dit_double_block_forward(dit_run *run, const dit_block *block, const dit_sequence *s);
-int dit_single_block_forward(dit_run *run, const dit_block *block, const dit_sequence *s);
+/* The samples of one forward: each one's sequence, and their silu(temb)
+ * rows stacked [count, C] (every block's modulation is one product). */
+typedef struct dit_batch {
+    int count;
+    dit_sequence s[DIT_MAX_BATCH];
+    tensor silu_temb;
+} dit_batch;
+
+int dit_double_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch);
+int dit_single_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch);
 
 /* out[q rows, C_local] = attention of this rank's queries over every rank's
  * keys: directly, or through the Ulysses all-to-all and the ring. */

@@ -152,7 +152,7 @@ int dit_run_init_shape(dit_run *run, const dit_model *model, const dit_run_shape
                          (long long)shape->latent_h, (long long)shape->latent_w);
     }
     run->context = tensor_row_slice(run->context, 0, context_rows);
-    if (moe_scratch_init(&run->moe, rows, cfg->num_routed_experts, cfg->num_activated_experts,
+    if (moe_scratch_init(&run->moe, rows * DIT_MAX_BATCH, cfg->num_routed_experts, cfg->num_activated_experts,
                          run->par.ep ? run->par.ep->size : 1)) {
         dit_run_free(run);
         return -1;
@@ -197,9 +197,10 @@ static void trace(dit_run *run, const char *name, tensor value)
     if (run->trace) run->trace(run->trace_user, name, value);
 }
 
-/* temb = t_embedder(t) + p_embedder(pooled); returns silu(temb), the input of
- * every adaLN modulation. */
-static tensor time_embedding(dit_run *run, const dit_text *text, float timestep)
+/* temb = t_embedder(t) + p_embedder(pooled) of every sample; returns
+ * silu(temb) [count, C], the input of every adaLN modulation. The timestep
+ * part is the same for all samples (one timestep per forward). */
+static tensor time_embedding(dit_run *run, const dit_sample *samples, int count, float timestep)
 {
     const dit_model *model = run->model;
     backend *be = model->be;
@@ -208,13 +209,14 @@ static tensor time_embedding(dit_run *run, const dit_text *text, float timestep)
     dit_timestep_sinusoid(timestep, sinusoid);
     tensor t = arena_tensor_2d(&run->scratch, 1, DIT_TIMESTEP_CHANNELS);
     tensor hidden = arena_tensor_2d(&run->scratch, 1, c);
-    tensor temb = arena_tensor_2d(&run->scratch, 1, c);
-    if (!t.data || !hidden.data || !temb.data) return tensor_none();
+    tensor time = arena_tensor_2d(&run->scratch, 1, c);
+    tensor temb = arena_tensor_2d(&run->scratch, count, c);
+    if (!t.data || !hidden.data || !time.data || !temb.data) return tensor_none();
     be->ops->upload(be, t, sinusoid);
     be->ops->linear(be, hidden, t, model->time_linear_1.weight, model->time_linear_1.bias);
     be->ops->silu(be, hidden, hidden);
-    be->ops->linear(be, temb, hidden, model->time_linear_2.weight, model->time_linear_2.bias);
-    be->ops->add(be, temb, temb, text->pooled);
+    be->ops->linear(be, time, hidden, model->time_linear_2.weight, model->time_linear_2.bias);
+    for (int b = 0; b < count; b++) be->ops->add(be, tensor_row_slice(temb, b, 1), time, samples[b].text->pooled);
     trace(run, "temb", temb);
     be->ops->silu(be, temb, temb);
     return temb;
@@ -286,22 +288,25 @@ static void copy_text_part(dit_run *run, const dit_sequence *s, tensor segment, 
     if (rows > 0) be->ops->copy(be, tensor_row_slice(s->seq, at, count), tensor_row_slice(segment, first, rows));
 }
 
-static int run_blocks(dit_run *run, const dit_text *text, dit_sequence *s)
+static int run_blocks(dit_run *run, const dit_sample *samples, dit_batch *batch)
 {
     const dit_model *model = run->model;
     const dit_config *cfg = &model->cfg;
+    const dit_sequence *s = &batch->s[0];
     char name[64];
     for (int b = 0; b < dit_num_blocks(cfg); b++) {
         const dit_block *block = &model->blocks[b];
-        copy_text_part(run, s, text->llama[b], s->kept_tokens, s->llama_tokens);
+        for (int i = 0; i < batch->count; i++)
+            copy_text_part(run, &batch->s[i], samples[i].text->llama[b], batch->s[i].kept_tokens,
+                           batch->s[i].llama_tokens);
         if (block->is_double) {
-            if (dit_double_block_forward(run, block, s)) return -1;
+            if (dit_double_block_forward(run, block, batch)) return -1;
             snprintf(name, sizeof name, "double_%d_image", b);
             trace(run, name, tensor_row_slice(s->seq, 0, s->image_stream_tokens));
             snprintf(name, sizeof name, "double_%d_text", b);
             trace(run, name, tensor_row_slice(s->seq, s->image_stream_tokens, s->kept_tokens - s->image_stream_tokens));
         } else {
-            if (dit_single_block_forward(run, block, s)) return -1;
+            if (dit_single_block_forward(run, block, batch)) return -1;
             snprintf(name, sizeof name, "single_%d", b - cfg->num_double_blocks);
             trace(run, name, tensor_row_slice(s->seq, 0, s->kept_tokens));
         }
@@ -309,30 +314,66 @@ static int run_blocks(dit_run *run, const dit_text *text, dit_sequence *s)
     return 0;
 }
 
-int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out)
+/* Checks one sample's text against the run. */
+static int check_text(const dit_run *run, const dit_text *text)
 {
-    const dit_model *model = run->model;
-    int64_t c = model->cfg.dim;
     if (text->t5_tokens + 2 * text->llama_tokens > run->text_tokens)
         return error_set("prompt has %lld text tokens; this run was prepared for %lld",
                          (long long)(text->t5_tokens + 2 * text->llama_tokens), (long long)run->text_tokens);
+    return 0;
+}
+
+/* Plans sample b's sequence, embeds its image and places its initial text
+ * = [t5 | llama of the last block]. */
+static int prepare_sample(dit_run *run, const dit_sample *sample, dit_batch *batch, int b)
+{
+    const dit_model *model = run->model;
+    const dit_text *text = sample->text;
+    dit_sequence *s = &batch->s[b];
+    dit_segment_lengths lengths = {run->image_tokens, run->valid_tokens, run->context_tokens, text->t5_tokens,
+                                   text->llama_tokens};
+    dit_sequence_plan(s, &lengths, run->par.sp->size, run->par.sp->rank);
+    s->seq = arena_tensor_2d(&run->scratch, s->kept_tokens + s->llama_tokens, model->cfg.dim);
+    if (!s->seq.data) return -1;
+    s->silu_temb = tensor_row_slice(batch->silu_temb, b, 1);
+    s->branch = sample->branch;
+    if (embed_image(run, sample->latents, s)) return -1;
+    int last = dit_num_blocks(&model->cfg) - 1;
+    copy_text_part(run, s, text->t5, s->image_stream_tokens, s->t5_tokens);
+    copy_text_part(run, s, text->llama[last], s->image_stream_tokens + s->t5_tokens, s->llama_tokens);
+    return 0;
+}
+
+int dit_forward_batch(dit_run *run, const dit_sample *samples, int count, float timestep)
+{
+    if (count < 1 || count > DIT_MAX_BATCH)
+        return error_set("a transformer forward takes 1 to %d samples, not %d", DIT_MAX_BATCH, count);
+    for (int b = 0; b < count; b++)
+        if (check_text(run, samples[b].text)) return -1;
     if (run->context_tokens > 0 && !run->has_context)
         return error_set("the transformer run has in-context tokens but no context image was set");
     if (arena_reset(&run->scratch)) return -1;
 
-    dit_sequence s;
-    dit_segment_lengths lengths = {run->image_tokens, run->valid_tokens, run->context_tokens, text->t5_tokens,
-                                   text->llama_tokens};
-    dit_sequence_plan(&s, &lengths, run->par.sp->size, run->par.sp->rank);
-    s.seq = arena_tensor_2d(&run->scratch, s.kept_tokens + s.llama_tokens, c);
-    if (!s.seq.data) return -1;
-    s.silu_temb = time_embedding(run, text, timestep);
-    if (!s.silu_temb.data || embed_image(run, latents, &s)) return -1;
+    /* Intermediates are traced for one-sample forwards only (the tests' fixtures are one sample). */
+    dit_trace_fn traced = run->trace;
+    if (count > 1) run->trace = NULL;
+    dit_batch *batch = malloc(sizeof *batch); /* two sequence plans: too large for the stack */
+    int status = batch ? 0 : error_set("out of memory for a transformer forward");
+    if (status == 0) {
+        batch->count = count;
+        batch->silu_temb = time_embedding(run, samples, count, timestep);
+        status = batch->silu_temb.data ? 0 : -1;
+    }
+    for (int b = 0; b < count && status == 0; b++) status = prepare_sample(run, &samples[b], batch, b);
+    if (status == 0) status = run_blocks(run, samples, batch);
+    for (int b = 0; b < count && status == 0; b++) status = final_layer(run, &batch->s[b], samples[b].out);
+    free(batch);
+    run->trace = traced;
+    return status;
+}
 
-    /* initial text = [t5 | llama of the last block] */
-    int last = dit_num_blocks(&model->cfg) - 1;
-    copy_text_part(run, &s, text->t5, s.image_stream_tokens, s.t5_tokens);
-    copy_text_part(run, &s, text->llama[last], s.image_stream_tokens + s.t5_tokens, s.llama_tokens);
-    if (run_blocks(run, text, &s)) return -1;
-    return final_layer(run, &s, out);
+int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out)
+{
+    dit_sample sample = {text, latents, out, run->routing ? run->routing->branch : 0};
+    return dit_forward_batch(run, &sample, 1, timestep);
 }

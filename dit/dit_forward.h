@@ -116,7 +116,23 @@ int dit_run_set_context(dit_run *run, const float *latents);
 
 /* out[F, C_out, H, W] = transformer(latents[F, C_in, H, W], timestep, text);
  * host arrays, F = run->frames (1: an image [C, H, W]). With context tokens,
- * out is still the target image's alone. */
+ * out is still the target image's alone. Routing capture/replay files the
+ * call under run->routing->branch. */
 int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out);
+
+/* Several samples at one timestep through one forward: the CFG branches of
+ * a step. Each sample attends over its own tokens; the feed-forward
+ * sublayers (experts, shared expert, routing) run once over the rows of all
+ * of them (dit_blocks.h). Same results as one dit_forward per sample; the
+ * trace hook is not called. */
+#define DIT_MAX_BATCH 2
+typedef struct dit_sample {
+    const dit_text *text;
+    const float *latents; /* [F, C_in, H, W] */
+    float *out;           /* [F, C_out, H, W] */
+    int branch;           /* 0 cond, 1 uncond: routing capture/replay key */
+} dit_sample;
+
+int dit_forward_batch(dit_run *run, const dit_sample *samples, int count, float timestep);
 
 #endif

@@ -39,6 +39,7 @@ typedef struct dit_segment_lengths {
 typedef struct dit_sequence {
     tensor seq;
     tensor silu_temb;        /* [1, C] */
+    int branch;              /* the sample's CFG branch: routing capture/replay key */
     int64_t image_tokens;    /* local target rows, padding included */
     int64_t valid_tokens;    /* local target rows that are real (RoPE, unmasked keys) */
     int64_t image_first;     /* index of the first local target row in the image segment */
@@ -56,7 +57,7 @@ typedef struct dit_sequence {
     int64_t query_rows[DIT_MAX_SP], key_rows[DIT_MAX_SP];
 } dit_sequence;
 
-/* Fills everything but seq and silu_temb for part `part` of `parts`. */
+/* Fills everything but seq, silu_temb and branch for part `part` of `parts`. */
 void dit_sequence_plan(dit_sequence *s, const dit_segment_lengths *whole, int parts, int part);
 
 #endif

@@ -26,20 +26,21 @@
 #define EP_MAX 1024
 
 /* This tp rank's share of the token map: segments clipped to [first, first + count). */
-static moe_token_map clip_map(const moe_token_map *map, int64_t rows, int64_t first, int64_t count)
+static moe_token_map clip_map(const moe_routing *routing, const moe_token_map *map, int64_t rows, int64_t first,
+                              int64_t count)
 {
-    moe_token_map whole = {1, {0}, {rows}, {0}, rows}, out = {0};
+    moe_token_map whole = moe_whole_map(routing, rows), out = {0};
     if (!map) map = &whole;
-    out.global_rows = map->global_rows;
-    for (int s = 0; s < map->segments; s++) {
-        int64_t begin = map->local_first[s] > first ? map->local_first[s] : first;
-        int64_t end = map->local_first[s] + map->rows[s];
+    for (int i = 0; i < map->segments; i++) {
+        moe_token_segment seg = map->seg[i];
+        int64_t begin = seg.local_first > first ? seg.local_first : first;
+        int64_t end = seg.local_first + seg.rows;
         if (end > first + count) end = first + count;
         if (end <= begin) continue;
-        out.local_first[out.segments] = begin - first;
-        out.rows[out.segments] = end - begin;
-        out.global_first[out.segments] = map->global_first[s] + (begin - map->local_first[s]);
-        out.segments++;
+        seg.global_first += begin - seg.local_first;
+        seg.local_first = begin - first;
+        seg.rows = end - begin;
+        out.seg[out.segments++] = seg;
     }
     return out;
 }
@@ -107,7 +108,7 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     int64_t first, rows;
     layout_split_rows(tensor_rows(&x), ctx->tp->size, ctx->tp->rank, &first, &rows);
     tensor mine = tensor_row_slice(x, first, rows);
-    moe_token_map clipped = clip_map(map, tensor_rows(&x), first, rows);
+    moe_token_map clipped = clip_map(ctx->routing, map, tensor_rows(&x), first, rows);
     if (moe_route(ctx, ffn, mine, &clipped)) return -1;
     order_slots(s, ffn, rows, peers);
     if (exchange_counts(ctx, ffn)) return -1;

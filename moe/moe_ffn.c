@@ -211,14 +211,15 @@ void moe_top_k_ascending(const float *scores, int n, int k, int32_t *chosen)
 static int replay(moe_scratch *s, const moe_ffn *ffn, const moe_routing *routing, const moe_token_map *map)
 {
     int n = ffn->num_experts, k = ffn->top_k;
-    for (int seg = 0; seg < map->segments; seg++) {
+    for (int i = 0; i < map->segments; i++) {
+        const moe_token_segment *seg = &map->seg[i];
         const int32_t *forced;
-        if (moe_routing_lookup(routing, ffn->layer, map->global_first[seg], map->rows[seg], k, &forced)) return -1;
-        for (int64_t i = 0; i < map->rows[seg] * k; i++) {
-            if (forced[i] < 0 || forced[i] >= n)
+        if (moe_routing_lookup(routing, seg->branch, ffn->layer, seg->global_first, seg->rows, k, &forced)) return -1;
+        for (int64_t j = 0; j < seg->rows * k; j++) {
+            if (forced[j] < 0 || forced[j] >= n)
                 return error_set("routing replay %s: expert %d out of range in layer %d", routing->source,
-                                 forced[i], ffn->layer);
-            s->experts[map->local_first[seg] * k + i] = forced[i];
+                                 forced[j], ffn->layer);
+            s->experts[seg->local_first * k + j] = forced[j];
         }
     }
     return 0;
@@ -226,11 +227,19 @@ static int replay(moe_scratch *s, const moe_ffn *ffn, const moe_routing *routing
 
 static int capture(moe_scratch *s, const moe_ffn *ffn, moe_routing *routing, const moe_token_map *map)
 {
-    for (int seg = 0; seg < map->segments; seg++)
-        if (moe_routing_store(routing, ffn->layer, map->global_first[seg], map->rows[seg], map->global_rows,
-                              ffn->top_k, s->experts + map->local_first[seg] * ffn->top_k))
+    for (int i = 0; i < map->segments; i++) {
+        const moe_token_segment *seg = &map->seg[i];
+        if (moe_routing_store(routing, seg->branch, ffn->layer, seg->global_first, seg->rows, seg->global_rows,
+                              ffn->top_k, s->experts + seg->local_first * ffn->top_k))
             return -1;
+    }
     return 0;
+}
+
+moe_token_map moe_whole_map(const moe_routing *routing, int64_t rows)
+{
+    moe_token_map map = {1, {{0, rows, 0, rows, routing ? routing->branch : 0}}};
+    return map;
 }
 
 int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_token_map *map)
@@ -243,7 +252,7 @@ int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_to
     if (rows > s->max_rows)
         return error_set("MoE layer %d: %lld tokens exceed the routing scratch (%lld)", ffn->layer, (long long)rows,
                          (long long)s->max_rows);
-    moe_token_map whole = {1, {0}, {rows}, {0}, rows};
+    moe_token_map whole = moe_whole_map(routing, rows);
     if (!map) map = &whole;
     arena_mark_t mark = arena_mark(ctx->scratch);
     tensor logits = arena_tensor_2d(ctx->scratch, rows, n);

@@ -94,14 +94,22 @@ int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tenso
 int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k, int ep_size);
 void moe_scratch_free(moe_scratch *s);
 
-/* Where x's rows sit in the layer's full token sequence: up to 4 runs of
- * consecutive rows, so captures and replays address tokens the same way in
- * every parallel layout. A NULL map: x is the whole sequence. */
-#define MOE_MAX_SEGMENTS 4
+/* Where x's rows sit in the full token sequences of the samples of a
+ * forward: runs of consecutive rows, so captures and replays address tokens
+ * the same way in every parallel layout and whether the CFG branches run as
+ * one batch or one at a time. A NULL map: x is one whole sequence of the
+ * routing's current branch. */
+#define MOE_MAX_SEGMENTS 8
+typedef struct moe_token_segment {
+    int64_t local_first, rows; /* rows [local_first, local_first + rows) of x */
+    int64_t global_first;      /* ... are these tokens of their sample's sequence */
+    int64_t global_rows;       /* that whole sequence (the capture record's rows) */
+    int branch;                /* the sample's CFG branch (0 cond, 1 uncond): the record's key */
+} moe_token_segment;
+
 typedef struct moe_token_map {
     int segments;
-    int64_t local_first[MOE_MAX_SEGMENTS], rows[MOE_MAX_SEGMENTS], global_first[MOE_MAX_SEGMENTS];
-    int64_t global_rows; /* the layer's whole sequence */
+    moe_token_segment seg[MOE_MAX_SEGMENTS];
 } moe_token_map;
 
 /* y[M, C] = ffn(x[M, C]), or this rank's partial sum of it under tensor

@@ -52,11 +52,11 @@ static routing_record *add_record(moe_routing *r, int step, int branch, int laye
     return rec;
 }
 
-int moe_routing_store(moe_routing *r, int layer, int64_t first_row, int64_t rows, int64_t total_rows, int top_k,
-                      const int32_t *experts)
+int moe_routing_store(moe_routing *r, int branch, int layer, int64_t first_row, int64_t rows, int64_t total_rows,
+                      int top_k, const int32_t *experts)
 {
-    routing_record *rec = find_record(r, r->step, r->branch, layer);
-    if (!rec) rec = add_record(r, r->step, r->branch, layer, total_rows, top_k);
+    routing_record *rec = find_record(r, r->step, branch, layer);
+    if (!rec) rec = add_record(r, r->step, branch, layer, total_rows, top_k);
     if (!rec) return error_set("out of memory capturing routing");
     if (rec->rows < first_row + rows || rec->top_k != top_k)
         return error_set("routing capture: layer %d of step %d changed shape", layer, r->step);
@@ -64,17 +64,17 @@ int moe_routing_store(moe_routing *r, int layer, int64_t first_row, int64_t rows
     return 0;
 }
 
-int moe_routing_lookup(const moe_routing *r, int layer, int64_t first_row, int64_t rows, int top_k,
+int moe_routing_lookup(const moe_routing *r, int branch, int layer, int64_t first_row, int64_t rows, int top_k,
                        const int32_t **experts)
 {
-    const routing_record *rec = find_record(r, r->step, r->branch, layer);
+    const routing_record *rec = find_record(r, r->step, branch, layer);
     if (!rec)
         return error_set("routing replay %s: no record for step %d, branch %d, layer %d", r->source, r->step,
-                         r->branch, layer);
+                         branch, layer);
     if (rec->top_k != top_k || first_row + rows > rec->rows)
         return error_set("routing replay %s: step %d, branch %d, layer %d holds [%lld, %d], needs rows up to %lld "
                          "with top-%d",
-                         r->source, r->step, r->branch, layer, (long long)rec->rows, rec->top_k,
+                         r->source, r->step, branch, layer, (long long)rec->rows, rec->top_k,
                          (long long)(first_row + rows), top_k);
     *experts = rec->experts + first_row * top_k;
     return 0;

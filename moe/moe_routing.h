@@ -26,7 +26,7 @@ typedef struct routing_record {
 typedef struct moe_routing {
     routing_mode mode;
     int step;   /* set by the pipeline before each transformer call */
-    int branch; /* 0 conditional, 1 unconditional */
+    int branch; /* of a one-sample forward (dit_forward): 0 conditional, 1 unconditional */
     routing_record *records;
     int count, capacity;
     char source[256]; /* file, for error messages */
@@ -35,13 +35,14 @@ typedef struct moe_routing {
 void moe_routing_init(moe_routing *r, routing_mode mode);
 void moe_routing_free(moe_routing *r);
 
-/* Capture: rows [first_row, first_row + rows) of the layer's total_rows. */
-int moe_routing_store(moe_routing *r, int layer, int64_t first_row, int64_t rows, int64_t total_rows, int top_k,
+/* Capture: rows [first_row, first_row + rows) of the layer's total_rows, in
+ * the record of the current step and the given branch. */
+int moe_routing_store(moe_routing *r, int branch, int layer, int64_t first_row, int64_t rows, int64_t total_rows, int top_k,
                       const int32_t *experts);
 
 /* Replay: the experts of rows [first_row, first_row + rows); fails naming the
  * file, step, branch and layer when the record is missing or too short. */
-int moe_routing_lookup(const moe_routing *r, int layer, int64_t first_row, int64_t rows, int top_k,
+int moe_routing_lookup(const moe_routing *r, int branch, int layer, int64_t first_row, int64_t rows, int top_k,
                        const int32_t **experts);
 
 int moe_routing_save(const moe_routing *r, const char *path);

@@ -6,16 +6,16 @@
 
 #include <stdlib.h>
 
-/* v = -transformer(latents, t) of one branch, into velocity. */
-static int branch_velocity(dit_run *run, const dit_text *text, int branch, int step, float timestep,
-                           const float *latents, float *velocity, int64_t n)
+/* v = -transformer(latents, t) of the given branches (one forward: both
+ * CFG branches run as one batch), into velocity + i * n for branches[i]. */
+static int velocities(dit_run *run, const dit_text *const *texts, const int *branches, int count, int step,
+                      float timestep, const float *latents, float *velocity, int64_t n)
 {
-    if (run->routing) {
-        run->routing->step = step;
-        run->routing->branch = branch;
-    }
-    if (dit_forward(run, text, latents, timestep, velocity)) return -1;
-    for (int64_t i = 0; i < n; i++) velocity[i] = -velocity[i];
+    dit_sample samples[DIT_MAX_BATCH];
+    for (int i = 0; i < count; i++) samples[i] = (dit_sample){texts[i], latents, velocity + i * n, branches[i]};
+    if (run->routing) run->routing->step = step;
+    if (dit_forward_batch(run, samples, count, timestep)) return -1;
+    for (int64_t i = 0; i < count * n; i++) velocity[i] = -velocity[i];
     return 0;
 }
 
@@ -45,12 +45,13 @@ int denoise(const denoise_request *r, float *latents)
             tensor mine = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, n), all = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 2, n);
             mine.data = both + 2 * n;
             all.data = both;
-            status = branch_velocity(r->run, text, branch, i, t, latents, both + 2 * n, n);
+            status = velocities(r->run, &text, &branch, 1, i, t, latents, both + 2 * n, n);
             if (status == 0) status = r->cfg->ops->all_gather_rows(r->cfg, all, mine, rows);
             if (status == 0) guide(both, both + n, r->guidance, n);
         } else {
-            status = branch_velocity(r->run, r->cond, 0, i, t, latents, both, n);
-            if (status == 0 && r->uncond) status = branch_velocity(r->run, r->uncond, 1, i, t, latents, both + n, n);
+            const dit_text *texts[2] = {r->cond, r->uncond};
+            int branches[2] = {0, 1};
+            status = velocities(r->run, texts, branches, r->uncond ? 2 : 1, i, t, latents, both, n);
             if (status == 0 && r->uncond) guide(both, both + n, r->guidance, n);
         }
         if (status == 0) scheduler_step(r->sched, i, both, latents, n);

@@ -4,6 +4,8 @@
  *     v = -transformer(latents, t_i, cond)
  *     with guidance g > 1: v = v_uncond + g * (v - v_uncond)
  *     latents += (sigma_{i+1} - sigma_i) * v          (Euler)
+ * Without CFG parallelism both branches run as one forward of two samples
+ * (dit_forward_batch), as diffusers batches them.
  * Under CFG parallelism the two branches run on the two halves of the ranks
  * (cfg group rank 0: cond, 1: uncond) and one all-gather per step gives both
  * velocities to every rank, so all ranks keep identical latents. */

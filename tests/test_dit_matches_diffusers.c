@@ -65,7 +65,7 @@ static void check_routing(dit_run *run, const dit_text *text, const safetensors 
          * whose outputs it then drops; moedit routes only the kept rows. */
         int64_t kept = i == 0 ? run->image_tokens : run->image_tokens + text->t5_tokens + text->llama_tokens;
         const int32_t *got = NULL;
-        CHECK_MSG(moe_routing_lookup(&capture, layers[i], 0, kept, (int)e->shape[1], &got) == 0, "%s",
+        CHECK_MSG(moe_routing_lookup(&capture, 0, layers[i], 0, kept, (int)e->shape[1], &got) == 0, "%s",
                   error_message());
         CHECK_MSG(got && memcmp(got, expected, (size_t)(kept * e->shape[1]) * sizeof(int32_t)) == 0,
                   "routing of %s differs from diffusers", names[i]);

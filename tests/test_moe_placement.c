@@ -25,7 +25,7 @@ static void write_routing(const char *path, int layers, int experts, const int *
     int32_t *chosen = malloc((size_t)total * sizeof *chosen);
     for (int e = 0, at = 0; e < experts; e++)
         for (int i = 0; i < rows[e]; i++) chosen[at++] = e;
-    for (int l = 0; l < layers; l++) CHECK(moe_routing_store(&r, l, 0, total, total, 1, chosen) == 0);
+    for (int l = 0; l < layers; l++) CHECK(moe_routing_store(&r, 0, l, 0, total, total, 1, chosen) == 0);
     CHECK_MSG(moe_routing_save(&r, path) == 0, "%s", error_message());
     free(chosen);
     moe_routing_free(&r);
