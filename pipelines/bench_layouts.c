@@ -58,7 +58,7 @@ typedef struct bench_state {
     char routing[1100], embeds[1100];
     const char *embeds_path;
     int routed;            /* MoE: capture and replay the routing */
-    int64_t expert_calls;  /* MoE calls of a timed run on one rank: steps x 2 branches x MoE layers */
+    int64_t expert_calls;  /* most MoE calls of a timed run on one rank: steps x 2 branches x MoE layers */
 } bench_state;
 
 /* ---- ranks ---- */
