@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "dit/dit_forward.h"
-#include "test_fixture.h"
+#include "test_dit_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -60,27 +60,22 @@ int main(void)
     CHECK_MSG(dit_model_load(&model, be, dir, 0, 0, NULL) == 0, "%s", error_message());
     if (!io || test_failures) return test_finish("test_dit_batch");
 
-    int64_t n_latents, n_t5, n_llama, n_pooled, n_out, n_t;
-    int64_t latent_shape[3], t5_shape[2], llama_shape[3];
-    float *latents = fixture_read(io, "latents", &n_latents, latent_shape);
-    float *t5 = fixture_read(io, "prompt_embeds_t5", &n_t5, t5_shape);
-    float *llama = fixture_read(io, "prompt_embeds_llama3", &n_llama, llama_shape);
-    float *pooled = fixture_read(io, "pooled_prompt_embeds", &n_pooled, NULL);
-    float *want = fixture_read(io, "output", &n_out, NULL);
-    float *timestep = fixture_read(io, "timestep", &n_t, NULL);
-    CHECK(latents && t5 && llama && pooled && want && timestep);
+    dit_fixture f;
+    CHECK(dit_fixture_read(io, &f) == 0);
     if (test_failures) return test_finish("test_dit_batch");
+    float *latents = f.latents, *want = f.output, timestep = f.timestep[0];
+    int64_t n_latents = f.n_latents, n_t5 = f.n_t5, n_llama = f.n_llama, n_pooled = f.n_pooled, n_out = f.n_output;
 
     /* Sample 1: other latents, other text values, fewer t5 tokens. */
     sample_inputs in[2];
     float *latents2 = malloc((size_t)n_latents * sizeof(float)), *t5b = malloc((size_t)n_t5 * sizeof(float));
     float *llama2 = malloc((size_t)n_llama * sizeof(float)), *pooled2 = malloc((size_t)n_pooled * sizeof(float));
     for (int64_t i = 0; i < n_latents; i++) latents2[i] = 0.7f * latents[n_latents - 1 - i] - 0.1f;
-    for (int64_t i = 0; i < n_t5; i++) t5b[i] = -0.5f * t5[i];
-    for (int64_t i = 0; i < n_llama; i++) llama2[i] = llama[n_llama - 1 - i];
-    for (int64_t i = 0; i < n_pooled; i++) pooled2[i] = 0.3f * pooled[i] + 0.05f;
-    dit_text_inputs inputs[2] = {{t5, t5_shape[0], llama, llama_shape[0], llama_shape[1], pooled},
-                                 {t5b, t5_shape[0] / 2, llama2, llama_shape[0], llama_shape[1], pooled2}};
+    for (int64_t i = 0; i < n_t5; i++) t5b[i] = -0.5f * f.t5[i];
+    for (int64_t i = 0; i < n_llama; i++) llama2[i] = f.llama[n_llama - 1 - i];
+    for (int64_t i = 0; i < n_pooled; i++) pooled2[i] = 0.3f * f.pooled[i] + 0.05f;
+    dit_text_inputs inputs[2] = {f.text, f.text};
+    inputs[1].t5 = t5b, inputs[1].t5_tokens /= 2, inputs[1].llama = llama2, inputs[1].pooled = pooled2;
     for (int b = 0; b < 2; b++) {
         CHECK_MSG(dit_text_encode(&in[b].text, &model, &inputs[b]) == 0, "%s", error_message());
         in[b].latents = b == 0 ? latents : latents2;
@@ -88,7 +83,7 @@ int main(void)
         in[b].batched = calloc((size_t)n_out, sizeof(float));
     }
     dit_run run;
-    CHECK_MSG(dit_run_init(&run, &model, latent_shape[1], latent_shape[2], t5_shape[0], llama_shape[1], NULL) == 0, "%s",
+    CHECK_MSG(dit_run_init(&run, &model, f.latent_shape[1], f.latent_shape[2], f.t5_shape[0], f.llama_shape[1], NULL) == 0, "%s",
               error_message());
     if (test_failures) return test_finish("test_dit_batch");
 
@@ -97,9 +92,9 @@ int main(void)
     moe_routing_init(&single, ROUTING_CAPTURE);
     moe_routing_init(&batched, ROUTING_CAPTURE);
     run.routing = &single;
-    forward_each(&run, in, timestep[0], 0);
+    forward_each(&run, in, timestep, 0);
     run.routing = &batched;
-    forward_each(&run, in, timestep[0], 1);
+    forward_each(&run, in, timestep, 1);
     double scale = test_max_abs(want, n_out);
     CHECK_MSG(test_max_abs_diff(in[0].single, want, n_out) <= 1e-4 * scale, "sample 0 alone differs from diffusers");
     for (int b = 0; b < 2; b++) {
@@ -113,7 +108,7 @@ int main(void)
     /* A batched forward replays the routing of one forward per branch. */
     single.mode = ROUTING_REPLAY;
     run.routing = &single;
-    forward_each(&run, in, timestep[0], 1);
+    forward_each(&run, in, timestep, 1);
     for (int b = 0; b < 2; b++)
         CHECK_MSG(test_max_abs_diff(in[b].batched, in[b].single, n_out) <= 1e-5 * test_max_abs(in[b].single, n_out),
                   "sample %d: replayed batch differs", b);
@@ -122,9 +117,9 @@ int main(void)
     /* Batch sizes outside 1..DIT_MAX_BATCH are a clear error. */
     dit_sample three[3] = {{&in[0].text, latents, in[0].batched, 0}, {&in[1].text, latents2, in[1].batched, 1},
                            {&in[0].text, latents, in[0].batched, 0}};
-    CHECK(dit_forward_batch(&run, three, 3, timestep[0]) != 0);
+    CHECK(dit_forward_batch(&run, three, 3, timestep) != 0);
     CHECK_MSG(strstr(error_message(), "1 to 2 samples") != NULL, "got: %s", error_message());
-    CHECK(dit_forward_batch(&run, three, 0, timestep[0]) != 0);
+    CHECK(dit_forward_batch(&run, three, 0, timestep) != 0);
 
     moe_routing_free(&single);
     moe_routing_free(&batched);
@@ -133,7 +128,7 @@ int main(void)
         free(in[b].single);
         free(in[b].batched);
     }
-    free(latents), free(t5), free(llama), free(pooled), free(want), free(timestep);
+    dit_fixture_free(&f);
     free(latents2), free(t5b), free(llama2), free(pooled2);
     dit_run_free(&run);
     dit_model_free(&model);

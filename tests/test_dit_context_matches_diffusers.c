@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "dit/dit_forward.h"
-#include "test_fixture.h"
+#include "test_dit_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -54,20 +54,16 @@ int main(void)
     CHECK_MSG(dit_model_load(&model, be, MOEDIT_FIXTURES "/dit_moe", 0, 0, NULL) == 0, "%s", error_message());
     if (test_failures) return test_finish("test_dit_context_matches_diffusers");
 
-    int64_t n_latents, n_context, n_t5, n_llama, n_pooled, n_out, n_plain, n_t;
-    int64_t latent_shape[3], context_shape[3], t5_shape[2], llama_shape[3];
-    float *latents = fixture_read(io, "latents", &n_latents, latent_shape);
+    dit_fixture f;
+    int64_t n_context, n_plain, context_shape[3];
+    CHECK(dit_fixture_read(io, &f) == 0);
     float *context = fixture_read(io, "context_latents", &n_context, context_shape);
-    float *t5 = fixture_read(io, "prompt_embeds_t5", &n_t5, t5_shape);
-    float *llama = fixture_read(io, "prompt_embeds_llama3", &n_llama, llama_shape);
-    float *pooled = fixture_read(io, "pooled_prompt_embeds", &n_pooled, NULL);
-    float *want = fixture_read(io, "output", &n_out, NULL);
     float *plain = fixture_read(io, "output_without_context", &n_plain, NULL);
-    float *timestep = fixture_read(io, "timestep", &n_t, NULL);
-    CHECK(latents && context && t5 && llama && pooled && want && plain && timestep);
+    CHECK(context && plain);
     if (test_failures) return test_finish("test_dit_context_matches_diffusers");
-
-    dit_text_inputs inputs = {t5, t5_shape[0], llama, llama_shape[0], llama_shape[1], pooled};
+    float *latents = f.latents, *want = f.output, *timestep = f.timestep;
+    int64_t n_out = f.n_output, *latent_shape = f.latent_shape, *t5_shape = f.t5_shape, *llama_shape = f.llama_shape;
+    dit_text_inputs inputs = f.text;
     dit_text text;
     CHECK_MSG(dit_text_encode(&text, &model, &inputs) == 0, "%s", error_message());
     float *out = calloc((size_t)n_out, sizeof(float));
@@ -107,7 +103,8 @@ int main(void)
     dit_run_free(&run);
 
     free(out);
-    free(latents), free(context), free(t5), free(llama), free(pooled), free(want), free(plain), free(timestep);
+    dit_fixture_free(&f);
+    free(context), free(plain);
     dit_text_free(&text);
     dit_model_free(&model);
     safetensors_close(io);

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "dit/dit_forward.h"
-#include "test_fixture.h"
+#include "test_dit_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -106,21 +106,15 @@ static void check_fixture(const char *fixture, int expected_traces)
     CHECK_MSG(dit_model_load(&model, be, dir, 0, 0, NULL) == 0, "%s", error_message());
     if (!io || test_failures) return;
 
-    int64_t n_latents, n_t5, n_llama, n_pooled, n_out, n_t;
-    int64_t latent_shape[3], t5_shape[2], llama_shape[3];
-    float *latents = fixture_read(io, "latents", &n_latents, latent_shape);
-    float *t5 = fixture_read(io, "prompt_embeds_t5", &n_t5, t5_shape);
-    float *llama = fixture_read(io, "prompt_embeds_llama3", &n_llama, llama_shape);
-    float *pooled = fixture_read(io, "pooled_prompt_embeds", &n_pooled, NULL);
-    float *want = fixture_read(io, "output", &n_out, NULL);
-    float *timestep = fixture_read(io, "timestep", &n_t, NULL);
-    CHECK(latents && t5 && llama && pooled && want && timestep);
-
-    dit_text_inputs inputs = {t5, t5_shape[0], llama, llama_shape[0], llama_shape[1], pooled};
+    dit_fixture f;
+    CHECK(dit_fixture_read(io, &f) == 0);
+    float *latents = f.latents, *want = f.output, *timestep = f.timestep;
+    int64_t n_out = f.n_output, *latent_shape = f.latent_shape;
+    dit_text_inputs inputs = f.text;
     dit_text text;
     dit_run run;
     CHECK_MSG(dit_text_encode(&text, &model, &inputs) == 0, "%s", error_message());
-    CHECK_MSG(dit_run_init(&run, &model, latent_shape[1], latent_shape[2], t5_shape[0], llama_shape[1], NULL) == 0, "%s",
+    CHECK_MSG(dit_run_init(&run, &model, latent_shape[1], latent_shape[2], f.t5_shape[0], f.llama_shape[1], NULL) == 0, "%s",
               error_message());
     trace_check check = {io, fixture, 0};
     run.trace = on_trace;
@@ -145,7 +139,7 @@ static void check_fixture(const char *fixture, int expected_traces)
     compare(fixture, "output (again)", out, want, n_out);
 
     free(out);
-    free(latents), free(t5), free(llama), free(pooled), free(want), free(timestep);
+    dit_fixture_free(&f);
     dit_run_free(&run);
     dit_text_free(&text);
     dit_model_free(&model);
