@@ -14,6 +14,7 @@
  * which takes a while) and kept; shapes cuDNN does not support fall back to
  * moedit's own kernels. */
 #include "core/cuda_common.cuh"
+#include "core/env_choice.h"
 
 #ifdef MOEDIT_HAVE_CUDNN_FRONTEND
 
@@ -113,8 +114,11 @@ const sdpa_plan *plan_for(cudnnHandle_t handle, const sdpa_key &key)
 
 int cuda_attention_cudnn(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal)
 {
-    const char *choice = getenv("MOEDIT_ATTENTION"); /* read per call: the tests switch it */
-    if ((choice && !strcmp(choice, "moedit")) || q.dtype != DTYPE_BF16 || k.dtype != DTYPE_BF16 || v.dtype != DTYPE_BF16 || out.dtype != DTYPE_BF16)
+    /* Read per call: the tests switch it. */
+    static const char *const choices[2] = {"cudnn", "moedit"};
+    static int warned;
+    int own_kernels = env_choice("MOEDIT_ATTENTION", choices, 2, 0, &warned) == 1;
+    if (own_kernels || q.dtype != DTYPE_BF16 || k.dtype != DTYPE_BF16 || v.dtype != DTYPE_BF16 || out.dtype != DTYPE_BF16)
         return 0;
     if (s->device < 0 || s->device >= 64) return 0;
     int64_t width = tensor_cols(&q);

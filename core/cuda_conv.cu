@@ -22,14 +22,16 @@
  * Either way the bias is added afterwards by one pass over y, one channel per
  * grid row (PyTorch adds conv bias the same way on its cuDNN path).
  *
- * Environment: MOEDIT_CUDNN=0 forces im2col; MOEDIT_CUDNN=heuristic picks
- * algorithms by cudnnGetConvolutionForwardAlgorithm_v7 (no benchmarking on
- * first use) instead of FindEx; MOEDIT_CUDNN=nhwc hands cuDNN channels-last
+ * Environment: MOEDIT_CUDNN=nhwc (the default) hands cuDNN channels-last
  * copies of the input and filter and transposes its output back (its NHWC
  * tensor-core kernels, the layout PyTorch's fast path uses; costs two
  * transposes per convolution instead of im2col's 9x columns);
- * MOEDIT_CUDNN_LOG=1 prints each choice. */
+ * MOEDIT_CUDNN=0 forces im2col; MOEDIT_CUDNN=1 runs cuDNN on NCHW with
+ * algorithms benchmarked by FindEx on first use, =heuristic with
+ * cudnnGetConvolutionForwardAlgorithm_v7's choice instead; any other value
+ * warns and uses the default. MOEDIT_CUDNN_LOG=1 prints each choice. */
 #include "core/cuda_common.cuh"
+#include "core/env_choice.h"
 
 #ifdef MOEDIT_HAVE_CUDNN
 #include <cudnn.h>
@@ -214,14 +216,13 @@ static int cudnn_mode(void)
 {
     static int mode = -1;
     if (mode < 0) {
-        const char *v = getenv("MOEDIT_CUDNN");
         /* Channels-last cuDNN by default: on an H200 the FLUX VAE decode took
          * 68 / 228 ms at 1024 / 2048 this way, 83 / 319 with im2col
          * (MOEDIT_CUDNN=0) and 284 / 1370 with cuDNN on NCHW (=1, =heuristic). */
-        mode = !v || !*v || !strcmp(v, "nhwc") ? CUDNN_NHWC
-               : !strcmp(v, "0")               ? CUDNN_OFF
-               : !strcmp(v, "heuristic")       ? CUDNN_HEURISTIC
-                                               : CUDNN_FIND;
+        static const char *const choices[4] = {"nhwc", "0", "1", "heuristic"};
+        static const int modes[4] = {CUDNN_NHWC, CUDNN_OFF, CUDNN_FIND, CUDNN_HEURISTIC};
+        static int warned;
+        mode = modes[env_choice("MOEDIT_CUDNN", choices, 4, 0, &warned)];
     }
     return mode;
 }
