@@ -174,33 +174,6 @@ static int double_attention_sublayer(dit_run *run, const dit_block *block, const
     return 0;
 }
 
-int dit_double_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch)
-{
-    const dit_sequence *s = batch->s;
-    int count = batch->count;
-    int64_t c = run->model->cfg.dim;
-    arena_mark_t mark = arena_mark(&run->scratch);
-    /* m per sample: shift, scale, gate (msa), shift, scale, gate (mlp); image then text. */
-    tensor m = modulation(run, block, batch, 12);
-    if (!m.data) return -1;
-    sublayer_rows image[DIT_MAX_BATCH], text[DIT_MAX_BATCH];
-    for (int b = 0; b < count; b++) {
-        tensor mb = tensor_row_slice(m, b, 1);
-        if (double_attention_sublayer(run, block, &s[b], mb)) return -1;
-        int64_t stream = s[b].image_stream_tokens;
-        image[b] = (sublayer_rows){tensor_row_slice(s[b].seq, 0, stream), chunk(mb, 3, c), chunk(mb, 4, c),
-                                   chunk(mb, 5, c)};
-        text[b] = (sublayer_rows){tensor_row_slice(s[b].seq, stream, s[b].kept_tokens - stream), chunk(mb, 9, c),
-                                  chunk(mb, 10, c), chunk(mb, 11, c)};
-    }
-    moe_token_map map = token_map(batch, 0);
-    if (feed_forward_sublayer(run, &block->ff_image, &map, NULL, image, count) ||
-        feed_forward_sublayer(run, NULL, NULL, &block->ff_text, text, count))
-        return -1;
-    arena_release(&run->scratch, mark);
-    return 0;
-}
-
 /* x += gate * attention(...) over the whole sequence of one sample. */
 static int single_attention_sublayer(dit_run *run, const dit_block *block, const dit_sequence *s, tensor m)
 {
@@ -226,23 +199,35 @@ static int single_attention_sublayer(dit_run *run, const dit_block *block, const
     return 0;
 }
 
-int dit_single_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch)
+int dit_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch)
 {
     const dit_sequence *s = batch->s;
-    int count = batch->count;
+    int count = batch->count, dual = block->is_double;
     int64_t c = run->model->cfg.dim;
     arena_mark_t mark = arena_mark(&run->scratch);
-    tensor m = modulation(run, block, batch, 6);
+    /* m per sample: shift, scale, gate (attention), shift, scale, gate (feed-forward); a double block's
+     * image stream's six, then its text stream's. */
+    tensor m = modulation(run, block, batch, dual ? 12 : 6);
     if (!m.data) return -1;
-    sublayer_rows kept[DIT_MAX_BATCH];
+    /* Rows of each sample for the feed-forward: the image stream (double) or
+     * all kept rows (single) through the MoE; a double block's kept text
+     * through its dense SwiGLU. */
+    sublayer_rows routed[DIT_MAX_BATCH], text[DIT_MAX_BATCH];
     for (int b = 0; b < count; b++) {
         tensor mb = tensor_row_slice(m, b, 1);
-        if (single_attention_sublayer(run, block, &s[b], mb)) return -1;
-        kept[b] = (sublayer_rows){tensor_row_slice(s[b].seq, 0, s[b].kept_tokens), chunk(mb, 3, c), chunk(mb, 4, c),
-                                  chunk(mb, 5, c)};
+        if (dual ? double_attention_sublayer(run, block, &s[b], mb) : single_attention_sublayer(run, block, &s[b], mb))
+            return -1;
+        int64_t stream = dual ? s[b].image_stream_tokens : s[b].kept_tokens;
+        routed[b] = (sublayer_rows){tensor_row_slice(s[b].seq, 0, stream), chunk(mb, 3, c), chunk(mb, 4, c),
+                                    chunk(mb, 5, c)};
+        if (dual)
+            text[b] = (sublayer_rows){tensor_row_slice(s[b].seq, stream, s[b].kept_tokens - stream), chunk(mb, 9, c),
+                                      chunk(mb, 10, c), chunk(mb, 11, c)};
     }
-    moe_token_map map = token_map(batch, 1);
-    if (feed_forward_sublayer(run, &block->ff_image, &map, NULL, kept, count)) return -1;
+    moe_token_map map = token_map(batch, !dual);
+    if (feed_forward_sublayer(run, &block->ff_image, &map, NULL, routed, count) ||
+        (dual && feed_forward_sublayer(run, NULL, NULL, &block->ff_text, text, count)))
+        return -1;
     arena_release(&run->scratch, mark);
     return 0;
 }

@@ -31,8 +31,8 @@ typedef struct dit_batch {
     tensor silu_temb;
 } dit_batch;
 
-int dit_double_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch);
-int dit_single_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch);
+/* One block (double- or single-stream, by block->is_double) over every sample of the batch. */
+int dit_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch);
 
 /* out[q rows, C_local] = attention of this rank's queries over every rank's
  * keys: directly, or through the Ulysses all-to-all and the ring. */

@@ -299,14 +299,13 @@ static int run_blocks(dit_run *run, const dit_sample *samples, dit_batch *batch)
         for (int i = 0; i < batch->count; i++)
             copy_text_part(run, &batch->s[i], samples[i].text->llama[b], batch->s[i].kept_tokens,
                            batch->s[i].llama_tokens);
+        if (dit_block_forward(run, block, batch)) return -1;
         if (block->is_double) {
-            if (dit_double_block_forward(run, block, batch)) return -1;
             snprintf(name, sizeof name, "double_%d_image", b);
             trace(run, name, tensor_row_slice(s->seq, 0, s->image_stream_tokens));
             snprintf(name, sizeof name, "double_%d_text", b);
             trace(run, name, tensor_row_slice(s->seq, s->image_stream_tokens, s->kept_tokens - s->image_stream_tokens));
         } else {
-            if (dit_single_block_forward(run, block, batch)) return -1;
             snprintf(name, sizeof name, "single_%d", b - cfg->num_double_blocks);
             trace(run, name, tensor_row_slice(s->seq, 0, s->kept_tokens));
         }

@@ -50,14 +50,11 @@ static void forward_each(dit_run *run, sample_inputs *in, float timestep, int ba
 
 int main(void)
 {
-    char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/dit_moe", MOEDIT_FIXTURES);
-    snprintf(path, sizeof path, "%s/io.safetensors", dir);
     backend *be = backend_cpu_create();
     dit_model model;
     safetensors *io = NULL;
-    CHECK_MSG(safetensors_open(&io, path) == 0, "%s", error_message());
-    CHECK_MSG(dit_model_load(&model, be, dir, 0, 0, NULL) == 0, "%s", error_message());
+    CHECK_MSG(safetensors_open(&io, MOEDIT_FIXTURES "/dit_moe/io.safetensors") == 0, "%s", error_message());
+    CHECK_MSG(dit_model_load(&model, be, MOEDIT_FIXTURES "/dit_moe", 0, 0, NULL) == 0, "%s", error_message());
     if (!io || test_failures) return test_finish("test_dit_batch");
 
     dit_fixture f;
