@@ -25,7 +25,7 @@
 
 /* The samples of one forward: each one's sequence, and their silu(temb)
  * rows stacked [count, C] (every block's modulation is one product). */
-typedef struct dit_batch {
+typedef struct dit_batch { /* dit_run holds one */
     int count;
     dit_sequence s[DIT_MAX_BATCH];
     tensor silu_temb;

@@ -145,8 +145,9 @@ int dit_run_init_shape(dit_run *run, const dit_model *model, const dit_run_shape
     int64_t context_first, context_rows;
     layout_split_rows(run->context_tokens, run->par.sp->size, run->par.sp->rank, &context_first, &context_rows);
     run->host_tokens = malloc((size_t)(staged * features) * sizeof(float));
+    run->batch = calloc(1, sizeof *run->batch);
     run->context = arena_tensor_2d(&run->persistent, context_rows > 0 ? context_rows : 1, cfg->dim);
-    if (!run->host_tokens || !run->context.data || build_rope(run)) {
+    if (!run->host_tokens || !run->batch || !run->context.data || build_rope(run)) {
         dit_run_free(run);
         return error_set("out of memory preparing %lld latent frame(s) of %lldx%lld", (long long)run->frames,
                          (long long)shape->latent_h, (long long)shape->latent_w);
@@ -190,6 +191,8 @@ void dit_run_free(dit_run *run)
     moe_scratch_free(&run->moe);
     free(run->host_tokens);
     run->host_tokens = NULL;
+    free(run->batch);
+    run->batch = NULL;
 }
 
 static void trace(dit_run *run, const char *name, tensor value)
@@ -356,17 +359,13 @@ int dit_forward_batch(dit_run *run, const dit_sample *samples, int count, float 
     /* Intermediates are traced for one-sample forwards only (the tests' fixtures are one sample). */
     dit_trace_fn traced = run->trace;
     if (count > 1) run->trace = NULL;
-    dit_batch *batch = malloc(sizeof *batch); /* two sequence plans: too large for the stack */
-    int status = batch ? 0 : error_set("out of memory for a transformer forward");
-    if (status == 0) {
-        batch->count = count;
-        batch->silu_temb = time_embedding(run, samples, count, timestep);
-        status = batch->silu_temb.data ? 0 : -1;
-    }
+    dit_batch *batch = run->batch;
+    batch->count = count;
+    batch->silu_temb = time_embedding(run, samples, count, timestep);
+    int status = batch->silu_temb.data ? 0 : -1;
     for (int b = 0; b < count && status == 0; b++) status = prepare_sample(run, &samples[b], batch, b);
     if (status == 0) status = run_blocks(run, samples, batch);
     for (int b = 0; b < count && status == 0; b++) status = final_layer(run, &batch->s[b], samples[b].out);
-    free(batch);
     run->trace = traced;
     return status;
 }

@@ -88,6 +88,7 @@ typedef struct dit_run {
     process_group *own_groups[4]; /* one-rank groups made for a serial run */
     dit_trace_fn trace;
     void *trace_user;
+    struct dit_batch *batch; /* the samples' sequence plans of a forward (dit_blocks.h), made once */
 } dit_run;
 
 /* Validates the latent size against the config (multiple of the patch,
