@@ -14,8 +14,9 @@ static const char usage[] =
     "                   [--height H --width W] [--num-inference-steps S] [--layouts auto|LIST]\n"
     "                   [--json FILE] [--markdown FILE] [--plot FILE.svg] [--device cpu|cuda]\n"
     "       moedit bench --forward-only (--model DIR | --config FILE --random-weights) [--iterations N]\n"
-    "                   [--warmup N] [--text-tokens N] [--num-frames F] [--json FILE|-]\n"
-    "                   (one forward; --iterations/--warmup imply it; --num-frames: a clip)\n"
+    "                   [--warmup N] [--text-tokens N] [--num-frames F] [--batch 1|2] [--json FILE|-]\n"
+    "                   (one forward; --iterations/--warmup imply it; --num-frames: a clip;\n"
+    "                   --batch 2: both CFG branches in the forward, a denoising step's transformer work)\n"
     "\n"
     "Runs every layout of the list on the N ranks of the launcher (one rank without one): a warm-up run,\n"
     "then a timed run of the whole pipeline (text, denoising, VAE decode, image) through the same code as\n"
@@ -47,12 +48,12 @@ static int forward_only(moedit_transformer_bench_options *o, int64_t text_tokens
     if (json) {
         FILE *f = strcmp(json, "-") ? fopen(json, "w") : stdout;
         if (!f) return error_set("cannot write %s", json);
-        fprintf(f, "{\"device\":\"%s\",\"frames\":%lld,\"height\":%lld,\"width\":%lld,\"image_tokens\":%lld,"
+        fprintf(f, "{\"device\":\"%s\",\"batch\":%lld,\"frames\":%lld,\"height\":%lld,\"width\":%lld,\"image_tokens\":%lld,"
                    "\"text_tokens\":%lld,"
                    "\"parameters\":%lld,\"active_parameters\":%lld,\"forward_ms_median\":%.3f,\"forward_ms_p10\":%.3f,"
                    "\"forward_ms_p90\":%.3f,\"tflops\":%.3f,\"weight_mib\":%.1f,\"scratch_peak_mib\":%.1f,"
                    "\"iterations\":%lld}\n",
-                o->device, (long long)o->frames, (long long)o->height, (long long)o->width, r.image_tokens, r.text_tokens, r.parameters,
+                o->device, (long long)(o->batch > 1 ? o->batch : 1), (long long)o->frames, (long long)o->height, (long long)o->width, r.image_tokens, r.text_tokens, r.parameters,
                 r.active_parameters, r.median_ms, r.p10_ms, r.p90_ms, r.tflops, r.weight_mib, r.scratch_peak_mib,
                 (long long)o->iterations);
         if (f != stdout && fclose(f) != 0) return error_set("cannot write %s", json);
@@ -60,8 +61,9 @@ static int forward_only(moedit_transformer_bench_options *o, int64_t text_tokens
     }
     printf("transformer: %.1f M parameters (%.1f M active per token), weights %.1f MiB on %s, loaded in %.2f s\n",
            r.parameters / 1e6, r.active_parameters / 1e6, r.weight_mib, o->device, r.load_seconds);
-    printf("input: %lld frame(s) of %lldx%lld pixels = %lld image tokens + %lld text tokens\n", (long long)o->frames,
-           (long long)o->height, (long long)o->width, r.image_tokens, r.text_tokens);
+    printf("input: %lld sample(s) of %lld frame(s) of %lldx%lld pixels = %lld image tokens + %lld text tokens each\n",
+           (long long)(o->batch > 1 ? o->batch : 1), (long long)o->frames, (long long)o->height, (long long)o->width,
+           r.image_tokens, r.text_tokens);
     printf("forward: median %.2f ms (p10 %.2f, p90 %.2f) over %lld runs after %lld warm-up; %.2f TFLOP/s "
            "(%.1f GFLOP per forward); scratch peak %.1f MiB\n",
            r.median_ms, r.p10_ms, r.p90_ms, (long long)o->iterations, (long long)o->warmup, r.tflops,
@@ -87,7 +89,7 @@ int cli_bench(int argc, char **argv)
         .device = "cpu", .text_tokens = 128, .height = 0, .width = 0, .steps = 4, .guidance = 5.0,
         .layouts = "auto", .warmup_steps = 1,
     };
-    moedit_transformer_bench_options f = {.device = "cpu", .warmup = -1, .iterations = -1};
+    moedit_transformer_bench_options f = {.device = "cpu", .warmup = -1, .iterations = -1, .batch = 1};
     int64_t seed = 0;
     int forward = 0;
     const char *json = NULL, *markdown = NULL, *plot = NULL, *comm_timing = "auto";
@@ -104,6 +106,7 @@ int cli_bench(int argc, char **argv)
         {"prompt-embeds", OPT_STRING, &o.prompt_embeds_path, "precomputed embeddings instead of the text encoder", "FILE"},
         {"text-tokens", OPT_INT, &o.text_tokens, "t5 and llama tokens of random embeddings (default 128)", "N"},
         {"num-frames", OPT_INT, &f.frames, "--forward-only: a clip of F frames (moedit video's sequence)", "F"},
+        {"batch", OPT_INT, &f.batch, "--forward-only: 2 runs both CFG branches as one forward (default 1)", "N"},
         {"seed", OPT_INT, &seed, "seed of noise and random weights (default 0)", "S"},
         {"layouts", OPT_STRING, &o.layouts, "auto (default) or a list, see above", "LIST"},
         {"warmup-steps", OPT_INT, &o.warmup_steps, "steps of the untimed run before each layout (default 1; 0: none)", "N"},
@@ -130,6 +133,8 @@ int cli_bench(int argc, char **argv)
         return error_set("--layouts times a matrix of layouts; --forward-only, --iterations and --warmup time one "
                          "forward on one rank");
     if (f.frames && !forward) return error_set("--num-frames times one forward of a clip: add --forward-only");
+    if (f.batch != 1 && !forward) return error_set("--batch times one forward of several samples: add --forward-only");
+    if (f.batch < 1 || f.batch > 2) return error_set("--batch %lld: must be 1 or 2 (the two CFG branches)", (long long)f.batch);
     if (forward) {
         f.model_dir = o.model_dir, f.config_path = o.config_path, f.random_weights = o.random_weights;
         f.device = o.device, f.height = o.height, f.width = o.width, f.seed = o.seed;

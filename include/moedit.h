@@ -140,12 +140,13 @@ typedef struct moedit_transformer_bench_options {
     int64_t warmup, iterations;
     uint64_t seed;
     int64_t frames; /* 0 or 1: an image */
+    int64_t batch;  /* 0 or 1: one sample; 2: two (a CFG step's two branches) in one forward */
 } moedit_transformer_bench_options;
 
 typedef struct moedit_transformer_bench_result {
     double median_ms, p10_ms, p90_ms;
     double tflops;             /* achieved, from the median */
-    double forward_flops;
+    double forward_flops;      /* of one forward, every sample of the batch */
     long long parameters, active_parameters;
     long long image_tokens, text_tokens;
     double weight_mib, scratch_peak_mib;

@@ -1,7 +1,9 @@
 /* moedit_bench_transformer: times the transformer forward alone on random
  * inputs (latents, text embeddings, pooled embedding from Philox); see
  * moedit.h. The caption projections run once, outside the timed loop, as in
- * a real run where they are computed once per prompt. */
+ * a real run where they are computed once per prompt. With a batch of 2 the
+ * forward carries two samples with their own latents and text, as a CFG
+ * step's two branches (dit_forward_batch). */
 #include "moedit.h"
 
 #include "core/error.h"
@@ -16,19 +18,25 @@
 
 #define VAE_FACTOR 8
 
+/* One sample's random inputs. */
 typedef struct bench_inputs {
     float *latents, *t5, *llama, *pooled, *out;
     int64_t llama_layers;
+    dit_text text;
+    int encoded;
 } bench_inputs;
 
 static void free_inputs(bench_inputs *in)
 {
+    if (in->encoded) dit_text_free(&in->text);
     free(in->latents), free(in->t5), free(in->llama), free(in->pooled), free(in->out);
 }
 
-static int make_inputs(bench_inputs *in, const dit_config *cfg, const moedit_transformer_bench_options *o,
-                       int64_t latent_h, int64_t latent_w)
+/* Sample `sample`'s inputs from its own Philox streams, its text encoded. */
+static int make_inputs(bench_inputs *in, const dit_model *model, const moedit_transformer_bench_options *o,
+                       int64_t latent_h, int64_t latent_w, int sample)
 {
+    const dit_config *cfg = &model->cfg;
     memset(in, 0, sizeof *in);
     for (int b = 0; b < dit_num_blocks(cfg); b++)
         if (cfg->llama_layers[b] + 1 > in->llama_layers) in->llama_layers = cfg->llama_layers[b] + 1;
@@ -45,10 +53,17 @@ static int make_inputs(bench_inputs *in, const dit_config *cfg, const moedit_tra
         free_inputs(in);
         return error_set("out of memory for benchmark inputs");
     }
-    philox_fill_normal(o->seed, 1, 0, n_latents, in->latents);
-    philox_fill_normal(o->seed, 2, 0, n_t5, in->t5);
-    philox_fill_normal(o->seed, 3, 0, n_llama, in->llama);
-    philox_fill_normal(o->seed, 4, 0, cfg->text_emb_dim, in->pooled);
+    uint64_t stream = 1 + 4 * (uint64_t)sample;
+    philox_fill_normal(o->seed, stream, 0, n_latents, in->latents);
+    philox_fill_normal(o->seed, stream + 1, 0, n_t5, in->t5);
+    philox_fill_normal(o->seed, stream + 2, 0, n_llama, in->llama);
+    philox_fill_normal(o->seed, stream + 3, 0, cfg->text_emb_dim, in->pooled);
+    dit_text_inputs text_in = {in->t5, o->t5_tokens, in->llama, in->llama_layers, o->llama_tokens, in->pooled};
+    if (dit_text_encode(&in->text, model, &text_in)) {
+        free_inputs(in);
+        return -1;
+    }
+    in->encoded = 1;
     return 0;
 }
 
@@ -62,15 +77,17 @@ static int load_model(dit_model *model, backend *be, const moedit_transformer_be
     return dit_model_load_config(model, be, &cfg, NULL, 1, o->seed, NULL);
 }
 
-static int time_forwards(dit_run *run, const dit_text *text, bench_inputs *in, const moedit_transformer_bench_options *o,
+static int time_forwards(dit_run *run, bench_inputs *in, int count, const moedit_transformer_bench_options *o,
                          moedit_transformer_bench_result *r)
 {
     backend *be = run->model->be;
+    dit_sample samples[DIT_MAX_BATCH];
+    for (int b = 0; b < count; b++) samples[b] = (dit_sample){&in[b].text, in[b].latents, in[b].out, b};
     double *times = calloc((size_t)o->iterations, sizeof(double));
     if (!times) return error_set("out of memory");
     for (int64_t i = 0; i < o->warmup + o->iterations; i++) {
         double start = timer_seconds();
-        if (dit_forward(run, text, in->latents, 500.0f, in->out)) {
+        if (dit_forward_batch(run, samples, count, 500.0f)) {
             free(times);
             return -1;
         }
@@ -94,6 +111,8 @@ static int validate(const moedit_transformer_bench_options *o)
     if (o->t5_tokens < 1 || o->llama_tokens < 1) return error_set("--text-tokens must be >= 1");
     if (o->frames < 0 || o->frames > MOEDIT_MAX_FRAMES)
         return error_set("--num-frames %lld: must be 1..%d", (long long)o->frames, MOEDIT_MAX_FRAMES);
+    if (o->batch < 0 || o->batch > DIT_MAX_BATCH)
+        return error_set("--batch %lld: must be 1 or %d (the two CFG branches)", (long long)o->batch, DIT_MAX_BATCH);
     return 0;
 }
 
@@ -112,30 +131,26 @@ int moedit_bench_transformer(const moedit_transformer_bench_options *o, moedit_t
     r->load_seconds = timer_seconds() - start;
     const dit_config *cfg = &model.cfg;
     int64_t latent_h = o->height / VAE_FACTOR, latent_w = o->width / VAE_FACTOR;
-    bench_inputs in;
-    dit_text text;
+    int count = o->batch > 1 ? (int)o->batch : 1, made = 0;
+    bench_inputs in[DIT_MAX_BATCH];
     dit_run run;
     int status = -1;
-    if (make_inputs(&in, cfg, o, latent_h, latent_w)) goto free_model;
-    dit_text_inputs text_in = {in.t5, o->t5_tokens, in.llama, in.llama_layers, o->llama_tokens, in.pooled};
-    if (dit_text_encode(&text, &model, &text_in)) goto free_inputs;
+    while (made < count && make_inputs(&in[made], &model, o, latent_h, latent_w, made) == 0) made++;
+    if (made < count) goto free_inputs;
     dit_run_shape shape = {latent_h, latent_w, 0, 0, o->t5_tokens, o->llama_tokens, o->frames > 1 ? o->frames : 1};
-    if (dit_run_init_shape(&run, &model, &shape, NULL)) goto free_text;
+    if (dit_run_init_shape(&run, &model, &shape, NULL)) goto free_inputs;
 
     r->parameters = (long long)dit_parameter_count(cfg);
     r->active_parameters = (long long)dit_active_parameter_count(cfg);
     r->image_tokens = (long long)run.image_tokens;
     r->text_tokens = (long long)(o->t5_tokens + 2 * o->llama_tokens);
     r->weight_mib = (double)model.weights.bytes_on_device / 1048576.0;
-    r->forward_flops = dit_forward_flops(cfg, run.image_tokens, o->t5_tokens, o->llama_tokens);
-    status = time_forwards(&run, &text, &in, o, r);
+    r->forward_flops = count * dit_forward_flops(cfg, run.image_tokens, o->t5_tokens, o->llama_tokens);
+    status = time_forwards(&run, in, count, o, r);
     r->scratch_peak_mib = (double)run.scratch.peak / 1048576.0;
     dit_run_free(&run);
-free_text:
-    dit_text_free(&text);
 free_inputs:
-    free_inputs(&in);
-free_model:
+    for (int b = 0; b < made; b++) free_inputs(&in[b]);
     dit_model_free(&model);
     backend_destroy(be);
     return status;

@@ -42,6 +42,10 @@ grep -q "transformer only" "$work/table" || fail "transformer-only bench does no
 "$moedit" bench --forward-only --model "$model" --height 64 --width 64 --iterations 2 --json - >"$work/forward" \
   2>"$work/err" || fail "bench --forward-only: $(cat "$work/err")"
 grep -q '"forward_ms_median":' "$work/forward" || fail "bench --forward-only --json - printed no JSON"
+"$moedit" bench --forward-only --model "$model" --height 64 --width 64 --iterations 2 --batch 2 --json - \
+  >"$work/forward2" 2>"$work/err" || fail "bench --forward-only --batch 2: $(cat "$work/err")"
+grep -q '"batch":2,' "$work/forward2" || fail "bench --batch 2 does not report its batch"
+grep -q '"batch":1,' "$work/forward" || fail "bench --forward-only does not report batch 1"
 
 expect_error "bad term" "expected tpN, ulyssesN" "$moedit" bench --model "$model" "${small[@]}" --layouts tp2xfoo2
 expect_error "term twice" "tp given twice" "$moedit" bench --model "$model" "${small[@]}" --layouts tp2xtp2
@@ -52,6 +56,8 @@ expect_error "empty item" "an empty item" "$moedit" bench --model "$model" "${sm
 expect_error "config without random" "needs --random-weights" "$moedit" bench --config "$model/transformer/config.json"
 expect_error "model and config" "not both" "$moedit" bench --model "$model" --config "$model/transformer/config.json"
 expect_error "no model" "needs --model DIR or --config" "$moedit" bench
+expect_error "batch 3" "--batch 3: must be 1 or 2" "$moedit" bench --forward-only --model "$model" --batch 3
+expect_error "batch without forward-only" "add --forward-only" "$moedit" bench --model "$model" --batch 2
 expect_error "placement file missing" "no such routing file" "$moedit" bench --model "$model" --expert-placement "$work/none"
 expect_error "placement on a dense model" "has no routed experts to place" "$moedit" bench \
   --config "$fixtures/dit_dense/transformer/config.json" --random-weights --height 64 --width 64 --layouts serial \

@@ -54,17 +54,18 @@ def bench_transformer(args):
         model = HiDreamImageTransformer2DModel(**config).eval()
         torch.set_default_dtype(torch.float32)
     layers = max(config["llama_layers"]) + 1
-    h, w, t = args.height // 8, args.width // 8, args.text_tokens
+    h, w, t, b = args.height // 8, args.width // 8, args.text_tokens, args.batch
     dev, bf = "cuda", torch.bfloat16
-    inputs = dict(hidden_states=torch.randn(1, config["in_channels"], h, w, device=dev, dtype=bf),
-                  timesteps=torch.tensor([500.0], device=dev, dtype=bf),
-                  encoder_hidden_states_t5=torch.randn(1, t, config["caption_channels"][0], device=dev, dtype=bf),
-                  encoder_hidden_states_llama3=torch.randn(layers, 1, t, config["caption_channels"][1], device=dev,
+    # batch 2 is a CFG step as HiDreamImagePipeline runs it: both branches in one forward.
+    inputs = dict(hidden_states=torch.randn(b, config["in_channels"], h, w, device=dev, dtype=bf),
+                  timesteps=torch.tensor([500.0] * b, device=dev, dtype=bf),
+                  encoder_hidden_states_t5=torch.randn(b, t, config["caption_channels"][0], device=dev, dtype=bf),
+                  encoder_hidden_states_llama3=torch.randn(layers, b, t, config["caption_channels"][1], device=dev,
                                                            dtype=bf),
-                  pooled_embeds=torch.randn(1, config["text_emb_dim"], device=dev, dtype=bf))
+                  pooled_embeds=torch.randn(b, config["text_emb_dim"], device=dev, dtype=bf))
     torch.cuda.reset_peak_memory_stats()
     median, low, high = timed(lambda: model(**inputs), args.warmup, args.iterations)
-    print(json.dumps({"what": "diffusers transformer", "height": args.height, "width": args.width,
+    print(json.dumps({"what": "diffusers transformer", "batch": b, "height": args.height, "width": args.width,
                       "text_tokens": t, "forward_ms_median": round(median, 2), "forward_ms_min": round(low, 2),
                       "forward_ms_max": round(high, 2),
                       "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
@@ -95,6 +96,8 @@ def main():
     parser.add_argument("--height", type=int, default=1024)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--text-tokens", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=1, choices=[1, 2],
+                        help="transformer: 2 runs both CFG branches in one forward (a denoising step)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--save-vae")
