@@ -372,6 +372,6 @@ int dit_forward_batch(dit_run *run, const dit_sample *samples, int count, float 
 
 int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out)
 {
-    dit_sample sample = {text, latents, out, run->routing ? run->routing->branch : 0};
+    dit_sample sample = {text, latents, out, 0};
     return dit_forward_batch(run, &sample, 1, timestep);
 }

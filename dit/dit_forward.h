@@ -118,7 +118,7 @@ int dit_run_set_context(dit_run *run, const float *latents);
 /* out[F, C_out, H, W] = transformer(latents[F, C_in, H, W], timestep, text);
  * host arrays, F = run->frames (1: an image [C, H, W]). With context tokens,
  * out is still the target image's alone. Routing capture/replay files the
- * call under run->routing->branch. */
+ * call under branch 0 (dit_forward_batch names each sample's branch). */
 int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out);
 
 /* Several samples at one timestep through one forward: the CFG branches of

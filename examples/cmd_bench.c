@@ -53,7 +53,7 @@ static int forward_only(moedit_transformer_bench_options *o, int64_t text_tokens
                    "\"parameters\":%lld,\"active_parameters\":%lld,\"forward_ms_median\":%.3f,\"forward_ms_p10\":%.3f,"
                    "\"forward_ms_p90\":%.3f,\"tflops\":%.3f,\"weight_mib\":%.1f,\"scratch_peak_mib\":%.1f,"
                    "\"iterations\":%lld}\n",
-                o->device, (long long)(o->batch > 1 ? o->batch : 1), (long long)o->frames, (long long)o->height, (long long)o->width, r.image_tokens, r.text_tokens, r.parameters,
+                o->device, (long long)r.batch, (long long)o->frames, (long long)o->height, (long long)o->width, r.image_tokens, r.text_tokens, r.parameters,
                 r.active_parameters, r.median_ms, r.p10_ms, r.p90_ms, r.tflops, r.weight_mib, r.scratch_peak_mib,
                 (long long)o->iterations);
         if (f != stdout && fclose(f) != 0) return error_set("cannot write %s", json);
@@ -62,7 +62,7 @@ static int forward_only(moedit_transformer_bench_options *o, int64_t text_tokens
     printf("transformer: %.1f M parameters (%.1f M active per token), weights %.1f MiB on %s, loaded in %.2f s\n",
            r.parameters / 1e6, r.active_parameters / 1e6, r.weight_mib, o->device, r.load_seconds);
     printf("input: %lld sample(s) of %lld frame(s) of %lldx%lld pixels = %lld image tokens + %lld text tokens each\n",
-           (long long)(o->batch > 1 ? o->batch : 1), (long long)o->frames, (long long)o->height, (long long)o->width,
+           (long long)r.batch, (long long)o->frames, (long long)o->height, (long long)o->width,
            r.image_tokens, r.text_tokens);
     printf("forward: median %.2f ms (p10 %.2f, p90 %.2f) over %lld runs after %lld warm-up; %.2f TFLOP/s "
            "(%.1f GFLOP per forward); scratch peak %.1f MiB\n",

@@ -147,6 +147,7 @@ typedef struct moedit_transformer_bench_result {
     double median_ms, p10_ms, p90_ms;
     double tflops;             /* achieved, from the median */
     double forward_flops;      /* of one forward, every sample of the batch */
+    int batch;                 /* samples in the forward */
     long long parameters, active_parameters;
     long long image_tokens, text_tokens;
     double weight_mib, scratch_peak_mib;

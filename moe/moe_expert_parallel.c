@@ -26,10 +26,9 @@
 #define EP_MAX 1024
 
 /* This tp rank's share of the token map: segments clipped to [first, first + count). */
-static moe_token_map clip_map(const moe_routing *routing, const moe_token_map *map, int64_t rows, int64_t first,
-                              int64_t count)
+static moe_token_map clip_map(const moe_token_map *map, int64_t rows, int64_t first, int64_t count)
 {
-    moe_token_map whole = moe_whole_map(routing, rows), out = {0};
+    moe_token_map whole = moe_whole_map(rows), out = {0};
     if (!map) map = &whole;
     for (int i = 0; i < map->segments; i++) {
         moe_token_segment seg = map->seg[i];
@@ -108,7 +107,7 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     int64_t first, rows;
     layout_split_rows(tensor_rows(&x), ctx->tp->size, ctx->tp->rank, &first, &rows);
     tensor mine = tensor_row_slice(x, first, rows);
-    moe_token_map clipped = clip_map(ctx->routing, map, tensor_rows(&x), first, rows);
+    moe_token_map clipped = clip_map(map, tensor_rows(&x), first, rows);
     if (moe_route(ctx, ffn, mine, &clipped)) return -1;
     order_slots(s, ffn, rows, peers);
     if (exchange_counts(ctx, ffn)) return -1;

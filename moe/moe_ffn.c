@@ -236,9 +236,9 @@ static int capture(moe_scratch *s, const moe_ffn *ffn, moe_routing *routing, con
     return 0;
 }
 
-moe_token_map moe_whole_map(const moe_routing *routing, int64_t rows)
+moe_token_map moe_whole_map(int64_t rows)
 {
-    moe_token_map map = {1, {{0, rows, 0, rows, routing ? routing->branch : 0}}};
+    moe_token_map map = {1, {{0, rows, 0, rows, 0}}};
     return map;
 }
 
@@ -252,7 +252,7 @@ int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_to
     if (rows > s->max_rows)
         return error_set("MoE layer %d: %lld tokens exceed the routing scratch (%lld)", ffn->layer, (long long)rows,
                          (long long)s->max_rows);
-    moe_token_map whole = moe_whole_map(routing, rows);
+    moe_token_map whole = moe_whole_map(rows);
     if (!map) map = &whole;
     arena_mark_t mark = arena_mark(ctx->scratch);
     tensor logits = arena_tensor_2d(ctx->scratch, rows, n);

@@ -98,7 +98,7 @@ void moe_scratch_free(moe_scratch *s);
  * forward: runs of consecutive rows, so captures and replays address tokens
  * the same way in every parallel layout and whether the CFG branches run as
  * one batch or one at a time. A NULL map: x is one whole sequence of the
- * routing's current branch. */
+ * conditional branch. */
 #define MOE_MAX_SEGMENTS 8
 typedef struct moe_token_segment {
     int64_t local_first, rows; /* rows [local_first, local_first + rows) of x */

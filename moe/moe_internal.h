@@ -9,8 +9,8 @@
  * and capture: fills ctx->host->experts and ->weights, [rows, K]. */
 int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_token_map *map);
 
-/* The map of x that is one whole sequence of the routing's current branch. */
-moe_token_map moe_whole_map(const moe_routing *routing, int64_t rows);
+/* The map of x that is one whole sequence of the conditional branch. */
+moe_token_map moe_whole_map(int64_t rows);
 
 /* chosen[0..k) = the experts of the k highest of scores[0..n), ties to the
  * lower index, ascending by index (k <= n). */

@@ -26,7 +26,6 @@ typedef struct routing_record {
 typedef struct moe_routing {
     routing_mode mode;
     int step;   /* set by the pipeline before each transformer call */
-    int branch; /* of a one-sample forward (dit_forward): 0 conditional, 1 unconditional */
     routing_record *records;
     int count, capacity;
     char source[256]; /* file, for error messages */

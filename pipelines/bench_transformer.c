@@ -142,6 +142,7 @@ int moedit_bench_transformer(const moedit_transformer_bench_options *o, moedit_t
 
     r->parameters = (long long)dit_parameter_count(cfg);
     r->active_parameters = (long long)dit_active_parameter_count(cfg);
+    r->batch = count;
     r->image_tokens = (long long)run.image_tokens;
     r->text_tokens = (long long)(o->t5_tokens + 2 * o->llama_tokens);
     r->weight_mib = (double)model.weights.bytes_on_device / 1048576.0;

@@ -43,8 +43,8 @@ static void forward_each(dit_run *run, sample_inputs *in, float timestep, int ba
         return;
     }
     for (int b = 0; b < 2; b++) {
-        if (run->routing) run->routing->branch = b;
-        CHECK_MSG(dit_forward(run, &in[b].text, in[b].latents, timestep, in[b].single) == 0, "%s", error_message());
+        dit_sample alone = {&in[b].text, in[b].latents, in[b].single, b};
+        CHECK_MSG(dit_forward_batch(run, &alone, 1, timestep) == 0, "%s", error_message());
     }
 }
 

@@ -40,9 +40,17 @@ static int conv_band_same(const vae_exec *ex, tensor y, tensor x, const vae_conv
     be->ops->conv2d(be, y, x, conv->weight, conv->bias, conv->kernel, 1, pad);
     arena_mark_t mark = arena_mark(ex->scratch);
     tensor from_above, from_below;
-    if (vae_band_halos(ex, x, p, p, &from_above, &from_below)) return -1;
-    tensor strip = vae_scratch_image(ex, channels, 3 * p, width), edge = vae_scratch_image(ex, cout, p, out_width);
-    if (!strip.data || !edge.data) return error_set("out of memory for VAE halo rows");
+    tensor strip, edge;
+    int status = vae_band_halos(ex, x, p, p, &from_above, &from_below);
+    if (status == 0) {
+        strip = vae_scratch_image(ex, channels, 3 * p, width);
+        edge = vae_scratch_image(ex, cout, p, out_width);
+        if (!strip.data || !edge.data) status = error_set("out of memory for VAE halo rows");
+    }
+    if (status) {
+        arena_release(ex->scratch, mark);
+        return -1;
+    }
     const int sides[4] = {0, 0, pad[2], pad[3]};
     if (g->rank > 0) { /* the top edge: rows -p .. 2p - 1 of the band make output rows 0 .. p - 1 */
         be->ops->copy_rows(be, strip, 0, from_above, 0, p);
