@@ -94,7 +94,10 @@ static int slowest(comm_bench *c, double seconds, double *out)
 
 static int time_op(comm_bench *c, comm_op op, int64_t bytes, moedit_comm_bench_row *row)
 {
+    /* Whole elements, and for the all-to-all whole blocks per peer: a size
+     * that does not divide is rounded down, and the row says what ran. */
     int64_t elements = bytes / (int64_t)dtype_size(c->in.dtype);
+    if (op == OP_ALL_TO_ALL) elements -= elements % c->w->size;
     double *times = calloc((size_t)c->o->iterations, sizeof(double));
     if (!times) return error_set("out of memory");
     int status = 0;
@@ -110,13 +113,13 @@ static int time_op(comm_bench *c, comm_op op, int64_t bytes, moedit_comm_bench_r
     }
     if (status == 0) {
         row->op = op_names[op];
-        row->bytes = bytes;
+        row->bytes = elements * (int64_t)dtype_size(c->in.dtype);
         row->median_ms = timer_percentile(times, c->o->iterations, 50);
         row->p10_ms = timer_percentile(times, c->o->iterations, 10);
         row->p90_ms = timer_percentile(times, c->o->iterations, 90);
         /* One rank exchanges nothing (its collectives are copies or no-ops):
          * no bandwidth to report, rather than bytes over a near-zero time. */
-        row->algbw_gbs = c->w->size > 1 && row->median_ms > 0 ? (double)bytes / (row->median_ms * 1e6) : 0;
+        row->algbw_gbs = c->w->size > 1 && row->median_ms > 0 ? (double)row->bytes / (row->median_ms * 1e6) : 0;
         row->busbw_gbs = row->algbw_gbs * bus_factor(op, c->w->size);
     }
     free(times);

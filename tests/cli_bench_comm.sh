@@ -17,6 +17,13 @@ for op in all_to_all all_gather all_reduce send_recv; do
 done
 awk -F'[:,}]' '{ for (i = 1; i < NF; i++) if ($i ~ /ms_median|busbw_gbs/ && !($(i + 1) > 0)) bad++ } END { exit bad > 0 }' \
   "$work/json" || fail "a time or bandwidth is not positive"
+# A size that does not divide into whole elements (and, for the all-to-all,
+# whole blocks per peer) is rounded down, and the rows say what ran: 1030
+# bytes are 257 F32 values, 256 of them in the all-to-all's two blocks.
+mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" bench-comm --sizes 1030 --warmup 0 --iterations 1 --json \
+  >"$work/odd" 2>"$work/err" || fail "bench-comm --sizes 1030: $(cat "$work/err")"
+grep -q '"op":"all_to_all".*"bytes":1024,' "$work/odd" && grep -q '"op":"all_reduce".*"bytes":1028,' "$work/odd" ||
+  fail "odd size rows do not report the bytes exchanged: $(cat "$work/odd")"
 mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" bench-comm --sizes 4K --iterations 2 >"$work/table" 2>"$work/err" ||
   fail "table: $(cat "$work/err")"
 grep -q "^collectives over 2 rank(s) (mpi)" "$work/table" || fail "the table does not name 2 ranks over mpi"
