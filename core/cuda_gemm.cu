@@ -8,8 +8,18 @@
  * and chosen algorithm are kept in a small direct-mapped cache keyed by
  * shape, dtypes, leading dimensions and pointer alignment. Problems cuBLASLt
  * declines (odd dtype mixes, unaligned views) go to a plain tiled kernel, so
- * every shape works. */
+ * every shape works.
+ *
+ * The routed experts' row counts change with every call, so a key by the
+ * exact M would query the heuristic (and build descriptors, and evict an
+ * entry) for nearly every expert product. M is therefore keyed by a bucket
+ * (rounded up, see bucket_rows) and the entry's layouts are set to the exact
+ * M before each product; an algorithm chosen for a bucket that cuBLASLt
+ * refuses at a smaller M falls back to the heuristic's choice for that exact
+ * M. MOEDIT_GEMM_CACHE=exact keys by the exact M instead (for A/B runs;
+ * docs/benchmarks.md has both). */
 #include "core/cuda_common.cuh"
+#include "core/env_choice.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +27,7 @@
 
 #define GEMM_CACHE_SIZE 1024
 #define FALLBACK_TILE 16
+#define GEMM_CACHE_WAYS 4
 
 typedef struct gemm_key {
     int64_t m, n, k, lda, ldb, ldy;
@@ -29,6 +40,7 @@ typedef struct gemm_entry {
     int found; /* cuBLASLt has an algorithm for it */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t layout_a, layout_b, layout_y;
+    int64_t layout_m; /* the M that layout_b and layout_y describe now */
     cublasLtMatmulAlgo_t algo;
 } gemm_entry;
 
@@ -81,6 +93,7 @@ static void entry_build(cuda_state *s, gemm_entry *e, const gemm_key *key)
     memset(e, 0, sizeof *e);
     e->key = *key;
     e->used = 1;
+    e->layout_m = key->m;
     cudaDataType_t in = cuda_type(key->a_dtype), out = cuda_type(key->y_dtype);
     cublasOperation_t trans_a = key->b_is_nk ? CUBLAS_OP_T : CUBLAS_OP_N, trans_b = CUBLAS_OP_N;
     if (cublasLtMatmulDescCreate(&e->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS) return;
@@ -120,17 +133,66 @@ static void entry_build(cuda_state *s, gemm_entry *e, const gemm_key *key)
     }
 }
 
+/* 1 when MOEDIT_GEMM_CACHE=exact asks for a key by the exact M. */
+static int exact_rows(void)
+{
+    static int mode = -1;
+    if (mode < 0) {
+        static const char *const choices[2] = {"bucket", "exact"};
+        static int warned;
+        mode = env_choice("MOEDIT_GEMM_CACHE", choices, 2, 0, &warned);
+    }
+    return mode == 1;
+}
+
+/* The cache's M for a product of m rows: exact when small, else rounded up
+ * to 128 (up to 2048 rows) or 512 rows, so that the experts' changing row
+ * counts share a few entries. Rounding up keeps a split-K workspace need
+ * within what the heuristic checked. */
+static int64_t bucket_rows(int64_t m)
+{
+    if (exact_rows() || m <= 256) return m;
+    int64_t step = m <= 2048 ? 128 : 512;
+    return (m + step - 1) / step * step;
+}
+
+/* Points the entry's layouts at m rows (its key may be a bucket of them). */
+static void set_rows(gemm_entry *e, int64_t m)
+{
+    if (e->layout_m == m) return;
+    uint64_t cols = (uint64_t)m;
+    cublasLtMatrixLayoutSetAttribute(e->layout_b, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols);
+    cublasLtMatrixLayoutSetAttribute(e->layout_y, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols);
+    e->layout_m = m;
+}
+
 static gemm_entry *cache_lookup(cuda_state *s, const gemm_key *key)
 {
     if (!s->gemm_cache) {
         s->gemm_cache = (cuda_gemm_cache *)calloc(1, sizeof *s->gemm_cache);
         if (!s->gemm_cache) return NULL;
     }
-    gemm_entry *e = &s->gemm_cache->entries[key_hash(key) % GEMM_CACHE_SIZE];
-    if (e->used && memcmp(&e->key, key, sizeof *key) == 0) return e;
+    /* Four slots per key, so that two keys of one hash slot do not evict
+     * each other on every product. */
+    uint64_t slot = key_hash(key) % GEMM_CACHE_SIZE;
+    gemm_entry *free_slot = NULL;
+    for (int probe = 0; probe < GEMM_CACHE_WAYS; probe++) {
+        gemm_entry *e = &s->gemm_cache->entries[(slot + probe) % GEMM_CACHE_SIZE];
+        if (e->used && memcmp(&e->key, key, sizeof *key) == 0) return e;
+        if (!e->used && !free_slot) free_slot = e;
+    }
+    gemm_entry *e = free_slot ? free_slot : &s->gemm_cache->entries[slot];
     entry_release(e);
     entry_build(s, e, key);
     return e;
+}
+
+static cublasStatus_t run_algo(cuda_state *s, gemm_entry *e, const cublasLtMatmulAlgo_t *algo, void *y,
+                               cuda_matrix a, cuda_matrix b)
+{
+    float alpha = 1.0f, beta = 0.0f;
+    return cublasLtMatmul(s->lt, e->op, &alpha, b.data, e->layout_a, a.data, e->layout_b, &beta, y, e->layout_y, y,
+                          e->layout_y, algo, s->workspace, s->workspace_bytes, s->stream);
 }
 
 /* The cuBLASLt path; 0 when cuBLASLt has no algorithm for the problem. */
@@ -142,16 +204,25 @@ static int lt_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cu
     if (!(y_dtype == a.dtype || y_dtype == DTYPE_F32)) return 0;
     gemm_key key;
     memset(&key, 0, sizeof key); /* padding takes part in the hash */
-    key.m = m, key.n = n, key.k = k, key.lda = a.ld, key.ldb = b.ld, key.ldy = ldy;
+    key.m = bucket_rows(m), key.n = n, key.k = k, key.lda = a.ld, key.ldb = b.ld, key.ldy = ldy;
     key.a_dtype = a.dtype, key.y_dtype = y_dtype, key.b_is_nk = b_is_nk, key.bias = bias != NULL;
     key.align_a = alignment(a.data), key.align_b = alignment(b.data), key.align_y = alignment(y);
     gemm_entry *e = cache_lookup(s, &key);
     if (!e || !e->found) return 0;
+    set_rows(e, m);
     if (bias) cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
-    float alpha = 1.0f, beta = 0.0f;
-    cublasStatus_t status = cublasLtMatmul(s->lt, e->op, &alpha, b.data, e->layout_a, a.data, e->layout_b, &beta, y,
-                                           e->layout_y, y, e->layout_y, &e->algo, s->workspace, s->workspace_bytes,
-                                           s->stream);
+    cublasStatus_t status = run_algo(s, e, &e->algo, y, a, b);
+    if (status != CUBLAS_STATUS_SUCCESS && key.m != m) {
+        /* The bucket's algorithm does not take this M: the heuristic's choice for it. */
+        gemm_entry exact;
+        key.m = m;
+        entry_build(s, &exact, &key);
+        if (exact.found) {
+            if (bias) cublasLtMatmulDescSetAttribute(exact.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+            status = run_algo(s, &exact, &exact.algo, y, a, b);
+        }
+        entry_release(&exact);
+    }
     if (status != CUBLAS_STATUS_SUCCESS) {
         if (!s->failed) {
             snprintf(s->failure, sizeof s->failure, "cuBLASLt matmul [%lld x %lld x %lld] failed: status %d",

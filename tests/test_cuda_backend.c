@@ -300,6 +300,10 @@ static void test_linear_grouped(void)
     int64_t lots[41];
     for (int g = 0; g <= 40; g++) lots[g] = (int64_t)g * (g - 1) / 2;
     grouped_case("linear_grouped (40 groups of 0-39 rows)", 40, lots, 64, 48);
+    /* Row counts that share one product cache entry (M rounded up to 3072),
+     * the largest first: the later products reuse its algorithm at fewer rows. */
+    int64_t bucketed[5] = {0, 3050, 5950, 8951, 9012};
+    grouped_case("linear_grouped (3050, 2900, 3001, 61 rows: one bucket of M)", 4, bucketed, 256, 384);
 }
 
 /* ---- elementwise ----------------------------------------------------- */
