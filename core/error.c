@@ -8,6 +8,7 @@
 #define ERROR_CAPACITY 1024
 
 static _Thread_local char error_text[ERROR_CAPACITY];
+static _Thread_local int agreed, silent;
 
 int error_set(const char *fmt, ...)
 {
@@ -15,6 +16,7 @@ int error_set(const char *fmt, ...)
     va_start(args, fmt);
     vsnprintf(error_text, sizeof error_text, fmt, args);
     va_end(args);
+    agreed = silent = 0;
     return -1;
 }
 
@@ -40,4 +42,18 @@ int error_prefix(const char *fmt, ...)
 
 const char *error_message(void) { return error_text; }
 
-void error_clear(void) { error_text[0] = '\0'; }
+void error_clear(void)
+{
+    error_text[0] = '\0';
+    agreed = silent = 0;
+}
+
+void error_mark_agreed(int print_here)
+{
+    agreed = 1;
+    silent = !print_here;
+}
+
+int error_is_agreed(void) { return agreed; }
+
+int error_prints_here(void) { return !silent; }

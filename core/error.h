@@ -27,4 +27,11 @@ const char *error_message(void);
 
 void error_clear(void);
 
+/* After the ranks of a run agreed that it failed (world_agree): every rank
+ * knows, so none needs to be aborted, and only `print_here` ranks print the
+ * message (one line for the whole run). Setting a new error forgets this. */
+void error_mark_agreed(int print_here);
+int error_is_agreed(void);
+int error_prints_here(void);
+
 #endif

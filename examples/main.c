@@ -53,11 +53,16 @@ int main(int argc, char **argv)
     else if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
     else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);
     else status = error_set("unknown command '%s' (try 'moedit --help')", command);
+    /* A command that never created a group (or failed before its first)
+     * still agrees with the other ranks, which may be waiting there. */
+    status = moedit_agree(status);
     if (status < 0) {
-        if (moedit_world_size() > 1) fprintf(stderr, "moedit: error: [rank %d] %s\n", moedit_rank(), error_message());
-        else fprintf(stderr, "moedit: error: %s\n", error_message());
+        if (!error_is_agreed() && moedit_world_size() > 1)
+            fprintf(stderr, "moedit: error: [rank %d] %s\n", moedit_rank(), error_message());
+        else if (error_prints_here())
+            fprintf(stderr, "moedit: error: %s\n", error_message());
         fflush(stderr);
-        moedit_abort(1); /* the other ranks must not wait for this one */
+        if (!error_is_agreed()) moedit_abort(1); /* the other ranks must not wait for this one */
         moedit_finalize();
         return 1;
     }

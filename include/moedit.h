@@ -19,6 +19,15 @@ void moedit_abort(int code);
 int moedit_rank(void);
 int moedit_world_size(void);
 
+/* Under a launcher, a rank that fails before the run's first process group
+ * exists (bad options, unreadable model) calls this with -1, and a command
+ * that never creates a group calls it with its status when done: the ranks
+ * learn whether any failed (creating the first group does the same), so a
+ * failure common to all of them is reported once and no rank is aborted.
+ * Returns -1 on every rank if any failed; after the first agreement it
+ * returns `status` as given. */
+int moedit_agree(int status);
+
 /* Parallel layout of a run: every degree defaults to 1 (0 means 1). */
 typedef struct moedit_parallel {
     int tensor_parallel, ulysses, ring, cfg_parallel, data_parallel;

@@ -5,6 +5,7 @@
 
 #include <mpi.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,6 +53,36 @@ int world_init(world *w, int *argc, char ***argv)
     return 0;
 }
 
+/* Process-wide, as MPI_COMM_WORLD is. */
+static int agreement_pending = 1;
+
+int world_before_groups(void) { return agreement_pending; }
+
+int world_agree(const world *w, int status)
+{
+    if (!agreement_pending || !w->using_mpi || w->size == 1) return status;
+    agreement_pending = 0;
+    int failed = status != 0;
+    int mine[2] = {failed ? w->rank : w->size, failed}, all[2];
+    /* MPI_2INT with MINLOC would do it in one call; two plain reductions read easier. */
+    if (MPI_Allreduce(&mine[0], &all[0], 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS ||
+        MPI_Allreduce(&mine[1], &all[1], 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return error_set("rank %d: the ranks could not agree whether the run may start", w->rank);
+    int first_failed = all[0], failures = all[1];
+    if (failures == 0) return 0;
+    if (w->rank == first_failed) {
+        if (failures < w->size) {
+            char message[1024];
+            snprintf(message, sizeof message, "%s", error_message());
+            error_set("[rank %d] %s", w->rank, message);
+        }
+    } else {
+        error_set("rank %d failed before the run started (its error is printed there)", first_failed);
+    }
+    error_mark_agreed(w->rank == first_failed);
+    return -1;
+}
+
 void world_finalize(world *w)
 {
     if (w->using_mpi) MPI_Finalize();
@@ -74,6 +105,7 @@ static process_group *create_group(const char *name, const int *ranks, int count
 
 process_group *world_group(const world *w, const char *name, backend *be)
 {
+    if (world_agree(w, 0)) return NULL;
     if (w->size == 1) return pg_create_self(name, w->rank, be);
     int ranks[LAYOUT_MAX_RANKS];
     for (int i = 0; i < w->size; i++) ranks[i] = i;
@@ -83,7 +115,7 @@ process_group *world_group(const world *w, const char *name, backend *be)
 int parallel_context_init(parallel_context *ctx, const world *w, parallel_degrees degrees, backend *be)
 {
     memset(ctx, 0, sizeof *ctx);
-    if (layout_init(&ctx->layout, degrees, w->size, w->rank)) return -1;
+    if (world_agree(w, layout_init(&ctx->layout, degrees, w->size, w->rank))) return -1;
     /* Every rank creates every kind in the same order: MPI_Comm_create_group
      * needs only the members, but a fixed order keeps the program simple. */
     for (int kind = 0; kind < GROUP_KINDS; kind++) {

@@ -21,6 +21,21 @@ int world_init(world *w, int *argc, char ***argv);
 void world_finalize(world *w);
 void world_abort(const world *w, int code);
 
+/* Until the first group is created, a rank's failure is its own (bad flags,
+ * a missing model file): no rank waits on another yet. The first group's
+ * creation therefore begins with this agreement, and main() calls it with
+ * `status` -1 when a rank fails before getting there (or with 0 when a
+ * command never creates a group): every rank learns whether any failed, all
+ * return -1 if so, and the error is marked agreed (error_mark_agreed) so
+ * that no rank is aborted and one rank prints one line: the lowest failing
+ * rank's message, with "[rank N] " before it unless every rank failed.
+ * After the first agreement it returns `status` unchanged (a later failure
+ * is one rank's and world_abort ends the others). */
+int world_agree(const world *w, int status);
+
+/* 1 until the world's first agreement. */
+int world_before_groups(void);
+
 /* The groups of a layout, for this rank: every kind is a real group (of
  * one rank when its degree is 1). groups[GROUP_EP] is NULL when EP is off. */
 typedef struct parallel_context {

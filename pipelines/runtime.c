@@ -16,4 +16,6 @@ int moedit_rank(void) { return the_world.rank; }
 
 int moedit_world_size(void) { return the_world.size; }
 
+int moedit_agree(int status) { return world_agree(&the_world, status); }
+
 const world *runtime_world(void) { return &the_world; }

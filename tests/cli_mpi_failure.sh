@@ -1,30 +1,53 @@
 #!/usr/bin/env bash
-# A failure on one rank ends every rank promptly, with the error: rank 1 gets
-# a copy of the model whose transformer weights are cut short, rank 0 the
-# intact model. Without the abort rank 0 would wait forever in its first
-# collective; the run must end within 60 seconds with rank 1's error.
+# Failures under mpirun end every rank promptly (within 60 s: a rank left
+# waiting on a failed peer would hang) with one moedit error line:
+# 1. every rank rejects the same bad option: the line has no rank, and no
+#    rank is aborted (no MPI_ABORT banner);
+# 2. rank 1 alone gets a model whose transformer weights are cut short: its
+#    error is the line, with "[rank 1]", and rank 0 (which reached its first
+#    group) is not aborted either;
+# 3. rank 1 alone fails after the groups exist (its --routing-replay file is
+#    missing): rank 1 aborts the run, its error is reported.
+# No output file in any case.
 # usage: cli_mpi_failure.sh MOEDIT FIXTURES
-set -u
-moedit=$1
-model="$2/../../models/tiny-random"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/common_cli.sh"
 cp -r "$model" "$work/broken"
 weights="$work/broken/transformer/diffusion_pytorch_model.safetensors"
 head -c 20000 "$model/transformer/diffusion_pytorch_model.safetensors" >"$weights"
 
 args=(generate --prompt "a red circle" --height 64 --width 64 --num-inference-steps 2 --quiet
       --tensor-parallel-size 2 --output "$work/out.png")
-start=$(date +%s)
-timeout 60 mpirun --allow-run-as-root --oversubscribe -np 1 "$moedit" "${args[@]}" --model "$model" : \
-  -np 1 "$moedit" "${args[@]}" --model "$work/broken" >"$work/stdout" 2>"$work/stderr"
-status=$?
-elapsed=$(( $(date +%s) - start ))
-if [ "$status" -eq 0 ] || [ "$status" -eq 124 ]; then
-  echo "FAIL: exit status $status after ${elapsed}s (0: no error; 124: hung)"; cat "$work/stderr"; exit 1
-fi
-if ! grep -q "^moedit: error: \[rank 1\] .*diffusion_pytorch_model.safetensors" "$work/stderr"; then
-  echo "FAIL: rank 1's error is not reported:"; cat "$work/stderr"; exit 1
-fi
-if [ -e "$work/out.png" ]; then echo "FAIL: an output file was written"; exit 1; fi
-echo "ok: exit $status after ${elapsed}s: $(grep '^moedit: error' "$work/stderr")"
+
+# run_case NAME NEEDLE ABORTED RANK0_ARGS -- RANK1_ARGS: both ranks run moedit with args + their own.
+run_case() {
+  local name=$1 needle=$2 aborted=$3
+  shift 3
+  local rank0=() rank1=()
+  while [ "$1" != "--" ]; do rank0+=("$1"); shift; done
+  shift
+  rank1=("$@")
+  local start=$(date +%s)
+  timeout 60 mpirun --allow-run-as-root --oversubscribe -np 1 "$moedit" "${args[@]}" "${rank0[@]}" : \
+    -np 1 "$moedit" "${args[@]}" "${rank1[@]}" >"$work/stdout" 2>"$work/stderr"
+  local status=$? elapsed=$(( $(date +%s) - start )) lines
+  lines=$(grep -c "^moedit: error" "$work/stderr")
+  if [ "$status" -eq 0 ] || [ "$status" -eq 124 ]; then
+    fail "$name: exit status $status after ${elapsed}s (0: no error; 124: hung)"; cat "$work/stderr"
+  elif [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: $needle" "$work/stderr"; then
+    fail "$name: expected one error line matching '$needle', got $lines:"; cat "$work/stderr"
+  elif [ "$aborted" = no ] && grep -q MPI_ABORT "$work/stderr"; then
+    fail "$name: a rank was aborted although every rank knew of the failure:"; cat "$work/stderr"
+  elif [ -e "$work/out.png" ]; then
+    fail "$name: an output file was written"
+  else
+    echo "ok: $name: exit $status after ${elapsed}s: $(grep '^moedit: error' "$work/stderr")"
+  fi
+}
+
+run_case "same bad option on every rank" "--height 72 --width 64: both must be multiples of 16" no \
+  --model "$model" --height 72 -- --model "$model" --height 72
+run_case "rank 1's model is cut short" "\[rank 1\] .*diffusion_pytorch_model.safetensors" no \
+  --model "$model" -- --model "$work/broken"
+run_case "rank 1's routing file is missing after the groups exist" "\[rank 1\] .*$work/missing.routing" yes \
+  --model "$model" -- --model "$model" --routing-replay "$work/missing.routing"
+finish cli_mpi_failure

@@ -31,3 +31,9 @@ expect_error() {
     echo "ok   $name: $(cat "$work/err")"
   fi
 }
+
+# finish NAME: reports the verdict and exits with the number of failures.
+finish() {
+  [ "$failures" -eq 0 ] && echo "$1: all passed"
+  exit "$failures"
+}
