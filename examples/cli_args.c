@@ -2,6 +2,7 @@
 #include "examples/cli.h"
 
 #include "core/error.h"
+#include "moedit.h"
 
 #include <errno.h>
 #include <math.h>
@@ -65,7 +66,7 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            print_help(usage, options, count);
+            if (moedit_rank() == 0) print_help(usage, options, count); /* once under mpirun */
             return 1;
         }
         if (strncmp(arg, "--", 2) != 0) return error_set("unexpected argument '%s' (options start with --)", arg);

@@ -133,8 +133,8 @@ int cli_bench(int argc, char **argv)
         return error_set("--layouts times a matrix of layouts; --forward-only, --iterations and --warmup time one "
                          "forward on one rank");
     if (f.frames && !forward) return error_set("--num-frames times one forward of a clip: add --forward-only");
-    if (f.batch != 1 && !forward) return error_set("--batch times one forward of several samples: add --forward-only");
     if (f.batch < 1 || f.batch > 2) return error_set("--batch %lld: must be 1 or 2 (the two CFG branches)", (long long)f.batch);
+    if (f.batch != 1 && !forward) return error_set("--batch times one forward of several samples: add --forward-only");
     if (forward) {
         f.model_dir = o.model_dir, f.config_path = o.config_path, f.random_weights = o.random_weights;
         f.device = o.device, f.height = o.height, f.width = o.width, f.seed = o.seed;

@@ -8,7 +8,7 @@
 #    group) is not aborted either;
 # 3. rank 1 alone fails after the groups exist (its --routing-replay file is
 #    missing): rank 1 aborts the run, its error is reported.
-# No output file in any case.
+# No output file in any case. And --help under mpirun prints the usage once.
 # usage: cli_mpi_failure.sh MOEDIT FIXTURES
 . "$(dirname "$0")/common_cli.sh"
 cp -r "$model" "$work/broken"
@@ -50,4 +50,7 @@ run_case "rank 1's model is cut short" "\[rank 1\] .*diffusion_pytorch_model.saf
   --model "$model" -- --model "$work/broken"
 run_case "rank 1's routing file is missing after the groups exist" "\[rank 1\] .*$work/missing.routing" yes \
   --model "$model" -- --model "$model" --routing-replay "$work/missing.routing"
+timeout 60 mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" generate --help >"$work/help" 2>&1
+usages=$(grep -c "^usage: moedit generate" "$work/help")
+[ "$usages" -eq 1 ] || { fail "generate --help on 2 ranks printed the usage $usages times"; cat "$work/help"; }
 finish cli_mpi_failure
