@@ -51,8 +51,8 @@ import diffusers
 from diffusers import HiDreamImageTransformer2DModel
 from diffusers.models.transformers.transformer_hidream_image import MoEGate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import FIXTURES, list_files, round_parameters_, setup_determinism, write_info  # noqa: E402
 
 # Smallest acceptable gap between the k-th and (k+1)-th softmax gate score of ANY token in ANY
 # MoE layer, so that float32 rounding differences in the C engine cannot flip expert selection.
@@ -119,11 +119,6 @@ CONFIGS = {
 }
 
 
-def setup_determinism():
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-
-
 @torch.no_grad()
 def reinit_(model: nn.Module, gen: torch.Generator):
     """Re-initialise every parameter randomly (nothing trivially 0 or 1)."""
@@ -155,14 +150,6 @@ def reinit_(model: nn.Module, gen: torch.Generator):
             assert not mod.elementwise_affine, name
     missing = [n for n, p in model.named_parameters() if id(p) not in done]
     assert not missing, f"parameters not re-initialised: {missing}"
-
-
-def round_parameters_(model: nn.Module, dtype):
-    """Round every parameter to a value `dtype` holds exactly, so the weights can be
-    stored in that dtype (half the bytes) while the reference still runs in float32."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(p.to(dtype).to(torch.float32))
 
 
 def make_inputs(cfg, gen):
@@ -386,9 +373,7 @@ def build(name, cfg):
             "topk idx sorted ascending per row; topk_w are the (unnormalised) softmax gate weights for them",
         ],
     }
-    with open(os.path.join(out_dir, "fixture.json"), "w") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
+    write_info(out_dir, info)
     return out_dir, info
 
 
@@ -397,14 +382,8 @@ def main():
     total = 0
     for name, cfg in CONFIGS.items():
         out_dir, info = build(name, cfg)
-        size = 0
         print(f"{name}: seed {info['seed']}")
-        for dp, _, fns in sorted(os.walk(out_dir)):
-            for fn in sorted(fns):
-                fp = os.path.join(dp, fn)
-                sz = os.path.getsize(fp)
-                size += sz
-                print(f"  {os.path.relpath(fp, ROOT):70s} {sz:10d} B")
+        size = list_files(out_dir, 70)
         total += size
         st = info["stats"]
         print(f"  total {size} B; output max-abs {st['output_max_abs']:.4f} rms {st['output_rms']:.4f}; "

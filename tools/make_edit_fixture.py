@@ -29,7 +29,6 @@ target's img_sizes, so unpatchify keeps the target's tokens only.
 
 Rerun: python3 tools/make_edit_fixture.py   (torch, diffusers 0.42, safetensors, numpy, Pillow)
 """
-import json
 import os
 import shutil
 import sys
@@ -40,22 +39,16 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import FIXTURES, ROOT, setup_determinism, write_info  # noqa: E402
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, HiDreamImageTransformer2DModel  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "models", "tiny-random")
-FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 EDIT = os.path.join(FIXTURES, "edit_tiny")
 CONTEXT = os.path.join(FIXTURES, "dit_context")
 HEIGHT, WIDTH, STEPS, GUIDANCE, STRENGTH, SEED = 48, 64, 4, 3.0, 0.5, 148
 PROMPT = "a red circle on a blue background"
 MIN_ROUTING_MARGIN = 1e-3
 RESIZES = {"resized_37x29": (37, 29), "resized_100x80": (100, 80), "resized_64x16": (64, 16)}
-
-
-def setup_determinism():
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
 
 
 def picture(height, width):
@@ -209,9 +202,7 @@ def build_edit_tiny():
             "sdedit": {"strength": STRENGTH, "first_step": t_start, "routing_min_margin": m1},
             "context": {"strength": 1.0, "routing_min_margin": m2}, "noise_seed": seed,
             "generator": "tools/make_edit_fixture.py"}
-    with open(os.path.join(EDIT, "fixture.json"), "w") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
+    write_info(EDIT, info)
     print(f"edit_tiny: sdedit from step {t_start}, latents max {sdedit.abs().max():.3f} (margin {m1:.2e}); "
           f"context latents max {context.abs().max():.3f} (margin {m2:.2e}); "
           f"context vs sdedit pixels differ by {(context_pixels - sdedit_pixels).abs().max():.0f}")
@@ -284,9 +275,7 @@ def build_dit_context():
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(CONTEXT, "io.safetensors"))
     info = {"transformer": "tests/fixtures/dit_moe/transformer", "seq_lens": lens, "routing_min_margin": margin,
             "shapes": {k: list(v.shape) for k, v in tensors.items()}, "generator": "tools/make_edit_fixture.py"}
-    with open(os.path.join(CONTEXT, "fixture.json"), "w") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
+    write_info(CONTEXT, info)
     print(f"dit_context: output max {out.abs().max():.3f}, differs from no-context by "
           f"{(out - plain).abs().max():.3f}; routing margin {margin:.2e}")
 

@@ -38,7 +38,6 @@ float32 arithmetic of custom sigmas), safetensors. CPU only, no weights.
 """
 
 import json
-import math
 import os
 import shutil
 import sys
@@ -52,6 +51,7 @@ import diffusers
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 from diffusers.pipelines.flux.pipeline_flux_img2img import FluxImg2ImgPipeline
+from fixture_common import write_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "scheduler")
@@ -173,9 +173,7 @@ def main():
             "scale_noise: after FluxImg2ImgPipeline.get_timesteps(steps, strength), at start_index",
         ],
     }
-    with open(os.path.join(OUT, "fixture.json"), "w") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
+    write_info(OUT, info)
     total = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(OUT) for fn in fns)
     print(f"{len(tensors)} tensors; fixtures total {total} B")
 

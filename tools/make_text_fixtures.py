@@ -59,8 +59,8 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import LlamaConfig, LlamaModel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import FIXTURES, list_files, setup_determinism, write_info  # noqa: E402
 SEED = 2024
 
 SPECIALS = ["[UNK]", "[BOS]", "[EOS]", "[PAD]"]
@@ -123,11 +123,6 @@ TRUNCATIONS = [(LONG, m) for m in (1, 2, 5, 16, 77)] + [
     ("a red circle", 3),
     ("", 1),
 ]
-
-
-def setup_determinism():
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
 
 
 def vocab():
@@ -323,9 +318,7 @@ def build_model(tok):
             "conditioning: llama3 = hidden_states[1:], t5 = hidden_states[-1], pooled = mean over tokens of t5",
         ],
     }
-    with open(os.path.join(out_dir, "fixture.json"), "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=2, ensure_ascii=False)
-        f.write("\n")
+    write_info(out_dir, info)
     return out_dir
 
 
@@ -335,11 +328,7 @@ def main():
     build_model(tok)
     total = 0
     for name in ("text_tiny", "text_tokenizers"):
-        for dp, _, fns in sorted(os.walk(os.path.join(FIXTURES, name))):
-            for fn in sorted(fns):
-                fp = os.path.join(dp, fn)
-                total += os.path.getsize(fp)
-                print(f"  {os.path.relpath(fp, ROOT):60s} {os.path.getsize(fp):8d} B")
+        total += list_files(os.path.join(FIXTURES, name), 60)
     print(f"text fixtures: {total} B")
     assert total < 300_000, "text fixtures grew past 300 KB"
 

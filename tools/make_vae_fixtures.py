@@ -58,8 +58,8 @@ from safetensors.torch import save_file
 import diffusers
 from diffusers import AutoencoderKL
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import FIXTURES, list_files, round_parameters_, setup_determinism, write_info  # noqa: E402
 MAX_TOTAL_BYTES = int(1.5 * 2**20)
 
 CONFIGS = {
@@ -120,11 +120,6 @@ CONFIGS = {
 }
 
 
-def setup_determinism():
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-
-
 @torch.no_grad()
 def reinit_(model: nn.Module, gen: torch.Generator):
     """Re-initialise every parameter randomly (nothing trivially 0 or 1)."""
@@ -149,14 +144,6 @@ def reinit_(model: nn.Module, gen: torch.Generator):
             done.add(id(mod.bias))
     missing = [n for n, p in model.named_parameters() if id(p) not in done]
     assert not missing, f"parameters not re-initialised: {missing}"
-
-
-def round_parameters_(model: nn.Module, dtype):
-    """Round every parameter to a value `dtype` holds exactly, so the weights can be
-    stored in that dtype (half the bytes) while the reference still runs in float32."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(p.to(dtype).to(torch.float32))
 
 
 def run_model(model, latents, image):
@@ -231,9 +218,7 @@ def build(name, cfg):
             "decoded is not clamped",
         ],
     }
-    with open(os.path.join(out_dir, "fixture.json"), "w") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
+    write_info(out_dir, info)
     return out_dir, info
 
 
@@ -242,14 +227,8 @@ def main():
     total = 0
     for name, cfg in CONFIGS.items():
         out_dir, info = build(name, cfg)
-        size = 0
         print(f"{name}: seed {info['seed']}, {info['parameters']} parameters")
-        for dp, _, fns in sorted(os.walk(out_dir)):
-            for fn in sorted(fns):
-                fp = os.path.join(dp, fn)
-                sz = os.path.getsize(fp)
-                size += sz
-                print(f"  {os.path.relpath(fp, ROOT):60s} {sz:10d} B")
+        size = list_files(out_dir, 60)
         for k, shape in info["tensors"].items():
             st = info["stats"][k]
             print(f"    {k:14s} {str(shape):14s} rms {st['rms']:.4f} max-abs {st['max_abs']:.4f}")

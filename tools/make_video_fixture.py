@@ -12,7 +12,6 @@ hidden_states = [frame 0 tokens | frame 1 tokens | ...] (each frame patchified l
 
 Rerun: python3 tools/make_video_fixture.py   (torch, diffusers 0.42, safetensors)
 """
-import json
 import os
 import shutil
 
@@ -21,6 +20,7 @@ from safetensors.torch import save_file
 
 from make_edit_fixture import (FIXTURES, MIN_ROUTING_MARGIN, HiDreamImageTransformer2DModel, image_ids, patchify,
                                routing_margin, setup_determinism)
+from fixture_common import write_info
 
 VIDEO = os.path.join(FIXTURES, "dit_video")
 FRAMES, HEIGHT, WIDTH = 3, 6, 10
@@ -68,9 +68,7 @@ def main():
     info = {"transformer": "tests/fixtures/dit_moe/transformer", "frames": FRAMES, "routing_min_margin": margin,
             "max_seq": model.max_seq, "shapes": {k: list(v.shape) for k, v in tensors.items()},
             "generator": "tools/make_video_fixture.py"}
-    with open(os.path.join(VIDEO, "fixture.json"), "w") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
+    write_info(VIDEO, info)
     print(f"dit_video: {FRAMES} frames of {HEIGHT}x{WIDTH}, {FRAMES * (HEIGHT // 2) * (WIDTH // 2)} tokens "
           f"(max_seq {model.max_seq}); output max {out.abs().max():.3f}; routing margin {margin:.2e}")
 
