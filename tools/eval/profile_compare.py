@@ -17,6 +17,11 @@ step and 2 timed, so 4 and 3.
 
     python3 tools/eval/profile_compare.py DIR/1/rank.0/stderr DIR/1/rank.1/stderr \\
         --serial-steps 4 --layout-steps 3 --ranks 2
+
+Only for layouts whose ops keep the serial run's shapes (Ulysses, ring, CFG):
+under tensor or expert parallelism rank 0's layout ops have other keys
+(experts of half the width, or half the experts) and are not subtracted, so
+compare the ranks' own tables there instead.
 """
 import argparse
 import re
