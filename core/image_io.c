@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void image_metadata_add(image_metadata *meta, const char *key, const char *value)
@@ -50,8 +51,13 @@ int image_format_supported(const char *path) { return is_png(path) || is_jpeg(pa
 
 int image_check_writable(const char *path)
 {
-    if (!image_format_supported(path))
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return error_set("output %s is a directory (give a file name ending in .png or .jpg)", path);
+    if (!image_format_supported(path)) {
+        if (!*extension(path)) return error_set("output %s has no .png or .jpg extension", path);
         return error_set("output %s: unsupported image format '.%s' (use .png or .jpg)", path, extension(path));
+    }
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');

@@ -63,10 +63,8 @@ typedef struct generate_state {
 
 static int check_model_dir(const char *model_dir, const char *command)
 {
-    struct stat st;
     if (!model_dir) return error_set("%s needs --model DIR", command);
-    if (stat(model_dir, &st) != 0 || !S_ISDIR(st.st_mode)) return error_set("model directory %s does not exist", model_dir);
-    return 0;
+    return model_dir_check(model_dir);
 }
 
 static int validate_request(const moedit_generate_options *o, const char *command)

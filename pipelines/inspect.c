@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "dit/dit_model.h"
+#include "pipelines/model_bundle.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -139,7 +140,7 @@ static int check_transformer(const char *model_dir)
 int moedit_inspect(const char *model_dir, int json, int check, FILE *out)
 {
     static const char *components[] = {"transformer", "vae", "text_encoder", "tokenizer", "scheduler"};
-    if (!is_dir(model_dir)) return error_set("model directory %s does not exist", model_dir);
+    if (model_dir_check(model_dir)) return -1;
     char path[4200];
     snprintf(path, sizeof path, "%s/transformer", model_dir);
     if (!is_dir(path)) return error_set("%s has no transformer/ directory: not a diffusers model", model_dir);

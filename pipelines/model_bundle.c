@@ -44,12 +44,20 @@ static int place_experts(model_bundle *b, const model_bundle_options *o, dit_sha
     return 0;
 }
 
+int model_dir_check(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) return error_set("model directory %s does not exist", dir);
+    if (!S_ISDIR(st.st_mode))
+        return error_set("model %s is not a directory (give the model's folder, the one with model_index.json)", dir);
+    return 0;
+}
+
 int model_bundle_load(model_bundle *b, const model_bundle_options *o)
 {
     char path[4200];
     memset(b, 0, sizeof *b);
-    struct stat st;
-    if (stat(o->dir, &st) != 0 || !S_ISDIR(st.st_mode)) return error_set("model directory %s does not exist", o->dir);
+    if (model_dir_check(o->dir)) return -1;
     b->be = backend_create(o->device);
     if (!b->be) return -1;
     dit_shard shard = o->shard;

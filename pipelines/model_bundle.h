@@ -38,6 +38,9 @@ typedef struct model_bundle_options {
     const char *expert_placement;
 } model_bundle_options;
 
+/* 0 when `dir` is a directory; else one error naming what it is instead. */
+int model_dir_check(const char *dir);
+
 int model_bundle_load(model_bundle *bundle, const model_bundle_options *options);
 void model_bundle_free(model_bundle *bundle);
 
