@@ -17,21 +17,19 @@ int moedit_bench_vae(const moedit_vae_bench_options *o, moedit_vae_bench_result 
     if (o->iterations < 1 || o->warmup < 0) return error_set("--iterations must be >= 1 and --warmup >= 0");
     backend *be = backend_create(o->device);
     if (!be) return -1;
-    const world *launcher = runtime_world();
-    process_group *group = world_group(launcher, "vae", be);
     vae_model model;
-    if (!group || vae_model_load(&model, be, o->vae_dir)) {
-        pg_destroy(group);
+    if (vae_model_load(&model, be, o->vae_dir)) {
         backend_destroy(be);
         return -1;
     }
-    r->ranks = launcher->size;
+    const world *launcher = runtime_world();
     const vae_config *cfg = &model.cfg;
     int status = -1;
     int64_t h = o->height / cfg->downscale, w = o->width / cfg->downscale;
     float *latents = malloc((size_t)(cfg->latent_channels * h * w) * sizeof(float));
     float *image = malloc((size_t)(cfg->out_channels * o->height * o->width) * sizeof(float));
     double *times = calloc((size_t)o->iterations, sizeof(double));
+    process_group *group = NULL;
     arena scratch;
     arena_init(&scratch, be);
     if (o->height % cfg->downscale || o->width % cfg->downscale || h < 1 || w < 1) {
@@ -42,6 +40,10 @@ int moedit_bench_vae(const moedit_vae_bench_options *o, moedit_vae_bench_result 
         error_set("out of memory for a %lldx%lld decode", (long long)o->height, (long long)o->width);
         goto done;
     }
+    /* After the checks every rank makes alike: the group's creation is where
+     * the ranks agree whether all of them got this far (world_agree). */
+    if (!(group = world_group(launcher, "vae", be))) goto done;
+    r->ranks = launcher->size;
     philox_fill_normal(0, 5, 0, cfg->latent_channels * h * w, latents);
     for (int64_t i = 0; i < o->warmup + o->iterations; i++) {
         double start = timer_seconds();

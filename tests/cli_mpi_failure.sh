@@ -7,7 +7,9 @@
 #    error is the line, with "[rank 1]", and rank 0 (which reached its first
 #    group) is not aborted either;
 # 3. rank 1 alone fails after the groups exist (its --routing-replay file is
-#    missing): rank 1 aborts the run, its error is reported.
+#    missing): rank 1 aborts the run, its error is reported;
+# 4. bench-vae with a VAE folder that has no config on every rank (checked
+#    before its group is made): one line, no abort.
 # No output file in any case. And --help under mpirun prints the usage once.
 # usage: cli_mpi_failure.sh MOEDIT FIXTURES
 . "$(dirname "$0")/common_cli.sh"
@@ -18,7 +20,7 @@ head -c 20000 "$model/transformer/diffusion_pytorch_model.safetensors" >"$weight
 args=(generate --prompt "a red circle" --height 64 --width 64 --num-inference-steps 2 --quiet
       --tensor-parallel-size 2 --output "$work/out.png")
 
-# run_case NAME NEEDLE ABORTED RANK0_ARGS -- RANK1_ARGS: both ranks run moedit with args + their own.
+# run_case NAME NEEDLE ABORTED RANK0_ARGS -- RANK1_ARGS: each rank runs moedit with its arguments.
 run_case() {
   local name=$1 needle=$2 aborted=$3
   shift 3
@@ -27,8 +29,8 @@ run_case() {
   shift
   rank1=("$@")
   local start=$(date +%s)
-  timeout 60 mpirun --allow-run-as-root --oversubscribe -np 1 "$moedit" "${args[@]}" "${rank0[@]}" : \
-    -np 1 "$moedit" "${args[@]}" "${rank1[@]}" >"$work/stdout" 2>"$work/stderr"
+  timeout 60 mpirun --allow-run-as-root --oversubscribe -np 1 "$moedit" "${rank0[@]}" : \
+    -np 1 "$moedit" "${rank1[@]}" >"$work/stdout" 2>"$work/stderr"
   local status=$? elapsed=$(( $(date +%s) - start )) lines
   lines=$(grep -c "^moedit: error" "$work/stderr")
   if [ "$status" -eq 0 ] || [ "$status" -eq 124 ]; then
@@ -45,11 +47,13 @@ run_case() {
 }
 
 run_case "same bad option on every rank" "--height 72 --width 64: both must be multiples of 16" no \
-  --model "$model" --height 72 -- --model "$model" --height 72
+  "${args[@]}" --model "$model" --height 72 -- "${args[@]}" --model "$model" --height 72
 run_case "rank 1's model is cut short" "\[rank 1\] .*diffusion_pytorch_model.safetensors" no \
-  --model "$model" -- --model "$work/broken"
+  "${args[@]}" --model "$model" -- "${args[@]}" --model "$work/broken"
 run_case "rank 1's routing file is missing after the groups exist" "\[rank 1\] .*$work/missing.routing" yes \
-  --model "$model" -- --model "$model" --routing-replay "$work/missing.routing"
+  "${args[@]}" --model "$model" -- "${args[@]}" --model "$model" --routing-replay "$work/missing.routing"
+vae=(bench-vae --vae "$work" --height 64 --width 64)
+run_case "bench-vae without a VAE config on every rank" "$work/config.json" no "${vae[@]}" -- "${vae[@]}"
 timeout 60 mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" generate --help >"$work/help" 2>&1
 usages=$(grep -c "^usage: moedit generate" "$work/help")
 [ "$usages" -eq 1 ] || { fail "generate --help on 2 ranks printed the usage $usages times"; cat "$work/help"; }
