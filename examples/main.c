@@ -27,25 +27,18 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "moedit: error: no command given (try 'moedit --help')\n");
-        return 1;
-    }
-    const char *command = argv[1];
-    if (!strcmp(command, "--help") || !strcmp(command, "-h") || !strcmp(command, "help")) {
-        usage(stdout);
-        return 0;
-    }
-    if (!strcmp(command, "--version")) {
-        printf("moedit %s\n", MOEDIT_VERSION);
-        return 0;
-    }
     if (moedit_init(&argc, &argv) != 0) {
         fprintf(stderr, "moedit: error: %s\n", error_message());
         return 1;
     }
-    int status;
-    if (!strcmp(command, "generate")) status = cli_generate(argc - 1, argv + 1);
+    const char *command = argc >= 2 ? argv[1] : "";
+    int status = 0, first_rank = moedit_rank() == 0; /* help and version print once under mpirun */
+    if (argc < 2) status = error_set("no command given (try 'moedit --help')");
+    else if (!strcmp(command, "--help") || !strcmp(command, "-h") || !strcmp(command, "help")) {
+        if (first_rank) usage(stdout);
+    } else if (!strcmp(command, "--version")) {
+        if (first_rank) printf("moedit %s\n", MOEDIT_VERSION);
+    } else if (!strcmp(command, "generate")) status = cli_generate(argc - 1, argv + 1);
     else if (!strcmp(command, "edit")) status = cli_edit(argc - 1, argv + 1);
     else if (!strcmp(command, "video")) status = cli_video(argc - 1, argv + 1);
     else if (!strcmp(command, "bench-vae")) status = cli_bench_vae(argc - 1, argv + 1);
@@ -55,7 +48,7 @@ int main(int argc, char **argv)
     else status = error_set("unknown command '%s' (try 'moedit --help')", command);
     /* A command that never created a group (or failed before its first)
      * still agrees with the other ranks, which may be waiting there. */
-    status = moedit_agree(status);
+    status = moedit_agree(status < 0 ? -1 : 0);
     if (status < 0) {
         if (!error_is_agreed() && moedit_world_size() > 1)
             fprintf(stderr, "moedit: error: [rank %d] %s\n", moedit_rank(), error_message());

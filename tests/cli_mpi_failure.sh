@@ -10,7 +10,7 @@
 #    missing): rank 1 aborts the run, its error is reported;
 # 4. bench-vae with a VAE folder that has no config on every rank (checked
 #    before its group is made): one line, no abort.
-# No output file in any case. And --help under mpirun prints the usage once.
+# No output file in any case. And help, version and a missing command print once under mpirun.
 # usage: cli_mpi_failure.sh MOEDIT FIXTURES
 . "$(dirname "$0")/common_cli.sh"
 cp -r "$model" "$work/broken"
@@ -54,7 +54,16 @@ run_case "rank 1's routing file is missing after the groups exist" "\[rank 1\] .
   "${args[@]}" --model "$model" -- "${args[@]}" --model "$model" --routing-replay "$work/missing.routing"
 vae=(bench-vae --vae "$work" --height 64 --width 64)
 run_case "bench-vae without a VAE config on every rank" "$work/config.json" no "${vae[@]}" -- "${vae[@]}"
-timeout 60 mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" generate --help >"$work/help" 2>&1
-usages=$(grep -c "^usage: moedit generate" "$work/help")
-[ "$usages" -eq 1 ] || { fail "generate --help on 2 ranks printed the usage $usages times"; cat "$work/help"; }
+# once_on_two_ranks NAME NEEDLE ARGS...: the line NEEDLE starts appears once in the output of 2 ranks.
+once_on_two_ranks() {
+  local name=$1 needle=$2 count
+  shift 2
+  timeout 60 mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" "$@" >"$work/out" 2>&1
+  count=$(grep -c "^$needle" "$work/out")
+  if [ "$count" -ne 1 ]; then fail "$name on 2 ranks: '$needle' $count times"; cat "$work/out"; else echo "ok: $name once"; fi
+}
+once_on_two_ranks "generate --help" "usage: moedit generate" generate --help
+once_on_two_ranks "moedit --help" "usage: moedit <command>" --help
+once_on_two_ranks "moedit --version" "moedit [0-9]" --version
+once_on_two_ranks "no command" "moedit: error: no command given" 
 finish cli_mpi_failure
