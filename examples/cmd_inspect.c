@@ -19,5 +19,11 @@ int cli_inspect(int argc, char **argv)
                            (int)(sizeof options / sizeof options[0]));
     if (parsed != 0) return parsed < 0 ? -1 : 0;
     if (!model) return error_set("inspect needs --model DIR");
-    return moedit_inspect(model, json, check, stdout);
+    /* Under mpirun every rank checks its view of the model; rank 0 prints. */
+    if (moedit_rank() == 0) return moedit_inspect(model, json, check, stdout);
+    FILE *sink = fopen("/dev/null", "w");
+    if (!sink) return error_set("inspect: cannot open /dev/null");
+    int status = moedit_inspect(model, json, check, sink);
+    fclose(sink);
+    return status;
 }

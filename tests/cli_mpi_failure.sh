@@ -66,4 +66,5 @@ once_on_two_ranks "generate --help" "usage: moedit generate" generate --help
 once_on_two_ranks "moedit --help" "usage: moedit <command>" --help
 once_on_two_ranks "moedit --version" "moedit [0-9]" --version
 once_on_two_ranks "no command" "moedit: error: no command given" 
+once_on_two_ranks "inspect" "model " inspect --model "$model"
 finish cli_mpi_failure
