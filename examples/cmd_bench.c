@@ -132,6 +132,9 @@ int cli_bench(int argc, char **argv)
     if (forward && strcmp(o.layouts, "auto"))
         return error_set("--layouts times a matrix of layouts; --forward-only, --iterations and --warmup time one "
                          "forward on one rank");
+    if (forward && moedit_world_size() > 1)
+        return error_set("--forward-only times one forward on one rank: run it without mpirun (%d ranks would each "
+                         "time their own and compete for the machine)", moedit_world_size());
     if (f.frames && !forward) return error_set("--num-frames times one forward of a clip: add --forward-only");
     if (f.batch < 1 || f.batch > 2) return error_set("--batch %lld: must be 1 or 2 (the two CFG branches)", (long long)f.batch);
     if (f.batch != 1 && !forward) return error_set("--batch times one forward of several samples: add --forward-only");

@@ -67,4 +67,6 @@ once_on_two_ranks "moedit --help" "usage: moedit <command>" --help
 once_on_two_ranks "moedit --version" "moedit [0-9]" --version
 once_on_two_ranks "no command" "moedit: error: no command given" 
 once_on_two_ranks "inspect" "model " inspect --model "$model"
+once_on_two_ranks "bench --forward-only refused" "moedit: error: --forward-only times one forward on one rank" \
+  bench --forward-only --model "$model" --height 64 --width 64 --iterations 1
 finish cli_mpi_failure
