@@ -3,6 +3,7 @@
 #include "core/image_io.h"
 
 #include "core/error.h"
+#include "core/output_check.h"
 
 #include <errno.h>
 #include <math.h>
@@ -58,14 +59,7 @@ int image_check_writable(const char *path)
         if (!*extension(path)) return error_set("output %s has no .png or .jpg extension", path);
         return error_set("output %s: unsupported image format '.%s' (use .png or .jpg)", path, extension(path));
     }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *(slash == dir ? slash + 1 : slash) = '\0';
-    else snprintf(dir, sizeof dir, ".");
-    if (access(dir, W_OK) != 0)
-        return error_set("output %s: directory %s is not writable: %s", path, dir, strerror(errno));
-    return 0;
+    return output_check_writable(path, NULL);
 }
 
 static int write_png(FILE *file, const char *path, const uint8_t *rgb, int64_t width, int64_t height,

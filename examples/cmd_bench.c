@@ -4,6 +4,7 @@
 #include "examples/cli.h"
 
 #include "core/error.h"
+#include "core/output_check.h"
 #include "moedit.h"
 
 #include <stdio.h>
@@ -149,6 +150,14 @@ int cli_bench(int argc, char **argv)
     else if (strcmp(comm_timing, "auto")) return error_set("--comm-timing %s: auto, on or off", comm_timing);
     if (!o.height) o.height = 1024;
     if (!o.width) o.width = 1024;
+    /* The reports are written at the end of a run that may take an hour. */
+    if (plot && (strlen(plot) < 4 || strcmp(plot + strlen(plot) - 4, ".svg")))
+        return error_set("--plot %s: the chart is SVG; give a name ending in .svg", plot);
+    const char *reports[3][2] = {{json, "--json"}, {markdown, "--markdown"}, {plot, "--plot"}};
+    for (int i = 0; i < 3; i++)
+        if (moedit_rank() == 0 && reports[i][0] && strcmp(reports[i][0], "-") &&
+            output_check_writable(reports[i][0], reports[i][1]))
+            return -1;
     moedit_bench_result r;
     int status = moedit_bench_layouts(&o, &r);
     if (status == 0) status = write_reports(&r, json, markdown, plot);

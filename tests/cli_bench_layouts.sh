@@ -59,6 +59,10 @@ expect_error "no model" "needs --model DIR or --config" "$moedit" bench
 expect_error "batch 3" "--batch 3: must be 1 or 2" "$moedit" bench --forward-only --model "$model" --batch 3
 expect_error "batch without forward-only" "add --forward-only" "$moedit" bench --model "$model" --batch 2
 expect_error "batch 0 without forward-only" "--batch 0: must be 1 or 2" "$moedit" bench --model "$model" --batch 0
+# Report paths are checked before the layouts run, not after.
+expect_error "json into a missing directory" "--json $work/none/r.json: directory" "$moedit" bench --model "$model" --json "$work/none/r.json"
+expect_error "markdown onto a directory" "--markdown $work is a directory" "$moedit" bench --model "$model" --markdown "$work"
+expect_error "plot not svg" "the chart is SVG" "$moedit" bench --model "$model" --plot "$work/chart.png"
 expect_error "placement file missing" "no such routing file" "$moedit" bench --model "$model" --expert-placement "$work/none"
 expect_error "placement on a dense model" "has no routed experts to place" "$moedit" bench \
   --config "$fixtures/dit_dense/transformer/config.json" --random-weights --height 64 --width 64 --layouts serial \
