@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/image_io.h"
+#include "core/output_check.h"
 #include "core/philox.h"
 #include "core/progress.h"
 #include "core/safetensors.h"
@@ -85,6 +86,9 @@ static int validate_request(const moedit_generate_options *o, const char *comman
         return error_set("--cfg-parallel-size 2 needs --guidance-scale > 1: without guidance there is no "
                          "unconditional branch to run");
     if (o->routing_capture && o->routing_replay) return error_set("--routing-capture and --routing-replay exclude each other");
+    /* Saved after the last image: a bad path must not surface only then. */
+    if (o->routing_capture && runtime_world()->rank == 0 && output_check_writable(o->routing_capture, "--routing-capture"))
+        return -1;
     if (o->expert_placement && !o->parallel.expert_parallel)
         return error_set("--expert-placement %s needs --enable-expert-parallel", o->expert_placement);
     if (o->expert_placement && access(o->expert_placement, R_OK))

@@ -21,6 +21,7 @@ expect_error "unsupported format" "unsupported image format" "${run[@]}" --heigh
 expect_error "model is a file" "is not a directory" "$moedit" generate --model "$model/model_index.json" --prompt x --height 64 --width 64 --output "$out"
 expect_error "output is a directory" "is a directory" "${run[@]}" --height 64 --width 64 --output "$work"
 expect_error "output without extension" "has no .png or .jpg extension" "${run[@]}" --height 64 --width 64 --output "$work/picture"
+expect_error "capture into a missing directory" "--routing-capture $work/none/r.bin: directory" "${run[@]}" --height 64 --width 64 --routing-capture "$work/none/r.bin" --output "$out"
 expect_error "no prompt" "needs --prompt" "$moedit" generate --model "$model" --height 64 --width 64 --output "$out"
 expect_error "missing prompt file" "prompt-file .*cannot open" "$moedit" generate --model "$model" --prompt-file "$work/none.txt" --height 64 --width 64 --output "$out"
 expect_error "prompt and prompt file" "not both" "${run[@]}" --prompt-file "$work/none.txt" --height 64 --width 64 --output "$out"
