@@ -6,7 +6,11 @@ moedit's `bench` and `bench-vae` time.
                weights of a config.json (e.g. tools/configs/hidream_i1_full_transformer.json),
                one sample: latents [1, 16, H/8, W/8], t5 [1, T, 4096],
                llama3 [layers, 1, T, 4096], pooled [1, 2048]; per-forward
-               median over --iterations after --warmup, peak GPU memory.
+               median over --iterations after --warmup, peak GPU memory. With
+               --profile FILE one more forward runs under torch.profiler: FILE
+               gets its kernels by GPU time, and the JSON line the time by kind
+               (attention, matrix products, other), to set beside moedit's
+               MOEDIT_PROFILE_OPS table.
   vae:         diffusers AutoencoderKL with the FLUX.1 VAE config in bfloat16,
                random weights; decode of [1, 16, H/8, W/8]. With --save-vae DIR
                the weights are saved in diffusers format so that
@@ -43,6 +47,40 @@ def timed(fn, warmup, iterations):
     return statistics.median(times), times[0], times[-1]
 
 
+def kernel_kind(name):
+    """attention, matrix products or other kernels, from a CUDA kernel's name."""
+    n = name.lower()
+    if any(s in n for s in ("flash", "fmha", "attention", "sdpa", "cudnn")):
+        return "attention"
+    if any(s in n for s in ("gemm", "cutlass", "xmma", "nvjet", "matmul", "cublas")):
+        return "matrix products"
+    return "other kernels"
+
+
+def profile_once(fn, path, activities):
+    """Runs fn once under torch.profiler; writes its events by device (else
+    CPU) time to path and returns the milliseconds by kernel_kind."""
+    from torch.profiler import profile
+    with profile(activities=activities) as prof:
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    rows = []
+    for e in prof.key_averages():
+        us = getattr(e, "self_device_time_total", 0) or 0
+        if not us and activities == [torch.profiler.ProfilerActivity.CPU]:
+            us = e.self_cpu_time_total
+        if us > 0:
+            rows.append((e.key, us / 1e3, e.count))
+    rows.sort(key=lambda r: -r[1])
+    kinds = {}
+    with open(path, "w") as f:
+        for name, ms, count in rows:
+            kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + ms
+            f.write(f"{ms:10.3f} ms {count:7d}  {kernel_kind(name):16s} {name[:160]}\n")
+    return {k: round(v, 2) for k, v in sorted(kinds.items())}
+
+
 @torch.no_grad()
 def bench_transformer(args):
     from diffusers import HiDreamImageTransformer2DModel
@@ -65,12 +103,15 @@ def bench_transformer(args):
                   pooled_embeds=torch.randn(b, config["text_emb_dim"], device=dev, dtype=bf))
     torch.cuda.reset_peak_memory_stats()
     median, low, high = timed(lambda: model(**inputs), args.warmup, args.iterations)
-    print(json.dumps({"what": "diffusers transformer", "batch": b, "height": args.height, "width": args.width,
-                      "text_tokens": t, "forward_ms_median": round(median, 2), "forward_ms_min": round(low, 2),
-                      "forward_ms_max": round(high, 2),
-                      "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-                      "parameters": sum(p.numel() for p in model.parameters()),
-                      "torch": torch.__version__, "gpu": torch.cuda.get_device_name()}), flush=True)
+    result = {"what": "diffusers transformer", "batch": b, "height": args.height, "width": args.width,
+              "text_tokens": t, "forward_ms_median": round(median, 2), "forward_ms_min": round(low, 2),
+              "forward_ms_max": round(high, 2), "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+              "parameters": sum(p.numel() for p in model.parameters()),
+              "torch": torch.__version__, "gpu": torch.cuda.get_device_name()}
+    if args.profile:
+        result["profile_ms_by_kind"] = profile_once(lambda: model(**inputs), args.profile,
+                                                    [torch.profiler.ProfilerActivity.CUDA])
+    print(json.dumps(result), flush=True)
 
 
 @torch.no_grad()
@@ -101,6 +142,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--save-vae")
+    parser.add_argument("--profile", help="transformer: one more forward under torch.profiler, kernels to this file")
     args = parser.parse_args()
     (bench_transformer if args.what == "transformer" else bench_vae)(args)
 
