@@ -7,8 +7,10 @@
  * always works is "wait for the device, run one op, wait again". That makes
  * each op synchronous (the run is slower and launch latency lands in every
  * op's figure), so the table says where the time goes, not how fast the
- * unprofiled run is. Time spent outside ops (collectives, the host) shows as
- * the difference between the wall time and the ops' total.
+ * unprofiled run is. Host work that code reports (backend_profile_host:
+ * rows keyed "host ...") is in the table too; other time outside ops
+ * (collectives, the rest of the host) is the difference between the wall
+ * time and the table's total.
  *
  * Ops are keyed by name and shape (a convolution by kernel, channels and
  * size; a product by M, N, K), so the table tells layers apart. */
@@ -48,12 +50,8 @@ static double op_begin(backend *be)
     return timer_seconds();
 }
 
-static void op_end(backend *be, double start, const char *key)
+static void record(profiled *p, const char *key, double seconds)
 {
-    backend *in = inner_of(be);
-    in->ops->synchronize(in);
-    double seconds = timer_seconds() - start;
-    profiled *p = profiled_of(be);
     int i = 0;
     while (i < p->count && strcmp(p->totals[i].key, key)) i++;
     if (i == p->count) {
@@ -64,6 +62,13 @@ static void op_end(backend *be, double start, const char *key)
     }
     p->totals[i].seconds += seconds;
     p->totals[i].calls++;
+}
+
+static void op_end(backend *be, double start, const char *key)
+{
+    backend *in = inner_of(be);
+    in->ops->synchronize(in);
+    record(profiled_of(be), key, timer_seconds() - start);
 }
 
 /* Times one call of the inner backend's op under `key`. */
@@ -280,6 +285,11 @@ static const backend_ops profiled_ops = {
     .gather_rows = p_gather_rows,
     .scatter_add_rows = p_scatter_add_rows,
 };
+
+void backend_profile_host(backend *be, const char *key, double seconds)
+{
+    if (be && be->ops == &profiled_ops) record(profiled_of(be), key, seconds);
+}
 
 backend *backend_profile_wrap(backend *inner)
 {

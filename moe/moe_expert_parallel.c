@@ -18,7 +18,9 @@
  *      the other tp ranks routed, so no extra gather is needed. */
 #include "moe/moe_internal.h"
 
+#include "core/backend_profile.h"
 #include "core/error.h"
+#include "core/timer.h"
 #include "parallel/layout.h"
 
 #include <string.h>
@@ -109,7 +111,9 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     tensor mine = tensor_row_slice(x, first, rows);
     moe_token_map clipped = clip_map(map, tensor_rows(&x), first, rows);
     if (moe_route(ctx, ffn, mine, &clipped)) return -1;
+    double start = timer_seconds();
     order_slots(s, ffn, rows, peers);
+    backend_profile_host(be, "host MoE dispatch", timer_seconds() - start);
     if (exchange_counts(ctx, ffn)) return -1;
 
     int64_t send_rows[EP_MAX], recv_rows[EP_MAX], slots = rows * k;
@@ -117,7 +121,9 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
         send_rows[p] = 0;
         for (int j = 0; j < local; j++) send_rows[p] += s->send_counts[p * local + j];
     }
+    start = timer_seconds();
     int64_t received = order_received(s, peers, local, recv_rows);
+    backend_profile_host(be, "host MoE dispatch", timer_seconds() - start);
     if (received > s->max_rows * k * s->ep_size)
         return error_set("expert parallel: %lld routed rows exceed the scratch", (long long)received);
 

@@ -1,7 +1,9 @@
 /* SwiGLU and mixture-of-experts feed-forward; see moe_ffn.h. */
 #include "moe/moe_ffn.h"
 
+#include "core/backend_profile.h"
 #include "core/error.h"
+#include "core/timer.h"
 #include "moe/moe_internal.h"
 
 #include <float.h>
@@ -260,6 +262,7 @@ int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_to
     be->ops->linear(be, logits, x, ffn->gate, tensor_none());
     be->ops->download(be, s->logits, logits);
     arena_release(ctx->scratch, mark);
+    double start = timer_seconds(); /* the device waits from here until the experts' rows are queued */
     /* Rows are independent; threads help wherever the launcher leaves cores. */
 #pragma omp parallel for if (rows > 4096)
     for (int64_t i = 0; i < rows; i++) softmax_in_place(s->logits + i * n, n);
@@ -271,7 +274,9 @@ int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_to
         for (int64_t i = 0; i < rows; i++) moe_top_k_ascending(s->logits + i * n, n, k, s->experts + i * k);
     }
     for (int64_t i = 0; i < rows * k; i++) s->weights[i] = s->logits[(i / k) * n + s->experts[i]];
-    return routing && routing->mode == ROUTING_CAPTURE ? capture(s, ffn, routing, map) : 0;
+    int status = routing && routing->mode == ROUTING_CAPTURE ? capture(s, ffn, routing, map) : 0;
+    backend_profile_host(be, "host MoE routing", timer_seconds() - start);
+    return status;
 }
 
 /* Groups the (row, expert) slots by expert: counting sort, rows ascending
@@ -321,7 +326,9 @@ static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, ten
     backend *be = ctx->be;
     moe_scratch *s = ctx->host;
     int64_t slots = tensor_rows(&x) * ffn->top_k;
+    double start = timer_seconds();
     build_dispatch(s, tensor_rows(&x), ffn->num_experts, ffn->top_k);
+    backend_profile_host(be, "host MoE dispatch", timer_seconds() - start);
     tensor index = moe_upload_indices(ctx, s->dispatch_rows, slots);
     tensor weight = arena_tensor_typed(ctx->scratch, DTYPE_F32, slots, 1);
     tensor gathered = arena_tensor_2d(ctx->scratch, slots, tensor_cols(&x));
