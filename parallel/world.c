@@ -56,8 +56,6 @@ int world_init(world *w, int *argc, char ***argv)
 /* Process-wide, as MPI_COMM_WORLD is. */
 static int agreement_pending = 1;
 
-int world_before_groups(void) { return agreement_pending; }
-
 int world_agree(const world *w, int status)
 {
     if (!agreement_pending || !w->using_mpi || w->size == 1) return status;

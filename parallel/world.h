@@ -33,9 +33,6 @@ void world_abort(const world *w, int code);
  * is one rank's and world_abort ends the others). */
 int world_agree(const world *w, int status);
 
-/* 1 until the world's first agreement. */
-int world_before_groups(void);
-
 /* The groups of a layout, for this rank: every kind is a real group (of
  * one rank when its degree is 1). groups[GROUP_EP] is NULL when EP is off. */
 typedef struct parallel_context {
