@@ -24,6 +24,18 @@ tensor vae_scratch_image(const vae_exec *ex, int64_t channels, int64_t height, i
     return t;
 }
 
+/* Output rows [y_row, y_row + p) of y from a strip of 3p input rows: rows
+ * [upper_row, upper_row + upper_rows) of `upper`, then the rest of the strip
+ * from `lower` at lower_row; `edge` is the strip's p output rows. */
+static void redo_edge(backend *be, const vae_conv *conv, const int sides[4], tensor strip, tensor edge, tensor upper,
+                      int64_t upper_row, int64_t upper_rows, tensor lower, int64_t lower_row, tensor y, int64_t y_row)
+{
+    be->ops->copy_rows(be, strip, 0, upper, upper_row, upper_rows);
+    be->ops->copy_rows(be, strip, upper_rows, lower, lower_row, strip.shape[1] - upper_rows);
+    be->ops->conv2d(be, edge, strip, conv->weight, conv->bias, conv->kernel, 1, sides);
+    be->ops->copy_rows(be, y, y_row, edge, 0, edge.shape[1]);
+}
+
 /* A same convolution (stride 1, p rows of padding above and below) of a band
  * without copying the band into a padded tensor: the band is convolved with
  * zero rows around it, then the p output rows at each inner edge, the ones
@@ -52,18 +64,9 @@ static int conv_band_same(const vae_exec *ex, tensor y, tensor x, const vae_conv
         return -1;
     }
     const int sides[4] = {0, 0, pad[2], pad[3]};
-    if (g->rank > 0) { /* the top edge: rows -p .. 2p - 1 of the band make output rows 0 .. p - 1 */
-        be->ops->copy_rows(be, strip, 0, from_above, 0, p);
-        be->ops->copy_rows(be, strip, p, x, 0, 2 * p);
-        be->ops->conv2d(be, edge, strip, conv->weight, conv->bias, conv->kernel, 1, sides);
-        be->ops->copy_rows(be, y, 0, edge, 0, p);
-    }
-    if (g->rank < g->size - 1) { /* the bottom edge, likewise */
-        be->ops->copy_rows(be, strip, 0, x, rows - 2 * p, 2 * p);
-        be->ops->copy_rows(be, strip, 2 * p, from_below, 0, p);
-        be->ops->conv2d(be, edge, strip, conv->weight, conv->bias, conv->kernel, 1, sides);
-        be->ops->copy_rows(be, y, rows - p, edge, 0, p);
-    }
+    /* The top edge: rows -p .. 2p - 1 of the band make output rows 0 .. p - 1; the bottom one likewise. */
+    if (g->rank > 0) redo_edge(be, conv, sides, strip, edge, from_above, 0, p, x, 0, y, 0);
+    if (g->rank < g->size - 1) redo_edge(be, conv, sides, strip, edge, x, rows - 2 * p, 2 * p, from_below, 0, y, rows - p);
     arena_release(ex->scratch, mark);
     return 0;
 }
