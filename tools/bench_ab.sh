@@ -15,14 +15,12 @@ b=$3
 sizes=${4:-1024 2048}
 rounds=${5:-2}
 mkdir -p "$out"
-config=tools/configs/hidream_i1_full_transformer.json
+. "$(dirname "$0")/bench_forward.sh"
 for size in $sizes; do
-  iterations=$([ "$size" -le 1024 ] && echo 10 || echo 4)
   for round in $(seq "$rounds"); do
     for variant in A B; do
       prefix=$([ $variant = A ] && echo "$a" || echo "$b")
-      env $prefix bench --config "$config" --random-weights --device cuda --height "$size" --width "$size" \
-        --text-tokens 128 --warmup 2 --iterations "$iterations" --json - 2>>"$out/ab.err" |
+      forward_json "$prefix" "$size" 2>>"$out/ab.err" |
         sed "s/^{/{\"variant\":\"$variant\",\"round\":$round,/" >>"$out/ab.jsonl"
     done
   done

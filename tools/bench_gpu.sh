@@ -19,12 +19,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.
 # as good as the spread of its rounds. Each line gets its round number.
 # BATCH=2 times both CFG branches in one forward in both programs (a
 # denoising step's transformer work, as HiDreamImagePipeline batches them).
+. "$(dirname "$0")/bench_forward.sh"
 for round in $(seq "${ROUNDS:-1}"); do
   for size in 1024 2048; do
     iterations=$([ "$size" = 1024 ] && echo 10 || echo 4)
-    "$build/moedit" bench --config "$config" --random-weights --device cuda --height "$size" --width "$size" \
-      --text-tokens 128 --batch "${BATCH:-1}" --warmup 2 --iterations "$iterations" --json - | sed "s/^{/{\"round\":$round,/" \
-      >>"$out/moedit_transformer.jsonl"
+    forward_json "$build/moedit" "$size" "${BATCH:-1}" | sed "s/^{/{\"round\":$round,/" >>"$out/moedit_transformer.jsonl"
     python3 tools/bench_diffusers.py transformer --config "$config" --height "$size" --width "$size" \
       --text-tokens 128 --batch "${BATCH:-1}" --warmup 2 --iterations "$iterations" | sed "s/^{/{\"round\": $round, /" \
       >>"$out/diffusers_transformer.jsonl"
