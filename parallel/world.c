@@ -4,7 +4,9 @@
 #include "core/error.h"
 
 #include <mpi.h>
+#include <limits.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,20 +58,31 @@ int world_init(world *w, int *argc, char ***argv)
 /* Process-wide, as MPI_COMM_WORLD is. */
 static int agreement_pending = 1;
 
+/* A 31-bit hash of the error message, to tell whether the ranks failed alike. */
+static int message_hash(void)
+{
+    uint32_t h = 2166136261u;
+    for (const char *c = error_message(); *c; c++) h = (h ^ (uint8_t)*c) * 16777619u;
+    return (int)(h & 0x7fffffff);
+}
+
 int world_agree(const world *w, int status)
 {
     if (!agreement_pending || !w->using_mpi || w->size == 1) return status;
     agreement_pending = 0;
-    int failed = status != 0;
-    int mine[2] = {failed ? w->rank : w->size, failed}, all[2];
-    /* MPI_2INT with MINLOC would do it in one call; two plain reductions read easier. */
-    if (MPI_Allreduce(&mine[0], &all[0], 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS ||
-        MPI_Allreduce(&mine[1], &all[1], 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+    int failed = status != 0, hash = failed ? message_hash() : 0;
+    /* Lowest failing rank and lowest message hash; number of failures; highest hash. */
+    int low[2] = {failed ? w->rank : w->size, failed ? hash : INT_MAX}, count = failed, high = failed ? hash : -1;
+    int lowest[2], failures, highest;
+    if (MPI_Allreduce(low, lowest, 2, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS ||
+        MPI_Allreduce(&count, &failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS ||
+        MPI_Allreduce(&high, &highest, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
         return error_set("rank %d: the ranks could not agree whether the run may start", w->rank);
-    int first_failed = all[0], failures = all[1];
+    int first_failed = lowest[0];
     if (failures == 0) return 0;
     if (w->rank == first_failed) {
-        if (failures < w->size) {
+        /* The rank is named unless every rank failed with this very message. */
+        if (failures < w->size || lowest[1] != highest) {
             char message[1024];
             snprintf(message, sizeof message, "%s", error_message());
             error_set("[rank %d] %s", w->rank, message);

@@ -28,7 +28,8 @@ void world_abort(const world *w, int code);
  * command never creates a group): every rank learns whether any failed, all
  * return -1 if so, and the error is marked agreed (error_mark_agreed) so
  * that no rank is aborted and one rank prints one line: the lowest failing
- * rank's message, with "[rank N] " before it unless every rank failed.
+ * rank's message, with "[rank N] " before it unless every rank failed with
+ * the same message.
  * After the first agreement it returns `status` unchanged (a later failure
  * is one rank's and world_abort ends the others). */
 int world_agree(const world *w, int status);

@@ -8,7 +8,8 @@
 #    group) is not aborted either;
 # 3. rank 1 alone fails after the groups exist (its --routing-replay file is
 #    missing): rank 1 aborts the run, its error is reported;
-# 4. bench-vae with a VAE folder that has no config on every rank (checked
+# 4. different mistakes on the two ranks: one line, the lower rank's;
+# 5. bench-vae with a VAE folder that has no config on every rank (checked
 #    before its group is made): one line, no abort.
 # No output file in any case. And help, version and a missing command print once under mpirun.
 # usage: cli_mpi_failure.sh MOEDIT FIXTURES
@@ -52,6 +53,8 @@ run_case "rank 1's model is cut short" "\[rank 1\] .*diffusion_pytorch_model.saf
   "${args[@]}" --model "$model" -- "${args[@]}" --model "$work/broken"
 run_case "rank 1's routing file is missing after the groups exist" "\[rank 1\] .*$work/missing.routing" yes \
   "${args[@]}" --model "$model" -- "${args[@]}" --model "$model" --routing-replay "$work/missing.routing"
+run_case "different mistakes on the two ranks: the lower rank's" "\[rank 0\] --height 72" no \
+  "${args[@]}" --model "$model" --height 72 -- "${args[@]}" --model "$work/broken"
 vae=(bench-vae --vae "$work" --height 64 --width 64)
 run_case "bench-vae without a VAE config on every rank" "$work/config.json" no "${vae[@]}" -- "${vae[@]}"
 # once_on_two_ranks NAME NEEDLE ARGS...: the line NEEDLE starts appears once in the output of 2 ranks.
