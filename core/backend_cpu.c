@@ -169,23 +169,13 @@ static void cpu_add(backend *be, tensor y, tensor a, tensor b)
 
 #define SILU_CHUNK 256
 
-/* out[i] = silu(in[i]) (* up[i] when up) for i < n <= SILU_CHUNK, e^-x by
- * the vectorised exp; out may be in (each element is read before written). */
-static void silu_chunk(float *out, const float *in, const float *up, int64_t n)
-{
-    float e[SILU_CHUNK];
-    for (int64_t i = 0; i < n; i++) e[i] = -in[i];
-    cpu_exp_in_place(e, n);
-    for (int64_t i = 0; i < n; i++) out[i] = in[i] / (1.0f + e[i]) * (up ? up[i] : 1.0f);
-}
-
 /* In parallel over chunks, or on this thread inside a parallel region (the
  * GroupNorm's loop over channels). */
 static void silu_all(float *out, const float *in, const float *up, int64_t n)
 {
 #pragma omp parallel for if (!omp_in_parallel())
     for (int64_t first = 0; first < n; first += SILU_CHUNK)
-        silu_chunk(out + first, in + first, up ? up + first : NULL, n - first < SILU_CHUNK ? n - first : SILU_CHUNK);
+        cpu_silu_times(out + first, in + first, up ? up + first : NULL, n - first < SILU_CHUNK ? n - first : SILU_CHUNK);
 }
 
 static void cpu_silu(backend *be, tensor y, tensor x) { silu_all(f32(y), f32(x), NULL, tensor_numel(&y)); }

@@ -13,4 +13,10 @@
  * little later). */
 void cpu_exp_in_place(float *x, int64_t n);
 
+/* out[i] = in[i] / (1 + e^-in[i]) * up[i] (SiLU, times up[i] when up is
+ * not NULL: SwiGLU's gate), through the same lanes, so each value is the
+ * scalar formula's on cpu_exp_in_place's e^-x, bit for bit. out may be in
+ * or up. */
+void cpu_silu_times(float *out, const float *in, const float *up, int64_t n);
+
 #endif

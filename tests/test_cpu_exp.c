@@ -6,6 +6,7 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <string.h>
 
 enum { N = 1 << 20 };
 
@@ -33,5 +34,21 @@ int main(void)
     cpu_exp_in_place(body, 5);
     cpu_exp_in_place(tail, 1);
     CHECK(tail[0] == body[1]);
+
+    /* SiLU (times up): the scalar formula on cpu_exp_in_place's e^-x, bit for
+     * bit, in the body and the tail (n = 7), in place too. */
+    float in[7] = {-90.0f, -3.5f, -0.25f, 0.0f, 0.75f, 6.0f, 100.0f}, up[7] = {2, -1, 0.5f, 3, -4, 1, 0.25f};
+    float e[7], silu[7], times[7], want_silu[7], want_times[7];
+    for (int i = 0; i < 7; i++) e[i] = -in[i];
+    cpu_exp_in_place(e, 7);
+    for (int i = 0; i < 7; i++) {
+        want_silu[i] = in[i] / (1.0f + e[i]);
+        want_times[i] = in[i] / (1.0f + e[i]) * up[i];
+    }
+    cpu_silu_times(silu, in, NULL, 7);
+    cpu_silu_times(times, in, up, 7);
+    CHECK(memcmp(silu, want_silu, sizeof silu) == 0 && memcmp(times, want_times, sizeof times) == 0);
+    cpu_silu_times(up, in, up, 7); /* out = up */
+    CHECK(memcmp(up, want_times, sizeof up) == 0);
     return test_finish("test_cpu_exp");
 }
