@@ -311,22 +311,8 @@ static void softmax_rows(float *scores, int64_t rows, int64_t cols, float *lse)
 {
 #pragma omp parallel for
     for (int64_t i = 0; i < rows; i++) {
-        float *row = scores + i * cols;
-        float max = -FLT_MAX;
-        for (int64_t j = 0; j < cols; j++) max = row[j] > max ? row[j] : max;
-        for (int64_t j = 0; j < cols; j++) row[j] -= max;
-        cpu_exp_in_place(row, cols);
-        /* Four running sums: one chain of dependent double adds was most of
-         * the softmax's time (each add waits for the one before). */
-        double part[4] = {0, 0, 0, 0};
-        int64_t j = 0;
-        for (; j + 4 <= cols; j += 4)
-            for (int t = 0; t < 4; t++) part[t] += row[j + t];
-        for (; j < cols; j++) part[0] += row[j];
-        double sum = (part[0] + part[1]) + (part[2] + part[3]);
-        float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < cols; j++) row[j] *= inv;
-        if (lse) lse[i] = max + (float)log(sum);
+        float log_sum = cpu_softmax_in_place(scores + i * cols, cols);
+        if (lse) lse[i] = log_sum;
     }
 }
 

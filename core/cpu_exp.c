@@ -12,6 +12,7 @@
  * not depend on the machine. */
 #include "core/cpu_exp.h"
 
+#include <math.h>
 #include <string.h>
 
 #define LANES 8
@@ -84,6 +85,54 @@ LANE_CLONES void cpu_exp_in_place(float *x, int64_t n)
         vf v = exp_lanes(load_lanes(x + i, n - i, 0.0f));
         memcpy(x + i, &v, (size_t)(n - i) * sizeof(float));
     }
+}
+
+/* max over x[0, n), n >= 1, lane by lane and then across (max is exact, so
+ * the order does not matter). */
+static inline __attribute__((always_inline)) float max_of(const float *x, int64_t n)
+{
+    vf best = SPLAT(x[0]);
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        vf v;
+        memcpy(&v, x + i, sizeof v);
+        best = select_lanes(v > best, v, best);
+    }
+    float m = best[0];
+    for (int k = 1; k < LANES; k++) m = best[k] > m ? best[k] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+LANE_CLONES float cpu_softmax_in_place(float *x, int64_t n)
+{
+    float max = max_of(x, n);
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) { /* x - max, then e^x */
+        vf v;
+        memcpy(&v, x + i, sizeof v);
+        v = exp_lanes(v - max);
+        memcpy(x + i, &v, sizeof v);
+    }
+    if (i < n) {
+        vf v = exp_lanes(load_lanes(x + i, n - i, 0.0f) - max);
+        memcpy(x + i, &v, (size_t)(n - i) * sizeof(float));
+    }
+    double part[4] = {0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4)
+        for (int t = 0; t < 4; t++) part[t] += x[j + t];
+    for (; j < n; j++) part[0] += x[j];
+    double sum = (part[0] + part[1]) + (part[2] + part[3]);
+    float inv = (float)(1.0 / sum);
+    for (i = 0; i + LANES <= n; i += LANES) {
+        vf v;
+        memcpy(&v, x + i, sizeof v);
+        v = v * inv;
+        memcpy(x + i, &v, sizeof v);
+    }
+    for (; i < n; i++) x[i] *= inv;
+    return max + (float)log(sum);
 }
 
 LANE_CLONES void cpu_silu_times(float *out, const float *in, const float *up, int64_t n)

@@ -50,5 +50,22 @@ int main(void)
     CHECK(memcmp(silu, want_silu, sizeof silu) == 0 && memcmp(times, want_times, sizeof times) == 0);
     cpu_silu_times(up, in, up, 7); /* out = up */
     CHECK(memcmp(up, want_times, sizeof up) == 0);
+    /* Softmax: the scalar steps (max, x - max, e^x by the lanes, four double
+     * running sums, scale) bit for bit, on a row whose length leaves a tail,
+     * with -inf entries (masked keys). */
+    enum { ROW = 37 };
+    float row[ROW], want[ROW];
+    for (int i = 0; i < ROW; i++) row[i] = want[i] = i % 5 == 3 ? -INFINITY : 0.37f * (float)((i * 7) % 23) - 4.0f;
+    float max = want[0];
+    for (int i = 1; i < ROW; i++) max = want[i] > max ? want[i] : max;
+    for (int i = 0; i < ROW; i++) want[i] -= max;
+    cpu_exp_in_place(want, ROW);
+    double part[4] = {0, 0, 0, 0};
+    for (int i = 0; i < ROW; i++) part[i < ROW / 4 * 4 ? i % 4 : 0] += want[i];
+    double total = (part[0] + part[1]) + (part[2] + part[3]);
+    for (int i = 0; i < ROW; i++) want[i] *= (float)(1.0 / total);
+    float log_sum = cpu_softmax_in_place(row, ROW);
+    CHECK(memcmp(row, want, sizeof row) == 0);
+    CHECK(log_sum == max + (float)log(total));
     return test_finish("test_cpu_exp");
 }
