@@ -106,6 +106,7 @@ static inline __attribute__((always_inline)) float max_of(const float *x, int64_
 
 LANE_CLONES float cpu_softmax_in_place(float *x, int64_t n)
 {
+    if (n < 1) return -INFINITY; /* no keys (an empty ring slot): the log of an empty sum */
     float max = max_of(x, n);
     int64_t i = 0;
     for (; i + LANES <= n; i += LANES) { /* x - max, then e^x */

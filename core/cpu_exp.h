@@ -19,7 +19,7 @@ void cpu_exp_in_place(float *x, int64_t n);
  * or up. */
 void cpu_silu_times(float *out, const float *in, const float *up, int64_t n);
 
-/* Softmax of x[0, n) in place (n >= 1); returns the log-sum-exp. The
+/* Softmax of x[0, n) in place; returns the log-sum-exp (-inf for n = 0). The
  * maximum is subtracted first, e^x by cpu_exp_in_place's lanes, the
  * normaliser summed in double in four running sums (one chain of dependent
  * adds was most of the time); the result does not depend on the machine. */

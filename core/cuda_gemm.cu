@@ -213,15 +213,16 @@ static int lt_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cu
     if (bias) cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     cublasStatus_t status = run_algo(s, e, &e->algo, y, a, b);
     if (status != CUBLAS_STATUS_SUCCESS && key.m != m) {
-        /* The bucket's algorithm does not take this M: the heuristic's choice for it. */
-        gemm_entry exact;
+        /* The bucket's algorithm does not take this M: the heuristic's choice
+         * for it, cached under the exact M (which no bucket key equals, as
+         * the bucket differs from m) so the query runs once. */
         key.m = m;
-        entry_build(s, &exact, &key);
-        if (exact.found) {
-            if (bias) cublasLtMatmulDescSetAttribute(exact.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
-            status = run_algo(s, &exact, &exact.algo, y, a, b);
+        e = cache_lookup(s, &key);
+        status = CUBLAS_STATUS_NOT_SUPPORTED;
+        if (e && e->found) {
+            if (bias) cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+            status = run_algo(s, e, &e->algo, y, a, b);
         }
-        entry_release(&exact);
     }
     if (status != CUBLAS_STATUS_SUCCESS) {
         if (!s->failed) {

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 void image_metadata_add(image_metadata *meta, const char *key, const char *value)
@@ -52,14 +51,10 @@ int image_format_supported(const char *path) { return is_png(path) || is_jpeg(pa
 
 int image_check_writable(const char *path)
 {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return error_set("output %s is a directory (give a file name ending in .png or .jpg)", path);
-    if (!image_format_supported(path)) {
-        if (!*extension(path)) return error_set("output %s has no .png or .jpg extension", path);
-        return error_set("output %s: unsupported image format '.%s' (use .png or .jpg)", path, extension(path));
-    }
-    return output_check_writable(path, NULL);
+    if (output_check_writable(path, NULL)) return -1; /* a directory, or one that cannot be written */
+    if (image_format_supported(path)) return 0;
+    if (!*extension(path)) return error_set("output %s has no .png or .jpg extension", path);
+    return error_set("output %s: unsupported image format '.%s' (use .png or .jpg)", path, extension(path));
 }
 
 static int write_png(FILE *file, const char *path, const uint8_t *rgb, int64_t width, int64_t height,

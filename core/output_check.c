@@ -12,6 +12,7 @@
 int output_check_writable(const char *path, const char *what)
 {
     const char *name = what ? what : "output";
+    if (!*path) return error_set("%s: the file name is empty", name);
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return error_set("%s %s is a directory, not a file", name, path);
     char dir[4096];

@@ -1,5 +1,6 @@
 /* Checks, before a long run, that an output file can be written where the
- * user asked (its directory exists and is writable, it is not a directory),
+ * user asked (a name is given, its directory exists and is writable, it is
+ * not a directory),
  * so that a run does not fail at its very end. */
 #ifndef MOEDIT_CORE_OUTPUT_CHECK_H
 #define MOEDIT_CORE_OUTPUT_CHECK_H

@@ -71,18 +71,18 @@ int world_agree(const world *w, int status)
     if (!agreement_pending || !w->using_mpi || w->size == 1) return status;
     agreement_pending = 0;
     int failed = status != 0, hash = failed ? message_hash() : 0;
-    /* Lowest failing rank and lowest message hash; number of failures; highest hash. */
-    int low[2] = {failed ? w->rank : w->size, failed ? hash : INT_MAX}, count = failed, high = failed ? hash : -1;
-    int lowest[2], failures, highest;
-    if (MPI_Allreduce(low, lowest, 2, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS ||
-        MPI_Allreduce(&count, &failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS ||
+    /* Lowest: failing rank, message hash, and whether every rank failed
+     * (the least of the failed flags); highest: message hash. */
+    int low[3] = {failed ? w->rank : w->size, failed ? hash : INT_MAX, failed}, high = failed ? hash : -1;
+    int lowest[3], highest;
+    if (MPI_Allreduce(low, lowest, 3, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS ||
         MPI_Allreduce(&high, &highest, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
         return error_set("rank %d: the ranks could not agree whether the run may start", w->rank);
-    int first_failed = lowest[0];
-    if (failures == 0) return 0;
+    int first_failed = lowest[0], all_failed = lowest[2];
+    if (first_failed == w->size) return 0;
     if (w->rank == first_failed) {
         /* The rank is named unless every rank failed with this very message. */
-        if (failures < w->size || lowest[1] != highest) {
+        if (!all_failed || lowest[1] != highest) {
             char message[1024];
             snprintf(message, sizeof message, "%s", error_message());
             error_set("[rank %d] %s", w->rank, message);

@@ -63,6 +63,7 @@ expect_error "batch 0 without forward-only" "--batch 0: must be 1 or 2" "$moedit
 expect_error "json into a missing directory" "--json $work/none/r.json: directory" "$moedit" bench --model "$model" --json "$work/none/r.json"
 expect_error "markdown onto a directory" "--markdown $work is a directory" "$moedit" bench --model "$model" --markdown "$work"
 expect_error "plot not svg" "the chart is SVG" "$moedit" bench --model "$model" --plot "$work/chart.png"
+expect_error "empty json name" "--json: the file name is empty" "$moedit" bench --model "$model" --json=
 expect_error "placement file missing" "no such routing file" "$moedit" bench --model "$model" --expert-placement "$work/none"
 expect_error "placement on a dense model" "has no routed experts to place" "$moedit" bench \
   --config "$fixtures/dit_dense/transformer/config.json" --random-weights --height 64 --width 64 --layouts serial \

@@ -67,5 +67,6 @@ int main(void)
     float log_sum = cpu_softmax_in_place(row, ROW);
     CHECK(memcmp(row, want, sizeof row) == 0);
     CHECK(log_sum == max + (float)log(total));
+    CHECK(cpu_softmax_in_place(NULL, 0) == -INFINITY); /* no keys: nothing read (NULL would crash) */
     return test_finish("test_cpu_exp");
 }
