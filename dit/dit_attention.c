@@ -33,10 +33,10 @@ static int64_t sum(const int64_t *values, int n)
     return total;
 }
 
-/* Waits for a started exchange (if any) and marks it done. */
-static int finish(process_group *u, int *ticket)
+/* Waits for a started exchange of `pg` (if any) and marks it done. */
+static int finish(process_group *pg, int *ticket)
 {
-    int status = pg_wait(u, *ticket);
+    int status = pg_wait(pg, *ticket);
     *ticket = -1;
     return status;
 }
@@ -106,18 +106,31 @@ static int ring_attention(dit_run *run, const dit_sequence *s, tensor out, tenso
         !values[1].data)
         return -1;
 
-    be->ops->attention(be, out, lse, q, k, v, heads);
+    /* Each step passes on the block it holds while attending over it: the
+     * exchange is started beside the attention (a stream of its own under
+     * NCCL) and waited for before the next step reads what arrived. The
+     * block held is only read, by both; the one arriving goes to the other
+     * buffer, which the step before last attended over. */
     tensor held_k = k, held_v = v;
     int next = (me + 1) % n, previous = (me + n - 1) % n;
-    for (int step = 1; step < n; step++) {
-        /* Pass on the block held now; receive the one that started `step` slots back. */
-        int64_t rows = ring_slot_rows(run, s->key_rows, (me + n - step) % n);
-        tensor next_k = tensor_row_slice(keys[step % 2], 0, rows), next_v = tensor_row_slice(values[step % 2], 0, rows);
-        if (ring->ops->send_recv(ring, held_k, next, next_k, previous) ||
-            ring->ops->send_recv(ring, held_v, next, next_v, previous))
-            return -1;
-        be->ops->attention(be, part, part_lse, q, next_k, next_v, heads);
-        be->ops->attention_merge(be, out, lse, part, part_lse, heads);
+    for (int step = 0; step < n; step++) {
+        int passing = step + 1 < n, tickets[2] = {-1, -1};
+        tensor next_k = held_k, next_v = held_v;
+        if (passing) { /* receive the block that started step + 1 slots back */
+            int64_t rows = ring_slot_rows(run, s->key_rows, (me + n - step - 1) % n);
+            next_k = tensor_row_slice(keys[(step + 1) % 2], 0, rows);
+            next_v = tensor_row_slice(values[(step + 1) % 2], 0, rows);
+            if (pg_send_recv_start(ring, held_k, next, next_k, previous, &tickets[0]) ||
+                pg_send_recv_start(ring, held_v, next, next_v, previous, &tickets[1]))
+                return -1;
+        }
+        if (step == 0) {
+            be->ops->attention(be, out, lse, q, held_k, held_v, heads);
+        } else {
+            be->ops->attention(be, part, part_lse, q, held_k, held_v, heads);
+            be->ops->attention_merge(be, out, lse, part, part_lse, heads);
+        }
+        if (passing && (finish(ring, &tickets[0]) || finish(ring, &tickets[1]))) return -1;
         held_k = next_k;
         held_v = next_v;
     }

@@ -119,48 +119,72 @@ static int side_stream_ready(process_group *pg)
     return status == cudaSuccess ? 0 : cuda_failed(pg, "making the stream for started collectives", status);
 }
 
-/* Started all-to-alls queue in order on the group's one side stream, and
- * every rank issues them in the same order. A caller waits for all of them
- * before the group's or another group's next collective, so the side stream
- * overlaps collectives with kernels, never with other collectives (which
- * NCCL does not promise to make progress together). */
+/* Started exchanges queue in order on the group's one side stream, after
+ * the work queued so far on the backend's stream; every rank starts them in
+ * the same order. A caller waits for them before any other group's next
+ * collective, so the side stream overlaps collectives with kernels, never
+ * with other collectives (which NCCL does not promise to make progress
+ * together). side_begin and side_end bracket one exchange. */
+static int side_begin(process_group *pg)
+{
+    nccl_group *g = group_of(pg);
+    if (side_stream_ready(pg)) return -1;
+    cudaError_t status = cudaEventRecord(g->ready, stream_of(pg));
+    if (status == cudaSuccess) status = cudaStreamWaitEvent(g->side, g->ready, 0);
+    return status == cudaSuccess ? 0 : cuda_failed(pg, "starting an exchange", status);
+}
+
+static int side_end(process_group *pg, int *ticket)
+{
+    nccl_group *g = group_of(pg);
+    int t = g->next_ticket;
+    g->next_ticket = (t + 1) % PG_STARTED_MAX;
+    cudaError_t status = cudaEventRecord(g->done[t], g->side);
+    if (status != cudaSuccess) return cuda_failed(pg, "starting an exchange", status);
+    *ticket = t;
+    return 0;
+}
+
 static int nccl_all_to_all_start(process_group *pg, tensor out, const int64_t *recv_rows, tensor in,
                                  const int64_t *send_rows, int *ticket)
 {
     *ticket = -1;
     if (on_host(in)) return nccl_all_to_all(pg, out, recv_rows, in, send_rows);
-    nccl_group *g = group_of(pg);
-    if (side_stream_ready(pg)) return -1;
-    cudaError_t status = cudaEventRecord(g->ready, stream_of(pg));
-    if (status == cudaSuccess) status = cudaStreamWaitEvent(g->side, g->ready, 0);
-    if (status != cudaSuccess) return cuda_failed(pg, "starting an all-to-all", status);
-    if (all_to_all_on(pg, g->side, out, recv_rows, in, send_rows)) return -1;
-    int t = g->next_ticket;
-    g->next_ticket = (t + 1) % PG_STARTED_MAX;
-    if ((status = cudaEventRecord(g->done[t], g->side)) != cudaSuccess)
-        return cuda_failed(pg, "starting an all-to-all", status);
-    *ticket = t;
-    return 0;
+    if (side_begin(pg) || all_to_all_on(pg, group_of(pg)->side, out, recv_rows, in, send_rows)) return -1;
+    return side_end(pg, ticket);
 }
 
 static int nccl_wait(process_group *pg, int ticket)
 {
     cudaError_t status = cudaStreamWaitEvent(stream_of(pg), group_of(pg)->done[ticket], 0);
-    return status == cudaSuccess ? 0 : cuda_failed(pg, "waiting for an all-to-all", status);
+    return status == cudaSuccess ? 0 : cuda_failed(pg, "waiting for an exchange", status);
+}
+
+static int send_recv_on(process_group *pg, cudaStream_t stream, tensor send, int to, tensor recv, int from)
+{
+    ncclDataType_t type = ncclFloat32;
+    if (nccl_type(pg, send, &type)) return -1;
+    ncclGroupStart();
+    if (to >= 0 && tensor_numel(&send) > 0)
+        ncclSend(send.data, (size_t)tensor_numel(&send), type, to, group_of(pg)->comm, stream);
+    if (from >= 0 && tensor_numel(&recv) > 0)
+        ncclRecv(recv.data, (size_t)tensor_numel(&recv), type, from, group_of(pg)->comm, stream);
+    ncclResult_t r = ncclGroupEnd();
+    return r == ncclSuccess ? 0 : nccl_failed(pg, "send/receive", r);
 }
 
 static int nccl_send_recv(process_group *pg, tensor send, int to, tensor recv, int from)
 {
     if (on_host(send)) return group_of(pg)->host->ops->send_recv(group_of(pg)->host, send, to, recv, from);
-    ncclDataType_t type = ncclFloat32;
-    if (nccl_type(pg, send, &type)) return -1;
-    ncclGroupStart();
-    if (to >= 0 && tensor_numel(&send) > 0)
-        ncclSend(send.data, (size_t)tensor_numel(&send), type, to, group_of(pg)->comm, stream_of(pg));
-    if (from >= 0 && tensor_numel(&recv) > 0)
-        ncclRecv(recv.data, (size_t)tensor_numel(&recv), type, from, group_of(pg)->comm, stream_of(pg));
-    ncclResult_t r = ncclGroupEnd();
-    return r == ncclSuccess ? 0 : nccl_failed(pg, "send/receive", r);
+    return send_recv_on(pg, stream_of(pg), send, to, recv, from);
+}
+
+static int nccl_send_recv_start(process_group *pg, tensor send, int to, tensor recv, int from, int *ticket)
+{
+    *ticket = -1;
+    if (on_host(send)) return nccl_send_recv(pg, send, to, recv, from);
+    if (side_begin(pg) || send_recv_on(pg, group_of(pg)->side, send, to, recv, from)) return -1;
+    return side_end(pg, ticket);
 }
 
 static int nccl_broadcast(process_group *pg, tensor t, int root)
@@ -195,6 +219,7 @@ static const pg_ops nccl_ops = {
     .all_to_all_rows_start = nccl_all_to_all_start,
     .wait = nccl_wait,
     .send_recv = nccl_send_recv,
+    .send_recv_start = nccl_send_recv_start,
     .broadcast = nccl_broadcast,
     .destroy = nccl_destroy,
 };
