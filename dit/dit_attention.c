@@ -4,13 +4,19 @@
  * into all tokens of its share of the heads (split_columns packs the head
  * blocks), attention runs locally, and the inverse all-to-all brings the
  * outputs back. Token order after the exchange is rank-major, which
- * attention does not care about (RoPE is applied before).
+ * attention does not care about (RoPE is applied before). The exchanges are
+ * started (pg_all_to_all_start) and waited for in the next phase, so a
+ * block that runs the phases of its samples interleaved (dit_blocks.c)
+ * exchanges one sample's heads while it computes the other's; where that
+ * is not safe (dit_attention_overlaps) each exchange is waited for at once.
  * Ring: the ulysses-gathered keys and values of each ring slot travel around
  * the ring; each partial attention is merged into the running result with
  * its log-sum-exp (attention_merge), so every query sees every key once. */
 #include "dit/dit_blocks.h"
 
 #include "core/error.h"
+
+#include <string.h>
 
 /* Rows each rank of the ulysses group sends and receives (its own rows,
  * from the sp ranks of the same ring slot). */
@@ -27,8 +33,25 @@ static int64_t sum(const int64_t *values, int n)
     return total;
 }
 
-/* [rows, C] with all heads -> [sum of peers' rows, C / u] with this rank's heads. */
-static int scatter_heads(dit_run *run, tensor x, const int64_t *rows_of_sp, tensor *out)
+/* Waits for a started exchange of `pg` (if any) and marks it done. */
+static int finish(process_group *pg, int *ticket)
+{
+    int status = pg_wait(pg, *ticket);
+    *ticket = -1;
+    return status;
+}
+
+int dit_attention_overlaps(const dit_run *run)
+{
+    /* An exchange left running beside another NCCL communicator's
+     * collective (the tp all-reduces, the ring's passing) may wait on it:
+     * overlap only where the ulysses group is the only one that talks. */
+    return run->par.ulysses->size > 1 && run->par.tp->size == 1 && run->par.ring->size == 1;
+}
+
+/* [rows, C] with all heads -> [sum of peers' rows, C / u] with this rank's
+ * heads, exchanged beside later work until pg_wait(ticket). */
+static int scatter_heads(dit_run *run, tensor x, const int64_t *rows_of_sp, tensor *out, int *ticket)
 {
     process_group *u = run->par.ulysses;
     backend *be = run->model->be;
@@ -39,22 +62,23 @@ static int scatter_heads(dit_run *run, tensor x, const int64_t *rows_of_sp, tens
     *out = arena_tensor_2d(&run->scratch, sum(peer_rows, u->size), width);
     if (!packed.data || !out->data) return -1;
     be->ops->split_columns(be, packed, x, u->size);
-    return u->ops->all_to_all_rows(u, *out, peer_rows, packed, own);
+    if (pg_all_to_all_start(u, *out, peer_rows, packed, own, ticket)) return -1;
+    return dit_attention_overlaps(run) ? 0 : finish(u, ticket);
 }
 
-/* The inverse: [sum of peers' query rows, C / u] -> this rank's [rows, C]. */
-static int gather_heads(dit_run *run, tensor x, const int64_t *rows_of_sp, tensor out)
+/* The inverse, started: [sum of peers' query rows, C / u] -> `packed`, whose
+ * column blocks dit_attention_end merges into this rank's [rows, C]. */
+static int gather_heads_start(dit_run *run, tensor x, const int64_t *rows_of_sp, int64_t rows, tensor *packed,
+                              int *ticket)
 {
     process_group *u = run->par.ulysses;
-    backend *be = run->model->be;
-    int64_t peer_rows[DIT_MAX_SP], own[DIT_MAX_SP], rows = tensor_rows(&out);
+    int64_t peer_rows[DIT_MAX_SP], own[DIT_MAX_SP];
     ulysses_counts(run, rows_of_sp, peer_rows);
     for (int j = 0; j < u->size; j++) own[j] = rows;
-    tensor packed = arena_tensor_2d(&run->scratch, u->size * rows, tensor_cols(&x));
-    if (!packed.data) return -1;
-    if (u->ops->all_to_all_rows(u, packed, own, x, peer_rows)) return -1;
-    be->ops->merge_columns(be, out, packed, u->size);
-    return 0;
+    *packed = arena_tensor_2d(&run->scratch, u->size * rows, tensor_cols(&x));
+    if (!packed->data) return -1;
+    if (pg_all_to_all_start(u, *packed, own, x, peer_rows, ticket)) return -1;
+    return dit_attention_overlaps(run) ? 0 : finish(u, ticket);
 }
 
 /* Keys of ring slot r after the ulysses exchange: its peers' rows together. */
@@ -82,43 +106,78 @@ static int ring_attention(dit_run *run, const dit_sequence *s, tensor out, tenso
         !values[1].data)
         return -1;
 
-    be->ops->attention(be, out, lse, q, k, v, heads);
+    /* Each step passes on the block it holds while attending over it: the
+     * exchange is started beside the attention (a stream of its own under
+     * NCCL) and waited for before the next step reads what arrived. The
+     * block held is only read, by both; the one arriving goes to the other
+     * buffer, which the step before last attended over. */
     tensor held_k = k, held_v = v;
     int next = (me + 1) % n, previous = (me + n - 1) % n;
-    for (int step = 1; step < n; step++) {
-        /* Pass on the block held now; receive the one that started `step` slots back. */
-        int64_t rows = ring_slot_rows(run, s->key_rows, (me + n - step) % n);
-        tensor next_k = tensor_row_slice(keys[step % 2], 0, rows), next_v = tensor_row_slice(values[step % 2], 0, rows);
-        if (ring->ops->send_recv(ring, held_k, next, next_k, previous) ||
-            ring->ops->send_recv(ring, held_v, next, next_v, previous))
-            return -1;
-        be->ops->attention(be, part, part_lse, q, next_k, next_v, heads);
-        be->ops->attention_merge(be, out, lse, part, part_lse, heads);
+    for (int step = 0; step < n; step++) {
+        int passing = step + 1 < n, tickets[2] = {-1, -1};
+        tensor next_k = held_k, next_v = held_v;
+        if (passing) { /* receive the block that started step + 1 slots back */
+            int64_t rows = ring_slot_rows(run, s->key_rows, (me + n - step - 1) % n);
+            next_k = tensor_row_slice(keys[(step + 1) % 2], 0, rows);
+            next_v = tensor_row_slice(values[(step + 1) % 2], 0, rows);
+            if (pg_send_recv_start(ring, held_k, next, next_k, previous, &tickets[0]) ||
+                pg_send_recv_start(ring, held_v, next, next_v, previous, &tickets[1]))
+                return -1;
+        }
+        if (step == 0) {
+            be->ops->attention(be, out, lse, q, held_k, held_v, heads);
+        } else {
+            be->ops->attention(be, part, part_lse, q, held_k, held_v, heads);
+            be->ops->attention_merge(be, out, lse, part, part_lse, heads);
+        }
+        if (passing && (finish(ring, &tickets[0]) || finish(ring, &tickets[1]))) return -1;
         held_k = next_k;
         held_v = next_v;
     }
     return 0;
 }
 
-int dit_attention_forward(dit_run *run, const dit_sequence *s, tensor out, tensor q, tensor k, tensor v)
+int dit_attention_start(dit_run *run, const dit_sequence *s, dit_attention_state *st, tensor out, tensor q, tensor k,
+                        tensor v)
+{
+    memset(st, 0, sizeof *st);
+    for (int i = 0; i < 4; i++) st->ticket[i] = -1;
+    st->out = out;
+    st->q = q, st->k = k, st->v = v;
+    if (run->par.ulysses->size == 1) return 0;
+    return scatter_heads(run, q, s->query_rows, &st->q, &st->ticket[0]) ||
+                   scatter_heads(run, k, s->key_rows, &st->k, &st->ticket[1]) ||
+                   scatter_heads(run, v, s->key_rows, &st->v, &st->ticket[2])
+               ? -1
+               : 0;
+}
+
+int dit_attention_compute(dit_run *run, const dit_sequence *s, dit_attention_state *st)
 {
     backend *be = run->model->be;
-    int heads = run->model->cfg.heads / run->par.tp->size / run->par.ulysses->size;
-    arena_mark_t mark = arena_mark(&run->scratch);
-    tensor qh = q, kh = k, vh = v, oh = out;
-    if (run->par.ulysses->size > 1) {
-        if (scatter_heads(run, q, s->query_rows, &qh) || scatter_heads(run, k, s->key_rows, &kh) ||
-            scatter_heads(run, v, s->key_rows, &vh))
-            return -1;
-        oh = arena_tensor_2d(&run->scratch, tensor_rows(&qh), tensor_cols(&qh));
+    process_group *u = run->par.ulysses;
+    int heads = run->model->cfg.heads / run->par.tp->size / u->size;
+    for (int i = 0; i < 3; i++)
+        if (finish(u, &st->ticket[i])) return -1;
+    tensor oh = st->out;
+    if (u->size > 1) {
+        oh = arena_tensor_2d(&run->scratch, tensor_rows(&st->q), tensor_cols(&st->q));
         if (!oh.data) return -1;
     }
     if (run->par.ring->size > 1) {
-        if (ring_attention(run, s, oh, qh, kh, vh, heads)) return -1;
+        if (ring_attention(run, s, oh, st->q, st->k, st->v, heads)) return -1;
     } else {
-        be->ops->attention(be, oh, tensor_none(), qh, kh, vh, heads);
+        be->ops->attention(be, oh, tensor_none(), st->q, st->k, st->v, heads);
     }
-    if (run->par.ulysses->size > 1 && gather_heads(run, oh, s->query_rows, out)) return -1;
-    arena_release(&run->scratch, mark);
+    if (u->size == 1) return 0;
+    return gather_heads_start(run, oh, s->query_rows, tensor_rows(&st->out), &st->packed, &st->ticket[3]);
+}
+
+int dit_attention_end(dit_run *run, dit_attention_state *st)
+{
+    process_group *u = run->par.ulysses;
+    if (u->size == 1) return 0;
+    if (finish(u, &st->ticket[3])) return -1;
+    run->model->be->ops->merge_columns(run->model->be, st->out, st->packed, u->size);
     return 0;
 }

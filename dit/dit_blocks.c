@@ -47,9 +47,10 @@ static int project_qkv(dit_run *run, const dit_attention_stream *stream, tensor 
 }
 
 /* Zero the padded image keys (diffusers multiplies them by the mask), rotate
- * the real target tokens and the context tokens, attend. Rows of q and k are
- * [target | context | text]. */
-static int attend(dit_run *run, const dit_sequence *s, tensor out, tensor q, tensor k, tensor v)
+ * the real target tokens and the context tokens, start the attention. Rows
+ * of q and k are [target | context | text]. */
+static int attend_start(dit_run *run, const dit_sequence *s, dit_attention_state *st, tensor out, tensor q, tensor k,
+                        tensor v)
 {
     backend *be = run->model->be;
     const dit_config *cfg = &run->model->cfg;
@@ -66,7 +67,7 @@ static int attend(dit_run *run, const dit_sequence *s, tensor out, tensor q, ten
         be->ops->rope(be, tensor_row_slice(q, s->image_tokens, s->context_tokens), table, heads, cfg->rope_dim);
         be->ops->rope(be, tensor_row_slice(k, s->image_tokens, s->context_tokens), table, heads, cfg->rope_dim);
     }
-    return dit_attention_forward(run, s, out, q, k, v);
+    return dit_attention_start(run, s, st, out, q, k, v);
 }
 
 /* The token map of the image stream (double blocks: target and context) or
@@ -139,66 +140,88 @@ static tensor modulation(dit_run *run, const dit_block *block, const dit_batch *
     return m;
 }
 
-/* x_image += gate * attention(...) and likewise the text rows, for one sample. */
-static int double_attention_sublayer(dit_run *run, const dit_block *block, const dit_sequence *s, tensor m)
+/* One sample's attention sublayer, in the three phases of its attention
+ * (dit_attention_start/compute/end) so that dit_block_forward can run the
+ * samples' phases interleaved:
+ *   double block: x_image += gate * attention(...), likewise the text rows,
+ *                 with their own projections, attending jointly;
+ *   single block: x += gate * attention(...) over the whole sequence.
+ * What the phases allocate stays in the scratch arena until the caller
+ * releases it after the last one. */
+typedef struct attention_sublayer {
+    tensor attended, projected;
+    dit_attention_state attention;
+} attention_sublayer;
+
+/* Norms, projections, RoPE; starts the attention. */
+static int attention_begin(dit_run *run, const dit_block *block, const dit_sequence *s, tensor m,
+                           attention_sublayer *sub)
 {
     backend *be = run->model->be;
     arena *a = &run->scratch;
     int64_t c = run->model->cfg.dim, local = c / run->par.tp->size, rows = tensor_rows(&s->seq);
-    int64_t image = s->image_stream_tokens, text = rows - image, kept_text = s->kept_tokens - image;
-    arena_mark_t mark = arena_mark(a);
-    tensor normed = arena_tensor_2d(a, rows, c);
-    tensor q = arena_tensor_2d(a, s->kept_tokens, local);
-    tensor k = arena_tensor_2d(a, rows, local);
-    tensor v = arena_tensor_2d(a, rows, local);
-    tensor attended = arena_tensor_2d(a, s->kept_tokens, local);
-    tensor projected = arena_tensor_2d(a, s->kept_tokens, c);
-    if (!normed.data || !q.data || !k.data || !v.data || !attended.data || !projected.data) return -1;
-
-    tensor x_image = tensor_row_slice(s->seq, 0, image), x_text = tensor_row_slice(s->seq, image, text);
-    tensor n_image = tensor_row_slice(normed, 0, image), n_text = tensor_row_slice(normed, image, text);
-    be->ops->layer_norm_modulate(be, n_image, x_image, chunk(m, 0, c), chunk(m, 1, c), LAYER_NORM_EPS);
-    be->ops->layer_norm_modulate(be, n_text, x_text, chunk(m, 6, c), chunk(m, 7, c), LAYER_NORM_EPS);
-    if (project_qkv(run, &block->image, n_image, tensor_row_slice(q, 0, image), tensor_row_slice(k, 0, image),
-                    tensor_row_slice(v, 0, image)) ||
-        project_qkv(run, &block->text, n_text, tensor_row_slice(q, image, kept_text), tensor_row_slice(k, image, text),
-                    tensor_row_slice(v, image, text)) ||
-        attend(run, s, attended, q, k, v))
-        return -1;
-
-    /* Both output projections land in one buffer: one all-reduce for both. */
-    tensor out_image = tensor_row_slice(projected, 0, image), out_text = tensor_row_slice(projected, image, kept_text);
-    linear(be, out_image, tensor_row_slice(attended, 0, image), &block->image.to_out);
-    linear(be, out_text, tensor_row_slice(attended, image, kept_text), &block->text.to_out);
-    if (run->par.tp->ops->all_reduce_sum(run->par.tp, projected)) return -1;
-    be->ops->gated_residual(be, x_image, chunk(m, 2, c), out_image);
-    be->ops->gated_residual(be, tensor_row_slice(s->seq, image, kept_text), chunk(m, 8, c), out_text);
-    arena_release(a, mark);
-    return 0;
-}
-
-/* x += gate * attention(...) over the whole sequence of one sample. */
-static int single_attention_sublayer(dit_run *run, const dit_block *block, const dit_sequence *s, tensor m)
-{
-    backend *be = run->model->be;
-    arena *a = &run->scratch;
-    int64_t c = run->model->cfg.dim, local = c / run->par.tp->size, rows = tensor_rows(&s->seq);
-    int64_t kept = s->kept_tokens;
-    arena_mark_t mark = arena_mark(a);
+    int64_t kept = s->kept_tokens, image = block->is_double ? s->image_stream_tokens : rows, text = rows - image;
     tensor normed = arena_tensor_2d(a, rows, c);
     tensor q = arena_tensor_2d(a, kept, local);
     tensor k = arena_tensor_2d(a, rows, local);
     tensor v = arena_tensor_2d(a, rows, local);
-    tensor attended = arena_tensor_2d(a, kept, local);
-    tensor projected = arena_tensor_2d(a, kept, c);
-    if (!normed.data || !q.data || !k.data || !v.data || !attended.data || !projected.data) return -1;
+    sub->attended = arena_tensor_2d(a, kept, local);
+    sub->projected = arena_tensor_2d(a, kept, c);
+    if (!normed.data || !q.data || !k.data || !v.data || !sub->attended.data || !sub->projected.data) return -1;
+    tensor n_image = tensor_row_slice(normed, 0, image);
+    be->ops->layer_norm_modulate(be, n_image, tensor_row_slice(s->seq, 0, image), chunk(m, 0, c), chunk(m, 1, c),
+                                 LAYER_NORM_EPS);
+    tensor q_image = tensor_row_slice(q, 0, block->is_double ? image : kept);
+    if (project_qkv(run, &block->image, n_image, q_image, tensor_row_slice(k, 0, image), tensor_row_slice(v, 0, image)))
+        return -1;
+    if (block->is_double) {
+        tensor n_text = tensor_row_slice(normed, image, text);
+        be->ops->layer_norm_modulate(be, n_text, tensor_row_slice(s->seq, image, text), chunk(m, 6, c), chunk(m, 7, c),
+                                     LAYER_NORM_EPS);
+        if (project_qkv(run, &block->text, n_text, tensor_row_slice(q, image, kept - image),
+                        tensor_row_slice(k, image, text), tensor_row_slice(v, image, text)))
+            return -1;
+    }
+    return attend_start(run, s, &sub->attention, sub->attended, q, k, v);
+}
 
-    be->ops->layer_norm_modulate(be, normed, s->seq, chunk(m, 0, c), chunk(m, 1, c), LAYER_NORM_EPS);
-    if (project_qkv(run, &block->image, normed, q, k, v) || attend(run, s, attended, q, k, v)) return -1;
-    linear(be, projected, attended, &block->image.to_out);
-    if (run->par.tp->ops->all_reduce_sum(run->par.tp, projected)) return -1;
-    be->ops->gated_residual(be, tensor_row_slice(s->seq, 0, kept), chunk(m, 2, c), projected);
-    arena_release(a, mark);
+/* Ends the attention; output projections (a double block's two land in one
+ * buffer: one all-reduce for both) and the gated residuals. */
+static int attention_finish(dit_run *run, const dit_block *block, const dit_sequence *s, tensor m,
+                            attention_sublayer *sub)
+{
+    backend *be = run->model->be;
+    int64_t c = run->model->cfg.dim, kept = s->kept_tokens, image = block->is_double ? s->image_stream_tokens : kept;
+    if (dit_attention_end(run, &sub->attention)) return -1;
+    tensor out_image = tensor_row_slice(sub->projected, 0, image);
+    linear(be, out_image, tensor_row_slice(sub->attended, 0, image), &block->image.to_out);
+    tensor out_text = tensor_row_slice(sub->projected, image, kept - image);
+    if (block->is_double) linear(be, out_text, tensor_row_slice(sub->attended, image, kept - image), &block->text.to_out);
+    if (run->par.tp->ops->all_reduce_sum(run->par.tp, sub->projected)) return -1;
+    be->ops->gated_residual(be, tensor_row_slice(s->seq, 0, image), chunk(m, 2, c), out_image);
+    if (block->is_double) be->ops->gated_residual(be, tensor_row_slice(s->seq, image, kept - image), chunk(m, 8, c), out_text);
+    return 0;
+}
+
+/* Every sample's attention sublayer. With overlapping exchanges the samples'
+ * phases interleave (begin 0, begin 1, compute 0, compute 1, finish 0,
+ * finish 1), so each exchange runs while the other sample computes; else
+ * one sample after the other, each releasing its scratch. */
+static int attention_sublayers(dit_run *run, const dit_block *block, const dit_batch *batch, tensor m)
+{
+    attention_sublayer subs[DIT_MAX_BATCH];
+    int count = batch->count, interleave = dit_attention_overlaps(run) && count > 1;
+    arena_mark_t mark = arena_mark(&run->scratch);
+    for (int first = 0; first < count; first += interleave ? count : 1) {
+        int last = interleave ? count : first + 1;
+        for (int b = first; b < last; b++)
+            if (attention_begin(run, block, &batch->s[b], tensor_row_slice(m, b, 1), &subs[b])) return -1;
+        for (int b = first; b < last; b++)
+            if (dit_attention_compute(run, &batch->s[b], &subs[b].attention)) return -1;
+        for (int b = first; b < last; b++)
+            if (attention_finish(run, block, &batch->s[b], tensor_row_slice(m, b, 1), &subs[b])) return -1;
+        arena_release(&run->scratch, mark);
+    }
     return 0;
 }
 
@@ -212,14 +235,13 @@ int dit_block_forward(dit_run *run, const dit_block *block, const dit_batch *bat
      * image stream's six, then its text stream's. */
     tensor m = modulation(run, block, batch, dual ? 12 : 6);
     if (!m.data) return -1;
+    if (attention_sublayers(run, block, batch, m)) return -1;
     /* Rows of each sample for the feed-forward: the image stream (double) or
      * all kept rows (single) through the MoE; a double block's kept text
      * through its dense SwiGLU. */
     sublayer_rows routed[DIT_MAX_BATCH], text[DIT_MAX_BATCH];
     for (int b = 0; b < count; b++) {
         tensor mb = tensor_row_slice(m, b, 1);
-        if (dual ? double_attention_sublayer(run, block, &s[b], mb) : single_attention_sublayer(run, block, &s[b], mb))
-            return -1;
         int64_t stream = dual ? s[b].image_stream_tokens : s[b].kept_tokens;
         routed[b] = (sublayer_rows){tensor_row_slice(s[b].seq, 0, stream), chunk(mb, 3, c), chunk(mb, 4, c),
                                     chunk(mb, 5, c)};

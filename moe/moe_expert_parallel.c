@@ -8,7 +8,8 @@
  *      then row (ffn->bucket: the placement decides which rank owns which
  *      expert); the slot counts per (owner, expert) are exchanged first, so
  *      every rank knows what it will receive.
- *   3. One all-to-all sends each slot's row to the owner; the owner puts the
+ *   3. One all-to-all sends each slot's row to the owner (started: the
+ *      shared expert computes meanwhile); the owner puts the
  *      received rows in expert order, runs its experts as one grouped GEMM,
  *      restores the received order, and a second all-to-all sends the
  *      results back.
@@ -140,7 +141,10 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
         return -1;
     be->ops->upload(be, weights, s->dispatch_weights);
     be->ops->gather_rows(be, outgoing, mine, slot_rows);
-    if (ep->ops->all_to_all_rows(ep, incoming, recv_rows, outgoing, send_rows)) return -1;
+    int ticket;
+    if (pg_all_to_all_start(ep, incoming, recv_rows, outgoing, send_rows, &ticket)) return -1;
+    /* The shared expert (all of x's rows, y's first writer) computes while the routed rows travel. */
+    if (swiglu_ffn_forward(be, ctx->scratch, &ffn->shared, y, x) || pg_wait(ep, ticket)) return -1;
     be->ops->gather_rows(be, grouped, incoming, order);
     moe_count_expert_rows(s, received);
     if (moe_experts_compute(ctx, ffn, grouped, s->offsets)) return -1;

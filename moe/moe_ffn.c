@@ -343,7 +343,9 @@ static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, ten
 
 int moe_ffn_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x, const moe_token_map *map)
 {
-    if (swiglu_ffn_forward(ctx->be, ctx->scratch, &ffn->shared, y, x)) return -1;
+    /* Under expert parallelism the shared expert runs inside the exchange of the routed rows. */
+    int shared_inside = ctx->ep && ffn->num_experts > 0;
+    if (!shared_inside && swiglu_ffn_forward(ctx->be, ctx->scratch, &ffn->shared, y, x)) return -1;
     if (ffn->num_experts == 0) return 0;
     arena_mark_t mark = arena_mark(ctx->scratch);
     int status = ctx->ep ? moe_expert_parallel_forward(ctx, ffn, y, x, map)

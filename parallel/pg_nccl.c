@@ -5,7 +5,8 @@
  * every collective on host tensors (routing counts, CFG velocities), so
  * callers need not care where a tensor lives. Collectives are enqueued on
  * the CUDA backend's stream, so they order with the kernels around them
- * without extra synchronisation. Uneven gathers are grouped broadcasts and
+ * without extra synchronisation; a started all-to-all runs on a stream of
+ * the group's own, between two events. Uneven gathers are grouped broadcasts and
  * the all-to-all grouped sends and receives. */
 #include "parallel/world.h"
 
@@ -19,6 +20,11 @@
 typedef struct nccl_group {
     ncclComm_t comm;
     process_group *host; /* MPI group over the same ranks, for host tensors */
+    /* Started collectives (made at the first one): they run on `side` after
+     * the backend stream's `ready` point, and `done[ticket]` marks each end. */
+    cudaStream_t side;
+    cudaEvent_t ready, done[PG_STARTED_MAX];
+    int next_ticket;
 } nccl_group;
 
 static int nccl_failed(process_group *pg, const char *what, ncclResult_t result)
@@ -70,9 +76,9 @@ static int nccl_all_gather(process_group *pg, tensor out, tensor in, const int64
     return r == ncclSuccess ? 0 : nccl_failed(pg, "all-gather", r);
 }
 
-static int nccl_all_to_all(process_group *pg, tensor out, const int64_t *recv_rows, tensor in, const int64_t *send_rows)
+static int all_to_all_on(process_group *pg, cudaStream_t stream, tensor out, const int64_t *recv_rows, tensor in,
+                         const int64_t *send_rows)
 {
-    if (on_host(in)) return group_of(pg)->host->ops->all_to_all_rows(group_of(pg)->host, out, recv_rows, in, send_rows);
     ncclDataType_t type = ncclFloat32;
     if (nccl_type(pg, in, &type)) return -1;
     int64_t cols = tensor_cols(&in);
@@ -80,10 +86,10 @@ static int nccl_all_to_all(process_group *pg, tensor out, const int64_t *recv_ro
     ncclGroupStart();
     for (int q = 0; q < pg->size; q++) {
         if (send_rows[q])
-            ncclSend((char *)in.data + sent, (size_t)(send_rows[q] * cols), type, q, group_of(pg)->comm, stream_of(pg));
+            ncclSend((char *)in.data + sent, (size_t)(send_rows[q] * cols), type, q, group_of(pg)->comm, stream);
         if (recv_rows[q])
             ncclRecv((char *)out.data + received, (size_t)(recv_rows[q] * cols), type, q, group_of(pg)->comm,
-                     stream_of(pg));
+                     stream);
         sent += (size_t)(send_rows[q] * cols) * element;
         received += (size_t)(recv_rows[q] * cols) * element;
     }
@@ -91,18 +97,94 @@ static int nccl_all_to_all(process_group *pg, tensor out, const int64_t *recv_ro
     return r == ncclSuccess ? 0 : nccl_failed(pg, "all-to-all", r);
 }
 
-static int nccl_send_recv(process_group *pg, tensor send, int to, tensor recv, int from)
+static int nccl_all_to_all(process_group *pg, tensor out, const int64_t *recv_rows, tensor in, const int64_t *send_rows)
 {
-    if (on_host(send)) return group_of(pg)->host->ops->send_recv(group_of(pg)->host, send, to, recv, from);
+    if (on_host(in)) return group_of(pg)->host->ops->all_to_all_rows(group_of(pg)->host, out, recv_rows, in, send_rows);
+    return all_to_all_on(pg, stream_of(pg), out, recv_rows, in, send_rows);
+}
+
+static int cuda_failed(process_group *pg, const char *what, cudaError_t status)
+{
+    return error_set("process group %s (rank %d): %s: %s", pg->name, pg->world_rank, what, cudaGetErrorString(status));
+}
+
+static int side_stream_ready(process_group *pg)
+{
+    nccl_group *g = group_of(pg);
+    if (g->side) return 0;
+    cudaError_t status = cudaStreamCreateWithFlags(&g->side, cudaStreamNonBlocking);
+    if (status == cudaSuccess) status = cudaEventCreateWithFlags(&g->ready, cudaEventDisableTiming);
+    for (int i = 0; i < PG_STARTED_MAX && status == cudaSuccess; i++)
+        status = cudaEventCreateWithFlags(&g->done[i], cudaEventDisableTiming);
+    return status == cudaSuccess ? 0 : cuda_failed(pg, "making the stream for started collectives", status);
+}
+
+/* Started exchanges queue in order on the group's one side stream, after
+ * the work queued so far on the backend's stream; every rank starts them in
+ * the same order. A caller waits for them before any other group's next
+ * collective, so the side stream overlaps collectives with kernels, never
+ * with other collectives (which NCCL does not promise to make progress
+ * together). side_begin and side_end bracket one exchange. */
+static int side_begin(process_group *pg)
+{
+    nccl_group *g = group_of(pg);
+    if (side_stream_ready(pg)) return -1;
+    cudaError_t status = cudaEventRecord(g->ready, stream_of(pg));
+    if (status == cudaSuccess) status = cudaStreamWaitEvent(g->side, g->ready, 0);
+    return status == cudaSuccess ? 0 : cuda_failed(pg, "starting an exchange", status);
+}
+
+static int side_end(process_group *pg, int *ticket)
+{
+    nccl_group *g = group_of(pg);
+    int t = g->next_ticket;
+    g->next_ticket = (t + 1) % PG_STARTED_MAX;
+    cudaError_t status = cudaEventRecord(g->done[t], g->side);
+    if (status != cudaSuccess) return cuda_failed(pg, "starting an exchange", status);
+    *ticket = t;
+    return 0;
+}
+
+static int nccl_all_to_all_start(process_group *pg, tensor out, const int64_t *recv_rows, tensor in,
+                                 const int64_t *send_rows, int *ticket)
+{
+    *ticket = -1;
+    if (on_host(in)) return nccl_all_to_all(pg, out, recv_rows, in, send_rows);
+    if (side_begin(pg) || all_to_all_on(pg, group_of(pg)->side, out, recv_rows, in, send_rows)) return -1;
+    return side_end(pg, ticket);
+}
+
+static int nccl_wait(process_group *pg, int ticket)
+{
+    cudaError_t status = cudaStreamWaitEvent(stream_of(pg), group_of(pg)->done[ticket], 0);
+    return status == cudaSuccess ? 0 : cuda_failed(pg, "waiting for an exchange", status);
+}
+
+static int send_recv_on(process_group *pg, cudaStream_t stream, tensor send, int to, tensor recv, int from)
+{
     ncclDataType_t type = ncclFloat32;
     if (nccl_type(pg, send, &type)) return -1;
     ncclGroupStart();
     if (to >= 0 && tensor_numel(&send) > 0)
-        ncclSend(send.data, (size_t)tensor_numel(&send), type, to, group_of(pg)->comm, stream_of(pg));
+        ncclSend(send.data, (size_t)tensor_numel(&send), type, to, group_of(pg)->comm, stream);
     if (from >= 0 && tensor_numel(&recv) > 0)
-        ncclRecv(recv.data, (size_t)tensor_numel(&recv), type, from, group_of(pg)->comm, stream_of(pg));
+        ncclRecv(recv.data, (size_t)tensor_numel(&recv), type, from, group_of(pg)->comm, stream);
     ncclResult_t r = ncclGroupEnd();
     return r == ncclSuccess ? 0 : nccl_failed(pg, "send/receive", r);
+}
+
+static int nccl_send_recv(process_group *pg, tensor send, int to, tensor recv, int from)
+{
+    if (on_host(send)) return group_of(pg)->host->ops->send_recv(group_of(pg)->host, send, to, recv, from);
+    return send_recv_on(pg, stream_of(pg), send, to, recv, from);
+}
+
+static int nccl_send_recv_start(process_group *pg, tensor send, int to, tensor recv, int from, int *ticket)
+{
+    *ticket = -1;
+    if (on_host(send)) return nccl_send_recv(pg, send, to, recv, from);
+    if (side_begin(pg) || send_recv_on(pg, group_of(pg)->side, send, to, recv, from)) return -1;
+    return side_end(pg, ticket);
 }
 
 static int nccl_broadcast(process_group *pg, tensor t, int root)
@@ -118,6 +200,12 @@ static int nccl_broadcast(process_group *pg, tensor t, int root)
 static void nccl_destroy(process_group *pg)
 {
     nccl_group *g = group_of(pg);
+    if (g->side) {
+        cudaStreamSynchronize(g->side);
+        cudaStreamDestroy(g->side);
+        cudaEventDestroy(g->ready);
+        for (int i = 0; i < PG_STARTED_MAX; i++) cudaEventDestroy(g->done[i]);
+    }
     ncclCommDestroy(g->comm);
     pg_destroy(g->host);
     free(g);
@@ -128,7 +216,10 @@ static const pg_ops nccl_ops = {
     .all_reduce_sum = nccl_all_reduce,
     .all_gather_rows = nccl_all_gather,
     .all_to_all_rows = nccl_all_to_all,
+    .all_to_all_rows_start = nccl_all_to_all_start,
+    .wait = nccl_wait,
     .send_recv = nccl_send_recv,
+    .send_recv_start = nccl_send_recv_start,
     .broadcast = nccl_broadcast,
     .destroy = nccl_destroy,
 };

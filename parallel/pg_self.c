@@ -61,3 +61,23 @@ void pg_destroy(process_group *pg)
 {
     if (pg) pg->ops->destroy(pg);
 }
+
+int pg_all_to_all_start(process_group *pg, tensor out, const int64_t *recv_rows, tensor in, const int64_t *send_rows,
+                        int *ticket)
+{
+    if (pg->ops->all_to_all_rows_start) return pg->ops->all_to_all_rows_start(pg, out, recv_rows, in, send_rows, ticket);
+    *ticket = -1; /* done already */
+    return pg->ops->all_to_all_rows(pg, out, recv_rows, in, send_rows);
+}
+
+int pg_send_recv_start(process_group *pg, tensor send, int to, tensor recv, int from, int *ticket)
+{
+    if (pg->ops->send_recv_start) return pg->ops->send_recv_start(pg, send, to, recv, from, ticket);
+    *ticket = -1; /* done already */
+    return pg->ops->send_recv(pg, send, to, recv, from);
+}
+
+int pg_wait(process_group *pg, int ticket)
+{
+    return ticket < 0 ? 0 : pg->ops->wait(pg, ticket);
+}
