@@ -13,25 +13,25 @@
 
 #include <cub/device/device_radix_sort.cuh>
 
-__global__ void gather_rows_kernel(void *y, int dy, const void *x, int dx, const int32_t *index, int64_t n,
-                                   int64_t cols)
+/* One block per destination row; W values per access: 8 BF16 values through
+ * 16 bytes where both tensors allow it (the element-wise kernel this
+ * replaced divided twice per element and ran at ~1.3 TB/s on an H200), else
+ * one value of any dtype. */
+template <int W>
+__global__ void gather_rows_kernel(void *y, int dy, const void *x, int dx, const int32_t *index, int64_t cols)
 {
-    int64_t total = n * cols;
-    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t i = e / cols, c = e % cols;
-        st(y, dy, e, ld(x, dx, (int64_t)index[i] * cols + c));
+    const int64_t from = (int64_t)index[blockIdx.x] * cols, to = (int64_t)blockIdx.x * cols;
+    float v[W];
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, from + c, v);
+        stw<W>(y, dy, to + c, v);
     }
 }
 
-/* One block per destination row, 16-byte copies of 8 BF16 values: no index
- * arithmetic per element (the element-wise kernel above divides twice per
- * element and ran at ~1.3 TB/s on an H200). cols8 = cols / 8. */
-__global__ void gather_rows_bf16x8_kernel(void *y, const void *x, const int32_t *index, int64_t cols8)
-{
-    const uint4 *from = reinterpret_cast<const uint4 *>(x) + (int64_t)index[blockIdx.x] * cols8;
-    uint4 *to = reinterpret_cast<uint4 *>(y) + (int64_t)blockIdx.x * cols8;
-    for (int64_t c = threadIdx.x; c < cols8; c += blockDim.x) to[c] = from[c];
-}
+/* Values per access for row kernels over y and x: 8 where 16-byte BF16 accesses tile the rows. */
+static int rows_width(tensor y, tensor x, int64_t cols) { return bf16x8_fits(y) && bf16x8_fits(x) && cols % 8 == 0 ? 8 : 1; }
+
+static unsigned rows_threads(int64_t units) { return units >= 1024 ? 256 : units >= 128 ? 128 : 64; }
 
 __global__ void iota_kernel(uint32_t *values, int64_t n)
 {
@@ -66,7 +66,9 @@ __device__ __forceinline__ void row_slots(const uint32_t *sorted_rows, int64_t n
     *last = range[1];
 }
 
-/* Block `row` adds the slots sorted_slots[first, last) whose key is row. */
+/* Block `row` adds the slots sorted_slots[first, last) whose key is row, W
+ * values per access (as gather_rows_kernel), in slot order. */
+template <int W>
 __global__ void scatter_rows_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw,
                                     const uint32_t *sorted_rows, const uint32_t *sorted_slots, int64_t n, int64_t cols)
 {
@@ -74,37 +76,17 @@ __global__ void scatter_rows_kernel(void *y, int dy, const void *x, int dx, cons
     int64_t first, last;
     row_slots(sorted_rows, n, &first, &last);
     if (first == last) return;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-        float acc = ld(y, dy, (int64_t)row * cols + c);
-        for (int64_t j = first; j < last; j++) {
-            int64_t slot = sorted_slots[j];
-            acc += ld(weight, dw, slot) * ld(x, dx, slot * cols + c);
-        }
-        st(y, dy, (int64_t)row * cols + c, acc);
-    }
-}
-
-/* The same on 8 BF16 values per thread (x and y BF16, cols8 = cols / 8),
- * in the same order of adds. */
-__global__ void scatter_rows_bf16x8_kernel(void *y, const void *x, const void *weight, int dw,
-                                           const uint32_t *sorted_rows, const uint32_t *sorted_slots, int64_t n,
-                                           int64_t cols8)
-{
-    uint32_t row = blockIdx.x;
-    int64_t first, last;
-    row_slots(sorted_rows, n, &first, &last);
-    if (first == last) return;
-    for (int64_t c = threadIdx.x; c < cols8; c += blockDim.x) {
-        float acc[8], v[8];
-        ld8(y, (int64_t)row * cols8 + c, acc);
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        float acc[W], v[W];
+        ldw<W>(y, dy, (int64_t)row * cols + c, acc);
         for (int64_t j = first; j < last; j++) {
             int64_t slot = sorted_slots[j];
             float w = ld(weight, dw, slot);
-            ld8(x, slot * cols8 + c, v);
+            ldw<W>(x, dx, slot * cols + c, v);
 #pragma unroll
-            for (int k = 0; k < 8; k++) acc[k] += w * v[k];
+            for (int k = 0; k < W; k++) acc[k] += w * v[k];
         }
-        st8(y, (int64_t)row * cols8 + c, acc);
+        stw<W>(y, dy, (int64_t)row * cols + c, acc);
     }
 }
 
@@ -114,12 +96,13 @@ void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index)
     int64_t n = tensor_numel(&index), cols = tensor_cols(&x);
     assert(index.dtype == DTYPE_I32 && tensor_rows(&y) == n && tensor_cols(&y) == cols);
     if (n * cols == 0) return;
-    if (bf16x8_fits(y) && bf16x8_fits(x) && cols % 8 == 0)
-        gather_rows_bf16x8_kernel<<<(unsigned)n, cols >= 1024 ? 128 : 64, 0, s->stream>>>(
-            y.data, x.data, (const int32_t *)index.data, cols / 8);
+    const int32_t *rows = (const int32_t *)index.data;
+    if (rows_width(y, x, cols) == 8)
+        gather_rows_kernel<8><<<(unsigned)n, rows_threads(cols / 8), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
+                                                                                   rows, cols);
     else
-        gather_rows_kernel<<<cuda_blocks(s, n * cols), CUDA_THREADS, 0, s->stream>>>(
-            y.data, y.dtype, x.data, x.dtype, (const int32_t *)index.data, n, cols);
+        gather_rows_kernel<1><<<(unsigned)n, rows_threads(cols), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
+                                                                               rows, cols);
     cuda_launched(s, "gather_rows");
 }
 
@@ -154,43 +137,35 @@ void cuda_scatter_add_rows(backend *be, tensor y, tensor x, tensor index, tensor
                                                  sorted_slots, (int)n, 0, end_bit, s->stream),
                  "scatter_add_rows (sort)"))
         return;
-    if (bf16x8_fits(y) && bf16x8_fits(x) && cols % 8 == 0)
-        scatter_rows_bf16x8_kernel<<<(unsigned)rows, cols >= 1024 ? 128 : 64, 0, s->stream>>>(
-            y.data, x.data, weight.data, weight.dtype, sorted_rows, sorted_slots, n, cols / 8);
+    if (rows_width(y, x, cols) == 8)
+        scatter_rows_kernel<8><<<(unsigned)rows, rows_threads(cols / 8), 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, weight.data, weight.dtype, sorted_rows, sorted_slots, n, cols);
     else
-        scatter_rows_kernel<<<(unsigned)rows, cols >= 1024 ? 256 : 128, 0, s->stream>>>(
+        scatter_rows_kernel<1><<<(unsigned)rows, rows_threads(cols), 0, s->stream>>>(
             y.data, y.dtype, x.data, x.dtype, weight.data, weight.dtype, sorted_rows, sorted_slots, n, cols);
     cuda_launched(s, "scatter_add_rows");
 }
 
-/* narrow[p * rows + r, j] <-> wide[r, p * width + j]; `split` copies wide to narrow. */
+/* narrow[p * rows + r, j] <-> wide[r, p * width + j]; `split` copies wide to
+ * narrow. One block per wide row, W values per access (as
+ * gather_rows_kernel; W divides width): the element-wise kernel this
+ * replaced divided four times per element and moved Ulysses' q, k and v at
+ * ~0.9 TB/s on an H200. */
+template <int W>
 __global__ void column_blocks_kernel(void *narrow, int dn, void *wide, int dw, int64_t rows, int64_t cols, int parts,
                                      int split)
 {
-    int64_t width = cols / parts, total = rows * cols;
-    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = e / cols, c = e % cols, p = c / width, j = c % width;
-        int64_t at = (p * rows + r) * width + j;
-        if (split)
-            st(narrow, dn, at, ld(wide, dw, e));
-        else
-            st(wide, dw, e, ld(narrow, dn, at));
-    }
-}
-
-/* The same in 16-byte units (8 BF16 values), one thread block per wide row:
- * the element-wise kernel above divides four times per element and moved
- * Ulysses' q, k and v at ~0.9 TB/s on an H200. width8 = width / 8. */
-__global__ void column_blocks_bf16x8_kernel(uint4 *narrow, uint4 *wide, int64_t rows, int width8, int parts, int split)
-{
-    int64_t r = blockIdx.x;
-    for (int c = threadIdx.x; c < parts * width8; c += blockDim.x) {
-        int p = c / width8, j = c - p * width8;
-        uint4 *n = narrow + (p * rows + r) * width8 + j, *w = wide + r * parts * width8 + c;
-        if (split)
-            *n = *w;
-        else
-            *w = *n;
+    int64_t r = blockIdx.x, width = cols / parts;
+    float v[W];
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        int64_t p = c / width, at = (p * rows + r) * width + (c - p * width);
+        if (split) {
+            ldw<W>(wide, dw, r * cols + c, v);
+            stw<W>(narrow, dn, at, v);
+        } else {
+            ldw<W>(narrow, dn, at, v);
+            stw<W>(wide, dw, r * cols + c, v);
+        }
     }
 }
 
@@ -201,12 +176,11 @@ static void column_blocks(backend *be, tensor y, tensor x, int parts, int split)
     int64_t rows = tensor_rows(&wide), cols = tensor_cols(&wide);
     assert(cols % parts == 0 && tensor_numel(&narrow) == rows * cols && tensor_cols(&narrow) == cols / parts);
     if (rows * cols == 0) return;
-    int64_t width = cols / parts;
-    if (bf16x8_fits(wide) && bf16x8_fits(narrow) && width % 8 == 0 && rows <= INT32_MAX)
-        column_blocks_bf16x8_kernel<<<(unsigned)rows, cols >= 2048 ? 256 : 128, 0, s->stream>>>(
-            (uint4 *)narrow.data, (uint4 *)wide.data, rows, (int)(width / 8), parts, split);
+    if (rows_width(wide, narrow, cols / parts) == 8)
+        column_blocks_kernel<8><<<(unsigned)rows, rows_threads(cols / 8), 0, s->stream>>>(
+            narrow.data, narrow.dtype, wide.data, wide.dtype, rows, cols, parts, split);
     else
-        column_blocks_kernel<<<cuda_blocks(s, rows * cols), CUDA_THREADS, 0, s->stream>>>(
+        column_blocks_kernel<1><<<(unsigned)rows, rows_threads(cols), 0, s->stream>>>(
             narrow.data, narrow.dtype, wide.data, wide.dtype, rows, cols, parts, split);
     cuda_launched(s, split ? "split_columns" : "merge_columns");
 }
