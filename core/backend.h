@@ -113,6 +113,18 @@ typedef struct backend_ops {
      * (index I32 [n], weight F32 [n], both on the device). */
     void (*gather_rows)(backend *be, tensor y, tensor x, tensor index);
     void (*scatter_add_rows)(backend *be, tensor y, tensor x, tensor index, tensor weight);
+    /* MoE gate (core/moe_gate.h, the same rule on every backend): per row of
+     * logits[rows, E] (activation dtype; may be overwritten), experts[rows, K]
+     * (I32) <- the K most probable, ascending, unless `forced` (a replay:
+     * experts are given), and weights[rows, K] (F32) <- their probabilities. */
+    void (*moe_route)(backend *be, tensor experts, tensor weights, tensor logits, int forced);
+    /* MoE dispatch: the slots s = (row, j) of experts[rows, K] in a stable
+     * counting sort by bucket[experts[s]] (I32 [E]; none: the expert itself),
+     * buckets 0..buckets-1: rows[p] = s / K and slot_weights[p] = weights[s]
+     * for the slot at position p (I32 and F32 [rows * K]); offsets[b] (I32
+     * [buckets + 1]) = the first position of bucket b, offsets[buckets] = all. */
+    void (*moe_dispatch)(backend *be, tensor rows, tensor slot_weights, tensor offsets, tensor experts,
+                         tensor weights, tensor bucket, int buckets);
 } backend_ops;
 
 struct backend {

@@ -10,6 +10,7 @@
  * with the products split here. */
 #include "core/backend.h"
 #include "core/cpu_exp.h"
+#include "core/cpu_moe.h"
 #include "core/error.h"
 #include "core/philox.h"
 
@@ -550,6 +551,8 @@ static const backend_ops cpu_ops = {
     .gather_rows = cpu_gather_rows,
     .copy_rows = cpu_copy_rows,
     .scatter_add_rows = cpu_scatter_add_rows,
+    .moe_route = cpu_moe_route,
+    .moe_dispatch = cpu_moe_dispatch,
 };
 
 backend *backend_cpu_create(void)

@@ -56,6 +56,8 @@ static const backend_ops cuda_ops = {
     .copy_rows = cuda_copy_rows,
     .gather_rows = cuda_gather_rows,
     .scatter_add_rows = cuda_scatter_add_rows,
+    .moe_route = cuda_moe_route,
+    .moe_dispatch = cuda_moe_dispatch,
 };
 
 backend *backend_cuda_create(int device_index)

@@ -248,6 +248,18 @@ static void p_scatter_add_rows(backend *be, tensor y, tensor x, tensor index, te
     TIMED(be, "scatter_add_rows", in->ops->scatter_add_rows(in, y, x, index, weight));
 }
 
+static void p_moe_route(backend *be, tensor experts, tensor weights, tensor logits, int forced)
+{
+    TIMED(be, "moe_route", in->ops->moe_route(in, experts, weights, logits, forced));
+}
+
+static void p_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor offsets, tensor experts,
+                           tensor weights, tensor bucket, int buckets)
+{
+    TIMED(be, "moe_dispatch",
+          in->ops->moe_dispatch(in, rows, slot_weights, offsets, experts, weights, bucket, buckets));
+}
+
 static const backend_ops profiled_ops = {
     .alloc = p_alloc,
     .free = p_free,
@@ -284,6 +296,8 @@ static const backend_ops profiled_ops = {
     .copy_rows = p_copy_rows,
     .gather_rows = p_gather_rows,
     .scatter_add_rows = p_scatter_add_rows,
+    .moe_route = p_moe_route,
+    .moe_dispatch = p_moe_dispatch,
 };
 
 void backend_profile_host(backend *be, const char *key, double seconds)

@@ -47,22 +47,6 @@ static moe_token_map clip_map(const moe_token_map *map, int64_t rows, int64_t fi
     return out;
 }
 
-/* Step 2: slot order by (owner, local expert, row) and counts per (owner, expert). */
-static void order_slots(moe_scratch *s, const moe_ffn *ffn, int64_t rows, int peers)
-{
-    int k = ffn->top_k, local = ffn->local_experts, buckets = peers * local;
-    int64_t start[EP_MAX];
-    memset(s->send_counts, 0, (size_t)buckets * sizeof(int32_t));
-    for (int64_t i = 0; i < rows * k; i++) s->send_counts[ffn->bucket[s->experts[i]]]++;
-    start[0] = 0;
-    for (int b = 1; b < buckets; b++) start[b] = start[b - 1] + s->send_counts[b - 1];
-    for (int64_t i = 0; i < rows * k; i++) {
-        int64_t slot = start[ffn->bucket[s->experts[i]]]++;
-        s->dispatch_rows[slot] = (int32_t)(i / k);
-        s->dispatch_weights[slot] = s->weights[i];
-    }
-}
-
 /* Received rows come grouped by source, then expert; order[] lists them
  * expert-major, and offsets[] bounds each local expert's group. */
 static int64_t order_received(moe_scratch *s, int peers, int local, int64_t *peer_rows)
@@ -111,10 +95,13 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     layout_split_rows(tensor_rows(&x), ctx->tp->size, ctx->tp->rank, &first, &rows);
     tensor mine = tensor_row_slice(x, first, rows);
     moe_token_map clipped = clip_map(map, tensor_rows(&x), first, rows);
-    if (moe_route(ctx, ffn, mine, &clipped)) return -1;
-    double start = timer_seconds();
-    order_slots(s, ffn, rows, peers);
-    backend_profile_host(be, "host MoE dispatch", timer_seconds() - start);
+    /* Step 2 on the device: slots by (owner, local expert), rows ascending within each. */
+    tensor experts, weights, slot_rows, slot_weights;
+    int32_t bucket_first[EP_MAX + 1];
+    if (moe_route(ctx, ffn, mine, &clipped, &experts, &weights) ||
+        moe_dispatch(ctx, experts, weights, ffn->bucket, peers * local, &slot_rows, &slot_weights, bucket_first))
+        return -1;
+    for (int b = 0; b < peers * local; b++) s->send_counts[b] = bucket_first[b + 1] - bucket_first[b];
     if (exchange_counts(ctx, ffn)) return -1;
 
     int64_t send_rows[EP_MAX], recv_rows[EP_MAX], slots = rows * k;
@@ -122,24 +109,19 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
         send_rows[p] = 0;
         for (int j = 0; j < local; j++) send_rows[p] += s->send_counts[p * local + j];
     }
-    start = timer_seconds();
+    double start = timer_seconds();
     int64_t received = order_received(s, peers, local, recv_rows);
     backend_profile_host(be, "host MoE dispatch", timer_seconds() - start);
     if (received > s->max_rows * k * s->ep_size)
         return error_set("expert parallel: %lld routed rows exceed the scratch", (long long)received);
 
     int64_t dim = tensor_cols(&x);
-    tensor slot_rows = moe_upload_indices(ctx, s->dispatch_rows, slots);
-    tensor weights = arena_tensor_typed(ctx->scratch, DTYPE_F32, slots, 1);
     tensor outgoing = arena_tensor_2d(ctx->scratch, slots, dim);
     tensor incoming = arena_tensor_2d(ctx->scratch, received, dim);
     tensor grouped = arena_tensor_2d(ctx->scratch, received, dim);
     tensor order = moe_upload_indices(ctx, s->order, received);
     tensor inverse = moe_upload_indices(ctx, s->inverse, received);
-    if (!slot_rows.data || !weights.data || !outgoing.data || !incoming.data || !grouped.data || !order.data ||
-        !inverse.data)
-        return -1;
-    be->ops->upload(be, weights, s->dispatch_weights);
+    if (!outgoing.data || !incoming.data || !grouped.data || !order.data || !inverse.data) return -1;
     be->ops->gather_rows(be, outgoing, mine, slot_rows);
     int ticket;
     if (pg_all_to_all_start(ep, incoming, recv_rows, outgoing, send_rows, &ticket)) return -1;
@@ -150,6 +132,6 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     if (moe_experts_compute(ctx, ffn, grouped, s->offsets)) return -1;
     be->ops->gather_rows(be, incoming, grouped, inverse);
     if (ep->ops->all_to_all_rows(ep, outgoing, send_rows, incoming, recv_rows)) return -1;
-    be->ops->scatter_add_rows(be, tensor_row_slice(y, first, rows), outgoing, slot_rows, weights);
+    be->ops->scatter_add_rows(be, tensor_row_slice(y, first, rows), outgoing, slot_rows, slot_weights);
     return 0;
 }

@@ -3,6 +3,7 @@
 
 #include "core/backend_profile.h"
 #include "core/error.h"
+#include "core/moe_gate.h"
 #include "core/timer.h"
 #include "moe/moe_internal.h"
 
@@ -119,13 +120,9 @@ int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_
     s->recv_counts = calloc((size_t)num_experts, sizeof(int32_t));
     s->order = malloc(received * sizeof(int32_t));
     s->inverse = malloc(received * sizeof(int32_t));
-    s->logits = malloc((size_t)(max_rows * num_experts) * sizeof(float));
     s->experts = malloc(slots * sizeof(int32_t));
-    s->weights = malloc(slots * sizeof(float));
-    s->dispatch_rows = malloc(slots * sizeof(int32_t));
-    s->dispatch_weights = malloc(slots * sizeof(float));
     s->offsets = malloc((size_t)(num_experts + 1) * sizeof(int64_t));
-    if (!s->logits || !s->experts || !s->weights || !s->dispatch_rows || !s->dispatch_weights || !s->offsets ||
+    if (!s->experts || !s->offsets ||
         !s->send_counts || !s->recv_counts || !s->order || !s->inverse) {
         moe_scratch_free(s);
         return error_set("out of memory: MoE routing scratch for %lld tokens", (long long)max_rows);
@@ -148,65 +145,13 @@ void moe_count_expert_rows(moe_scratch *s, int64_t n)
 void moe_scratch_free(moe_scratch *s)
 {
     free(s->call_rows);
-    free(s->logits);
     free(s->experts);
-    free(s->weights);
-    free(s->dispatch_rows);
-    free(s->dispatch_weights);
     free(s->offsets);
     free(s->send_counts);
     free(s->recv_counts);
     free(s->order);
     free(s->inverse);
     memset(s, 0, sizeof *s);
-}
-
-/* Softmax of one row of gate logits in place. */
-static void softmax_in_place(float *row, int n)
-{
-    float max = -FLT_MAX;
-    for (int e = 0; e < n; e++) max = row[e] > max ? row[e] : max;
-    double sum = 0;
-    for (int e = 0; e < n; e++) {
-        row[e] = expf(row[e] - max);
-        sum += row[e];
-    }
-    for (int e = 0; e < n; e++) row[e] = (float)(row[e] / sum);
-}
-
-/* The k highest scores, ties to the lower expert index, written ascending by
- * expert index so captures compare equal whatever order selection found them.
- * On GPU runs the host routes every MoE call while the device waits: the
- * earlier selection (k passes over a zeroed 1 KB array per row) took 1.3 ms
- * of a 2 ms call at 33536 rows. Few experts: expert e is chosen when fewer
- * than k experts beat it (a higher score, or the same and a lower index), a
- * total order, so exactly k are; n x n comparisons, no scratch. Many: k
- * passes for the best not yet chosen, then the chosen sorted. */
-void moe_top_k_ascending(const float *scores, int n, int k, int32_t *chosen)
-{
-    if (n <= 16) {
-        int out = 0;
-        for (int e = 0; e < n; e++) {
-            int beaten_by = 0;
-            for (int j = 0; j < n; j++) beaten_by += scores[j] > scores[e] || (scores[j] == scores[e] && j < e);
-            if (beaten_by < k) chosen[out++] = e;
-        }
-        return;
-    }
-    for (int j = 0; j < k; j++) {
-        int best = -1;
-        for (int e = 0; e < n; e++) {
-            int taken = 0;
-            for (int t = 0; t < j; t++) taken |= chosen[t] == e;
-            if (!taken && (best < 0 || scores[e] > scores[best])) best = e;
-        }
-        int at = j; /* insert keeping chosen[0..j] ascending */
-        while (at > 0 && chosen[at - 1] > best) {
-            chosen[at] = chosen[at - 1];
-            at--;
-        }
-        chosen[at] = best;
-    }
 }
 
 /* Replays the recorded experts of every segment of the map. */
@@ -244,7 +189,8 @@ moe_token_map moe_whole_map(int64_t rows)
     return map;
 }
 
-int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_token_map *map)
+int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_token_map *map, tensor *experts,
+              tensor *weights)
 {
     moe_scratch *s = ctx->host;
     moe_routing *routing = ctx->routing;
@@ -256,43 +202,39 @@ int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_to
                          (long long)s->max_rows);
     moe_token_map whole = moe_whole_map(rows);
     if (!map) map = &whole;
-    arena_mark_t mark = arena_mark(ctx->scratch);
     tensor logits = arena_tensor_2d(ctx->scratch, rows, n);
-    if (!logits.data) return -1;
+    *experts = arena_tensor_typed(ctx->scratch, DTYPE_I32, rows, k);
+    *weights = arena_tensor_typed(ctx->scratch, DTYPE_F32, rows, k);
+    if (!logits.data || !experts->data || !weights->data) return -1;
     be->ops->linear(be, logits, x, ffn->gate, tensor_none());
-    be->ops->download(be, s->logits, logits);
-    arena_release(ctx->scratch, mark);
-    double start = timer_seconds(); /* the device waits from here until the experts' rows are queued */
-    /* Rows are independent; threads help wherever the launcher leaves cores. */
-#pragma omp parallel for if (rows > 4096)
-    for (int64_t i = 0; i < rows; i++) softmax_in_place(s->logits + i * n, n);
-
-    if (routing && routing->mode == ROUTING_REPLAY) {
+    int replaying = routing && routing->mode == ROUTING_REPLAY;
+    if (replaying) {
+        double start = timer_seconds(); /* the device may be idle from here until the experts are uploaded */
         if (replay(s, ffn, routing, map)) return -1;
-    } else {
-#pragma omp parallel for if (rows > 4096)
-        for (int64_t i = 0; i < rows; i++) moe_top_k_ascending(s->logits + i * n, n, k, s->experts + i * k);
+        /* upload() takes F32; I32 experts travel bit-for-bit as 4-byte words. */
+        be->ops->upload(be, *experts, (const float *)(const void *)s->experts);
+        backend_profile_host(be, "host MoE routing", timer_seconds() - start);
     }
-    for (int64_t i = 0; i < rows * k; i++) s->weights[i] = s->logits[(i / k) * n + s->experts[i]];
-    int status = routing && routing->mode == ROUTING_CAPTURE ? capture(s, ffn, routing, map) : 0;
-    backend_profile_host(be, "host MoE routing", timer_seconds() - start);
-    return status;
+    be->ops->moe_route(be, *experts, *weights, logits, replaying);
+    if (!routing || routing->mode != ROUTING_CAPTURE) return 0;
+    be->ops->download(be, (float *)(void *)s->experts, *experts);
+    return capture(s, ffn, routing, map);
 }
 
-/* Groups the (row, expert) slots by expert: counting sort, rows ascending
- * within each expert. */
-static void build_dispatch(moe_scratch *s, int64_t rows, int n, int k)
+int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, const int32_t *bucket, int buckets,
+                 tensor *rows, tensor *slot_weights, int32_t *offsets)
 {
-    memset(s->offsets, 0, (size_t)(n + 1) * sizeof(int64_t));
-    for (int64_t i = 0; i < rows * k; i++) s->offsets[s->experts[i] + 1]++;
-    for (int e = 0; e < n; e++) s->offsets[e + 1] += s->offsets[e];
-    int64_t fill[1024];
-    memcpy(fill, s->offsets, (size_t)n * sizeof(int64_t));
-    for (int64_t i = 0; i < rows * k; i++) {
-        int64_t slot = fill[s->experts[i]]++;
-        s->dispatch_rows[slot] = (int32_t)(i / k);
-        s->dispatch_weights[slot] = s->weights[i];
-    }
+    backend *be = ctx->be;
+    int64_t slots = tensor_numel(&experts);
+    tensor map = bucket ? moe_upload_indices(ctx, bucket, ctx->host->num_experts) : tensor_none();
+    tensor first = arena_tensor_typed(ctx->scratch, DTYPE_I32, buckets + 1, 1);
+    *rows = arena_tensor_typed(ctx->scratch, DTYPE_I32, slots, 1);
+    *slot_weights = arena_tensor_typed(ctx->scratch, DTYPE_F32, slots, 1);
+    if ((bucket && !map.data) || !first.data || !rows->data || !slot_weights->data) return -1;
+    be->ops->moe_dispatch(be, *rows, *slot_weights, first, experts, weights, map, buckets);
+    /* The layer's one wait for the device: the grouped product sizes each expert's rows on the host. */
+    be->ops->download(be, (float *)(void *)offsets, first);
+    return be->ops->status(be);
 }
 
 tensor moe_upload_indices(const moe_context *ctx, const int32_t *indices, int64_t count)
@@ -321,19 +263,21 @@ int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows,
 
 /* Every expert on this rank: gather the routed rows by expert, compute, and
  * add them back weighted into y. */
-static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x)
+static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x,
+                                 const moe_token_map *map)
 {
     backend *be = ctx->be;
     moe_scratch *s = ctx->host;
-    int64_t slots = tensor_rows(&x) * ffn->top_k;
-    double start = timer_seconds();
-    build_dispatch(s, tensor_rows(&x), ffn->num_experts, ffn->top_k);
-    backend_profile_host(be, "host MoE dispatch", timer_seconds() - start);
-    tensor index = moe_upload_indices(ctx, s->dispatch_rows, slots);
-    tensor weight = arena_tensor_typed(ctx->scratch, DTYPE_F32, slots, 1);
+    int n = ffn->num_experts;
+    int32_t offsets[MOE_MAX_BUCKETS + 1];
+    tensor experts, weights, index, weight;
+    if (moe_route(ctx, ffn, x, map, &experts, &weights) ||
+        moe_dispatch(ctx, experts, weights, NULL, n, &index, &weight, offsets))
+        return -1;
+    for (int e = 0; e <= n; e++) s->offsets[e] = offsets[e];
+    int64_t slots = tensor_numel(&index);
     tensor gathered = arena_tensor_2d(ctx->scratch, slots, tensor_cols(&x));
-    if (!index.data || !weight.data || !gathered.data) return -1;
-    be->ops->upload(be, weight, s->dispatch_weights);
+    if (!gathered.data) return -1;
     be->ops->gather_rows(be, gathered, x, index);
     moe_count_expert_rows(s, slots);
     if (moe_experts_compute(ctx, ffn, gathered, s->offsets)) return -1;
@@ -349,7 +293,7 @@ int moe_ffn_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor
     if (ffn->num_experts == 0) return 0;
     arena_mark_t mark = arena_mark(ctx->scratch);
     int status = ctx->ep ? moe_expert_parallel_forward(ctx, ffn, y, x, map)
-                         : (moe_route(ctx, ffn, x, map) || local_experts_forward(ctx, ffn, y, x));
+                         : local_experts_forward(ctx, ffn, y, x, map);
     arena_release(ctx->scratch, mark);
     return status ? -1 : 0;
 }

@@ -51,11 +51,7 @@ typedef struct moe_ffn {
 typedef struct moe_scratch {
     int64_t max_rows;
     int num_experts, top_k, ep_size;
-    float *logits;       /* [rows, E] */
-    int32_t *experts;    /* [rows, K] chosen experts, ascending per row */
-    float *weights;      /* [rows, K] */
-    int32_t *dispatch_rows;  /* [rows * K] source row per dispatched slot, grouped by expert */
-    float *dispatch_weights; /* [rows * K] */
+    int32_t *experts;    /* [rows, K] replayed or captured experts, ascending per row */
     int64_t *offsets;        /* [E + 1] */
     /* Expert parallel exchange: */
     int32_t *send_counts, *recv_counts; /* [ep_size, local experts] slots per (peer, expert) */

@@ -6,15 +6,21 @@
 #include "moe/moe_ffn.h"
 
 /* Gate logits of x, softmax, top-k (or the replayed experts), gate weights
- * and capture: fills ctx->host->experts and ->weights, [rows, K]. */
-int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_token_map *map);
+ * and capture: experts I32 [rows, K] and weights F32 [rows, K] on the device,
+ * in ctx->scratch (the caller releases them). */
+int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_token_map *map, tensor *experts,
+              tensor *weights);
+
+/* The slots of experts/weights in bucket order (bucket NULL: by expert; else
+ * bucket[e] of each expert's, buckets in all), rows ascending within each:
+ * rows (I32) and slot_weights (F32) [slots] on the device, in ctx->scratch;
+ * offsets[0..buckets] on the host, read back from the device (the layer's
+ * one wait for it). */
+int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, const int32_t *bucket, int buckets,
+                 tensor *rows, tensor *slot_weights, int32_t *offsets);
 
 /* The map of x that is one whole sequence of the conditional branch. */
 moe_token_map moe_whole_map(int64_t rows);
-
-/* chosen[0..k) = the experts of the k highest of scores[0..n), ties to the
- * lower index, ascending by index (k <= n). */
-void moe_top_k_ascending(const float *scores, int n, int k, int32_t *chosen);
 
 /* rows[slots, C] <- the local experts applied in place: rows of expert j
  * (local index) are [offsets[j], offsets[j + 1]). */

@@ -15,7 +15,7 @@ cmp -s "$work/plain.png" "$work/profiled.png" || fail "the profiled run made ano
 grep -Eq '^op profile \(cpu\): [0-9.]+ s in ops of [0-9.]+ s since the backend was made$' "$work/err" ||
   fail "no profile header: $(head -3 "$work/err")"
 for op in 'linear M[0-9]+ N[0-9]+ K[0-9]+' 'attention Sq[0-9]+ Sk[0-9]+ H[0-9]+ D[0-9]+' 'conv2d k3 [0-9]+->[0-9]+ 8x8' \
-  group_norm_apply layer_norm_modulate 'host MoE routing' 'host MoE dispatch'; do
+  group_norm_apply layer_norm_modulate moe_route moe_dispatch; do
   grep -Eq "^ +[0-9.]+ +[0-9.]+% +[0-9]+ +[0-9.]+ +[0-9.]+  $op\$" "$work/err" || fail "no '$op' row in the profile"
 done
 # ms/call leaves out the first call: (total - first) / (calls - 1), to the

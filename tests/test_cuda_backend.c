@@ -234,6 +234,61 @@ static void test_gather_and_scatter_rows(void)
     gather_scatter_case(72);
 }
 
+/* Both backends' words equal (I32 tensors, or F32 results meant bit for bit). */
+static void check_equal_words(const char *op, pair p)
+{
+    int64_t n = tensor_numel(&p.c);
+    int same = memcmp(fetch(cpu, p.c), fetch(gpu, p.g), (size_t)n * 4) == 0;
+    printf("  %-44s %s\n", op, same ? "identical" : "DIFFERENT");
+    CHECK_MSG(same, "%s: the CUDA result differs from the CPU's", op);
+}
+
+/* The gate on identical BF16 logits (few experts: the rank method, many: the
+ * passes; `forced`: replayed experts), then the dispatch of the CPU's experts
+ * on both, by expert or through a bucket map; rows spanning several 256-slot
+ * blocks of the CUDA dispatch, the last one partial. */
+static void moe_case(int64_t rows, int n, int k, int forced, int mapped)
+{
+    char name[96];
+    pair logits = random_2d(ACT, rows, n);
+    pair experts = pair_2d(I32, rows, k), weights = pair_2d(F32, rows, k);
+    int32_t *given = host_alloc((size_t)(rows * k) * sizeof *given);
+    for (int64_t i = 0; i < rows; i++)
+        for (int j = 0; j < k; j++) given[i * k + j] = (int32_t)((i * 7 + j * (n / k + 1)) % n);
+    if (forced) upload(experts, (const float *)(const void *)given);
+    cpu->ops->moe_route(cpu, experts.c, weights.c, logits.c, forced);
+    gpu->ops->moe_route(gpu, experts.g, weights.g, logits.g, forced);
+    snprintf(name, sizeof name, "moe_route %lld x %d top %d%s experts", (long long)rows, n, k, forced ? " (forced)" : "");
+    check_equal_words(name, experts);
+    snprintf(name, sizeof name, "moe_route %lld x %d top %d%s weights", (long long)rows, n, k, forced ? " (forced)" : "");
+    compare(name, weights, 1e-6);
+
+    int32_t map[64];
+    int buckets = mapped ? n + 3 : n; /* a map may leave buckets empty */
+    for (int e = 0; e < n; e++) map[e] = (e * 5 + 2) % (n + 3);
+    pair bucket = mapped ? pair_2d(I32, n, 1) : none();
+    if (mapped) upload(bucket, (const float *)(const void *)map);
+    upload(experts, fetch(cpu, experts.c));
+    upload(weights, fetch(cpu, weights.c));
+    pair slot_rows = pair_2d(I32, rows * k, 1), slot_weights = pair_2d(F32, rows * k, 1);
+    pair offsets = pair_2d(I32, buckets + 1, 1);
+    cpu->ops->moe_dispatch(cpu, slot_rows.c, slot_weights.c, offsets.c, experts.c, weights.c, bucket.c, buckets);
+    gpu->ops->moe_dispatch(gpu, slot_rows.g, slot_weights.g, offsets.g, experts.g, weights.g, bucket.g, buckets);
+    snprintf(name, sizeof name, "moe_dispatch %lld slots, %d buckets%s", (long long)(rows * k), buckets,
+             mapped ? " (mapped)" : "");
+    check_equal_words(name, offsets);
+    check_equal_words(name, slot_rows);
+    check_equal_words(name, slot_weights);
+}
+
+static void test_moe_route_and_dispatch(void)
+{
+    moe_case(3001, 4, 2, 0, 0);
+    moe_case(3001, 4, 2, 1, 0);
+    moe_case(700, 20, 3, 0, 0);
+    moe_case(1000, 8, 2, 0, 1);
+}
+
 /* ---- matrix products ------------------------------------------------- */
 
 static void linear_case(const char *name, kind k, int64_t m, int64_t kk, int64_t n, int with_bias, double tolerance)
@@ -602,6 +657,7 @@ int main(void)
     printf("CUDA backend against the CPU backend (errors relative to the CPU result's max |x|):\n");
     run(test_alloc_upload_download_copy_fill);
     run(test_gather_and_scatter_rows);
+    run(test_moe_route_and_dispatch);
     run(test_linear);
     run(test_linear_grouped);
     run(test_elementwise);

@@ -1,0 +1,43 @@
+/* MoE gate and dispatch on the CPU backend; see cpu_moe.h. */
+#include "core/cpu_moe.h"
+
+#include "core/moe_gate.h"
+
+#include <assert.h>
+
+void cpu_moe_route(backend *be, tensor experts, tensor weights, tensor logits, int forced)
+{
+    (void)be;
+    int64_t rows = tensor_rows(&logits);
+    int n = (int)tensor_cols(&logits), k = (int)tensor_cols(&experts);
+    assert(logits.dtype == DTYPE_F32 && experts.dtype == DTYPE_I32 && tensor_rows(&experts) == rows);
+    float *probs = logits.data, *w = weights.data;
+    int32_t *chosen = experts.data;
+    /* Rows are independent; threads help wherever the launcher leaves cores. */
+#pragma omp parallel for if (rows > 4096)
+    for (int64_t i = 0; i < rows; i++) moe_gate_row(probs + i * n, n, k, forced, chosen + i * k, w + i * k);
+}
+
+void cpu_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor offsets, tensor experts, tensor weights,
+                      tensor bucket, int buckets)
+{
+    (void)be;
+    int64_t slots = tensor_numel(&experts);
+    int k = (int)tensor_cols(&experts);
+    const int32_t *chosen = experts.data, *map = bucket.data;
+    const float *w = weights.data;
+    int32_t *row_of = rows.data, *start = offsets.data;
+    float *weight_of = slot_weights.data;
+    assert(tensor_numel(&offsets) == buckets + 1 && tensor_numel(&rows) == slots);
+    for (int b = 0; b <= buckets; b++) start[b] = 0;
+    for (int64_t i = 0; i < slots; i++) start[(map ? map[chosen[i]] : chosen[i]) + 1]++;
+    for (int b = 0; b < buckets; b++) start[b + 1] += start[b];
+    int32_t fill[MOE_MAX_BUCKETS];
+    assert(buckets <= MOE_MAX_BUCKETS);
+    for (int b = 0; b < buckets; b++) fill[b] = start[b];
+    for (int64_t i = 0; i < slots; i++) {
+        int32_t at = fill[map ? map[chosen[i]] : chosen[i]]++;
+        row_of[at] = (int32_t)(i / k);
+        weight_of[at] = w[i];
+    }
+}
