@@ -103,21 +103,33 @@ __global__ void add_bias_kernel(void *y, int dy, const void *bias, int db, int64
     }
 }
 
-/* One thread per (row, head, pair). */
-__global__ void rope_kernel(void *x, int dx, const void *table, int dt, int64_t rows, int heads, int64_t head_dim,
+/* W consecutive channels per thread: 8 (4 pairs through one 16-byte access,
+ * BF16 rows whose head and rope widths are multiples of 8), else 2 (one pair,
+ * any dtype). A chunk lies wholly inside or outside a head's rotated
+ * channels, and its (c, s) pairs are the table's entries at the same offset.
+ * The one-pair kernel this replaced (64-bit divisions per pair, 2-byte
+ * accesses) ran at ~1.2 TB/s on q and k at 2048x2048. */
+template <int W>
+__global__ void rope_kernel(void *x, int dx, const void *table, int dt, int64_t rows, int64_t cols, int head_dim,
                             int rope_dim)
 {
-    int pairs = rope_dim / 2;
-    int64_t n = rows * heads * pairs;
+    int64_t chunks = cols / W, n = rows * chunks;
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
-        int p = (int)(e % pairs);
-        int64_t row = e / pairs / heads;
-        int h = (int)(e / pairs % heads);
-        float c = ld(table, dt, row * rope_dim + 2 * p), s = ld(table, dt, row * rope_dim + 2 * p + 1);
-        int64_t at = row * heads * head_dim + h * head_dim + 2 * p;
-        float x0 = ld(x, dx, at), x1 = ld(x, dx, at + 1);
-        st(x, dx, at, c * x0 - s * x1);
-        st(x, dx, at + 1, s * x0 + c * x1);
+        int64_t row = e / chunks, col = (e - row * chunks) * W;
+        int d = (int)(col % head_dim);
+        if (d >= rope_dim) continue;
+        float v[W];
+        if constexpr (W == 8) ld8(x, (row * cols + col) / 8, v);
+        else v[0] = ld(x, dx, row * cols + col), v[1] = ld(x, dx, row * cols + col + 1);
+#pragma unroll
+        for (int k = 0; k < W; k += 2) {
+            float c = ld(table, dt, row * rope_dim + d + k), s = ld(table, dt, row * rope_dim + d + k + 1);
+            float x0 = v[k], x1 = v[k + 1];
+            v[k] = c * x0 - s * x1;
+            v[k + 1] = s * x0 + c * x1;
+        }
+        if constexpr (W == 8) st8(x, (row * cols + col) / 8, v);
+        else st(x, dx, row * cols + col, v[0]), st(x, dx, row * cols + col + 1, v[1]);
     }
 }
 
@@ -227,12 +239,15 @@ void cuda_add_bias_cols(cuda_state *s, void *y, tensor_dtype y_dtype, tensor bia
 void cuda_rope(backend *be, tensor x, tensor cos_sin, int heads, int rope_dim)
 {
     cuda_state *s = cuda_of(be);
-    int64_t rows = tensor_rows(&x), head_dim = tensor_cols(&x) / heads;
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x), head_dim = cols / heads;
     assert(rope_dim % 2 == 0 && rope_dim <= head_dim && tensor_cols(&cos_sin) == rope_dim);
-    assert(tensor_rows(&cos_sin) >= rows);
-    int64_t n = rows * heads * (rope_dim / 2);
-    if (n == 0) return;
-    rope_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(x.data, x.dtype, cos_sin.data, cos_sin.dtype, rows,
-                                                                    heads, head_dim, rope_dim);
+    assert(tensor_rows(&cos_sin) >= rows && head_dim % 2 == 0);
+    if (rows * rope_dim == 0) return;
+    if (bf16x8_fits(x) && head_dim % 8 == 0 && rope_dim % 8 == 0)
+        rope_kernel<8><<<cuda_blocks(s, rows * cols / 8), CUDA_THREADS, 0, s->stream>>>(
+            x.data, x.dtype, cos_sin.data, cos_sin.dtype, rows, cols, (int)head_dim, rope_dim);
+    else
+        rope_kernel<2><<<cuda_blocks(s, rows * cols / 2), CUDA_THREADS, 0, s->stream>>>(
+            x.data, x.dtype, cos_sin.data, cos_sin.dtype, rows, cols, (int)head_dim, rope_dim);
     cuda_launched(s, "rope");
 }

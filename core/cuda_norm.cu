@@ -50,19 +50,25 @@ __global__ void layer_norm_modulate_kernel(void *y, int dy, const void *x, int d
 
 static int norm_width(tensor y, tensor x, int64_t cols) { return bf16x8_fits(y) && bf16x8_fits(x) && cols % 8 == 0 ? 8 : 1; }
 
+template <int W>
 __global__ void rms_norm_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw, int64_t cols,
                                 float eps)
 {
     __shared__ float partial[32];
     const int64_t base = (int64_t)blockIdx.x * cols;
-    float squares = 0.0f;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-        float v = ld(x, dx, base + c);
-        squares += v * v;
+    float squares = 0.0f, v[W];
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++) squares += v[k] * v[k];
     }
     float inv = rsqrtf(block_sum(squares, partial) / (float)cols + eps);
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-        st(y, dy, base + c, ld(x, dx, base + c) * inv * ld(weight, dw, c));
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++) v[k] *= inv * ld(weight, dw, c + k);
+        stw<W>(y, dy, base + c, v);
+    }
 }
 
 void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps)
@@ -88,8 +94,12 @@ void cuda_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps)
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
     assert(tensor_numel(&y) == rows * cols && tensor_numel(&weight) == cols);
     if (rows == 0) return;
-    rms_norm_kernel<<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
-                                                                         weight.data, weight.dtype, cols, eps);
+    if (norm_width(y, x, cols) == 8)
+        rms_norm_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
+                                                                                   weight.data, weight.dtype, cols, eps);
+    else
+        rms_norm_kernel<1><<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
+                                                                               weight.data, weight.dtype, cols, eps);
     cuda_launched(s, "rms_norm");
 }
 

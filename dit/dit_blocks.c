@@ -17,10 +17,14 @@ static void linear(backend *be, tensor y, tensor x, const dit_linear *layer)
 }
 
 /* RMSNorm over all heads of x[M, C_local]: the sums of squares of the tp
- * shards are added before normalising. */
+ * shards are added before normalising; without tp, one pass over the rows. */
 static int qk_norm(dit_run *run, tensor x, tensor weight)
 {
     backend *be = run->model->be;
+    if (run->par.tp->size == 1) {
+        be->ops->rms_norm(be, x, x, weight, QK_NORM_EPS);
+        return 0;
+    }
     arena_mark_t mark = arena_mark(&run->scratch);
     tensor sums = arena_tensor_typed(&run->scratch, DTYPE_F32, tensor_rows(&x), 1);
     if (!sums.data) return -1;

@@ -426,7 +426,7 @@ static void norms_case(int64_t rows, int64_t cols)
     compare(cols % 8 ? "rms_norm_with_sums (count 2C)" : "rms_norm_with_sums (8-wide)", split, TOL_NORM);
     cpu->ops->rms_norm(cpu, x.c, x.c, weight.c, 1e-5f);
     gpu->ops->rms_norm(gpu, x.g, x.g, weight.g, 1e-5f);
-    compare("rms_norm in place", x, TOL_NORM);
+    compare(cols % 8 ? "rms_norm in place" : "rms_norm in place (8-wide)", x, TOL_NORM);
 }
 
 static void test_norms(void)
@@ -457,11 +457,12 @@ static void test_split_and_merge_columns(void)
     split_and_merge_case(19, 60, 3);
 }
 
-static void test_rope(void)
+/* Heads and rope widths that are multiples of 8 take the 16-byte kernel,
+ * others the one-pair kernel; the padded rows after S stay as they are. */
+static void rope_case(int S, int H, int D, int ROPE)
 {
-    enum { S = 45, H = 3, D = 64, ROPE = 48 };
     pair x = random_2d(ACT, S + 4, H * D);
-    float *table = host_alloc(S * ROPE * sizeof(float));
+    float *table = host_alloc((size_t)(S * ROPE) * sizeof(float));
     for (int i = 0; i < S; i++)
         for (int p = 0; p < ROPE / 2; p++) {
             double angle = i * pow(10000.0, -2.0 * p / ROPE);
@@ -470,10 +471,19 @@ static void test_rope(void)
         }
     pair cos_sin = pair_2d(F32, S, ROPE);
     upload(cos_sin, table);
-    pair rows = pair_rows(x, 0, S); /* the padded rows after S stay as they are */
+    pair rows = pair_rows(x, 0, S);
     cpu->ops->rope(cpu, rows.c, cos_sin.c, H, ROPE);
     gpu->ops->rope(gpu, rows.g, cos_sin.g, H, ROPE);
-    compare("rope (rope_dim 48 of head dim 64)", x, TOL_ELEMENTWISE);
+    char name[64];
+    snprintf(name, sizeof name, "rope (rope_dim %d of head dim %d)", ROPE, D);
+    compare(name, x, TOL_ELEMENTWISE);
+}
+
+static void test_rope(void)
+{
+    rope_case(45, 3, 64, 48);
+    rope_case(45, 3, 12, 6);
+    rope_case(45, 2, 128, 128);
 }
 
 /* ---- attention ------------------------------------------------------- */
