@@ -2,6 +2,7 @@
 #include "dit/dit_model.h"
 
 #include "core/error.h"
+#include "core/host_memory.h"
 #include "moe/moe_placement.h"
 
 #include <stdio.h>
@@ -152,6 +153,12 @@ int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, 
     model->shard = shard ? *shard : whole;
     model->be = be;
     if (dit_shard_validate(cfg, &model->shard)) return -1;
+    if (be->device == DEVICE_CPU) {
+        /* At least this rank's share: attention splits over tp, experts over ep (>= tp). */
+        int split = model->shard.ep_size > model->shard.tp_size ? model->shard.ep_size : model->shard.tp_size;
+        int64_t bytes = dit_parameter_count(cfg) / split * (int64_t)dtype_size(be->dtype);
+        if (host_memory_check(bytes, "the transformer's weights on the CPU (--device cpu)")) return -1;
+    }
     weight_loader_init(&model->weights, be, st, random, seed);
     int status = load_all(model);
     weight_loader_finish(&model->weights);

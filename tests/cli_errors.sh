@@ -25,6 +25,17 @@ cp "$fixtures/dit_dense/transformer/config.json" "$work/badheader/transformer/"
 printf '\xff\xff\xff\x00\x00\x00\x00\x00{}' >"$work/badheader/transformer/diffusion_pytorch_model.safetensors"
 expect_error "header past end" "header" "$moedit" inspect --model "$work/badheader" --check
 
+# Weights larger than any machine's memory on the CPU: refused before allocating (the kernel used to kill the
+# process while random weights were filled, exit 137 and no message).
+python3 - "$(dirname "$0")/../tools/configs/hidream_i1_full_transformer.json" "$work/huge.json" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["num_routed_experts"] = 1024
+json.dump(cfg, open(sys.argv[2], "w"))
+PY
+expect_error "weights beyond memory" "GiB available on this machine" "$moedit" bench --forward-only \
+  --config "$work/huge.json" --random-weights --device cpu
+
 # Underscore spellings of flags are accepted.
 if ! "$moedit" inspect --model "$fixtures/dit_moe" --json >/dev/null 2>&1; then
   echo "FAIL inspect of a good model"; failures=$((failures + 1))
