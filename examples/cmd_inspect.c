@@ -20,10 +20,5 @@ int cli_inspect(int argc, char **argv)
     if (parsed != 0) return parsed < 0 ? -1 : 0;
     if (!model) return error_set("inspect needs --model DIR");
     /* Under mpirun every rank checks its view of the model; rank 0 prints. */
-    if (moedit_rank() == 0) return moedit_inspect(model, json, check, stdout);
-    FILE *sink = fopen("/dev/null", "w");
-    if (!sink) return error_set("inspect: cannot open /dev/null");
-    int status = moedit_inspect(model, json, check, sink);
-    fclose(sink);
-    return status;
+    return moedit_inspect(model, json, check, moedit_rank() == 0 ? stdout : NULL);
 }

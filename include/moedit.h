@@ -131,7 +131,8 @@ int moedit_video(const moedit_video_options *options, moedit_generate_result *re
 /* Prints a model directory's components: class, key config, parameter counts
  * (total; and active per token for a MoE transformer), dtypes and size on
  * disk. json: one JSON object instead of text. check: also load every
- * transformer weight on the CPU, which validates names, shapes and dtypes. */
+ * transformer weight on the CPU, which validates names, shapes and dtypes.
+ * out NULL: the checks only, nothing printed. */
 int moedit_inspect(const char *model_dir, int json, int check, FILE *out);
 
 /* Timing of the transformer alone: `iterations` forwards of one sample at

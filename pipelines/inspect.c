@@ -145,6 +145,7 @@ int moedit_inspect(const char *model_dir, int json, int check, FILE *out)
     snprintf(path, sizeof path, "%s/transformer", model_dir);
     if (!is_dir(path)) return error_set("%s has no transformer/ directory: not a diffusers model", model_dir);
     if (check && check_transformer(model_dir) != 0) return -1;
+    if (!out) return 0;
     if (json) fprintf(out, "{\"model\":\"%s\",\"components\":{", model_dir);
     else fprintf(out, "model %s\n", model_dir);
     int first = 1;

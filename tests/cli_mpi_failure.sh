@@ -57,19 +57,27 @@ run_case "different mistakes on the two ranks: the lower rank's" "\[rank 0\] --h
   "${args[@]}" --model "$model" --height 72 -- "${args[@]}" --model "$work/broken"
 vae=(bench-vae --vae "$work" --height 64 --width 64)
 run_case "bench-vae without a VAE config on every rank" "$work/config.json" no "${vae[@]}" -- "${vae[@]}"
-# once_on_two_ranks NAME NEEDLE ARGS...: the line NEEDLE starts appears once in the output of 2 ranks.
+# once_on_two_ranks NAME STATUS NEEDLE ARGS...: 2 ranks exit with STATUS (0 or non-zero: "fails") and the line
+# NEEDLE starts appears once in their output.
 once_on_two_ranks() {
-  local name=$1 needle=$2 count
-  shift 2
+  local name=$1 want=$2 needle=$3 count status
+  shift 3
   timeout 60 mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" "$@" >"$work/out" 2>&1
+  status=$?
   count=$(grep -c "^$needle" "$work/out")
-  if [ "$count" -ne 1 ]; then fail "$name on 2 ranks: '$needle' $count times"; cat "$work/out"; else echo "ok: $name once"; fi
+  if [ "$count" -ne 1 ]; then
+    fail "$name on 2 ranks: '$needle' $count times"; cat "$work/out"
+  elif [ "$want" = 0 ] && [ "$status" -ne 0 ] || [ "$want" != 0 ] && { [ "$status" -eq 0 ] || [ "$status" -eq 124 ]; }; then
+    fail "$name on 2 ranks: exit $status"; cat "$work/out"
+  else
+    echo "ok: $name once"
+  fi
 }
-once_on_two_ranks "generate --help" "usage: moedit generate" generate --help
-once_on_two_ranks "moedit --help" "usage: moedit <command>" --help
-once_on_two_ranks "moedit --version" "moedit [0-9]" --version
-once_on_two_ranks "no command" "moedit: error: no command given" 
-once_on_two_ranks "inspect" "model " inspect --model "$model"
-once_on_two_ranks "bench --forward-only refused" "moedit: error: --forward-only times one forward on one rank" \
+once_on_two_ranks "generate --help" 0 "usage: moedit generate" generate --help
+once_on_two_ranks "moedit --help" 0 "usage: moedit <command>" --help
+once_on_two_ranks "moedit --version" 0 "moedit [0-9]" --version
+once_on_two_ranks "no command" fails "moedit: error: no command given"
+once_on_two_ranks "inspect" 0 "model " inspect --model "$model"
+once_on_two_ranks "bench --forward-only refused" fails "moedit: error: --forward-only times one forward on one rank" \
   bench --forward-only --model "$model" --height 64 --width 64 --iterations 1
 finish cli_mpi_failure
