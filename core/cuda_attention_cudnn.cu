@@ -39,7 +39,6 @@ void *cudnn_dlhandle = nullptr;
 namespace {
 
 enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_STATS };
-enum : int64_t { PLAN_HEURISTIC = -2, PLAN_UNTIMED = -1 };
 
 struct sdpa_key {
     int64_t sq, sk, heads, d;
@@ -55,7 +54,6 @@ struct sdpa_plan {
     sdpa_key key;
     std::shared_ptr<fe::graph::Graph> graph; /* null: cuDNN cannot run this shape */
     int64_t workspace;
-    int64_t index; /* the plan executed: PLAN_HEURISTIC, PLAN_UNTIMED (autotune, first call to come), or the fastest */
 };
 
 
@@ -69,7 +67,7 @@ std::shared_ptr<fe::graph::Tensor_attributes> token_major(fe::graph::Graph &g, c
                         .set_stride({rows * k.heads * k.d, k.d, k.heads * k.d, 1}));
 }
 
-std::shared_ptr<fe::graph::Graph> build(cudnnHandle_t handle, const sdpa_key &k, bool every_plan)
+std::shared_ptr<fe::graph::Graph> build(cudnnHandle_t handle, const sdpa_key &k)
 {
     auto g = std::make_shared<fe::graph::Graph>();
     g->set_io_data_type(fe::DataType_t::BFLOAT16)
@@ -93,108 +91,23 @@ std::shared_ptr<fe::graph::Graph> build(cudnnHandle_t handle, const sdpa_key &k,
             .set_stride({k.heads * k.sq, k.sq, 1, 1});
     if (g->validate().is_bad() || g->build_operation_graph(handle).is_bad() ||
         g->create_execution_plans({fe::HeurMode_t::A}).is_bad() || g->check_support(handle).is_bad() ||
-        g->build_plans(handle, every_plan ? fe::BuildPlanPolicy_t::ALL : fe::BuildPlanPolicy_t::HEURISTICS_CHOICE)
-            .is_bad())
+        g->build_plans(handle).is_bad())
         return nullptr;
     return g;
 }
 
 } // namespace
 
-/* MOEDIT_ATTENTION_PLAN=autotune: build every plan cuDNN's heuristics list
- * for a shape and run the fastest at its first call (each timed over 3 runs
- * after a warm-up; one line on stderr says which). Opt-in: plans differ in
- * their tiling, hence in their rounding, and timing noise could pick
- * different ones from run to run; the default is the heuristics' first. */
-static bool autotune_plans()
-{
-    static const char *const choices[2] = {"heuristic", "autotune"};
-    static int warned;
-    return env_choice("MOEDIT_ATTENTION_PLAN", choices, 2, 0, &warned) == 1;
-}
-
-/* Milliseconds of plan i's fastest of 3 runs after a warm-up; < 0 when it fails. */
-static float time_plan(cuda_state *s, fe::graph::Graph &g, cudnnHandle_t handle,
-                       std::unordered_map<int64_t, void *> &pointers, void *workspace, int64_t i)
-{
-    cudaEvent_t start, stop;
-    if (cudaEventCreate(&start) != cudaSuccess) return -1;
-    if (cudaEventCreate(&stop) != cudaSuccess) {
-        cudaEventDestroy(start);
-        return -1;
-    }
-    float best = -1;
-    for (int run = 0; run < 4; run++) {
-        cudaEventRecord(start, s->stream);
-        if (g.execute_plan_at_index(handle, pointers, workspace, i).is_bad()) {
-            best = -1;
-            break;
-        }
-        cudaEventRecord(stop, s->stream);
-        float ms = 0;
-        if (cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
-            best = -1;
-            break;
-        }
-        if (run > 0 && (best < 0 || ms < best)) best = ms;
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    return best;
-}
-
-static std::string plan_name(fe::graph::Graph &g, int64_t i)
-{
-    std::string name;
-    return g.get_plan_name_at_index(i, name).is_bad() ? std::string("?") : name;
-}
-
-/* Times every plan of p on the call's operands and keeps the fastest (the
- * heuristics' first when none runs). 0, or -1 when the scratch cannot grow. */
-static int choose_plan(cuda_state *s, sdpa_plan *p, cudnnHandle_t handle, std::unordered_map<int64_t, void *> &pointers)
-{
-    fe::graph::Graph &g = *p->graph;
-    int64_t count = g.get_execution_plan_count(), most = 0;
-    for (int64_t i = 0; i < count; i++) {
-        int64_t bytes = 0;
-        if (g.get_workspace_size_plan_at_index(i, bytes).is_good() && bytes > most) most = bytes;
-    }
-    void *workspace = most > 0 ? cuda_scratch(s, (size_t)most) : nullptr;
-    if (most > 0 && !workspace) return -1;
-    float first = -1, best = -1;
-    for (int64_t i = 0; i < count; i++) {
-        float ms = time_plan(s, g, handle, pointers, workspace, i);
-        if (i == 0) first = ms;
-        if (ms >= 0 && (best < 0 || ms < best)) best = ms, p->index = i;
-    }
-    if (best < 0) { /* none ran: the heuristics' choice, as without autotuning */
-        p->index = PLAN_HEURISTIC;
-        return 0;
-    }
-    int64_t bytes = 0;
-    if (g.get_workspace_size_plan_at_index(p->index, bytes).is_bad()) {
-        p->index = PLAN_HEURISTIC; /* its workspace size is p->workspace already */
-        return 0;
-    }
-    p->workspace = bytes;
-    fprintf(stderr, "moedit: cuDNN attention Sq %lld Sk %lld H %lld D %lld: plan %lld of %lld (%s) %.3f ms; "
-            "heuristics' first (%s) %.3f ms\n", (long long)p->key.sq, (long long)p->key.sk, (long long)p->key.heads,
-            (long long)p->key.d, (long long)p->index, (long long)count, plan_name(g, p->index).c_str(), best,
-            plan_name(g, 0).c_str(), first);
-    return 0;
-}
-
 struct cuda_sdpa_cache {
     cudnnHandle_t handle = nullptr;
     std::vector<sdpa_plan> plans;
 
     /* Valid until the next call (the vector may grow). */
-    sdpa_plan *plan_for(const sdpa_key &key)
+    const sdpa_plan *plan_for(const sdpa_key &key)
     {
-        for (sdpa_plan &p : plans)
+        for (const sdpa_plan &p : plans)
             if (p.key == key) return &p;
-        bool tune = autotune_plans();
-        sdpa_plan p{key, build(handle, key, tune), 0, tune ? PLAN_UNTIMED : PLAN_HEURISTIC};
+        sdpa_plan p{key, build(handle, key), 0};
         if (p.graph && p.graph->get_workspace_size(p.workspace).is_bad()) p.graph = nullptr;
         plans.push_back(p);
         return &plans.back();
@@ -244,18 +157,14 @@ int cuda_attention_cudnn(cuda_state *s, tensor out, tensor lse, tensor q, tensor
         if (operands[i] && (uintptr_t)operands[i] % 16) return 0;
     cuda_sdpa_cache *cache = sdpa_cache_ready(s);
     if (!cache) return 0;
-    sdpa_plan *p = cache->plan_for(key);
+    const sdpa_plan *p = cache->plan_for(key);
     if (!p->graph) return 0;
+    void *workspace = p->workspace > 0 ? cuda_scratch(s, (size_t)p->workspace) : nullptr;
+    if (p->workspace > 0 && !workspace) return -1;
     std::unordered_map<int64_t, void *> pointers = {
         {UID_Q, q.data}, {UID_K, k.data}, {UID_V, v.data}, {UID_O, out.data}};
     if (key.stats) pointers[UID_STATS] = lse.data;
-    if (p->index == PLAN_UNTIMED && choose_plan(s, p, cache->handle, pointers)) return -1;
-    void *workspace = p->workspace > 0 ? cuda_scratch(s, (size_t)p->workspace) : nullptr;
-    if (p->workspace > 0 && !workspace) return -1;
-    fe::error_t run = p->index == PLAN_HEURISTIC ? p->graph->execute(cache->handle, pointers, workspace)
-                                                 : p->graph->execute_plan_at_index(cache->handle, pointers, workspace,
-                                                                                   p->index);
-    if (run.is_bad()) {
+    if (p->graph->execute(cache->handle, pointers, workspace).is_bad()) {
         cuda_ok(s, cudaErrorLaunchFailure, "attention (cuDNN SDPA execute)");
         return -1;
     }
