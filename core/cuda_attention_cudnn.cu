@@ -11,8 +11,9 @@
  * [1, H, Sq, 1] in F32, natural log, the layout lse[h * Sq + i] has.
  *
  * A graph is built once per shape (cuDNN picks and compiles its kernel then,
- * which takes a while) and kept; shapes cuDNN does not support fall back to
- * moedit's own kernels. */
+ * which takes a while) and kept with the backend's cuDNN handle until the
+ * backend is destroyed; shapes cuDNN does not support fall back to moedit's
+ * own kernels. */
 #include "core/cuda_common.cuh"
 #include "core/env_choice.h"
 
@@ -23,7 +24,6 @@
 
 #include <math.h>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include <dlfcn.h>
@@ -41,12 +41,11 @@ namespace {
 enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_STATS };
 
 struct sdpa_key {
-    int device;
     int64_t sq, sk, heads, d;
     int causal, stats;
     bool operator==(const sdpa_key &o) const
     {
-        return device == o.device && sq == o.sq && sk == o.sk && heads == o.heads && d == o.d &&
+        return sq == o.sq && sk == o.sk && heads == o.heads && d == o.d &&
                causal == o.causal && stats == o.stats;
     }
 };
@@ -57,9 +56,6 @@ struct sdpa_plan {
     int64_t workspace;
 };
 
-std::mutex sdpa_lock;
-std::vector<sdpa_plan> sdpa_plans;
-cudnnHandle_t sdpa_handles[64];
 
 std::shared_ptr<fe::graph::Tensor_attributes> token_major(fe::graph::Graph &g, const char *name, int uid,
                                                            const sdpa_key &k, int64_t rows)
@@ -100,17 +96,48 @@ std::shared_ptr<fe::graph::Graph> build(cudnnHandle_t handle, const sdpa_key &k)
     return g;
 }
 
-const sdpa_plan *plan_for(cudnnHandle_t handle, const sdpa_key &key)
+} // namespace
+
+struct cuda_sdpa_cache {
+    cudnnHandle_t handle = nullptr;
+    std::vector<sdpa_plan> plans;
+
+    /* Valid until the next call (the vector may grow). */
+    const sdpa_plan *plan_for(const sdpa_key &key)
+    {
+        for (const sdpa_plan &p : plans)
+            if (p.key == key) return &p;
+        sdpa_plan p{key, build(handle, key), 0};
+        if (p.graph && p.graph->get_workspace_size(p.workspace).is_bad()) p.graph = nullptr;
+        plans.push_back(p);
+        return &plans.back();
+    }
+};
+
+void cuda_sdpa_cache_free(cuda_state *s)
 {
-    for (const sdpa_plan &p : sdpa_plans)
-        if (p.key == key) return &p;
-    sdpa_plan p{key, build(handle, key), 0};
-    if (p.graph && p.graph->get_workspace_size(p.workspace).is_bad()) p.graph = nullptr;
-    sdpa_plans.push_back(p);
-    return &sdpa_plans.back();
+    if (!s->sdpa_cache) return;
+    s->sdpa_cache->plans.clear(); /* the graphs before the handle they were built with */
+    if (s->sdpa_cache->handle) cudnnDestroy(s->sdpa_cache->handle);
+    delete s->sdpa_cache;
+    s->sdpa_cache = nullptr;
 }
 
-} // namespace
+/* The backend's cuDNN handle on its stream; NULL when cuDNN is unavailable. */
+static cuda_sdpa_cache *sdpa_cache_ready(cuda_state *s)
+{
+    /* The frontend's loader handle is process-wide; loaded once, kept. */
+    if (!fe::cudnn_dlhandle) fe::cudnn_dlhandle = dlopen("libcudnn.so.9", RTLD_NOW | RTLD_GLOBAL);
+    if (!fe::cudnn_dlhandle) return nullptr;
+    if (!s->sdpa_cache) s->sdpa_cache = new (std::nothrow) cuda_sdpa_cache();
+    if (!s->sdpa_cache) return nullptr;
+    cuda_sdpa_cache *c = s->sdpa_cache;
+    if (!c->handle && cudnnCreate(&c->handle) != CUDNN_STATUS_SUCCESS) {
+        c->handle = nullptr;
+        return nullptr;
+    }
+    return cudnnSetStream(c->handle, s->stream) == CUDNN_STATUS_SUCCESS ? c : nullptr;
+}
 
 int cuda_attention_cudnn(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal)
 {
@@ -120,32 +147,24 @@ int cuda_attention_cudnn(cuda_state *s, tensor out, tensor lse, tensor q, tensor
     int own_kernels = env_choice("MOEDIT_ATTENTION", choices, 2, 0, &warned) == 1;
     if (own_kernels || q.dtype != DTYPE_BF16 || k.dtype != DTYPE_BF16 || v.dtype != DTYPE_BF16 || out.dtype != DTYPE_BF16)
         return 0;
-    if (s->device < 0 || s->device >= 64) return 0;
     int64_t width = tensor_cols(&q);
-    sdpa_key key{s->device, tensor_rows(&q), tensor_rows(&k), heads, width / heads, causal, lse.data != nullptr};
+    sdpa_key key{tensor_rows(&q), tensor_rows(&k), heads, width / heads, causal, lse.data != nullptr};
     if (key.d % 8 || key.d > 256) return 0;
     /* Plans are built for 16-byte aligned operands; views that start
      * elsewhere go to moedit's kernels. */
     const void *operands[5] = {q.data, k.data, v.data, out.data, lse.data};
     for (int i = 0; i < 5; i++)
         if (operands[i] && (uintptr_t)operands[i] % 16) return 0;
-    std::lock_guard<std::mutex> guard(sdpa_lock);
-    if (!fe::cudnn_dlhandle) fe::cudnn_dlhandle = dlopen("libcudnn.so.9", RTLD_NOW | RTLD_GLOBAL);
-    if (!fe::cudnn_dlhandle) return 0;
-    cudnnHandle_t &handle = sdpa_handles[s->device];
-    if (!handle && cudnnCreate(&handle) != CUDNN_STATUS_SUCCESS) {
-        handle = nullptr;
-        return 0;
-    }
-    if (cudnnSetStream(handle, s->stream) != CUDNN_STATUS_SUCCESS) return 0;
-    const sdpa_plan *p = plan_for(handle, key);
+    cuda_sdpa_cache *cache = sdpa_cache_ready(s);
+    if (!cache) return 0;
+    const sdpa_plan *p = cache->plan_for(key);
     if (!p->graph) return 0;
     void *workspace = p->workspace > 0 ? cuda_scratch(s, (size_t)p->workspace) : nullptr;
     if (p->workspace > 0 && !workspace) return -1;
     std::unordered_map<int64_t, void *> pointers = {
         {UID_Q, q.data}, {UID_K, k.data}, {UID_V, v.data}, {UID_O, out.data}};
     if (key.stats) pointers[UID_STATS] = lse.data;
-    if (p->graph->execute(handle, pointers, workspace).is_bad()) {
+    if (p->graph->execute(cache->handle, pointers, workspace).is_bad()) {
         cuda_ok(s, cudaErrorLaunchFailure, "attention (cuDNN SDPA execute)");
         return -1;
     }
@@ -155,5 +174,6 @@ int cuda_attention_cudnn(cuda_state *s, tensor out, tensor lse, tensor q, tensor
 #else
 
 int cuda_attention_cudnn(cuda_state *, tensor, tensor, tensor, tensor, tensor, int, int) { return 0; }
+void cuda_sdpa_cache_free(cuda_state *) {}
 
 #endif

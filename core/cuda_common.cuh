@@ -26,6 +26,7 @@ extern "C" {
 #define CUDA_THREADS 256
 
 struct cuda_gemm_cache;
+struct cuda_sdpa_cache;
 
 struct cuda_state {
     int device;
@@ -39,6 +40,7 @@ struct cuda_state {
     void *staging; /* pinned host buffer for dtype conversion on upload/download */
     size_t staging_bytes;
     struct cuda_gemm_cache *gemm_cache;
+    struct cuda_sdpa_cache *sdpa_cache; /* cuDNN's handle and attention plans (cuda_attention_cudnn.cu) */
     int failed;          /* a CUDA call failed: ops after it are not trustworthy */
     char failure[512];   /* the first failure's message */
 };
@@ -174,6 +176,7 @@ typedef struct cuda_matrix {
 void cuda_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_matrix a, cuda_matrix b, int b_is_nk,
                int64_t m, int64_t n, int64_t k, tensor bias);
 void cuda_gemm_cache_free(cuda_state *s);
+void cuda_sdpa_cache_free(cuda_state *s);
 
 /* cuda_attention_gemm.cu: attention of any head dim through cuBLASLt; 0 when the dtypes differ. */
 int cuda_attention_gemm(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal);

@@ -202,6 +202,7 @@ void cuda_state_destroy(cuda_state *s)
     if (!s) return;
     if (s->stream) cudaStreamSynchronize(s->stream);
     cuda_gemm_cache_free(s);
+    cuda_sdpa_cache_free(s);
     if (s->lt) cublasLtDestroy(s->lt);
     cudaFree(s->workspace);
     cudaFree(s->scratch);

@@ -678,6 +678,13 @@ int main(void)
      * default), then moedit's own kernels. */
     run(test_attention);
     run(test_attention_merge);
+    /* A new backend after the old one was destroyed with its cuDNN handle and
+     * plans: they are the backend's own, built again. */
+    backend_destroy(gpu);
+    gpu = backend_cuda_create(0);
+    CHECK_MSG(gpu != NULL, "a second CUDA backend: %s", error_message());
+    if (!gpu) return test_finish("test_cuda_backend");
+    run(test_attention);
     setenv("MOEDIT_ATTENTION", "moedit", 1);
     run(test_attention);
     run(test_attention_merge);
