@@ -83,7 +83,8 @@ static int gather(bench_state *b, float *rows, float *mine, int64_t cols)
 }
 
 /* Makes every rank agree on a collective step's outcome: returns -1 on every
- * rank when any failed, with the first failing rank's message. */
+ * rank when any failed, with the first failing rank's message, marked agreed
+ * (one line for the run, no rank aborted). */
 static int agree(bench_state *b, int status)
 {
     float rows[LAYOUT_MAX_RANKS], mine = status ? 1.0f : 0.0f;
@@ -101,8 +102,11 @@ static int agree(bench_state *b, int status)
     char got[MESSAGE_CHARS];
     for (int i = 0; i < MESSAGE_CHARS; i++) got[i] = (char)text[i];
     got[MESSAGE_CHARS - 1] = '\0';
-    if (b->w->size > 1) return error_set("[rank %d] %s", failed, got);
-    return error_set("%s", got);
+    if (b->w->size > 1) error_set("[rank %d] %s", failed, got);
+    else error_set("%s", got);
+    /* Every rank has the message now: none needs aborting, rank 0 prints it. */
+    error_mark_agreed(b->w->rank == 0);
+    return -1;
 }
 
 /* ---- memory of the process (Linux): VmHWM, reset per run ---- */

@@ -10,7 +10,10 @@
 #    missing): rank 1 aborts the run, its error is reported;
 # 4. different mistakes on the two ranks: one line, the lower rank's;
 # 5. bench-vae with a VAE folder that has no config on every rank (checked
-#    before its group is made): one line, no abort.
+#    before its group is made): one line, no abort;
+# 6. bench's serial reference (rank 0 alone, after the groups exist) cannot
+#    load its weights (more than the machine's memory): the ranks agree on
+#    it, one line, no abort.
 # No output file in any case. And help, version and a missing command print once under mpirun.
 # usage: cli_mpi_failure.sh MOEDIT FIXTURES
 . "$(dirname "$0")/common_cli.sh"
@@ -55,6 +58,15 @@ run_case "rank 1's routing file is missing after the groups exist" "\[rank 1\] .
   "${args[@]}" --model "$model" -- "${args[@]}" --model "$model" --routing-replay "$work/missing.routing"
 run_case "different mistakes on the two ranks: the lower rank's" "\[rank 0\] --height 72" no \
   "${args[@]}" --model "$model" --height 72 -- "${args[@]}" --model "$work/broken"
+python3 - "$(dirname "$0")/../tools/configs/hidream_i1_full_transformer.json" "$work/huge.json" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["num_routed_experts"] = 1024  # weights beyond any machine's memory
+json.dump(cfg, open(sys.argv[2], "w"))
+PY
+bench=(bench --config "$work/huge.json" --random-weights --layouts tp2 --height 64 --width 64 --num-inference-steps 1)
+run_case "bench's serial reference fails on rank 0 after the groups exist" "\[rank 0\] .*GiB available" no \
+  "${bench[@]}" -- "${bench[@]}"
 vae=(bench-vae --vae "$work" --height 64 --width 64)
 run_case "bench-vae without a VAE config on every rank" "$work/config.json" no "${vae[@]}" -- "${vae[@]}"
 # once_on_two_ranks NAME STATUS NEEDLE ARGS...: 2 ranks exit with STATUS (0 or non-zero: "fails") and the line
