@@ -2,6 +2,7 @@
 #include "core/weights.h"
 
 #include "core/error.h"
+#include "core/host_memory.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -147,4 +148,15 @@ void weight_loader_free_all(weight_loader *wl)
     wl->allocations = NULL;
     wl->allocation_count = wl->allocation_capacity = 0;
     weight_loader_finish(wl);
+}
+
+int weights_check_host_memory(const backend *be, const safetensors *st, const char *what)
+{
+    if (be->device != DEVICE_CPU) return 0;
+    int64_t bytes = 0;
+    for (int i = 0; i < safetensors_count(st); i++) {
+        const safetensors_entry *e = safetensors_entry_at(st, i);
+        bytes += (int64_t)(e->nbytes / dtype_size(e->dtype)) * (int64_t)dtype_size(be->dtype);
+    }
+    return host_memory_check(bytes, what);
 }

@@ -48,6 +48,12 @@ int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, 
 /* 1 if the tensor exists (always 1 for random weights). */
 int weight_exists(const weight_loader *wl, const char *name);
 
+/* On the CPU backend: 0 when every tensor of st, converted to the backend's
+ * dtype, fits in the memory the machine has available; else -1 with
+ * "WHAT: N GiB of memory needed, ..." (core/host_memory.h). Other backends:
+ * 0 (their allocations fail cleanly). */
+int weights_check_host_memory(const backend *be, const safetensors *st, const char *what);
+
 /* Frees the staging buffer only (weights stay on the device). */
 void weight_loader_finish(weight_loader *wl);
 

@@ -234,6 +234,10 @@ int text_encoder_load(text_encoder *enc, backend *be, const char *dir, int rando
     if (random) return text_encoder_load_config(enc, be, &cfg, NULL, 1, seed);
     safetensors *st = NULL;
     if (safetensors_open_dir(&st, dir, "model")) return -1;
+    if (weights_check_host_memory(be, st, "the text encoder's weights on the CPU (--device cpu)")) {
+        safetensors_close(st);
+        return -1;
+    }
     int status = text_encoder_load_config(enc, be, &cfg, st, 0, 0);
     safetensors_close(st);
     return status;

@@ -39,5 +39,24 @@ if "$moedit" generate --model "$model" --prompt-file "$work/prompts.txt" --num-i
    grep -q '"seeds":\[0,1,0,1\]' "$work/json"; then echo "ok   prompt file, numbered outputs"; else
   echo "FAIL prompt file batch: $(cat "$work/json")"; failures=$((failures + 1)); fi
 
+# A text encoder whose weights exceed any machine's memory (a 4 TiB F32 tensor in a sparse file) is refused on the
+# CPU before any is read or allocated.
+cp -r "$model" "$work/huge_text"
+python3 - "$work/huge_text/text_encoder/model.safetensors" <<'PY'
+import json, os, struct, sys
+n = 1 << 40  # elements: 4 TiB of F32
+header = json.dumps({"model.embed_tokens.weight": {"dtype": "F32", "shape": [1 << 20, 1 << 20],
+                                                   "data_offsets": [0, 4 * n]}}).encode()
+header += b" " * (-len(header) % 8)
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack("<Q", len(header)) + header)
+    f.truncate(8 + len(header) + 4 * n)  # sparse: nothing written
+PY
+[ -s "$work/huge_text/text_encoder/model.safetensors" ] || fail "could not write the sparse 4 TiB weights file"
+expect_error "text encoder beyond memory" "text encoder's weights on the CPU.*GiB available" \
+  "$moedit" generate --model "$work/huge_text" --prompt x --height 64 --width 64 --num-inference-steps 1 \
+  --quiet --output "$out"
+rm -rf "$work/huge_text"
+
 [ "$failures" -eq 0 ] && echo "cli_generate_errors: all passed"
 exit "$failures"
