@@ -7,8 +7,6 @@
 #include "core/timer.h"
 #include "moe/moe_internal.h"
 
-#include <float.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
