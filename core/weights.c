@@ -134,6 +134,18 @@ int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, 
     return 0;
 }
 
+int weight_load_indices(weight_loader *wl, tensor *out, const int32_t *values, int64_t n)
+{
+    backend *be = wl->be;
+    *out = tensor_make(DTYPE_I32, be->device, 1, &n);
+    out->data = be->ops->alloc(be, tensor_nbytes(out));
+    if (!out->data) return error_prefix("loading an index map of %lld entries", (long long)n);
+    if (remember(wl, out->data) != 0) return -1;
+    /* upload() takes F32; I32 values travel bit-for-bit as 4-byte words. */
+    be->ops->upload(be, *out, (const float *)(const void *)values);
+    return 0;
+}
+
 void weight_loader_finish(weight_loader *wl)
 {
     free(wl->staging);

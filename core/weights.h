@@ -45,6 +45,10 @@ void weight_loader_init(weight_loader *wl, backend *be, const safetensors *st, i
  * *out, or the shard of it. Fails naming the tensor and file. */
 int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols, weight_shard shard);
 
+/* *out = an I32 vector [n] on the backend holding values[] (an index map
+ * made at load time), freed with the weights. */
+int weight_load_indices(weight_loader *wl, tensor *out, const int32_t *values, int64_t n);
+
 /* 1 if the tensor exists (always 1 for random weights). */
 int weight_exists(const weight_loader *wl, const char *name);
 

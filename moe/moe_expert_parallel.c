@@ -97,11 +97,11 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     moe_token_map clipped = clip_map(map, tensor_rows(&x), first, rows);
     /* Step 2 on the device: slots by (owner, local expert), rows ascending within each. */
     tensor experts, weights, slot_rows, slot_weights;
-    int32_t bucket_first[EP_MAX + 1];
+    int64_t bucket_first[EP_MAX + 1];
     if (moe_route(ctx, ffn, mine, &clipped, &experts, &weights) ||
-        moe_dispatch(ctx, experts, weights, ffn->bucket, peers * local, &slot_rows, &slot_weights, bucket_first))
+        moe_dispatch(ctx, experts, weights, ffn->bucket_map, peers * local, &slot_rows, &slot_weights, bucket_first))
         return -1;
-    for (int b = 0; b < peers * local; b++) s->send_counts[b] = bucket_first[b + 1] - bucket_first[b];
+    for (int b = 0; b < peers * local; b++) s->send_counts[b] = (int32_t)(bucket_first[b + 1] - bucket_first[b]);
     if (exchange_counts(ctx, ffn)) return -1;
 
     int64_t send_rows[EP_MAX], recv_rows[EP_MAX], slots = rows * k;

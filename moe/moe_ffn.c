@@ -65,7 +65,9 @@ int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t di
     if (expert_parallel) ffn->bucket = calloc((size_t)num_experts, sizeof(int32_t));
     if (!ffn->w1 || !ffn->w2 || !ffn->w3 || (expert_parallel && !ffn->bucket))
         return error_set("out of memory loading %s", prefix);
-    if (expert_parallel && place_experts(ffn, p, prefix)) return -1;
+    if (expert_parallel &&
+        (place_experts(ffn, p, prefix) || weight_load_indices(wl, &ffn->bucket_map, ffn->bucket, num_experts)))
+        return -1;
     for (int e = 0; e < ffn->local_experts; e++) {
         swiglu_ffn expert;
         int id = expert_parallel ? expert_at(p, p->ep_rank * ffn->local_experts + e) : e;
@@ -219,20 +221,26 @@ int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_to
     return capture(s, ffn, routing, map);
 }
 
-int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, const int32_t *bucket, int buckets,
-                 tensor *rows, tensor *slot_weights, int32_t *offsets)
+int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, tensor bucket, int buckets, tensor *rows,
+                 tensor *slot_weights, int64_t *offsets)
 {
     backend *be = ctx->be;
     int64_t slots = tensor_numel(&experts);
-    tensor map = bucket ? moe_upload_indices(ctx, bucket, ctx->host->num_experts) : tensor_none();
-    tensor first = arena_tensor_typed(ctx->scratch, DTYPE_I32, buckets + 1, 1);
+    int32_t first[MOE_MAX_BUCKETS + 1];
+    tensor firsts = arena_tensor_typed(ctx->scratch, DTYPE_I32, buckets + 1, 1);
     *rows = arena_tensor_typed(ctx->scratch, DTYPE_I32, slots, 1);
     *slot_weights = arena_tensor_typed(ctx->scratch, DTYPE_F32, slots, 1);
-    if ((bucket && !map.data) || !first.data || !rows->data || !slot_weights->data) return -1;
-    be->ops->moe_dispatch(be, *rows, *slot_weights, first, experts, weights, map, buckets);
+    if (buckets > MOE_MAX_BUCKETS) return error_set("MoE dispatch: %d buckets, at most %d", buckets, MOE_MAX_BUCKETS);
+    if (!firsts.data || !rows->data || !slot_weights->data) return -1;
+    be->ops->moe_dispatch(be, *rows, *slot_weights, firsts, experts, weights, bucket, buckets);
     /* The layer's one wait for the device: the grouped product sizes each expert's rows on the host. */
-    be->ops->download(be, (float *)(void *)offsets, first);
-    return be->ops->status(be);
+    be->ops->download(be, (float *)(void *)first, firsts);
+    /* The host slices tensors by these: a device fault must not turn into reads out of bounds. */
+    int ordered = first[0] == 0 && first[buckets] == slots;
+    for (int b = 0; b < buckets && ordered; b++) ordered = first[b] <= first[b + 1];
+    if (!ordered) return be->ops->status(be) ? -1 : error_set("MoE dispatch: inconsistent bucket offsets");
+    for (int b = 0; b <= buckets; b++) offsets[b] = first[b];
+    return 0;
 }
 
 tensor moe_upload_indices(const moe_context *ctx, const int32_t *indices, int64_t count)
@@ -266,13 +274,10 @@ static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, ten
 {
     backend *be = ctx->be;
     moe_scratch *s = ctx->host;
-    int n = ffn->num_experts;
-    int32_t offsets[MOE_MAX_BUCKETS + 1];
     tensor experts, weights, index, weight;
     if (moe_route(ctx, ffn, x, map, &experts, &weights) ||
-        moe_dispatch(ctx, experts, weights, NULL, n, &index, &weight, offsets))
+        moe_dispatch(ctx, experts, weights, tensor_none(), ffn->num_experts, &index, &weight, s->offsets))
         return -1;
-    for (int e = 0; e <= n; e++) s->offsets[e] = offsets[e];
     int64_t slots = tensor_numel(&index);
     tensor gathered = arena_tensor_2d(ctx->scratch, slots, tensor_cols(&x));
     if (!gathered.data) return -1;

@@ -40,6 +40,7 @@ typedef struct moe_ffn {
     int layer;         /* index of this MoE layer for routing capture/replay */
     int local_experts; /* experts held here: all, or (EP) E / ep_size of them */
     int32_t *bucket;   /* EP: [E] owner rank * local_experts + index there, of each expert; else NULL */
+    tensor bucket_map; /* EP: the same on the device (I32 [E], the dispatch's key); else none */
     tensor gate;       /* [E, C], all experts' rows on every rank */
     tensor *w1, *w3, *w2; /* per local expert */
     swiglu_ffn shared;

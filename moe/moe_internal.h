@@ -11,13 +11,13 @@
 int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_token_map *map, tensor *experts,
               tensor *weights);
 
-/* The slots of experts/weights in bucket order (bucket NULL: by expert; else
- * bucket[e] of each expert's, buckets in all), rows ascending within each:
- * rows (I32) and slot_weights (F32) [slots] on the device, in ctx->scratch;
- * offsets[0..buckets] on the host, read back from the device (the layer's
- * one wait for it). */
-int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, const int32_t *bucket, int buckets,
-                 tensor *rows, tensor *slot_weights, int32_t *offsets);
+/* The slots of experts/weights in bucket order (bucket none: by expert;
+ * else the device map ffn->bucket_map, buckets in all), rows ascending
+ * within each: rows (I32) and slot_weights (F32) [slots] on the device, in
+ * ctx->scratch; offsets[0..buckets] on the host, read back from the device
+ * (the layer's one wait for it) and checked to be ordered. */
+int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, tensor bucket, int buckets, tensor *rows,
+                 tensor *slot_weights, int64_t *offsets);
 
 /* The map of x that is one whole sequence of the conditional branch. */
 moe_token_map moe_whole_map(int64_t rows);
