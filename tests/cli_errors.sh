@@ -27,12 +27,7 @@ expect_error "header past end" "header" "$moedit" inspect --model "$work/badhead
 
 # Weights larger than any machine's memory on the CPU: refused before allocating (the kernel used to kill the
 # process while random weights were filled, exit 137 and no message).
-python3 - "$(dirname "$0")/../tools/configs/hidream_i1_full_transformer.json" "$work/huge.json" <<'PY'
-import json, sys
-cfg = json.load(open(sys.argv[1]))
-cfg["num_routed_experts"] = 1024
-json.dump(cfg, open(sys.argv[2], "w"))
-PY
+huge_config "$work/huge.json"
 expect_error "weights beyond memory" "GiB available on this machine" "$moedit" bench --forward-only \
   --config "$work/huge.json" --random-weights --device cpu
 

@@ -1,7 +1,7 @@
 # Sourced first by every tests/cli_*.sh script (this file is not a test):
 #   moedit, fixtures, model (models/tiny-random), work (a scratch directory,
 #   removed at exit), failures (a counter), fail MESSAGE, expect_error, and
-#   finish NAME (reports and exits with the verdict).
+#   huge_config FILE, and finish NAME (reports and exits with the verdict).
 # The scripts take MOEDIT FIXTURES as their arguments.
 set -u
 moedit=$1
@@ -30,6 +30,17 @@ expect_error() {
   else
     echo "ok   $name: $(cat "$work/err")"
   fi
+}
+
+# huge_config FILE: the HiDream-I1-Full transformer config with 1024 routed
+# experts, whose weights exceed any machine's memory (~9.5 TiB as F32).
+huge_config() {
+  python3 - "$(dirname "${BASH_SOURCE[0]}")/../tools/configs/hidream_i1_full_transformer.json" "$1" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["num_routed_experts"] = 1024
+json.dump(cfg, open(sys.argv[2], "w"))
+PY
 }
 
 # finish NAME: reports the verdict and exits with the number of failures.
