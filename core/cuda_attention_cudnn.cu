@@ -56,7 +56,6 @@ struct sdpa_plan {
     int64_t workspace;
 };
 
-
 std::shared_ptr<fe::graph::Tensor_attributes> token_major(fe::graph::Graph &g, const char *name, int uid,
                                                            const sdpa_key &k, int64_t rows)
 {

@@ -137,6 +137,13 @@ static inline int bf16x8_fits(tensor t)
     return t.dtype == DTYPE_BF16 && (uintptr_t)t.data % 16 == 0 && tensor_numel(&t) % 8 == 0;
 }
 
+/* Values per access (ldw/stw's W) for a row kernel over y and x whose rows
+ * it walks in runs of `cols`: 8 where 16-byte BF16 accesses tile them, else 1. */
+static inline int access_width(tensor y, tensor x, int64_t cols)
+{
+    return bf16x8_fits(y) && bf16x8_fits(x) && cols % 8 == 0 ? 8 : 1;
+}
+
 __device__ __forceinline__ float warp_sum(float v)
 {
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

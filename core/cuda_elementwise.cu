@@ -195,7 +195,7 @@ void cuda_gated_residual(backend *be, tensor x, tensor gate, tensor y)
     int64_t n = tensor_numel(&x), cols = tensor_cols(&x);
     assert(tensor_numel(&y) == n && tensor_numel(&gate) == cols);
     if (n == 0) return;
-    if (bf16x8_fits(x) && bf16x8_fits(y) && cols % 8 == 0)
+    if (access_width(x, y, cols) == 8)
         gated_residual_bf16x8_kernel<<<cuda_blocks(s, n / 8), CUDA_THREADS, 0, s->stream>>>(x.data, gate.data, gate.dtype,
                                                                                              y.data, n / 8, cols / 8);
     else

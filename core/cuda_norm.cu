@@ -15,7 +15,7 @@
 static int row_threads(int64_t cols) { return cols >= 1024 ? 256 : cols >= 256 ? 128 : 64; }
 
 /* W: values per access, 8 on rows of BF16 that 16-byte accesses tile
- * (norm_width), else 1. */
+ * (access_width), else 1. */
 template <int W>
 __global__ void layer_norm_modulate_kernel(void *y, int dy, const void *x, int dx, const void *shift, int dsh,
                                            const void *scale, int dsc, int64_t cols, float eps)
@@ -48,8 +48,6 @@ __global__ void layer_norm_modulate_kernel(void *y, int dy, const void *x, int d
     }
 }
 
-static int norm_width(tensor y, tensor x, int64_t cols) { return bf16x8_fits(y) && bf16x8_fits(x) && cols % 8 == 0 ? 8 : 1; }
-
 template <int W>
 __global__ void rms_norm_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw, int64_t cols,
                                 float eps)
@@ -79,7 +77,7 @@ void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, ten
     assert(!shift.data || tensor_numel(&shift) == cols);
     assert(!scale.data || tensor_numel(&scale) == cols);
     if (rows == 0) return;
-    if (norm_width(y, x, cols) == 8)
+    if (access_width(y, x, cols) == 8)
         layer_norm_modulate_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(
             y.data, y.dtype, x.data, x.dtype, shift.data, shift.dtype, scale.data, scale.dtype, cols, eps);
     else
@@ -94,7 +92,7 @@ void cuda_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps)
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
     assert(tensor_numel(&y) == rows * cols && tensor_numel(&weight) == cols);
     if (rows == 0) return;
-    if (norm_width(y, x, cols) == 8)
+    if (access_width(y, x, cols) == 8)
         rms_norm_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
                                                                                    weight.data, weight.dtype, cols, eps);
     else
@@ -137,7 +135,7 @@ void cuda_row_sum_squares(backend *be, tensor sums, tensor x)
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
     assert(tensor_numel(&sums) == rows);
     if (rows == 0) return;
-    if (norm_width(x, x, cols) == 8)
+    if (access_width(x, x, cols) == 8)
         row_sum_squares_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(sums.data, sums.dtype,
                                                                                           x.data, x.dtype, cols);
     else
@@ -152,7 +150,7 @@ void cuda_rms_norm_with_sums(backend *be, tensor y, tensor x, tensor sums, int64
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
     assert(tensor_numel(&y) == rows * cols && tensor_numel(&sums) == rows && tensor_numel(&weight) == cols);
     if (rows == 0) return;
-    if (norm_width(y, x, cols) == 8)
+    if (access_width(y, x, cols) == 8)
         rms_norm_with_sums_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(
             y.data, y.dtype, x.data, x.dtype, sums.data, sums.dtype, (float)count, weight.data, weight.dtype, cols, eps);
     else

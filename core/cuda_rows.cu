@@ -28,9 +28,6 @@ __global__ void gather_rows_kernel(void *y, int dy, const void *x, int dx, const
     }
 }
 
-/* Values per access for row kernels over y and x: 8 where 16-byte BF16 accesses tile the rows. */
-static int rows_width(tensor y, tensor x, int64_t cols) { return bf16x8_fits(y) && bf16x8_fits(x) && cols % 8 == 0 ? 8 : 1; }
-
 static unsigned rows_threads(int64_t units) { return units >= 1024 ? 256 : units >= 128 ? 128 : 64; }
 
 __global__ void iota_kernel(uint32_t *values, int64_t n)
@@ -97,7 +94,7 @@ void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index)
     assert(index.dtype == DTYPE_I32 && tensor_rows(&y) == n && tensor_cols(&y) == cols);
     if (n * cols == 0) return;
     const int32_t *rows = (const int32_t *)index.data;
-    if (rows_width(y, x, cols) == 8)
+    if (access_width(y, x, cols) == 8)
         gather_rows_kernel<8><<<(unsigned)n, rows_threads(cols / 8), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
                                                                                    rows, cols);
     else
@@ -137,7 +134,7 @@ void cuda_scatter_add_rows(backend *be, tensor y, tensor x, tensor index, tensor
                                                  sorted_slots, (int)n, 0, end_bit, s->stream),
                  "scatter_add_rows (sort)"))
         return;
-    if (rows_width(y, x, cols) == 8)
+    if (access_width(y, x, cols) == 8)
         scatter_rows_kernel<8><<<(unsigned)rows, rows_threads(cols / 8), 0, s->stream>>>(
             y.data, y.dtype, x.data, x.dtype, weight.data, weight.dtype, sorted_rows, sorted_slots, n, cols);
     else
@@ -176,7 +173,7 @@ static void column_blocks(backend *be, tensor y, tensor x, int parts, int split)
     int64_t rows = tensor_rows(&wide), cols = tensor_cols(&wide);
     assert(cols % parts == 0 && tensor_numel(&narrow) == rows * cols && tensor_cols(&narrow) == cols / parts);
     if (rows * cols == 0) return;
-    if (rows_width(wide, narrow, cols / parts) == 8)
+    if (access_width(wide, narrow, cols / parts) == 8)
         column_blocks_kernel<8><<<(unsigned)rows, rows_threads(cols / 8), 0, s->stream>>>(
             narrow.data, narrow.dtype, wide.data, wide.dtype, rows, cols, parts, split);
     else

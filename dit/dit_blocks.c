@@ -74,11 +74,12 @@ static int attend_start(dit_run *run, const dit_sequence *s, dit_attention_state
     return dit_attention_start(run, s, st, out, q, k, v);
 }
 
+/* Four segments per sample at most (image, context, t5, llama). */
+_Static_assert(MOE_MAX_SEGMENTS >= 4 * DIT_MAX_BATCH, "a token map holds every sample's segments");
+
 /* The token map of the image stream (double blocks: target and context) or
  * of the kept rows (single blocks: and the initial text) of every sample,
  * the samples' rows one after the other from local row 0. */
-/* Four segments per sample at most (image, context, t5, llama). */
-_Static_assert(MOE_MAX_SEGMENTS >= 4 * DIT_MAX_BATCH, "a token map holds every sample's segments");
 
 static moe_token_map token_map(const dit_batch *batch, int kept)
 {

@@ -1,7 +1,7 @@
 # Sourced first by every tests/cli_*.sh script (this file is not a test):
 #   moedit, fixtures, model (models/tiny-random), work (a scratch directory,
-#   removed at exit), failures (a counter), fail MESSAGE, expect_error, and
-#   huge_config FILE, and finish NAME (reports and exits with the verdict).
+#   removed at exit), failures (a counter), fail MESSAGE, expect_error,
+#   huge_config FILE and finish NAME (reports and exits with the verdict).
 # The scripts take MOEDIT FIXTURES as their arguments.
 set -u
 moedit=$1

@@ -22,7 +22,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.
 . "$(dirname "$0")/bench_forward.sh"
 for round in $(seq "${ROUNDS:-1}"); do
   for size in 1024 2048; do
-    iterations=$([ "$size" = 1024 ] && echo 10 || echo 4)
+    iterations=$(forward_iterations "$size")
     forward_json "$build/moedit" "$size" "${BATCH:-1}" | sed "s/^{/{\"round\":$round,/" >>"$out/moedit_transformer.jsonl"
     python3 tools/bench_diffusers.py transformer --config "$config" --height "$size" --width "$size" \
       --text-tokens 128 --batch "${BATCH:-1}" --warmup 2 --iterations "$iterations" | sed "s/^{/{\"round\": $round, /" \

@@ -36,7 +36,7 @@ KINDS = [
     ("other products", lambda op: op.startswith("linear")),
     ("Ulysses packing", lambda op: op.startswith(("split_columns", "merge_columns"))),
     ("host transfers", lambda op: op.startswith(("upload", "download"))),
-    ("host routing and dispatch (device idle)", lambda op: op.startswith("host ")),
+    ("MoE routing and dispatch", lambda op: op.startswith(("moe_route", "moe_dispatch", "host "))),
     ("VAE", lambda op: op.startswith(("conv2d", "group_norm", "upsample")) or "H1 " in op),
     ("setup", lambda op: op.startswith("fill_uniform")),
 ]
