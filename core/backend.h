@@ -109,10 +109,12 @@ typedef struct backend_ops {
     /* y[N, M] = x[M, N]^T (images [C, H*W] <-> token rows [H*W, C]). */
     void (*transpose)(backend *be, tensor y, tensor x);
 
-    /* MoE data movement: y[i] = x[index[i]]; and y[index[i]] += weight[i] * x[i]
-     * (index I32 [n], weight F32 [n], both on the device). */
+    /* MoE data movement: y[i] = x[index[i]] (index I32 [n] on the device);
+     * and the combine y[r] += weight[p] * x[p] summed over the K positions
+     * p = positions[r, 0..K) (I32 [M, K]) in ascending order of p, so every
+     * backend adds in one order (weight F32 [slots]). */
     void (*gather_rows)(backend *be, tensor y, tensor x, tensor index);
-    void (*scatter_add_rows)(backend *be, tensor y, tensor x, tensor index, tensor weight);
+    void (*combine_rows)(backend *be, tensor y, tensor x, tensor positions, tensor weight);
     /* MoE gate (core/moe_gate.h, the same rule on every backend): per row of
      * logits[rows, E] (activation dtype; may be overwritten), experts[rows, K]
      * (I32) <- the K most probable, ascending, unless `forced` (a replay:
@@ -121,10 +123,11 @@ typedef struct backend_ops {
     /* MoE dispatch: the slots s = (row, j) of experts[rows, K] in a stable
      * counting sort by bucket[experts[s]] (I32 [E]; none: the expert itself),
      * buckets 0..buckets-1: rows[p] = s / K and slot_weights[p] = weights[s]
-     * for the slot at position p (I32 and F32 [rows * K]); offsets[b] (I32
-     * [buckets + 1]) = the first position of bucket b, offsets[buckets] = all. */
-    void (*moe_dispatch)(backend *be, tensor rows, tensor slot_weights, tensor offsets, tensor experts,
-                         tensor weights, tensor bucket, int buckets);
+     * for the slot at position p (I32 and F32 [rows * K]), positions[s] = p
+     * (I32 [rows, K], combine_rows' argument); offsets[b] (I32 [buckets + 1])
+     * = the first position of bucket b, offsets[buckets] = all. */
+    void (*moe_dispatch)(backend *be, tensor rows, tensor slot_weights, tensor positions, tensor offsets,
+                         tensor experts, tensor weights, tensor bucket, int buckets);
 } backend_ops;
 
 struct backend {

@@ -502,19 +502,6 @@ static void cpu_gather_rows(backend *be, tensor y, tensor x, tensor index)
     for (int64_t i = 0; i < n; i++) memcpy(f32(y) + i * cols, f32(x) + (int64_t)idx[i] * cols, (size_t)cols * 4);
 }
 
-static void cpu_scatter_add_rows(backend *be, tensor y, tensor x, tensor index, tensor weight)
-{
-    /* Serial over rows: two rows may target the same token. */
-    int64_t n = tensor_numel(&index), cols = tensor_cols(&x);
-    const int32_t *idx = index.data;
-    const float *w = f32(weight);
-    for (int64_t i = 0; i < n; i++) {
-        float *dst = f32(y) + (int64_t)idx[i] * cols;
-        const float *src = f32(x) + i * cols;
-        for (int64_t c = 0; c < cols; c++) dst[c] += w[i] * src[c];
-    }
-}
-
 static const backend_ops cpu_ops = {
     .alloc = cpu_alloc,
     .free = cpu_free,
@@ -550,7 +537,7 @@ static const backend_ops cpu_ops = {
     .transpose = cpu_transpose,
     .gather_rows = cpu_gather_rows,
     .copy_rows = cpu_copy_rows,
-    .scatter_add_rows = cpu_scatter_add_rows,
+    .combine_rows = cpu_combine_rows,
     .moe_route = cpu_moe_route,
     .moe_dispatch = cpu_moe_dispatch,
 };

@@ -55,7 +55,7 @@ static const backend_ops cuda_ops = {
     .transpose = cuda_transpose,
     .copy_rows = cuda_copy_rows,
     .gather_rows = cuda_gather_rows,
-    .scatter_add_rows = cuda_scatter_add_rows,
+    .combine_rows = cuda_combine_rows,
     .moe_route = cuda_moe_route,
     .moe_dispatch = cuda_moe_dispatch,
 };

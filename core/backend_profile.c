@@ -243,9 +243,9 @@ static void p_gather_rows(backend *be, tensor y, tensor x, tensor index)
     TIMED(be, "gather_rows", in->ops->gather_rows(in, y, x, index));
 }
 
-static void p_scatter_add_rows(backend *be, tensor y, tensor x, tensor index, tensor weight)
+static void p_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight)
 {
-    TIMED(be, "scatter_add_rows", in->ops->scatter_add_rows(in, y, x, index, weight));
+    TIMED(be, "combine_rows", in->ops->combine_rows(in, y, x, positions, weight));
 }
 
 static void p_moe_route(backend *be, tensor experts, tensor weights, tensor logits, int forced)
@@ -253,11 +253,11 @@ static void p_moe_route(backend *be, tensor experts, tensor weights, tensor logi
     TIMED(be, "moe_route", in->ops->moe_route(in, experts, weights, logits, forced));
 }
 
-static void p_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor offsets, tensor experts,
-                           tensor weights, tensor bucket, int buckets)
+static void p_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor positions, tensor offsets,
+                           tensor experts, tensor weights, tensor bucket, int buckets)
 {
     TIMED(be, "moe_dispatch",
-          in->ops->moe_dispatch(in, rows, slot_weights, offsets, experts, weights, bucket, buckets));
+          in->ops->moe_dispatch(in, rows, slot_weights, positions, offsets, experts, weights, bucket, buckets));
 }
 
 static const backend_ops profiled_ops = {
@@ -295,7 +295,7 @@ static const backend_ops profiled_ops = {
     .transpose = p_transpose,
     .copy_rows = p_copy_rows,
     .gather_rows = p_gather_rows,
-    .scatter_add_rows = p_scatter_add_rows,
+    .combine_rows = p_combine_rows,
     .moe_route = p_moe_route,
     .moe_dispatch = p_moe_dispatch,
 };

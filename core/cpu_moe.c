@@ -18,15 +18,15 @@ void cpu_moe_route(backend *be, tensor experts, tensor weights, tensor logits, i
     for (int64_t i = 0; i < rows; i++) moe_gate_row(probs + i * n, n, k, forced, chosen + i * k, w + i * k);
 }
 
-void cpu_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor offsets, tensor experts, tensor weights,
-                      tensor bucket, int buckets)
+void cpu_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor positions, tensor offsets, tensor experts,
+                      tensor weights, tensor bucket, int buckets)
 {
     (void)be;
     int64_t slots = tensor_numel(&experts);
     int k = (int)tensor_cols(&experts);
     const int32_t *chosen = experts.data, *map = bucket.data;
     const float *w = weights.data;
-    int32_t *row_of = rows.data, *start = offsets.data;
+    int32_t *row_of = rows.data, *start = offsets.data, *position = positions.data;
     float *weight_of = slot_weights.data;
     assert(tensor_numel(&offsets) == buckets + 1 && tensor_numel(&rows) == slots);
     for (int b = 0; b <= buckets; b++) start[b] = 0;
@@ -39,5 +39,36 @@ void cpu_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor offs
         int32_t at = fill[map ? map[chosen[i]] : chosen[i]]++;
         row_of[at] = (int32_t)(i / k);
         weight_of[at] = w[i];
+        position[i] = at;
+    }
+}
+
+void cpu_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight)
+{
+    (void)be;
+    int64_t rows = tensor_rows(&y), cols = tensor_cols(&y);
+    int k = (int)tensor_cols(&positions);
+    assert(k <= MOE_MAX_BUCKETS && tensor_rows(&positions) == rows);
+    const int32_t *at = positions.data;
+    const float *in = x.data, *w = weight.data;
+    float *out = y.data;
+    /* Rows are independent: each adds its own slots, ascending by position. */
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; r++) {
+        int32_t order[MOE_MAX_BUCKETS];
+        for (int j = 0; j < k; j++) { /* insertion sort: k is small */
+            int32_t p = at[r * k + j];
+            int i = j;
+            while (i > 0 && order[i - 1] > p) {
+                order[i] = order[i - 1];
+                i--;
+            }
+            order[i] = p;
+        }
+        float *dst = out + r * cols;
+        for (int j = 0; j < k; j++) {
+            const float *src = in + (int64_t)order[j] * cols;
+            for (int64_t c = 0; c < cols; c++) dst[c] += w[order[j]] * src[c];
+        }
     }
 }

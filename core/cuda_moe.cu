@@ -91,9 +91,9 @@ __global__ void dispatch_scan_kernel(int32_t *counts, int32_t *offsets, int buck
         for (int j = 0; j < blocks; j++) counts[(int64_t)b * blocks + j] += base[b];
 }
 
-__global__ void dispatch_place_kernel(int32_t *rows, float *slot_weights, const int32_t *first, const int32_t *experts,
-                                      const float *weights, const int32_t *bucket, int64_t slots, int buckets,
-                                      int blocks, int k)
+__global__ void dispatch_place_kernel(int32_t *rows, float *slot_weights, int32_t *positions, const int32_t *first,
+                                      const int32_t *experts, const float *weights, const int32_t *bucket,
+                                      int64_t slots, int buckets, int blocks, int k)
 {
     extern __shared__ int32_t warp_count[]; /* [DISPATCH_WARPS][buckets] */
     for (int i = threadIdx.x; i < DISPATCH_WARPS * buckets; i += blockDim.x) warp_count[i] = 0;
@@ -110,16 +110,17 @@ __global__ void dispatch_place_kernel(int32_t *rows, float *slot_weights, const 
     for (int w = 0; w < warp; w++) at += warp_count[w * buckets + key];
     rows[at] = (int32_t)(slot / k);
     slot_weights[at] = weights[slot];
+    positions[slot] = at;
 }
 
-void cuda_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor offsets, tensor experts, tensor weights,
-                       tensor bucket, int buckets)
+void cuda_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor positions, tensor offsets, tensor experts,
+                       tensor weights, tensor bucket, int buckets)
 {
     cuda_state *s = cuda_of(be);
     int64_t slots = tensor_numel(&experts);
     int k = (int)tensor_cols(&experts), blocks = (int)((slots + DISPATCH_SLOTS - 1) / DISPATCH_SLOTS);
     assert(rows.dtype == DTYPE_I32 && offsets.dtype == DTYPE_I32 && tensor_numel(&offsets) == buckets + 1);
-    assert(tensor_numel(&rows) == slots && buckets <= MOE_MAX_BUCKETS);
+    assert(tensor_numel(&rows) == slots && tensor_numel(&positions) == slots && buckets <= MOE_MAX_BUCKETS);
     int32_t *counts = (int32_t *)cuda_scratch(s, (size_t)buckets * (blocks > 0 ? blocks : 1) * sizeof(int32_t));
     if (!counts) return;
     const int32_t *map = (const int32_t *)bucket.data, *chosen = (const int32_t *)experts.data;
@@ -132,7 +133,7 @@ void cuda_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor off
     cuda_launched(s, "moe_dispatch scan");
     if (blocks == 0) return;
     dispatch_place_kernel<<<blocks, DISPATCH_SLOTS, DISPATCH_WARPS * buckets * sizeof(int32_t), s->stream>>>(
-        (int32_t *)rows.data, (float *)slot_weights.data, counts, chosen, (const float *)weights.data, map, slots,
-        buckets, blocks, k);
+        (int32_t *)rows.data, (float *)slot_weights.data, (int32_t *)positions.data, counts, chosen,
+        (const float *)weights.data, map, slots, buckets, blocks, k);
     cuda_launched(s, "moe_dispatch place");
 }

@@ -70,12 +70,12 @@ void cuda_copy_rows(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_ro
 
 /* cuda_rows.cu */
 void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index);
-void cuda_scatter_add_rows(backend *be, tensor y, tensor x, tensor index, tensor weight);
+void cuda_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight);
 
 /* cuda_moe.cu */
 void cuda_moe_route(backend *be, tensor experts, tensor weights, tensor logits, int forced);
-void cuda_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor offsets, tensor experts, tensor weights,
-                       tensor bucket, int buckets);
+void cuda_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor positions, tensor offsets, tensor experts,
+                       tensor weights, tensor bucket, int buckets);
 void cuda_split_columns(backend *be, tensor y, tensor x, int parts);
 void cuda_merge_columns(backend *be, tensor y, tensor x, int parts);
 

@@ -1,17 +1,16 @@
 /* Moving rows and column blocks:
  *   gather_rows       y[i] = x[index[i]]                       (MoE dispatch)
- *   scatter_add_rows  y[index[i]] += weight[i] * x[i]          (MoE combine)
+ *   combine_rows      y[r] += sum of weight[p] * x[p] over the K positions
+ *                     p = positions[r, :], ascending             (MoE combine)
  *   split_columns     y[p * M + r, j] = x[r, p * w + j], w = C / parts, and
  *   merge_columns     its inverse                              (Ulysses packing)
  *   transpose         y[j, i] = x[i, j]                        (VAE image <-> tokens)
- * Several slots may add into one row (top-k > 1), and y is BF16, so the adds
- * cannot be float atomics. scatter_add_rows is deterministic instead: a
- * stable radix sort of the slots by destination row (CUB), then one thread
- * block per destination row adds its slots in slot order, in FP32, and rounds
- * once, the same order as the CPU backend's serial loop. */
+ * Each token row gathers its own K slots (their positions come from the
+ * dispatch), so no two threads write one row and the sum's order is fixed:
+ * ascending position, in FP32, rounded once, the CPU backend's order. (The
+ * scatter this replaced sorted the slots by destination row with a CUB radix
+ * sort on every call.) */
 #include "core/cuda_common.cuh"
-
-#include <cub/device/device_radix_sort.cuh>
 
 /* One block per destination row; W values per access: 8 BF16 values through
  * 16 bytes where both tensors allow it (the element-wise kernel this
@@ -30,63 +29,6 @@ __global__ void gather_rows_kernel(void *y, int dy, const void *x, int dx, const
 
 static unsigned rows_threads(int64_t units) { return units >= 1024 ? 256 : units >= 128 ? 128 : 64; }
 
-__global__ void iota_kernel(uint32_t *values, int64_t n)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        values[i] = (uint32_t)i;
-}
-
-/* First position in sorted[0, n) whose key is >= key. */
-__device__ int64_t lower_bound(const uint32_t *sorted, int64_t n, uint32_t key)
-{
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        if (sorted[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* [*first, *last): the positions in the sorted keys of this block's row. */
-__device__ __forceinline__ void row_slots(const uint32_t *sorted_rows, int64_t n, int64_t *first, int64_t *last)
-{
-    __shared__ int64_t range[2];
-    if (threadIdx.x == 0) {
-        range[0] = lower_bound(sorted_rows, n, blockIdx.x);
-        range[1] = lower_bound(sorted_rows, n, blockIdx.x + 1);
-    }
-    __syncthreads();
-    *first = range[0];
-    *last = range[1];
-}
-
-/* Block `row` adds the slots sorted_slots[first, last) whose key is row, W
- * values per access (as gather_rows_kernel), in slot order. */
-template <int W>
-__global__ void scatter_rows_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw,
-                                    const uint32_t *sorted_rows, const uint32_t *sorted_slots, int64_t n, int64_t cols)
-{
-    uint32_t row = blockIdx.x;
-    int64_t first, last;
-    row_slots(sorted_rows, n, &first, &last);
-    if (first == last) return;
-    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
-        float acc[W], v[W];
-        ldw<W>(y, dy, (int64_t)row * cols + c, acc);
-        for (int64_t j = first; j < last; j++) {
-            int64_t slot = sorted_slots[j];
-            float w = ld(weight, dw, slot);
-            ldw<W>(x, dx, slot * cols + c, v);
-#pragma unroll
-            for (int k = 0; k < W; k++) acc[k] += w * v[k];
-        }
-        stw<W>(y, dy, (int64_t)row * cols + c, acc);
-    }
-}
-
 void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index)
 {
     cuda_state *s = cuda_of(be);
@@ -103,44 +45,57 @@ void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index)
     cuda_launched(s, "gather_rows");
 }
 
-static int bits_for(int64_t values)
+/* Block `row`: y[row] += its K slots' weighted rows, ascending by position
+ * (sorted once into shared memory), W values per access (as gather_rows_kernel). */
+template <int W>
+__global__ void combine_rows_kernel(void *y, int dy, const void *x, int dx, const float *weight, const int32_t *positions,
+                                    int k, int64_t cols)
 {
-    int bits = 1;
-    while (bits < 32 && ((int64_t)1 << bits) < values) bits++;
-    return bits;
+    extern __shared__ int32_t order[]; /* [k] */
+    if (threadIdx.x == 0) {
+        for (int j = 0; j < k; j++) { /* insertion sort: k is small */
+            int32_t p = positions[(int64_t)blockIdx.x * k + j];
+            int at = j;
+            while (at > 0 && order[at - 1] > p) {
+                order[at] = order[at - 1];
+                at--;
+            }
+            order[at] = p;
+        }
+    }
+    __syncthreads();
+    const int64_t row = (int64_t)blockIdx.x * cols;
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        float acc[W], v[W];
+        ldw<W>(y, dy, row + c, acc);
+        for (int j = 0; j < k; j++) {
+            float w = weight[order[j]];
+            ldw<W>(x, dx, (int64_t)order[j] * cols + c, v);
+#pragma unroll
+            for (int i = 0; i < W; i++) acc[i] += w * v[i];
+        }
+        stw<W>(y, dy, row + c, acc);
+    }
 }
 
-void cuda_scatter_add_rows(backend *be, tensor y, tensor x, tensor index, tensor weight)
+void cuda_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight)
 {
     cuda_state *s = cuda_of(be);
-    int64_t n = tensor_numel(&index), cols = tensor_cols(&x), rows = tensor_rows(&y);
-    assert(index.dtype == DTYPE_I32 && tensor_rows(&x) == n && tensor_cols(&y) == cols);
-    assert(tensor_numel(&weight) == n);
-    if (n == 0 || cols == 0 || rows == 0) return;
-    /* Indices are non-negative: sort them as unsigned keys on the bits that rows need. */
-    const uint32_t *keys = (const uint32_t *)index.data;
-    int end_bit = bits_for(rows);
-    size_t sort_bytes = 0;
-    cub::DeviceRadixSort::SortPairs(NULL, sort_bytes, keys, (uint32_t *)NULL, (const uint32_t *)NULL,
-                                    (uint32_t *)NULL, (int)n, 0, end_bit, s->stream);
-    size_t words = (size_t)(3 * n + 64) & ~(size_t)63; /* keep the sort's storage 256-byte aligned */
-    char *scratch = (char *)cuda_scratch(s, words * 4 + sort_bytes);
-    if (!scratch) return;
-    uint32_t *sorted_rows = (uint32_t *)scratch, *slots = sorted_rows + n, *sorted_slots = slots + n;
-    iota_kernel<<<cuda_blocks(s, n), CUDA_THREADS, 0, s->stream>>>(slots, n);
-    if (!cuda_launched(s, "scatter_add_rows (iota)")) return;
-    if (!cuda_ok(s,
-                 cub::DeviceRadixSort::SortPairs(scratch + words * 4, sort_bytes, keys, sorted_rows, slots,
-                                                 sorted_slots, (int)n, 0, end_bit, s->stream),
-                 "scatter_add_rows (sort)"))
-        return;
+    int64_t rows = tensor_rows(&y), cols = tensor_cols(&y);
+    int k = (int)tensor_cols(&positions);
+    assert(positions.dtype == DTYPE_I32 && tensor_rows(&positions) == rows && weight.dtype == DTYPE_F32);
+    assert(tensor_cols(&x) == cols && tensor_numel(&weight) == tensor_rows(&x));
+    if (rows == 0 || cols == 0 || k == 0) return;
+    size_t shared = (size_t)k * sizeof(int32_t);
+    const int32_t *at = (const int32_t *)positions.data;
+    const float *w = (const float *)weight.data;
     if (access_width(y, x, cols) == 8)
-        scatter_rows_kernel<8><<<(unsigned)rows, rows_threads(cols / 8), 0, s->stream>>>(
-            y.data, y.dtype, x.data, x.dtype, weight.data, weight.dtype, sorted_rows, sorted_slots, n, cols);
+        combine_rows_kernel<8><<<(unsigned)rows, rows_threads(cols / 8), shared, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, w, at, k, cols);
     else
-        scatter_rows_kernel<1><<<(unsigned)rows, rows_threads(cols), 0, s->stream>>>(
-            y.data, y.dtype, x.data, x.dtype, weight.data, weight.dtype, sorted_rows, sorted_slots, n, cols);
-    cuda_launched(s, "scatter_add_rows");
+        combine_rows_kernel<1><<<(unsigned)rows, rows_threads(cols), shared, s->stream>>>(y.data, y.dtype, x.data,
+                                                                                       x.dtype, w, at, k, cols);
+    cuda_launched(s, "combine_rows");
 }
 
 /* narrow[p * rows + r, j] <-> wide[r, p * width + j]; `split` copies wide to

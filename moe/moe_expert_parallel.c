@@ -96,10 +96,11 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     tensor mine = tensor_row_slice(x, first, rows);
     moe_token_map clipped = clip_map(map, tensor_rows(&x), first, rows);
     /* Step 2 on the device: slots by (owner, local expert), rows ascending within each. */
-    tensor experts, weights, slot_rows, slot_weights;
+    tensor experts, weights, slot_rows, slot_weights, positions;
     int64_t bucket_first[EP_MAX + 1];
     if (moe_route(ctx, ffn, mine, &clipped, &experts, &weights) ||
-        moe_dispatch(ctx, experts, weights, ffn->bucket_map, peers * local, &slot_rows, &slot_weights, bucket_first))
+        moe_dispatch(ctx, experts, weights, ffn->bucket_map, peers * local, &slot_rows, &slot_weights, &positions,
+                     bucket_first))
         return -1;
     for (int b = 0; b < peers * local; b++) s->send_counts[b] = (int32_t)(bucket_first[b + 1] - bucket_first[b]);
     if (exchange_counts(ctx, ffn)) return -1;
@@ -132,6 +133,6 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     if (moe_experts_compute(ctx, ffn, grouped, s->offsets)) return -1;
     be->ops->gather_rows(be, incoming, grouped, inverse);
     if (ep->ops->all_to_all_rows(ep, outgoing, send_rows, incoming, recv_rows)) return -1;
-    be->ops->scatter_add_rows(be, tensor_row_slice(y, first, rows), outgoing, slot_rows, slot_weights);
+    be->ops->combine_rows(be, tensor_row_slice(y, first, rows), outgoing, positions, slot_weights);
     return 0;
 }

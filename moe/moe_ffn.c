@@ -222,7 +222,7 @@ int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_to
 }
 
 int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, tensor bucket, int buckets, tensor *rows,
-                 tensor *slot_weights, int64_t *offsets)
+                 tensor *slot_weights, tensor *positions, int64_t *offsets)
 {
     backend *be = ctx->be;
     int64_t slots = tensor_numel(&experts);
@@ -230,9 +230,10 @@ int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, tensor 
     tensor firsts = arena_tensor_typed(ctx->scratch, DTYPE_I32, buckets + 1, 1);
     *rows = arena_tensor_typed(ctx->scratch, DTYPE_I32, slots, 1);
     *slot_weights = arena_tensor_typed(ctx->scratch, DTYPE_F32, slots, 1);
+    *positions = arena_tensor_typed(ctx->scratch, DTYPE_I32, tensor_rows(&experts), tensor_cols(&experts));
     if (buckets > MOE_MAX_BUCKETS) return error_set("MoE dispatch: %d buckets, at most %d", buckets, MOE_MAX_BUCKETS);
-    if (!firsts.data || !rows->data || !slot_weights->data) return -1;
-    be->ops->moe_dispatch(be, *rows, *slot_weights, firsts, experts, weights, bucket, buckets);
+    if (!firsts.data || !rows->data || !slot_weights->data || !positions->data) return -1;
+    be->ops->moe_dispatch(be, *rows, *slot_weights, *positions, firsts, experts, weights, bucket, buckets);
     /* The layer's one wait for the device: the grouped product sizes each expert's rows on the host. */
     be->ops->download(be, (float *)(void *)first, firsts);
     /* The host slices tensors by these: a device fault must not turn into reads out of bounds. */
@@ -274,9 +275,9 @@ static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, ten
 {
     backend *be = ctx->be;
     moe_scratch *s = ctx->host;
-    tensor experts, weights, index, weight;
+    tensor experts, weights, index, weight, positions;
     if (moe_route(ctx, ffn, x, map, &experts, &weights) ||
-        moe_dispatch(ctx, experts, weights, tensor_none(), ffn->num_experts, &index, &weight, s->offsets))
+        moe_dispatch(ctx, experts, weights, tensor_none(), ffn->num_experts, &index, &weight, &positions, s->offsets))
         return -1;
     int64_t slots = tensor_numel(&index);
     tensor gathered = arena_tensor_2d(ctx->scratch, slots, tensor_cols(&x));
@@ -284,7 +285,7 @@ static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, ten
     be->ops->gather_rows(be, gathered, x, index);
     moe_count_expert_rows(s, slots);
     if (moe_experts_compute(ctx, ffn, gathered, s->offsets)) return -1;
-    be->ops->scatter_add_rows(be, y, gathered, index, weight);
+    be->ops->combine_rows(be, y, gathered, positions, weight);
     return 0;
 }
 

@@ -13,11 +13,12 @@ int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_to
 
 /* The slots of experts/weights in bucket order (bucket none: by expert;
  * else the device map ffn->bucket_map, buckets in all), rows ascending
- * within each: rows (I32) and slot_weights (F32) [slots] on the device, in
+ * within each: rows (I32) and slot_weights (F32) [slots], and each slot's
+ * position (I32 [rows, K], for combine_rows) on the device, in
  * ctx->scratch; offsets[0..buckets] on the host, read back from the device
  * (the layer's one wait for it) and checked to be ordered. */
 int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, tensor bucket, int buckets, tensor *rows,
-                 tensor *slot_weights, int64_t *offsets);
+                 tensor *slot_weights, tensor *positions, int64_t *offsets);
 
 /* The map of x that is one whole sequence of the conditional branch. */
 moe_token_map moe_whole_map(int64_t rows);

@@ -175,20 +175,60 @@ static void test_gather_rows_copies_indexed_rows_exactly(void)
     check_exact("gather_rows", y, want);
 }
 
-static void test_scatter_add_rows_accumulates_repeated_indices(void)
+static void test_combine_rows_adds_each_rows_slots(void)
 {
-    enum { ROWS = 6, C = 9, N = 8 };
-    /* Row 2 receives four rows, row 0 two, rows 1 and 3 none. */
-    const int32_t index[N] = {2, 0, 2, 5, 2, 0, 4, 2};
+    enum { ROWS = 5, K = 3, N = ROWS * K, C = 9 };
+    /* Each row's slots, listed out of order (the op adds them ascending). */
+    const int32_t positions[N] = {7, 0, 12, 3, 14, 1, 9, 2, 4, 13, 5, 10, 6, 11, 8};
     float *x, *weight, *y;
     tensor tx = randomize(matrix(N, C), &x), tw = randomize(vector(DTYPE_F32, N), &weight);
     tensor ty = randomize(matrix(ROWS, C), &y);
     double *want = reference(ROWS * C);
     for (int i = 0; i < ROWS * C; i++) want[i] = y[i];
-    for (int i = 0; i < N; i++)
-        for (int c = 0; c < C; c++) want[index[i] * C + c] += (double)weight[i] * x[i * C + c];
-    be->ops->scatter_add_rows(be, ty, tx, index_vector(index, N), tw);
-    check_close("scatter_add_rows", ty, want, TOLERANCE);
+    for (int r = 0; r < ROWS; r++)
+        for (int j = 0; j < K; j++) {
+            int p = positions[r * K + j];
+            for (int c = 0; c < C; c++) want[r * C + c] += (double)weight[p] * x[p * C + c];
+        }
+    be->ops->combine_rows(be, ty, tx, tensor_reshape_2d(index_vector(positions, N), ROWS, K), tw);
+    check_close("combine_rows", ty, want, TOLERANCE);
+}
+
+/* The dispatch is a stable counting sort of the (row, j) slots by bucket:
+ * offsets bound the buckets, rows ascend within each, and positions invert it. */
+static void test_moe_dispatch_sorts_slots_stably(void)
+{
+    enum { ROWS = 6, K = 2, N = ROWS * K, E = 4, BUCKETS = 5 };
+    const int32_t experts[N] = {0, 2, 1, 3, 0, 1, 2, 3, 0, 3, 1, 2};
+    const int32_t bucket[E] = {3, 0, 4, 0}; /* experts 1 and 3 share a bucket; buckets 1 and 2 stay empty */
+    float *weight;
+    tensor tw = randomize(matrix(ROWS, K), &weight);
+    tensor te = tensor_reshape_2d(index_vector(experts, N), ROWS, K);
+    for (int mapped = 0; mapped < 2; mapped++) {
+        int buckets = mapped ? BUCKETS : E;
+        tensor rows = vector(DTYPE_I32, N), slot_weights = vector(DTYPE_F32, N);
+        int64_t shape[2] = {ROWS, K};
+        tensor positions = with_storage(tensor_make(DTYPE_I32, be->device, 2, shape));
+        tensor offsets = vector(DTYPE_I32, buckets + 1);
+        be->ops->moe_dispatch(be, rows, slot_weights, positions, offsets, te, tw,
+                              mapped ? index_vector(bucket, E) : tensor_none(), buckets);
+        const int32_t *got_rows = (const int32_t *)(const void *)fetch(rows);
+        const int32_t *got_offsets = (const int32_t *)(const void *)fetch(offsets);
+        const int32_t *got_positions = (const int32_t *)(const void *)fetch(positions);
+        const float *got_weights = fetch(slot_weights);
+        int at = 0, ok = 1;
+        for (int b = 0; b < buckets; b++) { /* the expected order, built slot by slot */
+            ok &= got_offsets[b] == at;
+            for (int i = 0; i < N; i++) {
+                int key = mapped ? bucket[experts[i]] : experts[i];
+                if (key != b) continue;
+                ok &= got_rows[at] == i / K && got_weights[at] == weight[i] && got_positions[i] == at;
+                at++;
+            }
+        }
+        ok &= got_offsets[buckets] == N;
+        CHECK_MSG(ok, "moe_dispatch (%s): not the stable order by bucket", mapped ? "mapped" : "by expert");
+    }
 }
 
 /* ---- matrix products ------------------------------------------------ */
@@ -606,7 +646,8 @@ int main(void)
     run(test_copy_moves_data_between_shapes_of_equal_numel);
     run(test_fill_writes_every_element_of_the_view_and_nothing_else);
     run(test_gather_rows_copies_indexed_rows_exactly);
-    run(test_scatter_add_rows_accumulates_repeated_indices);
+    run(test_combine_rows_adds_each_rows_slots);
+    run(test_moe_dispatch_sorts_slots_stably);
     run(test_linear_matches_naive_with_and_without_bias);
     run(test_linear_grouped_handles_empty_and_uneven_groups);
     run(test_add_silu_swiglu_match_naive);

@@ -7,7 +7,7 @@
  * attention and convolutions within 2e-2 of the result's scale (both
  * attention kernels: tensor cores for BF16 and head dims divisible by 16,
  * the plain one otherwise). Shapes are odd
- * on purpose; views start at unaligned rows; scatter_add_rows, attention and
+ * on purpose; views start at unaligned rows; combine_rows, attention and
  * linear must give bit-identical results run to run. A table of the errors
  * is printed. Without a GPU the test exits 77 (ctest: skipped). */
 #include "core/backend.h"
@@ -202,14 +202,16 @@ static void test_alloc_upload_download_copy_fill(void)
 }
 
 /* cols = 72 takes the 8-wide BF16 kernels, 67 the element-wise ones. */
-static void gather_scatter_case(int64_t cols)
+static void gather_combine_case(int64_t cols)
 {
-    enum { ROWS = 41, SLOTS = 90 };
+    enum { ROWS = 41, K = 3, SLOTS = ROWS * K };
     pair x = random_2d(ACT, ROWS, cols);
-    int32_t index[SLOTS];
+    int32_t index[SLOTS], positions[SLOTS];
     for (int i = 0; i < SLOTS; i++) index[i] = (i * 17 + i / 3) % ROWS; /* repeats, out of order */
-    pair idx = pair_2d(I32, SLOTS, 1);
+    for (int i = 0; i < SLOTS; i++) positions[i] = (i * 7 + 5) % SLOTS; /* each slot once, rows' slots unordered */
+    pair idx = pair_2d(I32, SLOTS, 1), at = pair_2d(I32, ROWS, K);
     upload(idx, (const float *)(const void *)index);
+    upload(at, (const float *)(const void *)positions);
     pair gathered = pair_2d(ACT, SLOTS, cols);
     cpu->ops->gather_rows(cpu, gathered.c, x.c, idx.c);
     gpu->ops->gather_rows(gpu, gathered.g, x.g, idx.g);
@@ -221,17 +223,17 @@ static void gather_scatter_case(int64_t cols)
     pair y = pair_2d(ACT, ROWS, cols), again = pair_2d(ACT, ROWS, cols);
     upload(y, y0);
     upload(again, y0);
-    cpu->ops->scatter_add_rows(cpu, y.c, src.c, idx.c, weight.c);
-    gpu->ops->scatter_add_rows(gpu, y.g, src.g, idx.g, weight.g);
-    gpu->ops->scatter_add_rows(gpu, again.g, src.g, idx.g, weight.g);
-    compare(cols % 8 ? "scatter_add_rows (repeated rows)" : "scatter_add_rows (8-wide)", y, TOL_ELEMENTWISE);
-    check_same_bits("scatter_add_rows", y.g, again.g);
+    cpu->ops->combine_rows(cpu, y.c, src.c, at.c, weight.c);
+    gpu->ops->combine_rows(gpu, y.g, src.g, at.g, weight.g);
+    gpu->ops->combine_rows(gpu, again.g, src.g, at.g, weight.g);
+    compare(cols % 8 ? "combine_rows (K = 3)" : "combine_rows (8-wide)", y, TOL_ELEMENTWISE);
+    check_same_bits("combine_rows", y.g, again.g);
 }
 
-static void test_gather_and_scatter_rows(void)
+static void test_gather_and_combine_rows(void)
 {
-    gather_scatter_case(67);
-    gather_scatter_case(72);
+    gather_combine_case(67);
+    gather_combine_case(72);
 }
 
 /* Both backends' words equal (I32 tensors, or F32 results meant bit for bit). */
@@ -271,14 +273,17 @@ static void moe_case(int64_t rows, int n, int k, int forced, int mapped)
     upload(experts, fetch(cpu, experts.c));
     upload(weights, fetch(cpu, weights.c));
     pair slot_rows = pair_2d(I32, rows * k, 1), slot_weights = pair_2d(F32, rows * k, 1);
-    pair offsets = pair_2d(I32, buckets + 1, 1);
-    cpu->ops->moe_dispatch(cpu, slot_rows.c, slot_weights.c, offsets.c, experts.c, weights.c, bucket.c, buckets);
-    gpu->ops->moe_dispatch(gpu, slot_rows.g, slot_weights.g, offsets.g, experts.g, weights.g, bucket.g, buckets);
+    pair positions = pair_2d(I32, rows, k), offsets = pair_2d(I32, buckets + 1, 1);
+    cpu->ops->moe_dispatch(cpu, slot_rows.c, slot_weights.c, positions.c, offsets.c, experts.c, weights.c, bucket.c,
+                           buckets);
+    gpu->ops->moe_dispatch(gpu, slot_rows.g, slot_weights.g, positions.g, offsets.g, experts.g, weights.g, bucket.g,
+                           buckets);
     snprintf(name, sizeof name, "moe_dispatch %lld slots, %d buckets%s", (long long)(rows * k), buckets,
              mapped ? " (mapped)" : "");
     check_equal_words(name, offsets);
     check_equal_words(name, slot_rows);
     check_equal_words(name, slot_weights);
+    check_equal_words(name, positions);
 }
 
 static void test_moe_route_and_dispatch(void)
@@ -666,7 +671,7 @@ int main(void)
     CHECK(gpu->dtype == DTYPE_BF16 && gpu->device == DEVICE_CUDA);
     printf("CUDA backend against the CPU backend (errors relative to the CPU result's max |x|):\n");
     run(test_alloc_upload_download_copy_fill);
-    run(test_gather_and_scatter_rows);
+    run(test_gather_and_combine_rows);
     run(test_moe_route_and_dispatch);
     run(test_linear);
     run(test_linear_grouped);
