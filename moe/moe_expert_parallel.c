@@ -9,19 +9,16 @@
  *      expert); the slot counts per (owner, expert) are exchanged first, so
  *      every rank knows what it will receive.
  *   3. One all-to-all sends each slot's row to the owner (started: the
- *      shared expert computes meanwhile); the owner puts the
- *      received rows in expert order, runs its experts as one grouped GEMM,
- *      restores the received order, and a second all-to-all sends the
- *      results back.
+ *      shared expert computes meanwhile); the owner runs its experts over
+ *      the received rows as they came, one product per (source, expert)
+ *      segment, and a second all-to-all sends the results back in place.
  *   4. Each rank adds the returned rows, times their gate weights, into its
  *      share of y. The tensor-parallel all-reduce that follows every MoE
  *      sublayer then both completes the shared expert and fills in the rows
  *      the other tp ranks routed, so no extra gather is needed. */
 #include "moe/moe_internal.h"
 
-#include "core/backend_profile.h"
 #include "core/error.h"
-#include "core/timer.h"
 #include "parallel/layout.h"
 
 #include <string.h>
@@ -47,27 +44,21 @@ static moe_token_map clip_map(const moe_token_map *map, int64_t rows, int64_t fi
     return out;
 }
 
-/* Received rows come grouped by source, then expert; order[] lists them
- * expert-major, and offsets[] bounds each local expert's group. */
-static int64_t order_received(moe_scratch *s, int peers, int local, int64_t *peer_rows)
+/* Received rows come grouped by source, then local expert: offsets[]
+ * bounds each (source, expert) segment, which the grouped products take as
+ * they are (no reordering into expert-major order and back). */
+static int64_t segment_received(moe_scratch *s, int peers, int local, int64_t *peer_rows)
 {
-    int64_t source_start[EP_MAX], at = 0, total = 0;
+    int64_t total = 0;
     for (int p = 0; p < peers; p++) {
-        source_start[p] = total;
         peer_rows[p] = 0;
-        for (int j = 0; j < local; j++) peer_rows[p] += s->recv_counts[p * local + j];
-        total += peer_rows[p];
-    }
-    for (int j = 0; j < local; j++) {
-        s->offsets[j] = at;
-        for (int p = 0; p < peers; p++) {
-            int64_t first = source_start[p];
-            for (int jj = 0; jj < j; jj++) first += s->recv_counts[p * local + jj];
-            for (int32_t r = 0; r < s->recv_counts[p * local + j]; r++) s->order[at++] = (int32_t)(first + r);
+        for (int j = 0; j < local; j++) {
+            s->offsets[p * local + j] = total;
+            total += s->recv_counts[p * local + j];
+            peer_rows[p] += s->recv_counts[p * local + j];
         }
     }
-    s->offsets[local] = at;
-    for (int64_t i = 0; i < total; i++) s->inverse[s->order[i]] = (int32_t)i;
+    s->offsets[peers * local] = total;
     return total;
 }
 
@@ -110,28 +101,21 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
         send_rows[p] = 0;
         for (int j = 0; j < local; j++) send_rows[p] += s->send_counts[p * local + j];
     }
-    double start = timer_seconds();
-    int64_t received = order_received(s, peers, local, recv_rows);
-    backend_profile_host(be, "host MoE dispatch", timer_seconds() - start);
+    int64_t received = segment_received(s, peers, local, recv_rows);
     if (received > s->max_rows * k * s->ep_size)
         return error_set("expert parallel: %lld routed rows exceed the scratch", (long long)received);
 
     int64_t dim = tensor_cols(&x);
     tensor outgoing = arena_tensor_2d(ctx->scratch, slots, dim);
     tensor incoming = arena_tensor_2d(ctx->scratch, received, dim);
-    tensor grouped = arena_tensor_2d(ctx->scratch, received, dim);
-    tensor order = moe_upload_indices(ctx, s->order, received);
-    tensor inverse = moe_upload_indices(ctx, s->inverse, received);
-    if (!outgoing.data || !incoming.data || !grouped.data || !order.data || !inverse.data) return -1;
+    if (!outgoing.data || !incoming.data) return -1;
     be->ops->gather_rows(be, outgoing, mine, slot_rows);
     int ticket;
     if (pg_all_to_all_start(ep, incoming, recv_rows, outgoing, send_rows, &ticket)) return -1;
     /* The shared expert (all of x's rows, y's first writer) computes while the routed rows travel. */
     if (swiglu_ffn_forward(be, ctx->scratch, &ffn->shared, y, x) || pg_wait(ep, ticket)) return -1;
-    be->ops->gather_rows(be, grouped, incoming, order);
     moe_count_expert_rows(s, received);
-    if (moe_experts_compute(ctx, ffn, grouped, s->offsets)) return -1;
-    be->ops->gather_rows(be, incoming, grouped, inverse);
+    if (moe_experts_compute(ctx, ffn, incoming, s->offsets, peers * local)) return -1;
     if (ep->ops->all_to_all_rows(ep, outgoing, send_rows, incoming, recv_rows)) return -1;
     be->ops->combine_rows(be, tensor_row_slice(y, first, rows), outgoing, positions, slot_weights);
     return 0;

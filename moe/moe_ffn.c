@@ -115,15 +115,14 @@ int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_
     s->top_k = top_k;
     s->ep_size = ep_size;
     if (num_experts == 0) return 0;
-    size_t slots = (size_t)(max_rows * top_k), received = slots * (size_t)ep_size;
+    size_t slots = (size_t)(max_rows * top_k);
     s->send_counts = calloc((size_t)num_experts, sizeof(int32_t));
     s->recv_counts = calloc((size_t)num_experts, sizeof(int32_t));
-    s->order = malloc(received * sizeof(int32_t));
-    s->inverse = malloc(received * sizeof(int32_t));
+    s->segment_weights = calloc((size_t)(3 * num_experts), sizeof(tensor));
     s->experts = malloc(slots * sizeof(int32_t));
     s->offsets = malloc((size_t)(num_experts + 1) * sizeof(int64_t));
     if (!s->experts || !s->offsets ||
-        !s->send_counts || !s->recv_counts || !s->order || !s->inverse) {
+        !s->send_counts || !s->recv_counts || !s->segment_weights) {
         moe_scratch_free(s);
         return error_set("out of memory: MoE routing scratch for %lld tokens", (long long)max_rows);
     }
@@ -149,8 +148,7 @@ void moe_scratch_free(moe_scratch *s)
     free(s->offsets);
     free(s->send_counts);
     free(s->recv_counts);
-    free(s->order);
-    free(s->inverse);
+    free(s->segment_weights);
     memset(s, 0, sizeof *s);
 }
 
@@ -252,18 +250,29 @@ tensor moe_upload_indices(const moe_context *ctx, const int32_t *indices, int64_
     return t;
 }
 
-int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows, const int64_t *offsets)
+int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows, const int64_t *offsets, int segments)
 {
     backend *be = ctx->be;
     int64_t slots = tensor_rows(&rows), hidden = tensor_rows(&ffn->w1[0]);
+    const tensor *w1 = ffn->w1, *w3 = ffn->w3, *w2 = ffn->w2;
+    if (segments != ffn->local_experts) { /* the experts' weights once per segment */
+        tensor *by_segment = ctx->host->segment_weights;
+        for (int g = 0; g < segments; g++) {
+            int j = g % ffn->local_experts;
+            by_segment[g] = ffn->w1[j];
+            by_segment[segments + g] = ffn->w3[j];
+            by_segment[2 * segments + g] = ffn->w2[j];
+        }
+        w1 = by_segment, w3 = by_segment + segments, w2 = by_segment + 2 * segments;
+    }
     arena_mark_t mark = arena_mark(ctx->scratch);
     tensor gate = arena_tensor_2d(ctx->scratch, slots, hidden);
     tensor up = arena_tensor_2d(ctx->scratch, slots, hidden);
     if (!gate.data || !up.data) return -1;
-    be->ops->linear_grouped(be, gate, rows, ffn->w1, offsets, ffn->local_experts);
-    be->ops->linear_grouped(be, up, rows, ffn->w3, offsets, ffn->local_experts);
+    be->ops->linear_grouped(be, gate, rows, w1, offsets, segments);
+    be->ops->linear_grouped(be, up, rows, w3, offsets, segments);
     be->ops->swiglu(be, gate, gate, up);
-    be->ops->linear_grouped(be, rows, gate, ffn->w2, offsets, ffn->local_experts);
+    be->ops->linear_grouped(be, rows, gate, w2, offsets, segments);
     arena_release(ctx->scratch, mark);
     return 0;
 }
@@ -284,7 +293,7 @@ static int local_experts_forward(const moe_context *ctx, const moe_ffn *ffn, ten
     if (!gathered.data) return -1;
     be->ops->gather_rows(be, gathered, x, index);
     moe_count_expert_rows(s, slots);
-    if (moe_experts_compute(ctx, ffn, gathered, s->offsets)) return -1;
+    if (moe_experts_compute(ctx, ffn, gathered, s->offsets, ffn->num_experts)) return -1;
     be->ops->combine_rows(be, y, gathered, positions, weight);
     return 0;
 }

@@ -56,8 +56,7 @@ typedef struct moe_scratch {
     int64_t *offsets;        /* [E + 1] */
     /* Expert parallel exchange: */
     int32_t *send_counts, *recv_counts; /* [ep_size, local experts] slots per (peer, expert) */
-    int32_t *order;          /* [received slots] expert-major order of the received rows */
-    int32_t *inverse;        /* its inverse */
+    tensor *segment_weights; /* [3, E] the local experts' w1, w3, w2 per (source, expert) segment */
     /* Rows this rank's routed experts computed, one entry per MoE call since
      * init, in call order (the same on every rank of a layout): under expert
      * parallelism each call waits for the rank its router loads most (moedit

@@ -23,9 +23,11 @@ int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, tensor 
 /* The map of x that is one whole sequence of the conditional branch. */
 moe_token_map moe_whole_map(int64_t rows);
 
-/* rows[slots, C] <- the local experts applied in place: rows of expert j
- * (local index) are [offsets[j], offsets[j + 1]). */
-int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows, const int64_t *offsets);
+/* rows[slots, C] <- the local experts applied in place, over `segments`
+ * runs of rows: run g is [offsets[g], offsets[g + 1]) and goes to local
+ * expert g % local_experts (segments = local_experts: one run per expert;
+ * under EP, one per (source rank, expert)). */
+int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows, const int64_t *offsets, int segments);
 
 /* An I32 device tensor [count, 1] holding host indices (scratch arena). */
 tensor moe_upload_indices(const moe_context *ctx, const int32_t *indices, int64_t count);
