@@ -72,20 +72,29 @@ static inline __attribute__((always_inline)) vf load_lanes(const float *p, int64
     return v;
 }
 
-LANE_CLONES void cpu_exp_in_place(float *x, int64_t n)
+/* out[i] = e^(in[i] - shift), or with `silu` SiLU(in[i]) * up[i] (up NULL: 1),
+ * for i in [0, n); out may be in. The tail goes through the same lanes, so a
+ * value gives the same number wherever it sits. Always inlined with a constant
+ * `silu`, so each caller gets its own loop. */
+static inline __attribute__((always_inline)) void map_lanes(float *out, const float *in, const float *up, float shift,
+                                                            int silu, int64_t n)
 {
     int64_t i = 0;
-    for (; i + LANES <= n; i += LANES) {
-        vf v;
-        memcpy(&v, x + i, sizeof v);
-        v = exp_lanes(v);
-        memcpy(x + i, &v, sizeof v);
+    for (; i + LANES <= n; i += LANES) { /* fixed-size copies: plain vector loads and stores */
+        vf x, u = SPLAT(1.0f), y;
+        memcpy(&x, in + i, sizeof x);
+        if (up) memcpy(&u, up + i, sizeof u);
+        y = silu ? silu_times_lanes(x, u) : exp_lanes(x - shift);
+        memcpy(out + i, &y, sizeof y);
     }
-    if (i < n) { /* the tail through the same lanes: the same numbers wherever a value sits */
-        vf v = exp_lanes(load_lanes(x + i, n - i, 0.0f));
-        memcpy(x + i, &v, (size_t)(n - i) * sizeof(float));
+    if (i < n) {
+        vf x = load_lanes(in + i, n - i, 0.0f), u = up ? load_lanes(up + i, n - i, 1.0f) : SPLAT(1.0f);
+        vf y = silu ? silu_times_lanes(x, u) : exp_lanes(x - shift);
+        memcpy(out + i, &y, (size_t)(n - i) * sizeof(float));
     }
 }
+
+LANE_CLONES void cpu_exp_in_place(float *x, int64_t n) { map_lanes(x, x, NULL, 0.0f, 0, n); }
 
 /* max over x[0, n), n >= 1, lane by lane and then across (max is exact, so
  * the order does not matter). */
@@ -108,17 +117,7 @@ LANE_CLONES float cpu_softmax_in_place(float *x, int64_t n)
 {
     if (n < 1) return -INFINITY; /* no keys (an empty ring slot): the log of an empty sum */
     float max = max_of(x, n);
-    int64_t i = 0;
-    for (; i + LANES <= n; i += LANES) { /* x - max, then e^x */
-        vf v;
-        memcpy(&v, x + i, sizeof v);
-        v = exp_lanes(v - max);
-        memcpy(x + i, &v, sizeof v);
-    }
-    if (i < n) {
-        vf v = exp_lanes(load_lanes(x + i, n - i, 0.0f) - max);
-        memcpy(x + i, &v, (size_t)(n - i) * sizeof(float));
-    }
+    map_lanes(x, x, NULL, max, 0, n); /* e^(x - max) */
     double part[4] = {0, 0, 0, 0};
     int64_t j = 0;
     for (; j + 4 <= n; j += 4)
@@ -126,7 +125,8 @@ LANE_CLONES float cpu_softmax_in_place(float *x, int64_t n)
     for (; j < n; j++) part[0] += x[j];
     double sum = (part[0] + part[1]) + (part[2] + part[3]);
     float inv = (float)(1.0 / sum);
-    for (i = 0; i + LANES <= n; i += LANES) {
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
         vf v;
         memcpy(&v, x + i, sizeof v);
         v = v * inv;
@@ -138,16 +138,5 @@ LANE_CLONES float cpu_softmax_in_place(float *x, int64_t n)
 
 LANE_CLONES void cpu_silu_times(float *out, const float *in, const float *up, int64_t n)
 {
-    int64_t i = 0;
-    for (; i + LANES <= n; i += LANES) { /* fixed-size copies: plain vector loads and stores */
-        vf x, u = SPLAT(1.0f), y;
-        memcpy(&x, in + i, sizeof x);
-        if (up) memcpy(&u, up + i, sizeof u);
-        y = silu_times_lanes(x, u);
-        memcpy(out + i, &y, sizeof y);
-    }
-    if (i < n) { /* the tail through the same lanes, as in cpu_exp_in_place */
-        vf y = silu_times_lanes(load_lanes(in + i, n - i, 0.0f), up ? load_lanes(up + i, n - i, 1.0f) : SPLAT(1.0f));
-        memcpy(out + i, &y, (size_t)(n - i) * sizeof(float));
-    }
+    map_lanes(out, in, up, 0.0f, 1, n);
 }

@@ -19,11 +19,10 @@
 #include "moe/moe_internal.h"
 
 #include "core/error.h"
+#include "core/moe_gate.h"
 #include "parallel/layout.h"
 
 #include <string.h>
-
-#define EP_MAX 1024
 
 /* This tp rank's share of the token map: segments clipped to [first, first + count). */
 static moe_token_map clip_map(const moe_token_map *map, int64_t rows, int64_t first, int64_t count)
@@ -65,7 +64,7 @@ static int64_t segment_received(moe_scratch *s, int peers, int local, int64_t *p
 static int exchange_counts(const moe_context *ctx, const moe_ffn *ffn)
 {
     process_group *ep = ctx->ep;
-    int64_t ones[EP_MAX];
+    int64_t ones[MOE_MAX_BUCKETS];
     for (int p = 0; p < ep->size; p++) ones[p] = 1;
     tensor send = tensor_make_2d(DTYPE_I32, DEVICE_CPU, ep->size, ffn->local_experts);
     tensor recv = send;
@@ -81,14 +80,14 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     moe_scratch *s = ctx->host;
     process_group *ep = ctx->ep;
     int peers = ep->size, local = ffn->local_experts, k = ffn->top_k;
-    if (peers > EP_MAX || peers * local > EP_MAX) return error_set("expert parallel group of %d ranks is too large", peers);
+    if (peers * local > MOE_MAX_BUCKETS) return error_set("expert parallel group of %d ranks is too large", peers);
     int64_t first, rows;
     layout_split_rows(tensor_rows(&x), ctx->tp->size, ctx->tp->rank, &first, &rows);
     tensor mine = tensor_row_slice(x, first, rows);
     moe_token_map clipped = clip_map(map, tensor_rows(&x), first, rows);
     /* Step 2 on the device: slots by (owner, local expert), rows ascending within each. */
     tensor experts, weights, slot_rows, slot_weights, positions;
-    int64_t bucket_first[EP_MAX + 1];
+    int64_t bucket_first[MOE_MAX_BUCKETS + 1];
     if (moe_route(ctx, ffn, mine, &clipped, &experts, &weights) ||
         moe_dispatch(ctx, experts, weights, ffn->bucket_map, peers * local, &slot_rows, &slot_weights, &positions,
                      bucket_first))
@@ -96,7 +95,7 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     for (int b = 0; b < peers * local; b++) s->send_counts[b] = (int32_t)(bucket_first[b + 1] - bucket_first[b]);
     if (exchange_counts(ctx, ffn)) return -1;
 
-    int64_t send_rows[EP_MAX], recv_rows[EP_MAX], slots = rows * k;
+    int64_t send_rows[MOE_MAX_BUCKETS], recv_rows[MOE_MAX_BUCKETS], slots = rows * k;
     for (int p = 0; p < peers; p++) {
         send_rows[p] = 0;
         for (int j = 0; j < local; j++) send_rows[p] += s->send_counts[p * local + j];
