@@ -39,5 +39,4 @@ expect_error "too small" "outside 4 bytes" "$moedit" bench-comm --sizes 2
 expect_error "too many" "at most 16 sizes" "$moedit" bench-comm --sizes 1K,2K,3K,4K,5K,6K,7K,8K,9K,10K,11K,12K,13K,14K,15K,16K,17K
 expect_error "no iterations" "--iterations must be >= 1" "$moedit" bench-comm --iterations 0
 
-[ "$failures" -eq 0 ] && echo "cli_bench_comm: all passed"
-exit "$failures"
+finish cli_bench_comm

@@ -71,5 +71,4 @@ expect_error "placement on a dense model" "has no routed experts to place" "$moe
 expect_error "placement without an EP layout" "no layout that runs on 1 rank(s) uses expert parallelism" "$moedit" bench \
   --model "$model" "${small[@]}" --layouts serial,tp2+ep --expert-placement reference
 
-[ "$failures" -eq 0 ] && echo "cli_bench_layouts: all passed"
-exit "$failures"
+finish cli_bench_layouts

@@ -27,5 +27,4 @@ expect_error "missing vae" "config.json" "$moedit" bench-vae --vae "$work/none"
 expect_error "height off the grid" "multiples of the VAE's factor" "$moedit" bench-vae --vae "$model/vae" --height 100
 expect_error "no iterations" "--iterations must be >= 1" "$moedit" bench-vae --vae "$model/vae" --iterations 0
 
-[ "$failures" -eq 0 ] && echo "cli_bench_vae: all passed"
-exit "$failures"
+finish cli_bench_vae

@@ -62,5 +62,4 @@ good "strength edit at the input's size" "64 48" --image "$input"
 good "context edit, height 32 keeps the aspect" "48 32" --image "$input" --edit-mode context --height 32
 good "both sides given" "32 64" --image "$input" --height 64 --width 32 --strength 1
 
-[ "$failures" -eq 0 ] && echo "cli_edit_errors: all passed"
-exit "$failures"
+finish cli_edit_errors

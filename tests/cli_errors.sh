@@ -37,5 +37,4 @@ if ! "$moedit" inspect --model "$fixtures/dit_moe" --json >/dev/null 2>&1; then
 fi
 "$moedit" inspect --help | grep -q -- "--check" || { echo "FAIL inspect --help"; failures=$((failures + 1)); }
 
-[ "$failures" -eq 0 ] && echo "cli_errors: all passed"
-exit "$failures"
+finish cli_errors

@@ -58,5 +58,4 @@ expect_error "text encoder beyond memory" "text encoder's weights on the CPU.*Gi
   --quiet --output "$out"
 rm -rf "$work/huge_text"
 
-[ "$failures" -eq 0 ] && echo "cli_generate_errors: all passed"
-exit "$failures"
+finish cli_generate_errors

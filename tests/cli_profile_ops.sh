@@ -30,5 +30,4 @@ awk '/%/ { sub("%", "", $2); total += $2 } END { exit !(total > 99 && total < 10
 MOEDIT_PROFILE_OPS=0 "${run[@]}" --output "$work/off.png" 2>"$work/off.err"
 [ -s "$work/off.err" ] && fail "MOEDIT_PROFILE_OPS=0 still profiled"
 
-[ "$failures" -eq 0 ] && echo "cli_profile_ops: all passed"
-exit "$failures"
+finish cli_profile_ops

@@ -69,5 +69,4 @@ expect_error "frames into a missing parent" "not writable" "${run[@]}" --num-fra
 [ -e "$work/none" ] && fail "a failed run made $work/none"
 expect_error "missing model" "does not exist" "$moedit" video --model "$work/nomodel" --prompt x --num-frames 2 --output "$out"
 
-[ "$failures" -eq 0 ] && echo "cli_video_errors: all checks passed" || echo "cli_video_errors: $failures failure(s)"
-[ "$failures" -eq 0 ]
+finish cli_video_errors
