@@ -140,6 +140,9 @@ struct backend {
 
 /* "cpu" or "cuda"; NULL with the error set when unknown or unavailable. */
 backend *backend_create(const char *device);
+/* The device a run takes when none is named: "cuda" when this build has the
+ * CUDA backend and the driver reports a GPU, else "cpu". */
+const char *backend_default_device(void);
 
 /* The CPU backend: F32, BLAS sgemm, OpenMP. NULL (error set) only when out of memory. */
 backend *backend_cpu_create(void);

@@ -82,4 +82,6 @@ backend *backend_cuda_create(int device_index)
 
 int backend_cuda_status(backend *be) { return cuda_status(be); }
 
+int backend_cuda_device_count(void) { return cuda_device_count(); }
+
 void *backend_cuda_stream(backend *be) { return cuda_state_stream(cuda_of(be)); }

@@ -16,6 +16,9 @@ extern "C" {
  * to start on it. */
 backend *backend_cuda_create(int device_index);
 
+/* GPUs the driver reports (0 without a driver or a GPU). */
+int backend_cuda_device_count(void);
+
 /* Ops return nothing, so a CUDA failure inside one (a failed launch, a
  * device fault) is kept here: 0 while every call so far succeeded, else -1
  * with the first failure's message set as the error. Synchronizes. */

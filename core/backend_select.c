@@ -24,6 +24,14 @@ static backend *backend_create_plain(const char *device)
     return NULL;
 }
 
+const char *backend_default_device(void)
+{
+#ifdef MOEDIT_HAVE_CUDA
+    if (backend_cuda_device_count() > 0) return "cuda";
+#endif
+    return "cpu";
+}
+
 backend *backend_create(const char *device)
 {
     backend *be = backend_create_plain(device);

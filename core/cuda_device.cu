@@ -182,6 +182,16 @@ static int cuda_start(cuda_state *s, int device_index)
     return 0;
 }
 
+int cuda_device_count(void)
+{
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError(); /* no driver or no device: not an error here */
+        return 0;
+    }
+    return count;
+}
+
 cuda_state *cuda_state_create(int device_index)
 {
     cuda_state *s = (cuda_state *)calloc(1, sizeof *s);

@@ -21,6 +21,7 @@ typedef struct cuda_state cuda_state;
 
 /* cuda_device.cu: the device, its stream and shared buffers. */
 cuda_state *cuda_state_create(int device_index); /* NULL with "no CUDA device: ..." set */
+int cuda_device_count(void); /* GPUs the driver reports; 0 when it reports none or fails */
 void cuda_state_destroy(cuda_state *s);
 int cuda_state_status(cuda_state *s);
 void *cuda_state_stream(cuda_state *s);

@@ -11,7 +11,13 @@
 
 #include <stdint.h>
 
-typedef enum { OPT_FLAG, OPT_STRING, OPT_INT, OPT_FLOAT } cli_option_kind;
+/* OPT_DEVICE is a string option whose value "auto" (give it as the default)
+ * becomes moedit_default_device() once parsing is done. */
+typedef enum { OPT_FLAG, OPT_STRING, OPT_INT, OPT_FLOAT, OPT_DEVICE } cli_option_kind;
+
+/* The --device option of every command that runs a model. */
+#define CLI_DEVICE_OPTION(target) \
+    {"device", OPT_DEVICE, (target), "cpu, cuda or auto (default auto: cuda when a GPU is present)", "DEV"}
 
 typedef struct cli_option {
     const char *name; /* without the leading dashes */

@@ -38,6 +38,11 @@ static int set_value(const cli_option *opt, const char *value)
     char *end = NULL;
     errno = 0;
     switch (opt->kind) {
+    case OPT_DEVICE:
+        if (strcmp(value, "cpu") && strcmp(value, "cuda") && strcmp(value, "auto"))
+            return error_set("option --%s: '%s' is not cpu, cuda or auto", opt->name, value);
+        *(const char **)opt->target = value;
+        return 0;
     case OPT_STRING:
         *(const char **)opt->target = value;
         return 0;
@@ -85,5 +90,8 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
         if (!value) return error_set("option --%s needs a value", opt->name);
         if (set_value(opt, value)) return -1;
     }
+    for (int j = 0; j < count; j++)
+        if (options[j].kind == OPT_DEVICE && !strcmp(*(const char **)options[j].target, "auto"))
+            *(const char **)options[j].target = moedit_default_device();
     return 0;
 }

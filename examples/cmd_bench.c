@@ -13,7 +13,7 @@
 static const char usage[] =
     "usage: mpirun -np N moedit bench (--model DIR [--random-weights] | --config FILE --random-weights)\n"
     "                   [--height H --width W] [--num-inference-steps S] [--layouts auto|LIST]\n"
-    "                   [--json FILE] [--markdown FILE] [--plot FILE.svg] [--device cpu|cuda]\n"
+    "                   [--json FILE] [--markdown FILE] [--plot FILE.svg] [--device cpu|cuda|auto]\n"
     "       moedit bench --forward-only (--model DIR | --config FILE --random-weights) [--iterations N]\n"
     "                   [--warmup N] [--text-tokens N] [--num-frames F] [--batch 1|2] [--json FILE|-]\n"
     "                   (one forward; --iterations/--warmup imply it; --num-frames: a clip;\n"
@@ -87,10 +87,10 @@ static int write_reports(const moedit_bench_result *r, const char *json, const c
 int cli_bench(int argc, char **argv)
 {
     moedit_bench_options o = {
-        .device = "cpu", .text_tokens = 128, .height = 0, .width = 0, .steps = 4, .guidance = 5.0,
+        .device = "auto", .text_tokens = 128, .height = 0, .width = 0, .steps = 4, .guidance = 5.0,
         .layouts = "auto", .warmup_steps = 1,
     };
-    moedit_transformer_bench_options f = {.device = "cpu", .warmup = -1, .iterations = -1, .batch = 1};
+    moedit_transformer_bench_options f = {.warmup = -1, .iterations = -1, .batch = 1};
     int64_t seed = 0;
     int forward = 0;
     const char *json = NULL, *markdown = NULL, *plot = NULL, *comm_timing = "auto";
@@ -98,7 +98,7 @@ int cli_bench(int argc, char **argv)
         {"model", OPT_STRING, &o.model_dir, "diffusers-format model directory", "DIR"},
         {"config", OPT_STRING, &o.config_path, "transformer config.json: random weights, transformer only", "FILE"},
         {"random-weights", OPT_FLAG, &o.random_weights, "seeded random transformer weights instead of files", NULL},
-        {"device", OPT_STRING, &o.device, "cpu or cuda (default cpu)", "DEV"},
+        CLI_DEVICE_OPTION(&o.device),
         {"height", OPT_INT, &o.height, "image height in pixels (default 1024; --forward-only: 256)", "H"},
         {"width", OPT_INT, &o.width, "image width in pixels (default 1024; --forward-only: 256)", "W"},
         {"num-inference-steps", OPT_INT, &o.steps, "timed denoising steps per layout (default 4)", "S"},

@@ -30,18 +30,18 @@ static int parse_sizes(const char *list, moedit_comm_bench_options *o)
 
 int cli_bench_comm(int argc, char **argv)
 {
-    moedit_comm_bench_options o = {.device = "cpu", .warmup = 2, .iterations = 10};
+    moedit_comm_bench_options o = {.device = "auto", .warmup = 2, .iterations = 10};
     const char *sizes = "1M,16M,64M";
     int json = 0;
     cli_option options[] = {
-        {"device", OPT_STRING, &o.device, "cpu or cuda (default cpu)", "DEV"},
+        CLI_DEVICE_OPTION(&o.device),
         {"sizes", OPT_STRING, &sizes, "bytes each rank contributes, e.g. 1M,16M,64M (the default)", "LIST"},
         {"warmup", OPT_INT, &o.warmup, "untimed runs of each first (default 2)", "N"},
         {"iterations", OPT_INT, &o.iterations, "timed runs of each (default 10)", "N"},
         {"json", OPT_FLAG, &json, "one JSON line per collective and size", NULL},
     };
     int parsed = cli_parse(argc, argv,
-                           "usage: mpirun -np N moedit bench-comm [--device cpu|cuda] [--sizes 1M,16M,64M]\n"
+                           "usage: mpirun -np N moedit bench-comm [--device cpu|cuda|auto] [--sizes 1M,16M,64M]\n"
                            "Times all-to-all, all-gather, all-reduce and send/receive over the N ranks, through the\n"
                            "process groups the parallel modes use (NCCL on GPUs, MPI on CPUs).",
                            options, (int)(sizeof options / sizeof options[0]));

@@ -8,18 +8,18 @@
 
 int cli_bench_vae(int argc, char **argv)
 {
-    moedit_vae_bench_options o = {.device = "cpu", .height = 1024, .width = 1024, .warmup = 1, .iterations = 5};
+    moedit_vae_bench_options o = {.device = "auto", .height = 1024, .width = 1024, .warmup = 1, .iterations = 5};
     int json = 0;
     cli_option options[] = {
         {"vae", OPT_STRING, &o.vae_dir, "the model's vae/ folder (config.json and weights)", "DIR"},
-        {"device", OPT_STRING, &o.device, "cpu or cuda (default cpu)", "DEV"},
+        CLI_DEVICE_OPTION(&o.device),
         {"height", OPT_INT, &o.height, "image height in pixels (default 1024)", "H"},
         {"width", OPT_INT, &o.width, "image width in pixels (default 1024)", "W"},
         {"warmup", OPT_INT, &o.warmup, "untimed decodes first (default 1)", "N"},
         {"iterations", OPT_INT, &o.iterations, "timed decodes (default 5)", "N"},
         {"json", OPT_FLAG, &json, "print one JSON line", NULL},
     };
-    int parsed = cli_parse(argc, argv, "usage: [mpirun -np N] moedit bench-vae --vae DIR [--height H --width W] [--device cpu|cuda]\n"
+    int parsed = cli_parse(argc, argv, "usage: [mpirun -np N] moedit bench-vae --vae DIR [--height H --width W] [--device cpu|cuda|auto]\n"
                            "Under mpirun, each decode is split in row bands over the N ranks.",
                            options, (int)(sizeof options / sizeof options[0]));
     if (parsed != 0) return parsed < 0 ? -1 : 0;

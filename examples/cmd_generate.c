@@ -42,7 +42,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
     memset(a, 0, sizeof *a);
     moedit_generate_options defaults = {
         .height = 1024, .width = 1024, .steps = 50, .guidance = 5.0, .images_per_prompt = 1,
-        .output = "moedit.png", .device = "cpu",
+        .output = "moedit.png", .device = "auto",
     };
     a->o = defaults;
     a->tp = a->ulysses = a->ring = a->cfg = a->dp = a->vae_patch = 1;
@@ -62,7 +62,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"num-images-per-prompt", OPT_INT, &o->images_per_prompt, "images per prompt (default 1)", "N"},
         {"output", OPT_STRING, &o->output, "output .png or .jpg, numbered -0, -1... for several (default moedit.png)", "FILE"},
         {"output-latents", OPT_STRING, &o->latents_output, "also save the final latents (safetensors)", "FILE"},
-        {"device", OPT_STRING, &o->device, "cpu or cuda (default cpu)", "DEV"},
+        CLI_DEVICE_OPTION(&o->device),
         {"random-weights", OPT_FLAG, &o->random_weights, "seeded random transformer weights (benchmarks)", NULL},
         {"tensor-parallel-size", OPT_INT, &a->tp, "ranks splitting heads and hidden units", "N"},
         {"ulysses-degree", OPT_INT, &a->ulysses, "ranks splitting the sequence by all-to-all", "N"},

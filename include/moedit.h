@@ -19,6 +19,11 @@ void moedit_abort(int code);
 int moedit_rank(void);
 int moedit_world_size(void);
 
+/* The device of `--device auto` (the moedit program's default): "cuda" when
+ * this build has the CUDA backend and the driver reports a GPU, else "cpu".
+ * The options structs below take "cpu" or "cuda"; NULL there means "cpu". */
+const char *moedit_default_device(void);
+
 /* Under a launcher, a rank that fails before the run's first process group
  * exists (bad options, unreadable model) calls this with -1, and a command
  * that never creates a group calls it with its status when done: the ranks

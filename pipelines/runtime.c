@@ -1,6 +1,7 @@
 /* The process-wide world of the public API (moedit_init ... moedit_finalize). */
 #include "moedit.h"
 
+#include "core/backend.h"
 #include "parallel/world.h"
 #include "pipelines/runtime.h"
 
@@ -15,6 +16,8 @@ void moedit_abort(int code) { world_abort(&the_world, code); }
 int moedit_rank(void) { return the_world.rank; }
 
 int moedit_world_size(void) { return the_world.size; }
+
+const char *moedit_default_device(void) { return backend_default_device(); }
 
 int moedit_agree(int status) { return world_agree(&the_world, status); }
 

@@ -27,11 +27,17 @@ expect_error "missing prompt file" "prompt-file .*cannot open" "$moedit" generat
 expect_error "prompt and prompt file" "not both" "${run[@]}" --prompt-file "$work/none.txt" --height 64 --width 64 --output "$out"
 expect_error "cfg parallel without guidance" "cfg-parallel-size 2 needs" "${run[@]}" --height 64 --width 64 --guidance-scale 1 --cfg-parallel-size 2 --output "$out"
 expect_error "degrees vs ranks" "must equal the number of ranks" "${run[@]}" --height 64 --width 64 --tensor-parallel-size 2 --output "$out"
+expect_error "unknown device" "--device: 'tpu' is not cpu, cuda or auto" "${run[@]}" --height 64 --width 64 --device tpu --output "$out"
+expect_error "cuda without a GPU" "CUDA" "${run[@]}" --height 64 --width 64 --device cuda --output "$out"
 expect_error "bad init noise" "latents" "${run[@]}" --height 64 --width 64 --init-noise "$2/dit_moe/io.safetensors" --output "$out"
 
 # Good runs: one file; numbered files for a prompt file with two images each.
 if "${run[@]}" --height 64 --width 64 --output "$out" && [ -s "$out" ]; then echo "ok   single image"; else
   echo "FAIL single image"; failures=$((failures + 1)); fi
+# No GPU visible: the default device (auto) is the CPU, the same picture as --device cpu.
+if "${run[@]}" --height 64 --width 64 --device cpu --output "$work/cpu.png" && cmp -s "$out" "$work/cpu.png" &&
+   "${run[@]}" --height 64 --width 64 --device auto --output "$work/auto.png" && cmp -s "$out" "$work/auto.png"; then
+  echo "ok   default and auto device = cpu without a GPU"; else fail "default or auto device differs from --device cpu"; fi
 printf 'a red circle\n\na blue square\n' >"$work/prompts.txt"
 if "$moedit" generate --model "$model" --prompt-file "$work/prompts.txt" --num-images-per-prompt 2 \
      --num_inference_steps 2 --height 32 --width 32 --quiet --output "$work/batch.jpg" --json >"$work/json" &&

@@ -4,6 +4,9 @@
 #   huge_config FILE and finish NAME (reports and exits with the verdict).
 # The scripts take MOEDIT FIXTURES as their arguments.
 set -u
+# The scripts check the CPU path; --device auto (the default) would take a GPU
+# where one is present, so none is shown to them.
+export CUDA_VISIBLE_DEVICES=
 moedit=$1
 fixtures=$2
 model="$fixtures/../../models/tiny-random"
