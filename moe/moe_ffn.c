@@ -211,7 +211,7 @@ int moe_route(const moe_context *ctx, const moe_ffn *ffn, tensor x, const moe_to
         if (replay(s, ffn, routing, map)) return -1;
         /* upload() takes F32; I32 experts travel bit-for-bit as 4-byte words. */
         be->ops->upload(be, *experts, (const float *)(const void *)s->experts);
-        backend_profile_host(be, "host MoE routing", timer_seconds() - start);
+        backend_profile_host(be, "host MoE routing replay", timer_seconds() - start);
     }
     be->ops->moe_route(be, *experts, *weights, logits, replaying);
     if (!routing || routing->mode != ROUTING_CAPTURE) return 0;
