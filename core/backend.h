@@ -110,11 +110,13 @@ typedef struct backend_ops {
     void (*transpose)(backend *be, tensor y, tensor x);
 
     /* MoE data movement: y[i] = x[index[i]] (index I32 [n] on the device);
-     * and the combine y[r] += weight[p] * x[p] summed over the K positions
-     * p = positions[r, 0..K) (I32 [M, K]) in ascending order of p, so every
-     * backend adds in one order (weight F32 [slots]). */
+     * and the combine y[r] += weight[p] * x[p - first] summed over the K
+     * positions p = positions[r, 0..K) (I32 [M, K]) in ascending order of p,
+     * so every backend adds in one order (weight F32 [slots]). x holds the
+     * slots at positions [first, first + rows(x)); the others are skipped
+     * (under expert parallelism another rank adds them). */
     void (*gather_rows)(backend *be, tensor y, tensor x, tensor index);
-    void (*combine_rows)(backend *be, tensor y, tensor x, tensor positions, tensor weight);
+    void (*combine_rows)(backend *be, tensor y, tensor x, tensor positions, tensor weight, int64_t first);
     /* MoE gate (core/moe_gate.h, the same rule on every backend): per row of
      * logits[rows, E] (activation dtype; may be overwritten), experts[rows, K]
      * (I32) <- the K most probable, ascending, unless `forced` (a replay:

@@ -243,9 +243,9 @@ static void p_gather_rows(backend *be, tensor y, tensor x, tensor index)
     TIMED(be, "gather_rows", in->ops->gather_rows(in, y, x, index));
 }
 
-static void p_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight)
+static void p_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight, int64_t first)
 {
-    TIMED(be, "combine_rows", in->ops->combine_rows(in, y, x, positions, weight));
+    TIMED(be, "combine_rows", in->ops->combine_rows(in, y, x, positions, weight, first));
 }
 
 static void p_moe_route(backend *be, tensor experts, tensor weights, tensor logits, int forced)

@@ -43,10 +43,11 @@ void cpu_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor posi
     }
 }
 
-void cpu_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight)
+void cpu_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight, int64_t first)
 {
     (void)be;
-    int64_t rows = tensor_rows(&y), cols = tensor_cols(&y);
+    int64_t rows = tensor_rows(&y), cols = tensor_cols(&y), held = tensor_rows(&x);
+    assert(first >= 0 && tensor_numel(&weight) >= first + held);
     int k = (int)tensor_cols(&positions);
     assert(k <= MOE_MAX_BUCKETS && tensor_rows(&positions) == rows);
     const int32_t *at = positions.data;
@@ -67,8 +68,10 @@ void cpu_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor 
         }
         float *dst = out + r * cols;
         for (int j = 0; j < k; j++) {
-            const float *src = in + (int64_t)order[j] * cols;
-            for (int64_t c = 0; c < cols; c++) dst[c] += w[order[j]] * src[c];
+            int64_t p = order[j];
+            if (p < first || p >= first + held) continue; /* another rank's slot */
+            const float *src = in + (p - first) * cols;
+            for (int64_t c = 0; c < cols; c++) dst[c] += w[p] * src[c];
         }
     }
 }

@@ -8,6 +8,6 @@
 void cpu_moe_route(backend *be, tensor experts, tensor weights, tensor logits, int forced);
 void cpu_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor positions, tensor offsets, tensor experts,
                       tensor weights, tensor bucket, int buckets);
-void cpu_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight);
+void cpu_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight, int64_t first);
 
 #endif

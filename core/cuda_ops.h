@@ -71,7 +71,7 @@ void cuda_copy_rows(backend *be, tensor y, int64_t y_row, tensor x, int64_t x_ro
 
 /* cuda_rows.cu */
 void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index);
-void cuda_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight);
+void cuda_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight, int64_t first);
 
 /* cuda_moe.cu */
 void cuda_moe_route(backend *be, tensor experts, tensor weights, tensor logits, int forced);

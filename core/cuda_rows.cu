@@ -1,7 +1,8 @@
 /* Moving rows and column blocks:
  *   gather_rows       y[i] = x[index[i]]                       (MoE dispatch)
- *   combine_rows      y[r] += sum of weight[p] * x[p] over the K positions
- *                     p = positions[r, :], ascending             (MoE combine)
+ *   combine_rows      y[r] += sum of weight[p] * x[p - first] over the K
+ *                     positions p = positions[r, :] that x holds, ascending
+ *                                                                (MoE combine)
  *   split_columns     y[p * M + r, j] = x[r, p * w + j], w = C / parts, and
  *   merge_columns     its inverse                              (Ulysses packing)
  *   transpose         y[j, i] = x[i, j]                        (VAE image <-> tokens)
@@ -49,7 +50,7 @@ void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index)
  * (sorted once into shared memory), W values per access (as gather_rows_kernel). */
 template <int W>
 __global__ void combine_rows_kernel(void *y, int dy, const void *x, int dx, const float *weight, const int32_t *positions,
-                                    int k, int64_t cols)
+                                    int k, int64_t cols, int64_t first, int64_t held)
 {
     extern __shared__ int32_t order[]; /* [k] */
     if (threadIdx.x == 0) {
@@ -69,8 +70,10 @@ __global__ void combine_rows_kernel(void *y, int dy, const void *x, int dx, cons
         float acc[W], v[W];
         ldw<W>(y, dy, row + c, acc);
         for (int j = 0; j < k; j++) {
-            float w = weight[order[j]];
-            ldw<W>(x, dx, (int64_t)order[j] * cols + c, v);
+            int64_t p = order[j];
+            if (p < first || p >= first + held) continue; /* another rank's slot */
+            float w = weight[p];
+            ldw<W>(x, dx, (p - first) * cols + c, v);
 #pragma unroll
             for (int i = 0; i < W; i++) acc[i] += w * v[i];
         }
@@ -78,23 +81,23 @@ __global__ void combine_rows_kernel(void *y, int dy, const void *x, int dx, cons
     }
 }
 
-void cuda_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight)
+void cuda_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor weight, int64_t first)
 {
     cuda_state *s = cuda_of(be);
-    int64_t rows = tensor_rows(&y), cols = tensor_cols(&y);
+    int64_t rows = tensor_rows(&y), cols = tensor_cols(&y), held = tensor_rows(&x);
     int k = (int)tensor_cols(&positions);
     assert(positions.dtype == DTYPE_I32 && tensor_rows(&positions) == rows && weight.dtype == DTYPE_F32);
-    assert(tensor_cols(&x) == cols && tensor_numel(&weight) == tensor_rows(&x));
+    assert(tensor_cols(&x) == cols && first >= 0 && tensor_numel(&weight) >= first + held);
     if (rows == 0 || cols == 0 || k == 0) return;
     size_t shared = (size_t)k * sizeof(int32_t);
     const int32_t *at = (const int32_t *)positions.data;
     const float *w = (const float *)weight.data;
     if (access_width(y, x, cols) == 8)
         combine_rows_kernel<8><<<(unsigned)rows, rows_threads(cols / 8), shared, s->stream>>>(
-            y.data, y.dtype, x.data, x.dtype, w, at, k, cols);
+            y.data, y.dtype, x.data, x.dtype, w, at, k, cols, first, held);
     else
-        combine_rows_kernel<1><<<(unsigned)rows, rows_threads(cols), shared, s->stream>>>(y.data, y.dtype, x.data,
-                                                                                       x.dtype, w, at, k, cols);
+        combine_rows_kernel<1><<<(unsigned)rows, rows_threads(cols), shared, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, w, at, k, cols, first, held);
     cuda_launched(s, "combine_rows");
 }
 

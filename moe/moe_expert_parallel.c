@@ -1,5 +1,8 @@
 /* Expert parallelism: experts live on the ranks of the ep group (tp x sp of
- * one branch), E / ep whole experts each.
+ * one branch), E / ep whole experts each. This file serves sequence
+ * parallelism, where the ep ranks hold different rows; without it every ep
+ * rank holds all rows and runs its own experts on them in place
+ * (owned_experts_forward in moe_ffn.c: nothing travels but the all-reduce).
  *
  *   1. The rows of x are replicated over the tp ranks; each tp rank takes
  *      its contiguous share of them (no padding: shares differ by at most
@@ -116,6 +119,6 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     moe_count_expert_rows(s, received);
     if (moe_experts_compute(ctx, ffn, incoming, s->offsets, peers * local)) return -1;
     if (ep->ops->all_to_all_rows(ep, outgoing, send_rows, incoming, recv_rows)) return -1;
-    be->ops->combine_rows(be, tensor_row_slice(y, first, rows), outgoing, positions, slot_weights);
+    be->ops->combine_rows(be, tensor_row_slice(y, first, rows), outgoing, positions, slot_weights, 0);
     return 0;
 }

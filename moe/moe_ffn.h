@@ -71,7 +71,7 @@ typedef struct moe_context {
     arena *scratch;
     moe_scratch *host;
     moe_routing *routing; /* NULL: free routing */
-    process_group *tp;    /* with ep: the rows are split over these ranks */
+    process_group *tp;    /* with ep and sequence parallelism: the rows are split over these ranks */
     process_group *ep;    /* NULL: experts are tensor parallel (or serial) */
 } moe_context;
 

@@ -175,23 +175,32 @@ static void test_gather_rows_copies_indexed_rows_exactly(void)
     check_exact("gather_rows", y, want);
 }
 
-static void test_combine_rows_adds_each_rows_slots(void)
+/* x holding the slots [first, first + held): each row adds those of its
+ * slots, the others belong to another rank. */
+static void combine_case(const char *name, int64_t first, int64_t held)
 {
     enum { ROWS = 5, K = 3, N = ROWS * K, C = 9 };
     /* Each row's slots, listed out of order (the op adds them ascending). */
     const int32_t positions[N] = {7, 0, 12, 3, 14, 1, 9, 2, 4, 13, 5, 10, 6, 11, 8};
     float *x, *weight, *y;
-    tensor tx = randomize(matrix(N, C), &x), tw = randomize(vector(DTYPE_F32, N), &weight);
+    tensor tx = randomize(matrix(held, C), &x), tw = randomize(vector(DTYPE_F32, N), &weight);
     tensor ty = randomize(matrix(ROWS, C), &y);
     double *want = reference(ROWS * C);
     for (int i = 0; i < ROWS * C; i++) want[i] = y[i];
     for (int r = 0; r < ROWS; r++)
         for (int j = 0; j < K; j++) {
             int p = positions[r * K + j];
-            for (int c = 0; c < C; c++) want[r * C + c] += (double)weight[p] * x[p * C + c];
+            if (p < first || p >= first + held) continue;
+            for (int c = 0; c < C; c++) want[r * C + c] += (double)weight[p] * x[(p - first) * C + c];
         }
-    be->ops->combine_rows(be, ty, tx, tensor_reshape_2d(index_vector(positions, N), ROWS, K), tw);
-    check_close("combine_rows", ty, want, TOLERANCE);
+    be->ops->combine_rows(be, ty, tx, tensor_reshape_2d(index_vector(positions, N), ROWS, K), tw, first);
+    check_close(name, ty, want, TOLERANCE);
+}
+
+static void test_combine_rows_adds_each_rows_slots(void)
+{
+    combine_case("combine_rows", 0, 15);
+    combine_case("combine_rows (slots 5..10 held)", 5, 6);
 }
 
 /* The dispatch is a stable counting sort of the (row, j) slots by bucket:

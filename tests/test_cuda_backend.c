@@ -223,11 +223,16 @@ static void gather_combine_case(int64_t cols)
     pair y = pair_2d(ACT, ROWS, cols), again = pair_2d(ACT, ROWS, cols);
     upload(y, y0);
     upload(again, y0);
-    cpu->ops->combine_rows(cpu, y.c, src.c, at.c, weight.c);
-    gpu->ops->combine_rows(gpu, y.g, src.g, at.g, weight.g);
-    gpu->ops->combine_rows(gpu, again.g, src.g, at.g, weight.g);
+    cpu->ops->combine_rows(cpu, y.c, src.c, at.c, weight.c, 0);
+    gpu->ops->combine_rows(gpu, y.g, src.g, at.g, weight.g, 0);
+    gpu->ops->combine_rows(gpu, again.g, src.g, at.g, weight.g, 0);
     compare(cols % 8 ? "combine_rows (K = 3)" : "combine_rows (8-wide)", y, TOL_ELEMENTWISE);
     check_same_bits("combine_rows", y.g, again.g);
+    /* Holding only slots [40, 80): another rank adds the rest. */
+    pair held = {tensor_row_slice(src.c, 40, 40), tensor_row_slice(src.g, 40, 40)};
+    cpu->ops->combine_rows(cpu, y.c, held.c, at.c, weight.c, 40);
+    gpu->ops->combine_rows(gpu, y.g, held.g, at.g, weight.g, 40);
+    compare("combine_rows (slots 40..79 held)", y, TOL_ELEMENTWISE);
 }
 
 static void test_gather_and_combine_rows(void)
