@@ -144,6 +144,8 @@ static void run_layouts(int n, const char *routing)
         check("tp2 x ring2 +EP", (moedit_parallel){.tensor_parallel = 2, .ring = 2, .expert_parallel = 1}, 1, routing,
               serial);
         check("ring4 +EP", (moedit_parallel){.ring = 4, .expert_parallel = 1}, 1, routing, serial);
+        check("cfg2 x tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2, .expert_parallel = 1}, 1,
+              routing, serial);
         check("cfg2 x dp2 (2 images)", (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2}, 2, routing, serial);
         check("tp2 x cfg2 vae4", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2, .vae_patch_parallel = 4}, 1,
               routing, serial);
