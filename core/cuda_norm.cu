@@ -48,25 +48,40 @@ __global__ void layer_norm_modulate_kernel(void *y, int dy, const void *x, int d
     }
 }
 
-template <int W>
-__global__ void rms_norm_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw, int64_t cols,
-                                float eps)
+/* The sum of x^2 over the row at `base`, in every thread of the block. */
+template <int W> __device__ float row_squares(const void *x, int dx, int64_t base, int64_t cols, float *partial)
 {
-    __shared__ float partial[32];
-    const int64_t base = (int64_t)blockIdx.x * cols;
     float squares = 0.0f, v[W];
     for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
         ldw<W>(x, dx, base + c, v);
 #pragma unroll
         for (int k = 0; k < W; k++) squares += v[k] * v[k];
     }
-    float inv = rsqrtf(block_sum(squares, partial) / (float)cols + eps);
+    return block_sum(squares, partial);
+}
+
+/* y = x * inv * weight[C] over the row at `base`. */
+template <int W>
+__device__ void scale_row(void *y, int dy, const void *x, int dx, const void *weight, int dw, int64_t base,
+                          int64_t cols, float inv)
+{
+    float v[W];
     for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
         ldw<W>(x, dx, base + c, v);
 #pragma unroll
         for (int k = 0; k < W; k++) v[k] *= inv * ld(weight, dw, c + k);
         stw<W>(y, dy, base + c, v);
     }
+}
+
+template <int W>
+__global__ void rms_norm_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw, int64_t cols,
+                                float eps)
+{
+    __shared__ float partial[32];
+    const int64_t base = (int64_t)blockIdx.x * cols;
+    float inv = rsqrtf(row_squares<W>(x, dx, base, cols, partial) / (float)cols + eps);
+    scale_row<W>(y, dy, x, dx, weight, dw, base, cols, inv);
 }
 
 void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps)
@@ -104,14 +119,7 @@ void cuda_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps)
 template <int W> __global__ void row_sum_squares_kernel(void *sums, int ds, const void *x, int dx, int64_t cols)
 {
     __shared__ float partial[32];
-    const int64_t base = (int64_t)blockIdx.x * cols;
-    float squares = 0.0f, v[W];
-    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
-        ldw<W>(x, dx, base + c, v);
-#pragma unroll
-        for (int k = 0; k < W; k++) squares += v[k] * v[k];
-    }
-    float total = block_sum(squares, partial);
+    float total = row_squares<W>(x, dx, (int64_t)blockIdx.x * cols, cols, partial);
     if (threadIdx.x == 0) st(sums, ds, blockIdx.x, total);
 }
 
@@ -119,14 +127,8 @@ template <int W>
 __global__ void rms_norm_with_sums_kernel(void *y, int dy, const void *x, int dx, const void *sums, int ds,
                                           float count, const void *weight, int dw, int64_t cols, float eps)
 {
-    const int64_t base = (int64_t)blockIdx.x * cols;
-    float inv = rsqrtf(ld(sums, ds, blockIdx.x) / count + eps), v[W];
-    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
-        ldw<W>(x, dx, base + c, v);
-#pragma unroll
-        for (int k = 0; k < W; k++) v[k] *= inv * ld(weight, dw, c + k);
-        stw<W>(y, dy, base + c, v);
-    }
+    float inv = rsqrtf(ld(sums, ds, blockIdx.x) / count + eps);
+    scale_row<W>(y, dy, x, dx, weight, dw, (int64_t)blockIdx.x * cols, cols, inv);
 }
 
 void cuda_row_sum_squares(backend *be, tensor sums, tensor x)
