@@ -153,8 +153,7 @@ int dit_run_init_shape(dit_run *run, const dit_model *model, const dit_run_shape
                          (long long)shape->latent_h, (long long)shape->latent_w);
     }
     run->context = tensor_row_slice(run->context, 0, context_rows);
-    if (moe_scratch_init(&run->moe, rows * DIT_MAX_BATCH, cfg->num_routed_experts, cfg->num_activated_experts,
-                         run->par.ep ? run->par.ep->size : 1)) {
+    if (moe_scratch_init(&run->moe, rows * DIT_MAX_BATCH, cfg->num_routed_experts, cfg->num_activated_experts)) {
         dit_run_free(run);
         return -1;
     }

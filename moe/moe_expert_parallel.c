@@ -21,7 +21,6 @@
  *      the other tp ranks routed, so no extra gather is needed. */
 #include "moe/moe_internal.h"
 
-#include "core/error.h"
 #include "core/moe_gate.h"
 #include "parallel/layout.h"
 
@@ -83,12 +82,13 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     moe_scratch *s = ctx->host;
     process_group *ep = ctx->ep;
     int peers = ep->size, local = ffn->local_experts, k = ffn->top_k;
-    if (peers * local > MOE_MAX_BUCKETS) return error_set("expert parallel group of %d ranks is too large", peers);
     int64_t first, rows;
     layout_split_rows(tensor_rows(&x), ctx->tp->size, ctx->tp->rank, &first, &rows);
     tensor mine = tensor_row_slice(x, first, rows);
     moe_token_map clipped = clip_map(map, tensor_rows(&x), first, rows);
-    /* Step 2 on the device: slots by (owner, local expert), rows ascending within each. */
+    /* Step 2 on the device: slots by (owner, local expert), rows ascending
+     * within each (moe_dispatch refuses more buckets than MOE_MAX_BUCKETS,
+     * which bounds the arrays here). */
     tensor experts, weights, slot_rows, slot_weights, positions;
     int64_t bucket_first[MOE_MAX_BUCKETS + 1];
     if (moe_route(ctx, ffn, mine, &clipped, &experts, &weights) ||
@@ -99,13 +99,8 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     if (exchange_counts(ctx, ffn)) return -1;
 
     int64_t send_rows[MOE_MAX_BUCKETS], recv_rows[MOE_MAX_BUCKETS], slots = rows * k;
-    for (int p = 0; p < peers; p++) {
-        send_rows[p] = 0;
-        for (int j = 0; j < local; j++) send_rows[p] += s->send_counts[p * local + j];
-    }
+    for (int p = 0; p < peers; p++) send_rows[p] = bucket_first[(p + 1) * local] - bucket_first[p * local];
     int64_t received = segment_received(s, peers, local, recv_rows);
-    if (received > s->max_rows * k * s->ep_size)
-        return error_set("expert parallel: %lld routed rows exceed the scratch", (long long)received);
 
     int64_t dim = tensor_cols(&x);
     tensor outgoing = arena_tensor_2d(ctx->scratch, slots, dim);

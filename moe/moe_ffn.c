@@ -107,13 +107,12 @@ int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tenso
     return 0;
 }
 
-int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k, int ep_size)
+int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k)
 {
     memset(s, 0, sizeof *s);
     s->max_rows = max_rows;
     s->num_experts = num_experts;
     s->top_k = top_k;
-    s->ep_size = ep_size;
     if (num_experts == 0) return 0;
     size_t slots = (size_t)(max_rows * top_k);
     s->send_counts = calloc((size_t)num_experts, sizeof(int32_t));
@@ -240,14 +239,6 @@ int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, tensor 
     if (!ordered) return be->ops->status(be) ? -1 : error_set("MoE dispatch: inconsistent bucket offsets");
     for (int b = 0; b <= buckets; b++) offsets[b] = first[b];
     return 0;
-}
-
-tensor moe_upload_indices(const moe_context *ctx, const int32_t *indices, int64_t count)
-{
-    tensor t = arena_tensor_typed(ctx->scratch, DTYPE_I32, count, 1);
-    /* upload() takes F32; I32 indices travel bit-for-bit as 4-byte words. */
-    if (t.data) ctx->be->ops->upload(ctx->be, t, (const float *)(const void *)indices);
-    return t;
 }
 
 int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows, const int64_t *offsets, int segments)

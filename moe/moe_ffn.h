@@ -51,7 +51,7 @@ typedef struct moe_ffn {
  * can receive), so the step loop does not allocate. */
 typedef struct moe_scratch {
     int64_t max_rows;
-    int num_experts, top_k, ep_size;
+    int num_experts, top_k;
     int32_t *experts;    /* [rows, K] replayed or captured experts, ascending per row */
     int64_t *offsets;        /* [E + 1] */
     /* Expert parallel exchange: */
@@ -87,7 +87,7 @@ int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int6
 /* y[M, C] = swiglu(x[M, C]) */
 int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tensor y, tensor x);
 
-int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k, int ep_size);
+int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k);
 void moe_scratch_free(moe_scratch *s);
 
 /* Where x's rows sit in the full token sequences of the samples of a

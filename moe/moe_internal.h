@@ -29,9 +29,6 @@ moe_token_map moe_whole_map(int64_t rows);
  * under EP, one per (source rank, expert)). */
 int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows, const int64_t *offsets, int segments);
 
-/* An I32 device tensor [count, 1] holding host indices (scratch arena). */
-tensor moe_upload_indices(const moe_context *ctx, const int32_t *indices, int64_t count);
-
 /* y = the shared expert of x plus this rank's share of the routed experts
  * (the shared expert is computed while the routed rows are exchanged). */
 int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x,
