@@ -73,6 +73,9 @@ typedef struct backend_ops {
      * of x[S, H * D]: pairs (x0, x1) -> (c x0 - s x1, s x0 + c x1) with
      * (c, s) = cos_sin[S, rope_dim] read as rope_dim / 2 interleaved pairs. */
     void (*rope)(backend *be, tensor x, tensor cos_sin, int heads, int rope_dim);
+    /* rms_norm (in place) and then rope on x, in one pass over each row: the
+     * q/k normalisation and rotation of the tokens that carry positions. */
+    void (*rms_norm_rope)(backend *be, tensor x, tensor weight, float eps, tensor cos_sin, int heads, int rope_dim);
 
     /* out[Sq, H*D] = softmax(q k^T / sqrt(D)) v per head, q[Sq, H*D],
      * k, v[Sk, H*D]. When lse.data is not NULL it receives the log-sum-exp of

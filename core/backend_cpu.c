@@ -307,6 +307,14 @@ static void cpu_rope(backend *be, tensor x, tensor cos_sin, int heads, int rope_
     }
 }
 
+/* The two ops one after the other: the CPU's F32 rows gain nothing from one
+ * pass, and this keeps its pictures bit for bit what they were unfused. */
+static void cpu_rms_norm_rope(backend *be, tensor x, tensor weight, float eps, tensor cos_sin, int heads, int rope_dim)
+{
+    cpu_rms_norm(be, x, x, weight, eps);
+    cpu_rope(be, x, cos_sin, heads, rope_dim);
+}
+
 /* Softmax of each row of scores[rows, cols] in place; returns log-sum-exp per row. */
 static void softmax_rows(float *scores, int64_t rows, int64_t cols, float *lse)
 {
@@ -523,6 +531,7 @@ static const backend_ops cpu_ops = {
     .layer_norm_modulate = cpu_layer_norm_modulate,
     .rms_norm = cpu_rms_norm,
     .rope = cpu_rope,
+    .rms_norm_rope = cpu_rms_norm_rope,
     .attention = cpu_attention,
     .attention_causal = cpu_attention_causal,
     .attention_merge = cpu_attention_merge,

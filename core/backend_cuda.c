@@ -45,6 +45,7 @@ static const backend_ops cuda_ops = {
     .split_columns = cuda_split_columns,
     .merge_columns = cuda_merge_columns,
     .rope = cuda_rope,
+    .rms_norm_rope = cuda_rms_norm_rope,
     .attention = cuda_attention,
     .attention_causal = cuda_attention_causal,
     .attention_merge = cuda_attention_merge,

@@ -189,6 +189,11 @@ static void p_rope(backend *be, tensor x, tensor cos_sin, int heads, int rope_di
     TIMED(be, "rope", in->ops->rope(in, x, cos_sin, heads, rope_dim));
 }
 
+static void p_rms_norm_rope(backend *be, tensor x, tensor w, float eps, tensor cos_sin, int heads, int rope_dim)
+{
+    TIMED(be, "rms_norm_rope", in->ops->rms_norm_rope(in, x, w, eps, cos_sin, heads, rope_dim));
+}
+
 static void p_attention(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads)
 {
     char key[KEY_LENGTH];
@@ -285,6 +290,7 @@ static const backend_ops profiled_ops = {
     .split_columns = p_split_columns,
     .merge_columns = p_merge_columns,
     .rope = p_rope,
+    .rms_norm_rope = p_rms_norm_rope,
     .attention = p_attention,
     .attention_merge = p_attention_merge,
     .attention_causal = p_attention_causal,

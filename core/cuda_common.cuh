@@ -123,13 +123,28 @@ __device__ __forceinline__ void st8(void *p, int64_t i8, const float v[8])
 template <int W> __device__ __forceinline__ void ldw(const void *p, int dtype, int64_t i, float v[W])
 {
     if constexpr (W == 8) ld8(p, i / 8, v);
-    else v[0] = ld(p, dtype, i);
+    else
+        for (int k = 0; k < W; k++) v[k] = ld(p, dtype, i + k);
 }
 
 template <int W> __device__ __forceinline__ void stw(void *p, int dtype, int64_t i, const float v[W])
 {
     if constexpr (W == 8) st8(p, i / 8, v);
-    else st(p, dtype, i, v[0]);
+    else
+        for (int k = 0; k < W; k++) st(p, dtype, i + k, v[k]);
+}
+
+/* RoPE on W / 2 consecutive (x0, x1) pairs: (c x0 - s x1, s x0 + c x1) with
+ * (c, s) the F32 table's interleaved entries from `at`. */
+template <int W> __device__ __forceinline__ void rotate_pairs(float v[W], const void *table, int dt, int64_t at)
+{
+#pragma unroll
+    for (int k = 0; k < W; k += 2) {
+        float c = ld(table, dt, at + k), s = ld(table, dt, at + k + 1);
+        float x0 = v[k], x1 = v[k + 1];
+        v[k] = c * x0 - s * x1;
+        v[k + 1] = s * x0 + c * x1;
+    }
 }
 
 static inline int bf16x8_fits(tensor t)

@@ -119,17 +119,9 @@ __global__ void rope_kernel(void *x, int dx, const void *table, int dt, int64_t 
         int d = (int)(col % head_dim);
         if (d >= rope_dim) continue;
         float v[W];
-        if constexpr (W == 8) ld8(x, (row * cols + col) / 8, v);
-        else v[0] = ld(x, dx, row * cols + col), v[1] = ld(x, dx, row * cols + col + 1);
-#pragma unroll
-        for (int k = 0; k < W; k += 2) {
-            float c = ld(table, dt, row * rope_dim + d + k), s = ld(table, dt, row * rope_dim + d + k + 1);
-            float x0 = v[k], x1 = v[k + 1];
-            v[k] = c * x0 - s * x1;
-            v[k + 1] = s * x0 + c * x1;
-        }
-        if constexpr (W == 8) st8(x, (row * cols + col) / 8, v);
-        else st(x, dx, row * cols + col, v[0]), st(x, dx, row * cols + col + 1, v[1]);
+        ldw<W>(x, dx, row * cols + col, v);
+        rotate_pairs<W>(v, table, dt, row * rope_dim + d);
+        stw<W>(x, dx, row * cols + col, v);
     }
 }
 

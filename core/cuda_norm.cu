@@ -3,6 +3,7 @@
  *                        (no affine weights; diffusers' LayerNorm(elementwise_affine=False)
  *                        followed by adaLN modulation; scale/shift optional)
  *   rms_norm             y = x / sqrt(mean(x^2) + eps) * weight[C]
+ *   rms_norm_rope        rms_norm in place, then RoPE (q and k of the tokens with positions)
  *   row_sum_squares      sums[M] (F32) = sum_c x[i, c]^2, and
  *   rms_norm_with_sums   y = x / sqrt(sums / count + eps) * weight[C]: RMSNorm of
  *                        a row split over tensor-parallel ranks, sums all-reduced
@@ -84,6 +85,28 @@ __global__ void rms_norm_kernel(void *y, int dy, const void *x, int dx, const vo
     scale_row<W>(y, dy, x, dx, weight, dw, base, cols, inv);
 }
 
+/* rms_norm_kernel, then RoPE on the chunks inside a head's first rope_dim
+ * channels: W even, and head_dim and rope_dim multiples of W, so a chunk
+ * holds whole pairs and lies wholly inside or outside the rotated channels.
+ * The normalised values are rotated before they are rounded to the tensor's
+ * dtype (the two ops apart round in between). */
+template <int W>
+__global__ void rms_norm_rope_kernel(void *x, int dx, const void *weight, int dw, const void *table, int dt,
+                                     int64_t cols, int head_dim, int rope_dim, float eps)
+{
+    __shared__ float partial[32];
+    const int64_t row = blockIdx.x, base = row * cols;
+    float inv = rsqrtf(row_squares<W>(x, dx, base, cols, partial) / (float)cols + eps), v[W];
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++) v[k] *= inv * ld(weight, dw, c + k);
+        int d = (int)(c % head_dim);
+        if (d < rope_dim) rotate_pairs<W>(v, table, dt, row * rope_dim + d);
+        stw<W>(x, dx, base + c, v);
+    }
+}
+
 void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps)
 {
     cuda_state *s = cuda_of(be);
@@ -159,4 +182,20 @@ void cuda_rms_norm_with_sums(backend *be, tensor y, tensor x, tensor sums, int64
         rms_norm_with_sums_kernel<1><<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
             y.data, y.dtype, x.data, x.dtype, sums.data, sums.dtype, (float)count, weight.data, weight.dtype, cols, eps);
     cuda_launched(s, "rms_norm_with_sums");
+}
+
+void cuda_rms_norm_rope(backend *be, tensor x, tensor weight, float eps, tensor cos_sin, int heads, int rope_dim)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x), head_dim = cols / heads;
+    assert(tensor_numel(&weight) == cols && head_dim % 2 == 0 && rope_dim % 2 == 0 && rope_dim <= head_dim);
+    assert(tensor_cols(&cos_sin) == rope_dim && tensor_rows(&cos_sin) >= rows);
+    if (rows == 0) return;
+    if (access_width(x, x, cols) == 8 && head_dim % 8 == 0 && rope_dim % 8 == 0)
+        rms_norm_rope_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(
+            x.data, x.dtype, weight.data, weight.dtype, cos_sin.data, cos_sin.dtype, cols, (int)head_dim, rope_dim, eps);
+    else
+        rms_norm_rope_kernel<2><<<(unsigned)rows, row_threads(cols / 2), 0, s->stream>>>(
+            x.data, x.dtype, weight.data, weight.dtype, cos_sin.data, cos_sin.dtype, cols, (int)head_dim, rope_dim, eps);
+    cuda_launched(s, "rms_norm_rope");
 }

@@ -35,42 +35,82 @@ static int qk_norm(dit_run *run, tensor x, tensor weight)
     return 0;
 }
 
-/* q, k, v of rows x into the given row views; q may have fewer rows than x
- * (only the kept rows need queries) or none (q.data NULL). */
-static int project_qkv(dit_run *run, const dit_attention_stream *stream, tensor x, tensor q, tensor k, tensor v)
-{
-    backend *be = run->model->be;
-    if (q.data && tensor_rows(&q) > 0) {
-        linear(be, q, tensor_row_slice(x, 0, tensor_rows(&q)), &stream->to_q);
-        if (qk_norm(run, q, stream->q_norm)) return -1;
-    }
-    linear(be, k, x, &stream->to_k);
-    if (qk_norm(run, k, stream->k_norm)) return -1;
-    linear(be, v, x, &stream->to_v);
-    return 0;
-}
-
-/* Zero the padded image keys (diffusers multiplies them by the mask), rotate
- * the real target tokens and the context tokens, start the attention. Rows
- * of q and k are [target | context | text]. */
-static int attend_start(dit_run *run, const dit_sequence *s, dit_attention_state *st, tensor out, tensor q, tensor k,
-                        tensor v)
+/* RoPE on the rows of x[image stream rows..., C_local] that carry positions:
+ * the real target tokens and the context tokens. */
+static void rotate(dit_run *run, const dit_sequence *s, tensor x)
 {
     backend *be = run->model->be;
     const dit_config *cfg = &run->model->cfg;
     int heads = cfg->heads / run->par.tp->size;
+    if (s->valid_tokens > 0)
+        be->ops->rope(be, tensor_row_slice(x, 0, s->valid_tokens),
+                      tensor_row_slice(run->rope, s->image_first, s->valid_tokens), heads, cfg->rope_dim);
+    if (s->context_tokens > 0)
+        be->ops->rope(be, tensor_row_slice(x, s->image_tokens, s->context_tokens),
+                      tensor_row_slice(run->context_rope, s->context_first, s->context_tokens), heads, cfg->rope_dim);
+}
+
+/* qk_norm and then rotate of q or k rows that start with the image stream.
+ * Without tp, one pass over each run of rows (rms_norm_rope where rows are
+ * rotated, rms_norm over padding and text). */
+static int qk_norm_rotate(dit_run *run, const dit_sequence *s, tensor x, tensor weight)
+{
+    if (run->par.tp->size > 1) {
+        if (qk_norm(run, x, weight)) return -1;
+        rotate(run, s, x);
+        return 0;
+    }
+    backend *be = run->model->be;
+    const dit_config *cfg = &run->model->cfg;
+    int64_t rows = tensor_rows(&x);
+    struct {
+        int64_t first, count;
+        const tensor *table; /* the positions' cos/sin rows, from table_first; NULL: not rotated */
+        int64_t table_first;
+    } runs[4] = {
+        {0, s->valid_tokens, &run->rope, s->image_first},
+        {s->valid_tokens, s->image_tokens - s->valid_tokens, NULL, 0}, /* padding */
+        {s->image_tokens, s->context_tokens, &run->context_rope, s->context_first},
+        {s->image_stream_tokens, rows - s->image_stream_tokens, NULL, 0}, /* text */
+    };
+    for (int i = 0; i < 4; i++) {
+        if (runs[i].count <= 0) continue;
+        tensor part = tensor_row_slice(x, runs[i].first, runs[i].count);
+        if (runs[i].table)
+            be->ops->rms_norm_rope(be, part, weight, QK_NORM_EPS,
+                                   tensor_row_slice(*runs[i].table, runs[i].table_first, runs[i].count), cfg->heads,
+                                   cfg->rope_dim);
+        else
+            be->ops->rms_norm(be, part, part, weight, QK_NORM_EPS);
+    }
+    return 0;
+}
+
+/* q, k, v of rows x into the given row views; q may have fewer rows than x
+ * (only the kept rows need queries) or none (q.data NULL). With `s` (the
+ * image stream's projections) q and k are also rotated. */
+static int project_qkv(dit_run *run, const dit_sequence *s, const dit_attention_stream *stream, tensor x, tensor q,
+                       tensor k, tensor v)
+{
+    backend *be = run->model->be;
+    if (q.data && tensor_rows(&q) > 0) {
+        linear(be, q, tensor_row_slice(x, 0, tensor_rows(&q)), &stream->to_q);
+        if (s ? qk_norm_rotate(run, s, q, stream->q_norm) : qk_norm(run, q, stream->q_norm)) return -1;
+    }
+    linear(be, k, x, &stream->to_k);
+    if (s ? qk_norm_rotate(run, s, k, stream->k_norm) : qk_norm(run, k, stream->k_norm)) return -1;
+    linear(be, v, x, &stream->to_v);
+    return 0;
+}
+
+/* Zero the padded image keys (diffusers multiplies them by the mask; q and k
+ * are rotated already), start the attention. Rows of q and k are
+ * [target | context | text]. */
+static int attend_start(dit_run *run, const dit_sequence *s, dit_attention_state *st, tensor out, tensor q, tensor k,
+                        tensor v)
+{
     int64_t pad = s->image_tokens - s->valid_tokens;
-    if (pad > 0) be->ops->fill(be, tensor_row_slice(k, s->valid_tokens, pad), 0.0f);
-    if (s->valid_tokens > 0) {
-        tensor table = tensor_row_slice(run->rope, s->image_first, s->valid_tokens);
-        be->ops->rope(be, tensor_row_slice(q, 0, s->valid_tokens), table, heads, cfg->rope_dim);
-        be->ops->rope(be, tensor_row_slice(k, 0, s->valid_tokens), table, heads, cfg->rope_dim);
-    }
-    if (s->context_tokens > 0) {
-        tensor table = tensor_row_slice(run->context_rope, s->context_first, s->context_tokens);
-        be->ops->rope(be, tensor_row_slice(q, s->image_tokens, s->context_tokens), table, heads, cfg->rope_dim);
-        be->ops->rope(be, tensor_row_slice(k, s->image_tokens, s->context_tokens), table, heads, cfg->rope_dim);
-    }
+    if (pad > 0) run->model->be->ops->fill(run->model->be, tensor_row_slice(k, s->valid_tokens, pad), 0.0f);
     return dit_attention_start(run, s, st, out, q, k, v);
 }
 
@@ -177,13 +217,14 @@ static int attention_begin(dit_run *run, const dit_block *block, const dit_seque
     be->ops->layer_norm_modulate(be, n_image, tensor_row_slice(s->seq, 0, image), chunk(m, 0, c), chunk(m, 1, c),
                                  LAYER_NORM_EPS);
     tensor q_image = tensor_row_slice(q, 0, block->is_double ? image : kept);
-    if (project_qkv(run, &block->image, n_image, q_image, tensor_row_slice(k, 0, image), tensor_row_slice(v, 0, image)))
+    if (project_qkv(run, s, &block->image, n_image, q_image, tensor_row_slice(k, 0, image),
+                    tensor_row_slice(v, 0, image)))
         return -1;
     if (block->is_double) {
         tensor n_text = tensor_row_slice(normed, image, text);
         be->ops->layer_norm_modulate(be, n_text, tensor_row_slice(s->seq, image, text), chunk(m, 6, c), chunk(m, 7, c),
                                      LAYER_NORM_EPS);
-        if (project_qkv(run, &block->text, n_text, tensor_row_slice(q, image, kept - image),
+        if (project_qkv(run, NULL, &block->text, n_text, tensor_row_slice(q, image, kept - image),
                         tensor_row_slice(k, image, text), tensor_row_slice(v, image, text)))
             return -1;
     }

@@ -409,15 +409,21 @@ static void naive_rope(double *want, const float *x, const float *cos_sin, int64
             }
 }
 
-static void check_rope(int rope_dim)
+/* A (cos, sin) table [rows, rope_dim] of random angles. */
+static float *random_cos_sin(int64_t rows, int rope_dim)
 {
-    enum { S = 5, H = 3, D = 16 };
-    float *x = random_floats(S * H * D), *angle = random_floats(S * rope_dim / 2);
-    float *cos_sin = host_alloc(S * rope_dim * sizeof(float));
-    for (int i = 0; i < S * rope_dim / 2; i++) {
+    float *angle = random_floats(rows * rope_dim / 2), *cos_sin = host_alloc(rows * rope_dim * sizeof(float));
+    for (int64_t i = 0; i < rows * rope_dim / 2; i++) {
         cos_sin[2 * i] = (float)cos(PI * angle[i]);
         cos_sin[2 * i + 1] = (float)sin(PI * angle[i]);
     }
+    return cos_sin;
+}
+
+static void check_rope(int rope_dim)
+{
+    enum { S = 5, H = 3, D = 16 };
+    float *x = random_floats(S * H * D), *cos_sin = random_cos_sin(S, rope_dim);
     tensor tx = uploaded(matrix(S, H * D), x), tcos_sin = uploaded(matrix(S, rope_dim), cos_sin);
     double *want = reference(S * H * D);
     naive_rope(want, x, cos_sin, S, H, D, rope_dim);
@@ -435,6 +441,27 @@ static void test_rope_rotates_only_the_first_rope_dim_channels_of_each_head(void
 {
     check_rope(16); /* the whole head */
     check_rope(8);  /* half of it */
+}
+
+/* The fused q/k op: RMSNorm over the whole row, then RoPE per head. */
+static void test_rms_norm_rope_normalises_then_rotates(void)
+{
+    enum { S = 5, H = 3, D = 16, ROPE = 8 };
+    const float eps = 1e-5f;
+    float *x = random_floats(S * H * D), *cos_sin = random_cos_sin(S, ROPE), *weight;
+    tensor tx = uploaded(matrix(S, H * D), x), tcos_sin = uploaded(matrix(S, ROPE), cos_sin);
+    tensor tweight = randomize(vector(DTYPE_F32, H * D), &weight);
+    float *normed = host_alloc(S * H * D * sizeof(float));
+    for (int i = 0; i < S; i++) {
+        double sum = 0;
+        for (int c = 0; c < H * D; c++) sum += (double)x[i * H * D + c] * x[i * H * D + c];
+        double inv = 1.0 / sqrt(sum / (H * D) + eps);
+        for (int c = 0; c < H * D; c++) normed[i * H * D + c] = (float)(x[i * H * D + c] * inv * weight[c]);
+    }
+    double *want = reference(S * H * D);
+    naive_rope(want, normed, cos_sin, S, H, D, ROPE);
+    be->ops->rms_norm_rope(be, tx, tweight, eps, tcos_sin, H, ROPE);
+    check_close("rms_norm_rope", tx, want, TOLERANCE);
 }
 
 /* ---- attention ------------------------------------------------------ */
@@ -663,6 +690,7 @@ int main(void)
     run(test_gated_residual_and_scale_rows_update_in_place);
     run(test_layer_norm_modulate_matches_naive_with_and_without_modulation);
     run(test_rms_norm_matches_naive);
+    run(test_rms_norm_rope_normalises_then_rotates);
     run(test_rope_rotates_only_the_first_rope_dim_channels_of_each_head);
     run(test_attention_matches_naive_softmax_and_lse);
     run(test_attention_with_many_keys_processes_queries_in_blocks);

@@ -484,8 +484,14 @@ static void rope_case(int S, int H, int D, int ROPE)
     pair rows = pair_rows(x, 0, S);
     cpu->ops->rope(cpu, rows.c, cos_sin.c, H, ROPE);
     gpu->ops->rope(gpu, rows.g, cos_sin.g, H, ROPE);
-    char name[64];
+    char name[80];
     snprintf(name, sizeof name, "rope (rope_dim %d of head dim %d)", ROPE, D);
+    compare(name, x, TOL_ELEMENTWISE);
+    /* The fused q/k norm and rotation (GPU: one pass, rounded once). */
+    pair weight = randomized(pair_2d(F32, H * D, 1), 0.5f, 1.0f);
+    cpu->ops->rms_norm_rope(cpu, rows.c, weight.c, 1e-5f, cos_sin.c, H, ROPE);
+    gpu->ops->rms_norm_rope(gpu, rows.g, weight.g, 1e-5f, cos_sin.g, H, ROPE);
+    snprintf(name, sizeof name, "rms_norm_rope (rope_dim %d of head dim %d)", ROPE, D);
     compare(name, x, TOL_ELEMENTWISE);
 }
 
