@@ -9,10 +9,13 @@
  * split: min(top, bottom) and min(left, right) go to cuDNN, and only the
  * remainder (asymmetric downsampling's {0, 1, 0, 1}) is written explicitly
  * into scratch; halo bands {0, 0, 1, 1} need no copy. The algorithm is chosen
- * once per shape and device (cudnnFindConvolutionForwardAlgorithmEx: the
- * fastest deterministic one within the workspace limit) and kept in a small
- * cache with its descriptors; the workspace at run time comes from the
- * backend's scratch buffer, in stream order.
+ * once per shape and device (the first deterministic one within the workspace
+ * limit that cuDNN's heuristics list) and kept in a small cache with its
+ * descriptors; the workspace at run time comes from the backend's scratch
+ * buffer, in stream order. Not by timing (FindEx) by default: the fastest
+ * algorithm changes from run to run when two are close, and different
+ * algorithms round differently, so the same seed gave different images
+ * (seen on an H200, session 11).
  *
  * im2col + cuBLASLt otherwise, and whenever cuDNN declines a shape: columns
  * are built a band of output rows at a time into scratch (bounded memory),
@@ -25,11 +28,12 @@
  * Environment: MOEDIT_CUDNN=nhwc (the default) hands cuDNN channels-last
  * copies of the input and filter and transposes its output back (its NHWC
  * tensor-core kernels, the layout PyTorch's fast path uses; costs two
- * transposes per convolution instead of im2col's 9x columns);
- * MOEDIT_CUDNN=0 forces im2col; MOEDIT_CUDNN=1 runs cuDNN on NCHW with
- * algorithms benchmarked by FindEx on first use, =heuristic with
- * cudnnGetConvolutionForwardAlgorithm_v7's choice instead; any other value
- * warns and uses the default. MOEDIT_CUDNN_LOG=1 prints each choice. */
+ * transposes per convolution instead of im2col's 9x columns), algorithms by
+ * cudnnGetConvolutionForwardAlgorithm_v7's heuristics; =nhwc-find times every
+ * candidate with FindEx on first use instead (not reproducible, see above);
+ * MOEDIT_CUDNN=0 forces im2col; =1 runs cuDNN on NCHW with FindEx, =heuristic
+ * on NCHW with the heuristics; any other value warns and uses the default.
+ * MOEDIT_CUDNN_LOG=1 prints each choice. */
 #include "core/cuda_common.cuh"
 #include "core/env_choice.h"
 
@@ -210,19 +214,22 @@ typedef struct cudnn_device {
 static std::mutex cudnn_lock;
 static cudnn_device *cudnn_devices[MAX_DEVICES];
 
-enum { CUDNN_OFF, CUDNN_FIND, CUDNN_HEURISTIC, CUDNN_NHWC };
+/* Bits of the mode: cuDNN at all, channels-last tensors, algorithms timed. */
+enum { CUDNN_ON = 1, CUDNN_NHWC = 2, CUDNN_FIND = 4 };
 
 static int cudnn_mode(void)
 {
     static int mode = -1;
     if (mode < 0) {
         /* Channels-last cuDNN by default: on an H200 the FLUX VAE decode took
-         * 68 / 228 ms at 1024 / 2048 this way, 83 / 319 with im2col
-         * (MOEDIT_CUDNN=0) and 284 / 1370 with cuDNN on NCHW (=1, =heuristic). */
-        static const char *const choices[4] = {"nhwc", "0", "1", "heuristic"};
-        static const int modes[4] = {CUDNN_NHWC, CUDNN_OFF, CUDNN_FIND, CUDNN_HEURISTIC};
+         * 68 / 228 ms at 1024 / 2048 this way (timed choice), 83 / 319 with
+         * im2col (MOEDIT_CUDNN=0) and 284 / 1370 with cuDNN on NCHW (=1,
+         * =heuristic). */
+        static const char *const choices[5] = {"nhwc", "0", "1", "heuristic", "nhwc-find"};
+        static const int modes[5] = {CUDNN_ON | CUDNN_NHWC, 0, CUDNN_ON | CUDNN_FIND, CUDNN_ON,
+                                     CUDNN_ON | CUDNN_NHWC | CUDNN_FIND};
         static int warned;
-        mode = modes[env_choice("MOEDIT_CUDNN", choices, 4, 0, &warned)];
+        mode = modes[env_choice("MOEDIT_CUDNN", choices, 5, 0, &warned)];
     }
     return mode;
 }
@@ -328,7 +335,7 @@ static void plan_choose(cuda_state *s, cudnn_device *d, conv_plan *p, const void
     int returned = 0;
     size_t limit = workspace_limit();
     cudnnStatus_t status;
-    if (cudnn_mode() == CUDNN_HEURISTIC) {
+    if (!(cudnn_mode() & CUDNN_FIND)) {
         status = cudnnGetConvolutionForwardAlgorithm_v7(d->handle, p->x, p->w, p->conv, p->y, MAX_ALGOS, &returned,
                                                         perf);
     } else {
@@ -452,7 +459,7 @@ static int buffers_fill(cuda_state *s, cudnn_buffers *b, char *base, const conv_
 static int conv2d_cudnn(cuda_state *s, tensor y, tensor x, tensor w, int kernel, int stride, const int pad[4])
 {
     int mode = cudnn_mode();
-    if (mode == CUDNN_OFF) return 0;
+    if (!(mode & CUDNN_ON)) return 0;
     if ((x.dtype != DTYPE_BF16 && x.dtype != DTYPE_F16) || w.dtype != x.dtype || y.dtype != x.dtype) return 0;
     int64_t cin = x.shape[0], h = x.shape[1], wi = x.shape[2], cout = y.shape[0], ho = y.shape[1], wo = y.shape[2];
     if (pad[0] < 0 || pad[1] < 0 || pad[2] < 0 || pad[3] < 0 || cin < 1) return 0;
@@ -460,7 +467,7 @@ static int conv2d_cudnn(cuda_state *s, tensor y, tensor x, tensor w, int kernel,
     int top = pad[0] - pad_h, bottom = pad[1] - pad_h, left = pad[2] - pad_w, right = pad[3] - pad_w;
     int64_t hp = h + top + bottom, wp = wi + left + right;
     if (!fits_int(cin * hp * wp) || !fits_int(cout * ho * wo) || !fits_int(tensor_numel(&w))) return 0;
-    int nhwc = mode == CUDNN_NHWC;
+    int nhwc = (mode & CUDNN_NHWC) != 0;
     cudnn_buffers buffers;
     memset(&buffers, 0, sizeof buffers);
     buffers.pad_bytes = top || bottom || left || right ? round_up((size_t)(cin * hp * wp) * 2, 256) : 0;
