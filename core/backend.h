@@ -54,10 +54,6 @@ typedef struct backend_ops {
     /* Normalisation over the last dim. */
     /* y = layer_norm(x) * (1 + scale[C]) + shift[C]; no affine weights. */
     void (*layer_norm_modulate)(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps);
-    /* x[M,C] += gate[C] * residual[M,C], then layer_norm_modulate(y, x, shift, scale): a
-     * sublayer's gated residual and the next sublayer's norm in one pass over x. */
-    void (*gated_residual_norm_modulate)(backend *be, tensor y, tensor x, tensor gate, tensor residual, tensor shift,
-                                         tensor scale, float eps);
     /* y = x / sqrt(mean(x^2) + eps) * weight[C] */
     void (*rms_norm)(backend *be, tensor y, tensor x, tensor weight, float eps);
 

@@ -226,14 +226,6 @@ static void cpu_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shif
     }
 }
 
-/* The two ops in turn: the same bits as the unfused sublayers. */
-static void cpu_gated_residual_norm_modulate(backend *be, tensor y, tensor x, tensor gate, tensor residual,
-                                             tensor shift, tensor scale, float eps)
-{
-    cpu_gated_residual(be, x, gate, residual);
-    cpu_layer_norm_modulate(be, y, x, shift, scale, eps);
-}
-
 static void cpu_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps)
 {
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
@@ -537,7 +529,6 @@ static const backend_ops cpu_ops = {
     .gated_residual = cpu_gated_residual,
     .scale_rows = cpu_scale_rows,
     .layer_norm_modulate = cpu_layer_norm_modulate,
-    .gated_residual_norm_modulate = cpu_gated_residual_norm_modulate,
     .rms_norm = cpu_rms_norm,
     .rope = cpu_rope,
     .rms_norm_rope = cpu_rms_norm_rope,

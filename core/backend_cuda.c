@@ -39,7 +39,6 @@ static const backend_ops cuda_ops = {
     .gated_residual = cuda_gated_residual,
     .scale_rows = cuda_scale_rows,
     .layer_norm_modulate = cuda_layer_norm_modulate,
-    .gated_residual_norm_modulate = cuda_gated_residual_norm_modulate,
     .rms_norm = cuda_rms_norm,
     .row_sum_squares = cuda_row_sum_squares,
     .rms_norm_with_sums = cuda_rms_norm_with_sums,

@@ -189,13 +189,6 @@ static void p_rope(backend *be, tensor x, tensor cos_sin, int heads, int rope_di
     TIMED(be, "rope", in->ops->rope(in, x, cos_sin, heads, rope_dim));
 }
 
-static void p_gated_residual_norm_modulate(backend *be, tensor y, tensor x, tensor gate, tensor residual,
-                                           tensor shift, tensor scale, float eps)
-{
-    TIMED(be, "gated_residual_norm_modulate",
-          in->ops->gated_residual_norm_modulate(in, y, x, gate, residual, shift, scale, eps));
-}
-
 static void p_rms_norm_rope(backend *be, tensor x, tensor w, float eps, tensor cos_sin, int heads, int rope_dim)
 {
     TIMED(be, "rms_norm_rope", in->ops->rms_norm_rope(in, x, w, eps, cos_sin, heads, rope_dim));
@@ -291,7 +284,6 @@ static const backend_ops profiled_ops = {
     .gated_residual = p_gated_residual,
     .scale_rows = p_scale_rows,
     .layer_norm_modulate = p_layer_norm_modulate,
-    .gated_residual_norm_modulate = p_gated_residual_norm_modulate,
     .rms_norm = p_rms_norm,
     .row_sum_squares = p_row_sum_squares,
     .rms_norm_with_sums = p_rms_norm_with_sums,

@@ -93,14 +93,6 @@ __device__ __forceinline__ void st(void *p, int dtype, int64_t i, float v)
         ((int32_t *)p)[i] = (int32_t)v;
 }
 
-/* v as stored in dtype and read back: what a value becomes in a BF16 or F16 tensor. */
-__device__ __forceinline__ float rounded(int dtype, float v)
-{
-    if (dtype == DTYPE_BF16) return __bfloat162float(__float2bfloat16(v));
-    if (dtype == DTYPE_F16) return __half2float(__float2half(v));
-    return v;
-}
-
 /* Eight BF16 values through one 16-byte access: the vectorised paths of
  * element-wise kernels, for BF16 tensors on 16-byte boundaries whose
  * element count is a multiple of 8 (bf16x8_fits). Scalar BF16 accesses

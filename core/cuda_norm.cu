@@ -2,18 +2,15 @@
  *   layer_norm_modulate  y = (x - mean) / sqrt(var + eps) * (1 + scale[C]) + shift[C]
  *                        (no affine weights; diffusers' LayerNorm(elementwise_affine=False)
  *                        followed by adaLN modulation; scale/shift optional)
- *   gated_residual_norm_modulate
- *                        x += gate[C] * residual, then layer_norm_modulate of x
  *   rms_norm             y = x / sqrt(mean(x^2) + eps) * weight[C]
  *   rms_norm_rope        rms_norm in place, then RoPE (q and k of the tokens with positions)
  *   row_sum_squares      sums[M] (F32) = sum_c x[i, c]^2, and
  *   rms_norm_with_sums   y = x / sqrt(sums / count + eps) * weight[C]: RMSNorm of
  *                        a row split over tensor-parallel ranks, sums all-reduced
  *                        in between.
- * Mean and variance are two passes over the row (re-read from cache, or held
- * in registers), not E[x^2] - E[x]^2, so large means do not cancel. In place
- * is fine: every thread writes only elements it read itself, after the last
- * reduction. */
+ * Mean and variance are two passes over the row (re-read from cache), not
+ * E[x^2] - E[x]^2, so large means do not cancel. In place is fine: every
+ * thread writes only elements it read itself, after the last reduction. */
 #include "core/cuda_common.cuh"
 
 static int row_threads(int64_t cols) { return cols >= 1024 ? 256 : cols >= 256 ? 128 : 64; }
@@ -49,62 +46,6 @@ __global__ void layer_norm_modulate_kernel(void *y, int dy, const void *x, int d
             v[k] = (v[k] - mean) * inv * (1.0f + sc) + sh;
         }
         stw<W>(y, dy, base + c, v);
-    }
-}
-
-/* layer_norm_modulate with one warp per row and the row in registers (up to
- * V accesses of W values per lane: cols <= 32 * V * W): x is read once, and
- * the sums need shuffles only, no block barriers. The block-per-row kernel
- * above re-reads the row for each of its three passes and ran at ~1.5 TB/s
- * on HiDream's rows (2560 BF16) on an H200. With `residual`, first
- * x += gate[C] * residual is written back (computed as gated_residual
- * computes it) and normalised as stored, so the pair of ops costs one pass. */
-template <int W, int V>
-__global__ void warp_layer_norm_modulate_kernel(void *y, int dy, void *x, int dx, const void *gate, int dg,
-                                                const void *residual, int dr, const void *shift, int dsh,
-                                                const void *scale, int dsc, int64_t rows, int64_t cols, float eps)
-{
-    const int lane = threadIdx.x & 31;
-    const int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (row >= rows) return; /* the whole warp: its lanes share the row */
-    const int64_t base = row * cols;
-    float v[V][W], sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < V; i++) {
-        const int64_t c = ((int64_t)i * 32 + lane) * W;
-        if (c >= cols) continue;
-        ldw<W>(x, dx, base + c, v[i]);
-        if (residual) {
-            float r[W];
-            ldw<W>(residual, dr, base + c, r);
-#pragma unroll
-            for (int k = 0; k < W; k++) v[i][k] += ld(gate, dg, c + k) * r[k];
-            stw<W>(x, dx, base + c, v[i]);
-#pragma unroll
-            for (int k = 0; k < W; k++) v[i][k] = rounded(dx, v[i][k]);
-        }
-#pragma unroll
-        for (int k = 0; k < W; k++) sum += v[i][k];
-    }
-    const float mean = warp_sum(sum) / (float)cols;
-    float squares = 0.0f;
-#pragma unroll
-    for (int i = 0; i < V; i++) {
-        if (((int64_t)i * 32 + lane) * W >= cols) continue;
-#pragma unroll
-        for (int k = 0; k < W; k++) squares += (v[i][k] - mean) * (v[i][k] - mean);
-    }
-    const float inv = rsqrtf(warp_sum(squares) / (float)cols + eps);
-#pragma unroll
-    for (int i = 0; i < V; i++) {
-        const int64_t c = ((int64_t)i * 32 + lane) * W;
-        if (c >= cols) continue;
-#pragma unroll
-        for (int k = 0; k < W; k++) {
-            float sc = scale ? ld(scale, dsc, c + k) : 0.0f, sh = shift ? ld(shift, dsh, c + k) : 0.0f;
-            v[i][k] = (v[i][k] - mean) * inv * (1.0f + sc) + sh;
-        }
-        stw<W>(y, dy, base + c, v[i]);
     }
 }
 
@@ -166,60 +107,21 @@ __global__ void rms_norm_rope_kernel(void *x, int dx, const void *weight, int dw
     }
 }
 
-enum { NORM_WARPS = 8 }; /* rows per block of the warp-per-row kernel */
-
-template <int W, int V>
-static void launch_warp_layer_norm(cuda_state *s, tensor y, tensor x, tensor gate, tensor residual, tensor shift,
-                                   tensor scale, int64_t rows, int64_t cols, float eps)
+void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps)
 {
-    warp_layer_norm_modulate_kernel<W, V><<<(unsigned)((rows + NORM_WARPS - 1) / NORM_WARPS), 32 * NORM_WARPS, 0,
-                                            s->stream>>>(y.data, y.dtype, x.data, x.dtype, gate.data, gate.dtype,
-                                                         residual.data, residual.dtype, shift.data, shift.dtype,
-                                                         scale.data, scale.dtype, rows, cols, eps);
-}
-
-/* layer_norm_modulate, after x += gate * residual when residual.data is set.
- * Rows that fit in a warp's registers take the one-pass kernel (V = 4 or 12
- * accesses a lane: up to 1024 or 3072 BF16 values 8-wide); longer rows the
- * block kernel, after gated_residual's own pass. */
-static void layer_norm_modulate_after(cuda_state *s, backend *be, tensor y, tensor x, tensor gate, tensor residual,
-                                      tensor shift, tensor scale, float eps)
-{
+    cuda_state *s = cuda_of(be);
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
     assert(tensor_numel(&y) == rows * cols);
     assert(!shift.data || tensor_numel(&shift) == cols);
     assert(!scale.data || tensor_numel(&scale) == cols);
-    assert(!residual.data || (tensor_numel(&residual) == rows * cols && tensor_numel(&gate) == cols));
     if (rows == 0) return;
-    int w = access_width(y, x, cols);
-    if (residual.data && !bf16x8_fits(residual)) w = 1;
-    if (cols <= 32 * 4 * w)
-        w == 8 ? launch_warp_layer_norm<8, 4>(s, y, x, gate, residual, shift, scale, rows, cols, eps)
-               : launch_warp_layer_norm<1, 4>(s, y, x, gate, residual, shift, scale, rows, cols, eps);
-    else if (cols <= 32 * 12 * w)
-        w == 8 ? launch_warp_layer_norm<8, 12>(s, y, x, gate, residual, shift, scale, rows, cols, eps)
-               : launch_warp_layer_norm<1, 12>(s, y, x, gate, residual, shift, scale, rows, cols, eps);
-    else {
-        if (residual.data) cuda_gated_residual(be, x, gate, residual);
-        if (access_width(y, x, cols) == 8)
-            layer_norm_modulate_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(
-                y.data, y.dtype, x.data, x.dtype, shift.data, shift.dtype, scale.data, scale.dtype, cols, eps);
-        else
-            layer_norm_modulate_kernel<1><<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
-                y.data, y.dtype, x.data, x.dtype, shift.data, shift.dtype, scale.data, scale.dtype, cols, eps);
-    }
-    cuda_launched(s, residual.data ? "gated_residual_norm_modulate" : "layer_norm_modulate");
-}
-
-void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps)
-{
-    layer_norm_modulate_after(cuda_of(be), be, y, x, cuda_tensor_none(), cuda_tensor_none(), shift, scale, eps);
-}
-
-void cuda_gated_residual_norm_modulate(backend *be, tensor y, tensor x, tensor gate, tensor residual, tensor shift,
-                                       tensor scale, float eps)
-{
-    layer_norm_modulate_after(cuda_of(be), be, y, x, gate, residual, shift, scale, eps);
+    if (access_width(y, x, cols) == 8)
+        layer_norm_modulate_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, shift.data, shift.dtype, scale.data, scale.dtype, cols, eps);
+    else
+        layer_norm_modulate_kernel<1><<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, shift.data, shift.dtype, scale.data, scale.dtype, cols, eps);
+    cuda_launched(s, "layer_norm_modulate");
 }
 
 void cuda_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps)

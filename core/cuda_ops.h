@@ -52,8 +52,6 @@ void cuda_linear_grouped(backend *be, tensor y, tensor x, const tensor *w, const
 /* cuda_norm.cu */
 void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps);
 void cuda_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps);
-void cuda_gated_residual_norm_modulate(backend *be, tensor y, tensor x, tensor gate, tensor residual, tensor shift,
-                                       tensor scale, float eps);
 void cuda_rms_norm_rope(backend *be, tensor x, tensor weight, float eps, tensor cos_sin, int heads, int rope_dim);
 void cuda_row_sum_squares(backend *be, tensor sums, tensor x);
 void cuda_rms_norm_with_sums(backend *be, tensor y, tensor x, tensor sums, int64_t count, tensor weight, float eps);

@@ -142,16 +142,12 @@ static moe_token_map token_map(const dit_batch *batch, int kept)
     return map;
 }
 
-/* One sample's rows of a feed-forward sublayer and its modulation, and the
- * attention sublayer's output for the same rows with its gate, whose gated
- * residual is still to be added (it is added in the norm's pass over x). */
+/* One sample's rows of a feed-forward sublayer and its modulation. */
 typedef struct sublayer_rows {
     tensor x, shift, scale, gate;
-    tensor attention_out, attention_gate;
 } sublayer_rows;
 
-/* x += attention_gate * attention_out, then
- * x += gate * ff(layer_norm(x) * (1 + scale) + shift) for the rows of every
+/* x += gate * ff(layer_norm(x) * (1 + scale) + shift) for the rows of every
  * sample, where ff is the MoE feed-forward `moe` (with its token map) or,
  * when that is NULL, the dense SwiGLU `dense`. The samples' normalised rows
  * are stacked so that each product runs once over all of them (the CFG
@@ -168,9 +164,8 @@ static int feed_forward_sublayer(dit_run *run, const moe_ffn *moe, const moe_tok
     tensor out = arena_tensor_2d(&run->scratch, rows, c);
     if (!normed.data || !out.data) return -1;
     for (int b = 0; b < count; at += tensor_rows(&parts[b].x), b++)
-        be->ops->gated_residual_norm_modulate(be, tensor_row_slice(normed, at, tensor_rows(&parts[b].x)), parts[b].x,
-                                              parts[b].attention_gate, parts[b].attention_out, parts[b].shift,
-                                              parts[b].scale, LAYER_NORM_EPS);
+        be->ops->layer_norm_modulate(be, tensor_row_slice(normed, at, tensor_rows(&parts[b].x)), parts[b].x,
+                                     parts[b].shift, parts[b].scale, LAYER_NORM_EPS);
     moe_context ctx = {be, &run->scratch, &run->moe, run->routing, run->par.tp, run->par.ep};
     int status = moe ? moe_ffn_forward(&ctx, moe, out, normed, map) : swiglu_ffn_forward(be, &run->scratch, dense, out, normed);
     if (status || run->par.tp->ops->all_reduce_sum(run->par.tp, out)) return -1;
@@ -193,13 +188,11 @@ static tensor modulation(dit_run *run, const dit_block *block, const dit_batch *
 /* One sample's attention sublayer, in the three phases of its attention
  * (dit_attention_start/compute/end) so that dit_block_forward can run the
  * samples' phases interleaved:
- *   double block: projected = attention(...) of the image rows, likewise the
- *                 text rows, with their own projections, attending jointly;
- *   single block: projected = attention(...) over the whole sequence.
- * The gated residual x += gate * projected is left to the feed-forward
- * sublayer's norm (gated_residual_norm_modulate), so `projected` is the
- * caller's and outlives the phases. What the phases allocate stays in the
- * scratch arena until the caller releases it after the last one. */
+ *   double block: x_image += gate * attention(...), likewise the text rows,
+ *                 with their own projections, attending jointly;
+ *   single block: x += gate * attention(...) over the whole sequence.
+ * What the phases allocate stays in the scratch arena until the caller
+ * releases it after the last one. */
 typedef struct attention_sublayer {
     tensor attended, projected;
     dit_attention_state attention;
@@ -218,7 +211,8 @@ static int attention_begin(dit_run *run, const dit_block *block, const dit_seque
     tensor k = arena_tensor_2d(a, rows, local);
     tensor v = arena_tensor_2d(a, rows, local);
     sub->attended = arena_tensor_2d(a, kept, local);
-    if (!normed.data || !q.data || !k.data || !v.data || !sub->attended.data) return -1;
+    sub->projected = arena_tensor_2d(a, kept, c);
+    if (!normed.data || !q.data || !k.data || !v.data || !sub->attended.data || !sub->projected.data) return -1;
     tensor n_image = tensor_row_slice(normed, 0, image);
     be->ops->layer_norm_modulate(be, n_image, tensor_row_slice(s->seq, 0, image), chunk(m, 0, c), chunk(m, 1, c),
                                  LAYER_NORM_EPS);
@@ -238,30 +232,31 @@ static int attention_begin(dit_run *run, const dit_block *block, const dit_seque
 }
 
 /* Ends the attention; output projections (a double block's two land in one
- * buffer: one all-reduce for both). */
-static int attention_finish(dit_run *run, const dit_block *block, const dit_sequence *s, attention_sublayer *sub)
+ * buffer: one all-reduce for both) and the gated residuals. */
+static int attention_finish(dit_run *run, const dit_block *block, const dit_sequence *s, tensor m,
+                            attention_sublayer *sub)
 {
     backend *be = run->model->be;
-    int64_t kept = s->kept_tokens, image = block->is_double ? s->image_stream_tokens : kept;
+    int64_t c = run->model->cfg.dim, kept = s->kept_tokens, image = block->is_double ? s->image_stream_tokens : kept;
     if (dit_attention_end(run, &sub->attention)) return -1;
     tensor out_image = tensor_row_slice(sub->projected, 0, image);
     linear(be, out_image, tensor_row_slice(sub->attended, 0, image), &block->image.to_out);
     tensor out_text = tensor_row_slice(sub->projected, image, kept - image);
     if (block->is_double) linear(be, out_text, tensor_row_slice(sub->attended, image, kept - image), &block->text.to_out);
-    return run->par.tp->ops->all_reduce_sum(run->par.tp, sub->projected);
+    if (run->par.tp->ops->all_reduce_sum(run->par.tp, sub->projected)) return -1;
+    be->ops->gated_residual(be, tensor_row_slice(s->seq, 0, image), chunk(m, 2, c), out_image);
+    if (block->is_double) be->ops->gated_residual(be, tensor_row_slice(s->seq, image, kept - image), chunk(m, 8, c), out_text);
+    return 0;
 }
 
-/* Every sample's attention sublayer, its output projections left in
- * projected[b] ([kept, C]). With overlapping exchanges the samples' phases
- * interleave (begin 0, begin 1, compute 0, compute 1, finish 0, finish 1),
- * so each exchange runs while the other sample computes; else one sample
- * after the other, each releasing its scratch. */
-static int attention_sublayers(dit_run *run, const dit_block *block, const dit_batch *batch, tensor m,
-                               const tensor *projected)
+/* Every sample's attention sublayer. With overlapping exchanges the samples'
+ * phases interleave (begin 0, begin 1, compute 0, compute 1, finish 0,
+ * finish 1), so each exchange runs while the other sample computes; else
+ * one sample after the other, each releasing its scratch. */
+static int attention_sublayers(dit_run *run, const dit_block *block, const dit_batch *batch, tensor m)
 {
     attention_sublayer subs[DIT_MAX_BATCH];
     int count = batch->count, interleave = dit_attention_overlaps(run) && count > 1;
-    for (int b = 0; b < count; b++) subs[b].projected = projected[b];
     arena_mark_t mark = arena_mark(&run->scratch);
     for (int first = 0; first < count; first += interleave ? count : 1) {
         int last = interleave ? count : first + 1;
@@ -270,7 +265,7 @@ static int attention_sublayers(dit_run *run, const dit_block *block, const dit_b
         for (int b = first; b < last; b++)
             if (dit_attention_compute(run, &batch->s[b], &subs[b].attention)) return -1;
         for (int b = first; b < last; b++)
-            if (attention_finish(run, block, &batch->s[b], &subs[b])) return -1;
+            if (attention_finish(run, block, &batch->s[b], tensor_row_slice(m, b, 1), &subs[b])) return -1;
         arena_release(&run->scratch, mark);
     }
     return 0;
@@ -286,25 +281,19 @@ int dit_block_forward(dit_run *run, const dit_block *block, const dit_batch *bat
      * image stream's six, then its text stream's. */
     tensor m = modulation(run, block, batch, dual ? 12 : 6);
     if (!m.data) return -1;
-    tensor projected[DIT_MAX_BATCH];
-    for (int b = 0; b < count; b++) {
-        projected[b] = arena_tensor_2d(&run->scratch, s[b].kept_tokens, c);
-        if (!projected[b].data) return -1;
-    }
-    if (attention_sublayers(run, block, batch, m, projected)) return -1;
+    if (attention_sublayers(run, block, batch, m)) return -1;
     /* Rows of each sample for the feed-forward: the image stream (double) or
      * all kept rows (single) through the MoE; a double block's kept text
-     * through its dense SwiGLU. Each first takes its attention residual. */
+     * through its dense SwiGLU. */
     sublayer_rows routed[DIT_MAX_BATCH], text[DIT_MAX_BATCH];
     for (int b = 0; b < count; b++) {
         tensor mb = tensor_row_slice(m, b, 1);
-        int64_t stream = dual ? s[b].image_stream_tokens : s[b].kept_tokens, rest = s[b].kept_tokens - stream;
+        int64_t stream = dual ? s[b].image_stream_tokens : s[b].kept_tokens;
         routed[b] = (sublayer_rows){tensor_row_slice(s[b].seq, 0, stream), chunk(mb, 3, c), chunk(mb, 4, c),
-                                    chunk(mb, 5, c), tensor_row_slice(projected[b], 0, stream), chunk(mb, 2, c)};
+                                    chunk(mb, 5, c)};
         if (dual)
-            text[b] = (sublayer_rows){tensor_row_slice(s[b].seq, stream, rest), chunk(mb, 9, c), chunk(mb, 10, c),
-                                      chunk(mb, 11, c), tensor_row_slice(projected[b], stream, rest),
-                                      chunk(mb, 8, c)};
+            text[b] = (sublayer_rows){tensor_row_slice(s[b].seq, stream, s[b].kept_tokens - stream), chunk(mb, 9, c),
+                                      chunk(mb, 10, c), chunk(mb, 11, c)};
     }
     moe_token_map map = token_map(batch, !dual);
     if (feed_forward_sublayer(run, &block->ff_image, &map, NULL, routed, count) ||
