@@ -20,10 +20,19 @@ int64_t host_memory_available(void)
     return available < 0 ? -1 : (int64_t)(available + swap) * 1024;
 }
 
+static int sharers = 1;
+
+void host_memory_set_sharers(int processes) { sharers = processes > 1 ? processes : 1; }
+
 int host_memory_check(int64_t bytes, const char *what)
 {
-    int64_t available = host_memory_available();
-    if (available < 0 || bytes <= available) return 0;
-    return error_set("%s: %.1f GiB of memory needed, %.1f GiB available on this machine", what,
-                     (double)bytes / (1 << 30), (double)available / (1 << 30));
+    int64_t available = host_memory_available(), total = bytes * sharers;
+    if (available < 0 || total <= available) return 0;
+    const double gib = (double)(1 << 30);
+    if (sharers == 1)
+        return error_set("%s: %.1f GiB of memory needed, %.1f GiB available on this machine", what, bytes / gib,
+                         available / gib);
+    return error_set("%s: %.1f GiB of memory needed (%.1f GiB for each of the %d ranks on this machine), %.1f GiB "
+                     "available on this machine",
+                     what, total / gib, bytes / gib, sharers, available / gib);
 }

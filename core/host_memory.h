@@ -12,8 +12,15 @@
  * /proc/meminfo); -1 when it cannot tell (no /proc: no check). */
 int64_t host_memory_available(void);
 
-/* 0 when `bytes` for `what` fit in available memory (or it cannot tell); else
- * -1 with "WHAT: N GiB of memory needed, M GiB available on this machine". */
+/* Processes of this run on this machine (ranks of one launcher; default 1),
+ * which load their weights at the same time: each asks for about as much as
+ * the others, so a check is for `bytes` times this many. world_init sets it. */
+void host_memory_set_sharers(int processes);
+
+/* 0 when `bytes` for `what`, once per sharing process, fit in available
+ * memory (or it cannot tell); else -1 with "WHAT: N GiB of memory needed,
+ * M GiB available on this machine" (and the share of each rank when several
+ * share the machine). */
 int host_memory_check(int64_t bytes, const char *what);
 
 #endif

@@ -2,6 +2,7 @@
 #include "parallel/world.h"
 
 #include "core/error.h"
+#include "core/host_memory.h"
 
 #include <mpi.h>
 #include <limits.h>
@@ -21,20 +22,26 @@ static int launched_by_mpi(void)
     return 0;
 }
 
-/* OpenMP threads per rank when the user did not say (OMP_NUM_THREADS): the
- * node's CPUs shared among the ranks on it, at most the CPUs this rank may
- * run on. Unbound ranks (mpirun --oversubscribe binds none) would otherwise
- * each start a thread per CPU: 4 ranks on 2 cores took 78 s for the demo's
- * picture instead of 2.9 s. */
-static void share_cores(void)
+/* Ranks of the world on this machine (those that share its memory). */
+static int ranks_on_this_machine(void)
 {
-    if (getenv("OMP_NUM_THREADS")) return;
     MPI_Comm node;
     int local = 1;
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
         MPI_Comm_size(node, &local);
         MPI_Comm_free(&node);
     }
+    return local;
+}
+
+/* OpenMP threads per rank when the user did not say (OMP_NUM_THREADS): the
+ * machine's CPUs shared among its `local` ranks, at most the CPUs this rank
+ * may run on. Unbound ranks (mpirun --oversubscribe binds none) would
+ * otherwise each start a thread per CPU: 4 ranks on 2 cores took 78 s for
+ * the demo's picture instead of 2.9 s. */
+static void share_cores(int local)
+{
+    if (getenv("OMP_NUM_THREADS")) return;
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int share = online > local ? (int)(online / local) : 1, mine = omp_get_num_procs();
     omp_set_num_threads(share < mine ? share : mine);
@@ -51,7 +58,9 @@ int world_init(world *w, int *argc, char ***argv)
     w->using_mpi = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &w->size);
-    share_cores();
+    int local = ranks_on_this_machine();
+    share_cores(local);
+    host_memory_set_sharers(local); /* the ranks load their weights side by side */
     return 0;
 }
 
