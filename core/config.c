@@ -6,13 +6,13 @@
 #include "core/config.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/text_file.h"
 
 #define CONFIG_MAX_BYTES (64u << 20)
 #define JSON_MAX_EXACT_INT 9007199254740992.0 /* 2^53 */
@@ -70,23 +70,8 @@ int config_parse(config **out, const char *text, const char *name_for_errors)
 int config_load(config **out, const char *path)
 {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return error_set("%s: cannot open config: %s", path, strerror(errno));
     char *text = NULL;
-    long n = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-    if (n >= 0 && (unsigned long)n <= CONFIG_MAX_BYTES && fseek(fp, 0, SEEK_SET) == 0 &&
-        (text = malloc((size_t)n + 1)) && fread(text, 1, (size_t)n, fp) == (size_t)n) {
-        text[n] = '\0';
-    } else {
-        free(text);
-        text = NULL;
-    }
-    fclose(fp);
-    if (!text) return error_set("%s: cannot read config (unreadable, a directory, or over 64 MiB)", path);
-    if (strlen(text) != (size_t)n) {
-        free(text);
-        return error_set("%s: config contains a NUL byte; not a JSON text file", path);
-    }
+    if (text_file_read(path, CONFIG_MAX_BYTES, "config", &text)) return -1;
     int rc = config_parse(out, text, path);
     free(text);
     return rc;

@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/text_file.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -18,24 +19,6 @@
 
 /* ---- config ------------------------------------------------------------------ */
 
-static int read_text_file(const char *path, char **text)
-{
-    *text = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return error_set("%s: cannot open config", path);
-    long n = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-    int ok = n >= 0 && n < (64L << 20) && fseek(fp, 0, SEEK_SET) == 0 && (*text = malloc((size_t)n + 1)) &&
-             fread(*text, 1, (size_t)n, fp) == (size_t)n;
-    fclose(fp);
-    if (!ok) {
-        free(*text);
-        *text = NULL;
-        return error_set("%s: cannot read config", path);
-    }
-    (*text)[n] = '\0';
-    return 0;
-}
-
 /* transformers 5 keeps RoPE settings in the object "rope_parameters"
  * ({"rope_type": "default", "rope_theta": ...}); config.h reads top-level keys
  * only, so the object is re-read here and parsed as a config of its own, whose
@@ -43,7 +26,7 @@ static int read_text_file(const char *path, char **text)
 static int load_rope_parameters(const char *path, double *theta)
 {
     char *text = NULL, name[4200];
-    if (read_text_file(path, &text)) return -1;
+    if (text_file_read(path, (size_t)64 << 20, "config", &text)) return -1;
     cJSON *root = cJSON_Parse(text);
     free(text);
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");

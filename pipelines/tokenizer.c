@@ -8,9 +8,9 @@
 #include "pipelines/tokenizer.h"
 
 #include "core/error.h"
+#include "core/text_file.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,24 +516,6 @@ static int load_truncation(tokenizer *tok, const cJSON *truncation)
     return 0;
 }
 
-static int read_file(const char *path, char **text)
-{
-    *text = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return error_set("%s: cannot open tokenizer: %s", path, strerror(errno));
-    long n = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-    int ok = n >= 0 && (size_t)n <= TOKENIZER_MAX_FILE_BYTES && fseek(fp, 0, SEEK_SET) == 0 &&
-             (*text = malloc((size_t)n + 1)) && fread(*text, 1, (size_t)n, fp) == (size_t)n;
-    fclose(fp);
-    if (!ok) {
-        free(*text);
-        *text = NULL;
-        return error_set("%s: cannot read tokenizer", path);
-    }
-    (*text)[n] = '\0';
-    return 0;
-}
-
 static int load_json(tokenizer *tok, const cJSON *root)
 {
     if (!cJSON_IsObject(root)) return error_set("%s: top level is not a JSON object", tok->path);
@@ -562,7 +544,7 @@ int tokenizer_load(tokenizer **out, const char *path)
     }
     tok->unk_id = -1;
     char *text = NULL;
-    if (read_file(path, &text)) {
+    if (text_file_read(path, TOKENIZER_MAX_FILE_BYTES, "tokenizer", &text)) {
         tokenizer_free(tok);
         return -1;
     }
