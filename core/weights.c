@@ -72,7 +72,8 @@ static void shard_block(int64_t rows, int64_t cols, weight_shard shard, int64_t 
     *out_cols = cols;
     int64_t extent = shard.axis == SHARD_ROWS ? rows : cols;
     if (shard.axis == SHARD_NONE) return;
-    int64_t first = extent * shard.index / shard.count, last = extent * (shard.index + 1) / shard.count;
+    int64_t first = shard.bounds ? shard.bounds[shard.index] : extent * shard.index / shard.count;
+    int64_t last = shard.bounds ? shard.bounds[shard.index + 1] : extent * (shard.index + 1) / shard.count;
     if (shard.axis == SHARD_ROWS) *first_row = first, *out_rows = last - first;
     else *first_col = first, *out_cols = last - first;
 }

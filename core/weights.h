@@ -23,6 +23,9 @@ typedef struct weight_shard {
     shard_axis axis;
     int index;
     int count;
+    /* NULL: count even parts (extent * index / count onwards); else count + 1
+     * ascending boundaries of the split axis, from 0 to its extent. */
+    const int64_t *bounds;
 } weight_shard;
 
 typedef struct weight_loader {
@@ -66,7 +69,7 @@ void weight_loader_free_all(weight_loader *wl);
 
 static inline weight_shard shard_whole(void)
 {
-    weight_shard s = {SHARD_NONE, 0, 1};
+    weight_shard s = {SHARD_NONE, 0, 1, NULL};
     return s;
 }
 

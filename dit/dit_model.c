@@ -17,8 +17,8 @@ static int load_linear_split(weight_loader *wl, dit_linear *layer, const char *n
 {
     char full[256];
     weight_shard weights = shard_whole(), biases = shard_whole();
-    if (split == SPLIT_OUTPUT) weights = biases = (weight_shard){SHARD_ROWS, shard->tp_rank, shard->tp_size};
-    if (split == SPLIT_INPUT) weights = (weight_shard){SHARD_COLS, shard->tp_rank, shard->tp_size};
+    if (split == SPLIT_OUTPUT) weights = biases = (weight_shard){SHARD_ROWS, shard->tp_rank, shard->tp_size, NULL};
+    if (split == SPLIT_INPUT) weights = (weight_shard){SHARD_COLS, shard->tp_rank, shard->tp_size, NULL};
     snprintf(full, sizeof full, "%s.weight", name);
     if (weight_load(wl, &layer->weight, full, out, in, weights)) return -1;
     layer->bias = tensor_none();
@@ -44,7 +44,7 @@ static int load_attention_stream(weight_loader *wl, dit_attention_stream *s, con
         snprintf(name, sizeof name, "%s.attn1.%s%s", prefix, projections[i], suffix);
         if (load_linear_split(wl, layers[i], name, dim, dim, 1, i < 3 ? SPLIT_OUTPUT : SPLIT_INPUT, shard)) return -1;
     }
-    weight_shard heads = {SHARD_ROWS, shard->tp_rank, shard->tp_size};
+    weight_shard heads = {SHARD_ROWS, shard->tp_rank, shard->tp_size, NULL};
     snprintf(name, sizeof name, "%s.attn1.q_rms_norm%s.weight", prefix, suffix);
     if (weight_load(wl, &s->q_norm, name, dim, 0, heads)) return -1;
     snprintf(name, sizeof name, "%s.attn1.k_rms_norm%s.weight", prefix, suffix);
@@ -71,13 +71,14 @@ static int load_block(dit_model *model, int index)
     if (is_double && load_attention_stream(wl, &block->text, prefix, "_t", c, shard)) return -1;
     snprintf(name, sizeof name, "%s.ff_i", prefix);
     const int32_t *order = shard->expert_order ? shard->expert_order + (int64_t)index * cfg->num_routed_experts : NULL;
-    moe_placement placement = {shard->tp_rank, shard->tp_size, shard->ep_rank, shard->ep_size, order};
+    const int64_t *bounds = shard->shared_bounds ? shard->shared_bounds + (int64_t)index * (shard->tp_size + 1) : NULL;
+    moe_placement placement = {shard->tp_rank, shard->tp_size, shard->ep_rank, shard->ep_size, order, bounds};
     if (moe_ffn_load(&block->ff_image, wl, name, c, cfg->ffn_hidden, cfg->shared_ffn_hidden, cfg->num_routed_experts,
                      cfg->num_activated_experts, index, &placement))
         return -1;
     if (!is_double) return 0;
     snprintf(name, sizeof name, "%s.ff_t", prefix);
-    return swiglu_ffn_load(&block->ff_text, wl, name, c, cfg->ffn_hidden, shard->tp_rank, shard->tp_size);
+    return swiglu_ffn_load(&block->ff_text, wl, name, c, cfg->ffn_hidden, shard->tp_rank, shard->tp_size, NULL);
 }
 
 static int load_all(dit_model *model)
@@ -129,25 +130,42 @@ int dit_shard_validate(const dit_config *cfg, const dit_shard *s)
     return 0;
 }
 
-int32_t *dit_expert_placement(const dit_config *cfg, const char *routing, int ep_size)
+int dit_expert_placement(dit_placement *placement, const dit_config *cfg, const char *routing, int ep_size,
+                         int tp_size)
 {
-    int blocks = dit_num_blocks(cfg), experts = cfg->num_routed_experts;
-    int32_t *order = malloc((size_t)blocks * (size_t)(experts ? experts : 1) * sizeof *order);
-    if (!order) {
-        error_set("out of memory placing experts");
-        return NULL;
-    }
-    if (moe_placement_balanced(routing, blocks, experts, ep_size, order)) {
-        free(order);
-        return NULL;
-    }
-    return order;
+    int blocks = dit_num_blocks(cfg), experts = cfg->num_routed_experts, split = ep_size > 1 && ep_size == tp_size;
+    memset(placement, 0, sizeof *placement);
+    placement->expert_order = malloc((size_t)blocks * (size_t)(experts ? experts : 1) * sizeof(int32_t));
+    double *shares = split ? malloc((size_t)blocks * (size_t)ep_size * sizeof *shares) : NULL;
+    if (split) placement->shared_bounds = malloc((size_t)blocks * (size_t)(tp_size + 1) * sizeof(int64_t));
+    int status = !placement->expert_order || (split && (!shares || !placement->shared_bounds))
+                     ? error_set("out of memory placing experts")
+                     : moe_placement_balanced(routing, blocks, experts, ep_size, placement->expert_order, shares);
+    for (int b = 0; b < blocks && split && status == 0; b++)
+        moe_shared_split(shares + (int64_t)b * ep_size, ep_size, cfg->num_activated_experts, cfg->ffn_hidden,
+                         cfg->shared_ffn_hidden, placement->shared_bounds + (int64_t)b * (tp_size + 1));
+    free(shares);
+    if (status) dit_placement_free(placement);
+    return status;
+}
+
+void dit_placement_free(dit_placement *placement)
+{
+    free(placement->expert_order);
+    free(placement->shared_bounds);
+    memset(placement, 0, sizeof *placement);
+}
+
+void dit_shard_place(dit_shard *shard, const dit_placement *placement)
+{
+    shard->expert_order = placement->expert_order;
+    shard->shared_bounds = placement->shared_bounds;
 }
 
 int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
                           uint64_t seed, const dit_shard *shard)
 {
-    static const dit_shard whole = {0, 1, 0, 1, NULL};
+    static const dit_shard whole = {0, 1, 0, 1, NULL, NULL};
     memset(model, 0, sizeof *model);
     model->cfg = *cfg;
     model->shard = shard ? *shard : whole;

@@ -28,6 +28,9 @@ typedef struct dit_shard {
     /* NULL, or [blocks * routed experts]: each block's experts in the order EP
      * ranks hold them (moe_placement.expert_order); the same on every rank. */
     const int32_t *expert_order;
+    /* NULL, or [blocks * (tp_size + 1)]: each block's shared-expert slices
+     * per tp rank (moe_placement.shared_bounds). */
+    const int64_t *shared_bounds;
 } dit_shard;
 
 typedef struct dit_linear {
@@ -75,10 +78,23 @@ int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, 
 /* Checks that heads, hidden sizes and experts divide by the shard's degrees. */
 int dit_shard_validate(const dit_config *cfg, const dit_shard *shard);
 
-/* A table for dit_shard.expert_order: every block's experts dealt to ep_size
- * ranks by the loads in a routing file (moe_placement_balanced). malloc'ed
- * [blocks * routed experts]; NULL with the error set. */
-int32_t *dit_expert_placement(const dit_config *cfg, const char *routing, int ep_size);
+/* Where a block's MoE work goes under expert parallelism, from a routing file. */
+typedef struct dit_placement {
+    int32_t *expert_order;  /* for dit_shard.expert_order */
+    int64_t *shared_bounds; /* for dit_shard.shared_bounds, or NULL */
+} dit_placement;
+
+/* Every block's experts dealt to ep_size ranks by the loads in a routing file
+ * (moe_placement_balanced); when the ep group is the tp group (ep_size ==
+ * tp_size), also the shared expert split unevenly so that every rank's
+ * routed plus shared work comes out alike (moe_shared_split). Fails with the
+ * error set; dit_placement_free frees what it made. */
+int dit_expert_placement(dit_placement *placement, const dit_config *cfg, const char *routing, int ep_size,
+                         int tp_size);
+void dit_placement_free(dit_placement *placement);
+
+/* Points shard's tables at placement's. */
+void dit_shard_place(dit_shard *shard, const dit_placement *placement);
 
 void dit_model_free(dit_model *model);
 

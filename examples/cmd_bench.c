@@ -117,7 +117,9 @@ int cli_bench(int argc, char **argv)
         {"plot", OPT_STRING, &plot, "write an SVG bar chart of images/s per layout", "FILE.svg"},
         {"comm-timing", OPT_STRING, &comm_timing, "time every collective: auto (CPU yes, GPU no: it syncs), on, off", "MODE"},
         {"expert-placement", OPT_STRING, &o.expert_placement,
-         "EP layouts: deal experts by the reference run's loads (reference) or a routing file's", "reference|FILE"},
+         "EP layouts: deal experts (tp + EP: and the shared expert's slices) by the reference run's loads "
+         "(reference) or a routing file's",
+         "reference|FILE"},
         {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL},
         {"forward-only", OPT_FLAG, &forward, "time one transformer forward on one rank instead", NULL},
         {"iterations", OPT_INT, &f.iterations, "timed forwards (default 5; implies --forward-only)", "N"},

@@ -74,7 +74,9 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"routing-capture", OPT_STRING, &o->routing_capture, "save every layer's chosen experts", "FILE"},
         {"routing-replay", OPT_STRING, &o->routing_replay, "force the experts saved by --routing-capture", "FILE"},
         {"expert-placement", OPT_STRING, &o->expert_placement,
-         "with EP: deal each layer's experts to ranks by the loads in a --routing-capture file", "FILE"},
+         "with EP: deal each layer's experts to ranks by the loads in a --routing-capture file (tp + EP: "
+         "also size the shared expert's slices by them)",
+         "FILE"},
         {"quiet", OPT_FLAG, &o->quiet, "no progress bar", NULL},
         {"json", OPT_FLAG, &a->json, "print a JSON result line", NULL},
     };

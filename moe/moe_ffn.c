@@ -12,10 +12,10 @@
 #include <string.h>
 
 int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden, int tp_rank,
-                    int tp_size)
+                    int tp_size, const int64_t *bounds)
 {
     char name[256];
-    weight_shard rows = {SHARD_ROWS, tp_rank, tp_size}, cols = {SHARD_COLS, tp_rank, tp_size};
+    weight_shard rows = {SHARD_ROWS, tp_rank, tp_size, bounds}, cols = {SHARD_COLS, tp_rank, tp_size, bounds};
     snprintf(name, sizeof name, "%s.w1.weight", prefix);
     if (weight_load(wl, &ffn->w1, name, hidden, dim, rows)) return -1;
     snprintf(name, sizeof name, "%s.w3.weight", prefix);
@@ -50,10 +50,11 @@ int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t di
     ffn->num_experts = num_experts;
     ffn->top_k = top_k;
     ffn->layer = layer;
-    if (num_experts == 0) return swiglu_ffn_load(&ffn->shared, wl, prefix, dim, hidden, p->tp_rank, p->tp_size);
+    if (num_experts == 0) return swiglu_ffn_load(&ffn->shared, wl, prefix, dim, hidden, p->tp_rank, p->tp_size, NULL);
 
     snprintf(name, sizeof name, "%s.shared_experts", prefix);
-    if (swiglu_ffn_load(&ffn->shared, wl, name, dim, shared_hidden, p->tp_rank, p->tp_size)) return -1;
+    if (swiglu_ffn_load(&ffn->shared, wl, name, dim, shared_hidden, p->tp_rank, p->tp_size, p->shared_bounds))
+        return -1;
     snprintf(name, sizeof name, "%s.gate.weight", prefix);
     if (weight_load(wl, &ffn->gate, name, num_experts, dim, shard_whole())) return -1;
     /* Expert parallel: whole experts of this rank. Otherwise: a tp slice of all. */
@@ -73,7 +74,7 @@ int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t di
         int id = expert_parallel ? expert_at(p, p->ep_rank * ffn->local_experts + e) : e;
         snprintf(name, sizeof name, "%s.experts.%d", prefix, id);
         if (swiglu_ffn_load(&expert, wl, name, dim, hidden, expert_parallel ? 0 : p->tp_rank,
-                            expert_parallel ? 1 : p->tp_size))
+                            expert_parallel ? 1 : p->tp_size, NULL))
             return -1;
         ffn->w1[e] = expert.w1;
         ffn->w2[e] = expert.w2;

@@ -32,6 +32,9 @@ typedef struct moe_placement {
     int tp_rank, tp_size;
     int ep_rank, ep_size;
     const int32_t *expert_order; /* [E] or NULL */
+    /* [tp_size + 1] or NULL (even): the shared expert's hidden units per tp
+     * rank, uneven to even out the routed experts' load (moe_shared_split). */
+    const int64_t *shared_bounds;
 } moe_placement;
 
 typedef struct moe_ffn {
@@ -81,9 +84,11 @@ int moe_ffn_load(moe_ffn *ffn, weight_loader *wl, const char *prefix, int64_t di
                  int64_t shared_hidden, int num_experts, int top_k, int layer, const moe_placement *placement);
 void moe_ffn_free(moe_ffn *ffn);
 
-/* The tp_rank-th of tp_size slices of the hidden units (1 slice: all). */
+/* The tp_rank-th of tp_size slices of the hidden units (1 slice: all):
+ * even slices, or [bounds[tp_rank], bounds[tp_rank + 1]) when bounds (tp_size
+ * + 1 entries from 0 to hidden) are given. */
 int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden, int tp_rank,
-                    int tp_size);
+                    int tp_size, const int64_t *bounds);
 /* y[M, C] = swiglu(x[M, C]) */
 int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tensor y, tensor x);
 

@@ -81,13 +81,15 @@ static void deal_greedy(const layer_counts *c, int *rank)
     }
 }
 
-int moe_placement_balanced(const char *path, int layers, int experts, int ep_size, int32_t *order)
+int moe_placement_balanced(const char *path, int layers, int experts, int ep_size, int32_t *order, double *shares)
 {
     if (experts > 64 || ep_size < 1 || experts % ep_size)
         return error_set("expert placement: %d experts over %d ranks is not supported (at most 64, evenly)", experts,
                          ep_size);
-    for (int l = 0; l < layers; l++)
+    for (int l = 0; l < layers; l++) {
         for (int e = 0; e < experts; e++) order[(int64_t)l * experts + e] = e;
+        for (int r = 0; shares && r < ep_size; r++) shares[(int64_t)l * ep_size + r] = 1.0 / ep_size;
+    }
     moe_routing routing;
     moe_routing_init(&routing, ROUTING_REPLAY);
     if (moe_routing_load(&routing, path)) return error_prefix("expert placement");
@@ -124,8 +126,37 @@ int moe_placement_balanced(const char *path, int layers, int experts, int ep_siz
         for (int r = 0; r < ep_size; r++) /* rank r's experts, in id order */
             for (int e = 0; e < experts; e++)
                 if (best[e] == r) out[at++] = e;
+        if (shares) {
+            int64_t load[64] = {0}, total = 0;
+            for (int call = 0; call < c.calls; call++)
+                for (int e = 0; e < experts; e++) load[best[e]] += c.rows[(int64_t)call * experts + e];
+            for (int r = 0; r < ep_size; r++) total += load[r];
+            for (int r = 0; r < ep_size && total > 0; r++) shares[(int64_t)l * ep_size + r] = (double)load[r] / total;
+        }
     }
     free(c.rows);
     moe_routing_free(&routing);
     return status;
+}
+
+void moe_shared_split(const double *shares, int ranks, int top_k, int64_t expert_hidden, int64_t shared_hidden,
+                      int64_t *bounds)
+{
+    /* Hidden units a token costs rank r: shares[r] * top_k * expert_hidden
+     * routed plus its shared slice; equal on every rank when the slice is the
+     * even total minus the routed part. Cumulative rounding keeps the sum. */
+    int64_t step = shared_hidden >= 64 * 4 * (int64_t)ranks ? 64 : 8;
+    if (shared_hidden % step || shared_hidden < step * ranks) { /* too narrow to move: even slices */
+        for (int r = 0; r <= ranks; r++) bounds[r] = shared_hidden * r / ranks;
+        return;
+    }
+    double routed = (double)top_k * (double)expert_hidden, even = (routed + (double)shared_hidden) / ranks, sum = 0;
+    bounds[0] = 0;
+    for (int r = 0; r < ranks; r++) {
+        sum += even - shares[r] * routed;
+        int64_t at = r == ranks - 1 ? shared_hidden : (int64_t)(sum / (double)step + 0.5) * step;
+        int64_t lowest = bounds[r] + step, highest = shared_hidden - (int64_t)(ranks - 1 - r) * step;
+        if (r < ranks - 1) at = at < lowest ? lowest : at > highest ? highest : at;
+        bounds[r + 1] = at;
+    }
 }

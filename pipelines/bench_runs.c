@@ -134,7 +134,7 @@ int bench_write_random_embeds(const char *path, const dit_config *cfg, int64_t t
 /* Everything a transformer-only run holds, freed by transformer_free. */
 typedef struct transformer_state {
     backend *be;
-    int32_t *expert_order; /* the EP placement, or NULL */
+    dit_placement placement; /* the EP placement (empty without one) */
     parallel_context par;
     int have_par, have_model, have_run, have_text[2];
     dit_model model;
@@ -159,7 +159,7 @@ static void transformer_free(transformer_state *t)
     if (t->have_model) dit_model_free(&t->model);
     if (t->have_par) parallel_context_free(&t->par);
     backend_destroy(t->be);
-    free(t->expert_order);
+    dit_placement_free(&t->placement);
 }
 
 /* Backend, groups (wrapped when probing) and this rank's shard of random weights. */
@@ -176,10 +176,10 @@ static int transformer_load(transformer_state *t, const bench_run_request *q, be
     int ep_size = d.expert_parallel ? layout_group_ranks(&t->par.layout, GROUP_EP, w->rank, ranks) : 1;
     for (int i = 0; i < ep_size; i++)
         if (ranks[i] == w->rank) ep_rank = i;
-    dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size, NULL};
+    dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size, NULL, NULL};
     if (q->expert_placement && ep_size > 1) {
-        if (!(t->expert_order = dit_expert_placement(&q->facts->dit, q->expert_placement, ep_size))) return -1;
-        shard.expert_order = t->expert_order;
+        if (dit_expert_placement(&t->placement, &q->facts->dit, q->expert_placement, ep_size, d.tp)) return -1;
+        dit_shard_place(&shard, &t->placement);
     }
     if (dit_model_load_config(&t->model, t->be, &q->facts->dit, NULL, 1, q->options->seed, &shard)) return -1;
     t->have_model = 1;

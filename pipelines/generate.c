@@ -187,7 +187,7 @@ static int setup(generate_state *g)
     for (int i = 0; i < ep_size; i++)
         if (ranks[i] == g->w->rank) ep_rank = i;
     model_bundle_options mo = {o->model_dir, o->device, o->random_weights, o->seed,
-                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL}, !o->prompt_embeds_path,
+                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL, NULL}, !o->prompt_embeds_path,
                                o->expert_placement};
     g->bundle_options = mo;
     int keep = o->hooks && o->hooks->keep_model;

@@ -31,16 +31,17 @@ static int load_text_side(model_bundle *b, const model_bundle_options *o)
     return tokenizer_load(&b->tok, path);
 }
 
-/* shard->expert_order from o->expert_placement (EP only), into b->expert_order. */
+/* shard's placement tables from o->expert_placement (EP only), into b->placement. */
 static int place_experts(model_bundle *b, const model_bundle_options *o, dit_shard *shard)
 {
     if (!o->expert_placement || shard->ep_size < 2) return 0;
     char path[4200];
     snprintf(path, sizeof path, "%s/transformer/config.json", o->dir);
     dit_config cfg;
-    if (dit_config_load(&cfg, path) || !(b->expert_order = dit_expert_placement(&cfg, o->expert_placement, shard->ep_size)))
+    if (dit_config_load(&cfg, path) ||
+        dit_expert_placement(&b->placement, &cfg, o->expert_placement, shard->ep_size, shard->tp_size))
         return -1;
-    shard->expert_order = b->expert_order;
+    dit_shard_place(shard, &b->placement);
     return 0;
 }
 
@@ -93,7 +94,7 @@ void model_bundle_free(model_bundle *b)
     if (b->loaded_vae) vae_model_free(&b->vae);
     if (b->loaded_transformer) dit_model_free(&b->transformer);
     backend_destroy(b->be);
-    free(b->expert_order);
+    dit_placement_free(&b->placement);
     memset(b, 0, sizeof *b);
 }
 

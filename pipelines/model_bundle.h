@@ -23,7 +23,7 @@ typedef struct model_bundle {
     tokenizer *tok;   /* NULL when the model has no text encoder */
     int has_encoder;
     int loaded_transformer, loaded_vae;
-    int32_t *expert_order; /* the EP placement the transformer was loaded with, or NULL */
+    dit_placement placement; /* the EP placement the transformer was loaded with (empty without one) */
 } model_bundle;
 
 typedef struct model_bundle_options {

@@ -83,7 +83,7 @@ static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, 
     process_group *ep_group = ep && w->size > 1 ? ctx.groups[GROUP_EP] : NULL;
     dit_parallel par = {ctx.groups[GROUP_TP], ctx.groups[GROUP_ULYSSES], ctx.groups[GROUP_RING], ctx.groups[GROUP_SP],
                         ep_group};
-    dit_shard shard = {ctx.layout.tp_index, tp, ep_group ? ep_group->rank : 0, ep_group ? ep_group->size : 1, order};
+    dit_shard shard = {ctx.layout.tp_index, tp, ep_group ? ep_group->rank : 0, ep_group ? ep_group->size : 1, order, NULL};
     float out[LATENTS];
     capture->mode = ROUTING_REPLAY;
     int status = forward(&shard, &par, capture, out);
@@ -117,7 +117,7 @@ int main(int argc, char **argv)
     /* A placement that is not an order of the experts fails with the block's name. */
     static int32_t doubled[DIT_MAX_BLOCKS * 8];
     for (int i = 0; i < DIT_MAX_BLOCKS * 8; i++) doubled[i] = i % 8 == 7 ? 6 : i % 8;
-    dit_shard bad = {0, 1, 1, 2, doubled};
+    dit_shard bad = {0, 1, 1, 2, doubled, NULL};
     backend *cpu = backend_cpu_create();
     dit_model model;
     CHECK(dit_model_load_config(&model, cpu, &cfg, NULL, 1, 7, &bad) != 0);

@@ -34,7 +34,7 @@ static void test_fill_uniform(backend *be)
 static tensor load(weight_loader *wl, const char *name, int64_t rows, int64_t cols, shard_axis axis, int index,
                    int count)
 {
-    weight_shard shard = {axis, index, count};
+    weight_shard shard = {axis, index, count, NULL};
     tensor t = {0};
     CHECK_MSG(weight_load(wl, &t, name, rows, cols, shard) == 0, "%s: %s", name, error_message());
     return t;
@@ -58,6 +58,15 @@ static void test_shards(backend *be)
     for (int i = 0; i < ROWS; i++) same &= c[i * 2] == w[i * COLS + 5] && c[i * 2 + 1] == w[i * COLS + 6];
     CHECK_MSG(same, "column shard differs from the whole tensor's columns");
     CHECK(piece.shape[0] == 4 && memcmp(p, v + 3, 4 * sizeof(float)) == 0);
+    /* Uneven parts by explicit bounds: part 1 of {0, 1, 6, COLS} is columns 1..5. */
+    const int64_t bounds[4] = {0, 1, 6, COLS};
+    tensor uneven = {0};
+    CHECK_MSG(weight_load(&wl, &uneven, "blocks.0.proj.weight", ROWS, COLS, (weight_shard){SHARD_COLS, 1, 3, bounds}) ==
+                  0,
+              "%s", error_message());
+    same = uneven.shape[0] == ROWS && uneven.shape[1] == 5;
+    for (int i = 0; same && i < ROWS; i++) same &= memcmp((const float *)uneven.data + i * 5, w + i * COLS + 1, 5 * sizeof(float)) == 0;
+    CHECK_MSG(same, "the part of explicit bounds differs from the whole tensor's columns 1..5");
     /* Scales: a matrix's values within sqrt(3 / fan-in), a bias's within sqrt(3) * 0.02; norms are ones. */
     int scaled = 1, ones = 1;
     for (int i = 0; i < ROWS * COLS; i++) scaled &= fabsf(w[i]) < sqrtf(3.0f / COLS);
@@ -66,7 +75,7 @@ static void test_shards(backend *be)
     /* Another name is another stream. */
     tensor other = load(&wl, "blocks.1.proj.weight", ROWS, COLS, SHARD_NONE, 0, 1);
     CHECK(memcmp(other.data, w, ROWS * COLS * sizeof(float)) != 0);
-    CHECK(wl.parameters == 2 * ROWS * COLS + 2 * COLS + ROWS * 2 + ROWS + 4 + ROWS);
+    CHECK(wl.parameters == 2 * ROWS * COLS + 2 * COLS + ROWS * 2 + ROWS + 4 + ROWS + ROWS * 5);
     weight_loader_free_all(&wl);
 }
 
