@@ -37,25 +37,61 @@ static float *f32(tensor t) { return (float *)t.data; }
  * another BLAS links too (its threads, if any, are then its own business). */
 extern void openblas_set_num_threads(int threads) __attribute__((weak));
 
-/* Products smaller than this many multiply-adds run on one thread. */
-#define GEMM_PARALLEL_WORK ((int64_t)1 << 18)
+/* A product is shared by threads so that each element takes the same kernel
+ * path as in one whole product, whatever the number of threads: a BLAS
+ * computes rows in groups (OpenBLAS's sgemm kernels take 4 to 16 at a time)
+ * and a last, partial group by another kernel that rounds differently, and
+ * OpenBLAS has separate kernels for small products (M N K up to ~10^6). Split
+ * anywhere, the rows near a split point came out in other bits, so the
+ * picture changed with the thread count (the demo's: four thread counts,
+ * four pictures). So split points fall on multiples of GEMM_SPLIT_ALIGN rows
+ * (or columns), and every part has at least GEMM_SPLIT_WORK multiply-adds,
+ * above any small-product path (with parts of 2^19 the demo's picture still
+ * changed with the thread count; 2^20 keeps it, and test_cpu_threads and
+ * cli_threads check both). Smaller products run on one thread. */
+#define GEMM_SPLIT_ALIGN 32
+#define GEMM_SPLIT_WORK ((int64_t)1 << 20)
+
+/* The t-th of `parts` split points of [0, extent), on GEMM_SPLIT_ALIGN. */
+static int64_t split_point(int64_t extent, int t, int parts)
+{
+    return t == parts ? extent : extent * t / parts / GEMM_SPLIT_ALIGN * GEMM_SPLIT_ALIGN;
+}
+
+/* The most parts, up to the OpenMP threads, of which even the smallest has
+ * GEMM_SPLIT_WORK multiply-adds: by rows when every part gets GEMM_SPLIT_ALIGN
+ * of them, else by columns. 1 inside a parallel region. */
+static int gemm_parts(int64_t m, int64_t n, int64_t k, int *by_rows)
+{
+    *by_rows = 1;
+    if (omp_in_parallel()) return 1;
+    for (int parts = omp_get_max_threads(); parts > 1; parts--) {
+        int rows = m >= (int64_t)GEMM_SPLIT_ALIGN * parts;
+        int64_t extent = rows ? m : n, across = rows ? n * k : m * k, smallest = extent;
+        for (int t = 0; t < parts; t++) {
+            int64_t count = split_point(extent, t + 1, parts) - split_point(extent, t, parts);
+            smallest = count < smallest ? count : smallest;
+        }
+        if (smallest * across >= GEMM_SPLIT_WORK) {
+            *by_rows = rows;
+            return parts;
+        }
+    }
+    return 1;
+}
 
 /* c[m, n] = alpha a[m, k] op(b) + beta c (row-major, a not transposed; op(b)
  * is b[k, n], or b[n, k] transposed when tb is CblasTrans), split over the
- * OpenMP threads by rows of c, or by columns when there are fewer rows than
- * threads. Every element is still a sum over all of k, but the BLAS may
- * block a smaller product differently: results move by float rounding only
- * (the demo's 256x256 picture: 0.005% of pixel values by one level). */
+ * OpenMP threads by rows of c, or by columns when there are too few rows to
+ * give every thread some. The same bits for any number of threads. */
 static void gemm(CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
-    int threads = omp_in_parallel() || m * n * k < GEMM_PARALLEL_WORK ? 1 : omp_get_max_threads();
-    int by_rows = m >= threads;
+    int by_rows, threads = gemm_parts(m, n, k, &by_rows);
     int64_t extent = by_rows ? m : n;
-    if (threads > extent) threads = (int)extent;
 #pragma omp parallel for num_threads(threads) if (threads > 1)
     for (int t = 0; t < threads; t++) {
-        int64_t first = extent * t / threads, count = extent * (t + 1) / threads - first;
+        int64_t first = split_point(extent, t, threads), count = split_point(extent, t + 1, threads) - first;
         if (count == 0) continue;
         if (by_rows)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, (int)count, (int)n, (int)k, alpha, a + first * lda, (int)lda, b,
