@@ -3,6 +3,7 @@
 #include "examples/cli.h"
 
 #include "core/error.h"
+#include "core/json_out.h"
 #include "moedit.h"
 
 #include <stdio.h>
@@ -105,7 +106,10 @@ void cli_generate_report(const cli_generate_args *a, const moedit_generate_resul
 {
     if (a->json && r->count > 0) {
         printf("{\"files\":[");
-        for (int i = 0; i < r->count; i++) printf("%s\"%s\"", i ? "," : "", r->files[i]);
+        for (int i = 0; i < r->count; i++) {
+            if (i) putchar(',');
+            json_write_string(stdout, r->files[i]);
+        }
         printf("],\"seeds\":[");
         for (int i = 0; i < r->count; i++) printf("%s%llu", i ? "," : "", r->seeds[i]);
         printf("],\"seconds\":{\"load\":%.3f,\"text\":%.3f,\"encode\":%.3f,\"denoise\":%.3f,\"decode\":%.3f,"

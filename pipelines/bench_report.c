@@ -4,6 +4,7 @@
 #include "pipelines/bench_layouts.h"
 
 #include "core/error.h"
+#include "core/json_out.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -46,13 +47,9 @@ static void json_number(FILE *f, const char *key, double v, const char *after)
 
 static void json_string(FILE *f, const char *key, const char *s, const char *after)
 {
-    fprintf(f, "\"%s\": \"", key);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fprintf(f, "\"%s", after);
+    fprintf(f, "\"%s\": ", key);
+    json_write_string(f, s);
+    fputs(after, f);
 }
 
 static const char *status_of(const moedit_bench_layout *l)

@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/json_out.h"
 #include "core/safetensors.h"
 #include "dit/dit_model.h"
 #include "pipelines/model_bundle.h"
@@ -71,7 +72,12 @@ static void print_transformer(const char *path, int json, FILE *out)
 {
     dit_config cfg;
     if (dit_config_load(&cfg, path) != 0) {
-        fprintf(out, json ? ",\"config_error\":\"%s\"" : "    config error: %s\n", error_message());
+        if (json) {
+            fprintf(out, ",\"config_error\":");
+            json_write_string(out, error_message());
+        } else {
+            fprintf(out, "    config error: %s\n", error_message());
+        }
         error_clear();
         return;
     }
@@ -109,7 +115,8 @@ static int print_component(const char *model_dir, const char *component, int jso
     weights_summary w;
     int has_weights = summarize_weights(dir, &w);
     if (json) {
-        fprintf(out, "%s\"%s\":{\"class\":\"%s\"", first ? "" : ",", component, class_name);
+        fprintf(out, "%s\"%s\":{\"class\":", first ? "" : ",", component);
+        json_write_string(out, class_name);
         if (has_weights)
             fprintf(out, ",\"parameters\":%lld,\"tensors\":%lld,\"dtype\":\"%s\",\"bytes\":%lld",
                     (long long)w.parameters, (long long)w.tensors, main_dtype(&w), (long long)w.bytes);
@@ -146,8 +153,13 @@ int moedit_inspect(const char *model_dir, int json, int check, FILE *out)
     if (!is_dir(path)) return error_set("%s has no transformer/ directory: not a diffusers model", model_dir);
     if (check && check_transformer(model_dir) != 0) return -1;
     if (!out) return 0;
-    if (json) fprintf(out, "{\"model\":\"%s\",\"components\":{", model_dir);
-    else fprintf(out, "model %s\n", model_dir);
+    if (json) {
+        fprintf(out, "{\"model\":");
+        json_write_string(out, model_dir);
+        fprintf(out, ",\"components\":{");
+    } else {
+        fprintf(out, "model %s\n", model_dir);
+    }
     int first = 1;
     for (size_t i = 0; i < sizeof components / sizeof components[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", model_dir, components[i]);

@@ -37,4 +37,25 @@ if ! "$moedit" inspect --model "$fixtures/dit_moe" --json >/dev/null 2>&1; then
 fi
 "$moedit" inspect --help | grep -q -- "--check" || { echo "FAIL inspect --help"; failures=$((failures + 1)); }
 
+# --json stays valid JSON when a path or a message holds a quote or a backslash: a model directory named so, with a
+# transformer config that fails to load (its error message repeats the path), and a picture written there.
+odd="$work/a \"quoted\" \\ dir"
+mkdir -p "$odd" && cp -r "$model"/. "$odd"/ && echo '{' >"$odd/transformer/config.json"
+if "$moedit" inspect --model "$odd" --json >"$work/inspect.json" &&
+   python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["model"] == sys.argv[2]
+assert sys.argv[2] in d["components"]["transformer"]["config_error"]' "$work/inspect.json" "$odd"; then
+  echo "ok   inspect --json with a quote and a backslash in the path"
+else
+  fail "inspect --json with an odd path: $(cat "$work/inspect.json")"
+fi
+cp -r "$model"/. "$odd"/
+if "$moedit" generate --model "$odd" --prompt x --height 32 --width 32 --num-inference-steps 1 --device cpu --quiet \
+     --json --output "$odd/x.png" >"$work/generate.json" &&
+   python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["files"] == [sys.argv[2]]' "$work/generate.json" \
+     "$odd/x.png"; then
+  echo "ok   generate --json with a quote and a backslash in the path"
+else
+  fail "generate --json with an odd path: $(cat "$work/generate.json")"
+fi
+
 finish cli_errors
