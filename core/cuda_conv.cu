@@ -222,9 +222,10 @@ static int cudnn_mode(void)
     static int mode = -1;
     if (mode < 0) {
         /* Channels-last cuDNN by default: on an H200 the FLUX VAE decode took
-         * 68 / 228 ms at 1024 / 2048 this way (timed choice), 83 / 319 with
-         * im2col (MOEDIT_CUDNN=0) and 284 / 1370 with cuDNN on NCHW (=1,
-         * =heuristic). */
+         * 68 / 228 ms at 1024 / 2048 this way (timed choice, session 4), 83 /
+         * 319 with im2col (MOEDIT_CUDNN=0) and 284 / 1370 with cuDNN on NCHW
+         * (=1, =heuristic); in session 11 47 / 222 ms with the heuristics'
+         * choice and the timed one alike. */
         static const char *const choices[5] = {"nhwc", "0", "1", "heuristic", "nhwc-find"};
         static const int modes[5] = {CUDNN_ON | CUDNN_NHWC, 0, CUDNN_ON | CUDNN_FIND, CUDNN_ON,
                                      CUDNN_ON | CUDNN_NHWC | CUDNN_FIND};
