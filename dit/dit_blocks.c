@@ -35,53 +35,49 @@ static int qk_norm(dit_run *run, tensor x, tensor weight)
     return 0;
 }
 
-/* RoPE on the rows of x[image stream rows..., C_local] that carry positions:
- * the real target tokens and the context tokens. */
-static void rotate(dit_run *run, const dit_sequence *s, tensor x)
+/* A run of q or k rows (which start with the image stream) and the cos/sin
+ * rows of its positions: `table` from table_first, or none (not rotated). */
+typedef struct position_run {
+    int64_t first, count;
+    const tensor *table;
+    int64_t table_first;
+} position_run;
+
+enum { POSITION_RUNS = 4 };
+
+/* x's rows as [real targets | padding | context | text]: the first and the
+ * third carry positions. */
+static void position_runs(const dit_run *run, const dit_sequence *s, int64_t rows, position_run runs[POSITION_RUNS])
 {
-    backend *be = run->model->be;
-    const dit_config *cfg = &run->model->cfg;
-    int heads = cfg->heads / run->par.tp->size;
-    if (s->valid_tokens > 0)
-        be->ops->rope(be, tensor_row_slice(x, 0, s->valid_tokens),
-                      tensor_row_slice(run->rope, s->image_first, s->valid_tokens), heads, cfg->rope_dim);
-    if (s->context_tokens > 0)
-        be->ops->rope(be, tensor_row_slice(x, s->image_tokens, s->context_tokens),
-                      tensor_row_slice(run->context_rope, s->context_first, s->context_tokens), heads, cfg->rope_dim);
+    runs[0] = (position_run){0, s->valid_tokens, &run->rope, s->image_first};
+    runs[1] = (position_run){s->valid_tokens, s->image_tokens - s->valid_tokens, NULL, 0};
+    runs[2] = (position_run){s->image_tokens, s->context_tokens, &run->context_rope, s->context_first};
+    runs[3] = (position_run){s->image_stream_tokens, rows - s->image_stream_tokens, NULL, 0};
 }
 
-/* qk_norm and then rotate of q or k rows that start with the image stream.
- * Without tp, one pass over each run of rows (rms_norm_rope where rows are
- * rotated, rms_norm over padding and text). */
+/* qk_norm and then RoPE on the rows of x that carry positions. Without tp,
+ * one pass over each run of rows (rms_norm_rope where rows are rotated,
+ * rms_norm over padding and text); with it the norm's sums are all-reduced
+ * first, so the rotation is a pass of its own. */
 static int qk_norm_rotate(dit_run *run, const dit_sequence *s, tensor x, tensor weight)
 {
-    if (run->par.tp->size > 1) {
-        if (qk_norm(run, x, weight)) return -1;
-        rotate(run, s, x);
-        return 0;
-    }
     backend *be = run->model->be;
     const dit_config *cfg = &run->model->cfg;
-    int64_t rows = tensor_rows(&x);
-    struct {
-        int64_t first, count;
-        const tensor *table; /* the positions' cos/sin rows, from table_first; NULL: not rotated */
-        int64_t table_first;
-    } runs[4] = {
-        {0, s->valid_tokens, &run->rope, s->image_first},
-        {s->valid_tokens, s->image_tokens - s->valid_tokens, NULL, 0}, /* padding */
-        {s->image_tokens, s->context_tokens, &run->context_rope, s->context_first},
-        {s->image_stream_tokens, rows - s->image_stream_tokens, NULL, 0}, /* text */
-    };
-    for (int i = 0; i < 4; i++) {
-        if (runs[i].count <= 0) continue;
+    int fused = run->par.tp->size == 1, heads = cfg->heads / run->par.tp->size;
+    if (!fused && qk_norm(run, x, weight)) return -1;
+    position_run runs[POSITION_RUNS];
+    position_runs(run, s, tensor_rows(&x), runs);
+    for (int i = 0; i < POSITION_RUNS; i++) {
+        if (runs[i].count <= 0 || (!fused && !runs[i].table)) continue;
         tensor part = tensor_row_slice(x, runs[i].first, runs[i].count);
-        if (runs[i].table)
-            be->ops->rms_norm_rope(be, part, weight, QK_NORM_EPS,
-                                   tensor_row_slice(*runs[i].table, runs[i].table_first, runs[i].count), cfg->heads,
-                                   cfg->rope_dim);
-        else
+        tensor table = runs[i].table ? tensor_row_slice(*runs[i].table, runs[i].table_first, runs[i].count)
+                                     : tensor_none();
+        if (!runs[i].table)
             be->ops->rms_norm(be, part, part, weight, QK_NORM_EPS);
+        else if (fused)
+            be->ops->rms_norm_rope(be, part, weight, QK_NORM_EPS, table, heads, cfg->rope_dim);
+        else
+            be->ops->rope(be, part, table, heads, cfg->rope_dim);
     }
     return 0;
 }
@@ -120,7 +116,6 @@ _Static_assert(MOE_MAX_SEGMENTS >= 4 * DIT_MAX_BATCH, "a token map holds every s
 /* The token map of the image stream (double blocks: target and context) or
  * of the kept rows (single blocks: and the initial text) of every sample,
  * the samples' rows one after the other from local row 0. */
-
 static moe_token_map token_map(const dit_batch *batch, int kept)
 {
     const dit_sequence *s = batch->s;

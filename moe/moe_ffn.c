@@ -224,12 +224,12 @@ int moe_dispatch(const moe_context *ctx, tensor experts, tensor weights, tensor 
 {
     backend *be = ctx->be;
     int64_t slots = tensor_numel(&experts);
+    if (buckets > MOE_MAX_BUCKETS) return error_set("MoE dispatch: %d buckets, at most %d", buckets, MOE_MAX_BUCKETS);
     int32_t first[MOE_MAX_BUCKETS + 1];
     tensor firsts = arena_tensor_typed(ctx->scratch, DTYPE_I32, buckets + 1, 1);
     *rows = arena_tensor_typed(ctx->scratch, DTYPE_I32, slots, 1);
     *slot_weights = arena_tensor_typed(ctx->scratch, DTYPE_F32, slots, 1);
     *positions = arena_tensor_typed(ctx->scratch, DTYPE_I32, tensor_rows(&experts), tensor_cols(&experts));
-    if (buckets > MOE_MAX_BUCKETS) return error_set("MoE dispatch: %d buckets, at most %d", buckets, MOE_MAX_BUCKETS);
     if (!firsts.data || !rows->data || !slot_weights->data || !positions->data) return -1;
     be->ops->moe_dispatch(be, *rows, *slot_weights, *positions, firsts, experts, weights, bucket, buckets);
     /* The layer's one wait for the device: the grouped product sizes each expert's rows on the host. */
