@@ -97,8 +97,9 @@ __device__ __forceinline__ void st(void *p, int dtype, int64_t i, float v)
  * element-wise kernels, for BF16 tensors on 16-byte boundaries whose
  * element count is a multiple of 8 (bf16x8_fits). Scalar BF16 accesses
  * reached about half the memory bandwidth (swiglu: ~2.6 TB/s on an H200). */
-__device__ __forceinline__ void unpack8(uint4 raw, float v[8])
+__device__ __forceinline__ void ld8(const void *p, int64_t i8, float v[8])
 {
+    uint4 raw = reinterpret_cast<const uint4 *>(p)[i8];
     const __nv_bfloat162 *pairs = reinterpret_cast<const __nv_bfloat162 *>(&raw);
 #pragma unroll
     for (int k = 0; k < 4; k++) {
@@ -106,11 +107,6 @@ __device__ __forceinline__ void unpack8(uint4 raw, float v[8])
         v[2 * k] = f.x;
         v[2 * k + 1] = f.y;
     }
-}
-
-__device__ __forceinline__ void ld8(const void *p, int64_t i8, float v[8])
-{
-    unpack8(reinterpret_cast<const uint4 *>(p)[i8], v);
 }
 
 __device__ __forceinline__ void st8(void *p, int64_t i8, const float v[8])

@@ -9,16 +9,13 @@
  *
  * Here one warp takes one row of the long operand (x's rows for a short N,
  * w's rows for a short M) and dots it with every row of the short operand,
- * which stays in L1: each lane reads 16-byte runs of 8 BF16 values (the
- * long row's streamed past the caches, four runs in flight), keeps S FP32
- * sums in registers and the warp adds them up with shuffles. The sums
+ * which stays in L1: each lane reads 16-byte runs of 8 BF16 values, keeps
+ * S FP32 sums in registers and the warp adds them up with shuffles. The sums
  * run in a fixed order, so results repeat bit for bit. */
 #include "core/cuda_common.cuh"
 
 #define SKINNY_MAX 8
 #define SKINNY_WARPS 8 /* warps of a block */
-#define UNROLL 4
-#define WARP_SPAN (32 * 8) /* BF16 values that one 16-byte load per lane covers */
 
 /* long_rows rows of `lng` (ld_long) dotted with S rows of `sml` (ld_small),
  * both BF16 and K a multiple of 8; the dot of long row r and short row s goes
@@ -35,24 +32,16 @@ __global__ void skinny_kernel(void *y, int ydt, int64_t y_long, int64_t y_short,
         float sum[S];
 #pragma unroll
         for (int s = 0; s < S; s++) sum[s] = 0.0f;
-        /* UNROLL 16-byte loads of the long row in flight before their sums. */
-        for (int64_t c0 = (int64_t)lane * 8; c0 < k; c0 += UNROLL * WARP_SPAN) {
-            uint4 raw[UNROLL];
+#pragma unroll 2
+        for (int64_t c = (int64_t)lane * 8; c < k; c += 32 * 8) {
+            float a[8];
+            ld8(row + c, 0, a);
 #pragma unroll
-            for (int u = 0; u < UNROLL; u++)
-                if (c0 + u * WARP_SPAN < k) raw[u] = __ldcs(reinterpret_cast<const uint4 *>(row + c0 + u * WARP_SPAN));
+            for (int s = 0; s < S; s++) {
+                float b[8];
+                ld8(sml + s * ld_small + c, 0, b);
 #pragma unroll
-            for (int u = 0; u < UNROLL; u++) {
-                if (c0 + u * WARP_SPAN >= k) break;
-                float a[8];
-                unpack8(raw[u], a);
-#pragma unroll
-                for (int s = 0; s < S; s++) {
-                    float b[8];
-                    ld8(sml + s * ld_small + c0 + u * WARP_SPAN, 0, b);
-#pragma unroll
-                    for (int i = 0; i < 8; i++) sum[s] = fmaf(a[i], b[i], sum[s]);
-                }
+                for (int i = 0; i < 8; i++) sum[s] = fmaf(a[i], b[i], sum[s]);
             }
         }
 #pragma unroll

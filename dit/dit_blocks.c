@@ -83,21 +83,20 @@ static int qk_norm_rotate(dit_run *run, const dit_sequence *s, tensor x, tensor 
 }
 
 /* q, k, v of rows x into the given row views; q may have fewer rows than x
- * (only the kept rows need queries) or none (q.data NULL). */
-static void project_qkv(backend *be, const dit_attention_stream *stream, tensor x, tensor q, tensor k, tensor v)
+ * (only the kept rows need queries) or none (q.data NULL). With `s` (the
+ * image stream's projections) q and k are also rotated. */
+static int project_qkv(dit_run *run, const dit_sequence *s, const dit_attention_stream *stream, tensor x, tensor q,
+                       tensor k, tensor v)
 {
-    if (q.data && tensor_rows(&q) > 0) linear(be, q, tensor_row_slice(x, 0, tensor_rows(&q)), &stream->to_q);
+    backend *be = run->model->be;
+    if (q.data && tensor_rows(&q) > 0) {
+        linear(be, q, tensor_row_slice(x, 0, tensor_rows(&q)), &stream->to_q);
+        if (s ? qk_norm_rotate(run, s, q, stream->q_norm) : qk_norm(run, q, stream->q_norm)) return -1;
+    }
     linear(be, k, x, &stream->to_k);
+    if (s ? qk_norm_rotate(run, s, k, stream->k_norm) : qk_norm(run, k, stream->k_norm)) return -1;
     linear(be, v, x, &stream->to_v);
-}
-
-/* The q and k norms of a stream's projections; with `s` (the image stream)
- * q and k are also rotated. */
-static int normalize_qk(dit_run *run, const dit_sequence *s, const dit_attention_stream *stream, tensor q, tensor k)
-{
-    if (q.data && tensor_rows(&q) > 0 && (s ? qk_norm_rotate(run, s, q, stream->q_norm) : qk_norm(run, q, stream->q_norm)))
-        return -1;
-    return s ? qk_norm_rotate(run, s, k, stream->k_norm) : qk_norm(run, k, stream->k_norm);
+    return 0;
 }
 
 /* Zero the padded image keys (diffusers multiplies them by the mask; q and k
@@ -181,129 +180,89 @@ static tensor modulation(dit_run *run, const dit_block *block, const dit_batch *
     return m;
 }
 
-/* The attention sublayers of samples [first, last) of a batch, in the three
- * phases of their attention (dit_attention_start/compute/end) so that
- * dit_block_forward can run groups' phases interleaved:
+/* One sample's attention sublayer, in the three phases of its attention
+ * (dit_attention_start/compute/end) so that dit_block_forward can run the
+ * samples' phases interleaved:
  *   double block: x_image += gate * attention(...), likewise the text rows,
  *                 with their own projections, attending jointly;
  *   single block: x += gate * attention(...) over the whole sequence.
- * A single block's rows all share its weights, so each of its products runs
- * once over the group's samples, their rows one after the other (one 1024
- * sample's 4.4k rows keep an H200 at ~550 TFLOP/s, as partial waves of
- * tiles idle). A double block's image and text rows, which take different
- * weights, alternate by sample: it keeps a product per sample and stream.
  * What the phases allocate stays in the scratch arena until the caller
  * releases it after the last one. */
-typedef struct attention_group {
-    int first, last;
-    tensor attended, projected; /* the samples' kept rows, one after the other */
-    dit_attention_state attention[DIT_MAX_BATCH];
-} attention_group;
+typedef struct attention_sublayer {
+    tensor attended, projected;
+    dit_attention_state attention;
+} attention_sublayer;
 
-/* Norms, projections, RoPE; starts each sample's attention. */
-static int attention_begin(dit_run *run, const dit_block *block, const dit_batch *batch, tensor m, attention_group *g)
+/* Norms, projections, RoPE; starts the attention. */
+static int attention_begin(dit_run *run, const dit_block *block, const dit_sequence *s, tensor m,
+                           attention_sublayer *sub)
 {
     backend *be = run->model->be;
     arena *a = &run->scratch;
-    int dual = block->is_double;
-    int64_t c = run->model->cfg.dim, local = c / run->par.tp->size, rows = 0, kept = 0;
-    for (int b = g->first; b < g->last; b++) rows += tensor_rows(&batch->s[b].seq), kept += batch->s[b].kept_tokens;
+    int64_t c = run->model->cfg.dim, local = c / run->par.tp->size, rows = tensor_rows(&s->seq);
+    int64_t kept = s->kept_tokens, image = block->is_double ? s->image_stream_tokens : rows, text = rows - image;
     tensor normed = arena_tensor_2d(a, rows, c);
-    tensor q = arena_tensor_2d(a, dual ? kept : rows, local); /* single: queries of every row, the kept ones used */
+    tensor q = arena_tensor_2d(a, kept, local);
     tensor k = arena_tensor_2d(a, rows, local);
     tensor v = arena_tensor_2d(a, rows, local);
-    g->attended = arena_tensor_2d(a, kept, local);
-    g->projected = arena_tensor_2d(a, kept, c);
-    if (!normed.data || !q.data || !k.data || !v.data || !g->attended.data || !g->projected.data) return -1;
-    int64_t at = 0;
-    for (int b = g->first; b < g->last; at += tensor_rows(&batch->s[b].seq), b++) {
-        const dit_sequence *s = &batch->s[b];
-        tensor mb = tensor_row_slice(m, b, 1), n = tensor_row_slice(normed, at, tensor_rows(&s->seq));
-        int64_t image = dual ? s->image_stream_tokens : tensor_rows(&s->seq), text = tensor_rows(&s->seq) - image;
-        be->ops->layer_norm_modulate(be, tensor_row_slice(n, 0, image), tensor_row_slice(s->seq, 0, image),
-                                     chunk(mb, 0, c), chunk(mb, 1, c), LAYER_NORM_EPS);
-        if (dual)
-            be->ops->layer_norm_modulate(be, tensor_row_slice(n, image, text), tensor_row_slice(s->seq, image, text),
-                                         chunk(mb, 6, c), chunk(mb, 7, c), LAYER_NORM_EPS);
-    }
-    if (!dual) project_qkv(be, &block->image, normed, q, k, v);
-    int64_t kept_at = 0;
-    at = 0;
-    for (int b = g->first; b < g->last; b++) {
-        const dit_sequence *s = &batch->s[b];
-        int64_t n = tensor_rows(&s->seq), image = dual ? s->image_stream_tokens : n, text = n - image;
-        tensor qb = tensor_row_slice(q, dual ? kept_at : at, s->kept_tokens);
-        tensor kb = tensor_row_slice(k, at, n), vb = tensor_row_slice(v, at, n), nb = tensor_row_slice(normed, at, n);
-        tensor q_image = tensor_row_slice(qb, 0, dual ? image : s->kept_tokens);
-        tensor q_text = dual ? tensor_row_slice(qb, image, s->kept_tokens - image) : tensor_none();
-        if (dual) {
-            project_qkv(be, &block->image, tensor_row_slice(nb, 0, image), q_image, tensor_row_slice(kb, 0, image),
-                        tensor_row_slice(vb, 0, image));
-            project_qkv(be, &block->text, tensor_row_slice(nb, image, text), q_text, tensor_row_slice(kb, image, text),
-                        tensor_row_slice(vb, image, text));
-        }
-        if (normalize_qk(run, s, &block->image, q_image, tensor_row_slice(kb, 0, image)) ||
-            (dual && normalize_qk(run, NULL, &block->text, q_text, tensor_row_slice(kb, image, text))) ||
-            attend_start(run, s, &g->attention[b], tensor_row_slice(g->attended, kept_at, s->kept_tokens), qb, kb, vb))
+    sub->attended = arena_tensor_2d(a, kept, local);
+    sub->projected = arena_tensor_2d(a, kept, c);
+    if (!normed.data || !q.data || !k.data || !v.data || !sub->attended.data || !sub->projected.data) return -1;
+    tensor n_image = tensor_row_slice(normed, 0, image);
+    be->ops->layer_norm_modulate(be, n_image, tensor_row_slice(s->seq, 0, image), chunk(m, 0, c), chunk(m, 1, c),
+                                 LAYER_NORM_EPS);
+    tensor q_image = tensor_row_slice(q, 0, block->is_double ? image : kept);
+    if (project_qkv(run, s, &block->image, n_image, q_image, tensor_row_slice(k, 0, image),
+                    tensor_row_slice(v, 0, image)))
+        return -1;
+    if (block->is_double) {
+        tensor n_text = tensor_row_slice(normed, image, text);
+        be->ops->layer_norm_modulate(be, n_text, tensor_row_slice(s->seq, image, text), chunk(m, 6, c), chunk(m, 7, c),
+                                     LAYER_NORM_EPS);
+        if (project_qkv(run, NULL, &block->text, n_text, tensor_row_slice(q, image, kept - image),
+                        tensor_row_slice(k, image, text), tensor_row_slice(v, image, text)))
             return -1;
-        at += n;
-        kept_at += s->kept_tokens;
     }
-    return 0;
+    return attend_start(run, s, &sub->attention, sub->attended, q, k, v);
 }
 
-/* Ends the attentions; output projections (into one buffer: one all-reduce
- * for the group) and the gated residuals. */
-static int attention_finish(dit_run *run, const dit_block *block, const dit_batch *batch, tensor m, attention_group *g)
+/* Ends the attention; output projections (a double block's two land in one
+ * buffer: one all-reduce for both) and the gated residuals. */
+static int attention_finish(dit_run *run, const dit_block *block, const dit_sequence *s, tensor m,
+                            attention_sublayer *sub)
 {
     backend *be = run->model->be;
-    int dual = block->is_double;
-    int64_t c = run->model->cfg.dim;
-    for (int b = g->first; b < g->last; b++)
-        if (dit_attention_end(run, &g->attention[b])) return -1;
-    if (!dual) linear(be, g->projected, g->attended, &block->image.to_out);
-    int64_t at = 0;
-    for (int b = g->first; dual && b < g->last; at += batch->s[b].kept_tokens, b++) {
-        int64_t image = batch->s[b].image_stream_tokens, text = batch->s[b].kept_tokens - image;
-        linear(be, tensor_row_slice(g->projected, at, image), tensor_row_slice(g->attended, at, image), &block->image.to_out);
-        linear(be, tensor_row_slice(g->projected, at + image, text), tensor_row_slice(g->attended, at + image, text),
-               &block->text.to_out);
-    }
-    if (run->par.tp->ops->all_reduce_sum(run->par.tp, g->projected)) return -1;
-    at = 0;
-    for (int b = g->first; b < g->last; at += batch->s[b].kept_tokens, b++) {
-        const dit_sequence *s = &batch->s[b];
-        tensor mb = tensor_row_slice(m, b, 1), out = tensor_row_slice(g->projected, at, s->kept_tokens);
-        int64_t image = dual ? s->image_stream_tokens : s->kept_tokens, text = s->kept_tokens - image;
-        be->ops->gated_residual(be, tensor_row_slice(s->seq, 0, image), chunk(mb, 2, c), tensor_row_slice(out, 0, image));
-        if (dual)
-            be->ops->gated_residual(be, tensor_row_slice(s->seq, image, text), chunk(mb, 8, c),
-                                    tensor_row_slice(out, image, text));
-    }
+    int64_t c = run->model->cfg.dim, kept = s->kept_tokens, image = block->is_double ? s->image_stream_tokens : kept;
+    if (dit_attention_end(run, &sub->attention)) return -1;
+    tensor out_image = tensor_row_slice(sub->projected, 0, image);
+    linear(be, out_image, tensor_row_slice(sub->attended, 0, image), &block->image.to_out);
+    tensor out_text = tensor_row_slice(sub->projected, image, kept - image);
+    if (block->is_double) linear(be, out_text, tensor_row_slice(sub->attended, image, kept - image), &block->text.to_out);
+    if (run->par.tp->ops->all_reduce_sum(run->par.tp, sub->projected)) return -1;
+    be->ops->gated_residual(be, tensor_row_slice(s->seq, 0, image), chunk(m, 2, c), out_image);
+    if (block->is_double) be->ops->gated_residual(be, tensor_row_slice(s->seq, image, kept - image), chunk(m, 8, c), out_text);
     return 0;
 }
 
-/* Every sample's attention sublayer. With overlapping exchanges each sample
- * is a group of its own and the groups' phases interleave (begin 0, begin 1,
- * compute 0, compute 1, finish 0, finish 1), so each exchange runs while the
- * other sample computes; else all samples are one group. */
+/* Every sample's attention sublayer. With overlapping exchanges the samples'
+ * phases interleave (begin 0, begin 1, compute 0, compute 1, finish 0,
+ * finish 1), so each exchange runs while the other sample computes; else
+ * one sample after the other, each releasing its scratch. */
 static int attention_sublayers(dit_run *run, const dit_block *block, const dit_batch *batch, tensor m)
 {
-    attention_group groups[DIT_MAX_BATCH];
-    int count = batch->count, interleave = dit_attention_overlaps(run) && count > 1, n = interleave ? count : 1;
-    for (int i = 0; i < n; i++) {
-        groups[i].first = interleave ? i : 0;
-        groups[i].last = interleave ? i + 1 : count;
-    }
+    attention_sublayer subs[DIT_MAX_BATCH];
+    int count = batch->count, interleave = dit_attention_overlaps(run) && count > 1;
     arena_mark_t mark = arena_mark(&run->scratch);
-    for (int i = 0; i < n; i++)
-        if (attention_begin(run, block, batch, m, &groups[i])) return -1;
-    for (int i = 0; i < n; i++)
-        for (int b = groups[i].first; b < groups[i].last; b++)
-            if (dit_attention_compute(run, &batch->s[b], &groups[i].attention[b])) return -1;
-    for (int i = 0; i < n; i++)
-        if (attention_finish(run, block, batch, m, &groups[i])) return -1;
-    arena_release(&run->scratch, mark);
+    for (int first = 0; first < count; first += interleave ? count : 1) {
+        int last = interleave ? count : first + 1;
+        for (int b = first; b < last; b++)
+            if (attention_begin(run, block, &batch->s[b], tensor_row_slice(m, b, 1), &subs[b])) return -1;
+        for (int b = first; b < last; b++)
+            if (dit_attention_compute(run, &batch->s[b], &subs[b].attention)) return -1;
+        for (int b = first; b < last; b++)
+            if (attention_finish(run, block, &batch->s[b], tensor_row_slice(m, b, 1), &subs[b])) return -1;
+        arena_release(&run->scratch, mark);
+    }
     return 0;
 }
 
