@@ -198,9 +198,6 @@ typedef struct cuda_matrix {
 void cuda_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_matrix a, cuda_matrix b, int b_is_nk,
                int64_t m, int64_t n, int64_t k, tensor bias);
 void cuda_gemm_cache_free(cuda_state *s);
-/* cuda_skinny.cu: y = x w^T (+ bias) when M or N is at most 8, for BF16 x and
- * w on 16-byte boundaries with K a multiple of 8; 0 (nothing launched) else. */
-int cuda_skinny_linear(cuda_state *s, tensor y, tensor x, tensor w, tensor bias);
 void cuda_sdpa_cache_free(cuda_state *s);
 
 /* cuda_attention_gemm.cu: attention of any head dim through cuBLASLt; 0 when the dtypes differ. */
