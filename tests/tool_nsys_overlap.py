@@ -1,0 +1,40 @@
+"""tools/nsys_overlap.py on a synthetic trace with the SQLite export's tables:
+two runs 100 ms apart; in the first an NCCL kernel half overlaps two compute
+kernels and there is one 0.1 ms gap, so every figure is known."""
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+MS = 1_000_000  # ns
+
+with tempfile.TemporaryDirectory() as work:
+    path = os.path.join(work, "trace.sqlite")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE StringIds (id INTEGER PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("CREATE TABLE CUPTI_ACTIVITY_KIND_KERNEL (start INT NOT NULL, end INT NOT NULL, shortName INT NOT NULL)")
+    db.execute("CREATE TABLE CUPTI_ACTIVITY_KIND_MEMCPY (start INT NOT NULL, end INT NOT NULL, copyKind INT NOT NULL)")
+    db.executemany("INSERT INTO StringIds VALUES (?, ?)",
+                   [(1, "cudnn_sm90_fmha_fprop"), (2, "ncclDevKernel_SendRecv"), (3, "sm90_gemm_bf16")])
+    kernels = [(0.0, 1.0, 1), (0.5, 2.0, 2), (1.5, 3.0, 3), (3.1, 4.0, 1),  # run 1
+               (100.0, 101.0, 1), (101.0, 102.0, 3), (102.5, 103.0, 1)]  # run 2
+    db.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_KERNEL VALUES (?, ?, ?)",
+                   [(int(a * MS), int(b * MS), n) for a, b, n in kernels])
+    db.execute("INSERT INTO CUPTI_ACTIVITY_KIND_MEMCPY VALUES (?, ?, 2)", (int(2.0 * MS), int(2.1 * MS)))
+    db.commit()
+    db.close()
+    out = subprocess.run([sys.executable, sys.argv[1], path], capture_output=True, text=True, check=True).stdout
+expected = [
+    "run 1: 4.0 ms from the first to the last attention kernel, 4 kernels, 2 attention calls",
+    "compute busy 3.4 ms, NCCL busy 1.5 ms (beside compute 1.0, alone 0.5)",
+    "idle 0.1 ms: 1 gaps over 20 us (0.1 ms), 0 shorter (0.0 ms)",
+    "memcpy in the window: 1 (0.1 ms)",
+    "run 2: 3.0 ms from the first to the last attention kernel, 3 kernels, 2 attention calls",
+    "idle 0.5 ms: 1 gaps over 20 us (0.5 ms), 0 shorter (0.0 ms)",
+]
+missing = [line for line in expected if line not in out]
+if missing:
+    print(out)
+    sys.exit("tool_nsys_overlap: missing from the report: " + "; ".join(missing))
+print("tool_nsys_overlap: all checks passed")
