@@ -81,6 +81,28 @@ static void deal_greedy(const layer_counts *c, int *rank)
     }
 }
 
+/* A capture of this model routes every one of its MoE layers at every step:
+ * a file that misses one or names one past the last was written by another
+ * model (the placement would only cost speed, but silently). */
+static int covers_layers(const moe_routing *routing, const char *path, int layers)
+{
+    int missing = -1, beyond = -1;
+    for (int i = 0; i < routing->count; i++)
+        if (routing->records[i].layer >= layers) beyond = routing->records[i].layer;
+    for (int l = 0; l < layers && missing < 0; l++) {
+        int found = 0;
+        for (int i = 0; i < routing->count && !found; i++) found = routing->records[i].layer == l;
+        if (!found) missing = l;
+    }
+    if (beyond >= 0)
+        return error_set("expert placement: %s routes layer %d, but the model has %d MoE layers; capture it with "
+                         "this model", path, beyond, layers);
+    if (missing >= 0)
+        return error_set("expert placement: %s has no routing for layer %d of the model's %d MoE layers; capture "
+                         "it with this model", path, missing, layers);
+    return 0;
+}
+
 int moe_placement_balanced(const char *path, int layers, int experts, int ep_size, int32_t *order, double *shares)
 {
     if (experts > 64 || ep_size < 1 || experts % ep_size)
@@ -93,9 +115,9 @@ int moe_placement_balanced(const char *path, int layers, int experts, int ep_siz
     moe_routing routing;
     moe_routing_init(&routing, ROUTING_REPLAY);
     if (moe_routing_load(&routing, path)) return error_prefix("expert placement");
-    int status = 0;
+    int status = covers_layers(&routing, path, layers);
     layer_counts c = {calloc((size_t)routing.count * experts + 1, sizeof(int64_t)), 0, experts, ep_size};
-    if (!c.rows) status = error_set("out of memory reading %s", path);
+    if (!c.rows && status == 0) status = error_set("out of memory reading %s", path);
     for (int l = 0; l < layers && status == 0; l++) {
         c.calls = 0;
         for (int i = 0; i < routing.count && status == 0; i++) {

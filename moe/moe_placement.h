@@ -15,11 +15,12 @@
  * order EP ranks hold them (rank r: entries [r E / ep, (r + 1) E / ep)),
  * chosen from the routing file at `path`: exhaustively over the ways to deal
  * the experts when there are at most 100000 of them, else greedily (most
- * loaded expert to the least loaded rank with room). Layers the file does
- * not cover keep id order. When `shares` is not NULL, shares[layer * ep + r]
- * is the fraction of the layer's routed rows (over every call in the file)
- * that rank r's experts took (1 / ep for layers not covered). Fails naming
- * the file when it cannot be read or its expert ids do not fit `experts`. */
+ * loaded expert to the least loaded rank with room). When `shares` is not
+ * NULL, shares[layer * ep + r] is the fraction of the layer's routed rows
+ * (over every call in the file) that rank r's experts took. Fails naming the
+ * file when it cannot be read, when it does not route exactly the layers
+ * 0 .. layers - 1 (a capture of another model), or when its expert ids do not
+ * fit `experts`. */
 int moe_placement_balanced(const char *path, int layers, int experts, int ep_size, int32_t *order, double *shares);
 
 /* The shared expert's hidden units per rank, bounds[0..ranks] (0 to

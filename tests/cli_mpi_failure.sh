@@ -93,4 +93,12 @@ once_on_two_ranks "no command" fails "moedit: error: no command given"
 once_on_two_ranks "inspect" 0 "model " inspect --model "$model"
 once_on_two_ranks "bench --forward-only refused" fails "moedit: error: --forward-only times one forward on one rank" \
   bench --forward-only --model "$model" --height 64 --width 64 --iterations 1
+# An expert placement captured with another model (tiny-random: 2 MoE layers; the demo has 8).
+"$moedit" generate --model "$model" --prompt x --height 64 --width 64 --num-inference-steps 1 --quiet \
+  --routing-capture "$work/tiny.routing" --output "$work/tiny.png" || fail "capturing tiny-random's routing"
+once_on_two_ranks "placement of another model" fails \
+  "moedit: error: expert placement: .* has no routing for layer 2 of the model's 8 MoE layers" \
+  generate --model "$fixtures/../../models/demo" --prompt x --height 64 --width 64 --num-inference-steps 1 --quiet \
+  --tensor-parallel-size 2 --enable-expert-parallel --expert-placement "$work/tiny.routing" --output "$work/p.png"
+[ -e "$work/p.png" ] && fail "placement of another model: an image was written"
 finish cli_mpi_failure

@@ -1,8 +1,8 @@
 /* moe_placement_balanced on routing files written here: the exhaustive
  * search finds the best deal (4 experts over 2 ranks), the greedy one for
  * many experts (32 over 2) gives every rank its share and balances the
- * loads, layers without routing keep id order, and bad files and ids fail
- * with one message naming the file. */
+ * loads, and bad files (one of another model: too few or too many layers)
+ * and ids fail with one message naming the file. */
 #include "core/error.h"
 #include "moe/moe_placement.h"
 #include "moe/moe_routing.h"
@@ -99,7 +99,7 @@ int main(void)
 
     /* Experts 0 and 1 loaded alike, 2 and 3 alike: id order puts both heavy ones together. */
     const int four[4] = {40, 38, 10, 12};
-    write_routing(path, 1, 4, four);
+    write_routing(path, 3, 4, four);
     int32_t order[3 * 64];
     CHECK_MSG(moe_placement_balanced(path, 3, 4, 2, order, NULL) == 0, "%s", error_message());
     const int32_t identity[4] = {0, 1, 2, 3};
@@ -107,16 +107,24 @@ int main(void)
     printf("  4 experts: id order %.3f, placed %.3f ({%d, %d} | {%d, %d})\n", id_order, placed, order[0], order[1],
            order[2], order[3]);
     CHECK(is_order(order, 4) && placed < id_order && placed <= 1.0 + 1e-9); /* {0, 2} | {1, 3}: 50 vs 50 */
-    CHECK(memcmp(order + 4, identity, sizeof identity) == 0 && memcmp(order + 8, identity, sizeof identity) == 0);
+    CHECK(memcmp(order + 4, order, 4 * sizeof *order) == 0 && memcmp(order + 8, order, 4 * sizeof *order) == 0);
+
+    /* A capture of another model: fewer or more layers than this one's. */
+    error_clear();
+    CHECK(moe_placement_balanced(path, 4, 4, 2, order, NULL) != 0);
+    CHECK_MSG(strstr(error_message(), "no routing for layer 3") && strstr(error_message(), path), "got: %s",
+              error_message());
+    error_clear();
+    CHECK(moe_placement_balanced(path, 2, 4, 2, order, NULL) != 0);
+    CHECK_MSG(strstr(error_message(), "routes layer 2") && strstr(error_message(), path), "got: %s", error_message());
 
     /* The ranks' shares of the routed rows in the placement: one expert takes 60 of 100 rows, so the best deal
-     * is 70 | 30; layers without routing 1/2 each. */
+     * is 70 | 30. */
     const int lopsided[4] = {60, 20, 10, 10};
     write_routing(path, 1, 4, lopsided);
-    double shares[3 * 2];
-    CHECK_MSG(moe_placement_balanced(path, 3, 4, 2, order, shares) == 0, "%s", error_message());
+    double shares[2];
+    CHECK_MSG(moe_placement_balanced(path, 1, 4, 2, order, shares) == 0, "%s", error_message());
     CHECK(fabs(shares[0] + shares[1] - 1) < 1e-12 && fabs(fabs(shares[0] - shares[1]) - 0.4) < 1e-12);
-    CHECK(shares[2] == 0.5 && shares[3] == 0.5 && shares[4] == 0.5 && shares[5] == 0.5);
 
     /* 32 experts over 2 ranks: C(32, 16) / 2 = 300 540 195 deals, so the greedy path. */
     int many[32];
