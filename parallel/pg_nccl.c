@@ -12,6 +12,7 @@
 
 #include "core/backend_cuda.h"
 #include "core/error.h"
+#include "parallel/exchange_timing.h"
 
 #include <mpi.h>
 #include <nccl.h>
@@ -25,6 +26,7 @@ typedef struct nccl_group {
     cudaStream_t side;
     cudaEvent_t ready, done[PG_STARTED_MAX];
     int next_ticket;
+    exchange_timing timing; /* MOEDIT_EXCHANGE_TIMING=on */
 } nccl_group;
 
 static int nccl_failed(process_group *pg, const char *what, ncclResult_t result)
@@ -116,6 +118,7 @@ static int side_stream_ready(process_group *pg)
     if (status == cudaSuccess) status = cudaEventCreateWithFlags(&g->ready, cudaEventDisableTiming);
     for (int i = 0; i < PG_STARTED_MAX && status == cudaSuccess; i++)
         status = cudaEventCreateWithFlags(&g->done[i], cudaEventDisableTiming);
+    if (status == cudaSuccess) exchange_timing_init(&g->timing, stream_of(pg));
     return status == cudaSuccess ? 0 : cuda_failed(pg, "making the stream for started collectives", status);
 }
 
@@ -131,6 +134,7 @@ static int side_begin(process_group *pg)
     if (side_stream_ready(pg)) return -1;
     cudaError_t status = cudaEventRecord(g->ready, stream_of(pg));
     if (status == cudaSuccess) status = cudaStreamWaitEvent(g->side, g->ready, 0);
+    if (status == cudaSuccess) exchange_timing_start(&g->timing, g->next_ticket, g->side);
     return status == cudaSuccess ? 0 : cuda_failed(pg, "starting an exchange", status);
 }
 
@@ -139,6 +143,7 @@ static int side_end(process_group *pg, int *ticket)
     nccl_group *g = group_of(pg);
     int t = g->next_ticket;
     g->next_ticket = (t + 1) % PG_STARTED_MAX;
+    exchange_timing_end(&g->timing, t, g->side);
     cudaError_t status = cudaEventRecord(g->done[t], g->side);
     if (status != cudaSuccess) return cuda_failed(pg, "starting an exchange", status);
     *ticket = t;
@@ -156,6 +161,7 @@ static int nccl_all_to_all_start(process_group *pg, tensor out, const int64_t *r
 
 static int nccl_wait(process_group *pg, int ticket)
 {
+    exchange_timing_wait(&group_of(pg)->timing, ticket, stream_of(pg));
     cudaError_t status = cudaStreamWaitEvent(stream_of(pg), group_of(pg)->done[ticket], 0);
     return status == cudaSuccess ? 0 : cuda_failed(pg, "waiting for an exchange", status);
 }
@@ -202,6 +208,7 @@ static void nccl_destroy(process_group *pg)
     nccl_group *g = group_of(pg);
     if (g->side) {
         cudaStreamSynchronize(g->side);
+        exchange_timing_report(&g->timing, pg->name, pg->world_rank);
         cudaStreamDestroy(g->side);
         cudaEventDestroy(g->ready);
         for (int i = 0; i < PG_STARTED_MAX; i++) cudaEventDestroy(g->done[i]);
