@@ -14,7 +14,6 @@
 #include "core/error.h"
 #include "core/text_file.h"
 
-#define CONFIG_MAX_BYTES (64u << 20)
 #define JSON_MAX_EXACT_INT 9007199254740992.0 /* 2^53 */
 
 struct config {

@@ -12,6 +12,9 @@
 
 typedef struct config config; /* opaque */
 
+/* The largest config file read (config_load, and configs read whole elsewhere). */
+#define CONFIG_MAX_BYTES ((size_t)64 << 20)
+
 /* Missing, unreadable, malformed (with line and column) or not an object:
  * an error naming the path. */
 int config_load(config **out, const char *path);

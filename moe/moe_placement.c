@@ -82,24 +82,15 @@ static void deal_greedy(const layer_counts *c, int *rank)
 }
 
 /* A capture of this model routes every one of its MoE layers at every step:
- * a file that misses one or names one past the last was written by another
- * model (the placement would only cost speed, but silently). */
-static int covers_layers(const moe_routing *routing, const char *path, int layers)
+ * a file that names a layer past the last (or, found while counting, misses
+ * one) was written by another model. The placement would only cost speed,
+ * but silently. */
+static int no_layer_beyond(const moe_routing *routing, const char *path, int layers)
 {
-    int missing = -1, beyond = -1;
     for (int i = 0; i < routing->count; i++)
-        if (routing->records[i].layer >= layers) beyond = routing->records[i].layer;
-    for (int l = 0; l < layers && missing < 0; l++) {
-        int found = 0;
-        for (int i = 0; i < routing->count && !found; i++) found = routing->records[i].layer == l;
-        if (!found) missing = l;
-    }
-    if (beyond >= 0)
-        return error_set("expert placement: %s routes layer %d, but the model has %d MoE layers; capture it with "
-                         "this model", path, beyond, layers);
-    if (missing >= 0)
-        return error_set("expert placement: %s has no routing for layer %d of the model's %d MoE layers; capture "
-                         "it with this model", path, missing, layers);
+        if (routing->records[i].layer >= layers)
+            return error_set("expert placement: %s routes layer %d, but the model has %d MoE layers; capture it with "
+                             "this model", path, routing->records[i].layer, layers);
     return 0;
 }
 
@@ -108,14 +99,10 @@ int moe_placement_balanced(const char *path, int layers, int experts, int ep_siz
     if (experts > 64 || ep_size < 1 || experts % ep_size)
         return error_set("expert placement: %d experts over %d ranks is not supported (at most 64, evenly)", experts,
                          ep_size);
-    for (int l = 0; l < layers; l++) {
-        for (int e = 0; e < experts; e++) order[(int64_t)l * experts + e] = e;
-        for (int r = 0; shares && r < ep_size; r++) shares[(int64_t)l * ep_size + r] = 1.0 / ep_size;
-    }
     moe_routing routing;
     moe_routing_init(&routing, ROUTING_REPLAY);
     if (moe_routing_load(&routing, path)) return error_prefix("expert placement");
-    int status = covers_layers(&routing, path, layers);
+    int status = no_layer_beyond(&routing, path, layers);
     layer_counts c = {calloc((size_t)routing.count * experts + 1, sizeof(int64_t)), 0, experts, ep_size};
     if (!c.rows && status == 0) status = error_set("out of memory reading %s", path);
     for (int l = 0; l < layers && status == 0; l++) {
@@ -135,7 +122,10 @@ int moe_placement_balanced(const char *path, int layers, int experts, int ep_siz
                 row[e]++;
             }
         }
-        if (status || c.calls == 0) continue;
+        if (status == 0 && c.calls == 0)
+            status = error_set("expert placement: %s has no routing for layer %d of the model's %d MoE layers; "
+                               "capture it with this model", path, l, layers);
+        if (status) break;
         int rank[64], best[64], room[64];
         for (int r = 0; r < ep_size; r++) room[r] = experts / ep_size;
         if (deals(experts, ep_size) <= MAX_DEALS) {
@@ -153,7 +143,8 @@ int moe_placement_balanced(const char *path, int layers, int experts, int ep_siz
             for (int call = 0; call < c.calls; call++)
                 for (int e = 0; e < experts; e++) load[best[e]] += c.rows[(int64_t)call * experts + e];
             for (int r = 0; r < ep_size; r++) total += load[r];
-            for (int r = 0; r < ep_size && total > 0; r++) shares[(int64_t)l * ep_size + r] = (double)load[r] / total;
+            for (int r = 0; r < ep_size; r++) /* a layer of no rows: even shares */
+                shares[(int64_t)l * ep_size + r] = total > 0 ? (double)load[r] / total : 1.0 / ep_size;
         }
     }
     free(c.rows);

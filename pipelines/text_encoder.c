@@ -26,7 +26,7 @@
 static int load_rope_parameters(const char *path, double *theta)
 {
     char *text = NULL, name[4200];
-    if (text_file_read(path, (size_t)64 << 20, "config", &text)) return -1;
+    if (text_file_read(path, CONFIG_MAX_BYTES, "config", &text)) return -1;
     cJSON *root = cJSON_Parse(text);
     free(text);
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");

@@ -1,6 +1,7 @@
 """tools/nsys_overlap.py on a synthetic trace with the SQLite export's tables:
 two runs 100 ms apart; in the first an NCCL kernel half overlaps two compute
-kernels and there is one 0.1 ms gap, so every figure is known."""
+kernels and there is one 0.1 ms gap, so every figure is known. Then a
+missing path and a text file: one error line, exit 1, nothing created."""
 import os
 import sqlite3
 import subprocess
@@ -37,4 +38,15 @@ missing = [line for line in expected if line not in out]
 if missing:
     print(out)
     sys.exit("tool_nsys_overlap: missing from the report: " + "; ".join(missing))
+
+# Bad inputs: one line on stderr, exit status 1, and no file made for a missing path.
+with tempfile.TemporaryDirectory() as work:
+    absent, text = os.path.join(work, "absent.sqlite"), os.path.join(work, "notes.txt")
+    with open(text, "w") as f:
+        f.write("not a database\n" * 100)
+    for path in (absent, text):
+        run = subprocess.run([sys.executable, sys.argv[1], path], capture_output=True, text=True)
+        lines = run.stderr.strip().splitlines()
+        if run.returncode != 1 or len(lines) != 1 or path not in lines[0] or os.path.exists(absent):
+            sys.exit(f"tool_nsys_overlap: {path}: exit {run.returncode}, stderr {run.stderr!r}")
 print("tool_nsys_overlap: all checks passed")

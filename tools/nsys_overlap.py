@@ -79,7 +79,8 @@ def report_window(db, label, kernels):
 
 
 def report(path):
-    db = sqlite3.connect(path)
+    # Read-only: a missing path is an error, not a new empty database.
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     names = dict(db.execute("SELECT id, value FROM StringIds"))
     kernels = sorted((start, end, names.get(short, "?"))
                      for start, end, short in db.execute("SELECT start, end, shortName FROM CUPTI_ACTIVITY_KIND_KERNEL"))
@@ -96,5 +97,10 @@ def report(path):
         report_window(db, f"{path} run {i + 1}", run)
 
 
+if len(sys.argv) < 2:
+    sys.exit("usage: tools/nsys_overlap.py TRACE.sqlite [more.sqlite ...]")
 for trace in sys.argv[1:]:
-    report(trace)
+    try:
+        report(trace)
+    except sqlite3.Error as e:  # missing, not SQLite, or not an nsys export
+        sys.exit(f"nsys_overlap.py: {trace}: {e} (an `nsys export --type sqlite` file is needed)")
