@@ -61,16 +61,30 @@ template <int W> __device__ float row_squares(const void *x, int dx, int64_t bas
     return block_sum(squares, partial);
 }
 
-/* y = x * inv * weight[C] over the row at `base`. */
+/* RoPE on a row's chunks inside each head's first rope_dim channels, from
+ * the cos/sin row at `first` of `table`; none when table is NULL. */
+struct row_rope {
+    const void *table;
+    int dt;
+    int64_t first;
+    int head_dim, rope_dim;
+};
+
+/* y = x * inv * weight[C] over the row at `base`, rotated by `rope` before
+ * the values are rounded to y's dtype. */
 template <int W>
 __device__ void scale_row(void *y, int dy, const void *x, int dx, const void *weight, int dw, int64_t base,
-                          int64_t cols, float inv)
+                          int64_t cols, float inv, row_rope rope = {})
 {
     float v[W];
     for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
         ldw<W>(x, dx, base + c, v);
 #pragma unroll
         for (int k = 0; k < W; k++) v[k] *= inv * ld(weight, dw, c + k);
+        if constexpr (W % 2 == 0) {
+            if (rope.table && (int)(c % rope.head_dim) < rope.rope_dim)
+                rotate_pairs<W>(v, rope.table, rope.dt, rope.first + c % rope.head_dim);
+        }
         stw<W>(y, dy, base + c, v);
     }
 }
@@ -94,17 +108,11 @@ template <int W>
 __global__ void rms_norm_rope_kernel(void *x, int dx, const void *weight, int dw, const void *table, int dt,
                                      int64_t cols, int head_dim, int rope_dim, float eps)
 {
+    static_assert(W % 2 == 0, "a chunk holds whole pairs");
     __shared__ float partial[32];
     const int64_t row = blockIdx.x, base = row * cols;
-    float inv = rsqrtf(row_squares<W>(x, dx, base, cols, partial) / (float)cols + eps), v[W];
-    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
-        ldw<W>(x, dx, base + c, v);
-#pragma unroll
-        for (int k = 0; k < W; k++) v[k] *= inv * ld(weight, dw, c + k);
-        int d = (int)(c % head_dim);
-        if (d < rope_dim) rotate_pairs<W>(v, table, dt, row * rope_dim + d);
-        stw<W>(x, dx, base + c, v);
-    }
+    float inv = rsqrtf(row_squares<W>(x, dx, base, cols, partial) / (float)cols + eps);
+    scale_row<W>(x, dx, x, dx, weight, dw, base, cols, inv, row_rope{table, dt, row * rope_dim, head_dim, rope_dim});
 }
 
 void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps)
