@@ -28,16 +28,8 @@ mkdir -p "$out"
 export NCCL_NVLS_ENABLE=0
 model=$(mktemp -d)
 trap 'rm -rf "$model"' EXIT
-mkdir -p "$model/transformer" "$model/scheduler"
-cp tools/configs/hidream_i1_full_transformer.json "$model/transformer/config.json"
-cp models/tiny-random/scheduler/scheduler_config.json "$model/scheduler/"
-cat >"$model/model_index.json" <<'EOF'
-{"_class_name": "HiDreamImagePipeline", "transformer": ["diffusers", "HiDreamImageTransformer2DModel"],
- "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"]}
-EOF
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt"
-python3 tools/bench_diffusers.py vae --height "$size" --width "$size" --iterations 2 --save-vae "$model/vae" \
-  >>"$out/diffusers_vae.jsonl" || exit 1
+tools/bench_model.sh "$model" "$size" "$out/diffusers_vae.jsonl" || exit 1
 timeout "$seconds" mpirun --allow-run-as-root -np 2 ${MPI_ARGS:-} -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH "$moedit" bench \
   --model "$model" --random-weights --device cuda --height "$size" --width "$size" --layouts "$layouts" \
   --num-inference-steps "${STEPS:-4}" ${COMM_TIMING:+--comm-timing "$COMM_TIMING"} ${BENCH_ARGS:-} --json "$out/layouts.json" --markdown "$out/layouts.md" --plot "$out/layouts.svg" \
