@@ -19,6 +19,7 @@
 # by default OpenMPI binds each rank to one core, so host-side work (the MoE
 # routing of every layer) runs on one thread per rank.
 set -u
+[ $# -ge 2 ] || { echo "usage: $0 MOEDIT OUT_DIR [SIZE] [LAYOUTS] [SECONDS]" >&2; exit 2; }
 moedit=$1
 out=$2
 size=${3:-2048}

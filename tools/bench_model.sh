@@ -7,6 +7,7 @@
 # prompt embeddings, which `moedit generate --prompt-embeds` can read.
 #   tools/bench_model.sh DIR SIZE DIFFUSERS_JSONL
 set -u
+[ $# -ge 3 ] || { echo "usage: $0 DIR SIZE DIFFUSERS_JSONL" >&2; exit 2; }
 dir=$1
 size=$2
 jsonl=$3

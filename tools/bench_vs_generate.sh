@@ -14,6 +14,7 @@
 # cancel. Then the bench's text + denoise + decode against generate's (its
 # STEPS-step runs). MPI_ARGS adds mpirun options.
 set -u
+[ $# -ge 2 ] || { echo "usage: $0 MOEDIT OUT_DIR [SIZE] [LAYOUTS] [RANKS] [STEPS] [RUNS]" >&2; exit 2; }
 moedit=$1
 out=$2
 size=${3:-1024}
@@ -58,7 +59,15 @@ layout_ranks() { # ranks a layout uses: the product of its degrees
   echo $n
 }
 
-IFS=, read -ra names <<<"$layouts"
+# The layouts the bench ran (a skipped or failed one has no figures to check).
+ran=$(python3 -c 'import json, sys
+for l in json.load(open(sys.argv[1]))["layouts"]:
+    if l["status"] in ("ok", "wrong", "reference"): print(l["name"])
+    else: print(l["name"] + ": " + l["status"] + " in the bench, not checked", file=sys.stderr)' "$out/bench.json")
+IFS=, read -ra asked <<<"$layouts"
+names=()
+for name in "${asked[@]}"; do grep -qx -- "$name" <<<"$ran" && names+=("$name"); done
+[ ${#names[@]} -gt 0 ] || { echo "no layout of $layouts ran in the bench"; exit 1; }
 for name in "${names[@]}"; do
   for run in $(seq "$runs"); do
     for n in "$steps" $((2 * steps)); do
