@@ -194,7 +194,7 @@ static int append(layout_list *list, moedit_bench_layout *l, const bench_facts *
 
 static int add_auto(layout_list *list, const bench_facts *f, int fixed_vae)
 {
-    int n = f->world_size;
+    int n = f->world_size, matched = 0;
     for (int dp = 1; dp <= n; dp++) {
         if (n % dp) continue;
         for (int cfg = 1; cfg <= 2; cfg++) {
@@ -208,6 +208,7 @@ static int add_auto(layout_list *list, const bench_facts *f, int fixed_vae)
                         for (int vae = 1; vae <= n / dp; vae++) {
                             if (fixed_vae ? vae != fixed_vae : (n / dp) % vae != 0) continue;
                             if (!f->has_vae && vae > 1) continue;
+                            matched++;
                             moedit_bench_layout l = {0};
                             l.tp = sp_tp / ring / ulysses;
                             l.ulysses = ulysses, l.ring = ring, l.cfg = cfg, l.dp = dp;
@@ -218,6 +219,9 @@ static int add_auto(layout_list *list, const bench_facts *f, int fixed_vae)
             }
         }
     }
+    if (!matched) /* only a VAE band count can leave nothing to run */
+        return error_set("--layouts item 'auto:vae%d': no layout of %d rank(s) decodes in %d bands (%s)", fixed_vae, n,
+                         fixed_vae, f->has_vae ? "the bands must divide the ranks of a replica" : "a transformer-only run has no VAE");
     return 0;
 }
 

@@ -53,6 +53,8 @@ expect_error "no degree" "a number must follow" "$moedit" bench --model "$model"
 expect_error "zero degree" "must be 1..1024" "$moedit" bench --model "$model" "${small[@]}" --layouts ring0
 expect_error "trailing junk" "unexpected '+eq'" "$moedit" bench --model "$model" "${small[@]}" --layouts tp2+eq
 expect_error "empty item" "an empty item" "$moedit" bench --model "$model" "${small[@]}" --layouts tp2,,ring2
+expect_error "auto with bands no layout has" "no layout of 1 rank(s) decodes in 3 bands" "$moedit" bench --model "$model" \
+  "${small[@]}" --layouts auto:vae3
 expect_error "config without random" "needs --random-weights" "$moedit" bench --config "$model/transformer/config.json"
 expect_error "model and config" "not both" "$moedit" bench --model "$model" --config "$model/transformer/config.json"
 expect_error "no model" "needs --model DIR or --config" "$moedit" bench
