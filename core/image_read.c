@@ -101,7 +101,9 @@ int image_read(const char *path, int64_t max_side, int64_t max_pixels, uint8_t *
     FILE *f = fopen(path, "rb");
     if (!f) return error_set("cannot read image %s: %s", path, strerror(errno));
     unsigned char magic[24] = {0};
+    errno = 0;
     size_t got = fread(magic, 1, sizeof magic, f);
+    int read_errno = ferror(f) ? errno : 0; /* e.g. EISDIR: fopen opens a directory for reading */
     rewind(f);
     int status;
     if (got >= 8 && png_sig_cmp(magic, 0, 8) == 0) {
@@ -114,6 +116,7 @@ int image_read(const char *path, int64_t max_side, int64_t max_pixels, uint8_t *
     }
     else if (got >= 3 && magic[0] == 0xff && magic[1] == 0xd8 && magic[2] == 0xff)
         status = read_jpeg(f, path, max_side, max_pixels, rgb, width, height);
+    else if (got == 0 && read_errno) status = error_set("cannot read image %s: %s", path, strerror(read_errno));
     else if (got == 0) status = error_set("image %s is empty", path);
     else status = error_set("image %s is neither PNG nor JPEG", path);
     fclose(f);

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/json_out.h"
+#include "core/text_file.h"
 #include "moedit.h"
 
 #include <stdio.h>
@@ -13,21 +14,7 @@
 /* One prompt per non-empty line; the lines live in `buffer`. */
 static int read_prompt_file(const char *path, char **buffer, const char **prompts, int *count)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return error_set("--prompt-file %s: cannot open it", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (size < 0 || size > (64L << 20)) {
-        fclose(f);
-        return error_set("--prompt-file %s: unreadable or larger than 64 MiB", path);
-    }
-    *buffer = calloc((size_t)size + 1, 1);
-    if (!*buffer || fread(*buffer, 1, (size_t)size, f) != (size_t)size) {
-        fclose(f);
-        return error_set("--prompt-file %s: read failed", path);
-    }
-    fclose(f);
+    if (text_file_read(path, (size_t)64 << 20, "prompt file (--prompt-file)", buffer)) return -1;
     *count = 0;
     for (char *line = strtok(*buffer, "\r\n"); line; line = strtok(NULL, "\r\n")) {
         if (!*line) continue;

@@ -30,6 +30,7 @@ expect_error "missing image" "cannot read image .*none.png" "${run[@]}" --image 
 expect_error "corrupt png" "corrupt.png is not a readable PNG" "${run[@]}" --image "$work/corrupt.png" --output "$out"
 expect_error "truncated png" "truncated.png is not a readable PNG" "${run[@]}" --image "$work/truncated.png" --output "$out"
 expect_error "zero-size image" "empty.png is empty" "${run[@]}" --image "$work/empty.png" --output "$out"
+expect_error "a directory as the image" "cannot read image $work: Is a directory" "${run[@]}" --image "$work" --output "$out"
 expect_error "gigantic png" "huge.png is 100000 x 100000: larger than moedit accepts" "${run[@]}" --image "$work/huge.png" --output "$out"
 expect_error "gigantic jpeg" "huge.jpg is 60000 x 60000: larger than moedit accepts" "${run[@]}" --image "$work/huge.jpg" --output "$out"
 expect_error "gif" "picture.gif is neither PNG nor JPEG" "${run[@]}" --image "$work/picture.gif" --output "$out"
