@@ -7,8 +7,11 @@
 #include "core/output_check.h"
 #include "moedit.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#define UNSET INT64_MIN
 
 static const char usage[] =
     "usage: mpirun -np N moedit bench (--model DIR [--random-weights] | --config FILE --random-weights)\n"
@@ -42,8 +45,6 @@ static const char usage[] =
 static int forward_only(moedit_transformer_bench_options *o, int64_t text_tokens, const char *json)
 {
     o->t5_tokens = o->llama_tokens = text_tokens;
-    if (!o->height) o->height = 256;
-    if (!o->width) o->width = 256;
     moedit_transformer_bench_result r;
     if (moedit_bench_transformer(o, &r)) return -1;
     if (json) {
@@ -87,10 +88,11 @@ static int write_reports(const moedit_bench_result *r, const char *json, const c
 int cli_bench(int argc, char **argv)
 {
     moedit_bench_options o = {
-        .device = "auto", .text_tokens = 128, .height = 0, .width = 0, .steps = 4, .guidance = 5.0,
+        .device = "auto", .text_tokens = 128, .height = UNSET, .width = UNSET, .steps = 4, .guidance = 5.0,
         .layouts = "auto", .warmup_steps = 1,
     };
-    moedit_transformer_bench_options f = {.warmup = -1, .iterations = -1, .batch = 1};
+    /* UNSET: not typed (typed values, even out of range, go to the library's checks). */
+    moedit_transformer_bench_options f = {.warmup = UNSET, .iterations = UNSET, .frames = UNSET, .batch = UNSET};
     int64_t seed = 0;
     int forward = 0;
     const char *json = NULL, *markdown = NULL, *plot = NULL, *comm_timing = "auto";
@@ -105,7 +107,7 @@ int cli_bench(int argc, char **argv)
         {"guidance-scale", OPT_FLOAT, &o.guidance, "classifier-free guidance; > 1 runs two branches (default 5)", "G"},
         {"prompt", OPT_STRING, &o.prompt, "prompt for the text encoder (default: a fixed one)", "TEXT"},
         {"prompt-embeds", OPT_STRING, &o.prompt_embeds_path, "precomputed embeddings instead of the text encoder", "FILE"},
-        {"text-tokens", OPT_INT, &o.text_tokens, "t5 and llama tokens of random embeddings (default 128)", "N"},
+        {"text-tokens", OPT_INT, &o.text_tokens, "t5 and llama tokens of random embeddings (default 128; at most 4096)", "N"},
         {"num-frames", OPT_INT, &f.frames, "--forward-only: a clip of F frames (moedit video's sequence)", "F"},
         {"batch", OPT_INT, &f.batch, "--forward-only: 2 runs both CFG branches as one forward (default 1)", "N"},
         {"seed", OPT_INT, &seed, "seed of noise and random weights (default 0)", "S"},
@@ -129,29 +131,32 @@ int cli_bench(int argc, char **argv)
     if (parsed != 0) return parsed < 0 ? -1 : 0;
     o.seed = (uint64_t)seed;
     /* --iterations and --warmup belong to the single-forward timing (moedit bench before layouts). */
-    if (f.iterations >= 0 || f.warmup >= 0) forward = 1;
-    if (f.iterations < 0) f.iterations = 5;
-    if (f.warmup < 0) f.warmup = 1;
+    if (f.iterations != UNSET || f.warmup != UNSET) forward = 1;
     if (forward && strcmp(o.layouts, "auto"))
         return error_set("--layouts times a matrix of layouts; --forward-only, --iterations and --warmup time one "
                          "forward on one rank");
     if (forward && moedit_world_size() > 1)
         return error_set("--forward-only times one forward on one rank: run it without mpirun (%d ranks would each "
                          "time their own and compete for the machine)", moedit_world_size());
-    if (f.frames && !forward) return error_set("--num-frames times one forward of a clip: add --forward-only");
-    if (f.batch < 1 || f.batch > 2) return error_set("--batch %lld: must be 1 or 2 (the two CFG branches)", (long long)f.batch);
-    if (f.batch != 1 && !forward) return error_set("--batch times one forward of several samples: add --forward-only");
+    if (f.frames != UNSET && !forward) return error_set("--num-frames times one forward of a clip: add --forward-only");
+    if (f.batch != UNSET && f.batch != 1 && !forward)
+        return error_set("--batch %lld: the samples of one timed forward; add --forward-only", (long long)f.batch);
     if (forward) {
         f.model_dir = o.model_dir, f.config_path = o.config_path, f.random_weights = o.random_weights;
-        f.device = o.device, f.height = o.height, f.width = o.width, f.seed = o.seed;
-        if (f.frames < 1) f.frames = 1;
+        f.device = o.device, f.seed = o.seed;
+        f.height = o.height == UNSET ? 256 : o.height;
+        f.width = o.width == UNSET ? 256 : o.width;
+        if (f.iterations == UNSET) f.iterations = 5;
+        if (f.warmup == UNSET) f.warmup = 1;
+        if (f.frames == UNSET) f.frames = 1;
+        if (f.batch == UNSET) f.batch = 1;
         return forward_only(&f, o.text_tokens, json);
     }
     if (!strcmp(comm_timing, "on")) o.comm_timing = 1;
     else if (!strcmp(comm_timing, "off")) o.comm_timing = -1;
     else if (strcmp(comm_timing, "auto")) return error_set("--comm-timing %s: auto, on or off", comm_timing);
-    if (!o.height) o.height = 1024;
-    if (!o.width) o.width = 1024;
+    if (o.height == UNSET) o.height = 1024;
+    if (o.width == UNSET) o.width = 1024;
     /* The reports are written at the end of a run that may take an hour. */
     if (plot && (strlen(plot) < 4 || strcmp(plot + strlen(plot) - 4, ".svg")))
         return error_set("--plot %s: the chart is SVG; give a name ending in .svg", plot);

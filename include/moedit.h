@@ -154,9 +154,12 @@ typedef struct moedit_transformer_bench_options {
     int64_t t5_tokens, llama_tokens;
     int64_t warmup, iterations;
     uint64_t seed;
-    int64_t frames; /* 0 or 1: an image */
-    int64_t batch;  /* 0 or 1: one sample; 2: two (a CFG step's two branches) in one forward */
+    int64_t frames; /* 1: an image; up to MOEDIT_MAX_FRAMES: a clip */
+    int64_t batch;  /* 1: one sample; 2: two (a CFG step's two branches) in one forward */
 } moedit_transformer_bench_options;
+
+/* Random prompt embeddings of the benchmarks: t5 and llama tokens each. */
+#define MOEDIT_MAX_TEXT_TOKENS 4096
 
 typedef struct moedit_transformer_bench_result {
     double median_ms, p10_ms, p90_ms;

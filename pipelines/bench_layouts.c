@@ -148,7 +148,8 @@ static int validate(const moedit_bench_options *o)
         return error_set("--expert-placement %s: no such routing file (give reference or a --routing-capture file)",
                          o->expert_placement);
     if (o->warmup_steps < 0 || o->warmup_steps > 10000) return error_set("--warmup-steps must be 0..10000");
-    if (o->text_tokens < 1 || o->text_tokens > 4096) return error_set("--text-tokens must be 1..4096");
+    if (o->text_tokens < 1 || o->text_tokens > MOEDIT_MAX_TEXT_TOKENS)
+        return error_set("--text-tokens %lld: must be 1..%d", (long long)o->text_tokens, MOEDIT_MAX_TEXT_TOKENS);
     if (o->height < 8 || o->width < 8 || o->height > 16384 || o->width > 16384)
         return error_set("--height %lld --width %lld: each must be 8..16384", (long long)o->height, (long long)o->width);
     return 0;

@@ -40,7 +40,7 @@ static int make_inputs(bench_inputs *in, const dit_model *model, const moedit_tr
     memset(in, 0, sizeof *in);
     for (int b = 0; b < dit_num_blocks(cfg); b++)
         if (cfg->llama_layers[b] + 1 > in->llama_layers) in->llama_layers = cfg->llama_layers[b] + 1;
-    int64_t frames = o->frames > 1 ? o->frames : 1;
+    int64_t frames = o->frames;
     int64_t n_latents = frames * cfg->in_channels * latent_h * latent_w;
     int64_t n_t5 = o->t5_tokens * cfg->caption_channels_t5;
     int64_t n_llama = in->llama_layers * o->llama_tokens * cfg->caption_channels_llama;
@@ -104,14 +104,18 @@ static int time_forwards(dit_run *run, bench_inputs *in, int count, const moedit
 
 static int validate(const moedit_transformer_bench_options *o)
 {
-    if (o->height < VAE_FACTOR || o->width < VAE_FACTOR || o->height > 16384 || o->width > 16384)
-        return error_set("--height/--width %lldx%lld: each must be between 8 and 16384", (long long)o->height,
-                         (long long)o->width);
-    if (o->iterations < 1 || o->warmup < 0) return error_set("--iterations must be >= 1 and --warmup >= 0");
-    if (o->t5_tokens < 1 || o->llama_tokens < 1) return error_set("--text-tokens must be >= 1");
-    if (o->frames < 0 || o->frames > MOEDIT_MAX_FRAMES)
+    if (o->height < VAE_FACTOR || o->width < VAE_FACTOR || o->height > 16384 || o->width > 16384 ||
+        o->height % VAE_FACTOR || o->width % VAE_FACTOR)
+        return error_set("--height/--width %lldx%lld: each must be a multiple of %d between %d and 16384",
+                         (long long)o->height, (long long)o->width, VAE_FACTOR, VAE_FACTOR);
+    if (o->iterations < 1) return error_set("--iterations %lld: must be >= 1", (long long)o->iterations);
+    if (o->warmup < 0) return error_set("--warmup %lld: must be >= 0", (long long)o->warmup);
+    if (o->t5_tokens < 1 || o->llama_tokens < 1 || o->t5_tokens > MOEDIT_MAX_TEXT_TOKENS ||
+        o->llama_tokens > MOEDIT_MAX_TEXT_TOKENS)
+        return error_set("--text-tokens %lld: must be 1..%d", (long long)o->t5_tokens, MOEDIT_MAX_TEXT_TOKENS);
+    if (o->frames < 1 || o->frames > MOEDIT_MAX_FRAMES)
         return error_set("--num-frames %lld: must be 1..%d", (long long)o->frames, MOEDIT_MAX_FRAMES);
-    if (o->batch < 0 || o->batch > DIT_MAX_BATCH)
+    if (o->batch < 1 || o->batch > DIT_MAX_BATCH)
         return error_set("--batch %lld: must be 1 or %d (the two CFG branches)", (long long)o->batch, DIT_MAX_BATCH);
     return 0;
 }
@@ -131,13 +135,13 @@ int moedit_bench_transformer(const moedit_transformer_bench_options *o, moedit_t
     r->load_seconds = timer_seconds() - start;
     const dit_config *cfg = &model.cfg;
     int64_t latent_h = o->height / VAE_FACTOR, latent_w = o->width / VAE_FACTOR;
-    int count = o->batch > 1 ? (int)o->batch : 1, made = 0;
+    int count = (int)o->batch, made = 0;
     bench_inputs in[DIT_MAX_BATCH];
     dit_run run;
     int status = -1;
     while (made < count && make_inputs(&in[made], &model, o, latent_h, latent_w, made) == 0) made++;
     if (made < count) goto free_inputs;
-    dit_run_shape shape = {latent_h, latent_w, 0, 0, o->t5_tokens, o->llama_tokens, o->frames > 1 ? o->frames : 1};
+    dit_run_shape shape = {latent_h, latent_w, 0, 0, o->t5_tokens, o->llama_tokens, o->frames};
     if (dit_run_init_shape(&run, &model, &shape, NULL)) goto free_inputs;
 
     r->parameters = (long long)dit_parameter_count(cfg);

@@ -60,7 +60,14 @@ expect_error "model and config" "not both" "$moedit" bench --model "$model" --co
 expect_error "no model" "needs --model DIR or --config" "$moedit" bench
 expect_error "batch 3" "--batch 3: must be 1 or 2" "$moedit" bench --forward-only --model "$model" --batch 3
 expect_error "batch without forward-only" "add --forward-only" "$moedit" bench --model "$model" --batch 2
-expect_error "batch 0 without forward-only" "--batch 0: must be 1 or 2" "$moedit" bench --model "$model" --batch 0
+expect_error "batch 0" "--batch 0: must be 1 or 2" "$moedit" bench --forward-only --model "$model" --batch 0
+expect_error "a typed warmup of -1" "--warmup -1: must be >= 0" "$moedit" bench --model "$model" --warmup -1
+expect_error "a typed frame count of 0" "--num-frames 0: must be 1..1024" "$moedit" bench --forward-only --model "$model" \
+  --num-frames 0
+expect_error "forward-only height off the VAE grid" "17x256: each must be a multiple of 8" "$moedit" bench --forward-only \
+  --model "$model" --height 17
+expect_error "too many text tokens" "--text-tokens 5000: must be 1..4096" "$moedit" bench --forward-only --model "$model" \
+  --text-tokens 5000
 # Report paths are checked before the layouts run, not after.
 expect_error "json into a missing directory" "--json $work/none/r.json: directory" "$moedit" bench --model "$model" --json "$work/none/r.json"
 expect_error "markdown onto a directory" "--markdown $work is a directory" "$moedit" bench --model "$model" --markdown "$work"
