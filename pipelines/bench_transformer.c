@@ -110,9 +110,10 @@ static int validate(const moedit_transformer_bench_options *o)
                          (long long)o->height, (long long)o->width, VAE_FACTOR, VAE_FACTOR);
     if (o->iterations < 1) return error_set("--iterations %lld: must be >= 1", (long long)o->iterations);
     if (o->warmup < 0) return error_set("--warmup %lld: must be >= 0", (long long)o->warmup);
-    if (o->t5_tokens < 1 || o->llama_tokens < 1 || o->t5_tokens > MOEDIT_MAX_TEXT_TOKENS ||
-        o->llama_tokens > MOEDIT_MAX_TEXT_TOKENS)
-        return error_set("--text-tokens %lld: must be 1..%d", (long long)o->t5_tokens, MOEDIT_MAX_TEXT_TOKENS);
+    int64_t tokens[2] = {o->t5_tokens, o->llama_tokens}; /* the CLI's --text-tokens sets both */
+    for (int i = 0; i < 2; i++)
+        if (tokens[i] < 1 || tokens[i] > MOEDIT_MAX_TEXT_TOKENS)
+            return error_set("--text-tokens %lld: must be 1..%d", (long long)tokens[i], MOEDIT_MAX_TEXT_TOKENS);
     if (o->frames < 1 || o->frames > MOEDIT_MAX_FRAMES)
         return error_set("--num-frames %lld: must be 1..%d", (long long)o->frames, MOEDIT_MAX_FRAMES);
     if (o->batch < 1 || o->batch > DIT_MAX_BATCH)
