@@ -46,7 +46,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"width", OPT_INT, &o->width, width_help, "W"},
         {"num-inference-steps", OPT_INT, &o->steps, "denoising steps (default 50)", "N"},
         {"guidance-scale", OPT_FLOAT, &o->guidance, "classifier-free guidance; 1 disables it (default 5)", "G"},
-        {"seed", OPT_INT, &a->seed, "noise seed (default 0); image i of a prompt uses seed + i", "S"},
+        {"seed", OPT_INT, &a->seed, "noise seed (default 0; -S is 2^64 - S, as --json reports it); image i of a prompt uses seed + i", "S"},
         {"num-images-per-prompt", OPT_INT, &o->images_per_prompt, "images per prompt (default 1)", "N"},
         {"output", OPT_STRING, &o->output, "output .png or .jpg, numbered -0, -1... for several (default moedit.png)", "FILE"},
         {"output-latents", OPT_STRING, &o->latents_output, "also save the final latents (safetensors)", "FILE"},
