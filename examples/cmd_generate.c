@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PROMPT_FILE_MAX_BYTES ((size_t)64 << 20)
+
 /* One prompt per non-empty line; the lines live in `buffer`. */
 static int read_prompt_file(const char *path, char **buffer, const char **prompts, int *count)
 {
-    if (text_file_read(path, (size_t)64 << 20, "prompt file (--prompt-file)", buffer)) return -1;
+    if (text_file_read(path, PROMPT_FILE_MAX_BYTES, "prompt file (--prompt-file)", buffer)) return -1;
     *count = 0;
     for (char *line = strtok(*buffer, "\r\n"); line; line = strtok(NULL, "\r\n")) {
         if (!*line) continue;

@@ -61,7 +61,11 @@ expect_error "no model" "needs --model DIR or --config" "$moedit" bench
 expect_error "batch 3" "--batch 3: must be 1 or 2" "$moedit" bench --forward-only --model "$model" --batch 3
 expect_error "batch without forward-only" "add --forward-only" "$moedit" bench --model "$model" --batch 2
 expect_error "batch 0" "--batch 0: must be 1 or 2" "$moedit" bench --forward-only --model "$model" --batch 0
-expect_error "a typed warmup of -1" "--warmup -1: must be >= 0" "$moedit" bench --model "$model" --warmup -1
+expect_error "a typed warmup of -1" "--warmup -1: must be 0..10000" "$moedit" bench --model "$model" --warmup -1
+expect_error "iterations without end" "--iterations 4000000000000000000: must be 1..10000" "$moedit" bench \
+  --model "$model" --iterations 4000000000000000000
+expect_error "a warm-up without end" "--warmup 100000000: must be 0..10000" "$moedit" bench --model "$model" \
+  --warmup 100000000
 expect_error "a typed frame count of 0" "--num-frames 0: must be 1..1024" "$moedit" bench --forward-only --model "$model" \
   --num-frames 0
 expect_error "forward-only height off the VAE grid" "17x256: each must be a multiple of 8" "$moedit" bench --forward-only \
