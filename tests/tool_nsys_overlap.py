@@ -1,7 +1,9 @@
-"""tools/nsys_overlap.py on a synthetic trace with the SQLite export's tables:
-two runs 100 ms apart; in the first an NCCL kernel half overlaps two compute
-kernels and there is one 0.1 ms gap, so every figure is known. Then a
-missing path and a text file: one error line, exit 1, nothing created."""
+"""tools/nsys_overlap.py on a synthetic trace, once with the SQLite export's
+tables and once as tools/kernel_trace.c's TSV lines: two runs 100 ms apart;
+in the first an NCCL kernel half overlaps two compute kernels and there is
+one 0.1 ms gap, so every figure is known, and both forms must report the
+same. Then a missing path, a text file and a malformed TSV: one error line,
+exit 1, nothing created."""
 import os
 import sqlite3
 import subprocess
@@ -26,11 +28,23 @@ with tempfile.TemporaryDirectory() as work:
     db.commit()
     db.close()
     out = subprocess.run([sys.executable, sys.argv[1], path], capture_output=True, text=True, check=True).stdout
+    names = {1: "cudnn_sm90_fmha_fprop", 2: "ncclDevKernel_SendRecv", 3: "sm90_gemm_bf16"}
+    tsv = os.path.join(work, "trace.tsv")
+    with open(tsv, "w") as f:
+        for a, b, n in kernels:
+            f.write(f"kernel\t{int(a * MS)}\t{int(b * MS)}\t7\t{names[n]}\n")
+        f.write(f"memcpy\t{int(2.0 * MS)}\t{int(2.1 * MS)}\t7\t64 bytes\n")
+    out_tsv = subprocess.run([sys.executable, sys.argv[1], tsv], capture_output=True, text=True, check=True).stdout
+if out_tsv.replace(tsv, "TRACE") != out.replace(path, "TRACE"):
+    print(out)
+    print(out_tsv)
+    sys.exit("tool_nsys_overlap: the TSV trace and the SQLite trace report differently")
 expected = [
     "run 1: 4.0 ms from the first to the last attention kernel, 4 kernels, 2 attention calls",
     "compute busy 3.4 ms, NCCL busy 1.5 ms (beside compute 1.0, alone 0.5)",
     "idle 0.1 ms: 1 gaps over 20 us (0.1 ms), 0 shorter (0.0 ms)",
     "memcpy in the window: 1 (0.1 ms)",
+    "kernel time by kind: attention 1.9 ms, NCCL 1.5 ms, products 1.5 ms",
     "run 2: 3.0 ms from the first to the last attention kernel, 3 kernels, 2 attention calls",
     "idle 0.5 ms: 1 gaps over 20 us (0.5 ms), 0 shorter (0.0 ms)",
 ]
@@ -42,9 +56,12 @@ if missing:
 # Bad inputs: one line on stderr, exit status 1, and no file made for a missing path.
 with tempfile.TemporaryDirectory() as work:
     absent, text = os.path.join(work, "absent.sqlite"), os.path.join(work, "notes.txt")
+    malformed = os.path.join(work, "cut.tsv")
     with open(text, "w") as f:
         f.write("not a database\n" * 100)
-    for path in (absent, text):
+    with open(malformed, "w") as f:
+        f.write("kernel\t100\t200\t7\tsdpa\nkernel\t300\n")  # a line cut short
+    for path in (absent, text, malformed):
         run = subprocess.run([sys.executable, sys.argv[1], path], capture_output=True, text=True)
         lines = run.stderr.strip().splitlines()
         if run.returncode != 1 or len(lines) != 1 or path not in lines[0] or os.path.exists(absent):

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Where a rank's GPU time goes in an Nsight Systems trace (its SQLite export):
-how long the GPU computed, how long NCCL's kernels ran, how much of that ran
-beside compute, and how long the GPU idled, inside the transformer steps.
+"""Where a rank's GPU time goes in a kernel trace: how long the GPU computed,
+how long NCCL's kernels ran, how much of that ran beside compute, how long
+the GPU idled, and which kernels took the time, inside the transformer steps.
+A trace is an Nsight Systems SQLite export or a tools/kernel_trace.c file
+(.tsv, for machines without nsys; it traces PyTorch programs too):
 
     nsys profile -t cuda -o rank0 --export sqlite moedit ...
-    tools/nsys_overlap.py rank0.sqlite [more.sqlite ...]
+    CUDA_INJECTION64_PATH=build/libmoedit_kernel_trace.so MOEDIT_KERNEL_TRACE=rank.%p.tsv moedit ...
+    tools/nsys_overlap.py rank0.sqlite rank.1234.tsv ...
 
 A trace is cut into runs where the GPU idles for over 50 ms (set-up, the VAE,
 another program's turn); each run with attention kernels is reported over
@@ -51,7 +54,19 @@ def is_attention(name):
     return "fmha" in lowered or "sdpa" in lowered or "flash" in lowered or "attention" in lowered
 
 
-def report_window(db, label, kernels):
+def kind_of(name):
+    """The share a kernel counts in: attention, matrix products, NCCL, or the element-wise rest."""
+    lowered = name.lower()
+    if is_attention(name):
+        return "attention"
+    if name.startswith("nccl"):
+        return "NCCL"
+    if any(word in lowered for word in ("gemm", "nvjet", "xmma", "cutlass", "matmul")):
+        return "products"
+    return "other"
+
+
+def report_window(label, kernels, copies):
     attention = [k for k in kernels if is_attention(k[2])]
     t0, t1 = min(k[0] for k in attention), max(k[1] for k in attention)
     inside = [k for k in kernels if k[0] >= t0 and k[1] <= t1]
@@ -72,18 +87,47 @@ def report_window(db, label, kernels):
     per_name = {}
     for start, end, name in inside:
         per_name[name] = per_name.get(name, 0) + end - start
-    for name, total in sorted(per_name.items(), key=lambda item: -item[1])[:12]:
-        print(f"  {total * ms:9.1f} ms  {name[:100]}")
-    copies = list(db.execute("SELECT start, end FROM CUPTI_ACTIVITY_KIND_MEMCPY WHERE start >= ? AND end <= ?", (t0, t1)))
+    per_kind = {}
+    for start, end, name in inside:
+        kind = kind_of(name)
+        per_kind[kind] = per_kind.get(kind, 0) + end - start
+    print("  kernel time by kind: " + ", ".join(f"{kind} {total * ms:.1f} ms" for kind, total in
+                                               sorted(per_kind.items(), key=lambda item: -item[1])))
+    for name, total in sorted(per_name.items(), key=lambda item: -item[1])[:15]:
+        calls = sum(1 for k in inside if k[2] == name)
+        print(f"  {total * ms:9.1f} ms {calls:6d} calls  {name[:110]}")
+    copies = [c for c in copies if c[0] >= t0 and c[1] <= t1]
     print(f"  memcpy in the window: {len(copies)} ({length(union(copies)) * ms:.1f} ms)")
 
 
-def report(path):
+def load_nsys(path):
+    """(kernels as (start, end, name), memcpys as (start, end)) of an nsys SQLite export."""
     # Read-only: a missing path is an error, not a new empty database.
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     names = dict(db.execute("SELECT id, value FROM StringIds"))
-    kernels = sorted((start, end, names.get(short, "?"))
-                     for start, end, short in db.execute("SELECT start, end, shortName FROM CUPTI_ACTIVITY_KIND_KERNEL"))
+    kernels = [(start, end, names.get(short, "?"))
+               for start, end, short in db.execute("SELECT start, end, shortName FROM CUPTI_ACTIVITY_KIND_KERNEL")]
+    return kernels, list(db.execute("SELECT start, end FROM CUPTI_ACTIVITY_KIND_MEMCPY"))
+
+
+def load_kernel_trace(path):
+    """The same from a tools/kernel_trace.c file: kind, start, end, stream, name per line."""
+    kernels, copies = [], []
+    with open(path) as lines:
+        for number, line in enumerate(lines, 1):
+            fields = line.rstrip("\n").split("\t", 4)
+            if len(fields) != 5 or not fields[1].isdigit() or not fields[2].isdigit():
+                raise ValueError(f"line {number} is not kind, start, end, stream, name")
+            if fields[0] == "kernel":
+                kernels.append((int(fields[1]), int(fields[2]), fields[4]))
+            elif fields[0] == "memcpy":
+                copies.append((int(fields[1]), int(fields[2])))
+    return kernels, copies
+
+
+def report(path):
+    kernels, copies = load_kernel_trace(path) if path.endswith(".tsv") else load_nsys(path)
+    kernels.sort()
     runs, last_end = [], None
     for k in kernels:
         if last_end is None or k[0] - last_end > 50_000_000:
@@ -94,13 +138,15 @@ def report(path):
     if not runs:
         print(f"{path}: no attention kernels found")
     for i, run in enumerate(runs):
-        report_window(db, f"{path} run {i + 1}", run)
+        report_window(f"{path} run {i + 1}", run, copies)
 
 
 if len(sys.argv) < 2:
-    sys.exit("usage: tools/nsys_overlap.py TRACE.sqlite [more.sqlite ...]")
+    sys.exit("usage: tools/nsys_overlap.py TRACE.sqlite|TRACE.tsv ...")
 for trace in sys.argv[1:]:
     try:
         report(trace)
     except sqlite3.Error as e:  # missing, not SQLite, or not an nsys export
         sys.exit(f"nsys_overlap.py: {trace}: {e} (an `nsys export --type sqlite` file is needed)")
+    except (OSError, ValueError) as e:
+        sys.exit(f"nsys_overlap.py: {trace}: {e} (a tools/kernel_trace.c .tsv file is needed)")
