@@ -36,29 +36,46 @@ void dit_rope_table(const dit_config *cfg, int index, int64_t grid_h, int64_t gr
     }
 }
 
+/* Token (ty, tx) holds the patch x patch pixels below it, each pixel's C
+ * channels together: feature (py * patch + px) * C + c. Both directions walk
+ * the latent rows in order and one band of tokens (a token row) per
+ * iteration, so the bands run in parallel: this runs between every two
+ * transformer forwards, with the device idle. */
+static void patch_band(float *latents, float *tokens, int64_t channels, int64_t height, int64_t width, int patch,
+                       int64_t ty, int to_tokens)
+{
+    int64_t grid_w = width / patch, features = (int64_t)patch * patch * channels;
+    for (int64_t c = 0; c < channels; c++)
+        for (int py = 0; py < patch; py++) {
+            float *row = latents + (c * height + ty * patch + py) * width;
+            float *band = tokens + ty * grid_w * features + (int64_t)py * patch * channels + c;
+            for (int64_t tx = 0; tx < grid_w; tx++)
+                for (int px = 0; px < patch; px++) {
+                    float *feature = band + tx * features + (int64_t)px * channels;
+                    if (to_tokens)
+                        *feature = row[tx * patch + px];
+                    else
+                        row[tx * patch + px] = *feature;
+                }
+        }
+}
+
+enum { PATCH_PARALLEL_VALUES = 1 << 16 }; /* smaller latents are not worth the threads */
+
 void dit_patchify(const float *latents, int64_t channels, int64_t height, int64_t width, int patch,
                   int64_t token_rows, float *tokens)
 {
-    int64_t grid_w = width / patch, features = (int64_t)patch * patch * channels;
-    memset(tokens, 0, (size_t)(token_rows * features) * sizeof(float));
-    for (int64_t c = 0; c < channels; c++)
-        for (int64_t y = 0; y < height; y++)
-            for (int64_t x = 0; x < width; x++) {
-                int64_t token = (y / patch) * grid_w + x / patch;
-                int64_t feature = ((y % patch) * patch + x % patch) * channels + c;
-                tokens[token * features + feature] = latents[(c * height + y) * width + x];
-            }
+    int64_t grid_h = height / patch, features = (int64_t)patch * patch * channels;
+    int64_t valid = grid_h * (width / patch);
+    if (token_rows > valid) memset(tokens + valid * features, 0, (size_t)((token_rows - valid) * features) * sizeof(float));
+#pragma omp parallel for if (channels * height * width > PATCH_PARALLEL_VALUES)
+    for (int64_t ty = 0; ty < grid_h; ty++) patch_band((float *)latents, tokens, channels, height, width, patch, ty, 1);
 }
 
 void dit_unpatchify(const float *tokens, int64_t channels, int64_t height, int64_t width, int patch,
                     float *latents)
 {
-    int64_t grid_w = width / patch, features = (int64_t)patch * patch * channels;
-    for (int64_t c = 0; c < channels; c++)
-        for (int64_t y = 0; y < height; y++)
-            for (int64_t x = 0; x < width; x++) {
-                int64_t token = (y / patch) * grid_w + x / patch;
-                int64_t feature = ((y % patch) * patch + x % patch) * channels + c;
-                latents[(c * height + y) * width + x] = tokens[token * features + feature];
-            }
+#pragma omp parallel for if (channels * height * width > PATCH_PARALLEL_VALUES)
+    for (int64_t ty = 0; ty < height / patch; ty++)
+        patch_band(latents, (float *)tokens, channels, height, width, patch, ty, 0);
 }

@@ -1,7 +1,8 @@
 """tools/nsys_overlap.py on a synthetic trace, once with the SQLite export's
 tables and once as tools/kernel_trace.c's TSV lines: two runs 100 ms apart;
 in the first an NCCL kernel half overlaps two compute kernels and there is
-one 0.1 ms gap, so every figure is known, and both forms must report the
+one 0.1 ms gap after a product (in the second, a gap after a copy), so
+every figure is known, and both forms must report the
 same. Then a missing path, a text file and a malformed TSV: one error line,
 exit 1, nothing created."""
 import os
@@ -24,7 +25,9 @@ with tempfile.TemporaryDirectory() as work:
                (100.0, 101.0, 1), (101.0, 102.0, 3), (102.5, 103.0, 1)]  # run 2
     db.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_KERNEL VALUES (?, ?, ?)",
                    [(int(a * MS), int(b * MS), n) for a, b, n in kernels])
-    db.execute("INSERT INTO CUPTI_ACTIVITY_KIND_MEMCPY VALUES (?, ?, 2)", (int(2.0 * MS), int(2.1 * MS)))
+    copies = [(2.0, 2.1), (102.0, 102.2)]  # run 2's copy ends last before its gap
+    db.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_MEMCPY VALUES (?, ?, 2)",
+                   [(int(a * MS), int(b * MS)) for a, b in copies])
     db.commit()
     db.close()
     out = subprocess.run([sys.executable, sys.argv[1], path], capture_output=True, text=True, check=True).stdout
@@ -33,7 +36,8 @@ with tempfile.TemporaryDirectory() as work:
     with open(tsv, "w") as f:
         for a, b, n in kernels:
             f.write(f"kernel\t{int(a * MS)}\t{int(b * MS)}\t7\t{names[n]}\n")
-        f.write(f"memcpy\t{int(2.0 * MS)}\t{int(2.1 * MS)}\t7\t64 bytes\n")
+        for a, b in copies:
+            f.write(f"memcpy\t{int(a * MS)}\t{int(b * MS)}\t7\t64 bytes\n")
     out_tsv = subprocess.run([sys.executable, sys.argv[1], tsv], capture_output=True, text=True, check=True).stdout
 if out_tsv.replace(tsv, "TRACE") != out.replace(path, "TRACE"):
     print(out)
@@ -45,6 +49,8 @@ expected = [
     "idle 0.1 ms: 1 gaps over 20 us (0.1 ms), 0 shorter (0.0 ms)",
     "memcpy in the window: 1 (0.1 ms)",
     "kernel time by kind: attention 1.9 ms, NCCL 1.5 ms, products 1.5 ms",
+    "idle over 20 us after sm90_gemm_bf16: 0.1 ms in 1 gaps",
+    "idle over 20 us after (memcpy): 0.3 ms in 1 gaps",
     "run 2: 3.0 ms from the first to the last attention kernel, 3 kernels, 2 attention calls",
     "idle 0.5 ms: 1 gaps over 20 us (0.5 ms), 0 shorter (0.0 ms)",
 ]

@@ -66,6 +66,21 @@ def kind_of(name):
     return "other"
 
 
+def idle_by_predecessor(events, threshold=20_000):
+    """Gaps over `threshold` ns in which nothing ran, summed by the name of
+    the event that ended last before each: {name: [gaps, total ns]}. Events
+    are (start, end, name) sorted by start."""
+    found, last_end, last_name = {}, None, None
+    for start, end, name in events:
+        if last_end is not None and start - last_end > threshold:
+            entry = found.setdefault(last_name, [0, 0])
+            entry[0] += 1
+            entry[1] += start - last_end
+        if last_end is None or end > last_end:
+            last_end, last_name = end, name
+    return found
+
+
 def report_window(label, kernels, copies):
     attention = [k for k in kernels if is_attention(k[2])]
     t0, t1 = min(k[0] for k in attention), max(k[1] for k in attention)
@@ -98,6 +113,9 @@ def report_window(label, kernels, copies):
         print(f"  {total * ms:9.1f} ms {calls:6d} calls  {name[:110]}")
     copies = [c for c in copies if c[0] >= t0 and c[1] <= t1]
     print(f"  memcpy in the window: {len(copies)} ({length(union(copies)) * ms:.1f} ms)")
+    events = sorted(inside + [(start, end, "(memcpy)") for start, end in copies])
+    for name, (count, total) in sorted(idle_by_predecessor(events).items(), key=lambda item: -item[1][1])[:5]:
+        print(f"  idle over 20 us after {name[:100]}: {total * ms:.1f} ms in {count} gaps")
 
 
 def load_nsys(path):
