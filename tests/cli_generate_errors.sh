@@ -24,7 +24,7 @@ expect_error "output without extension" "has no .png or .jpg extension" "${run[@
 expect_error "capture into a missing directory" "--routing-capture $work/none/r.bin: directory" "${run[@]}" --height 64 --width 64 --routing-capture "$work/none/r.bin" --output "$out"
 expect_error "no prompt" "needs --prompt" "$moedit" generate --model "$model" --height 64 --width 64 --output "$out"
 expect_error "missing prompt file" "none.txt: cannot open prompt file (--prompt-file): No such file" "$moedit" generate --model "$model" --prompt-file "$work/none.txt" --height 64 --width 64 --output "$out"
-expect_error "a directory as the prompt file" "cannot read prompt file (--prompt-file) (unreadable, a directory" "$moedit" generate --model "$model" --prompt-file "$work" --height 64 --width 64 --output "$out"
+expect_error "a directory as the prompt file" "cannot read prompt file (--prompt-file): Is a directory" "$moedit" generate --model "$model" --prompt-file "$work" --height 64 --width 64 --output "$out"
 printf 'a red\0circle\n' >"$work/nul.txt"
 expect_error "a prompt file with a NUL byte" "nul.txt: prompt file (--prompt-file) contains a NUL byte" "$moedit" generate --model "$model" --prompt-file "$work/nul.txt" --height 64 --width 64 --output "$out"
 expect_error "prompt and prompt file" "not both" "${run[@]}" --prompt-file "$work/none.txt" --height 64 --width 64 --output "$out"
