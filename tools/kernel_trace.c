@@ -15,6 +15,7 @@
  * full buffer and at exit. Nothing in moedit links this file. */
 #include <cupti.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -104,8 +105,8 @@ int InitializeInjection(void)
         return 0;
     }
     trace_file = fopen(path, "w");
-    if (!trace_file) {
-        perror(path);
+    if (!trace_file) { /* the program runs on untraced */
+        fprintf(stderr, "kernel_trace: %s: %s; no trace written\n", path, strerror(errno));
         return 0;
     }
     const CUpti_ActivityKind kinds[] = {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY,
