@@ -67,7 +67,8 @@ void dit_patchify(const float *latents, int64_t channels, int64_t height, int64_
 {
     int64_t grid_h = height / patch, features = (int64_t)patch * patch * channels;
     int64_t valid = grid_h * (width / patch);
-    if (token_rows > valid) memset(tokens + valid * features, 0, (size_t)((token_rows - valid) * features) * sizeof(float));
+    if (token_rows > valid) /* a non-square image's padding rows */
+        memset(tokens + valid * features, 0, (size_t)((token_rows - valid) * features) * sizeof(float));
 #pragma omp parallel for if (channels * height * width > PATCH_PARALLEL_VALUES)
     for (int64_t ty = 0; ty < grid_h; ty++) patch_band((float *)latents, tokens, channels, height, width, patch, ty, 1);
 }
