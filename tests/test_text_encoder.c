@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "core/text_file.h"
 #include "pipelines/text_conditioning.h"
 #include "test_util.h"
 
@@ -152,23 +153,11 @@ typedef struct edit {
     const char *json; /* NULL: delete the key */
 } edit;
 
-static char *read_text(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    if (text && fread(text, 1, (size_t)n, fp) == (size_t)n) text[n] = '\0';
-    fclose(fp);
-    return text;
-}
-
 /* dir/config.json = the fixture's config with the edits applied. */
 static void write_config(const char *dir, const edit *edits, int count)
 {
-    char *text = read_text(FIXTURE "/text_encoder/config.json");
+    char *text = NULL;
+    CHECK_MSG(text_file_read(FIXTURE "/text_encoder/config.json", FIXTURE_TEXT_MAX_BYTES, "fixture", &text) == 0, "%s", error_message());
     cJSON *root = cJSON_Parse(text);
     free(text);
     for (int i = 0; i < count; i++) {

@@ -6,6 +6,7 @@
  * the same ids. Unsupported components and bad input fail with one line
  * naming the file and the component. */
 #include "core/error.h"
+#include "core/text_file.h"
 #include "pipelines/tokenizer.h"
 #include "test_util.h"
 
@@ -17,19 +18,6 @@
 
 #define FIXTURE_DIR MOEDIT_FIXTURES "/text_tokenizers"
 #define MAX_IDS 8192
-
-static char *read_text(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    if (text && fread(text, 1, (size_t)n, fp) == (size_t)n) text[n] = '\0';
-    fclose(fp);
-    return text;
-}
 
 static void write_text(const char *path, const char *text)
 {
@@ -100,8 +88,8 @@ static void check_case(const cJSON *c, int *checked)
 
 static void test_matches_tokenizers_library(void)
 {
-    char *json = read_text(FIXTURE_DIR "/cases.json");
-    CHECK_MSG(json != NULL, "cannot read %s", FIXTURE_DIR "/cases.json");
+    char *json = NULL;
+    CHECK_MSG(text_file_read(FIXTURE_DIR "/cases.json", FIXTURE_TEXT_MAX_BYTES, "fixture", &json) == 0, "%s", error_message());
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     CHECK(root != NULL);
     const cJSON *cases = cJSON_GetObjectItem(root, "cases"), *c;
@@ -159,7 +147,8 @@ static void test_bad_input(void)
  * expects a failure whose message names the file and contains `expect`. */
 static void expect_load_error(const char *member, const char *json_value, const char *expect)
 {
-    char *text = read_text(FIXTURE_DIR "/wordlevel_bos.json");
+    char *text = NULL;
+    CHECK_MSG(text_file_read(FIXTURE_DIR "/wordlevel_bos.json", FIXTURE_TEXT_MAX_BYTES, "fixture", &text) == 0, "%s", error_message());
     cJSON *root = cJSON_Parse(text);
     free(text);
     cJSON *value = cJSON_Parse(json_value);
