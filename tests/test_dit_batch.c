@@ -53,13 +53,9 @@ int main(void)
     backend *be = backend_cpu_create();
     dit_model model;
     safetensors *io = NULL;
-    CHECK_MSG(safetensors_open(&io, MOEDIT_FIXTURES "/dit_moe/io.safetensors") == 0, "%s", error_message());
-    CHECK_MSG(dit_model_load(&model, be, MOEDIT_FIXTURES "/dit_moe", 0, 0, NULL) == 0, "%s", error_message());
-    if (!io || test_failures) return test_finish("test_dit_batch");
-
     dit_fixture f;
-    CHECK(dit_fixture_read(io, &f) == 0);
-    if (test_failures) return test_finish("test_dit_batch");
+    if (dit_fixture_setup(be, MOEDIT_FIXTURES "/dit_moe/io.safetensors", MOEDIT_FIXTURES "/dit_moe", &io, &model, &f))
+        return test_finish("test_dit_batch");
     float *latents = f.latents, *want = f.output, timestep = f.timestep[0];
     int64_t n_latents = f.n_latents, n_t5 = f.n_t5, n_llama = f.n_llama, n_pooled = f.n_pooled, n_out = f.n_output;
 

@@ -50,13 +50,10 @@ int main(void)
     backend *be = backend_cpu_create();
     dit_model model;
     safetensors *io = NULL;
-    CHECK_MSG(safetensors_open(&io, FIXTURE) == 0, "%s", error_message());
-    CHECK_MSG(dit_model_load(&model, be, MOEDIT_FIXTURES "/dit_moe", 0, 0, NULL) == 0, "%s", error_message());
-    if (test_failures) return test_finish("test_dit_context_matches_diffusers");
-
     dit_fixture f;
     int64_t n_context, n_plain, context_shape[3];
-    CHECK(dit_fixture_read(io, &f) == 0);
+    if (dit_fixture_setup(be, FIXTURE, MOEDIT_FIXTURES "/dit_moe", &io, &model, &f))
+        return test_finish("test_dit_context_matches_diffusers");
     float *context = fixture_read(io, "context_latents", &n_context, context_shape);
     float *plain = fixture_read(io, "output_without_context", &n_plain, NULL);
     CHECK(context && plain);

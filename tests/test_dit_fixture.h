@@ -3,8 +3,10 @@
 #ifndef MOEDIT_TESTS_TEST_DIT_FIXTURE_H
 #define MOEDIT_TESTS_TEST_DIT_FIXTURE_H
 
+#include "core/error.h"
 #include "dit/dit_forward.h"
 #include "test_fixture.h"
+#include "test_util.h"
 
 #include <string.h>
 
@@ -31,6 +33,21 @@ static inline int dit_fixture_read(const safetensors *io, dit_fixture *f)
     dit_text_inputs text = {f->t5, f->t5_shape[0], f->llama, f->llama_shape[0], f->llama_shape[1], f->pooled};
     f->text = text;
     return f->latents && f->t5 && f->llama && f->pooled && f->output && f->timestep ? 0 : -1;
+}
+
+/* What every transformer test does first: open `io_path`, load the model in
+ * `model_dir` on `be` and read the fixture into f. 0 when all of it worked;
+ * each failure is a failed check. */
+static inline int dit_fixture_setup(backend *be, const char *io_path, const char *model_dir, safetensors **io,
+                                    dit_model *model, dit_fixture *f)
+{
+    *io = NULL;
+    memset(f, 0, sizeof *f);
+    CHECK_MSG(safetensors_open(io, io_path) == 0, "%s", error_message());
+    CHECK_MSG(dit_model_load(model, be, model_dir, 0, 0, NULL) == 0, "%s", error_message());
+    if (!*io || test_failures) return -1;
+    CHECK(dit_fixture_read(*io, f) == 0);
+    return test_failures ? -1 : 0;
 }
 
 static inline void dit_fixture_free(dit_fixture *f)

@@ -102,12 +102,8 @@ static void check_fixture(const char *fixture, int expected_traces)
     backend *be = backend_cpu_create();
     dit_model model;
     safetensors *io = NULL;
-    CHECK_MSG(safetensors_open(&io, path) == 0, "%s", error_message());
-    CHECK_MSG(dit_model_load(&model, be, dir, 0, 0, NULL) == 0, "%s", error_message());
-    if (!io || test_failures) return;
-
     dit_fixture f;
-    CHECK(dit_fixture_read(io, &f) == 0);
+    if (dit_fixture_setup(be, path, dir, &io, &model, &f)) return;
     float *latents = f.latents, *want = f.output, *timestep = f.timestep;
     int64_t n_out = f.n_output, *latent_shape = f.latent_shape;
     dit_text_inputs inputs = f.text;

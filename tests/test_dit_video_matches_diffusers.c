@@ -20,13 +20,9 @@ int main(void)
     backend *be = backend_cpu_create();
     dit_model model;
     safetensors *io = NULL;
-    CHECK_MSG(safetensors_open(&io, FIXTURE) == 0, "%s", error_message());
-    CHECK_MSG(dit_model_load(&model, be, MOEDIT_FIXTURES "/dit_moe", 0, 0, NULL) == 0, "%s", error_message());
-    if (test_failures) return test_finish("test_dit_video_matches_diffusers");
-
     dit_fixture f;
-    CHECK(dit_fixture_read(io, &f) == 0);
-    if (test_failures) return test_finish("test_dit_video_matches_diffusers");
+    if (dit_fixture_setup(be, FIXTURE, MOEDIT_FIXTURES "/dit_moe", &io, &model, &f))
+        return test_finish("test_dit_video_matches_diffusers");
     float *latents = f.latents, *want = f.output, *timestep = f.timestep;
     int64_t n_out = f.n_output, *latent_shape = f.latent_shape, *t5_shape = f.t5_shape, *llama_shape = f.llama_shape;
     dit_text_inputs inputs = f.text;
