@@ -21,6 +21,13 @@ static int check_size(const char *path, int64_t width, int64_t height, int64_t m
     return 0;
 }
 
+/* libpng's warnings (a damaged chunk it reads past) would print on stderr
+ * beside moedit's one error line; what libpng cannot read is an error. */
+static void png_ignore_warning(png_structp png, png_const_charp message)
+{
+    (void)png, (void)message;
+}
+
 /* libpng reports errors by longjmp; the message goes to the error path. */
 static void png_error_message(png_structp png, png_const_charp message)
 {
@@ -31,7 +38,7 @@ static void png_error_message(png_structp png, png_const_charp message)
 static int read_png(FILE *f, const char *path, int64_t max_side, int64_t max_pixels, uint8_t **rgb, int64_t *w,
                     int64_t *h)
 {
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, png_error_message, NULL);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, png_error_message, png_ignore_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     uint8_t *volatile pixels = NULL;
     png_bytep *volatile rows = NULL;

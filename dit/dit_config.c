@@ -29,7 +29,12 @@ static int get_int_list(const config *c, const char *key, int *out, int max, int
     int64_t values[DIT_MAX_BLOCKS];
     if (max > DIT_MAX_BLOCKS) max = DIT_MAX_BLOCKS;
     if (config_get_int_array(c, key, values, max, count) != 0) return -1;
-    for (int i = 0; i < *count; i++) out[i] = (int)values[i];
+    for (int i = 0; i < *count; i++) {
+        if (values[i] < -DIT_MAX_SIZE || values[i] > DIT_MAX_SIZE)
+            return error_set("%s: key \"%s\" holds %lld; values beyond +-%d are not supported", config_path(c), key,
+                             (long long)values[i], DIT_MAX_SIZE);
+        out[i] = (int)values[i];
+    }
     return 0;
 }
 
@@ -63,6 +68,13 @@ static int read_fields(dit_config *cfg, const config *c)
 
 int dit_config_validate(const dit_config *cfg, const char *source)
 {
+    const int sizes[] = {cfg->patch_size, cfg->in_channels, cfg->out_channels, cfg->heads, cfg->head_dim,
+                         cfg->text_emb_dim, cfg->caption_channels_t5, cfg->caption_channels_llama, cfg->dim,
+                         cfg->max_resolution[0], cfg->max_resolution[1]};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i] > DIT_MAX_SIZE)
+            return error_set("%s: a size of %d (patch_size, channels, heads, dims, max_resolution) is over the %d "
+                             "supported", source, sizes[i], DIT_MAX_SIZE);
     if (cfg->patch_size < 1 || cfg->in_channels < 1 || cfg->out_channels < 1 || cfg->heads < 1 ||
         cfg->head_dim < 2 || cfg->text_emb_dim < 1 || cfg->caption_channels_t5 < 1 ||
         cfg->caption_channels_llama < 1)
@@ -100,9 +112,15 @@ int dit_config_load(dit_config *cfg, const char *path)
     int status = read_fields(cfg, c);
     config_free(c);
     if (status != 0) return -1;
-    cfg->dim = cfg->heads * cfg->head_dim;
-    cfg->rope_dim = 0;
-    for (int i = 0; i < cfg->rope_axes; i++) cfg->rope_dim += cfg->rope_axes_dim[i];
+    /* Sums and products of the config's sizes must stay far from int's range. */
+    int64_t dim = (int64_t)cfg->heads * cfg->head_dim, rope_dim = 0;
+    for (int i = 0; i < cfg->rope_axes; i++) rope_dim += cfg->rope_axes_dim[i];
+    if (dim > DIT_MAX_SIZE || rope_dim > DIT_MAX_SIZE || rope_dim < -DIT_MAX_SIZE)
+        return error_set("%s: num_attention_heads x attention_head_dim = %lld, axes_dims_rope sum to %lld: sizes beyond "
+                         "%d are not supported",
+                         path, (long long)dim, (long long)rope_dim, DIT_MAX_SIZE);
+    cfg->dim = (int)dim;
+    cfg->rope_dim = (int)rope_dim;
     cfg->rope_theta = 10000.0;
     cfg->ffn_hidden = dit_swiglu_hidden(4 * (int64_t)cfg->dim);
     cfg->shared_ffn_hidden = dit_swiglu_hidden(2 * (int64_t)cfg->dim);

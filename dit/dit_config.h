@@ -14,6 +14,7 @@
 
 #define DIT_MAX_ROPE_AXES 4
 #define DIT_MAX_BLOCKS 256
+#define DIT_MAX_SIZE (1 << 20) /* any one size of a config (channels, dims, resolution): far from int's range */
 
 typedef struct dit_config {
     int patch_size;

@@ -63,4 +63,14 @@ good "strength edit at the input's size" "64 48" --image "$input"
 good "context edit, height 32 keeps the aspect" "48 32" --image "$input" --edit-mode context --height 32
 good "both sides given" "32 64" --image "$input" --height 64 --width 32 --strength 1
 
+# A damaged ancillary chunk (a tEXt with a wrong CRC after the IHDR) is one
+# libpng reads past: the edit runs, and libpng's warning must not print.
+{ head -c 33 "$input"; printf '\x00\x00\x00\x0dtEXtComment\x00hello\x00\x00\x00\x00'; tail -c +34 "$input"; } >"$work/text-crc.png"
+rm -f "$out"
+if "${run[@]}" --image "$work/text-crc.png" --output "$out" 2>"$work/err" && [ -s "$out" ] && [ ! -s "$work/err" ]; then
+  echo "ok   damaged ancillary chunk: read, nothing on stderr"
+else
+  fail "damaged ancillary chunk: $(cat "$work/err")"
+fi
+
 finish cli_edit_errors

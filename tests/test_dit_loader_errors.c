@@ -148,6 +148,13 @@ int main(void)
     expect_failure("rope axes vs head dim", "axes_dims_rope", NULL);
     write_config("\"num_activated_experts\": 2", "\"num_activated_experts\": -1");
     expect_failure("negative top-k", "num_activated_experts", NULL);
+    /* Sizes whose product or sum would overflow int (undefined behaviour under the sanitizer build). */
+    write_config("\"num_attention_heads\": 2", "\"num_attention_heads\": 1000000000");
+    expect_failure("heads x head dim beyond int", "num_attention_heads x attention_head_dim", "not supported");
+    write_config("\"axes_dims_rope\": [", "\"axes_dims_rope\": [1073741824, 1073741824], \"old_axes\": [");
+    expect_failure("rope axes beyond the size limit", "axes_dims_rope", "not supported");
+    write_config("\"max_resolution\": [", "\"max_resolution\": [4294967304, 8], \"old_resolution\": [");
+    expect_failure("max_resolution beyond int", "max_resolution", "not supported");
     write_config(NULL, NULL);
 
     snprintf(sub, sizeof sub, "%s/transformer/diffusion_pytorch_model.safetensors", model_dir);
