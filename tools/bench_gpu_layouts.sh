@@ -15,6 +15,8 @@
 # any other bench options (e.g. "--expert-placement reference"); STEPS (default
 # 4) sets the denoising steps per layout (at 1024 a step is short and 4 steps
 # ranked layouts doing the same work 29% apart on 2026-11-30: use more there);
+# Every GPU's SM clock and power over the run (tools/gpu_clocks.sh) are
+# summarised at the end of moedit.log: at the power cap they set the speed.
 # MPI_ARGS adds mpirun options, e.g. "--bind-to none -x OMP_NUM_THREADS=8":
 # by default OpenMPI binds each rank to one core, so host-side work (the MoE
 # routing of every layer) runs on one thread per rank.
@@ -31,7 +33,7 @@ model=$(mktemp -d)
 trap 'rm -rf "$model"' EXIT
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt"
 tools/bench_model.sh "$model" "$size" "$out/diffusers_vae.jsonl" || exit 1
-timeout "$seconds" mpirun --allow-run-as-root -np 2 ${MPI_ARGS:-} -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH "$moedit" bench \
+tools/gpu_clocks.sh "$out/clocks.csv" timeout "$seconds" mpirun --allow-run-as-root -np 2 ${MPI_ARGS:-} -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH "$moedit" bench \
   --model "$model" --random-weights --device cuda --height "$size" --width "$size" --layouts "$layouts" \
   --num-inference-steps "${STEPS:-4}" ${COMM_TIMING:+--comm-timing "$COMM_TIMING"} ${BENCH_ARGS:-} --json "$out/layouts.json" --markdown "$out/layouts.md" --plot "$out/layouts.svg" \
   >"$out/moedit.log" 2>&1
