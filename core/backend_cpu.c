@@ -12,6 +12,7 @@
 #include "core/cpu_exp.h"
 #include "core/cpu_moe.h"
 #include "core/error.h"
+#include "core/host_parallel.h"
 #include "core/philox.h"
 
 #include <assert.h>
@@ -151,7 +152,7 @@ static void cpu_copy_rows(backend *be, tensor y, int64_t y_row, tensor x, int64_
     int64_t channels = x.shape[0], width = x.shape[2];
     assert(y.ndim == 3 && x.ndim == 3 && y.shape[0] == channels && y.shape[2] == width);
     assert(y_row + rows <= y.shape[1] && x_row + rows <= x.shape[1]);
-#pragma omp parallel for if (channels * rows * width > (1 << 16))
+#pragma omp parallel for if (channels * rows * width > HOST_PARALLEL_MIN_VALUES)
     for (int64_t c = 0; c < channels; c++)
         memcpy(f32(y) + (c * y.shape[1] + y_row) * width, f32(x) + (c * x.shape[1] + x_row) * width,
                (size_t)(rows * width) * sizeof(float));

@@ -7,6 +7,7 @@
  * activations) on upload and back on download; I32 and F32 tensors travel
  * as raw 4-byte words. */
 #include "core/cuda_common.cuh"
+#include "core/host_parallel.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,7 @@ static int is_half(tensor_dtype dtype) { return dtype == DTYPE_BF16 || dtype == 
 
 static void host_to_half(uint16_t *dst, const float *src, int64_t n, tensor_dtype dtype)
 {
-#pragma omp parallel for if (n > (1 << 16))
+#pragma omp parallel for if (n > HOST_PARALLEL_MIN_VALUES)
     for (int64_t i = 0; i < n; i++) dst[i] = dtype == DTYPE_BF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
 }
 

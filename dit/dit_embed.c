@@ -1,6 +1,8 @@
 /* Timestep sinusoid, RoPE table, patchify/unpatchify; see dit_embed.h. */
 #include "dit/dit_embed.h"
 
+#include "core/host_parallel.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -60,8 +62,6 @@ static void patch_band(float *latents, float *tokens, int64_t channels, int64_t 
         }
 }
 
-enum { PATCH_PARALLEL_VALUES = 1 << 16 }; /* smaller latents are not worth the threads */
-
 void dit_patchify(const float *latents, int64_t channels, int64_t height, int64_t width, int patch,
                   int64_t token_rows, float *tokens)
 {
@@ -69,14 +69,14 @@ void dit_patchify(const float *latents, int64_t channels, int64_t height, int64_
     int64_t valid = grid_h * (width / patch);
     if (token_rows > valid) /* a non-square image's padding rows */
         memset(tokens + valid * features, 0, (size_t)((token_rows - valid) * features) * sizeof(float));
-#pragma omp parallel for if (channels * height * width > PATCH_PARALLEL_VALUES)
+#pragma omp parallel for if (channels * height * width > HOST_PARALLEL_MIN_VALUES)
     for (int64_t ty = 0; ty < grid_h; ty++) patch_band((float *)latents, tokens, channels, height, width, patch, ty, 1);
 }
 
 void dit_unpatchify(const float *tokens, int64_t channels, int64_t height, int64_t width, int patch,
                     float *latents)
 {
-#pragma omp parallel for if (channels * height * width > PATCH_PARALLEL_VALUES)
+#pragma omp parallel for if (channels * height * width > HOST_PARALLEL_MIN_VALUES)
     for (int64_t ty = 0; ty < height / patch; ty++)
         patch_band(latents, (float *)tokens, channels, height, width, patch, ty, 0);
 }

@@ -160,6 +160,9 @@ typedef struct moedit_transformer_bench_options {
 
 /* Random prompt embeddings of the benchmarks: t5 and llama tokens each. */
 #define MOEDIT_MAX_TEXT_TOKENS 4096
+/* The benchmarks' bounds: timed steps or forwards and warm-ups each, and a side in pixels. */
+#define MOEDIT_BENCH_MAX_REPEATS 10000
+#define MOEDIT_BENCH_MAX_SIDE 16384
 
 typedef struct moedit_transformer_bench_result {
     double median_ms, p10_ms, p90_ms;

@@ -143,15 +143,18 @@ static int validate(const moedit_bench_options *o)
     if (o->config_path && (o->prompt || o->prompt_embeds_path))
         return error_set("--prompt and --prompt-embeds need --model DIR: --config times the transformer alone on "
                          "random prompt embeddings");
-    if (o->steps < 1 || o->steps > 10000) return error_set("--num-inference-steps %lld: must be 1..10000", (long long)o->steps);
+    if (o->steps < 1 || o->steps > MOEDIT_BENCH_MAX_REPEATS)
+        return error_set("--num-inference-steps %lld: must be 1..%d", (long long)o->steps, MOEDIT_BENCH_MAX_REPEATS);
     if (o->expert_placement && strcmp(o->expert_placement, "reference") && access(o->expert_placement, R_OK))
         return error_set("--expert-placement %s: no such routing file (give reference or a --routing-capture file)",
                          o->expert_placement);
-    if (o->warmup_steps < 0 || o->warmup_steps > 10000) return error_set("--warmup-steps must be 0..10000");
+    if (o->warmup_steps < 0 || o->warmup_steps > MOEDIT_BENCH_MAX_REPEATS)
+        return error_set("--warmup-steps must be 0..%d", MOEDIT_BENCH_MAX_REPEATS);
     if (o->text_tokens < 1 || o->text_tokens > MOEDIT_MAX_TEXT_TOKENS)
         return error_set("--text-tokens %lld: must be 1..%d", (long long)o->text_tokens, MOEDIT_MAX_TEXT_TOKENS);
-    if (o->height < 8 || o->width < 8 || o->height > 16384 || o->width > 16384)
-        return error_set("--height %lld --width %lld: each must be 8..16384", (long long)o->height, (long long)o->width);
+    if (o->height < 8 || o->width < 8 || o->height > MOEDIT_BENCH_MAX_SIDE || o->width > MOEDIT_BENCH_MAX_SIDE)
+        return error_set("--height %lld --width %lld: each must be 8..%d", (long long)o->height, (long long)o->width,
+                         MOEDIT_BENCH_MAX_SIDE);
     return 0;
 }
 

@@ -104,14 +104,14 @@ static int time_forwards(dit_run *run, bench_inputs *in, int count, const moedit
 
 static int validate(const moedit_transformer_bench_options *o)
 {
-    if (o->height < VAE_FACTOR || o->width < VAE_FACTOR || o->height > 16384 || o->width > 16384 ||
-        o->height % VAE_FACTOR || o->width % VAE_FACTOR)
-        return error_set("--height/--width %lldx%lld: each must be a multiple of %d between %d and 16384",
-                         (long long)o->height, (long long)o->width, VAE_FACTOR, VAE_FACTOR);
-    /* The layout bench's bounds for its steps and warm-up steps. */
-    if (o->iterations < 1 || o->iterations > 10000)
-        return error_set("--iterations %lld: must be 1..10000", (long long)o->iterations);
-    if (o->warmup < 0 || o->warmup > 10000) return error_set("--warmup %lld: must be 0..10000", (long long)o->warmup);
+    if (o->height < VAE_FACTOR || o->width < VAE_FACTOR || o->height > MOEDIT_BENCH_MAX_SIDE ||
+        o->width > MOEDIT_BENCH_MAX_SIDE || o->height % VAE_FACTOR || o->width % VAE_FACTOR)
+        return error_set("--height/--width %lldx%lld: each must be a multiple of %d between %d and %d",
+                         (long long)o->height, (long long)o->width, VAE_FACTOR, VAE_FACTOR, MOEDIT_BENCH_MAX_SIDE);
+    if (o->iterations < 1 || o->iterations > MOEDIT_BENCH_MAX_REPEATS)
+        return error_set("--iterations %lld: must be 1..%d", (long long)o->iterations, MOEDIT_BENCH_MAX_REPEATS);
+    if (o->warmup < 0 || o->warmup > MOEDIT_BENCH_MAX_REPEATS)
+        return error_set("--warmup %lld: must be 0..%d", (long long)o->warmup, MOEDIT_BENCH_MAX_REPEATS);
     int64_t tokens[2] = {o->t5_tokens, o->llama_tokens}; /* the CLI's --text-tokens sets both */
     for (int i = 0; i < 2; i++)
         if (tokens[i] < 1 || tokens[i] > MOEDIT_MAX_TEXT_TOKENS)

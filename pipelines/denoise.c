@@ -2,13 +2,10 @@
 #include "pipelines/denoise.h"
 
 #include "core/error.h"
+#include "core/host_parallel.h"
 #include "core/timer.h"
 
 #include <stdlib.h>
-
-/* The host's element-wise work between two forwards runs with the device
- * idle: latents of a 2048x2048 image are 1M values, worth the threads. */
-enum { DENOISE_PARALLEL_VALUES = 1 << 16 };
 
 /* v = -transformer(latents, t) of the given branches (one forward: both
  * CFG branches run as one batch), into velocity + i * n for branches[i]. */
@@ -19,7 +16,8 @@ static int velocities(dit_run *run, const dit_text *const *texts, const int *bra
     for (int i = 0; i < count; i++) samples[i] = (dit_sample){texts[i], latents, velocity + i * n, branches[i]};
     if (run->routing) run->routing->step = step;
     if (dit_forward_batch(run, samples, count, timestep)) return -1;
-#pragma omp parallel for if (count * n > DENOISE_PARALLEL_VALUES)
+    /* Between forwards the device idles: 2M values at 2048x2048 with CFG. */
+#pragma omp parallel for if (count * n > HOST_PARALLEL_MIN_VALUES)
     for (int64_t i = 0; i < count * n; i++) velocity[i] = -velocity[i];
     return 0;
 }
@@ -27,7 +25,7 @@ static int velocities(dit_run *run, const dit_text *const *texts, const int *bra
 static void guide(float *cond, const float *uncond, double guidance, int64_t n)
 {
     float g = (float)guidance;
-#pragma omp parallel for if (n > DENOISE_PARALLEL_VALUES)
+#pragma omp parallel for if (n > HOST_PARALLEL_MIN_VALUES)
     for (int64_t i = 0; i < n; i++) cond[i] = uncond[i] + g * (cond[i] - uncond[i]);
 }
 

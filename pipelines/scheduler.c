@@ -16,6 +16,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/host_parallel.h"
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -313,7 +314,7 @@ double scheduler_sigma(const scheduler *s, int i) { return s->sigmas[i]; }
 void scheduler_step(const scheduler *s, int i, const float *velocity, float *latents, int64_t n)
 {
     float dt = (float)s->sigmas[i + 1] - (float)s->sigmas[i];
-#pragma omp parallel for if (n > (1 << 16)) /* 1M latent values at 2048x2048, between forwards */
+#pragma omp parallel for if (n > HOST_PARALLEL_MIN_VALUES) /* between forwards, with the device idle */
     for (int64_t j = 0; j < n; j++) latents[j] = latents[j] + dt * velocity[j];
 }
 

@@ -157,7 +157,7 @@ typedef struct edit {
 static void write_config(const char *dir, const edit *edits, int count)
 {
     char *text = NULL;
-    CHECK_MSG(text_file_read(FIXTURE "/text_encoder/config.json", FIXTURE_TEXT_MAX_BYTES, "fixture", &text) == 0, "%s", error_message());
+    CHECK_MSG(text_file_read(FIXTURE "/text_encoder/config.json", CONFIG_MAX_BYTES, "fixture", &text) == 0, "%s", error_message());
     cJSON *root = cJSON_Parse(text);
     free(text);
     for (int i = 0; i < count; i++) {

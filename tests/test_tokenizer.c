@@ -5,6 +5,7 @@
  * 1,200-word prompt, truncation to several limits in both directions) gives
  * the same ids. Unsupported components and bad input fail with one line
  * naming the file and the component. */
+#include "core/config.h"
 #include "core/error.h"
 #include "core/text_file.h"
 #include "pipelines/tokenizer.h"
@@ -89,7 +90,7 @@ static void check_case(const cJSON *c, int *checked)
 static void test_matches_tokenizers_library(void)
 {
     char *json = NULL;
-    CHECK_MSG(text_file_read(FIXTURE_DIR "/cases.json", FIXTURE_TEXT_MAX_BYTES, "fixture", &json) == 0, "%s", error_message());
+    CHECK_MSG(text_file_read(FIXTURE_DIR "/cases.json", CONFIG_MAX_BYTES, "fixture", &json) == 0, "%s", error_message());
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     CHECK(root != NULL);
     const cJSON *cases = cJSON_GetObjectItem(root, "cases"), *c;
@@ -148,7 +149,7 @@ static void test_bad_input(void)
 static void expect_load_error(const char *member, const char *json_value, const char *expect)
 {
     char *text = NULL;
-    CHECK_MSG(text_file_read(FIXTURE_DIR "/wordlevel_bos.json", FIXTURE_TEXT_MAX_BYTES, "fixture", &text) == 0, "%s", error_message());
+    CHECK_MSG(text_file_read(FIXTURE_DIR "/wordlevel_bos.json", CONFIG_MAX_BYTES, "fixture", &text) == 0, "%s", error_message());
     cJSON *root = cJSON_Parse(text);
     free(text);
     cJSON *value = cJSON_Parse(json_value);

@@ -49,10 +49,6 @@ static inline double test_max_abs(const float *a, long n)
     return worst;
 }
 
-/* Fixture text files (JSON configs, tokenizers) are read with the library's
- * text_file_read under this limit. */
-#define FIXTURE_TEXT_MAX_BYTES ((size_t)64 << 20)
-
 static inline int test_finish(const char *name)
 {
     if (test_failures) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/gpu_clocks.sh with a stand-in nvidia-smi that prints known samples:
 # the summary's medians and power-cap count, the command's exit status passed
-# through, and the usage error. Needs no GPU.
+# through, an unwritable log and the usage error. Needs no GPU.
 #   tests/tool_gpu_clocks.sh tools/gpu_clocks.sh
 set -u
 tool=$1
@@ -23,6 +23,8 @@ grep -q "GPU 0: 3 samples over 300 W: SM clock median 1600 MHz (p10 1500, p90 17
 grep -q "GPU 1: 1 samples, none over 300 W" "$work/summary" || fail "wrong GPU 1 summary: $(cat "$work/summary")"
 PATH="$work:$PATH" "$tool" "$work/log.csv" sh -c 'exit 3' 2>/dev/null
 [ $? = 3 ] || fail "the command's exit status 3 was not passed through"
+PATH="$work:$PATH" "$tool" "$work/none/log.csv" true 2>"$work/unwritable"
+[ $? = 2 ] && grep -q "cannot write" "$work/unwritable" || fail "an unwritable log was not one error line, exit 2"
 "$tool" 2>"$work/usage"
 [ $? = 2 ] && grep -q "^usage:" "$work/usage" || fail "no usage error without arguments"
 echo "tool_gpu_clocks: all checks passed"

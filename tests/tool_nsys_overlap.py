@@ -2,9 +2,9 @@
 tables and once as tools/kernel_trace.c's TSV lines: two runs 100 ms apart;
 in the first an NCCL kernel half overlaps two compute kernels and there is
 one 0.1 ms gap after a product (in the second, a gap after a copy), so
-every figure is known, and both forms must report the
-same. Then a missing path, a text file and a malformed TSV: one error line,
-exit 1, nothing created."""
+every figure is known, and both forms must report the same. Then a missing
+path, a text file, a malformed TSV and one whose times run backwards: one
+error line, exit 1, nothing created."""
 import os
 import sqlite3
 import subprocess
@@ -67,7 +67,10 @@ with tempfile.TemporaryDirectory() as work:
         f.write("not a database\n" * 100)
     with open(malformed, "w") as f:
         f.write("kernel\t100\t200\t7\tsdpa\nkernel\t300\n")  # a line cut short
-    for path in (absent, text, malformed):
+    reversed_times = os.path.join(work, "reversed.tsv")
+    with open(reversed_times, "w") as f:
+        f.write("kernel\t500\t300\t7\tsdpa\n")  # ends before it starts
+    for path in (absent, text, malformed, reversed_times):
         run = subprocess.run([sys.executable, sys.argv[1], path], capture_output=True, text=True)
         lines = run.stderr.strip().splitlines()
         if run.returncode != 1 or len(lines) != 1 or path not in lines[0] or os.path.exists(absent):

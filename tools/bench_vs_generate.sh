@@ -27,8 +27,12 @@ export NCCL_NVLS_ENABLE=0
 model=$(mktemp -d)
 trap 'rm -rf "$model"' EXIT
 tools/bench_model.sh "$model" "$size" "$out/diffusers_vae.jsonl" || exit 1
-launch=(mpirun --allow-run-as-root -np "$ranks" ${MPI_ARGS:-} -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH)
-"${launch[@]}" "$moedit" bench --model "$model" --random-weights --device cuda --height "$size" --width "$size" \
+launch() { # RANKS COMMAND...
+  local ranks=$1
+  shift
+  mpirun --allow-run-as-root -np "$ranks" ${MPI_ARGS:-} -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH "$@"
+}
+launch "$ranks" "$moedit" bench --model "$model" --random-weights --device cuda --height "$size" --width "$size" \
   --num-inference-steps "$steps" --layouts "$layouts" --work-dir "$out/work" --json "$out/bench.json" \
   >"$out/bench.log" 2>&1 || { echo "bench failed: $(tail -1 "$out/bench.log")"; exit 1; }
 
@@ -71,8 +75,7 @@ for name in "${asked[@]}"; do grep -qx -- "$name" <<<"$ran" && names+=("$name");
 for name in "${names[@]}"; do
   for run in $(seq "$runs"); do
     for n in "$steps" $((2 * steps)); do
-      mpirun --allow-run-as-root -np "$(layout_ranks "$name")" ${MPI_ARGS:-} -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH \
-        "$moedit" generate --model "$model" --random-weights --device cuda --height "$size" --width "$size" \
+      launch "$(layout_ranks "$name")" "$moedit" generate --model "$model" --random-weights --device cuda --height "$size" --width "$size" \
         --num-inference-steps "$n" --prompt-embeds "$out/work/random_embeds.safetensors" \
         $(layout_options "$name") --quiet --json --output "$out/generate.png" >>"$out/generate_${name}_$n.jsonl" \
         2>>"$out/generate.log" || { echo "generate $name failed: $(tail -1 "$out/generate.log")"; exit 1; }

@@ -11,6 +11,7 @@ set -u
 [ $# -ge 2 ] || { echo "usage: $0 OUT.csv COMMAND [ARGS...]" >&2; exit 2; }
 log=$1; shift
 command -v nvidia-smi >/dev/null || { echo "gpu_clocks.sh: nvidia-smi not found" >&2; exit 2; }
+: 2>/dev/null >"$log" || { echo "gpu_clocks.sh: cannot write $log" >&2; exit 2; }
 nvidia-smi --query-gpu=index,clocks.sm,power.draw,clocks_event_reasons.active --format=csv,noheader,nounits \
   -lms 100 >"$log" 2>&1 &
 sampler=$!

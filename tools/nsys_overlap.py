@@ -99,17 +99,18 @@ def report_window(label, kernels, copies):
           f"(beside compute {both * ms:.1f}, alone {(length(nccl) - both) * ms:.1f})")
     print(f"  idle {(window - length(busy)) * ms:.1f} ms: {len(long_gaps)} gaps over 20 us "
           f"({sum(long_gaps) * ms:.1f} ms), {len(gaps) - len(long_gaps)} shorter ({(sum(gaps) - sum(long_gaps)) * ms:.1f} ms)")
-    per_name = {}
+    per_name = {}  # name: [total ns, calls]
     for start, end, name in inside:
-        per_name[name] = per_name.get(name, 0) + end - start
+        entry = per_name.setdefault(name, [0, 0])
+        entry[0] += end - start
+        entry[1] += 1
     per_kind = {}
-    for start, end, name in inside:
+    for name, (total, _) in per_name.items():
         kind = kind_of(name)
-        per_kind[kind] = per_kind.get(kind, 0) + end - start
+        per_kind[kind] = per_kind.get(kind, 0) + total
     print("  kernel time by kind: " + ", ".join(f"{kind} {total * ms:.1f} ms" for kind, total in
                                                sorted(per_kind.items(), key=lambda item: -item[1])))
-    for name, total in sorted(per_name.items(), key=lambda item: -item[1])[:15]:
-        calls = sum(1 for k in inside if k[2] == name)
+    for name, (total, calls) in sorted(per_name.items(), key=lambda item: -item[1][0])[:15]:
         print(f"  {total * ms:9.1f} ms {calls:6d} calls  {name[:110]}")
     copies = [c for c in copies if c[0] >= t0 and c[1] <= t1]
     print(f"  memcpy in the window: {len(copies)} ({length(union(copies)) * ms:.1f} ms)")
@@ -136,6 +137,8 @@ def load_kernel_trace(path):
             fields = line.rstrip("\n").split("\t", 4)
             if len(fields) != 5 or not fields[1].isdigit() or not fields[2].isdigit():
                 raise ValueError(f"line {number} is not kind, start, end, stream, name")
+            if int(fields[2]) < int(fields[1]):
+                raise ValueError(f"line {number} ends before it starts")
             if fields[0] == "kernel":
                 kernels.append((int(fields[1]), int(fields[2]), fields[4]))
             elif fields[0] == "memcpy":
