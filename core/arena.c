@@ -34,7 +34,7 @@ static int add_block(arena *a, size_t size)
 {
     if (a->block_count == ARENA_MAX_BLOCKS) return error_set("scratch arena: more than %d blocks", ARENA_MAX_BLOCKS);
     char *block = a->be->ops->alloc(a->be, size);
-    if (!block) return error_prefix("scratch arena: cannot allocate %zu MiB", size >> 20);
+    if (!block) return error_prefix("scratch arena"); /* the backend said how much and where */
     a->blocks[a->block_count] = block;
     a->block_size[a->block_count] = size;
     a->block_count++;
