@@ -59,8 +59,9 @@ static int read_config(text_encoder_config *cfg, const config *c)
     memset(cfg, 0, sizeof *cfg);
     if (config_get_string_or(c, "model_type", "llama", &model_type)) return -1;
     if (strcmp(model_type, "llama") != 0)
-        return error_set("%s: model_type \"%s\" is not supported (the text encoder reads llama configs)", path,
-                         model_type);
+        return error_set("%s: model_type \"%s\" is not supported (the text encoder reads llama configs); for a model "
+                         "with HiDream-I1's own encoders give --prompt-embeds FILE made by tools/encode_prompt.py",
+                         path, model_type);
     if (config_get_int(c, "hidden_size", &cfg->hidden_size) ||
         config_get_int(c, "intermediate_size", &cfg->intermediate_size) ||
         config_get_int(c, "num_hidden_layers", &cfg->num_layers) ||
