@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *moedit_error(void) { return error_message(); }
 
@@ -36,9 +37,14 @@ static int is_dir(const char *path)
 
 static int summarize_weights(const char *dir, weights_summary *out)
 {
+    /* diffusers' file stem, then transformers' (each also finds a sharded
+     * checkpoint's index, which the stem names). */
+    static const char *const stems[] = {"diffusion_pytorch_model", "model"};
     safetensors *st = NULL;
     memset(out, 0, sizeof *out);
-    if (safetensors_open_dir(&st, dir, NULL) != 0) {
+    for (size_t i = 0; i < sizeof stems / sizeof stems[0] && !st; i++)
+        if (safetensors_open_dir(&st, dir, stems[i]) != 0) st = NULL;
+    if (!st) {
         error_clear();
         return 0; /* a component without weights (scheduler, tokenizer) */
     }
@@ -65,7 +71,24 @@ static const char *main_dtype(const weights_summary *w)
 
 static const char *component_config_name(const char *component)
 {
-    return strcmp(component, "scheduler") == 0 ? "scheduler_config.json" : "config.json";
+    if (!strcmp(component, "scheduler")) return "scheduler_config.json";
+    return !strncmp(component, "tokenizer", 9) ? "tokenizer_config.json" : "config.json";
+}
+
+/* The class a component's config names: diffusers' _class_name, transformers'
+ * architectures[0] or tokenizer_class, else its model_type; "?" for none. */
+static const char *class_of(const config *cfg)
+{
+    static const char *const keys[] = {"_class_name", "tokenizer_class", "model_type"};
+    const char *name = NULL, *architectures[8];
+    int count = 0;
+    if (config_has(cfg, "architectures") &&
+        config_get_string_array(cfg, "architectures", architectures, 8, &count) == 0 && count > 0)
+        return architectures[0];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (config_has(cfg, keys[i]) && config_get_string(cfg, keys[i], &name) == 0) return name;
+    error_clear();
+    return "?";
 }
 
 static void print_transformer(const char *path, int json, FILE *out)
@@ -110,8 +133,12 @@ static int print_component(const char *model_dir, const char *component, int jso
     snprintf(path, sizeof path, "%s/%s", dir, component_config_name(component));
     const char *class_name = "?";
     config *cfg = NULL;
-    if (config_load(&cfg, path) == 0) config_get_string_or(cfg, "_class_name", "?", &class_name);
+    if (config_load(&cfg, path) == 0) class_name = class_of(cfg);
     else error_clear();
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (!cfg && !strncmp(component, "tokenizer", 9) && is_dir(dir) && access(path, R_OK) == 0)
+        class_name = "tokenizer.json"; /* a tokenizers file alone, as moedit's own models have */
+    snprintf(path, sizeof path, "%s/%s", dir, component_config_name(component));
     weights_summary w;
     int has_weights = summarize_weights(dir, &w);
     if (json) {
@@ -146,7 +173,11 @@ static int check_transformer(const char *model_dir)
 
 int moedit_inspect(const char *model_dir, int json, int check, FILE *out)
 {
-    static const char *components[] = {"transformer", "vae", "text_encoder", "tokenizer", "scheduler"};
+    /* HiDream-I1 has four text encoders; moedit runs the first (a native
+     * one) and lists the others. */
+    static const char *components[] = {"transformer",    "vae",         "text_encoder",   "tokenizer",
+                                       "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3",
+                                       "text_encoder_4", "tokenizer_4", "scheduler"};
     if (model_dir_check(model_dir)) return -1;
     char path[4200];
     snprintf(path, sizeof path, "%s/transformer", model_dir);
