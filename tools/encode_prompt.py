@@ -65,13 +65,20 @@ def component_dirs(args):
 
 def load_pipeline(dirs, device, dtype):
     import torch  # noqa: F401 (imported here so --help works without it)
+    import diffusers
+    import transformers
     from diffusers import HiDreamImagePipeline
     from transformers import (AutoTokenizer, CLIPTextModelWithProjection, LlamaForCausalLM, T5EncoderModel)
+    for library in (transformers, diffusers):  # errors still raise; progress bars and advice stay off stderr
+        library.utils.logging.set_verbosity_error()
+        library.utils.logging.disable_progress_bar()
     encoders = {
         "text_encoder": CLIPTextModelWithProjection.from_pretrained(dirs["text_encoder"], torch_dtype=dtype),
         "text_encoder_2": CLIPTextModelWithProjection.from_pretrained(dirs["text_encoder_2"], torch_dtype=dtype),
         "text_encoder_3": T5EncoderModel.from_pretrained(dirs["text_encoder_3"], torch_dtype=dtype),
-        "text_encoder_4": LlamaForCausalLM.from_pretrained(dirs["text_encoder_4"], torch_dtype=dtype),
+        # Eager attention, as HiDream's own loading asks for (it wants the attentions output, which sdpa lacks).
+        "text_encoder_4": LlamaForCausalLM.from_pretrained(dirs["text_encoder_4"], torch_dtype=dtype,
+                                                           attn_implementation="eager"),
     }
     tokenizers = {name: AutoTokenizer.from_pretrained(dirs[name])
                   for name in ("tokenizer", "tokenizer_2", "tokenizer_3", "tokenizer_4")}

@@ -70,10 +70,12 @@ def encoders():
                                                   num_heads=4, relative_attention_num_buckets=8,
                                                   feed_forward_proj="gated-gelu", pad_token_id=PAD,
                                                   eos_token_id=EOS)),
+        # eager attention, as tools/encode_prompt.py loads the Llama encoder
         "text_encoder_4": LlamaForCausalLM(LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
                                                        num_hidden_layers=2, num_attention_heads=4,
                                                        num_key_value_heads=2, max_position_embeddings=64,
-                                                       bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)),
+                                                       attn_implementation="eager", bos_token_id=BOS,
+                                                       eos_token_id=EOS, pad_token_id=PAD)),
     }
 
 
