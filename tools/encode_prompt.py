@@ -58,7 +58,7 @@ def component_dirs(args):
     dirs["tokenizer_4"] = llama or os.path.join(args.model, "tokenizer_4")
     for name, path in dirs.items():
         if not os.path.isdir(path):
-            hint = " (give --llama DIR: HiDream-I1 ships without it)" if name.endswith("_4") else ""
+            hint = " (give --llama DIR: HiDream-I1 ships without it)" if name.endswith("_4") and not llama else ""
             raise SystemExit(f"encode_prompt.py: error: {path}: no such directory for {name}{hint}")
     return dirs
 
