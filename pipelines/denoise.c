@@ -37,6 +37,11 @@ int denoise(const denoise_request *r, float *latents)
     /* [cond | uncond | this rank's branch]: MPI forbids gathering in place. */
     float *both = malloc((size_t)(3 * n) * sizeof(float));
     if (!both) return error_set("out of memory for velocities");
+    scheduler_history history; /* a multistep scheduler's outputs of the steps before */
+    if (scheduler_history_init(&history, r->sched, n)) {
+        free(both);
+        return -1;
+    }
     int status = 0;
     for (int i = r->first_step; i < r->sched->steps && status == 0; i++) {
         double step_start = timer_seconds();
@@ -58,10 +63,11 @@ int denoise(const denoise_request *r, float *latents)
             status = velocities(r->run, texts, branches, r->uncond ? 2 : 1, i, t, latents, both, n);
             if (status == 0 && r->uncond) guide(both, both + n, r->guidance, n);
         }
-        if (status == 0) scheduler_step(r->sched, i, both, latents, n);
+        if (status == 0) scheduler_step(r->sched, &history, i, both, latents, n);
         if (status == 0 && r->on_step) r->on_step(r->on_step_user, i, timer_seconds() - step_start);
         if (r->bar) progress_advance(r->bar, 1);
     }
+    scheduler_history_free(&history);
     free(both);
     return status;
 }

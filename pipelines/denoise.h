@@ -3,7 +3,7 @@
  *   for each scheduler step i with timestep t_i (0..1000):
  *     v = -transformer(latents, t_i, cond)
  *     with guidance g > 1: v = v_uncond + g * (v - v_uncond)
- *     latents += (sigma_{i+1} - sigma_i) * v          (Euler)
+ *     latents += (sigma_{i+1} - sigma_i) * v          (Euler; or UniPC's multistep update)
  * Without CFG parallelism both branches run as one forward of two samples
  * (dit_forward_batch), as diffusers batches them.
  * Under CFG parallelism the two branches run on the two halves of the ranks

@@ -1,4 +1,5 @@
-/* diffusers' FlowMatchEulerDiscreteScheduler; see scheduler.h for the math.
+/* diffusers' FlowMatchEulerDiscreteScheduler, and UniPCMultistepScheduler's
+ * schedule (its config and step: scheduler_unipc.c); see scheduler.h.
  *
  * The schedule is built in one double array w[N] that follows diffusers'
  * set_timesteps line by line. While w holds float32 values (custom sigmas)
@@ -17,6 +18,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/host_parallel.h"
+#include "pipelines/scheduler_unipc.h"
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -25,6 +27,7 @@
 #endif
 
 #define SCHEDULER_CLASS "FlowMatchEulerDiscreteScheduler"
+#define UNIPC_CLASS "UniPCMultistepScheduler"
 
 void scheduler_config_default(scheduler_config *cfg)
 {
@@ -75,17 +78,14 @@ static int read_numbers(scheduler_config *cfg, const config *c)
 
 static int read_choices(scheduler_config *cfg, const config *c)
 {
-    const char *path = config_path(c), *class_name, *time_shift;
+    const char *path = config_path(c), *time_shift;
     int karras, exponential, beta, stochastic;
-    if (config_get_string_or(c, "_class_name", SCHEDULER_CLASS, &class_name) ||
-        config_get_string_or(c, "time_shift_type", "exponential", &time_shift) ||
+    if (config_get_string_or(c, "time_shift_type", "exponential", &time_shift) ||
         config_get_bool_or(c, "use_karras_sigmas", 0, &karras) ||
         config_get_bool_or(c, "use_exponential_sigmas", 0, &exponential) ||
         config_get_bool_or(c, "use_beta_sigmas", 0, &beta) ||
         config_get_bool_or(c, "stochastic_sampling", 0, &stochastic))
         return -1;
-    if (strcmp(class_name, SCHEDULER_CLASS) != 0)
-        return error_set("%s: _class_name is \"%s\"; moedit implements only %s", path, class_name, SCHEDULER_CLASS);
     if (strcmp(time_shift, "exponential") == 0) cfg->time_shift_type = SCHEDULER_TIME_SHIFT_EXPONENTIAL;
     else if (strcmp(time_shift, "linear") == 0) cfg->time_shift_type = SCHEDULER_TIME_SHIFT_LINEAR;
     else
@@ -106,9 +106,19 @@ static int read_choices(scheduler_config *cfg, const config *c)
 int scheduler_load(scheduler_config *cfg, const char *path)
 {
     config *c;
+    const char *class_name;
     if (config_load(&c, path)) return -1;
     scheduler_config_default(cfg);
-    int rc = read_choices(cfg, c) || read_numbers(cfg, c) ? -1 : 0;
+    int rc = config_get_string_or(c, "_class_name", SCHEDULER_CLASS, &class_name);
+    if (rc == 0 && strcmp(class_name, SCHEDULER_CLASS) == 0) {
+        rc = read_choices(cfg, c) || read_numbers(cfg, c) ? -1 : 0;
+    } else if (rc == 0 && strcmp(class_name, UNIPC_CLASS) == 0) {
+        cfg->kind = SCHEDULER_UNIPC;
+        rc = read_numbers(cfg, c) || scheduler_unipc_read(cfg, c) ? -1 : 0;
+    } else if (rc == 0) {
+        rc = error_set("%s: _class_name is \"%s\"; moedit implements %s and %s (flow matching)", path, class_name,
+                       SCHEDULER_CLASS, UNIPC_CLASS);
+    }
     config_free(c);
     return rc;
 }
@@ -237,6 +247,23 @@ static int build_sigmas(const scheduler_config *cfg, double mu, const double *cu
     return respace(cfg->spacing, n, w);
 }
 
+/* UniPC's flow sigmas (s[0..n], float32 values) and integer timesteps (t[0..n-1]). */
+static int unipc_schedule(const scheduler_config *cfg, int n, double *s, double *t)
+{
+    double T = (double)cfg->num_train_timesteps, shift = cfg->unipc.flow_shift;
+    linspace(1.0, 1.0 / T, n + 1, s); /* the last one is dropped */
+    for (int i = 0; i < n; i++) s[i] = shift * s[i] / (1 + (shift - 1) * s[i]);
+    if (cfg->shift_terminal != 0 && stretch_to_terminal(cfg->shift_terminal, 0, n, s)) return -1;
+    if (fabs(s[0] - 1) < 1e-6) s[0] -= 1e-6; /* keeps log(alpha) finite at the first step */
+    for (int i = 0; i < n; i++) {
+        if (!(s[i] > 0 && s[i] < 1)) return error_set("scheduler: UniPC sigma %d of %d is %g, outside (0, 1)", i, n, s[i]);
+        t[i] = (double)(int64_t)(s[i] * T);
+        s[i] = (float)s[i];
+    }
+    s[n] = cfg->unipc.final_sigma_min ? s[n - 1] : 0.0;
+    return 0;
+}
+
 static int check_request(const scheduler_config *cfg, int steps, double mu, const double *custom, int custom_count)
 {
     if (steps < 1 || steps > SCHEDULER_MAX_STEPS)
@@ -257,11 +284,22 @@ int scheduler_set_timesteps_with_mu(scheduler *s, const scheduler_config *cfg, i
                                     const double *custom_sigmas, int custom_count)
 {
     if (check_request(cfg, steps, mu, custom_sigmas, custom_count)) return -1;
+    if (cfg->kind == SCHEDULER_UNIPC && custom_sigmas)
+        return error_set("scheduler: custom sigmas are not supported with UniPCMultistepScheduler");
     double *sigmas = malloc((size_t)(steps + 1) * sizeof *sigmas);
     double *timesteps = malloc((size_t)steps * sizeof *timesteps);
     if (!sigmas || !timesteps) {
         free(sigmas), free(timesteps);
         return error_set("scheduler: out of memory for %d steps", steps);
+    }
+    if (cfg->kind == SCHEDULER_UNIPC) {
+        if (unipc_schedule(cfg, steps, sigmas, timesteps)) {
+            free(sigmas), free(timesteps);
+            return -1;
+        }
+        free(s->sigmas), free(s->timesteps);
+        *s = (scheduler){.cfg = *cfg, .steps = steps, .mu = NAN, .sigmas = sigmas, .timesteps = timesteps};
+        return 0;
     }
     if (build_sigmas(cfg, mu, custom_sigmas, steps, sigmas)) {
         free(sigmas), free(timesteps);
@@ -311,8 +349,32 @@ double scheduler_sigma(const scheduler *s, int i) { return s->sigmas[i]; }
 
 /* ---- sampling ------------------------------------------------------------ */
 
-void scheduler_step(const scheduler *s, int i, const float *velocity, float *latents, int64_t n)
+int scheduler_history_init(scheduler_history *h, const scheduler *s, int64_t n)
 {
+    memset(h, 0, sizeof *h);
+    h->n = n;
+    if (s->cfg.kind != SCHEDULER_UNIPC) return 0;
+    int order = s->cfg.unipc.solver_order; /* outputs, the spare, the last sample */
+    h->buffer = malloc((size_t)(order + 2) * (size_t)n * sizeof(float));
+    if (!h->buffer) return error_set("scheduler: out of memory for UniPC's history of %d steps", order);
+    for (int k = 0; k < order; k++) h->outputs[k] = h->buffer + (size_t)k * (size_t)n;
+    h->spare = h->buffer + (size_t)order * (size_t)n;
+    h->last_sample = h->buffer + (size_t)(order + 1) * (size_t)n;
+    return 0;
+}
+
+void scheduler_history_free(scheduler_history *h)
+{
+    free(h->buffer);
+    memset(h, 0, sizeof *h);
+}
+
+void scheduler_step(const scheduler *s, scheduler_history *h, int i, const float *velocity, float *latents, int64_t n)
+{
+    if (s->cfg.kind == SCHEDULER_UNIPC) {
+        scheduler_unipc_step(s, h, i, velocity, latents, n);
+        return;
+    }
     float dt = (float)s->sigmas[i + 1] - (float)s->sigmas[i];
 #pragma omp parallel for if (n > HOST_PARALLEL_MIN_VALUES) /* between forwards, with the device idle */
     for (int64_t j = 0; j < n; j++) latents[j] = latents[j] + dt * velocity[j];

@@ -31,6 +31,15 @@
  *
  * Euler step i (diffusers' step, sample upcast to float32):
  *   x <- x + (sigma[i+1] - sigma[i]) * v       v = the velocity (negated DiT output)
+ *
+ * UniPCMultistepScheduler (HiDream-I1-Full's scheduler) is supported for
+ * flow-matching models: its schedule is here (flow sigmas, set_timesteps of
+ * schedulers/scheduling_unipc_multistep.py, diffusers 0.42), its multistep
+ * predictor-corrector in scheduler_unipc.h:
+ *   s = linspace(1, 1 / T, N + 1)[:N]; s = flow_shift * s / (1 + (flow_shift - 1) * s)   float64
+ *   shift_terminal as above; s[0] -= 1e-6 where |s[0] - 1| < 1e-6
+ *   timesteps = int64(s * T) (truncated); terminal sigma 0, or s[N-1] (final_sigmas_type
+ *   "sigma_min"); sigmas float32
  */
 #ifndef MOEDIT_PIPELINES_SCHEDULER_H
 #define MOEDIT_PIPELINES_SCHEDULER_H
@@ -39,11 +48,27 @@
 
 #define SCHEDULER_MAX_STEPS 10000
 
+#define SCHEDULER_MAX_ORDER 3     /* UniPC's solver_order */
+#define SCHEDULER_MAX_DISABLED 16 /* UniPC's disable_corrector entries */
+
+typedef enum { SCHEDULER_FLOW_MATCH_EULER = 0, SCHEDULER_UNIPC } scheduler_kind;
 typedef enum { SCHEDULER_TIME_SHIFT_EXPONENTIAL = 0, SCHEDULER_TIME_SHIFT_LINEAR } scheduler_time_shift;
 typedef enum { SCHEDULER_SPACING_PLAIN = 0, SCHEDULER_SPACING_KARRAS, SCHEDULER_SPACING_EXPONENTIAL } scheduler_spacing;
 
+/* UniPCMultistepScheduler's keys for flow matching; diffusers' defaults in comments. */
+typedef struct scheduler_unipc_config {
+    int solver_order;      /* 2: history steps of the predictor (1..SCHEDULER_MAX_ORDER) */
+    double flow_shift;     /* 1.0 */
+    int lower_order_final; /* true: order 1 at the last step (and 2 at the one before, for order 3) */
+    int bh1;               /* solver_type "bh1" (B(h) = h); else "bh2" (B(h) = e^h - 1) */
+    int final_sigma_min;   /* final_sigmas_type "sigma_min"; else "zero" */
+    int disabled_count;    /* disable_corrector: steps whose following step skips the corrector */
+    int64_t disable_corrector[SCHEDULER_MAX_DISABLED];
+} scheduler_unipc_config;
+
 /* scheduler_config.json; diffusers' defaults in comments. */
 typedef struct scheduler_config {
+    scheduler_kind kind;                           /* _class_name */
     int64_t num_train_timesteps;                   /* T: 1000 */
     double shift;                                  /* 1.0; used when not dynamic */
     int use_dynamic_shifting;                      /* false: shift by mu instead of shift */
@@ -53,6 +78,7 @@ typedef struct scheduler_config {
     int invert_sigmas;                             /* false (Mochi) */
     double shift_terminal;                         /* null: 0 = off; else in (0, 1) */
     scheduler_spacing spacing;                     /* use_karras_sigmas / use_exponential_sigmas */
+    scheduler_unipc_config unipc;                  /* kind SCHEDULER_UNIPC */
 } scheduler_config;
 
 /* A schedule of `steps` steps. Zero-initialise before the first
@@ -70,10 +96,11 @@ void scheduler_config_default(scheduler_config *cfg);
 
 /* Read scheduler_config.json; absent and null keys take the defaults. Errors
  * name the file and key: a _class_name other than
- * FlowMatchEulerDiscreteScheduler, stochastic_sampling or use_beta_sigmas
- * (not supported), more than one of use_karras/exponential/beta_sigmas, an
- * unknown time_shift_type, T < 1, shift <= 0, shift_terminal outside [0, 1),
- * a dynamic config with max_image_seq_len == base_image_seq_len. */
+ * FlowMatchEulerDiscreteScheduler or UniPCMultistepScheduler,
+ * stochastic_sampling or use_beta_sigmas (not supported), more than one of
+ * use_karras/exponential/beta_sigmas, an unknown time_shift_type, T < 1,
+ * shift <= 0, shift_terminal outside [0, 1), a dynamic config with
+ * max_image_seq_len == base_image_seq_len; for UniPC, scheduler_unipc_read's. */
 int scheduler_load(scheduler_config *cfg, const char *path);
 
 /* The pipelines' calculate_shift:
@@ -103,15 +130,37 @@ int scheduler_set_timesteps_with_mu(scheduler *s, const scheduler_config *cfg, i
 
 void scheduler_free(scheduler *s);
 
-/* The timestep of step i (0 <= i < steps) for the transformer, in [0, T]. */
+/* The timestep of step i (0 <= i < steps) for the transformer, in [0, T]
+ * (UniPC: an integer, as diffusers holds it). */
 double scheduler_timestep(const scheduler *s, int i);
 
 /* sigma[i], 0 <= i <= steps. */
 double scheduler_sigma(const scheduler *s, int i);
 
-/* Euler step i (0 <= i < steps) on n latents in place, in float32 exactly as
- * diffusers: latents[j] += float(sigma[i+1] - sigma[i]) * velocity[j]. */
-void scheduler_step(const scheduler *s, int i, const float *velocity, float *latents, int64_t n);
+/* What a multistep scheduler keeps between the steps of one denoising run
+ * (UniPC: the last x0 predictions and the sample before the last predictor);
+ * Euler keeps nothing. */
+typedef struct scheduler_history {
+    int64_t n;
+    float *outputs[SCHEDULER_MAX_ORDER]; /* x0 predictions of consecutive steps, outputs[count - 1] the latest */
+    int count;
+    float *spare;       /* where the next step's prediction goes */
+    float *last_sample; /* the sample before the last predictor */
+    int has_last;       /* a predictor ran */
+    float *buffer;      /* the storage of all of them */
+    int lower_order_nums, this_order;
+} scheduler_history;
+
+/* A fresh history for runs of n latents (allocates only for UniPC); one per
+ * denoising run, since it carries state from step to step. */
+int scheduler_history_init(scheduler_history *h, const scheduler *s, int64_t n);
+void scheduler_history_free(scheduler_history *h);
+
+/* Step i (0 <= i < steps) on n latents in place; steps of one run in order.
+ * Euler: in float32 exactly as diffusers, latents[j] += float(sigma[i+1] -
+ * sigma[i]) * velocity[j] (h unused, may be NULL). UniPC: scheduler_unipc_step
+ * with h. */
+void scheduler_step(const scheduler *s, scheduler_history *h, int i, const float *velocity, float *latents, int64_t n);
 
 /* img2img (SDEdit): the first step to run for strength in (0, 1], as the FLUX
  * img2img pipeline's get_timesteps:

@@ -7,13 +7,16 @@
  *     text encoder, and from the same embeddings read from a file.
  *   pipeline_encoders (tools/make_encoder_fixture.py): diffusers' whole
  *     HiDreamImagePipeline with HiDream's four text encoders (tiny random
- *     CLIP, CLIP, T5, Llama), 64x64; moedit runs on the embeddings that
- *     tools/encode_prompt.py wrote from those encoders. */
+ *     CLIP, CLIP, T5, Llama) and HiDream-I1-Full's scheduler (UniPC), 64x64;
+ *     moedit runs on the embeddings that tools/encode_prompt.py wrote from
+ *     those encoders, with models/tiny-random's transformer and VAE and the
+ *     fixture's scheduler/. */
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "moedit.h"
 #include "test_util.h"
 
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,7 @@
 
 typedef struct fixture {
     const char *dir;
+    const char *model; /* the model directory moedit runs */
     int height, width;
     double guidance;
     float pixels[3 * MAX_SIDE * MAX_SIDE], latents[4 * (MAX_SIDE / 8) * (MAX_SIDE / 8)];
@@ -111,7 +115,7 @@ static void run(const fixture *f, const char *what, const char *prompt_embeds)
     snprintf(noise, sizeof noise, "%s/io.safetensors", f->dir);
     const char *prompts[1] = {PROMPT};
     moedit_generate_options o = {
-        .model_dir = MODEL, .prompts = prompts, .prompt_count = 1, /* with embeds: the metadata's prompt */
+        .model_dir = f->model, .prompts = prompts, .prompt_count = 1, /* with embeds: the metadata's prompt */
         .prompt_embeds_path = prompt_embeds, .init_noise_path = noise, .height = f->height, .width = f->width,
         .steps = 4, .guidance = f->guidance, .images_per_prompt = 1, .output = png, .latents_output = latents,
         .device = "cpu", .quiet = 1,
@@ -126,16 +130,49 @@ static void run(const fixture *f, const char *what, const char *prompt_embeds)
     unlink(latents);
 }
 
+/* models/tiny-random with the fixture's scheduler/: links in a temporary
+ * directory (dir[] receives it), so that the model stays as committed. */
+static int model_with_scheduler(const char *scheduler_dir, char *dir, size_t size)
+{
+    static const char *const parts[] = {"model_index.json", "transformer", "vae"};
+    char from[1024], to[1024];
+    snprintf(dir, size, "/tmp/moedit_model_XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        snprintf(from, sizeof from, "%s/%s", MODEL, parts[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, parts[i]);
+        if (symlink(from, to)) return -1;
+    }
+    snprintf(to, sizeof to, "%s/scheduler", dir);
+    return symlink(scheduler_dir, to);
+}
+
+static void remove_model(const char *dir)
+{
+    static const char *const parts[] = {"model_index.json", "transformer", "vae", "scheduler"};
+    char path[1024];
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, parts[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     moedit_init(&argc, &argv);
-    static fixture tiny = {.dir = MOEDIT_FIXTURES "/pipeline_tiny", .height = 48, .width = 64, .guidance = 3.0};
-    static fixture encoders = {.dir = MOEDIT_FIXTURES "/pipeline_encoders", .height = 64, .width = 64, .guidance = 3.0};
+    static char unipc_model[64];
+    static fixture tiny = {.dir = MOEDIT_FIXTURES "/pipeline_tiny", .model = MODEL, .height = 48, .width = 64,
+                           .guidance = 3.0};
+    static fixture encoders = {.dir = MOEDIT_FIXTURES "/pipeline_encoders", .model = unipc_model, .height = 64,
+                               .width = 64, .guidance = 3.0};
+    CHECK(model_with_scheduler(MOEDIT_FIXTURES "/pipeline_encoders/scheduler", unipc_model, sizeof unipc_model) == 0);
     CHECK_MSG(load_fixture(&tiny) == 0, "%s", error_message());
     run(&tiny, "text encoder", NULL);
     run(&tiny, "prompt embeds file", MOEDIT_FIXTURES "/pipeline_tiny/prompt_embeds.safetensors");
     CHECK_MSG(load_fixture(&encoders) == 0, "%s", error_message());
-    run(&encoders, "HiDream's four encoders", MOEDIT_FIXTURES "/pipeline_encoders/prompt_embeds.safetensors");
+    run(&encoders, "four encoders, UniPC", MOEDIT_FIXTURES "/pipeline_encoders/prompt_embeds.safetensors");
+    remove_model(unipc_model);
     moedit_finalize();
     return test_finish("test_pipeline_matches_diffusers");
 }

@@ -103,7 +103,7 @@ static void check_sampling(const char *tag, const scheduler *s, const safetensor
     int64_t m = 0;
     float *want = read_sample(io, name, &m);
     memcpy(got, in->sample, (size_t)n * sizeof(float));
-    scheduler_step(s, (int)call->step_index[k], in->velocity, got, n);
+    scheduler_step(s, NULL, (int)call->step_index[k], in->velocity, got, n);
     double diff = want && m == n ? test_max_abs_diff(got, want, n) : INFINITY;
     CHECK_MSG(diff == 0, "%s: Euler step %lld differs from diffusers by %.3g", tag, (long long)call->step_index[k],
               diff);
@@ -271,8 +271,8 @@ static void check_config_refusals(void)
     check_bad_config("karras and exponential", "{\"use_karras_sigmas\": true, \"use_exponential_sigmas\": true}",
                      "only one of", NULL);
     check_bad_config("time_shift_type", "{\"time_shift_type\": \"cosine\"}", "time_shift_type", "cosine");
-    check_bad_config("another scheduler", "{\"_class_name\": \"UniPCMultistepScheduler\", \"flow_shift\": 3.0}",
-                     "UniPCMultistepScheduler", "FlowMatchEulerDiscreteScheduler");
+    check_bad_config("another scheduler", "{\"_class_name\": \"DDIMScheduler\"}", "DDIMScheduler",
+                     "FlowMatchEulerDiscreteScheduler and UniPCMultistepScheduler");
     check_bad_config("shift_terminal 1", "{\"shift_terminal\": 1.0}", "shift_terminal", NULL);
     check_bad_config("shift 0", "{\"shift\": 0}", "\"shift\"", NULL);
     check_bad_config("shift as a string", "{\"shift\": \"3.0\"}", "\"shift\"", "a number");

@@ -10,14 +10,15 @@ the shape-scene words), sized for models/tiny-random's transformer (T5 and Llama
 width 32, two Llama layers, pooled 16 + 16). Then:
   1. tools/encode_prompt.py on that directory, as a user runs it, writes
      prompt_embeds.safetensors (CFG: with the negative_* tensors);
-  2. HiDreamImagePipeline(...) with those encoders and models/tiny-random's
-     transformer, VAE and scheduler, in float32, runs the prompt from the initial
-     noise in io.safetensors ("latents") with CFG: io.safetensors gets its final
-     latents ("final_latents", output_type="latent") and pixels ("pixels",
-     round(output_type="np" x 255)).
+  2. HiDreamImagePipeline(...) with those encoders, models/tiny-random's
+     transformer and VAE, and HiDream-I1-Full's scheduler (UniPCMultistepScheduler,
+     flow prediction, flow_shift 3: saved as scheduler/scheduler_config.json), in
+     float32, runs the prompt from the initial noise in io.safetensors ("latents")
+     with CFG: io.safetensors gets its final latents ("final_latents",
+     output_type="latent") and pixels ("pixels", round(output_type="np" x 255)).
 tests/test_pipeline_matches_diffusers.c checks that moedit generate with
---prompt-embeds prompt_embeds.safetensors reproduces both. The encoders are not
-kept: the fixture is the two files.
+--prompt-embeds prompt_embeds.safetensors, on models/tiny-random with this
+scheduler, reproduces both. The encoders are not kept.
 
 Rerun: python3 tools/make_encoder_fixture.py   (needs torch, transformers, diffusers, tokenizers)
 """
@@ -34,8 +35,8 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture_common as common  # noqa: E402
 import make_text_fixtures as text_fx  # noqa: E402
-from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, HiDreamImagePipeline,  # noqa: E402
-                       HiDreamImageTransformer2DModel)
+from diffusers import (AutoencoderKL, HiDreamImagePipeline, HiDreamImageTransformer2DModel,  # noqa: E402
+                       UniPCMultistepScheduler)
 from transformers import (CLIPTextConfig, CLIPTextModelWithProjection, LlamaConfig, LlamaForCausalLM,  # noqa: E402
                           PreTrainedTokenizerFast, T5Config, T5EncoderModel)
 
@@ -89,7 +90,7 @@ def write_text_side(directory, modules):
 def reference(modules, noise):
     tokenizers = {name.replace("text_encoder", "tokenizer"): tokenizer() for name in modules}
     pipe = HiDreamImagePipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(os.path.join(MODEL, "scheduler")),
+        scheduler=UniPCMultistepScheduler.from_pretrained(os.path.join(FIXTURE, "scheduler")),
         vae=AutoencoderKL.from_pretrained(os.path.join(MODEL, "vae"), torch_dtype=torch.float32).eval(),
         transformer=HiDreamImageTransformer2DModel.from_pretrained(os.path.join(MODEL, "transformer"),
                                                                    torch_dtype=torch.float32).eval(),
@@ -113,6 +114,8 @@ def main():
     if os.path.isdir(FIXTURE):
         shutil.rmtree(FIXTURE)
     os.makedirs(FIXTURE)
+    UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                            flow_shift=3.0).save_config(os.path.join(FIXTURE, "scheduler"))
     embeds = os.path.join(FIXTURE, "prompt_embeds.safetensors")
     with tempfile.TemporaryDirectory() as text_side:
         write_text_side(text_side, modules)
@@ -124,7 +127,8 @@ def main():
     assert torch.isfinite(latents).all()
     save_file({"latents": noise.contiguous(), "final_latents": latents.contiguous(), "pixels": pixels},
               os.path.join(FIXTURE, "io.safetensors"))
-    common.write_info(FIXTURE, {"generator": "tools/make_encoder_fixture.py", "prompt": PROMPT, "negative_prompt": "",
+    common.write_info(FIXTURE, {"generator": "tools/make_encoder_fixture.py", "scheduler": "UniPCMultistepScheduler",
+                                "prompt": PROMPT, "negative_prompt": "",
                                 "height": SIZE, "width": SIZE, "steps": STEPS, "guidance_scale": GUIDANCE,
                                 "max_sequence_length": TOKENS, "seed": SEED,
                                 "embeddings": {k: list(v.shape) for k, v in load_file(embeds).items()}})
