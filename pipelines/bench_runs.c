@@ -249,8 +249,10 @@ static int run_transformer(const bench_run_request *q, bench_rank_sample *s)
     if (status == 0 && works) {
         process_group *cfg_group = t.par.groups[GROUP_CFG];
         int split = cfg_group->size == 2;
-        denoise_request request = {&t.run, t.have_text[0] ? &t.text[0] : NULL, t.have_text[1] ? &t.text[1] : NULL,
-                                   o->guidance, &t.sched, 0, split ? cfg_group : NULL, NULL, NULL, NULL};
+        denoise_request request = {.run = &t.run, .cond = t.have_text[0] ? &t.text[0] : NULL,
+                                   .uncond = t.have_text[1] ? &t.text[1] : NULL, .guidance = o->guidance,
+                                   .sched = &t.sched, .cfg = split ? cfg_group : NULL,
+                                   .noise_seed = o->seed + (uint64_t)t.par.layout.dp_index};
         if (q->probes) {
             request.on_step = on_step;
             request.on_step_user = s;

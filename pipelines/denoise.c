@@ -38,7 +38,7 @@ int denoise(const denoise_request *r, float *latents)
     float *both = malloc((size_t)(3 * n) * sizeof(float));
     if (!both) return error_set("out of memory for velocities");
     scheduler_history history; /* a multistep scheduler's outputs of the steps before */
-    if (scheduler_history_init(&history, r->sched, n)) {
+    if (scheduler_history_init(&history, r->sched, n, r->noise_seed)) {
         free(both);
         return -1;
     }

@@ -3,7 +3,7 @@
  *   for each scheduler step i with timestep t_i (0..1000):
  *     v = -transformer(latents, t_i, cond)
  *     with guidance g > 1: v = v_uncond + g * (v - v_uncond)
- *     latents += (sigma_{i+1} - sigma_i) * v          (Euler; or UniPC's multistep update)
+ *     latents += (sigma_{i+1} - sigma_i) * v          (Euler; or UniPC's multistep or LCM's noisy update)
  * Without CFG parallelism both branches run as one forward of two samples
  * (dit_forward_batch), as diffusers batches them.
  * Under CFG parallelism the two branches run on the two halves of the ranks
@@ -28,6 +28,7 @@ typedef struct denoise_request {
     /* Optional: called after every step with its wall seconds (moedit bench). */
     void (*on_step)(void *user, int step, double seconds);
     void *on_step_user;
+    uint64_t noise_seed;     /* a stochastic scheduler's (FlowMatchLCMScheduler): the run's seed */
 } denoise_request;
 
 /* latents[F, C, h, w] (host; F = run->frames, 1 for an image) are denoised in place. */

@@ -449,7 +449,8 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     progress_begin(&bar, "denoise", g->sched.steps - g->first_step, o->quiet || g->w->rank != 0);
     denoise_request request = {.run = &run, .cond = have_text[0] ? &text[0] : NULL,
                                .uncond = have_text[1] ? &text[1] : NULL, .guidance = o->guidance, .sched = &g->sched,
-                               .first_step = g->first_step, .cfg = split ? g->par.groups[GROUP_CFG] : NULL, .bar = &bar};
+                               .first_step = g->first_step, .cfg = split ? g->par.groups[GROUP_CFG] : NULL, .bar = &bar,
+                               .noise_seed = seed};
     if (o->hooks) {
         request.on_step = o->hooks->on_step;
         request.on_step_user = o->hooks->user;

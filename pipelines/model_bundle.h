@@ -1,7 +1,7 @@
 /* Everything a pipeline needs from a diffusers-format model directory:
  *   transformer/  HiDreamImageTransformer2DModel (sharded for this rank)
  *   vae/          AutoencoderKL
- *   scheduler/    FlowMatchEulerDiscreteScheduler config (defaults if absent)
+ *   scheduler/    flow-matching Euler, LCM or UniPC config (Euler defaults if absent)
  *   text_encoder/ + tokenizer/   moedit's Llama-style encoder (optional when
  *                 prompt embeddings come from a file)
  * loaded onto one backend. */

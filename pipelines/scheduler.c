@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/host_parallel.h"
+#include "core/philox.h"
 #include "pipelines/scheduler_unipc.h"
 
 #if defined(__clang__)
@@ -28,6 +29,7 @@
 
 #define SCHEDULER_CLASS "FlowMatchEulerDiscreteScheduler"
 #define UNIPC_CLASS "UniPCMultistepScheduler"
+#define LCM_CLASS "FlowMatchLCMScheduler"
 
 void scheduler_config_default(scheduler_config *cfg)
 {
@@ -112,12 +114,19 @@ int scheduler_load(scheduler_config *cfg, const char *path)
     int rc = config_get_string_or(c, "_class_name", SCHEDULER_CLASS, &class_name);
     if (rc == 0 && strcmp(class_name, SCHEDULER_CLASS) == 0) {
         rc = read_choices(cfg, c) || read_numbers(cfg, c) ? -1 : 0;
+    } else if (rc == 0 && strcmp(class_name, LCM_CLASS) == 0) {
+        /* Euler's keys and schedule; its multi-resolution sampling is not supported. */
+        cfg->kind = SCHEDULER_FLOW_MATCH_LCM;
+        rc = read_choices(cfg, c) || read_numbers(cfg, c) ? -1 : 0;
+        if (rc == 0 && config_has(c, "scale_factors"))
+            rc = error_set("%s: key \"scale_factors\" is set: FlowMatchLCMScheduler's upscaling between steps is "
+                           "not supported", path);
     } else if (rc == 0 && strcmp(class_name, UNIPC_CLASS) == 0) {
         cfg->kind = SCHEDULER_UNIPC;
         rc = read_numbers(cfg, c) || scheduler_unipc_read(cfg, c) ? -1 : 0;
     } else if (rc == 0) {
-        rc = error_set("%s: _class_name is \"%s\"; moedit implements %s and %s (flow matching)", path, class_name,
-                       SCHEDULER_CLASS, UNIPC_CLASS);
+        rc = error_set("%s: _class_name is \"%s\"; moedit implements %s, %s and %s (flow matching)", path,
+                       class_name, SCHEDULER_CLASS, LCM_CLASS, UNIPC_CLASS);
     }
     config_free(c);
     return rc;
@@ -349,10 +358,15 @@ double scheduler_sigma(const scheduler *s, int i) { return s->sigmas[i]; }
 
 /* ---- sampling ------------------------------------------------------------ */
 
-int scheduler_history_init(scheduler_history *h, const scheduler *s, int64_t n)
+int scheduler_history_init(scheduler_history *h, const scheduler *s, int64_t n, uint64_t seed)
 {
     memset(h, 0, sizeof *h);
     h->n = n;
+    h->seed = seed;
+    if (s->cfg.kind == SCHEDULER_FLOW_MATCH_LCM) {
+        h->buffer = h->noise = malloc((size_t)n * sizeof(float));
+        return h->noise ? 0 : error_set("scheduler: out of memory for a step's noise");
+    }
     if (s->cfg.kind != SCHEDULER_UNIPC) return 0;
     int order = s->cfg.unipc.solver_order; /* outputs, the spare, the last sample */
     h->buffer = malloc((size_t)(order + 2) * (size_t)n * sizeof(float));
@@ -375,9 +389,25 @@ void scheduler_step(const scheduler *s, scheduler_history *h, int i, const float
         scheduler_unipc_step(s, h, i, velocity, latents, n);
         return;
     }
+    if (s->cfg.kind == SCHEDULER_FLOW_MATCH_LCM) {
+        philox_fill_normal(h->seed, SCHEDULER_NOISE_STREAM + (uint64_t)i, 0, n, h->noise);
+        scheduler_lcm_step(s, i, velocity, h->noise, latents, n);
+        return;
+    }
     float dt = (float)s->sigmas[i + 1] - (float)s->sigmas[i];
 #pragma omp parallel for if (n > HOST_PARALLEL_MIN_VALUES) /* between forwards, with the device idle */
     for (int64_t j = 0; j < n; j++) latents[j] = latents[j] + dt * velocity[j];
+}
+
+void scheduler_lcm_step(const scheduler *s, int i, const float *velocity, const float *noise, float *latents,
+                        int64_t n)
+{
+    float sigma = (float)s->sigmas[i], next = (float)s->sigmas[i + 1], keep = 1.0f - next;
+#pragma omp parallel for if (n > HOST_PARALLEL_MIN_VALUES)
+    for (int64_t j = 0; j < n; j++) {
+        float x0 = latents[j] - sigma * velocity[j];
+        latents[j] = keep * x0 + next * noise[j];
+    }
 }
 
 int scheduler_start_index(const scheduler *s, double strength, int *start)

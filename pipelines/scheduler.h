@@ -32,6 +32,11 @@
  * Euler step i (diffusers' step, sample upcast to float32):
  *   x <- x + (sigma[i+1] - sigma[i]) * v       v = the velocity (negated DiT output)
  *
+ * FlowMatchLCMScheduler (HiDream-I1-Dev's and -Fast's) has Euler's schedule
+ * (the same keys and set_timesteps) and a stochastic step:
+ *   x0 = x - sigma_i * v;  x <- (1 - sigma_{i+1}) * x0 + sigma_{i+1} * noise
+ * with fresh standard normal noise each step (SCHEDULER_NOISE_STREAM).
+ *
  * UniPCMultistepScheduler (HiDream-I1-Full's scheduler) is supported for
  * flow-matching models: its schedule is here (flow sigmas, set_timesteps of
  * schedulers/scheduling_unipc_multistep.py, diffusers 0.42), its multistep
@@ -51,7 +56,12 @@
 #define SCHEDULER_MAX_ORDER 3     /* UniPC's solver_order */
 #define SCHEDULER_MAX_DISABLED 16 /* UniPC's disable_corrector entries */
 
-typedef enum { SCHEDULER_FLOW_MATCH_EULER = 0, SCHEDULER_UNIPC } scheduler_kind;
+typedef enum { SCHEDULER_FLOW_MATCH_EULER = 0, SCHEDULER_UNIPC, SCHEDULER_FLOW_MATCH_LCM } scheduler_kind;
+
+/* FlowMatchLCMScheduler's step i draws its noise from the Philox stream
+ * SCHEDULER_NOISE_STREAM + i of the run's seed (the initial noise is stream
+ * 0), element by element, so every rank and layout draws the same. */
+#define SCHEDULER_NOISE_STREAM ((uint64_t)1 << 32)
 typedef enum { SCHEDULER_TIME_SHIFT_EXPONENTIAL = 0, SCHEDULER_TIME_SHIFT_LINEAR } scheduler_time_shift;
 typedef enum { SCHEDULER_SPACING_PLAIN = 0, SCHEDULER_SPACING_KARRAS, SCHEDULER_SPACING_EXPONENTIAL } scheduler_spacing;
 
@@ -96,7 +106,8 @@ void scheduler_config_default(scheduler_config *cfg);
 
 /* Read scheduler_config.json; absent and null keys take the defaults. Errors
  * name the file and key: a _class_name other than
- * FlowMatchEulerDiscreteScheduler or UniPCMultistepScheduler,
+ * FlowMatchEulerDiscreteScheduler, FlowMatchLCMScheduler (without
+ * scale_factors) or UniPCMultistepScheduler,
  * stochastic_sampling or use_beta_sigmas (not supported), more than one of
  * use_karras/exponential/beta_sigmas, an unknown time_shift_type, T < 1,
  * shift <= 0, shift_terminal outside [0, 1), a dynamic config with
@@ -149,18 +160,26 @@ typedef struct scheduler_history {
     int has_last;       /* a predictor ran */
     float *buffer;      /* the storage of all of them */
     int lower_order_nums, this_order;
+    uint64_t seed; /* LCM: the noise's seed */
+    float *noise;  /* LCM: one step's noise */
 } scheduler_history;
 
-/* A fresh history for runs of n latents (allocates only for UniPC); one per
- * denoising run, since it carries state from step to step. */
-int scheduler_history_init(scheduler_history *h, const scheduler *s, int64_t n);
+/* A fresh history for runs of n latents (allocates for UniPC and LCM only);
+ * one per denoising run, since it carries state from step to step. seed: the
+ * run's (LCM's noise). */
+int scheduler_history_init(scheduler_history *h, const scheduler *s, int64_t n, uint64_t seed);
 void scheduler_history_free(scheduler_history *h);
 
 /* Step i (0 <= i < steps) on n latents in place; steps of one run in order.
  * Euler: in float32 exactly as diffusers, latents[j] += float(sigma[i+1] -
  * sigma[i]) * velocity[j] (h unused, may be NULL). UniPC: scheduler_unipc_step
- * with h. */
+ * with h. LCM: scheduler_lcm_step with the Philox noise of h's seed. */
 void scheduler_step(const scheduler *s, scheduler_history *h, int i, const float *velocity, float *latents, int64_t n);
+
+/* LCM's step i with the given noise, float32 in diffusers' order:
+ *   x0 = x - sigma_i * v;  x = (1 - sigma_{i+1}) * x0 + sigma_{i+1} * noise */
+void scheduler_lcm_step(const scheduler *s, int i, const float *velocity, const float *noise, float *latents,
+                        int64_t n);
 
 /* img2img (SDEdit): the first step to run for strength in (0, 1], as the FLUX
  * img2img pipeline's get_timesteps:

@@ -272,7 +272,7 @@ static void check_config_refusals(void)
                      "only one of", NULL);
     check_bad_config("time_shift_type", "{\"time_shift_type\": \"cosine\"}", "time_shift_type", "cosine");
     check_bad_config("another scheduler", "{\"_class_name\": \"DDIMScheduler\"}", "DDIMScheduler",
-                     "FlowMatchEulerDiscreteScheduler and UniPCMultistepScheduler");
+                     "FlowMatchLCMScheduler and UniPCMultistepScheduler");
     check_bad_config("shift_terminal 1", "{\"shift_terminal\": 1.0}", "shift_terminal", NULL);
     check_bad_config("shift 0", "{\"shift\": 0}", "\"shift\"", NULL);
     check_bad_config("shift as a string", "{\"shift\": \"3.0\"}", "\"shift\"", "a number");

@@ -1,12 +1,15 @@
-/* UniPCMultistepScheduler for flow matching reproduces diffusers' on the
- * committed fixtures (tools/make_unipc_fixtures.py): HiDream-I1-Full's config
- * (flow_shift 3, order 2, bh2) and variants (order 1, order 3 with bh2 and
- * with bh1, sigma_min without lower_order_final, correctors disabled,
- * shift_terminal), at 1, 2, 5 and 30 steps and from step 12 of 30 (an edit):
- * sigmas and the integer timesteps bit for bit, and every step's sample
- * through the whole run, within float32 rounding of diffusers' (its scalars
- * are float32 tensors). Then the refusals: configs moedit does not run, and
- * those where diffusers' last step gives infinities or NaN. */
+/* Whole runs of the multistep and stochastic flow-matching schedulers
+ * reproduce diffusers' on the committed fixtures (tools/make_scheduler_runs.py):
+ *   UniPCMultistepScheduler: HiDream-I1-Full's config (flow_shift 3, order 2,
+ *   bh2) and variants (order 1, order 3 with bh2 and with bh1, sigma_min
+ *   without lower_order_final, correctors disabled, shift_terminal);
+ *   FlowMatchLCMScheduler: HiDream-I1-Dev's and -Fast's (shift 6 and 3), with
+ *   the noise diffusers drew in each step;
+ * at 1, 2, 5 and 30 steps and from step 12 of 30 (an edit): sigmas and
+ * timesteps bit for bit, and every step's sample through the whole run: LCM's
+ * bit for bit, UniPC's within float32 rounding of diffusers' (its scalars are
+ * float32 tensors). Then the refusals: configs moedit does not run, and those
+ * where diffusers' last step gives infinities or NaN. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <math.h>
 #include <stdio.h>
@@ -15,11 +18,12 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/philox.h"
 #include "core/safetensors.h"
 #include "pipelines/scheduler.h"
 #include "tests/test_util.h"
 
-#define FIXTURE MOEDIT_FIXTURES "/scheduler_unipc"
+#define FIXTURE MOEDIT_FIXTURES "/scheduler_runs"
 #define SAMPLE 32 /* [2, 4, 4] */
 /* diffusers computes each step's scalars as float32 tensors, whose logs and
  * exponentials may differ from the C library's in the last bit. Order 3's
@@ -50,7 +54,8 @@ static void check_case(const safetensors *io, const float *sample, const char *c
     scheduler_config cfg;
     scheduler s = {0};
     CHECK_MSG(scheduler_load(&cfg, path) == 0, "%s", error_message());
-    CHECK_MSG(cfg.kind == SCHEDULER_UNIPC, "%s: not read as UniPC", tag);
+    int lcm = cfg.kind == SCHEDULER_FLOW_MATCH_LCM;
+    CHECK_MSG(cfg.kind == SCHEDULER_UNIPC || lcm, "%s: read as neither UniPC nor LCM", tag);
     CHECK_MSG(scheduler_set_timesteps(&s, &cfg, steps, 0, NULL) == 0, "%s: %s", tag, error_message());
 
     snprintf(name, sizeof name, "%s.sigmas", tag);
@@ -66,34 +71,40 @@ static void check_case(const safetensors *io, const float *sample, const char *c
     snprintf(name, sizeof name, "%s.velocity", tag);
     float *velocity = read_all(io, name, (int64_t)run * SAMPLE);
     snprintf(name, sizeof name, "%s.samples", tag);
-    float *want = read_all(io, name, (int64_t)run * SAMPLE);
+    float *want = read_all(io, name, (int64_t)run * SAMPLE), *noise = NULL;
+    if (lcm) {
+        snprintf(name, sizeof name, "%s.noise", tag);
+        noise = read_all(io, name, (int64_t)run * SAMPLE);
+    }
     float x[SAMPLE];
     memcpy(x, sample, sizeof x);
     scheduler_history h;
-    CHECK_MSG(scheduler_history_init(&h, &s, SAMPLE) == 0, "%s", error_message());
+    CHECK_MSG(scheduler_history_init(&h, &s, SAMPLE, 0) == 0, "%s", error_message());
     double worst = 0;
     int worst_step = -1;
     for (int i = start; i < steps; i++) {
-        scheduler_step(&s, &h, i, velocity + (size_t)(i - start) * SAMPLE, x, SAMPLE);
+        const float *v = velocity + (size_t)(i - start) * SAMPLE;
+        if (lcm) scheduler_lcm_step(&s, i, v, noise + (size_t)(i - start) * SAMPLE, x, SAMPLE);
+        else scheduler_step(&s, &h, i, v, x, SAMPLE);
         const float *expected = want + (size_t)(i - start) * SAMPLE;
         double diff = test_max_abs_diff(x, expected, SAMPLE) / fmax(test_max_abs(expected, SAMPLE), 1e-30);
         if (!(diff <= worst)) worst = diff, worst_step = i;
     }
     printf("  %-34s %2d steps: schedule exact, samples within %.2g of their scale (worst at step %d)\n", tag, run,
            worst, worst_step);
-    double tolerance = cfg.unipc.solver_order < 3 ? TOLERANCE_ORDER_2 : TOLERANCE_ORDER_3;
+    double tolerance = lcm ? 0 : cfg.unipc.solver_order < 3 ? TOLERANCE_ORDER_2 : TOLERANCE_ORDER_3;
     CHECK_MSG(worst <= tolerance, "%s: step %d's sample differs from diffusers' by %.3g of its scale", tag,
               worst_step, worst);
     scheduler_history_free(&h);
     scheduler_free(&s);
-    free(sigmas), free(timesteps), free(velocity), free(want);
+    free(sigmas), free(timesteps), free(velocity), free(want), free(noise);
 }
 
 static const char *write_config(const char *json)
 {
     static char dir[64], path[128];
     if (!dir[0]) {
-        strcpy(dir, "/tmp/moedit_unipc_XXXXXX");
+        strcpy(dir, "/tmp/moedit_scheduler_runs_XXXXXX");
         CHECK(mkdtemp(dir) != NULL);
     }
     snprintf(path, sizeof path, "%s/scheduler_config.json", dir);
@@ -124,6 +135,42 @@ static void check_refusal(const char *what, const char *keys, const char *phrase
               "%s: expected an error naming \"%s\", got %d: %s", what, phrase, rc, error_message());
 }
 
+/* In a run, LCM's step i draws stream SCHEDULER_NOISE_STREAM + i of the run's
+ * seed (the contract that makes every rank and layout draw the same). */
+static void check_lcm_noise_streams(void)
+{
+    scheduler_config cfg;
+    scheduler s = {0};
+    CHECK(scheduler_load(&cfg, FIXTURE "/hidream_fast_lcm/scheduler_config.json") == 0);
+    CHECK(scheduler_set_timesteps(&s, &cfg, 4, 0, NULL) == 0);
+    float run[SAMPLE], by_hand[SAMPLE], other_seed[SAMPLE], velocity[SAMPLE], noise[SAMPLE];
+    for (int j = 0; j < SAMPLE; j++) run[j] = by_hand[j] = other_seed[j] = 0.1f * (float)j, velocity[j] = 0.5f;
+    scheduler_history h, h2;
+    CHECK(scheduler_history_init(&h, &s, SAMPLE, 42) == 0 && scheduler_history_init(&h2, &s, SAMPLE, 43) == 0);
+    for (int i = 0; i < 3; i++) {
+        scheduler_step(&s, &h, i, velocity, run, SAMPLE);
+        scheduler_step(&s, &h2, i, velocity, other_seed, SAMPLE);
+        philox_fill_normal(42, SCHEDULER_NOISE_STREAM + (uint64_t)i, 0, SAMPLE, noise);
+        scheduler_lcm_step(&s, i, velocity, noise, by_hand, SAMPLE);
+    }
+    CHECK_MSG(memcmp(run, by_hand, sizeof run) == 0, "LCM's run does not draw stream SCHEDULER_NOISE_STREAM + step");
+    CHECK_MSG(memcmp(run, other_seed, sizeof run) != 0, "LCM's noise does not depend on the seed");
+    printf("  %-34s -> streams SCHEDULER_NOISE_STREAM + step of the run's seed\n", "LCM noise");
+    scheduler_history_free(&h), scheduler_history_free(&h2);
+    scheduler_free(&s);
+}
+
+/* LCM's upscaling between steps (multi-resolution sampling) is not run. */
+static void check_lcm_refusal(void)
+{
+    scheduler_config cfg;
+    int rc = scheduler_load(&cfg, write_config("{\"_class_name\": \"FlowMatchLCMScheduler\", \"shift\": 3.0, "
+                                              "\"scale_factors\": [1.5, 2.0]}"));
+    printf("  %-34s -> %s\n", "LCM scale_factors", error_message());
+    CHECK_MSG(rc == -1 && strstr(error_message(), "scale_factors"), "LCM with scale_factors: %d %s", rc,
+              error_message());
+}
+
 static void check_refusals(void)
 {
     scheduler_config cfg;
@@ -152,6 +199,8 @@ static void check_refusals(void)
     CHECK_MSG(scheduler_set_timesteps(&s, &cfg, 1, 0, NULL) == -1 && strstr(error_message(), "shift_terminal"),
               "shift_terminal with one step: %s", error_message());
     printf("  %-34s -> %s\n", "shift_terminal, one step", error_message());
+    check_lcm_refusal();
+    check_lcm_noise_streams();
     double custom[2] = {1.0, 0.5};
     CHECK_MSG(scheduler_set_timesteps(&s, &cfg, 2, 0, custom) == -1 && strstr(error_message(), "custom sigmas"),
               "custom sigmas with UniPC: %s", error_message());
@@ -163,7 +212,7 @@ int main(void)
 {
     safetensors *io = NULL;
     CHECK_MSG(safetensors_open(&io, FIXTURE "/io.safetensors") == 0, "%s", error_message());
-    if (!io) return test_finish("test_scheduler_unipc");
+    if (!io) return test_finish("test_scheduler_runs");
     float *sample = read_all(io, "sample", SAMPLE);
     int cases = 0;
     /* Every "<config>.<steps>[.from<start>].samples" tensor is a case. */
@@ -179,9 +228,9 @@ int main(void)
         check_case(io, sample, config_name, steps, start);
         cases++;
     }
-    CHECK_MSG(cases == 28, "the fixture holds %d cases, expected 28", cases);
+    CHECK_MSG(cases == 37, "the fixture holds %d cases, expected 37", cases);
     check_refusals();
     free(sample);
     safetensors_close(io);
-    return test_finish("test_scheduler_unipc");
+    return test_finish("test_scheduler_runs");
 }
