@@ -22,7 +22,13 @@
  * adds its own D_t = m - m0 as the last term; of order 1 it takes rho = 1/2).
  * The scalars are float32 as diffusers holds them (0-d float32 tensors), the
  * element-wise terms float32 in diffusers' order. At the terminal sigma 0,
- * lambda is infinite and x_next = m (order 1). */
+ * lambda is infinite and x_next = m (order 1).
+ *
+ * Steps go by index. diffusers' step finds its first index by the timestep's
+ * value, so where the first two integer timesteps coincide (flow_shift 3 with
+ * about 333 steps or more: 999, 999, ...) it starts at the second and fails an
+ * assertion at the end (diffusers 0.42, 340 and 400 steps tried); moedit runs
+ * every step. */
 #ifndef MOEDIT_PIPELINES_SCHEDULER_UNIPC_H
 #define MOEDIT_PIPELINES_SCHEDULER_UNIPC_H
 
