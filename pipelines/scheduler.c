@@ -268,6 +268,11 @@ static int unipc_schedule(const scheduler_config *cfg, int n, double *s, double 
         if (!(s[i] > 0 && s[i] < 1)) return error_set("scheduler: UniPC sigma %d of %d is %g, outside (0, 1)", i, n, s[i]);
         t[i] = (double)(int64_t)(s[i] * T);
         s[i] = (float)s[i];
+        /* A step that does not lower sigma has h <= 0, which UniPC's update cannot take. */
+        if (i > 0 && !(s[i] < s[i - 1]))
+            return error_set("scheduler: UniPC sigmas %d and %d of %d do not decrease in float32 (%.9g, %.9g): "
+                             "flow_shift %g leaves no room between them",
+                             i - 1, i, n, s[i - 1], s[i], cfg->unipc.flow_shift);
     }
     s[n] = cfg->unipc.final_sigma_min ? s[n - 1] : 0.0;
     return 0;

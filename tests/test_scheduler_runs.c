@@ -200,6 +200,12 @@ static void check_refusals(void)
               "shift_terminal with one step: %s", error_message());
     printf("  %-34s -> %s\n", "shift_terminal, one step", error_message());
     check_lcm_refusal();
+    /* flow_shift 1e6 leaves the first sigmas no room in float32 (diffusers: an assertion fails). */
+    CHECK(scheduler_load(&cfg, write_config("{\"_class_name\": \"UniPCMultistepScheduler\", \"prediction_type\": "
+                                            "\"flow_prediction\", \"use_flow_sigmas\": true, \"flow_shift\": 1e6}")) == 0);
+    CHECK_MSG(scheduler_set_timesteps(&s, &cfg, 30, 0, NULL) == -1 && strstr(error_message(), "do not decrease"),
+              "flow_shift 1e6: %s", error_message());
+    printf("  %-34s -> %s\n", "flow_shift 1e6, 30 steps", error_message());
     check_lcm_noise_streams();
     double custom[2] = {1.0, 0.5};
     CHECK_MSG(scheduler_set_timesteps(&s, &cfg, 2, 0, custom) == -1 && strstr(error_message(), "custom sigmas"),
