@@ -1,5 +1,6 @@
-/* diffusers' FlowMatchEulerDiscreteScheduler, and UniPCMultistepScheduler's
- * schedule (its config and step: scheduler_unipc.c); see scheduler.h.
+/* diffusers' FlowMatchEulerDiscreteScheduler, FlowMatchLCMScheduler (Euler's
+ * schedule, a noisy step) and UniPCMultistepScheduler's schedule (its config
+ * and step: scheduler_unipc.c); see scheduler.h.
  *
  * The schedule is built in one double array w[N] that follows diffusers'
  * set_timesteps line by line. While w holds float32 values (custom sigmas)
