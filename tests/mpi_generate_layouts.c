@@ -7,7 +7,10 @@
  * same for a clip of 3 frames (moedit_video: one sequence of 3 x 16 image
  * tokens, a frame count no rank count divides; with 2 VAE ranks each
  * decodes whole frames, with 4 each frame is decoded in bands), every frame
- * written as its own PNG and compared. */
+ * written as its own PNG and compared. Then the images again with the
+ * schedulers of HiDream-I1-Full (UniPC: a history of steps on every rank)
+ * and -Dev (LCM: fresh noise in every step, which every rank must draw
+ * alike): models/tiny-random with tests/fixtures/scheduler_runs' configs. */
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/image_io.h"
@@ -19,6 +22,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MODEL MOEDIT_FIXTURES "/../../models/tiny-random"
@@ -26,6 +30,7 @@
 #define LATENTS (FRAMES * 4 * 8 * 8) /* an image uses the first frame's share */
 
 static char dir[64];
+static const char *model = MODEL;
 static const char *device = "cpu";
 static int64_t frames = 1; /* > 1: a clip through moedit_video */
 
@@ -36,7 +41,7 @@ static int generate(const moedit_parallel *par, int images, const char *capture,
     snprintf(latents, sizeof latents, "%s/%s.latents", dir, name);
     const char *prompts[1] = {"a red circle on a blue background"};
     moedit_generate_options o = {
-        .model_dir = MODEL, .prompts = prompts, .prompt_count = 1, .height = 64, .width = 64, .steps = 3,
+        .model_dir = model, .prompts = prompts, .prompt_count = 1, .height = 64, .width = 64, .steps = 3,
         .guidance = 3.0, .seed = 5, .images_per_prompt = images, .output = png, .latents_output = latents,
         .device = device, .parallel = *par, .routing_capture = capture, .routing_replay = replay, .quiet = 1,
     };
@@ -154,6 +159,28 @@ static void run_layouts(int n, const char *routing)
     }
 }
 
+/* dir/<name>: models/tiny-random with the scheduler of fixtures/scheduler_runs/<config> (rank 0 makes it). */
+static const char *model_with_scheduler(const char *name, const char *config)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (moedit_rank() == 0) {
+        static const char *const parts[] = {"model_index.json", "transformer", "vae", "text_encoder", "tokenizer"};
+        char from[512], to[256];
+        CHECK(mkdir(path, 0755) == 0);
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            snprintf(from, sizeof from, "%s/%s", MODEL, parts[i]);
+            snprintf(to, sizeof to, "%s/%s", path, parts[i]);
+            CHECK(symlink(from, to) == 0);
+        }
+        snprintf(from, sizeof from, "%s/scheduler_runs/%s", MOEDIT_FIXTURES, config);
+        snprintf(to, sizeof to, "%s/scheduler", path);
+        CHECK(symlink(from, to) == 0);
+    }
+    if (moedit_world_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
+    return path;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) device = argv[1];
@@ -177,6 +204,14 @@ int main(int argc, char **argv)
     frames = FRAMES; /* a clip: PNG comparisons read each APNG's first frame */
     snprintf(routing, sizeof routing, "%s/clip-routing.safetensors", dir);
     run_layouts(n, routing);
+    frames = 1;
+    static const char *const schedulers[][2] = {{"unipc", "hidream_full"}, {"lcm", "hidream_dev_lcm"}};
+    for (int i = 0; i < 2; i++) {
+        if (moedit_rank() == 0) printf("%s (tests/fixtures/scheduler_runs/%s):\n", schedulers[i][0], schedulers[i][1]);
+        model = model_with_scheduler(schedulers[i][0], schedulers[i][1]);
+        snprintf(routing, sizeof routing, "%s/%s-routing.safetensors", dir, schedulers[i][0]);
+        run_layouts(n, routing);
+    }
     char name[64];
     snprintf(name, sizeof name, "mpi_generate_layouts (rank %d of %d)", moedit_rank(), n);
     int status = test_finish(name);
