@@ -135,10 +135,10 @@ static int print_component(const char *model_dir, const char *component, int jso
     config *cfg = NULL;
     if (config_load(&cfg, path) == 0) class_name = class_of(cfg);
     else error_clear();
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (!cfg && !strncmp(component, "tokenizer", 9) && is_dir(dir) && access(path, R_OK) == 0)
+    char tokenizer_file[4200];
+    snprintf(tokenizer_file, sizeof tokenizer_file, "%s/tokenizer.json", dir);
+    if (!cfg && !strncmp(component, "tokenizer", 9) && access(tokenizer_file, R_OK) == 0)
         class_name = "tokenizer.json"; /* a tokenizers file alone, as moedit's own models have */
-    snprintf(path, sizeof path, "%s/%s", dir, component_config_name(component));
     weights_summary w;
     int has_weights = summarize_weights(dir, &w);
     if (json) {
@@ -173,8 +173,8 @@ static int check_transformer(const char *model_dir)
 
 int moedit_inspect(const char *model_dir, int json, int check, FILE *out)
 {
-    /* HiDream-I1 has four text encoders; moedit runs the first (a native
-     * one) and lists the others. */
+    /* moedit's own models have one text encoder, HiDream-I1 four (which
+     * moedit does not run: tools/encode_prompt.py); all are listed. */
     static const char *components[] = {"transformer",    "vae",         "text_encoder",   "tokenizer",
                                        "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3",
                                        "text_encoder_4", "tokenizer_4", "scheduler"};
