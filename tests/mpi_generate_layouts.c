@@ -16,16 +16,16 @@
 #include "core/image_io.h"
 #include "core/safetensors.h"
 #include "moedit.h"
+#include "test_model_dir.h"
 #include "test_util.h"
 
 #include <math.h>
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#define MODEL MOEDIT_FIXTURES "/../../models/tiny-random"
+#define MODEL TEST_TINY_MODEL
 #define FRAMES 3
 #define LATENTS (FRAMES * 4 * 8 * 8) /* an image uses the first frame's share */
 
@@ -163,20 +163,10 @@ static void run_layouts(int n, const char *routing)
 static const char *model_with_scheduler(const char *name, const char *config)
 {
     static char path[128];
+    char scheduler[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (moedit_rank() == 0) {
-        static const char *const parts[] = {"model_index.json", "transformer", "vae", "text_encoder", "tokenizer"};
-        char from[512], to[256];
-        CHECK(mkdir(path, 0755) == 0);
-        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-            snprintf(from, sizeof from, "%s/%s", MODEL, parts[i]);
-            snprintf(to, sizeof to, "%s/%s", path, parts[i]);
-            CHECK(symlink(from, to) == 0);
-        }
-        snprintf(from, sizeof from, "%s/scheduler_runs/%s", MOEDIT_FIXTURES, config);
-        snprintf(to, sizeof to, "%s/scheduler", path);
-        CHECK(symlink(from, to) == 0);
-    }
+    snprintf(scheduler, sizeof scheduler, "%s/scheduler_runs/%s", MOEDIT_FIXTURES, config);
+    if (moedit_rank() == 0) CHECK(test_model_with_scheduler(path, scheduler) == 0);
     if (moedit_world_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
     return path;
 }

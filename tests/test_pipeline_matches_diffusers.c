@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "moedit.h"
+#include "test_model_dir.h"
 #include "test_util.h"
 
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
@@ -22,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MODEL MOEDIT_FIXTURES "/../../models/tiny-random"
+#define MODEL TEST_TINY_MODEL
 #define PROMPT "a red circle on a blue background"
 #define MAX_SIDE 64
 
@@ -130,34 +131,6 @@ static void run(const fixture *f, const char *what, const char *prompt_embeds)
     unlink(latents);
 }
 
-/* models/tiny-random with the fixture's scheduler/: links in a temporary
- * directory (dir[] receives it), so that the model stays as committed. */
-static int model_with_scheduler(const char *scheduler_dir, char *dir, size_t size)
-{
-    static const char *const parts[] = {"model_index.json", "transformer", "vae"};
-    char from[1024], to[1024];
-    snprintf(dir, size, "/tmp/moedit_model_XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        snprintf(from, sizeof from, "%s/%s", MODEL, parts[i]);
-        snprintf(to, sizeof to, "%s/%s", dir, parts[i]);
-        if (symlink(from, to)) return -1;
-    }
-    snprintf(to, sizeof to, "%s/scheduler", dir);
-    return symlink(scheduler_dir, to);
-}
-
-static void remove_model(const char *dir)
-{
-    static const char *const parts[] = {"model_index.json", "transformer", "vae", "scheduler"};
-    char path[1024];
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, parts[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
     moedit_init(&argc, &argv);
@@ -166,13 +139,15 @@ int main(int argc, char **argv)
                            .guidance = 3.0};
     static fixture encoders = {.dir = MOEDIT_FIXTURES "/pipeline_encoders", .model = unipc_model, .height = 64,
                                .width = 64, .guidance = 3.0};
-    CHECK(model_with_scheduler(MOEDIT_FIXTURES "/pipeline_encoders/scheduler", unipc_model, sizeof unipc_model) == 0);
+    snprintf(unipc_model, sizeof unipc_model, "/tmp/moedit_model_XXXXXX");
+    CHECK(mkdtemp(unipc_model) && rmdir(unipc_model) == 0 &&
+          test_model_with_scheduler(unipc_model, MOEDIT_FIXTURES "/pipeline_encoders/scheduler") == 0);
     CHECK_MSG(load_fixture(&tiny) == 0, "%s", error_message());
     run(&tiny, "text encoder", NULL);
     run(&tiny, "prompt embeds file", MOEDIT_FIXTURES "/pipeline_tiny/prompt_embeds.safetensors");
     CHECK_MSG(load_fixture(&encoders) == 0, "%s", error_message());
     run(&encoders, "four encoders, UniPC", MOEDIT_FIXTURES "/pipeline_encoders/prompt_embeds.safetensors");
-    remove_model(unipc_model);
+    test_model_remove(unipc_model);
     moedit_finalize();
     return test_finish("test_pipeline_matches_diffusers");
 }
