@@ -42,7 +42,10 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"prompt", OPT_STRING, &a->prompt, "what to draw", "TEXT"},
         {"prompt-file", OPT_STRING, &a->prompt_file, "one prompt per line (instead of --prompt)", "FILE"},
         {"negative-prompt", OPT_STRING, &o->negative_prompt, "what to steer away from (default empty)", "TEXT"},
-        {"prompt-embeds", OPT_STRING, &o->prompt_embeds_path, "precomputed embeddings (safetensors, diffusers names)", "FILE"},
+        {"prompt-embeds", OPT_STRING, &o->prompt_embeds_path,
+         "precomputed embeddings (safetensors, diffusers names; tools/encode_prompt.py makes them with HiDream-I1's "
+         "own encoders)",
+         "FILE"},
         {"init-noise", OPT_STRING, &o->init_noise_path, "initial latents (tensor `latents`) instead of seeded noise", "FILE"},
         {"height", OPT_INT, &o->height, height_help, "H"},
         {"width", OPT_INT, &o->width, width_help, "W"},
