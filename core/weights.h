@@ -15,6 +15,7 @@
 #define MOEDIT_CORE_WEIGHTS_H
 
 #include "core/backend.h"
+#include "core/lora.h"
 #include "core/safetensors.h"
 
 typedef enum { SHARD_NONE = 0, SHARD_ROWS, SHARD_COLS } shard_axis;
@@ -34,6 +35,7 @@ typedef struct weight_loader {
     int random;
     uint64_t seed;
     const char *prefix; /* prepended to every name, e.g. "" */
+    lora_set *lora;     /* NULL, or adapters merged into the weights they name as those load */
     int64_t bytes_on_device; /* running total, for reports */
     int64_t parameters;      /* elements loaded */
     float *staging;          /* host F32 buffer reused between tensors */

@@ -162,8 +162,8 @@ void dit_shard_place(dit_shard *shard, const dit_placement *placement)
     shard->shared_bounds = placement->shared_bounds;
 }
 
-int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
-                          uint64_t seed, const dit_shard *shard)
+static int load_config_adapted(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
+                               uint64_t seed, const dit_shard *shard, lora_set *lora)
 {
     static const dit_shard whole = {0, 1, 0, 1, NULL, NULL};
     memset(model, 0, sizeof *model);
@@ -178,18 +178,27 @@ int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, 
         if (host_memory_check(bytes, "the transformer's weights on the CPU (--device cpu)")) return -1;
     }
     weight_loader_init(&model->weights, be, st, random, seed);
+    model->weights.lora = lora;
     int status = load_all(model);
     weight_loader_finish(&model->weights);
     if (status != 0) dit_model_free(model);
     return status;
 }
 
-int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed, const dit_shard *shard)
+int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
+                          uint64_t seed, const dit_shard *shard)
+{
+    return load_config_adapted(model, be, cfg, st, random, seed, shard, NULL);
+}
+
+int dit_model_load_adapted(dit_model *model, backend *be, const char *dir, int random, uint64_t seed,
+                           const dit_shard *shard, lora_set *lora)
 {
     char path[4096];
     dit_config cfg;
     snprintf(path, sizeof path, "%s/transformer/config.json", dir);
     if (dit_config_load(&cfg, path)) return -1;
+    if (random && lora) return error_set("a LoRA adapts the model's weights: it cannot go with --random-weights");
     if (random) return dit_model_load_config(model, be, &cfg, NULL, 1, seed, shard);
 
     safetensors *st = NULL;
@@ -197,10 +206,17 @@ int dit_model_load(dit_model *model, backend *be, const char *dir, int random, u
     if (safetensors_open_dir(&st, path, "diffusion_pytorch_model")) return -1;
     int64_t bytes = 0;
     for (int i = 0; i < safetensors_count(st); i++) bytes += (int64_t)safetensors_entry_at(st, i)->nbytes;
-    int status = dit_model_load_config(model, be, &cfg, st, 0, 0, shard);
+    /* Every pair of the LoRA must name a weight of this transformer: else it was made for another model. */
+    int status = lora ? lora_check_model(lora, st, "the transformer") : 0;
+    if (status == 0) status = load_config_adapted(model, be, &cfg, st, 0, 0, shard, lora);
     model->bytes_on_disk = bytes;
     safetensors_close(st);
     return status;
+}
+
+int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed, const dit_shard *shard)
+{
+    return dit_model_load_adapted(model, be, dir, random, seed, shard, NULL);
 }
 
 void dit_model_free(dit_model *model)

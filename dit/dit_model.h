@@ -71,6 +71,12 @@ typedef struct dit_model {
  * weight files, Philox weights from seed). shard NULL: all weights. */
 int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed, const dit_shard *shard);
 
+/* The same with a LoRA merged into the weights it names (core/lora.h), before
+ * they are split over ranks; fails when a pair of it adapts no weight, and
+ * with random weights. lora may be NULL. */
+int dit_model_load_adapted(dit_model *model, backend *be, const char *dir, int random, uint64_t seed,
+                           const dit_shard *shard, lora_set *lora);
+
 /* Same with an already parsed config (random weights or tests). */
 int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
                           uint64_t seed, const dit_shard *shard);

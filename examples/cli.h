@@ -33,7 +33,7 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
 
 /* The options of generate, which edit takes too, and what they parse into. */
 #define CLI_MAX_PROMPTS 1024
-#define CLI_GENERATE_OPTIONS 28
+#define CLI_GENERATE_OPTIONS 30
 
 typedef struct cli_generate_args {
     moedit_generate_options o;

@@ -7,6 +7,7 @@
 #include "core/text_file.h"
 #include "moedit.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
     memset(a, 0, sizeof *a);
     moedit_generate_options defaults = {
         .height = 1024, .width = 1024, .steps = 50, .guidance = 5.0, .images_per_prompt = 1,
-        .output = "moedit.png", .device = "auto",
+        .output = "moedit.png", .device = "auto", .lora_scale = 1.0,
     };
     a->o = defaults;
     a->tp = a->ulysses = a->ring = a->cfg = a->dp = a->vae_patch = 1;
@@ -70,6 +71,10 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
          "with EP: deal each layer's experts to ranks by the loads in a --routing-capture file (tp + EP: "
          "also size the shared expert's slices by them)",
          "FILE"},
+        {"lora", OPT_STRING, &o->lora_path,
+         "merge a LoRA into the transformer as it loads (safetensors: lora_A/lora_B or lora_down/lora_up pairs)",
+         "FILE"},
+        {"lora-scale", OPT_FLOAT, &o->lora_scale, "the LoRA's strength (default 1: as trained)", "S"},
         {"quiet", OPT_FLAG, &o->quiet, "no progress bar", NULL},
         {"json", OPT_FLAG, &a->json, "print a JSON result line", NULL},
     };
@@ -80,6 +85,10 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
 int cli_generate_finish(cli_generate_args *a)
 {
     if (a->prompt && a->prompt_file) return error_set("give --prompt or --prompt-file, not both");
+    if (a->o.lora_scale != 1.0 && !a->o.lora_path) return error_set("--lora-scale needs --lora FILE");
+    if (a->o.lora_path && !(a->o.lora_scale != 0 && isfinite(a->o.lora_scale)))
+        return error_set("--lora-scale %g: give a finite strength other than 0 (0 is no LoRA: leave out --lora)",
+                         a->o.lora_scale);
     if (a->prompt_file && read_prompt_file(a->prompt_file, &a->prompt_buffer, a->prompts, &a->o.prompt_count))
         return -1;
     if (a->prompt) {

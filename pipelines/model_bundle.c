@@ -62,9 +62,12 @@ int model_bundle_load(model_bundle *b, const model_bundle_options *o)
     b->be = backend_create(o->device);
     if (!b->be) return -1;
     dit_shard shard = o->shard;
-    if (place_experts(b, o, &shard) ||
-        dit_model_load(&b->transformer, b->be, o->dir, o->random_weights, o->seed, &shard))
-        goto fail;
+    lora_set *lora = NULL;
+    if (o->lora && lora_open(&lora, o->lora, o->lora_scale)) goto fail;
+    int loaded = place_experts(b, o, &shard) == 0 &&
+                 dit_model_load_adapted(&b->transformer, b->be, o->dir, o->random_weights, o->seed, &shard, lora) == 0;
+    lora_close(lora);
+    if (!loaded) goto fail;
     b->loaded_transformer = 1;
     snprintf(path, sizeof path, "%s/vae", o->dir);
     if (vae_model_load(&b->vae, b->be, path)) goto fail;
@@ -102,7 +105,7 @@ void model_bundle_free(model_bundle *b)
 static struct {
     int present;
     model_bundle bundle;
-    char dir[4096], device[32], expert_placement[4096];
+    char dir[4096], device[32], expert_placement[4096], lora[4096];
     model_bundle_options options;
 } kept;
 
@@ -112,7 +115,8 @@ static int same_options(const model_bundle_options *a, const model_bundle_option
            a->seed == b->seed && a->need_encoder == b->need_encoder && a->shard.tp_rank == b->shard.tp_rank &&
            a->shard.tp_size == b->shard.tp_size && a->shard.ep_rank == b->shard.ep_rank &&
            a->shard.ep_size == b->shard.ep_size &&
-           !strcmp(a->expert_placement ? a->expert_placement : "", b->expert_placement ? b->expert_placement : "");
+           !strcmp(a->expert_placement ? a->expert_placement : "", b->expert_placement ? b->expert_placement : "") &&
+           !strcmp(a->lora ? a->lora : "", b->lora ? b->lora : "") && a->lora_scale == b->lora_scale;
 }
 
 int model_bundle_take(model_bundle *b, const model_bundle_options *o)
@@ -137,6 +141,8 @@ void model_bundle_keep(model_bundle *b, const model_bundle_options *o)
     kept.options.dir = kept.dir;
     kept.options.device = kept.device;
     kept.options.expert_placement = o->expert_placement ? kept.expert_placement : NULL;
+    snprintf(kept.lora, sizeof kept.lora, "%s", o->lora ? o->lora : "");
+    kept.options.lora = o->lora ? kept.lora : NULL;
     kept.present = 1;
     memset(b, 0, sizeof *b);
 }

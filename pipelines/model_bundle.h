@@ -36,6 +36,8 @@ typedef struct model_bundle_options {
     /* With EP: a routing file to place each layer's experts by
      * (moe_placement_balanced); NULL: experts in id order. */
     const char *expert_placement;
+    const char *lora;   /* a LoRA merged into the transformer (core/lora.h); NULL: none */
+    double lora_scale;  /* its strength */
 } model_bundle_options;
 
 /* 0 when `dir` is a directory; else one error naming what it is instead. */

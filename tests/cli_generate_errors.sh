@@ -67,4 +67,12 @@ expect_error "text encoder beyond memory" "text encoder's weights on the CPU.*Gi
   --quiet --output "$out"
 rm -rf "$work/huge_text"
 
+lora="$fixtures/pipeline_lora/lora.safetensors"
+expect_error "LoRA scale without a LoRA" "--lora-scale needs --lora" "${run[@]}" --height 64 --width 64 --lora-scale 2 --output "$out"
+expect_error "LoRA scale 0" "--lora-scale 0" "${run[@]}" --height 64 --width 64 --lora "$lora" --lora-scale 0 --output "$out"
+expect_error "LoRA file missing" "none.safetensors: cannot open" "${run[@]}" --height 64 --width 64 --lora "$work/none.safetensors" --output "$out"
+printf 'not a safetensors file at all\n' >"$work/notes.txt"
+expect_error "LoRA is not a safetensors file" "notes.txt" "${run[@]}" --height 64 --width 64 --lora "$work/notes.txt" --output "$out"
+expect_error "LoRA for another model" "a LoRA for another model" "$moedit" generate --model "$fixtures/../../models/demo" --prompt x --height 64 --width 64 --num-inference-steps 1 --quiet --lora "$lora" --output "$out"
+expect_error "LoRA with random weights" "cannot go with --random-weights" "${run[@]}" --height 64 --width 64 --random-weights --lora "$lora" --output "$out"
 finish cli_generate_errors

@@ -10,7 +10,11 @@
  *     CLIP, CLIP, T5, Llama) and HiDream-I1-Full's scheduler (UniPC), 64x64;
  *     moedit runs on the embeddings that tools/encode_prompt.py wrote from
  *     those encoders, with models/tiny-random's transformer and VAE and the
- *     fixture's scheduler/. */
+ *     fixture's scheduler/.
+ *   pipeline_lora (tools/make_lora_fixture.py): the same pipeline with a
+ *     LoRA loaded by diffusers' load_lora_weights at strength 0.7; moedit
+ *     runs with --lora at 0.7, from the file in diffusers' names and from
+ *     the same adapter in kohya's names with an alpha. */
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "moedit.h"
@@ -30,6 +34,7 @@
 typedef struct fixture {
     const char *dir;
     const char *model; /* the model directory moedit runs */
+    double lora_scale; /* with a LoRA */
     int height, width;
     double guidance;
     float pixels[3 * MAX_SIDE * MAX_SIDE], latents[4 * (MAX_SIDE / 8) * (MAX_SIDE / 8)];
@@ -105,8 +110,8 @@ static int load_fixture(fixture *f)
     return status ? -1 : 0;
 }
 
-/* moedit_generate from the prompt (text encoder) or from a --prompt-embeds file. */
-static void run(const fixture *f, const char *what, const char *prompt_embeds)
+/* moedit_generate from the prompt (text encoder) or from a --prompt-embeds file; lora: NULL or a LoRA file. */
+static void run(const fixture *f, const char *what, const char *prompt_embeds, const char *lora)
 {
     char png[] = "/tmp/moedit_pipeline_XXXXXX.png", latents[] = "/tmp/moedit_latents_XXXXXX", noise[512];
     int fd = mkstemps(png, 4);
@@ -119,7 +124,7 @@ static void run(const fixture *f, const char *what, const char *prompt_embeds)
         .model_dir = f->model, .prompts = prompts, .prompt_count = 1, /* with embeds: the metadata's prompt */
         .prompt_embeds_path = prompt_embeds, .init_noise_path = noise, .height = f->height, .width = f->width,
         .steps = 4, .guidance = f->guidance, .images_per_prompt = 1, .output = png, .latents_output = latents,
-        .device = "cpu", .quiet = 1,
+        .device = "cpu", .quiet = 1, .lora_path = lora, .lora_scale = f->lora_scale,
     };
     moedit_generate_result *r = calloc(1, sizeof *r);
     CHECK_MSG(moedit_generate(&o, r) == 0, "%s: %s", what, error_message());
@@ -143,11 +148,18 @@ int main(int argc, char **argv)
     CHECK(mkdtemp(unipc_model) && rmdir(unipc_model) == 0 &&
           test_model_with_scheduler(unipc_model, MOEDIT_FIXTURES "/pipeline_encoders/scheduler") == 0);
     CHECK_MSG(load_fixture(&tiny) == 0, "%s", error_message());
-    run(&tiny, "text encoder", NULL);
-    run(&tiny, "prompt embeds file", MOEDIT_FIXTURES "/pipeline_tiny/prompt_embeds.safetensors");
+    run(&tiny, "text encoder", NULL, NULL);
+    run(&tiny, "prompt embeds file", MOEDIT_FIXTURES "/pipeline_tiny/prompt_embeds.safetensors", NULL);
     CHECK_MSG(load_fixture(&encoders) == 0, "%s", error_message());
-    run(&encoders, "four encoders, UniPC", MOEDIT_FIXTURES "/pipeline_encoders/prompt_embeds.safetensors");
+    run(&encoders, "four encoders, UniPC", MOEDIT_FIXTURES "/pipeline_encoders/prompt_embeds.safetensors", NULL);
     test_model_remove(unipc_model);
+    static fixture lora = {.dir = MOEDIT_FIXTURES "/pipeline_lora", .model = MODEL, .height = 64, .width = 64,
+                           .guidance = 3.0, .lora_scale = 0.7};
+    CHECK_MSG(load_fixture(&lora) == 0, "%s", error_message());
+    run(&lora, "LoRA, diffusers' names", MOEDIT_FIXTURES "/pipeline_encoders/prompt_embeds.safetensors",
+        MOEDIT_FIXTURES "/pipeline_lora/lora.safetensors");
+    run(&lora, "LoRA, kohya's names", MOEDIT_FIXTURES "/pipeline_encoders/prompt_embeds.safetensors",
+        MOEDIT_FIXTURES "/pipeline_lora/lora_kohya.safetensors");
     moedit_finalize();
     return test_finish("test_pipeline_matches_diffusers");
 }

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""The fixture of tests/fixtures/pipeline_lora: diffusers' HiDreamImagePipeline with a LoRA
+loaded by its own load_lora_weights, against which moedit runs with --lora.
+
+On models/tiny-random's transformer, PEFT adds a rank-4 LoRA (random factors, alpha = rank)
+to the attention projections of both streams and to the experts' and the shared expert's
+SwiGLU weights; diffusers' save_lora_weights writes it (lora.safetensors: "transformer.<name>
+.lora_A.weight", ".lora_B.weight"). The same adapter is also written in kohya's names with an
+alpha (lora_kohya.safetensors: "diffusion_model.<name>.lora_down.weight", ".lora_up.weight"
+halved, ".alpha" = 2 x rank), which must give the same weights.
+
+The reference: a fresh pipeline (tiny-random's transformer, VAE and scheduler, float32),
+pipe.load_lora_weights(lora.safetensors), pipe.set_adapters(..., SCALE); then the prompt
+embeddings of tests/fixtures/pipeline_encoders from the noise in io.safetensors ("latents") with
+CFG: io.safetensors gets the final latents ("final_latents") and pixels ("pixels").
+tests/test_pipeline_matches_diffusers.c runs moedit generate --lora FILE --lora-scale SCALE
+with each file.
+
+Rerun: python3 tools/make_lora_fixture.py   (needs torch, diffusers, peft, safetensors)
+"""
+import os
+import shutil
+import sys
+
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_common as common  # noqa: E402
+from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, HiDreamImagePipeline,  # noqa: E402
+                       HiDreamImageTransformer2DModel)
+from peft import LoraConfig  # noqa: E402
+from peft.utils import get_peft_model_state_dict  # noqa: E402
+
+MODEL = os.path.join(common.ROOT, "models", "tiny-random")
+EMBEDS = os.path.join(common.FIXTURES, "pipeline_encoders", "prompt_embeds.safetensors")
+FIXTURE = os.path.join(common.FIXTURES, "pipeline_lora")
+SEED, SIZE, STEPS, GUIDANCE, SCALE, RANK = 33, 64, 4, 3.0, 0.7, 4
+TARGETS = ["to_q", "to_v", "to_out", "to_k_t", "w1", "w2"]
+
+
+def transformer():
+    return HiDreamImageTransformer2DModel.from_pretrained(os.path.join(MODEL, "transformer"),
+                                                          torch_dtype=torch.float32).eval()
+
+
+def write_lora(path_diffusers, path_kohya):
+    """A random rank-RANK LoRA of the targets, in diffusers' names and in kohya's."""
+    model = transformer()
+    model.add_adapter(LoraConfig(r=RANK, lora_alpha=RANK, target_modules=TARGETS, init_lora_weights=False))
+    layers = get_peft_model_state_dict(model)
+    directory = os.path.dirname(path_diffusers)
+    HiDreamImagePipeline.save_lora_weights(directory, transformer_lora_layers=layers,
+                                           weight_name=os.path.basename(path_diffusers))
+    saved = load_file(path_diffusers)
+    assert saved and all(k.startswith("transformer.") for k in saved), list(saved)[:3]
+    kohya = {}
+    for name, value in saved.items():
+        base = "diffusion_model." + name.removeprefix("transformer.")
+        if name.endswith(".lora_A.weight"):
+            kohya[base.replace(".lora_A.weight", ".lora_down.weight")] = value
+            kohya[base.replace(".lora_A.weight", ".alpha")] = torch.tensor(2.0 * RANK)
+        else:
+            kohya[base.replace(".lora_B.weight", ".lora_up.weight")] = (value / 2).contiguous()
+    save_file(kohya, path_kohya)
+    return len(saved) // 2
+
+
+def pipeline(lora_path):
+    """A fresh float32 pipeline of tiny-random; with lora_path, the LoRA loaded by diffusers at SCALE."""
+    pipe = HiDreamImagePipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(os.path.join(MODEL, "scheduler")),
+        vae=AutoencoderKL.from_pretrained(os.path.join(MODEL, "vae"), torch_dtype=torch.float32).eval(),
+        transformer=transformer(), text_encoder=None, tokenizer=None, text_encoder_2=None, tokenizer_2=None,
+        text_encoder_3=None, tokenizer_3=None, text_encoder_4=None, tokenizer_4=None)
+    pipe.set_progress_bar_config(disable=True)
+    if lora_path:
+        pipe.load_lora_weights(lora_path, adapter_name="fixture")
+        pipe.set_adapters(["fixture"], adapter_weights=[SCALE])
+    pipe.default_sample_size = SIZE // pipe.vae_scale_factor  # __call__ rescales every request to this area
+    return pipe
+
+
+@torch.no_grad()
+def run(pipe, noise, output_type):
+    e = load_file(EMBEDS)  # tools/encode_prompt.py's file: batch dimensions included, as the pipeline takes them
+    return pipe(latents=noise[None].clone(), output_type=output_type, height=SIZE, width=SIZE,
+                num_inference_steps=STEPS, guidance_scale=GUIDANCE, return_dict=False, **e)[0][0]
+
+
+def main():
+    common.setup_determinism()
+    torch.manual_seed(SEED)
+    if os.path.isdir(FIXTURE):
+        shutil.rmtree(FIXTURE)
+    os.makedirs(FIXTURE)
+    lora, kohya = os.path.join(FIXTURE, "lora.safetensors"), os.path.join(FIXTURE, "lora_kohya.safetensors")
+    pairs = write_lora(lora, kohya)
+    noise = torch.randn((4, SIZE // 8, SIZE // 8), generator=torch.Generator().manual_seed(SEED + 1))
+    pipe = pipeline(lora)
+    latents = run(pipe, noise, "latent")
+    pixels = torch.from_numpy((run(pipe, noise, "np") * 255).round()).permute(2, 0, 1).contiguous().float()
+    plain = run(pipeline(None), noise, "latent")
+    assert (latents - plain).abs().max() > 0.05 * plain.abs().max(), "the LoRA barely changes the result"
+    save_file({"latents": noise.contiguous(), "final_latents": latents.contiguous(), "pixels": pixels},
+              os.path.join(FIXTURE, "io.safetensors"))
+    common.write_info(FIXTURE, {"generator": "tools/make_lora_fixture.py", "prompt_embeds": "pipeline_encoders",
+                                "height": SIZE, "width": SIZE, "steps": STEPS, "guidance_scale": GUIDANCE,
+                                "lora_scale": SCALE, "rank": RANK, "pairs": pairs, "targets": TARGETS, "seed": SEED,
+                                "lora_changes_latents_by": float((latents - plain).abs().max())})
+    print(f"{common.list_files(FIXTURE, 60)} B; {pairs} pairs; the LoRA moves the latents by "
+          f"{(latents - plain).abs().max():.3f} of {plain.abs().max():.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
