@@ -127,7 +127,8 @@ int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, 
         float *host = staging(wl, (size_t)(rows * (cols ? cols : 1)));
         int64_t shape[2] = {rows, cols};
         if (!host || safetensors_read_f32(wl->st, full_name, cols ? 2 : 1, shape, host) != 0) return -1;
-        if (wl->lora && lora_apply(wl->lora, full_name, host, rows, cols)) return -1; /* before the split */
+        for (int i = 0; i < wl->lora_count; i++) /* before the split */
+            if (lora_apply(wl->loras[i], full_name, host, rows, cols)) return -1;
         take_shard(host, rows, cols, shard);
         be->ops->upload(be, *out, host);
     }

@@ -35,7 +35,8 @@ typedef struct weight_loader {
     int random;
     uint64_t seed;
     const char *prefix; /* prepended to every name, e.g. "" */
-    lora_set *lora;     /* NULL, or adapters merged into the weights they name as those load */
+    lora_set *const *loras; /* adapters merged, in order, into the weights they name as those load */
+    int lora_count;
     int64_t bytes_on_device; /* running total, for reports */
     int64_t parameters;      /* elements loaded */
     float *staging;          /* host F32 buffer reused between tensors */

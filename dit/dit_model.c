@@ -163,7 +163,7 @@ void dit_shard_place(dit_shard *shard, const dit_placement *placement)
 }
 
 static int load_config_adapted(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
-                               uint64_t seed, const dit_shard *shard, lora_set *lora)
+                               uint64_t seed, const dit_shard *shard, lora_set *const *loras, int lora_count)
 {
     static const dit_shard whole = {0, 1, 0, 1, NULL, NULL};
     memset(model, 0, sizeof *model);
@@ -178,7 +178,8 @@ static int load_config_adapted(dit_model *model, backend *be, const dit_config *
         if (host_memory_check(bytes, "the transformer's weights on the CPU (--device cpu)")) return -1;
     }
     weight_loader_init(&model->weights, be, st, random, seed);
-    model->weights.lora = lora;
+    model->weights.loras = loras;
+    model->weights.lora_count = lora_count;
     int status = load_all(model);
     weight_loader_finish(&model->weights);
     if (status != 0) dit_model_free(model);
@@ -188,17 +189,17 @@ static int load_config_adapted(dit_model *model, backend *be, const dit_config *
 int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
                           uint64_t seed, const dit_shard *shard)
 {
-    return load_config_adapted(model, be, cfg, st, random, seed, shard, NULL);
+    return load_config_adapted(model, be, cfg, st, random, seed, shard, NULL, 0);
 }
 
 int dit_model_load_adapted(dit_model *model, backend *be, const char *dir, int random, uint64_t seed,
-                           const dit_shard *shard, lora_set *lora)
+                           const dit_shard *shard, lora_set *const *loras, int lora_count)
 {
     char path[4096];
     dit_config cfg;
     snprintf(path, sizeof path, "%s/transformer/config.json", dir);
     if (dit_config_load(&cfg, path)) return -1;
-    if (random && lora) return error_set("a LoRA adapts the model's weights: it cannot go with --random-weights");
+    if (random && lora_count) return error_set("a LoRA adapts the model's weights: it cannot go with --random-weights");
     if (random) return dit_model_load_config(model, be, &cfg, NULL, 1, seed, shard);
 
     safetensors *st = NULL;
@@ -207,8 +208,9 @@ int dit_model_load_adapted(dit_model *model, backend *be, const char *dir, int r
     int64_t bytes = 0;
     for (int i = 0; i < safetensors_count(st); i++) bytes += (int64_t)safetensors_entry_at(st, i)->nbytes;
     /* Every pair of the LoRA must name a weight of this transformer: else it was made for another model. */
-    int status = lora ? lora_check_model(lora, st, "the transformer") : 0;
-    if (status == 0) status = load_config_adapted(model, be, &cfg, st, 0, 0, shard, lora);
+    int status = 0;
+    for (int i = 0; i < lora_count && status == 0; i++) status = lora_check_model(loras[i], st, "the transformer");
+    if (status == 0) status = load_config_adapted(model, be, &cfg, st, 0, 0, shard, loras, lora_count);
     model->bytes_on_disk = bytes;
     safetensors_close(st);
     return status;
@@ -216,7 +218,7 @@ int dit_model_load_adapted(dit_model *model, backend *be, const char *dir, int r
 
 int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed, const dit_shard *shard)
 {
-    return dit_model_load_adapted(model, be, dir, random, seed, shard, NULL);
+    return dit_model_load_adapted(model, be, dir, random, seed, shard, NULL, 0);
 }
 
 void dit_model_free(dit_model *model)

@@ -71,11 +71,12 @@ typedef struct dit_model {
  * weight files, Philox weights from seed). shard NULL: all weights. */
 int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed, const dit_shard *shard);
 
-/* The same with a LoRA merged into the weights it names (core/lora.h), before
- * they are split over ranks; fails when a pair of it adapts no weight, and
- * with random weights. lora may be NULL. */
+/* The same with LoRAs merged, in order, into the weights they name
+ * (core/lora.h), before those are split over ranks; fails when a pair of one
+ * names no weight of the transformer's file (or one of another shape), and
+ * with random weights. */
 int dit_model_load_adapted(dit_model *model, backend *be, const char *dir, int random, uint64_t seed,
-                           const dit_shard *shard, lora_set *lora);
+                           const dit_shard *shard, lora_set *const *loras, int lora_count);
 
 /* Same with an already parsed config (random weights or tests). */
 int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,

@@ -12,8 +12,20 @@
 #include <stdint.h>
 
 /* OPT_DEVICE is a string option whose value "auto" (give it as the default)
- * becomes moedit_default_device() once parsing is done. */
-typedef enum { OPT_FLAG, OPT_STRING, OPT_INT, OPT_FLOAT, OPT_DEVICE } cli_option_kind;
+ * becomes moedit_default_device() once parsing is done. OPT_STRING_LIST and
+ * OPT_FLOAT_LIST may be given several times: each occurrence appends to a
+ * cli_string_list / cli_float_list (more than CLI_MAX_LIST is an error). */
+typedef enum { OPT_FLAG, OPT_STRING, OPT_INT, OPT_FLOAT, OPT_DEVICE, OPT_STRING_LIST, OPT_FLOAT_LIST } cli_option_kind;
+
+#define CLI_MAX_LIST 8
+typedef struct cli_string_list {
+    const char *values[CLI_MAX_LIST];
+    int count;
+} cli_string_list;
+typedef struct cli_float_list {
+    double values[CLI_MAX_LIST];
+    int count;
+} cli_float_list;
 
 /* The --device option of every command that runs a model. */
 #define CLI_DEVICE_OPTION(target) \
@@ -22,7 +34,7 @@ typedef enum { OPT_FLAG, OPT_STRING, OPT_INT, OPT_FLOAT, OPT_DEVICE } cli_option
 typedef struct cli_option {
     const char *name; /* without the leading dashes */
     cli_option_kind kind;
-    void *target;     /* int* for flags, const char** / int64_t* / double* */
+    void *target;     /* int* for flags, const char** / int64_t* / double* / cli_string_list* / cli_float_list* */
     const char *help;
     const char *metavar;
 } cli_option;
@@ -37,6 +49,8 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
 
 typedef struct cli_generate_args {
     moedit_generate_options o;
+    cli_string_list loras;     /* --lora, in order */
+    cli_float_list lora_scales; /* --lora-scale: the k-th for the k-th LoRA */
     const char *prompt, *prompt_file;
     int64_t seed, tp, ulysses, ring, cfg, dp, vae_patch;
     int json;

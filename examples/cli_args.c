@@ -53,11 +53,24 @@ static int set_value(const cli_option *opt, const char *value)
         *(int64_t *)opt->target = v;
         return 0;
     }
-    case OPT_FLOAT: {
+    case OPT_FLOAT:
+    case OPT_FLOAT_LIST: {
         double v = strtod(value, &end);
         if (errno || end == value || *end || !isfinite(v))
             return error_set("option --%s: '%s' is not a number", opt->name, value);
-        *(double *)opt->target = v;
+        if (opt->kind == OPT_FLOAT) {
+            *(double *)opt->target = v;
+            return 0;
+        }
+        cli_float_list *list = opt->target;
+        if (list->count == CLI_MAX_LIST) return error_set("option --%s: more than %d given", opt->name, CLI_MAX_LIST);
+        list->values[list->count++] = v;
+        return 0;
+    }
+    case OPT_STRING_LIST: {
+        cli_string_list *list = opt->target;
+        if (list->count == CLI_MAX_LIST) return error_set("option --%s: more than %d given", opt->name, CLI_MAX_LIST);
+        list->values[list->count++] = value;
         return 0;
     }
     case OPT_FLAG:

@@ -7,7 +7,6 @@
 #include "core/text_file.h"
 #include "moedit.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +32,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
     memset(a, 0, sizeof *a);
     moedit_generate_options defaults = {
         .height = 1024, .width = 1024, .steps = 50, .guidance = 5.0, .images_per_prompt = 1,
-        .output = "moedit.png", .device = "auto", .lora_scale = 1.0,
+        .output = "moedit.png", .device = "auto",
     };
     a->o = defaults;
     a->tp = a->ulysses = a->ring = a->cfg = a->dp = a->vae_patch = 1;
@@ -71,10 +70,12 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
          "with EP: deal each layer's experts to ranks by the loads in a --routing-capture file (tp + EP: "
          "also size the shared expert's slices by them)",
          "FILE"},
-        {"lora", OPT_STRING, &o->lora_path,
-         "merge a LoRA into the transformer as it loads (safetensors: lora_A/lora_B or lora_down/lora_up pairs)",
+        {"lora", OPT_STRING_LIST, &a->loras,
+         "merge a LoRA into the transformer as it loads (safetensors: lora_A/lora_B or lora_down/lora_up pairs); "
+         "repeat for several, up to 8",
          "FILE"},
-        {"lora-scale", OPT_FLOAT, &o->lora_scale, "the LoRA's strength (default 1: as trained)", "S"},
+        {"lora-scale", OPT_FLOAT_LIST, &a->lora_scales,
+         "a LoRA's strength (default 1: as trained); the k-th --lora-scale goes with the k-th --lora", "S"},
         {"quiet", OPT_FLAG, &o->quiet, "no progress bar", NULL},
         {"json", OPT_FLAG, &a->json, "print a JSON result line", NULL},
     };
@@ -85,10 +86,17 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
 int cli_generate_finish(cli_generate_args *a)
 {
     if (a->prompt && a->prompt_file) return error_set("give --prompt or --prompt-file, not both");
-    if (a->o.lora_scale != 1.0 && !a->o.lora_path) return error_set("--lora-scale needs --lora FILE");
-    if (a->o.lora_path && !(a->o.lora_scale != 0 && isfinite(a->o.lora_scale)))
-        return error_set("--lora-scale %g: give a finite strength other than 0 (0 is no LoRA: leave out --lora)",
-                         a->o.lora_scale);
+    if (a->lora_scales.count > a->loras.count)
+        return error_set("%d --lora-scale for %d --lora: each strength goes with the --lora of its place",
+                         a->lora_scales.count, a->loras.count);
+    for (int i = 0; i < a->loras.count; i++) {
+        if (i >= a->lora_scales.count) a->lora_scales.values[i] = 1.0;
+        if (a->lora_scales.values[i] == 0)
+            return error_set("--lora-scale 0 for %s: that is no LoRA at all; leave out its --lora", a->loras.values[i]);
+    }
+    a->o.lora_paths = a->loras.values;
+    a->o.lora_scales = a->lora_scales.values;
+    a->o.lora_count = a->loras.count;
     if (a->prompt_file && read_prompt_file(a->prompt_file, &a->prompt_buffer, a->prompts, &a->o.prompt_count))
         return -1;
     if (a->prompt) {

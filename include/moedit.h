@@ -62,17 +62,19 @@ typedef struct moedit_generate_options {
     /* With expert_parallel: a routing file (--routing-capture) whose loads
      * decide which experts share a rank, layer by layer; NULL: id order. */
     const char *expert_placement;
-    /* A LoRA (safetensors: diffusers/PEFT or kohya names, core/lora.h) merged
-     * into the transformer's weights as they load; NULL: none. lora_scale is
-     * its strength, W + lora_scale * (alpha / r) B A; 0 is taken as 1 (as
-     * trained), so a zeroed struct applies it as trained. */
-    const char *lora_path;
-    double lora_scale;
+    /* LoRAs (safetensors: diffusers/PEFT or kohya names, core/lora.h) merged
+     * into the transformer's weights as they load, each W += scale * (alpha /
+     * r) B A; lora_scales[i] is the i-th's strength (NULL: all 1, as
+     * trained). At most MOEDIT_MAX_LORAS. */
+    const char *const *lora_paths;
+    const double *lora_scales;
+    int lora_count;
     int quiet;
     struct generate_hooks *hooks;   /* internal probes of moedit bench (pipelines/generate_hooks.h); NULL */
 } moedit_generate_options;
 
 #define MOEDIT_MAX_OUTPUTS 1024
+#define MOEDIT_MAX_LORAS 8
 
 typedef struct moedit_generate_result {
     int count;                        /* images written by this rank */

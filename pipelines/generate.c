@@ -188,7 +188,7 @@ static int setup(generate_state *g)
         if (ranks[i] == g->w->rank) ep_rank = i;
     model_bundle_options mo = {o->model_dir, o->device, o->random_weights, o->seed,
                                {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL, NULL}, !o->prompt_embeds_path,
-                               o->expert_placement, o->lora_path, o->lora_scale != 0 ? o->lora_scale : 1.0};
+                               o->expert_placement, o->lora_paths, o->lora_scales, o->lora_count};
     g->bundle_options = mo;
     int keep = o->hooks && o->hooks->keep_model;
     if (keep ? model_bundle_take(&g->bundle, &mo) : model_bundle_load(&g->bundle, &mo)) return -1;

@@ -2,6 +2,7 @@
 #include "pipelines/model_bundle.h"
 
 #include "core/error.h"
+#include "moedit.h" /* MOEDIT_MAX_LORAS */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,11 +63,18 @@ int model_bundle_load(model_bundle *b, const model_bundle_options *o)
     b->be = backend_create(o->device);
     if (!b->be) return -1;
     dit_shard shard = o->shard;
-    lora_set *lora = NULL;
-    if (o->lora && lora_open(&lora, o->lora, o->lora_scale)) goto fail;
-    int loaded = place_experts(b, o, &shard) == 0 &&
-                 dit_model_load_adapted(&b->transformer, b->be, o->dir, o->random_weights, o->seed, &shard, lora) == 0;
-    lora_close(lora);
+    lora_set *loras[MOEDIT_MAX_LORAS] = {NULL};
+    if (o->lora_count > MOEDIT_MAX_LORAS) {
+        error_set("%d LoRAs: at most %d are supported", o->lora_count, MOEDIT_MAX_LORAS);
+        goto fail;
+    }
+    int loaded = 1;
+    for (int i = 0; i < o->lora_count && loaded; i++)
+        loaded = lora_open(&loras[i], o->loras[i], o->lora_scales ? o->lora_scales[i] : 1.0) == 0;
+    loaded = loaded && place_experts(b, o, &shard) == 0 &&
+             dit_model_load_adapted(&b->transformer, b->be, o->dir, o->random_weights, o->seed, &shard, loras,
+                                    o->lora_count) == 0;
+    for (int i = 0; i < o->lora_count; i++) lora_close(loras[i]);
     if (!loaded) goto fail;
     b->loaded_transformer = 1;
     snprintf(path, sizeof path, "%s/vae", o->dir);
@@ -105,9 +113,21 @@ void model_bundle_free(model_bundle *b)
 static struct {
     int present;
     model_bundle bundle;
-    char dir[4096], device[32], expert_placement[4096], lora[4096];
+    char dir[4096], device[32], expert_placement[4096], loras[MOEDIT_MAX_LORAS][4096];
+    const char *lora_names[MOEDIT_MAX_LORAS];
+    double lora_scales[MOEDIT_MAX_LORAS];
     model_bundle_options options;
 } kept;
+
+static int same_loras(const model_bundle_options *a, const model_bundle_options *b)
+{
+    if (a->lora_count != b->lora_count) return 0;
+    for (int i = 0; i < a->lora_count; i++)
+        if (strcmp(a->loras[i], b->loras[i]) ||
+            (a->lora_scales ? a->lora_scales[i] : 1.0) != (b->lora_scales ? b->lora_scales[i] : 1.0))
+            return 0;
+    return 1;
+}
 
 static int same_options(const model_bundle_options *a, const model_bundle_options *b)
 {
@@ -116,7 +136,7 @@ static int same_options(const model_bundle_options *a, const model_bundle_option
            a->shard.tp_size == b->shard.tp_size && a->shard.ep_rank == b->shard.ep_rank &&
            a->shard.ep_size == b->shard.ep_size &&
            !strcmp(a->expert_placement ? a->expert_placement : "", b->expert_placement ? b->expert_placement : "") &&
-           !strcmp(a->lora ? a->lora : "", b->lora ? b->lora : "") && a->lora_scale == b->lora_scale;
+           same_loras(a, b);
 }
 
 int model_bundle_take(model_bundle *b, const model_bundle_options *o)
@@ -141,8 +161,13 @@ void model_bundle_keep(model_bundle *b, const model_bundle_options *o)
     kept.options.dir = kept.dir;
     kept.options.device = kept.device;
     kept.options.expert_placement = o->expert_placement ? kept.expert_placement : NULL;
-    snprintf(kept.lora, sizeof kept.lora, "%s", o->lora ? o->lora : "");
-    kept.options.lora = o->lora ? kept.lora : NULL;
+    for (int i = 0; i < o->lora_count && i < MOEDIT_MAX_LORAS; i++) {
+        snprintf(kept.loras[i], sizeof kept.loras[i], "%s", o->loras[i]);
+        kept.lora_names[i] = kept.loras[i];
+        kept.lora_scales[i] = o->lora_scales ? o->lora_scales[i] : 1.0;
+    }
+    kept.options.loras = kept.lora_names;
+    kept.options.lora_scales = kept.lora_scales;
     kept.present = 1;
     memset(b, 0, sizeof *b);
 }

@@ -36,8 +36,9 @@ typedef struct model_bundle_options {
     /* With EP: a routing file to place each layer's experts by
      * (moe_placement_balanced); NULL: experts in id order. */
     const char *expert_placement;
-    const char *lora;   /* a LoRA merged into the transformer (core/lora.h); NULL: none */
-    double lora_scale;  /* its strength */
+    const char *const *loras;   /* LoRAs merged into the transformer (core/lora.h) */
+    const double *lora_scales; /* their strengths; NULL: all 1 */
+    int lora_count;
 } model_bundle_options;
 
 /* 0 when `dir` is a directory; else one error naming what it is instead. */

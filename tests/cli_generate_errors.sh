@@ -68,11 +68,22 @@ expect_error "text encoder beyond memory" "text encoder's weights on the CPU.*Gi
 rm -rf "$work/huge_text"
 
 lora="$fixtures/pipeline_lora/lora.safetensors"
-expect_error "LoRA scale without a LoRA" "--lora-scale needs --lora" "${run[@]}" --height 64 --width 64 --lora-scale 2 --output "$out"
-expect_error "LoRA scale 0" "--lora-scale 0" "${run[@]}" --height 64 --width 64 --lora "$lora" --lora-scale 0 --output "$out"
+expect_error "LoRA scale without a LoRA" "1 --lora-scale for 0 --lora" "${run[@]}" --height 64 --width 64 --lora-scale 2 --output "$out"
+expect_error "more scales than LoRAs" "2 --lora-scale for 1 --lora" "${run[@]}" --height 64 --width 64 --lora "$lora" --lora-scale 1 --lora-scale 2 --output "$out"
+expect_error "LoRA scale 0" "--lora-scale 0 for" "${run[@]}" --height 64 --width 64 --lora "$lora" --lora-scale 0 --output "$out"
+nine=(); for i in 1 2 3 4 5 6 7 8 9; do nine+=(--lora "$lora"); done
+expect_error "nine LoRAs" "option --lora: more than 8" "${run[@]}" --height 64 --width 64 "${nine[@]}" --output "$out"
 expect_error "LoRA file missing" "none.safetensors: cannot open" "${run[@]}" --height 64 --width 64 --lora "$work/none.safetensors" --output "$out"
 printf 'not a safetensors file at all\n' >"$work/notes.txt"
 expect_error "LoRA is not a safetensors file" "notes.txt" "${run[@]}" --height 64 --width 64 --lora "$work/notes.txt" --output "$out"
 expect_error "LoRA for another model" "a LoRA for another model" "$moedit" generate --model "$fixtures/../../models/demo" --prompt x --height 64 --width 64 --num-inference-steps 1 --quiet --lora "$lora" --output "$out"
 expect_error "LoRA with random weights" "cannot go with --random-weights" "${run[@]}" --height 64 --width 64 --random-weights --lora "$lora" --output "$out"
+# Two LoRAs, each with its strength: the run writes the picture.
+if "${run[@]}" --height 64 --width 64 --lora "$lora" --lora-scale 0.7 --lora "$fixtures/pipeline_lora/lora_second.safetensors" \
+     --lora-scale -0.4 --output "$out" 2>"$work/err" && [ -s "$out" ]; then
+  echo "ok   two LoRAs with their strengths"
+else
+  fail "two LoRAs: $(cat "$work/err")"
+fi
+rm -f "$out"
 finish cli_generate_errors

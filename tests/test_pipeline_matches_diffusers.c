@@ -14,7 +14,8 @@
  *   pipeline_lora (tools/make_lora_fixture.py): the same pipeline with a
  *     LoRA loaded by diffusers' load_lora_weights at strength 0.7; moedit
  *     runs with --lora at 0.7, from the file in diffusers' names and from
- *     the same adapter in kohya's names with an alpha. */
+ *     the same adapter in kohya's names with an alpha; and with a second
+ *     LoRA at -0.4 beside it (two adapters at once, overlapping on to_q). */
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "moedit.h"
@@ -110,8 +111,9 @@ static int load_fixture(fixture *f)
     return status ? -1 : 0;
 }
 
-/* moedit_generate from the prompt (text encoder) or from a --prompt-embeds file; lora: NULL or a LoRA file. */
-static void run(const fixture *f, const char *what, const char *prompt_embeds, const char *lora)
+/* moedit_generate from the prompt (text encoder) or from a --prompt-embeds file, with lora_count LoRAs. */
+static void run_with(const fixture *f, const char *what, const char *prompt_embeds, const char *const *loras,
+                     const double *lora_scales, int lora_count)
 {
     char png[] = "/tmp/moedit_pipeline_XXXXXX.png", latents[] = "/tmp/moedit_latents_XXXXXX", noise[512];
     int fd = mkstemps(png, 4);
@@ -124,7 +126,7 @@ static void run(const fixture *f, const char *what, const char *prompt_embeds, c
         .model_dir = f->model, .prompts = prompts, .prompt_count = 1, /* with embeds: the metadata's prompt */
         .prompt_embeds_path = prompt_embeds, .init_noise_path = noise, .height = f->height, .width = f->width,
         .steps = 4, .guidance = f->guidance, .images_per_prompt = 1, .output = png, .latents_output = latents,
-        .device = "cpu", .quiet = 1, .lora_path = lora, .lora_scale = f->lora_scale,
+        .device = "cpu", .quiet = 1, .lora_paths = loras, .lora_scales = lora_scales, .lora_count = lora_count,
     };
     moedit_generate_result *r = calloc(1, sizeof *r);
     CHECK_MSG(moedit_generate(&o, r) == 0, "%s: %s", what, error_message());
@@ -134,6 +136,11 @@ static void run(const fixture *f, const char *what, const char *prompt_embeds, c
     free(r);
     unlink(png);
     unlink(latents);
+}
+
+static void run(const fixture *f, const char *what, const char *prompt_embeds, const char *lora)
+{
+    run_with(f, what, prompt_embeds, &lora, &f->lora_scale, lora ? 1 : 0);
 }
 
 int main(int argc, char **argv)
@@ -160,6 +167,14 @@ int main(int argc, char **argv)
         MOEDIT_FIXTURES "/pipeline_lora/lora.safetensors");
     run(&lora, "LoRA, kohya's names", MOEDIT_FIXTURES "/pipeline_encoders/prompt_embeds.safetensors",
         MOEDIT_FIXTURES "/pipeline_lora/lora_kohya.safetensors");
+    static fixture two = {.dir = MOEDIT_FIXTURES "/pipeline_lora/two", .model = MODEL, .height = 64, .width = 64,
+                          .guidance = 3.0};
+    const char *both[2] = {MOEDIT_FIXTURES "/pipeline_lora/lora.safetensors",
+                           MOEDIT_FIXTURES "/pipeline_lora/lora_second.safetensors"};
+    const double scales[2] = {0.7, -0.4};
+    CHECK_MSG(load_fixture(&two) == 0, "%s", error_message());
+    run_with(&two, "two LoRAs, 0.7 and -0.4", MOEDIT_FIXTURES "/pipeline_encoders/prompt_embeds.safetensors", both,
+             scales, 2);
     moedit_finalize();
     return test_finish("test_pipeline_matches_diffusers");
 }
