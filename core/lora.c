@@ -36,11 +36,19 @@ static int ends_with(const char *s, const char *suffix)
     return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* The pair for base (of length len), added if new; NULL when out of memory. */
-static lora_pair *pair_of(lora_set *l, const char *base, size_t len)
+/* The pair of the weight base[0..len), or NULL. */
+static lora_pair *find_pair(const lora_set *l, const char *base, size_t len)
 {
     for (int i = 0; i < l->count; i++)
         if (strlen(l->pairs[i].base) == len && strncmp(l->pairs[i].base, base, len) == 0) return &l->pairs[i];
+    return NULL;
+}
+
+/* The pair for base (of length len), added if new; NULL when out of memory. */
+static lora_pair *pair_of(lora_set *l, const char *base, size_t len)
+{
+    lora_pair *found = find_pair(l, base, len);
+    if (found) return found;
     lora_pair *grown = realloc(l->pairs, (size_t)(l->count + 1) * sizeof *grown);
     if (!grown) return NULL;
     l->pairs = grown;
@@ -136,10 +144,7 @@ static float *read_factor(const lora_set *l, const char *name)
 int lora_apply(lora_set *l, const char *name, float *w, int64_t rows, int64_t cols)
 {
     if (!ends_with(name, ".weight")) return 0;
-    size_t len = strlen(name) - strlen(".weight");
-    lora_pair *p = NULL;
-    for (int i = 0; i < l->count && !p; i++)
-        if (strlen(l->pairs[i].base) == len && strncmp(l->pairs[i].base, name, len) == 0) p = &l->pairs[i];
+    lora_pair *p = find_pair(l, name, strlen(name) - strlen(".weight"));
     if (!p) return 0;
     const safetensors_entry *a = safetensors_find(l->st, p->down), *b = safetensors_find(l->st, p->up);
     if (cols == 0 || b->shape[0] != rows || a->shape[1] != cols)
@@ -155,6 +160,11 @@ int lora_apply(lora_set *l, const char *name, float *w, int64_t rows, int64_t co
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols, (int)p->rank, (float)factor, up,
                     (int)p->rank, down, (int)cols, 1.0f, w, (int)cols);
         status = 0;
+        /* A huge strength (or factors) would leave inf or NaN weights: a black picture, not an error. */
+        for (int64_t i = 0; i < rows * cols && status == 0; i++)
+            if (!isfinite(w[i]))
+                status = error_set("LoRA %s: at strength %g, %s comes out non-finite after the merge", l->path,
+                                   l->scale, name);
     }
     free(down), free(up), free(alpha);
     return status;

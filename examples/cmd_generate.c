@@ -90,6 +90,7 @@ int cli_generate_finish(cli_generate_args *a)
         return error_set("%d --lora-scale for %d --lora: each strength goes with the --lora of its place",
                          a->lora_scales.count, a->loras.count);
     for (int i = 0; i < a->loras.count; i++) {
+        if (!*a->loras.values[i]) return error_set("--lora: an empty file name");
         if (i >= a->lora_scales.count) a->lora_scales.values[i] = 1.0;
         if (a->lora_scales.values[i] == 0)
             return error_set("--lora-scale 0 for %s: that is no LoRA at all; leave out its --lora", a->loras.values[i]);

@@ -5,6 +5,7 @@
 #include "core/host_parallel.h"
 #include "core/timer.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 /* v = -transformer(latents, t) of the given branches (one forward: both
@@ -27,6 +28,14 @@ static void guide(float *cond, const float *uncond, double guidance, int64_t n)
     float g = (float)guidance;
 #pragma omp parallel for if (n > HOST_PARALLEL_MIN_VALUES)
     for (int64_t i = 0; i < n; i++) cond[i] = uncond[i] + g * (cond[i] - uncond[i]);
+}
+
+static int all_finite(const float *x, int64_t n)
+{
+    int64_t bad = 0;
+#pragma omp parallel for reduction(+ : bad) if (n > HOST_PARALLEL_MIN_VALUES)
+    for (int64_t i = 0; i < n; i++) bad += !isfinite(x[i]);
+    return bad == 0;
 }
 
 int denoise(const denoise_request *r, float *latents)
@@ -64,6 +73,11 @@ int denoise(const denoise_request *r, float *latents)
             if (status == 0 && r->uncond) guide(both, both + n, r->guidance, n);
         }
         if (status == 0) scheduler_step(r->sched, &history, i, both, latents, n);
+        /* Every rank holds the same latents, so every rank stops here alike (no picture of NaN). */
+        if (status == 0 && !all_finite(latents, n))
+            status = error_set("denoising step %d of %d made non-finite latents (inf or NaN): the transformer "
+                               "overflowed (too strong a LoRA, damaged weights or inputs out of range)",
+                               i + 1, r->sched->steps);
         if (status == 0 && r->on_step) r->on_step(r->on_step_user, i, timer_seconds() - step_start);
         if (r->bar) progress_advance(r->bar, 1);
     }

@@ -107,7 +107,7 @@ typedef struct update_terms {
     float ratio;                     /* sigma_t / sigma_s0 */
     float m0_scale;                  /* alpha_t * h_phi_1 */
     float sum_scale;                 /* alpha_t * B(h) */
-    float r[SCHEDULER_MAX_ORDER];    /* r_k of the older outputs */
+    float r[SCHEDULER_MAX_ORDER];    /* r_k of the older outputs, then 1 */
     float rho[SCHEDULER_MAX_ORDER];  /* weights of the D_k (and, corrector, of D_t last) */
 } update_terms;
 
@@ -147,14 +147,13 @@ static void update_scalars(const scheduler *s, int from, int to, int order, int 
     float sigma_t = (float)s->sigmas[to], sigma_s0 = (float)s->sigmas[from];
     float alpha_t = 1.0f - sigma_t, lambda_s0 = lambda_of(sigma_s0);
     float h = lambda_of(sigma_t) - lambda_s0, hh = -h;
-    float rks[SCHEDULER_MAX_ORDER];
-    for (int k = 1; k <= older; k++) rks[k - 1] = u->r[k - 1] = (lambda_of((float)s->sigmas[from - k]) - lambda_s0) / h;
-    rks[older] = 1.0f;
+    for (int k = 1; k <= older; k++) u->r[k - 1] = (lambda_of((float)s->sigmas[from - k]) - lambda_s0) / h;
+    u->r[older] = 1.0f;
     float h_phi_1 = expm1f(hh), h_phi_k = h_phi_1 / hh - 1.0f, b_h = bh1 ? hh : expm1f(hh);
     float rows[SCHEDULER_MAX_ORDER][SCHEDULER_MAX_ORDER], b[SCHEDULER_MAX_ORDER];
     long factorial = 1;
     for (int i = 1; i <= order; i++) {
-        for (int c = 0; c < order; c++) rows[i - 1][c] = powf(rks[c], (float)(i - 1));
+        for (int c = 0; c < order; c++) rows[i - 1][c] = powf(u->r[c], (float)(i - 1));
         b[i - 1] = h_phi_k * (float)factorial / b_h;
         factorial *= i + 1;
         h_phi_k = h_phi_k / hh - (float)(1.0 / (double)factorial);
@@ -179,21 +178,14 @@ static void apply_update(const update_terms *u, const scheduler_history *h, int 
 {
     const float *m[SCHEDULER_MAX_ORDER];
     for (int k = 1; k <= older; k++) m[k - 1] = h->outputs[h->count - 1 - k];
-    int terms = older > 0 || mt;
+    /* With no term, sum stays 0 and the subtraction leaves base as it is (sum_scale is finite: the
+     * configs where it is not are refused). */
 #pragma omp parallel for if (n > HOST_PARALLEL_MIN_VALUES)
     for (int64_t j = 0; j < n; j++) {
-        float base = u->ratio * x[j] - u->m0_scale * m0[j];
-        if (!terms) {
-            out[j] = base;
-            continue;
-        }
         float sum = 0.0f;
-        for (int k = 0; k < older; k++) {
-            float d = (m[k][j] - m0[j]) / u->r[k];
-            sum = k == 0 ? u->rho[0] * d : sum + u->rho[k] * d;
-        }
+        for (int k = 0; k < older; k++) sum = sum + u->rho[k] * ((m[k][j] - m0[j]) / u->r[k]);
         if (mt) sum = sum + u->rho[older] * (mt[j] - m0[j]);
-        out[j] = base - u->sum_scale * sum;
+        out[j] = (u->ratio * x[j] - u->m0_scale * m0[j]) - u->sum_scale * sum;
     }
 }
 

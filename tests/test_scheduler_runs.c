@@ -35,13 +35,11 @@
 static float *read_all(const safetensors *io, const char *name, int64_t count)
 {
     float *data = malloc((size_t)count * sizeof(float));
-    int64_t shape[1] = {count};
     const safetensors_entry *e = safetensors_find(io, name);
     int64_t numel = 1;
     for (int d = 0; e && d < e->ndim; d++) numel *= e->shape[d];
     CHECK_MSG(e && numel == count && safetensors_read_f32(io, name, e->ndim, e->shape, data) == 0,
               "%s: %s", name, e ? error_message() : "missing");
-    (void)shape;
     return data;
 }
 

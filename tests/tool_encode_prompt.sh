@@ -38,6 +38,10 @@ expect "no Llama encoder" 1 "text_encoder_4.*give --llama DIR" --model "$model" 
 expect "missing --llama dir" 1 "$work/llama: no such directory for text_encoder_4$" --model "$model" --llama "$work/llama" --prompt x \
   --output "$out"
 expect "output not .safetensors" 2 "--output must end in .safetensors" --model "$model" --prompt x --output "$work/o.bin"
+expect "output in a missing directory" 2 "is not a writable directory" --model "$model" --prompt x --output "$work/none/o.safetensors"
+mkdir -p "$work/dir.safetensors"
+expect "output is a directory" 2 "is a directory" --model "$model" --prompt x --output "$work/dir.safetensors"
+rmdir "$work/dir.safetensors"
 expect "zero tokens" 2 "--max-sequence-length must be positive" --model "$model" --prompt x --output "$out" \
   --max-sequence-length 0
 expect "no prompt" 2 "required: --prompt" --model "$model" --output "$out"

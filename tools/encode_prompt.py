@@ -47,6 +47,12 @@ def parse_args(argv):
         p.error("--max-sequence-length must be positive")
     if not args.output.endswith(".safetensors"):
         p.error("--output must end in .safetensors")
+    # Checked before the encoders load (an 8B Llama takes minutes): where the file goes must be a writable directory.
+    directory = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        p.error(f"--output {args.output}: {directory} is not a writable directory")
+    if os.path.isdir(args.output):
+        p.error(f"--output {args.output} is a directory")
     return args
 
 
