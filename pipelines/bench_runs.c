@@ -144,6 +144,7 @@ typedef struct transformer_state {
     scheduler sched;
     moe_routing routing;
     float *latents;
+    uint64_t seed; /* this replica's image: seed + its data-parallel index, as in generate */
 } transformer_state;
 
 static void transformer_free(transformer_state *t)
@@ -216,8 +217,8 @@ static int transformer_prepare(transformer_state *t, const bench_run_request *q,
     int64_t count = (int64_t)cfg->in_channels * latent_h * latent_w;
     t->latents = malloc((size_t)count * sizeof(float));
     if (!t->latents) return error_set("out of memory for latents");
-    /* Image i of a run (one per data-parallel replica) has seed + i, as in generate. */
-    philox_fill_normal(o->seed + (uint64_t)t->par.layout.dp_index, 0, 0, count, t->latents);
+    t->seed = o->seed + (uint64_t)t->par.layout.dp_index;
+    philox_fill_normal(t->seed, 0, 0, count, t->latents);
     return 0;
 }
 
@@ -252,7 +253,7 @@ static int run_transformer(const bench_run_request *q, bench_rank_sample *s)
         denoise_request request = {.run = &t.run, .cond = t.have_text[0] ? &t.text[0] : NULL,
                                    .uncond = t.have_text[1] ? &t.text[1] : NULL, .guidance = o->guidance,
                                    .sched = &t.sched, .cfg = split ? cfg_group : NULL,
-                                   .noise_seed = o->seed + (uint64_t)t.par.layout.dp_index};
+                                   .noise_seed = t.seed};
         if (q->probes) {
             request.on_step = on_step;
             request.on_step_user = s;

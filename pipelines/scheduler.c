@@ -295,11 +295,30 @@ static int check_request(const scheduler_config *cfg, int steps, double mu, cons
     return 0;
 }
 
+/* Euler's (and LCM's) schedule: steps 1-4 (build_sigmas), then 5-6: float32,
+ * timesteps = sigmas * T, inversion, terminal sigma. */
+static int euler_schedule(const scheduler_config *cfg, double mu, const double *custom, int n, double *sigmas,
+                          double *timesteps)
+{
+    if (build_sigmas(cfg, mu, custom, n, sigmas)) return -1;
+    float T = (float)cfg->num_train_timesteps;
+    for (int i = 0; i < n; i++) {
+        float sigma = (float)sigmas[i];
+        if (cfg->invert_sigmas) sigma = 1.0f - sigma;
+        if (!isfinite(sigma)) return error_set("scheduler: sigma %d of %d is not finite (mu %g)", i, n, mu);
+        sigmas[i] = sigma;
+        timesteps[i] = sigma * T;
+    }
+    sigmas[n] = cfg->invert_sigmas ? 1.0 : 0.0;
+    return 0;
+}
+
 int scheduler_set_timesteps_with_mu(scheduler *s, const scheduler_config *cfg, int steps, double mu,
                                     const double *custom_sigmas, int custom_count)
 {
     if (check_request(cfg, steps, mu, custom_sigmas, custom_count)) return -1;
-    if (cfg->kind == SCHEDULER_UNIPC && custom_sigmas)
+    int unipc = cfg->kind == SCHEDULER_UNIPC;
+    if (unipc && custom_sigmas)
         return error_set("scheduler: custom sigmas are not supported with UniPCMultistepScheduler");
     double *sigmas = malloc((size_t)(steps + 1) * sizeof *sigmas);
     double *timesteps = malloc((size_t)steps * sizeof *timesteps);
@@ -307,37 +326,15 @@ int scheduler_set_timesteps_with_mu(scheduler *s, const scheduler_config *cfg, i
         free(sigmas), free(timesteps);
         return error_set("scheduler: out of memory for %d steps", steps);
     }
-    if (cfg->kind == SCHEDULER_UNIPC) {
-        if (unipc_schedule(cfg, steps, sigmas, timesteps)) {
-            free(sigmas), free(timesteps);
-            return -1;
-        }
-        free(s->sigmas), free(s->timesteps);
-        *s = (scheduler){.cfg = *cfg, .steps = steps, .mu = NAN, .sigmas = sigmas, .timesteps = timesteps};
-        return 0;
-    }
-    if (build_sigmas(cfg, mu, custom_sigmas, steps, sigmas)) {
+    if (unipc ? unipc_schedule(cfg, steps, sigmas, timesteps)
+              : euler_schedule(cfg, mu, custom_sigmas, steps, sigmas, timesteps)) {
         free(sigmas), free(timesteps);
         return -1;
     }
-    /* Step 5-6: float32, timesteps = sigmas * T, inversion, terminal sigma. */
-    float T = (float)cfg->num_train_timesteps;
-    for (int i = 0; i < steps; i++) {
-        float sigma = (float)sigmas[i];
-        if (cfg->invert_sigmas) sigma = 1.0f - sigma;
-        if (!isfinite(sigma)) {
-            free(sigmas), free(timesteps);
-            return error_set("scheduler: sigma %d of %d is not finite (mu %g)", i, steps, mu);
-        }
-        sigmas[i] = sigma;
-        timesteps[i] = sigma * T;
-    }
-    sigmas[steps] = cfg->invert_sigmas ? 1.0 : 0.0;
-
     free(s->sigmas), free(s->timesteps);
     s->cfg = *cfg;
     s->steps = steps;
-    s->mu = cfg->use_dynamic_shifting ? mu : NAN;
+    s->mu = !unipc && cfg->use_dynamic_shifting ? mu : NAN;
     s->sigmas = sigmas;
     s->timesteps = timesteps;
     return 0;

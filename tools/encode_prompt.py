@@ -22,6 +22,7 @@ safetensors sentencepiece protobuf). The file is written to a temporary name and
 renamed, so a failed run leaves nothing behind.
 """
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -130,8 +131,9 @@ def main(argv=None):
         dtype_name = args.dtype if args.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
         pipe = load_pipeline(dirs, device, getattr(torch, dtype_name))
         tensors = encode(pipe, args, device)
-        write_atomically(tensors, args.output, {"prompt": args.prompt, "negative_prompt": args.negative_prompt,
-                                                "encoders_dtype": dtype_name})
+        # One metadata key: safetensors writes several in no fixed order, so the same run would differ in bytes.
+        about = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "encoders_dtype": dtype_name}
+        write_atomically(tensors, args.output, {"encode_prompt": json.dumps(about, sort_keys=True)})
     except ImportError as e:
         raise SystemExit(f"encode_prompt.py: error: {e} (pip install torch transformers diffusers safetensors)")
     except (OSError, ValueError, RuntimeError) as e:

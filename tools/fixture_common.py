@@ -42,3 +42,24 @@ def list_files(directory, width):
             total += size
             print(f"  {os.path.relpath(fp, ROOT):{width}s} {size:10d} B")
     return total
+
+
+TEXT_SIDE = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3",
+             "text_encoder_4", "tokenizer_4")
+
+
+def tiny_hidream_pipeline(scheduler, size, **text_side):
+    """diffusers' HiDreamImagePipeline with models/tiny-random's transformer and VAE in float32, the given
+    scheduler and text side (absent encoders and tokenizers: None). __call__ rescales every request to
+    default_sample_size**2 latent pixels, so that is set to this square picture's size."""
+    from diffusers import AutoencoderKL, HiDreamImagePipeline, HiDreamImageTransformer2DModel
+    model = os.path.join(ROOT, "models", "tiny-random")
+    pipe = HiDreamImagePipeline(
+        scheduler=scheduler,
+        vae=AutoencoderKL.from_pretrained(os.path.join(model, "vae"), torch_dtype=torch.float32).eval(),
+        transformer=HiDreamImageTransformer2DModel.from_pretrained(os.path.join(model, "transformer"),
+                                                                   torch_dtype=torch.float32).eval(),
+        **{**{name: None for name in TEXT_SIDE}, **text_side})
+    pipe.set_progress_bar_config(disable=True)
+    pipe.default_sample_size = size // pipe.vae_scale_factor
+    return pipe

@@ -35,8 +35,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture_common as common  # noqa: E402
 import make_text_fixtures as text_fx  # noqa: E402
-from diffusers import (AutoencoderKL, HiDreamImagePipeline, HiDreamImageTransformer2DModel,  # noqa: E402
-                       UniPCMultistepScheduler)
+from diffusers import UniPCMultistepScheduler  # noqa: E402
 from transformers import (CLIPTextConfig, CLIPTextModelWithProjection, LlamaConfig, LlamaForCausalLM,  # noqa: E402
                           PreTrainedTokenizerFast, T5Config, T5EncoderModel)
 
@@ -89,15 +88,8 @@ def write_text_side(directory, modules):
 @torch.no_grad()
 def reference(modules, noise):
     tokenizers = {name.replace("text_encoder", "tokenizer"): tokenizer() for name in modules}
-    pipe = HiDreamImagePipeline(
-        scheduler=UniPCMultistepScheduler.from_pretrained(os.path.join(FIXTURE, "scheduler")),
-        vae=AutoencoderKL.from_pretrained(os.path.join(MODEL, "vae"), torch_dtype=torch.float32).eval(),
-        transformer=HiDreamImageTransformer2DModel.from_pretrained(os.path.join(MODEL, "transformer"),
-                                                                   torch_dtype=torch.float32).eval(),
-        **modules, **tokenizers)
-    pipe.set_progress_bar_config(disable=True)
-    # __call__ rescales every request to default_sample_size**2 latent pixels: make that this picture.
-    pipe.default_sample_size = SIZE // pipe.vae_scale_factor
+    scheduler = UniPCMultistepScheduler.from_pretrained(os.path.join(FIXTURE, "scheduler"))
+    pipe = common.tiny_hidream_pipeline(scheduler, SIZE, **modules, **tokenizers)
     run = dict(prompt=PROMPT, height=SIZE, width=SIZE, num_inference_steps=STEPS, guidance_scale=GUIDANCE,
                max_sequence_length=TOKENS, return_dict=False)
     latents = pipe(latents=noise[None].clone(), output_type="latent", **run)[0][0]

@@ -29,8 +29,7 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture_common as common  # noqa: E402
-from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, HiDreamImagePipeline,  # noqa: E402
-                       HiDreamImageTransformer2DModel)
+from diffusers import FlowMatchEulerDiscreteScheduler, HiDreamImagePipeline, HiDreamImageTransformer2DModel  # noqa: E402
 from peft import LoraConfig  # noqa: E402
 from peft.utils import get_peft_model_state_dict  # noqa: E402
 
@@ -74,17 +73,12 @@ def write_lora(path_diffusers, path_kohya, targets=TARGETS):
 
 def pipeline(loras):
     """A fresh float32 pipeline of tiny-random with the LoRAs [(path, scale)] loaded by diffusers."""
-    pipe = HiDreamImagePipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(os.path.join(MODEL, "scheduler")),
-        vae=AutoencoderKL.from_pretrained(os.path.join(MODEL, "vae"), torch_dtype=torch.float32).eval(),
-        transformer=transformer(), text_encoder=None, tokenizer=None, text_encoder_2=None, tokenizer_2=None,
-        text_encoder_3=None, tokenizer_3=None, text_encoder_4=None, tokenizer_4=None)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = common.tiny_hidream_pipeline(
+        FlowMatchEulerDiscreteScheduler.from_pretrained(os.path.join(MODEL, "scheduler")), SIZE)
     for i, (path, _) in enumerate(loras):
         pipe.load_lora_weights(path, adapter_name=f"lora{i}")
     if loras:
         pipe.set_adapters([f"lora{i}" for i in range(len(loras))], adapter_weights=[scale for _, scale in loras])
-    pipe.default_sample_size = SIZE // pipe.vae_scale_factor  # __call__ rescales every request to this area
     return pipe
 
 
