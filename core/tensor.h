@@ -1,7 +1,7 @@
 /* A tensor is a view: dtype, device, shape and a pointer to contiguous
  * row-major data that someone else owns (a model's weight store or a run's
  * arena). Tensors are passed by value; copying one copies the view, not the
- * data. Shapes use the letters of STYLE.md: S sequence, C channels, H heads,
+ * data. Shapes use the same letters everywhere: S sequence, C channels, H heads,
  * D head dim, E experts, K top-k. */
 #ifndef MOEDIT_CORE_TENSOR_H
 #define MOEDIT_CORE_TENSOR_H

@@ -2,6 +2,7 @@
 #include "dit/dit_blocks.h"
 
 #include "core/error.h"
+#include "moe/moe_forward.h"
 
 #define LAYER_NORM_EPS 1e-6f
 #define QK_NORM_EPS 1e-5f
@@ -99,15 +100,27 @@ static int project_qkv(dit_run *run, const dit_sequence *s, const dit_attention_
     return 0;
 }
 
+/* Attention over the sequence-parallel ranks (parallel/sequence_attention.h)
+ * for sample s: this rank's heads, the rows every sp rank holds. */
+static sequence_attention sequence_attention_of(dit_run *run, const dit_sequence *s)
+{
+    const dit_parallel *par = &run->par;
+    sequence_attention sa = {run->model->be, &run->scratch, par->ulysses, par->ring,
+                             (int)(run->model->cfg.heads / par->tp->size / par->ulysses->size),
+                             sequence_attention_overlaps(par->tp, par->ulysses, par->ring), s->query_rows, s->key_rows};
+    return sa;
+}
+
 /* Zero the padded image keys (diffusers multiplies them by the mask; q and k
  * are rotated already), start the attention. Rows of q and k are
  * [target | context | text]. */
-static int attend_start(dit_run *run, const dit_sequence *s, dit_attention_state *st, tensor out, tensor q, tensor k,
-                        tensor v)
+static int attend_start(dit_run *run, const dit_sequence *s, sequence_attention_state *st, tensor out, tensor q,
+                        tensor k, tensor v)
 {
     int64_t pad = s->image_tokens - s->valid_tokens;
     if (pad > 0) run->model->be->ops->fill(run->model->be, tensor_row_slice(k, s->valid_tokens, pad), 0.0f);
-    return dit_attention_start(run, s, st, out, q, k, v);
+    sequence_attention sa = sequence_attention_of(run, s);
+    return sequence_attention_start(&sa, st, out, q, k, v);
 }
 
 /* Four segments per sample at most (image, context, t5, llama). */
@@ -181,7 +194,7 @@ static tensor modulation(dit_run *run, const dit_block *block, const dit_batch *
 }
 
 /* One sample's attention sublayer, in the three phases of its attention
- * (dit_attention_start/compute/end) so that dit_block_forward can run the
+ * (sequence_attention_start/compute/end) so that dit_block_forward can run the
  * samples' phases interleaved:
  *   double block: x_image += gate * attention(...), likewise the text rows,
  *                 with their own projections, attending jointly;
@@ -190,7 +203,7 @@ static tensor modulation(dit_run *run, const dit_block *block, const dit_batch *
  * releases it after the last one. */
 typedef struct attention_sublayer {
     tensor attended, projected;
-    dit_attention_state attention;
+    sequence_attention_state attention;
 } attention_sublayer;
 
 /* Norms, projections, RoPE; starts the attention. */
@@ -233,7 +246,8 @@ static int attention_finish(dit_run *run, const dit_block *block, const dit_sequ
 {
     backend *be = run->model->be;
     int64_t c = run->model->cfg.dim, kept = s->kept_tokens, image = block->is_double ? s->image_stream_tokens : kept;
-    if (dit_attention_end(run, &sub->attention)) return -1;
+    sequence_attention sa = sequence_attention_of(run, s);
+    if (sequence_attention_end(&sa, &sub->attention)) return -1;
     tensor out_image = tensor_row_slice(sub->projected, 0, image);
     linear(be, out_image, tensor_row_slice(sub->attended, 0, image), &block->image.to_out);
     tensor out_text = tensor_row_slice(sub->projected, image, kept - image);
@@ -251,14 +265,17 @@ static int attention_finish(dit_run *run, const dit_block *block, const dit_sequ
 static int attention_sublayers(dit_run *run, const dit_block *block, const dit_batch *batch, tensor m)
 {
     attention_sublayer subs[DIT_MAX_BATCH];
-    int count = batch->count, interleave = dit_attention_overlaps(run) && count > 1;
+    int count = batch->count, interleave =
+        sequence_attention_overlaps(run->par.tp, run->par.ulysses, run->par.ring) && count > 1;
     arena_mark_t mark = arena_mark(&run->scratch);
     for (int first = 0; first < count; first += interleave ? count : 1) {
         int last = interleave ? count : first + 1;
         for (int b = first; b < last; b++)
             if (attention_begin(run, block, &batch->s[b], tensor_row_slice(m, b, 1), &subs[b])) return -1;
-        for (int b = first; b < last; b++)
-            if (dit_attention_compute(run, &batch->s[b], &subs[b].attention)) return -1;
+        for (int b = first; b < last; b++) {
+            sequence_attention sa = sequence_attention_of(run, &batch->s[b]);
+            if (sequence_attention_compute(&sa, &subs[b].attention)) return -1;
+        }
         for (int b = first; b < last; b++)
             if (attention_finish(run, block, &batch->s[b], tensor_row_slice(m, b, 1), &subs[b])) return -1;
         arena_release(&run->scratch, mark);

@@ -34,27 +34,4 @@ typedef struct dit_batch { /* dit_run holds one */
 /* One block (double- or single-stream, by block->is_double) over every sample of the batch. */
 int dit_block_forward(dit_run *run, const dit_block *block, const dit_batch *batch);
 
-/* out[q rows, C_local] = attention of this rank's queries over every rank's
- * keys: directly, or through the Ulysses all-to-all and the ring, in three
- * phases so that a block can interleave its samples' (dit_attention_state):
- * start exchanges q, k and v (under Ulysses), compute waits for them,
- * attends and starts the exchange back, end waits for it and writes out.
- * The scratch arena must keep what the phases allocate until end. */
-typedef struct dit_attention_state {
-    tensor q, k, v; /* as attention sees them: this rank's heads of every rank's tokens under Ulysses */
-    tensor out;     /* the caller's [q rows, C_local] */
-    tensor packed;  /* Ulysses: the outputs on their way back, as column blocks */
-    int ticket[4];  /* started exchanges of q, k, v and the output (-1: none or done) */
-} dit_attention_state;
-
-int dit_attention_start(dit_run *run, const dit_sequence *s, dit_attention_state *st, tensor out, tensor q, tensor k,
-                        tensor v);
-int dit_attention_compute(dit_run *run, const dit_sequence *s, dit_attention_state *st);
-int dit_attention_end(dit_run *run, dit_attention_state *st);
-
-/* 1 when a started exchange may stay in flight beside later work (Ulysses
- * with no tensor or ring parallelism): then a block interleaves its samples'
- * phases; otherwise every exchange is waited for as it starts. */
-int dit_attention_overlaps(const dit_run *run);
-
 #endif

@@ -25,7 +25,7 @@
 #ifndef MOEDIT_DIT_FORWARD_H
 #define MOEDIT_DIT_FORWARD_H
 
-#include "core/arena.h"
+#include "backend/arena.h"
 #include "dit/dit_model.h"
 #include "moe/moe_ffn.h"
 #include "moe/moe_routing.h"

@@ -12,7 +12,7 @@
 #ifndef MOEDIT_DIT_MODEL_H
 #define MOEDIT_DIT_MODEL_H
 
-#include "core/weights.h"
+#include "io/weights.h"
 #include "dit/dit_config.h"
 #include "moe/moe_ffn.h"
 
@@ -72,7 +72,7 @@ typedef struct dit_model {
 int dit_model_load(dit_model *model, backend *be, const char *dir, int random, uint64_t seed, const dit_shard *shard);
 
 /* The same with LoRAs merged, in order, into the weights they name
- * (core/lora.h), before those are split over ranks; fails when a pair of one
+ * (io/lora.h), before those are split over ranks; fails when a pair of one
  * names no weight of the transformer's file (or one of another shape), and
  * with random weights. */
 int dit_model_load_adapted(dit_model *model, backend *be, const char *dir, int random, uint64_t seed,

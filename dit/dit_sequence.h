@@ -22,10 +22,11 @@
 #define MOEDIT_DIT_SEQUENCE_H
 
 #include "core/tensor.h"
+#include "parallel/sequence_attention.h"
 
 #include <stdint.h>
 
-#define DIT_MAX_SP 1024
+#define DIT_MAX_SP SEQUENCE_PARALLEL_MAX_RANKS
 
 /* Lengths of the whole sequence's segments. */
 typedef struct dit_segment_lengths {

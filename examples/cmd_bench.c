@@ -4,8 +4,8 @@
 #include "examples/cli.h"
 
 #include "core/error.h"
-#include "core/output_check.h"
-#include "moedit.h"
+#include "io/output_check.h"
+#include "bench/bench.h"
 
 #include <stdint.h>
 #include <stdio.h>

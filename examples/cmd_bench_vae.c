@@ -2,7 +2,7 @@
 #include "examples/cli.h"
 
 #include "core/error.h"
-#include "moedit.h"
+#include "bench/bench.h"
 
 #include <stdio.h>
 

@@ -3,7 +3,7 @@
 #include "examples/cli.h"
 
 #include "core/error.h"
-#include "core/json_out.h"
+#include "io/json_out.h"
 #include "core/text_file.h"
 #include "moedit.h"
 
@@ -140,7 +140,7 @@ void cli_generate_free(cli_generate_args *a)
 int cli_generate(int argc, char **argv)
 {
     cli_generate_args *a = malloc(sizeof *a);
-    moedit_generate_result *r = malloc(sizeof *r);
+    moedit_generate_result *r = calloc(1, sizeof *r);
     if (!a || !r) {
         free(a), free(r);
         return error_set("out of memory");
@@ -153,6 +153,7 @@ int cli_generate(int argc, char **argv)
     if (status == 0) status = moedit_generate(&a->o, r);
     if (status == 0) cli_generate_report(a, r);
     cli_generate_free(a);
+    moedit_generate_result_free(r);
     free(a), free(r);
     return status < 0 ? -1 : 0;
 }

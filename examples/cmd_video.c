@@ -22,7 +22,7 @@ static const char usage[] =
 int cli_video(int argc, char **argv)
 {
     cli_generate_args *a = malloc(sizeof *a);
-    moedit_generate_result *r = malloc(sizeof *r);
+    moedit_generate_result *r = calloc(1, sizeof *r);
     if (!a || !r) {
         free(a), free(r);
         return error_set("out of memory");
@@ -50,6 +50,7 @@ int cli_video(int argc, char **argv)
     }
     if (status == 0) cli_generate_report(a, r);
     cli_generate_free(a);
+    moedit_generate_result_free(r);
     free(a), free(r);
     return status < 0 ? -1 : 0;
 }

@@ -62,7 +62,7 @@ typedef struct moedit_generate_options {
     /* With expert_parallel: a routing file (--routing-capture) whose loads
      * decide which experts share a rank, layer by layer; NULL: id order. */
     const char *expert_placement;
-    /* LoRAs (safetensors: diffusers/PEFT or kohya names, core/lora.h) merged
+    /* LoRAs (safetensors: diffusers/PEFT or kohya names, io/lora.h) merged
      * into the transformer's weights as they load, each W += scale * (alpha /
      * r) B A; lora_scales[i] is the i-th's strength (NULL: all 1, as
      * trained). At most MOEDIT_MAX_LORAS. */
@@ -70,21 +70,23 @@ typedef struct moedit_generate_options {
     const double *lora_scales;
     int lora_count;
     int quiet;
-    struct generate_hooks *hooks;   /* internal probes of moedit bench (pipelines/generate_hooks.h); NULL */
 } moedit_generate_options;
 
 #define MOEDIT_MAX_OUTPUTS 1024
 #define MOEDIT_MAX_LORAS 8
 
+/* What a run wrote. The call fills it from scratch; free it with
+ * moedit_generate_result_free after every call, failed or not. */
 typedef struct moedit_generate_result {
     int count;                        /* images written by this rank */
-    char files[MOEDIT_MAX_OUTPUTS][512];
-    unsigned long long seeds[MOEDIT_MAX_OUTPUTS];
+    char **files;                     /* [count] paths */
+    unsigned long long *seeds;        /* [count] the seed of each */
     double load_seconds, text_seconds, denoise_seconds, decode_seconds, total_seconds;
     double encode_seconds;            /* edit: VAE encode of the input image */
 } moedit_generate_result;
 
 int moedit_generate(const moedit_generate_options *options, moedit_generate_result *result);
+void moedit_generate_result_free(moedit_generate_result *result);
 
 /* moedit edit: an input image and prompts to images.
  *
@@ -147,185 +149,5 @@ int moedit_video(const moedit_video_options *options, moedit_generate_result *re
  * transformer weight on the CPU, which validates names, shapes and dtypes.
  * out NULL: the checks only, nothing printed. */
 int moedit_inspect(const char *model_dir, int json, int check, FILE *out);
-
-/* Timing of the transformer alone: `iterations` forwards of one sample at
- * height x width pixels (latents height/8 x width/8; with frames > 1 a clip
- * of that many frames, moedit video's sequence) after `warmup` untimed
- * ones, on random inputs. Weights from model_dir, or random weights of the
- * shape in config_path (a transformer config.json). */
-typedef struct moedit_transformer_bench_options {
-    const char *model_dir;
-    const char *config_path;
-    int random_weights;
-    const char *device;
-    int64_t height, width;
-    int64_t t5_tokens, llama_tokens;
-    int64_t warmup, iterations;
-    uint64_t seed;
-    int64_t frames; /* 1: an image; up to MOEDIT_MAX_FRAMES: a clip */
-    int64_t batch;  /* 1: one sample; 2: two (a CFG step's two branches) in one forward */
-} moedit_transformer_bench_options;
-
-/* Random prompt embeddings of the benchmarks: t5 and llama tokens each. */
-#define MOEDIT_MAX_TEXT_TOKENS 4096
-/* The benchmarks' bounds: timed steps or forwards and warm-ups each, and a side in pixels. */
-#define MOEDIT_BENCH_MAX_REPEATS 10000
-#define MOEDIT_BENCH_MAX_SIDE 16384
-
-typedef struct moedit_transformer_bench_result {
-    double median_ms, p10_ms, p90_ms;
-    double tflops;             /* achieved, from the median */
-    double forward_flops;      /* of one forward, every sample of the batch */
-    int batch;                 /* samples in the forward */
-    long long parameters, active_parameters;
-    long long image_tokens, text_tokens;
-    double weight_mib, scratch_peak_mib;
-    double load_seconds;
-} moedit_transformer_bench_result;
-
-int moedit_bench_transformer(const moedit_transformer_bench_options *options,
-                             moedit_transformer_bench_result *result);
-
-/* moedit bench over parallel layouts: every layout of a list (or every one
- * the world's size allows, "auto") runs the pipeline after a warm-up run,
- * timed per step and per phase, and its final latents and image are compared
- * with the serial run's (rank 0 alone, its MoE routing captured and replayed
- * in every layout). Layouts the model or the world cannot run are listed as
- * skipped with the reason. Call on every rank; the result is complete on
- * rank 0 (the other ranks get the list of layouts only). */
-typedef struct moedit_bench_options {
-    const char *model_dir;   /* the full pipeline through moedit_generate */
-    const char *config_path; /* instead: a transformer config.json, random weights, transformer only */
-    int random_weights;      /* with model_dir: random transformer weights */
-    const char *device;      /* "cpu" or "cuda" */
-    const char *prompt;      /* NULL: a default prompt */
-    const char *prompt_embeds_path; /* instead of the text encoder; NULL and no encoder: random embeddings */
-    int64_t text_tokens;     /* t5 and llama tokens of random embeddings (default 128) */
-    int64_t height, width, steps;
-    double guidance;
-    uint64_t seed;
-    const char *layouts;     /* "auto", "auto:vaeN" or a list: see moedit bench --help */
-    int64_t warmup_steps;    /* steps of an untimed run of each layout before its timed run; 0: none */
-    const char *work_dir;    /* images, latents, routing file; NULL: a temporary directory, removed after */
-    int quiet;               /* no progress lines on stderr */
-    /* Time every collective: 0 = default (on for the CPU; off for GPUs, where
-     * timing means synchronising around each op, which slows the run), 1 = on, -1 = off. */
-    int comm_timing;
-    /* EP layouts: "reference" (place experts by the reference run's routing)
-     * or a routing file (moedit generate --expert-placement); NULL: id order. */
-    const char *expert_placement;
-} moedit_bench_options;
-
-#define MOEDIT_BENCH_GROUPS 8 /* tp, ulysses, ring, sp, cfg, dp, ep, vae */
-
-typedef struct moedit_bench_layout {
-    char name[80];           /* canonical list syntax: "tp2xcfg2+ep:vae2"; "serial" */
-    char description[128];   /* "tp2 x cfg2 x vae2 +EP" */
-    int reference;           /* the serial reference run */
-    int skipped, failed;     /* with the reason */
-    char reason[512];
-    int tp, ulysses, ring, cfg, dp, expert_parallel, vae_patch; /* as listed (dp: images in parallel) */
-    int ranks;               /* ranks that work; the others of the world idle */
-    int run_order;           /* when it ran: 0 the reference; layouts run grouped by weight sharding */
-    int images;
-    /* Timing: steps are the max over ranks of each step's wall time. */
-    double step_ms_median, step_ms_p10, step_ms_p90;
-    double load_seconds, text_seconds, denoise_seconds, vae_seconds, end_to_end_seconds; /* max over ranks */
-    double images_per_second, speedup, efficiency, step_speedup; /* vs the reference */
-    double comm_seconds, comm_share; /* mean over working ranks; share of their end-to-end time */
-    double comm_group_seconds[MOEDIT_BENCH_GROUPS];
-    double comm_mib;         /* bytes handed to collectives, summed over ranks */
-    /* Expert parallel layouts: over every MoE call of the timed run, the sum of
-     * the rows the busiest rank's routed experts computed over the sum of the
-     * ranks' mean (1 = even); NAN otherwise. Each call waits for its busiest rank. */
-    double expert_load;
-    /* Memory per rank: weights + activation arena peaks (device memory on GPUs);
-     * rss: peak resident set of the process during the run (Linux, else -1). */
-    double memory_mib_max, weights_mib_max, activations_mib_max, rss_mib_max;
-    double *rank_memory_mib; /* [world_size] */
-    /* Check against the reference: final latents, and the image (8-bit). */
-    double latent_max_diff, latent_scale, latent_psnr_db;
-    double image_psnr_db;    /* INFINITY when identical; NAN without an image */
-    int max_pixel_diff;      /* -1 without an image */
-    int correct;
-    int fastest;             /* the highest images_per_second of the correct layouts */
-} moedit_bench_layout;
-
-typedef struct moedit_bench_result {
-    int world_size;
-    int transformer_only;    /* no VAE: --config without a model directory */
-    int comm_measured;       /* collectives were timed (comm_* of the layouts are NAN otherwise) */
-    char model[512], device[16], note[512];
-    int64_t height, width, steps, warmup_steps;
-    double guidance;
-    uint64_t seed;
-    char tolerance[160];     /* what "correct" means on this device */
-    char host[256];          /* machine: CPU count, threads per rank */
-    moedit_bench_layout *layouts; /* [count]; layouts[0] is the reference */
-    int count;
-    int fastest;             /* index, -1 if none */
-} moedit_bench_result;
-
-int moedit_bench_layouts(const moedit_bench_options *options, moedit_bench_result *result);
-void moedit_bench_free(moedit_bench_result *result);
-
-/* Reports of a result (rank 0): JSON, a markdown table, an SVG bar chart of
- * images per second; written to a temporary name and renamed. "-": stdout. */
-int moedit_bench_write_json(const moedit_bench_result *result, const char *path);
-int moedit_bench_write_markdown(const moedit_bench_result *result, const char *path);
-int moedit_bench_write_svg(const moedit_bench_result *result, const char *path);
-
-/* Timing of the VAE decoder alone: `iterations` decodes of random latents
- * for a height x width image after `warmup` untimed ones. Under a launcher
- * with N ranks, each decode is split in row bands over all N (the VAE patch
- * parallelism of `generate --vae-patch-parallel-size N`). */
-typedef struct moedit_vae_bench_options {
-    const char *vae_dir; /* a model's vae/ folder (config.json + weights) */
-    const char *device;
-    int64_t height, width;
-    int64_t warmup, iterations;
-} moedit_vae_bench_options;
-
-typedef struct moedit_vae_bench_result {
-    double median_ms, p10_ms, p90_ms;
-    double scratch_peak_mib; /* this rank's */
-    int ranks;
-} moedit_vae_bench_result;
-
-int moedit_bench_vae(const moedit_vae_bench_options *options, moedit_vae_bench_result *result);
-
-/* Timing of the collectives the parallel modes use, over every rank of the
- * launcher, on the device's transport (NCCL on GPUs, MPI on CPUs):
- * all-to-all (Ulysses, EP dispatch), all-gather (ring keys, VAE bands),
- * all-reduce (tensor parallel, GroupNorm statistics) and send/receive to the
- * next rank (ring passes, VAE halos), at each size: the bytes every rank
- * contributes. Each timed run starts after a barrier and ends when the
- * device is done; a run's time is its slowest rank's. */
-#define MOEDIT_COMM_MAX_SIZES 16
-#define MOEDIT_COMM_OPS 4
-
-typedef struct moedit_comm_bench_options {
-    const char *device;
-    int64_t sizes[MOEDIT_COMM_MAX_SIZES]; /* bytes per rank */
-    int size_count;
-    int64_t warmup, iterations;
-} moedit_comm_bench_options;
-
-typedef struct moedit_comm_bench_row {
-    const char *op;          /* "all_to_all", "all_gather", "all_reduce", "send_recv" */
-    int64_t bytes;           /* per rank */
-    double median_ms, p10_ms, p90_ms;
-    double algbw_gbs;        /* bytes per rank / median time (0 on one rank: nothing is exchanged) */
-    double busbw_gbs;        /* what each rank's links carried / median time (nccl-tests' convention) */
-} moedit_comm_bench_row;
-
-typedef struct moedit_comm_bench_result {
-    int ranks;
-    const char *transport; /* "nccl", "mpi" or "self" */
-    int count;
-    moedit_comm_bench_row rows[MOEDIT_COMM_MAX_SIZES * MOEDIT_COMM_OPS];
-} moedit_comm_bench_result;
-
-int moedit_bench_comm(const moedit_comm_bench_options *options, moedit_comm_bench_result *result);
 
 #endif

@@ -2,7 +2,7 @@
  * one branch), E / ep whole experts each. This file serves sequence
  * parallelism, where the ep ranks hold different rows; without it every ep
  * rank holds all rows and runs its own experts on them in place
- * (owned_experts_forward in moe_ffn.c: nothing travels but the all-reduce).
+ * (owned_experts_forward in moe_forward.c: nothing travels but the all-reduce).
  *
  *   1. The rows of x are replicated over the tp ranks; each tp rank takes
  *      its contiguous share of them (no padding: shares differ by at most
@@ -19,9 +19,11 @@
  *      share of y. The tensor-parallel all-reduce that follows every MoE
  *      sublayer then both completes the shared expert and fills in the rows
  *      the other tp ranks routed, so no extra gather is needed. */
-#include "moe/moe_internal.h"
+#include "moe/moe_expert_parallel.h"
 
-#include "core/moe_gate.h"
+#include "moe/moe_experts.h"
+
+#include "backend/moe_gate.h"
 #include "parallel/layout.h"
 
 #include <string.h>
@@ -91,8 +93,8 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
      * which bounds the arrays here). */
     tensor experts, weights, slot_rows, slot_weights, positions;
     int64_t bucket_first[MOE_MAX_BUCKETS + 1];
-    if (moe_route(ctx, ffn, mine, &clipped, &experts, &weights) ||
-        moe_dispatch(ctx, experts, weights, ffn->bucket_map, peers * local, &slot_rows, &slot_weights, &positions,
+    if (moe_experts_route(ctx, ffn, mine, &clipped, &experts, &weights) ||
+        moe_experts_dispatch(ctx, experts, weights, ffn->bucket_map, peers * local, &slot_rows, &slot_weights, &positions,
                      bucket_first))
         return -1;
     for (int b = 0; b < peers * local; b++) s->send_counts[b] = (int32_t)(bucket_first[b + 1] - bucket_first[b]);

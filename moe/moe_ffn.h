@@ -11,8 +11,8 @@
 #ifndef MOEDIT_MOE_FFN_H
 #define MOEDIT_MOE_FFN_H
 
-#include "core/arena.h"
-#include "core/weights.h"
+#include "backend/arena.h"
+#include "io/weights.h"
 #include "moe/moe_routing.h"
 #include "parallel/process_group.h"
 
@@ -95,6 +95,9 @@ int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tenso
 int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k);
 void moe_scratch_free(moe_scratch *s);
 
+/* Records the rows this rank's routed experts computed in this call (moe_scratch.call_rows). */
+void moe_count_expert_rows(moe_scratch *s, int64_t n);
+
 /* Where x's rows sit in the full token sequences of the samples of a
  * forward: runs of consecutive rows, so captures and replays address tokens
  * the same way in every parallel layout and whether the CFG branches run as
@@ -112,12 +115,5 @@ typedef struct moe_token_map {
     int segments;
     moe_token_segment seg[MOE_MAX_SEGMENTS];
 } moe_token_map;
-
-/* y[M, C] = ffn(x[M, C]), or this rank's partial sum of it under tensor
- * parallelism (the caller all-reduces y over tp). With expert parallelism
- * each tp rank routes its share of the rows to the experts' owners and adds
- * the results into those rows of its partial sum, so the same all-reduce
- * completes them. */
-int moe_ffn_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x, const moe_token_map *map);
 
 #endif

@@ -2,7 +2,7 @@
 #include "moe/moe_routing.h"
 
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>

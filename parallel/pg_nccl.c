@@ -10,7 +10,7 @@
  * the all-to-all grouped sends and receives. */
 #include "parallel/world.h"
 
-#include "core/backend_cuda.h"
+#include "backend/cuda/backend_cuda.h"
 #include "core/error.h"
 #include "parallel/exchange_timing.h"
 

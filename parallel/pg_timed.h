@@ -7,8 +7,10 @@
  * On a device whose collectives are asynchronous (CUDA: NCCL on the
  * backend's stream) the backend is synchronised before and after each op, so
  * the time is the op's own and not the kernels queued before it; that also
- * removes any overlap of communication with computation, which moedit's
- * single-stream code does not have today. On the CPU (MPI) nothing changes:
+ * removes the overlap of exchanges with computation (the Ulysses exchanges
+ * of interleaved samples, the ring's passing, the shared expert beside the
+ * EP all-to-all), so a timed GPU run is slower than an untimed one (moedit
+ * bench times GPU collectives only when asked). On the CPU (MPI) nothing changes:
  * the time includes waiting for the slowest peer to arrive, so load
  * imbalance shows up as communication. */
 #ifndef MOEDIT_PARALLEL_PG_TIMED_H

@@ -8,7 +8,7 @@
 #ifndef MOEDIT_PARALLEL_PROCESS_GROUP_H
 #define MOEDIT_PARALLEL_PROCESS_GROUP_H
 
-#include "core/backend.h"
+#include "backend/backend.h"
 
 typedef struct process_group process_group;
 

@@ -59,7 +59,8 @@ int moedit_edit(const moedit_edit_options *e, moedit_generate_result *r)
     o.height = image.height;
     o.width = image.width;
     generate_condition condition = {image.pixels, e->image_path, strength, e->mode == MOEDIT_EDIT_CONTEXT};
-    int status = generate_run(&o, "edit", &condition, NULL, r);
+    generate_plan plan = {"edit", &condition, NULL, NULL};
+    int status = generate_run(&o, &plan, r);
     edit_image_free(&image);
     return status;
 }

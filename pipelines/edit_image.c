@@ -2,7 +2,7 @@
 #include "pipelines/edit_image.h"
 
 #include "core/error.h"
-#include "core/image_io.h"
+#include "io/image_io.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -17,11 +17,11 @@
 #include "moedit.h"
 
 #include "core/error.h"
-#include "core/image_io.h"
-#include "core/output_check.h"
+#include "io/image_io.h"
+#include "io/output_check.h"
 #include "core/philox.h"
 #include "core/progress.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "core/timer.h"
 #include "parallel/layout.h"
 #include "parallel/world.h"
@@ -29,7 +29,7 @@
 #include "pipelines/generate.h"
 #include "pipelines/generate_hooks.h"
 #include "pipelines/model_bundle.h"
-#include "pipelines/prompt_embeds.h"
+#include "text/prompt_embeds.h"
 #include "pipelines/runtime.h"
 #include "vae/vae.h"
 
@@ -43,7 +43,8 @@
 typedef struct generate_state {
     const moedit_generate_options *o;
     const generate_condition *condition;  /* the input image of an edit, or NULL */
-    const generate_clip *clip;            /* a video's frames, or NULL for images */
+    const generate_output *output;        /* a video's writer, or NULL: one image file per job */
+    generate_hooks *hooks;                /* moedit bench's probes, or NULL */
     int64_t frames;                       /* 1 for images */
     float *condition_latents;             /* [C, h, w]: its scaled VAE latents */
     int first_step;                       /* the first denoising step of every job */
@@ -132,7 +133,7 @@ static int validate_sizes(generate_state *g)
         return error_set("--vae-patch-parallel-size %d: more VAE ranks than the %lld latent rows of the image",
                          o->parallel.vae_patch_parallel, (long long)g->latent_h);
     g->latent_count = g->frames * dit.in_channels * g->latent_h * g->latent_w;
-    if (g->clip) return clip_check_memory(g->clip, &dit, &vae, o);
+    if (g->output) return g->output->check_memory(g->output, &dit, &vae, o);
     if (g->latent_h != g->latent_w &&
         (g->latent_h / dit.patch_size) * (g->latent_w / dit.patch_size) > dit_image_tokens(&dit, g->latent_h, g->latent_w))
         return error_set("--height %lld --width %lld: a non-square image may have at most %d x %d latent pixels' "
@@ -152,7 +153,7 @@ static parallel_degrees degrees_of(const moedit_parallel *p)
  * every group wrapped, the weights on this rank counted. */
 static int apply_hooks(generate_state *g)
 {
-    generate_hooks *h = g->o->hooks;
+    generate_hooks *h = g->hooks;
     if (!h) return 0;
     size_t dtype_bytes = dtype_size(g->bundle.be->dtype);
     h->weight_bytes = g->bundle.transformer.weights.bytes_on_device + g->bundle.vae.parameters * (int64_t)dtype_bytes +
@@ -190,7 +191,7 @@ static int setup(generate_state *g)
                                {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL, NULL}, !o->prompt_embeds_path,
                                o->expert_placement, o->lora_paths, o->lora_scales, o->lora_count};
     g->bundle_options = mo;
-    int keep = o->hooks && o->hooks->keep_model;
+    int keep = g->hooks && g->hooks->keep_model;
     if (keep ? model_bundle_take(&g->bundle, &mo) : model_bundle_load(&g->bundle, &mo)) return -1;
     g->have_bundle = 1;
     if (parallel_context_init(&g->par, g->w, d, g->bundle.be)) return -1;
@@ -253,9 +254,9 @@ static int initial_latents(const generate_state *g, uint64_t seed, float *latent
     safetensors *st = NULL;
     if (safetensors_open(&st, o->init_noise_path)) return -1;
     const safetensors_entry *e = safetensors_find(st, "latents");
-    /* An image's [C, h, w] or [1, C, h, w]; a clip's [F, C, h, w]. */
+    /* An image's [C, h, w] or [1, C, h, w]; a video's [F, C, h, w]. */
     int64_t shape[4] = {g->frames, g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
-    int status = -1, ndim = g->clip || (e && e->ndim == 4) ? 4 : 3;
+    int status = -1, ndim = g->output || (e && e->ndim == 4) ? 4 : 3;
     if (!e) error_set("%s: no tensor \"latents\"", o->init_noise_path);
     else status = safetensors_read_f32(st, "latents", ndim, ndim == 4 ? shape : shape + 1, latents);
     safetensors_close(st);
@@ -272,7 +273,7 @@ static int start_latents(const generate_state *g, uint64_t seed, float *latents)
     return 0;
 }
 
-/* The PNG (or JPEG) of an image, or a clip's animated PNG or frames, from
+/* The PNG (or JPEG) of an image, or what the run's output writer makes, from
  * pixels [frames, 3, H, W]; with the run's settings as metadata. */
 static int write_output(generate_state *g, const char *prompt, uint64_t seed, const float *pixels, const char *path,
                         int job, int total)
@@ -310,16 +311,9 @@ static int write_output(generate_state *g, const char *prompt, uint64_t seed, co
         image_metadata_add(&meta, "edit_mode", g->condition->in_context ? "context" : "strength");
         image_metadata_add(&meta, "strength", strength);
     }
-    char frame_count[32], fps[32];
-    if (g->clip) {
-        snprintf(frame_count, sizeof frame_count, "%lld", (long long)g->frames);
-        snprintf(fps, sizeof fps, "%d", g->clip->fps);
-        image_metadata_add(&meta, "frames", frame_count);
-        image_metadata_add(&meta, "fps", fps);
-    }
     image_metadata_add(&meta, "software", "moedit " MOEDIT_VERSION);
-    int status = g->clip ? clip_write(g->clip, path, job, total, frames, o->width, o->height, &meta)
-                         : image_write(path, rgb, o->width, o->height, &meta);
+    int status = g->output ? g->output->write(g->output, path, job, total, frames, o->width, o->height, &meta)
+                           : image_write(path, rgb, o->width, o->height, &meta);
     free(rgb), free(frames);
     return status;
 }
@@ -329,14 +323,14 @@ static int save_latents(generate_state *g, const float *latents)
 {
     const char *name = "latents";
     int64_t shape[4] = {g->frames, g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
-    tensor t = g->clip ? tensor_make(DTYPE_F32, DEVICE_CPU, 4, shape) : tensor_make(DTYPE_F32, DEVICE_CPU, 3, shape + 1);
+    tensor t = g->output ? tensor_make(DTYPE_F32, DEVICE_CPU, 4, shape) : tensor_make(DTYPE_F32, DEVICE_CPU, 3, shape + 1);
     t.data = (void *)latents;
     return safetensors_write(g->o->latents_output, &name, &t, 1);
 }
 
 /* The frames of pixels [frames, 3, H, W] from latents [frames, C, h, w]. An
- * image, or a clip with fewer frames than VAE ranks: frame by frame, each in
- * row bands over the VAE group. A clip with at least as many frames as VAE
+ * image, or a video with fewer frames than VAE ranks: frame by frame, each in
+ * row bands over the VAE group. A video with at least as many frames as VAE
  * ranks: each rank decodes a contiguous share of whole frames alone (no
  * halo exchange or GroupNorm sums per layer), then one all-gather of the
  * pixels gives every VAE rank all frames. */
@@ -387,14 +381,32 @@ static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed
     arena_init(&scratch, g->bundle.be);
     double start = timer_seconds();
     int status = decode_frames(g, &scratch, latents, pixels);
-    if (g->o->hooks) {
-        g->o->hooks->vae_seconds += timer_seconds() - start;
+    if (g->hooks) {
+        g->hooks->vae_seconds += timer_seconds() - start;
         g->vae_peak_bytes = (int64_t)scratch.peak;
     }
     arena_free(&scratch);
     if (status == 0 && g->leader) status = write_output(g, prompt, seed, pixels, path, job, total);
     free(pixels);
     return status;
+}
+
+/* Records a written file in the result; its arrays grow by doubling. */
+static int result_add(moedit_generate_result *r, const char *path, uint64_t seed)
+{
+    int n = r->count;
+    if ((n & (n - 1)) == 0) { /* 0, 1, 2, 4, ...: full */
+        size_t capacity = n ? 2 * (size_t)n : 1;
+        char **files = realloc(r->files, capacity * sizeof *files);
+        if (files) r->files = files;
+        unsigned long long *seeds = realloc(r->seeds, capacity * sizeof *seeds);
+        if (seeds) r->seeds = seeds;
+        if (!files || !seeds) return error_set("out of memory listing the outputs");
+    }
+    if (!(r->files[n] = strdup(path))) return error_set("out of memory listing the outputs");
+    r->seeds[n] = seed;
+    r->count = n + 1;
+    return 0;
 }
 
 /* Text inputs of one branch: the encoder on `prompt`, or the embeds file. */
@@ -451,9 +463,9 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
                                .uncond = have_text[1] ? &text[1] : NULL, .guidance = o->guidance, .sched = &g->sched,
                                .first_step = g->first_step, .cfg = split ? g->par.groups[GROUP_CFG] : NULL, .bar = &bar,
                                .noise_seed = seed};
-    if (o->hooks) {
-        request.on_step = o->hooks->on_step;
-        request.on_step_user = o->hooks->user;
+    if (g->hooks) {
+        request.on_step = g->hooks->on_step;
+        request.on_step_user = g->hooks->user;
     }
     start = timer_seconds();
     if (denoise(&request, latents)) goto done;
@@ -463,17 +475,14 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     if (g->leader && o->latents_output && job == 0 && save_latents(g, latents)) goto done;
     if (g->decoder && decode_and_write(g, prompt, seed, latents, path, job, total)) goto done;
     r->decode_seconds += timer_seconds() - start;
-    if (o->hooks) {
+    if (g->hooks) {
         int64_t bytes = job_arena_bytes(&run, &scratch, text, have_text) + g->vae_peak_bytes;
-        if (bytes > o->hooks->activation_peak_bytes) o->hooks->activation_peak_bytes = bytes;
-        for (int64_t i = 0; i < run.moe.calls; i++, o->hooks->expert_calls++)
-            if (o->hooks->expert_rows && o->hooks->expert_calls < o->hooks->expert_capacity)
-                o->hooks->expert_rows[o->hooks->expert_calls] = run.moe.call_rows[i];
+        if (bytes > g->hooks->activation_peak_bytes) g->hooks->activation_peak_bytes = bytes;
+        for (int64_t i = 0; i < run.moe.calls; i++, g->hooks->expert_calls++)
+            if (g->hooks->expert_rows && g->hooks->expert_calls < g->hooks->expert_capacity)
+                g->hooks->expert_rows[g->hooks->expert_calls] = run.moe.call_rows[i];
     }
-    if (g->leader) {
-        snprintf(r->files[r->count], sizeof r->files[0], "%s", path);
-        r->seeds[r->count++] = seed;
-    }
+    if (g->leader && result_add(r, path, seed)) goto done;
     status = 0;
 done:
     if (!latents) error_set("out of memory for latents");
@@ -493,27 +502,29 @@ static void teardown(generate_state *g, int status)
     moe_routing_free(&g->routing);
     scheduler_free(&g->sched);
     if (g->have_par) parallel_context_free(&g->par);
-    if (g->have_bundle && status == 0 && g->o->hooks && g->o->hooks->keep_model)
+    if (g->have_bundle && status == 0 && g->hooks && g->hooks->keep_model)
         model_bundle_keep(&g->bundle, &g->bundle_options);
     else if (g->have_bundle)
         model_bundle_free(&g->bundle);
     free(g->condition_latents);
 }
 
-int generate_run(const moedit_generate_options *o, const char *command, const generate_condition *condition,
-                 const generate_clip *clip, moedit_generate_result *r)
+int generate_run(const moedit_generate_options *o, const generate_plan *plan, moedit_generate_result *r)
 {
     double start = timer_seconds();
     generate_state g;
     memset(&g, 0, sizeof g);
     memset(r, 0, sizeof *r);
     g.o = o;
+    const generate_condition *condition = plan->condition;
+    const generate_output *output = plan->output;
     g.condition = condition;
-    g.clip = clip;
-    g.frames = clip ? clip->frames : 1;
+    g.output = output;
+    g.hooks = plan->hooks;
+    g.frames = output ? output->frames : 1;
     g.w = runtime_world();
-    /* A clip's output was checked by moedit_video (it decides file or frames directory). */
-    if (validate_request(o, command) || (!clip && image_check_writable(o->output)) || validate_sizes(&g)) return -1;
+    /* A writer's output was checked by its caller (moedit_video decides file or frames directory). */
+    if (validate_request(o, plan->command) || (!output && image_check_writable(o->output)) || validate_sizes(&g)) return -1;
     int status = setup(&g);
     r->load_seconds = timer_seconds() - start;
     if (status == 0 && condition) status = encode_condition(&g, r);
@@ -525,7 +536,7 @@ int generate_run(const moedit_generate_options *o, const char *command, const ge
     for (int job = 0; job < total && status == 0; job++) {
         if (job % replicas != replica) continue;
         char path[512];
-        if (clip && clip->frames_dir) snprintf(path, sizeof path, "%s", o->output); /* frames named per job */
+        if (output && output->one_path) snprintf(path, sizeof path, "%s", o->output); /* files named per job */
         else output_path(o->output, job, total, path, sizeof path);
         uint64_t seed = o->seed + (uint64_t)(job % o->images_per_prompt);
         status = run_job(&g, job, total, prompts[job / o->images_per_prompt], seed, path, r);
@@ -538,5 +549,22 @@ int generate_run(const moedit_generate_options *o, const char *command, const ge
 
 int moedit_generate(const moedit_generate_options *o, moedit_generate_result *r)
 {
-    return generate_run(o, "generate", NULL, NULL, r);
+    generate_plan plan = {"generate", NULL, NULL, NULL};
+    return generate_run(o, &plan, r);
+}
+
+int generate_with_hooks(const moedit_generate_options *o, generate_hooks *hooks, moedit_generate_result *r)
+{
+    generate_plan plan = {"generate", NULL, NULL, hooks};
+    return generate_run(o, &plan, r);
+}
+
+void moedit_generate_result_free(moedit_generate_result *r)
+{
+    for (int i = 0; i < r->count; i++) free(r->files[i]);
+    free(r->files);
+    free(r->seeds);
+    r->files = NULL;
+    r->seeds = NULL;
+    r->count = 0;
 }

@@ -7,7 +7,7 @@
 #ifndef MOEDIT_PIPELINES_GENERATE_H
 #define MOEDIT_PIPELINES_GENERATE_H
 
-#include "core/image_io.h"
+#include "io/image_io.h"
 #include "dit/dit_config.h"
 #include "moedit.h"
 #include "vae/vae_config.h"
@@ -25,28 +25,33 @@ typedef struct generate_condition {
     int in_context;         /* the latents also enter the transformer as context tokens */
 } generate_condition;
 
-/* A clip instead of an image (moedit video; pipelines/video.c): every job
- * denoises latents [frames, C, h, w] as one token sequence (dit_forward.h)
- * and writes an animated PNG, or numbered PNG frames into a directory. */
-typedef struct generate_clip {
-    int64_t frames;
-    int fps;
-    int frames_dir; /* the output is a directory of frames */
-} generate_clip;
+/* Where a run's pictures go, when not one image file per job (moedit
+ * video composes the run with one: pipelines/video.c). Every job denoises
+ * latents [frames, C, h, w] as one token sequence (dit_forward.h) and hands
+ * its frames to `write`. */
+typedef struct generate_output generate_output;
+struct generate_output {
+    int64_t frames;         /* per job */
+    int one_path;           /* every job gets options->output; write names the files per job */
+    /* Checks the run against this machine before any weight is loaded. */
+    int (*check_memory)(const generate_output *out, const dit_config *dit, const vae_config *vae,
+                        const moedit_generate_options *options);
+    /* Writes job `job` of `total` to path; may add to meta (the run's settings). */
+    int (*write)(const generate_output *out, const char *path, int job, int total, const uint8_t *const *frames,
+                 int64_t width, int64_t height, image_metadata *meta);
+    const void *user;       /* the writer's own settings */
+};
 
-/* video.c: the clip's memory estimated against this machine before any
- * weight is loaded; and its files: an animated PNG at path, or with
- * frames_dir the frames path/frame-0000.png... (path/clipJ-frame-0000.png
- * for job J of several). */
-int clip_check_memory(const generate_clip *clip, const dit_config *dit, const vae_config *vae,
-                      const moedit_generate_options *options);
-int clip_write(const generate_clip *clip, const char *path, int job, int total, const uint8_t *const *frames,
-               int64_t width, int64_t height, const image_metadata *meta);
+/* What moedit_generate's run is composed with: each NULL for plain
+ * text-to-image (one image file per job, no probes). */
+typedef struct generate_plan {
+    const char *command;                 /* the subcommand in messages ("edit needs --prompt TEXT") */
+    const generate_condition *condition; /* edit: the input image */
+    const generate_output *output;       /* video: the writer of its frames */
+    struct generate_hooks *hooks;        /* moedit bench's probes (generate_hooks.h) */
+} generate_plan;
 
-/* moedit_generate when condition and clip are NULL; `command` names the
- * subcommand in messages ("edit needs --prompt TEXT"). */
-int generate_run(const moedit_generate_options *options, const char *command, const generate_condition *condition,
-                 const generate_clip *clip, moedit_generate_result *result);
+int generate_run(const moedit_generate_options *options, const generate_plan *plan, moedit_generate_result *result);
 
 /* The multiple both image sides must be: the VAE factor times the patch
  * size, from model_dir's configs (errors name the directory or file). */

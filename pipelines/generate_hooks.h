@@ -1,11 +1,12 @@
 /* Optional probes into moedit_generate, for moedit bench
- * (pipelines/bench_layouts.c): it times every denoising step and every
+ * (bench/bench_layouts.c): it times every denoising step and every
  * collective of a layout, and reads the memory a run holds, without a second
- * copy of the pipeline. A run whose options carry no hooks (hooks NULL) is
- * exactly the run without them. */
+ * copy of the pipeline. A run without hooks (generate_plan.hooks NULL) is
+ * exactly the run with them, less the probes. */
 #ifndef MOEDIT_PIPELINES_GENERATE_HOOKS_H
 #define MOEDIT_PIPELINES_GENERATE_HOOKS_H
 
+#include "moedit.h"
 #include "parallel/process_group.h"
 
 #include <stdint.h>
@@ -33,5 +34,9 @@ typedef struct generate_hooks {
     int64_t *expert_rows;
     int64_t expert_capacity, expert_calls;
 } generate_hooks;
+
+/* moedit_generate with the probes. */
+int generate_with_hooks(const moedit_generate_options *options, generate_hooks *hooks,
+                        moedit_generate_result *result);
 
 #endif

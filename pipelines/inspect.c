@@ -9,8 +9,8 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "core/json_out.h"
-#include "core/safetensors.h"
+#include "io/json_out.h"
+#include "io/safetensors.h"
 #include "dit/dit_model.h"
 #include "pipelines/model_bundle.h"
 

@@ -10,8 +10,8 @@
 
 #include "dit/dit_model.h"
 #include "pipelines/scheduler.h"
-#include "pipelines/text_encoder.h"
-#include "pipelines/tokenizer.h"
+#include "text/text_encoder.h"
+#include "text/tokenizer.h"
 #include "vae/vae_model.h"
 
 typedef struct model_bundle {
@@ -36,7 +36,7 @@ typedef struct model_bundle_options {
     /* With EP: a routing file to place each layer's experts by
      * (moe_placement_balanced); NULL: experts in id order. */
     const char *expert_placement;
-    const char *const *loras;   /* LoRAs merged into the transformer (core/lora.h) */
+    const char *const *loras;   /* LoRAs merged into the transformer (io/lora.h) */
     const double *lora_scales; /* their strengths; NULL: all 1 */
     int lora_count;
 } model_bundle_options;

@@ -1,7 +1,7 @@
 /* The process-wide world of the public API (moedit_init ... moedit_finalize). */
 #include "moedit.h"
 
-#include "core/backend.h"
+#include "backend/backend.h"
 #include "parallel/world.h"
 #include "pipelines/runtime.h"
 

@@ -1,6 +1,7 @@
-/* moedit_video (see moedit.h): the clip's checks and files around
- * generate_run, which runs the frames as one sequence. */
-#include "core/apng.h"
+/* moedit_video (see moedit.h): generate_run with a video output writer (an
+ * animated PNG or a directory of frames); the run denoises the frames as one
+ * sequence. */
+#include "io/apng.h"
 #include "core/error.h"
 #include "pipelines/generate.h"
 
@@ -54,16 +55,23 @@ static int check_output(const char *output, int *frames_dir)
 
 static double gib(double bytes) { return bytes / (double)(1 << 30); }
 
-int clip_check_memory(const generate_clip *clip, const dit_config *dit, const vae_config *vae,
-                      const moedit_generate_options *o)
+/* The video's settings, behind generate_output.user. */
+typedef struct video_settings {
+    int fps;
+    int frames_dir; /* the output is a directory of frames */
+} video_settings;
+
+/* The video's memory estimated against this machine before any weight is loaded. */
+static int video_check_memory(const generate_output *out, const dit_config *dit, const vae_config *vae,
+                              const moedit_generate_options *o)
 {
     int64_t latent_h = o->height / vae->downscale, latent_w = o->width / vae->downscale;
-    int64_t tokens = clip->frames * (latent_h / dit->patch_size) * (latent_w / dit->patch_size);
-    double latents = (double)clip->frames * dit->in_channels * latent_h * latent_w;
+    int64_t tokens = out->frames * (latent_h / dit->patch_size) * (latent_w / dit->patch_size);
+    double latents = (double)out->frames * dit->in_channels * latent_h * latent_w;
     /* Host: latents with both branches' velocities, the token staging, the
      * decoded frames in F32 and 8-bit. */
     double host = 4.0 * (4.0 * latents + (double)tokens * dit->patch_size * dit->patch_size * dit->in_channels) +
-                  (double)clip->frames * o->height * o->width * 3 * (4 + 1);
+                  (double)out->frames * o->height * o->width * 3 * (4 + 1);
     double activations = 4.0 * ACTIVATION_FLOATS_PER_CHANNEL * (double)tokens * dit->dim;
     int on_cpu = !o->device || !strcmp(o->device, "cpu");
     double need = host + (on_cpu ? activations : 0);
@@ -71,20 +79,28 @@ int clip_check_memory(const generate_clip *clip, const dit_config *dit, const va
     if (have > 0 && need > have)
         return error_set("a clip of %lld frames at %lldx%lld (%lld image tokens) needs about %.1f GiB of memory "
                          "(%.1f GiB of latents, tokens and frames%s); this machine has %.1f GiB",
-                         (long long)clip->frames, (long long)o->width, (long long)o->height, (long long)tokens,
+                         (long long)out->frames, (long long)o->width, (long long)o->height, (long long)tokens,
                          gib(need), gib(host), on_cpu ? " plus the transformer's activations" : "", gib(have));
     return 0;
 }
 
-int clip_write(const generate_clip *clip, const char *path, int job, int total, const uint8_t *const *frames,
-               int64_t width, int64_t height, const image_metadata *meta)
+/* An animated PNG at path, or the frames path/frame-0000.png...
+ * (path/clipJ-frame-0000.png for job J of several). */
+static int video_write(const generate_output *out, const char *path, int job, int total, const uint8_t *const *frames,
+                       int64_t width, int64_t height, image_metadata *meta)
 {
-    if (!clip->frames_dir) return apng_write(path, frames, (int)clip->frames, width, height, clip->fps, meta);
+    const video_settings *v = out->user;
+    char frame_count[32], fps[32];
+    snprintf(frame_count, sizeof frame_count, "%lld", (long long)out->frames);
+    snprintf(fps, sizeof fps, "%d", v->fps);
+    image_metadata_add(meta, "frames", frame_count);
+    image_metadata_add(meta, "fps", fps);
+    if (!v->frames_dir) return apng_write(path, frames, (int)out->frames, width, height, v->fps, meta);
     char file[4400];
     const char *sep = ends_with_slash(path) ? "" : "/";
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
         return error_set("output %s: cannot make the frames directory: %s", path, strerror(errno));
-    for (int64_t f = 0; f < clip->frames; f++) {
+    for (int64_t f = 0; f < out->frames; f++) {
         if (total > 1) snprintf(file, sizeof file, "%s%sclip%d-frame-%04lld.png", path, sep, job, (long long)f);
         else snprintf(file, sizeof file, "%s%sframe-%04lld.png", path, sep, (long long)f);
         if (image_write(file, frames[f], width, height, meta)) return -1;
@@ -98,8 +114,10 @@ int moedit_video(const moedit_video_options *o, moedit_generate_result *r)
     if (o->frames < 1 || o->frames > MOEDIT_MAX_FRAMES)
         return error_set("--num-frames %lld: must be 1..%d", (long long)o->frames, MOEDIT_MAX_FRAMES);
     if (o->fps < 0 || o->fps > 120) return error_set("--fps %d: must be 1..120", o->fps);
-    generate_clip clip = {o->frames, o->fps ? o->fps : MOEDIT_DEFAULT_FPS, 0};
+    video_settings settings = {o->fps ? o->fps : MOEDIT_DEFAULT_FPS, 0};
     if (!o->base.output) return error_set("video needs --output clip.png or DIR/");
-    if (check_output(o->base.output, &clip.frames_dir)) return -1;
-    return generate_run(&o->base, "video", NULL, &clip, r);
+    if (check_output(o->base.output, &settings.frames_dir)) return -1;
+    generate_output output = {o->frames, settings.frames_dir, video_check_memory, video_write, &settings};
+    generate_plan plan = {"video", NULL, &output, NULL};
+    return generate_run(&o->base, &plan, r);
 }

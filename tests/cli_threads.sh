@@ -1,6 +1,6 @@
 # The CPU path writes the same picture whatever the number of OpenMP threads:
 # the products split over threads only where a BLAS computes every element as
-# in one whole product (core/backend_cpu.c, gemm). The demo at 256x256, 1, 2
+# in one whole product (backend/cpu/backend_cpu.c, gemm). The demo at 256x256, 1, 2
 # and 3 threads (the thread count, not the cores, decides the splits).
 source "$(dirname "$0")/common_cli.sh"
 demo="$fixtures/../../models/demo"

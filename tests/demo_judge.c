@@ -1,7 +1,7 @@
 /* The demo model's pixel judge; see demo_judge.h. */
 #include "demo_judge.h"
 
-#include "core/image_io.h"
+#include "io/image_io.h"
 #include "moedit.h"
 
 #include <stdio.h>

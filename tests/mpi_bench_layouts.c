@@ -9,8 +9,8 @@
  *     standalone moedit_generate of that layout with the same routing (the
  *     bench runs generate's own code). */
 #include "core/error.h"
-#include "core/safetensors.h"
-#include "moedit.h"
+#include "io/safetensors.h"
+#include "bench/bench.h"
 #include "test_util.h"
 
 #include <cjson/cJSON.h>
@@ -205,6 +205,7 @@ static void check_matches_generate(const moedit_bench_result *r)
     };
     moedit_generate_result *result = calloc(1, sizeof *result);
     CHECK_MSG(moedit_generate(&o, result) == 0, "generate %s: %s", l->name, error_message());
+    moedit_generate_result_free(result);
     free(result);
     if (moedit_world_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
     if (moedit_rank() != 0) return;

@@ -39,7 +39,7 @@ typedef struct inputs {
 
 static dit_config cfg;
 static inputs in;
-static enum { IMAGE, CONTEXT, CLIP } mode;
+static enum { IMAGE, CONTEXT, VIDEO } mode;
 static const char *const mode_names[] = {"", " context", " clip"};
 
 /* One forward of the model sharded for `shard`, on the groups of `par`. */
@@ -54,7 +54,7 @@ static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing 
     dit_text_inputs text_in = {in.t5, T5_TOKENS, in.llama, LLAMA_LAYERS, LLAMA_TOKENS, in.pooled};
     if (dit_text_encode(&text, &model, &text_in) == 0) {
         dit_run_shape shape = {LATENT_H, LATENT_W, mode == CONTEXT ? CONTEXT_H : 0, mode == CONTEXT ? CONTEXT_W : 0,
-                               T5_TOKENS, LLAMA_TOKENS, mode == CLIP ? FRAMES : 1};
+                               T5_TOKENS, LLAMA_TOKENS, mode == VIDEO ? FRAMES : 1};
         if (dit_run_init_shape(&run, &model, &shape, par) == 0) {
             run.routing = routing;
             status = mode == CONTEXT ? dit_run_set_context(&run, in.context) : 0;
@@ -89,7 +89,7 @@ static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, 
     int status = forward(&shard, &par, capture, out);
     const char *ep_name = !ep_group ? "" : order ? " +EP (scrambled placement)" : " +EP", *name = mode_names[mode];
     CHECK_MSG(status == 0, "tp%d ulysses%d ring%d%s%s: %s", tp, ulysses, ring, ep_name, name, error_message());
-    long n = (mode == CLIP ? FRAMES : 1) * 4 * LATENT_H * LATENT_W;
+    long n = (mode == VIDEO ? FRAMES : 1) * 4 * LATENT_H * LATENT_W;
     double diff = test_max_abs_diff(out, serial, n), scale = test_max_abs(serial, n);
     CHECK_MSG(diff <= 1e-4 * scale, "tp%d ulysses%d ring%d%s%s: max abs diff %.3g (scale %.3g)", tp, ulysses, ring,
               ep_name, name, diff, scale);
@@ -126,7 +126,7 @@ int main(int argc, char **argv)
     backend_destroy(cpu);
 
     int layouts = 0;
-    for (mode = IMAGE; mode <= CLIP; mode++) {
+    for (mode = IMAGE; mode <= VIDEO; mode++) {
         float serial[LATENTS];
         moe_routing capture;
         moe_routing_init(&capture, ROUTING_CAPTURE);

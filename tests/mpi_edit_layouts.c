@@ -9,8 +9,8 @@
  * runs on rank 0 alone (data parallel over the world with one image),
  * capturing its routing for the others to replay. */
 #include "core/error.h"
-#include "core/image_io.h"
-#include "core/safetensors.h"
+#include "io/image_io.h"
+#include "io/safetensors.h"
 #include "moedit.h"
 #include "test_util.h"
 
@@ -48,6 +48,7 @@ static int edit(const edit_case *c, const moedit_parallel *par, int images, cons
     };
     moedit_generate_result *r = calloc(1, sizeof *r);
     int status = moedit_edit(&o, r);
+    moedit_generate_result_free(r);
     free(r);
     return status;
 }

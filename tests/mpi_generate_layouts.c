@@ -11,10 +11,10 @@
  * schedulers of HiDream-I1-Full (UniPC: a history of steps on every rank)
  * and -Dev (LCM: fresh noise in every step, which every rank must draw
  * alike): models/tiny-random with tests/fixtures/scheduler_runs' configs. */
-#include "core/backend.h"
+#include "backend/backend.h"
 #include "core/error.h"
-#include "core/image_io.h"
-#include "core/safetensors.h"
+#include "io/image_io.h"
+#include "io/safetensors.h"
 #include "moedit.h"
 #include "test_model_dir.h"
 #include "test_util.h"
@@ -46,8 +46,9 @@ static int generate(const moedit_parallel *par, int images, const char *capture,
         .device = device, .parallel = *par, .routing_capture = capture, .routing_replay = replay, .quiet = 1,
     };
     moedit_generate_result *r = calloc(1, sizeof *r);
-    moedit_video_options clip = {o, frames, 4};
-    int status = frames > 1 ? moedit_video(&clip, r) : moedit_generate(&o, r);
+    moedit_video_options video = {o, frames, 4};
+    int status = frames > 1 ? moedit_video(&video, r) : moedit_generate(&o, r);
+    moedit_generate_result_free(r);
     free(r);
     return status;
 }

@@ -4,7 +4,7 @@
  * output's scale, on the diffusers fixtures (uneven bands: 5 latent rows over
  * 2 or 4 ranks); more ranks than latent rows is a clear error. */
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "parallel/world.h"
 #include "test_util.h"
 #include "vae/vae.h"

@@ -2,7 +2,7 @@
  * fcTL per frame and fdAT for every frame after the first, sequence numbers
  * 0, 1, 2... in order; the first frame reads back as the plain PNG image and
  * every later frame's fdAT decompresses to exactly its rows. */
-#include "core/apng.h"
+#include "io/apng.h"
 #include "core/error.h"
 #include "test_util.h"
 

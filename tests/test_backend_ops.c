@@ -1,11 +1,11 @@
-/* Tests for the backend interface (core/backend.h) on the CPU backend: every
+/* Tests for the backend interface (backend/backend.h) on the CPU backend: every
  * op in backend_ops, on random normals (Philox), against a naive double
  * precision twin written here in plain loops from the formula documented in
  * backend.h. Data movement (upload/download, I32 raw words, copy, fill,
  * gather_rows, upsample) must be bit-exact; arithmetic must agree within
  * TOLERANCE times the reference's largest magnitude. Odd sizes (33, 37, 23...)
  * keep any op from getting by on a multiple of a vector width. */
-#include "core/backend.h"
+#include "backend/backend.h"
 #include "core/error.h"
 #include "core/philox.h"
 #include "test_util.h"

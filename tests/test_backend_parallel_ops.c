@@ -3,7 +3,7 @@
  * split in column shards whose sums are added; split_columns/merge_columns
  * move the right blocks and are inverses; attention over keys cut in two
  * parts, merged by attention_merge, equals attention over all keys. */
-#include "core/backend.h"
+#include "backend/backend.h"
 #include "core/philox.h"
 #include "test_util.h"
 

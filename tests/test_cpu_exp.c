@@ -2,7 +2,7 @@
  * [-87, 88] (a sweep of 2^20 values), 0 below the normal range, finite
  * above it, and a value in an array's tail gets the same result as in its
  * body. */
-#include "core/cpu_exp.h"
+#include "backend/cpu/cpu_exp.h"
 #include "test_util.h"
 
 #include <math.h>

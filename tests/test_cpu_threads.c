@@ -3,7 +3,7 @@
  * BLAS computes every element by the same kernel path as in one whole
  * product. Products and attention of awkward shapes, 1 thread against 2, 3
  * and 5 (this machine may have fewer cores: bits, not speed, are checked). */
-#include "core/backend.h"
+#include "backend/backend.h"
 #include "core/error.h"
 #include "test_util.h"
 

@@ -10,8 +10,8 @@
  * on purpose; views start at unaligned rows; combine_rows, attention and
  * linear must give bit-identical results run to run. A table of the errors
  * is printed. Without a GPU the test exits 77 (ctest: skipped). */
-#include "core/backend.h"
-#include "core/backend_cuda.h"
+#include "backend/backend.h"
+#include "backend/cuda/backend_cuda.h"
 #include "core/error.h"
 #include "core/philox.h"
 #include "test_util.h"

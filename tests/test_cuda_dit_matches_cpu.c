@@ -7,9 +7,9 @@
  * routing on the GPU; the free-routing run is reported too, with how many
  * tokens chose differently. The CUDA output must also be bit-identical when
  * run again. Without a GPU the test exits 77 (ctest: skipped). */
-#include "core/backend_cuda.h"
+#include "backend/cuda/backend_cuda.h"
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "dit/dit_forward.h"
 #include "test_fixture.h"
 #include "test_util.h"

@@ -2,9 +2,9 @@
  * models/tiny-random: PSNR >= 35 dB over the image, with the CPU run's
  * routing replayed so a near-tie in the gate cannot flip an expert. Skipped
  * (exit 77) without a GPU. */
-#include "core/backend.h"
+#include "backend/backend.h"
 #include "core/error.h"
-#include "core/image_io.h"
+#include "io/image_io.h"
 #include "moedit.h"
 #include "test_util.h"
 
@@ -25,6 +25,7 @@ static int run(const char *device, const char *png, const char *capture, const c
     };
     moedit_generate_result *r = calloc(1, sizeof *r);
     int status = moedit_generate(&o, r);
+    moedit_generate_result_free(r);
     free(r);
     return status;
 }

@@ -7,7 +7,7 @@
  * `test_demo_adherence --judge LIST` (LIST lines "FILE.png<TAB>prompt") runs
  * the judge alone: tools/eval/eval_adherence.py uses it. */
 #include "core/error.h"
-#include "core/image_io.h"
+#include "io/image_io.h"
 #include "demo_judge.h"
 #include "moedit.h"
 #include "test_util.h"
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
     moedit_generate_options o = {.model_dir = MODEL, .prompts = PROMPTS, .prompt_count = PROMPT_COUNT,
                                  .height = 256, .width = 256, .steps = STEPS, .guidance = GUIDANCE, .seed = SEED,
                                  .images_per_prompt = 1, .output = output, .quiet = 1};
-    static moedit_generate_result r;
+    moedit_generate_result r;
     int status = moedit_generate(&o, &r);
     CHECK_MSG(status == 0, "generate: %s", moedit_error());
     CHECK(status != 0 || r.count == PROMPT_COUNT);
@@ -101,6 +101,7 @@ int main(int argc, char **argv)
     demo_judge_print_totals(&sum, PROMPT_COUNT);
     printf("generated %d pictures in %.1f s (denoise %.1f s, decode %.1f s)\n", r.count, r.total_seconds,
            r.denoise_seconds, r.decode_seconds);
+    moedit_generate_result_free(&r);
     CHECK_MSG(sum.background_ok >= MIN_BACKGROUND, "background %d/%d", sum.background_ok, sum.background_total);
     CHECK_MSG(sum.color_ok >= MIN_COLOR, "color %d/%d", sum.color_ok, sum.color_total);
     CHECK_MSG(sum.position_ok >= MIN_POSITION, "position %d/%d", sum.position_ok, sum.position_total);

@@ -20,7 +20,7 @@
  *
  * `test_demo_edit --pairs LIST` (lines "SOURCE.png<TAB>EDITED.png<TAB>prompt B")
  * judges pictures made elsewhere: tools/eval/eval_edit.py uses it. */
-#include "core/image_io.h"
+#include "io/image_io.h"
 #include "demo_judge.h"
 #include "moedit.h"
 #include "test_util.h"
@@ -191,15 +191,17 @@ int main(int argc, char **argv)
         moedit_generate_options o = {.model_dir = MODEL, .prompts = prompts, .prompt_count = 1, .height = SIZE,
                                      .width = SIZE, .steps = STEPS, .guidance = GUIDANCE, .seed = SEED,
                                      .images_per_prompt = 1, .output = source, .quiet = 1};
-        static moedit_generate_result r;
+        moedit_generate_result r;
         CHECK_MSG(moedit_generate(&o, &r) == 0, "generate: %s", moedit_error());
         seconds += r.total_seconds;
+        moedit_generate_result_free(&r);
         prompts[0] = PAIRS[i].edit;
         o.output = edited;
         o.seed = SEED + 1; /* other noise: only the input can keep the object's place and size */
         moedit_edit_options e = {.base = o, .image_path = source, .mode = MOEDIT_EDIT_STRENGTH, .strength = STRENGTH};
         CHECK_MSG(moedit_edit(&e, &r) == 0, "edit: %s", moedit_error());
         seconds += r.total_seconds;
+        moedit_generate_result_free(&r);
         double psnr = 0;
         int ok = judge_edit(source, edited, PAIRS[i].edit, &sum, &psnr);
         CHECK(ok >= 0);
@@ -208,6 +210,7 @@ int main(int argc, char **argv)
         e = (moedit_edit_options){.base = o, .image_path = source, .mode = MOEDIT_EDIT_CONTEXT, .strength = 1};
         CHECK_MSG(moedit_edit(&e, &r) == 0, "context edit: %s", moedit_error());
         seconds += r.total_seconds;
+        moedit_generate_result_free(&r);
         ok = judge_edit(source, edited, PAIRS[i].edit, &context_sum, &psnr);
         CHECK(ok >= 0);
         context_successes += ok > 0;

@@ -11,7 +11,7 @@
  * made elsewhere (tools/eval/eval_video_motion.py uses it): one line
  * "ok|MISS<TAB>travel along A, across B<TAB>dx dy". */
 #include "core/error.h"
-#include "core/image_io.h"
+#include "io/image_io.h"
 #include "demo_judge.h"
 #include "moedit.h"
 #include "test_util.h"
@@ -38,7 +38,7 @@ static const struct {
 static const struct {
     const char *prompt;
     int direction;
-} CLIPS[] = {
+} VIDEOS[] = {
     {"a red circle moving left to right on a white background", 0},
     {"a blue square moving right to left on a black background", 1},
     {"a yellow star moving top to bottom on a gray background", 2},
@@ -46,7 +46,7 @@ static const struct {
     {"an orange triangle moving left to right on a gray background", 0},
     {"a purple circle moving top to bottom on a black background", 2},
 };
-#define CLIP_COUNT ((int)(sizeof CLIPS / sizeof *CLIPS))
+#define VIDEO_COUNT ((int)(sizeof VIDEOS / sizeof *VIDEOS))
 /* Measured 2026-11-30 (docs/video.md): 6 of these 6 with the model of 5133 DiT steps;
  * the threshold is that less one clip of slack. */
 #define MIN_MOVING 5
@@ -81,7 +81,7 @@ static int frame_centroid(const char *path, double *x, double *y)
 
 /* Judges DIR/frame-NNNN.png (frames of them) against a direction index; prints one line.
  * 1 moves as stated, 0 not, -1 unreadable. */
-static int judge_clip(const char *dir, int frames, int direction)
+static int judge_video(const char *dir, int frames, int direction)
 {
     double st = 0, stt = 0, sp[2] = {0}, stp[2] = {0};
     int found = 0;
@@ -130,7 +130,7 @@ int main(int argc, char **argv)
                             "\"top to bottom\"|\"bottom to top\"\n");
             return 2;
         }
-        return judge_clip(argv[2], (int)frames, direction) < 0 ? 2 : 0;
+        return judge_video(argv[2], (int)frames, direction) < 0 ? 2 : 0;
     }
     moedit_init(&argc, &argv);
     if (access(MODEL "/model_index.json", R_OK) != 0) {
@@ -141,19 +141,20 @@ int main(int argc, char **argv)
     CHECK(mkdtemp(dir) != NULL);
     int moving = 0;
     double seconds = 0;
-    for (int i = 0; i < CLIP_COUNT; i++) {
+    for (int i = 0; i < VIDEO_COUNT; i++) {
         char output[64];
         snprintf(output, sizeof output, "%s/", dir);
-        const char *prompts[1] = {CLIPS[i].prompt};
+        const char *prompts[1] = {VIDEOS[i].prompt};
         moedit_video_options o = {.base = {.model_dir = MODEL, .prompts = prompts, .prompt_count = 1, .height = SIZE,
                                            .width = SIZE, .steps = STEPS, .guidance = GUIDANCE, .seed = i,
                                            .images_per_prompt = 1, .output = output, .quiet = 1},
                                   .frames = FRAMES};
-        static moedit_generate_result r;
+        moedit_generate_result r;
         CHECK_MSG(moedit_video(&o, &r) == 0, "video: %s", moedit_error());
         seconds += r.total_seconds;
-        printf("%s: ", CLIPS[i].prompt);
-        int ok = judge_clip(dir, FRAMES, CLIPS[i].direction);
+        moedit_generate_result_free(&r);
+        printf("%s: ", VIDEOS[i].prompt);
+        int ok = judge_video(dir, FRAMES, VIDEOS[i].direction);
         CHECK(ok >= 0);
         moving += ok > 0;
         for (int f = 0; f < FRAMES; f++) {
@@ -163,9 +164,9 @@ int main(int argc, char **argv)
         }
     }
     rmdir(dir);
-    printf("motion: %d of %d clips move as stated (%d frames of %dx%d, %d steps); %.1f s\n", moving, CLIP_COUNT, FRAMES,
+    printf("motion: %d of %d clips move as stated (%d frames of %dx%d, %d steps); %.1f s\n", moving, VIDEO_COUNT, FRAMES,
            SIZE, SIZE, STEPS, seconds);
-    CHECK_MSG(moving >= MIN_MOVING, "%d of %d clips move as stated (at least %d expected)", moving, CLIP_COUNT,
+    CHECK_MSG(moving >= MIN_MOVING, "%d of %d clips move as stated (at least %d expected)", moving, VIDEO_COUNT,
               MIN_MOVING);
     moedit_finalize();
     return test_finish("test_demo_video");

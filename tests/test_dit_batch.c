@@ -4,7 +4,7 @@
  * latents, text and text length, so each keeps its own sequence plan while
  * their feed-forward rows share every expert product. */
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "dit/dit_forward.h"
 #include "test_dit_fixture.h"
 #include "test_util.h"

@@ -8,7 +8,7 @@
  * without context equals the plain transformer, a run that lacks its context
  * image is a clear error, and warm forwards do not allocate. */
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "dit/dit_forward.h"
 #include "test_dit_fixture.h"
 #include "test_util.h"

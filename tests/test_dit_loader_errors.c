@@ -4,9 +4,9 @@
  * the wrong type, inconsistent config values, and no weight file at all.
  * Each case copies the dit_dense fixture into a temporary directory and
  * damages one thing. */
-#include "core/backend.h"
+#include "backend/backend.h"
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "dit/dit_model.h"
 #include "test_util.h"
 

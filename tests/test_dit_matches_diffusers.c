@@ -5,7 +5,7 @@
  * non-square padded latent, full RoPE; dit_dense: no experts, square latent,
  * half RoPE. */
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "dit/dit_forward.h"
 #include "test_dit_fixture.h"
 #include "test_util.h"

@@ -6,7 +6,7 @@
  * frame run alone as an image gives another result (the frames attend to
  * each other), and warm forwards do not allocate. */
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "dit/dit_forward.h"
 #include "test_dit_fixture.h"
 #include "test_util.h"

@@ -5,8 +5,8 @@
  * when one side is given; pixels are x / 127.5 - 1; oversized requests are
  * refused before allocation. */
 #include "core/error.h"
-#include "core/image_io.h"
-#include "core/safetensors.h"
+#include "io/image_io.h"
+#include "io/safetensors.h"
 #include "pipelines/edit_image.h"
 #include "test_util.h"
 

@@ -10,8 +10,8 @@
  * Strength 1 is generate: the same final latents, bit for bit, from the same
  * noise. The output carries the edit's metadata. */
 #include "core/error.h"
-#include "core/image_io.h"
-#include "core/safetensors.h"
+#include "io/image_io.h"
+#include "io/safetensors.h"
 #include "moedit.h"
 #include "test_util.h"
 
@@ -103,6 +103,7 @@ static int run(const char *image, moedit_edit_mode mode, double strength, const 
     int status = image ? moedit_edit(&e, r) : moedit_generate(&o, r);
     if (status == 0) status = read_latents(latents_path, latents);
     if (status == 0 && r->count != 1) status = error_set("%d files written", r->count);
+    moedit_generate_result_free(r);
     free(r);
     unlink(latents_path);
     return status;

@@ -2,7 +2,7 @@
 #ifndef MOEDIT_TESTS_TEST_FIXTURE_H
 #define MOEDIT_TESTS_TEST_FIXTURE_H
 
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * JPEG, float pixels map to bytes as diffusers rounds them, and a write that
  * cannot happen fails with a clear message and leaves no file behind. */
 #include "core/error.h"
-#include "core/image_io.h"
+#include "io/image_io.h"
 #include "test_util.h"
 
 #include <png.h>

@@ -1,4 +1,4 @@
-/* core/lora.c on files written here: the merge is W + scale * (alpha / r) B A
+/* io/lora.c on files written here: the merge is W + scale * (alpha / r) B A
  * (checked element by element against a direct sum, with and without an
  * alpha, under both naming styles and both prefixes); weights the file does
  * not name are left alone; the model check catches a LoRA for another model
@@ -7,8 +7,8 @@
  * the merged model against diffusers' load_lora_weights.) */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include "core/error.h"
-#include "core/lora.h"
-#include "core/safetensors.h"
+#include "io/lora.h"
+#include "io/safetensors.h"
 #include "test_util.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
  * first, ties to the lower index; the first k, ascending by index) on random
  * scores drawn from few values so that ties are common, for expert counts on
  * both sides of its two methods (up to 16: ranks; more: repeated passes). */
-#include "core/moe_gate.h"
+#include "backend/moe_gate.h"
 #include "test_util.h"
 
 #include <stdlib.h>

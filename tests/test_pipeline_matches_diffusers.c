@@ -17,7 +17,7 @@
  *     the same adapter in kohya's names with an alpha; and with a second
  *     LoRA at -0.4 beside it (two adapters at once, overlapping on to_q). */
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "moedit.h"
 #include "test_model_dir.h"
 #include "test_util.h"
@@ -133,6 +133,7 @@ static void run_with(const fixture *f, const char *what, const char *prompt_embe
     CHECK(r->count == 1 && !strcmp(r->files[0], png));
     compare_latents(f, what, latents);
     compare_pixels(f, what, png);
+    moedit_generate_result_free(r);
     free(r);
     unlink(png);
     unlink(latents);

@@ -1,11 +1,11 @@
 /* --random-weights: fill_uniform is the Philox stream of core/philox.h laid
- * out as documented in core/backend.h, and a shard of a random tensor is,
+ * out as documented in backend/backend.h, and a shard of a random tensor is,
  * bit for bit, the same block of the whole tensor (so every layout of a
  * random model holds the same model), on the CPU backend. */
-#include "core/backend.h"
+#include "backend/backend.h"
 #include "core/error.h"
 #include "core/philox.h"
-#include "core/weights.h"
+#include "io/weights.h"
 #include "test_util.h"
 
 #include <string.h>

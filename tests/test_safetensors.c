@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "core/tensor.h"
 #include "tests/test_util.h"
 

@@ -18,7 +18,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "pipelines/scheduler.h"
 #include "tests/test_util.h"
 

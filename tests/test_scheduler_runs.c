@@ -19,7 +19,7 @@
 
 #include "core/error.h"
 #include "core/philox.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "pipelines/scheduler.h"
 #include "tests/test_util.h"
 

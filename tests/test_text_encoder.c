@@ -8,9 +8,9 @@
  * unsupported configs and bad weights fail naming the file and key. */
 #include "core/config.h"
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "core/text_file.h"
-#include "pipelines/text_conditioning.h"
+#include "text/text_conditioning.h"
 #include "test_util.h"
 
 #include <cjson/cJSON.h>

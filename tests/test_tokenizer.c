@@ -8,7 +8,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/text_file.h"
-#include "pipelines/tokenizer.h"
+#include "text/tokenizer.h"
 #include "test_util.h"
 
 #include <cjson/cJSON.h>

@@ -6,7 +6,7 @@
  * A warm arena decodes again without allocating; bad inputs and unsupported
  * configs fail with an error that names what is wrong. */
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "io/safetensors.h"
 #include "test_util.h"
 #include "vae/vae.h"
 #include "vae/vae_blocks.h"

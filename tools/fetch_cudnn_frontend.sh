@@ -2,7 +2,7 @@
 # Fetches the headers of NVIDIA's cuDNN frontend (header-only C++, MIT
 # licence) into .deps/cudnn_frontend/include, where CMake finds them and then
 # builds cuDNN's fused attention into the CUDA backend
-# (core/cuda_attention_cudnn.cu). Not committed: fetched here, like apt
+# (backend/cuda/cuda_attention_cudnn.cu). Not committed: fetched here, like apt
 # packages. The PyPI wheel nvidia-cudnn-frontend carries the headers; one
 # pinned file, checked by its SHA-256. Does nothing when the headers are
 # there already; exits non-zero when it cannot fetch them (tools/setup.sh

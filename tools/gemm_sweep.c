@@ -6,8 +6,8 @@
  * call, as routing makes it (the cache of product plans sees a new M each
  * time). Run it under MOEDIT_GEMM_CACHE=bucket|exact to compare the keys.
  * Built only with the CUDA backend; needs a GPU. */
-#include "core/backend.h"
-#include "core/backend_cuda.h"
+#include "backend/backend.h"
+#include "backend/cuda/backend_cuda.h"
 #include "core/error.h"
 #include "core/timer.h"
 

@@ -241,7 +241,7 @@ def encode(model, ids):
 
 
 def conditioning(hidden):
-    """moedit's HiDream conditioning rule (pipelines/text_conditioning.h)."""
+    """moedit's HiDream conditioning rule (text/text_conditioning.h)."""
     return {
         "prompt_embeds_llama3": hidden[1:].clone(),
         "prompt_embeds_t5": hidden[-1].clone(),

@@ -13,7 +13,7 @@ Weights are rounded to bfloat16 values and stored as bfloat16.
 
 The reference (tests/fixtures/pipeline_tiny/) is the flow-matching loop of
 diffusers' HiDreamImagePipeline run with these modules in float32: moedit's
-text conditioning rule (pipelines/text_conditioning.h) in place of HiDream's
+text conditioning rule (text/text_conditioning.h) in place of HiDream's
 four encoders, `-transformer(...)` as the velocity, CFG, Euler steps, then
 VAE decode and diffusers' postprocessing. It stores the initial noise, the
 prompt embeddings (as a --prompt-embeds file), the final latents and the

@@ -12,7 +12,7 @@
 #ifndef MOEDIT_VAE_VAE_H
 #define MOEDIT_VAE_VAE_H
 
-#include "core/arena.h"
+#include "backend/arena.h"
 #include "parallel/process_group.h"
 #include "vae/vae_model.h"
 

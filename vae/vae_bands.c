@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int vae_banded(const vae_exec *ex) { return ex->group && ex->group->size > 1; }
-
 int vae_band_init(vae_exec *ex, process_group *group, int64_t latent_rows)
 {
     ex->group = group;

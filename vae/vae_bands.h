@@ -12,7 +12,7 @@
 #define MOEDIT_VAE_BANDS_H
 
 #include "parallel/process_group.h"
-#include "vae/vae_blocks.h"
+#include "vae/vae_exec.h"
 
 /* This rank's latent rows; fails naming the group when a rank would get none. */
 int vae_band_init(vae_exec *ex, process_group *group, int64_t latent_rows);

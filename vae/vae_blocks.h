@@ -15,32 +15,8 @@
 #ifndef MOEDIT_VAE_BLOCKS_H
 #define MOEDIT_VAE_BLOCKS_H
 
-#include "core/arena.h"
+#include "vae/vae_exec.h"
 #include "vae/vae_model.h"
-
-struct process_group;
-
-/* GroupNorm eps of every norm in AutoencoderKL (resnet_eps, conv_norm_out, attention group_norm). */
-#define VAE_NORM_EPS 1e-6f
-
-/* What a pass runs on: the device, scratch memory and, for a patch-parallel
- * pass, the group and this rank's band of latent rows (vae_bands.h). */
-typedef struct vae_exec {
-    backend *be;
-    arena *scratch;
-    struct process_group *group; /* NULL or one rank: the whole image here */
-    int64_t latent_rows;         /* the whole image's, at the latent resolution */
-    int64_t band_first, band_rows;
-} vae_exec;
-
-/* 1 when the pass is split over several ranks. */
-int vae_banded(const vae_exec *ex);
-
-/* A [C, H, W] view of device memory. */
-tensor vae_image(const backend *be, void *data, int64_t channels, int64_t height, int64_t width);
-
-/* A [C, H, W] tensor from the scratch arena (data NULL, error set, when out of memory). */
-tensor vae_scratch_image(const vae_exec *ex, int64_t channels, int64_t height, int64_t width);
 
 /* y = conv(x): conv->kernel with the given stride and padding {top, bottom,
  * left, right}. In a banded pass the top and bottom padding are the
@@ -63,30 +39,6 @@ int vae_resnet_forward(const vae_exec *ex, tensor y, tensor x, const vae_resnet 
  *   t = GroupNorm(x)^T [S, C];  q, k, v = t Wq^T + bq, ...
  *   y = x + (softmax(q k^T / sqrt(C)) v Wo^T + bo)^T */
 int vae_attention_forward(const vae_exec *ex, tensor y, tensor x, const vae_attention *attention);
-
-/* The activation of a pass and the two device buffers its stages alternate
- * between: a stage reads x from one buffer and writes its result into the
- * other (vae_activations_next), which then becomes x (vae_activations_advance).
- * Each buffer holds the pass's largest activation. */
-typedef struct vae_activations {
-    backend *be;
-    void *buffer[2];
-    int current; /* the buffer holding x */
-    tensor x;
-} vae_activations;
-
-/* Both buffers of `capacity` elements from the scratch arena. */
-int vae_activations_init(vae_activations *acts, const vae_exec *ex, int64_t capacity);
-
-/* A [C, H, W] view of the buffer that does not hold x. */
-tensor vae_activations_next(const vae_activations *acts, int64_t channels, int64_t height, int64_t width);
-
-/* y (from vae_activations_next) becomes x. */
-void vae_activations_advance(vae_activations *acts, tensor y);
-
-/* x = the host image [C, H, W], in the first buffer. */
-void vae_activations_upload(vae_activations *acts, const float *host, int64_t channels, int64_t height,
-                            int64_t width);
 
 /* x = conv(x) with "same" padding (vae_conv_same). */
 int vae_conv_stage(const vae_exec *ex, vae_activations *acts, const vae_conv *conv);

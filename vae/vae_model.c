@@ -21,7 +21,7 @@ static int remember_conv_weight(vae_model *model, void *data)
 }
 
 /* weight_load checks 2-D shapes only, and a convolution kernel is stored 4-D
- * [Cout, Cin, k, k]. Until core/weights.h grows an N-d load, the kernel is
+ * [Cout, Cin, k, k]. Until io/weights.h grows an N-d load, the kernel is
  * read here with its full shape checked (safetensors_read_f32 converts any
  * float dtype) and uploaded as [Cout, Cin * k * k]. */
 static int load_conv_kernel(vae_model *model, tensor *out, const char *name, int64_t cout, int64_t cin, int kernel)

@@ -21,7 +21,7 @@
 #ifndef MOEDIT_VAE_MODEL_H
 #define MOEDIT_VAE_MODEL_H
 
-#include "core/weights.h"
+#include "io/weights.h"
 #include "vae/vae_config.h"
 
 typedef struct vae_conv {

@@ -3,7 +3,7 @@
 The folder is loaded with the libraries' own from_pretrained (tokenizers.Tokenizer,
 transformers.LlamaModel, diffusers' HiDreamImageTransformer2DModel, AutoencoderKL and
 FlowMatchEulerDiscreteScheduler) and run through diffusers' HiDreamImagePipeline loop with
-moedit's text conditioning rule (pipelines/text_conditioning.h), as
+moedit's text conditioning rule (text/text_conditioning.h), as
 tools/make_tiny_model.py's reference does: velocity = -transformer(...), CFG
 uncond + g (cond - uncond), scheduler.step, decode latents / scaling_factor + shift_factor.
 moedit runs the same prompt from the same initial noise (--init-noise); the two pictures

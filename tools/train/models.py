@@ -7,7 +7,7 @@ moedit loads, plus what training needs around them.
     transformer  HiDreamImageTransformer2DModel: dim 128 (4 heads x 32), 4 double + 4 single
                  blocks, 4 routed experts top-2 plus the shared expert, patch 2, 16 channels
 
-Conditioning is moedit's rule (pipelines/text_conditioning.h) on the encoder's
+Conditioning is moedit's rule (text/text_conditioning.h) on the encoder's
 hidden states hs [N + 1, L, C]: llama3 = hs[1..N], t5 = hs[N], pooled = the mean
 of hs[N] over tokens. Batches of prompts are right-padded; padding changes
 nothing a real token computes, because

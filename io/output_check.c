@@ -1,0 +1,26 @@
+/* See output_check.h. */
+#include "io/output_check.h"
+
+#include "core/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int output_check_writable(const char *path, const char *what)
+{
+    const char *name = what ? what : "output";
+    if (!*path) return error_set("%s: the file name is empty", name);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return error_set("%s %s is a directory, not a file", name, path);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *(slash == dir ? slash + 1 : slash) = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    if (access(dir, W_OK) != 0)
+        return error_set("%s %s: directory %s is not writable: %s", name, path, dir, strerror(errno));
+    return 0;
+}
