@@ -233,9 +233,9 @@ static const pg_ops nccl_ops = {
 
 /* NCCL connects the point-to-point channels that send/receive use (moedit's
  * all-to-all, VAE halos, ring K/V passing) at their first use, whatever
- * NCCL_RUNTIME_CONNECT says: measured on 2 H200 (moedit bench --comm-timing
- * on, 2026-11-30), a fresh group's first all-to-all or halo exchange took
- * about 1 s, which landed in the first step or the first VAE decode. One
+ * NCCL_RUNTIME_CONNECT says: a fresh group's first all-to-all or halo
+ * exchange took about a second (docs/benchmarks.md, "Figures cited by
+ * source comments"), which landed in the first step or VAE decode. One
  * element to and from every peer while the group is made connects them all
  * where load time is counted. */
 static int connect_peers(process_group *pg)
@@ -274,8 +274,8 @@ process_group *pg_create_nccl(const char *name, const int *world_ranks, int coun
     pg->ops = &nccl_ops;
     pg->impl = g;
     g->host = host;
-    /* NCCL >= 2.22 connects a communicator's peers at its first collective; that cost (about
-     * 2 s on 2 H200) then lands inside the first timed step or image of every fresh group.
+    /* NCCL >= 2.22 connects a communicator's peers at its first collective; that cost (seconds:
+     * docs/benchmarks.md) then lands inside the first timed step or image of every fresh group.
      * Connect while the group is made instead, where load time is counted. A user's own
      * NCCL_RUNTIME_CONNECT wins. */
     setenv("NCCL_RUNTIME_CONNECT", "0", 0);

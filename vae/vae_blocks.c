@@ -25,8 +25,9 @@ static void redo_edge(backend *be, const vae_conv *conv, const int sides[4], ten
  * without copying the band into a padded tensor: the band is convolved with
  * zero rows around it, then the p output rows at each inner edge, the ones
  * that reach into a neighbour, are computed again from a thin strip (the p
- * halo rows and the band's 2p rows next to them) and pasted over. At 2048 x
- * 2048 on 2 GPUs the padded copies were 15 ms of a 180 ms decode. */
+ * halo rows and the band's 2p rows next to them) and pasted over: the
+ * padded copies were a large share of a banded decode (docs/benchmarks.md,
+ * "Figures cited by source comments"). */
 static int conv_band_same(const vae_exec *ex, tensor y, tensor x, const vae_conv *conv, const int pad[4])
 {
     backend *be = ex->be;

@@ -1,9 +1,9 @@
 /* Attention through cuDNN's fused SDPA (its FlashAttention-style kernels),
  * built with the header-only cuDNN frontend (tools/fetch_cudnn_frontend.sh)
  * and used for BF16 attention unless the environment says
- * MOEDIT_ATTENTION=moedit: at 2048x2048 on an H200 the transformer forward
- * is ~12% faster with it than with moedit's wgmma kernel
- * (cuda_flash_wgmma.cu, ~447 TFLOP/s; docs/benchmarks.md).
+ * MOEDIT_ATTENTION=moedit: the transformer forward is faster with it than
+ * with moedit's wgmma kernel (cuda_flash_wgmma.cu; docs/benchmarks.md,
+ * "Figures cited by source comments").
  *
  * moedit's q, k, v and out are [S, H * D] BF16, token-major: as cuDNN's
  * [B, H, S, D] tensors that is B = 1 with strides (S H D, D, H D, 1). The

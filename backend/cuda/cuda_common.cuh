@@ -96,7 +96,8 @@ __device__ __forceinline__ void st(void *p, int dtype, int64_t i, float v)
 /* Eight BF16 values through one 16-byte access: the vectorised paths of
  * element-wise kernels, for BF16 tensors on 16-byte boundaries whose
  * element count is a multiple of 8 (bf16x8_fits). Scalar BF16 accesses
- * reached about half the memory bandwidth (swiglu: ~2.6 TB/s on an H200). */
+ * reached about half the memory bandwidth (docs/benchmarks.md, "Figures
+ * cited by source comments"). */
 __device__ __forceinline__ void ld8(const void *p, int64_t i8, float v[8])
 {
     uint4 raw = reinterpret_cast<const uint4 *>(p)[i8];

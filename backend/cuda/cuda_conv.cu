@@ -15,7 +15,7 @@
  * buffer, in stream order. Not by timing (FindEx) by default: the fastest
  * algorithm changes from run to run when two are close, and different
  * algorithms round differently, so the same seed gave different images
- * (seen on an H200, session 11).
+ * (seen on an H200).
  *
  * im2col + cuBLASLt otherwise, and whenever cuDNN declines a shape: columns
  * are built a band of output rows at a time into scratch (bounded memory),
@@ -60,8 +60,9 @@
  * thread walks all channels for its run of pixels, so no thread divides a
  * flat index and each block moves enough to hide its launch. (The first
  * version divided a 64-bit index seven times per element; the second gave
- * each thread one element and was still launch-bound: 8 ms for a
- * 128-channel 3x3 convolution at 1024x1024 whose product takes 0.5 ms.)
+ * each thread one element and was still launch-bound, many times slower
+ * than the product it feeds: docs/benchmarks.md, "Figures cited by source
+ * comments".)
  * `vector`: columns BF16, wo and band_pixels multiples of IM2COL_RUN,
  * columns 16-byte aligned: runs are written as one 16-byte store. */
 __global__ void __launch_bounds__(IM2COL_THREADS)
@@ -221,11 +222,9 @@ static int cudnn_mode(void)
 {
     static int mode = -1;
     if (mode < 0) {
-        /* Channels-last cuDNN by default: on an H200 the FLUX VAE decode took
-         * 68 / 228 ms at 1024 / 2048 this way (timed choice, session 4), 83 /
-         * 319 with im2col (MOEDIT_CUDNN=0) and 284 / 1370 with cuDNN on NCHW
-         * (=1, =heuristic); in session 11 47 / 222 ms with the heuristics'
-         * choice and the timed one alike. */
+        /* Channels-last cuDNN by default: the fastest of the modes below for
+         * the VAE decode, and the heuristics' choice is as fast as a timed
+         * one (docs/benchmarks.md, "Figures cited by source comments"). */
         static const char *const choices[5] = {"nhwc", "0", "1", "heuristic", "nhwc-find"};
         static const int modes[5] = {CUDNN_ON | CUDNN_NHWC, 0, CUDNN_ON | CUDNN_FIND, CUDNN_ON,
                                      CUDNN_ON | CUDNN_NHWC | CUDNN_FIND};

@@ -113,8 +113,9 @@ void cuda_download(backend *be, float *dst, tensor src)
     }
     /* Widened to F32 on the device, a workspace-sized chunk at a time, then
      * copied through pinned memory: a host-side conversion ran on one core
-     * under mpirun's core binding (a 2048x2048 image took 33-53 ms to come
-     * back that way). The workspace is free between ops (stream order). */
+     * under mpirun's core binding and made downloads slow (docs/benchmarks.md,
+     * "Figures cited by source comments"). The workspace is free between ops
+     * (stream order). */
     size_t bytes = s->workspace_bytes < s->staging_bytes ? s->workspace_bytes : s->staging_bytes;
     int64_t chunk = (int64_t)(bytes / sizeof(float));
     for (int64_t first = 0; first < n; first += chunk) {

@@ -3,8 +3,8 @@
  *   out[i] = sum_j softmax_j(q_i . k_j / sqrt(D)) v_j,  lse[h, i] = log sum_j e^(q_i . k_j / sqrt(D))
  * and the causal variant. Head dims 64 and 128 run the Hopper kernel of
  * cuda_flash_wgmma.cu (when the build and the device have sm_90a and the rows
- * are 16-byte aligned): on an H200 it reached 372-451 TFLOP/s at D=128 where
- * the kernel below reached 71-76 (docs/benchmarks.md). MOEDIT_FLASH_WGMMA=0
+ * are 16-byte aligned): several times the throughput of the kernel below
+ * (docs/benchmarks.md, "Figures cited by source comments"). MOEDIT_FLASH_WGMMA=0
  * in the environment turns it off, for comparisons. The kernel below
  * (mma.sync) serves the other head dims that are multiples of 16.
  * cuda_attention.cu's plain kernel is the fallback for every other case (F32

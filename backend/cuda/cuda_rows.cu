@@ -15,7 +15,8 @@
 
 /* One block per destination row; W values per access: 8 BF16 values through
  * 16 bytes where both tensors allow it (the element-wise kernel this
- * replaced divided twice per element and ran at ~1.3 TB/s on an H200), else
+ * replaced divided twice per element and stayed well below the memory
+ * bandwidth; docs/benchmarks.md, "Figures cited by source comments"), else
  * one value of any dtype. */
 template <int W>
 __global__ void gather_rows_kernel(void *y, int dy, const void *x, int dx, const int32_t *index, int64_t cols)
@@ -104,8 +105,9 @@ void cuda_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor
 /* narrow[p * rows + r, j] <-> wide[r, p * width + j]; `split` copies wide to
  * narrow. One block per wide row, W values per access (as
  * gather_rows_kernel; W divides width): the element-wise kernel this
- * replaced divided four times per element and moved Ulysses' q, k and v at
- * ~0.9 TB/s on an H200. */
+ * replaced divided four times per element and moved Ulysses' q, k and v
+ * far below the memory bandwidth (docs/benchmarks.md, "Figures cited by
+ * source comments"). */
 template <int W>
 __global__ void column_blocks_kernel(void *narrow, int dn, void *wide, int dw, int64_t rows, int64_t cols, int parts,
                                      int split)
