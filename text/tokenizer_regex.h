@@ -1,0 +1,25 @@
+/* Regular expressions of tokenizer.json (Split, Replace) and of the built-in
+ * pre-tokenizers, run by PCRE2 (8-bit, UTF + UCP, JIT-compiled when the
+ * library has a JIT). Internal to text/tokenizer*.c. */
+#ifndef MOEDIT_TEXT_TOKENIZER_REGEX_H
+#define MOEDIT_TEXT_TOKENIZER_REGEX_H
+
+#include "text/tokenizer_text.h"
+
+#include <stddef.h>
+
+typedef struct tokenizer_regex tokenizer_regex;
+
+/* Compiles a pattern written for tokenizers (which runs Oniguruma): \s, \S,
+ * \w, \W are rewritten to Oniguruma's Unicode classes (\s = White_Space,
+ * \w = Letter|Mark|Number|Connector_Punctuation), which PCRE2's differ from.
+ * what names the pattern in the error ("pre_tokenizer Split"). */
+int tokenizer_regex_compile(tokenizer_regex **out, const char *pattern, const char *path, const char *what);
+
+/* Appends to matches every non-overlapping match in s[0..n), leftmost first,
+ * as (start, length) relative to s; empty matches are skipped. */
+int tokenizer_regex_find_all(const tokenizer_regex *re, const char *s, size_t n, span_list *matches);
+
+void tokenizer_regex_free(tokenizer_regex *re);
+
+#endif
