@@ -471,6 +471,9 @@ int32_t tokenizer_token_id(const tokenizer *tok, const char *token)
 {
     for (int i = 0; i < tok->added_count; i++)
         if (strcmp(tok->added[i].content, token) == 0) return tok->added[i].id;
+#if TOKENIZER_HAVE_UNIGRAM
+    if (tok->model == MODEL_UNIGRAM) return unigram_token_id(tok->unigram, token, strlen(token));
+#endif
     return vocab_get(model_vocab(tok), token, strlen(token));
 }
 
