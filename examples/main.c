@@ -21,6 +21,7 @@ static void usage(FILE *out)
             "  bench-comm time the collectives of the parallel modes over the launcher's ranks\n"
             "  inspect   print a model's components, configs and parameter counts\n"
             "  bench     time the transformer forward of a model or a random-weight config\n"
+            "  tokenize  print the token ids of prompts (transformers' ids) with a model's tokenizer folder\n"
             "\n"
             "Run 'moedit <command> --help' for the options of a command.\n");
 }
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
     else if (!strcmp(command, "bench-comm")) status = cli_bench_comm(argc - 1, argv + 1);
     else if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
     else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);
+    else if (!strcmp(command, "tokenize")) status = cli_tokenize(argc - 1, argv + 1);
     else status = error_set("unknown command '%s' (try 'moedit --help')", command);
     /* A command that never created a group (or failed before its first)
      * still agrees with the other ranks, which may be waiting there. */

@@ -17,6 +17,7 @@
 #include "text/tokenizer_config.h"
 #include "text/tokenizer_normalize.h"
 #include "text/tokenizer_pretokenize.h"
+#include "text/tokenizer_regex.h"
 #include "text/tokenizer_text.h"
 
 #include <cjson/cJSON.h>
@@ -25,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <utf8proc.h>
 
 #if __has_include("text/tokenizer_unigram.h")
 #include "text/tokenizer_unigram.h"
@@ -65,6 +65,7 @@ struct tokenizer {
     added_token *added; /* sorted by the first byte of match */
     int added_count;
     int added_first[257]; /* added[added_first[b] .. added_first[b + 1]) start with byte b */
+    tokenizer_regex *word_char; /* Rust's \w, when an added token is single_word */
     template_piece *template_pieces;
     int template_count; /* 0: no post-processor */
     int template_specials;
@@ -235,6 +236,11 @@ static int load_added_tokens(tokenizer *tok, const cJSON *list)
         if (!(t->length = strlen(t->match))) tok->added_count--, free(t->content), free(t->match);
     }
     qsort(tok->added, (size_t)tok->added_count, sizeof(added_token), compare_added);
+    int single_word = 0;
+    for (int i = 0; i < tok->added_count; i++) single_word |= tok->added[i].single_word;
+    if (single_word &&
+        tokenizer_regex_compile(&tok->word_char, "[" TOKENIZER_RUST_WORD_CLASS "]", tok->path, "single_word"))
+        return -1;
     int b = 0;
     for (int i = 0; i <= tok->added_count; i++) {
         int first = i < tok->added_count ? (unsigned char)tok->added[i].match[0] : 256;
@@ -454,6 +460,7 @@ void tokenizer_free(tokenizer *tok)
         free(tok->added[i].match);
     }
     free(tok->added);
+    tokenizer_regex_free(tok->word_char);
     for (int i = 0; i < tok->template_count; i++) free(tok->template_pieces[i].ids);
     free(tok->template_pieces);
     free(tok->words);
@@ -490,25 +497,16 @@ typedef struct encode_state {
     id_list ids;
 } encode_state;
 
-static int is_word_char(int32_t cp)
+/* single_word: tokenizers asks the regex crate whether \w ends the text
+ * before the match or starts the text after it. */
+static int char_before_is_word(const tokenizer *tok, const char *s, size_t at)
 {
-    /* Oniguruma's \w: letters, marks, numbers, connector punctuation. */
-    utf8proc_category_t c = utf8proc_category(cp);
-    return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_NO) || c == UTF8PROC_CATEGORY_PC;
+    return at > 0 && tokenizer_regex_matches_at(tok->word_char, s, at, utf8_previous(s, at, 0));
 }
 
-static int char_before_is_word(const char *s, size_t at)
+static int char_at_is_word(const tokenizer *tok, const char *s, size_t at, size_t n)
 {
-    if (at == 0) return 0;
-    size_t start = utf8_previous(s, at, 0);
-    int32_t cp;
-    return utf8_next(s + start, at - start, &cp) && is_word_char(cp);
-}
-
-static int char_at_is_word(const char *s, size_t at, size_t n)
-{
-    int32_t cp;
-    return at < n && utf8_next(s + at, n - at, &cp) && is_word_char(cp);
+    return at < n && tokenizer_regex_matches_at(tok->word_char, s, n, at);
 }
 
 static size_t skip_spaces_back(const char *s, size_t at, size_t floor)
@@ -559,7 +557,7 @@ static int split_added(const tokenizer *tok, int normalized, const char *s, size
         }
         size_t start = at, stop = at + a->length;
         at = stop;
-        if (a->single_word && (char_before_is_word(s, start) || char_at_is_word(s, stop, n))) continue;
+        if (a->single_word && (char_before_is_word(tok, s, start) || char_at_is_word(tok, s, stop, n))) continue;
         if (a->lstrip) start = skip_spaces_back(s, start, done);
         if (a->rstrip) stop = skip_spaces_forward(s, stop, n);
         if (start > done && on_text(tok, s + done, start - done, at_origin && done == 0, st)) return -1;

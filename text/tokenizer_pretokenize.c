@@ -4,7 +4,7 @@
  *       piece into match / non-match segments (flipped by invert), combined by
  *       behavior: Removed drops matches; Isolated keeps each; MergedWithPrevious
  *       / MergedWithNext glue a match to its neighbour; Contiguous merges runs
- *   Whitespace        Split(\w+|[^\w\s]+, Removed, invert)
+ *   Whitespace        Split(\w+|[^\w\s]+, Removed, invert), Rust's \w and \s
  *   WhitespaceSplit   Split(char::is_whitespace, Removed)
  *   ByteLevel         optional " " prefix, the GPT-2 regex (use_regex,
  *       Isolated), then every byte b -> the printable code point bytes_char(b):
@@ -24,7 +24,10 @@
 
 /* GPT-2's pre-tokenization regex (tokenizers' ByteLevel). */
 #define BYTE_LEVEL_PATTERN "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
-#define WHITESPACE_PATTERN "\\w+|[^\\w\\s]+"
+/* Whitespace's \w+|[^\w\s]+ with the regex crate's classes (not Oniguruma's:
+ * "x²" is one word for Oniguruma, two for tokenizers' Whitespace). */
+#define WHITESPACE_PATTERN \
+    "[" TOKENIZER_RUST_WORD_CLASS "]+|[^" TOKENIZER_RUST_WORD_CLASS "\\p{White_Space}]+"
 
 typedef enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREVIOUS, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS } split_behavior;
 

@@ -129,6 +129,15 @@ int tokenizer_regex_find_all(const tokenizer_regex *re, const char *s, size_t n,
     return status;
 }
 
+int tokenizer_regex_matches_at(const tokenizer_regex *re, const char *s, size_t n, size_t at)
+{
+    pcre2_match_data *data = pcre2_match_data_create_from_pattern(re->code, NULL);
+    if (!data) return 0;
+    int rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, at, PCRE2_ANCHORED | PCRE2_NO_UTF_CHECK, data, NULL);
+    pcre2_match_data_free(data);
+    return rc >= 0;
+}
+
 void tokenizer_regex_free(tokenizer_regex *re)
 {
     if (!re) return;

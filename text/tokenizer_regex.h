@@ -20,6 +20,15 @@ int tokenizer_regex_compile(tokenizer_regex **out, const char *pattern, const ch
  * as (start, length) relative to s; empty matches are skipped. */
 int tokenizer_regex_find_all(const tokenizer_regex *re, const char *s, size_t n, span_list *matches);
 
+/* 1 when the pattern matches at s + at (anchored there), else 0. */
+int tokenizer_regex_matches_at(const tokenizer_regex *re, const char *s, size_t n, size_t at);
+
+/* Rust's regex \w (the regex crate: Alphabetic, marks, decimal digits,
+ * connector punctuation, ZWNJ/ZWJ), which tokenizers' Whitespace
+ * pre-tokenizer and single_word test use; spelled without \w so compiling
+ * leaves it as is. */
+#define TOKENIZER_RUST_WORD_CLASS "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}"
+
 void tokenizer_regex_free(tokenizer_regex *re);
 
 #endif
