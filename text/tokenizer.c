@@ -419,6 +419,7 @@ int tokenizer_load_dir(tokenizer **out, const char *dir)
     snprintf(json_path, sizeof json_path, "%s/tokenizer.json", dir);
     snprintf(vocab_path, sizeof vocab_path, "%s/vocab.json", dir);
     snprintf(merges_path, sizeof merges_path, "%s/merges.txt", dir);
+    if (access(dir, F_OK) != 0) return error_set("%s: tokenizer folder does not exist", dir);
     int has_json = access(json_path, F_OK) == 0;
     if (!has_json && (access(vocab_path, F_OK) != 0 || access(merges_path, F_OK) != 0))
         return error_set("%s: no tokenizer.json, nor vocab.json + merges.txt (not a tokenizer folder?)", dir);
