@@ -102,7 +102,11 @@ int tokenizer_regex_find_all(const tokenizer_regex *re, const char *s, size_t n,
     size_t at = 0;
     while (at <= n) {
         int rc = re->jit ? pcre2_jit_match(re->code, (PCRE2_SPTR)s, n, at, PCRE2_NO_UTF_CHECK, data, NULL)
-                         : pcre2_match(re->code, (PCRE2_SPTR)s, n, at, PCRE2_NO_UTF_CHECK, data, NULL);
+                         : PCRE2_ERROR_JIT_STACKLIMIT;
+        /* Without a JIT, or when a long input outgrows the JIT's stack, the
+         * interpreter gives the same match. */
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+            rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, at, PCRE2_NO_UTF_CHECK, data, NULL);
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             PCRE2_UCHAR message[256];
