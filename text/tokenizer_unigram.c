@@ -210,8 +210,9 @@ int unigram_load(unigram_model **out, const cJSON *model, const char *path)
             return error_set("%s: model.vocab is empty but model.unk_id needs an entry", path);
         }
         if (unk->valuedouble >= m->size) {
+            int size = m->size;
             unigram_free(m);
-            return error_set("%s: model.unk_id %.0f is beyond the %d vocab entries", path, unk->valuedouble, m->size);
+            return error_set("%s: model.unk_id %.0f is beyond the %d vocab entries", path, unk->valuedouble, size);
         }
         m->unk_id = (int32_t)unk->valuedouble;
     }
