@@ -233,9 +233,14 @@ static float *position_bias(const t5_encoder *enc, const int32_t *mask, int64_t 
 
 /* ---- forward ------------------------------------------------------------------ */
 
-/* Activations of one forward pass on the device. */
+/* Activations of one forward pass on the device. The residual stream x is
+ * F32 on every backend: transformers keeps T5's wo in float32 under a BF16
+ * model (T5PreTrainedModel._keep_in_fp32_modules), so its residual sums
+ * promote to float32 after the first feed-forward; T5 v1.1's hidden states
+ * reach magnitudes where BF16 sums would round away the smaller updates. */
 typedef struct t5_buffers {
-    tensor x, normed, projected; /* [S, C] */
+    tensor x;                    /* F32 [S, C] */
+    tensor normed, projected;    /* [S, C] */
     tensor q, k, v, attention;   /* [S, H*D] */
     tensor gate, up;             /* [S, F] */
     tensor bias;                 /* F32 [H * S, S] */
@@ -245,7 +250,7 @@ typedef struct t5_buffers {
 static int alloc_buffers(t5_buffers *b, arena *scratch, const t5_config *cfg, int64_t s)
 {
     int64_t c = cfg->d_model, inner = cfg->num_heads * cfg->d_kv;
-    b->x = arena_tensor_2d(scratch, s, c);
+    b->x = arena_tensor_typed(scratch, DTYPE_F32, s, c);
     b->normed = arena_tensor_2d(scratch, s, c);
     b->projected = arena_tensor_2d(scratch, s, c);
     b->q = arena_tensor_2d(scratch, s, inner);

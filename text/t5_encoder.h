@@ -31,7 +31,8 @@
  *   encoder.block.l.layer.1.DenseReluDense.{wi_0,wi_1}.weight [d_ff, d_model], .wo.weight [d_model, d_ff]
  *   encoder.final_layer_norm.weight [d_model]
  *
- * F32 on the CPU backend, BF16 with F32 accumulation on CUDA (the bias stays F32). */
+ * F32 on the CPU backend, BF16 with F32 accumulation on CUDA; the position
+ * bias and the residual stream stay F32 on both (see t5_encoder.c). */
 #ifndef MOEDIT_TEXT_T5_ENCODER_H
 #define MOEDIT_TEXT_T5_ENCODER_H
 
