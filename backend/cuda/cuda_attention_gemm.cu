@@ -3,17 +3,19 @@
  *   scores[R, Sk] = q_h[R, D] k_h^T           (F32 out)
  *   p[R, Sk]      = softmax(scores / sqrt(D))  (one block per row; lse too)
  *   out_h[R, D]   = p v_h                      (p in q's dtype, F32 sums)
- * and attention_bias (T5's: relative position bias and padding mask, F32
- * [H, Sq, Sk]), whose softmax is of scale * scores + bias[h, rows]; the bias,
- * a full matrix per head, would not ride along in the flash kernels' tiles
- * for free, and a text encoder runs it once per layer on a few hundred
- * tokens. Masked keys carry -FLT_MAX: their probability underflows to 0, and
- * a row whose keys are all masked gets equal weights, as in transformers.
  * The flash kernels keep a query tile's accumulators in registers, which a
  * 512-wide head does not fit; at such widths the products are long enough
  * that tensor-core GEMMs plus one pass over the scores win anyway (the
  * scores are 2 x Sk x D times smaller than the products' work). Chunks of at
- * most ATTG_MAX_ROWS queries, fewer when Sk is large, bound the scratch. */
+ * most ATTG_MAX_ROWS queries, fewer when Sk is large, bound the scratch.
+ *
+ * attention_bias (T5's relative position bias with the padding mask, F32
+ * [H, Sq, Sk]) takes the same path, its softmax of scale * scores + bias[h,
+ * rows]: the bias, a full matrix per head, would not ride along in the flash
+ * kernels' tiles for free, and a text encoder runs it once per layer on a few
+ * hundred tokens. Masked keys carry -FLT_MAX: their probability underflows
+ * to 0, and a row whose keys are all masked gets equal weights, as in
+ * transformers. */
 #include "backend/cuda/cuda_common.cuh"
 
 #include <math.h>
