@@ -59,6 +59,9 @@ static const backend_ops cuda_ops = {
     .combine_rows = cuda_combine_rows,
     .moe_route = cuda_moe_route,
     .moe_dispatch = cuda_moe_dispatch,
+    .activation = cuda_activation,
+    .layer_norm = cuda_layer_norm,
+    .attention_bias = cuda_attention_bias,
 };
 
 backend *backend_cuda_create(int device_index)
