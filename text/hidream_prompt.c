@@ -127,8 +127,8 @@ int hidream_text_open(hidream_text *t, backend *be, const hidream_text_options *
     if (max_sequence_length < 1)
         return error_set("--max-sequence-length %lld must be at least 1", (long long)max_sequence_length);
     int status = set_dirs(t, o);
+    if (!status) status = check_sizes(t, transformer); /* configs first: cheap, and the likelier mistake */
     for (int k = 0; k < HIDREAM_ENCODERS && !status; k++) status = open_tokenizer(t, k, max_sequence_length);
-    if (!status) status = check_sizes(t, transformer);
     if (!status && !(t->view = backend_memory_wrap(be))) status = -1;
     if (status) hidream_text_close(t);
     return status;
