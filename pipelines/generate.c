@@ -450,6 +450,7 @@ static int encode_hidream_prompts(generate_state *g, moedit_generate_result *r)
         which[count++] = -1;
     }
     double start = timer_seconds();
+    memset(g->bundle.hidream.usage, 0, sizeof g->bundle.hidream.usage); /* this run's figures (a kept bundle too) */
     if (!status && count) status = hidream_text_encode(&g->bundle.hidream, prompts, count, out);
     for (int i = 0; i < count && !status; i++) {
         if (which[i] < 0) g->hidream_uncond = out[i];
