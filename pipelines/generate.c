@@ -13,7 +13,13 @@
  * starts from scale_noise(latents, noise) at the first step the strength
  * leaves (SDEdit; at strength 1 sigma is 1 and that is the noise itself), and
  * with in-context editing the latents also enter the transformer as context
- * tokens at every step. */
+ * tokens at every step.
+ *
+ * With HiDream-I1's own four text encoders (text/hidream_prompt.h) the
+ * prompts are encoded once, before the first job, by one pass of each
+ * encoder over every prompt this rank's jobs need (its replica's jobs; on
+ * CFG-parallel ranks only its branch: the prompts, or the negative prompt),
+ * and each encoder is freed after its pass unless the run keeps them. */
 #include "moedit.h"
 
 #include "core/error.h"
@@ -60,6 +66,8 @@ typedef struct generate_state {
     int leader;  /* first rank of its data-parallel replica: writes the files */
     int decoder; /* in the leader's VAE group: decodes (in bands when there are several) */
     int64_t vae_peak_bytes; /* the last decode's arena peak, for the hooks */
+    hidream_prompt_embeds *hidream_cond; /* [prompt_count] (HiDream text side), encoded where this rank needs them */
+    hidream_prompt_embeds hidream_uncond; /* the negative prompt's */
     char layout_text[128];
 } generate_state;
 
@@ -189,7 +197,8 @@ static int setup(generate_state *g)
         if (ranks[i] == g->w->rank) ep_rank = i;
     model_bundle_options mo = {o->model_dir, o->device, o->random_weights, o->seed,
                                {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL, NULL}, !o->prompt_embeds_path,
-                               o->expert_placement, o->lora_paths, o->lora_scales, o->lora_count};
+                               o->expert_placement, o->lora_paths, o->lora_scales, o->lora_count,
+                               o->llama_dir, o->max_sequence_length, o->keep_text_encoders, o->text_device};
     g->bundle_options = mo;
     int keep = g->hooks && g->hooks->keep_model;
     if (keep ? model_bundle_take(&g->bundle, &mo) : model_bundle_load(&g->bundle, &mo)) return -1;
@@ -409,11 +418,72 @@ static int result_add(moedit_generate_result *r, const char *path, uint64_t seed
     return 0;
 }
 
-/* Text inputs of one branch: the encoder on `prompt`, or the embeds file. */
-static int branch_embeds(generate_state *g, prompt_embeds *e, const char *prompt, int negative, arena *scratch)
+/* The CFG branch this rank runs: -1 both, 0 the prompt's, 1 the negative's. */
+static int cfg_branch(const generate_state *g)
+{
+    return g->par.groups[GROUP_CFG]->size == 2 ? g->par.groups[GROUP_CFG]->rank : -1;
+}
+
+/* HiDream's four encoders over the prompts this rank needs (see the top):
+ * g->hidream_cond[p] for each prompt p of this replica's jobs, and the
+ * negative prompt when guided; each encoder's time and peak into r. */
+static int encode_hidream_prompts(generate_state *g, moedit_generate_result *r)
+{
+    const moedit_generate_options *o = g->o;
+    int branch = cfg_branch(g), guided = o->guidance > 1, replicas = g->par.layout.degrees.dp;
+    int total = o->prompt_count * (int)o->images_per_prompt, count = 0;
+    hidream_prompt *prompts = calloc((size_t)o->prompt_count + 1, sizeof *prompts);
+    int *which = calloc((size_t)o->prompt_count + 1, sizeof *which); /* prompt index, or -1 for the negative */
+    g->hidream_cond = calloc((size_t)o->prompt_count, sizeof *g->hidream_cond);
+    hidream_prompt_embeds *out = calloc((size_t)o->prompt_count + 1, sizeof *out);
+    int status = prompts && which && g->hidream_cond && out ? 0 : error_set("out of memory listing the prompts");
+    for (int p = 0; p < o->prompt_count && !status && branch <= 0; p++)
+        for (int job = p * (int)o->images_per_prompt; job < (p + 1) * (int)o->images_per_prompt && job < total; job++)
+            if (job % replicas == g->par.layout.dp_index) {
+                prompts[count] = (hidream_prompt){{o->prompts[p], o->prompt_2, o->prompt_3, o->prompt_4}};
+                which[count++] = p;
+                break;
+            }
+    if (!status && guided && branch != 0) {
+        const char *negative = o->negative_prompt ? o->negative_prompt : "";
+        prompts[count] = (hidream_prompt){{negative, o->negative_prompt_2, o->negative_prompt_3, o->negative_prompt_4}};
+        which[count++] = -1;
+    }
+    double start = timer_seconds();
+    memset(g->bundle.hidream.usage, 0, sizeof g->bundle.hidream.usage); /* this run's figures (a kept bundle too) */
+    if (!status && count) status = hidream_text_encode(&g->bundle.hidream, prompts, count, out);
+    for (int i = 0; i < count && !status; i++) {
+        if (which[i] < 0) g->hidream_uncond = out[i];
+        else g->hidream_cond[which[i]] = out[i];
+    }
+    r->text_seconds += timer_seconds() - start;
+    for (int k = 0; k < HIDREAM_ENCODERS; k++) {
+        r->text_encoder_seconds[k] = g->bundle.hidream.usage[k].seconds;
+        r->text_encoder_peak_bytes[k] = g->bundle.hidream.usage[k].peak_bytes;
+    }
+    free(prompts), free(which), free(out);
+    return status;
+}
+
+static void free_hidream_prompts(generate_state *g)
+{
+    for (int p = 0; g->hidream_cond && p < g->o->prompt_count; p++) hidream_prompt_embeds_free(&g->hidream_cond[p]);
+    free(g->hidream_cond);
+    g->hidream_cond = NULL;
+    hidream_prompt_embeds_free(&g->hidream_uncond);
+}
+
+/* Text inputs of one branch: the embeds file, HiDream's encoded prompts, or
+ * the demo's encoder on `prompt`. */
+static int branch_embeds(generate_state *g, prompt_embeds *e, int prompt_index, const char *prompt, int negative,
+                         arena *scratch)
 {
     if (g->o->prompt_embeds_path)
         return prompt_embeds_read(e, g->o->prompt_embeds_path, negative, &g->bundle.transformer.cfg);
+    if (g->bundle.has_hidream) {
+        prompt_embeds_view_hidream(e, negative ? &g->hidream_uncond : &g->hidream_cond[prompt_index]);
+        return 0;
+    }
     return prompt_embeds_encode(e, &g->bundle.encoder, g->bundle.tok, prompt, scratch);
 }
 
@@ -422,7 +492,8 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
 {
     const moedit_generate_options *o = g->o;
     int guided = o->guidance > 1, split = g->par.groups[GROUP_CFG]->size == 2;
-    int branch = split ? g->par.groups[GROUP_CFG]->rank : -1; /* -1: this rank runs both */
+    int branch = cfg_branch(g); /* -1: this rank runs both */
+    int prompt_index = o->prompt_count ? job / (int)o->images_per_prompt : 0;
     prompt_embeds embeds[2] = {0};
     dit_text text[2];
     int have_text[2] = {0, 0};
@@ -436,7 +507,7 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     for (int b = 0; b < 1 + guided; b++) {
         if (branch >= 0 && b != branch) continue;
         const char *text_prompt = b == 0 ? prompt : (o->negative_prompt ? o->negative_prompt : "");
-        if (branch_embeds(g, &embeds[b], text_prompt, b, &scratch) ||
+        if (branch_embeds(g, &embeds[b], prompt_index, text_prompt, b, &scratch) ||
             dit_text_encode(&text[b], &g->bundle.transformer, &embeds[b].inputs))
             goto done;
         have_text[b] = 1;
@@ -501,6 +572,7 @@ static void teardown(generate_state *g, int status)
 {
     moe_routing_free(&g->routing);
     scheduler_free(&g->sched);
+    free_hidream_prompts(g);
     if (g->have_par) parallel_context_free(&g->par);
     if (g->have_bundle && status == 0 && g->hooks && g->hooks->keep_model)
         model_bundle_keep(&g->bundle, &g->bundle_options);
@@ -528,6 +600,7 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     int status = setup(&g);
     r->load_seconds = timer_seconds() - start;
     if (status == 0 && condition) status = encode_condition(&g, r);
+    if (status == 0 && g.bundle.has_hidream) status = encode_hidream_prompts(&g, r);
     const char *embeds_prompt[1] = {"(prompt embeddings from file)"};
     const char *const *prompts = o->prompt_count ? o->prompts : embeds_prompt;
     int prompt_count = o->prompt_count ? o->prompt_count : 1;
