@@ -86,6 +86,8 @@ long="$work/$(printf 'a%.0s' $(seq 247)).png"
 if "${run[@]}" --output "$long" 2>"$work/err" && [ -s "$long" ] && ! ls -A "$work" | grep -q '^\.moedit-\|\.tmp\.'; then
   echo "ok   251-byte output name"; else fail "251-byte output name: $(cat "$work/err"; ls -A "$work")"; fi
 rm -f "$long"
+expect_error "a 256-byte output name" "the file name is 256 bytes, over the 255" \
+  "${run[@]}" --output "$work/$(printf 'a%.0s' $(seq 252)).png"
 
 # 6. Numbered outputs: every name is checked before any model loads; the base name is never written.
 mkdir "$work/batch-1.png"
