@@ -10,6 +10,7 @@
 #ifndef MOEDIT_BACKEND_BACKEND_H
 #define MOEDIT_BACKEND_BACKEND_H
 
+#include "backend/activation.h"
 #include "core/tensor.h"
 
 typedef struct backend backend;
@@ -133,6 +134,19 @@ typedef struct backend_ops {
      * = the first position of bucket b, offsets[buckets] = all. */
     void (*moe_dispatch)(backend *be, tensor rows, tensor slot_weights, tensor positions, tensor offsets,
                          tensor experts, tensor weights, tensor bucket, int buckets);
+
+    /* Text encoders (CLIP, T5: text/clip_encoder.h, text/t5_encoder.h). */
+    /* y = act(x) * up elementwise (y = act(x) when up.data is NULL), act one
+     * of backend_activation (backend/activation.h); y may be x. */
+    void (*activation)(backend *be, tensor y, tensor x, tensor up, backend_activation act);
+    /* nn.LayerNorm: y = (x - mean) / sqrt(var + eps) * weight[C] + bias[C]
+     * over the last dim (biased variance; no bias when bias.data is NULL). */
+    void (*layer_norm)(backend *be, tensor y, tensor x, tensor weight, tensor bias, float eps);
+    /* out[Sq, H*D] = softmax(scale * q k^T + bias[h]) v per head h, q[Sq, H*D],
+     * k, v[Sk, H*D], bias F32 [H, Sq, Sk] (T5's relative position bias with
+     * its padding mask folded in; masked keys carry -FLT_MAX as in
+     * transformers, so a row whose keys are all masked averages them all). */
+    void (*attention_bias)(backend *be, tensor out, tensor q, tensor k, tensor v, tensor bias, int heads, float scale);
 } backend_ops;
 
 struct backend {

@@ -265,6 +265,25 @@ static void p_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor
           in->ops->moe_dispatch(in, rows, slot_weights, positions, offsets, experts, weights, bucket, buckets));
 }
 
+static void p_activation(backend *be, tensor y, tensor x, tensor up, backend_activation act)
+{
+    TIMED(be, "activation", in->ops->activation(in, y, x, up, act));
+}
+
+static void p_layer_norm(backend *be, tensor y, tensor x, tensor w, tensor b, float eps)
+{
+    TIMED(be, "layer_norm", in->ops->layer_norm(in, y, x, w, b, eps));
+}
+
+static void p_attention_bias(backend *be, tensor out, tensor q, tensor k, tensor v, tensor bias, int heads,
+                             float scale)
+{
+    char key[KEY_LENGTH];
+    snprintf(key, sizeof key, "attention_bias Sq%lld Sk%lld H%d D%lld", (long long)q.shape[0],
+             (long long)k.shape[0], heads, (long long)(q.shape[1] / heads));
+    TIMED(be, key, in->ops->attention_bias(in, out, q, k, v, bias, heads, scale));
+}
+
 static const backend_ops profiled_ops = {
     .alloc = p_alloc,
     .free = p_free,
@@ -304,6 +323,9 @@ static const backend_ops profiled_ops = {
     .combine_rows = p_combine_rows,
     .moe_route = p_moe_route,
     .moe_dispatch = p_moe_dispatch,
+    .activation = p_activation,
+    .layer_norm = p_layer_norm,
+    .attention_bias = p_attention_bias,
 };
 
 void backend_profile_host(backend *be, const char *key, double seconds)

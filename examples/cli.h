@@ -45,7 +45,7 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
 
 /* The options of generate, which edit takes too, and what they parse into. */
 #define CLI_MAX_PROMPTS 1024
-#define CLI_GENERATE_OPTIONS 30
+#define CLI_GENERATE_OPTIONS 40
 
 typedef struct cli_generate_args {
     moedit_generate_options o;
@@ -53,6 +53,7 @@ typedef struct cli_generate_args {
     cli_float_list lora_scales; /* --lora-scale: the k-th for the k-th LoRA */
     const char *prompt, *prompt_file;
     int64_t seed, tp, ulysses, ring, cfg, dp, vae_patch;
+    int64_t max_sequence_length;
     int json;
     const char *prompts[CLI_MAX_PROMPTS];
     char *prompt_buffer; /* --prompt-file's lines */

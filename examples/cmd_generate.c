@@ -42,6 +42,21 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"prompt", OPT_STRING, &a->prompt, "what to draw", "TEXT"},
         {"prompt-file", OPT_STRING, &a->prompt_file, "one prompt per line (instead of --prompt)", "FILE"},
         {"negative-prompt", OPT_STRING, &o->negative_prompt, "what to steer away from (default empty)", "TEXT"},
+        {"prompt-2", OPT_STRING, &o->prompt_2, "HiDream: the prompt of the second encoder, CLIP-G (default --prompt)", "TEXT"},
+        {"prompt-3", OPT_STRING, &o->prompt_3, "HiDream: the prompt of the T5 encoder (default --prompt)", "TEXT"},
+        {"prompt-4", OPT_STRING, &o->prompt_4, "HiDream: the prompt of the Llama encoder (default --prompt)", "TEXT"},
+        {"negative-prompt-2", OPT_STRING, &o->negative_prompt_2, "HiDream: CLIP-G's negative prompt (default --negative-prompt)", "TEXT"},
+        {"negative-prompt-3", OPT_STRING, &o->negative_prompt_3, "HiDream: T5's negative prompt (default --negative-prompt)", "TEXT"},
+        {"negative-prompt-4", OPT_STRING, &o->negative_prompt_4, "HiDream: the Llama's negative prompt (default --negative-prompt)", "TEXT"},
+        {"llama", OPT_STRING, &o->llama_dir,
+         "HiDream: a Llama 3.1 folder (config.json, safetensors, tokenizer.json) when the model has no text_encoder_4/",
+         "DIR"},
+        {"max-sequence-length", OPT_INT, &a->max_sequence_length,
+         "HiDream: tokens each prompt is padded or cut to (default 128; CLIP at most 218)", "N"},
+        {"keep-text-encoders", OPT_FLAG, &o->keep_text_encoders,
+         "HiDream: keep the four text encoders loaded after encoding (default: each is freed after use)", NULL},
+        {"text-device", OPT_STRING, &o->text_device, "HiDream: cpu or cuda for the text encoders (default --device)",
+         "DEV"},
         {"prompt-embeds", OPT_STRING, &o->prompt_embeds_path,
          "precomputed embeddings (safetensors, diffusers names; tools/encode_prompt.py makes them with HiDream-I1's "
          "own encoders)",
@@ -95,6 +110,11 @@ int cli_generate_finish(cli_generate_args *a)
         if (a->lora_scales.values[i] == 0)
             return error_set("--lora-scale 0 for %s: that is no LoRA at all; leave out its --lora", a->loras.values[i]);
     }
+    if (a->max_sequence_length < 0 || a->max_sequence_length > 1 << 20)
+        return error_set("--max-sequence-length %lld: must be 1..%d", (long long)a->max_sequence_length, 1 << 20);
+    a->o.max_sequence_length = (int)a->max_sequence_length;
+    if (a->o.text_device && strcmp(a->o.text_device, "cpu") && strcmp(a->o.text_device, "cuda"))
+        return error_set("option --text-device: '%s' is not cpu or cuda", a->o.text_device);
     a->o.lora_paths = a->loras.values;
     a->o.lora_scales = a->lora_scales.values;
     a->o.lora_count = a->loras.count;
@@ -123,9 +143,16 @@ void cli_generate_report(const cli_generate_args *a, const moedit_generate_resul
         printf("],\"seeds\":[");
         for (int i = 0; i < r->count; i++) printf("%s%llu", i ? "," : "", r->seeds[i]);
         printf("],\"seconds\":{\"load\":%.3f,\"text\":%.3f,\"encode\":%.3f,\"denoise\":%.3f,\"decode\":%.3f,"
-               "\"total\":%.3f}}\n",
+               "\"total\":%.3f}",
                r->load_seconds, r->text_seconds, r->encode_seconds, r->denoise_seconds, r->decode_seconds,
                r->total_seconds);
+        /* HiDream's four encoders, when this rank ran them. */
+        static const char *const encoders[4] = {"clip_l", "clip_g", "t5", "llama"};
+        int hidream = r->text_encoder_seconds[0] > 0;
+        for (int k = 0; k < 4 && hidream; k++)
+            printf("%s\"%s\":{\"seconds\":%.3f,\"peak_bytes\":%lld}", k ? "," : ",\"text_encoders\":{",
+                   encoders[k], r->text_encoder_seconds[k], (long long)r->text_encoder_peak_bytes[k]);
+        printf("%s}\n", hidream ? "}" : "");
     }
     if (!a->json && !a->o.quiet)
         for (int i = 0; i < r->count; i++) fprintf(stderr, "wrote %s (seed %llu)\n", r->files[i], r->seeds[i]);

@@ -1,8 +1,11 @@
 /* The moedit command-line program: dispatches to a subcommand. Every failure
- * ends here as one line "moedit: error: ..." and exit status 1. */
+ * ends here as one line "moedit: error: ..." and exit status 1; SIGINT,
+ * SIGTERM and SIGHUP remove the temporary files of unfinished outputs and
+ * end it with the signal (io/temp_file.h). */
 #include "examples/cli.h"
 
 #include "core/error.h"
+#include "io/temp_file.h"
 #include "moedit.h"
 
 #include <stdio.h>
@@ -28,6 +31,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    temp_file_handle_signals(); /* a signal removes half-written outputs; a file-size limit is a write error */
     if (moedit_init(&argc, &argv) != 0) {
         fprintf(stderr, "moedit: error: %s\n", error_message());
         return 1;

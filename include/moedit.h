@@ -46,6 +46,17 @@ typedef struct moedit_generate_options {
     const char *const *prompts; /* prompt_count prompts */
     int prompt_count;
     const char *negative_prompt;    /* NULL: "" */
+    /* HiDream-I1's own text side (text_encoder..text_encoder_4 in the model
+     * folder): the prompts of its second, third and fourth encoder (CLIP-G,
+     * T5, Llama) and the negative prompt's, as diffusers' prompt_2..4 and
+     * negative_prompt_2..4 (NULL or "": the prompt, or the negative prompt;
+     * one value for every prompt of the run). */
+    const char *prompt_2, *prompt_3, *prompt_4;
+    const char *negative_prompt_2, *negative_prompt_3, *negative_prompt_4;
+    const char *llama_dir;          /* a Llama 3.1 folder when the model has no text_encoder_4 */
+    int max_sequence_length;        /* 0: 128 (HiDreamImagePipeline's default) */
+    int keep_text_encoders;         /* keep them loaded after encoding (default: freed) */
+    const char *text_device;        /* the encoders' device; NULL: `device` */
     const char *prompt_embeds_path; /* instead of the text encoder */
     const char *init_noise_path;    /* `latents` [C, h, w] instead of Philox noise */
     int64_t height, width;
@@ -83,6 +94,11 @@ typedef struct moedit_generate_result {
     unsigned long long *seeds;        /* [count] the seed of each */
     double load_seconds, text_seconds, denoise_seconds, decode_seconds, total_seconds;
     double encode_seconds;            /* edit: VAE encode of the input image */
+    /* HiDream's four text encoders (CLIP-L, CLIP-G, T5, Llama) on this
+     * rank: seconds loading and running each, and the most device memory
+     * each held at once (weights and activations); 0 when not used. */
+    double text_encoder_seconds[4];
+    int64_t text_encoder_peak_bytes[4];
 } moedit_generate_result;
 
 int moedit_generate(const moedit_generate_options *options, moedit_generate_result *result);

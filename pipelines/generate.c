@@ -13,7 +13,13 @@
  * starts from scale_noise(latents, noise) at the first step the strength
  * leaves (SDEdit; at strength 1 sigma is 1 and that is the noise itself), and
  * with in-context editing the latents also enter the transformer as context
- * tokens at every step. */
+ * tokens at every step.
+ *
+ * With HiDream-I1's own four text encoders (text/hidream_prompt.h) the
+ * prompts are encoded once, before the first job, by one pass of each
+ * encoder over every prompt this rank's jobs need (its replica's jobs; on
+ * CFG-parallel ranks only its branch: the prompts, or the negative prompt),
+ * and each encoder is freed after its pass unless the run keeps them. */
 #include "moedit.h"
 
 #include "core/error.h"
@@ -60,6 +66,8 @@ typedef struct generate_state {
     int leader;  /* first rank of its data-parallel replica: writes the files */
     int decoder; /* in the leader's VAE group: decodes (in bands when there are several) */
     int64_t vae_peak_bytes; /* the last decode's arena peak, for the hooks */
+    hidream_prompt_embeds *hidream_cond; /* [prompt_count] (HiDream text side), encoded where this rank needs them */
+    hidream_prompt_embeds hidream_uncond; /* the negative prompt's */
     char layout_text[128];
 } generate_state;
 
@@ -189,7 +197,8 @@ static int setup(generate_state *g)
         if (ranks[i] == g->w->rank) ep_rank = i;
     model_bundle_options mo = {o->model_dir, o->device, o->random_weights, o->seed,
                                {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL, NULL}, !o->prompt_embeds_path,
-                               o->expert_placement, o->lora_paths, o->lora_scales, o->lora_count};
+                               o->expert_placement, o->lora_paths, o->lora_scales, o->lora_count,
+                               o->llama_dir, o->max_sequence_length, o->keep_text_encoders, o->text_device};
     g->bundle_options = mo;
     int keep = g->hooks && g->hooks->keep_model;
     if (keep ? model_bundle_take(&g->bundle, &mo) : model_bundle_load(&g->bundle, &mo)) return -1;
@@ -220,6 +229,49 @@ static void output_path(const char *output, int index, int total, char *path, si
     const char *dot = strrchr(output, '.'), *slash = strrchr(output, '/');
     if (!dot || (slash && dot < slash)) dot = output + strlen(output);
     snprintf(path, size, "%.*s-%d%s", (int)(dot - output), output, index, dot);
+}
+
+/* The file job `job` of `total` writes (a writer that names its files per
+ * job, like a video's frames directory, gets the output as given). */
+static void job_path(const generate_state *g, int job, int total, char *path, size_t size)
+{
+    if (g->output && g->output->one_path) snprintf(path, size, "%s", g->o->output);
+    else output_path(g->o->output, job, total, path, size);
+}
+
+/* Every file the run will write, checked before any model loads (the base
+ * name of numbered outputs is never written, so it is not what counts). */
+static int check_output_paths(const generate_state *g, int total)
+{
+    if (!g->output && !image_format_supported(g->o->output)) return image_check_writable(g->o->output);
+    char path[4200];
+    for (int job = 0; job < total; job++) {
+        job_path(g, job, total, path, sizeof path);
+        if (!g->output ? image_check_writable(path)
+                       : g->output->check_path && g->output->check_path(g->output, path, job, total))
+            return -1;
+    }
+    return 0;
+}
+
+/* After a failure: the message names the files the run had written. */
+static void note_written(const moedit_generate_result *r)
+{
+    if (r->count == 0) return;
+    char message[1024], list[700] = "";
+    snprintf(message, sizeof message, "%s", error_message());
+    size_t used = 0;
+    for (int i = 0; i < r->count && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", r->files[i]);
+    error_set("%s (written before it: %s)", message, list);
+}
+
+/* Index of the first value of x[n] that is NaN or infinite, or -1. */
+static int64_t first_non_finite(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
 }
 
 /* The input image's latents, (mean - shift_factor) * scaling_factor, on
@@ -253,12 +305,11 @@ static int initial_latents(const generate_state *g, uint64_t seed, float *latent
     }
     safetensors *st = NULL;
     if (safetensors_open(&st, o->init_noise_path)) return -1;
-    const safetensors_entry *e = safetensors_find(st, "latents");
+    const safetensors_entry *e = safetensors_require(st, "latents");
     /* An image's [C, h, w] or [1, C, h, w]; a video's [F, C, h, w]. */
     int64_t shape[4] = {g->frames, g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
     int status = -1, ndim = g->output || (e && e->ndim == 4) ? 4 : 3;
-    if (!e) error_set("%s: no tensor \"latents\"", o->init_noise_path);
-    else status = safetensors_read_f32(st, "latents", ndim, ndim == 4 ? shape : shape + 1, latents);
+    if (e) status = safetensors_read_f32(st, "latents", ndim, ndim == 4 ? shape : shape + 1, latents);
     safetensors_close(st);
     return status;
 }
@@ -325,6 +376,10 @@ static int save_latents(generate_state *g, const float *latents)
     int64_t shape[4] = {g->frames, g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
     tensor t = g->output ? tensor_make(DTYPE_F32, DEVICE_CPU, 4, shape) : tensor_make(DTYPE_F32, DEVICE_CPU, 3, shape + 1);
     t.data = (void *)latents;
+    int64_t bad = first_non_finite(latents, g->latent_count);
+    if (bad >= 0)
+        return error_set("--latents-output %s: the denoised latents are not finite (value %lld of %lld); not written",
+                         g->o->latents_output, (long long)bad, (long long)g->latent_count);
     return safetensors_write(g->o->latents_output, &name, &t, 1);
 }
 
@@ -386,6 +441,10 @@ static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed
         g->vae_peak_bytes = (int64_t)scratch.peak;
     }
     arena_free(&scratch);
+    int64_t count = g->frames * vc->out_channels * g->o->height * g->o->width, bad = -1;
+    if (status == 0 && g->leader && (bad = first_non_finite(pixels, count)) >= 0)
+        status = error_set("the VAE decoder made non-finite pixels for %s (value %lld of %lld is %g; a damaged VAE "
+                           "weight?); not written", path, (long long)bad, (long long)count, pixels[bad]);
     if (status == 0 && g->leader) status = write_output(g, prompt, seed, pixels, path, job, total);
     free(pixels);
     return status;
@@ -409,11 +468,72 @@ static int result_add(moedit_generate_result *r, const char *path, uint64_t seed
     return 0;
 }
 
-/* Text inputs of one branch: the encoder on `prompt`, or the embeds file. */
-static int branch_embeds(generate_state *g, prompt_embeds *e, const char *prompt, int negative, arena *scratch)
+/* The CFG branch this rank runs: -1 both, 0 the prompt's, 1 the negative's. */
+static int cfg_branch(const generate_state *g)
+{
+    return g->par.groups[GROUP_CFG]->size == 2 ? g->par.groups[GROUP_CFG]->rank : -1;
+}
+
+/* HiDream's four encoders over the prompts this rank needs (see the top):
+ * g->hidream_cond[p] for each prompt p of this replica's jobs, and the
+ * negative prompt when guided; each encoder's time and peak into r. */
+static int encode_hidream_prompts(generate_state *g, moedit_generate_result *r)
+{
+    const moedit_generate_options *o = g->o;
+    int branch = cfg_branch(g), guided = o->guidance > 1, replicas = g->par.layout.degrees.dp;
+    int total = o->prompt_count * (int)o->images_per_prompt, count = 0;
+    hidream_prompt *prompts = calloc((size_t)o->prompt_count + 1, sizeof *prompts);
+    int *which = calloc((size_t)o->prompt_count + 1, sizeof *which); /* prompt index, or -1 for the negative */
+    g->hidream_cond = calloc((size_t)o->prompt_count, sizeof *g->hidream_cond);
+    hidream_prompt_embeds *out = calloc((size_t)o->prompt_count + 1, sizeof *out);
+    int status = prompts && which && g->hidream_cond && out ? 0 : error_set("out of memory listing the prompts");
+    for (int p = 0; p < o->prompt_count && !status && branch <= 0; p++)
+        for (int job = p * (int)o->images_per_prompt; job < (p + 1) * (int)o->images_per_prompt && job < total; job++)
+            if (job % replicas == g->par.layout.dp_index) {
+                prompts[count] = (hidream_prompt){{o->prompts[p], o->prompt_2, o->prompt_3, o->prompt_4}};
+                which[count++] = p;
+                break;
+            }
+    if (!status && guided && branch != 0) {
+        const char *negative = o->negative_prompt ? o->negative_prompt : "";
+        prompts[count] = (hidream_prompt){{negative, o->negative_prompt_2, o->negative_prompt_3, o->negative_prompt_4}};
+        which[count++] = -1;
+    }
+    double start = timer_seconds();
+    memset(g->bundle.hidream.usage, 0, sizeof g->bundle.hidream.usage); /* this run's figures (a kept bundle too) */
+    if (!status && count) status = hidream_text_encode(&g->bundle.hidream, prompts, count, out);
+    for (int i = 0; i < count && !status; i++) {
+        if (which[i] < 0) g->hidream_uncond = out[i];
+        else g->hidream_cond[which[i]] = out[i];
+    }
+    r->text_seconds += timer_seconds() - start;
+    for (int k = 0; k < HIDREAM_ENCODERS; k++) {
+        r->text_encoder_seconds[k] = g->bundle.hidream.usage[k].seconds;
+        r->text_encoder_peak_bytes[k] = g->bundle.hidream.usage[k].peak_bytes;
+    }
+    free(prompts), free(which), free(out);
+    return status;
+}
+
+static void free_hidream_prompts(generate_state *g)
+{
+    for (int p = 0; g->hidream_cond && p < g->o->prompt_count; p++) hidream_prompt_embeds_free(&g->hidream_cond[p]);
+    free(g->hidream_cond);
+    g->hidream_cond = NULL;
+    hidream_prompt_embeds_free(&g->hidream_uncond);
+}
+
+/* Text inputs of one branch: the embeds file, HiDream's encoded prompts, or
+ * the demo's encoder on `prompt`. */
+static int branch_embeds(generate_state *g, prompt_embeds *e, int prompt_index, const char *prompt, int negative,
+                         arena *scratch)
 {
     if (g->o->prompt_embeds_path)
         return prompt_embeds_read(e, g->o->prompt_embeds_path, negative, &g->bundle.transformer.cfg);
+    if (g->bundle.has_hidream) {
+        prompt_embeds_view_hidream(e, negative ? &g->hidream_uncond : &g->hidream_cond[prompt_index]);
+        return 0;
+    }
     return prompt_embeds_encode(e, &g->bundle.encoder, g->bundle.tok, prompt, scratch);
 }
 
@@ -422,7 +542,8 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
 {
     const moedit_generate_options *o = g->o;
     int guided = o->guidance > 1, split = g->par.groups[GROUP_CFG]->size == 2;
-    int branch = split ? g->par.groups[GROUP_CFG]->rank : -1; /* -1: this rank runs both */
+    int branch = cfg_branch(g); /* -1: this rank runs both */
+    int prompt_index = o->prompt_count ? job / (int)o->images_per_prompt : 0;
     prompt_embeds embeds[2] = {0};
     dit_text text[2];
     int have_text[2] = {0, 0};
@@ -436,7 +557,7 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     for (int b = 0; b < 1 + guided; b++) {
         if (branch >= 0 && b != branch) continue;
         const char *text_prompt = b == 0 ? prompt : (o->negative_prompt ? o->negative_prompt : "");
-        if (branch_embeds(g, &embeds[b], text_prompt, b, &scratch) ||
+        if (branch_embeds(g, &embeds[b], prompt_index, text_prompt, b, &scratch) ||
             dit_text_encode(&text[b], &g->bundle.transformer, &embeds[b].inputs))
             goto done;
         have_text[b] = 1;
@@ -501,6 +622,7 @@ static void teardown(generate_state *g, int status)
 {
     moe_routing_free(&g->routing);
     scheduler_free(&g->sched);
+    free_hidream_prompts(g);
     if (g->have_par) parallel_context_free(&g->par);
     if (g->have_bundle && status == 0 && g->hooks && g->hooks->keep_model)
         model_bundle_keep(&g->bundle, &g->bundle_options);
@@ -523,25 +645,27 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     g.hooks = plan->hooks;
     g.frames = output ? output->frames : 1;
     g.w = runtime_world();
-    /* A writer's output was checked by its caller (moedit_video decides file or frames directory). */
-    if (validate_request(o, plan->command) || (!output && image_check_writable(o->output)) || validate_sizes(&g)) return -1;
-    int status = setup(&g);
-    r->load_seconds = timer_seconds() - start;
-    if (status == 0 && condition) status = encode_condition(&g, r);
+    if (validate_request(o, plan->command)) return -1;
     const char *embeds_prompt[1] = {"(prompt embeddings from file)"};
     const char *const *prompts = o->prompt_count ? o->prompts : embeds_prompt;
     int prompt_count = o->prompt_count ? o->prompt_count : 1;
     int total = prompt_count * (int)o->images_per_prompt;
+    /* A writer's base output was checked by its caller (moedit_video decides file or frames directory). */
+    if (check_output_paths(&g, total) || validate_sizes(&g)) return -1;
+    int status = setup(&g);
+    r->load_seconds = timer_seconds() - start;
+    if (status == 0 && condition) status = encode_condition(&g, r);
+    if (status == 0 && g.bundle.has_hidream) status = encode_hidream_prompts(&g, r);
     int replicas = g.have_par ? g.par.layout.degrees.dp : 1, replica = g.have_par ? g.par.layout.dp_index : 0;
     for (int job = 0; job < total && status == 0; job++) {
         if (job % replicas != replica) continue;
-        char path[512];
-        if (output && output->one_path) snprintf(path, sizeof path, "%s", o->output); /* files named per job */
-        else output_path(o->output, job, total, path, sizeof path);
+        char path[4200];
+        job_path(&g, job, total, path, sizeof path);
         uint64_t seed = o->seed + (uint64_t)(job % o->images_per_prompt);
         status = run_job(&g, job, total, prompts[job / o->images_per_prompt], seed, path, r);
     }
     if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);
+    if (status != 0) note_written(r);
     teardown(&g, status);
     r->total_seconds = timer_seconds() - start;
     return status;

@@ -15,9 +15,24 @@ static int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* HiDream's four encoders, on the run's backend or text_device's own. */
+static int open_hidream_text(model_bundle *b, const model_bundle_options *o)
+{
+    backend *be = b->be;
+    if (o->text_device && strcmp(o->text_device, o->device ? o->device : "cpu") != 0) {
+        if (!(b->text_be = backend_create(o->text_device))) return error_prefix("--text-device %s", o->text_device);
+        be = b->text_be;
+    }
+    hidream_text_options ho = {o->dir, o->llama_dir, o->max_sequence_length, o->keep_text_encoders};
+    if (hidream_text_open(&b->hidream, be, &ho, &b->transformer.cfg)) return -1;
+    b->has_hidream = 1;
+    return 0;
+}
+
 static int load_text_side(model_bundle *b, const model_bundle_options *o)
 {
     char path[4200];
+    if (o->need_encoder && hidream_text_present(o->dir, o->llama_dir)) return open_hidream_text(b, o);
     snprintf(path, sizeof path, "%s/text_encoder", o->dir);
     if (!exists(path)) {
         if (o->need_encoder)
@@ -102,6 +117,8 @@ void model_bundle_free(model_bundle *b)
 {
     if (b->has_encoder) text_encoder_free(&b->encoder);
     tokenizer_free(b->tok);
+    if (b->has_hidream) hidream_text_close(&b->hidream);
+    backend_destroy(b->text_be);
     if (b->loaded_vae) vae_model_free(&b->vae);
     if (b->loaded_transformer) dit_model_free(&b->transformer);
     backend_destroy(b->be);
@@ -114,6 +131,7 @@ static struct {
     int present;
     model_bundle bundle;
     char dir[4096], device[32], expert_placement[4096], loras[MOEDIT_MAX_LORAS][4096];
+    char llama_dir[4096], text_device[32];
     const char *lora_names[MOEDIT_MAX_LORAS];
     double lora_scales[MOEDIT_MAX_LORAS];
     model_bundle_options options;
@@ -129,14 +147,17 @@ static int same_loras(const model_bundle_options *a, const model_bundle_options 
     return 1;
 }
 
+static int same_string(const char *a, const char *b) { return !strcmp(a ? a : "", b ? b : ""); }
+
 static int same_options(const model_bundle_options *a, const model_bundle_options *b)
 {
     return !strcmp(a->dir, b->dir) && !strcmp(a->device, b->device) && a->random_weights == b->random_weights &&
            a->seed == b->seed && a->need_encoder == b->need_encoder && a->shard.tp_rank == b->shard.tp_rank &&
            a->shard.tp_size == b->shard.tp_size && a->shard.ep_rank == b->shard.ep_rank &&
            a->shard.ep_size == b->shard.ep_size &&
-           !strcmp(a->expert_placement ? a->expert_placement : "", b->expert_placement ? b->expert_placement : "") &&
-           same_loras(a, b);
+           same_string(a->expert_placement, b->expert_placement) && same_string(a->llama_dir, b->llama_dir) &&
+           same_string(a->text_device, b->text_device) && a->max_sequence_length == b->max_sequence_length &&
+           a->keep_text_encoders == b->keep_text_encoders && same_loras(a, b);
 }
 
 int model_bundle_take(model_bundle *b, const model_bundle_options *o)
@@ -161,6 +182,10 @@ void model_bundle_keep(model_bundle *b, const model_bundle_options *o)
     kept.options.dir = kept.dir;
     kept.options.device = kept.device;
     kept.options.expert_placement = o->expert_placement ? kept.expert_placement : NULL;
+    snprintf(kept.llama_dir, sizeof kept.llama_dir, "%s", o->llama_dir ? o->llama_dir : "");
+    snprintf(kept.text_device, sizeof kept.text_device, "%s", o->text_device ? o->text_device : "");
+    kept.options.llama_dir = o->llama_dir ? kept.llama_dir : NULL;
+    kept.options.text_device = o->text_device ? kept.text_device : NULL;
     for (int i = 0; i < o->lora_count && i < MOEDIT_MAX_LORAS; i++) {
         snprintf(kept.loras[i], sizeof kept.loras[i], "%s", o->loras[i]);
         kept.lora_names[i] = kept.loras[i];

@@ -4,12 +4,18 @@
  *   scheduler/    flow-matching Euler, LCM or UniPC config (Euler defaults if absent)
  *   text_encoder/ + tokenizer/   moedit's Llama-style encoder (optional when
  *                 prompt embeddings come from a file)
- * loaded onto one backend. */
+ *   or HiDream-I1's own text side (text_encoder_3/ present, or a Llama
+ *                 given apart): text/hidream_prompt.h, its tokenizers open
+ *                 and its configs checked against the transformer; the
+ *                 encoders load when the run encodes its prompts
+ * loaded onto one backend (the text side onto its own when text_device
+ * names another device). */
 #ifndef MOEDIT_PIPELINES_MODEL_BUNDLE_H
 #define MOEDIT_PIPELINES_MODEL_BUNDLE_H
 
 #include "dit/dit_model.h"
 #include "pipelines/scheduler.h"
+#include "text/hidream_prompt.h"
 #include "text/text_encoder.h"
 #include "text/tokenizer.h"
 #include "vae/vae_model.h"
@@ -22,6 +28,9 @@ typedef struct model_bundle {
     text_encoder encoder;
     tokenizer *tok;   /* NULL when the model has no text encoder */
     int has_encoder;
+    hidream_text hidream; /* HiDream's four encoders, when has_hidream */
+    int has_hidream;
+    backend *text_be;     /* the text side's own backend (text_device), or NULL */
     int loaded_transformer, loaded_vae;
     dit_placement placement; /* the EP placement the transformer was loaded with (empty without one) */
 } model_bundle;
@@ -39,6 +48,10 @@ typedef struct model_bundle_options {
     const char *const *loras;   /* LoRAs merged into the transformer (io/lora.h) */
     const double *lora_scales; /* their strengths; NULL: all 1 */
     int lora_count;
+    const char *llama_dir;   /* HiDream: a Llama 3.1 folder instead of text_encoder_4/ */
+    int max_sequence_length; /* HiDream: 0 = 128 */
+    int keep_text_encoders;  /* HiDream: keep each encoder loaded after use */
+    const char *text_device; /* HiDream: the encoders' device; NULL = device */
 } model_bundle_options;
 
 /* 0 when `dir` is a directory; else one error naming what it is instead. */

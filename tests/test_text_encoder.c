@@ -286,9 +286,9 @@ static void expect_config_error(const edit *edits, int count, const char *expect
 static void test_unsupported_configs(void)
 {
     const edit scaling[] = {{"rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}"}};
-    expect_config_error(scaling, 1, "rope_scaling must be null");
-    const edit llama3_rope[] = {{"rope_parameters", "{\"rope_type\": \"llama3\", \"rope_theta\": 500000.0}"}};
-    expect_config_error(llama3_rope, 1, "rope_type \"llama3\" is not supported");
+    expect_config_error(scaling, 1, "rope_type \"linear\" is not supported");
+    const edit yarn_rope[] = {{"rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 500000.0}"}};
+    expect_config_error(yarn_rope, 1, "rope_type \"yarn\" is not supported");
     const edit bad_theta[] = {{"rope_parameters", "{\"rope_type\": \"default\", \"rope_theta\": \"big\"}"}};
     expect_config_error(bad_theta, 1, "rope_parameters: key \"rope_theta\" must be a number");
     const edit gelu[] = {{"hidden_act", "\"gelu\""}};

@@ -9,8 +9,8 @@
  * few limits keeping the special tokens (transformers' truncation=True).
  * Prints the count equal per folder and the strings encoded per second.
  *
- * clip, clip2 (CLIP vocab.json + merges.txt) and llama3 (BPE tokenizer.json)
- * always; t5 (Unigram + Precompiled) when the Unigram module is built in. */
+ * clip, clip2 (CLIP vocab.json + merges.txt), llama3 (BPE tokenizer.json) and
+ * t5 (Unigram + Precompiled tokenizer.json). */
 #include "core/error.h"
 #include "core/text_file.h"
 #include "text/tokenizer.h"
@@ -37,9 +37,7 @@ static const folder folders[] = {
     {"clip", 3113, 77, 1, 1},
     {"clip2", 0, 77, 1, 1},
     {"llama3", -1, 131072, 1, 0},
-#if __has_include("text/tokenizer_unigram.h")
     {"t5", 0, 512, 0, 1},
-#endif
 };
 
 static double seconds_now(void)

@@ -20,16 +20,20 @@ int prompt_embeds_encode(prompt_embeds *out, const text_encoder *enc, const toke
     return 0;
 }
 
+void prompt_embeds_view_hidream(prompt_embeds *out, const hidream_prompt_embeds *e)
+{
+    memset(out, 0, sizeof *out);
+    dit_text_inputs in = {e->t5, e->t5_tokens, e->llama, e->llama_layers, e->llama_tokens, e->pooled};
+    out->inputs = in;
+}
+
 /* Reads `name` (with an optional batch dim of 1 at `batch_axis`) into a new
  * host array; shape receives the dims without the batch dim. */
 static float *read_tensor(const safetensors *st, const char *path, const char *name, int ndim, int batch_axis,
                           int64_t *shape)
 {
-    const safetensors_entry *e = safetensors_find(st, name);
-    if (!e) {
-        error_set("%s: no tensor %s", path, name);
-        return NULL;
-    }
+    const safetensors_entry *e = safetensors_require(st, name); /* absent, or of a dtype moedit does not read */
+    if (!e) return NULL;
     int batched = e->ndim == ndim + 1 && e->shape[batch_axis] == 1;
     if (e->ndim != ndim && !batched) {
         error_set("%s: tensor %s has %d dimensions, expected %d", path, name, e->ndim, ndim);

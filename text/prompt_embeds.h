@@ -1,4 +1,5 @@
-/* The transformer's text inputs for one prompt, from moedit's text encoder
+/* The transformer's text inputs for one prompt, from moedit's text encoder,
+ * from HiDream's own four encoders (encoded beforehand, hidream_prompt.h)
  * or from a --prompt-embeds file.
  *
  * The file holds tensors named as diffusers' HiDreamImagePipeline arguments:
@@ -12,6 +13,7 @@
 
 #include "backend/arena.h"
 #include "dit/dit_forward.h"
+#include "text/hidream_prompt.h"
 #include "text/text_conditioning.h"
 
 typedef struct prompt_embeds {
@@ -22,6 +24,10 @@ typedef struct prompt_embeds {
 
 int prompt_embeds_encode(prompt_embeds *out, const text_encoder *enc, const tokenizer *tok, const char *prompt,
                          arena *scratch);
+
+/* Views of HiDream's encoded tensors (hidream_prompt.h), which stay owned
+ * by `encoded`: out owns nothing. */
+void prompt_embeds_view_hidream(prompt_embeds *out, const hidream_prompt_embeds *encoded);
 
 /* negative 0: the prompt's tensors; 1: the negative_* ones. Checks channel
  * sizes against the transformer config. */

@@ -2,9 +2,14 @@
  *
  * Mirrors transformers' LlamaModel.forward (modeling_llama.py): embed_tokens,
  * LlamaDecoderLayer x N (pre-norm attention with RoPE and GQA, pre-norm SwiGLU
- * MLP), the final norm; and LlamaRotaryEmbedding's default rope:
- *   inv_freq[i] = 1 / theta^(2i / D),  cos/sin(pos * inv_freq[i]),  i < D/2,
- *   q' = q cos + rotate_half(q) sin  (rotate_half pairs x[i] with x[i + D/2]). */
+ * MLP), the final norm; and LlamaRotaryEmbedding (default or llama3 rope):
+ *   inv_freq[i] = 1 / theta^(2i / D) (llama3: rescaled, text_encoder.h),
+ *   cos/sin(pos * inv_freq[i]),  i < D/2,
+ *   q' = q cos + rotate_half(q) sin  (rotate_half pairs x[i] with x[i + D/2]).
+ * With an attention mask of right padding (valid tokens 0..n-1), the n
+ * valid queries run causal attention over the n valid keys, and the padded
+ * queries i >= n plain attention over those same n keys: exactly the keys
+ * that the causal mask and the padding mask together leave to each row. */
 #include "text/text_encoder.h"
 
 #include "core/config.h"
@@ -19,30 +24,68 @@
 
 /* ---- config ------------------------------------------------------------------ */
 
-/* transformers 5 keeps RoPE settings in the object "rope_parameters"
- * ({"rope_type": "default", "rope_theta": ...}); config.h reads top-level keys
- * only, so the object is re-read here and parsed as a config of its own, whose
- * errors then read "FILE rope_parameters: key ...". */
-static int load_rope_parameters(const char *path, double *theta)
+/* The RoPE object of a config, "rope_parameters" (transformers 5) or
+ * "rope_scaling" (transformers 4), re-read and parsed as a config of its own
+ * (config.h reads top-level keys only), whose errors then read
+ * "FILE rope_parameters: key ...". */
+static int open_rope_object(const char *path, const char *key, config **out)
 {
     char *text = NULL, name[4200];
     if (text_file_read(path, CONFIG_MAX_BYTES, "config", &text)) return -1;
     cJSON *root = cJSON_Parse(text);
     free(text);
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, key);
     char *printed = cJSON_IsObject(params) ? cJSON_PrintUnformatted(params) : NULL;
     cJSON_Delete(root);
-    if (!printed) return error_set("%s: key \"rope_parameters\" must be an object", path);
-    snprintf(name, sizeof name, "%s rope_parameters", path);
-    config *c = NULL;
-    int status = config_parse(&c, printed, name);
+    if (!printed) return error_set("%s: key \"%s\" must be an object", path, key);
+    snprintf(name, sizeof name, "%s %s", path, key);
+    int status = config_parse(out, printed, name);
     free(printed);
-    const char *type = NULL;
-    if (!status) status = config_get_string_or(c, "rope_type", "default", &type);
-    if (!status && strcmp(type, "default") != 0)
-        status = error_set("%s: rope_type \"%s\" is not supported (only \"default\" RoPE, no scaling)", name, type);
-    if (!status) status = config_get_float_or(c, "rope_theta", 10000.0, theta);
-    config_free(c);
+    return status;
+}
+
+/* rope_type "default" or "llama3" (transformers 4 also spells the key
+ * "type"); llama3's four numbers. theta is read by the caller when the
+ * object does not hold it (transformers 4). */
+static int read_rope_object(text_encoder_config *cfg, const config *top, const config *rope)
+{
+    const char *name = config_path(rope), *type = NULL;
+    if (config_get_string_or(rope, "type", "default", &type) ||
+        config_get_string_or(rope, "rope_type", type, &type) ||
+        config_get_float_or(rope, "rope_theta", cfg->rope_theta, &cfg->rope_theta))
+        return -1;
+    if (strcmp(type, "default") == 0) return 0;
+    if (strcmp(type, "llama3") != 0)
+        return error_set("%s: rope_type \"%s\" is not supported (only \"default\" and \"llama3\")", name, type);
+    cfg->rope_llama3 = 1;
+    double max_positions = 0;
+    if (config_get_float(rope, "factor", &cfg->rope_factor) ||
+        config_get_float(rope, "low_freq_factor", &cfg->rope_low_freq_factor) ||
+        config_get_float(rope, "high_freq_factor", &cfg->rope_high_freq_factor) ||
+        config_get_float_or(top, "max_position_embeddings", 0, &max_positions) ||
+        config_get_float_or(rope, "original_max_position_embeddings", max_positions, &max_positions) ||
+        config_get_float_or(top, "original_max_position_embeddings", max_positions, &cfg->rope_original_max_positions))
+        return -1;
+    if (!(cfg->rope_factor > 0) || !(cfg->rope_low_freq_factor > 0) ||
+        !(cfg->rope_high_freq_factor > cfg->rope_low_freq_factor) || !(cfg->rope_original_max_positions > 0))
+        return error_set("%s: llama3 RoPE needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+                         "original_max_position_embeddings > 0",
+                         name);
+    return 0;
+}
+
+static int read_rope(text_encoder_config *cfg, const config *c)
+{
+    const char *path = config_path(c);
+    if (config_get_float_or(c, "rope_theta", 10000.0, &cfg->rope_theta)) return -1;
+    const char *key = config_has(c, "rope_scaling")      ? "rope_scaling"
+                      : config_has(c, "rope_parameters") ? "rope_parameters"
+                                                         : NULL;
+    if (!key) return 0;
+    config *rope = NULL;
+    if (open_rope_object(path, key, &rope)) return -1;
+    int status = read_rope_object(cfg, c, rope);
+    config_free(rope);
     return status;
 }
 
@@ -74,13 +117,7 @@ static int read_config(text_encoder_config *cfg, const config *c)
         return -1;
     if (strcmp(act, "silu") != 0)
         return error_set("%s: hidden_act \"%s\" is not supported (only silu, as Llama uses)", path, act);
-    if (config_has(c, "rope_scaling"))
-        return error_set("%s: rope_scaling must be null (RoPE scaling is not supported)", path);
-    if (config_has(c, "rope_parameters")) {
-        if (load_rope_parameters(path, &cfg->rope_theta)) return -1;
-    } else if (config_get_float_or(c, "rope_theta", 10000.0, &cfg->rope_theta)) {
-        return -1;
-    }
+    if (read_rope(cfg, c)) return -1;
     if (cfg->hidden_size < 1 || cfg->intermediate_size < 1 || cfg->num_layers < 1 || cfg->num_heads < 1 ||
         cfg->num_kv_heads < 1 || cfg->vocab_size < 1)
         return error_set("%s: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, "
@@ -271,6 +308,24 @@ static int alloc_buffers(encoder_buffers *b, arena *scratch, const text_encoder_
     return 0;
 }
 
+/* In float32 operation by operation, as torch does on float32 tensors with
+ * Python scalars. */
+float text_encoder_inv_freq(const text_encoder_config *cfg, int64_t i)
+{
+    float inv_freq = 1.0f / powf((float)cfg->rope_theta, (float)(2 * i) / (float)cfg->head_dim);
+    if (!cfg->rope_llama3) return inv_freq;
+    const double two_pi = 6.283185307179586;
+    float factor = (float)cfg->rope_factor, low = (float)cfg->rope_low_freq_factor;
+    float old = (float)cfg->rope_original_max_positions;
+    float low_freq_wavelen = (float)(cfg->rope_original_max_positions / cfg->rope_low_freq_factor);
+    float high_freq_wavelen = (float)(cfg->rope_original_max_positions / cfg->rope_high_freq_factor);
+    float wavelen = (float)two_pi / inv_freq;
+    float scaled = wavelen > low_freq_wavelen ? inv_freq / factor : inv_freq;
+    if (wavelen < high_freq_wavelen || wavelen > low_freq_wavelen) return scaled;
+    float smooth = (old / wavelen - low) / (float)(cfg->rope_high_freq_factor - cfg->rope_low_freq_factor);
+    return (1.0f - smooth) * scaled / factor + smooth * scaled;
+}
+
 /* cos_sin[pos, 2i], [pos, 2i + 1] = cos, sin(pos * inv_freq[i]), computed in
  * float32 as LlamaRotaryEmbedding does. GQA index: row s * H + h of the
  * repeated heads reads row s * KV + h / (H / KV) of k, v seen as [S * KV, D]
@@ -283,7 +338,7 @@ static int upload_tables(const text_encoder *enc, const encoder_buffers *b, cons
     float *table = malloc((table_floats > index_count ? table_floats : index_count) * sizeof(float));
     if (!table) return error_set("out of memory building the text encoder's RoPE table");
     for (int64_t i = 0; i < d / 2; i++) {
-        float inv_freq = 1.0f / powf((float)cfg->rope_theta, (float)(2 * i) / (float)d);
+        float inv_freq = text_encoder_inv_freq(cfg, i);
         for (int64_t pos = 0; pos < s; pos++) {
             float angle = (float)pos * inv_freq;
             table[pos * d + 2 * i] = cosf(angle);
@@ -301,9 +356,24 @@ static int upload_tables(const text_encoder *enc, const encoder_buffers *b, cons
     return 0;
 }
 
-/* x += o_proj(causal attention of rope(q), rope(k), v over rms(x)). */
+/* attention = causal attention of q over k, v, with keys >= valid masked
+ * (right padding): rows < valid see keys 0..row, rows >= valid keys 0..valid-1. */
+static void masked_attention(backend *be, const encoder_buffers *b, int heads, int64_t s, int64_t valid)
+{
+    if (valid == s) {
+        be->ops->attention_causal(be, b->attention, b->q, b->k_heads, b->v_heads, heads);
+        return;
+    }
+    tensor keys = tensor_row_slice(b->k_heads, 0, valid), values = tensor_row_slice(b->v_heads, 0, valid);
+    be->ops->attention_causal(be, tensor_row_slice(b->attention, 0, valid), tensor_row_slice(b->q, 0, valid), keys,
+                              values, heads);
+    be->ops->attention(be, tensor_row_slice(b->attention, valid, s - valid), tensor_none(),
+                       tensor_row_slice(b->q, valid, s - valid), keys, values, heads);
+}
+
+/* x += o_proj(masked causal attention of rope(q), rope(k), v over rms(x)). */
 static void attention_block(const text_encoder *enc, const text_encoder_layer *layer, const encoder_buffers *b,
-                            int64_t s)
+                            int64_t s, int64_t valid)
 {
     const text_encoder_config *cfg = &enc->cfg;
     backend *be = enc->be;
@@ -320,7 +390,7 @@ static void attention_block(const text_encoder *enc, const text_encoder_layer *l
         be->ops->gather_rows(be, tensor_reshape_2d(b->v_heads, s * heads, d), tensor_reshape_2d(b->v, s * kv_heads, d),
                              b->kv_index);
     }
-    be->ops->attention_causal(be, b->attention, b->q, b->k_heads, b->v_heads, heads);
+    masked_attention(be, b, heads, s, valid);
     be->ops->linear(be, b->projected, b->attention, layer->o_proj, tensor_none());
     be->ops->add(be, b->x, b->x, b->projected);
 }
@@ -337,7 +407,8 @@ static void mlp_block(const text_encoder *enc, const text_encoder_layer *layer, 
     be->ops->add(be, b->x, b->x, b->projected);
 }
 
-static int forward(const text_encoder *enc, arena *scratch, const int32_t *ids, int64_t s, float *hidden_states)
+static int forward(const text_encoder *enc, arena *scratch, const int32_t *ids, int64_t s, int64_t valid,
+                   float *hidden_states)
 {
     const text_encoder_config *cfg = &enc->cfg;
     backend *be = enc->be;
@@ -347,7 +418,7 @@ static int forward(const text_encoder *enc, arena *scratch, const int32_t *ids, 
     be->ops->gather_rows(be, b.x, enc->embed_tokens, b.token_index);
     be->ops->download(be, hidden_states, b.x);
     for (int64_t l = 0; l < cfg->num_layers; l++) {
-        attention_block(enc, &enc->layers[l], &b, s);
+        attention_block(enc, &enc->layers[l], &b, s, valid);
         mlp_block(enc, &enc->layers[l], &b);
         if (l + 1 < cfg->num_layers) be->ops->download(be, hidden_states + (l + 1) * layer_floats, b.x);
     }
@@ -356,16 +427,25 @@ static int forward(const text_encoder *enc, arena *scratch, const int32_t *ids, 
     return be->ops->status(be); /* a device fault in any layer */
 }
 
-int text_encoder_forward(const text_encoder *enc, arena *scratch, const int32_t *ids, int64_t tokens,
-                         float *hidden_states)
+int text_encoder_forward_masked(const text_encoder *enc, arena *scratch, const int32_t *ids, int64_t tokens,
+                                int64_t valid, float *hidden_states)
 {
     if (tokens < 1) return error_set("text encoder: a prompt needs at least one token");
+    if (valid < 1 || valid > tokens)
+        return error_set("text encoder: %lld valid tokens of %lld: the attention mask must keep 1..%lld tokens",
+                         (long long)valid, (long long)tokens, (long long)tokens);
     for (int64_t t = 0; t < tokens; t++)
         if (ids[t] < 0 || ids[t] >= enc->cfg.vocab_size)
             return error_set("text encoder: token id %d at position %lld is outside the vocabulary (vocab_size %lld)",
                              ids[t], (long long)t, (long long)enc->cfg.vocab_size);
     arena_mark_t mark = arena_mark(scratch);
-    int status = forward(enc, scratch, ids, tokens, hidden_states);
+    int status = forward(enc, scratch, ids, tokens, valid, hidden_states);
     arena_release(scratch, mark);
     return status;
+}
+
+int text_encoder_forward(const text_encoder *enc, arena *scratch, const int32_t *ids, int64_t tokens,
+                         float *hidden_states)
+{
+    return text_encoder_forward_masked(enc, scratch, ids, tokens, tokens, hidden_states);
 }

@@ -7,7 +7,20 @@
  * with rms(x) = x / sqrt(mean(x^2) + eps) * weight (input_layernorm, then
  * post_attention_layernorm), H query heads and KV key/value heads of dim D
  * (grouped-query attention: query head h reads kv head h / (H / KV)), RoPE
- * angle pos * theta^(-2i/D) on the pair (x[i], x[i + D/2]), i < D/2.
+ * angle pos * inv_freq[i] on the pair (x[i], x[i + D/2]), i < D/2, with
+ * inv_freq[i] = theta^(-2i/D), or Llama 3.1's rescaling of it (rope_type
+ * "llama3", transformers' _compute_llama3_parameters; wavelen = 2 pi / f):
+ *   wavelen < old / high_freq_factor:  f                      (kept)
+ *   wavelen > old / low_freq_factor:   f / factor             (stretched)
+ *   otherwise, s = (old / wavelen - low) / (high - low):
+ *                                      (1 - s) f / factor + s f
+ * where old = original_max_position_embeddings.
+ *
+ * Right padding (diffusers' HiDreamImagePipeline pads the Llama prompt to
+ * max_length with an attention mask): with `valid` < S, keys >= valid are
+ * masked for every query, as LlamaModel(ids, attention_mask) does: query i
+ * attends to keys 0 .. min(i, valid - 1); positions stay 0..S-1, and the
+ * padded rows are computed (the transformer reads them too).
  * The output matches LlamaModel(ids, output_hidden_states=True).hidden_states:
  *   hidden_states[0]          = embed_tokens[t]
  *   hidden_states[l], l < N   = output of layer l (1-based: layer l-1's x')
@@ -17,11 +30,14 @@
  * Config (text_encoder/config.json, as LlamaConfig saves it): hidden_size,
  * intermediate_size, num_hidden_layers, num_attention_heads,
  * num_key_value_heads (default: heads), head_dim (default hidden / heads),
- * rms_norm_eps, vocab_size, rope_theta (transformers 4) or
- * rope_parameters.rope_theta with rope_type "default" (transformers 5).
- * Refused with a clear error: rope_scaling or a rope_type other than
- * "default", hidden_act other than silu, attention_bias or mlp_bias true, a
- * model_type other than llama.
+ * rms_norm_eps, vocab_size; RoPE as transformers 4 saves it (rope_theta,
+ * rope_scaling null or {"rope_type" or "type": "llama3", factor,
+ * low_freq_factor, high_freq_factor, original_max_position_embeddings}) or
+ * as transformers 5 does (rope_parameters {rope_type "default" or "llama3",
+ * rope_theta, and the same four keys}); original_max_position_embeddings at
+ * the top level wins, then the RoPE object's, then max_position_embeddings.
+ * Refused with a clear error: any other rope_type, hidden_act other than
+ * silu, attention_bias or mlp_bias true, a model_type other than llama.
  *
  * Weights (model.safetensors, model.safetensors.index.json or the only
  * *.safetensors in the directory), named as LlamaModel saves them, or with the
@@ -46,6 +62,8 @@ typedef struct text_encoder_config {
     int64_t vocab_size;
     double rms_norm_eps;
     double rope_theta;
+    int rope_llama3;           /* 1: Llama 3.1's frequency rescaling below */
+    double rope_factor, rope_low_freq_factor, rope_high_freq_factor, rope_original_max_positions;
 } text_encoder_config;
 
 typedef struct text_encoder_layer {
@@ -81,5 +99,14 @@ void text_encoder_free(text_encoder *enc);
  * from it is released before returning. */
 int text_encoder_forward(const text_encoder *enc, arena *scratch, const int32_t *ids, int64_t tokens,
                          float *hidden_states);
+
+/* The same for a right-padded sequence: attention mask 1 for tokens
+ * 0..valid-1, 0 after (1 <= valid <= tokens); see the header comment. */
+int text_encoder_forward_masked(const text_encoder *enc, arena *scratch, const int32_t *ids, int64_t tokens,
+                                int64_t valid, float *hidden_states);
+
+/* RoPE's inverse frequency of pair i < head_dim / 2, in float32 as
+ * transformers computes it (default or llama3). */
+float text_encoder_inv_freq(const text_encoder_config *cfg, int64_t i);
 
 #endif

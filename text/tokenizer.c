@@ -6,8 +6,7 @@
  * "normalized" added tokens cut out of that), pre-tokenization, the model
  * per piece, then truncation and the post-processor. Strings are UTF-8 bytes.
  * The components live beside this file: tokenizer_normalize.c,
- * tokenizer_pretokenize.c, tokenizer_bpe.c, tokenizer_unigram.c (when built
- * in), tokenizer_clip.c (CLIP folders without tokenizer.json) and
+ * tokenizer_pretokenize.c, tokenizer_bpe.c, tokenizer_unigram.c, tokenizer_clip.c (CLIP folders without tokenizer.json) and
  * tokenizer_config.c (pad token, model_max_length). */
 #include "text/tokenizer.h"
 
@@ -19,6 +18,7 @@
 #include "text/tokenizer_pretokenize.h"
 #include "text/tokenizer_regex.h"
 #include "text/tokenizer_text.h"
+#include "text/tokenizer_unigram.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -27,13 +27,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#if __has_include("text/tokenizer_unigram.h")
-#include "text/tokenizer_unigram.h"
-#define TOKENIZER_HAVE_UNIGRAM 1
-#else
-#define TOKENIZER_HAVE_UNIGRAM 0
-typedef struct unigram_model unigram_model;
-#endif
 
 typedef enum { MODEL_WORD_LEVEL, MODEL_BPE, MODEL_UNIGRAM } model_kind;
 
@@ -132,7 +125,6 @@ static int load_word_level(tokenizer *tok, const cJSON *model)
  * keeps the words for token <-> id; the scores are the Unigram module's. */
 static int load_unigram(tokenizer *tok, const cJSON *model)
 {
-#if TOKENIZER_HAVE_UNIGRAM
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab"), *entry;
     if (!cJSON_IsArray(vocab)) return error_set("%s: model.vocab of a Unigram model is not a list", tok->path);
     if (vocab_init(&tok->vocab, (size_t)cJSON_GetArraySize(vocab))) return -1;
@@ -145,10 +137,6 @@ static int load_unigram(tokenizer *tok, const cJSON *model)
         tok->max_id = id++;
     }
     return unigram_load(&tok->unigram, model, tok->path);
-#else
-    (void)model;
-    return error_set("%s: model type Unigram is not supported (this build has no Unigram model)", tok->path);
-#endif
 }
 
 static int load_model(tokenizer *tok, const cJSON *model)
@@ -177,9 +165,7 @@ static const vocab_table *model_vocab(const tokenizer *tok)
 static int model_encode(const tokenizer *tok, const char *s, size_t n, id_list *ids)
 {
     if (tok->model == MODEL_BPE) return tokenizer_bpe_encode(tok->bpe, s, n, ids);
-#if TOKENIZER_HAVE_UNIGRAM
     if (tok->model == MODEL_UNIGRAM) return unigram_encode(tok->unigram, s, n, &ids->ids, &ids->count, &ids->capacity);
-#endif
     int32_t id = vocab_get(&tok->vocab, s, n);
     if (id < 0) id = tok->unk_id;
     if (id < 0)
@@ -451,9 +437,7 @@ void tokenizer_free(tokenizer *tok)
     if (!tok) return;
     vocab_free(&tok->vocab);
     tokenizer_bpe_free(tok->bpe);
-#if TOKENIZER_HAVE_UNIGRAM
     unigram_free(tok->unigram);
-#endif
     tokenizer_normalizer_free(tok->normalizer);
     tokenizer_pre_tokenizer_free(tok->pre_tokenizer);
     for (int i = 0; i < tok->added_count; i++) {
@@ -479,9 +463,7 @@ int32_t tokenizer_token_id(const tokenizer *tok, const char *token)
 {
     for (int i = 0; i < tok->added_count; i++)
         if (strcmp(tok->added[i].content, token) == 0) return tok->added[i].id;
-#if TOKENIZER_HAVE_UNIGRAM
     if (tok->model == MODEL_UNIGRAM) return unigram_token_id(tok->unigram, token, strlen(token));
-#endif
     return vocab_get(model_vocab(tok), token, strlen(token));
 }
 

@@ -8,25 +8,18 @@
  *   Replace                   every non-overlapping match of a String or a
  *                             Regex (tokenizer_regex.h) -> content
  *   Prepend                   prefix, when the text is not empty
- *   Precompiled               sentencepiece's charsmap (precompiled_charsmap.h,
- *                             when that module is built in)
+ *   Precompiled               sentencepiece's charsmap (precompiled_charsmap.h)
  *   Sequence                  the list flattened */
 #include "text/tokenizer_normalize.h"
 
 #include "core/error.h"
+#include "text/precompiled_charsmap.h"
 #include "text/tokenizer_regex.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
 
-#if __has_include("text/precompiled_charsmap.h")
-#include "text/precompiled_charsmap.h"
-#define TOKENIZER_HAVE_PRECOMPILED 1
-#else
-#define TOKENIZER_HAVE_PRECOMPILED 0
-typedef struct precompiled_charsmap precompiled_charsmap;
-#endif
 
 typedef enum {
     NORMALIZE_NFC,
@@ -71,9 +64,7 @@ static void step_free(normalizer_step *step)
     free(step->pattern);
     free(step->content);
     tokenizer_regex_free(step->regex);
-#if TOKENIZER_HAVE_PRECOMPILED
     precompiled_charsmap_free(step->charsmap);
-#endif
 }
 
 static int load_replace(normalizer_step *step, const cJSON *json, const char *path)
@@ -93,16 +84,10 @@ static int load_replace(normalizer_step *step, const cJSON *json, const char *pa
 
 static int load_precompiled(normalizer_step *step, const cJSON *json, const char *path)
 {
-#if TOKENIZER_HAVE_PRECOMPILED
     const char *charsmap = string_field(json, "precompiled_charsmap");
     step->kind = NORMALIZE_PRECOMPILED;
     if (!charsmap) return error_set("%s: normalizer Precompiled has no \"precompiled_charsmap\" string", path);
     return precompiled_charsmap_load(&step->charsmap, charsmap, path);
-#else
-    (void)step;
-    (void)json;
-    return error_set("%s: normalizer Precompiled is not supported (this build has no precompiled_charsmap)", path);
-#endif
 }
 
 static int load_step(normalizer_step *step, const char *type, const cJSON *json, const char *path)
@@ -255,20 +240,12 @@ static int normalize_replace(const normalizer_step *step, const char *s, size_t 
 
 static int normalize_precompiled(const normalizer_step *step, const char *s, size_t n, text_buffer *out)
 {
-#if TOKENIZER_HAVE_PRECOMPILED
     char *mapped = NULL;
     size_t length = 0;
     if (precompiled_charsmap_normalize(step->charsmap, s, n, &mapped, &length)) return -1;
     int status = text_append(out, mapped, length);
     free(mapped);
     return status;
-#else
-    (void)step;
-    (void)s;
-    (void)n;
-    (void)out;
-    return error_set("normalizer Precompiled is not built in");
-#endif
 }
 
 static int normalize_step(const normalizer_step *step, const char *s, size_t n, text_buffer *out)

@@ -263,6 +263,47 @@ static void cpu_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shif
     }
 }
 
+/* nn.LayerNorm with weight and bias; statistics in double. */
+static void cpu_layer_norm(backend *be, tensor y, tensor x, tensor weight, tensor bias, float eps)
+{
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    float *out = f32(y);
+    const float *in = f32(x), *w = f32(weight), *b = f32(bias);
+#pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++) {
+        const float *row = in + i * cols;
+        double mean = 0, var = 0;
+        for (int64_t c = 0; c < cols; c++) mean += row[c];
+        mean /= (double)cols;
+        for (int64_t c = 0; c < cols; c++) var += (row[c] - mean) * (row[c] - mean);
+        double inv = 1.0 / sqrt(var / (double)cols + eps);
+        for (int64_t c = 0; c < cols; c++)
+            out[i * cols + c] = (float)((row[c] - mean) * inv * w[c] + (b ? b[c] : 0.0));
+    }
+}
+
+/* One activation value, in double (backend.h's formulas). */
+static double activation_value(double x, backend_activation act)
+{
+    switch (act) {
+    case BACKEND_GELU_TANH: return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+    case BACKEND_QUICK_GELU: return x / (1.0 + exp(-1.702 * x));
+    default: return 0.5 * x * (1.0 + erf(x * 0.7071067811865476));
+    }
+}
+
+static void cpu_activation(backend *be, tensor y, tensor x, tensor up, backend_activation act)
+{
+    int64_t n = tensor_numel(&y);
+    float *out = f32(y);
+    const float *in = f32(x), *u = f32(up);
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) {
+        double value = activation_value(in[i], act);
+        out[i] = (float)(u ? value * u[i] : value);
+    }
+}
+
 static void cpu_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps)
 {
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
@@ -372,13 +413,13 @@ static float *cpu_scratch(cpu_state *state, size_t floats)
     return state->scratch;
 }
 
-/* Softmax attention per head, a block of queries at a time; with `causal`,
+/* Softmax attention per head, a block of queries at a time, of the scores
+ * scale * q k^T (+ bias[h, i, j] when bias is not NULL); with `causal`,
  * query i sees keys 0..i only. */
 static void attention_blocks(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads,
-                             int causal)
+                             int causal, const float *bias, float scale)
 {
     int64_t sq = tensor_rows(&q), sk = tensor_rows(&k), width = tensor_cols(&q), d = width / heads;
-    float scale = 1.0f / sqrtf((float)d);
     int64_t block = (int64_t)(ATTENTION_SCORE_BYTES / sizeof(float)) / (sk ? sk : 1);
     if (block < 1) block = 1;
     if (block > sq) block = sq;
@@ -389,6 +430,10 @@ static void attention_blocks(backend *be, tensor out, tensor lse, tensor q, tens
             int64_t rows = sq - first < block ? sq - first : block;
             gemm(CblasTrans, rows, sk, d, scale, f32(q) + first * width + h * d, width, f32(k) + h * d, width, 0.0f,
                  scores, sk);
+            if (bias) {
+                const float *head_bias = bias + ((int64_t)h * sq + first) * sk;
+                for (int64_t e = 0; e < rows * sk; e++) scores[e] += head_bias[e];
+            }
             if (causal)
                 for (int64_t i = 0; i < rows; i++)
                     for (int64_t j = first + i + 1; j < sk; j++) scores[i * sk + j] = -INFINITY;
@@ -401,7 +446,7 @@ static void attention_blocks(backend *be, tensor out, tensor lse, tensor q, tens
 
 static void cpu_attention(backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads)
 {
-    attention_blocks(be, out, lse, q, k, v, heads, 0);
+    attention_blocks(be, out, lse, q, k, v, heads, 0, NULL, 1.0f / sqrtf((float)(tensor_cols(&q) / heads)));
 }
 
 static void cpu_attention_merge(backend *be, tensor out, tensor lse, tensor part_out, tensor part_lse, int heads)
@@ -425,7 +470,14 @@ static void cpu_attention_merge(backend *be, tensor out, tensor lse, tensor part
 
 static void cpu_attention_causal(backend *be, tensor out, tensor q, tensor k, tensor v, int heads)
 {
-    attention_blocks(be, out, tensor_none(), q, k, v, heads, 1);
+    attention_blocks(be, out, tensor_none(), q, k, v, heads, 1, NULL, 1.0f / sqrtf((float)(tensor_cols(&q) / heads)));
+}
+
+static void cpu_attention_bias(backend *be, tensor out, tensor q, tensor k, tensor v, tensor bias, int heads,
+                               float scale)
+{
+    assert(bias.dtype == DTYPE_F32 && tensor_numel(&bias) == heads * tensor_rows(&q) * tensor_rows(&k));
+    attention_blocks(be, out, tensor_none(), q, k, v, heads, 0, f32(bias), scale);
 }
 
 /* im2col for output rows [oy0, oy0 + rows): columns[Cin * k * k, rows * Wo]. */
@@ -586,6 +638,9 @@ static const backend_ops cpu_ops = {
     .combine_rows = cpu_combine_rows,
     .moe_route = cpu_moe_route,
     .moe_dispatch = cpu_moe_dispatch,
+    .activation = cpu_activation,
+    .layer_norm = cpu_layer_norm,
+    .attention_bias = cpu_attention_bias,
 };
 
 backend *backend_cpu_create(void)

@@ -1,6 +1,6 @@
 /* The CUDA backend behind the backend_ops seam: BF16 weights and
  * activations, FP32 accumulation, cuBLASLt for matrix products and moedit's
- * own kernels for the rest (core/cuda_*.cu, one concept each; backend/cuda/cuda_ops.h
+ * own kernels for the rest (backend/cuda/cuda_*.cu, one concept each; backend/cuda/cuda_ops.h
  * is the contract). This file only fills the ops table and owns the
  * backend handle; it is compiled only when CMake finds CUDA. */
 #include "backend/cuda/backend_cuda.h"
@@ -59,6 +59,9 @@ static const backend_ops cuda_ops = {
     .combine_rows = cuda_combine_rows,
     .moe_route = cuda_moe_route,
     .moe_dispatch = cuda_moe_dispatch,
+    .activation = cuda_activation,
+    .layer_norm = cuda_layer_norm,
+    .attention_bias = cuda_attention_bias,
 };
 
 backend *backend_cuda_create(int device_index)

@@ -158,7 +158,8 @@ static void attention_launch(backend *be, tensor out, tensor lse, tensor q, tens
     assert(!causal || sq == sk);
     if (sq == 0) return;
     if (cuda_attention_cudnn(s, out, lse, q, k, v, heads, causal)) return; /* done, or its failure recorded */
-    if (d > ATT_MAX_HEAD_DIM && cuda_attention_gemm(s, out, lse, q, k, v, heads, causal)) return;
+    if (d > ATT_MAX_HEAD_DIM && cuda_attention_gemm(s, out, lse, q, k, v, heads, causal, NULL, 1.0f / sqrtf((float)d)))
+        return;
     if (d > ATT_MAX_HEAD_DIM || d < 1) {
         char what[96];
         snprintf(what, sizeof what, "attention (head dim %d; supported: 1..%d)", d, ATT_MAX_HEAD_DIM);

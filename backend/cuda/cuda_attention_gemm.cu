@@ -7,7 +7,15 @@
  * 512-wide head does not fit; at such widths the products are long enough
  * that tensor-core GEMMs plus one pass over the scores win anyway (the
  * scores are 2 x Sk x D times smaller than the products' work). Chunks of at
- * most ATTG_MAX_ROWS queries, fewer when Sk is large, bound the scratch. */
+ * most ATTG_MAX_ROWS queries, fewer when Sk is large, bound the scratch.
+ *
+ * attention_bias (T5's relative position bias with the padding mask, F32
+ * [H, Sq, Sk]) takes the same path, its softmax of scale * scores + bias[h,
+ * rows]: the bias, a full matrix per head, would not ride along in the flash
+ * kernels' tiles for free, and a text encoder runs it once per layer on a few
+ * hundred tokens. Masked keys carry -FLT_MAX: their probability underflows
+ * to 0, and a row whose keys are all masked gets equal weights, as in
+ * transformers. */
 #include "backend/cuda/cuda_common.cuh"
 
 #include <math.h>
@@ -34,29 +42,31 @@ __device__ __forceinline__ float block_reduce(float v, int is_max, float *shared
     return v;
 }
 
-/* Row i of the chunk (global query first_row + i): p = softmax(scale * s) over
- * keys 0..sk-1 (0..query under causal), lse[h, query] = log sum e^(scale s). */
+/* Row i of the chunk (global query first_row + i): p = softmax(scale * s (+ b))
+ * over keys 0..sk-1 (0..query under causal), lse[h, query] = log sum e^(scale
+ * s (+ b)); b = bias_rows[i, :] when bias_rows is not NULL. */
 __global__ void __launch_bounds__(ATTG_THREADS)
-    softmax_rows_kernel(void *p, int dp, float *lse, const float *scores, int64_t sk, float scale, int64_t first_row,
-                        int64_t sq, int h, int causal)
+    softmax_rows_kernel(void *p, int dp, float *lse, const float *scores, const float *bias_rows, int64_t sk,
+                        float scale, int64_t first_row, int64_t sq, int h, int causal)
 {
     __shared__ float shared[32];
     int64_t i = blockIdx.x, query = first_row + i;
-    const float *row = scores + i * sk;
+    const float *row = scores + i * sk, *bias = bias_rows ? bias_rows + i * sk : NULL;
     int64_t keys = causal ? query + 1 : sk;
     float m = -INFINITY;
-    for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) m = fmaxf(m, row[j] * scale);
+    for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) m = fmaxf(m, row[j] * scale + (bias ? bias[j] : 0.0f));
     m = block_reduce(m, 1, shared);
     float sum = 0.0f;
-    for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) sum += expf(row[j] * scale - m);
+    for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) sum += expf(row[j] * scale + (bias ? bias[j] : 0.0f) - m);
     sum = block_reduce(sum, 0, shared);
     float inv = 1.0f / sum;
     for (int64_t j = threadIdx.x; j < sk; j += blockDim.x)
-        st(p, dp, i * sk + j, j < keys ? expf(row[j] * scale - m) * inv : 0.0f);
+        st(p, dp, i * sk + j, j < keys ? expf(row[j] * scale + (bias ? bias[j] : 0.0f) - m) * inv : 0.0f);
     if (lse && threadIdx.x == 0) lse[(int64_t)h * sq + query] = m + logf(sum);
 }
 
-int cuda_attention_gemm(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal)
+int cuda_attention_gemm(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal,
+                        const float *bias, float scale)
 {
     int64_t sq = tensor_rows(&q), sk = tensor_rows(&k), width = tensor_cols(&q);
     int64_t d = width / heads;
@@ -70,7 +80,6 @@ int cuda_attention_gemm(cuda_state *s, tensor out, tensor lse, tensor q, tensor 
     if (!scratch) return 1; /* the failure is recorded */
     float *scores = (float *)scratch;
     void *p = scratch + (size_t)rows * sk * sizeof(float);
-    float scale = 1.0f / sqrtf((float)d);
     for (int h = 0; h < heads; h++) {
         const char *qh = (const char *)q.data + (size_t)h * d * dtype_size(q.dtype);
         const char *kh = (const char *)k.data + (size_t)h * d * dtype_size(k.dtype);
@@ -82,8 +91,9 @@ int cuda_attention_gemm(cuda_state *s, tensor out, tensor lse, tensor q, tensor 
             cuda_matrix a = {qh + (size_t)r0 * width * dtype_size(q.dtype), q.dtype, width};
             cuda_matrix b = {kh, k.dtype, width};
             cuda_gemm(s, scores, DTYPE_F32, keys, a, b, 1, n, keys, d, cuda_tensor_none());
+            const float *bias_rows = bias ? bias + ((int64_t)h * sq + r0) * sk : NULL; /* not causal: keys == sk */
             softmax_rows_kernel<<<(unsigned)n, ATTG_THREADS, 0, s->stream>>>(p, q.dtype, (float *)lse.data, scores,
-                                                                             keys, scale, r0, sq, h, causal);
+                                                                             bias_rows, keys, scale, r0, sq, h, causal);
             if (!cuda_launched(s, "attention (softmax rows)")) return 1;
             cuda_matrix pm = {p, q.dtype, keys}, vm = {vh, v.dtype, width};
             cuda_gemm(s, oh + (size_t)r0 * width * dtype_size(out.dtype), out.dtype, width, pm, vm, 0, n, d, keys,
@@ -91,4 +101,16 @@ int cuda_attention_gemm(cuda_state *s, tensor out, tensor lse, tensor q, tensor 
         }
     }
     return 1;
+}
+
+void cuda_attention_bias(backend *be, tensor out, tensor q, tensor k, tensor v, tensor bias, int heads, float scale)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t sq = tensor_rows(&q), sk = tensor_rows(&k), width = tensor_cols(&q);
+    assert(width % heads == 0 && tensor_cols(&k) == width && tensor_cols(&v) == width && tensor_rows(&v) == sk);
+    assert(tensor_rows(&out) == sq && tensor_cols(&out) == width);
+    assert(bias.dtype == DTYPE_F32 && tensor_numel(&bias) == heads * sq * sk);
+    if (sq == 0) return;
+    if (!cuda_attention_gemm(s, out, cuda_tensor_none(), q, k, v, heads, 0, (const float *)bias.data, scale))
+        cuda_ok(s, cudaErrorInvalidValue, "attention_bias (q, k and v of different dtypes)");
 }

@@ -201,8 +201,10 @@ void cuda_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_m
 void cuda_gemm_cache_free(cuda_state *s);
 void cuda_sdpa_cache_free(cuda_state *s);
 
-/* cuda_attention_gemm.cu: attention of any head dim through cuBLASLt; 0 when the dtypes differ. */
-int cuda_attention_gemm(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal);
+/* cuda_attention_gemm.cu: attention of any head dim through cuBLASLt, softmax of scale * q k^T (+ bias[H, Sq, Sk]
+ * F32 when bias is not NULL; not with causal); 0 when the dtypes differ. */
+int cuda_attention_gemm(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal,
+                        const float *bias, float scale);
 
 /* cuda_elementwise.cu */
 void cuda_convert(cuda_state *s, void *dst, tensor_dtype dst_dtype, const void *src, tensor_dtype src_dtype, int64_t n);

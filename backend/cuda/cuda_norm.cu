@@ -2,6 +2,8 @@
  *   layer_norm_modulate  y = (x - mean) / sqrt(var + eps) * (1 + scale[C]) + shift[C]
  *                        (no affine weights; diffusers' LayerNorm(elementwise_affine=False)
  *                        followed by adaLN modulation; scale/shift optional)
+ *   layer_norm           y = (x - mean) / sqrt(var + eps) * weight[C] + bias[C]
+ *                        (nn.LayerNorm: CLIP's; bias optional)
  *   rms_norm             y = x / sqrt(mean(x^2) + eps) * weight[C]
  *   rms_norm_rope        rms_norm in place, then RoPE (q and k of the tokens with positions)
  *   row_sum_squares      sums[M] (F32) = sum_c x[i, c]^2, and
@@ -17,6 +19,27 @@ static int row_threads(int64_t cols) { return cols >= 1024 ? 256 : cols >= 256 ?
 
 /* W: values per access, 8 on rows of BF16 that 16-byte accesses tile
  * (access_width), else 1. */
+/* The row's mean and 1 / sqrt(var + eps), in every thread of the block. */
+template <int W>
+__device__ void row_moments(const void *x, int dx, int64_t base, int64_t cols, float eps, float *partial, float *mean,
+                            float *inv)
+{
+    float sum = 0.0f, v[W];
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++) sum += v[k];
+    }
+    *mean = block_sum(sum, partial) / (float)cols;
+    float squares = 0.0f;
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++) squares += (v[k] - *mean) * (v[k] - *mean);
+    }
+    *inv = rsqrtf(block_sum(squares, partial) / (float)cols + eps);
+}
+
 template <int W>
 __global__ void layer_norm_modulate_kernel(void *y, int dy, const void *x, int dx, const void *shift, int dsh,
                                            const void *scale, int dsc, int64_t cols, float eps)
@@ -24,20 +47,8 @@ __global__ void layer_norm_modulate_kernel(void *y, int dy, const void *x, int d
     __shared__ float partial[32];
     int64_t row = blockIdx.x;
     const int64_t base = row * cols;
-    float sum = 0.0f, v[W];
-    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
-        ldw<W>(x, dx, base + c, v);
-#pragma unroll
-        for (int k = 0; k < W; k++) sum += v[k];
-    }
-    float mean = block_sum(sum, partial) / (float)cols;
-    float squares = 0.0f;
-    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
-        ldw<W>(x, dx, base + c, v);
-#pragma unroll
-        for (int k = 0; k < W; k++) squares += (v[k] - mean) * (v[k] - mean);
-    }
-    float inv = rsqrtf(block_sum(squares, partial) / (float)cols + eps);
+    float mean, inv, v[W];
+    row_moments<W>(x, dx, base, cols, eps, partial, &mean, &inv);
     for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
         ldw<W>(x, dx, base + c, v);
 #pragma unroll
@@ -45,6 +56,24 @@ __global__ void layer_norm_modulate_kernel(void *y, int dy, const void *x, int d
             float sc = scale ? ld(scale, dsc, c + k) : 0.0f, sh = shift ? ld(shift, dsh, c + k) : 0.0f;
             v[k] = (v[k] - mean) * inv * (1.0f + sc) + sh;
         }
+        stw<W>(y, dy, base + c, v);
+    }
+}
+
+/* nn.LayerNorm: y = (x - mean) * inv * weight[C] + bias[C] (bias optional). */
+template <int W>
+__global__ void layer_norm_kernel(void *y, int dy, const void *x, int dx, const void *weight, int dw, const void *bias,
+                                  int db, int64_t cols, float eps)
+{
+    __shared__ float partial[32];
+    const int64_t base = (int64_t)blockIdx.x * cols;
+    float mean, inv, v[W];
+    row_moments<W>(x, dx, base, cols, eps, partial, &mean, &inv);
+    for (int64_t c = threadIdx.x * W; c < cols; c += blockDim.x * W) {
+        ldw<W>(x, dx, base + c, v);
+#pragma unroll
+        for (int k = 0; k < W; k++)
+            v[k] = (v[k] - mean) * inv * ld(weight, dw, c + k) + (bias ? ld(bias, db, c + k) : 0.0f);
         stw<W>(y, dy, base + c, v);
     }
 }
@@ -130,6 +159,22 @@ void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, ten
         layer_norm_modulate_kernel<1><<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
             y.data, y.dtype, x.data, x.dtype, shift.data, shift.dtype, scale.data, scale.dtype, cols, eps);
     cuda_launched(s, "layer_norm_modulate");
+}
+
+void cuda_layer_norm(backend *be, tensor y, tensor x, tensor weight, tensor bias, float eps)
+{
+    cuda_state *s = cuda_of(be);
+    int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
+    assert(tensor_numel(&y) == rows * cols && tensor_numel(&weight) == cols);
+    assert(!bias.data || tensor_numel(&bias) == cols);
+    if (rows == 0) return;
+    if (access_width(y, x, cols) == 8)
+        layer_norm_kernel<8><<<(unsigned)rows, row_threads(cols / 8), 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, weight.data, weight.dtype, bias.data, bias.dtype, cols, eps);
+    else
+        layer_norm_kernel<1><<<(unsigned)rows, row_threads(cols), 0, s->stream>>>(
+            y.data, y.dtype, x.data, x.dtype, weight.data, weight.dtype, bias.data, bias.dtype, cols, eps);
+    cuda_launched(s, "layer_norm");
 }
 
 void cuda_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps)

@@ -7,6 +7,7 @@
 #ifndef MOEDIT_BACKEND_CUDA_CUDA_OPS_H
 #define MOEDIT_BACKEND_CUDA_CUDA_OPS_H
 
+#include "backend/activation.h"
 #include "core/tensor.h"
 
 #include <stddef.h>
@@ -80,6 +81,11 @@ void cuda_moe_dispatch(backend *be, tensor rows, tensor slot_weights, tensor pos
                        tensor weights, tensor bucket, int buckets);
 void cuda_split_columns(backend *be, tensor y, tensor x, int parts);
 void cuda_merge_columns(backend *be, tensor y, tensor x, int parts);
+
+/* the text encoders' ops: cuda_activation.cu, cuda_norm.cu, cuda_attention_gemm.cu */
+void cuda_activation(backend *be, tensor y, tensor x, tensor up, backend_activation act);
+void cuda_layer_norm(backend *be, tensor y, tensor x, tensor weight, tensor bias, float eps);
+void cuda_attention_bias(backend *be, tensor out, tensor q, tensor k, tensor v, tensor bias, int heads, float scale);
 
 #ifdef __cplusplus
 }
