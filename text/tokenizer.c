@@ -66,7 +66,9 @@ struct tokenizer {
     int truncate_left;
     const char **words; /* id -> token, max_id + 1 entries */
     int32_t pad_id;     /* -1: none */
+    int32_t eos_id;     /* -1: none */
     int model_max_length;
+    int pad_left;       /* padding_side "left" */
 };
 
 static const char *type_of(const cJSON *component)
@@ -370,6 +372,7 @@ static tokenizer *tokenizer_new(const char *path)
     }
     tok->unk_id = -1;
     tok->pad_id = -1;
+    tok->eos_id = -1;
     return tok;
 }
 
@@ -389,13 +392,24 @@ int tokenizer_load(tokenizer **out, const char *path)
     return 0;
 }
 
-/* pad_token and model_max_length from the folder's config files. */
+/* The id of a token the folder's config files name (-1 when they name none). */
+static int config_token_id(const tokenizer *tok, const char *key, const char *token, int32_t *id)
+{
+    *id = -1;
+    if (token && (*id = tokenizer_token_id(tok, token)) < 0)
+        return error_set("%s: %s \"%s\" is not a token of this tokenizer", tok->path, key, token);
+    return 0;
+}
+
+/* pad_token, eos_token, model_max_length and padding_side from the folder's config files. */
 static int apply_config(tokenizer *tok, const tokenizer_config *config)
 {
     tok->model_max_length = config->model_max_length;
-    if (config->pad_token && (tok->pad_id = tokenizer_token_id(tok, config->pad_token)) < 0)
-        return error_set("%s: pad_token \"%s\" is not a token of this tokenizer", tok->path, config->pad_token);
-    return 0;
+    tok->pad_left = config->pad_left;
+    return config_token_id(tok, "pad_token", config->pad_token, &tok->pad_id) ||
+                   config_token_id(tok, "eos_token", config->eos_token, &tok->eos_id)
+               ? -1
+               : 0;
 }
 
 int tokenizer_load_dir(tokenizer **out, const char *dir)
@@ -457,6 +471,8 @@ const char *tokenizer_path(const tokenizer *tok) { return tok->path; }
 int tokenizer_num_special_tokens(const tokenizer *tok) { return tok->template_specials; }
 int32_t tokenizer_vocab_size(const tokenizer *tok) { return tok->max_id + 1; }
 int32_t tokenizer_pad_id(const tokenizer *tok) { return tok->pad_id; }
+int32_t tokenizer_eos_id(const tokenizer *tok) { return tok->eos_id; }
+int tokenizer_pads_left(const tokenizer *tok) { return tok->pad_left; }
 int tokenizer_model_max_length(const tokenizer *tok) { return tok->model_max_length; }
 
 int32_t tokenizer_token_id(const tokenizer *tok, const char *token)

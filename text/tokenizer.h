@@ -83,6 +83,12 @@ const char *tokenizer_token(const tokenizer *tok, int32_t id);
  * -1 when the folder names none (or the tokenizer came from tokenizer_load). */
 int32_t tokenizer_pad_id(const tokenizer *tok);
 
+/* The eos token's id, likewise; -1 when none. */
+int32_t tokenizer_eos_id(const tokenizer *tok);
+
+/* 1 when tokenizer_config.json says padding_side "left". */
+int tokenizer_pads_left(const tokenizer *tok);
+
 /* tokenizer_config.json's model_max_length; 0 when absent or "very large". */
 int tokenizer_model_max_length(const tokenizer *tok);
 

@@ -89,6 +89,8 @@ int tokenizer_config_read(tokenizer_config *c, const char *dir)
         const cJSON *max = cJSON_GetObjectItemCaseSensitive(config, "model_max_length");
         if (cJSON_IsNumber(max) && max->valuedouble >= 1 && max->valuedouble <= INT_MAX)
             c->model_max_length = (int)max->valuedouble;
+        const cJSON *side = cJSON_GetObjectItemCaseSensitive(config, "padding_side");
+        c->pad_left = cJSON_IsString(side) && strcmp(side->valuestring, "left") == 0;
         status = take_tokens(c, config) ||
                  take_added_tokens(c, cJSON_GetObjectItemCaseSensitive(config, "added_tokens_decoder"), path);
     }

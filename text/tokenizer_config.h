@@ -11,6 +11,7 @@ typedef struct tokenizer_config {
      * tokenizer_config.json first, special_tokens_map.json fills the gaps. */
     char *bos_token, *eos_token, *unk_token, *pad_token;
     int model_max_length; /* 0: absent or above INT_MAX (transformers' "very large") */
+    int pad_left;         /* padding_side "left" (absent: "right") */
     /* tokenizer_config.json's added_tokens_decoder as tokenizer.json's
      * "added_tokens" list ({id, content, single_word, lstrip, rstrip,
      * normalized, special}); NULL when absent. */
