@@ -96,7 +96,11 @@ typedef struct moedit_generate_result {
     double encode_seconds;            /* edit: VAE encode of the input image */
     /* HiDream's four text encoders (CLIP-L, CLIP-G, T5, Llama) on this
      * rank: seconds loading and running each, and the most device memory
-     * each held at once (weights and activations); 0 when not used. */
+     * each held at once (weights and activations); 0 when not used. This
+     * rank's own, never summed: only the first rank of a CFG branch's
+     * tp x sp ranks runs them (the others receive the embeddings), and
+     * under CFG parallelism the negative prompt runs on the other branch's
+     * first rank at the same time, so it is not in a leader's figures. */
     double text_encoder_seconds[4];
     int64_t text_encoder_peak_bytes[4];
 } moedit_generate_result;

@@ -19,7 +19,12 @@
  * prompts are encoded once, before the first job, by one pass of each
  * encoder over every prompt this rank's jobs need (its replica's jobs; on
  * CFG-parallel ranks only its branch: the prompts, or the negative prompt),
- * and each encoder is freed after its pass unless the run keeps them. */
+ * and each encoder is freed after its pass unless the run keeps them. No
+ * two ranks encode the same prompt: the tp x sp ranks of a branch need the
+ * same embeddings, so the branch's first rank encodes them alone and
+ * broadcasts them (host F32, a few MB; the other ranks load no encoder),
+ * the CFG branches split the prompt from the negative prompt, and the
+ * replicas take their own jobs' prompts. */
 #include "moedit.h"
 
 #include "core/error.h"
@@ -474,14 +479,60 @@ static int cfg_branch(const generate_state *g)
     return g->par.groups[GROUP_CFG]->size == 2 ? g->par.groups[GROUP_CFG]->rank : -1;
 }
 
+/* 1 on the first rank of this rank's branch (tp, ulysses and ring index 0):
+ * the one that runs the text encoders for the branch's tp x sp ranks. */
+static int branch_encodes(const generate_state *g)
+{
+    const parallel_layout *l = &g->par.layout;
+    return l->tp_index == 0 && l->ulysses_index == 0 && l->ring_index == 0;
+}
+
+/* n floats from the branch's first rank to its tp x sp ranks: over the sp
+ * group among the ranks of tp index 0, then over each tp group. Host F32,
+ * so the bits arrive unchanged whatever the transport (NCCL groups send host
+ * tensors over MPI). */
+static int branch_broadcast(generate_state *g, float *data, int64_t n)
+{
+    tensor t = tensor_make(DTYPE_F32, DEVICE_CPU, 1, &n);
+    t.data = data;
+    process_group *sp = g->par.groups[GROUP_SP], *tp = g->par.groups[GROUP_TP];
+    if (sp->size > 1 && tp->rank == 0 && sp->ops->broadcast(sp, t, 0)) return -1;
+    return tp->size > 1 ? tp->ops->broadcast(tp, t, 0) : 0;
+}
+
+/* The encoding rank's status, then (when it succeeded) every embedding of
+ * out[count], from the branch's first rank to the others. */
+static int share_hidream_embeds(generate_state *g, int status, hidream_prompt_embeds *out, int count)
+{
+    float failed = status != 0;
+    if (branch_broadcast(g, &failed, 1)) return -1;
+    if (failed && status == 0) {
+        int first = g->w->rank - g->par.layout.tp_index -
+                    g->par.layout.degrees.tp * (g->par.layout.ulysses_index +
+                                                g->par.layout.degrees.ulysses * g->par.layout.ring_index);
+        status = error_set("the text encoders failed on rank %d, which encodes this rank's prompts (its message says why)",
+                           first);
+    }
+    for (int i = 0; i < count && !status; i++) {
+        hidream_prompt_embeds *e = &out[i];
+        if (branch_broadcast(g, e->t5, e->t5_tokens * e->t5_channels) ||
+            branch_broadcast(g, e->llama, e->llama_layers * e->llama_tokens * e->llama_channels) ||
+            branch_broadcast(g, e->pooled, e->pooled_channels))
+            status = -1;
+    }
+    return status;
+}
+
 /* HiDream's four encoders over the prompts this rank needs (see the top):
  * g->hidream_cond[p] for each prompt p of this replica's jobs, and the
- * negative prompt when guided; each encoder's time and peak into r. */
+ * negative prompt when guided; run on the branch's first rank alone and
+ * broadcast to the rest of its tp x sp ranks. Each encoder's time and peak
+ * into r (zero on the ranks that only receive). */
 static int encode_hidream_prompts(generate_state *g, moedit_generate_result *r)
 {
     const moedit_generate_options *o = g->o;
     int branch = cfg_branch(g), guided = o->guidance > 1, replicas = g->par.layout.degrees.dp;
-    int total = o->prompt_count * (int)o->images_per_prompt, count = 0;
+    int total = o->prompt_count * (int)o->images_per_prompt, count = 0, made = 0, encodes = branch_encodes(g);
     hidream_prompt *prompts = calloc((size_t)o->prompt_count + 1, sizeof *prompts);
     int *which = calloc((size_t)o->prompt_count + 1, sizeof *which); /* prompt index, or -1 for the negative */
     g->hidream_cond = calloc((size_t)o->prompt_count, sizeof *g->hidream_cond);
@@ -501,9 +552,13 @@ static int encode_hidream_prompts(generate_state *g, moedit_generate_result *r)
     }
     double start = timer_seconds();
     memset(g->bundle.hidream.usage, 0, sizeof g->bundle.hidream.usage); /* this run's figures (a kept bundle too) */
-    if (!status && count) status = hidream_text_encode(&g->bundle.hidream, prompts, count, out);
-    for (int i = 0; i < count && !status; i++) {
-        if (which[i] < 0) g->hidream_uncond = out[i];
+    if (!status && count && encodes) status = hidream_text_encode(&g->bundle.hidream, prompts, count, out);
+    if (!status && encodes) made = count;
+    for (; made < count && !status; made++) status = hidream_prompt_embeds_alloc(&g->bundle.hidream, &out[made]);
+    if (count && (status == 0 || encodes)) status = share_hidream_embeds(g, status, out, made);
+    for (int i = 0; i < made; i++) {
+        if (status) hidream_prompt_embeds_free(&out[i]);
+        else if (which[i] < 0) g->hidream_uncond = out[i];
         else g->hidream_cond[which[i]] = out[i];
     }
     r->text_seconds += timer_seconds() - start;

@@ -174,7 +174,7 @@ static void free_encoder(hidream_text *t, int k)
     if (k <= HIDREAM_CLIP_G) t->clip[k] = NULL;
 }
 
-static int alloc_embeds(const hidream_text *t, hidream_prompt_embeds *e)
+int hidream_prompt_embeds_alloc(const hidream_text *t, hidream_prompt_embeds *e)
 {
     memset(e, 0, sizeof *e);
     e->t5_tokens = t->length[HIDREAM_T5];
@@ -273,7 +273,7 @@ static int encode_all(hidream_text *t, const hidream_prompt *prompts, const int3
                       int count, hidream_prompt_embeds *out)
 {
     int status = 0, made = 0;
-    for (; made < count && !status; made++) status = alloc_embeds(t, &out[made]);
+    for (; made < count && !status; made++) status = hidream_prompt_embeds_alloc(t, &out[made]);
     for (int k = 0; k < HIDREAM_ENCODERS && !status; k++) status = encode_with(t, k, prompts, ids, valid, count, out);
     if (status)
         for (int i = 0; i < made; i++) hidream_prompt_embeds_free(&out[i]);

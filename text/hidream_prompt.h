@@ -105,6 +105,10 @@ int hidream_text_encode_ids(hidream_text *t, const int32_t *const ids[HIDREAM_EN
 void hidream_text_release_encoders(hidream_text *t);
 void hidream_text_close(hidream_text *t);
 
+/* e with the shapes hidream_text_encode gives (from the configs and
+ * tokenizers alone, no encoder loaded) and uninitialised data: for a rank
+ * that receives another rank's embeddings. */
+int hidream_prompt_embeds_alloc(const hidream_text *t, hidream_prompt_embeds *e);
 void hidream_prompt_embeds_free(hidream_prompt_embeds *e);
 
 #endif
