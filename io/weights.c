@@ -104,7 +104,9 @@ static int remember(weight_loader *wl, void *ptr)
     return 0;
 }
 
-int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols, weight_shard shard)
+/* weight_load into a tensor of `dtype` on the backend's device. */
+static int load_as(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols, weight_shard shard,
+                   tensor_dtype dtype)
 {
     char full_name[512];
     snprintf(full_name, sizeof full_name, "%s%s", wl->prefix, name);
@@ -112,8 +114,8 @@ int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, 
     int64_t first_row, shard_rows, first_col, shard_cols;
     shard_block(rows, cols, shard, &first_row, &shard_rows, &first_col, &shard_cols);
     backend *be = wl->be;
-    *out = cols ? tensor_make_2d(be->dtype, be->device, shard_rows, shard_cols)
-                : tensor_make(be->dtype, be->device, 1, &shard_rows);
+    *out = cols ? tensor_make_2d(dtype, be->device, shard_rows, shard_cols)
+                : tensor_make(dtype, be->device, 1, &shard_rows);
     out->data = be->ops->alloc(be, tensor_nbytes(out));
     if (!out->data) return error_prefix("loading tensor %s", full_name);
     if (remember(wl, out->data) != 0) return -1;
@@ -135,6 +137,16 @@ int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, 
     wl->bytes_on_device += (int64_t)tensor_nbytes(out);
     wl->parameters += tensor_numel(out);
     return 0;
+}
+
+int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols, weight_shard shard)
+{
+    return load_as(wl, out, name, rows, cols, shard, wl->be->dtype);
+}
+
+int weight_load_f32(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols, weight_shard shard)
+{
+    return load_as(wl, out, name, rows, cols, shard, DTYPE_F32);
 }
 
 int weight_load_indices(weight_loader *wl, tensor *out, const int32_t *values, int64_t n)

@@ -51,6 +51,11 @@ void weight_loader_init(weight_loader *wl, backend *be, const safetensors *st, i
  * *out, or the shard of it. Fails naming the tensor and file. */
 int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols, weight_shard shard);
 
+/* The same, kept in F32 on the device whatever the backend's dtype (for a
+ * weight that transformers keeps in float32 under a half-precision model,
+ * like T5's wo: _keep_in_fp32_modules). */
+int weight_load_f32(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols, weight_shard shard);
+
 /* *out = an I32 vector [n] on the backend holding values[] (an index map
  * made at load time), freed with the weights. */
 int weight_load_indices(weight_loader *wl, tensor *out, const int32_t *values, int64_t n);

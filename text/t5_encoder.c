@@ -4,7 +4,12 @@
  * embedding, T5Block x N (T5LayerSelfAttention: pre-RMS-norm attention with
  * the position bias that block 0 computes (T5Attention.compute_bias) plus the
  * padding mask, scaling 1; T5LayerFF with T5DenseGatedActDense), then the
- * final T5LayerNorm. Dropout is off (inference). */
+ * final T5LayerNorm. Dropout is off (inference).
+ *
+ * Precision on a half-precision backend follows transformers' bf16 T5:
+ * wo stays F32 (T5PreTrainedModel._keep_in_fp32_modules = ["wo"]), and
+ * T5DenseGatedActDense casts its product to wo's dtype before wo, so wo runs
+ * F32 x F32 with an F32 output; the residual stream is F32 (see t5_buffers). */
 #include "text/t5_encoder.h"
 
 #include "core/config.h"
@@ -33,7 +38,8 @@ typedef struct t5_config {
 typedef struct t5_layer {
     tensor attention_norm, ff_norm; /* [C] */
     tensor q, k, v, o;              /* [H*D, C] x3, [C, H*D] */
-    tensor wi_0, wi_1, wo;          /* [F, C] x2, [C, F] */
+    tensor wi_0, wi_1;              /* [F, C] x2 */
+    tensor wo;                      /* F32 [C, F] on every backend */
 } t5_layer;
 
 struct t5_encoder {
@@ -118,7 +124,9 @@ static int load_layer(t5_encoder *enc, int index)
     char name[192];
     for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++) {
         snprintf(name, sizeof name, "encoder.block.%d.%s", index, weights[i].name);
-        if (weight_load(&enc->weights, weights[i].out, name, weights[i].rows, weights[i].cols, shard_whole()))
+        int keep_f32 = weights[i].out == &layer->wo;
+        if ((keep_f32 ? weight_load_f32 : weight_load)(&enc->weights, weights[i].out, name, weights[i].rows,
+                                                       weights[i].cols, shard_whole()))
             return -1;
     }
     return 0;
@@ -243,6 +251,8 @@ typedef struct t5_buffers {
     tensor normed, projected;    /* [S, C] */
     tensor q, k, v, attention;   /* [S, H*D] */
     tensor gate, up;             /* [S, F] */
+    tensor gate_f32;             /* F32 [S, F]: wo's input (gate itself where that is F32) */
+    tensor ff_out;               /* F32 [S, C]: wo's output (projected itself where that is F32) */
     tensor bias;                 /* F32 [H * S, S] */
     tensor token_index;          /* I32 [S] */
 } t5_buffers;
@@ -259,10 +269,13 @@ static int alloc_buffers(t5_buffers *b, arena *scratch, const t5_config *cfg, in
     b->attention = arena_tensor_2d(scratch, s, inner);
     b->gate = arena_tensor_2d(scratch, s, cfg->d_ff);
     b->up = arena_tensor_2d(scratch, s, cfg->d_ff);
+    int f32 = b->gate.dtype == DTYPE_F32;
+    b->gate_f32 = f32 ? b->gate : arena_tensor_typed(scratch, DTYPE_F32, s, cfg->d_ff);
+    b->ff_out = f32 ? b->projected : arena_tensor_typed(scratch, DTYPE_F32, s, c);
     b->bias = arena_tensor_typed(scratch, DTYPE_F32, cfg->num_heads * s, s);
     b->token_index = arena_tensor_typed(scratch, DTYPE_I32, s, 1);
-    tensor all[] = {b->x, b->normed, b->projected, b->q, b->k, b->v, b->attention, b->gate, b->up, b->bias,
-                    b->token_index};
+    tensor all[] = {b->x, b->normed, b->projected, b->q, b->k, b->v, b->attention, b->gate, b->up, b->gate_f32,
+                    b->ff_out, b->bias, b->token_index};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!all[i].data) return error_prefix("T5 encoder activations for %lld tokens", (long long)s);
     return 0;
@@ -281,7 +294,8 @@ static void attention_block(const t5_encoder *enc, const t5_layer *layer, const 
     be->ops->add(be, b->x, b->x, b->projected);
 }
 
-/* x += wo(act(wi_0(rms1(x))) * wi_1(rms1(x))). */
+/* x += wo(act(wi_0(rms1(x))) * wi_1(rms1(x))), wo in F32: the product is
+ * converted to F32 first (on an F32 backend it is F32 already). */
 static void feed_forward_block(const t5_encoder *enc, const t5_layer *layer, const t5_buffers *b)
 {
     backend *be = enc->be;
@@ -289,8 +303,9 @@ static void feed_forward_block(const t5_encoder *enc, const t5_layer *layer, con
     be->ops->linear(be, b->gate, b->normed, layer->wi_0, tensor_none());
     be->ops->linear(be, b->up, b->normed, layer->wi_1, tensor_none());
     be->ops->activation(be, b->gate, b->gate, b->up, enc->cfg.act);
-    be->ops->linear(be, b->projected, b->gate, layer->wo, tensor_none());
-    be->ops->add(be, b->x, b->x, b->projected);
+    if (b->gate_f32.data != b->gate.data) be->ops->copy(be, b->gate_f32, b->gate);
+    be->ops->linear(be, b->ff_out, b->gate_f32, layer->wo, tensor_none());
+    be->ops->add(be, b->x, b->x, b->ff_out);
 }
 
 static int forward(const t5_encoder *enc, arena *scratch, const int32_t *ids, const int32_t *mask, int64_t s,
