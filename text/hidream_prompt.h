@@ -32,6 +32,7 @@
 #include "text/clip_encoder.h"
 #include "text/t5_encoder.h"
 #include "text/text_encoder.h"
+#include "text/tokenizer.h"
 #include "text/tokenizer_settings.h"
 
 #define HIDREAM_DEFAULT_MAX_SEQUENCE_LENGTH 128
