@@ -165,7 +165,7 @@ int moedit_bench_vae(const moedit_vae_bench_options *options, moedit_vae_bench_r
  * pass (load included) and the peak device memory (weights and activations,
  * counted at the backend seam). */
 typedef struct moedit_text_bench_options {
-    const char *model_dir;   /* tokenizer*/ and text_encoder*/ (HiDream's layout) */
+    const char *model_dir;   /* tokenizer, text_encoder and their _2.._4 folders (HiDream's layout) */
     const char *llama_dir;   /* NULL: model_dir's text_encoder_4/ and tokenizer_4/ */
     const char *device;
     int random_weights;
