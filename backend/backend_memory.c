@@ -80,6 +80,10 @@ FORWARD(moe_route, (backend *be, tensor experts, tensor weights, tensor logits, 
 FORWARD(moe_dispatch, (backend *be, tensor rows, tensor slot_weights, tensor positions, tensor offsets,
                        tensor experts, tensor weights, tensor bucket, int buckets),
         (in, rows, slot_weights, positions, offsets, experts, weights, bucket, buckets))
+FORWARD(activation, (backend *be, tensor y, tensor x, tensor up, backend_activation act), (in, y, x, up, act))
+FORWARD(layer_norm, (backend *be, tensor y, tensor x, tensor weight, tensor bias, float eps), (in, y, x, weight, bias, eps))
+FORWARD(attention_bias, (backend *be, tensor out, tensor q, tensor k, tensor v, tensor bias, int heads, float scale),
+        (in, out, q, k, v, bias, heads, scale))
 
 static int v_status(backend *be)
 {
@@ -146,7 +150,8 @@ backend *backend_memory_wrap(backend *inner)
         .conv2d = v_conv2d, .group_norm_stats = v_group_norm_stats, .group_norm_apply = v_group_norm_apply,
         .upsample_nearest2x = v_upsample_nearest2x, .copy_rows = v_copy_rows, .transpose = v_transpose,
         .gather_rows = v_gather_rows, .combine_rows = v_combine_rows, .moe_route = v_moe_route,
-        .moe_dispatch = v_moe_dispatch,
+        .moe_dispatch = v_moe_dispatch, .activation = v_activation, .layer_norm = v_layer_norm,
+        .attention_bias = v_attention_bias,
     };
     v->inner = inner;
     v->base = *inner; /* name, device, dtype; impl is never read through the view */
