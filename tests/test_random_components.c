@@ -4,7 +4,7 @@
  * only (copies of tests/fixtures/hidream_text's), so no weight file can be
  * read. Each: the same seed gives the same output bit for bit, another seed
  * another output, the shapes are the config's and every value is finite. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include "backend/backend.h"
 #include "core/error.h"
 #include "core/text_file.h"
