@@ -74,9 +74,12 @@ def build_encoder(model_dir, k, device, dtype=torch.bfloat16, seed=0):
     with torch.device(device):
         try:
             model = cls._from_config(config, attn_implementation="sdpa", dtype=dtype)
-        except (ValueError, ImportError):
-            model = cls._from_config(config, dtype=dtype)
-    return model.eval().requires_grad_(False)
+        except Exception:  # no sdpa for this class (or an older keyword): its default attention
+            try:
+                model = cls._from_config(config, dtype=dtype)
+            except TypeError:
+                model = cls._from_config(config, torch_dtype=dtype)
+    return model.to(dtype).eval().requires_grad_(False)
 
 
 def encoder_pass(model, k, inputs, llama_mode):
