@@ -28,6 +28,9 @@ out=$3
 wheels=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
+# The two 1024x1024 PNGs (random weights: noise, a few MB each) stay out of OUT_DIR.
+png=${PNG_DIR:-/tmp/hidream_bench_png}
+mkdir -p "$png"
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 prompt='A cat holding a sign that says "Hi-Dreams.ai".'
 budget=${BUDGET_SECONDS:-530}
@@ -74,7 +77,7 @@ smi=$(sample_memory "$out/moedit_e2e_smi_mib.txt")
 start=$(date +%s.%N)
 timeout "$(limit 200)" "$moedit" generate --model "$shape" --random-weights --device "$device" --prompt "$prompt" \
   --negative-prompt "" --height "$size" --width "$size" --num-inference-steps "$steps" --guidance-scale 5 \
-  --output "$out/moedit_e2e.png" --json --quiet >"$out/moedit_e2e.json" 2>"$out/moedit_e2e.err"
+  --output "$png/moedit_e2e.png" --json --quiet >"$out/moedit_e2e.json" 2>"$out/moedit_e2e.err"
 status=$?
 awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "{\"process_wall_seconds\": %.3f}\n", b - a }' >"$out/moedit_e2e_wall.json"
 kill "$smi" 2>/dev/null
@@ -83,7 +86,7 @@ log "    exit $status $(cat "$out/moedit_e2e.json") wall $(cat "$out/moedit_e2e_
 log "4/5 diffusers HiDreamImagePipeline ${size}x${size}, $steps steps, CFG 5"
 smi=$(sample_memory "$out/diffusers_e2e_smi_mib.txt")
 timeout "$(limit 300)" python3 "$here/bench_hidream_e2e.py" --model "$shape" --device "$device" --prompt "$prompt" \
-  --negative-prompt "" --height "$size" --width "$size" --steps "$steps" --guidance 5 --warmup-steps "${WARMUP_STEPS:-2}" --output "$out/diffusers_e2e.png" \
+  --negative-prompt "" --height "$size" --width "$size" --steps "$steps" --guidance 5 --warmup-steps "${WARMUP_STEPS:-2}" --output "$png/diffusers_e2e.png" \
   --out "$out/diffusers_e2e.json" >/dev/null 2>"$out/diffusers_e2e.err"
 status=$?
 kill "$smi" 2>/dev/null
