@@ -58,6 +58,10 @@ FORWARD(merge_columns, (backend *be, tensor y, tensor x, int parts), (in, y, x, 
 FORWARD(rope, (backend *be, tensor x, tensor cos_sin, int heads, int rope_dim), (in, x, cos_sin, heads, rope_dim))
 FORWARD(rms_norm_rope, (backend *be, tensor x, tensor weight, float eps, tensor cos_sin, int heads, int rope_dim),
         (in, x, weight, eps, cos_sin, heads, rope_dim))
+FORWARD(activation, (backend *be, tensor y, tensor x, tensor up, backend_activation act), (in, y, x, up, act))
+FORWARD(layer_norm, (backend *be, tensor y, tensor x, tensor weight, tensor bias, float eps), (in, y, x, weight, bias, eps))
+FORWARD(attention_bias, (backend *be, tensor out, tensor q, tensor k, tensor v, tensor bias, int heads, float scale),
+        (in, out, q, k, v, bias, heads, scale))
 FORWARD(attention, (backend *be, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads),
         (in, out, lse, q, k, v, heads))
 FORWARD(attention_merge, (backend *be, tensor out, tensor lse, tensor part_out, tensor part_lse, int heads),

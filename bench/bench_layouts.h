@@ -20,6 +20,7 @@
 #define MOEDIT_BENCH_BENCH_LAYOUTS_H
 
 #include "dit/dit_config.h"
+#include "io/temp_file.h"
 #include "bench/bench.h"
 #include "parallel/layout.h"
 #include "parallel/pg_timed.h"
@@ -80,7 +81,7 @@ int bench_write_random_embeds(const char *path, const dit_config *cfg, int64_t t
  * ("-": stdout). */
 typedef struct bench_file {
     FILE *f;
-    char path[4096], temp[4112];
+    temp_file temp; /* unless f is stdout */
 } bench_file;
 int bench_file_open(bench_file *file, const char *path);
 int bench_file_close(bench_file *file);

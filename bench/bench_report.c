@@ -9,7 +9,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 int bench_file_open(bench_file *file, const char *path)
 {
@@ -18,21 +17,15 @@ int bench_file_open(bench_file *file, const char *path)
         file->f = stdout;
         return 0;
     }
-    snprintf(file->path, sizeof file->path, "%s", path);
-    snprintf(file->temp, sizeof file->temp, "%s.tmp.%d", path, (int)getpid());
-    file->f = fopen(file->temp, "w");
-    if (!file->f) return error_set("cannot write %s", path);
+    if (temp_file_open(&file->temp, path)) return -1;
+    file->f = file->temp.f;
     return 0;
 }
 
 int bench_file_close(bench_file *file)
 {
     if (file->f == stdout) return fflush(stdout) == 0 ? 0 : error_set("cannot write to stdout");
-    int failed = ferror(file->f) != 0;
-    failed |= fclose(file->f) != 0;
-    if (!failed && rename(file->temp, file->path) == 0) return 0;
-    remove(file->temp);
-    return error_set("cannot write %s", file->path);
+    return temp_file_commit(&file->temp, 0);
 }
 
 static const char *group_names[MOEDIT_BENCH_GROUPS] = {"tp", "ulysses", "ring", "sp", "cfg", "dp", "ep", "vae"};

@@ -1,35 +1,33 @@
 /* Whole text files; see text_file.h. */
-#define _POSIX_C_SOURCE 200809L /* fileno */
+#define _POSIX_C_SOURCE 200809L /* fdopen */
 #include "core/text_file.h"
 
 #include "core/error.h"
+#include "core/file_open.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* fp's size into *n, or why it has none: a directory opens but does not read. */
-static const char *file_size(FILE *fp, long *n)
-{
-    struct stat st;
-    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) return strerror(EISDIR);
-    *n = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-    if (*n < 0 || fseek(fp, 0, SEEK_SET) != 0) return "not a regular file (cannot find its size)";
-    return NULL;
-}
+#include <unistd.h>
 
 int text_file_read(const char *path, size_t max_bytes, const char *what, char **text)
 {
     *text = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return error_set("%s: cannot open %s: %s", path, what, strerror(errno));
-    long n = 0;
-    const char *no_size = file_size(fp, &n);
-    if (no_size || (size_t)n > max_bytes) {
+    struct stat st;
+    int fd = file_open_read(path, &st); /* a FIFO would block a plain open forever */
+    if (fd < 0) return error_set("%s: cannot open %s: %s", path, what, strerror(errno));
+    const char *why = file_not_regular(&st);
+    FILE *fp = why ? NULL : fdopen(fd, "rb");
+    if (!fp) {
+        int saved = errno;
+        close(fd);
+        return error_set("%s: cannot read %s: %s", path, what, why ? why : strerror(saved));
+    }
+    long n = (long)st.st_size;
+    if ((size_t)n > max_bytes) {
         fclose(fp);
-        if (no_size) return error_set("%s: cannot read %s: %s", path, what, no_size);
         return error_set("%s: cannot read %s: %ld bytes, over the %zu MiB limit", path, what, n, max_bytes >> 20);
     }
     char *buffer = malloc((size_t)n + 1);

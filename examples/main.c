@@ -1,8 +1,11 @@
 /* The moedit command-line program: dispatches to a subcommand. Every failure
- * ends here as one line "moedit: error: ..." and exit status 1. */
+ * ends here as one line "moedit: error: ..." and exit status 1; SIGINT,
+ * SIGTERM and SIGHUP remove the temporary files of unfinished outputs and
+ * end it with the signal (io/temp_file.h). */
 #include "examples/cli.h"
 
 #include "core/error.h"
+#include "io/temp_file.h"
 #include "moedit.h"
 
 #include <stdio.h>
@@ -22,12 +25,14 @@ static void usage(FILE *out)
             "  bench-text time HiDream's four text encoders over a prompt and its negative\n"
             "  inspect   print a model's components, configs and parameter counts\n"
             "  bench     time the transformer forward of a model or a random-weight config\n"
+            "  tokenize  print the token ids of prompts (transformers' ids) with a model's tokenizer folder\n"
             "\n"
             "Run 'moedit <command> --help' for the options of a command.\n");
 }
 
 int main(int argc, char **argv)
 {
+    temp_file_handle_signals(); /* a signal removes half-written outputs; a file-size limit is a write error */
     if (moedit_init(&argc, &argv) != 0) {
         fprintf(stderr, "moedit: error: %s\n", error_message());
         return 1;
@@ -47,6 +52,7 @@ int main(int argc, char **argv)
     else if (!strcmp(command, "bench-text")) status = cli_bench_text(argc - 1, argv + 1);
     else if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
     else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);
+    else if (!strcmp(command, "tokenize")) status = cli_tokenize(argc - 1, argv + 1);
     else status = error_set("unknown command '%s' (try 'moedit --help')", command);
     /* A command that never created a group (or failed before its first)
      * still agrees with the other ranks, which may be waiting there. */

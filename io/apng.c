@@ -11,13 +11,13 @@
 #include "io/apng.h"
 
 #include "core/error.h"
+#include "io/png_sink.h"
+#include "io/temp_file.h"
 
-#include <errno.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
 static void put32(uint8_t *at, uint32_t v)
@@ -79,23 +79,23 @@ static void write_later_frames(png_structp png, const uint8_t *const *frames, in
     }
 }
 
-static int write_frames(FILE *file, const char *path, const uint8_t *const *frames, int count, int64_t w, int64_t h,
-                        int fps, const image_metadata *meta)
+static int write_frames(temp_file *file, const uint8_t *const *frames, int count, int64_t w, int64_t h, int fps,
+                        const image_metadata *meta)
 {
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_sink sink = {file};
+    png_structp png = png_sink_create(&sink);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_bytep *volatile rows = NULL;
     uint8_t *volatile data = NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
-        return error_set("writing %s: out of memory in libpng", path);
+        return png ? error_set("writing %s: out of memory in libpng", file->target) : -1;
     }
-    if (setjmp(png_jmpbuf(png))) {
+    if (setjmp(png_jmpbuf(png))) { /* the sink set the error */
         free(rows), free(data);
         png_destroy_write_struct(&png, &info);
-        return error_set("writing %s: libpng failed", path);
+        return -1;
     }
-    png_init_io(png, file);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_filter(png, 0, PNG_FILTER_NONE);
@@ -128,13 +128,11 @@ int apng_write(const char *path, const uint8_t *const *frames, int count, int64_
                const image_metadata *meta)
 {
     if (count < 1 || fps < 1 || fps > 1000) return error_set("animated PNG %s: %d frames at %d fps", path, count, fps);
-    char temporary[4200];
-    snprintf(temporary, sizeof temporary, "%s.tmp.%ld", path, (long)getpid());
-    FILE *file = fopen(temporary, "wb");
-    if (!file) return error_set("cannot write %s: %s", path, strerror(errno));
-    int status = write_frames(file, path, frames, count, width, height, fps, meta);
-    if (fclose(file) != 0 && status == 0) status = error_set("writing %s: %s", path, strerror(errno));
-    if (status == 0 && rename(temporary, path) != 0) status = error_set("cannot rename into %s: %s", path, strerror(errno));
-    if (status != 0) unlink(temporary);
-    return status;
+    temp_file file;
+    if (temp_file_open(&file, path)) return -1;
+    if (write_frames(&file, frames, count, width, height, fps, meta)) {
+        temp_file_discard(&file);
+        return -1;
+    }
+    return temp_file_commit(&file, 0);
 }

@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "io/output_check.h"
+#include "io/png_sink.h"
+#include "io/temp_file.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 void image_metadata_add(image_metadata *meta, const char *key, const char *value)
 {
@@ -29,7 +30,7 @@ void image_from_float(const float *chw, int64_t height, int64_t width, uint8_t *
     for (int64_t i = 0; i < plane; i++)
         for (int c = 0; c < 3; c++) {
             float v = chw[c * plane + i] / 2.0f + 0.5f;
-            v = v < 0 ? 0 : (v > 1 ? 1 : v);
+            v = v >= 0 ? (v > 1 ? 1 : v) : 0; /* NaN to 0: a cast of NaN is undefined (callers refuse NaN first) */
             rgb[i * 3 + c] = (uint8_t)rintf(v * 255.0f); /* half to even, like numpy's round */
         }
 }
@@ -57,22 +58,21 @@ int image_check_writable(const char *path)
     return error_set("output %s: unsupported image format '.%s' (use .png or .jpg)", path, extension(path));
 }
 
-static int write_png(FILE *file, const char *path, const uint8_t *rgb, int64_t width, int64_t height,
-                     const image_metadata *meta)
+static int write_png(temp_file *file, const uint8_t *rgb, int64_t width, int64_t height, const image_metadata *meta)
 {
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_sink sink = {file};
+    png_structp png = png_sink_create(&sink);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
-        return error_set("writing %s: out of memory in libpng", path);
+        return png ? error_set("writing %s: out of memory in libpng", file->target) : -1;
     }
     png_bytep *rows = malloc((size_t)height * sizeof *rows);
     if (!rows || setjmp(png_jmpbuf(png))) {
         free(rows);
         png_destroy_write_struct(&png, &info);
-        return error_set("writing %s: libpng failed", path);
+        return rows ? -1 : error_set("writing %s: out of memory", file->target); /* the sink set the error */
     }
-    png_init_io(png, file);
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_text text[IMAGE_MAX_METADATA];
@@ -92,22 +92,20 @@ static int write_png(FILE *file, const char *path, const uint8_t *rgb, int64_t w
     return 0;
 }
 
-static void jpeg_to_file(void *context, void *data, int size) { fwrite(data, 1, (size_t)size, (FILE *)context); }
+static void jpeg_to_file(void *context, void *data, int size) { temp_file_write(context, data, (size_t)size); }
 
 int image_write(const char *path, const uint8_t *rgb, int64_t width, int64_t height, const image_metadata *meta)
 {
     if (!image_format_supported(path)) return image_check_writable(path);
-    char temporary[4200];
-    snprintf(temporary, sizeof temporary, "%s.tmp.%ld", path, (long)getpid());
-    FILE *file = fopen(temporary, "wb");
-    if (!file) return error_set("cannot write %s: %s", path, strerror(errno));
+    temp_file file;
+    if (temp_file_open(&file, path)) return -1;
     int status = 0;
-    if (is_png(path)) status = write_png(file, path, rgb, width, height, meta);
-    else if (!stbi_write_jpg_to_func(jpeg_to_file, file, (int)width, (int)height, 3, rgb, 95))
+    if (is_png(path)) status = write_png(&file, rgb, width, height, meta);
+    else if (!stbi_write_jpg_to_func(jpeg_to_file, &file, (int)width, (int)height, 3, rgb, 95))
         status = error_set("writing %s: JPEG encoder failed", path);
-    if (fflush(file) != 0 || ferror(file)) status = error_set("writing %s: %s", path, strerror(errno));
-    if (fclose(file) != 0 && status == 0) status = error_set("writing %s: %s", path, strerror(errno));
-    if (status == 0 && rename(temporary, path) != 0) status = error_set("cannot rename into %s: %s", path, strerror(errno));
-    if (status != 0) unlink(temporary);
-    return status;
+    if (status != 0) {
+        temp_file_discard(&file);
+        return -1;
+    }
+    return temp_file_commit(&file, 0);
 }

@@ -3,6 +3,7 @@
 #include "io/image_io.h"
 
 #include "core/error.h"
+#include "core/file_open.h"
 
 #include <errno.h>
 #include <png.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int check_size(const char *path, int64_t width, int64_t height, int64_t max_side, int64_t max_pixels)
 {
@@ -105,8 +108,15 @@ static int read_jpeg(FILE *f, const char *path, int64_t max_side, int64_t max_pi
 int image_read(const char *path, int64_t max_side, int64_t max_pixels, uint8_t **rgb, int64_t *width, int64_t *height)
 {
     *rgb = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return error_set("cannot read image %s: %s", path, strerror(errno));
+    struct stat st;
+    int fd = file_open_read(path, &st); /* a FIFO would block a plain open forever */
+    const char *why = fd < 0 ? strerror(errno) : file_not_regular(&st);
+    FILE *f = why ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        if (!why) why = strerror(errno);
+        if (fd >= 0) close(fd);
+        return error_set("cannot read image %s: %s", path, why);
+    }
     unsigned char magic[24] = {0};
     errno = 0;
     size_t got = fread(magic, 1, sizeof magic, f);

@@ -1,10 +1,10 @@
 /* LoRA adapters merged into weights as they load; see lora.h. */
 #include "io/lora.h"
 
+#include "backend/cpu/cpu_gemm.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,9 +156,10 @@ int lora_apply(lora_set *l, const char *name, float *w, int64_t rows, int64_t co
     int status = -1;
     if (up && (!p->alpha || alpha)) {
         double factor = l->scale * (p->alpha ? (double)alpha[0] : (double)p->rank) / (double)p->rank;
-        /* w += factor * up [rows, r] x down [r, cols] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols, (int)p->rank, (float)factor, up,
-                    (int)p->rank, down, (int)cols, 1.0f, w, (int)cols);
+        /* w += factor * up [rows, r] x down [r, cols], through the CPU backend's
+         * product: the same bits for any number of threads (a BLAS's own
+         * threads changed them: OpenBLAS, 3072x3072 rank 16, 1 vs 2 threads). */
+        cpu_gemm(CblasNoTrans, rows, cols, p->rank, (float)factor, up, p->rank, down, cols, 1.0f, w, cols);
         status = 0;
         /* A huge strength (or factors) would leave inf or NaN weights: a black picture, not an error. */
         for (int64_t i = 0; i < rows * cols && status == 0; i++)

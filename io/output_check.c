@@ -22,5 +22,10 @@ int output_check_writable(const char *path, const char *what)
     else snprintf(dir, sizeof dir, ".");
     if (access(dir, W_OK) != 0)
         return error_set("%s %s: directory %s is not writable: %s", name, path, dir, strerror(errno));
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    long name_max = pathconf(dir, _PC_NAME_MAX);
+    if (name_max > 0 && strlen(base) > (size_t)name_max)
+        return error_set("%s %s: the file name is %zu bytes, over the %ld its file system allows", name, path,
+                         strlen(base), name_max);
     return 0;
 }

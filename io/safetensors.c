@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/file_open.h"
+#include "io/temp_file.h"
 
 #define SAFETENSORS_MAX_HEADER (100u << 20) /* 100 MiB: larger is not a header */
 #define JSON_MAX_EXACT_INT 9007199254740992.0 /* 2^53 */
@@ -189,12 +191,12 @@ static int check_overlaps(const safetensors *st, int first, const char *file)
 /* Map a whole file read-only; the error names it. */
 static int map_file(const char *path, void **map, size_t *size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return error_set("%s: cannot open: %s", path, strerror(errno));
     struct stat info;
+    int fd;
+    const char *why = file_open_regular(path, &fd, &info);
+    if (why) return error_set("%s: cannot open: %s", path, why);
     int rc = 0;
-    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) rc = error_set("%s: not a regular file", path);
-    else if (info.st_size < 8)
+    if (info.st_size < 8)
         rc = error_set("%s: file is %lld bytes, too short (truncated?)", path, (long long)info.st_size);
     void *mapped = rc == 0 ? mmap(NULL, (size_t)info.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     if (mapped == MAP_FAILED) rc = error_set("%s: cannot map: %s", path, strerror(errno));
@@ -272,6 +274,15 @@ static int sibling_path(char *buf, const char *index_path, const char *name)
     return n > 0 && n < PATH_BUFFER ? 0 : error_set("%s: path of shard %s is too long", index_path, name);
 }
 
+/* A shard is a plain file name in the index's folder: no directory part, not
+ * "." or "..", so an index cannot make the loader open files elsewhere. */
+static int check_shard_name(const char *index_path, const char *tensor, const char *name)
+{
+    if (!strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0) return 0;
+    return error_set("%s: weight_map puts tensor \"%s\" in \"%s\": a shard must be a plain file name in the "
+                     "index's folder", index_path, tensor, name);
+}
+
 /* After loading: the entry list, the sorted index, and no duplicate names. */
 static int compare_records(const void *a, const void *b)
 {
@@ -324,6 +335,8 @@ static int load_index(safetensors *st, const char *path)
     if (!root) return error_set("%s: index is not valid JSON (error near byte %ld)", path, error_at);
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     int rc = cJSON_IsObject(map) && map->child ? 0 : error_set("%s: no \"weight_map\" object with entries", path);
+    for (const cJSON *item = rc == 0 ? map->child : NULL; item && rc == 0; item = item->next)
+        if (cJSON_IsString(item) && check_shard_name(path, item->string, item->valuestring) != 0) rc = -1;
     char shard[PATH_BUFFER];
     for (const cJSON *item = rc == 0 ? map->child : NULL; item && rc == 0; item = item->next) {
         if (!cJSON_IsString(item) || !item->valuestring[0])
@@ -428,6 +441,22 @@ const safetensors_entry *safetensors_entry_at(const safetensors *st, int i)
 const safetensors_entry *safetensors_find(const safetensors *st, const char *name)
 {
     const st_record *r = find_record(st, name);
+    return r && r->supported ? &st->entries[r->entry_index] : NULL;
+}
+
+const char *safetensors_dtype_of(const safetensors *st, const char *name)
+{
+    const st_record *r = find_record(st, name);
+    return r ? r->dtype_name : NULL;
+}
+
+const safetensors_entry *safetensors_require(const safetensors *st, const char *name)
+{
+    const st_record *r = find_record(st, name);
+    if (!r) error_set("%s: no tensor \"%s\"", st->path, name);
+    else if (!r->supported)
+        error_set("%s: tensor \"%s\" has dtype %s, which moedit does not read (F32, F16, BF16 or I32)",
+                  r->entry.file, name, r->dtype_name);
     return r && r->supported ? &st->entries[r->entry_index] : NULL;
 }
 
@@ -558,29 +587,22 @@ static char *build_header(const char *const *names, const tensor *tensors, int c
     return header;
 }
 
-static int write_all(FILE *fp, const void *data, size_t n) { return n == 0 || fwrite(data, 1, n, fp) == n; }
-
 int safetensors_write(const char *path, const char *const *names, const tensor *tensors, int count)
 {
     if (check_write_inputs(path, names, tensors, count) != 0) return -1;
-    char tmp[PATH_BUFFER];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || n >= (int)sizeof tmp) return error_set("writing %s: path too long", path);
     size_t header_len = 0;
     char *header = build_header(names, tensors, count, &header_len);
     if (!header) return error_set("writing %s: out of memory", path);
-
     uint8_t len_bytes[8];
     for (int i = 0; i < 8; i++) len_bytes[i] = (uint8_t)((uint64_t)header_len >> (8 * i));
-    FILE *fp = fopen(tmp, "wb");
-    int ok = fp && write_all(fp, len_bytes, 8) && write_all(fp, header, header_len);
-    for (int i = 0; ok && i < count; i++) ok = write_all(fp, tensors[i].data, tensor_nbytes(&tensors[i]));
-    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    int saved_errno = errno;
-    if (fp && fclose(fp) != 0 && ok) ok = 0, saved_errno = errno;
-    if (ok && rename(tmp, path) != 0) ok = 0, saved_errno = errno;
+    temp_file file;
+    if (temp_file_open(&file, path)) {
+        free(header);
+        return -1;
+    }
+    temp_file_write(&file, len_bytes, 8);
+    temp_file_write(&file, header, header_len);
+    for (int i = 0; i < count && !file.error; i++) temp_file_write(&file, tensors[i].data, tensor_nbytes(&tensors[i]));
     free(header);
-    if (ok) return 0;
-    unlink(tmp);
-    return error_set("writing %s: %s", path, strerror(saved_errno));
+    return temp_file_commit(&file, 1);
 }

@@ -5,7 +5,9 @@
  *                                    "data_offsets": [begin, end]}, ...}
  * then the data section; offsets are relative to its start. A large model is
  * sharded: NAME.safetensors.index.json maps each tensor to its shard file in
- * "weight_map". The reader mmaps every file read-only and checks every field
+ * "weight_map"; shard names must be plain file names beside the index
+ * (anything with a '/' or "..", e.g. ../../etc/passwd, is refused before any
+ * shard is opened). The reader mmaps every file read-only and checks every field
  * before trusting it; the writer emits the same layout through a temporary
  * file and a rename, so a failed write leaves nothing behind.
  *
@@ -51,8 +53,16 @@ const char *safetensors_path(const safetensors *st);
 int safetensors_count(const safetensors *st);
 const safetensors_entry *safetensors_entry_at(const safetensors *st, int i);
 
-/* NULL if absent (no error set). */
+/* NULL if absent or of a dtype that is no entry (no error set). */
 const safetensors_entry *safetensors_find(const safetensors *st, const char *name);
+
+/* The dtype's name ("F32", "U8", ...) of tensor `name` whatever its dtype,
+ * or NULL if there is no such tensor. */
+const char *safetensors_dtype_of(const safetensors *st, const char *name);
+
+/* safetensors_find, with an error when NULL: "FILE: no tensor "X"", or
+ * "FILE: tensor "X" has dtype U8, which moedit does not read (...)". */
+const safetensors_entry *safetensors_require(const safetensors *st, const char *name);
 
 /* Read tensor `name`, converted to F32 (from F32, F16, BF16 or I32), into dst.
  * Fails naming file and tensor if it is missing, of an unsupported dtype, or
@@ -65,7 +75,8 @@ int safetensors_read_i32(const safetensors *st, const char *name, int ndim, cons
                          int32_t *dst);
 
 /* Write count tensors (host data of any tensor dtype; the brief's callers use
- * F32 and I32) to path: written to path.tmp.<pid>, then renamed over path. */
+ * F32 and I32) to path: written to a temporary beside it (io/temp_file.h), then renamed
+ * over path. */
 int safetensors_write(const char *path, const char *const *names, const tensor *tensors, int count);
 
 #endif

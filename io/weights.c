@@ -24,7 +24,7 @@ int weight_exists(const weight_loader *wl, const char *name)
     if (wl->random) return 1;
     char full[512];
     snprintf(full, sizeof full, "%s%s", wl->prefix, name);
-    return safetensors_find(wl->st, full) != NULL;
+    return safetensors_dtype_of(wl->st, full) != NULL; /* of any dtype: weight_load says if it cannot read it */
 }
 
 static float *staging(weight_loader *wl, size_t floats)

@@ -231,6 +231,49 @@ static void output_path(const char *output, int index, int total, char *path, si
     snprintf(path, size, "%.*s-%d%s", (int)(dot - output), output, index, dot);
 }
 
+/* The file job `job` of `total` writes (a writer that names its files per
+ * job, like a video's frames directory, gets the output as given). */
+static void job_path(const generate_state *g, int job, int total, char *path, size_t size)
+{
+    if (g->output && g->output->one_path) snprintf(path, size, "%s", g->o->output);
+    else output_path(g->o->output, job, total, path, size);
+}
+
+/* Every file the run will write, checked before any model loads (the base
+ * name of numbered outputs is never written, so it is not what counts). */
+static int check_output_paths(const generate_state *g, int total)
+{
+    if (!g->output && !image_format_supported(g->o->output)) return image_check_writable(g->o->output);
+    char path[4200];
+    for (int job = 0; job < total; job++) {
+        job_path(g, job, total, path, sizeof path);
+        if (!g->output ? image_check_writable(path)
+                       : g->output->check_path && g->output->check_path(g->output, path, job, total))
+            return -1;
+    }
+    return 0;
+}
+
+/* After a failure: the message names the files the run had written. */
+static void note_written(const moedit_generate_result *r)
+{
+    if (r->count == 0) return;
+    char message[1024], list[700] = "";
+    snprintf(message, sizeof message, "%s", error_message());
+    size_t used = 0;
+    for (int i = 0; i < r->count && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", r->files[i]);
+    error_set("%s (written before it: %s)", message, list);
+}
+
+/* Index of the first value of x[n] that is NaN or infinite, or -1. */
+static int64_t first_non_finite(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
 /* The input image's latents, (mean - shift_factor) * scaling_factor, on
  * every rank; and the first step its strength leaves. */
 static int encode_condition(generate_state *g, moedit_generate_result *r)
@@ -262,12 +305,11 @@ static int initial_latents(const generate_state *g, uint64_t seed, float *latent
     }
     safetensors *st = NULL;
     if (safetensors_open(&st, o->init_noise_path)) return -1;
-    const safetensors_entry *e = safetensors_find(st, "latents");
+    const safetensors_entry *e = safetensors_require(st, "latents");
     /* An image's [C, h, w] or [1, C, h, w]; a video's [F, C, h, w]. */
     int64_t shape[4] = {g->frames, g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
     int status = -1, ndim = g->output || (e && e->ndim == 4) ? 4 : 3;
-    if (!e) error_set("%s: no tensor \"latents\"", o->init_noise_path);
-    else status = safetensors_read_f32(st, "latents", ndim, ndim == 4 ? shape : shape + 1, latents);
+    if (e) status = safetensors_read_f32(st, "latents", ndim, ndim == 4 ? shape : shape + 1, latents);
     safetensors_close(st);
     return status;
 }
@@ -334,6 +376,10 @@ static int save_latents(generate_state *g, const float *latents)
     int64_t shape[4] = {g->frames, g->bundle.transformer.cfg.in_channels, g->latent_h, g->latent_w};
     tensor t = g->output ? tensor_make(DTYPE_F32, DEVICE_CPU, 4, shape) : tensor_make(DTYPE_F32, DEVICE_CPU, 3, shape + 1);
     t.data = (void *)latents;
+    int64_t bad = first_non_finite(latents, g->latent_count);
+    if (bad >= 0)
+        return error_set("--latents-output %s: the denoised latents are not finite (value %lld of %lld); not written",
+                         g->o->latents_output, (long long)bad, (long long)g->latent_count);
     return safetensors_write(g->o->latents_output, &name, &t, 1);
 }
 
@@ -395,6 +441,10 @@ static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed
         g->vae_peak_bytes = (int64_t)scratch.peak;
     }
     arena_free(&scratch);
+    int64_t count = g->frames * vc->out_channels * g->o->height * g->o->width, bad = -1;
+    if (status == 0 && g->leader && (bad = first_non_finite(pixels, count)) >= 0)
+        status = error_set("the VAE decoder made non-finite pixels for %s (value %lld of %lld is %g; a damaged VAE "
+                           "weight?); not written", path, (long long)bad, (long long)count, pixels[bad]);
     if (status == 0 && g->leader) status = write_output(g, prompt, seed, pixels, path, job, total);
     free(pixels);
     return status;
@@ -595,26 +645,27 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     g.hooks = plan->hooks;
     g.frames = output ? output->frames : 1;
     g.w = runtime_world();
-    /* A writer's output was checked by its caller (moedit_video decides file or frames directory). */
-    if (validate_request(o, plan->command) || (!output && image_check_writable(o->output)) || validate_sizes(&g)) return -1;
-    int status = setup(&g);
-    r->load_seconds = timer_seconds() - start;
-    if (status == 0 && condition) status = encode_condition(&g, r);
-    if (status == 0 && g.bundle.has_hidream) status = encode_hidream_prompts(&g, r);
+    if (validate_request(o, plan->command)) return -1;
     const char *embeds_prompt[1] = {"(prompt embeddings from file)"};
     const char *const *prompts = o->prompt_count ? o->prompts : embeds_prompt;
     int prompt_count = o->prompt_count ? o->prompt_count : 1;
     int total = prompt_count * (int)o->images_per_prompt;
+    /* A writer's base output was checked by its caller (moedit_video decides file or frames directory). */
+    if (check_output_paths(&g, total) || validate_sizes(&g)) return -1;
+    int status = setup(&g);
+    r->load_seconds = timer_seconds() - start;
+    if (status == 0 && condition) status = encode_condition(&g, r);
+    if (status == 0 && g.bundle.has_hidream) status = encode_hidream_prompts(&g, r);
     int replicas = g.have_par ? g.par.layout.degrees.dp : 1, replica = g.have_par ? g.par.layout.dp_index : 0;
     for (int job = 0; job < total && status == 0; job++) {
         if (job % replicas != replica) continue;
-        char path[512];
-        if (output && output->one_path) snprintf(path, sizeof path, "%s", o->output); /* files named per job */
-        else output_path(o->output, job, total, path, sizeof path);
+        char path[4200];
+        job_path(&g, job, total, path, sizeof path);
         uint64_t seed = o->seed + (uint64_t)(job % o->images_per_prompt);
         status = run_job(&g, job, total, prompts[job / o->images_per_prompt], seed, path, r);
     }
     if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);
+    if (status != 0) note_written(r);
     teardown(&g, status);
     r->total_seconds = timer_seconds() - start;
     return status;

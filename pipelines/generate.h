@@ -40,6 +40,9 @@ struct generate_output {
     int (*write)(const generate_output *out, const char *path, int job, int total, const uint8_t *const *frames,
                  int64_t width, int64_t height, image_metadata *meta);
     const void *user;       /* the writer's own settings */
+    /* Checks, before any weight is loaded, that job `job` of `total` can be
+     * written to path (every file it would make); NULL: no check. */
+    int (*check_path)(const generate_output *out, const char *path, int job, int total);
 };
 
 /* What moedit_generate's run is composed with: each NULL for plain

@@ -84,6 +84,31 @@ static int video_check_memory(const generate_output *out, const dit_config *dit,
     return 0;
 }
 
+/* Frame f of job `job` of `total` in the frames directory `dir`:
+ * dir/frame-0000.png..., or dir/clipJ-frame-0000.png for job J of several. */
+static void frame_path(const char *dir, int job, int total, int64_t f, char *file, size_t size)
+{
+    const char *sep = ends_with_slash(dir) ? "" : "/";
+    if (total > 1) snprintf(file, size, "%s%sclip%d-frame-%04lld.png", dir, sep, job, (long long)f);
+    else snprintf(file, size, "%s%sframe-%04lld.png", dir, sep, (long long)f);
+}
+
+/* Every file of job `job`: its animated PNG, or (in a directory that
+ * exists) its frames, none of which may be a directory. */
+static int video_check_path(const generate_output *out, const char *path, int job, int total)
+{
+    const video_settings *v = out->user;
+    if (!v->frames_dir) return image_check_writable(path);
+    struct stat st;
+    if (stat(path, &st) != 0) return 0; /* made at the end, empty: check_output saw its parent writable */
+    char file[4400];
+    for (int64_t f = 0; f < out->frames; f++) {
+        frame_path(path, job, total, f, file, sizeof file);
+        if (stat(file, &st) == 0 && S_ISDIR(st.st_mode)) return error_set("output %s is a directory, not a file", file);
+    }
+    return 0;
+}
+
 /* An animated PNG at path, or the frames path/frame-0000.png...
  * (path/clipJ-frame-0000.png for job J of several). */
 static int video_write(const generate_output *out, const char *path, int job, int total, const uint8_t *const *frames,
@@ -96,14 +121,17 @@ static int video_write(const generate_output *out, const char *path, int job, in
     image_metadata_add(meta, "frames", frame_count);
     image_metadata_add(meta, "fps", fps);
     if (!v->frames_dir) return apng_write(path, frames, (int)out->frames, width, height, v->fps, meta);
-    char file[4400];
-    const char *sep = ends_with_slash(path) ? "" : "/";
+    char file[4400], first[4400];
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
         return error_set("output %s: cannot make the frames directory: %s", path, strerror(errno));
     for (int64_t f = 0; f < out->frames; f++) {
-        if (total > 1) snprintf(file, sizeof file, "%s%sclip%d-frame-%04lld.png", path, sep, job, (long long)f);
-        else snprintf(file, sizeof file, "%s%sframe-%04lld.png", path, sep, (long long)f);
-        if (image_write(file, frames[f], width, height, meta)) return -1;
+        frame_path(path, job, total, f, file, sizeof file);
+        if (f == 0) snprintf(first, sizeof first, "%s", file);
+        if (image_write(file, frames[f], width, height, meta) == 0) continue;
+        if (f == 0) return -1;
+        char message[1024];
+        snprintf(message, sizeof message, "%s", error_message());
+        return error_set("%s (written before it: %s to frame %lld)", message, first, (long long)f - 1);
     }
     return 0;
 }
@@ -117,7 +145,8 @@ int moedit_video(const moedit_video_options *o, moedit_generate_result *r)
     video_settings settings = {o->fps ? o->fps : MOEDIT_DEFAULT_FPS, 0};
     if (!o->base.output) return error_set("video needs --output clip.png or DIR/");
     if (check_output(o->base.output, &settings.frames_dir)) return -1;
-    generate_output output = {o->frames, settings.frames_dir, video_check_memory, video_write, &settings};
+    generate_output output = {o->frames, settings.frames_dir, video_check_memory, video_write, &settings,
+                              video_check_path};
     generate_plan plan = {"video", NULL, &output, NULL};
     return generate_run(&o->base, &plan, r);
 }

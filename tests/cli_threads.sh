@@ -1,7 +1,7 @@
 # The CPU path writes the same picture whatever the number of OpenMP threads:
-# the products split over threads only where a BLAS computes every element as
-# in one whole product (backend/cpu/backend_cpu.c, gemm). The demo at 256x256, 1, 2
-# and 3 threads (the thread count, not the cores, decides the splits).
+# the products are cut into the same chunks for any number of threads, and
+# threads take whole chunks (backend/cpu/cpu_gemm.c). The demo at 256x256, 1, 2
+# and 3 threads (the thread count, not the cores, is what once changed the bits).
 source "$(dirname "$0")/common_cli.sh"
 demo="$fixtures/../../models/demo"
 run=(generate --model "$demo" --prompt "a red circle on a blue background" --height 256 --width 256

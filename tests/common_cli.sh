@@ -18,7 +18,8 @@ fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 
 # expect_error NAME NEEDLE COMMAND...: fails unless COMMAND exits 1 with one
 # stderr line that starts "moedit: error:" and contains NEEDLE, and leaves no
-# $out (when the script sets it) and no temporary file in $work behind.
+# $out (when the script sets it) and no temporary file in $work behind
+# (NAME.tmp.PID of old, .moedit-PID-N now).
 expect_error() {
   local name=$1 needle=$2
   shift 2
@@ -27,7 +28,7 @@ expect_error() {
   local status=$? lines
   lines=$(wc -l <"$work/err")
   if [ "$status" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: .*$needle" "$work/err" ||
-     { [ -n "${out:-}" ] && [ -e "$out" ]; } || ls "$work" | grep -q '\.tmp\.'; then
+     { [ -n "${out:-}" ] && [ -e "$out" ]; } || ls -A "$work" | grep -q '\.tmp\.\|^\.moedit-'; then
     fail "$name: exit $status, $lines stderr line(s), output left: $(ls "$work")"
     cat "$work/err"
   else

@@ -1,8 +1,9 @@
 /* The CPU backend gives the same bits for any number of OpenMP threads: its
- * products split over threads on multiples of 32 rows or columns, where a
- * BLAS computes every element by the same kernel path as in one whole
- * product. Products and attention of awkward shapes, 1 thread against 2, 3
- * and 5 (this machine may have fewer cores: bits, not speed, are checked). */
+ * products are cut into chunks chosen from the shape alone, one BLAS call
+ * each, and threads take whole chunks (backend/cpu/cpu_gemm.c). Products and
+ * attention of awkward shapes (one chunk, 2, 4 and 8 of them, by rows and by
+ * columns), 1 thread against 2, 3 and 5 (this machine may have fewer cores:
+ * bits, not speed, are checked). */
 #include "backend/backend.h"
 #include "core/error.h"
 #include "test_util.h"
@@ -57,7 +58,7 @@ int main(void)
     be = backend_cpu_create();
     CHECK(be != NULL);
     if (!be) return test_finish("test_cpu_threads");
-    const int64_t shapes[][3] = {{301, 257, 96}, {45, 600, 128}, {7, 1000, 64}, {130, 35, 300}};
+    const int64_t shapes[][3] = {{301, 257, 96}, {45, 600, 128}, {7, 1000, 64}, {130, 35, 300}, {4100, 64, 32}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
         float *lin1, *att1;

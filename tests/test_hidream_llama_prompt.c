@@ -14,7 +14,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "text/text_encoder.h"
-#include "text/tokenizer_settings.h"
+#include "text/tokenizer.h"
 #include "test_util.h"
 
 #include <stdio.h>
@@ -30,12 +30,15 @@ static void test_tokenizer_settings(const safetensors *io)
     const char *dirs[4] = {FIXTURE "/tokenizer", FIXTURE "/tokenizer_2", FIXTURE "/tokenizer_3", FIXTURE "/tokenizer_4"};
     const int64_t max_length[4] = {77, 77, 512, 131072};
     for (int k = 0; k < 4; k++) {
-        tokenizer_settings s;
-        CHECK_MSG(tokenizer_settings_load(&s, dirs[k]) == 0, "%s", error_message());
-        int32_t pad = k == 3 ? s.eos_id : s.pad_id; /* the pipeline pads the Llama with eos */
-        CHECK_MSG(s.model_max_length == max_length[k] && !s.pad_left, "%s: model_max_length %lld", dirs[k],
-                  (long long)s.model_max_length);
-        printf("  %-40s pad %d eos %d model_max_length %lld\n", dirs[k], pad, s.eos_id, (long long)s.model_max_length);
+        tokenizer *tok = NULL;
+        CHECK_MSG(tokenizer_load_dir(&tok, dirs[k]) == 0, "%s", error_message());
+        if (!tok) continue;
+        int32_t pad = k == 3 ? tokenizer_eos_id(tok) : tokenizer_pad_id(tok); /* the pipeline pads the Llama with eos */
+        CHECK_MSG(tokenizer_model_max_length(tok) == max_length[k] && !tokenizer_pads_left(tok),
+                  "%s: model_max_length %d", dirs[k], tokenizer_model_max_length(tok));
+        printf("  %-40s pad %d eos %d model_max_length %d\n", dirs[k], pad, tokenizer_eos_id(tok),
+               tokenizer_model_max_length(tok));
+        tokenizer_free(tok);
         /* Every case's padding is that id. */
         for (int c = 0; c < CASES; c++) {
             char name[64];

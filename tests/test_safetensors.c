@@ -77,7 +77,7 @@ static int dir_has_temp_files(void)
 {
     DIR *d = opendir(temp_dir);
     int found = 0;
-    for (struct dirent *e; d && (e = readdir(d));) found |= strstr(e->d_name, ".tmp.") != NULL;
+    for (struct dirent *e; d && (e = readdir(d));) found |= strstr(e->d_name, ".tmp.") != NULL || strncmp(e->d_name, ".moedit-", 8) == 0;
     if (d) closedir(d);
     return found;
 }

@@ -65,15 +65,17 @@ static int set_dirs(hidream_text *t, const hidream_text_options *o)
 static int open_tokenizer(hidream_text *t, int k, int64_t max_sequence_length)
 {
     const char *dir = t->tokenizer_dir[k];
-    tokenizer_settings *s = &t->settings[k];
-    if (tokenizer_load_dir(&t->tok[k], dir) || tokenizer_settings_load(s, dir)) return -1;
-    if (k == HIDREAM_LLAMA) s->pad_id = s->eos_id;
-    if (s->pad_id < 0)
+    if (tokenizer_load_dir(&t->tok[k], dir)) return -1;
+    const tokenizer *tok = t->tok[k];
+    t->pad_id[k] = k == HIDREAM_LLAMA ? tokenizer_eos_id(tok) : tokenizer_pad_id(tok);
+    if (t->pad_id[k] < 0)
         return error_set("%s: the tokenizer has no %s token to pad the prompt with", dir,
                          k == HIDREAM_LLAMA ? "eos" : "pad");
-    if (s->pad_left)
+    if (tokenizer_pads_left(tok))
         return error_set("%s: padding_side \"left\" is not supported (HiDream pads prompts on the right)", dir);
-    int64_t limit = k <= HIDREAM_CLIP_G ? HIDREAM_CLIP_MAX_LENGTH : s->model_max_length;
+    /* model_max_length 0: none set (transformers' "very large"). */
+    int64_t limit = k <= HIDREAM_CLIP_G ? HIDREAM_CLIP_MAX_LENGTH
+                    : tokenizer_model_max_length(tok) ? tokenizer_model_max_length(tok) : INT64_MAX;
     t->length[k] = max_sequence_length < limit ? max_sequence_length : limit;
     return 0;
 }
@@ -229,7 +231,7 @@ static int tokenize(const hidream_text *t, int k, const char *text, int32_t *ids
     if (tokenizer_encode(t->tok[k], text, ids, (int)t->length[k], &count)) return -1;
     if (count == 0)
         return error_set("%s: the prompt \"%.40s\" gives no tokens and the tokenizer adds none", t->tokenizer_dir[k], text);
-    for (int64_t i = count; i < t->length[k]; i++) ids[i] = t->settings[k].pad_id;
+    for (int64_t i = count; i < t->length[k]; i++) ids[i] = t->pad_id[k];
     *valid = count;
     return 0;
 }

@@ -33,7 +33,6 @@
 #include "text/t5_encoder.h"
 #include "text/text_encoder.h"
 #include "text/tokenizer.h"
-#include "text/tokenizer_settings.h"
 
 #define HIDREAM_DEFAULT_MAX_SEQUENCE_LENGTH 128
 #define HIDREAM_CLIP_MAX_LENGTH 218 /* _get_clip_prompt_embeds' cap (Long-CLIP positions) */
@@ -74,7 +73,7 @@ typedef struct hidream_text_options {
 typedef struct hidream_text {
     char encoder_dir[HIDREAM_ENCODERS][4200], tokenizer_dir[HIDREAM_ENCODERS][4200];
     tokenizer *tok[HIDREAM_ENCODERS];
-    tokenizer_settings settings[HIDREAM_ENCODERS];
+    int32_t pad_id[HIDREAM_ENCODERS];  /* the id prompts are padded with */
     int64_t length[HIDREAM_ENCODERS]; /* padded length per encoder */
     int64_t clip_dim[2], t5_dim;      /* from the configs, checked against the loaded encoders */
     text_encoder_config llama_cfg;

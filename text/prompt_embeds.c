@@ -32,11 +32,8 @@ void prompt_embeds_view_hidream(prompt_embeds *out, const hidream_prompt_embeds 
 static float *read_tensor(const safetensors *st, const char *path, const char *name, int ndim, int batch_axis,
                           int64_t *shape)
 {
-    const safetensors_entry *e = safetensors_find(st, name);
-    if (!e) {
-        error_set("%s: no tensor %s", path, name);
-        return NULL;
-    }
+    const safetensors_entry *e = safetensors_require(st, name); /* absent, or of a dtype moedit does not read */
+    if (!e) return NULL;
     int batched = e->ndim == ndim + 1 && e->shape[batch_axis] == 1;
     if (e->ndim != ndim && !batched) {
         error_set("%s: tensor %s has %d dimensions, expected %d", path, name, e->ndim, ndim);

@@ -2,7 +2,8 @@
  * OpenMP for elementwise work. It is the reference every other backend is
  * tested against, so each op is written for clarity first.
  *
- * One thread pool: the products are split over OpenMP threads (gemm below)
+ * One thread pool: the products are cut into chunks shared by OpenMP threads
+ * (cpu_gemm.c: the same chunks, so the same bits, for any number of threads)
  * and BLAS runs single-threaded inside each. A BLAS with its own thread pool
  * (OpenBLAS's pthread build, Debian's default) fights OpenMP's spinning
  * threads for the cores between ops: the demo model's 256x256 picture took
@@ -10,13 +11,13 @@
  * with the products split here. */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_exp.h"
+#include "backend/cpu/cpu_gemm.h"
 #include "backend/cpu/cpu_moe.h"
 #include "core/error.h"
 #include "core/host_parallel.h"
 #include "core/philox.h"
 
 #include <assert.h>
-#include <cblas.h>
 #include <omp.h>
 #include <float.h>
 #include <math.h>
@@ -33,75 +34,6 @@ typedef struct cpu_state {
 } cpu_state;
 
 static float *f32(tensor t) { return (float *)t.data; }
-
-/* OpenBLAS's own threading, turned off at backend creation; weak, so that
- * another BLAS links too (its threads, if any, are then its own business). */
-extern void openblas_set_num_threads(int threads) __attribute__((weak));
-
-/* A product is shared by threads so that each element takes the same kernel
- * path as in one whole product, whatever the number of threads: a BLAS
- * computes rows in groups (OpenBLAS's sgemm kernels take 4 to 16 at a time)
- * and a last, partial group by another kernel that rounds differently, and
- * OpenBLAS has separate kernels for small products (M N K up to ~10^6). Split
- * anywhere, the rows near a split point came out in other bits, so the
- * picture changed with the thread count (the demo's: four thread counts,
- * four pictures). So split points fall on multiples of GEMM_SPLIT_ALIGN rows
- * (or columns), and every part has at least GEMM_SPLIT_WORK multiply-adds,
- * above any small-product path (with parts of 2^19 the demo's picture still
- * changed with the thread count; 2^20 keeps it, and test_cpu_threads and
- * cli_threads check both). Smaller products run on one thread. */
-#define GEMM_SPLIT_ALIGN 32
-#define GEMM_SPLIT_WORK ((int64_t)1 << 20)
-
-/* The t-th of `parts` split points of [0, extent), on GEMM_SPLIT_ALIGN. */
-static int64_t split_point(int64_t extent, int t, int parts)
-{
-    return t == parts ? extent : extent * t / parts / GEMM_SPLIT_ALIGN * GEMM_SPLIT_ALIGN;
-}
-
-/* The most parts, up to the OpenMP threads, of which even the smallest has
- * GEMM_SPLIT_WORK multiply-adds: by rows when every part gets GEMM_SPLIT_ALIGN
- * of them, else by columns. 1 inside a parallel region. */
-static int gemm_parts(int64_t m, int64_t n, int64_t k, int *by_rows)
-{
-    *by_rows = 1;
-    if (omp_in_parallel()) return 1;
-    for (int parts = omp_get_max_threads(); parts > 1; parts--) {
-        int rows = m >= (int64_t)GEMM_SPLIT_ALIGN * parts;
-        int64_t extent = rows ? m : n, across = rows ? n * k : m * k, smallest = extent;
-        for (int t = 0; t < parts; t++) {
-            int64_t count = split_point(extent, t + 1, parts) - split_point(extent, t, parts);
-            smallest = count < smallest ? count : smallest;
-        }
-        if (smallest * across >= GEMM_SPLIT_WORK) {
-            *by_rows = rows;
-            return parts;
-        }
-    }
-    return 1;
-}
-
-/* c[m, n] = alpha a[m, k] op(b) + beta c (row-major, a not transposed; op(b)
- * is b[k, n], or b[n, k] transposed when tb is CblasTrans), split over the
- * OpenMP threads by rows of c, or by columns when there are too few rows to
- * give every thread some. The same bits for any number of threads. */
-static void gemm(CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                 const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
-{
-    int by_rows, threads = gemm_parts(m, n, k, &by_rows);
-    int64_t extent = by_rows ? m : n;
-#pragma omp parallel for num_threads(threads) if (threads > 1)
-    for (int t = 0; t < threads; t++) {
-        int64_t first = split_point(extent, t, threads), count = split_point(extent, t + 1, threads) - first;
-        if (count == 0) continue;
-        if (by_rows)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, (int)count, (int)n, (int)k, alpha, a + first * lda, (int)lda, b,
-                        (int)ldb, beta, c + first * ldc, (int)ldc);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, (int)m, (int)count, (int)k, alpha, a, (int)lda,
-                        tb == CblasTrans ? b + first * ldb : b + first, (int)ldb, beta, c + first, (int)ldc);
-    }
-}
 
 static void *cpu_alloc(backend *be, size_t bytes)
 {
@@ -183,7 +115,7 @@ static void cpu_linear(backend *be, tensor y, tensor x, tensor w, tensor bias)
         for (int64_t i = 0; i < m; i++) memcpy(out + i * n, b, (size_t)n * sizeof(float));
         beta = 1.0f;
     }
-    gemm(CblasTrans, m, n, k, 1.0f, f32(x), k, f32(w), k, beta, f32(y), n);
+    cpu_gemm(CblasTrans, m, n, k, 1.0f, f32(x), k, f32(w), k, beta, f32(y), n);
 }
 
 static void cpu_linear_grouped(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups)
@@ -428,7 +360,7 @@ static void attention_blocks(backend *be, tensor out, tensor lse, tensor q, tens
     for (int h = 0; h < heads; h++) {
         for (int64_t first = 0; first < sq; first += block) {
             int64_t rows = sq - first < block ? sq - first : block;
-            gemm(CblasTrans, rows, sk, d, scale, f32(q) + first * width + h * d, width, f32(k) + h * d, width, 0.0f,
+            cpu_gemm(CblasTrans, rows, sk, d, scale, f32(q) + first * width + h * d, width, f32(k) + h * d, width, 0.0f,
                  scores, sk);
             if (bias) {
                 const float *head_bias = bias + ((int64_t)h * sq + first) * sk;
@@ -438,7 +370,7 @@ static void attention_blocks(backend *be, tensor out, tensor lse, tensor q, tens
                 for (int64_t i = 0; i < rows; i++)
                     for (int64_t j = first + i + 1; j < sk; j++) scores[i * sk + j] = -INFINITY;
             softmax_rows(scores, rows, sk, lse.data ? f32(lse) + h * sq + first : NULL);
-            gemm(CblasNoTrans, rows, d, sk, 1.0f, scores, sk, f32(v) + h * d, width, 0.0f,
+            cpu_gemm(CblasNoTrans, rows, d, sk, 1.0f, scores, sk, f32(v) + h * d, width, 0.0f,
                  f32(out) + first * width + h * d, width);
         }
     }
@@ -517,7 +449,7 @@ static void cpu_conv2d(backend *be, tensor y, tensor x, tensor w, tensor bias, i
         int64_t band = ho - oy < rows ? ho - oy : rows;
         im2col_rows(f32(x), cin, h, wi, kernel, stride, pad, oy, band, wo, columns);
         /* y[:, oy .. oy + band, :] = W[Cout, patch] columns[patch, band * Wo] */
-        gemm(CblasNoTrans, cout, band * wo, patch, 1.0f, f32(w), patch, columns, band * wo, 0.0f, out + oy * wo,
+        cpu_gemm(CblasNoTrans, cout, band * wo, patch, 1.0f, f32(w), patch, columns, band * wo, 0.0f, out + oy * wo,
              ho * wo);
     }
     if (bias.data) {
@@ -653,7 +585,6 @@ backend *backend_cpu_create(void)
         error_set("out of memory creating the CPU backend");
         return NULL;
     }
-    if (openblas_set_num_threads) openblas_set_num_threads(1); /* one thread pool: see the top */
     be->ops = &cpu_ops;
     be->name = "cpu";
     be->device = DEVICE_CPU;
