@@ -84,10 +84,6 @@ FORWARD(moe_route, (backend *be, tensor experts, tensor weights, tensor logits, 
 FORWARD(moe_dispatch, (backend *be, tensor rows, tensor slot_weights, tensor positions, tensor offsets,
                        tensor experts, tensor weights, tensor bucket, int buckets),
         (in, rows, slot_weights, positions, offsets, experts, weights, bucket, buckets))
-FORWARD(activation, (backend *be, tensor y, tensor x, tensor up, backend_activation act), (in, y, x, up, act))
-FORWARD(layer_norm, (backend *be, tensor y, tensor x, tensor weight, tensor bias, float eps), (in, y, x, weight, bias, eps))
-FORWARD(attention_bias, (backend *be, tensor out, tensor q, tensor k, tensor v, tensor bias, int heads, float scale),
-        (in, out, q, k, v, bias, heads, scale))
 
 static int v_status(backend *be)
 {
