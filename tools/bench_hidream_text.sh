@@ -6,7 +6,7 @@
 #   tools/bench_hidream_text.sh MOEDIT_BINARY SHAPE_DIR OUT_DIR [WHEEL_DIR]
 # SHAPE_DIR is made here when missing. WHEEL_DIR (optional): wheels of diffusers 0.42.1 and what
 # it needs beyond torch + transformers, installed into /tmp/site (huggingface_hub only when the
-# machine's is older than diffusers needs).
+# machine's is older than diffusers needs); WHEEL_DIR/lib, when present, goes on LD_LIBRARY_PATH.
 # Steps, each under its own time limit (the whole run stays under 9 minutes):
 #   1. moedit bench-text: CLIP-L, CLIP-G, T5-XXL, Llama-3.1-8B over the prompt and the negative
 #      prompt (128 tokens each), kept loaded, 2 warm-up passes + 5 timed -> moedit_text.json
@@ -48,9 +48,12 @@ max_of() { sort -n "$1" 2>/dev/null | tail -1; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt" 2>&1
 log "GPU: $(tail -1 "$out/gpu.txt")"
+ldd "$moedit" 2>&1 | grep -i "not found" | tee -a "$out/progress.txt"
 [ -d "$shape/text_encoder_4" ] || python3 "$here/make_hidream_shape_model.py" "$shape" | tee -a "$out/progress.txt"
 
 if [ -n "$wheels" ]; then
+  # WHEEL_DIR/lib: shared libraries the machine may lack (the tokenizers' libpcre2-8, libutf8proc).
+  [ -d "$wheels/lib" ] && export LD_LIBRARY_PATH=$(cd "$wheels/lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   site=/tmp/site
   mkdir -p "$site"
   hub_ok=$(python3 -c 'import huggingface_hub as h; from packaging.version import Version as V; print(int(V(h.__version__) >= V("1.32")))' 2>/dev/null || echo 0)
