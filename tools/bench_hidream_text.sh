@@ -48,7 +48,6 @@ max_of() { sort -n "$1" 2>/dev/null | tail -1; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt" 2>&1
 log "GPU: $(tail -1 "$out/gpu.txt")"
-ldd "$moedit" 2>&1 | grep -i "not found" | tee -a "$out/progress.txt"
 [ -d "$shape/text_encoder_4" ] || python3 "$here/make_hidream_shape_model.py" "$shape" | tee -a "$out/progress.txt"
 
 if [ -n "$wheels" ]; then
@@ -63,6 +62,7 @@ if [ -n "$wheels" ]; then
   done
   export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
 fi
+ldd "$moedit" 2>&1 | grep -i "not found" | tee -a "$out/progress.txt"
 python3 -c 'import torch, transformers, diffusers, huggingface_hub; print("torch", torch.__version__, "transformers", transformers.__version__, "diffusers", diffusers.__version__, "hub", huggingface_hub.__version__)' 2>&1 | tail -1 | tee -a "$out/progress.txt"
 
 log "1/5 moedit bench-text"
