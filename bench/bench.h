@@ -153,6 +153,46 @@ typedef struct moedit_vae_bench_result {
 
 int moedit_bench_vae(const moedit_vae_bench_options *options, moedit_vae_bench_result *result);
 
+/* Timing of HiDream-I1's four text encoders (CLIP-L, CLIP-G, T5, Llama 3.1)
+ * as moedit generate runs them (text/hidream_prompt.h): a model folder's
+ * tokenizers and encoder configs (with random_weights no weight file is
+ * read), the prompt and the negative prompt (CFG's two) each padded to
+ * max_sequence_length as HiDreamImagePipeline pads them. The first `warmup`
+ * passes (at least 1) load the encoders, which then stay on the device; each
+ * timed pass runs every encoder over both prompts: tokenizing, the forward
+ * and the copy of its outputs to the host (what generate hands the
+ * transformer). Per encoder: the median and spread of a pass, the first
+ * pass (load included) and the peak device memory (weights and activations,
+ * counted at the backend seam). */
+typedef struct moedit_text_bench_options {
+    const char *model_dir;   /* tokenizer, text_encoder and their _2.._4 folders (HiDream's layout) */
+    const char *llama_dir;   /* NULL: model_dir's text_encoder_4/ and tokenizer_4/ */
+    const char *device;
+    int random_weights;
+    uint64_t seed;
+    const char *prompt, *negative_prompt;
+    int64_t max_sequence_length; /* 0: 128 */
+    int64_t warmup, iterations;
+} moedit_text_bench_options;
+
+#define MOEDIT_TEXT_ENCODERS 4
+
+typedef struct moedit_text_bench_encoder {
+    const char *name;       /* "clip_l", "clip_g", "t5", "llama" */
+    int64_t tokens;         /* the padded length of each prompt */
+    double median_ms, p10_ms, p90_ms; /* one pass over both prompts */
+    double first_seconds;   /* the first pass: random or file weights loaded, and run */
+    int64_t peak_bytes;     /* device memory it held at once (first pass: weights and activations) */
+} moedit_text_bench_encoder;
+
+typedef struct moedit_text_bench_result {
+    moedit_text_bench_encoder encoders[MOEDIT_TEXT_ENCODERS];
+    double total_median_ms; /* the median of the four encoders' sum per pass */
+    int prompts;            /* 2 */
+} moedit_text_bench_result;
+
+int moedit_bench_text(const moedit_text_bench_options *options, moedit_text_bench_result *result);
+
 /* Timing of the collectives the parallel modes use, over every rank of the
  * launcher, on the device's transport (NCCL on GPUs, MPI on CPUs):
  * all-to-all (Ulysses, EP dispatch), all-gather (ring keys, VAE bands),

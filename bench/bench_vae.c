@@ -18,7 +18,7 @@ int moedit_bench_vae(const moedit_vae_bench_options *o, moedit_vae_bench_result 
     backend *be = backend_create(o->device);
     if (!be) return -1;
     vae_model model;
-    if (vae_model_load(&model, be, o->vae_dir)) {
+    if (vae_model_load(&model, be, o->vae_dir, 0, 0)) {
         backend_destroy(be);
         return -1;
     }

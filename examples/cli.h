@@ -75,6 +75,7 @@ int cli_edit(int argc, char **argv);
 int cli_video(int argc, char **argv);
 int cli_bench_vae(int argc, char **argv);
 int cli_bench_comm(int argc, char **argv);
+int cli_bench_text(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 
 #endif

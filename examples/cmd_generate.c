@@ -71,7 +71,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"output", OPT_STRING, &o->output, "output .png or .jpg, numbered -0, -1... for several (default moedit.png)", "FILE"},
         {"output-latents", OPT_STRING, &o->latents_output, "also save the final latents (safetensors)", "FILE"},
         CLI_DEVICE_OPTION(&o->device),
-        {"random-weights", OPT_FLAG, &o->random_weights, "seeded random transformer weights (benchmarks)", NULL},
+        {"random-weights", OPT_FLAG, &o->random_weights, "seeded random weights for every component, no weight files (benchmarks)", NULL},
         {"tensor-parallel-size", OPT_INT, &a->tp, "ranks splitting heads and hidden units", "N"},
         {"ulysses-degree", OPT_INT, &a->ulysses, "ranks splitting the sequence by all-to-all", "N"},
         {"ring-degree", OPT_INT, &a->ring, "ranks splitting the sequence by ring attention", "N"},

@@ -22,6 +22,7 @@ static void usage(FILE *out)
             "  video     text to a short clip (animated PNG or numbered frames)\n"
             "  bench-vae time the VAE decoder of a model\n"
             "  bench-comm time the collectives of the parallel modes over the launcher's ranks\n"
+            "  bench-text time HiDream's four text encoders over a prompt and its negative\n"
             "  inspect   print a model's components, configs and parameter counts\n"
             "  bench     time the transformer forward of a model or a random-weight config\n"
             "  tokenize  print the token ids of prompts (transformers' ids) with a model's tokenizer folder\n"
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
     else if (!strcmp(command, "video")) status = cli_video(argc - 1, argv + 1);
     else if (!strcmp(command, "bench-vae")) status = cli_bench_vae(argc - 1, argv + 1);
     else if (!strcmp(command, "bench-comm")) status = cli_bench_comm(argc - 1, argv + 1);
+    else if (!strcmp(command, "bench-text")) status = cli_bench_text(argc - 1, argv + 1);
     else if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
     else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);
     else if (!strcmp(command, "tokenize")) status = cli_tokenize(argc - 1, argv + 1);

@@ -67,7 +67,7 @@ typedef struct moedit_generate_options {
     const char *output;             /* .png or .jpg; numbered when several */
     const char *latents_output;     /* also save the final latents [C, h, w] (safetensors), NULL: no */
     const char *device;             /* "cpu" (default) or "cuda" */
-    int random_weights;             /* transformer weights from Philox */
+    int random_weights;             /* every component's weights from Philox (no weight files; tokenizers still read theirs) */
     moedit_parallel parallel;
     const char *routing_capture, *routing_replay;
     /* With expert_parallel: a routing file (--routing-capture) whose loads

@@ -52,10 +52,14 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* The random fill of a tensor: RMS/LayerNorm weights are ones (is_ones);
- * the rest uniform in (-a, a), whose variance a^2 / 3 matches nn.Linear's
- * usual 1/fan-in scale (biases and vectors: std 0.02). */
-static int is_ones(const char *name, int64_t cols) { return cols == 0 && strstr(name, "norm") != NULL; }
+/* The random fill of a tensor: RMS/LayerNorm/GroupNorm weights are ones
+ * (is_ones; their biases are biases); the rest uniform in (-a, a), whose
+ * variance a^2 / 3 matches nn.Linear's usual 1/fan-in scale (a convolution
+ * loaded as [Cout, Cin * k * k]: fan-in Cin k^2; biases and vectors: std 0.02). */
+static int is_ones(const char *name, int64_t cols)
+{
+    return cols == 0 && strstr(name, "norm") != NULL && !ends_with(name, ".bias");
+}
 
 static float random_scale(const char *name, int64_t cols)
 {
@@ -186,4 +190,10 @@ int weights_check_host_memory(const backend *be, const safetensors *st, const ch
         bytes += (int64_t)(e->nbytes / dtype_size(e->dtype)) * (int64_t)dtype_size(be->dtype);
     }
     return host_memory_check(bytes, what);
+}
+
+int weights_check_random_host_memory(const backend *be, int64_t parameters, const char *what)
+{
+    if (be->device != DEVICE_CPU) return 0;
+    return host_memory_check(parameters * (int64_t)dtype_size(be->dtype), what);
 }

@@ -7,7 +7,9 @@
  * at real model sizes), on the backend's device and only the shard's block
  * (backend fill_uniform): uniform values with the variance of N(0, 1/fan_in)
  * for matrices and of N(0, 0.02^2) for biases and other vectors; norm
- * weights 1. (Uniform, not normal: billions of them are made per run.)
+ * weights 1 (norm biases are biases). (Uniform, not normal: billions of
+ * them are made per run.) Every model loader takes this mode: the
+ * transformer, the VAE and the four text encoders.
  *
  * A shard loads one slice of the full tensor: rows [index * n / count, ...)
  * (column-parallel weights) or the same slice of columns (row-parallel). */
@@ -68,6 +70,10 @@ int weight_exists(const weight_loader *wl, const char *name);
  * "WHAT: N GiB of memory needed, ..." (core/host_memory.h). Other backends:
  * 0 (their allocations fail cleanly). */
 int weights_check_host_memory(const backend *be, const safetensors *st, const char *what);
+
+/* The same for random weights (no file): `parameters` elements in the
+ * backend's dtype. */
+int weights_check_random_host_memory(const backend *be, int64_t parameters, const char *what);
 
 /* Frees the staging buffer only (weights stay on the device). */
 void weight_loader_finish(weight_loader *wl);

@@ -23,7 +23,8 @@ static int open_hidream_text(model_bundle *b, const model_bundle_options *o)
         if (!(b->text_be = backend_create(o->text_device))) return error_prefix("--text-device %s", o->text_device);
         be = b->text_be;
     }
-    hidream_text_options ho = {o->dir, o->llama_dir, o->max_sequence_length, o->keep_text_encoders};
+    hidream_text_options ho = {o->dir, o->llama_dir, o->max_sequence_length, o->keep_text_encoders, o->random_weights,
+                               o->seed};
     if (hidream_text_open(&b->hidream, be, &ho, &b->transformer.cfg)) return -1;
     b->has_hidream = 1;
     return 0;
@@ -93,7 +94,7 @@ int model_bundle_load(model_bundle *b, const model_bundle_options *o)
     if (!loaded) goto fail;
     b->loaded_transformer = 1;
     snprintf(path, sizeof path, "%s/vae", o->dir);
-    if (vae_model_load(&b->vae, b->be, path)) goto fail;
+    if (vae_model_load(&b->vae, b->be, path, o->random_weights, o->seed)) goto fail;
     b->loaded_vae = 1;
     if (b->vae.cfg.latent_channels != b->transformer.cfg.in_channels) {
         error_set("%s: the VAE has %d latent channels but the transformer takes %d", o->dir, b->vae.cfg.latent_channels,

@@ -38,7 +38,7 @@ typedef struct model_bundle {
 typedef struct model_bundle_options {
     const char *dir;
     const char *device;
-    int random_weights;  /* transformer weights from Philox, not files */
+    int random_weights;  /* weights from Philox, not files: transformer, VAE and HiDream's four encoders */
     uint64_t seed;
     dit_shard shard;
     int need_encoder;    /* 0 when prompt embeddings come from a file */

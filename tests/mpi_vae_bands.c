@@ -40,7 +40,7 @@ static void check_fixture(const char *name, process_group *group, backend *be)
     snprintf(path, sizeof path, "%s/%s/io.safetensors", MOEDIT_FIXTURES, name);
     vae_model model;
     safetensors *io = NULL;
-    CHECK_MSG(vae_model_load(&model, be, dir) == 0 && safetensors_open(&io, path) == 0, "%s", error_message());
+    CHECK_MSG(vae_model_load(&model, be, dir, 0, 0) == 0 && safetensors_open(&io, path) == 0, "%s", error_message());
     if (test_failures) return;
     int64_t ls[3], is[3];
     float *latents = read_tensor(io, "latents", ls), *image = read_tensor(io, "image", is);

@@ -38,7 +38,7 @@ static void test_matches_transformers(backend *be, const char *model)
     snprintf(dir, sizeof dir, "%s/%s", FIXTURE, model);
     clip_encoder *enc = NULL;
     safetensors *io = NULL;
-    CHECK_MSG(clip_encoder_load(&enc, dir, be) == 0, "%s", error_message());
+    CHECK_MSG(clip_encoder_load(&enc, dir, be, 0, 0) == 0, "%s", error_message());
     CHECK_MSG(safetensors_open(&io, FIXTURE "/io.safetensors") == 0, "%s", error_message());
     if (!enc || !io) return;
     int p = clip_encoder_projection_dim(enc);
@@ -84,7 +84,7 @@ static void test_matches_transformers(backend *be, const char *model)
 static void expect_load_error(backend *be, const char *dir, const char *expect, const char *where)
 {
     clip_encoder *enc = NULL;
-    int status = clip_encoder_load(&enc, dir, be);
+    int status = clip_encoder_load(&enc, dir, be, 0, 0);
     CHECK_MSG(status != 0 && enc == NULL, "%s: loaded", expect);
     CHECK_MSG(strstr(error_message(), expect) && (!where || strstr(error_message(), where)), "want \"%s\", got: %s",
               expect, error_message());
@@ -120,7 +120,7 @@ static void test_bad_inputs(backend *be)
 
     /* Ids the model cannot take: past max_position_embeddings, outside the vocabulary. */
     clip_encoder *enc = NULL;
-    CHECK_MSG(clip_encoder_load(&enc, FIXTURE "/clip_g", be) == 0, "%s", error_message());
+    CHECK_MSG(clip_encoder_load(&enc, FIXTURE "/clip_g", be, 0, 0) == 0, "%s", error_message());
     if (!enc) return;
     CHECK(clip_encoder_max_positions(enc) == 77);
     arena scratch;

@@ -204,8 +204,8 @@ static void test_clip(const safetensors *io, const char *model)
     char dir[512], name[128];
     snprintf(dir, sizeof dir, "%s/%s", FIXTURE, model);
     clip_encoder *on_cpu = NULL, *on_gpu = NULL;
-    CHECK_MSG(clip_encoder_load(&on_cpu, dir, cpu) == 0, "%s", error_message());
-    CHECK_MSG(clip_encoder_load(&on_gpu, dir, gpu) == 0, "%s", error_message());
+    CHECK_MSG(clip_encoder_load(&on_cpu, dir, cpu, 0, 0) == 0, "%s", error_message());
+    CHECK_MSG(clip_encoder_load(&on_gpu, dir, gpu, 0, 0) == 0, "%s", error_message());
     if (!on_cpu || !on_gpu) return;
     int p = clip_encoder_projection_dim(on_cpu);
     arena scratch_cpu, scratch_gpu;
@@ -235,8 +235,8 @@ static void test_t5(const safetensors *io)
 {
     char name[128];
     t5_encoder *on_cpu = NULL, *on_gpu = NULL;
-    CHECK_MSG(t5_encoder_load(&on_cpu, FIXTURE "/t5", cpu) == 0, "%s", error_message());
-    CHECK_MSG(t5_encoder_load(&on_gpu, FIXTURE "/t5", gpu) == 0, "%s", error_message());
+    CHECK_MSG(t5_encoder_load(&on_cpu, FIXTURE "/t5", cpu, 0, 0) == 0, "%s", error_message());
+    CHECK_MSG(t5_encoder_load(&on_gpu, FIXTURE "/t5", gpu, 0, 0) == 0, "%s", error_message());
     if (!on_cpu || !on_gpu) return;
     int c = t5_encoder_hidden_size(on_cpu);
     arena scratch_cpu, scratch_gpu;

@@ -86,7 +86,7 @@ static void test_encode_prompt(backend *be, const safetensors *io, const dit_con
     cJSON *root = NULL;
     CHECK(read_cases(prompts, &root) == 0);
     hidream_text t;
-    hidream_text_options o = {FIXTURE, NULL, 0, 1};
+    hidream_text_options o = {FIXTURE, NULL, 0, 1, 0, 0};
     CHECK_MSG(hidream_text_open(&t, be, &o, dit) == 0, "%s", error_message());
     if (test_failures) {
         cJSON_Delete(root);

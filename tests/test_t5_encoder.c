@@ -66,7 +66,7 @@ static void test_matches_transformers(backend *be)
     char name[128];
     t5_encoder *enc = NULL;
     safetensors *io = NULL;
-    CHECK_MSG(t5_encoder_load(&enc, FIXTURE "/t5", be) == 0, "%s", error_message());
+    CHECK_MSG(t5_encoder_load(&enc, FIXTURE "/t5", be, 0, 0) == 0, "%s", error_message());
     CHECK_MSG(safetensors_open(&io, FIXTURE "/io.safetensors") == 0, "%s", error_message());
     if (!enc || !io) return;
     int c = t5_encoder_hidden_size(enc);
@@ -116,7 +116,7 @@ static void test_matches_transformers(backend *be)
 static void expect_load_error(backend *be, const char *dir, const char *expect, const char *where)
 {
     t5_encoder *enc = NULL;
-    int status = t5_encoder_load(&enc, dir, be);
+    int status = t5_encoder_load(&enc, dir, be, 0, 0);
     CHECK_MSG(status != 0 && enc == NULL, "%s: loaded", expect);
     CHECK_MSG(strstr(error_message(), expect) && (!where || strstr(error_message(), where)), "want \"%s\", got: %s",
               expect, error_message());
@@ -155,7 +155,7 @@ static void test_bad_inputs(backend *be)
     expect_variant_error(be, buckets, 1, NULL, "relative_attention_bias.weight");
 
     t5_encoder *enc = NULL;
-    CHECK_MSG(t5_encoder_load(&enc, FIXTURE "/t5", be) == 0, "%s", error_message());
+    CHECK_MSG(t5_encoder_load(&enc, FIXTURE "/t5", be, 0, 0) == 0, "%s", error_message());
     if (!enc) return;
     arena scratch;
     arena_init(&scratch, be);

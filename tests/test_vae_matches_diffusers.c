@@ -63,7 +63,7 @@ static void check_fixture(const char *fixture)
     vae_model model;
     safetensors *io = NULL;
     CHECK_MSG(safetensors_open(&io, path) == 0, "%s", error_message());
-    CHECK_MSG(vae_model_load(&model, be, dir) == 0, "%s", error_message());
+    CHECK_MSG(vae_model_load(&model, be, dir, 0, 0) == 0, "%s", error_message());
     if (!io || test_failures) return;
 
     int64_t latent_shape[3], decoded_shape[3], image_shape[3], mean_shape[3];
@@ -162,10 +162,10 @@ static void check_missing_weights(void)
     backend *be = backend_cpu_create();
     vae_model model;
     cfg.use_quant_conv = 1;
-    check_error(vae_model_load_config(&model, be, &cfg, st), "tensor \"quant_conv.weight\" not found");
+    check_error(vae_model_load_config(&model, be, &cfg, st, 0, 0), "tensor \"quant_conv.weight\" not found");
     cfg.use_quant_conv = 0;
     cfg.latent_channels = 4;
-    check_error(vae_model_load_config(&model, be, &cfg, st), "encoder.conv_out.weight");
+    check_error(vae_model_load_config(&model, be, &cfg, st, 0, 0), "encoder.conv_out.weight");
     safetensors_close(st);
     backend_destroy(be);
 }

@@ -141,7 +141,32 @@ static int load_all(clip_encoder *enc)
     return 0;
 }
 
-int clip_encoder_load(clip_encoder **out, const char *dir, backend *be)
+/* Weights of the config, for the host-memory check of random weights. */
+static int64_t parameter_count(const clip_config *cfg)
+{
+    int64_t c = cfg->hidden_size, inter = cfg->intermediate_size;
+    int64_t layer = 4 * (c * c + c) + 2 * c * inter + inter + c + 4 * c;
+    return (cfg->vocab_size + cfg->max_positions) * c + cfg->num_layers * layer + 2 * c + cfg->projection_dim * c;
+}
+
+/* The weights from dir's safetensors, or from Philox (random). */
+static int load_weights(clip_encoder *enc, const char *dir, int random, uint64_t seed)
+{
+    const char *what = "the CLIP encoder's weights on the CPU (--device cpu)";
+    safetensors *st = NULL;
+    int status = random ? weights_check_random_host_memory(enc->be, parameter_count(&enc->cfg), what)
+                        : safetensors_open_dir(&st, dir, "model");
+    if (!status && !random) status = weights_check_host_memory(enc->be, st, what);
+    if (!status) {
+        weight_loader_init(&enc->weights, enc->be, st, random, seed);
+        status = load_all(enc);
+        weight_loader_finish(&enc->weights);
+    }
+    safetensors_close(st);
+    return status;
+}
+
+int clip_encoder_load(clip_encoder **out, const char *dir, backend *be, int random, uint64_t seed)
 {
     char path[4096];
     *out = NULL;
@@ -153,16 +178,7 @@ int clip_encoder_load(clip_encoder **out, const char *dir, backend *be)
     int status = config_load(&c, path);
     if (!status) status = read_config(&enc->cfg, c);
     config_free(c);
-    safetensors *st = NULL;
-    if (!status) status = safetensors_open_dir(&st, dir, "model");
-    if (!status) status = weights_check_host_memory(be, st, "the CLIP encoder's weights on the CPU (--device cpu)");
-    if (!status) {
-        weight_loader_init(&enc->weights, be, st, 0, 0);
-        status = load_all(enc);
-        weight_loader_finish(&enc->weights);
-        if (status) error_prefix("loading the CLIP encoder in %s", dir);
-    }
-    safetensors_close(st);
+    if (!status && load_weights(enc, dir, random, seed)) status = error_prefix("loading the CLIP encoder in %s", dir);
     if (status) {
         clip_encoder_free(enc);
         return -1;

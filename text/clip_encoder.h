@@ -46,8 +46,10 @@
 typedef struct clip_encoder clip_encoder; /* opaque */
 
 /* Loads dir/config.json and the weights in dir onto be; fails naming the
- * file and key or tensor. */
-int clip_encoder_load(clip_encoder **out, const char *dir, backend *be);
+ * file and key or tensor. With random set, no weight file is opened: every
+ * tensor is made from the Philox stream of (seed, its name) on the device
+ * (io/weights.h), for benchmarks at real sizes. */
+int clip_encoder_load(clip_encoder **out, const char *dir, backend *be, int random, uint64_t seed);
 
 /* pooled (host, F32) [projection_dim] = text_embeds of ids[count] (1 <= count
  * <= max_position_embeddings, every id < vocab_size). scratch is on the

@@ -126,6 +126,8 @@ int hidream_text_open(hidream_text *t, backend *be, const hidream_text_options *
     memset(t, 0, sizeof *t);
     int64_t max_sequence_length = o->max_sequence_length ? o->max_sequence_length : HIDREAM_DEFAULT_MAX_SEQUENCE_LENGTH;
     t->keep = o->keep_encoders;
+    t->random_weights = o->random_weights;
+    t->seed = o->seed;
     if (max_sequence_length < 1)
         return error_set("--max-sequence-length %lld must be at least 1", (long long)max_sequence_length);
     int status = set_dirs(t, o);
@@ -147,18 +149,21 @@ static int load_encoder(hidream_text *t, int k)
 {
     if (is_loaded(t, k)) return 0;
     const char *dir = t->encoder_dir[k];
+    /* Random weights: one seed per encoder, as CLIP-L's and CLIP-G's tensors share their names. */
+    int random = t->random_weights;
+    uint64_t seed = t->seed + (uint64_t)k;
     if (k == HIDREAM_LLAMA) {
-        if (text_encoder_load(&t->llama, t->view, dir, 0, 0)) return -1;
+        if (text_encoder_load(&t->llama, t->view, dir, random, seed)) return -1;
         t->llama_loaded = 1;
         return 0;
     }
     if (k == HIDREAM_T5) {
-        if (t5_encoder_load(&t->t5, dir, t->view)) return -1;
+        if (t5_encoder_load(&t->t5, dir, t->view, random, seed)) return -1;
         if (t5_encoder_hidden_size(t->t5) == t->t5_dim) return 0;
         return error_set("%s: the loaded T5 has width %d, its config says d_model %lld", dir,
                          t5_encoder_hidden_size(t->t5), (long long)t->t5_dim);
     }
-    if (clip_encoder_load(&t->clip[k], dir, t->view)) return -1;
+    if (clip_encoder_load(&t->clip[k], dir, t->view, random, seed)) return -1;
     if (clip_encoder_projection_dim(t->clip[k]) == t->clip_dim[k]) return 0;
     return error_set("%s: the loaded CLIP projects to %d, its config says projection_dim %lld", dir,
                      clip_encoder_projection_dim(t->clip[k]), (long long)t->clip_dim[k]);

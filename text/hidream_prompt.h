@@ -66,6 +66,8 @@ typedef struct hidream_text_options {
     const char *llama_dir; /* NULL: model_dir/text_encoder_4 and tokenizer_4 */
     int max_sequence_length; /* 0: 128 */
     int keep_encoders;       /* keep each encoder loaded after encode */
+    int random_weights;      /* no weight files: encoder k's from Philox with seed + k (io/weights.h) */
+    uint64_t seed;
 } hidream_text_options;
 
 typedef struct hidream_text {
@@ -80,6 +82,8 @@ typedef struct hidream_text {
     t5_encoder *t5;
     text_encoder llama;
     int llama_loaded, keep;
+    int random_weights;   /* encoders from Philox (the configs only; the tokenizers still read their files) */
+    uint64_t seed;
     hidream_encoder_usage usage[HIDREAM_ENCODERS];
 } hidream_text;
 

@@ -132,6 +132,20 @@ static int load_layer(t5_encoder *enc, int index)
     return 0;
 }
 
+/* The position bias table [num_buckets, H], kept on the host: read from the
+ * file, or (random weights) made on the device as every tensor is and
+ * copied back. */
+static int read_relative_bias(t5_encoder *enc, const safetensors *st)
+{
+    const char *name = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight";
+    int64_t shape[2] = {enc->cfg.num_buckets, enc->cfg.num_heads};
+    if (!enc->weights.random) return safetensors_read_f32(st, name, 2, shape, enc->relative_bias);
+    tensor table;
+    if (weight_load(&enc->weights, &table, name, shape[0], shape[1], shard_whole())) return -1;
+    enc->be->ops->download(enc->be, enc->relative_bias, table);
+    return 0;
+}
+
 static int load_all(t5_encoder *enc, const safetensors *st)
 {
     const t5_config *cfg = &enc->cfg;
@@ -146,16 +160,38 @@ static int load_all(t5_encoder *enc, const safetensors *st)
     enc->relative_bias = malloc((size_t)(cfg->num_buckets * cfg->num_heads) * sizeof(float));
     enc->layers = calloc((size_t)cfg->num_layers, sizeof(t5_layer));
     if (!enc->relative_bias || !enc->layers) return error_set("out of memory loading the T5 encoder");
-    int64_t shape[2] = {cfg->num_buckets, cfg->num_heads};
-    if (safetensors_read_f32(st, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", 2, shape,
-                             enc->relative_bias))
-        return -1;
+    if (read_relative_bias(enc, st)) return -1;
     for (int l = 0; l < cfg->num_layers; l++)
         if (load_layer(enc, l)) return -1;
     return 0;
 }
 
-int t5_encoder_load(t5_encoder **out, const char *dir, backend *be)
+/* Weights of the config, for the host-memory check of random weights. */
+static int64_t parameter_count(const t5_config *cfg)
+{
+    int64_t c = cfg->d_model, inner = cfg->num_heads * cfg->d_kv;
+    int64_t layer = 4 * inner * c + 3 * cfg->d_ff * c + 2 * c;
+    return cfg->vocab_size * c + cfg->num_layers * layer + c + cfg->num_buckets * cfg->num_heads;
+}
+
+/* The weights from dir's safetensors, or from Philox (random). */
+static int load_weights(t5_encoder *enc, const char *dir, int random, uint64_t seed)
+{
+    const char *what = "the T5 encoder's weights on the CPU (--device cpu)";
+    safetensors *st = NULL;
+    int status = random ? weights_check_random_host_memory(enc->be, parameter_count(&enc->cfg), what)
+                        : safetensors_open_dir(&st, dir, "model");
+    if (!status && !random) status = weights_check_host_memory(enc->be, st, what);
+    if (!status) {
+        weight_loader_init(&enc->weights, enc->be, st, random, seed);
+        status = load_all(enc, st);
+        weight_loader_finish(&enc->weights);
+    }
+    safetensors_close(st);
+    return status;
+}
+
+int t5_encoder_load(t5_encoder **out, const char *dir, backend *be, int random, uint64_t seed)
 {
     char path[4096];
     *out = NULL;
@@ -167,16 +203,7 @@ int t5_encoder_load(t5_encoder **out, const char *dir, backend *be)
     int status = config_load(&c, path);
     if (!status) status = read_config(&enc->cfg, c);
     config_free(c);
-    safetensors *st = NULL;
-    if (!status) status = safetensors_open_dir(&st, dir, "model");
-    if (!status) status = weights_check_host_memory(be, st, "the T5 encoder's weights on the CPU (--device cpu)");
-    if (!status) {
-        weight_loader_init(&enc->weights, be, st, 0, 0);
-        status = load_all(enc, st);
-        weight_loader_finish(&enc->weights);
-        if (status) error_prefix("loading the T5 encoder in %s", dir);
-    }
-    safetensors_close(st);
+    if (!status && load_weights(enc, dir, random, seed)) status = error_prefix("loading the T5 encoder in %s", dir);
     if (status) {
         t5_encoder_free(enc);
         return -1;

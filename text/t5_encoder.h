@@ -43,8 +43,10 @@
 typedef struct t5_encoder t5_encoder; /* opaque */
 
 /* Loads dir/config.json and the weights in dir onto be; fails naming the
- * file and key or tensor. */
-int t5_encoder_load(t5_encoder **out, const char *dir, backend *be);
+ * file and key or tensor. With random set, no weight file is opened: every
+ * tensor (the position bias table too) is made from the Philox stream of
+ * (seed, its name) on the device (io/weights.h), for benchmarks. */
+int t5_encoder_load(t5_encoder **out, const char *dir, backend *be, int random, uint64_t seed);
 
 /* hidden (host, F32) [count, d_model] = T5EncoderModel(ids, attention_mask)
  * .last_hidden_state for ids[count] (count >= 1, every id < vocab_size);

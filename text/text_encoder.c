@@ -208,6 +208,9 @@ static int load_layer(text_encoder *enc, int index)
         snprintf(name, sizeof name, "layers.%d.%s.weight", index, weights[i].name);
         if (weight_load(wl, weights[i].out, name, weights[i].rows, weights[i].cols, shard_whole())) return -1;
     }
+    /* Random rows are made in the op's order directly: a permutation of them
+     * is as random, and a random 8B Llama loads without the host round trip. */
+    if (wl->random) return 0;
     if (permute_rope_rows(enc->be, layer->q_proj, cfg->num_heads, cfg->head_dim)) return -1;
     return permute_rope_rows(enc->be, layer->k_proj, cfg->num_kv_heads, cfg->head_dim);
 }
@@ -230,6 +233,10 @@ int text_encoder_load_config(text_encoder *enc, backend *be, const text_encoder_
                              int random, uint64_t seed)
 {
     memset(enc, 0, sizeof *enc);
+    int64_t c = cfg->hidden_size, q = cfg->num_heads * cfg->head_dim, kv = cfg->num_kv_heads * cfg->head_dim;
+    int64_t parameters = cfg->vocab_size * c + c + cfg->num_layers * (2 * q * c + 2 * kv * c + 3 * cfg->intermediate_size * c + 2 * c);
+    if (random && weights_check_random_host_memory(be, parameters, "the text encoder's weights on the CPU (--device cpu)"))
+        return -1;
     enc->cfg = *cfg;
     enc->be = be;
     weight_loader_init(&enc->weights, be, st, random, seed);

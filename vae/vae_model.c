@@ -27,6 +27,8 @@ static int remember_conv_weight(vae_model *model, void *data)
 static int load_conv_kernel(vae_model *model, tensor *out, const char *name, int64_t cout, int64_t cin, int kernel)
 {
     backend *be = model->be;
+    if (model->weights.random) /* Philox on the device, fan-in Cin k^2 as for any [Cout, Cin * k * k] matrix */
+        return weight_load(&model->weights, out, name, cout, cin * kernel * kernel, shard_whole());
     int64_t shape[4] = {cout, cin, kernel, kernel}, cols = cin * kernel * kernel;
     float *host = malloc((size_t)(cout * cols) * sizeof(float));
     if (!host) return error_set("out of memory reading tensor %s", name);
@@ -91,7 +93,7 @@ static int load_attention_linear(vae_model *model, vae_linear *layer, const char
 {
     char weight[256], bias[256];
     snprintf(weight, sizeof weight, "%s.%s.weight", prefix, old_name);
-    if (!weight_exists(&model->weights, weight)) old_name = name;
+    if (model->weights.random || !weight_exists(&model->weights, weight)) old_name = name;
     snprintf(weight, sizeof weight, "%s.%s.weight", prefix, old_name);
     snprintf(bias, sizeof bias, "%s.%s.bias", prefix, old_name);
     if (weight_load(&model->weights, &layer->weight, weight, channels, channels, shard_whole()) != 0) return -1;
@@ -190,21 +192,22 @@ static int load_all(vae_model *model)
     return 0;
 }
 
-int vae_model_load_config(vae_model *model, backend *be, const vae_config *cfg, const safetensors *st)
+int vae_model_load_config(vae_model *model, backend *be, const vae_config *cfg, const safetensors *st, int random,
+                          uint64_t seed)
 {
     memset(model, 0, sizeof *model);
-    if (!st) return error_set("loading the VAE: no weights given");
+    if (!st && !random) return error_set("loading the VAE: no weights given");
     if (vae_config_validate(cfg, "VAE config") != 0) return -1;
     model->cfg = *cfg;
     model->be = be;
-    weight_loader_init(&model->weights, be, st, 0, 0);
+    weight_loader_init(&model->weights, be, random ? NULL : st, random, seed);
     int status = load_all(model);
     weight_loader_finish(&model->weights);
     if (status != 0) vae_model_free(model);
     return status;
 }
 
-int vae_model_load(vae_model *model, backend *be, const char *vae_dir)
+int vae_model_load(vae_model *model, backend *be, const char *vae_dir, int random, uint64_t seed)
 {
     char path[4096];
     vae_config cfg;
@@ -212,8 +215,8 @@ int vae_model_load(vae_model *model, backend *be, const char *vae_dir)
     snprintf(path, sizeof path, "%s/config.json", vae_dir);
     if (vae_config_load(&cfg, path) != 0) return -1;
     safetensors *st = NULL;
-    if (safetensors_open_dir(&st, vae_dir, "diffusion_pytorch_model") != 0) return -1;
-    int status = vae_model_load_config(model, be, &cfg, st);
+    if (!random && safetensors_open_dir(&st, vae_dir, "diffusion_pytorch_model") != 0) return -1;
+    int status = vae_model_load_config(model, be, &cfg, st, random, seed);
     safetensors_close(st);
     if (status != 0) return error_prefix("loading the VAE from %s", vae_dir);
     return 0;

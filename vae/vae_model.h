@@ -96,11 +96,14 @@ typedef struct vae_model {
 } vae_model;
 
 /* Loads <vae_dir>/config.json and its safetensors (vae_dir is a model's vae/
- * folder). Fails naming the file, key or tensor. */
-int vae_model_load(vae_model *model, backend *be, const char *vae_dir);
+ * folder). Fails naming the file, key or tensor. With random set no weight
+ * file is opened: every tensor comes from the Philox stream of (seed, its
+ * name) on the device (io/weights.h; --random-weights). */
+int vae_model_load(vae_model *model, backend *be, const char *vae_dir, int random, uint64_t seed);
 
-/* Same with an already parsed config and an open safetensors set. */
-int vae_model_load_config(vae_model *model, backend *be, const vae_config *cfg, const safetensors *st);
+/* Same with an already parsed config and an open safetensors set (NULL when random). */
+int vae_model_load_config(vae_model *model, backend *be, const vae_config *cfg, const safetensors *st, int random,
+                          uint64_t seed);
 
 void vae_model_free(vae_model *model);
 
