@@ -149,7 +149,7 @@ static int validate(const moedit_bench_options *o)
         return error_set("--expert-placement %s: no such routing file (give reference or a --routing-capture file)",
                          o->expert_placement);
     if (o->warmup_steps < 0 || o->warmup_steps > MOEDIT_BENCH_MAX_REPEATS)
-        return error_set("--warmup-steps must be 0..%d", MOEDIT_BENCH_MAX_REPEATS);
+        return error_set("--warmup %lld: must be 0..%d", (long long)o->warmup_steps, MOEDIT_BENCH_MAX_REPEATS);
     if (o->text_tokens < 1 || o->text_tokens > MOEDIT_MAX_TEXT_TOKENS)
         return error_set("--text-tokens %lld: must be 1..%d", (long long)o->text_tokens, MOEDIT_MAX_TEXT_TOKENS);
     if (o->height < 8 || o->width < 8 || o->height > MOEDIT_BENCH_MAX_SIDE || o->width > MOEDIT_BENCH_MAX_SIDE)
