@@ -179,6 +179,7 @@ static int apply_hooks(generate_state *g)
     size_t dtype_bytes = dtype_size(g->bundle.be->dtype);
     h->weight_bytes = g->bundle.transformer.weights.bytes_on_device + g->bundle.vae.parameters * (int64_t)dtype_bytes +
                       (g->bundle.has_encoder ? g->bundle.encoder.weights.bytes_on_device : 0);
+    h->expert_weight_bytes = dit_model_expert_bytes(&g->bundle.transformer);
     for (int kind = 0; kind < GROUP_KINDS && h->wrap_group; kind++) {
         if (!g->par.groups[kind]) continue;
         g->par.groups[kind] = h->wrap_group(h->user, g->par.groups[kind]);
