@@ -94,10 +94,12 @@ static int old_frames(const char *dir, int remove, int *count, char *first, size
     int status = 0;
     for (struct dirent *e = readdir(d); e && status == 0; e = readdir(d)) {
         if (!is_frame_name(e->d_name)) continue;
-        if (*count == 0) snprintf(first, size, "%s", e->d_name);
-        (*count)++;
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue; /* not a frame this writer made */
+        if (*count == 0) snprintf(first, size, "%s", e->d_name);
+        (*count)++;
         if (remove && unlink(path) != 0)
             status = error_set("output %s: cannot remove the earlier run's %s: %s", dir, e->d_name, strerror(errno));
     }
