@@ -98,7 +98,7 @@ static int old_frames(const char *dir, int remove, int *count, char *first, size
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
         if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue; /* not a frame this writer made */
-        if (*count == 0) snprintf(first, size, "%s", e->d_name);
+        if (*count == 0 || strcmp(e->d_name, first) < 0) snprintf(first, size, "%s", e->d_name); /* the lowest name */
         (*count)++;
         if (remove && unlink(path) != 0)
             status = error_set("output %s: cannot remove the earlier run's %s: %s", dir, e->d_name, strerror(errno));
