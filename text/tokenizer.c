@@ -510,7 +510,10 @@ static void note_unknown(encode_state *st, const char *s, size_t n)
     int wrote = snprintf(st->unknown + st->unknown_used, room, "%s\"%.*s\"", st->unknown_used ? ", " : "",
                          (int)(n > 40 ? 40 : n), s);
     if (wrote > 0 && (size_t)wrote < room) st->unknown_used += (size_t)wrote;
-    else st->unknown[st->unknown_used] = '\0'; /* the list is full: the count still grows */
+    else { /* the list is full: it stops here, the count still grows */
+        st->unknown[st->unknown_used] = '\0';
+        st->unknown_size = st->unknown_used + 1;
+    }
 }
 
 /* single_word: tokenizers asks the regex crate whether \w ends the text
