@@ -743,12 +743,12 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     const char *embeds_prompt[1] = {"(prompt embeddings from file)"};
     const char *const *prompts = o->prompt_count ? o->prompts : embeds_prompt;
     int prompt_count = o->prompt_count ? o->prompt_count : 1;
-    int total = prompt_count * (int)o->images_per_prompt;
     /* Everything checked without weights; every rank then follows rank 0's
      * choice of a free output name (and all of them stop if one failed). A
      * writer's base output was checked by its caller (moedit_video decides
      * file or frames directory). */
     int status = validate_request(o, plan->command);
+    int total = status == 0 ? prompt_count * (int)o->images_per_prompt : 0; /* checked: at most MOEDIT_MAX_OUTPUTS */
     if (status == 0) status = choose_output_name(&g, total);
     if (status == 0) status = check_output_paths(&g, total);
     if (status == 0) status = validate_sizes(&g);
@@ -756,7 +756,7 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     if (world_agree_share(g.w, status, shared, 1)) return -1;
     if ((int)shared[0] != g.name_suffix) use_name_suffix(&g, (int)shared[0]);
     if (g.output && g.output->prepare && g.w->rank == 0 && g.output->prepare(g.output, g.output_name, total)) return -1;
-        status = setup(&g);
+    status = setup(&g);
     r->load_seconds = timer_seconds() - start;
     if (status == 0) warn_once(&g);
     if (status == 0 && condition) status = encode_condition(&g, r);
