@@ -752,10 +752,14 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     if (status == 0) status = choose_output_name(&g, total);
     if (status == 0) status = check_output_paths(&g, total);
     if (status == 0) status = validate_sizes(&g);
+    /* Rank 0 makes room (a frames directory's old frames) before the share,
+     * which no rank passes before rank 0 reaches it: no file of the run is
+     * written before the old ones are gone. */
+    if (status == 0 && g.output && g.output->prepare && g.w->rank == 0)
+        status = g.output->prepare(g.output, g.output_name, total);
     uint64_t shared[1] = {(uint64_t)g.name_suffix};
     if (world_agree_share(g.w, status, shared, 1)) return -1;
     if ((int)shared[0] != g.name_suffix) use_name_suffix(&g, (int)shared[0]);
-    if (g.output && g.output->prepare && g.w->rank == 0 && g.output->prepare(g.output, g.output_name, total)) return -1;
     status = setup(&g);
     r->load_seconds = timer_seconds() - start;
     if (status == 0) warn_once(&g);
