@@ -101,6 +101,9 @@ typedef struct moedit_bench_layout {
     /* Memory per rank: weights + activation arena peaks (device memory on GPUs);
      * rss: peak resident set of the process during the run (Linux, else -1). */
     double memory_mib_max, weights_mib_max, activations_mib_max, rss_mib_max;
+    /* The routed experts' weights on the rank holding most of them: expert
+     * parallelism's promise is 1/ep of the serial run's per rank. */
+    double expert_weights_mib_max;
     double *rank_memory_mib; /* [world_size] */
     /* Check against the reference: final latents, and the image (8-bit). */
     double latent_max_diff, latent_scale, latent_psnr_db;

@@ -42,7 +42,7 @@
 
 /* One rank's record, as floats for the all-gather. */
 enum {
-    F_LOAD, F_TEXT, F_DENOISE, F_VAE, F_E2E, F_WEIGHTS_MIB, F_ACTIVATIONS_MIB, F_RSS_MIB, F_COMM_MIB,
+    F_LOAD, F_TEXT, F_DENOISE, F_VAE, F_E2E, F_WEIGHTS_MIB, F_EXPERT_WEIGHTS_MIB, F_ACTIVATIONS_MIB, F_RSS_MIB, F_COMM_MIB,
     F_GROUP_SECONDS, F_STEPS = F_GROUP_SECONDS + GROUP_KINDS
 };
 
@@ -149,7 +149,7 @@ static int validate(const moedit_bench_options *o)
         return error_set("--expert-placement %s: no such routing file (give reference or a --routing-capture file)",
                          o->expert_placement);
     if (o->warmup_steps < 0 || o->warmup_steps > MOEDIT_BENCH_MAX_REPEATS)
-        return error_set("--warmup-steps must be 0..%d", MOEDIT_BENCH_MAX_REPEATS);
+        return error_set("--warmup %lld: must be 0..%d", (long long)o->warmup_steps, MOEDIT_BENCH_MAX_REPEATS);
     if (o->text_tokens < 1 || o->text_tokens > MOEDIT_MAX_TEXT_TOKENS)
         return error_set("--text-tokens %lld: must be 1..%d", (long long)o->text_tokens, MOEDIT_MAX_TEXT_TOKENS);
     if (o->height < 8 || o->width < 8 || o->height > MOEDIT_BENCH_MAX_SIDE || o->width > MOEDIT_BENCH_MAX_SIDE)
@@ -291,6 +291,7 @@ static void record(const bench_rank_sample *s, double rss_mib, float *row)
     row[F_VAE] = (float)s->vae_seconds;
     row[F_E2E] = (float)s->end_to_end_seconds;
     row[F_WEIGHTS_MIB] = (float)(s->weight_bytes / MIB);
+    row[F_EXPERT_WEIGHTS_MIB] = (float)(s->expert_weight_bytes / MIB);
     row[F_ACTIVATIONS_MIB] = (float)(s->activation_bytes / MIB);
     row[F_RSS_MIB] = (float)rss_mib;
     double bytes = 0;
@@ -333,6 +334,7 @@ static int summarize(bench_state *b, moedit_bench_layout *l, const float *rows, 
     l->end_to_end_seconds = max_over(rows, cols, n, F_E2E);
     l->images_per_second = l->end_to_end_seconds > 0 ? l->images / l->end_to_end_seconds : 0;
     l->weights_mib_max = max_over(rows, cols, n, F_WEIGHTS_MIB);
+    l->expert_weights_mib_max = max_over(rows, cols, n, F_EXPERT_WEIGHTS_MIB);
     l->activations_mib_max = max_over(rows, cols, n, F_ACTIVATIONS_MIB);
     l->rss_mib_max = max_over(rows, cols, n, F_RSS_MIB);
     for (int i = 0; i < b->w->size; i++) {
@@ -457,10 +459,10 @@ static void progress_line(bench_state *b, const moedit_bench_layout *l, int inde
         if (isfinite(l->expert_load)) snprintf(load, sizeof load, ", expert load %.3f", l->expert_load);
         fprintf(stderr,
                 "bench: [%d/%d] %-24s step %.2f ms, vae %.3f s, end to end %.3f s, %.3g images/s, memory %.0f MiB "
-                "(weights %.0f)%s%s, latent diff %.3g, image PSNR %.1f dB%s\n",
+                "(weights %.0f, experts %.1f)%s%s, latent diff %.3g, image PSNR %.1f dB%s\n",
                 index, b->r->count - 1, l->reference ? "serial (reference)" : l->name, l->step_ms_median,
                 l->vae_seconds, l->end_to_end_seconds, l->images_per_second, l->memory_mib_max, l->weights_mib_max,
-                comm, load, l->latent_max_diff, l->image_psnr_db, l->correct ? "" : "  (NOT CORRECT)");
+                l->expert_weights_mib_max, comm, load, l->latent_max_diff, l->image_psnr_db, l->correct ? "" : "  (NOT CORRECT)");
     }
     fflush(stderr);
 }

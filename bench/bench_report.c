@@ -80,6 +80,7 @@ static void json_measurements(FILE *f, const moedit_bench_result *r, const moedi
     fprintf(f, "\"memory_mib\": {");
     json_number(f, "peak_max", l->memory_mib_max, ", ");
     json_number(f, "weights_max", l->weights_mib_max, ", ");
+    json_number(f, "expert_weights_max", l->expert_weights_mib_max, ", ");
     json_number(f, "activations_max", l->activations_mib_max, ", ");
     json_number(f, "rss_peak_max", l->rss_mib_max >= 0 ? l->rss_mib_max : NAN, ", ");
     fprintf(f, "\"per_rank\": [");
@@ -175,13 +176,14 @@ static void markdown_row(FILE *f, const moedit_bench_result *r, const moedit_ben
     const char *name = l->reference ? "serial (reference, rank 0 alone)" : l->name;
     const char *check = l->reference ? "reference" : l->correct ? "ok" : "**WRONG**";
     fprintf(f,
-            "| %s%s%s%s | %d | %s (%s-%s) | %.2fx | %s | %s | %.3g | %.2fx | %.0f%% | %s | %.1f | %.2g (of %.2g) | %s | %s |\n",
+            "| %s%s%s%s | %d | %s (%s-%s) | %.2fx | %s | %s | %.3g | %.2fx | %.0f%% | %s | %.1f | %.2f | %.2g (of %.2g) | %s | %s |\n",
             l->fastest ? "**" : "", name, l->fastest ? "** (fastest)" : "", l->images > 1 ? " [images in parallel]" : "",
             l->ranks, ms_text(l->step_ms_median, median, sizeof median), ms_text(l->step_ms_p10, p10, sizeof p10),
             ms_text(l->step_ms_p90, p90, sizeof p90), l->step_speedup,
             seconds_text(r->transformer_only ? NAN : l->vae_seconds, vae, sizeof vae),
             seconds_text(l->end_to_end_seconds, e2e, sizeof e2e), l->images_per_second, l->speedup, 100 * l->efficiency,
-            percent_text(l->comm_share, comm, sizeof comm), l->memory_mib_max, l->latent_max_diff, l->latent_scale,
+            percent_text(l->comm_share, comm, sizeof comm), l->memory_mib_max, l->expert_weights_mib_max,
+            l->latent_max_diff, l->latent_scale,
             psnr_text(r->transformer_only ? l->latent_psnr_db : l->image_psnr_db, psnr, sizeof psnr), check);
 }
 
@@ -196,9 +198,9 @@ int moedit_bench_write_markdown(const moedit_bench_result *r, const char *path)
             (long long)r->warmup_steps, r->tolerance);
     if (r->note[0]) fprintf(f, "Note: %s\n", r->note);
     fprintf(f, "\n| layout | ranks | step ms median (p10-p90) | step speedup | VAE decode s | end to end s | images/s | "
-               "speedup | efficiency | comm | peak MiB/rank | max latent diff | %s PSNR dB | check |\n",
+               "speedup | efficiency | comm | peak MiB/rank | expert weights MiB/rank | max latent diff | %s PSNR dB | check |\n",
             r->transformer_only ? "latent" : "image");
-    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < r->count; i++)
         if (!r->layouts[i].skipped && !r->layouts[i].failed) markdown_row(f, r, &r->layouts[i]);
     int listed = 0;
@@ -212,7 +214,8 @@ int moedit_bench_write_markdown(const moedit_bench_result *r, const char *path)
                "this one's; end to end: %s, after loading; "
                "speedup and efficiency: images/s vs the reference, per working rank; comm: share of end-to-end time "
                "inside collectives (mean over working ranks, waiting for peers included); peak: weights + "
-               "activation arenas, max over working ranks.\n",
+               "activation arenas, max over working ranks; expert weights: the routed experts' share of the weights on "
+               "the rank holding most (expert parallelism: 1/ep of the serial run's).\n",
             r->transformer_only ? "caption projections + denoising" : "text encoding + denoising + VAE decode + image file");
     listed = 0;
     for (int i = 0; i < r->count; i++) {

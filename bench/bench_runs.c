@@ -69,6 +69,7 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
     s->end_to_end_seconds = r.text_seconds + r.denoise_seconds + r.decode_seconds;
     s->vae_seconds = hooks.vae_seconds;
     s->weight_bytes = hooks.weight_bytes;
+    s->expert_weight_bytes = hooks.expert_weight_bytes;
     s->activation_bytes = hooks.activation_peak_bytes;
     moedit_generate_result_free(&r);
     return status;
@@ -265,6 +266,7 @@ static int run_transformer(const bench_run_request *q, bench_rank_sample *s)
         status = save_latents(q->latents_path, t.latents, t.model.cfg.in_channels, latent_h, latent_w);
     if (status == 0 && works && w->rank == 0 && q->routing_capture) status = moe_routing_save(&t.routing, q->routing_capture);
     if (t.have_model) s->weight_bytes = t.model.weights.bytes_on_device;
+    if (t.have_model) s->expert_weight_bytes = dit_model_expert_bytes(&t.model);
     if (t.have_run) {
         s->activation_bytes = (int64_t)(t.run.persistent.peak + t.run.scratch.peak);
         for (int64_t i = 0; s->expert_rows && i < s->expert_calls && i < t.run.moe.calls; i++)

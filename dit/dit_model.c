@@ -231,3 +231,14 @@ void dit_model_free(dit_model *model)
     model->caption_projection = NULL;
     weight_loader_free_all(&model->weights);
 }
+
+int64_t dit_model_expert_bytes(const dit_model *model)
+{
+    int64_t bytes = 0;
+    for (int b = 0; model->blocks && b < dit_num_blocks(&model->cfg); b++) {
+        const moe_ffn *ff = &model->blocks[b].ff_image;
+        for (int e = 0; e < ff->num_experts && ff->w1 && e < ff->local_experts; e++)
+            bytes += (int64_t)(tensor_nbytes(&ff->w1[e]) + tensor_nbytes(&ff->w3[e]) + tensor_nbytes(&ff->w2[e]));
+    }
+    return bytes;
+}

@@ -103,6 +103,11 @@ void dit_placement_free(dit_placement *placement);
 /* Points shard's tables at placement's. */
 void dit_shard_place(dit_shard *shard, const dit_placement *placement);
 
+/* Bytes of the routed experts' weights this rank holds (w1, w3, w2 of its
+ * local experts in every block; 0 for a dense transformer): what expert
+ * parallelism divides by the ranks of its group. */
+int64_t dit_model_expert_bytes(const dit_model *model);
+
 void dit_model_free(dit_model *model);
 
 #endif

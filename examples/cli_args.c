@@ -6,9 +6,33 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* --threads, which every command takes (cli.h). */
+#define THREADS_NOT_GIVEN INT64_MIN
+static int64_t threads_given = THREADS_NOT_GIVEN;
+static const cli_option threads_option = {"threads", OPT_INT, &threads_given,
+                                          "OpenMP threads of the CPU backend per rank (default: the machine's CPUs "
+                                          "shared among its ranks, or OMP_NUM_THREADS)",
+                                          "N"};
+
+void cli_passive_threads(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
+}
+
+cli_option *cli_find_option(cli_option *options, int count, const char *name)
+{
+    for (int i = 0; i < count; i++)
+        if (!strcmp(options[i].name, name)) return &options[i];
+    return NULL;
+}
 
 /* True when the typed name (after "--") equals the option, reading '_' as '-'. */
 static int name_matches(const char *typed, size_t length, const char *name)
@@ -21,16 +45,77 @@ static int name_matches(const char *typed, size_t length, const char *name)
     return 1;
 }
 
+static void print_option(const cli_option *o)
+{
+    char left[64];
+    const char *metavar = o->metavar ? o->metavar : "VALUE";
+    if (o->kind == OPT_FLAG) snprintf(left, sizeof left, "--%s", o->name);
+    else if (o->kind == OPT_OPTIONAL_STRING) snprintf(left, sizeof left, "--%s[=%s]", o->name, metavar);
+    else snprintf(left, sizeof left, "--%s %s", o->name, metavar);
+    printf("  %-34s %s\n", left, o->help);
+}
+
 static void print_help(const char *usage, const cli_option *options, int count)
 {
     printf("%s\n\noptions:\n", usage);
-    for (int i = 0; i < count; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", options[i].name, options[i].kind == OPT_FLAG ? "" : " ",
-                 options[i].kind == OPT_FLAG ? "" : (options[i].metavar ? options[i].metavar : "VALUE"));
-        printf("  %-34s %s\n", left, options[i].help);
-    }
+    for (int i = 0; i < count; i++)
+        if (options[i].help) print_option(&options[i]);
+    print_option(&threads_option);
     printf("  %-34s %s\n", "--help", "show this help");
+}
+
+/* Edit distance (insertions, deletions, substitutions, swaps of neighbours)
+ * between a[0..n) and b, reading '_' in a as '-'. */
+static int edit_distance(const char *a, size_t n, const char *b)
+{
+    size_t m = strlen(b);
+    if (n > 64 || m > 64) return 1000;
+    int d[65][65];
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            char c = a[i - 1] == '_' ? '-' : a[i - 1];
+            int best = d[i - 1][j - 1] + (c != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            char prev = i > 1 ? (a[i - 2] == '_' ? '-' : a[i - 2]) : 0;
+            if (i > 1 && j > 1 && c == b[j - 2] && prev == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m];
+}
+
+/* True when typed[0..n) (with '_' as '-') is a part of name. */
+static int is_part_of(const char *typed, size_t n, const char *name)
+{
+    size_t m = strlen(name);
+    for (size_t at = 0; at + n <= m; at++) {
+        size_t k = 0;
+        while (k < n && (typed[k] == '_' ? '-' : typed[k]) == name[at + k]) k++;
+        if (k == n) return 1;
+    }
+    return 0;
+}
+
+/* The listed option closest to a typed name, or NULL when none is close:
+ * within a third of the name's length in edits (at least 1, at most 3), or
+ * else the only name the typed one is a part of (4 characters or more). */
+static const char *closest_option(const char *typed, size_t n, const cli_option *options, int count)
+{
+    const char *best = NULL, *containing = NULL;
+    int best_distance = 1000, containing_count = 0;
+    for (int i = 0; i <= count; i++) {
+        const cli_option *o = i < count ? &options[i] : &threads_option;
+        if (!o->help) continue;
+        int distance = edit_distance(typed, n, o->name);
+        if (distance < best_distance) best_distance = distance, best = o->name;
+        if (n >= 4 && is_part_of(typed, n, o->name)) containing_count++, containing = o->name;
+    }
+    int limit = (int)n / 3 < 1 ? 1 : (int)n / 3 > 3 ? 3 : (int)n / 3;
+    if (best && best_distance <= limit) return best;
+    return containing_count == 1 ? containing : NULL;
 }
 
 static int set_value(const cli_option *opt, const char *value)
@@ -44,6 +129,7 @@ static int set_value(const cli_option *opt, const char *value)
         *(const char **)opt->target = value;
         return 0;
     case OPT_STRING:
+    case OPT_OPTIONAL_STRING:
         *(const char **)opt->target = value;
         return 0;
     case OPT_INT: {
@@ -81,6 +167,7 @@ static int set_value(const cli_option *opt, const char *value)
 
 int cli_parse(int argc, char **argv, const char *usage, const cli_option *options, int count)
 {
+    threads_given = THREADS_NOT_GIVEN;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -93,7 +180,16 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
         const cli_option *opt = NULL;
         for (int j = 0; j < count && !opt; j++)
             if (name_matches(name, length, options[j].name)) opt = &options[j];
-        if (!opt) return error_set("unknown option '%.*s' for '%s' (try --help)", (int)(length + 2), arg, argv[0]);
+        if (!opt && name_matches(name, length, threads_option.name)) opt = &threads_option;
+        if (!opt) {
+            const char *near = closest_option(name, length, options, count);
+            if (near) return error_set("unknown option '%.*s' for '%s'; did you mean --%s?", (int)(length + 2), arg, argv[0], near);
+            return error_set("unknown option '%.*s' for '%s' (try --help)", (int)(length + 2), arg, argv[0]);
+        }
+        if (opt->kind == OPT_OPTIONAL_STRING && !equals && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) {
+            *(const char **)opt->target = "-";
+            continue;
+        }
         if (opt->kind == OPT_FLAG) {
             if (equals) return error_set("option --%s takes no value", opt->name);
             *(int *)opt->target = 1;
@@ -106,5 +202,7 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
     for (int j = 0; j < count; j++)
         if (options[j].kind == OPT_DEVICE && !strcmp(*(const char **)options[j].target, "auto"))
             *(const char **)options[j].target = moedit_default_device();
+    if (threads_given != THREADS_NOT_GIVEN && moedit_set_threads(threads_given < 1 || threads_given > 4096 ? -1 : (int)threads_given))
+        return error_set("--threads %lld: must be 1..4096", (long long)threads_given);
     return 0;
 }

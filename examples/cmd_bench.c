@@ -16,10 +16,11 @@
 static const char usage[] =
     "usage: mpirun -np N moedit bench (--model DIR [--random-weights] | --config FILE --random-weights)\n"
     "                   [--height H --width W] [--num-inference-steps S] [--layouts auto|LIST]\n"
-    "                   [--json FILE] [--markdown FILE] [--plot FILE.svg] [--device cpu|cuda|auto]\n"
+    "                   [--warmup N] [--json | --json-output FILE] [--markdown FILE] [--plot FILE.svg]\n"
+    "                   [--device cpu|cuda|auto]\n"
     "       moedit bench --forward-only (--model DIR | --config FILE --random-weights) [--iterations N]\n"
-    "                   [--warmup N] [--text-tokens N] [--num-frames F] [--batch 1|2] [--json FILE|-]\n"
-    "                   (one forward; --iterations/--warmup imply it; --num-frames: a clip;\n"
+    "                   [--warmup N] [--text-tokens N] [--num-frames F] [--batch 1|2] [--json | --json-output FILE]\n"
+    "                   (one forward; --iterations implies it; --num-frames: a clip;\n"
     "                   --batch 2: both CFG branches in the forward, a denoising step's transformer work)\n"
     "\n"
     "Runs every layout of the list on the N ranks of the launcher (one rank without one): a warm-up run,\n"
@@ -28,8 +29,9 @@ static const char usage[] =
     "alone, first), whose MoE routing every layout replays. Reported per layout: per-step latency (median,\n"
     "p10, p90 over steps, max over ranks), VAE decode and end-to-end time, images/s, speedup and\n"
     "efficiency vs the serial run, communication share, peak memory per rank, max latent difference and\n"
-    "PSNR; the fastest correct layout is marked. The table goes to stdout; --json, --markdown, --plot\n"
-    "write files. With --config (no model directory) there is no VAE or text encoder: the transformer is\n"
+    "PSNR; the fastest correct layout is marked. The table goes to stdout (--json: the JSON instead);\n"
+    "--json-output, --markdown, --plot write files. With --config (no model directory) there is no VAE or\n"
+    "text encoder: the transformer is\n"
     "timed alone on random prompt embeddings, and the output says so.\n"
     "\n"
     "LIST: layouts separated by commas:\n"
@@ -93,7 +95,7 @@ int cli_bench(int argc, char **argv)
     };
     /* UNSET: not typed (typed values, even out of range, go to the library's checks). */
     moedit_transformer_bench_options f = {.warmup = UNSET, .iterations = UNSET, .frames = UNSET, .batch = UNSET};
-    int64_t seed = 0;
+    int64_t seed = 0, warmup = UNSET;
     int forward = 0;
     const char *json = NULL, *markdown = NULL, *plot = NULL, *comm_timing = "auto";
     cli_option options[] = {
@@ -112,29 +114,35 @@ int cli_bench(int argc, char **argv)
         {"batch", OPT_INT, &f.batch, "--forward-only: 2 runs both CFG branches as one forward (default 1)", "N"},
         {"seed", OPT_INT, &seed, "seed of noise and random weights (default 0)", "S"},
         {"layouts", OPT_STRING, &o.layouts, "auto (default) or a list, see above", "LIST"},
-        {"warmup-steps", OPT_INT, &o.warmup_steps, "steps of the untimed run before each layout (default 1; 0: none)", "N"},
+        {"warmup", OPT_INT, &warmup,
+         "untimed work first: steps of a warm-up run before each layout, or with --forward-only forwards (default 1; "
+         "0: none)",
+         "N"},
+        {"warmup-steps", OPT_INT, &warmup, NULL, "N"}, /* the spelling of 2026-11 */
         {"work-dir", OPT_STRING, &o.work_dir, "keep images, latents and routing here (default: temporary)", "DIR"},
-        {"json", OPT_STRING, &json, "write the results as JSON (-: stdout instead of the table)", "FILE"},
+        {"json", OPT_OPTIONAL_STRING, &json, "print the results as JSON instead of the table (--json FILE, the old spelling: --json-output FILE)", "FILE"},
+        {"json-output", OPT_STRING, &json, "write the results as JSON to FILE (-: stdout)", "FILE"},
         {"markdown", OPT_STRING, &markdown, "write the markdown table", "FILE"},
         {"plot", OPT_STRING, &plot, "write an SVG bar chart of images/s per layout", "FILE.svg"},
         {"comm-timing", OPT_STRING, &comm_timing, "time every collective: auto (CPU yes, GPU no: it syncs), on, off", "MODE"},
         {"expert-placement", OPT_STRING, &o.expert_placement,
-         "EP layouts: deal experts (tp + EP: and the shared expert's slices) by the reference run's loads "
-         "(reference) or a routing file's",
-         "reference|FILE"},
+         "EP layouts: deal experts (tp + EP: and the shared expert's slices) by the loads in a --routing-capture "
+         "file, or by the reference run's (FILE = reference)",
+         "FILE"},
         {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL},
         {"forward-only", OPT_FLAG, &forward, "time one transformer forward on one rank instead", NULL},
         {"iterations", OPT_INT, &f.iterations, "timed forwards (default 5; implies --forward-only)", "N"},
-        {"warmup", OPT_INT, &f.warmup, "untimed forwards first (default 1; implies --forward-only)", "N"},
     };
     int parsed = cli_parse(argc, argv, usage, options, (int)(sizeof options / sizeof options[0]));
     if (parsed != 0) return parsed < 0 ? -1 : 0;
     o.seed = (uint64_t)seed;
-    /* --iterations and --warmup belong to the single-forward timing (moedit bench before layouts). */
-    if (f.iterations != UNSET || f.warmup != UNSET) forward = 1;
+    /* --iterations belongs to the single-forward timing (moedit bench before layouts). */
+    if (f.iterations != UNSET) forward = 1;
     if (forward && strcmp(o.layouts, "auto"))
-        return error_set("--layouts times a matrix of layouts; --forward-only, --iterations and --warmup time one "
+        return error_set("--layouts times a matrix of layouts; --forward-only and --iterations time one "
                          "forward on one rank");
+    if (forward) f.warmup = warmup;
+    else if (warmup != UNSET) o.warmup_steps = warmup;
     if (forward && moedit_world_size() > 1)
         return error_set("--forward-only times one forward on one rank: run it without mpirun (%d ranks would each "
                          "time their own and compete for the machine)", moedit_world_size());
@@ -160,7 +168,7 @@ int cli_bench(int argc, char **argv)
     /* The reports are written at the end of a run that may take an hour. */
     if (plot && (strlen(plot) < 4 || strcmp(plot + strlen(plot) - 4, ".svg")))
         return error_set("--plot %s: the chart is SVG; give a name ending in .svg", plot);
-    const char *reports[3][2] = {{json, "--json"}, {markdown, "--markdown"}, {plot, "--plot"}};
+    const char *reports[3][2] = {{json, "--json-output"}, {markdown, "--markdown"}, {plot, "--plot"}};
     for (int i = 0; i < 3; i++)
         if (moedit_rank() == 0 && reports[i][0] && strcmp(reports[i][0], "-") &&
             output_check_writable(reports[i][0], reports[i][1]))

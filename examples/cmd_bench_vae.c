@@ -5,13 +5,27 @@
 #include "bench/bench.h"
 
 #include <stdio.h>
+#include <unistd.h>
+
+/* A model folder's vae/, or DIR itself when it is a VAE folder. */
+static const char *vae_folder(const char *dir, char *path, size_t size)
+{
+    snprintf(path, size, "%s/vae/config.json", dir);
+    if (access(path, F_OK) != 0) return dir;
+    snprintf(path, size, "%s/vae", dir);
+    return path;
+}
 
 int cli_bench_vae(int argc, char **argv)
 {
     moedit_vae_bench_options o = {.device = "auto", .height = 1024, .width = 1024, .warmup = 1, .iterations = 5};
     int json = 0;
+    const char *model = NULL;
+    char vae[4200];
     cli_option options[] = {
-        {"vae", OPT_STRING, &o.vae_dir, "the model's vae/ folder (config.json and weights)", "DIR"},
+        {"model", OPT_STRING, &model, "a model folder (its vae/ is timed) or a VAE folder (config.json and weights)",
+         "DIR"},
+        {"vae", OPT_STRING, &model, NULL, "DIR"}, /* the spelling of 2026-11 */
         CLI_DEVICE_OPTION(&o.device),
         {"height", OPT_INT, &o.height, "image height in pixels (default 1024)", "H"},
         {"width", OPT_INT, &o.width, "image width in pixels (default 1024)", "W"},
@@ -19,11 +33,12 @@ int cli_bench_vae(int argc, char **argv)
         {"iterations", OPT_INT, &o.iterations, "timed decodes (default 5)", "N"},
         {"json", OPT_FLAG, &json, "print one JSON line", NULL},
     };
-    int parsed = cli_parse(argc, argv, "usage: [mpirun -np N] moedit bench-vae --vae DIR [--height H --width W] [--device cpu|cuda|auto]\n"
+    int parsed = cli_parse(argc, argv, "usage: [mpirun -np N] moedit bench-vae --model DIR [--height H --width W] [--device cpu|cuda|auto]\n"
                            "Under mpirun, each decode is split in row bands over the N ranks.",
                            options, (int)(sizeof options / sizeof options[0]));
     if (parsed != 0) return parsed < 0 ? -1 : 0;
-    if (!o.vae_dir) return error_set("bench-vae needs --vae DIR");
+    if (!model) return error_set("bench-vae needs --model DIR (a model folder or its vae/)");
+    o.vae_dir = vae_folder(model, vae, sizeof vae);
     moedit_vae_bench_result r;
     if (moedit_bench_vae(&o, &r)) return -1;
     if (moedit_rank() != 0) return 0;

@@ -54,10 +54,7 @@ int cli_edit(int argc, char **argv)
         {"strength", OPT_FLOAT, &strength, "how much to change, in (0, 1] (default 0.6; context mode 1)", "S"},
         {"edit-mode", OPT_STRING, &mode, "strength (SDEdit, any model) or context (models trained for it)", "MODE"},
     };
-    int count = EDIT_OPTIONS + cli_generate_options(a, options + EDIT_OPTIONS,
-                                                    "output height (default: the input's, on the grid)",
-                                                    "output width (default: the input's, on the grid)");
-    a->o.height = a->o.width = 0;
+    int count = EDIT_OPTIONS + cli_generate_options(a, options + EDIT_OPTIONS, "edit");
     int status = cli_parse(argc, argv, usage, options, count);
     if (status == 0) status = cli_generate_finish(a);
     if (status == 0) status = parse_mode(mode, &e.mode);

@@ -7,6 +7,8 @@
 #include "core/text_file.h"
 #include "moedit.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,15 +29,34 @@ static int read_prompt_file(const char *path, char **buffer, const char **prompt
     return 0;
 }
 
-int cli_generate_options(cli_generate_args *a, cli_option *options, const char *height_help, const char *width_help)
+static const char *output_help(const char *command)
+{
+    if (!strcmp(command, "video"))
+        return "clip.png (an animated PNG) or DIR/ (numbered frames), numbered -0, -1... for several prompts "
+               "(default moedit.png)";
+    return "output .png or .jpg, numbered -0, -1... for several (default moedit.png)";
+}
+
+int cli_generate_options(cli_generate_args *a, cli_option *options, const char *command)
 {
     memset(a, 0, sizeof *a);
     moedit_generate_options defaults = {
-        .height = 1024, .width = 1024, .steps = 50, .guidance = 5.0, .images_per_prompt = 1,
+        .height = CLI_UNSET, .width = CLI_UNSET, .steps = CLI_UNSET, .guidance = NAN, .images_per_prompt = 1,
         .output = "moedit.png", .device = "auto",
     };
     a->o = defaults;
-    a->tp = a->ulysses = a->ring = a->cfg = a->dp = a->vae_patch = 1;
+    a->command = command;
+    a->seed = "-1";
+    /* 0: not given (the library reads 0 as 1; cli_generate_finish tells "none given" apart). */
+    a->tp = a->ulysses = a->ring = a->cfg = a->dp = 0;
+    a->vae_patch = 1;
+    int video = !strcmp(command, "video"), edit = !strcmp(command, "edit");
+    const char *height_help = edit ? "output height (default: the input's, on the grid)"
+                              : video ? "frame height (model default: its clips' size, 256 unless the model says)"
+                                      : "image height in pixels (model default: the transformer's trained size)";
+    const char *width_help = edit ? "output width (default: the input's, on the grid)"
+                             : video ? "frame width (model default: its clips' size, 256 unless the model says)"
+                                     : "image width in pixels (model default: the transformer's trained size)";
     moedit_generate_options *o = &a->o;
     cli_option table[CLI_GENERATE_OPTIONS] = {
         {"model", OPT_STRING, &o->model_dir, "diffusers-format model directory", "DIR"},
@@ -64,11 +85,20 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"init-noise", OPT_STRING, &o->init_noise_path, "initial latents (tensor `latents`) instead of seeded noise", "FILE"},
         {"height", OPT_INT, &o->height, height_help, "H"},
         {"width", OPT_INT, &o->width, width_help, "W"},
-        {"num-inference-steps", OPT_INT, &o->steps, "denoising steps (default 50)", "N"},
-        {"guidance-scale", OPT_FLOAT, &o->guidance, "classifier-free guidance; 1 disables it (default 5)", "G"},
-        {"seed", OPT_INT, &a->seed, "noise seed (default 0; -S is 2^64 - S, as --json reports it); image i of a prompt uses seed + i", "S"},
-        {"num-images-per-prompt", OPT_INT, &o->images_per_prompt, "images per prompt (default 1)", "N"},
-        {"output", OPT_STRING, &o->output, "output .png or .jpg, numbered -0, -1... for several (default moedit.png)", "FILE"},
+        {"num-inference-steps", OPT_INT, &o->steps,
+         "denoising steps (model default: the folder's, else 50; models/demo: 20)", "N"},
+        {"guidance-scale", OPT_FLOAT, &o->guidance,
+         "classifier-free guidance; 1 disables it (model default: the folder's, else 5; models/demo: 4)", "G"},
+        {"seed", OPT_STRING, &a->seed,
+         "noise seed, 0..2^64-1 (default -1: a random one, reported); image i of a prompt uses seed + i", "S"},
+        {"num-images-per-prompt", OPT_INT, &o->images_per_prompt,
+         video ? "clips per prompt (default 1)" : "images per prompt (default 1)", "N"},
+        {"output", OPT_STRING, &o->output, output_help(command), video ? "FILE|DIR/" : "FILE"},
+        {"overwrite", OPT_FLAG, &a->overwrite,
+         video ? "replace existing files, and an earlier run's frames in a frames directory (default: the next free "
+                 "name, clip-1.png; a directory with old frames is refused)"
+               : "replace existing files (default: the next free name, e.g. out-1.png)",
+         NULL},
         {"output-latents", OPT_STRING, &o->latents_output, "also save the final latents (safetensors)", "FILE"},
         CLI_DEVICE_OPTION(&o->device),
         {"random-weights", OPT_FLAG, &o->random_weights, "seeded random weights for every component, no weight files (benchmarks)", NULL},
@@ -76,8 +106,10 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"ulysses-degree", OPT_INT, &a->ulysses, "ranks splitting the sequence by all-to-all", "N"},
         {"ring-degree", OPT_INT, &a->ring, "ranks splitting the sequence by ring attention", "N"},
         {"cfg-parallel-size", OPT_INT, &a->cfg, "2: cond and uncond branches on two halves of the ranks", "N"},
-        {"data-parallel-size", OPT_INT, &a->dp, "replicas working on different images", "N"},
-        {"enable-expert-parallel", OPT_FLAG, &o->parallel.expert_parallel, "shard experts over the tp x sp ranks", NULL},
+        {"data-parallel-size", OPT_INT, &a->dp,
+         "replicas working on different images (default under mpirun -np N with no other layout flag: N)", "N"},
+        {"enable-expert-parallel", OPT_FLAG, &o->parallel.expert_parallel,
+         "shard experts over the tp x ulysses x ring ranks (a mixture-of-experts transformer only)", NULL},
         {"vae-patch-parallel-size", OPT_INT, &a->vae_patch, "ranks decoding (and encoding) one image in row bands", "N"},
         {"routing-capture", OPT_STRING, &o->routing_capture, "save every layer's chosen experts", "FILE"},
         {"routing-replay", OPT_STRING, &o->routing_replay, "force the experts saved by --routing-capture", "FILE"},
@@ -91,16 +123,70 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
          "FILE"},
         {"lora-scale", OPT_FLOAT_LIST, &a->lora_scales,
          "a LoRA's strength (default 1: as trained); the k-th --lora-scale goes with the k-th --lora", "S"},
-        {"quiet", OPT_FLAG, &o->quiet, "no progress bar", NULL},
+        {"quiet", OPT_FLAG, &o->quiet, "no progress bar, notes or warnings: only errors and results", NULL},
         {"json", OPT_FLAG, &a->json, "print a JSON result line", NULL},
     };
     memcpy(options, table, sizeof table);
     return CLI_GENERATE_OPTIONS;
 }
 
+/* --seed: -1 (the default) draws a random seed below 2^32, the same on every
+ * rank (moedit_random_seed); else an unsigned 64-bit number. */
+static int parse_seed(const char *text, uint64_t *seed)
+{
+    if (!strcmp(text, "-1")) {
+        *seed = moedit_random_seed() & 0xffffffffu;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-' || text[0] == '+' || text[0] == ' ')
+        return error_set("option --seed: '%s' is not a seed (0..18446744073709551615, or -1 for a random one)", text);
+    *seed = v;
+    return 0;
+}
+
+/* Height, width, steps and guidance left out: the model's (edit: the input's size). */
+static void apply_model_defaults(cli_generate_args *a)
+{
+    moedit_generate_options *o = &a->o;
+    int edit = !strcmp(a->command, "edit"), video = !strcmp(a->command, "video");
+    moedit_model_defaults d;
+    /* An unreadable model keeps the fallbacks: the run then names what is wrong with it. */
+    if (!o->model_dir || moedit_model_defaults_load(o->model_dir, &d)) {
+        error_clear();
+        d = (moedit_model_defaults){.height = 1024, .width = 1024, .steps = 50, .guidance = 5.0,
+                                    .video_height = 256, .video_width = 256};
+    }
+    int64_t height = edit ? 0 : video ? d.video_height : d.height, width = edit ? 0 : video ? d.video_width : d.width;
+    /* One side given: the other keeps the model's aspect (edit: the input's, as before). */
+    if (o->height == CLI_UNSET && o->width != CLI_UNSET && !edit && width > 0) o->height = o->width * height / width;
+    if (o->width == CLI_UNSET && o->height != CLI_UNSET && !edit && height > 0) o->width = o->height * width / height;
+    if (o->height == CLI_UNSET) o->height = height;
+    if (o->width == CLI_UNSET) o->width = width;
+    if (o->steps == CLI_UNSET) o->steps = d.steps;
+    if (isnan(o->guidance)) o->guidance = d.guidance;
+}
+
+/* No layout flag on N ranks: data parallel N, said once. */
+static void default_layout(cli_generate_args *a)
+{
+    int ranks = moedit_world_size();
+    if (ranks == 1 || a->tp || a->ulysses || a->ring || a->cfg || a->dp) return;
+    a->dp = ranks;
+    if (moedit_rank() == 0 && !a->o.quiet)
+        fprintf(stderr, "moedit: note: %d ranks and no layout flags: data parallel %d (each rank makes whole %s; "
+                "--tensor-parallel-size, --ulysses-degree, --ring-degree, --cfg-parallel-size split one)\n",
+                ranks, ranks, strcmp(a->command, "video") ? "images" : "clips");
+}
+
 int cli_generate_finish(cli_generate_args *a)
 {
     if (a->prompt && a->prompt_file) return error_set("give --prompt or --prompt-file, not both");
+    if (parse_seed(a->seed, &a->o.seed)) return -1;
+    apply_model_defaults(a);
+    a->o.keep_existing = !a->overwrite;
     if (a->lora_scales.count > a->loras.count)
         return error_set("%d --lora-scale for %d --lora: each strength goes with the --lora of its place",
                          a->lora_scales.count, a->loras.count);
@@ -125,7 +211,7 @@ int cli_generate_finish(cli_generate_args *a)
         a->o.prompt_count = 1;
     }
     a->o.prompts = a->prompts;
-    a->o.seed = (uint64_t)a->seed;
+    default_layout(a);
     moedit_parallel par = {(int)a->tp, (int)a->ulysses, (int)a->ring, (int)a->cfg, (int)a->dp,
                            a->o.parallel.expert_parallel, (int)a->vae_patch};
     a->o.parallel = par;
@@ -173,8 +259,7 @@ int cli_generate(int argc, char **argv)
         return error_set("out of memory");
     }
     cli_option options[CLI_GENERATE_OPTIONS];
-    int count = cli_generate_options(a, options, "image height in pixels (default 1024)",
-                                     "image width in pixels (default 1024)");
+    int count = cli_generate_options(a, options, "generate");
     int status = cli_parse(argc, argv, "usage: moedit generate --model DIR --prompt TEXT [options]", options, count);
     if (status == 0) status = cli_generate_finish(a);
     if (status == 0) status = moedit_generate(&a->o, r);

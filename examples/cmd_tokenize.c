@@ -127,22 +127,26 @@ static int tokenize_file(const tokenizer *tok, const char *path, int max_length,
 
 int cli_tokenize(int argc, char **argv)
 {
-    const char *dir = NULL, *prompt = NULL, *prompt_file = NULL;
+    const char *dir = NULL, *model = NULL, *prompt = NULL, *prompt_file = NULL;
     int64_t max_length = -1;
     int json = 0;
+    char model_tokenizer[4200];
     cli_option options[] = {
         {"tokenizer", OPT_STRING, &dir, "tokenizer folder: tokenizer.json, or CLIP's vocab.json + merges.txt", "DIR"},
+        {"model", OPT_STRING, &model, "a model folder: its tokenizer/ (instead of --tokenizer)", "DIR"},
         {"prompt", OPT_STRING, &prompt, "the text to tokenize", "TEXT"},
         {"prompt-file", OPT_STRING, &prompt_file, "one prompt per line (UTF-8)", "FILE"},
         {"max-length", OPT_INT, &max_length, "truncate to N ids as transformers does (special tokens kept)", "N"},
         {"json", OPT_FLAG, &json, "one JSON line per prompt: {\"prompt\", \"ids\", \"tokens\"}", NULL},
     };
     int parsed = cli_parse(argc, argv,
-                           "usage: moedit tokenize --tokenizer DIR (--prompt TEXT | --prompt-file FILE) "
+                           "usage: moedit tokenize (--tokenizer DIR | --model DIR) (--prompt TEXT | --prompt-file FILE) "
                            "[--max-length N] [--json]",
                            options, (int)(sizeof options / sizeof options[0]));
     if (parsed != 0) return parsed < 0 ? -1 : 0;
-    if (!dir) return error_set("tokenize needs --tokenizer DIR");
+    if (dir && model) return error_set("give --tokenizer DIR or --model DIR, not both");
+    if (model) snprintf(model_tokenizer, sizeof model_tokenizer, "%s/tokenizer", model), dir = model_tokenizer;
+    if (!dir) return error_set("tokenize needs --tokenizer DIR (or --model DIR: its tokenizer/)");
     if (!prompt == !prompt_file) return error_set("tokenize needs exactly one of --prompt TEXT and --prompt-file FILE");
     if (max_length != -1 && (max_length < 1 || max_length > 1000000))
         return error_set("--max-length %lld: give a number of tokens from 1 to 1000000", (long long)max_length);

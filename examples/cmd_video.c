@@ -35,10 +35,7 @@ int cli_video(int argc, char **argv)
         {"num-frames", OPT_INT, &v.frames, "frames of the clip (required, 1..1024)", "F"},
         {"fps", OPT_INT, &fps, "frames per second of the animated PNG (default 8)", "N"},
     };
-    int count = VIDEO_OPTIONS + cli_generate_options(a, options + VIDEO_OPTIONS, "frame height (default 256)",
-                                                     "frame width (default 256)");
-    a->o.height = a->o.width = 256;
-    a->o.output = "moedit.png";
+    int count = VIDEO_OPTIONS + cli_generate_options(a, options + VIDEO_OPTIONS, "video");
     int status = cli_parse(argc, argv, usage, options, count);
     if (status == 0 && v.frames == not_given) status = error_set("video needs --num-frames F");
     if (status == 0 && (fps < 1 || fps > 120)) status = error_set("--fps %lld: must be 1..120", (long long)fps);

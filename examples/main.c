@@ -32,6 +32,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    cli_passive_threads(argv); /* idle OpenMP threads sleep: the default collapsed on a busy machine */
     temp_file_handle_signals(); /* a signal removes half-written outputs; a file-size limit is a write error */
     if (moedit_init(&argc, &argv) != 0) {
         fprintf(stderr, "moedit: error: %s\n", error_message());

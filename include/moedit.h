@@ -24,6 +24,16 @@ int moedit_world_size(void);
  * The options structs below take "cpu" or "cuda"; NULL there means "cpu". */
 const char *moedit_default_device(void);
 
+/* OpenMP threads of the CPU backend on this rank (the moedit program's
+ * --threads; by default the machine's CPUs shared among the ranks on it, or
+ * OMP_NUM_THREADS). The CPU backend's results are the same for any count. */
+int moedit_set_threads(int threads);
+int moedit_threads(void);
+
+/* A seed drawn from the OS random source at moedit_init: rank 0 draws it and
+ * every rank gets the same (the moedit program's --seed -1, and its default). */
+uint64_t moedit_random_seed(void);
+
 /* Under a launcher, a rank that fails before the run's first process group
  * exists (bad options, unreadable model) calls this with -1, and a command
  * that never creates a group calls it with its status when done: the ranks
@@ -65,6 +75,10 @@ typedef struct moedit_generate_options {
     uint64_t seed;
     int64_t images_per_prompt;
     const char *output;             /* .png or .jpg; numbered when several */
+    /* An existing output is kept: the run writes to the next free name
+     * (name-1.png, name-2.png, ...; for numbered outputs name-1-0.png, ...),
+     * decided before loading, the same on every rank. 0: overwrite. */
+    int keep_existing;
     const char *latents_output;     /* also save the final latents [C, h, w] (safetensors), NULL: no */
     const char *device;             /* "cpu" (default) or "cuda" */
     int random_weights;             /* every component's weights from Philox (no weight files; tokenizers still read theirs) */
@@ -107,6 +121,22 @@ typedef struct moedit_generate_result {
 
 int moedit_generate(const moedit_generate_options *options, moedit_generate_result *result);
 void moedit_generate_result_free(moedit_generate_result *result);
+
+/* The settings a model folder implies for what a run leaves out
+ * (pipelines/model_defaults.c): the transformer's trained size (its
+ * max_resolution in latent pixels x the VAE factor), and steps, guidance and
+ * a clip's size from model_index.json's "_moedit_num_inference_steps",
+ * "_moedit_guidance_scale", "_moedit_video_height", "_moedit_video_width"
+ * (else 50, 5 and 256: diffusers' HiDream pipeline's and moedit video's). */
+typedef struct moedit_model_defaults {
+    int64_t height, width;             /* the trained size */
+    int64_t steps;
+    double guidance;
+    int64_t video_height, video_width;
+    int steps_from_model, guidance_from_model; /* the folder says so (not the fallback) */
+} moedit_model_defaults;
+
+int moedit_model_defaults_load(const char *model_dir, moedit_model_defaults *defaults);
 
 /* moedit edit: an input image and prompts to images.
  *

@@ -5,6 +5,8 @@
 #include "core/host_memory.h"
 
 #include <mpi.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <omp.h>
 #include <stdint.h>
@@ -12,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
+#include <time.h>
 
 /* True when a launcher started this process as one of several ranks. */
 static int launched_by_mpi(void)
@@ -47,10 +51,25 @@ static void share_cores(int local)
     omp_set_num_threads(share < mine ? share : mine);
 }
 
+/* 64 bits from the kernel's random source; the clock and pid if it has none. */
+static uint64_t draw_random_seed(void)
+{
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) == (ssize_t)sizeof seed) return seed;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, &seed, sizeof seed) : -1;
+    if (fd >= 0) close(fd);
+    if (got == (ssize_t)sizeof seed) return seed;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return ((uint64_t)now.tv_sec * 1000000007u) ^ (uint64_t)now.tv_nsec ^ ((uint64_t)getpid() << 32);
+}
+
 int world_init(world *w, int *argc, char ***argv)
 {
     memset(w, 0, sizeof *w);
     w->size = 1;
+    w->random_seed = draw_random_seed();
     if (!launched_by_mpi()) return 0;
     int provided;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
@@ -60,6 +79,9 @@ int world_init(world *w, int *argc, char ***argv)
     MPI_Comm_size(MPI_COMM_WORLD, &w->size);
     int local = ranks_on_this_machine();
     share_cores(local);
+    /* Rank 0's draw on every rank: a random seed makes the same run everywhere. */
+    if (MPI_Bcast(&w->random_seed, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return error_set("MPI_Bcast failed: the ranks could not share the run's random seed");
     host_memory_set_sharers(local); /* the ranks load their weights side by side */
     return 0;
 }
@@ -75,20 +97,35 @@ static int message_hash(void)
     return (int)(h & 0x7fffffff);
 }
 
-int world_agree(const world *w, int status)
+/* The values ride in the agreement's MIN reduction as 16-bit pieces: rank
+ * 0's pieces, INT_MAX from every other rank. */
+#define SHARE_PIECES (4 * WORLD_SHARE_VALUES)
+
+/* The agreement (see world.h): the MIN and MAX reductions every caller of
+ * world_agree or world_agree_share makes alike. `consume`: a success ends
+ * the pending agreement too (world_agree), or leaves it pending (a share). */
+static int agree(const world *w, int status, uint64_t *values, int count, int consume)
 {
-    if (!agreement_pending || !w->using_mpi || w->size == 1) return status;
-    agreement_pending = 0;
     int failed = status != 0, hash = failed ? message_hash() : 0;
     /* Lowest: failing rank, message hash, and whether every rank failed
-     * (the least of the failed flags); highest: message hash. */
-    int low[3] = {failed ? w->rank : w->size, failed ? hash : INT_MAX, failed}, high = failed ? hash : -1;
-    int lowest[3], highest;
-    if (MPI_Allreduce(low, lowest, 3, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS ||
+     * (the least of the failed flags), then rank 0's values; highest: message hash. */
+    int low[3 + SHARE_PIECES] = {failed ? w->rank : w->size, failed ? hash : INT_MAX, failed}, high = failed ? hash : -1;
+    for (int i = 0; i < SHARE_PIECES; i++)
+        low[3 + i] = w->rank == 0 && i / 4 < count ? (int)((values[i / 4] >> (16 * (i % 4))) & 0xffff) : INT_MAX;
+    int lowest[3 + SHARE_PIECES], highest;
+    if (MPI_Allreduce(low, lowest, 3 + SHARE_PIECES, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS ||
         MPI_Allreduce(&high, &highest, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
         return error_set("rank %d: the ranks could not agree whether the run may start", w->rank);
     int first_failed = lowest[0], all_failed = lowest[2];
-    if (first_failed == w->size) return 0;
+    if (first_failed == w->size) {
+        for (int v = 0; v < count; v++) {
+            values[v] = 0;
+            for (int p = 0; p < 4; p++) values[v] |= (uint64_t)(lowest[3 + 4 * v + p] & 0xffff) << (16 * p);
+        }
+        if (consume) agreement_pending = 0;
+        return 0;
+    }
+    agreement_pending = 0;
     if (w->rank == first_failed) {
         /* The rank is named unless every rank failed with this very message. */
         if (!all_failed || lowest[1] != highest) {
@@ -101,6 +138,26 @@ int world_agree(const world *w, int status)
     }
     error_mark_agreed(w->rank == first_failed);
     return -1;
+}
+
+int world_agree(const world *w, int status)
+{
+    if (!agreement_pending || !w->using_mpi || w->size == 1) return status;
+    return agree(w, status, NULL, 0, 1);
+}
+
+int world_agree_share(const world *w, int status, uint64_t *values, int count)
+{
+    if (!w->using_mpi || w->size == 1) return status;
+    if (count < 0 || count > WORLD_SHARE_VALUES) return error_set("world_agree_share: %d values, at most %d", count, WORLD_SHARE_VALUES);
+    if (agreement_pending) return agree(w, status, values, count, 0);
+    /* After the first agreement a failure is one rank's (world.h); the values still travel. */
+    uint64_t got[WORLD_SHARE_VALUES] = {0};
+    for (int v = 0; v < count; v++) got[v] = values[v];
+    if (MPI_Bcast(got, WORLD_SHARE_VALUES, MPI_UINT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return error_set("rank %d: the ranks could not share the run's settings", w->rank);
+    for (int v = 0; v < count; v++) values[v] = got[v];
+    return status;
 }
 
 void world_finalize(world *w)

@@ -12,9 +12,15 @@
 #include "parallel/layout.h"
 #include "parallel/process_group.h"
 
+#include <stdint.h>
+
 typedef struct world {
     int rank, size;
     int using_mpi;
+    /* Drawn from the OS random source (getrandom, else /dev/urandom) by rank
+     * 0 at bootstrap and broadcast: the same on every rank, for runs that ask
+     * for a random seed. */
+    uint64_t random_seed;
 } world;
 
 int world_init(world *w, int *argc, char ***argv);
@@ -33,6 +39,17 @@ void world_abort(const world *w, int code);
  * After the first agreement it returns `status` unchanged (a later failure
  * is one rank's and world_abort ends the others). */
 int world_agree(const world *w, int status);
+
+/* world_agree's collective that also carries rank 0's values[0..count)
+ * (count <= WORLD_SHARE_VALUES) to every rank: a decision made once (a file
+ * name, a seed) that every rank must follow. Every rank of the world calls
+ * it at the same point of the run, after checks that may fail on some
+ * ranks: when one failed, the result is world_agree's (-1 everywhere, the
+ * error agreed while the first agreement is pending); when none failed, the
+ * values arrive and the first agreement is still to come (it does not use
+ * it up). Returns 0 or -1. */
+#define WORLD_SHARE_VALUES 2
+int world_agree_share(const world *w, int status, uint64_t *values, int count);
 
 /* The groups of a layout, for this rank: every kind is a real group (of
  * one rank when its degree is 1). groups[GROUP_EP] is NULL when EP is off. */

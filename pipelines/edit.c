@@ -49,9 +49,13 @@ int moedit_edit(const moedit_edit_options *e, moedit_generate_result *r)
     double strength = strength_of(e);
     int64_t multiple;
     if (validate_edit(e, strength) || generate_size_multiple(b->model_dir, "edit", &multiple)) return -1;
-    if (b->height % multiple || b->width % multiple)
-        return error_set("--height %lld --width %lld: both must be multiples of %lld (VAE factor x patch size)",
-                         (long long)b->height, (long long)b->width, (long long)multiple);
+    /* 0 is a side left out (the input's): only a given side is named. */
+    if (b->height % multiple)
+        return error_set("--height %lld: must be a multiple of %lld (VAE factor x patch size)", (long long)b->height,
+                         (long long)multiple);
+    if (b->width % multiple)
+        return error_set("--width %lld: must be a multiple of %lld (VAE factor x patch size)", (long long)b->width,
+                         (long long)multiple);
     edit_image image;
     if (edit_image_load(&image, e->image_path, b->height, b->width, multiple, GENERATE_MAX_SIDE, GENERATE_MAX_PIXELS))
         return -1;

@@ -41,6 +41,7 @@
 #include "pipelines/generate_hooks.h"
 #include "pipelines/model_bundle.h"
 #include "text/prompt_embeds.h"
+#include "text/tokenizer.h"
 #include "pipelines/runtime.h"
 #include "vae/vae.h"
 
@@ -74,6 +75,10 @@ typedef struct generate_state {
     hidream_prompt_embeds *hidream_cond; /* [prompt_count] (HiDream text side), encoded where this rank needs them */
     hidream_prompt_embeds hidream_uncond; /* the negative prompt's */
     char layout_text[128];
+    const char *output_name;  /* o->output, or with keep_existing the next free name */
+    char free_name[4200];
+    int name_suffix;          /* 0: o->output itself; n: the name with "-n" before its extension */
+    int64_t trained_h, trained_w, trained_pixels; /* the transformer's max_resolution in pixels */
 } generate_state;
 
 static int check_model_dir(const char *model_dir, const char *command)
@@ -146,6 +151,14 @@ static int validate_sizes(generate_state *g)
         return error_set("--vae-patch-parallel-size %d: more VAE ranks than the %lld latent rows of the image",
                          o->parallel.vae_patch_parallel, (long long)g->latent_h);
     g->latent_count = g->frames * dit.in_channels * g->latent_h * g->latent_w;
+    /* The same answer on any number of ranks, before any weight is loaded. */
+    if (o->parallel.expert_parallel && dit.num_routed_experts <= 1)
+        return error_set("--enable-expert-parallel: the transformer is dense (%d routed experts); expert parallelism "
+                         "needs a mixture of experts",
+                         dit.num_routed_experts);
+    g->trained_pixels = (int64_t)dit.max_resolution[0] * dit.max_resolution[1] * vae.downscale * vae.downscale;
+    g->trained_h = (int64_t)dit.max_resolution[0] * vae.downscale;
+    g->trained_w = (int64_t)dit.max_resolution[1] * vae.downscale;
     if (g->output) return g->output->check_memory(g->output, &dit, &vae, o);
     if (g->latent_h != g->latent_w &&
         (g->latent_h / dit.patch_size) * (g->latent_w / dit.patch_size) > dit_image_tokens(&dit, g->latent_h, g->latent_w))
@@ -171,6 +184,7 @@ static int apply_hooks(generate_state *g)
     size_t dtype_bytes = dtype_size(g->bundle.be->dtype);
     h->weight_bytes = g->bundle.transformer.weights.bytes_on_device + g->bundle.vae.parameters * (int64_t)dtype_bytes +
                       (g->bundle.has_encoder ? g->bundle.encoder.weights.bytes_on_device : 0);
+    h->expert_weight_bytes = dit_model_expert_bytes(&g->bundle.transformer);
     for (int kind = 0; kind < GROUP_KINDS && h->wrap_group; kind++) {
         if (!g->par.groups[kind]) continue;
         g->par.groups[kind] = h->wrap_group(h->user, g->par.groups[kind]);
@@ -240,15 +254,62 @@ static void output_path(const char *output, int index, int total, char *path, si
  * job, like a video's frames directory, gets the output as given). */
 static void job_path(const generate_state *g, int job, int total, char *path, size_t size)
 {
-    if (g->output && g->output->one_path) snprintf(path, size, "%s", g->o->output);
-    else output_path(g->o->output, job, total, path, size);
+    if (g->output && g->output->one_path) snprintf(path, size, "%s", g->output_name);
+    else output_path(g->output_name, job, total, path, size);
+}
+
+/* output with "-n" before its extension ("out.png" -> "out-2.png"); n 0: as given. */
+static void suffixed_name(const char *output, int n, char *name, size_t size)
+{
+    if (n == 0) {
+        snprintf(name, size, "%s", output);
+        return;
+    }
+    const char *dot = strrchr(output, '.'), *slash = strrchr(output, '/');
+    if (!dot || (slash && dot < slash) || dot == output || (slash && dot == slash + 1)) dot = output + strlen(output);
+    snprintf(name, size, "%.*s-%d%s", (int)(dot - output), output, n, dot);
+}
+
+static void use_name_suffix(generate_state *g, int n)
+{
+    g->name_suffix = n;
+    suffixed_name(g->o->output, n, g->free_name, sizeof g->free_name);
+    g->output_name = g->free_name;
+}
+
+/* True when a file (not a directory: that stays an error of its own) holds one of the run's names. */
+static int any_output_exists(const generate_state *g, int total)
+{
+    char path[4200];
+    struct stat st;
+    for (int job = 0; job < total; job++) {
+        job_path(g, job, total, path, sizeof path);
+        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) return 1;
+    }
+    return 0;
+}
+
+/* With keep_existing: the first of output, output-1, output-2, ... whose
+ * files (every numbered one of a batch) are all free. A frames directory is
+ * the video writer's to check (it holds other runs' frames or not). */
+#define MAX_NAME_SUFFIX 100000
+static int choose_output_name(generate_state *g, int total)
+{
+    use_name_suffix(g, 0);
+    if (!g->o->keep_existing || (g->output && g->output->one_path)) return 0;
+    for (int n = 0; n < MAX_NAME_SUFFIX; n++) {
+        use_name_suffix(g, n);
+        if (!any_output_exists(g, total)) return 0;
+    }
+    return error_set("output %s: it and %d numbered names after it exist already; give --overwrite or another name",
+                     g->o->output, MAX_NAME_SUFFIX - 1);
 }
 
 /* Every file the run will write, checked before any model loads (the base
  * name of numbered outputs is never written, so it is not what counts). */
 static int check_output_paths(const generate_state *g, int total)
 {
-    if (!g->output && !image_format_supported(g->o->output)) return image_check_writable(g->o->output);
+    if (!g->output && !image_format_supported(g->output_name)) return image_check_writable(g->output_name);
     char path[4200];
     for (int job = 0; job < total; job++) {
         job_path(g, job, total, path, sizeof path);
@@ -686,6 +747,40 @@ static void teardown(generate_state *g, int status)
     free(g->condition_latents);
 }
 
+/* One "moedit: warning:" line each, on rank 0, once the model is loaded (so
+ * that a run refused before then prints its error alone): a size past the
+ * transformer's trained one, prompt words the demo-style (WordLevel)
+ * tokenizer does not know, expert parallelism with nothing to split. Not
+ * with --quiet, nor under moedit bench. */
+static void warn_once(const generate_state *g)
+{
+    const moedit_generate_options *o = g->o;
+    if (o->quiet || g->hooks || g->w->rank != 0) return;
+    if (o->height * o->width > g->trained_pixels)
+        fprintf(stderr, "moedit: warning: %lldx%lld is past the %lldx%lld this transformer was trained at (its "
+                "max_resolution); expect repeated or broken shapes\n",
+                (long long)o->width, (long long)o->height, (long long)g->trained_w, (long long)g->trained_h);
+    const moedit_parallel *p = &o->parallel;
+    if (p->expert_parallel && g->bundle.transformer.shard.ep_size == 1)
+        fprintf(stderr, "moedit: warning: --enable-expert-parallel: the expert-parallel group (tensor x ulysses x "
+                "ring ranks) is 1 rank, so there is nothing to split: every rank holds all %d experts\n",
+                g->bundle.transformer.cfg.num_routed_experts);
+    if (!g->bundle.tok || o->prompt_embeds_path) return;
+    char words[512] = "", list[256];
+    int unknown = 0, count;
+    for (int i = 0; i <= o->prompt_count; i++) {
+        const char *text = i < o->prompt_count ? o->prompts[i] : o->negative_prompt;
+        if (!text || tokenizer_unknown_words(g->bundle.tok, text, list, sizeof list, &count) || count == 0) continue;
+        if (unknown && strlen(words) + strlen(list) + 3 < sizeof words) strcat(words, ", ");
+        if (strlen(words) + strlen(list) + 1 < sizeof words) strcat(words, list);
+        unknown += count;
+    }
+    if (unknown)
+        fprintf(stderr, "moedit: warning: the model's tokenizer does not know %s (%d word%s of the prompts): it reads "
+                "%s as its unknown token, so the picture leaves %s out\n",
+                words, unknown, unknown == 1 ? "" : "s", unknown == 1 ? "it" : "them", unknown == 1 ? "it" : "them");
+}
+
 int generate_run(const moedit_generate_options *o, const generate_plan *plan, moedit_generate_result *r)
 {
     double start = timer_seconds();
@@ -700,15 +795,29 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     g.hooks = plan->hooks;
     g.frames = output ? output->frames : 1;
     g.w = runtime_world();
-    if (validate_request(o, plan->command)) return -1;
     const char *embeds_prompt[1] = {"(prompt embeddings from file)"};
     const char *const *prompts = o->prompt_count ? o->prompts : embeds_prompt;
     int prompt_count = o->prompt_count ? o->prompt_count : 1;
-    int total = prompt_count * (int)o->images_per_prompt;
-    /* A writer's base output was checked by its caller (moedit_video decides file or frames directory). */
-    if (check_output_paths(&g, total) || validate_sizes(&g)) return -1;
-    int status = setup(&g);
+    /* Everything checked without weights; every rank then follows rank 0's
+     * choice of a free output name (and all of them stop if one failed). A
+     * writer's base output was checked by its caller (moedit_video decides
+     * file or frames directory). */
+    int status = validate_request(o, plan->command);
+    int total = status == 0 ? prompt_count * (int)o->images_per_prompt : 0; /* checked: at most MOEDIT_MAX_OUTPUTS */
+    if (status == 0) status = choose_output_name(&g, total);
+    if (status == 0) status = check_output_paths(&g, total);
+    if (status == 0) status = validate_sizes(&g);
+    /* Rank 0 makes room (a frames directory's old frames) before the share,
+     * which no rank passes before rank 0 reaches it: no file of the run is
+     * written before the old ones are gone. */
+    if (status == 0 && g.output && g.output->prepare && g.w->rank == 0)
+        status = g.output->prepare(g.output, g.output_name, total);
+    uint64_t shared[1] = {(uint64_t)g.name_suffix};
+    if (world_agree_share(g.w, status, shared, 1)) return -1;
+    if ((int)shared[0] != g.name_suffix) use_name_suffix(&g, (int)shared[0]);
+    status = setup(&g);
     r->load_seconds = timer_seconds() - start;
+    if (status == 0) warn_once(&g);
     if (status == 0 && condition) status = encode_condition(&g, r);
     if (status == 0 && g.bundle.has_hidream) status = encode_hidream_prompts(&g, r);
     int replicas = g.have_par ? g.par.layout.degrees.dp : 1, replica = g.have_par ? g.par.layout.dp_index : 0;

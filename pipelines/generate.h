@@ -43,6 +43,10 @@ struct generate_output {
     /* Checks, before any weight is loaded, that job `job` of `total` can be
      * written to path (every file it would make); NULL: no check. */
     int (*check_path)(const generate_output *out, const char *path, int job, int total);
+    /* After every rank's checks passed, before loading, on rank 0 only: makes
+     * room for the run's files at path (a frames directory emptied of an
+     * earlier run's frames); NULL: nothing to do. */
+    int (*prepare)(const generate_output *out, const char *path, int total);
 };
 
 /* What moedit_generate's run is composed with: each NULL for plain

@@ -27,6 +27,7 @@ typedef struct generate_hooks {
     /* Filled by moedit_generate for this rank: */
     double vae_seconds;            /* VAE decode alone (no scaling, PNG or latents file) */
     int64_t weight_bytes;          /* transformer (this rank's shard), VAE and text encoder weights */
+    int64_t expert_weight_bytes;   /* of which the routed experts' (dit_model_expert_bytes) */
     int64_t activation_peak_bytes; /* high-water marks of the run's arenas: transformer, text, VAE */
     /* Given by the caller (or NULL): [expert_capacity], receives the rows this
      * rank's routed experts computed in each MoE call, in call order

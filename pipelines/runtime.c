@@ -5,7 +5,11 @@
 #include "parallel/world.h"
 #include "pipelines/runtime.h"
 
-static world the_world = {0, 1, 0};
+#include "core/error.h"
+
+#include <omp.h>
+
+static world the_world = {0, 1, 0, 0};
 
 int moedit_init(int *argc, char ***argv) { return world_init(&the_world, argc, argv); }
 
@@ -22,3 +26,14 @@ const char *moedit_default_device(void) { return backend_default_device(); }
 int moedit_agree(int status) { return world_agree(&the_world, status); }
 
 const world *runtime_world(void) { return &the_world; }
+
+uint64_t moedit_random_seed(void) { return the_world.random_seed; }
+
+int moedit_set_threads(int threads)
+{
+    if (threads < 1 || threads > 4096) return error_set("--threads %d: must be 1..4096", threads);
+    omp_set_num_threads(threads);
+    return 0;
+}
+
+int moedit_threads(void) { return omp_get_max_threads(); }

@@ -5,6 +5,8 @@
 #include "core/error.h"
 #include "pipelines/generate.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,7 +61,51 @@ static double gib(double bytes) { return bytes / (double)(1 << 30); }
 typedef struct video_settings {
     int fps;
     int frames_dir; /* the output is a directory of frames */
+    int overwrite;  /* an earlier run's frames there are removed (else refused) */
 } video_settings;
+
+/* Skips the digits at *s; 0 when there were none. */
+static int skip_digits(const char **s)
+{
+    const char *start = *s;
+    while (isdigit((unsigned char)**s)) (*s)++;
+    return *s > start;
+}
+
+/* A name this writer gives frames: frame-NNNN.png or clipJ-frame-NNNN.png. */
+static int is_frame_name(const char *name)
+{
+    if (!strncmp(name, "clip", 4)) {
+        name += 4;
+        if (!skip_digits(&name) || *name++ != '-') return 0;
+    }
+    if (strncmp(name, "frame-", 6)) return 0;
+    name += 6;
+    return skip_digits(&name) && !strcmp(name, ".png");
+}
+
+/* Counts (remove 0) or removes (remove 1) the frames of earlier runs in dir;
+ * *first gets one's name for messages. */
+static int old_frames(const char *dir, int remove, int *count, char *first, size_t size)
+{
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return error_set("output %s: cannot list the frames directory: %s", dir, strerror(errno));
+    int status = 0;
+    for (struct dirent *e = readdir(d); e && status == 0; e = readdir(d)) {
+        if (!is_frame_name(e->d_name)) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue; /* not a frame this writer made */
+        if (*count == 0 || strcmp(e->d_name, first) < 0) snprintf(first, size, "%s", e->d_name); /* the lowest name */
+        (*count)++;
+        if (remove && unlink(path) != 0)
+            status = error_set("output %s: cannot remove the earlier run's %s: %s", dir, e->d_name, strerror(errno));
+    }
+    closedir(d);
+    return status;
+}
 
 /* The video's memory estimated against this machine before any weight is loaded. */
 static int video_check_memory(const generate_output *out, const dit_config *dit, const vae_config *vae,
@@ -102,11 +148,30 @@ static int video_check_path(const generate_output *out, const char *path, int jo
     struct stat st;
     if (stat(path, &st) != 0) return 0; /* made at the end, empty: check_output saw its parent writable */
     char file[4400];
+    int old = 0;
+    if (job == 0 && !v->overwrite && old_frames(path, 0, &old, file, sizeof file)) return -1;
+    if (old)
+        return error_set("output %s holds %d frame%s of an earlier run (%s ...); give --overwrite to replace them, or "
+                         "another directory",
+                         path, old, old == 1 ? "" : "s", file);
     for (int64_t f = 0; f < out->frames; f++) {
         frame_path(path, job, total, f, file, sizeof file);
         if (stat(file, &st) == 0 && S_ISDIR(st.st_mode)) return error_set("output %s is a directory, not a file", file);
     }
     return 0;
+}
+
+/* With --overwrite, an earlier run's frames go before this run's are made
+ * (only names this writer gives: other files stay). */
+static int video_prepare(const generate_output *out, const char *path, int total)
+{
+    const video_settings *v = out->user;
+    (void)total;
+    struct stat st;
+    if (!v->frames_dir || !v->overwrite || stat(path, &st) != 0) return 0;
+    char first[300];
+    int count;
+    return old_frames(path, 1, &count, first, sizeof first);
 }
 
 /* An animated PNG at path, or the frames path/frame-0000.png...
@@ -142,11 +207,11 @@ int moedit_video(const moedit_video_options *o, moedit_generate_result *r)
     if (o->frames < 1 || o->frames > MOEDIT_MAX_FRAMES)
         return error_set("--num-frames %lld: must be 1..%d", (long long)o->frames, MOEDIT_MAX_FRAMES);
     if (o->fps < 0 || o->fps > 120) return error_set("--fps %d: must be 1..120", o->fps);
-    video_settings settings = {o->fps ? o->fps : MOEDIT_DEFAULT_FPS, 0};
+    video_settings settings = {o->fps ? o->fps : MOEDIT_DEFAULT_FPS, 0, !o->base.keep_existing};
     if (!o->base.output) return error_set("video needs --output clip.png or DIR/");
     if (check_output(o->base.output, &settings.frames_dir)) return -1;
     generate_output output = {o->frames, settings.frames_dir, video_check_memory, video_write, &settings,
-                              video_check_path};
+                              video_check_path, video_prepare};
     generate_plan plan = {"video", NULL, &output, NULL};
     return generate_run(&o->base, &plan, r);
 }

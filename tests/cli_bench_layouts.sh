@@ -73,10 +73,10 @@ expect_error "forward-only height off the VAE grid" "17x256: each must be a mult
 expect_error "too many text tokens" "--text-tokens 5000: must be 1..4096" "$moedit" bench --forward-only --model "$model" \
   --text-tokens 5000
 # Report paths are checked before the layouts run, not after.
-expect_error "json into a missing directory" "--json $work/none/r.json: directory" "$moedit" bench --model "$model" --json "$work/none/r.json"
+expect_error "json into a missing directory" "--json-output $work/none/r.json: directory" "$moedit" bench --model "$model" --json "$work/none/r.json"
 expect_error "markdown onto a directory" "--markdown $work is a directory" "$moedit" bench --model "$model" --markdown "$work"
 expect_error "plot not svg" "the chart is SVG" "$moedit" bench --model "$model" --plot "$work/chart.png"
-expect_error "empty json name" "--json: the file name is empty" "$moedit" bench --model "$model" --json=
+expect_error "empty json name" "--json-output: the file name is empty" "$moedit" bench --model "$model" --json=
 expect_error "placement file missing" "no such routing file" "$moedit" bench --model "$model" --expert-placement "$work/none"
 expect_error "placement on a dense model" "has no routed experts to place" "$moedit" bench \
   --config "$fixtures/dit_dense/transformer/config.json" --random-weights --height 64 --width 64 --layouts serial \

@@ -22,7 +22,7 @@ awk -v a="$(field scratch_peak_mib "$work/two")" -v b="$(field scratch_peak_mib 
   'BEGIN { exit !(a < b) }' || fail "a band's scratch peak is not below the whole decode's"
 echo "ok   bench-vae: serial $(cat "$work/serial"); 2 ranks $(cat "$work/two")"
 
-expect_error "no vae" "needs --vae DIR" "$moedit" bench-vae
+expect_error "no vae" "needs --model DIR" "$moedit" bench-vae
 expect_error "missing vae" "config.json" "$moedit" bench-vae --vae "$work/none"
 expect_error "height off the grid" "multiples of the VAE's factor" "$moedit" bench-vae --vae "$model/vae" --height 100
 expect_error "no iterations" "--iterations must be >= 1" "$moedit" bench-vae --vae "$model/vae" --iterations 0

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/common_cli.sh"
 out="$work/out.png"
 
-run=("$moedit" generate --model "$model" --prompt "a red circle" --num-inference-steps 2 --quiet)
+run=("$moedit" generate --model "$model" --prompt "a red circle" --num-inference-steps 2 --seed 0 --quiet)
 expect_error "missing model dir" "does not exist" "$moedit" generate --model "$work/none" --prompt x --height 64 --width 64 --output "$out"
 expect_error "height not on the grid" "multiples of 16" "${run[@]}" --height 40 --width 64 --output "$out"
 expect_error "zero steps" "num-inference-steps 0" "${run[@]}" --height 64 --width 64 --num-inference-steps 0 --output "$out"
@@ -43,7 +43,7 @@ if "${run[@]}" --height 64 --width 64 --device cpu --output "$work/cpu.png" && c
   echo "ok   default and auto device = cpu without a GPU"; else fail "default or auto device differs from --device cpu"; fi
 printf 'a red circle\n\na blue square\n' >"$work/prompts.txt"
 if "$moedit" generate --model "$model" --prompt-file "$work/prompts.txt" --num-images-per-prompt 2 \
-     --num_inference_steps 2 --height 32 --width 32 --quiet --output "$work/batch.jpg" --json >"$work/json" &&
+     --num_inference_steps 2 --height 32 --width 32 --seed 0 --quiet --output "$work/batch.jpg" --json >"$work/json" &&
    [ -s "$work/batch-0.jpg" ] && [ -s "$work/batch-3.jpg" ] && [ ! -e "$work/batch-4.jpg" ] &&
    grep -q '"seeds":\[0,1,0,1\]' "$work/json"; then echo "ok   prompt file, numbered outputs"; else
   echo "FAIL prompt file batch: $(cat "$work/json")"; failures=$((failures + 1)); fi

@@ -5,7 +5,7 @@
 # usage: cli_profile_ops.sh MOEDIT FIXTURES
 source "$(dirname "$0")/common_cli.sh"
 
-run=("$moedit" generate --model "$model" --prompt "a red circle" --height 64 --width 64 --num-inference-steps 2 --quiet)
+run=("$moedit" generate --model "$model" --prompt "a red circle" --height 64 --width 64 --num-inference-steps 2 --seed 0 --quiet)
 export OMP_NUM_THREADS=1
 
 "${run[@]}" --output "$work/plain.png" 2>"$work/plain.err" || fail "plain run: $(cat "$work/plain.err")"

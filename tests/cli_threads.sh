@@ -5,7 +5,7 @@
 source "$(dirname "$0")/common_cli.sh"
 demo="$fixtures/../../models/demo"
 run=(generate --model "$demo" --prompt "a red circle on a blue background" --height 256 --width 256
-     --num-inference-steps 4 --device cpu --quiet)
+     --num-inference-steps 4 --seed 0 --device cpu --quiet)
 for threads in 1 2 3; do
   OMP_NUM_THREADS=$threads "$moedit" "${run[@]}" --output "$work/threads$threads.png" 2>"$work/err" ||
     fail "$threads threads: $(cat "$work/err")"

@@ -229,8 +229,34 @@ static void test_unknown_word_without_unk(void)
     unlink(path);
 }
 
+/* tokenizer_unknown_words lists the words a WordLevel vocabulary reads as its unk token (the demo's). */
+static void test_unknown_words_listed(void)
+{
+    char path[] = "/tmp/moedit_tokenizer_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    write_text(path, "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"[UNK]\": 0, \"a\": 1, \"red\": 2}, "
+                     "\"unk_token\": \"[UNK]\"}, \"normalizer\": {\"type\": \"Lowercase\"}, "
+                     "\"pre_tokenizer\": {\"type\": \"Whitespace\"}}");
+    tokenizer *tok = NULL;
+    CHECK_MSG(tokenizer_load(&tok, path) == 0, "%s", error_message());
+    if (tok) {
+        char list[64];
+        int count = -1;
+        CHECK(tokenizer_unknown_words(tok, "A red circle, a Hexagon", list, sizeof list, &count) == 0);
+        CHECK_MSG(count == 3 && !strcmp(list, "\"circle\", \",\", \"hexagon\""), "%d: %s", count, list);
+        CHECK(tokenizer_unknown_words(tok, "a red", list, sizeof list, &count) == 0 && count == 0 && !list[0]);
+        /* A list too short for every word still counts them all. */
+        CHECK(tokenizer_unknown_words(tok, "x y z", list, 8, &count) == 0 && count == 3 && !strcmp(list, "\"x\""));
+        CHECK(tokenizer_unknown_words(tok, "x y", NULL, 0, &count) == 0 && count == 2);
+        tokenizer_free(tok);
+    }
+    unlink(path);
+}
+
 int main(void)
 {
+    test_unknown_words_listed();
     test_matches_tokenizers_library();
     test_truncation_contract();
     test_bad_input();

@@ -494,7 +494,27 @@ typedef struct encode_state {
     text_buffer normalized;
     pre_tokenized pieces;
     id_list ids;
+    /* tokenizer_unknown_words: where to list the words read as the unk
+     * token (NULL: not asked), and how many there were. */
+    char *unknown;
+    size_t unknown_size, unknown_used;
+    int unknown_count;
 } encode_state;
+
+/* Appends one WordLevel word the vocabulary lacks to the caller's list. */
+static void note_unknown(encode_state *st, const char *s, size_t n)
+{
+    st->unknown_count++;
+    if (!st->unknown || st->unknown_size == 0) return;
+    size_t room = st->unknown_size - st->unknown_used;
+    int wrote = snprintf(st->unknown + st->unknown_used, room, "%s\"%.*s\"", st->unknown_used ? ", " : "",
+                         (int)(n > 40 ? 40 : n), s);
+    if (wrote > 0 && (size_t)wrote < room) st->unknown_used += (size_t)wrote;
+    else { /* the list is full: it stops here, the count still grows */
+        st->unknown[st->unknown_used] = '\0';
+        st->unknown_size = st->unknown_used + 1;
+    }
+}
 
 /* single_word: tokenizers asks the regex crate whether \w ends the text
  * before the match or starts the text after it. */
@@ -571,9 +591,13 @@ static int on_normalized_text(const tokenizer *tok, const char *s, size_t n, int
 {
     if (tokenizer_pre_tokenize(tok->pre_tokenizer, s, n, at_origin, &st->pieces)) return -1;
     const pre_tokenized *p = &st->pieces;
-    for (int i = 0; i < p->pieces.count; i++)
-        if (model_encode(tok, p->text.data + p->pieces.spans[i].start, p->pieces.spans[i].length, &st->ids))
-            return -1;
+    for (int i = 0; i < p->pieces.count; i++) {
+        const char *word = p->text.data + p->pieces.spans[i].start;
+        size_t length = p->pieces.spans[i].length;
+        if (tok->model == MODEL_WORD_LEVEL && tok->unk_id >= 0 && vocab_get(&tok->vocab, word, length) < 0)
+            note_unknown(st, word, length);
+        if (model_encode(tok, word, length, &st->ids)) return -1;
+    }
     return 0;
 }
 
@@ -602,6 +626,23 @@ static void encode_state_free(encode_state *st)
     free(st->normalized.data);
     pre_tokenized_free(&st->pieces);
     free(st->ids.ids);
+}
+
+int tokenizer_unknown_words(const tokenizer *tok, const char *text, char *list, size_t size, int *count)
+{
+    *count = 0;
+    if (list && size) list[0] = '\0';
+    if (tok->model != MODEL_WORD_LEVEL) return 0;
+    encode_state st;
+    memset(&st, 0, sizeof st);
+    size_t bad = utf8_invalid_at(text, strlen(text));
+    if (bad < strlen(text)) return error_set("%s: text is not valid UTF-8 (byte %zu)", tok->path, bad);
+    st.unknown = list;
+    st.unknown_size = list ? size : 0;
+    int status = split_added(tok, 0, text, strlen(text), 1, on_raw_text, &st);
+    *count = status ? 0 : st.unknown_count;
+    encode_state_free(&st);
+    return status;
 }
 
 int tokenizer_count(const tokenizer *tok, const char *text, int *count)

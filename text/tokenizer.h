@@ -65,6 +65,11 @@ int tokenizer_encode_all(const tokenizer *tok, const char *text, size_t length, 
  * included), so callers can tell that tokenizer_encode truncated. */
 int tokenizer_count(const tokenizer *tok, const char *text, int *count);
 
+/* The words of text a WordLevel vocabulary lacks (read as its unk token):
+ * *count of them, and in list[size] as "\"w1\", \"w2\"" (cut where it
+ * is full; list may be NULL). BPE and Unigram models know every input: 0. */
+int tokenizer_unknown_words(const tokenizer *tok, const char *text, char *list, size_t size, int *count);
+
 /* Special tokens the template adds to one sequence (0 without a template). */
 int tokenizer_num_special_tokens(const tokenizer *tok);
 

@@ -34,7 +34,7 @@ for size in 1024 2048; do
     >>"$out/diffusers_vae.jsonl"
   # Default convolutions (cuDNN, channels last) and the im2col + cuBLASLt path.
   for mode in nhwc 0; do
-    MOEDIT_CUDNN=$mode "$build/moedit" bench-vae --vae "$out/flux_vae" --device cuda --height "$size" --width "$size" \
+    MOEDIT_CUDNN=$mode "$build/moedit" bench-vae --model "$out/flux_vae" --device cuda --height "$size" --width "$size" \
       --iterations 5 --json | sed "s/^{/{\"cudnn\":\"$mode\",/" >>"$out/moedit_vae.jsonl"
   done
   rm -rf "$out/flux_vae"

@@ -77,7 +77,7 @@ for name in "${names[@]}"; do
     for n in "$steps" $((2 * steps)); do
       launch "$(layout_ranks "$name")" "$moedit" generate --model "$model" --random-weights --device cuda --height "$size" --width "$size" \
         --num-inference-steps "$n" --prompt-embeds "$out/work/random_embeds.safetensors" \
-        $(layout_options "$name") --quiet --json --output "$out/generate.png" >>"$out/generate_${name}_$n.jsonl" \
+        $(layout_options "$name") --quiet --json --overwrite --output "$out/generate.png" >>"$out/generate_${name}_$n.jsonl" \
         2>>"$out/generate.log" || { echo "generate $name failed: $(tail -1 "$out/generate.log")"; exit 1; }
     done
   done
