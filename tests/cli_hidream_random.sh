@@ -18,7 +18,7 @@ grep -q "17105.733 M total" "$work/inspect" && grep -q "text_encoder_4 LlamaForC
 
 out="$work/tiny.png"
 "$moedit" generate --model "$tiny" --random-weights --device cpu --prompt "a red circle" --negative-prompt "blurry" \
-  --height 64 --width 64 --num-inference-steps 2 --guidance-scale 5 --quiet --json --output "$out" >"$work/gen.json" 2>"$work/gen.err" ||
+  --height 64 --width 64 --num-inference-steps 2 --guidance-scale 5 --seed 5 --quiet --json --output "$out" >"$work/gen.json" 2>"$work/gen.err" ||
   fail "generate tiny random: $(cat "$work/gen.err")"
 [ -s "$out" ] || fail "generate wrote no PNG"
 for k in clip_l clip_g t5 llama; do
@@ -26,7 +26,7 @@ for k in clip_l clip_g t5 llama; do
 done
 # The same seed makes the same random model and the same image.
 "$moedit" generate --model "$tiny" --random-weights --device cpu --prompt "a red circle" --negative-prompt "blurry" \
-  --height 64 --width 64 --num-inference-steps 2 --guidance-scale 5 --quiet --output "$work/again.png" 2>/dev/null
+  --height 64 --width 64 --num-inference-steps 2 --guidance-scale 5 --seed 5 --quiet --output "$work/again.png" 2>/dev/null
 cmp -s "$out" "$work/again.png" || fail "two runs with the same seed differ"
 
 "$moedit" bench-text --model "$tiny" --random-weights --device cpu --prompt "a red circle" --warmup 1 --iterations 2 \
