@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libpng-dev libcjson-dev libstb-dev libopenblas-dev
-          libopenmpi-dev openmpi-bin libutf8proc-dev libpcre2-dev)
+          libopenmpi-dev openmpi-bin libutf8proc-dev libpcre2-dev libmicrohttpd-dev curl)
 # With a CUDA toolkit, pip fetches the cuDNN frontend's headers (cuDNN's fused
 # attention; tools/fetch_cudnn_frontend.sh).
 cuda=""
