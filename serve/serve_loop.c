@@ -189,9 +189,9 @@ static int lead(serve_state *s, const serve_http_config *config)
 {
     if (serve_http_start(&s->http, config)) return -1;
     if (s->o->log) {
-        fprintf(s->o->log, "serve: listening on http://%s:%d (model %s, %d rank%s)\n",
+        fprintf(s->o->log, "serve: listening on http://%s:%d (model %s, %d rank%s, pid %d)\n",
                 config->host ? config->host : "127.0.0.1", serve_http_port(s->http), s->model_id, s->w->size,
-                s->w->size == 1 ? "" : "s");
+                s->w->size == 1 ? "" : "s", (int)getpid());
         fflush(s->o->log);
     }
     int closing = 0;
