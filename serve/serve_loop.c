@@ -1,8 +1,8 @@
 /* serve_run: the request loop of every rank; see serve.h.
  *
  * Rank 0's main thread takes a job from the queue, broadcasts it to the
- * world as a message (a header [kind, bytes] and the packed request, I32
- * over a world group of host tensors), and then every rank runs it through
+ * world as a message (a header [kind, bytes] and the packed request, by
+ * world_broadcast_idle, which waits without spinning), and then every rank runs it through
  * generate_with_hooks with keep_model set, so the model loaded by the
  * warm-up stays. Each rank writes into a temporary folder of its own; the
  * image files are written by rank 0 (the first rank of the one replica),
@@ -25,11 +25,13 @@
 #include "serve/serve_queue.h"
 #include "serve/serve_request.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_requested;
@@ -49,6 +51,7 @@ typedef struct serve_state {
     serve_http *http;
     generate_hooks hooks;
     char model_id[256];
+    int leaving;            /* rank 0's loop is done (__atomic): the watcher ends */
 } serve_state;
 
 static void on_step(void *user, int step, double seconds)
@@ -57,30 +60,20 @@ static void on_step(void *user, int step, double seconds)
     if (s->w->rank == 0) serve_metrics_observe(&s->metrics, SERVE_STEP_SECONDS, seconds);
 }
 
-/* Rank 0 sends kind and bytes; the other ranks receive them (bytes malloc'd). */
+/* Rank 0 sends kind and bytes; the other ranks receive them (bytes
+ * malloc'd). They wait here between requests, so without busy-waiting
+ * (world_broadcast_idle). */
 static int exchange_message(serve_state *s, int *kind, uint8_t **bytes, size_t *length)
 {
-    if (s->w->size == 1) return 0;
-    int32_t header[2] = {*kind, (int32_t)*length};
-    int64_t two = 2;
-    tensor t = tensor_make(DTYPE_I32, DEVICE_CPU, 1, &two);
-    t.data = header;
-    if (s->group->ops->broadcast(s->group, t, 0)) return -1;
-    int64_t words = ((int64_t)header[1] + 3) / 4;
+    int64_t header[2] = {*kind, (int64_t)*length};
+    if (world_broadcast_idle(s->w, header, sizeof header)) return -1;
     if (s->w->rank != 0) {
-        *kind = header[0];
+        *kind = (int)header[0];
         *length = (size_t)header[1];
-        *bytes = calloc((size_t)words + 1, 4);
+        *bytes = malloc(*length + 1);
         if (!*bytes) return error_set("out of memory receiving a request");
-    } else if (words * 4 > (int64_t)*length) {
-        uint8_t *padded = realloc(*bytes, (size_t)words * 4);
-        if (!padded) return error_set("out of memory sending a request");
-        *bytes = padded;
     }
-    if (words == 0) return 0;
-    t = tensor_make(DTYPE_I32, DEVICE_CPU, 1, &words);
-    t.data = *bytes;
-    return s->group->ops->broadcast(s->group, t, 0);
+    return world_broadcast_idle(s->w, *bytes, header[1]);
 }
 
 /* 1 when any rank failed (every rank learns it). */
@@ -184,6 +177,24 @@ static int follow(serve_state *s)
     }
 }
 
+/* Rank 0's watcher: once a stop is asked (a signal), stops accepting
+ * connections and requests at once, while the main thread may be generating. */
+static void *watch_for_stop(void *user)
+{
+    serve_state *s = user;
+    const struct timespec pause = {0, 50000000};
+    while (!stop_requested && !__atomic_load_n(&s->leaving, __ATOMIC_SEQ_CST)) nanosleep(&pause, NULL);
+    if (!stop_requested) return NULL;
+    serve_http_quiesce(s->http);
+    if (s->o->log) {
+        fprintf(s->o->log, "serve: stopping: no new connections; answering the %d requests waiting and the one running\n",
+                serve_queue_length(&s->queue));
+        fflush(s->o->log);
+    }
+    serve_queue_close(&s->queue);
+    return NULL;
+}
+
 /* Rank 0: listen, then take jobs until stopped and the queue is empty. */
 static int lead(serve_state *s, const serve_http_config *config)
 {
@@ -194,20 +205,17 @@ static int lead(serve_state *s, const serve_http_config *config)
                 s->w->size == 1 ? "" : "s", (int)getpid());
         fflush(s->o->log);
     }
-    int closing = 0;
+    pthread_t watcher;
+    int watching = pthread_create(&watcher, NULL, watch_for_stop, s) == 0;
+    if (!watching) stop_requested = 1; /* no watcher: serve nothing rather than never stop */
     for (;;) {
-        if (stop_requested && !closing) {
-            serve_http_quiesce(s->http);
-            serve_queue_close(&s->queue);
-            closing = 1;
-            if (s->o->log) fprintf(s->o->log, "serve: stopping: answering the %d requests accepted\n",
-                                   serve_queue_length(&s->queue));
-        }
         serve_job *job = serve_queue_pop(&s->queue, 0.1);
         if (job) serve_job_everywhere(s, job);
-        else if (closing) break;
+        else if (serve_queue_closed(&s->queue) || (!watching && stop_requested)) break;
         if (s->o->log) fflush(s->o->log);
     }
+    __atomic_store_n(&s->leaving, 1, __ATOMIC_SEQ_CST);
+    if (watching) pthread_join(watcher, NULL);
     int kind = MESSAGE_STOP;
     uint8_t *bytes = NULL;
     size_t length = 0;

@@ -93,3 +93,11 @@ int serve_queue_length(serve_queue *q)
     pthread_mutex_unlock(&q->lock);
     return n;
 }
+
+int serve_queue_closed(serve_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    int closed = q->closed;
+    pthread_mutex_unlock(&q->lock);
+    return closed;
+}

@@ -41,5 +41,6 @@ void serve_queue_wait(serve_queue *q, serve_job *job);
 /* Refuses later pushes; the jobs already in stay. */
 void serve_queue_close(serve_queue *q);
 int serve_queue_length(serve_queue *q);
+int serve_queue_closed(serve_queue *q);
 
 #endif
