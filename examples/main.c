@@ -26,9 +26,12 @@ static void usage(FILE *out)
             "  inspect   print a model's components, configs and parameter counts\n"
             "  bench     time the transformer forward of a model or a random-weight config\n"
             "  tokenize  print the token ids of prompts (transformers' ids) with a model's tokenizer folder\n"
+            "  serve     an OpenAI-compatible image server with the model resident (docs/serve.md)\n"
             "\n"
             "Run 'moedit <command> --help' for the options of a command.\n");
 }
+
+int cli_serve(int argc, char **argv); /* examples/cmd_serve.c */
 
 int main(int argc, char **argv)
 {
@@ -54,6 +57,7 @@ int main(int argc, char **argv)
     else if (!strcmp(command, "inspect")) status = cli_inspect(argc - 1, argv + 1);
     else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);
     else if (!strcmp(command, "tokenize")) status = cli_tokenize(argc - 1, argv + 1);
+    else if (!strcmp(command, "serve")) status = cli_serve(argc - 1, argv + 1);
     else status = error_set("unknown command '%s' (try 'moedit --help')", command);
     /* A command that never created a group (or failed before its first)
      * still agrees with the other ranks, which may be waiting there. */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
@@ -178,6 +179,22 @@ static process_group *create_group(const char *name, const int *ranks, int count
     if (be->device == DEVICE_CUDA) return pg_create_nccl(name, ranks, count, rank, be);
 #endif
     return pg_create_mpi(name, ranks, count, rank, be);
+}
+
+int world_broadcast_idle(const world *w, void *bytes, int64_t n)
+{
+    if (w->size == 1 || n == 0) return 0;
+    if (n > INT_MAX) return error_set("a broadcast of %lld bytes is too large for MPI", (long long)n);
+    MPI_Request request;
+    if (MPI_Ibcast(bytes, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD, &request) != MPI_SUCCESS)
+        return error_set("rank %d: MPI_Ibcast failed", w->rank);
+    const struct timespec pause = {0, 1000000};
+    for (int done = 0;;) {
+        if (MPI_Test(&request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            return error_set("rank %d: MPI_Test failed waiting for a broadcast", w->rank);
+        if (done) return 0;
+        nanosleep(&pause, NULL);
+    }
 }
 
 process_group *world_group(const world *w, const char *name, backend *be)

@@ -66,6 +66,12 @@ void parallel_context_free(parallel_context *ctx);
  * `moedit bench-vae` under mpirun. */
 process_group *world_group(const world *w, const char *name, backend *be);
 
+/* n bytes from world rank 0 to every rank, waited for by polling with 1 ms
+ * sleeps rather than MPI's busy wait: for ranks that idle between pieces of
+ * work for a long time (moedit serve's ranks between requests), at the cost
+ * of up to a millisecond. Collective over the world, outside any layout. */
+int world_broadcast_idle(const world *w, void *bytes, int64_t n);
+
 /* MPI process group over the given world ranks (ascending, includes this
  * rank); collective over those ranks only. CPU tensors (F32 or I32). */
 process_group *pg_create_mpi(const char *name, const int *world_ranks, int count, int world_rank, backend *be);

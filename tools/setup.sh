@@ -8,13 +8,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libpng-dev libcjson-dev libstb-dev libopenblas-dev
-          libopenmpi-dev openmpi-bin libutf8proc-dev libpcre2-dev)
+          libopenmpi-dev openmpi-bin libutf8proc-dev libpcre2-dev libmicrohttpd-dev curl)
 # With a CUDA toolkit, pip fetches the cuDNN frontend's headers (cuDNN's fused
 # attention; tools/fetch_cudnn_frontend.sh).
 cuda=""
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   cuda=1
   python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+fi
+# tests/cli_serve.sh talks to moedit serve through the official openai Python client.
+need_openai=""
+if ! python3 -c "import openai" >/dev/null 2>&1; then
+  need_openai=1
+  packages+=(python3 python3-pip)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -25,6 +31,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ -n "$need_openai" ]; then
+  echo "setup: installing the openai Python package (for tests/cli_serve.sh)"
+  python3 -m pip install -q openai 2>/dev/null || python3 -m pip install -q --break-system-packages openai
 fi
 
 if [ -n "$cuda" ] && ! tools/fetch_cudnn_frontend.sh; then

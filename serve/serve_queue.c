@@ -1,0 +1,103 @@
+/* The job queue of `moedit serve`; see serve_queue.h. */
+#include "serve/serve_queue.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int serve_queue_init(serve_queue *q, int capacity)
+{
+    memset(q, 0, sizeof *q);
+    q->jobs = calloc((size_t)capacity, sizeof *q->jobs);
+    if (!q->jobs) return -1;
+    q->capacity = capacity;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->changed, NULL);
+    return 0;
+}
+
+void serve_queue_free(serve_queue *q)
+{
+    if (!q->jobs) return;
+    pthread_cond_destroy(&q->changed);
+    pthread_mutex_destroy(&q->lock);
+    free(q->jobs);
+    q->jobs = NULL;
+}
+
+int serve_queue_push(serve_queue *q, serve_job *job)
+{
+    pthread_mutex_lock(&q->lock);
+    int status = q->closed ? SERVE_QUEUE_CLOSED : q->count == q->capacity ? SERVE_QUEUE_FULL : 0;
+    if (status == 0) {
+        q->jobs[(q->head + q->count) % q->capacity] = job;
+        q->count++;
+        pthread_cond_broadcast(&q->changed);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return status;
+}
+
+serve_job *serve_queue_pop(serve_queue *q, double timeout_seconds)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    double whole = floor(timeout_seconds);
+    until.tv_sec += (time_t)whole;
+    until.tv_nsec += (long)((timeout_seconds - whole) * 1e9);
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&q->lock);
+    int waited = 0;
+    while (q->count == 0 && waited != ETIMEDOUT) waited = pthread_cond_timedwait(&q->changed, &q->lock, &until);
+    serve_job *job = NULL;
+    if (q->count > 0) {
+        job = q->jobs[q->head];
+        q->head = (q->head + 1) % q->capacity;
+        q->count--;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return job;
+}
+
+void serve_queue_finish(serve_queue *q, serve_job *job, int http_status, char *body)
+{
+    pthread_mutex_lock(&q->lock);
+    job->http_status = http_status;
+    job->body = body;
+    job->done = 1;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void serve_queue_wait(serve_queue *q, serve_job *job)
+{
+    pthread_mutex_lock(&q->lock);
+    while (!job->done) pthread_cond_wait(&q->changed, &q->lock);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void serve_queue_close(serve_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->closed = 1;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->lock);
+}
+
+int serve_queue_length(serve_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    int n = q->count;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+int serve_queue_closed(serve_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    int closed = q->closed;
+    pthread_mutex_unlock(&q->lock);
+    return closed;
+}

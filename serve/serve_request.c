@@ -1,0 +1,248 @@
+/* Parsing, checking and packing of one image request; see serve_request.h. */
+#include "serve/serve_request.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int serve_error_set(serve_error *e, int status, const char *type, const char *param, const char *code,
+                    const char *fmt, ...)
+{
+    e->status = status;
+    e->type = type;
+    e->code = code;
+    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, args);
+    va_end(args);
+    return -1;
+}
+
+char *serve_error_json(const serve_error *e)
+{
+    cJSON *root = cJSON_CreateObject(), *error = cJSON_AddObjectToObject(root, "error");
+    if (!error) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    cJSON_AddStringToObject(error, "message", e->message);
+    cJSON_AddStringToObject(error, "type", e->type ? e->type : "invalid_request_error");
+    if (e->param[0]) cJSON_AddStringToObject(error, "param", e->param);
+    else cJSON_AddNullToObject(error, "param");
+    if (e->code) cJSON_AddStringToObject(error, "code", e->code);
+    else cJSON_AddNullToObject(error, "code");
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+static int bad(serve_error *e, const char *param, const char *code, const char *fmt, const char *detail)
+{
+    return serve_error_set(e, 400, "invalid_request_error", param, code, fmt, param, detail);
+}
+
+/* An integral JSON number in [low, high] into *value. */
+static int read_integer(const cJSON *item, const char *name, double low, double high, int64_t *value, serve_error *e)
+{
+    if (!cJSON_IsNumber(item)) return bad(e, name, "invalid_type", "'%s' must be an integer%s", "");
+    double v = item->valuedouble;
+    if (v != floor(v) || v < low || v > high) {
+        char range[96];
+        snprintf(range, sizeof range, " from %.0f to %.0f", low, high);
+        return bad(e, name, "invalid_value", "'%s' must be an integer%s", range);
+    }
+    *value = (int64_t)v;
+    return 0;
+}
+
+static int read_string(const cJSON *item, const char *name, char **value, serve_error *e)
+{
+    if (!cJSON_IsString(item)) return bad(e, name, "invalid_type", "'%s' must be a string%s", "");
+    if (strlen(item->valuestring) > SERVE_MAX_PROMPT_BYTES)
+        return bad(e, name, "invalid_value", "'%s' is longer than 65536 bytes%s", "");
+    if (!(*value = strdup(item->valuestring)))
+        return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory reading '%s'", name);
+    return 0;
+}
+
+/* "WxH" on the model's grid, or "auto" (the server's default size). */
+static int read_size(const cJSON *item, const serve_limits *l, serve_request *r, serve_error *e)
+{
+    if (!cJSON_IsString(item)) return bad(e, "size", "invalid_type", "'%s' must be a string such as \"256x256\"%s", "");
+    const char *s = item->valuestring;
+    if (!strcmp(s, "auto")) return 0;
+    long long w, h;
+    char tail;
+    if (sscanf(s, "%lldx%lld%c", &w, &h, &tail) != 2 || w < 1 || h < 1)
+        return bad(e, "size", "invalid_value", "'%s' must be \"WIDTHxHEIGHT\" (e.g. \"256x256\") or \"auto\", not \"%s\"", s);
+    if (w > l->max_side || h > l->max_side || w * h > l->max_pixels)
+        return serve_error_set(e, 400, "invalid_request_error", "size", "invalid_value",
+                               "size %lldx%lld: each side must be at most %lld and the image at most %lld pixels", w, h,
+                               (long long)l->max_side, (long long)l->max_pixels);
+    if (w % l->size_multiple || h % l->size_multiple)
+        return serve_error_set(e, 400, "invalid_request_error", "size", "invalid_value",
+                               "size %lldx%lld: both sides must be multiples of %lld for this model", w, h,
+                               (long long)l->size_multiple);
+    r->width = w;
+    r->height = h;
+    return 0;
+}
+
+static int read_choice(const cJSON *item, const char *name, const char *const *choices, int count, int *index,
+                       serve_error *e)
+{
+    if (!cJSON_IsString(item)) return bad(e, name, "invalid_type", "'%s' must be a string%s", "");
+    for (int i = 0; i < count; i++)
+        if (!strcmp(item->valuestring, choices[i])) {
+            *index = i;
+            return 0;
+        }
+    char list[128] = "";
+    for (int i = 0; i < count; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"", i ? " or " : "", choices[i]);
+    return serve_error_set(e, 400, "invalid_request_error", name, "invalid_value", "'%s' must be %s, not \"%.80s\"", name,
+                           list, item->valuestring);
+}
+
+/* OpenAI fields moedit does not use: accepted when of their type. */
+static int ignored_field(const cJSON *item, serve_error *e)
+{
+    static const char *const strings[] = {"quality", "style", "user", "background", "moderation"};
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
+        if (!strcmp(item->string, strings[i]))
+            return cJSON_IsString(item) ? 0 : bad(e, item->string, "invalid_type", "'%s' must be a string%s", "");
+    if (!strcmp(item->string, "output_compression"))
+        return cJSON_IsNumber(item) ? 0 : bad(e, item->string, "invalid_type", "'%s' must be a number%s", "");
+    return serve_error_set(e, 400, "invalid_request_error", item->string, "unknown_parameter",
+                           "Unknown parameter: '%.48s'", item->string);
+}
+
+static int read_field(const cJSON *item, const serve_limits *l, serve_request *r, serve_error *e)
+{
+    const char *name = item->string;
+    int64_t v;
+    int choice;
+    if (cJSON_IsNull(item)) return 0; /* null: the default, as OpenAI takes it */
+    if (!strcmp(name, "prompt")) return read_string(item, name, &r->prompt, e);
+    if (!strcmp(name, "negative_prompt")) return read_string(item, name, &r->negative_prompt, e);
+    if (!strcmp(name, "model")) return cJSON_IsString(item) ? 0 : bad(e, name, "invalid_type", "'%s' must be a string%s", "");
+    if (!strcmp(name, "size")) return read_size(item, l, r, e);
+    if (!strcmp(name, "n")) {
+        if (read_integer(item, name, 1, l->max_images, &v, e)) return -1;
+        r->n = (int)v;
+        return 0;
+    }
+    if (!strcmp(name, "seed")) {
+        if (read_integer(item, name, 0, 9007199254740992.0, &v, e)) return -1;
+        r->seed = (uint64_t)v;
+        r->seed_given = 1;
+        return 0;
+    }
+    if (!strcmp(name, "num_inference_steps")) return read_integer(item, name, 1, SERVE_MAX_STEPS, &r->steps, e);
+    if (!strcmp(name, "guidance_scale")) {
+        if (!cJSON_IsNumber(item)) return bad(e, name, "invalid_type", "'%s' must be a number%s", "");
+        if (!isfinite(item->valuedouble) || item->valuedouble < 0 || item->valuedouble > 100)
+            return bad(e, name, "invalid_value", "'%s' must be between 0 and 100%s", "");
+        r->guidance = item->valuedouble;
+        return 0;
+    }
+    if (!strcmp(name, "response_format")) {
+        static const char *const formats[] = {"b64_json", "url"};
+        if (read_choice(item, name, formats, 2, &choice, e)) return -1;
+        r->data_url = choice == 1;
+        return 0;
+    }
+    if (!strcmp(name, "output_format")) {
+        static const char *const formats[] = {"png"};
+        return read_choice(item, name, formats, 1, &choice, e);
+    }
+    return ignored_field(item, e);
+}
+
+int serve_request_parse(serve_request *r, const char *body, size_t length, const serve_limits *l, serve_error *e)
+{
+    memset(r, 0, sizeof *r);
+    r->width = l->default_width;
+    r->height = l->default_height;
+    r->steps = l->default_steps;
+    r->guidance = l->default_guidance;
+    r->n = 1;
+    cJSON *root = cJSON_ParseWithLength(body, length);
+    int status = 0;
+    if (!root)
+        status = serve_error_set(e, 400, "invalid_request_error", NULL, "invalid_json",
+                                 "the request body is not valid JSON (near byte %lld)",
+                                 (long long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - body : 0));
+    else if (!cJSON_IsObject(root))
+        status = serve_error_set(e, 400, "invalid_request_error", NULL, "invalid_json", "the request body must be a JSON object");
+    for (const cJSON *item = root && !status ? root->child : NULL; item && !status; item = item->next)
+        status = read_field(item, l, r, e);
+    cJSON_Delete(root);
+    if (!status && (!r->prompt || !r->prompt[0]))
+        status = serve_error_set(e, 400, "invalid_request_error", "prompt", "missing_required_parameter",
+                                 "Missing required parameter: 'prompt'");
+    if (!status && l->needs_guidance && r->guidance <= 1)
+        status = serve_error_set(e, 400, "invalid_request_error", "guidance_scale", "invalid_value",
+                                 "'guidance_scale' must be > 1 on this server: its CFG-parallel layout runs the "
+                                 "unconditional branch on ranks of its own");
+    if (status) serve_request_free(r);
+    return status;
+}
+
+void serve_request_free(serve_request *r)
+{
+    free(r->prompt);
+    free(r->negative_prompt);
+    r->prompt = r->negative_prompt = NULL;
+}
+
+/* Bytes: the struct with its pointers zeroed, then the prompt's length and
+ * bytes, then the negative prompt's (length -1: none). */
+int serve_request_pack(const serve_request *r, uint8_t **bytes, size_t *length)
+{
+    int64_t lengths[2] = {(int64_t)strlen(r->prompt), r->negative_prompt ? (int64_t)strlen(r->negative_prompt) : -1};
+    size_t n = sizeof *r + sizeof lengths + (size_t)lengths[0] + (size_t)(lengths[1] > 0 ? lengths[1] : 0);
+    uint8_t *out = malloc(n);
+    if (!out) return -1;
+    serve_request plain = *r;
+    plain.prompt = plain.negative_prompt = NULL;
+    uint8_t *p = out;
+    memcpy(p, &plain, sizeof plain), p += sizeof plain;
+    memcpy(p, lengths, sizeof lengths), p += sizeof lengths;
+    memcpy(p, r->prompt, (size_t)lengths[0]), p += lengths[0];
+    if (lengths[1] > 0) memcpy(p, r->negative_prompt, (size_t)lengths[1]);
+    *bytes = out;
+    *length = n;
+    return 0;
+}
+
+static char *copy_text(const uint8_t *p, int64_t n)
+{
+    char *s = malloc((size_t)n + 1);
+    if (!s) return NULL;
+    memcpy(s, p, (size_t)n);
+    s[n] = 0;
+    return s;
+}
+
+int serve_request_unpack(serve_request *r, const uint8_t *bytes, size_t length)
+{
+    int64_t lengths[2];
+    if (length < sizeof *r + sizeof lengths) return -1;
+    memcpy(r, bytes, sizeof *r);
+    memcpy(lengths, bytes + sizeof *r, sizeof lengths);
+    const uint8_t *p = bytes + sizeof *r + sizeof lengths;
+    size_t rest = length - sizeof *r - sizeof lengths;
+    if (lengths[0] < 0 || (size_t)lengths[0] + (size_t)(lengths[1] > 0 ? lengths[1] : 0) > rest) return -1;
+    r->prompt = copy_text(p, lengths[0]);
+    r->negative_prompt = lengths[1] >= 0 ? copy_text(p + lengths[0], lengths[1]) : NULL;
+    if (!r->prompt || (lengths[1] >= 0 && !r->negative_prompt)) {
+        serve_request_free(r);
+        return -1;
+    }
+    return 0;
+}
