@@ -51,8 +51,7 @@ int cli_serve(int argc, char **argv)
     cli_generate_args *a = malloc(sizeof *a);
     if (!a) return error_set("out of memory");
     cli_option generate[CLI_GENERATE_OPTIONS], options[CLI_GENERATE_OPTIONS + 8];
-    int generate_count = cli_generate_options(a, generate, "default image height of a request (default 1024)",
-                                              "default image width of a request (default 1024)");
+    int generate_count = cli_generate_options(a, generate, "serve");
     int count = 0;
     for (int i = 0; i < generate_count; i++)
         if (!per_run_option(generate[i].name)) options[count++] = generate[i];
