@@ -33,6 +33,30 @@ const char *moedit_default_device(void);
  * returns `status` as given. */
 int moedit_agree(int status);
 
+/* Under a launcher every rank must be given the same request: an MPMD line
+ * with other steps, sizes, prompts, layouts or models per rank would hang
+ * or draw a wrong picture. A program lists what it was asked, in a fixed
+ * order: moedit_request_add for each parsed value (name "--seed", value
+ * "7"; NULL: not given), moedit_request_add_model for a model folder (a
+ * digest of its files, parallel/world_request.h and
+ * pipelines/model_digest.h). moedit_agree_request then agrees as
+ * moedit_agree does and, when no rank failed, compares the lists: where they
+ * differ, every rank returns -1 with one message naming the first item that
+ * differs and which ranks had which value (rank 0 prints it). Call it as soon
+ * as the request is known, before loading anything; moedit_agree makes it
+ * first when it was not made. With one rank these do nothing. */
+void moedit_request_add(const char *name, const char *value);
+void moedit_request_add_model(const char *model_dir);
+int moedit_agree_request(int status);
+
+/* The run's last agreement, made by every rank that was not aborted: a
+ * failure that every rank exchanging data with the failing one met alike
+ * (non-finite latents under tp, cfg or sequence parallelism: the check is
+ * all-reduced over them) is reported once, by the lowest failing rank, and
+ * no rank is aborted; every rank returns -1 if any failed. A failure agreed
+ * before is returned as it is. */
+int moedit_agree_end(int status);
+
 /* Parallel layout of a run: every degree defaults to 1 (0 means 1). */
 typedef struct moedit_parallel {
     int tensor_parallel, ulysses, ring, cfg_parallel, data_parallel;

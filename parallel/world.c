@@ -3,6 +3,8 @@
 
 #include "core/error.h"
 #include "core/host_memory.h"
+#include "parallel/mpi_wait.h"
+#include "parallel/world_request.h"
 
 #include <mpi.h>
 #include <limits.h>
@@ -58,14 +60,15 @@ int world_init(world *w, int *argc, char ***argv)
     w->using_mpi = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &w->size);
+    if (mpi_wait_init()) return -1;
     int local = ranks_on_this_machine();
     share_cores(local);
     host_memory_set_sharers(local); /* the ranks load their weights side by side */
     return 0;
 }
 
-/* Process-wide, as MPI_COMM_WORLD is. */
-static int agreement_pending = 1;
+/* Process-wide, as MPI_COMM_WORLD is: the agreements still to make. */
+static int request_pending = 1, setup_pending = 1;
 
 /* A 31-bit hash of the error message, to tell whether the ranks failed alike. */
 static int message_hash(void)
@@ -75,20 +78,28 @@ static int message_hash(void)
     return (int)(h & 0x7fffffff);
 }
 
-int world_agree(const world *w, int status)
+/* The all-reduces of an agreement, waited for with the collective timeout. */
+static int all_reduce_ints(const int *in, int *out, int count, MPI_Op op)
 {
-    if (!agreement_pending || !w->using_mpi || w->size == 1) return status;
-    agreement_pending = 0;
+    MPI_Request request;
+    mpi_wait_site site = {"the agreement on the run's status", "the world", NULL, 0};
+    if (MPI_Iallreduce(in, out, count, MPI_INT, op, MPI_COMM_WORLD, &request) != MPI_SUCCESS)
+        return error_set("the ranks could not agree whether the run may go on");
+    return mpi_wait(&request, &site);
+}
+
+/* Every rank learns whether any failed; see world.h. */
+static int agree_status(const world *w, int status)
+{
     int failed = status != 0, hash = failed ? message_hash() : 0;
     /* Lowest: failing rank, message hash, and whether every rank failed
      * (the least of the failed flags); highest: message hash. */
     int low[3] = {failed ? w->rank : w->size, failed ? hash : INT_MAX, failed}, high = failed ? hash : -1;
     int lowest[3], highest;
-    if (MPI_Allreduce(low, lowest, 3, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS ||
-        MPI_Allreduce(&high, &highest, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
-        return error_set("rank %d: the ranks could not agree whether the run may start", w->rank);
+    if (all_reduce_ints(low, lowest, 3, MPI_MIN) || all_reduce_ints(&high, &highest, 1, MPI_MAX)) return -1;
     int first_failed = lowest[0], all_failed = lowest[2];
     if (first_failed == w->size) return 0;
+    request_pending = setup_pending = 0; /* every rank stops: no further agreement */
     if (w->rank == first_failed) {
         /* The rank is named unless every rank failed with this very message. */
         if (!all_failed || lowest[1] != highest) {
@@ -97,14 +108,41 @@ int world_agree(const world *w, int status)
             error_set("[rank %d] %s", w->rank, message);
         }
     } else {
-        error_set("rank %d failed before the run started (its error is printed there)", first_failed);
+        error_set("rank %d failed (its error is printed there)", first_failed);
     }
     error_mark_agreed(w->rank == first_failed);
     return -1;
 }
 
+int world_agree_request(const world *w, int status)
+{
+    if (!request_pending || !w->using_mpi || w->size == 1) return status;
+    request_pending = 0;
+    if (agree_status(w, status)) return -1;
+    if (world_request_compare(w->rank, w->size) == 0) return 0;
+    setup_pending = 0;
+    error_mark_agreed(w->rank == 0);
+    return -1;
+}
+
+int world_agree(const world *w, int status)
+{
+    if (request_pending && world_agree_request(w, status)) return -1;
+    if (!setup_pending || !w->using_mpi || w->size == 1) return status;
+    setup_pending = 0;
+    return agree_status(w, status);
+}
+
+int world_agree_end(const world *w, int status)
+{
+    if (!w->using_mpi || w->size == 1 || (status && error_is_agreed())) return status;
+    if (request_pending || setup_pending) return world_agree(w, status); /* it closes the run too */
+    return agree_status(w, status);
+}
+
 void world_finalize(world *w)
 {
+    if (w->using_mpi) mpi_wait_finalize();
     if (w->using_mpi) MPI_Finalize();
     w->using_mpi = 0;
 }

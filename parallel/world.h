@@ -31,8 +31,26 @@ void world_abort(const world *w, int code);
  * rank's message, with "[rank N] " before it unless every rank failed with
  * the same message.
  * After the first agreement it returns `status` unchanged (a later failure
- * is one rank's and world_abort ends the others). */
+ * is one rank's and world_abort ends the others).
+ *
+ *
+ * An earlier agreement comes first: the request agreement
+ * (world_agree_request), which also compares what every rank was asked
+ * (parallel/world_request.h; an empty list where nothing was added). The
+ * moedit program makes it as soon as a command's options are parsed, before
+ * loading anything; world_agree makes it first while it is pending. A
+ * failure agreed there ends every later agreement. */
 int world_agree(const world *w, int status);
+int world_agree_request(const world *w, int status);
+
+/* The run's closing agreement, made by main() on every rank that was not
+ * aborted, unless the failure was agreed before: after the first agreement,
+ * a failure that every rank exchanging data with the failing one met alike
+ * (error_is_shared: none waits in a collective for another) is reported
+ * here once, as world_agree reports, instead of aborting the run; ranks
+ * that succeeded (another data-parallel replica) learn of it and return -1
+ * too, their error marked agreed and silent. */
+int world_agree_end(const world *w, int status);
 
 /* The groups of a layout, for this rank: every kind is a real group (of
  * one rank when its degree is 1). groups[GROUP_EP] is NULL when EP is off. */

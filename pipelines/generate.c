@@ -258,12 +258,14 @@ static int check_output_paths(const generate_state *g, int total)
 static void note_written(const moedit_generate_result *r)
 {
     if (r->count == 0) return;
+    int shared = error_is_shared();
     char message[1024], list[700] = "";
     snprintf(message, sizeof message, "%s", error_message());
     size_t used = 0;
     for (int i = 0; i < r->count && used < sizeof list; i++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", r->files[i]);
     error_set("%s (written before it: %s)", message, list);
+    if (shared) error_mark_shared();
 }
 
 /* Index of the first value of x[n] that is NaN or infinite, or -1. */
