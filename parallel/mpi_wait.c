@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#define SPIN_SECONDS 0.01    /* poll without pause this long first */
 #define LONGEST_NAP 0.004    /* the naps grow to this */
 #define GRACE_SECONDS 2.0    /* for the answers to a probe */
 #define QUIET_SECONDS 20.0   /* a quiet rank waits this long for the reporting rank's abort */
@@ -170,6 +169,7 @@ static int timed_out(MPI_Request *request, const mpi_wait_site *site, double wai
 int mpi_wait(MPI_Request *request, const mpi_wait_site *site)
 {
     double start = timer_seconds(), pause = 0;
+    double spin = site->spin_seconds > 0 ? site->spin_seconds : MPI_WAIT_SPIN_SECONDS;
     for (;;) {
         int done = 0;
         MPI_Test(request, &done, MPI_STATUS_IGNORE);
@@ -180,7 +180,7 @@ int mpi_wait(MPI_Request *request, const mpi_wait_site *site)
             if (timed_out(request, site, waited)) return -1;
             return 0;
         }
-        if (waited < SPIN_SECONDS) continue;
+        if (waited < spin) continue;
         pause = pause == 0 ? 50e-6 : (pause * 2 < LONGEST_NAP ? pause * 2 : LONGEST_NAP);
         nap(pause);
     }

@@ -3,11 +3,11 @@
  * A blocking MPI collective polls at full CPU until every member arrives,
  * and forever if one never does (a stopped, hung or dead rank). moedit's MPI
  * collectives therefore first wait for their members to arrive with a
- * nonblocking barrier (pg_mpi.c; the world's agreements wait for their
- * nonblocking all-reduces the same way), polled here: a short spin (the
- * members of a collective normally arrive within microseconds of each
- * other), then naps that grow to a few milliseconds, so a rank waiting for a
- * late peer uses almost no CPU.
+ * nonblocking barrier, then run as nonblocking collectives (pg_mpi.c; the
+ * world's agreements are nonblocking all-reduces), all polled here: a spin
+ * (members normally arrive within microseconds of each other; a transfer
+ * between arrived members spins longer), then naps that grow to a few
+ * milliseconds, so a rank waiting for a late peer uses almost no CPU.
  *
  * A wait longer than the collective timeout (MOEDIT_COLLECTIVE_TIMEOUT
  * seconds, default 600; 0 or "off": none) ends the run: the waiting rank asks
@@ -35,13 +35,20 @@ void mpi_wait_finalize(void);
 double mpi_wait_timeout(void);
 
 /* What a wait is for, to name it: "the all-reduce" of "process group tp"
- * over the given world ranks (members NULL: the whole world). */
+ * over the given world ranks (members NULL: the whole world); and how long
+ * to poll without naps (0: MPI_WAIT_SPIN_SECONDS; a collective whose
+ * members have all arrived polls longer, MPI_WAIT_TRANSFER_SPIN_SECONDS, so
+ * a large transfer progresses at full speed). */
 typedef struct mpi_wait_site {
     const char *operation;
     const char *group;
     const int *members;
     int member_count;
+    double spin_seconds;
 } mpi_wait_site;
+
+#define MPI_WAIT_SPIN_SECONDS 0.01
+#define MPI_WAIT_TRANSFER_SPIN_SECONDS 1.0
 
 /* Waits for `request` (MPI_Test, spin then naps); 0 when it completed, -1
  * with the error set when it waited past the timeout (see the top; the

@@ -82,7 +82,7 @@ static int message_hash(void)
 static int all_reduce_ints(const int *in, int *out, int count, MPI_Op op)
 {
     MPI_Request request;
-    mpi_wait_site site = {"the agreement on the run's status", "the world", NULL, 0};
+    mpi_wait_site site = {"the agreement on the run's status", "the world", NULL, 0, 0};
     if (MPI_Iallreduce(in, out, count, MPI_INT, op, MPI_COMM_WORLD, &request) != MPI_SUCCESS)
         return error_set("the ranks could not agree whether the run may go on");
     return mpi_wait(&request, &site);

@@ -63,7 +63,7 @@ void world_request_clear(void) { item_count = 0; }
 /* Waits for a nonblocking collective of the comparison, with the timeout. */
 static int wait_for(MPI_Request *request)
 {
-    mpi_wait_site site = {"the comparison of the requests", "the world", NULL, 0};
+    mpi_wait_site site = {"the comparison of the requests", "the world", NULL, 0, 0};
     return mpi_wait(request, &site);
 }
 
