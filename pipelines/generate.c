@@ -35,6 +35,7 @@
 #include "pipelines/generate.h"
 #include "pipelines/generate_hooks.h"
 #include "pipelines/model_bundle.h"
+#include "pipelines/run_memory.h"
 #include "text/prompt_embeds.h"
 #include "pipelines/runtime.h"
 #include "vae/vae.h"
@@ -124,7 +125,7 @@ int generate_size_multiple(const char *model_dir, const char *command, int64_t *
     return 0;
 }
 
-/* Sizes against the configs, before loading any weight. */
+/* Sizes and memory (pipelines/run_memory.h) against the configs, before loading any weight. */
 static int validate_sizes(generate_state *g)
 {
     const moedit_generate_options *o = g->o;
@@ -141,7 +142,9 @@ static int validate_sizes(generate_state *g)
         return error_set("--vae-patch-parallel-size %d: more VAE ranks than the %lld latent rows of the image",
                          o->parallel.vae_patch_parallel, (long long)g->latent_h);
     g->latent_count = g->frames * dit.in_channels * g->latent_h * g->latent_w;
-    if (g->output) return g->output->check_memory(g->output, &dit, &vae, o);
+    if (run_memory_check(&dit, &vae, o, g->frames, g->condition && g->condition->in_context, g->condition != NULL))
+        return -1;
+    if (g->output) return 0;
     if (g->latent_h != g->latent_w &&
         (g->latent_h / dit.patch_size) * (g->latent_w / dit.patch_size) > dit_image_tokens(&dit, g->latent_h, g->latent_w))
         return error_set("--height %lld --width %lld: a non-square image may have at most %d x %d latent pixels' "
@@ -287,6 +290,7 @@ static int encode_condition(generate_state *g, moedit_generate_result *r)
     if (!g->condition_latents) return error_set("out of memory encoding %s", g->condition->image_path);
     arena scratch;
     arena_init(&scratch, g->bundle.be);
+    scratch.name = "the VAE encoder's activations";
     int status = vae_encode_parallel(&g->bundle.vae, &scratch, g->par.groups[GROUP_VAE], g->condition->pixels,
                                      vc->in_channels, g->o->height, g->o->width, g->condition_latents);
     arena_free(&scratch);
@@ -436,6 +440,7 @@ static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed
     if (!pixels) return error_set("out of memory decoding %s", path);
     arena scratch;
     arena_init(&scratch, g->bundle.be);
+    scratch.name = "the VAE decoder's activations";
     double start = timer_seconds();
     int status = decode_frames(g, &scratch, latents, pixels);
     if (g->hooks) {
@@ -554,6 +559,7 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     float *latents = malloc((size_t)g->latent_count * sizeof(float));
     arena scratch;
     arena_init(&scratch, g->bundle.be);
+    scratch.name = "the text encoder's activations";
     double start = timer_seconds();
     if (!latents) goto done;
     for (int b = 0; b < 1 + guided; b++) {

@@ -37,8 +37,8 @@ void moedit_request_add_model(const char *model_dir)
     int files;
     model_digest(model_dir, &digest, &files);
     char shown[64];
-    snprintf(shown, sizeof shown, "digest %016llx of %d files", (unsigned long long)digest, files);
-    world_request_add_digest("the model folder's files", digest, shown);
+    snprintf(shown, sizeof shown, "%016llx (%d files)", (unsigned long long)digest, files);
+    world_request_add_digest("the digest of the model folder", digest, shown);
 }
 
 int moedit_agree_request(int status) { return world_agree_request(&the_world, status); }
