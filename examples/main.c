@@ -35,7 +35,9 @@ int main(int argc, char **argv)
 {
     temp_file_handle_signals(); /* a signal removes half-written outputs; a file-size limit is a write error */
     if (moedit_init(&argc, &argv) != 0) {
-        fprintf(stderr, "moedit: error: %s\n", error_message());
+        moedit_agree(-1); /* joined the launcher's world: one line for all its ranks */
+        if (error_prints_here()) fprintf(stderr, "moedit: error: %s\n", error_message());
+        moedit_finalize();
         return 1;
     }
     const char *command = argc >= 2 ? argv[1] : "";
