@@ -12,7 +12,11 @@ const char *moedit_error(void);
 
 /* Joins the launcher's world when started by mpirun/srun (one rank
  * otherwise). Call first; moedit_finalize last. moedit_abort ends every rank
- * at once after a failure on one of them. */
+ * at once after a failure on one of them. A collective that waits longer
+ * than MOEDIT_COLLECTIVE_TIMEOUT seconds (default 600; 0 or "off": no limit)
+ * for its ranks ends the run, naming the ranks that did not arrive
+ * (parallel/mpi_wait.h, parallel/nccl_watchdog.h); a malformed value is an
+ * error of moedit_init. */
 int moedit_init(int *argc, char ***argv);
 void moedit_finalize(void);
 void moedit_abort(int code);
