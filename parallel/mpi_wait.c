@@ -103,7 +103,7 @@ static int list_missing(const char *alive, const int *ranks, int count, char *te
 /* The wait ran past the timeout: probe, then report or stay quiet (see the top of mpi_wait.h). */
 static int timed_out(MPI_Request *request, const mpi_wait_site *site, double waited)
 {
-    char *alive = calloc((size_t)world_size, 1);
+    char *alive = probes == MPI_COMM_NULL ? NULL : calloc((size_t)world_size, 1);
     if (!alive) return error_set("rank %d: %s of %s waited %.0f s for its ranks", world_rank, site->operation,
                                  site->group, waited);
     alive[world_rank] = 1;
