@@ -64,18 +64,19 @@ timeout 60 mpirun --allow-run-as-root --oversubscribe -x MOEDIT_COLLECTIVE_TIMEO
 launcher=$!
 rank0="" rank1=""
 for _ in $(seq 100); do
-  for pid in $(pgrep -x moedit); do
+  for pid in $(pgrep -x "$(basename "$moedit" | cut -c1-15)"); do
     grep -qz "^OMPI_COMM_WORLD_RANK=0$" "/proc/$pid/environ" 2>/dev/null && rank0=$pid
     grep -qz "^OMPI_COMM_WORLD_RANK=1$" "/proc/$pid/environ" 2>/dev/null && rank1=$pid
   done
   [ -n "$rank0" ] && [ -n "$rank1" ] && break
   sleep 0.1
 done
-# Into the denoise loop: rank 1 has run for a CPU second (loading takes a fifth of that). Stopped
-# earlier, inside MPI_Init, rank 0 would wait in Open MPI's own start-up, which no timeout covers.
+# Into the denoise loop: rank 1 has run for 2.5 CPU seconds (start-up and loading take a fifth of
+# a second, a few under ASan). Stopped earlier, inside MPI_Init or while the communicators are made,
+# rank 0 would wait in Open MPI's own blocking calls, which no timeout covers.
 hz=$(getconf CLK_TCK)
-for _ in $(seq 200); do
-  [ -n "$rank1" ] && [ "$(cpu_ticks "$rank1")" -ge "$hz" ] && break
+for _ in $(seq 300); do
+  [ -n "$rank1" ] && [ "$(cpu_ticks "$rank1")" -ge $((hz * 5 / 2)) ] && break
   sleep 0.1
 done
 kill -STOP "$rank1"
