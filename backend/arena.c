@@ -32,9 +32,10 @@ void arena_free(arena *a)
 
 static int add_block(arena *a, size_t size)
 {
-    if (a->block_count == ARENA_MAX_BLOCKS) return error_set("scratch arena: more than %d blocks", ARENA_MAX_BLOCKS);
+    const char *name = a->name ? a->name : "scratch arena";
+    if (a->block_count == ARENA_MAX_BLOCKS) return error_set("%s: more than %d blocks", name, ARENA_MAX_BLOCKS);
     char *block = a->be->ops->alloc(a->be, size);
-    if (!block) return error_prefix("scratch arena"); /* the backend said how much and where */
+    if (!block) return error_prefix("%s", name); /* the backend said how much and where */
     a->blocks[a->block_count] = block;
     a->block_size[a->block_count] = size;
     a->block_count++;

@@ -23,6 +23,7 @@ typedef struct arena {
     size_t in_use;   /* bytes handed out, over all blocks */
     size_t peak;     /* most bytes in use at once since creation */
     size_t block_allocations; /* device allocations made so far (tests watch this) */
+    const char *name; /* the stage whose activations these are, for errors ("the VAE decoder's activations"); NULL: "scratch arena" */
 } arena;
 
 typedef struct arena_mark_t {

@@ -8,7 +8,7 @@
 #define ERROR_CAPACITY 1024
 
 static _Thread_local char error_text[ERROR_CAPACITY];
-static _Thread_local int agreed, silent;
+static _Thread_local int agreed, silent, shared;
 
 int error_set(const char *fmt, ...)
 {
@@ -16,7 +16,7 @@ int error_set(const char *fmt, ...)
     va_start(args, fmt);
     vsnprintf(error_text, sizeof error_text, fmt, args);
     va_end(args);
-    agreed = silent = 0;
+    agreed = silent = shared = 0;
     return -1;
 }
 
@@ -45,7 +45,7 @@ const char *error_message(void) { return error_text; }
 void error_clear(void)
 {
     error_text[0] = '\0';
-    agreed = silent = 0;
+    agreed = silent = shared = 0;
 }
 
 void error_mark_agreed(int print_here)
@@ -57,3 +57,9 @@ void error_mark_agreed(int print_here)
 int error_is_agreed(void) { return agreed; }
 
 int error_prints_here(void) { return !silent; }
+
+void error_mark_shared(void) { shared = 1; }
+
+int error_is_shared(void) { return shared; }
+
+void error_mark_quiet(void) { silent = 1; }

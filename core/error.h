@@ -34,4 +34,16 @@ void error_mark_agreed(int print_here);
 int error_is_agreed(void);
 int error_prints_here(void);
 
+/* A failure met at the same point by every rank this one exchanges data
+ * with, which all know it (a check whose result was all-reduced over them,
+ * such as the denoise loop's non-finite scan): none of them waits in a
+ * collective for another, so no rank needs aborting and the run's closing
+ * agreement (world_agree_end) reports it once. Setting a new error forgets it. */
+void error_mark_shared(void);
+int error_is_shared(void);
+
+/* This rank stays silent about its error (another rank prints the run's
+ * line); the error is not agreed, so the run is still aborted. */
+void error_mark_quiet(void);
+
 #endif

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 int64_t host_memory_available(void)
 {
@@ -35,4 +36,20 @@ int host_memory_check(int64_t bytes, const char *what)
     return error_set("%s: %.1f GiB of memory needed (%.1f GiB for each of the %d ranks on this machine), %.1f GiB "
                      "available on this machine",
                      what, total / gib, bytes / gib, sharers, available / gib);
+}
+
+int64_t host_memory_address_space_left(int64_t *limit)
+{
+    struct rlimit r;
+    *limit = -1;
+    if (getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return -1;
+    *limit = (int64_t)r.rlim_cur;
+    long long mapped_kib = 0, kib;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %lld kB", &kib) == 1) mapped_kib = kib;
+    if (f) fclose(f);
+    int64_t left = *limit - (int64_t)mapped_kib * 1024;
+    return left > 0 ? left : 0;
 }

@@ -23,4 +23,9 @@ void host_memory_set_sharers(int processes);
  * share the machine). */
 int host_memory_check(int64_t bytes, const char *what);
 
+/* Bytes of address space this process may still map under its limit
+ * (RLIMIT_AS, `ulimit -v`): the limit less what is mapped now (VmSize);
+ * -1 when there is no limit. *limit gets the limit itself. */
+int64_t host_memory_address_space_left(int64_t *limit);
+
 #endif

@@ -135,6 +135,8 @@ int dit_run_init_shape(dit_run *run, const dit_model *model, const dit_run_shape
     run->model = model;
     arena_init(&run->persistent, model->be);
     arena_init(&run->scratch, model->be);
+    run->persistent.name = "the transformer's activations (kept over the steps)";
+    run->scratch.name = "the transformer's activations";
     if (set_groups(run, par) || check_layout(run) || size_sequence(run, shape)) {
         dit_run_free(run);
         return -1;

@@ -69,12 +69,14 @@ int dit_text_encode(dit_text *text, const dit_model *model, const dit_text_input
     memset(text, 0, sizeof *text);
     if (validate_inputs(&model->cfg, inputs)) return -1;
     arena_init(&text->storage, model->be);
+    text->storage.name = "the transformer's text inputs";
     text->t5_tokens = inputs->t5_tokens;
     text->llama_tokens = inputs->llama_tokens;
     text->llama = calloc((size_t)dit_num_blocks(&model->cfg), sizeof(tensor));
     if (!text->llama) return error_set("out of memory encoding the prompt");
     arena scratch;
     arena_init(&scratch, model->be);
+    scratch.name = "the transformer's text projections";
     int status = encode(text, model, inputs, &scratch);
     arena_free(&scratch);
     if (status) dit_text_free(text);

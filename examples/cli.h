@@ -48,7 +48,9 @@ typedef struct cli_option {
 } cli_option;
 
 /* Parses argv[1..argc) (argv[0] is the command name). Returns 1 when --help
- * was printed, 0 on success, -1 on error. */
+ * was printed, 0 on success, -1 on error. The command and every option's
+ * parsed value (defaults too; --device auto as resolved) are added to the
+ * request the ranks compare (moedit_request_add). */
 int cli_parse(int argc, char **argv, const char *usage, const cli_option *options, int count);
 
 /* Before anything else in main (before the OpenMP runtime reads its
@@ -89,7 +91,9 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
  * size, steps, guidance; edit's size stays 0, the input's), the seed (-1 or
  * none: a random one, the same on every rank), the prompts (reading
  * --prompt-file) and the parallel degrees into a->o (no layout flags on N
- * ranks: data parallel N, said once). */
+ * ranks: data parallel N, said once); the prompt file's lines and the model
+ * folder's digest are added to the request, which the ranks then compare
+ * (moedit_agree_request). */
 int cli_generate_finish(cli_generate_args *a);
 /* "wrote FILE (seed S)" lines on stderr, or with --json one JSON line. */
 void cli_generate_report(const cli_generate_args *a, const moedit_generate_result *r);

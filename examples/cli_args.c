@@ -24,6 +24,14 @@ void cli_passive_threads(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY")) return;
     if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    /* The program's own file by its name, so that ps, top and pgrep still
+     * show "moedit" (exec through /proc/self/exe would name it "exe"). */
+    char self[4096];
+    ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (length > 0) {
+        self[length] = '\0';
+        execv(self, argv);
+    }
     execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
 }
 
@@ -165,13 +173,46 @@ static int set_value(const cli_option *opt, const char *value)
     return error_set("option --%s takes no value", opt->name);
 }
 
+/* An option's parsed value as text, for the ranks' comparison of their requests. */
+static void request_add_option(const cli_option *opt)
+{
+    char name[64], value[1024];
+    snprintf(name, sizeof name, "--%s", opt->name);
+    switch (opt->kind) {
+    case OPT_FLAG: snprintf(value, sizeof value, "%s", *(int *)opt->target ? "on" : "off"); break;
+    case OPT_INT: snprintf(value, sizeof value, "%lld", (long long)*(int64_t *)opt->target); break;
+    case OPT_FLOAT: snprintf(value, sizeof value, "%.17g", *(double *)opt->target); break;
+    case OPT_STRING:
+    case OPT_DEVICE:
+    case OPT_OPTIONAL_STRING: moedit_request_add(name, *(const char **)opt->target); return;
+    case OPT_STRING_LIST:
+    case OPT_FLOAT_LIST: {
+        size_t used = 0;
+        value[0] = '\0';
+        const cli_string_list *strings = opt->target;
+        const cli_float_list *floats = opt->target;
+        int n = opt->kind == OPT_STRING_LIST ? strings->count : floats->count;
+        for (int i = 0; i < n && used < sizeof value; i++) {
+            if (opt->kind == OPT_STRING_LIST)
+                used += (size_t)snprintf(value + used, sizeof value - used, "%s%s", i ? "' '" : "", strings->values[i]);
+            else
+                used += (size_t)snprintf(value + used, sizeof value - used, "%s%.17g", i ? " " : "", floats->values[i]);
+        }
+        break;
+    }
+    }
+    moedit_request_add(name, value);
+}
+
 int cli_parse(int argc, char **argv, const char *usage, const cli_option *options, int count)
 {
     threads_given = THREADS_NOT_GIVEN;
+    moedit_request_add("the command", argv[0]);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             if (moedit_rank() == 0) print_help(usage, options, count); /* once under mpirun */
+            moedit_request_add("--help", "on");
             return 1;
         }
         if (strncmp(arg, "--", 2) != 0) return error_set("unexpected argument '%s' (options start with --)", arg);
@@ -204,5 +245,7 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
             *(const char **)options[j].target = moedit_default_device();
     if (threads_given != THREADS_NOT_GIVEN && moedit_set_threads(threads_given < 1 || threads_given > 4096 ? -1 : (int)threads_given))
         return error_set("--threads %lld: must be 1..4096", (long long)threads_given);
+    /* --threads is left out: it changes no bit of the result (any rank may have its own). */
+    for (int j = 0; j < count; j++) request_add_option(&options[j]);
     return 0;
 }

@@ -181,7 +181,15 @@ static void default_layout(cli_generate_args *a)
                 ranks, ranks, strcmp(a->command, "video") ? "images" : "clips");
 }
 
+static int generate_finish(cli_generate_args *a);
+static int agree_request(cli_generate_args *a, int status);
+
 int cli_generate_finish(cli_generate_args *a)
+{
+    return agree_request(a, generate_finish(a));
+}
+
+static int generate_finish(cli_generate_args *a)
 {
     if (a->prompt && a->prompt_file) return error_set("give --prompt or --prompt-file, not both");
     if (parse_seed(a->seed, &a->o.seed)) return -1;
@@ -216,6 +224,32 @@ int cli_generate_finish(cli_generate_args *a)
                            a->o.parallel.expert_parallel, (int)a->vae_patch};
     a->o.parallel = par;
     return 0;
+}
+
+/* What the ranks compare beyond the options (cli.h): the prompt file's
+ * lines (the first few one by one, so a message can name the one that
+ * differs), the model folder's files; then the comparison itself. */
+#define PROMPTS_COMPARED_ONE_BY_ONE 16
+static int agree_request(cli_generate_args *a, int status)
+{
+    if (status == 0 && a->prompt_file) {
+        char count[32], name[64];
+        snprintf(count, sizeof count, "%d", a->o.prompt_count);
+        moedit_request_add("the number of prompts in --prompt-file", count);
+        for (int i = 0; i < a->o.prompt_count && i < PROMPTS_COMPARED_ONE_BY_ONE; i++) {
+            snprintf(name, sizeof name, "prompt %d of --prompt-file", i + 1);
+            moedit_request_add(name, a->prompts[i]);
+        }
+        size_t length = 0, used = 0;
+        for (int i = PROMPTS_COMPARED_ONE_BY_ONE; i < a->o.prompt_count; i++) length += strlen(a->prompts[i]) + 1;
+        char *rest = length ? malloc(length) : NULL;
+        for (int i = PROMPTS_COMPARED_ONE_BY_ONE; rest && i < a->o.prompt_count; i++)
+            used += (size_t)snprintf(rest + used, length - used, "%s\n", a->prompts[i]);
+        if (length) moedit_request_add("the prompts of --prompt-file after the 16th", rest ? rest : "(out of memory)");
+        free(rest);
+    }
+    if (status == 0) moedit_request_add_model(a->o.model_dir);
+    return moedit_agree_request(status);
 }
 
 void cli_generate_report(const cli_generate_args *a, const moedit_generate_result *r)

@@ -1,7 +1,10 @@
 /* The moedit command-line program: dispatches to a subcommand. Every failure
  * ends here as one line "moedit: error: ..." and exit status 1; SIGINT,
  * SIGTERM and SIGHUP remove the temporary files of unfinished outputs and
- * end it with the signal (io/temp_file.h). */
+ * end it with the signal (io/temp_file.h). Under a launcher the ranks agree
+ * on the request at the start and on the outcome at the end, so a failure
+ * that every rank knows of is one line and no rank is aborted
+ * (parallel/world.h). */
 #include "examples/cli.h"
 
 #include "core/error.h"
@@ -38,11 +41,18 @@ int main(int argc, char **argv)
     cli_passive_threads(argv); /* idle OpenMP threads sleep: the default collapsed on a busy machine */
     temp_file_handle_signals(); /* a signal removes half-written outputs; a file-size limit is a write error */
     if (moedit_init(&argc, &argv) != 0) {
-        fprintf(stderr, "moedit: error: %s\n", error_message());
+        moedit_agree(-1); /* joined the launcher's world: one line for all its ranks */
+        if (error_prints_here()) fprintf(stderr, "moedit: error: %s\n", error_message());
+        moedit_finalize();
         return 1;
     }
     const char *command = argc >= 2 ? argv[1] : "";
     int status = 0, first_rank = moedit_rank() == 0; /* help and version print once under mpirun */
+    static const char *const commands[] = {"generate",   "edit",    "video", "bench-vae", "bench-comm",
+                                           "bench-text", "inspect", "bench", "tokenize"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) known |= !strcmp(command, commands[i]);
+    if (!known) moedit_request_add("the command", argc >= 2 ? command : NULL); /* a command's parser adds it */
     if (argc < 2) status = error_set("no command given (try 'moedit --help')");
     else if (!strcmp(command, "--help") || !strcmp(command, "-h") || !strcmp(command, "help")) {
         if (first_rank) usage(stdout);
@@ -62,13 +72,18 @@ int main(int argc, char **argv)
     /* A command that never created a group (or failed before its first)
      * still agrees with the other ranks, which may be waiting there. */
     status = moedit_agree(status < 0 ? -1 : 0);
-    if (status < 0) {
-        if (!error_is_agreed() && moedit_world_size() > 1)
-            fprintf(stderr, "moedit: error: [rank %d] %s\n", moedit_rank(), error_message());
-        else if (error_prints_here())
-            fprintf(stderr, "moedit: error: %s\n", error_message());
+    if (status < 0 && !error_is_agreed() && !error_is_shared() && moedit_world_size() > 1) {
+        /* One rank's failure while the others may wait for it in a collective. */
+        if (error_prints_here()) fprintf(stderr, "moedit: error: [rank %d] %s\n", moedit_rank(), error_message());
         fflush(stderr);
-        if (!error_is_agreed()) moedit_abort(1); /* the other ranks must not wait for this one */
+        moedit_abort(1);
+    }
+    /* Every rank gets here (or was aborted): a failure met alike by the
+     * ranks exchanging data is reported once, without an abort. */
+    status = moedit_agree_end(status);
+    if (status < 0) {
+        if (error_prints_here()) fprintf(stderr, "moedit: error: %s\n", error_message());
+        fflush(stderr);
         moedit_finalize();
         return 1;
     }

@@ -12,7 +12,11 @@ const char *moedit_error(void);
 
 /* Joins the launcher's world when started by mpirun/srun (one rank
  * otherwise). Call first; moedit_finalize last. moedit_abort ends every rank
- * at once after a failure on one of them. */
+ * at once after a failure on one of them. A collective that waits longer
+ * than MOEDIT_COLLECTIVE_TIMEOUT seconds (default 600; 0 or "off": no limit)
+ * for its ranks ends the run, naming the ranks that did not arrive
+ * (parallel/mpi_wait.h, parallel/nccl_watchdog.h); a malformed value is an
+ * error of moedit_init. */
 int moedit_init(int *argc, char ***argv);
 void moedit_finalize(void);
 void moedit_abort(int code);
@@ -42,6 +46,30 @@ uint64_t moedit_random_seed(void);
  * Returns -1 on every rank if any failed; after the first agreement it
  * returns `status` as given. */
 int moedit_agree(int status);
+
+/* Under a launcher every rank must be given the same request: an MPMD line
+ * with other steps, sizes, prompts, layouts or models per rank would hang
+ * or draw a wrong picture. A program lists what it was asked, in a fixed
+ * order: moedit_request_add for each parsed value (name "--seed", value
+ * "7"; NULL: not given), moedit_request_add_model for a model folder (a
+ * digest of its files, parallel/world_request.h and
+ * pipelines/model_digest.h). moedit_agree_request then agrees as
+ * moedit_agree does and, when no rank failed, compares the lists: where they
+ * differ, every rank returns -1 with one message naming the first item that
+ * differs and which ranks had which value (rank 0 prints it). Call it as soon
+ * as the request is known, before loading anything; moedit_agree makes it
+ * first when it was not made. With one rank these do nothing. */
+void moedit_request_add(const char *name, const char *value);
+void moedit_request_add_model(const char *model_dir);
+int moedit_agree_request(int status);
+
+/* The run's last agreement, made by every rank that was not aborted: a
+ * failure that every rank exchanging data with the failing one met alike
+ * (non-finite latents under tp, cfg or sequence parallelism: the check is
+ * all-reduced over them) is reported once, by the lowest failing rank, and
+ * no rank is aborted; every rank returns -1 if any failed. A failure agreed
+ * before is returned as it is. */
+int moedit_agree_end(int status);
 
 /* Parallel layout of a run: every degree defaults to 1 (0 means 1). */
 typedef struct moedit_parallel {

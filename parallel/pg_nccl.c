@@ -7,12 +7,14 @@
  * the CUDA backend's stream, so they order with the kernels around them
  * without extra synchronisation; a started all-to-all runs on a stream of
  * the group's own, between two events. Uneven gathers are grouped broadcasts and
- * the all-to-all grouped sends and receives. */
+ * the all-to-all grouped sends and receives. Every queued collective is
+ * watched for the collective timeout (parallel/nccl_watchdog.h). */
 #include "parallel/world.h"
 
 #include "backend/cuda/backend_cuda.h"
 #include "core/error.h"
 #include "parallel/exchange_timing.h"
+#include "parallel/nccl_watchdog.h"
 
 #include <mpi.h>
 #include <nccl.h>
@@ -27,6 +29,7 @@ typedef struct nccl_group {
     cudaEvent_t ready, done[PG_STARTED_MAX];
     int next_ticket;
     exchange_timing timing; /* MOEDIT_EXCHANGE_TIMING=on */
+    nccl_watch *watch;      /* the collective timeout (nccl_watchdog.h) */
 } nccl_group;
 
 static int nccl_failed(process_group *pg, const char *what, ncclResult_t result)
@@ -59,6 +62,7 @@ static int nccl_all_reduce(process_group *pg, tensor t)
     if (nccl_type(pg, t, &type)) return -1;
     ncclResult_t r = ncclAllReduce(t.data, t.data, (size_t)tensor_numel(&t), type, ncclSum, group_of(pg)->comm,
                                    stream_of(pg));
+    nccl_watch_queued(group_of(pg)->watch, "the all-reduce", stream_of(pg));
     return r == ncclSuccess ? 0 : nccl_failed(pg, "all-reduce", r);
 }
 
@@ -75,6 +79,7 @@ static int nccl_all_gather(process_group *pg, tensor out, tensor in, const int64
         offset += (size_t)rows[r] * row_bytes;
     }
     ncclResult_t r = ncclGroupEnd();
+    nccl_watch_queued(group_of(pg)->watch, "the all-gather", stream_of(pg));
     return r == ncclSuccess ? 0 : nccl_failed(pg, "all-gather", r);
 }
 
@@ -96,6 +101,7 @@ static int all_to_all_on(process_group *pg, cudaStream_t stream, tensor out, con
         received += (size_t)(recv_rows[q] * cols) * element;
     }
     ncclResult_t r = ncclGroupEnd();
+    nccl_watch_queued(group_of(pg)->watch, "the all-to-all", stream);
     return r == ncclSuccess ? 0 : nccl_failed(pg, "all-to-all", r);
 }
 
@@ -176,6 +182,7 @@ static int send_recv_on(process_group *pg, cudaStream_t stream, tensor send, int
     if (from >= 0 && tensor_numel(&recv) > 0)
         ncclRecv(recv.data, (size_t)tensor_numel(&recv), type, from, group_of(pg)->comm, stream);
     ncclResult_t r = ncclGroupEnd();
+    nccl_watch_queued(group_of(pg)->watch, "the send/receive", stream);
     return r == ncclSuccess ? 0 : nccl_failed(pg, "send/receive", r);
 }
 
@@ -200,6 +207,7 @@ static int nccl_broadcast(process_group *pg, tensor t, int root)
     if (nccl_type(pg, t, &type)) return -1;
     ncclResult_t r = ncclBroadcast(t.data, t.data, (size_t)tensor_numel(&t), type, root, group_of(pg)->comm,
                                    stream_of(pg));
+    nccl_watch_queued(group_of(pg)->watch, "the broadcast", stream_of(pg));
     return r == ncclSuccess ? 0 : nccl_failed(pg, "broadcast", r);
 }
 
@@ -213,6 +221,7 @@ static void nccl_destroy(process_group *pg)
         cudaEventDestroy(g->ready);
         for (int i = 0; i < PG_STARTED_MAX; i++) cudaEventDestroy(g->done[i]);
     }
+    nccl_watch_stop(g->watch);
     ncclCommDestroy(g->comm);
     pg_destroy(g->host);
     free(g);
@@ -292,7 +301,7 @@ process_group *pg_create_nccl(const char *name, const int *world_ranks, int coun
         free(g), free(pg);
         return NULL;
     }
-    if (connect_peers(pg)) {
+    if (!(g->watch = nccl_watch_start(g->comm, name, world_rank)) || connect_peers(pg)) {
         nccl_destroy(pg);
         return NULL;
     }

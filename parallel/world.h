@@ -37,17 +37,36 @@ void world_abort(const world *w, int code);
  * rank's message, with "[rank N] " before it unless every rank failed with
  * the same message.
  * After the first agreement it returns `status` unchanged (a later failure
- * is one rank's and world_abort ends the others). */
+ * is one rank's and world_abort ends the others).
+ *
+ * An earlier agreement comes first: the request agreement
+ * (world_agree_request), which also compares what every rank was asked
+ * (parallel/world_request.h; an empty list where nothing was added). The
+ * moedit program makes it as soon as a command's options are parsed, before
+ * loading anything; world_agree makes it first while it is pending. A
+ * failure agreed there ends every later agreement. */
 int world_agree(const world *w, int status);
+int world_agree_request(const world *w, int status);
 
-/* world_agree's collective that also carries rank 0's values[0..count)
- * (count <= WORLD_SHARE_VALUES) to every rank: a decision made once (a file
- * name, a seed) that every rank must follow. Every rank of the world calls
- * it at the same point of the run, after checks that may fail on some
- * ranks: when one failed, the result is world_agree's (-1 everywhere, the
- * error agreed while the first agreement is pending); when none failed, the
- * values arrive and the first agreement is still to come (it does not use
- * it up). Returns 0 or -1. */
+/* The run's closing agreement, made by main() on every rank that was not
+ * aborted, unless the failure was agreed before: after the first agreement,
+ * a failure that every rank exchanging data with the failing one met alike
+ * (error_is_shared: none waits in a collective for another) is reported
+ * here once, as world_agree reports, instead of aborting the run; ranks
+ * that succeeded (another data-parallel replica) learn of it and return -1
+ * too, their error marked agreed and silent. */
+int world_agree_end(const world *w, int status);
+
+/* An agreement that also carries rank 0's values[0..count) (count <=
+ * WORLD_SHARE_VALUES) to every rank: a decision made once (a file name, a
+ * seed) that every rank must follow. It is the same round as the others,
+ * with the values in its reduction: while the request agreement is pending
+ * it is that one (the comparison follows); else a round of its own that
+ * leaves the first group's agreement pending (it does not use it up). Every
+ * rank of the world calls it at the same point of the run, after checks
+ * that may fail on some ranks: when one failed, -1 everywhere with the
+ * error agreed (one line); when none failed, the values arrive. Returns 0
+ * or -1. */
 #define WORLD_SHARE_VALUES 2
 int world_agree_share(const world *w, int status, uint64_t *values, int count);
 

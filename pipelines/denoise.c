@@ -38,6 +38,22 @@ static int all_finite(const float *x, int64_t n)
     return bad == 0;
 }
 
+/* Whether the latents went non-finite on any rank of this job: the flag
+ * summed over the tp, sequence-parallel and CFG groups (their product is
+ * the replica's ranks), so every rank of the replica knows that all of them
+ * stop at this step and none is left waiting in a collective. */
+static int non_finite_anywhere(const denoise_request *r, const float *latents, int64_t n, int *anywhere)
+{
+    float count = all_finite(latents, n) ? 0.0f : 1.0f;
+    tensor flag = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, 1);
+    flag.data = &count;
+    process_group *groups[3] = {r->run->par.tp, r->run->par.sp, r->cfg};
+    for (int i = 0; i < 3; i++)
+        if (groups[i] && groups[i]->size > 1 && groups[i]->ops->all_reduce_sum(groups[i], flag)) return -1;
+    *anywhere = count > 0;
+    return 0;
+}
+
 int denoise(const denoise_request *r, float *latents)
 {
     const dit_config *cfg = &r->run->model->cfg;
@@ -73,11 +89,15 @@ int denoise(const denoise_request *r, float *latents)
             if (status == 0 && r->uncond) guide(both, both + n, r->guidance, n);
         }
         if (status == 0) scheduler_step(r->sched, &history, i, both, latents, n);
-        /* Every rank holds the same latents, so every rank stops here alike (no picture of NaN). */
-        if (status == 0 && !all_finite(latents, n))
+        /* Every rank stops here alike (no picture of NaN), and knows the others do. */
+        int non_finite = 0;
+        if (status == 0) status = non_finite_anywhere(r, latents, n, &non_finite);
+        if (status == 0 && non_finite) {
             status = error_set("denoising step %d of %d made non-finite latents (inf or NaN): the transformer "
                                "overflowed (too strong a LoRA, damaged weights or inputs out of range)",
                                i + 1, r->sched->steps);
+            error_mark_shared();
+        }
         if (status == 0 && r->on_step) r->on_step(r->on_step_user, i, timer_seconds() - step_start);
         if (r->bar) progress_advance(r->bar, 1);
     }

@@ -40,6 +40,7 @@
 #include "pipelines/generate.h"
 #include "pipelines/generate_hooks.h"
 #include "pipelines/model_bundle.h"
+#include "pipelines/run_memory.h"
 #include "text/prompt_embeds.h"
 #include "text/tokenizer.h"
 #include "pipelines/runtime.h"
@@ -134,7 +135,7 @@ int generate_size_multiple(const char *model_dir, const char *command, int64_t *
     return 0;
 }
 
-/* Sizes against the configs, before loading any weight. */
+/* Sizes and memory (pipelines/run_memory.h) against the configs, before loading any weight. */
 static int validate_sizes(generate_state *g)
 {
     const moedit_generate_options *o = g->o;
@@ -159,7 +160,9 @@ static int validate_sizes(generate_state *g)
     g->trained_pixels = (int64_t)dit.max_resolution[0] * dit.max_resolution[1] * vae.downscale * vae.downscale;
     g->trained_h = (int64_t)dit.max_resolution[0] * vae.downscale;
     g->trained_w = (int64_t)dit.max_resolution[1] * vae.downscale;
-    if (g->output) return g->output->check_memory(g->output, &dit, &vae, o);
+    if (run_memory_check(&dit, &vae, o, g->frames, g->condition && g->condition->in_context, g->condition != NULL))
+        return -1;
+    if (g->output) return 0;
     if (g->latent_h != g->latent_w &&
         (g->latent_h / dit.patch_size) * (g->latent_w / dit.patch_size) > dit_image_tokens(&dit, g->latent_h, g->latent_w))
         return error_set("--height %lld --width %lld: a non-square image may have at most %d x %d latent pixels' "
@@ -324,12 +327,14 @@ static int check_output_paths(const generate_state *g, int total)
 static void note_written(const moedit_generate_result *r)
 {
     if (r->count == 0) return;
+    int shared = error_is_shared();
     char message[1024], list[700] = "";
     snprintf(message, sizeof message, "%s", error_message());
     size_t used = 0;
     for (int i = 0; i < r->count && used < sizeof list; i++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", r->files[i]);
     error_set("%s (written before it: %s)", message, list);
+    if (shared) error_mark_shared();
 }
 
 /* Index of the first value of x[n] that is NaN or infinite, or -1. */
@@ -351,6 +356,7 @@ static int encode_condition(generate_state *g, moedit_generate_result *r)
     if (!g->condition_latents) return error_set("out of memory encoding %s", g->condition->image_path);
     arena scratch;
     arena_init(&scratch, g->bundle.be);
+    scratch.name = "the VAE encoder's activations";
     int status = vae_encode_parallel(&g->bundle.vae, &scratch, g->par.groups[GROUP_VAE], g->condition->pixels,
                                      vc->in_channels, g->o->height, g->o->width, g->condition_latents);
     arena_free(&scratch);
@@ -500,6 +506,7 @@ static int decode_and_write(generate_state *g, const char *prompt, uint64_t seed
     if (!pixels) return error_set("out of memory decoding %s", path);
     arena scratch;
     arena_init(&scratch, g->bundle.be);
+    scratch.name = "the VAE decoder's activations";
     double start = timer_seconds();
     int status = decode_frames(g, &scratch, latents, pixels);
     if (g->hooks) {
@@ -668,6 +675,7 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     float *latents = malloc((size_t)g->latent_count * sizeof(float));
     arena scratch;
     arena_init(&scratch, g->bundle.be);
+    scratch.name = "the text encoder's activations";
     double start = timer_seconds();
     if (!latents) goto done;
     for (int b = 0; b < 1 + guided; b++) {

@@ -33,9 +33,6 @@ typedef struct generate_output generate_output;
 struct generate_output {
     int64_t frames;         /* per job */
     int one_path;           /* every job gets options->output; write names the files per job */
-    /* Checks the run against this machine before any weight is loaded. */
-    int (*check_memory)(const generate_output *out, const dit_config *dit, const vae_config *vae,
-                        const moedit_generate_options *options);
     /* Writes job `job` of `total` to path; may add to meta (the run's settings). */
     int (*write)(const generate_output *out, const char *path, int job, int total, const uint8_t *const *frames,
                  int64_t width, int64_t height, image_metadata *meta);

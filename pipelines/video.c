@@ -1,6 +1,7 @@
 /* moedit_video (see moedit.h): generate_run with a video output writer (an
  * animated PNG or a directory of frames); the run denoises the frames as one
- * sequence. */
+ * sequence. Its memory is checked by the run's estimate
+ * (pipelines/run_memory.h) with the clip's frames. */
 #include "io/apng.h"
 #include "core/error.h"
 #include "pipelines/generate.h"
@@ -12,12 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Bytes of activations per token row and model channel on the CPU backend
- * (F32): the block's sequence, q/k/v, attention output, norms, the MoE's
- * gathered rows and hidden units; an estimate, measured on the demo model's
- * arena peaks with room to spare. */
-#define ACTIVATION_FLOATS_PER_CHANNEL 24
 
 static int ends_with_slash(const char *path) { return *path && path[strlen(path) - 1] == '/'; }
 
@@ -54,8 +49,6 @@ static int check_output(const char *output, int *frames_dir)
         return error_set("output %s: directory %s is not writable: %s", output, dir, strerror(errno));
     return 0;
 }
-
-static double gib(double bytes) { return bytes / (double)(1 << 30); }
 
 /* The video's settings, behind generate_output.user. */
 typedef struct video_settings {
@@ -105,29 +98,6 @@ static int old_frames(const char *dir, int remove, int *count, char *first, size
     }
     closedir(d);
     return status;
-}
-
-/* The video's memory estimated against this machine before any weight is loaded. */
-static int video_check_memory(const generate_output *out, const dit_config *dit, const vae_config *vae,
-                              const moedit_generate_options *o)
-{
-    int64_t latent_h = o->height / vae->downscale, latent_w = o->width / vae->downscale;
-    int64_t tokens = out->frames * (latent_h / dit->patch_size) * (latent_w / dit->patch_size);
-    double latents = (double)out->frames * dit->in_channels * latent_h * latent_w;
-    /* Host: latents with both branches' velocities, the token staging, the
-     * decoded frames in F32 and 8-bit. */
-    double host = 4.0 * (4.0 * latents + (double)tokens * dit->patch_size * dit->patch_size * dit->in_channels) +
-                  (double)out->frames * o->height * o->width * 3 * (4 + 1);
-    double activations = 4.0 * ACTIVATION_FLOATS_PER_CHANNEL * (double)tokens * dit->dim;
-    int on_cpu = !o->device || !strcmp(o->device, "cpu");
-    double need = host + (on_cpu ? activations : 0);
-    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    if (have > 0 && need > have)
-        return error_set("a clip of %lld frames at %lldx%lld (%lld image tokens) needs about %.1f GiB of memory "
-                         "(%.1f GiB of latents, tokens and frames%s); this machine has %.1f GiB",
-                         (long long)out->frames, (long long)o->width, (long long)o->height, (long long)tokens,
-                         gib(need), gib(host), on_cpu ? " plus the transformer's activations" : "", gib(have));
-    return 0;
 }
 
 /* Frame f of job `job` of `total` in the frames directory `dir`:
@@ -210,8 +180,7 @@ int moedit_video(const moedit_video_options *o, moedit_generate_result *r)
     video_settings settings = {o->fps ? o->fps : MOEDIT_DEFAULT_FPS, 0, !o->base.keep_existing};
     if (!o->base.output) return error_set("video needs --output clip.png or DIR/");
     if (check_output(o->base.output, &settings.frames_dir)) return -1;
-    generate_output output = {o->frames, settings.frames_dir, video_check_memory, video_write, &settings,
-                              video_check_path, video_prepare};
+    generate_output output = {o->frames, settings.frames_dir, video_write, &settings, video_check_path, video_prepare};
     generate_plan plan = {"video", NULL, &output, NULL};
     return generate_run(&o->base, &plan, r);
 }

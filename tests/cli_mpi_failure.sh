@@ -3,12 +3,16 @@
 # waiting on a failed peer would hang) with one moedit error line:
 # 1. every rank rejects the same bad option: the line has no rank, and no
 #    rank is aborted (no MPI_ABORT banner);
-# 2. rank 1 alone gets a model whose transformer weights are cut short: its
+# 2. rank 1 alone gets a model whose transformer weights are damaged: its
 #    error is the line, with "[rank 1]", and rank 0 (which reached its first
 #    group) is not aborted either;
 # 3. rank 1 alone fails after the groups exist (its --routing-replay file is
 #    missing): rank 1 aborts the run, its error is reported;
-# 4. different mistakes on the two ranks: one line, the lower rank's;
+# 4. different mistakes on the two ranks: one line, the lower rank's.
+# The ranks are given the same request (cli_mpi_requests.sh refuses any
+# other): in cases 2-4 they run in working directories of their own, where
+# the same relative names (m/, r.routing) are different files of the same
+# sizes.
 # 5. bench-vae with a VAE folder that has no config on every rank (checked
 #    before its group is made): one line, no abort;
 # 6. bench's serial reference (rank 0 alone, after the groups exist) cannot
@@ -17,9 +21,14 @@
 # No output file in any case. And help, version and a missing command print once under mpirun.
 # usage: cli_mpi_failure.sh MOEDIT FIXTURES
 . "$(dirname "$0")/common_cli.sh"
-cp -r "$model" "$work/broken"
-weights="$work/broken/transformer/diffusion_pytorch_model.safetensors"
-head -c 20000 "$model/transformer/diffusion_pytorch_model.safetensors" >"$weights"
+# damage_header FOLDER COMPONENT: its weights' header length made absurd, the file's size kept.
+damage_header() {
+  printf '\377\377\377\377\377\377\377\177' |
+    dd of="$1/$2/diffusion_pytorch_model.safetensors" bs=1 conv=notrunc status=none
+}
+mkdir -p "$work/rank0" "$work/rank1"
+cp -r "$model" "$work/rank0/m"
+cp -r "$model" "$work/rank1/m"
 
 args=(generate --prompt "a red circle" --height 64 --width 64 --num-inference-steps 2 --quiet
       --tensor-parallel-size 2 --output "$work/out.png")
@@ -33,8 +42,8 @@ run_case() {
   shift
   rank1=("$@")
   local start=$(date +%s)
-  timeout 60 mpirun --allow-run-as-root --oversubscribe -np 1 "$moedit" "${rank0[@]}" : \
-    -np 1 "$moedit" "${rank1[@]}" >"$work/stdout" 2>"$work/stderr"
+  timeout 60 mpirun --allow-run-as-root --oversubscribe -np 1 -wdir "${wdir0:-$PWD}" "$moedit" "${rank0[@]}" : \
+    -np 1 -wdir "${wdir1:-$PWD}" "$moedit" "${rank1[@]}" >"$work/stdout" 2>"$work/stderr"
   local status=$? elapsed=$(( $(date +%s) - start )) lines
   lines=$(grep -c "^moedit: error" "$work/stderr")
   if [ "$status" -eq 0 ] || [ "$status" -eq 124 ]; then
@@ -52,12 +61,21 @@ run_case() {
 
 run_case "same bad option on every rank" "--height 72 --width 64: both must be multiples of 16" no \
   "${args[@]}" --model "$model" --height 72 -- "${args[@]}" --model "$model" --height 72
-run_case "rank 1's model is cut short" "\[rank 1\] .*diffusion_pytorch_model.safetensors" no \
-  "${args[@]}" --model "$model" -- "${args[@]}" --model "$work/broken"
-run_case "rank 1's routing file is missing after the groups exist" "\[rank 1\] .*$work/missing.routing" yes \
-  "${args[@]}" --model "$model" -- "${args[@]}" --model "$model" --routing-replay "$work/missing.routing"
-run_case "different mistakes on the two ranks: the lower rank's" "\[rank 0\] --height 72" no \
-  "${args[@]}" --model "$model" --height 72 -- "${args[@]}" --model "$work/broken"
+wdir0=$work/rank0 wdir1=$work/rank1
+damage_header "$work/rank1/m" transformer
+run_case "rank 1's transformer weights are damaged" "\[rank 1\] .*diffusion_pytorch_model.safetensors" no \
+  "${args[@]}" --model m -- "${args[@]}" --model m
+cp "$model/transformer/diffusion_pytorch_model.safetensors" "$work/rank1/m/transformer/"
+"$moedit" generate --model "$model" --prompt x --height 64 --width 64 --num-inference-steps 1 --quiet \
+  --routing-capture "$work/rank0/r.routing" --output "$work/tiny.png" || fail "capturing a routing file"
+rm -f "$work/tiny.png"
+run_case "rank 1's routing file is missing after the groups exist" "\[rank 1\] .*r.routing" yes \
+  "${args[@]}" --model m --routing-replay r.routing -- "${args[@]}" --model m --routing-replay r.routing
+damage_header "$work/rank0/m" vae
+damage_header "$work/rank1/m" transformer
+run_case "different mistakes on the two ranks: the lower rank's" "\[rank 0\] .*vae" no \
+  "${args[@]}" --model m -- "${args[@]}" --model m
+unset wdir0 wdir1
 huge_config "$work/huge.json"
 bench=(bench --config "$work/huge.json" --random-weights --layouts tp2 --height 64 --width 64 --num-inference-steps 1)
 # The need counts both ranks: they share this machine's memory and load side by side.

@@ -58,7 +58,7 @@ expect_error "zero frames" "--num-frames 0" "${run[@]}" --num-frames 0 --output 
 expect_error "negative frames" "--num-frames -2" "${run[@]}" --num-frames -2 --output "$out"
 expect_error "absurd frames" "--num-frames 100000: must be 1..1024" "${run[@]}" --num-frames 100000 --output "$out"
 expect_error "fps 0" "--fps 0" "${run[@]}" --num-frames 2 --fps 0 --output "$out"
-expect_error "too large for memory" "needs about .* GiB of memory .*this machine has" \
+expect_error "too large for memory" "a clip of 1024 frames at 8192x8192 .* GiB of memory needed, .* GiB available on this machine" \
   "$moedit" video --model "$model" --prompt x --num-frames 1024 --height 8192 --width 8192 --output "$out"
 expect_error "size off the grid" "multiples of 16" "${run[@]}" --num-frames 2 --height 72 --output "$out"
 expect_error "jpeg output" "animated .png" "${run[@]}" --num-frames 2 --output "$work/clip.jpg"
