@@ -209,7 +209,11 @@ static void p_attention_merge(backend *be, tensor out, tensor lse, tensor part_o
 
 static void p_attention_causal(backend *be, tensor out, tensor q, tensor k, tensor v, int heads)
 {
-    TIMED(be, "attention_causal", in->ops->attention_causal(in, out, q, k, v, heads));
+    /* By shape, as attention: each shape's first call builds its own plan. */
+    char key[KEY_LENGTH];
+    snprintf(key, sizeof key, "attention_causal S%lld H%d D%lld", (long long)q.shape[0], heads,
+             (long long)(q.shape[1] / heads));
+    TIMED(be, key, in->ops->attention_causal(in, out, q, k, v, heads));
 }
 
 static void p_conv2d(backend *be, tensor y, tensor x, tensor w, tensor bias, int kernel, int stride, const int pad[4])

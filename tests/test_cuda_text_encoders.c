@@ -2,7 +2,10 @@
  *
  * Ops: activation (each kind, with and without the gate), layer_norm (the
  * 8-wide and the scalar path, with and without a bias) and attention_bias
- * (T5's shape of head, masked keys, a query whose keys are all masked) run on
+ * (T5's shape of head and T5-XXL's full shape, masked keys, a query whose
+ * keys are all masked, one whose first half is masked; the default path,
+ * the tensor-core flash kernel where it applies, and the two-product path
+ * of MOEDIT_ATTENTION_BIAS=gemm) run on
  * the same BF16-rounded inputs on both backends; the CUDA result is within a
  * few BF16 roundings of the CPU's F32 result (elementwise 8e-3, norms 1e-2,
  * attention 2e-2 of the result's scale).
@@ -25,6 +28,7 @@
 #include "text/t5_encoder.h"
 
 #include <float.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define FIXTURE MOEDIT_FIXTURES "/text_encoders"
@@ -155,15 +159,22 @@ static void test_attention_bias(int heads, int d, int64_t s, float scale)
     float *host = fetch(cpu, bias.c);
     for (int64_t r = 0; r < heads * s; r++)
         for (int64_t j = 0; j < s; j++)
-            if (j >= s - s / 4 || r % s == 1) host[r * s + j] += -FLT_MAX; /* padding; query 1 sees no key */
+            if (j >= s - s / 4 || r % s == 1 || (r % s == 2 && j < s / 2))
+                host[r * s + j] += -FLT_MAX; /* padding; query 1 sees no key; query 2 not the first half */
     cpu->ops->upload(cpu, bias.c, host);
     gpu->ops->upload(gpu, bias.g, host);
     free(host);
     cpu->ops->attention_bias(cpu, out.c, q.c, k.c, v.c, bias.c, heads, scale);
-    gpu->ops->attention_bias(gpu, out.g, q.g, k.g, v.g, bias.g, heads, scale);
-    char what[80];
-    snprintf(what, sizeof what, "attention_bias H %d D %d S %lld scale %g", heads, d, (long long)s, scale);
-    compare(what, out, TOL_ATTENTION);
+    /* The flash kernel (BF16, D a multiple of 16) and the two products. */
+    for (int path = 0; path < 2; path++) {
+        if (path) setenv("MOEDIT_ATTENTION_BIAS", "gemm", 1);
+        gpu->ops->attention_bias(gpu, out.g, q.g, k.g, v.g, bias.g, heads, scale);
+        unsetenv("MOEDIT_ATTENTION_BIAS");
+        char what[96];
+        snprintf(what, sizeof what, "attention_bias H %d D %d S %lld scale %g (%s)", heads, d, (long long)s, scale,
+                 path ? "gemm" : "default");
+        compare(what, out, TOL_ATTENTION);
+    }
     free_pair(q);
     free_pair(k);
     free_pair(v);
@@ -280,6 +291,9 @@ int main(void)
     test_layer_norm();
     test_attention_bias(4, 64, 77, 1.0f);
     test_attention_bias(3, 8, 130, 0.35f);
+    test_attention_bias(64, 64, 128, 1.0f); /* T5-XXL's */
+    test_attention_bias(2, 128, 200, 0.2f);
+    test_attention_bias(5, 16, 33, 1.0f);
     printf("encoders, CUDA (BF16) against CPU (F32):\n");
     safetensors *io = NULL;
     CHECK_MSG(safetensors_open(&io, FIXTURE "/io.safetensors") == 0, "%s", error_message());

@@ -79,6 +79,15 @@ static void test_matches_transformers(backend *be)
     CHECK_MSG(text_encoder_forward(&enc, &scratch, ids, valid, got) == 0, "%s", error_message());
     if (want_short) compare_layers("prompt alone (7 rows)", got, want_short, layers, valid, valid, c);
 
+    /* States 1..N only (HiDream's hidden_states[1:]): the same values, bit for bit. */
+    float *from_one = malloc((size_t)((layers - 1) * 12 * c) * sizeof(float));
+    CHECK_MSG(text_encoder_forward_masked(&enc, &scratch, ids, 12, valid, got) == 0, "%s", error_message());
+    CHECK_MSG(text_encoder_forward_states(&enc, &scratch, ids, 12, valid, 1, from_one) == 0, "%s", error_message());
+    CHECK(memcmp(from_one, got + 12 * c, (size_t)((layers - 1) * 12 * c) * sizeof(float)) == 0);
+    CHECK(text_encoder_forward_states(&enc, &scratch, ids, 12, valid, layers, from_one) != 0);
+    CHECK_MSG(strstr(error_message(), "hidden states from"), "got: %s", error_message());
+    free(from_one);
+
     /* A mask keeping no token, or more than there are, is refused. */
     CHECK(text_encoder_forward_masked(&enc, &scratch, ids, 12, 0, got) != 0);
     CHECK_MSG(strstr(error_message(), "0 valid tokens of 12"), "got: %s", error_message());

@@ -197,16 +197,10 @@ int hidream_prompt_embeds_alloc(const hidream_text *t, hidream_prompt_embeds *e)
                      (long long)e->llama_layers, (long long)e->llama_tokens, (long long)e->llama_channels);
 }
 
-/* Llama: hidden_states [N + 1, L, C] of the padded ids; llama = the last N. */
+/* Llama: hidden_states[1:] [N, L, C] of the padded ids, straight into e->llama. */
 static int run_llama(hidream_text *t, arena *scratch, const int32_t *ids, int64_t valid, hidream_prompt_embeds *e)
 {
-    int64_t per_layer = e->llama_tokens * e->llama_channels;
-    float *hidden = malloc((size_t)((e->llama_layers + 1) * per_layer) * sizeof(float));
-    if (!hidden) return error_set("out of memory for the Llama's hidden states");
-    int status = text_encoder_forward_masked(&t->llama, scratch, ids, e->llama_tokens, valid, hidden);
-    if (!status) memcpy(e->llama, hidden + per_layer, (size_t)(e->llama_layers * per_layer) * sizeof(float));
-    free(hidden);
-    return status;
+    return text_encoder_forward_states(&t->llama, scratch, ids, e->llama_tokens, valid, 1, e->llama);
 }
 
 /* Encoder k on padded ids[length[k]] (valid tokens first), into e. */

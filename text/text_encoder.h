@@ -105,6 +105,12 @@ int text_encoder_forward(const text_encoder *enc, arena *scratch, const int32_t 
 int text_encoder_forward_masked(const text_encoder *enc, arena *scratch, const int32_t *ids, int64_t tokens,
                                 int64_t valid, float *hidden_states);
 
+/* The same, hidden_states [N + 1 - first, S, C] holding only states
+ * first..N (0 <= first <= N): HiDream reads hidden_states[1:], written
+ * straight into its buffer. */
+int text_encoder_forward_states(const text_encoder *enc, arena *scratch, const int32_t *ids, int64_t tokens,
+                                int64_t valid, int64_t first, float *hidden_states);
+
 /* RoPE's inverse frequency of pair i < head_dim / 2, in float32 as
  * transformers computes it (default or llama3). */
 float text_encoder_inv_freq(const text_encoder_config *cfg, int64_t i);

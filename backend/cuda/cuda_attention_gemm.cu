@@ -15,8 +15,16 @@
  * kernels' tiles for free, and a text encoder runs it once per layer on a few
  * hundred tokens. Masked keys carry -FLT_MAX: their probability underflows
  * to 0, and a row whose keys are all masked gets equal weights, as in
- * transformers. */
+ * transformers.
+ *
+ * That was 1.2 ms a call for T5-XXL's Sq = Sk = 128, H 64, D 64 on an H100
+ * (three launches per head; issue 29), so BF16 tensors with head dims that
+ * are multiples of 16 up to 128 now go to the tensor-core flash kernel of
+ * cuda_flash_attention.cu, which reads the bias tile by tile; the two
+ * products stay for the rest, and for every case when the environment says
+ * MOEDIT_ATTENTION_BIAS=gemm (comparisons). */
 #include "backend/cuda/cuda_common.cuh"
+#include "core/env_choice.h"
 
 #include <math.h>
 
@@ -111,6 +119,11 @@ void cuda_attention_bias(backend *be, tensor out, tensor q, tensor k, tensor v, 
     assert(tensor_rows(&out) == sq && tensor_cols(&out) == width);
     assert(bias.dtype == DTYPE_F32 && tensor_numel(&bias) == heads * sq * sk);
     if (sq == 0) return;
+    /* Read per call: the tests switch it. */
+    static const char *const choices[2] = {"flash", "gemm"};
+    static int warned;
+    int gemm_only = env_choice("MOEDIT_ATTENTION_BIAS", choices, 2, 0, &warned) == 1;
+    if (!gemm_only && cuda_flash_attention_bias(s, out, q, k, v, heads, (const float *)bias.data, scale)) return;
     if (!cuda_attention_gemm(s, out, cuda_tensor_none(), q, k, v, heads, 0, (const float *)bias.data, scale))
         cuda_ok(s, cudaErrorInvalidValue, "attention_bias (q, k and v of different dtypes)");
 }

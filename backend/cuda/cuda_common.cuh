@@ -39,6 +39,7 @@ struct cuda_state {
     size_t scratch_bytes;
     void *staging; /* pinned host buffer for dtype conversion on upload/download */
     size_t staging_bytes;
+    cudaEvent_t staged[2]; /* download: when each half of the staging buffer holds its chunk */
     struct cuda_gemm_cache *gemm_cache;
     struct cuda_sdpa_cache *sdpa_cache; /* cuDNN's handle and attention plans (cuda_attention_cudnn.cu) */
     int failed;          /* a CUDA call failed: ops after it are not trustworthy */
@@ -226,5 +227,9 @@ int cuda_attention_cudnn(cuda_state *s, tensor out, tensor lse, tensor q, tensor
 /* cuda_flash_attention.cu: the tensor-core attention; 0 (nothing launched) when
  * the tensors are not BF16 or the head dim is not a multiple of 16 up to 128. */
 int cuda_flash_attention(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal);
+/* The same kernel with softmax(scale q k^T + bias) v, bias F32 [H, Sq, Sk]
+ * (T5's attention_bias; masked keys -FLT_MAX); 0 on the same terms. */
+int cuda_flash_attention_bias(cuda_state *s, tensor out, tensor q, tensor k, tensor v, int heads, const float *bias,
+                              float scale);
 
 #endif

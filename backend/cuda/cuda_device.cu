@@ -100,6 +100,18 @@ void cuda_upload(backend *be, tensor dst, const float *src)
     }
 }
 
+/* dst = src, in blocks of 1 MiB over the host's threads. */
+static void host_copy(float *dst, const float *src, int64_t n)
+{
+    const int64_t block = (int64_t)1 << 18;
+    int64_t blocks = (n + block - 1) / block;
+#pragma omp parallel for if (n > HOST_PARALLEL_MIN_VALUES)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t first = b * block, count = n - first < block ? n - first : block;
+        memcpy(dst + first, src + first, (size_t)count * sizeof(float));
+    }
+}
+
 void cuda_download(backend *be, float *dst, tensor src)
 {
     cuda_state *s = cuda_of(be);
@@ -111,22 +123,33 @@ void cuda_download(backend *be, float *dst, tensor src)
         cuda_ok(s, cudaStreamSynchronize(s->stream), "download");
         return;
     }
-    /* Widened to F32 on the device, a workspace-sized chunk at a time, then
-     * copied through pinned memory: a host-side conversion ran on one core
-     * under mpirun's core binding and made downloads slow (docs/benchmarks.md,
-     * "Figures cited by source comments"). The workspace is free between ops
-     * (stream order). */
-    size_t bytes = s->workspace_bytes < s->staging_bytes ? s->workspace_bytes : s->staging_bytes;
-    int64_t chunk = (int64_t)(bytes / sizeof(float));
-    for (int64_t first = 0; first < n; first += chunk) {
-        int64_t count = n - first < chunk ? n - first : chunk;
-        cuda_convert(s, s->workspace, DTYPE_F32, (const uint16_t *)src.data + first, src.dtype, count);
-        if (!cuda_ok(s, cudaMemcpyAsync(s->staging, s->workspace, (size_t)count * sizeof(float),
-                                        cudaMemcpyDeviceToHost, s->stream),
-                     "download"))
-            return;
-        if (!cuda_ok(s, cudaStreamSynchronize(s->stream), "download")) return;
-        memcpy(dst + first, s->staging, (size_t)count * sizeof(float));
+    /* Widened to F32 on the device, a chunk at a time, then copied through
+     * pinned memory: a host-side conversion ran on one core under mpirun's
+     * core binding and made downloads slow (docs/benchmarks.md, "Figures
+     * cited by source comments"). The workspace is free between ops (stream
+     * order). Chunks alternate between the halves of the workspace and of the
+     * staging buffer, so the device converts and sends chunk i + 1 while the
+     * host copies chunk i out; the host copy is spread over threads, as it
+     * often first-touches fresh memory (the Llama's 64 MiB of hidden states
+     * per prompt), whose page faults one core pays slowly. */
+    size_t bytes = (s->workspace_bytes < s->staging_bytes ? s->workspace_bytes : s->staging_bytes) / 2;
+    int64_t chunk = (int64_t)(bytes / sizeof(float)), chunks = (n + chunk - 1) / chunk;
+    for (int64_t i = 0; i <= chunks; i++) {
+        if (i < chunks) { /* chunk i into half i % 2 (its previous chunk, i - 2, is copied out) */
+            int64_t first = i * chunk, count = n - first < chunk ? n - first : chunk;
+            float *device = (float *)s->workspace + (i % 2) * chunk, *pinned = (float *)s->staging + (i % 2) * chunk;
+            cuda_convert(s, device, DTYPE_F32, (const uint16_t *)src.data + first, src.dtype, count);
+            if (!cuda_ok(s, cudaMemcpyAsync(pinned, device, (size_t)count * sizeof(float), cudaMemcpyDeviceToHost,
+                                            s->stream),
+                         "download") ||
+                !cuda_ok(s, cudaEventRecord(s->staged[i % 2], s->stream), "download"))
+                return;
+        }
+        if (i > 0) { /* chunk i - 1 out of half (i - 1) % 2 */
+            int64_t j = i - 1, first = j * chunk, count = n - first < chunk ? n - first : chunk;
+            if (!cuda_ok(s, cudaEventSynchronize(s->staged[j % 2]), "download")) return;
+            host_copy(dst + first, (const float *)s->staging + (j % 2) * chunk, count);
+        }
     }
 }
 
@@ -177,7 +200,9 @@ static int cuda_start(cuda_state *s, int device_index)
     s->workspace_bytes = WORKSPACE_BYTES;
     s->staging_bytes = STAGING_BYTES;
     if ((status = cudaMalloc(&s->workspace, s->workspace_bytes)) != cudaSuccess ||
-        (status = cudaMallocHost(&s->staging, s->staging_bytes)) != cudaSuccess)
+        (status = cudaMallocHost(&s->staging, s->staging_bytes)) != cudaSuccess ||
+        (status = cudaEventCreateWithFlags(&s->staged[0], cudaEventDisableTiming)) != cudaSuccess ||
+        (status = cudaEventCreateWithFlags(&s->staged[1], cudaEventDisableTiming)) != cudaSuccess)
         return error_set("no CUDA device: cuda:%d: cannot allocate the backend's buffers: %s", device_index,
                          cudaGetErrorString(status));
     if (!cuda_attention_setup(s)) return error_set("no CUDA device: cuda:%d: %s", device_index, s->failure);
@@ -219,6 +244,8 @@ void cuda_state_destroy(cuda_state *s)
     cudaFree(s->workspace);
     cudaFree(s->scratch);
     cudaFreeHost(s->staging);
+    for (int i = 0; i < 2; i++)
+        if (s->staged[i]) cudaEventDestroy(s->staged[i]);
     if (s->stream) cudaStreamDestroy(s->stream);
     free(s);
 }

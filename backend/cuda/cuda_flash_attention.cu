@@ -22,10 +22,13 @@
  * four threads of a quad share a row, so row reductions are two shuffles. */
 #include "backend/cuda/cuda_common.cuh"
 
+#include <float.h>
+
 #define FA_WARPS 4
 #define FA_QUERIES (16 * FA_WARPS)
 #define FA_KEYS 64
 #define FA_LN2 0.69314718055994530942f
+#define FA_LOG2E 1.44269504088896340736f
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
 {
@@ -49,11 +52,11 @@ __device__ __forceinline__ uint32_t load_pair(const unsigned short *x, int64_t r
     return (uint32_t)x[at] | ((uint32_t)x[at + 1] << 16);
 }
 
-template <int KSTEPS> /* D = 16 * KSTEPS */
+template <int KSTEPS, bool BIAS> /* D = 16 * KSTEPS; BIAS: add bias[h, i, j] (F32 [H, Sq, Sk]) to the scores */
 __global__ void __launch_bounds__(FA_WARPS * 32)
     flash_attention_kernel(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                            const __nv_bfloat16 *v, int64_t sq, int64_t sk, int heads, float scale_log2, int causal,
-                           int vector_loads)
+                           int vector_loads, const float *bias)
 {
     constexpr int D = 16 * KSTEPS, D_TILES = D / 8;
     constexpr int K_STRIDE = D + 8, V_STRIDE = FA_KEYS + 8;
@@ -128,6 +131,12 @@ __global__ void __launch_bounds__(FA_WARPS * 32)
                 int64_t key = k0 + nt * 8 + 2 * t + (e & 1), row = e < 2 ? row0 : row1;
                 int visible = key < sk && (!causal || key <= row);
                 float value = visible ? s[nt][e] * scale_log2 : -INFINITY;
+                /* A masked key's bias is -FLT_MAX, which becomes -inf in log2
+                 * units: held at -FLT_MAX, its weight is still 0 beside any
+                 * unmasked key, and a row with every key masked gets equal
+                 * weights, as cuda_attention_gemm.cu's softmax and the CPU's. */
+                if (BIAS && visible && row < sq)
+                    value = fmaxf(value + bias[((int64_t)h * sq + row) * sk + key] * FA_LOG2E, -FLT_MAX);
                 s[nt][e] = value;
                 if (e < 2)
                     max0 = fmaxf(max0, value);
@@ -207,28 +216,20 @@ static int aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 int cuda_flash_wgmma(cuda_state *s, __nv_bfloat16 *out, float *lse, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                      const __nv_bfloat16 *v, int64_t sq, int64_t sk, int heads, int d, int causal);
 
-int cuda_flash_attention(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal)
+/* The mma.sync kernel for head dim d (a multiple of 16, at most 128). */
+static void flash_launch(cuda_state *s, dim3 grid, int d, __nv_bfloat16 *o, float *l, const __nv_bfloat16 *qp,
+                         const __nv_bfloat16 *kp, const __nv_bfloat16 *vp, int64_t sq, int64_t sk, int heads,
+                         float scale_log2, int causal, int vector_loads, const float *bias)
 {
-    int64_t sq = tensor_rows(&q), sk = tensor_rows(&k), width = tensor_cols(&q);
-    int d = (int)(width / heads);
-    int bf16 = q.dtype == DTYPE_BF16 && k.dtype == DTYPE_BF16 && v.dtype == DTYPE_BF16 && out.dtype == DTYPE_BF16;
-    if (!bf16 || d % 16 != 0 || d > 128) return 0;
-    int vector_loads = aligned16(k.data) && aligned16(v.data) && width % 8 == 0;
-    dim3 grid((unsigned)((sq + FA_QUERIES - 1) / FA_QUERIES), (unsigned)heads);
-    float scale_log2 = 1.44269504088896340736f / sqrtf((float)d);
-    __nv_bfloat16 *o = (__nv_bfloat16 *)out.data;
-    const __nv_bfloat16 *qp = (const __nv_bfloat16 *)q.data, *kp = (const __nv_bfloat16 *)k.data,
-                        *vp = (const __nv_bfloat16 *)v.data;
-    float *l = (float *)lse.data;
-    static int wgmma = -1;
-    if (wgmma < 0) wgmma = !getenv("MOEDIT_FLASH_WGMMA") || atoi(getenv("MOEDIT_FLASH_WGMMA")) != 0;
-    if (wgmma && cuda_flash_wgmma(s, o, l, qp, kp, vp, sq, sk, heads, d, causal)) {
-        cuda_launched(s, causal ? "attention_causal (wgmma)" : "attention (wgmma)");
-        return 1;
-    }
-#define FA_LAUNCH(KSTEPS)                                                                                       \
-    flash_attention_kernel<KSTEPS><<<grid, FA_WARPS * 32, 0, s->stream>>>(o, l, qp, kp, vp, sq, sk, heads,     \
-                                                                          scale_log2, causal, vector_loads)
+#define FA_LAUNCH(KSTEPS)                                                                                         \
+    do {                                                                                                          \
+        if (bias)                                                                                                 \
+            flash_attention_kernel<KSTEPS, true><<<grid, FA_WARPS * 32, 0, s->stream>>>(                          \
+                o, l, qp, kp, vp, sq, sk, heads, scale_log2, causal, vector_loads, bias);                         \
+        else                                                                                                      \
+            flash_attention_kernel<KSTEPS, false><<<grid, FA_WARPS * 32, 0, s->stream>>>(                         \
+                o, l, qp, kp, vp, sq, sk, heads, scale_log2, causal, vector_loads, NULL);                          \
+    } while (0)
     switch (d / 16) {
     case 1: FA_LAUNCH(1); break;
     case 2: FA_LAUNCH(2); break;
@@ -240,6 +241,48 @@ int cuda_flash_attention(cuda_state *s, tensor out, tensor lse, tensor q, tensor
     default: FA_LAUNCH(8); break;
     }
 #undef FA_LAUNCH
+}
+
+static int flash_fits(tensor out, tensor q, tensor k, tensor v, int d)
+{
+    int bf16 = q.dtype == DTYPE_BF16 && k.dtype == DTYPE_BF16 && v.dtype == DTYPE_BF16 && out.dtype == DTYPE_BF16;
+    return bf16 && d % 16 == 0 && d <= 128;
+}
+
+int cuda_flash_attention(cuda_state *s, tensor out, tensor lse, tensor q, tensor k, tensor v, int heads, int causal)
+{
+    int64_t sq = tensor_rows(&q), sk = tensor_rows(&k), width = tensor_cols(&q);
+    int d = (int)(width / heads);
+    if (!flash_fits(out, q, k, v, d)) return 0;
+    int vector_loads = aligned16(k.data) && aligned16(v.data) && width % 8 == 0;
+    dim3 grid((unsigned)((sq + FA_QUERIES - 1) / FA_QUERIES), (unsigned)heads);
+    float scale_log2 = FA_LOG2E / sqrtf((float)d);
+    __nv_bfloat16 *o = (__nv_bfloat16 *)out.data;
+    const __nv_bfloat16 *qp = (const __nv_bfloat16 *)q.data, *kp = (const __nv_bfloat16 *)k.data,
+                        *vp = (const __nv_bfloat16 *)v.data;
+    float *l = (float *)lse.data;
+    static int wgmma = -1;
+    if (wgmma < 0) wgmma = !getenv("MOEDIT_FLASH_WGMMA") || atoi(getenv("MOEDIT_FLASH_WGMMA")) != 0;
+    if (wgmma && cuda_flash_wgmma(s, o, l, qp, kp, vp, sq, sk, heads, d, causal)) {
+        cuda_launched(s, causal ? "attention_causal (wgmma)" : "attention (wgmma)");
+        return 1;
+    }
+    flash_launch(s, grid, d, o, l, qp, kp, vp, sq, sk, heads, scale_log2, causal, vector_loads, NULL);
     cuda_launched(s, causal ? "attention_causal (tensor cores)" : "attention (tensor cores)");
+    return 1;
+}
+
+int cuda_flash_attention_bias(cuda_state *s, tensor out, tensor q, tensor k, tensor v, int heads, const float *bias,
+                              float scale)
+{
+    int64_t sq = tensor_rows(&q), sk = tensor_rows(&k), width = tensor_cols(&q);
+    int d = (int)(width / heads);
+    if (!flash_fits(out, q, k, v, d)) return 0;
+    int vector_loads = aligned16(k.data) && aligned16(v.data) && width % 8 == 0;
+    dim3 grid((unsigned)((sq + FA_QUERIES - 1) / FA_QUERIES), (unsigned)heads);
+    flash_launch(s, grid, d, (__nv_bfloat16 *)out.data, NULL, (const __nv_bfloat16 *)q.data,
+                 (const __nv_bfloat16 *)k.data, (const __nv_bfloat16 *)v.data, sq, sk, heads, FA_LOG2E * scale, 0,
+                 vector_loads, bias);
+    cuda_launched(s, "attention_bias (tensor cores)");
     return 1;
 }
