@@ -3,12 +3,13 @@
 
 Writes tests/fuzz/corpus/<target>/seed-*: a few valid inputs taken or cut down from tests/fixtures
 (small: the whole corpus stays well under 1 MiB) plus edge cases of each format. Inputs of several
-files join them with the harness's separator line "\\n@@\\n" (tests/fuzz/fuzz_files.h). Files the
-fuzzers found themselves (crashes that were fixed, kept as regression inputs) are named
-crash-*/leak-*/slow-* and are not touched here.
+files join them with the harness's separator line "\\n@@\\n" (tests/fuzz/fuzz_files.h). The other
+files of a corpus folder are not touched here: inputs the fuzzers found that reach new code (named
+by their SHA-1, added with `FUZZER -merge=1 CORPUS NEW_DIR`), and the fixed findings kept as
+regression inputs (crash-*, leak-*, slow-*).
 
 Deterministic: a rerun writes the same bytes (the tiny SentencePiece charsmaps are trained single-
-threaded on fixed text). Needs numpy, Pillow, safetensors, sentencepiece (with protobuf for its
+threaded on fixed text). Needs numpy, Pillow, sentencepiece (with protobuf for its
 model proto) and the committed fixtures:
 
     python3 tools/make_fuzz_corpus.py
