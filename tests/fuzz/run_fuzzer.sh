@@ -25,5 +25,7 @@ if "$fuzzer" -runs=0 "$work" 2>&1 | grep -q "LeakSanitizer has encountered a fat
 fi
 export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+# A finding exits 1 (libFuzzer's default is 77, which ctest could take for "skipped").
 exec "$fuzzer" -max_total_time="$seconds" -runs=50000000 -timeout=25 -rss_limit_mb=2048 -detect_leaks=$leaks \
+  -error_exitcode=1 -timeout_exitcode=1 \
   -print_final_stats=1 -artifact_prefix="$artifacts/$name-" "$@" "$work" "$corpus"
