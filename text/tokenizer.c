@@ -690,7 +690,8 @@ int tokenizer_encode(const tokenizer *tok, const char *text, int32_t *ids, int m
         first = tok->truncate_left ? keep - room : 0;
         keep = room;
     }
-    *count = apply_template(tok, st.ids.ids + first, keep, ids);
+    /* No content ids: the array is NULL, and NULL + 0 is undefined. */
+    *count = apply_template(tok, keep ? st.ids.ids + first : NULL, keep, ids);
     encode_state_free(&st);
     return 0;
 }

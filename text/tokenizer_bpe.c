@@ -259,6 +259,7 @@ int tokenizer_bpe_encode(const tokenizer_bpe *m, const char *piece, size_t n, id
     free(scratch.data);
     if (status) return -1;
     int count = ids->count - first;
+    if (count == 0) return 0; /* an empty piece: ids->ids may be NULL, and NULL + 0 is undefined */
     merge_all(m, ids->ids + first, &count);
     ids->count = first + count;
     return 0;

@@ -16,6 +16,8 @@
 #include "core/error.h"
 #include "core/text_file.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,16 @@ static int read_merges(cJSON *merges, const char *path)
     return status;
 }
 
+/* An id as JSON gives it: a whole number in [0, INT32_MAX], else -2 (1e20,
+ * inf or 0.5 must not reach an int cast: that is undefined). */
+static int32_t json_id(const cJSON *id)
+{
+    double v = id->valuedouble;
+    return v >= 0 && v <= INT32_MAX && v == floor(v) ? (int32_t)v : -2;
+}
+
+/* The token's id: added tokens first, then the vocabulary; -1 when absent,
+ * -2 when its id is no valid id. */
 static int32_t token_id(const cJSON *vocab, const cJSON *added, const char *token)
 {
     const cJSON *item;
@@ -65,10 +77,10 @@ static int32_t token_id(const cJSON *vocab, const cJSON *added, const char *toke
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
         if (cJSON_IsString(content) && cJSON_IsNumber(id) && strcmp(content->valuestring, token) == 0)
-            return (int32_t)id->valuedouble;
+            return json_id(id);
     }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(vocab, token);
-    return cJSON_IsNumber(id) ? (int32_t)id->valuedouble : -1;
+    return cJSON_IsNumber(id) ? json_id(id) : -1;
 }
 
 /* A special token the config names but added_tokens_decoder lacks. */
@@ -145,6 +157,9 @@ static int build(cJSON *root, const char *dir, const tokenizer_config *config)
     for (int i = 0; i < 4; i++)
         if (add_missing_special(added, vocab, specials[i])) return -1;
     int32_t bos_id = token_id(vocab, added, bos), eos_id = token_id(vocab, added, eos);
+    if (bos_id == -2 || eos_id == -2)
+        return error_set("%s: CLIP's bos token \"%s\" or eos token \"%s\" has an id that is not a whole number in "
+                         "[0, 2^31)", dir, bos, eos);
     if (bos_id < 0 || eos_id < 0)
         return error_set("%s: CLIP's bos token \"%s\" or eos token \"%s\" is not in the vocabulary", dir, bos, eos);
     cJSON *post = cJSON_AddObjectToObject(root, "post_processor");

@@ -7,8 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# clang and libclang-rt-dev (libFuzzer and clang's sanitizer runtimes) build the
+# loaders' fuzz tests (tests/fuzz/).
 packages=(build-essential cmake pkg-config libpng-dev libcjson-dev libstb-dev libopenblas-dev
-          libopenmpi-dev openmpi-bin libutf8proc-dev libpcre2-dev libmicrohttpd-dev curl)
+          libopenmpi-dev openmpi-bin libutf8proc-dev libpcre2-dev libmicrohttpd-dev curl clang libclang-rt-dev)
 # With a CUDA toolkit, pip fetches the cuDNN frontend's headers (cuDNN's fused
 # attention; tools/fetch_cudnn_frontend.sh).
 cuda=""
