@@ -223,7 +223,7 @@ int cli_cache_options(moedit_cache_options *cache, cli_option *options)
          "cache a step when the first blocks' residual changed by at most this (relative L2) since the last "
          "computed step; 0: never (default 0.2)",
          "T"},
-        {"cache-warmup-steps", OPT_INT, &cache->warmup_steps, "first steps always computed (default 3)", "N"},
+        {"cache-warmup", OPT_INT, &cache->warmup_steps, "first steps always computed (default 3)", "N"},
         {"cache-max-consecutive", OPT_INT, &cache->max_consecutive, "most cached steps in a row (default 3)", "N"},
         {"cache-taylor-order", OPT_INT, &cache->taylor_order, "taylor: order of the extrapolation, 1..4 (default 1)",
          "K"},

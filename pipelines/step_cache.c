@@ -43,7 +43,7 @@ int step_cache_check(const moedit_cache_options *o, int writer)
     if (!isfinite(o->threshold) || o->threshold < 0 || o->threshold > 100)
         return error_set("--cache-threshold %g: must be 0..100 (0: every step computed)", o->threshold);
     if (o->warmup_steps < 0 || o->warmup_steps > MAX_STEPS)
-        return error_set("--cache-warmup-steps %lld: must be 0..%d", (long long)o->warmup_steps, MAX_STEPS);
+        return error_set("--cache-warmup %lld: must be 0..%d", (long long)o->warmup_steps, MAX_STEPS);
     if (o->max_consecutive < 1 || o->max_consecutive > MAX_STEPS)
         return error_set("--cache-max-consecutive %lld: must be 1..%d", (long long)o->max_consecutive, MAX_STEPS);
     if (m == DIT_CACHE_TAYLOR && (o->taylor_order < 1 || o->taylor_order > DIT_CACHE_MAX_ORDER))

@@ -12,12 +12,12 @@ demo="$fixtures/../../models/demo"
 run=("$moedit" generate --model "$model" --prompt "a red circle" --num-inference-steps 8 --height 64 --width 64
      --seed 0 --quiet)
 # tiny-random has 2 blocks: F1 B0 is its only cache shape.
-cached=(--cache block --cache-last-blocks 0 --cache-warmup-steps 1 --cache-threshold 100)
+cached=(--cache block --cache-last-blocks 0 --cache-warmup 1 --cache-threshold 100)
 expect_error "unknown mode" "--cache fast: none, block or taylor" "${run[@]}" --cache fast --output "$out"
 expect_error "negative threshold" "--cache-threshold -0.1: must be 0..100" "${run[@]}" --cache block --cache-last-blocks 0 --cache-threshold -0.1 --output "$out"
 expect_error "no first block" "--cache-first-blocks 0: must be 1 or more" "${run[@]}" --cache block --cache-first-blocks 0 --output "$out"
 expect_error "negative last blocks" "--cache-last-blocks -1: must be 0 or more" "${run[@]}" --cache block --cache-last-blocks -1 --output "$out"
-expect_error "negative warm-up" "--cache-warmup-steps -2: must be 0..10000" "${run[@]}" --cache block --cache-last-blocks 0 --cache-warmup-steps -2 --output "$out"
+expect_error "negative warm-up" "--cache-warmup -2: must be 0..10000" "${run[@]}" --cache block --cache-last-blocks 0 --cache-warmup -2 --output "$out"
 expect_error "zero in a row" "--cache-max-consecutive 0: must be 1..10000" "${run[@]}" --cache block --cache-last-blocks 0 --cache-max-consecutive 0 --output "$out"
 expect_error "taylor order 5" "--cache-taylor-order 5: must be 1..4" "${run[@]}" --cache taylor --cache-last-blocks 0 --cache-taylor-order 5 --output "$out"
 expect_error "nothing left to skip" "the transformer has 2 blocks" "${run[@]}" --cache block --output "$out"

@@ -30,17 +30,17 @@ PROMPT = "a red circle on a blue background"
 SETTINGS = [
     ("none", ""),
     ("block F1B1 t0.2 w3 m3", "--cache block --cache-first-blocks 1 --cache-last-blocks 1 --cache-threshold 0.2 "
-                               "--cache-warmup-steps 3 --cache-max-consecutive 3"),
+                               "--cache-warmup 3 --cache-max-consecutive 3"),
     ("block F1B0 t0.3 w3 m4", "--cache block --cache-first-blocks 1 --cache-last-blocks 0 --cache-threshold 0.3 "
-                               "--cache-warmup-steps 3 --cache-max-consecutive 4"),
+                               "--cache-warmup 3 --cache-max-consecutive 4"),
     ("taylor1 F1B1 t0.2 w3 m3", "--cache taylor --cache-taylor-order 1 --cache-first-blocks 1 --cache-last-blocks 1 "
-                                 "--cache-threshold 0.2 --cache-warmup-steps 3 --cache-max-consecutive 3"),
+                                 "--cache-threshold 0.2 --cache-warmup 3 --cache-max-consecutive 3"),
     ("taylor1 F1B0 t0.3 w3 m4", "--cache taylor --cache-taylor-order 1 --cache-first-blocks 1 --cache-last-blocks 0 "
-                                 "--cache-threshold 0.3 --cache-warmup-steps 3 --cache-max-consecutive 4"),
+                                 "--cache-threshold 0.3 --cache-warmup 3 --cache-max-consecutive 4"),
     ("taylor2 F1B0 t0.3 w3 m4", "--cache taylor --cache-taylor-order 2 --cache-first-blocks 1 --cache-last-blocks 0 "
-                                 "--cache-threshold 0.3 --cache-warmup-steps 3 --cache-max-consecutive 4"),
+                                 "--cache-threshold 0.3 --cache-warmup 3 --cache-max-consecutive 4"),
     ("taylor1 F1B0 t0.5 w2 m6", "--cache taylor --cache-taylor-order 1 --cache-first-blocks 1 --cache-last-blocks 0 "
-                                 "--cache-threshold 0.5 --cache-warmup-steps 2 --cache-max-consecutive 6"),
+                                 "--cache-threshold 0.5 --cache-warmup 2 --cache-max-consecutive 6"),
 ]
 
 
