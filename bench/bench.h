@@ -73,6 +73,9 @@ typedef struct moedit_bench_options {
     /* EP layouts: "reference" (place experts by the reference run's routing)
      * or a routing file (moedit generate --expert-placement); NULL: id order. */
     const char *expert_placement;
+    /* Step caching (moedit.h): the serial reference decides and its schedule
+     * is replayed by every timed run; its schedule fields are the bench's own. */
+    moedit_cache_options cache;
 } moedit_bench_options;
 
 #define MOEDIT_BENCH_GROUPS 8 /* tp, ulysses, ring, sp, cfg, dp, ep, vae */
@@ -123,6 +126,7 @@ typedef struct moedit_bench_result {
     uint64_t seed;
     char tolerance[160];     /* what "correct" means on this device */
     char host[256];          /* machine: CPU count, threads per rank */
+    char cache[320];         /* the step cache and the reference's schedule; "" without one */
     moedit_bench_layout *layouts; /* [count]; layouts[0] is the reference */
     int count;
     int fastest;             /* index, -1 if none */

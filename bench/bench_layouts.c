@@ -26,6 +26,7 @@
 #include "parallel/world.h"
 #include "pipelines/model_bundle.h"
 #include "pipelines/runtime.h"
+#include "pipelines/step_cache.h"
 #include "vae/vae_config.h"
 
 #include <dirent.h>
@@ -55,9 +56,10 @@ typedef struct bench_state {
     bench_facts facts;
     char dir[1024];
     int temp_dir;
-    char routing[1100], embeds[1100];
+    char routing[1100], embeds[1100], schedule[1100];
     const char *embeds_path;
     int routed;            /* MoE: capture and replay the routing */
+    int cached;            /* step cache: capture and replay its schedule */
     int64_t expert_calls;  /* most MoE calls of a timed run on one rank: steps x 2 branches x MoE layers */
 } bench_state;
 
@@ -150,6 +152,10 @@ static int validate(const moedit_bench_options *o)
                          o->expert_placement);
     if (o->warmup_steps < 0 || o->warmup_steps > MOEDIT_BENCH_MAX_REPEATS)
         return error_set("--warmup %lld: must be 0..%d", (long long)o->warmup_steps, MOEDIT_BENCH_MAX_REPEATS);
+    if (step_cache_check(&o->cache, 0)) return -1;
+    if (o->cache.schedule_capture || o->cache.schedule_replay)
+        return error_set("bench captures the serial run's step-cache schedule and replays it in every layout itself: "
+                         "leave out --cache-schedule-capture and --cache-schedule-replay");
     if (o->text_tokens < 1 || o->text_tokens > MOEDIT_MAX_TEXT_TOKENS)
         return error_set("--text-tokens %lld: must be 1..%d", (long long)o->text_tokens, MOEDIT_MAX_TEXT_TOKENS);
     if (o->height < 8 || o->width < 8 || o->height > MOEDIT_BENCH_MAX_SIDE || o->width > MOEDIT_BENCH_MAX_SIDE)
@@ -269,6 +275,21 @@ static void describe_run(bench_state *b)
                          (long long)o->text_tokens);
     if (o->model_dir && o->random_weights)
         snprintf(r->note + used, sizeof r->note - (size_t)used, "%srandom transformer weights.", used ? " " : "");
+}
+
+/* The cache line of the reports, from the reference's timed run. */
+static void describe_cache(bench_state *b, const bench_rank_sample *s)
+{
+    const moedit_cache_options *c = &b->o->cache;
+    char order[32] = "";
+    if (!strcmp(c->mode, "taylor")) snprintf(order, sizeof order, " order %lld", (long long)c->taylor_order);
+    snprintf(b->r->cache, sizeof b->r->cache,
+             "%s%s, first %lld and last %lld blocks, threshold %g, warm-up %lld, at most %lld cached in a row: the "
+             "serial run computed %lld of %lld steps (%.1f%% of the transformer FLOPs skipped); every layout "
+             "replays its schedule",
+             c->mode, order, (long long)c->first_blocks, (long long)c->last_blocks, c->threshold,
+             (long long)c->warmup_steps, (long long)c->max_consecutive, (long long)s->cache_computed,
+             (long long)(s->cache_computed + s->cache_cached), 100 * s->cache_flops_saved);
 }
 
 /* ---- one layout ---- */
@@ -477,10 +498,12 @@ static int run_layout(bench_state *b, int index)
     char image[1100], latents[1100], warmup_image[1100];
     run_paths(b, index, image, latents, sizeof image);
     snprintf(warmup_image, sizeof warmup_image, "%s/warmup.png", b->dir);
-    /* The reference's untimed run is the whole schedule, capturing the routing. */
-    int capture = l->reference && b->routed;
+    /* The reference's untimed run is the whole schedule, capturing the routing
+     * and the step cache's schedule; other warm-ups decide their own. */
+    int capture = l->reference && (b->routed || b->cached);
     bench_run_request q = {o, &b->facts, l, capture ? o->steps : o->warmup_steps, b->embeds_path,
-                           capture ? b->routing : NULL, NULL, warmup_image, NULL, 0, 0, NULL};
+                           capture && b->routed ? b->routing : NULL, NULL, warmup_image, NULL, 0, 0, NULL,
+                           capture && b->cached ? b->schedule : NULL, NULL};
     if (o->expert_placement && l->expert_parallel)
         q.expert_placement = strcmp(o->expert_placement, "reference") ? o->expert_placement : b->routing;
     bench_rank_sample s;
@@ -502,6 +525,8 @@ static int run_layout(bench_state *b, int index)
         q.steps = o->steps;
         q.routing_capture = NULL;
         q.routing_replay = b->routed ? b->routing : NULL;
+        q.cache_capture = NULL;
+        q.cache_replay = b->cached ? b->schedule : NULL;
         q.image_path = image;
         q.latents_path = latents;
         q.probes = 1;
@@ -518,6 +543,7 @@ static int run_layout(bench_state *b, int index)
         status = gather(b, rows, mine, cols);
         if (status == 0 && b->w->rank == 0) status = summarize(b, l, rows, cols);
         if (status == 0 && b->w->rank == 0) check(b, l, index);
+        if (status == 0 && l->reference && b->cached) describe_cache(b, &s);
     }
     free(s.step_seconds), free(s.expert_rows), free(mine), free(rows);
     if (status != 0 && l->reference) return -1;
@@ -612,6 +638,8 @@ static int bench_all(bench_state *b)
 {
     if (load_facts(b) || make_work_dir(b) || prepare_embeds(b) || list_layouts(b)) return -1;
     b->routed = dit_is_moe(&b->facts.dit);
+    b->cached = step_cache_enabled(&b->o->cache);
+    snprintf(b->schedule, sizeof b->schedule, "%s/cache_schedule.safetensors", b->dir);
     b->expert_calls = b->routed ? b->o->steps * 2 * (b->facts.dit.num_double_blocks + b->facts.dit.num_single_blocks) : 0;
     snprintf(b->routing, sizeof b->routing, "%s/routing.safetensors", b->dir);
     describe_run(b);

@@ -56,6 +56,7 @@ typedef struct bench_run_request {
     int probes;                /* time steps, count memory */
     int time_collectives;      /* with probes: wrap every group in a timer (pg_timed) */
     const char *expert_placement; /* EP: a routing file to place experts by, or NULL */
+    const char *cache_capture, *cache_replay; /* with a step cache: its schedule file */
 } bench_run_request;
 
 /* What one rank measured in one run. */
@@ -68,6 +69,8 @@ typedef struct bench_rank_sample {
     int64_t expert_weight_bytes; /* of weight_bytes, the routed experts' */
     int64_t *expert_rows;      /* [expert_calls]: rows this rank's routed experts computed per MoE call */
     int64_t expert_calls;
+    int64_t cache_computed, cache_cached; /* steps, with a step cache */
+    double cache_flops_saved;
 } bench_rank_sample;
 
 /* Runs `request` on every rank (collective); moedit_generate with a model

@@ -131,6 +131,7 @@ int moedit_bench_write_json(const moedit_bench_result *r, const char *path)
     json_string(f, "machine", r->host, ",\n  ");
     json_string(f, "correct_means", r->tolerance, ",\n  ");
     json_string(f, "note", r->note, ",\n  ");
+    json_string(f, "step_cache", r->cache, ",\n  ");
     fprintf(f, "\"communication_timed\": %s,\n  ", r->comm_measured ? "true" : "false");
     if (r->fastest >= 0) json_string(f, "fastest", r->layouts[r->fastest].name, ",\n");
     else fprintf(f, "\"fastest\": null,\n");
@@ -197,6 +198,7 @@ int moedit_bench_write_markdown(const moedit_bench_result *r, const char *path)
     fprintf(f, "Machine: %s. Warm-up: one untimed run of %lld step(s) per layout. Correct: %s.\n", r->host,
             (long long)r->warmup_steps, r->tolerance);
     if (r->note[0]) fprintf(f, "Note: %s\n", r->note);
+    if (r->cache[0]) fprintf(f, "Step cache: %s.\n", r->cache);
     fprintf(f, "\n| layout | ranks | step ms median (p10-p90) | step speedup | VAE decode s | end to end s | images/s | "
                "speedup | efficiency | comm | peak MiB/rank | expert weights MiB/rank | max latent diff | %s PSNR dB | check |\n",
             r->transformer_only ? "latent" : "image");

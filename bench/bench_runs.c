@@ -18,6 +18,7 @@
 #include "pipelines/generate_hooks.h"
 #include "pipelines/runtime.h"
 #include "pipelines/scheduler.h"
+#include "pipelines/step_cache.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -59,8 +60,10 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
         .latents_output = q->latents_path, .device = o->device, .random_weights = o->random_weights,
         .parallel = {d.tp, d.ulysses, d.ring, d.cfg, d.dp, d.expert_parallel, d.vae_patch},
         .routing_capture = q->routing_capture, .routing_replay = q->routing_replay,
-        .expert_placement = q->expert_placement, .quiet = 1,
+        .expert_placement = q->expert_placement, .cache = o->cache, .quiet = 1,
     };
+    g.cache.schedule_capture = q->cache_capture;
+    g.cache.schedule_replay = q->cache_replay;
     moedit_generate_result r;
     int status = generate_with_hooks(&g, &hooks, &r);
     s->load_seconds = r.load_seconds;
@@ -71,6 +74,9 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
     s->weight_bytes = hooks.weight_bytes;
     s->expert_weight_bytes = hooks.expert_weight_bytes;
     s->activation_bytes = hooks.activation_peak_bytes;
+    s->cache_computed = r.cache_computed_steps;
+    s->cache_cached = r.cache_cached_steps;
+    s->cache_flops_saved = r.cache_flops_saved;
     moedit_generate_result_free(&r);
     return status;
 }
@@ -142,6 +148,8 @@ typedef struct transformer_state {
     random_embeds embeds[2];
     scheduler sched;
     moe_routing routing;
+    dit_step_cache cache;
+    int have_cache;
     float *latents;
     uint64_t seed; /* this replica's image: seed + its data-parallel index, as in generate */
 } transformer_state;
@@ -149,6 +157,7 @@ typedef struct transformer_state {
 static void transformer_free(transformer_state *t)
 {
     free(t->latents);
+    if (t->have_cache) dit_step_cache_free(&t->cache);
     moe_routing_free(&t->routing);
     scheduler_free(&t->sched);
     for (int b = 0; b < 2; b++) {
@@ -186,6 +195,24 @@ static int transformer_load(transformer_state *t, const bench_run_request *q, be
     return 0;
 }
 
+/* The step cache of the run, deciding or replaying q's schedule. */
+static int step_cache_prepare(transformer_state *t, const bench_run_request *q)
+{
+    if (!step_cache_enabled(&q->options->cache)) return 0;
+    dit_cache_settings settings;
+    uint8_t *replay = NULL;
+    if (step_cache_settings(&q->options->cache, &t->model.cfg, &settings)) return -1;
+    if (q->cache_replay && step_cache_schedule_load(q->cache_replay, (int)q->steps, &replay)) return -1;
+    process_group *cfg = t->par.groups[GROUP_CFG];
+    int status = dit_step_cache_init(&t->cache, &settings, t->be, t->model.cfg.dim, (int)q->steps, replay,
+                                     cfg->size == 2 ? cfg : NULL);
+    free(replay);
+    if (status) return -1;
+    t->have_cache = 1;
+    t->run.step_cache = &t->cache;
+    return 0;
+}
+
 /* Text of this rank's branches, the run, the schedule and the noise. */
 static int transformer_prepare(transformer_state *t, const bench_run_request *q, int64_t latent_h, int64_t latent_w)
 {
@@ -206,6 +233,7 @@ static int transformer_prepare(transformer_state *t, const bench_run_request *q,
     moe_routing_init(&t->routing, q->routing_capture ? ROUTING_CAPTURE : q->routing_replay ? ROUTING_REPLAY : ROUTING_FREE);
     if (q->routing_replay && moe_routing_load(&t->routing, q->routing_replay)) return -1;
     t->run.routing = q->routing_capture || q->routing_replay ? &t->routing : NULL;
+    if (step_cache_prepare(t, q)) return -1;
     /* As generate: mu from the transformer's max_seq when the schedule shifts dynamically. */
     scheduler_config sc;
     scheduler_config_default(&sc);
@@ -265,10 +293,21 @@ static int run_transformer(const bench_run_request *q, bench_rank_sample *s)
     if (status == 0 && works && w->rank == 0 && q->latents_path)
         status = save_latents(q->latents_path, t.latents, t.model.cfg.in_channels, latent_h, latent_w);
     if (status == 0 && works && w->rank == 0 && q->routing_capture) status = moe_routing_save(&t.routing, q->routing_capture);
+    if (status == 0 && t.have_cache) {
+        moedit_generate_result figures;
+        memset(&figures, 0, sizeof figures);
+        status = step_cache_account(&figures, &t.cache, &t.model.cfg, t.run.image_tokens, o->text_tokens, o->text_tokens);
+        s->cache_computed = figures.cache_computed_steps;
+        s->cache_cached = figures.cache_cached_steps;
+        s->cache_flops_saved = figures.cache_flops_saved;
+        free(figures.cache_computed);
+        if (status == 0 && w->rank == 0 && q->cache_capture) status = step_cache_schedule_save(q->cache_capture, &t.cache);
+    }
     if (t.have_model) s->weight_bytes = t.model.weights.bytes_on_device;
     if (t.have_model) s->expert_weight_bytes = dit_model_expert_bytes(&t.model);
     if (t.have_run) {
-        s->activation_bytes = (int64_t)(t.run.persistent.peak + t.run.scratch.peak);
+        s->activation_bytes = (int64_t)(t.run.persistent.peak + t.run.scratch.peak) +
+                              (t.have_cache ? dit_step_cache_bytes(&t.cache) : 0);
         for (int64_t i = 0; s->expert_rows && i < s->expert_calls && i < t.run.moe.calls; i++)
             s->expert_rows[i] = t.run.moe.call_rows[i];
         for (int b = 0; b < 2; b++)

@@ -9,5 +9,8 @@
 #include "dit/dit_config.h"
 
 double dit_forward_flops(const dit_config *cfg, int64_t image_tokens, int64_t t5_tokens, int64_t llama_tokens);
+/* Blocks [first, end) alone (what a cached step skips: dit_step_cache.h). */
+double dit_blocks_flops(const dit_config *cfg, int64_t image_tokens, int64_t t5_tokens, int64_t llama_tokens, int first,
+                        int end);
 
 #endif

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "dit/dit_blocks.h"
 #include "dit/dit_embed.h"
+#include "dit/dit_step_cache.h"
 #include "parallel/layout.h"
 
 #include <stdio.h>
@@ -292,13 +293,14 @@ static void copy_text_part(dit_run *run, const dit_sequence *s, tensor segment, 
     if (rows > 0) be->ops->copy(be, tensor_row_slice(s->seq, at, count), tensor_row_slice(segment, first, rows));
 }
 
-static int run_blocks(dit_run *run, const dit_sample *samples, dit_batch *batch)
+/* Blocks [first, end), each after its own llama layer is placed. */
+static int run_block_range(dit_run *run, const dit_sample *samples, dit_batch *batch, int first, int end)
 {
     const dit_model *model = run->model;
     const dit_config *cfg = &model->cfg;
     const dit_sequence *s = &batch->s[0];
     char name[64];
-    for (int b = 0; b < dit_num_blocks(cfg); b++) {
+    for (int b = first; b < end; b++) {
         const dit_block *block = &model->blocks[b];
         for (int i = 0; i < batch->count; i++)
             copy_text_part(run, &batch->s[i], samples[i].text->llama[b], batch->s[i].kept_tokens,
@@ -315,6 +317,15 @@ static int run_blocks(dit_run *run, const dit_sample *samples, dit_batch *batch)
         }
     }
     return 0;
+}
+
+/* Every block, or with a step cache the first and last ones and the middle
+ * ones only on computed steps (dit_step_cache.h). */
+static int run_blocks(dit_run *run, const dit_sample *samples, dit_batch *batch)
+{
+    if (run->step_cache && run->step_cache->settings.mode != DIT_CACHE_NONE)
+        return dit_step_cache_run_blocks(run->step_cache, run, samples, batch, run_block_range);
+    return run_block_range(run, samples, batch, 0, dit_num_blocks(&run->model->cfg));
 }
 
 /* Checks one sample's text against the run. */

@@ -84,6 +84,7 @@ typedef struct dit_run {
     moe_scratch moe;
     float *host_tokens;   /* patchify / unpatchify staging */
     moe_routing *routing; /* optional capture/replay */
+    struct dit_step_cache *step_cache; /* optional: skips middle blocks on some steps (dit_step_cache.h) */
     dit_parallel par;
     process_group *own_groups[4]; /* one-rank groups made for a serial run */
     dit_trace_fn trace;

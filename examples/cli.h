@@ -14,6 +14,7 @@
 #include "moedit.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* OPT_DEVICE is a string option whose value "auto" (give it as the default)
  * becomes moedit_default_device() once parsing is done. OPT_STRING_LIST and
@@ -63,9 +64,16 @@ void cli_passive_threads(char **argv);
 /* The option named `name` in a table, or NULL (for changing a help text). */
 cli_option *cli_find_option(cli_option *options, int count, const char *name);
 
+/* The step cache's options (--cache and its knobs, moedit_cache_options):
+ * sets the defaults in `cache` and writes CLI_CACHE_OPTIONS options. */
+#define CLI_CACHE_OPTIONS 9
+int cli_cache_options(moedit_cache_options *cache, cli_option *options);
+/* With --json: ,"cache":{...} (the schedule, steps, FLOPs saved, bytes) when the run cached. */
+void cli_cache_report(FILE *out, const moedit_generate_result *r);
+
 /* The options of generate, which edit takes too, and what they parse into. */
 #define CLI_MAX_PROMPTS 1024
-#define CLI_GENERATE_OPTIONS 41
+#define CLI_GENERATE_OPTIONS (41 + CLI_CACHE_OPTIONS)
 #define CLI_UNSET INT64_MIN /* an integer option not given */
 
 typedef struct cli_generate_args {

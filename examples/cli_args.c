@@ -249,3 +249,54 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
     for (int j = 0; j < count; j++) request_add_option(&options[j]);
     return 0;
 }
+
+int cli_cache_options(moedit_cache_options *cache, cli_option *options)
+{
+    moedit_cache_options defaults = MOEDIT_CACHE_DEFAULTS;
+    *cache = defaults;
+    cli_option table[CLI_CACHE_OPTIONS] = {
+        {"cache", OPT_STRING, &cache->mode,
+         "step caching: none (default), block (reuse the middle blocks' residual on steps that barely change) or "
+         "taylor (extrapolate it); docs/step-cache.md",
+         "MODE"},
+        {"cache-first-blocks", OPT_INT, &cache->first_blocks,
+         "blocks always computed first; their residual's change decides (default 1)", "F"},
+        {"cache-last-blocks", OPT_INT, &cache->last_blocks, "blocks always computed last (default 1)", "B"},
+        {"cache-threshold", OPT_FLOAT, &cache->threshold,
+         "cache a step when the first blocks' residual changed by at most this (relative L2) since the last "
+         "computed step; 0: never (default 0.2)",
+         "T"},
+        {"cache-warmup", OPT_INT, &cache->warmup_steps, "first steps always computed (default 3)", "N"},
+        {"cache-max-consecutive", OPT_INT, &cache->max_consecutive, "most cached steps in a row (default 3)", "N"},
+        {"cache-taylor-order", OPT_INT, &cache->taylor_order, "taylor: order of the extrapolation, 1..4 (default 1)",
+         "K"},
+        {"cache-schedule-capture", OPT_STRING, &cache->schedule_capture,
+         "write which steps the first image computed (safetensors)", "FILE"},
+        {"cache-schedule-replay", OPT_STRING, &cache->schedule_replay,
+         "compute exactly the steps of a --cache-schedule-capture file (layouts compared under one schedule)", "FILE"},
+    };
+    memcpy(options, table, sizeof table);
+    return CLI_CACHE_OPTIONS;
+}
+
+void cli_cache_report(FILE *out, const moedit_generate_result *r)
+{
+    if (!r->cache_computed) return;
+    fprintf(out, ",\"cache\":{\"computed_steps\":[");
+    int first = 1;
+    for (int i = 0; i < r->cache_steps; i++)
+        if (r->cache_computed[i] == 1) {
+            fprintf(out, "%s%d", first ? "" : ",", i);
+            first = 0;
+        }
+    fprintf(out, "],\"cached_steps\":[");
+    first = 1;
+    for (int i = 0; i < r->cache_steps; i++)
+        if (r->cache_computed[i] == 0) {
+            fprintf(out, "%s%d", first ? "" : ",", i);
+            first = 0;
+        }
+    fprintf(out, "],\"computed\":%lld,\"cached\":%lld,\"transformer_flops_saved\":%.4f,\"residual_bytes\":%lld}",
+            (long long)r->cache_computed_steps, (long long)r->cache_cached_steps, r->cache_flops_saved,
+            (long long)r->cache_bytes);
+}

@@ -98,7 +98,7 @@ int cli_bench(int argc, char **argv)
     int64_t seed = 0, warmup = UNSET;
     int forward = 0;
     const char *json = NULL, *markdown = NULL, *plot = NULL, *comm_timing = "auto";
-    cli_option options[] = {
+    cli_option table[] = {
         {"model", OPT_STRING, &o.model_dir, "diffusers-format model directory", "DIR"},
         {"config", OPT_STRING, &o.config_path, "transformer config.json: random weights, transformer only", "FILE"},
         {"random-weights", OPT_FLAG, &o.random_weights, "seeded random transformer weights instead of files", NULL},
@@ -133,7 +133,11 @@ int cli_bench(int argc, char **argv)
         {"forward-only", OPT_FLAG, &forward, "time one transformer forward on one rank instead", NULL},
         {"iterations", OPT_INT, &f.iterations, "timed forwards (default 5; implies --forward-only)", "N"},
     };
-    int parsed = cli_parse(argc, argv, usage, options, (int)(sizeof options / sizeof options[0]));
+    int count = (int)(sizeof table / sizeof table[0]);
+    cli_option options[sizeof table / sizeof table[0] + CLI_CACHE_OPTIONS];
+    memcpy(options, table, sizeof table);
+    count += cli_cache_options(&o.cache, options + count);
+    int parsed = cli_parse(argc, argv, usage, options, count);
     if (parsed != 0) return parsed < 0 ? -1 : 0;
     o.seed = (uint64_t)seed;
     /* --iterations belongs to the single-forward timing (moedit bench before layouts). */
@@ -146,6 +150,8 @@ int cli_bench(int argc, char **argv)
     if (forward && moedit_world_size() > 1)
         return error_set("--forward-only times one forward on one rank: run it without mpirun (%d ranks would each "
                          "time their own and compete for the machine)", moedit_world_size());
+    if (forward && o.cache.mode && strcmp(o.cache.mode, "none"))
+        return error_set("--cache %s skips steps of the denoising loop; --forward-only times one forward", o.cache.mode);
     if (f.frames != UNSET && !forward) return error_set("--num-frames times one forward of a clip: add --forward-only");
     if (f.batch != UNSET && f.batch != 1 && !forward)
         return error_set("--batch %lld: the samples of one timed forward; add --forward-only", (long long)f.batch);

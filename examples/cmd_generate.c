@@ -58,7 +58,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
                              : video ? "frame width (model default: its clips' size, 256 unless the model says)"
                                      : "image width in pixels (model default: the transformer's trained size)";
     moedit_generate_options *o = &a->o;
-    cli_option table[CLI_GENERATE_OPTIONS] = {
+    cli_option table[CLI_GENERATE_OPTIONS - CLI_CACHE_OPTIONS] = {
         {"model", OPT_STRING, &o->model_dir, "diffusers-format model directory", "DIR"},
         {"prompt", OPT_STRING, &a->prompt, "what to draw", "TEXT"},
         {"prompt-file", OPT_STRING, &a->prompt_file, "one prompt per line (instead of --prompt)", "FILE"},
@@ -127,6 +127,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"json", OPT_FLAG, &a->json, "print a JSON result line", NULL},
     };
     memcpy(options, table, sizeof table);
+    cli_cache_options(&o->cache, options + CLI_GENERATE_OPTIONS - CLI_CACHE_OPTIONS);
     return CLI_GENERATE_OPTIONS;
 }
 
@@ -272,7 +273,9 @@ void cli_generate_report(const cli_generate_args *a, const moedit_generate_resul
         for (int k = 0; k < 4 && hidream; k++)
             printf("%s\"%s\":{\"seconds\":%.3f,\"peak_bytes\":%lld}", k ? "," : ",\"text_encoders\":{",
                    encoders[k], r->text_encoder_seconds[k], (long long)r->text_encoder_peak_bytes[k]);
-        printf("%s}\n", hidream ? "}" : "");
+        if (hidream) printf("}");
+        cli_cache_report(stdout, r);
+        printf("}\n");
     }
     if (!a->json && !a->o.quiet)
         for (int i = 0; i < r->count; i++) fprintf(stderr, "wrote %s (seed %llu)\n", r->files[i], r->seeds[i]);

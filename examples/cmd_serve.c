@@ -27,7 +27,7 @@ static int per_run_option(const char *name)
 {
     static const char *const names[] = {"prompt",      "prompt-file", "output",          "output-latents", "json",
                                         "init-noise",  "quiet",       "routing-capture", "prompt-embeds",
-                                        "num-images-per-prompt"};
+                                        "num-images-per-prompt", "cache-schedule-capture"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (!strcmp(name, names[i])) return 1;
     return 0;

@@ -78,6 +78,38 @@ typedef struct moedit_parallel {
     int vae_patch_parallel;
 } moedit_parallel;
 
+/* Step caching (docs/step-cache.md): on denoising steps where the output
+ * residual of the first `first_blocks` transformer blocks changed by at most
+ * `threshold` (relative L2, over the whole sequence and both CFG branches)
+ * since the last computed step, the middle blocks are skipped and their
+ * residual of that step reused ("block") or extrapolated by finite
+ * differences over the last computed steps ("taylor", of `taylor_order`).
+ * The first `warmup_steps` steps and every step after `max_consecutive`
+ * cached ones are computed; the last `last_blocks` blocks always are.
+ * schedule_capture writes the computed steps of the run's first image
+ * (safetensors, I32 "computed" [steps]: 1 computed, 0 cached, -1 not run);
+ * schedule_replay forces such a schedule on every image instead of deciding,
+ * so that parallel layouts skip the same steps as the run that wrote it.
+ * mode NULL or "none": no caching, the other fields unused. */
+typedef struct moedit_cache_options {
+    const char *mode; /* NULL, "none", "block" or "taylor" */
+    int64_t first_blocks, last_blocks;
+    double threshold;
+    int64_t warmup_steps, max_consecutive, taylor_order;
+    const char *schedule_capture, *schedule_replay;
+} moedit_cache_options;
+
+/* The defaults of the moedit program, chosen from docs/step-cache.md. */
+#define MOEDIT_CACHE_FIRST_BLOCKS 1
+#define MOEDIT_CACHE_LAST_BLOCKS 1
+#define MOEDIT_CACHE_THRESHOLD 0.2
+#define MOEDIT_CACHE_WARMUP_STEPS 3
+#define MOEDIT_CACHE_MAX_CONSECUTIVE 3
+#define MOEDIT_CACHE_TAYLOR_ORDER 1
+#define MOEDIT_CACHE_DEFAULTS                                                                                      \
+    {"none", MOEDIT_CACHE_FIRST_BLOCKS, MOEDIT_CACHE_LAST_BLOCKS, MOEDIT_CACHE_THRESHOLD, MOEDIT_CACHE_WARMUP_STEPS, \
+     MOEDIT_CACHE_MAX_CONSECUTIVE, MOEDIT_CACHE_TAYLOR_ORDER, NULL, NULL}
+
 /* moedit generate: text to image. */
 typedef struct moedit_generate_options {
     const char *model_dir;
@@ -122,6 +154,7 @@ typedef struct moedit_generate_options {
     const char *const *lora_paths;
     const double *lora_scales;
     int lora_count;
+    moedit_cache_options cache;     /* step caching; mode NULL: none */
     int quiet;
 } moedit_generate_options;
 
@@ -145,6 +178,12 @@ typedef struct moedit_generate_result {
      * first rank at the same time, so it is not in a leader's figures. */
     double text_encoder_seconds[4];
     int64_t text_encoder_peak_bytes[4];
+    /* Step caching, on the ranks that run the transformer (all zero without it). */
+    int cache_steps;                 /* scheduler steps of the first image of this rank */
+    signed char *cache_computed;     /* [cache_steps]: its schedule, 1 computed, 0 cached, -1 not run */
+    int64_t cache_computed_steps, cache_cached_steps; /* over every image of this rank */
+    double cache_flops_saved;        /* share of the transformer's FLOPs the cached steps skipped */
+    int64_t cache_bytes;             /* device memory of the cached residuals on this rank (the most of one image) */
 } moedit_generate_result;
 
 int moedit_generate(const moedit_generate_options *options, moedit_generate_result *result);

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/host_parallel.h"
 #include "core/timer.h"
+#include "dit/dit_step_cache.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ static int velocities(dit_run *run, const dit_text *const *texts, const int *bra
     dit_sample samples[DIT_MAX_BATCH];
     for (int i = 0; i < count; i++) samples[i] = (dit_sample){texts[i], latents, velocity + i * n, branches[i]};
     if (run->routing) run->routing->step = step;
+    if (run->step_cache) run->step_cache->step = step;
     if (dit_forward_batch(run, samples, count, timestep)) return -1;
     /* Between forwards the device idles: 2M values at 2048x2048 with CFG. */
 #pragma omp parallel for if (count * n > HOST_PARALLEL_MIN_VALUES)

@@ -44,6 +44,7 @@
 #include "text/prompt_embeds.h"
 #include "text/tokenizer.h"
 #include "pipelines/runtime.h"
+#include "pipelines/step_cache.h"
 #include "vae/vae.h"
 
 #include <math.h>
@@ -69,6 +70,9 @@ typedef struct generate_state {
     int have_bundle;
     scheduler sched;
     moe_routing routing;
+    dit_cache_settings cache_settings; /* with step caching (o->cache) */
+    uint8_t *cache_replay;             /* [steps]: the replayed schedule, or NULL */
+    int cache_saved;                   /* the captured schedule is written */
     int64_t latent_h, latent_w, latent_count; /* latent_count: every frame's */
     int leader;  /* first rank of its data-parallel replica: writes the files */
     int decoder; /* in the leader's VAE group: decodes (in bands when there are several) */
@@ -109,6 +113,7 @@ static int validate_request(const moedit_generate_options *o, const char *comman
     /* Saved after the last image: a bad path must not surface only then. */
     if (o->routing_capture && runtime_world()->rank == 0 && output_check_writable(o->routing_capture, "--routing-capture"))
         return -1;
+    if (step_cache_check(&o->cache, runtime_world()->rank == 0)) return -1;
     if (o->expert_placement && !o->parallel.expert_parallel)
         return error_set("--expert-placement %s needs --enable-expert-parallel", o->expert_placement);
     if (o->expert_placement && access(o->expert_placement, R_OK))
@@ -238,7 +243,33 @@ static int setup(generate_state *g)
     double mu = g->bundle.scheduler.use_dynamic_shifting ? scheduler_calculate_shift(max_seq, 256, 4096, 0.5, 1.15) : NAN;
     if (scheduler_set_timesteps_with_mu(&g->sched, &g->bundle.scheduler, (int)o->steps, mu, NULL, 0)) return -1;
     moe_routing_init(&g->routing, o->routing_capture ? ROUTING_CAPTURE : o->routing_replay ? ROUTING_REPLAY : ROUTING_FREE);
-    return o->routing_replay ? moe_routing_load(&g->routing, o->routing_replay) : 0;
+    if (o->routing_replay && moe_routing_load(&g->routing, o->routing_replay)) return -1;
+    if (!step_cache_enabled(&o->cache)) return 0;
+    if (step_cache_settings(&o->cache, &g->bundle.transformer.cfg, &g->cache_settings)) return -1;
+    return o->cache.schedule_replay ? step_cache_schedule_load(o->cache.schedule_replay, g->sched.steps, &g->cache_replay)
+                                    : 0;
+}
+
+/* The step cache of one job (on its run), and after it its figures and,
+ * from the first job of rank 0, the captured schedule. */
+static int cache_begin(generate_state *g, dit_run *run, dit_step_cache *cache, int split)
+{
+    if (dit_step_cache_init(cache, &g->cache_settings, g->bundle.be, g->bundle.transformer.cfg.dim, g->sched.steps,
+                            g->cache_replay, split ? g->par.groups[GROUP_CFG] : NULL))
+        return -1;
+    run->step_cache = cache;
+    return 0;
+}
+
+static int cache_end(generate_state *g, const dit_run *run, const dit_step_cache *cache, const dit_text *text,
+                     moedit_generate_result *r)
+{
+    if (step_cache_account(r, cache, &g->bundle.transformer.cfg, run->image_tokens + run->context_tokens,
+                           text->t5_tokens, text->llama_tokens))
+        return -1;
+    if (!g->o->cache.schedule_capture || g->w->rank != 0 || g->cache_saved) return 0;
+    g->cache_saved = 1;
+    return step_cache_schedule_save(g->o->cache.schedule_capture, cache);
 }
 
 /* "out.png" for one image; "out-3.png" for the fourth of several. */
@@ -671,7 +702,8 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     dit_text text[2];
     int have_text[2] = {0, 0};
     dit_run run;
-    int have_run = 0, status = -1;
+    dit_step_cache cache;
+    int have_run = 0, have_cache = 0, status = -1;
     float *latents = malloc((size_t)g->latent_count * sizeof(float));
     arena scratch;
     arena_init(&scratch, g->bundle.be);
@@ -700,6 +732,10 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     if (dit_run_init_shape(&run, &g->bundle.transformer, &shape, &par)) goto done;
     have_run = 1;
     run.routing = o->routing_capture || o->routing_replay ? &g->routing : NULL;
+    if (step_cache_enabled(&o->cache)) {
+        if (cache_begin(g, &run, &cache, split)) goto done;
+        have_cache = 1;
+    }
     if ((in_context && dit_run_set_context(&run, g->condition_latents)) || start_latents(g, seed, latents)) goto done;
 
     progress bar;
@@ -716,12 +752,14 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
     if (denoise(&request, latents)) goto done;
     progress_end(&bar);
     r->denoise_seconds += timer_seconds() - start;
+    if (have_cache && cache_end(g, &run, &cache, mine, r)) goto done;
     start = timer_seconds();
     if (g->leader && o->latents_output && job == 0 && save_latents(g, latents)) goto done;
     if (g->decoder && decode_and_write(g, prompt, seed, latents, path, job, total)) goto done;
     r->decode_seconds += timer_seconds() - start;
     if (g->hooks) {
-        int64_t bytes = job_arena_bytes(&run, &scratch, text, have_text) + g->vae_peak_bytes;
+        int64_t bytes = job_arena_bytes(&run, &scratch, text, have_text) + g->vae_peak_bytes +
+                        (have_cache ? dit_step_cache_bytes(&cache) : 0);
         if (bytes > g->hooks->activation_peak_bytes) g->hooks->activation_peak_bytes = bytes;
         for (int64_t i = 0; i < run.moe.calls; i++, g->hooks->expert_calls++)
             if (g->hooks->expert_rows && g->hooks->expert_calls < g->hooks->expert_capacity)
@@ -732,6 +770,7 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
 done:
     if (!latents) error_set("out of memory for latents");
     if (have_run) dit_run_free(&run);
+    if (have_cache) dit_step_cache_free(&cache);
     for (int b = 0; b < 2; b++) {
         if (have_text[b]) dit_text_free(&text[b]);
         prompt_embeds_free(&embeds[b]);
@@ -745,6 +784,7 @@ done:
 static void teardown(generate_state *g, int status)
 {
     moe_routing_free(&g->routing);
+    free(g->cache_replay);
     scheduler_free(&g->sched);
     free_hidream_prompts(g);
     if (g->have_par) parallel_context_free(&g->par);
@@ -860,7 +900,9 @@ void moedit_generate_result_free(moedit_generate_result *r)
     for (int i = 0; i < r->count; i++) free(r->files[i]);
     free(r->files);
     free(r->seeds);
+    free(r->cache_computed);
     r->files = NULL;
     r->seeds = NULL;
+    r->cache_computed = NULL;
     r->count = 0;
 }

@@ -36,7 +36,7 @@ def generate(args, prompts):
     cmd = [args.moedit, "generate", "--model", args.model, "--prompt-file", prompt_file, "--height", str(args.size),
            "--width", str(args.size), "--num-inference-steps", str(args.steps), "--guidance-scale",
            str(args.guidance), "--seed", str(args.seed), "--output", os.path.join(args.out, "img.png"), "--quiet",
-           "--json"]
+           "--json"] + args.moedit_args.split()
     start = time.time()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     seconds = time.time() - start
@@ -84,6 +84,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--judge-only", action="store_true", help="judge the pictures already in --out")
+    ap.add_argument("--moedit-args", default="", help="more flags for moedit generate, e.g. \"--cache block\"")
     args = ap.parse_args()
     prompts = [c for c, _ in data.eval_prompts(args.count)]
     if args.judge_only:

@@ -1,0 +1,170 @@
+/* Under mpirun: with step caching (--cache block and taylor) a layout that
+ * replays the serial run's schedule gives the serial run's final latents
+ * (max abs diff <= 1e-4 of their scale): models/tiny-random, the serial run
+ * on rank 0 alone deciding which steps to compute (it caches some: the test
+ * checks) and capturing the schedule and the MoE routing, then CFG parallel,
+ * tensor, Ulysses and ring parallel (and EP, and pairs of them on 4 ranks)
+ * replaying both. Then each layout once more deciding on its own (no replay):
+ * every rank must agree on every step (a disagreement hangs or fails the
+ * collectives) and, the decision being a whole-sequence, both-branch
+ * quantity, the schedule comes out the serial one. */
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "moedit.h"
+#include "test_model_dir.h"
+#include "test_util.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STEPS 10
+#define LATENTS (4 * 8 * 8)
+
+static char dir[64];
+
+/* MPI only under a launcher (the _no_launcher run has one rank and no MPI). */
+static void barrier(void)
+{
+    if (moedit_world_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
+}
+
+static void broadcast(void *data, int bytes)
+{
+    if (moedit_world_size() > 1) MPI_Bcast(data, bytes, MPI_CHAR, 0, MPI_COMM_WORLD);
+}
+
+typedef struct cache_case {
+    const char *mode;
+    int64_t order;
+} cache_case;
+
+/* One run; schedule[STEPS] receives its computed steps (rank 0's view). */
+static int generate(const moedit_parallel *par, const cache_case *c, const char *capture, const char *replay,
+                    const char *routing_capture, const char *routing_replay, const char *name, signed char *schedule)
+{
+    char png[128], latents[128];
+    snprintf(png, sizeof png, "%s/%s.png", dir, name);
+    snprintf(latents, sizeof latents, "%s/%s.latents", dir, name);
+    const char *prompts[1] = {"a red circle on a blue background"};
+    /* tiny-random has 2 blocks: the first decides, the second is skipped on cached steps. */
+    moedit_cache_options cache = {c->mode, 1, 0, 1.0, 1, 3, c->order, capture, replay};
+    moedit_generate_options o = {
+        .model_dir = TEST_TINY_MODEL, .prompts = prompts, .prompt_count = 1, .height = 64, .width = 64,
+        .steps = STEPS, .guidance = 3.0, .seed = 5, .images_per_prompt = 1, .output = png, .latents_output = latents,
+        .device = "cpu", .parallel = *par, .routing_capture = routing_capture, .routing_replay = routing_replay,
+        .cache = cache, .quiet = 1,
+    };
+    moedit_generate_result *r = calloc(1, sizeof *r);
+    int status = moedit_generate(&o, r);
+    if (status == 0 && schedule && moedit_rank() == 0) { /* the serial run works on rank 0 alone */
+        CHECK_MSG(r->cache_steps == STEPS && r->cache_computed, "%s: no schedule in the result", name);
+        for (int i = 0; i < STEPS && r->cache_computed; i++) schedule[i] = r->cache_computed[i];
+        CHECK_MSG(r->cache_bytes > 0, "%s: no bytes reported for the cached residuals", name);
+    }
+    moedit_generate_result_free(r);
+    free(r);
+    return status;
+}
+
+static int read_latents(const char *name, float *out)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s.latents", dir, name);
+    safetensors *st = NULL;
+    int64_t shape[3] = {4, 8, 8};
+    int status = safetensors_open(&st, path) || safetensors_read_f32(st, "latents", 3, shape, out);
+    if (st) safetensors_close(st);
+    return status ? -1 : 0;
+}
+
+static void compare(const char *label, const char *name, const float *serial)
+{
+    barrier();
+    if (moedit_rank() != 0) return;
+    float got[LATENTS];
+    CHECK_MSG(read_latents(name, got) == 0, "%s: %s", label, error_message());
+    double diff = test_max_abs_diff(got, serial, LATENTS), scale = test_max_abs(serial, LATENTS);
+    CHECK_MSG(diff <= 1e-4 * scale, "%s: final latents differ by %.3g (scale %.3g)", label, diff, scale);
+    printf("  %-36s latents max abs diff %.3g (scale %.3g)\n", label, diff, scale);
+}
+
+/* The layout replaying the serial schedule, then deciding on its own. */
+static void check(const char *name, moedit_parallel par, const cache_case *c, const char *schedule, const char *routing,
+                  const float *serial, const signed char *serial_schedule)
+{
+    char label[96], own[64];
+    snprintf(label, sizeof label, "%s %s replayed", c->mode, name);
+    int status = generate(&par, c, NULL, schedule, NULL, routing, name, NULL);
+    CHECK_MSG(status == 0, "%s: %s", label, error_message());
+    if (status == 0) compare(label, name, serial);
+    signed char decided[STEPS];
+    snprintf(own, sizeof own, "%s-own", name);
+    snprintf(label, sizeof label, "%s %s deciding", c->mode, name);
+    status = generate(&par, c, NULL, NULL, NULL, routing, own, decided);
+    CHECK_MSG(status == 0, "%s: %s", label, error_message());
+    if (status == 0 && moedit_rank() == 0)
+        CHECK_MSG(memcmp(decided, serial_schedule, STEPS) == 0, "%s: a schedule other than the serial run's", label);
+    if (status == 0) compare(label, own, serial);
+}
+
+static void run_case(int n, const cache_case *c)
+{
+    char schedule[128], routing[128];
+    snprintf(schedule, sizeof schedule, "%s/%s-schedule.safetensors", dir, c->mode);
+    snprintf(routing, sizeof routing, "%s/%s-routing.safetensors", dir, c->mode);
+    moedit_parallel serial_layout = {.data_parallel = n};
+    signed char serial_schedule[STEPS];
+    int status = generate(&serial_layout, c, schedule, NULL, routing, NULL, "serial", serial_schedule);
+    CHECK_MSG(status == 0, "serial: %s", error_message());
+    barrier();
+    if (status) return;
+    broadcast(serial_schedule, STEPS);
+    int cached = 0;
+    for (int i = 0; i < STEPS; i++) cached += serial_schedule[i] == 0;
+    CHECK_MSG(cached > 0 && cached < STEPS - 1, "%s: the serial run cached %d of %d steps", c->mode, cached, STEPS);
+    if (moedit_rank() == 0) {
+        printf("%s (order %lld): serial schedule ", c->mode, (long long)c->order);
+        for (int i = 0; i < STEPS; i++) putchar(serial_schedule[i] ? 'C' : '.');
+        printf(" (C computed, . cached)\n");
+    }
+    float serial[LATENTS];
+    CHECK_MSG(read_latents("serial", serial) == 0, "%s", error_message());
+    /* The serial run replaying its own schedule: the same latents. */
+    check("serial", serial_layout, c, schedule, routing, serial, serial_schedule);
+    if (n == 2) {
+        check("cfg2", (moedit_parallel){.cfg_parallel = 2}, c, schedule, routing, serial, serial_schedule);
+        check("tp2", (moedit_parallel){.tensor_parallel = 2}, c, schedule, routing, serial, serial_schedule);
+        check("ulysses2", (moedit_parallel){.ulysses = 2}, c, schedule, routing, serial, serial_schedule);
+        check("ring2", (moedit_parallel){.ring = 2}, c, schedule, routing, serial, serial_schedule);
+        check("tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .expert_parallel = 1}, c, schedule, routing, serial,
+              serial_schedule);
+    }
+    if (n == 4) {
+        check("cfg2 x tp2", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2}, c, schedule, routing, serial,
+              serial_schedule);
+        check("cfg2 x ulysses2", (moedit_parallel){.ulysses = 2, .cfg_parallel = 2}, c, schedule, routing, serial,
+              serial_schedule);
+        check("ulysses2 x ring2 +EP", (moedit_parallel){.ulysses = 2, .ring = 2, .expert_parallel = 1}, c, schedule,
+              routing, serial, serial_schedule);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    moedit_init(&argc, &argv);
+    int n = moedit_world_size();
+    if (moedit_rank() == 0) {
+        snprintf(dir, sizeof dir, "/tmp/moedit_step_cache_XXXXXX");
+        CHECK(mkdtemp(dir) != NULL);
+    }
+    broadcast(dir, sizeof dir);
+    static const cache_case cases[] = {{"block", 1}, {"taylor", 2}};
+    for (int i = 0; i < 2; i++) run_case(n, &cases[i]);
+    char name[64];
+    snprintf(name, sizeof name, "mpi_step_cache_layouts (rank %d of %d)", moedit_rank(), n);
+    int status = test_finish(name);
+    moedit_finalize();
+    return status;
+}
