@@ -175,6 +175,16 @@ static void cpu_scale_rows(backend *be, tensor x, tensor row_scale)
         for (int64_t c = 0; c < cols; c++) px[i * cols + c] *= s[i];
 }
 
+/* A row's mean and 1 / sqrt(variance + eps), in double (both layer norms). */
+static void row_moments(const float *row, int64_t cols, float eps, double *mean, double *inv_std)
+{
+    double sum = 0, var = 0;
+    for (int64_t c = 0; c < cols; c++) sum += row[c];
+    *mean = sum / (double)cols;
+    for (int64_t c = 0; c < cols; c++) var += (row[c] - *mean) * (row[c] - *mean);
+    *inv_std = 1.0 / sqrt(var / (double)cols + eps);
+}
+
 static void cpu_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps)
 {
     int64_t rows = tensor_rows(&x), cols = tensor_cols(&x);
@@ -183,11 +193,9 @@ static void cpu_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shif
 #pragma omp parallel for
     for (int64_t i = 0; i < rows; i++) {
         const float *row = in + i * cols;
-        double mean = 0, var = 0;
-        for (int64_t c = 0; c < cols; c++) mean += row[c];
-        mean /= (double)cols;
-        for (int64_t c = 0; c < cols; c++) var += (row[c] - mean) * (row[c] - mean);
-        float inv = (float)(1.0 / sqrt(var / (double)cols + eps));
+        double mean, inv_std;
+        row_moments(row, cols, eps, &mean, &inv_std);
+        float inv = (float)inv_std;
         for (int64_t c = 0; c < cols; c++) {
             float normed = (float)(row[c] - mean) * inv;
             out[i * cols + c] = normed * (1.0f + (sc ? sc[c] : 0.0f)) + (sh ? sh[c] : 0.0f);
@@ -204,11 +212,8 @@ static void cpu_layer_norm(backend *be, tensor y, tensor x, tensor weight, tenso
 #pragma omp parallel for
     for (int64_t i = 0; i < rows; i++) {
         const float *row = in + i * cols;
-        double mean = 0, var = 0;
-        for (int64_t c = 0; c < cols; c++) mean += row[c];
-        mean /= (double)cols;
-        for (int64_t c = 0; c < cols; c++) var += (row[c] - mean) * (row[c] - mean);
-        double inv = 1.0 / sqrt(var / (double)cols + eps);
+        double mean, inv;
+        row_moments(row, cols, eps, &mean, &inv);
         for (int64_t c = 0; c < cols; c++)
             out[i * cols + c] = (float)((row[c] - mean) * inv * w[c] + (b ? b[c] : 0.0));
     }
