@@ -167,12 +167,12 @@ static void test_attention_bias(int heads, int d, int64_t s, float scale)
     cpu->ops->attention_bias(cpu, out.c, q.c, k.c, v.c, bias.c, heads, scale);
     /* The flash kernel (BF16, D a multiple of 16) and the two products. */
     for (int path = 0; path < 2; path++) {
-        if (path) setenv("MOEDIT_ATTENTION_BIAS", "gemm", 1);
+        setenv("MOEDIT_ATTENTION_BIAS", path ? "gemm" : "flash", 1);
         gpu->ops->attention_bias(gpu, out.g, q.g, k.g, v.g, bias.g, heads, scale);
         unsetenv("MOEDIT_ATTENTION_BIAS");
         char what[96];
         snprintf(what, sizeof what, "attention_bias H %d D %d S %lld scale %g (%s)", heads, d, (long long)s, scale,
-                 path ? "gemm" : "default");
+                 path ? "gemm" : "flash");
         compare(what, out, TOL_ATTENTION);
     }
     free_pair(q);

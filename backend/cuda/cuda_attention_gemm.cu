@@ -19,10 +19,12 @@
  *
  * That was 1.2 ms a call for T5-XXL's Sq = Sk = 128, H 64, D 64 on an H100
  * (three launches per head; issue 29), so BF16 tensors with head dims that
- * are multiples of 16 up to 128 now go to the tensor-core flash kernel of
- * cuda_flash_attention.cu, which reads the bias tile by tile; the two
- * products stay for the rest, and for every case when the environment says
- * MOEDIT_ATTENTION_BIAS=gemm (comparisons). */
+ * are multiples of 16 up to 128 can go to the tensor-core flash kernel of
+ * cuda_flash_attention.cu, which reads the bias tile by tile, when the
+ * environment says MOEDIT_ATTENTION_BIAS=flash. Not the default yet: that
+ * kernel has only been compiled, never run on a GPU (session 16 had no
+ * device time left); make it the default once test_cuda_text_encoders
+ * passes on a GPU. The two products serve every other case. */
 #include "backend/cuda/cuda_common.cuh"
 #include "core/env_choice.h"
 
@@ -122,7 +124,7 @@ void cuda_attention_bias(backend *be, tensor out, tensor q, tensor k, tensor v, 
     /* Read per call: the tests switch it. */
     static const char *const choices[2] = {"flash", "gemm"};
     static int warned;
-    int gemm_only = env_choice("MOEDIT_ATTENTION_BIAS", choices, 2, 0, &warned) == 1;
+    int gemm_only = env_choice("MOEDIT_ATTENTION_BIAS", choices, 2, 1, &warned) == 1;
     if (!gemm_only && cuda_flash_attention_bias(s, out, q, k, v, heads, (const float *)bias.data, scale)) return;
     if (!cuda_attention_gemm(s, out, cuda_tensor_none(), q, k, v, heads, 0, (const float *)bias.data, scale))
         cuda_ok(s, cudaErrorInvalidValue, "attention_bias (q, k and v of different dtypes)");
