@@ -157,7 +157,13 @@ static int validate_sizes(generate_state *g)
         return error_set("--vae-patch-parallel-size %d: more VAE ranks than the %lld latent rows of the image",
                          o->parallel.vae_patch_parallel, (long long)g->latent_h);
     g->latent_count = g->frames * dit.in_channels * g->latent_h * g->latent_w;
-    /* The same answer on any number of ranks, before any weight is loaded. */
+    /* The same answer on any number of ranks, before any weight is loaded
+     * or group made (so every rank refuses alike and it is one line). */
+    int tp = o->parallel.tensor_parallel > 1 ? o->parallel.tensor_parallel : 1;
+    int ulysses = o->parallel.ulysses > 1 ? o->parallel.ulysses : 1;
+    if (dit.heads % (tp * ulysses))
+        return error_set("tensor parallel %d x ulysses %d = %d does not divide the transformer's %d attention heads",
+                         tp, ulysses, tp * ulysses, dit.heads);
     if (o->parallel.expert_parallel && dit.num_routed_experts <= 1)
         return error_set("--enable-expert-parallel: the transformer is dense (%d routed experts); expert parallelism "
                          "needs a mixture of experts",

@@ -119,4 +119,17 @@ once_on_two_ranks "placement of another model" fails \
   generate --model "$fixtures/../../models/demo" --prompt x --height 64 --width 64 --num-inference-steps 1 --quiet \
   --tensor-parallel-size 2 --enable-expert-parallel --expert-placement "$work/tiny.routing" --output "$work/p.png"
 [ -e "$work/p.png" ] && fail "placement of another model: an image was written"
+# Degrees that do not divide the heads (tiny-random has 2; the issue's own example): every rank
+# refuses before any group exists, so it is one line without [rank N] and no MPI_ABORT (issue 30:
+# it was a line per rank and an abort).
+timeout 60 mpirun --allow-run-as-root --oversubscribe -np 4 "$moedit" generate --model "$fixtures/../../models/tiny-random" \
+  --prompt x --height 64 --width 64 --num-inference-steps 1 --quiet --ulysses-degree 4 --output "$work/u.png" \
+  >"$work/out" 2>&1
+count=$(grep -c "^moedit: error: tensor parallel 1 x ulysses 4 = 4 does not divide the transformer's 2 attention heads" "$work/out")
+if [ "$count" -ne 1 ] || grep -q "MPI_ABORT\|\[rank" "$work/out"; then
+  fail "heads refusal on 4 ranks: $count lines, or a rank-tagged line or MPI_ABORT"; cat "$work/out"
+else
+  echo "ok: heads refusal once on 4 ranks"
+fi
+[ -e "$work/u.png" ] && fail "heads refusal: an image was written"
 finish cli_mpi_failure
