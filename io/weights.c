@@ -197,3 +197,20 @@ int weights_check_random_host_memory(const backend *be, int64_t parameters, cons
     if (be->device != DEVICE_CPU) return 0;
     return host_memory_check(parameters * (int64_t)dtype_size(be->dtype), what);
 }
+
+int weights_load_dir(weight_loader *wl, backend *be, const char *dir, int random, uint64_t seed,
+                     int64_t parameters, const char *what, int (*load)(void *user, const safetensors *st),
+                     void *user)
+{
+    safetensors *st = NULL;
+    int status = random ? weights_check_random_host_memory(be, parameters, what)
+                        : safetensors_open_dir(&st, dir, "model");
+    if (!status && !random) status = weights_check_host_memory(be, st, what);
+    if (!status) {
+        weight_loader_init(wl, be, st, random, seed);
+        status = load(user, st);
+        weight_loader_finish(wl);
+    }
+    safetensors_close(st);
+    return status;
+}

@@ -78,6 +78,14 @@ int weights_check_random_host_memory(const backend *be, int64_t parameters, cons
 /* Frees the staging buffer only (weights stay on the device). */
 void weight_loader_finish(weight_loader *wl);
 
+/* An encoder's weights from dir's model*.safetensors, or from Philox
+ * (random; `parameters` sizes the host-memory check): checks host memory,
+ * initialises wl and calls load(user, st) (st NULL when random), then
+ * finishes wl. `what` names the weights in the memory check's message. */
+int weights_load_dir(weight_loader *wl, backend *be, const char *dir, int random, uint64_t seed,
+                     int64_t parameters, const char *what, int (*load)(void *user, const safetensors *st),
+                     void *user);
+
 /* Frees every tensor this loader put on the device, and the staging buffer. */
 void weight_loader_free_all(weight_loader *wl);
 

@@ -149,21 +149,13 @@ static int64_t parameter_count(const clip_config *cfg)
     return (cfg->vocab_size + cfg->max_positions) * c + cfg->num_layers * layer + 2 * c + cfg->projection_dim * c;
 }
 
+static int load_all_of(void *enc, const safetensors *st) { return load_all(enc); }
+
 /* The weights from dir's safetensors, or from Philox (random). */
 static int load_weights(clip_encoder *enc, const char *dir, int random, uint64_t seed)
 {
-    const char *what = "the CLIP encoder's weights on the CPU (--device cpu)";
-    safetensors *st = NULL;
-    int status = random ? weights_check_random_host_memory(enc->be, parameter_count(&enc->cfg), what)
-                        : safetensors_open_dir(&st, dir, "model");
-    if (!status && !random) status = weights_check_host_memory(enc->be, st, what);
-    if (!status) {
-        weight_loader_init(&enc->weights, enc->be, st, random, seed);
-        status = load_all(enc);
-        weight_loader_finish(&enc->weights);
-    }
-    safetensors_close(st);
-    return status;
+    return weights_load_dir(&enc->weights, enc->be, dir, random, seed, parameter_count(&enc->cfg),
+                            "the CLIP encoder's weights on the CPU (--device cpu)", load_all_of, enc);
 }
 
 int clip_encoder_load(clip_encoder **out, const char *dir, backend *be, int random, uint64_t seed)

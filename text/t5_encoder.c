@@ -174,21 +174,13 @@ static int64_t parameter_count(const t5_config *cfg)
     return cfg->vocab_size * c + cfg->num_layers * layer + c + cfg->num_buckets * cfg->num_heads;
 }
 
+static int load_all_of(void *enc, const safetensors *st) { return load_all(enc, st); }
+
 /* The weights from dir's safetensors, or from Philox (random). */
 static int load_weights(t5_encoder *enc, const char *dir, int random, uint64_t seed)
 {
-    const char *what = "the T5 encoder's weights on the CPU (--device cpu)";
-    safetensors *st = NULL;
-    int status = random ? weights_check_random_host_memory(enc->be, parameter_count(&enc->cfg), what)
-                        : safetensors_open_dir(&st, dir, "model");
-    if (!status && !random) status = weights_check_host_memory(enc->be, st, what);
-    if (!status) {
-        weight_loader_init(&enc->weights, enc->be, st, random, seed);
-        status = load_all(enc, st);
-        weight_loader_finish(&enc->weights);
-    }
-    safetensors_close(st);
-    return status;
+    return weights_load_dir(&enc->weights, enc->be, dir, random, seed, parameter_count(&enc->cfg),
+                            "the T5 encoder's weights on the CPU (--device cpu)", load_all_of, enc);
 }
 
 int t5_encoder_load(t5_encoder **out, const char *dir, backend *be, int random, uint64_t seed)
