@@ -58,13 +58,17 @@ MOEDIT_COLLECTIVE_TIMEOUT=soon once "malformed MOEDIT_COLLECTIVE_TIMEOUT" "MOEDI
 # 2. A stopped rank. The run is long enough (thousands of small steps) to be stopped in the middle.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 export MOEDIT_COLLECTIVE_TIMEOUT=4
+# The ranks are found by a tag in their environment: ctest runs other mpirun tests beside this one,
+# whose ranks carry the same OMPI_COMM_WORLD_RANK values.
+export MOEDIT_TEST_TAG="cli_mpi_faults-$$"
 start=$(date +%s)
-timeout 60 mpirun --allow-run-as-root --oversubscribe -x MOEDIT_COLLECTIVE_TIMEOUT -np 2 "$moedit" "${run[@]}" \
+timeout 60 mpirun --allow-run-as-root --oversubscribe -x MOEDIT_COLLECTIVE_TIMEOUT -x MOEDIT_TEST_TAG -np 2 "$moedit" "${run[@]}" \
   --model "$model" --num-inference-steps 10000 --tensor-parallel-size 2 >"$work/stdout" 2>"$work/stderr" &
 launcher=$!
 rank0="" rank1=""
 for _ in $(seq 100); do
   for pid in $(pgrep -x "$(basename "$moedit" | cut -c1-15)"); do
+    grep -qz "^MOEDIT_TEST_TAG=$MOEDIT_TEST_TAG$" "/proc/$pid/environ" 2>/dev/null || continue
     grep -qz "^OMPI_COMM_WORLD_RANK=0$" "/proc/$pid/environ" 2>/dev/null && rank0=$pid
     grep -qz "^OMPI_COMM_WORLD_RANK=1$" "/proc/$pid/environ" 2>/dev/null && rank1=$pid
   done
