@@ -11,6 +11,7 @@
 #include "text/tokenizer.h"
 
 #include "core/error.h"
+#include "text/tokenizer_json.h"
 #include "text/tokenizer_bpe.h"
 #include "text/tokenizer_clip.h"
 #include "text/tokenizer_config.h"
@@ -77,18 +78,6 @@ static const char *type_of(const cJSON *component)
     return cJSON_IsString(type) ? type->valuestring : NULL;
 }
 
-static int bool_field(const cJSON *object, const char *key, int fallback)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
-    return cJSON_IsBool(item) ? cJSON_IsTrue(item) : fallback;
-}
-
-static const char *string_field(const cJSON *object, const char *key)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
-    return cJSON_IsString(item) ? item->valuestring : NULL;
-}
-
 static int note_id(tokenizer *tok, int32_t id)
 {
     if (id < 0) return error_set("%s: negative token id %d", tok->path, id);
@@ -118,7 +107,7 @@ static int load_word_level(tokenizer *tok, const cJSON *model)
             return error_set("%s: model.vocab[\"%s\"] is not a non-negative integer id", tok->path, entry->string);
         if (note_id(tok, id) || vocab_put(&tok->vocab, entry->string, strlen(entry->string), id)) return -1;
     }
-    const char *unk = string_field(model, "unk_token");
+    const char *unk = json_string_field(model, "unk_token");
     if (unk) tok->unk_id = vocab_get(&tok->vocab, unk, strlen(unk));
     return 0;
 }
@@ -208,17 +197,17 @@ static int load_added_tokens(tokenizer *tok, const cJSON *list)
     const cJSON *item;
     cJSON_ArrayForEach(item, list)
     {
-        const char *content = string_field(item, "content");
+        const char *content = json_string_field(item, "content");
         int32_t id;
         if (!content || integer_id(cJSON_GetObjectItemCaseSensitive(item, "id"), &id))
             return error_set("%s: an added token lacks content or a non-negative integer id", tok->path);
         if (!*content) continue;
         added_token *t = &tok->added[tok->added_count++];
         t->id = id;
-        t->single_word = bool_field(item, "single_word", 0);
-        t->lstrip = bool_field(item, "lstrip", 0);
-        t->rstrip = bool_field(item, "rstrip", 0);
-        t->normalized = bool_field(item, "normalized", !bool_field(item, "special", 0));
+        t->single_word = json_bool_field(item, "single_word", 0);
+        t->lstrip = json_bool_field(item, "lstrip", 0);
+        t->rstrip = json_bool_field(item, "rstrip", 0);
+        t->normalized = json_bool_field(item, "normalized", !json_bool_field(item, "special", 0));
         if (!(t->content = tokenizer_strdup(content))) return error_set("out of memory loading %s", tok->path);
         if (added_match_string(tok, t) || note_id(tok, id)) return -1;
         if (!(t->length = strlen(t->match))) tok->added_count--, free(t->content), free(t->match);
@@ -271,7 +260,7 @@ static int load_template(tokenizer *tok, const cJSON *post)
             if (add_template_piece(tok, 1, NULL, 0)) return -1;
             continue;
         }
-        const char *name = string_field(cJSON_GetObjectItemCaseSensitive(piece, "SpecialToken"), "id");
+        const char *name = json_string_field(cJSON_GetObjectItemCaseSensitive(piece, "SpecialToken"), "id");
         const cJSON *entry = name ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(entry, "ids"), *id;
         if (!cJSON_IsArray(ids))
@@ -328,7 +317,7 @@ static int load_truncation(tokenizer *tok, const cJSON *truncation)
 {
     if (!truncation || cJSON_IsNull(truncation)) return 0;
     const cJSON *max = cJSON_GetObjectItemCaseSensitive(truncation, "max_length");
-    const char *direction = string_field(truncation, "direction");
+    const char *direction = json_string_field(truncation, "direction");
     if (!cJSON_IsNumber(max) || max->valuedouble < 0)
         return error_set("%s: truncation.max_length is not a non-negative integer", tok->path);
     tok->truncation_max = max->valuedouble > 1e9 ? 1000000000 : (int)max->valuedouble;

@@ -11,6 +11,7 @@
 #include "text/tokenizer_bpe.h"
 
 #include "core/error.h"
+#include "text/tokenizer_json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,18 +38,6 @@ static size_t merge_slot(const tokenizer_bpe *m, uint64_t key)
     size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & (m->merge_capacity - 1);
     while (m->merges[i].pair && m->merges[i].pair != key) i = (i + 1) & (m->merge_capacity - 1);
     return i;
-}
-
-static const char *string_field(const cJSON *object, const char *key)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
-    return cJSON_IsString(item) ? item->valuestring : NULL;
-}
-
-static int bool_field(const cJSON *object, const char *key, int fallback)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
-    return cJSON_IsBool(item) ? cJSON_IsTrue(item) : fallback;
 }
 
 static int load_vocab(tokenizer_bpe *m, const cJSON *vocab, const char *path)
@@ -134,13 +123,13 @@ static int load_options(tokenizer_bpe *m, const cJSON *model, const char *path)
     if (cJSON_IsNumber(dropout) && dropout->valuedouble != 0)
         return error_set("%s: model BPE dropout %g is not supported (moedit encodes deterministically)", path,
                          dropout->valuedouble);
-    const char *prefix = string_field(model, "continuing_subword_prefix");
-    const char *suffix = string_field(model, "end_of_word_suffix");
+    const char *prefix = json_string_field(model, "continuing_subword_prefix");
+    const char *suffix = json_string_field(model, "end_of_word_suffix");
     if ((prefix && !(m->prefix = tokenizer_strdup(prefix))) || (suffix && !(m->suffix = tokenizer_strdup(suffix))))
         return error_set("out of memory loading %s", path);
-    m->fuse_unk = bool_field(model, "fuse_unk", 0);
-    m->byte_fallback = bool_field(model, "byte_fallback", 0);
-    m->ignore_merges = bool_field(model, "ignore_merges", 0);
+    m->fuse_unk = json_bool_field(model, "fuse_unk", 0);
+    m->byte_fallback = json_bool_field(model, "byte_fallback", 0);
+    m->ignore_merges = json_bool_field(model, "ignore_merges", 0);
     return 0;
 }
 
@@ -152,7 +141,7 @@ int tokenizer_bpe_load(tokenizer_bpe **out, const cJSON *model, const char *path
     if (load_options(m, model, path) || load_vocab(m, cJSON_GetObjectItemCaseSensitive(model, "vocab"), path) ||
         load_merges(m, cJSON_GetObjectItemCaseSensitive(model, "merges"), path))
         goto fail;
-    const char *unk = string_field(model, "unk_token");
+    const char *unk = json_string_field(model, "unk_token");
     if (unk && (m->unk_id = vocab_get(&m->vocab, unk, strlen(unk))) < 0) {
         error_set("%s: model.unk_token \"%s\" is not in the vocabulary", path, unk);
         goto fail;

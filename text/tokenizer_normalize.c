@@ -13,6 +13,7 @@
 #include "text/tokenizer_normalize.h"
 
 #include "core/error.h"
+#include "text/tokenizer_json.h"
 #include "text/precompiled_charsmap.h"
 #include "text/tokenizer_regex.h"
 
@@ -44,20 +45,8 @@ typedef struct normalizer_step {
 
 struct tokenizer_normalizer {
     normalizer_step *steps;
-    int count;
+    int count, capacity;
 };
-
-static const char *string_field(const cJSON *object, const char *key)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
-    return cJSON_IsString(item) ? item->valuestring : NULL;
-}
-
-static int bool_field(const cJSON *object, const char *key, int fallback)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
-    return cJSON_IsBool(item) ? cJSON_IsTrue(item) : fallback;
-}
 
 static void step_free(normalizer_step *step)
 {
@@ -70,8 +59,8 @@ static void step_free(normalizer_step *step)
 static int load_replace(normalizer_step *step, const cJSON *json, const char *path)
 {
     const cJSON *pattern = cJSON_GetObjectItemCaseSensitive(json, "pattern");
-    const char *literal = string_field(pattern, "String"), *regex = string_field(pattern, "Regex");
-    const char *content = string_field(json, "content");
+    const char *literal = json_string_field(pattern, "String"), *regex = json_string_field(pattern, "Regex");
+    const char *content = json_string_field(json, "content");
     if ((!literal && !regex) || !content)
         return error_set("%s: normalizer Replace needs \"pattern\" {\"String\" or \"Regex\"} and \"content\"", path);
     step->kind = NORMALIZE_REPLACE;
@@ -84,7 +73,7 @@ static int load_replace(normalizer_step *step, const cJSON *json, const char *pa
 
 static int load_precompiled(normalizer_step *step, const cJSON *json, const char *path)
 {
-    const char *charsmap = string_field(json, "precompiled_charsmap");
+    const char *charsmap = json_string_field(json, "precompiled_charsmap");
     step->kind = NORMALIZE_PRECOMPILED;
     if (!charsmap) return error_set("%s: normalizer Precompiled has no \"precompiled_charsmap\" string", path);
     return precompiled_charsmap_load(&step->charsmap, charsmap, path);
@@ -101,13 +90,13 @@ static int load_step(normalizer_step *step, const char *type, const cJSON *json,
         if (strcmp(type, plain[i].name) == 0) return step->kind = plain[i].kind, 0;
     if (strcmp(type, "Strip") == 0) {
         step->kind = NORMALIZE_STRIP;
-        step->strip_left = bool_field(json, "strip_left", 1);
-        step->strip_right = bool_field(json, "strip_right", 1);
+        step->strip_left = json_bool_field(json, "strip_left", 1);
+        step->strip_right = json_bool_field(json, "strip_right", 1);
         return 0;
     }
     if (strcmp(type, "Replace") == 0) return load_replace(step, json, path);
     if (strcmp(type, "Prepend") == 0) {
-        const char *prepend = string_field(json, "prepend");
+        const char *prepend = json_string_field(json, "prepend");
         if (!prepend) return error_set("%s: normalizer Prepend has no \"prepend\" string", path);
         step->kind = NORMALIZE_PREPEND;
         return (step->content = tokenizer_strdup(prepend)) ? 0 : error_set("out of memory loading %s", path);
@@ -118,20 +107,10 @@ static int load_step(normalizer_step *step, const char *type, const cJSON *json,
                      path, type);
 }
 
-static int load_into(tokenizer_normalizer *n, const cJSON *json, const char *path)
+static int add_step(void *owner, const char *type, const cJSON *json, const char *path)
 {
-    const cJSON *type_item = cJSON_GetObjectItemCaseSensitive(json, "type");
-    const char *type = cJSON_IsString(type_item) ? type_item->valuestring : NULL;
-    if (!type) return error_set("%s: normalizer has no \"type\"", path);
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(json, "normalizers"), *item;
-        if (!cJSON_IsArray(list)) return error_set("%s: normalizer Sequence has no \"normalizers\" list", path);
-        cJSON_ArrayForEach(item, list) if (load_into(n, item, path)) return -1;
-        return 0;
-    }
-    normalizer_step *grown = realloc(n->steps, (size_t)(n->count + 1) * sizeof *grown);
-    if (!grown) return error_set("out of memory loading %s", path);
-    n->steps = grown;
+    tokenizer_normalizer *n = owner;
+    if (tokenizer_grow((void **)&n->steps, &n->capacity, n->count + 1, sizeof *n->steps)) return -1;
     normalizer_step *step = &n->steps[n->count++];
     memset(step, 0, sizeof *step);
     return load_step(step, type, json, path);
@@ -142,7 +121,7 @@ int tokenizer_normalizer_load(tokenizer_normalizer **out, const cJSON *json, con
     *out = calloc(1, sizeof **out);
     if (!*out) return error_set("out of memory loading %s", path);
     if (!json || cJSON_IsNull(json)) return 0;
-    if (load_into(*out, json, path)) {
+    if (tokenizer_json_steps(json, "normalizer", "normalizers", add_step, *out, path)) {
         tokenizer_normalizer_free(*out);
         *out = NULL;
         return -1;

@@ -17,6 +17,7 @@
 #include "text/tokenizer_pretokenize.h"
 
 #include "core/error.h"
+#include "text/tokenizer_json.h"
 #include "text/tokenizer_regex.h"
 
 #include <stdlib.h>
@@ -53,7 +54,7 @@ typedef struct pre_step {
 
 struct tokenizer_pre_tokenizer {
     pre_step *steps;
-    int count;
+    int count, capacity;
 };
 
 /* A segment of a piece: match or not. */
@@ -66,18 +67,6 @@ typedef struct segment_list {
     segment *items;
     int count, capacity;
 } segment_list;
-
-static const char *string_field(const cJSON *object, const char *key)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
-    return cJSON_IsString(item) ? item->valuestring : NULL;
-}
-
-static int bool_field(const cJSON *object, const char *key, int fallback)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
-    return cJSON_IsBool(item) ? cJSON_IsTrue(item) : fallback;
-}
 
 /* ---- loading --------------------------------------------------------------- */
 
@@ -102,11 +91,11 @@ static int load_split(pre_step *step, const cJSON *json, const char *path)
 {
     static const char *const names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
     const cJSON *pattern = cJSON_GetObjectItemCaseSensitive(json, "pattern");
-    const char *literal = string_field(pattern, "String"), *regex = string_field(pattern, "Regex");
-    const char *behavior = string_field(json, "behavior");
+    const char *literal = json_string_field(pattern, "String"), *regex = json_string_field(pattern, "Regex");
+    const char *behavior = json_string_field(json, "behavior");
     if (!literal && !regex) return error_set("%s: pre_tokenizer Split needs \"pattern\" {\"String\" or \"Regex\"}", path);
     step->kind = PRE_SPLIT;
-    step->invert = bool_field(json, "invert", 0);
+    step->invert = json_bool_field(json, "invert", 0);
     int found = 0;
     for (int i = 0; behavior && i < 5; i++)
         if (strcmp(behavior, names[i]) == 0) step->behavior = (split_behavior)i, found = 1;
@@ -119,16 +108,16 @@ static int load_split(pre_step *step, const cJSON *json, const char *path)
 
 static int load_metaspace(pre_step *step, const cJSON *json, const char *path)
 {
-    const char *replacement = string_field(json, "replacement");
-    const char *scheme = string_field(json, "prepend_scheme");
+    const char *replacement = json_string_field(json, "replacement");
+    const char *scheme = json_string_field(json, "prepend_scheme");
     step->kind = PRE_METASPACE;
     if (!replacement || !*replacement) return error_set("%s: pre_tokenizer Metaspace has no \"replacement\"", path);
     int32_t cp;
     if (utf8_next(replacement, strlen(replacement), &cp) != (int)strlen(replacement))
         return error_set("%s: pre_tokenizer Metaspace replacement must be one character", path);
     if (!(step->literal = tokenizer_strdup(replacement))) return error_set("out of memory loading %s", path);
-    step->split = bool_field(json, "split", 1);
-    if (!scheme) step->prepend = bool_field(json, "add_prefix_space", 1) ? PREPEND_ALWAYS : PREPEND_NEVER;
+    step->split = json_bool_field(json, "split", 1);
+    if (!scheme) step->prepend = json_bool_field(json, "add_prefix_space", 1) ? PREPEND_ALWAYS : PREPEND_NEVER;
     else if (strcmp(scheme, "always") == 0) step->prepend = PREPEND_ALWAYS;
     else if (strcmp(scheme, "first") == 0) step->prepend = PREPEND_FIRST;
     else if (strcmp(scheme, "never") == 0) step->prepend = PREPEND_NEVER;
@@ -148,9 +137,9 @@ static int load_step(pre_step *step, const char *type, const cJSON *json, const 
     if (strcmp(type, "WhitespaceSplit") == 0) return step->kind = PRE_WHITESPACE_SPLIT, 0;
     if (strcmp(type, "ByteLevel") == 0) {
         step->kind = PRE_BYTE_LEVEL;
-        step->add_prefix_space = bool_field(json, "add_prefix_space", 1);
+        step->add_prefix_space = json_bool_field(json, "add_prefix_space", 1);
         byte_level_table(step);
-        if (!bool_field(json, "use_regex", 1)) return 0;
+        if (!json_bool_field(json, "use_regex", 1)) return 0;
         return tokenizer_regex_compile(&step->regex, BYTE_LEVEL_PATTERN, path, "pre_tokenizer ByteLevel");
     }
     if (strcmp(type, "Metaspace") == 0) return load_metaspace(step, json, path);
@@ -159,19 +148,10 @@ static int load_step(pre_step *step, const char *type, const cJSON *json, const 
                      path, type);
 }
 
-static int load_into(tokenizer_pre_tokenizer *p, const cJSON *json, const char *path)
+static int add_step(void *owner, const char *type, const cJSON *json, const char *path)
 {
-    const char *type = string_field(json, "type");
-    if (!type) return error_set("%s: pre_tokenizer has no \"type\"", path);
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(json, "pretokenizers"), *item;
-        if (!cJSON_IsArray(list)) return error_set("%s: pre_tokenizer Sequence has no \"pretokenizers\" list", path);
-        cJSON_ArrayForEach(item, list) if (load_into(p, item, path)) return -1;
-        return 0;
-    }
-    pre_step *grown = realloc(p->steps, (size_t)(p->count + 1) * sizeof *grown);
-    if (!grown) return error_set("out of memory loading %s", path);
-    p->steps = grown;
+    tokenizer_pre_tokenizer *p = owner;
+    if (tokenizer_grow((void **)&p->steps, &p->capacity, p->count + 1, sizeof *p->steps)) return -1;
     pre_step *step = &p->steps[p->count++];
     memset(step, 0, sizeof *step);
     return load_step(step, type, json, path);
@@ -182,7 +162,7 @@ int tokenizer_pre_tokenizer_load(tokenizer_pre_tokenizer **out, const cJSON *jso
     *out = calloc(1, sizeof **out);
     if (!*out) return error_set("out of memory loading %s", path);
     if (!json || cJSON_IsNull(json)) return 0;
-    if (load_into(*out, json, path)) {
+    if (tokenizer_json_steps(json, "pre_tokenizer", "pretokenizers", add_step, *out, path)) {
         tokenizer_pre_tokenizer_free(*out);
         *out = NULL;
         return -1;
