@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/host_memory.h"
 #include "parallel/mpi_wait.h"
+#include "parallel/world_hosts.h"
 #include "parallel/world_request.h"
 
 #include <mpi.h>
@@ -27,18 +28,6 @@ static int launched_by_mpi(void)
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         if (getenv(vars[i])) return 1;
     return 0;
-}
-
-/* Ranks of the world on this machine (those that share its memory). */
-static int ranks_on_this_machine(void)
-{
-    MPI_Comm node;
-    int local = 1;
-    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-        MPI_Comm_size(node, &local);
-        MPI_Comm_free(&node);
-    }
-    return local;
 }
 
 /* OpenMP threads per rank when the user did not say (OMP_NUM_THREADS): the
@@ -71,7 +60,7 @@ static uint64_t draw_random_seed(void)
 int world_init(world *w, int *argc, char ***argv)
 {
     memset(w, 0, sizeof *w);
-    w->size = 1;
+    w->size = w->hosts = 1;
     w->random_seed = draw_random_seed();
     if (!launched_by_mpi()) return 0;
     /* The process groups' all-reduce is nonblocking (parallel/mpi_wait.h).
@@ -87,7 +76,8 @@ int world_init(world *w, int *argc, char ***argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &w->size);
     if (mpi_wait_init()) return -1;
-    int local = ranks_on_this_machine();
+    int local;
+    if (world_hosts_find(&w->host_of, &w->hosts, &local)) return -1;
     share_cores(local);
     /* Rank 0's draw on every rank: a random seed makes the same run everywhere. */
     if (MPI_Bcast(&w->random_seed, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
@@ -205,6 +195,9 @@ void world_finalize(world *w)
     if (w->using_mpi) mpi_wait_finalize();
     if (w->using_mpi) MPI_Finalize();
     w->using_mpi = 0;
+    free(w->host_of);
+    w->host_of = NULL;
+    w->hosts = 1;
 }
 
 void world_abort(const world *w, int code)
