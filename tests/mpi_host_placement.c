@@ -127,44 +127,46 @@ static void auto_order_on_two_hosts(const char *transformer_config)
     free(one), free(two);
 }
 
-/* dir/heads4: models/tiny-random with 4 attention heads of 8 (the same
- * weight shapes), so that tp2 x ulysses2 divides its heads. Rank 0 makes it. */
+/* tiny-random's transformer config with 4 attention heads of 8 (the same
+ * weight shapes: dim 32, q/k norms over all heads), written to `path`. */
+static void write_four_head_config(const char *path)
+{
+    FILE *f = fopen(TEST_TINY_MODEL "/transformer/config.json", "rb");
+    char text[8192] = {0};
+    CHECK(f && fread(text, 1, sizeof text - 1, f) > 0);
+    if (f) fclose(f);
+    cJSON *json = cJSON_Parse(text);
+    CHECK(json != NULL);
+    cJSON_ReplaceItemInObject(json, "num_attention_heads", cJSON_CreateNumber(4));
+    cJSON_ReplaceItemInObject(json, "attention_head_dim", cJSON_CreateNumber(8));
+    cJSON_ReplaceItemInObject(json, "axes_dims_rope", cJSON_CreateIntArray((const int[]){2, 2, 4}, 3));
+    char *out = cJSON_Print(json);
+    f = fopen(path, "wb");
+    CHECK(f && out && fputs(out, f) >= 0);
+    if (f) fclose(f);
+    free(out);
+    cJSON_Delete(json);
+}
+
+/* dir/heads4: models/tiny-random (links) with that config beside its
+ * transformer weights, so that tp2 x ulysses2 divides the heads. Rank 0 makes it. */
 static const char *four_head_model(void)
 {
     static char path[128];
-    char from[1024], to[1024], config[256];
+    char from[1024], to[1024];
     snprintf(path, sizeof path, "%s/heads4", dir);
-    snprintf(config, sizeof config, "%s/transformer/config.json", path);
     if (moedit_rank() == 0) {
-        CHECK(mkdir(path, 0755) == 0);
+        snprintf(to, sizeof to, "%s/transformer", path);
+        CHECK(mkdir(path, 0755) == 0 && mkdir(to, 0755) == 0);
         for (size_t i = 0; i < sizeof test_model_parts / sizeof test_model_parts[0]; i++) {
-            int transformer = !strcmp(test_model_parts[i], "transformer");
-            snprintf(from, sizeof from, "%s/%s", TEST_TINY_MODEL,
-                     transformer ? "transformer/diffusion_pytorch_model.safetensors" : test_model_parts[i]);
-            snprintf(to, sizeof to, "%s/%s", path,
-                     transformer ? "transformer/diffusion_pytorch_model.safetensors" : test_model_parts[i]);
-            if (transformer) {
-                snprintf(config, sizeof config, "%s/transformer", path);
-                CHECK(mkdir(config, 0755) == 0);
-                snprintf(config, sizeof config, "%s/transformer/config.json", path);
-            }
+            const char *part = strcmp(test_model_parts[i], "transformer") ? test_model_parts[i]
+                                                                           : "transformer/diffusion_pytorch_model.safetensors";
+            snprintf(from, sizeof from, "%s/%s", TEST_TINY_MODEL, part);
+            snprintf(to, sizeof to, "%s/%s", path, part);
             CHECK(symlink(from, to) == 0);
         }
-        FILE *f = fopen(TEST_TINY_MODEL "/transformer/config.json", "rb");
-        char text[8192] = {0};
-        CHECK(f && fread(text, 1, sizeof text - 1, f) > 0);
-        if (f) fclose(f);
-        cJSON *json = cJSON_Parse(text);
-        CHECK(json != NULL);
-        cJSON_ReplaceItemInObject(json, "num_attention_heads", cJSON_CreateNumber(4));
-        cJSON_ReplaceItemInObject(json, "attention_head_dim", cJSON_CreateNumber(8));
-        cJSON_ReplaceItemInObject(json, "axes_dims_rope", cJSON_CreateIntArray((const int[]){2, 2, 4}, 3));
-        char *out = cJSON_Print(json);
-        f = fopen(config, "wb");
-        CHECK(f && out && fputs(out, f) >= 0);
-        if (f) fclose(f);
-        free(out);
-        cJSON_Delete(json);
+        snprintf(to, sizeof to, "%s/transformer/config.json", path);
+        write_four_head_config(to);
     }
     if (moedit_world_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
     return path;
