@@ -30,6 +30,19 @@ static int launched_by_mpi(void)
     return 0;
 }
 
+/* srun started this process as one of several tasks, but no launcher
+ * variables of an MPI came with it (srun without --mpi=pmix where the
+ * cluster's default is none): every task is then a world of one and renders
+ * the whole job alone. Said rather than refused, as independent tasks may be
+ * what the user meant. */
+static void warn_tasks_alone(void)
+{
+    const char *tasks = getenv("SLURM_STEP_NUM_TASKS");
+    if (!tasks || atoi(tasks) <= 1) return;
+    fprintf(stderr, "moedit: warning: srun started %d tasks but no MPI world joins them (no PMI or PMIx variables): "
+            "each task runs alone; srun --mpi=pmix joins them into one run (docs/multi-node.md)\n", atoi(tasks));
+}
+
 /* OpenMP threads per rank when the user did not say (OMP_NUM_THREADS): the
  * machine's CPUs shared among its `local` ranks, at most the CPUs this rank
  * may run on. Unbound ranks (mpirun --oversubscribe binds none) would
@@ -62,7 +75,10 @@ int world_init(world *w, int *argc, char ***argv)
     memset(w, 0, sizeof *w);
     w->size = w->hosts = 1;
     w->random_seed = draw_random_seed();
-    if (!launched_by_mpi()) return 0;
+    if (!launched_by_mpi()) {
+        warn_tasks_alone();
+        return 0;
+    }
     /* The process groups' all-reduce is nonblocking (parallel/mpi_wait.h).
      * Open MPI's default algorithm for it was twice as slow as the blocking
      * MPI_Allreduce between 2 ranks of this 2-core machine (16 MiB: 11.4 ms
