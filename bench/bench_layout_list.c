@@ -4,11 +4,13 @@
  * auto on N ranks: every (tp, ulysses, ring, cfg, dp) whose product is N
  * (cfg 1 or 2), each with EP off and on, each with every VAE patch size that
  * divides a replica's ranks (auto:vaeN: only N). Those the model cannot run
- * stay in the list as skipped, with the reason. */
+ * stay in the list as skipped, with the reason. Those whose tensor-parallel
+ * or Ulysses groups span hosts go last (parallel/layout_hosts.h). */
 #include "bench/bench_layouts.h"
 
 #include "core/error.h"
 #include "dit/dit_model.h"
+#include "parallel/layout_hosts.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -192,8 +194,28 @@ static int append(layout_list *list, moedit_bench_layout *l, const bench_facts *
     return 0;
 }
 
+/* Moves the layouts from `first` on whose fast groups span hosts after the
+ * others, keeping the order within each part. */
+static int host_crossing_last(layout_list *list, int first, const bench_facts *f)
+{
+    int n = list->count - first, kept = 0, moved = 0;
+    moedit_bench_layout *crossing = malloc((size_t)(n ? n : 1) * sizeof *crossing);
+    if (!crossing) return error_set("out of memory listing layouts");
+    for (int i = first; i < list->count; i++) {
+        parallel_degrees d = bench_layout_degrees(&list->items[i], f->world_size);
+        if (layout_degrees_cross_hosts(&d, f->world_size, f->host_of))
+            crossing[moved++] = list->items[i];
+        else
+            list->items[first + kept++] = list->items[i];
+    }
+    memcpy(list->items + first + kept, crossing, (size_t)moved * sizeof *crossing);
+    free(crossing);
+    return 0;
+}
+
 static int add_auto(layout_list *list, const bench_facts *f, int fixed_vae)
 {
+    int first = list->count;
     int n = f->world_size, matched = 0;
     for (int dp = 1; dp <= n; dp++) {
         if (n % dp) continue;
@@ -222,7 +244,7 @@ static int add_auto(layout_list *list, const bench_facts *f, int fixed_vae)
     if (!matched) /* only a VAE band count can leave nothing to run */
         return error_set("--layouts item 'auto:vae%d': no layout of %d rank(s) decodes in %d bands (%s)", fixed_vae, n,
                          fixed_vae, f->has_vae ? "the bands must divide the ranks of a replica" : "a transformer-only run has no VAE");
-    return 0;
+    return host_crossing_last(list, first, f);
 }
 
 /* One comma-separated item, trimmed. */

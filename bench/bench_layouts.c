@@ -173,6 +173,7 @@ static int load_facts(bench_state *b)
     f->guidance = o->guidance;
     f->has_vae = o->model_dir != NULL;
     f->latent_rows = o->height / 8;
+    f->host_of = b->w->host_of;
     snprintf(path, sizeof path, "%s/transformer/config.json", o->model_dir ? o->model_dir : "");
     if (dit_config_load(&f->dit, o->model_dir ? path : o->config_path)) return -1;
     if (!o->model_dir) return 0;

@@ -32,11 +32,15 @@ typedef struct bench_facts {
     int has_vae;         /* 0: transformer only */
     int64_t latent_rows; /* the VAE's input rows (VAE bands) */
     double guidance;
+    const int *host_of;  /* host of each world rank (world.h); NULL: one host */
 } bench_facts;
 
 /* Parses a list (or "auto") into layouts with degrees, canonical names and
  * descriptions; a layout that cannot run is kept, with skipped = 1 and the
- * reason. Duplicates are dropped. Fails only on syntax, naming the item. */
+ * reason. Duplicates are dropped. The layouts of an "auto" item whose
+ * tensor-parallel or Ulysses groups span hosts come after its others, each
+ * part in its own order (parallel/layout_hosts.h). Fails only on syntax,
+ * naming the item. */
 int bench_layout_list(const char *text, const bench_facts *facts, moedit_bench_layout **layouts, int *count);
 
 /* The degrees to run a layout with on the whole world: the listed ones, dp

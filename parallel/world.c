@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/host_memory.h"
 #include "parallel/mpi_wait.h"
+#include "parallel/world_hosts.h"
 #include "parallel/world_request.h"
 
 #include <mpi.h>
@@ -29,16 +30,17 @@ static int launched_by_mpi(void)
     return 0;
 }
 
-/* Ranks of the world on this machine (those that share its memory). */
-static int ranks_on_this_machine(void)
+/* srun started this process as one of several tasks, but no launcher
+ * variables of an MPI came with it (srun without --mpi=pmix where the
+ * cluster's default is none): every task is then a world of one and renders
+ * the whole job alone. Said rather than refused, as independent tasks may be
+ * what the user meant. */
+static void warn_tasks_alone(void)
 {
-    MPI_Comm node;
-    int local = 1;
-    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-        MPI_Comm_size(node, &local);
-        MPI_Comm_free(&node);
-    }
-    return local;
+    const char *tasks = getenv("SLURM_STEP_NUM_TASKS");
+    if (!tasks || atoi(tasks) <= 1) return;
+    fprintf(stderr, "moedit: warning: srun started %d tasks but no MPI world joins them (no PMI or PMIx variables): "
+            "each task runs alone; srun --mpi=pmix joins them into one run (docs/multi-node.md)\n", atoi(tasks));
 }
 
 /* OpenMP threads per rank when the user did not say (OMP_NUM_THREADS): the
@@ -71,9 +73,12 @@ static uint64_t draw_random_seed(void)
 int world_init(world *w, int *argc, char ***argv)
 {
     memset(w, 0, sizeof *w);
-    w->size = 1;
+    w->size = w->hosts = 1;
     w->random_seed = draw_random_seed();
-    if (!launched_by_mpi()) return 0;
+    if (!launched_by_mpi()) {
+        warn_tasks_alone();
+        return 0;
+    }
     /* The process groups' all-reduce is nonblocking (parallel/mpi_wait.h).
      * Open MPI's default algorithm for it was twice as slow as the blocking
      * MPI_Allreduce between 2 ranks of this 2-core machine (16 MiB: 11.4 ms
@@ -87,7 +92,8 @@ int world_init(world *w, int *argc, char ***argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &w->size);
     if (mpi_wait_init()) return -1;
-    int local = ranks_on_this_machine();
+    int local;
+    if (world_hosts_find(&w->host_of, &w->hosts, &local)) return -1;
     share_cores(local);
     /* Rank 0's draw on every rank: a random seed makes the same run everywhere. */
     if (MPI_Bcast(&w->random_seed, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
@@ -205,6 +211,9 @@ void world_finalize(world *w)
     if (w->using_mpi) mpi_wait_finalize();
     if (w->using_mpi) MPI_Finalize();
     w->using_mpi = 0;
+    free(w->host_of);
+    w->host_of = NULL;
+    w->hosts = 1;
 }
 
 void world_abort(const world *w, int code)

@@ -21,6 +21,11 @@ typedef struct world {
      * 0 at bootstrap and broadcast: the same on every rank, for runs that ask
      * for a random seed. */
     uint64_t random_seed;
+    /* The host of each rank, numbered from 0 in the order of their first
+     * rank (parallel/world_hosts.h), and how many there are; NULL and 1
+     * without a launcher. */
+    int *host_of;
+    int hosts;
 } world;
 
 int world_init(world *w, int *argc, char ***argv);

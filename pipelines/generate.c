@@ -35,6 +35,7 @@
 #include "io/safetensors.h"
 #include "core/timer.h"
 #include "parallel/layout.h"
+#include "parallel/layout_hosts.h"
 #include "parallel/world.h"
 #include "pipelines/denoise.h"
 #include "pipelines/generate.h"
@@ -804,7 +805,8 @@ static void teardown(generate_state *g, int status)
 /* One "moedit: warning:" line each, on rank 0, once the model is loaded (so
  * that a run refused before then prints its error alone): a size past the
  * transformer's trained one, prompt words the demo-style (WordLevel)
- * tokenizer does not know, expert parallelism with nothing to split. Not
+ * tokenizer does not know, expert parallelism with nothing to split, a
+ * tensor-parallel or Ulysses group across hosts (parallel/layout_hosts.h). Not
  * with --quiet, nor under moedit bench. */
 static void warn_once(const generate_state *g)
 {
@@ -819,6 +821,9 @@ static void warn_once(const generate_state *g)
         fprintf(stderr, "moedit: warning: --enable-expert-parallel: the expert-parallel group (tensor x ulysses x "
                 "ring ranks) is 1 rank, so there is nothing to split: every rank holds all %d experts\n",
                 g->bundle.transformer.cfg.num_routed_experts);
+    char hosts[640];
+    if (g->have_par && layout_host_warning(&g->par.layout, g->w->host_of, hosts, (int)sizeof hosts))
+        fprintf(stderr, "moedit: warning: %s\n", hosts);
     if (!g->bundle.tok || o->prompt_embeds_path) return;
     char words[512] = "", list[256];
     int unknown = 0, count;

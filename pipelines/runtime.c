@@ -12,7 +12,7 @@
 #include <omp.h>
 #include <stdio.h>
 
-static world the_world = {0, 1, 0, 0};
+static world the_world = {0, 1, 0, 0, NULL, 1};
 
 int moedit_init(int *argc, char ***argv) { return world_init(&the_world, argc, argv); }
 
