@@ -141,6 +141,11 @@ typedef struct moedit_generate_options {
     int keep_existing;
     const char *latents_output;     /* also save the final latents [C, h, w] (safetensors), NULL: no */
     const char *device;             /* "cpu" (default) or "cuda" */
+    /* NULL or "native": the device's precision (CPU F32, CUDA BF16); "fp8":
+     * the transformer's linear layers in FP8 E4M3 with F32 scales
+     * (docs/fp8.md; the CPU runs them as the reference, the GPU path is not
+     * built yet). An FP8 folder (moedit quantize) loads as stored. */
+    const char *precision;
     int random_weights;             /* every component's weights from Philox (no weight files; tokenizers still read theirs) */
     moedit_parallel parallel;
     const char *routing_capture, *routing_replay;
