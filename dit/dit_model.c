@@ -122,6 +122,20 @@ static int load_all(dit_model *model)
     return load_linear(wl, &model->final_linear, "final_layer.linear", p * p * cfg->out_channels, c, 1);
 }
 
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+int dit_weight_quantized(const char *name)
+{
+    static const char *const embedders[] = {"x_embedder.", "t_embedder.", "p_embedder."};
+    for (size_t i = 0; i < sizeof embedders / sizeof embedders[0]; i++)
+        if (!strncmp(name, embedders[i], strlen(embedders[i]))) return 0;
+    return has_suffix(name, ".weight") && !has_suffix(name, ".gate.weight");
+}
+
 int dit_precision_parse(const char *precision, const char *device, int *fp8)
 {
     *fp8 = 0;

@@ -91,6 +91,13 @@ int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, 
  * FP8 path is built (device NULL: the CPU). Else one error naming the flag. */
 int dit_precision_parse(const char *precision, const char *device, int *fp8);
 
+/* 1 if the 2-D tensor `name` of the transformer's file is a weight that
+ * --precision fp8 holds in FP8 (and `moedit quantize` writes so): every
+ * "*.weight" but the embedders' (x_embedder, t_embedder, p_embedder) and the
+ * MoE gates' ("*.gate.weight"); the loader's weight_load_linear calls are
+ * exactly these. */
+int dit_weight_quantized(const char *name);
+
 /* Checks that heads, hidden sizes and experts divide by the shard's degrees. */
 int dit_shard_validate(const dit_config *cfg, const dit_shard *shard);
 

@@ -116,5 +116,6 @@ int cli_bench_vae(int argc, char **argv);
 int cli_bench_comm(int argc, char **argv);
 int cli_bench_text(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
 
 #endif

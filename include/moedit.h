@@ -272,4 +272,12 @@ int moedit_video(const moedit_video_options *options, moedit_generate_result *re
  * out NULL: the checks only, nothing printed. */
 int moedit_inspect(const char *model_dir, int json, int check, FILE *out);
 
+/* moedit quantize: writes output_dir, a new folder (never an existing one),
+ * as a copy of model_dir whose transformer's linear weights are FP8
+ * (F8_E4M3 codes + F32 scales per output channel, docs/fp8.md) and whose
+ * other components are hard-linked or copied; made in a hidden folder
+ * beside it and renamed at the end. precision NULL or "fp8". *quantized:
+ * the weights written in FP8. */
+int moedit_quantize(const char *model_dir, const char *output_dir, const char *precision, int64_t *quantized);
+
 #endif

@@ -26,7 +26,7 @@ typedef struct weights_summary {
     int64_t parameters;
     int64_t bytes;
     int64_t tensors;
-    int64_t by_dtype[4]; /* parameters per tensor_dtype */
+    int64_t by_dtype[DTYPE_F8_E5M2 + 1]; /* parameters per tensor_dtype */
 } weights_summary;
 
 static int is_dir(const char *path)
@@ -64,7 +64,7 @@ static int summarize_weights(const char *dir, weights_summary *out)
 static const char *main_dtype(const weights_summary *w)
 {
     int best = 0;
-    for (int d = 1; d < 4; d++)
+    for (int d = 1; d <= DTYPE_F8_E5M2; d++)
         if (w->by_dtype[d] > w->by_dtype[best]) best = d;
     return dtype_name((tensor_dtype)best);
 }
