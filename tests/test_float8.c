@@ -5,10 +5,17 @@
  * on every tie between neighbouring values, beside them and on wide random
  * values; the CPU backend's FP8 linear (per-channel weights, per-row
  * activations, docs/fp8.md) matches the fixture's rule computed in float64,
- * with the activations quantized by the op or beforehand by quantize_rows. */
+ * with the activations quantized by the op or beforehand by quantize_rows;
+ * FP8 weights of published checkpoints load by their scale conventions
+ * (io/fp8_weights.h: weight_scale per row, [rows, 1] or per tensor,
+ * ComfyUI's scale_weight, none; E5M2 requantized), and a scale of another
+ * shape is an error naming it. */
 #include "backend/backend.h"
+#include "core/error.h"
 #include "core/float8.h"
+#include "io/fp8_weights.h"
 #include "io/safetensors.h"
+#include "io/weights.h"
 #include "test_fixture.h"
 #include "test_util.h"
 
@@ -124,6 +131,83 @@ static void test_linear_matches_rule(const safetensors *io, int quantized)
     free(x), free(bias), free(want), free(w_scale), free(w), free(codes), free(scales), free(y), free(x_codes);
 }
 
+static tensor host(tensor_dtype dtype, int ndim, const int64_t *shape, void *data)
+{
+    tensor t = tensor_make(dtype, DEVICE_CPU, ndim, shape);
+    t.data = data;
+    return t;
+}
+
+static void test_published_conventions(void)
+{
+    uint8_t codes[12];
+    for (int i = 0; i < 12; i++) codes[i] = (uint8_t)(0x30 + 6 * i); /* finite in both formats; one negative below */
+    codes[5] |= 0x80;
+    float row_scales[3] = {0.5f, 2.0f, 0.125f}, scalar = 0.25f, bad[2] = {1, 1};
+    uint16_t bf16_scales[3] = {f32_to_bf16(0.5f), f32_to_bf16(4.0f), f32_to_bf16(1.0f)};
+    int64_t wshape[2] = {3, 4}, rows[1] = {3}, column[2] = {3, 1}, one[1] = {1}, two[1] = {2};
+    const char *names[] = {"a.weight", "a.weight_scale", "b.weight", "b.scale_weight", "c.weight", "c.weight_scale",
+                           "d.weight", "d.weight_scale", "e.weight", "f.weight", "f.weight_scale"};
+    tensor t[] = {host(DTYPE_F8_E4M3, 2, wshape, codes), host(DTYPE_F32, 1, rows, row_scales),
+                  host(DTYPE_F8_E4M3, 2, wshape, codes), host(DTYPE_F32, 0, NULL, &scalar),
+                  host(DTYPE_F8_E4M3, 2, wshape, codes), host(DTYPE_BF16, 2, column, bf16_scales),
+                  host(DTYPE_F8_E5M2, 2, wshape, codes), host(DTYPE_F32, 1, one, &scalar),
+                  host(DTYPE_F8_E4M3, 2, wshape, codes), host(DTYPE_F8_E4M3, 2, wshape, codes),
+                  host(DTYPE_F32, 1, two, bad)};
+    char path[] = "/tmp/moedit_test_fp8_conventions_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0) close(fd);
+    safetensors *st = NULL;
+    CHECK(safetensors_write(path, names, t, 11) == 0 && safetensors_open(&st, path) == 0);
+    if (!st) return;
+    const float a_scale[3] = {0.5f, 2.0f, 0.125f}, c_scale[3] = {0.5f, 4.0f, 1.0f};
+    const char *weights[5] = {"a.weight", "b.weight", "c.weight", "d.weight", "e.weight"};
+    for (int w = 0; w < 5; w++) {
+        float values[12], scales[3], staging[12];
+        uint8_t got[12];
+        CHECK_MSG(fp8_read_dequantized(st, weights[w], 3, 4, values) == 0, "%s: %s", weights[w], error_message());
+        int wrong = 0;
+        for (int i = 0; i < 12; i++) {
+            int r = i / 4;
+            float code = w == 3 ? f8_e5m2_to_f32(codes[i]) : f8_e4m3_to_f32(codes[i]);
+            float scale = w == 0 ? a_scale[r] : w == 2 ? c_scale[r] : w == 4 ? 1.0f : scalar;
+            wrong += values[i] != code * scale;
+        }
+        CHECK_MSG(wrong == 0, "%s: %d values are not code * scale", weights[w], wrong);
+        CHECK(fp8_read_quantized(st, weights[w], 3, 4, got, scales, staging) == 0);
+        if (w != 3) { /* E4M3 as stored: the same codes, the scales per row */
+            CHECK_MSG(!memcmp(got, codes, 12), "%s: codes were requantized", weights[w]);
+            for (int r = 0; r < 3; r++) CHECK(scales[r] == (w == 0 ? a_scale[r] : w == 2 ? c_scale[r] : w == 4 ? 1 : scalar));
+        } else { /* E5M2: its values quantized to E4M3 per row */
+            uint8_t want[12];
+            float want_scales[3];
+            f8_quantize_rows(values, 3, 4, want, want_scales);
+            CHECK(!memcmp(got, want, 12) && !memcmp(scales, want_scales, sizeof scales));
+        }
+    }
+    CHECK(fp8_is_scale_name(st, "a.weight_scale") && fp8_is_scale_name(st, "b.scale_weight") &&
+          !fp8_is_scale_name(st, "a.weight") && !fp8_is_scale_name(st, "x.weight_scale"));
+    float values[12];
+    CHECK(fp8_read_dequantized(st, "f.weight", 3, 4, values) != 0);
+    CHECK_MSG(strstr(error_message(), "scale tensor \"f.weight_scale\" of the FP8 weight \"f.weight\"") != NULL, "got: %s",
+              error_message());
+
+    /* The loader: native precision dequantizes; fp8 keeps the stored codes and scales. */
+    backend *be = backend_cpu_create();
+    weight_loader wl;
+    weight_loader_init(&wl, be, st, 0, 0);
+    tensor native, quantized;
+    CHECK(weight_load_linear(&wl, &native, "a.weight", 3, 4, shard_whole()) == 0 && native.dtype == DTYPE_F32);
+    CHECK(((float *)native.data)[4] == f8_e4m3_to_f32(codes[4]) * 2.0f);
+    wl.fp8 = 1;
+    CHECK(weight_load_linear(&wl, &quantized, "a.weight", 3, 4, shard_whole()) == 0 && quantized.dtype == DTYPE_F8_E4M3);
+    CHECK(!memcmp(quantized.data, codes, 12) && !memcmp(quantized.scale, a_scale, sizeof a_scale));
+    weight_loader_free_all(&wl);
+    backend_destroy(be);
+    safetensors_close(st);
+    unlink(path);
+}
+
 int main(void)
 {
     safetensors *io = NULL;
@@ -135,6 +219,7 @@ int main(void)
     test_encode_like_torch(io);
     test_linear_matches_rule(io, 0);
     test_linear_matches_rule(io, 1);
+    test_published_conventions();
     safetensors_close(io);
     return test_finish("test_float8");
 }
