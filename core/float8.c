@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 float f8_e4m3_to_f32(uint8_t code)
 {
@@ -24,19 +25,23 @@ float f8_e5m2_to_f32(uint8_t code)
 
 uint8_t f32_to_f8_e4m3(float x)
 {
-    uint8_t sign = signbit(x) ? 0x80 : 0x00;
-    float a = fabsf(x);
-    if (isnan(x)) return sign | 0x7F;
-    if (a >= F8_E4M3_MAX) return sign | 0x7E;
-    if (a < 0x1p-6f) /* subnormal: a multiple of 2^-9; 8 * 2^-9 is the first normal, code 0x08 */
-        return sign | (uint8_t)nearbyintf(a * 512.0f);
-    int e;
-    frexpf(a, &e); /* a = f * 2^e, f in [0.5, 1): a in [2^(e-1), 2^e) */
-    /* a / 2^(e-4) is in [8, 16): the mantissa with its leading one, rounded
-     * to nearest even (exact: the division is by a power of two). 16 carries
-     * into the next exponent, which the code's layout does by itself. */
-    int significand = (int)nearbyintf(ldexpf(a, 4 - e));
-    return sign | (uint8_t)(((e - 1 + 7) << 3) + (significand - 8));
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    uint8_t sign = (uint8_t)((bits >> 24) & 0x80);
+    uint32_t magnitude = bits & 0x7fffffffu;
+    if (magnitude > 0x7f800000u) return sign | 0x7F;  /* NaN */
+    if (magnitude >= 0x43e00000u) return sign | 0x7E; /* >= 448 (and infinity): saturate */
+    if (magnitude < 0x3c800000u) {                    /* below 2^-6: a multiple of 2^-9 */
+        float a;
+        memcpy(&a, &magnitude, sizeof a);
+        return sign | (uint8_t)lrintf(a * 512.0f); /* exact product; 8 is the first normal, code 0x08 */
+    }
+    /* Round the 23 mantissa bits to 3, to nearest even: add just under half
+     * of the kept unit plus the kept unit's lowest bit; a carry moves into
+     * the exponent, which the code's layout then shows as the next binade. */
+    uint32_t rounded = magnitude + 0x7ffffu + ((magnitude >> 20) & 1u);
+    uint32_t exponent = (rounded >> 23) - 127 + 7, mantissa = (rounded >> 20) & 7u;
+    return sign | (uint8_t)((exponent << 3) | mantissa);
 }
 
 void f8_e4m3_table(float table[256])
