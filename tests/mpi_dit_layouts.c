@@ -55,15 +55,6 @@ static const char *const mode_names[] = {"", " context", " clip"};
 static int fp8; /* the precision dimension: dit_shard.fp8 of every forward */
 #define FP8_FLIP_RMS 0.03
 
-static double relative_rms(const float *a, const float *reference, long n)
-{
-    double diff = 0, ref = 0;
-    for (long i = 0; i < n; i++) {
-        diff += ((double)a[i] - reference[i]) * ((double)a[i] - reference[i]);
-        ref += (double)reference[i] * reference[i];
-    }
-    return sqrt(diff / ref);
-}
 
 /* One forward of the model sharded for `shard`, on the groups of `par`. */
 static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing *routing, float *out)
@@ -118,7 +109,7 @@ static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, 
     CHECK_MSG(status == 0, "tp%d ulysses%d ring%d%s%s: %s", tp, ulysses, ring, ep_name, name, error_message());
     long n = (mode == VIDEO ? FRAMES : 1) * 4 * LATENT_H * LATENT_W;
     double diff = test_max_abs_diff(out, serial, n), scale = test_max_abs(serial, n);
-    double rms = relative_rms(out, serial, n);
+    double rms = test_relative_rms(out, serial, n);
     CHECK_MSG(diff <= 1e-4 * scale || (fp8 && rms <= FP8_FLIP_RMS),
               "tp%d ulysses%d ring%d%s%s: max abs diff %.3g (scale %.3g), relative rms %.3g", tp, ulysses, ring,
               ep_name, name, diff, scale, rms);
@@ -134,7 +125,7 @@ static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, 
  * tokens once FP8 changes its input (each run routes freely), 5.3%. */
 static void check_fp8_near_f32(const world *w, const float *fp8_out, const float *f32_out)
 {
-    double relative = relative_rms(fp8_out, f32_out, 4 * LATENT_H * LATENT_W);
+    double relative = test_relative_rms(fp8_out, f32_out, 4 * LATENT_H * LATENT_W);
     CHECK_MSG(relative > 1e-3 && relative < 0.25, "serial fp8 vs f32: relative rms difference %.3g", relative);
     if (w->rank == 0) printf("  serial fp8 vs f32: relative rms difference %.4f\n", relative);
 }

@@ -20,19 +20,9 @@
 
 static int flipped;
 
-static double relative_rms(const float *a, const float *reference, int64_t n)
-{
-    double diff = 0, ref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        diff += ((double)a[i] - reference[i]) * ((double)a[i] - reference[i]);
-        ref += (double)reference[i] * reference[i];
-    }
-    return sqrt(diff / ref);
-}
-
 static void compare(const char *name, const float *got, const float *want, int64_t n)
 {
-    double scale = test_max_abs(want, n), diff = test_max_abs_diff(got, want, n), rms = relative_rms(got, want, n);
+    double scale = test_max_abs(want, n), diff = test_max_abs_diff(got, want, n), rms = test_relative_rms(got, want, n);
     int exact = diff <= 1e-4 * (scale > 1 ? scale : 1);
     CHECK_MSG(exact || rms <= FLIP_RMS, "%s: max abs diff %.3g (scale %.3g), relative rms %.3g", name, diff, scale, rms);
     flipped += !exact;
@@ -77,7 +67,7 @@ int main(void)
     run.trace_user = io;
     CHECK_MSG(dit_forward(&run, &text, f.latents, f.timestep[0], out) == 0, "%s", error_message());
     compare("output", out, f.output, n);
-    double to_fp8 = relative_rms(out, f.output, n), to_f32 = want_f32 ? relative_rms(out, want_f32, n) : 0;
+    double to_fp8 = test_relative_rms(out, f.output, n), to_f32 = want_f32 ? test_relative_rms(out, want_f32, n) : 0;
     CHECK_MSG(to_f32 > 3 * to_fp8 && to_f32 > 1e-3, "output: relative rms %.3g from the FP8 reference, %.3g from F32",
               to_fp8, to_f32);
     printf("  output: relative rms %.3g from the PyTorch FP8 reference, %.3g from the F32 model; %d of the "

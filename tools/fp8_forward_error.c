@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/philox.h"
 #include "dit/dit_forward.h"
+#include "tests/test_util.h" /* test_relative_rms */
 
 #include <math.h>
 #include <stdio.h>
@@ -45,16 +46,6 @@ static int forward(const dit_config *cfg, const inputs *in, int fp8, uint64_t se
     }
     backend_destroy(be);
     return status;
-}
-
-static double relative_rms(const float *a, const float *reference, int64_t n)
-{
-    double diff = 0, ref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        diff += ((double)a[i] - reference[i]) * ((double)a[i] - reference[i]);
-        ref += (double)reference[i] * reference[i];
-    }
-    return sqrt(diff / ref);
 }
 
 int main(int argc, char **argv)
@@ -101,8 +92,9 @@ int main(int argc, char **argv)
     printf("%s, latent %lldx%lld, %lld text tokens, seed %llu: weights %.1f MiB (F32) -> %.1f MiB (FP8); output "
            "relative rms difference FP8 vs F32: %.4f with the F32 routing replayed, %.4f routed freely\n",
            argv[1], (long long)in.side, (long long)in.side, (long long)in.tokens, (unsigned long long)seed, f32_mib,
-           fp8_mib, relative_rms(replayed, f32, in.n_out), relative_rms(free_run, f32, in.n_out));
+           fp8_mib, test_relative_rms(replayed, f32, in.n_out), test_relative_rms(free_run, f32, in.n_out));
     moe_routing_free(&capture);
+    (void)test_failures; /* test_util.h's counter: no checks here */
     free(in.latents), free(in.t5), free(in.llama), free(in.pooled), free(f32), free(replayed), free(free_run);
     return 0;
 }
