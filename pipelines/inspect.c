@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "io/json_out.h"
+#include "io/fp8_weights.h"
 #include "io/safetensors.h"
 #include "dit/dit_model.h"
 #include "pipelines/model_bundle.h"
@@ -52,8 +53,9 @@ static int summarize_weights(const char *dir, weights_summary *out)
         const safetensors_entry *e = safetensors_entry_at(st, i);
         int64_t n = 1;
         for (int d = 0; d < e->ndim; d++) n *= e->shape[d];
-        out->parameters += n;
         out->bytes += (int64_t)e->nbytes;
+        if (fp8_is_scale_name(st, e->name)) continue; /* an FP8 weight's scales: part of that weight */
+        out->parameters += n;
         out->tensors++;
         out->by_dtype[e->dtype] += n;
     }

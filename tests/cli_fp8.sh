@@ -14,6 +14,10 @@ q="$work/quantized"
 grep -q "transformer weights in FP8" "$work/err" && echo "ok   quantize: $(cat "$work/err")"
 "$moedit" inspect --model "$q" >"$work/out" 2>&1
 grep -q "F8_E4M3" "$work/out" && echo "ok   the copy's transformer is F8_E4M3" || fail "inspect: $(cat "$work/out")"
+# The same parameters (scales count with their weights) and tensors as the original.
+"$moedit" inspect --model "$model" | sed -n 3p | sed 's/,.*//' >"$work/params"
+sed -n 3p "$work/out" | sed 's/,.*//' | cmp -s - "$work/params" && echo "ok   inspect counts the copy's parameters alike" ||
+  fail "inspect: $(sed -n 3p "$work/out") vs $(cat "$work/params")"
 cmp -s "$model/vae/diffusion_pytorch_model.safetensors" "$q/vae/diffusion_pytorch_model.safetensors" &&
   echo "ok   the VAE is the model's" || fail "the VAE was not copied as it is"
 ls -A "$work" | grep -q moedit-quantize && fail "a work folder was left: $(ls -A "$work")"
