@@ -20,7 +20,8 @@ typedef struct backend_ops {
     void *(*alloc)(backend *be, size_t bytes);
     void (*free)(backend *be, void *ptr);
     /* Host F32 <-> device tensor, converted to/from the tensor's dtype;
-     * I32 tensors are copied as raw 32-bit words. */
+     * I32 tensors are copied as raw 32-bit words, F8 tensors as raw bytes
+     * (codes; their scales are an F32 tensor of their own). */
     void (*upload)(backend *be, tensor dst, const float *src);
     void (*download)(backend *be, float *dst, tensor src);
     void (*copy)(backend *be, tensor dst, tensor src); /* same numel */
@@ -39,11 +40,24 @@ typedef struct backend_ops {
      * ends the run with its message instead of writing a garbage image. */
     int (*status)(backend *be);
 
-    /* y[M, N] = x[M, K] w[N, K]^T (+ bias[N] when bias.data is not NULL). */
+    /* y[M, N] = x[M, K] w[N, K]^T (+ bias[N] when bias.data is not NULL).
+     * FP8 (docs/fp8.md): w may be F8_E4M3 with its per-row scale; then x is
+     * an F8_E4M3 activation with its per-row scale (quantize_rows), or an
+     * activation the op quantizes per row itself, and
+     *   y[m, n] = (sum_k x_code[m, k] w_code[n, k]) * (x_scale[m] * w_scale[n]) + bias[n]
+     * with F32 accumulation. Backends without FP8 products (CUDA, for now)
+     * are never given F8 weights: the loader refuses them first. */
     void (*linear)(backend *be, tensor y, tensor x, tensor w, tensor bias);
     /* For g in groups: y[rows g] = x[rows g] w[g]^T, rows g = [offsets[g], offsets[g+1]).
-     * One launch for all experts of a layer. offsets live on the host. */
+     * One launch for all experts of a layer. offsets live on the host. FP8
+     * as linear (x's row scales slice with its rows). */
     void (*linear_grouped)(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups);
+    /* FP8 activations of a row split over ranks (parallel/fp8_rows.h):
+     * amax[M] (F32) = max |x[m, :]|; after the ranks' amax are max-reduced,
+     * q (F8_E4M3 [M, K] with q.scale [M]) = x quantized per row with scale
+     * f8_row_scale(amax[m]) (core/float8.h). */
+    void (*row_abs_max)(backend *be, tensor amax, tensor x);
+    void (*quantize_rows)(backend *be, tensor q, tensor x, tensor amax);
 
     /* Elementwise. */
     void (*add)(backend *be, tensor y, tensor a, tensor b);           /* y = a + b */

@@ -143,6 +143,16 @@ static void p_linear_grouped(backend *be, tensor y, tensor x, const tensor *w, c
     TIMED(be, key, in->ops->linear_grouped(in, y, x, w, offsets, groups));
 }
 
+static void p_row_abs_max(backend *be, tensor amax, tensor x)
+{
+    TIMED(be, "row_abs_max", in->ops->row_abs_max(in, amax, x));
+}
+
+static void p_quantize_rows(backend *be, tensor q, tensor x, tensor amax)
+{
+    TIMED(be, "quantize_rows", in->ops->quantize_rows(in, q, x, amax));
+}
+
 static void p_add(backend *be, tensor y, tensor a, tensor b) { TIMED(be, "add", in->ops->add(in, y, a, b)); }
 static void p_silu(backend *be, tensor y, tensor x) { TIMED(be, "silu", in->ops->silu(in, y, x)); }
 static void p_swiglu(backend *be, tensor y, tensor g, tensor u) { TIMED(be, "swiglu", in->ops->swiglu(in, y, g, u)); }
@@ -300,6 +310,8 @@ static const backend_ops profiled_ops = {
     .destroy = p_destroy,
     .status = p_status,
     .linear = p_linear,
+    .row_abs_max = p_row_abs_max,
+    .quantize_rows = p_quantize_rows,
     .linear_grouped = p_linear_grouped,
     .add = p_add,
     .silu = p_silu,

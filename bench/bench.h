@@ -17,6 +17,7 @@ typedef struct moedit_transformer_bench_options {
     const char *config_path;
     int random_weights;
     const char *device;
+    const char *precision; /* moedit.h's: NULL, "native" or "fp8" */
     int64_t height, width;
     int64_t t5_tokens, llama_tokens;
     int64_t warmup, iterations;
@@ -57,6 +58,7 @@ typedef struct moedit_bench_options {
     const char *config_path; /* instead: a transformer config.json, random weights, transformer only */
     int random_weights;      /* with model_dir: random transformer weights */
     const char *device;      /* "cpu" or "cuda" */
+    const char *precision;   /* moedit.h's: NULL, "native" or "fp8" */
     const char *prompt;      /* NULL: a default prompt */
     const char *prompt_embeds_path; /* instead of the text encoder; NULL and no encoder: random embeddings */
     int64_t text_tokens;     /* t5 and llama tokens of random embeddings (default 128) */

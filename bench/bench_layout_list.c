@@ -119,7 +119,7 @@ static void check_transformer(moedit_bench_layout *l, const bench_facts *f)
     char why[512];
     const dit_config *cfg = &f->dit;
     int heads_split = l->tp * l->ulysses, ep_ranks = l->tp * l->ulysses * l->ring;
-    dit_shard shard = {0, l->tp, 0, l->expert_parallel ? ep_ranks : 1, NULL, NULL};
+    dit_shard shard = {0, l->tp, 0, l->expert_parallel ? ep_ranks : 1, NULL, NULL, 0};
     if (l->cfg > 2) {
         skip(l, "cfg is 1 or 2: the conditional and unconditional branches");
     } else if (l->cfg == 2 && f->guidance <= 1) {

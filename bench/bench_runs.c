@@ -57,7 +57,8 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
         .model_dir = o->model_dir, .prompts = prompts, .prompt_count = q->embeds_path ? 0 : 1,
         .prompt_embeds_path = q->embeds_path, .height = o->height, .width = o->width, .steps = q->steps,
         .guidance = o->guidance, .seed = o->seed, .images_per_prompt = l->images, .output = q->image_path,
-        .latents_output = q->latents_path, .device = o->device, .random_weights = o->random_weights,
+        .latents_output = q->latents_path, .device = o->device, .precision = o->precision,
+        .random_weights = o->random_weights,
         .parallel = {d.tp, d.ulysses, d.ring, d.cfg, d.dp, d.expert_parallel, d.vae_patch},
         .routing_capture = q->routing_capture, .routing_replay = q->routing_replay,
         .expert_placement = q->expert_placement, .cache = o->cache, .quiet = 1,
@@ -185,7 +186,8 @@ static int transformer_load(transformer_state *t, const bench_run_request *q, be
     int ep_size = d.expert_parallel ? layout_group_ranks(&t->par.layout, GROUP_EP, w->rank, ranks) : 1;
     for (int i = 0; i < ep_size; i++)
         if (ranks[i] == w->rank) ep_rank = i;
-    dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size, NULL, NULL};
+    dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size, NULL, NULL, 0};
+    if (dit_precision_parse(q->options->precision, q->options->device, &shard.fp8)) return -1;
     if (q->expert_placement && ep_size > 1) {
         if (dit_expert_placement(&t->placement, &q->facts->dit, q->expert_placement, ep_size, d.tp)) return -1;
         dit_shard_place(&shard, &t->placement);

@@ -69,12 +69,14 @@ static int make_inputs(bench_inputs *in, const dit_model *model, const moedit_tr
 
 static int load_model(dit_model *model, backend *be, const moedit_transformer_bench_options *o)
 {
-    if (o->model_dir) return dit_model_load(model, be, o->model_dir, o->random_weights, o->seed, NULL);
+    dit_shard whole = {0, 1, 0, 1, NULL, NULL, 0};
+    if (dit_precision_parse(o->precision, o->device, &whole.fp8)) return -1;
+    if (o->model_dir) return dit_model_load(model, be, o->model_dir, o->random_weights, o->seed, &whole);
     if (!o->config_path) return error_set("bench needs --model DIR or --config FILE");
     if (!o->random_weights) return error_set("--config %s needs --random-weights (a config has no weights)", o->config_path);
     dit_config cfg;
     if (dit_config_load(&cfg, o->config_path)) return -1;
-    return dit_model_load_config(model, be, &cfg, NULL, 1, o->seed, NULL);
+    return dit_model_load_config(model, be, &cfg, NULL, 1, o->seed, &whole);
 }
 
 static int time_forwards(dit_run *run, bench_inputs *in, int count, const moedit_transformer_bench_options *o,

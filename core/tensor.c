@@ -13,6 +13,8 @@ size_t dtype_size(tensor_dtype dtype)
     case DTYPE_F16: return 2;
     case DTYPE_BF16: return 2;
     case DTYPE_I32: return 4;
+    case DTYPE_F8_E4M3: return 1;
+    case DTYPE_F8_E5M2: return 1;
     }
     return 0;
 }
@@ -24,6 +26,8 @@ const char *dtype_name(tensor_dtype dtype)
     case DTYPE_F16: return "F16";
     case DTYPE_BF16: return "BF16";
     case DTYPE_I32: return "I32";
+    case DTYPE_F8_E4M3: return "F8_E4M3";
+    case DTYPE_F8_E5M2: return "F8_E5M2";
     }
     return "?";
 }
@@ -71,6 +75,7 @@ tensor tensor_row_slice(tensor t, int64_t first, int64_t count)
     assert(first >= 0 && count >= 0 && first + count <= tensor_rows(&t));
     tensor view = tensor_make_2d(t.dtype, t.device, count, cols);
     view.data = (char *)t.data + (size_t)(first * cols) * dtype_size(t.dtype);
+    if (t.scale) view.scale = (float *)t.scale + first;
     return view;
 }
 
@@ -79,6 +84,7 @@ tensor tensor_reshape_2d(tensor t, int64_t rows, int64_t cols)
     assert(rows * cols == tensor_numel(&t));
     tensor view = tensor_make_2d(t.dtype, t.device, rows, cols);
     view.data = t.data;
+    if (rows == tensor_rows(&t)) view.scale = t.scale; /* the same rows: the same row scales */
     return view;
 }
 

@@ -11,7 +11,10 @@
 
 #define TENSOR_MAX_DIMS 4
 
-typedef enum { DTYPE_F32 = 0, DTYPE_F16, DTYPE_BF16, DTYPE_I32 } tensor_dtype;
+/* F8_E4M3 and F8_E5M2 are OCP float8 codes (core/float8.h), one byte each:
+ * a matrix of F8_E4M3 is a quantized weight or activation whose real values
+ * are code * scale[row] (tensor.scale). */
+typedef enum { DTYPE_F32 = 0, DTYPE_F16, DTYPE_BF16, DTYPE_I32, DTYPE_F8_E4M3, DTYPE_F8_E5M2 } tensor_dtype;
 typedef enum { DEVICE_CPU = 0, DEVICE_CUDA } tensor_device;
 
 typedef struct tensor {
@@ -20,6 +23,10 @@ typedef struct tensor {
     int ndim;
     int64_t shape[TENSOR_MAX_DIMS];
     void *data;
+    /* Quantized dtypes (F8): F32 [rows] on the same device, row r's values
+     * being data[r, :] * scale[r] (one scale per output channel of a weight,
+     * per token of an activation); NULL otherwise. A row slice slices it too. */
+    void *scale;
 } tensor;
 
 size_t dtype_size(tensor_dtype dtype);

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "moe/moe_forward.h"
+#include "parallel/fp8_rows.h"
 
 #define LAYER_NORM_EPS 1e-6f
 #define QK_NORM_EPS 1e-5f
@@ -175,7 +176,7 @@ static int feed_forward_sublayer(dit_run *run, const moe_ffn *moe, const moe_tok
         be->ops->layer_norm_modulate(be, tensor_row_slice(normed, at, tensor_rows(&parts[b].x)), parts[b].x,
                                      parts[b].shift, parts[b].scale, LAYER_NORM_EPS);
     moe_context ctx = {be, &run->scratch, &run->moe, run->routing, run->par.tp, run->par.ep};
-    int status = moe ? moe_ffn_forward(&ctx, moe, out, normed, map) : swiglu_ffn_forward(be, &run->scratch, dense, out, normed);
+    int status = moe ? moe_ffn_forward(&ctx, moe, out, normed, map) : swiglu_ffn_forward(be, &run->scratch, run->par.tp, dense, out, normed);
     if (status || run->par.tp->ops->all_reduce_sum(run->par.tp, out)) return -1;
     at = 0;
     for (int b = 0; b < count; at += tensor_rows(&parts[b].x), b++)
@@ -248,11 +249,17 @@ static int attention_finish(dit_run *run, const dit_block *block, const dit_sequ
     int64_t c = run->model->cfg.dim, kept = s->kept_tokens, image = block->is_double ? s->image_stream_tokens : kept;
     sequence_attention sa = sequence_attention_of(run, s);
     if (sequence_attention_end(&sa, &sub->attention)) return -1;
+    /* Row parallel: each rank holds its heads' columns of the attended rows. */
     tensor out_image = tensor_row_slice(sub->projected, 0, image);
-    linear(be, out_image, tensor_row_slice(sub->attended, 0, image), &block->image.to_out);
     tensor out_text = tensor_row_slice(sub->projected, image, kept - image);
-    if (block->is_double) linear(be, out_text, tensor_row_slice(sub->attended, image, kept - image), &block->text.to_out);
-    if (run->par.tp->ops->all_reduce_sum(run->par.tp, sub->projected)) return -1;
+    const dit_linear *to_out = &block->image.to_out, *to_out_t = &block->text.to_out;
+    if (fp8_row_parallel_linear(be, &run->scratch, run->par.tp, out_image, tensor_row_slice(sub->attended, 0, image),
+                                to_out->weight, to_out->bias) ||
+        (block->is_double &&
+         fp8_row_parallel_linear(be, &run->scratch, run->par.tp, out_text,
+                                 tensor_row_slice(sub->attended, image, kept - image), to_out_t->weight, to_out_t->bias)) ||
+        run->par.tp->ops->all_reduce_sum(run->par.tp, sub->projected))
+        return -1;
     be->ops->gated_residual(be, tensor_row_slice(s->seq, 0, image), chunk(m, 2, c), out_image);
     if (block->is_double) be->ops->gated_residual(be, tensor_row_slice(s->seq, image, kept - image), chunk(m, 8, c), out_text);
     return 0;

@@ -12,6 +12,9 @@
 /* How a linear layer is split over tensor-parallel ranks. */
 typedef enum { SPLIT_NONE, SPLIT_OUTPUT, SPLIT_INPUT } linear_split;
 
+/* The layers --precision fp8 quantizes (weight_load_linear): every linear
+ * layer of the blocks, caption projections and the final layer; the
+ * embedders (patch, timestep, pooled text) and the MoE gate stay as they are. */
 static int load_linear_split(weight_loader *wl, dit_linear *layer, const char *name, int64_t out, int64_t in,
                              int bias, linear_split split, const dit_shard *shard)
 {
@@ -20,7 +23,7 @@ static int load_linear_split(weight_loader *wl, dit_linear *layer, const char *n
     if (split == SPLIT_OUTPUT) weights = biases = (weight_shard){SHARD_ROWS, shard->tp_rank, shard->tp_size, NULL};
     if (split == SPLIT_INPUT) weights = (weight_shard){SHARD_COLS, shard->tp_rank, shard->tp_size, NULL};
     snprintf(full, sizeof full, "%s.weight", name);
-    if (weight_load(wl, &layer->weight, full, out, in, weights)) return -1;
+    if (weight_load_linear(wl, &layer->weight, full, out, in, weights)) return -1;
     layer->bias = tensor_none();
     /* An input-split layer's partial outputs are summed: one rank adds the bias. */
     if (!bias || (split == SPLIT_INPUT && shard->tp_rank != 0)) return 0;
@@ -31,6 +34,16 @@ static int load_linear_split(weight_loader *wl, dit_linear *layer, const char *n
 static int load_linear(weight_loader *wl, dit_linear *layer, const char *name, int64_t out, int64_t in, int bias)
 {
     return load_linear_split(wl, layer, name, out, in, bias, SPLIT_NONE, NULL);
+}
+
+/* An embedder's layer: never quantized. */
+static int load_embedder(weight_loader *wl, dit_linear *layer, const char *name, int64_t out, int64_t in)
+{
+    char full[256];
+    snprintf(full, sizeof full, "%s.weight", name);
+    if (weight_load(wl, &layer->weight, full, out, in, shard_whole())) return -1;
+    snprintf(full, sizeof full, "%s.bias", name);
+    return weight_load(wl, &layer->bias, full, out, 0, shard_whole());
 }
 
 /* suffix "" for the image stream, "_t" for the text stream of double blocks. */
@@ -89,11 +102,11 @@ static int load_all(dit_model *model)
     int blocks = dit_num_blocks(cfg);
     char name[128];
 
-    if (load_linear(wl, &model->patch_embed, "x_embedder.proj", c, (int64_t)cfg->in_channels * p * p, 1) ||
-        load_linear(wl, &model->time_linear_1, "t_embedder.timestep_embedder.linear_1", c, 256, 1) ||
-        load_linear(wl, &model->time_linear_2, "t_embedder.timestep_embedder.linear_2", c, c, 1) ||
-        load_linear(wl, &model->pooled_linear_1, "p_embedder.pooled_embedder.linear_1", c, cfg->text_emb_dim, 1) ||
-        load_linear(wl, &model->pooled_linear_2, "p_embedder.pooled_embedder.linear_2", c, c, 1))
+    if (load_embedder(wl, &model->patch_embed, "x_embedder.proj", c, (int64_t)cfg->in_channels * p * p) ||
+        load_embedder(wl, &model->time_linear_1, "t_embedder.timestep_embedder.linear_1", c, 256) ||
+        load_embedder(wl, &model->time_linear_2, "t_embedder.timestep_embedder.linear_2", c, c) ||
+        load_embedder(wl, &model->pooled_linear_1, "p_embedder.pooled_embedder.linear_1", c, cfg->text_emb_dim) ||
+        load_embedder(wl, &model->pooled_linear_2, "p_embedder.pooled_embedder.linear_2", c, c))
         return -1;
     model->caption_projection = calloc((size_t)blocks + 1, sizeof(dit_linear));
     model->blocks = calloc((size_t)blocks, sizeof(dit_block));
@@ -107,6 +120,32 @@ static int load_all(dit_model *model)
         if (load_block(model, i)) return -1;
     if (load_linear(wl, &model->final_modulation, "final_layer.adaLN_modulation.1", 2 * c, c, 1)) return -1;
     return load_linear(wl, &model->final_linear, "final_layer.linear", p * p * cfg->out_channels, c, 1);
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+int dit_weight_quantized(const char *name)
+{
+    static const char *const embedders[] = {"x_embedder.", "t_embedder.", "p_embedder."};
+    for (size_t i = 0; i < sizeof embedders / sizeof embedders[0]; i++)
+        if (!strncmp(name, embedders[i], strlen(embedders[i]))) return 0;
+    return has_suffix(name, ".weight") && !has_suffix(name, ".gate.weight");
+}
+
+int dit_precision_parse(const char *precision, const char *device, int *fp8)
+{
+    *fp8 = 0;
+    if (!precision || !strcmp(precision, "native")) return 0;
+    if (strcmp(precision, "fp8")) return error_set("--precision %s: expected native or fp8", precision);
+    if (device && strcmp(device, "cpu"))
+        return error_set("--precision fp8 on --device %s: the GPU FP8 path is not built yet (run it with --device cpu)",
+                         device);
+    *fp8 = 1;
+    return 0;
 }
 
 int dit_shard_validate(const dit_config *cfg, const dit_shard *s)
@@ -165,7 +204,7 @@ void dit_shard_place(dit_shard *shard, const dit_placement *placement)
 static int load_config_adapted(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
                                uint64_t seed, const dit_shard *shard, lora_set *const *loras, int lora_count)
 {
-    static const dit_shard whole = {0, 1, 0, 1, NULL, NULL};
+    static const dit_shard whole = {0, 1, 0, 1, NULL, NULL, 0};
     memset(model, 0, sizeof *model);
     model->cfg = *cfg;
     model->shard = shard ? *shard : whole;
@@ -174,11 +213,12 @@ static int load_config_adapted(dit_model *model, backend *be, const dit_config *
     if (be->device == DEVICE_CPU) {
         /* At least this rank's share: attention splits over tp, experts over ep (>= tp). */
         int split = model->shard.ep_size > model->shard.tp_size ? model->shard.ep_size : model->shard.tp_size;
-        int64_t bytes = dit_parameter_count(cfg) / split * (int64_t)dtype_size(be->dtype);
+        int64_t bytes = dit_parameter_count(cfg) / split * (model->shard.fp8 ? 1 : (int64_t)dtype_size(be->dtype));
         if (host_memory_check(bytes, "the transformer's weights on the CPU (--device cpu)")) return -1;
     }
     weight_loader_init(&model->weights, be, st, random, seed);
     model->weights.loras = loras;
+    model->weights.fp8 = model->shard.fp8;
     model->weights.lora_count = lora_count;
     int status = load_all(model);
     weight_loader_finish(&model->weights);

@@ -31,6 +31,10 @@ typedef struct dit_shard {
     /* NULL, or [blocks * (tp_size + 1)]: each block's shared-expert slices
      * per tp rank (moe_placement.shared_bounds). */
     const int64_t *shared_bounds;
+    /* 1: the linear layers held as FP8 (--precision fp8, docs/fp8.md): F8_E4M3
+     * codes with F32 scales per output channel, quantized from the whole
+     * weight before the split (or read so from an FP8 folder). */
+    int fp8;
 } dit_shard;
 
 typedef struct dit_linear {
@@ -81,6 +85,18 @@ int dit_model_load_adapted(dit_model *model, backend *be, const char *dir, int r
 /* Same with an already parsed config (random weights or tests). */
 int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
                           uint64_t seed, const dit_shard *shard);
+
+/* --precision: NULL or "native" (the device's own: CPU F32, CUDA BF16) sets
+ * *fp8 = 0; "fp8" sets 1 (dit_shard.fp8), on the CPU only until the GPU
+ * FP8 path is built (device NULL: the CPU). Else one error naming the flag. */
+int dit_precision_parse(const char *precision, const char *device, int *fp8);
+
+/* 1 if the 2-D tensor `name` of the transformer's file is a weight that
+ * --precision fp8 holds in FP8 (and `moedit quantize` writes so): every
+ * "*.weight" but the embedders' (x_embedder, t_embedder, p_embedder) and the
+ * MoE gates' ("*.gate.weight"); the loader's weight_load_linear calls are
+ * exactly these. */
+int dit_weight_quantized(const char *name);
 
 /* Checks that heads, hidden sizes and experts divide by the shard's degrees. */
 int dit_shard_validate(const dit_config *cfg, const dit_shard *shard);

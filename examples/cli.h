@@ -73,7 +73,7 @@ void cli_cache_report(FILE *out, const moedit_generate_result *r);
 
 /* The options of generate, which edit takes too, and what they parse into. */
 #define CLI_MAX_PROMPTS 1024
-#define CLI_GENERATE_OPTIONS (41 + CLI_CACHE_OPTIONS)
+#define CLI_GENERATE_OPTIONS (42 + CLI_CACHE_OPTIONS)
 #define CLI_UNSET INT64_MIN /* an integer option not given */
 
 typedef struct cli_generate_args {
@@ -116,5 +116,6 @@ int cli_bench_vae(int argc, char **argv);
 int cli_bench_comm(int argc, char **argv);
 int cli_bench_text(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
 
 #endif

@@ -104,6 +104,7 @@ int cli_bench(int argc, char **argv)
         {"config", OPT_STRING, &o.config_path, "transformer config.json: random weights, transformer only", "FILE"},
         {"random-weights", OPT_FLAG, &o.random_weights, "seeded random transformer weights instead of files", NULL},
         CLI_DEVICE_OPTION(&o.device),
+        {"precision", OPT_STRING, &o.precision, "native (default: cpu F32, cuda BF16) or fp8: the transformer's linear layers in FP8 E4M3 (docs/fp8.md; CPU only for now)", "P"},
         {"height", OPT_INT, &o.height, "image height in pixels (default 1024; --forward-only: 256)", "H"},
         {"width", OPT_INT, &o.width, "image width in pixels (default 1024; --forward-only: 256)", "W"},
         {"num-inference-steps", OPT_INT, &o.steps, "timed denoising steps per layout (default 4)", "S"},
@@ -158,7 +159,7 @@ int cli_bench(int argc, char **argv)
         return error_set("--batch %lld: the samples of one timed forward; add --forward-only", (long long)f.batch);
     if (forward) {
         f.model_dir = o.model_dir, f.config_path = o.config_path, f.random_weights = o.random_weights;
-        f.device = o.device, f.seed = o.seed;
+        f.device = o.device, f.seed = o.seed, f.precision = o.precision;
         f.height = o.height == UNSET ? 256 : o.height;
         f.width = o.width == UNSET ? 256 : o.width;
         if (f.iterations == UNSET) f.iterations = 5;

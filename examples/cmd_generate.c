@@ -101,6 +101,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
          NULL},
         {"output-latents", OPT_STRING, &o->latents_output, "also save the final latents (safetensors)", "FILE"},
         CLI_DEVICE_OPTION(&o->device),
+        {"precision", OPT_STRING, &o->precision, "native (default: cpu F32, cuda BF16) or fp8: the transformer's linear layers in FP8 E4M3 (docs/fp8.md; CPU only for now)", "P"},
         {"random-weights", OPT_FLAG, &o->random_weights, "seeded random weights for every component, no weight files (benchmarks)", NULL},
         {"tensor-parallel-size", OPT_INT, &a->tp, "ranks splitting heads and hidden units", "N"},
         {"ulysses-degree", OPT_INT, &a->ulysses, "ranks splitting the sequence by all-to-all", "N"},

@@ -30,6 +30,7 @@ static void usage(FILE *out)
             "  bench     time the transformer forward of a model or a random-weight config\n"
             "  tokenize  print the token ids of prompts (transformers' ids) with a model's tokenizer folder\n"
             "  serve     an OpenAI-compatible image server with the model resident (docs/serve.md)\n"
+            "  quantize  write a copy of a model whose transformer is FP8 (docs/fp8.md)\n"
             "\n"
             "Run 'moedit <command> --help' for the options of a command.\n");
 }
@@ -49,7 +50,7 @@ int main(int argc, char **argv)
     const char *command = argc >= 2 ? argv[1] : "";
     int status = 0, first_rank = moedit_rank() == 0; /* help and version print once under mpirun */
     static const char *const commands[] = {"generate",   "edit",    "video", "bench-vae", "bench-comm",
-                                           "bench-text", "inspect", "bench", "tokenize"};
+                                           "bench-text", "inspect", "bench", "tokenize", "quantize"};
     int known = 0;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) known |= !strcmp(command, commands[i]);
     if (!known) moedit_request_add("the command", argc >= 2 ? command : NULL); /* a command's parser adds it */
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
     else if (!strcmp(command, "bench")) status = cli_bench(argc - 1, argv + 1);
     else if (!strcmp(command, "tokenize")) status = cli_tokenize(argc - 1, argv + 1);
     else if (!strcmp(command, "serve")) status = cli_serve(argc - 1, argv + 1);
+    else if (!strcmp(command, "quantize")) status = cli_quantize(argc - 1, argv + 1);
     else status = error_set("unknown command '%s' (try 'moedit --help')", command);
     /* A command that never created a group (or failed before its first)
      * still agrees with the other ranks, which may be waiting there. */

@@ -141,6 +141,11 @@ typedef struct moedit_generate_options {
     int keep_existing;
     const char *latents_output;     /* also save the final latents [C, h, w] (safetensors), NULL: no */
     const char *device;             /* "cpu" (default) or "cuda" */
+    /* NULL or "native": the device's precision (CPU F32, CUDA BF16); "fp8":
+     * the transformer's linear layers in FP8 E4M3 with F32 scales
+     * (docs/fp8.md; the CPU runs them as the reference, the GPU path is not
+     * built yet). An FP8 folder (moedit quantize) loads as stored. */
+    const char *precision;
     int random_weights;             /* every component's weights from Philox (no weight files; tokenizers still read theirs) */
     moedit_parallel parallel;
     const char *routing_capture, *routing_replay;
@@ -266,5 +271,13 @@ int moedit_video(const moedit_video_options *options, moedit_generate_result *re
  * transformer weight on the CPU, which validates names, shapes and dtypes.
  * out NULL: the checks only, nothing printed. */
 int moedit_inspect(const char *model_dir, int json, int check, FILE *out);
+
+/* moedit quantize: writes output_dir, a new folder (never an existing one),
+ * as a copy of model_dir whose transformer's linear weights are FP8
+ * (F8_E4M3 codes + F32 scales per output channel, docs/fp8.md) and whose
+ * other components are hard-linked or copied; made in a hidden folder
+ * beside it and renamed at the end. precision NULL or "fp8". *quantized:
+ * the weights written in FP8. */
+int moedit_quantize(const char *model_dir, const char *output_dir, const char *precision, int64_t *quantized);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "core/error.h"
 #include "core/file_open.h"
+#include "core/float8.h"
 #include "io/temp_file.h"
 
 #define SAFETENSORS_MAX_HEADER (100u << 20) /* 100 MiB: larger is not a header */
@@ -30,13 +31,13 @@
 
 /* Every dtype of the format whose element size is whole bytes. The first
  * SUPPORTED_DTYPES are in the order of the tensor_dtype enum. */
-#define SUPPORTED_DTYPES 4
+#define SUPPORTED_DTYPES 6
 static const struct {
     const char *name;
     size_t size;
 } dtype_table[] = {
-    {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I32", 4}, {"F64", 8},     {"I64", 8},     {"U64", 8},     {"U32", 4},
-    {"I16", 2}, {"U16", 2}, {"I8", 1},   {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1},
+    {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I32", 4}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F64", 8},     {"I64", 8},
+    {"U64", 8}, {"U32", 4}, {"I16", 2},  {"U16", 2}, {"I8", 1},      {"U8", 1},      {"BOOL", 1}, {"F8_E8M0", 1},
 };
 
 typedef struct st_file { char *path; void *map; size_t map_size; } st_file;
@@ -455,7 +456,7 @@ const safetensors_entry *safetensors_require(const safetensors *st, const char *
     const st_record *r = find_record(st, name);
     if (!r) error_set("%s: no tensor \"%s\"", st->path, name);
     else if (!r->supported)
-        error_set("%s: tensor \"%s\" has dtype %s, which moedit does not read (F32, F16, BF16 or I32)",
+        error_set("%s: tensor \"%s\" has dtype %s, which moedit does not read (F32, F16, BF16, I32, F8_E4M3 or F8_E5M2)",
                   r->entry.file, name, r->dtype_name);
     return r && r->supported ? &st->entries[r->entry_index] : NULL;
 }
@@ -500,6 +501,8 @@ int safetensors_read_f32(const safetensors *st, const char *name, int ndim, cons
             int32_t v;
             memcpy(&v, src + 4 * i, 4);
             dst[i] = (float)v;
+        } else if (dtype == DTYPE_F8_E4M3 || dtype == DTYPE_F8_E5M2) {
+            dst[i] = dtype == DTYPE_F8_E4M3 ? f8_e4m3_to_f32(src[i]) : f8_e5m2_to_f32(src[i]);
         } else {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);

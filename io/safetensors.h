@@ -11,8 +11,9 @@
  * before trusting it; the writer emits the same layout through a temporary
  * file and a rename, so a failed write leaves nothing behind.
  *
- * Dtypes: F32, F16, BF16 and I32 are entries. Other dtypes of the format
- * (F64, I64, U8, BOOL, F8_*...) are validated but left out of the entry list;
+ * Dtypes: F32, F16, BF16, I32, F8_E4M3 and F8_E5M2 are entries (F8: OCP
+ * float8, core/float8.h). Other dtypes of the format (F64, I64, U8, BOOL,
+ * F8_E8M0...) are validated but left out of the entry list;
  * reading one fails with "unsupported dtype F64 for tensor X in FILE", except
  * that safetensors_read_i32 also accepts I64 within the int32 range. */
 #ifndef MOEDIT_IO_SAFETENSORS_H
@@ -64,7 +65,8 @@ const char *safetensors_dtype_of(const safetensors *st, const char *name);
  * "FILE: tensor "X" has dtype U8, which moedit does not read (...)". */
 const safetensors_entry *safetensors_require(const safetensors *st, const char *name);
 
-/* Read tensor `name`, converted to F32 (from F32, F16, BF16 or I32), into dst.
+/* Read tensor `name`, converted to F32 (from F32, F16, BF16, I32 or the codes
+ * of F8_E4M3 / F8_E5M2, exactly; no scale is applied), into dst.
  * Fails naming file and tensor if it is missing, of an unsupported dtype, or
  * of a shape other than shape[0..ndim). */
 int safetensors_read_f32(const safetensors *st, const char *name, int ndim, const int64_t *shape,

@@ -2,7 +2,10 @@
 #include "io/weights.h"
 
 #include "core/error.h"
+#include "core/float8.h"
 #include "core/host_memory.h"
+#include "core/philox.h"
+#include "io/fp8_weights.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -82,17 +85,19 @@ static void shard_block(int64_t rows, int64_t cols, weight_shard shard, int64_t 
     else *first_col = first, *out_cols = last - first;
 }
 
-/* Copies the shard's block out of the full [rows, cols] matrix in place (to
- * the front of the buffer). */
-static void take_shard(float *full, int64_t rows, int64_t cols, weight_shard shard)
+/* Copies the shard's block out of the full [rows, cols] matrix of `elem`-byte
+ * elements in place (to the front of the buffer). */
+static void take_shard(void *full, size_t elem, int64_t rows, int64_t cols, weight_shard shard)
 {
     int64_t width = cols ? cols : 1, first_row, out_rows, first_col, out_cols;
+    char *bytes = full;
     shard_block(rows, cols, shard, &first_row, &out_rows, &first_col, &out_cols);
     if (shard.axis == SHARD_ROWS)
-        memmove(full, full + first_row * width, (size_t)(out_rows * width) * sizeof(float));
+        memmove(bytes, bytes + (size_t)(first_row * width) * elem, (size_t)(out_rows * width) * elem);
     else if (shard.axis == SHARD_COLS)
         for (int64_t r = 0; r < rows; r++)
-            memmove(full + r * out_cols, full + r * cols + first_col, (size_t)out_cols * sizeof(float));
+            memmove(bytes + (size_t)(r * out_cols) * elem, bytes + (size_t)(r * cols + first_col) * elem,
+                    (size_t)out_cols * elem);
 }
 
 static int remember(weight_loader *wl, void *ptr)
@@ -105,6 +110,16 @@ static int remember(weight_loader *wl, void *ptr)
         wl->allocation_capacity = capacity;
     }
     wl->allocations[wl->allocation_count++] = ptr;
+    return 0;
+}
+
+/* The full [rows, cols] tensor's F32 values into host: an F8 tensor times its
+ * scales (io/fp8_weights.h), then the LoRAs merged (before any split). */
+static int read_values(weight_loader *wl, const char *full_name, int64_t rows, int64_t cols, float *host)
+{
+    if (fp8_read_dequantized(wl->st, full_name, rows, cols, host)) return -1;
+    for (int i = 0; i < wl->lora_count; i++)
+        if (lora_apply(wl->loras[i], full_name, host, rows, cols)) return -1;
     return 0;
 }
 
@@ -131,11 +146,8 @@ static int load_as(weight_loader *wl, tensor *out, const char *name, int64_t row
                               cols ? cols : 1, first_row, first_col);
     } else {
         float *host = staging(wl, (size_t)(rows * (cols ? cols : 1)));
-        int64_t shape[2] = {rows, cols};
-        if (!host || safetensors_read_f32(wl->st, full_name, cols ? 2 : 1, shape, host) != 0) return -1;
-        for (int i = 0; i < wl->lora_count; i++) /* before the split */
-            if (lora_apply(wl->loras[i], full_name, host, rows, cols)) return -1;
-        take_shard(host, rows, cols, shard);
+        if (!host || read_values(wl, full_name, rows, cols, host)) return -1;
+        take_shard(host, sizeof(float), rows, cols, shard);
         be->ops->upload(be, *out, host);
     }
     wl->bytes_on_device += (int64_t)tensor_nbytes(out);
@@ -146,6 +158,78 @@ static int load_as(weight_loader *wl, tensor *out, const char *name, int64_t row
 int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols, weight_shard shard)
 {
     return load_as(wl, out, name, rows, cols, shard, wl->be->dtype);
+}
+
+/* The full matrix as E4M3 codes and per-row scales (host: rows * cols values,
+ * then rows scales): random weights made as fill_uniform makes them, a
+ * stored F8_E4M3 weight as it is (no LoRA: nothing to merge), anything else
+ * read as values and quantized. */
+static int read_quantized(weight_loader *wl, const char *full_name, int64_t rows, int64_t cols, float *host,
+                          uint8_t *codes)
+{
+    float *scales = host + rows * cols;
+    if (wl->random) {
+        float scale = random_scale(full_name, cols);
+        uint64_t stream = name_stream(full_name);
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            philox_fill_uniform(wl->seed, stream, (uint64_t)(r * cols), cols, host + r * cols);
+            for (int64_t c = 0; c < cols; c++) host[r * cols + c] *= scale;
+        }
+    } else if (!wl->lora_count) {
+        return fp8_read_quantized(wl->st, full_name, rows, cols, codes, scales, host);
+    } else if (read_values(wl, full_name, rows, cols, host)) {
+        return -1;
+    }
+    f8_quantize_rows(host, rows, cols, codes, scales);
+    return 0;
+}
+
+/* weight_load_linear under fp8: codes and scales quantized from the whole
+ * matrix (each row's scale from the whole row), then split. */
+static int load_quantized(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols,
+                          weight_shard shard)
+{
+    char full_name[512];
+    snprintf(full_name, sizeof full_name, "%s%s", wl->prefix, name);
+    backend *be = wl->be;
+    if (be->device != DEVICE_CPU)
+        return error_set("--precision fp8: the GPU FP8 path is not built yet (it runs on --device cpu)");
+    int64_t first_row, shard_rows, first_col, shard_cols;
+    shard_block(rows, cols, shard, &first_row, &shard_rows, &first_col, &shard_cols);
+    float *host = staging(wl, (size_t)(rows * cols + rows));
+    uint8_t *codes = malloc((size_t)(rows * cols));
+    int status = !host || !codes ? error_set("out of memory quantizing %s", full_name)
+                                 : read_quantized(wl, full_name, rows, cols, host, codes);
+    if (status) {
+        free(codes);
+        return -1;
+    }
+    float *scales = host + rows * cols;
+    take_shard(codes, 1, rows, cols, shard);
+    if (shard.axis == SHARD_ROWS) memmove(scales, scales + first_row, (size_t)shard_rows * sizeof(float));
+    *out = tensor_make_2d(DTYPE_F8_E4M3, be->device, shard_rows, shard_cols);
+    tensor scale = tensor_make(DTYPE_F32, be->device, 1, &shard_rows);
+    out->data = be->ops->alloc(be, tensor_nbytes(out));
+    out->scale = scale.data = out->data ? be->ops->alloc(be, tensor_nbytes(&scale)) : NULL;
+    if (out->data && remember(wl, out->data)) status = -1;
+    if (out->scale && remember(wl, out->scale)) status = -1;
+    if (!status && (!out->data || !out->scale)) status = error_prefix("loading tensor %s", full_name);
+    if (!status) {
+        be->ops->upload(be, *out, (const float *)(const void *)codes); /* raw bytes (backend.h) */
+        be->ops->upload(be, scale, scales);
+        wl->bytes_on_device += (int64_t)(tensor_nbytes(out) + tensor_nbytes(&scale));
+        wl->parameters += tensor_numel(out);
+    }
+    free(codes);
+    return status;
+}
+
+int weight_load_linear(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols,
+                       weight_shard shard)
+{
+    if (!wl->fp8) return weight_load(wl, out, name, rows, cols, shard);
+    return load_quantized(wl, out, name, rows, cols, shard);
 }
 
 int weight_load_f32(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols, weight_shard shard)

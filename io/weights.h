@@ -11,6 +11,9 @@
  * them are made per run.) Every model loader takes this mode: the
  * transformer, the VAE and the four text encoders.
  *
+ * Tensors stored as F8 (F8_E4M3, F8_E5M2, with scales by the conventions of
+ * io/fp8_weights.h) load as their values code * scale, in any precision.
+ *
  * A shard loads one slice of the full tensor: rows [index * n / count, ...)
  * (column-parallel weights) or the same slice of columns (row-parallel). */
 #ifndef MOEDIT_IO_WEIGHTS_H
@@ -36,6 +39,7 @@ typedef struct weight_loader {
     backend *be;
     int random;
     uint64_t seed;
+    int fp8; /* weight_load_linear holds its weights as F8_E4M3 codes + F32 row scales (docs/fp8.md) */
     const char *prefix; /* prepended to every name, e.g. "" */
     lora_set *const *loras; /* adapters merged, in order, into the weights they name as those load */
     int lora_count;
@@ -52,6 +56,15 @@ void weight_loader_init(weight_loader *wl, backend *be, const safetensors *st, i
 /* Loads `name` of full shape [rows, cols] (cols = 0 for a vector [rows]) into
  * *out, or the shard of it. Fails naming the tensor and file. */
 int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols, weight_shard shard);
+
+/* A linear layer's weight [rows = out, cols = in]: weight_load, or with
+ * wl->fp8 an F8_E4M3 tensor whose `scale` is an F32 [rows] on the device,
+ * quantized per row from the whole matrix before the split (so every
+ * shard's codes and scales are the serial ones), or taken as stored from an
+ * F8_E4M3 file (io/fp8_weights.h). fp8 needs a backend with FP8 products
+ * (the CPU's, for now). */
+int weight_load_linear(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols,
+                       weight_shard shard);
 
 /* The same, kept in F32 on the device whatever the backend's dtype (for a
  * weight that transformers keeps in float32 under a half-precision model,

@@ -112,7 +112,7 @@ int moe_expert_parallel_forward(const moe_context *ctx, const moe_ffn *ffn, tens
     int ticket;
     if (pg_all_to_all_start(ep, incoming, recv_rows, outgoing, send_rows, &ticket)) return -1;
     /* The shared expert (all of x's rows, y's first writer) computes while the routed rows travel. */
-    if (swiglu_ffn_forward(be, ctx->scratch, &ffn->shared, y, x) || pg_wait(ep, ticket)) return -1;
+    if (swiglu_ffn_forward(be, ctx->scratch, ctx->tp, &ffn->shared, y, x) || pg_wait(ep, ticket)) return -1;
     moe_count_expert_rows(s, received);
     if (moe_experts_compute(ctx, ffn, incoming, s->offsets, peers * local)) return -1;
     if (ep->ops->all_to_all_rows(ep, outgoing, send_rows, incoming, recv_rows)) return -1;

@@ -7,6 +7,7 @@
 #include "backend/backend_profile.h"
 #include "backend/moe_gate.h"
 #include "core/error.h"
+#include "parallel/fp8_rows.h"
 #include "core/timer.h"
 
 #include <stdio.h>
@@ -124,7 +125,10 @@ int moe_experts_compute(const moe_context *ctx, const moe_ffn *ffn, tensor rows,
     be->ops->linear_grouped(be, gate, rows, w1, offsets, segments);
     be->ops->linear_grouped(be, up, rows, w3, offsets, segments);
     be->ops->swiglu(be, gate, gate, up);
-    be->ops->linear_grouped(be, rows, gate, w2, offsets, segments);
+    /* Without EP every expert's hidden units are split over tp (row parallel w2). */
+    int status = 0;
+    if (ctx->ep) be->ops->linear_grouped(be, rows, gate, w2, offsets, segments);
+    else status = fp8_row_parallel_linear_grouped(be, ctx->scratch, ctx->tp, rows, gate, w2, offsets, segments);
     arena_release(ctx->scratch, mark);
-    return 0;
+    return status;
 }

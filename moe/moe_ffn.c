@@ -2,6 +2,7 @@
 #include "moe/moe_ffn.h"
 
 #include "core/error.h"
+#include "parallel/fp8_rows.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +14,11 @@ int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int6
     char name[256];
     weight_shard rows = {SHARD_ROWS, tp_rank, tp_size, bounds}, cols = {SHARD_COLS, tp_rank, tp_size, bounds};
     snprintf(name, sizeof name, "%s.w1.weight", prefix);
-    if (weight_load(wl, &ffn->w1, name, hidden, dim, rows)) return -1;
+    if (weight_load_linear(wl, &ffn->w1, name, hidden, dim, rows)) return -1;
     snprintf(name, sizeof name, "%s.w3.weight", prefix);
-    if (weight_load(wl, &ffn->w3, name, hidden, dim, rows)) return -1;
+    if (weight_load_linear(wl, &ffn->w3, name, hidden, dim, rows)) return -1;
     snprintf(name, sizeof name, "%s.w2.weight", prefix);
-    return weight_load(wl, &ffn->w2, name, dim, hidden, cols);
+    return weight_load_linear(wl, &ffn->w2, name, dim, hidden, cols);
 }
 
 /* The expert at `entry` of the placement (owner rank * local experts + index there). */
@@ -89,7 +90,7 @@ void moe_ffn_free(moe_ffn *ffn)
     ffn->w1 = ffn->w2 = ffn->w3 = NULL;
 }
 
-int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tensor y, tensor x)
+int swiglu_ffn_forward(backend *be, arena *scratch, process_group *tp, const swiglu_ffn *ffn, tensor y, tensor x)
 {
     arena_mark_t mark = arena_mark(scratch);
     int64_t rows = tensor_rows(&x), hidden = tensor_rows(&ffn->w1);
@@ -99,9 +100,11 @@ int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tenso
     be->ops->linear(be, gate, x, ffn->w1, tensor_none());
     be->ops->linear(be, up, x, ffn->w3, tensor_none());
     be->ops->swiglu(be, gate, gate, up);
-    be->ops->linear(be, y, gate, ffn->w2, tensor_none());
+    int status = 0;
+    if (tp) status = fp8_row_parallel_linear(be, scratch, tp, y, gate, ffn->w2, tensor_none());
+    else be->ops->linear(be, y, gate, ffn->w2, tensor_none());
     arena_release(scratch, mark);
-    return 0;
+    return status;
 }
 
 int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k)

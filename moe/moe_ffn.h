@@ -89,8 +89,9 @@ void moe_ffn_free(moe_ffn *ffn);
  * + 1 entries from 0 to hidden) are given. */
 int swiglu_ffn_load(swiglu_ffn *ffn, weight_loader *wl, const char *prefix, int64_t dim, int64_t hidden, int tp_rank,
                     int tp_size, const int64_t *bounds);
-/* y[M, C] = swiglu(x[M, C]) */
-int swiglu_ffn_forward(backend *be, arena *scratch, const swiglu_ffn *ffn, tensor y, tensor x);
+/* y[M, C] = swiglu(x[M, C]); the hidden units split over tp (NULL: not
+ * split), whose ranks quantize w2's FP8 input alike (parallel/fp8_rows.h). */
+int swiglu_ffn_forward(backend *be, arena *scratch, process_group *tp, const swiglu_ffn *ffn, tensor y, tensor x);
 
 int moe_scratch_init(moe_scratch *s, int64_t max_rows, int num_experts, int top_k);
 void moe_scratch_free(moe_scratch *s);

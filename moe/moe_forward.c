@@ -46,7 +46,7 @@ int moe_ffn_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor
      * different rows, which go to their experts' owners and back
      * (moe_expert_parallel.c), the shared expert running meanwhile. */
     int exchange = ctx->ep && ctx->ep->size != ctx->tp->size && ffn->num_experts > 0;
-    if (!exchange && swiglu_ffn_forward(ctx->be, ctx->scratch, &ffn->shared, y, x)) return -1;
+    if (!exchange && swiglu_ffn_forward(ctx->be, ctx->scratch, ctx->tp, &ffn->shared, y, x)) return -1;
     if (ffn->num_experts == 0) return 0;
     arena_mark_t mark = arena_mark(ctx->scratch);
     int status = exchange ? moe_expert_parallel_forward(ctx, ffn, y, x, map) : owned_experts_forward(ctx, ffn, y, x, map);

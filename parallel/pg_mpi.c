@@ -68,15 +68,19 @@ static int row_blocks(process_group *pg, const int64_t *rows, int64_t cols, int 
     return 0;
 }
 
-static int mpi_all_reduce(process_group *pg, tensor t)
+static int mpi_all_reduce_op(process_group *pg, tensor t, MPI_Op op)
 {
     mpi_group *g = pg->impl;
     MPI_Datatype type = MPI_FLOAT;
     if (datatype(pg, t, &type) || arrive(pg, "the all-reduce")) return -1;
     MPI_Request request;
-    MPI_Iallreduce(MPI_IN_PLACE, t.data, (int)tensor_numel(&t), type, MPI_SUM, g->comm, &request);
+    MPI_Iallreduce(MPI_IN_PLACE, t.data, (int)tensor_numel(&t), type, op, g->comm, &request);
     return finish(pg, "the all-reduce", &request);
 }
+
+static int mpi_all_reduce(process_group *pg, tensor t) { return mpi_all_reduce_op(pg, t, MPI_SUM); }
+
+static int mpi_all_reduce_max(process_group *pg, tensor t) { return mpi_all_reduce_op(pg, t, MPI_MAX); }
 
 static int mpi_all_gather(process_group *pg, tensor out, tensor in, const int64_t *rows)
 {
@@ -139,6 +143,7 @@ static void mpi_destroy(process_group *pg)
 
 static const pg_ops mpi_ops = {
     .all_reduce_sum = mpi_all_reduce,
+    .all_reduce_max = mpi_all_reduce_max,
     .all_gather_rows = mpi_all_gather,
     .all_to_all_rows = mpi_all_to_all,
     .send_recv = mpi_send_recv,

@@ -45,6 +45,8 @@ static int nccl_type(process_group *pg, tensor t, ncclDataType_t *type)
     case DTYPE_BF16: *type = ncclBfloat16; return 0;
     case DTYPE_F16: *type = ncclFloat16; return 0;
     case DTYPE_I32: *type = ncclInt32; return 0;
+    case DTYPE_F8_E4M3: /* FP8 codes never travel: activations cross ranks before quantization (docs/fp8.md) */
+    case DTYPE_F8_E5M2: break;
     }
     return error_set("process group %s: no NCCL type for %s", pg->name, dtype_name(t.dtype));
 }

@@ -34,6 +34,7 @@ static void self_destroy(process_group *pg) { free(pg); }
 
 static const pg_ops self_ops = {
     .all_reduce_sum = self_all_reduce,
+    .all_reduce_max = self_all_reduce, /* one rank: t is already the max */
     .all_gather_rows = self_all_gather,
     .all_to_all_rows = self_all_to_all,
     .send_recv = self_send_recv,

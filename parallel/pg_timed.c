@@ -39,6 +39,14 @@ static int timed_all_reduce(process_group *pg, tensor t)
     return op_end(pg, start, bytes_of(t), in->ops->all_reduce_sum(in, t));
 }
 
+static int timed_all_reduce_max(process_group *pg, tensor t)
+{
+    process_group *in = timed_of(pg)->inner;
+    if (!in->ops->all_reduce_max) return error_set("process group %s has no max all-reduce", pg->name);
+    double start = op_begin(pg);
+    return op_end(pg, start, bytes_of(t), in->ops->all_reduce_max(in, t));
+}
+
 static int timed_all_gather(process_group *pg, tensor out, tensor t, const int64_t *rows)
 {
     process_group *in = timed_of(pg)->inner;
@@ -76,6 +84,7 @@ static void timed_destroy(process_group *pg)
 
 static const pg_ops timed_ops = {
     .all_reduce_sum = timed_all_reduce,
+    .all_reduce_max = timed_all_reduce_max,
     .all_gather_rows = timed_all_gather,
     .all_to_all_rows = timed_all_to_all,
     .send_recv = timed_send_recv,

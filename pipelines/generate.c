@@ -95,7 +95,8 @@ static int check_model_dir(const char *model_dir, const char *command)
 
 static int validate_request(const moedit_generate_options *o, const char *command)
 {
-    if (check_model_dir(o->model_dir, command)) return -1;
+    int fp8;
+    if (check_model_dir(o->model_dir, command) || dit_precision_parse(o->precision, o->device, &fp8)) return -1;
     if (o->prompt_count < 1 && !o->prompt_embeds_path) return error_set("%s needs --prompt TEXT", command);
     if (o->height < 1 || o->width < 1 || o->height > GENERATE_MAX_SIDE || o->width > GENERATE_MAX_SIDE ||
         o->height * o->width > GENERATE_MAX_PIXELS)
@@ -229,8 +230,11 @@ static int setup(generate_state *g)
     int ep_rank = 0;
     for (int i = 0; i < ep_size; i++)
         if (ranks[i] == g->w->rank) ep_rank = i;
+    int fp8;
+    if (dit_precision_parse(o->precision, o->device, &fp8)) return -1;
     model_bundle_options mo = {o->model_dir, o->device, o->random_weights, o->seed,
-                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL, NULL}, !o->prompt_embeds_path,
+                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL, NULL, fp8},
+                               !o->prompt_embeds_path,
                                o->expert_placement, o->lora_paths, o->lora_scales, o->lora_count,
                                o->llama_dir, o->max_sequence_length, o->keep_text_encoders, o->text_device};
     g->bundle_options = mo;

@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "io/json_out.h"
+#include "io/fp8_weights.h"
 #include "io/safetensors.h"
 #include "dit/dit_model.h"
 #include "pipelines/model_bundle.h"
@@ -26,7 +27,7 @@ typedef struct weights_summary {
     int64_t parameters;
     int64_t bytes;
     int64_t tensors;
-    int64_t by_dtype[4]; /* parameters per tensor_dtype */
+    int64_t by_dtype[DTYPE_F8_E5M2 + 1]; /* parameters per tensor_dtype */
 } weights_summary;
 
 static int is_dir(const char *path)
@@ -52,8 +53,9 @@ static int summarize_weights(const char *dir, weights_summary *out)
         const safetensors_entry *e = safetensors_entry_at(st, i);
         int64_t n = 1;
         for (int d = 0; d < e->ndim; d++) n *= e->shape[d];
-        out->parameters += n;
         out->bytes += (int64_t)e->nbytes;
+        if (fp8_is_scale_name(st, e->name)) continue; /* an FP8 weight's scales: part of that weight */
+        out->parameters += n;
         out->tensors++;
         out->by_dtype[e->dtype] += n;
     }
@@ -64,7 +66,7 @@ static int summarize_weights(const char *dir, weights_summary *out)
 static const char *main_dtype(const weights_summary *w)
 {
     int best = 0;
-    for (int d = 1; d < 4; d++)
+    for (int d = 1; d <= DTYPE_F8_E5M2; d++)
         if (w->by_dtype[d] > w->by_dtype[best]) best = d;
     return dtype_name((tensor_dtype)best);
 }

@@ -155,7 +155,7 @@ static int same_options(const model_bundle_options *a, const model_bundle_option
     return !strcmp(a->dir, b->dir) && !strcmp(a->device, b->device) && a->random_weights == b->random_weights &&
            a->seed == b->seed && a->need_encoder == b->need_encoder && a->shard.tp_rank == b->shard.tp_rank &&
            a->shard.tp_size == b->shard.tp_size && a->shard.ep_rank == b->shard.ep_rank &&
-           a->shard.ep_size == b->shard.ep_size &&
+           a->shard.ep_size == b->shard.ep_size && a->shard.fp8 == b->shard.fp8 &&
            same_string(a->expert_placement, b->expert_placement) && same_string(a->llama_dir, b->llama_dir) &&
            same_string(a->text_device, b->text_device) && a->max_sequence_length == b->max_sequence_length &&
            a->keep_text_encoders == b->keep_text_encoders && same_loras(a, b);

@@ -9,7 +9,18 @@
  * (45 image tokens with RoPE ids (frame, row, col), unpadded: no rank count
  * divides them, so sequence parts cut across frames). Every EP layout runs
  * twice: experts placed in order, and placed by a scrambled order that
- * differs per block (moe_placement.expert_order). */
+ * differs per block (moe_placement.expert_order). Then everything again in
+ * FP8 (--precision fp8, docs/fp8.md) against the serial FP8 forward: tp
+ * splits the quantized weights and their scales, EP deals quantized
+ * experts, row-parallel layers quantize with the whole row's scale. FP8
+ * amplifies the last-bit differences of F32 sums in another order: an input
+ * within an ulp of an E4M3 tie rounds the other way in one layout, a step of
+ * 1/16 of the value, and the layers after it see inputs that differ enough
+ * for more such flips. Most layouts see none and match to 1e-4 of the scale;
+ * one that does must stay within FP8_FLIP_RMS relative rms of the serial FP8
+ * output (at most 2.1% here: 3 of 54 FP8 layouts on 4 ranks flip, 14 of 91
+ * on 8), below FP8's own 5.3% from F32. That each layer's shards quantize exactly as the serial layer does is
+ * mpi_fp8_linear_layouts' check. */
 #include "core/error.h"
 #include "core/philox.h"
 #include "dit/dit_forward.h"
@@ -41,6 +52,9 @@ static dit_config cfg;
 static inputs in;
 static enum { IMAGE, CONTEXT, VIDEO } mode;
 static const char *const mode_names[] = {"", " context", " clip"};
+static int fp8; /* the precision dimension: dit_shard.fp8 of every forward */
+#define FP8_FLIP_RMS 0.03
+
 
 /* One forward of the model sharded for `shard`, on the groups of `par`. */
 static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing *routing, float *out)
@@ -50,7 +64,8 @@ static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing 
     dit_text text;
     dit_run run;
     int status = -1;
-    if (dit_model_load_config(&model, be, &cfg, NULL, 1, 7, shard)) goto done;
+    dit_shard serial = {0, 1, 0, 1, NULL, NULL, fp8};
+    if (dit_model_load_config(&model, be, &cfg, NULL, 1, 7, shard ? shard : &serial)) goto done;
     dit_text_inputs text_in = {in.t5, T5_TOKENS, in.llama, LLAMA_LAYERS, LLAMA_TOKENS, in.pooled};
     if (dit_text_encode(&text, &model, &text_in) == 0) {
         dit_run_shape shape = {LATENT_H, LATENT_W, mode == CONTEXT ? CONTEXT_H : 0, mode == CONTEXT ? CONTEXT_W : 0,
@@ -83,21 +98,37 @@ static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, 
     process_group *ep_group = ep && w->size > 1 ? ctx.groups[GROUP_EP] : NULL;
     dit_parallel par = {ctx.groups[GROUP_TP], ctx.groups[GROUP_ULYSSES], ctx.groups[GROUP_RING], ctx.groups[GROUP_SP],
                         ep_group};
-    dit_shard shard = {ctx.layout.tp_index, tp, ep_group ? ep_group->rank : 0, ep_group ? ep_group->size : 1, order, NULL};
+    dit_shard shard = {ctx.layout.tp_index, tp, ep_group ? ep_group->rank : 0, ep_group ? ep_group->size : 1, order, NULL,
+                       fp8};
     float out[LATENTS];
     capture->mode = ROUTING_REPLAY;
     int status = forward(&shard, &par, capture, out);
-    const char *ep_name = !ep_group ? "" : order ? " +EP (scrambled placement)" : " +EP", *name = mode_names[mode];
+    const char *ep_name = !ep_group ? "" : order ? " +EP (scrambled placement)" : " +EP";
+    char name[32];
+    snprintf(name, sizeof name, "%s%s", mode_names[mode], fp8 ? " fp8" : "");
     CHECK_MSG(status == 0, "tp%d ulysses%d ring%d%s%s: %s", tp, ulysses, ring, ep_name, name, error_message());
     long n = (mode == VIDEO ? FRAMES : 1) * 4 * LATENT_H * LATENT_W;
     double diff = test_max_abs_diff(out, serial, n), scale = test_max_abs(serial, n);
-    CHECK_MSG(diff <= 1e-4 * scale, "tp%d ulysses%d ring%d%s%s: max abs diff %.3g (scale %.3g)", tp, ulysses, ring,
-              ep_name, name, diff, scale);
+    double rms = test_relative_rms(out, serial, n);
+    CHECK_MSG(diff <= 1e-4 * scale || (fp8 && rms <= FP8_FLIP_RMS),
+              "tp%d ulysses%d ring%d%s%s: max abs diff %.3g (scale %.3g), relative rms %.3g", tp, ulysses, ring,
+              ep_name, name, diff, scale, rms);
     if (w->rank == 0)
-        printf("  tp%d x ulysses%d x ring%d%s%s: max abs diff %.3g (scale %.3g)\n", tp, ulysses, ring, ep_name, name,
-               diff, scale);
+        printf("  tp%d x ulysses%d x ring%d%s%s: max abs diff %.3g (scale %.3g)", tp, ulysses, ring, ep_name, name, diff,
+               scale);
+    if (w->rank == 0) printf(diff <= 1e-4 * scale ? "\n" : " (FP8 rounding flips), relative rms %.3g\n", rms);
     parallel_context_free(&ctx);
     backend_destroy(be);
+}
+
+/* The serial FP8 forward is not the F32 one (the precision is in use), yet
+ * near it: on these random weights, whose gate picks other experts for some
+ * tokens once FP8 changes its input (each run routes freely), 5.3%. */
+static void check_fp8_near_f32(const world *w, const float *fp8_out, const float *f32_out)
+{
+    double relative = test_relative_rms(fp8_out, f32_out, 4 * LATENT_H * LATENT_W);
+    CHECK_MSG(relative > 1e-3 && relative < 0.25, "serial fp8 vs f32: relative rms difference %.3g", relative);
+    if (w->rank == 0) printf("  serial fp8 vs f32: relative rms difference %.4f\n", relative);
 }
 
 int main(int argc, char **argv)
@@ -117,7 +148,7 @@ int main(int argc, char **argv)
     /* A placement that is not an order of the experts fails with the block's name. */
     static int32_t doubled[DIT_MAX_BLOCKS * 8];
     for (int i = 0; i < DIT_MAX_BLOCKS * 8; i++) doubled[i] = i % 8 == 7 ? 6 : i % 8;
-    dit_shard bad = {0, 1, 1, 2, doubled, NULL};
+    dit_shard bad = {0, 1, 1, 2, doubled, NULL, 0};
     backend *cpu = backend_cpu_create();
     dit_model model;
     CHECK(dit_model_load_config(&model, cpu, &cfg, NULL, 1, 7, &bad) != 0);
@@ -126,11 +157,15 @@ int main(int argc, char **argv)
     backend_destroy(cpu);
 
     int layouts = 0;
+    float serial_f32[LATENTS];
+    for (fp8 = 0; fp8 <= 1; fp8++)
     for (mode = IMAGE; mode <= VIDEO; mode++) {
         float serial[LATENTS];
         moe_routing capture;
         moe_routing_init(&capture, ROUTING_CAPTURE);
         CHECK_MSG(forward(NULL, NULL, &capture, serial) == 0, "serial: %s", error_message());
+        if (mode == IMAGE && !fp8) memcpy(serial_f32, serial, sizeof serial);
+        if (mode == IMAGE && fp8) check_fp8_near_f32(&w, serial, serial_f32);
         for (int tp = 1; tp <= w.size; tp++)
             for (int ulysses = 1; tp * ulysses <= w.size; ulysses++) {
                 if (w.size % (tp * ulysses) || cfg.heads % (tp * ulysses)) continue;

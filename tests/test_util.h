@@ -49,6 +49,18 @@ static inline double test_max_abs(const float *a, long n)
     return worst;
 }
 
+/* sqrt(sum (a - reference)^2 / sum reference^2): an error relative to the
+ * reference's rms (FP8 tests: docs/fp8.md). */
+static inline double test_relative_rms(const float *a, const float *reference, long n)
+{
+    double diff = 0, ref = 0;
+    for (long i = 0; i < n; i++) {
+        diff += ((double)a[i] - reference[i]) * ((double)a[i] - reference[i]);
+        ref += (double)reference[i] * reference[i];
+    }
+    return sqrt(diff / ref);
+}
+
 static inline int test_finish(const char *name)
 {
     if (test_failures) {

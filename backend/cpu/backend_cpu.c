@@ -11,6 +11,7 @@
  * with the products split here. */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_exp.h"
+#include "backend/cpu/cpu_fp8.h"
 #include "backend/cpu/cpu_gemm.h"
 #include "backend/cpu/cpu_moe.h"
 #include "core/error.h"
@@ -102,11 +103,19 @@ static void cpu_destroy(backend *be)
     free(be);
 }
 
+static float *cpu_scratch(cpu_state *state, size_t floats);
+
 static void cpu_linear(backend *be, tensor y, tensor x, tensor w, tensor bias)
 {
     int64_t m = tensor_rows(&x), k = tensor_cols(&x), n = tensor_rows(&w);
     assert(tensor_cols(&w) == k && tensor_rows(&y) == m && tensor_cols(&y) == n);
     if (m == 0) return;
+    if (w.dtype == DTYPE_F8_E4M3) {
+        float *scratch = cpu_scratch(be->impl, cpu_fp8_scratch_floats(m, k));
+        assert(scratch != NULL); /* as the attention scores: an op has no way to report it */
+        cpu_fp8_linear(y, x, w, bias, scratch);
+        return;
+    }
     float beta = 0.0f;
     if (bias.data) {
         float *out = f32(y);
@@ -127,6 +136,10 @@ static void cpu_linear_grouped(backend *be, tensor y, tensor x, const tensor *w,
                    tensor_none());
     }
 }
+
+static void cpu_row_abs_max(backend *be, tensor amax, tensor x) { cpu_fp8_row_abs_max(amax, x); }
+
+static void cpu_quantize_rows(backend *be, tensor q, tensor x, tensor amax) { cpu_fp8_quantize_rows(q, x, amax); }
 
 static void cpu_add(backend *be, tensor y, tensor a, tensor b)
 {
@@ -549,6 +562,8 @@ static const backend_ops cpu_ops = {
     .status = cpu_status,
     .linear = cpu_linear,
     .linear_grouped = cpu_linear_grouped,
+    .row_abs_max = cpu_row_abs_max,
+    .quantize_rows = cpu_quantize_rows,
     .add = cpu_add,
     .silu = cpu_silu,
     .swiglu = cpu_swiglu,
