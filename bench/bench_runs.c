@@ -58,7 +58,7 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
         .prompt_embeds_path = q->embeds_path, .height = o->height, .width = o->width, .steps = q->steps,
         .guidance = o->guidance, .seed = o->seed, .images_per_prompt = l->images, .output = q->image_path,
         .latents_output = q->latents_path, .device = o->device, .random_weights = o->random_weights,
-        .parallel = {d.tp, d.ulysses, d.ring, d.cfg, d.dp, d.expert_parallel, d.vae_patch},
+        .parallel = {d.tp, d.ulysses, d.ring, d.cfg, d.dp, d.expert_parallel, d.vae_patch, d.expert_scope},
         .routing_capture = q->routing_capture, .routing_replay = q->routing_replay,
         .expert_placement = q->expert_placement, .cache = o->cache, .quiet = 1,
     };

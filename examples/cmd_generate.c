@@ -110,6 +110,10 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
          "replicas working on different images (default under mpirun -np N with no other layout flag: N)", "N"},
         {"enable-expert-parallel", OPT_FLAG, &o->parallel.expert_parallel,
          "shard experts over the tp x ulysses x ring ranks (a mixture-of-experts transformer only)", NULL},
+        {"expert-parallel-scope", OPT_STRING, &a->expert_scope,
+         "with EP: branch (default: the tp x ulysses x ring ranks of one CFG branch and replica) or world (every "
+         "rank, across CFG branches and data-parallel replicas; docs/expert-parallel.md)",
+         "SCOPE"},
         {"vae-patch-parallel-size", OPT_INT, &a->vae_patch, "ranks decoding (and encoding) one image in row bands", "N"},
         {"routing-capture", OPT_STRING, &o->routing_capture, "save every layer's chosen experts", "FILE"},
         {"routing-replay", OPT_STRING, &o->routing_replay, "force the experts saved by --routing-capture", "FILE"},
@@ -221,8 +225,16 @@ static int generate_finish(cli_generate_args *a)
     }
     a->o.prompts = a->prompts;
     default_layout(a);
+    int scope = MOEDIT_EXPERT_SCOPE_BRANCH;
+    if (a->expert_scope && strcmp(a->expert_scope, "branch")) {
+        if (strcmp(a->expert_scope, "world"))
+            return error_set("option --expert-parallel-scope: '%s' is not branch or world", a->expert_scope);
+        scope = MOEDIT_EXPERT_SCOPE_WORLD;
+    }
+    if (a->expert_scope && !a->o.parallel.expert_parallel)
+        return error_set("--expert-parallel-scope %s needs --enable-expert-parallel", a->expert_scope);
     moedit_parallel par = {(int)a->tp, (int)a->ulysses, (int)a->ring, (int)a->cfg, (int)a->dp,
-                           a->o.parallel.expert_parallel, (int)a->vae_patch};
+                           a->o.parallel.expert_parallel, (int)a->vae_patch, scope};
     a->o.parallel = par;
     return 0;
 }
