@@ -4,6 +4,26 @@
 #include "core/error.h"
 #include "pipelines/step_cache.h"
 
+#include <stdio.h>
+
+static int degree(int d) { return d > 1 ? d : 1; }
+
+int expert_scope_group_size(const moedit_parallel *p)
+{
+    if (!p->expert_parallel) return 1;
+    int branch = degree(p->tensor_parallel) * degree(p->ulysses) * degree(p->ring);
+    if (p->expert_parallel_scope != MOEDIT_EXPERT_SCOPE_WORLD) return branch;
+    return branch * degree(p->cfg_parallel) * degree(p->data_parallel);
+}
+
+const char *expert_scope_group_text(const moedit_parallel *p, char *text, int size)
+{
+    int world = p->expert_parallel_scope == MOEDIT_EXPERT_SCOPE_WORLD;
+    snprintf(text, (size_t)size, "the %d rank(s) of the expert-parallel group (%s)", expert_scope_group_size(p),
+             world ? "--expert-parallel-scope world: every rank" : "tp x ulysses x ring of one branch");
+    return text;
+}
+
 int expert_scope_check(const moedit_generate_options *o, int jobs)
 {
     const moedit_parallel *p = &o->parallel;

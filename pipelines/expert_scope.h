@@ -16,6 +16,13 @@
 
 #include "moedit.h"
 
+/* The ranks of the expert-parallel group (1 without EP), from the degrees. */
+int expert_scope_group_size(const moedit_parallel *p);
+
+/* "the 4 ranks of the expert-parallel group (tp x ulysses x ring)": the
+ * group as the error lines name it. */
+const char *expert_scope_group_text(const moedit_parallel *p, char *text, int size);
+
 /* Checks the scope against the run's options and its `jobs` images (or
  * clips), before anything loads; one error naming the flags otherwise. */
 int expert_scope_check(const moedit_generate_options *o, int jobs);

@@ -170,6 +170,10 @@ static int validate_sizes(generate_state *g)
         return error_set("--enable-expert-parallel: the transformer is dense (%d routed experts); expert parallelism "
                          "needs a mixture of experts",
                          dit.num_routed_experts);
+    char group[160];
+    if (o->parallel.expert_parallel && dit.num_routed_experts % expert_scope_group_size(&o->parallel))
+        return error_set("--enable-expert-parallel: %d routed experts do not divide over %s", dit.num_routed_experts,
+                         expert_scope_group_text(&o->parallel, group, sizeof group));
     g->trained_pixels = (int64_t)dit.max_resolution[0] * dit.max_resolution[1] * vae.downscale * vae.downscale;
     g->trained_h = (int64_t)dit.max_resolution[0] * vae.downscale;
     g->trained_w = (int64_t)dit.max_resolution[1] * vae.downscale;
