@@ -37,8 +37,8 @@ static int layout_ranks(const moedit_bench_layout *l) { return l->tp * l->ulysse
 parallel_degrees bench_layout_degrees(const moedit_bench_layout *l, int world_size)
 {
     int idle_replicas = world_size / layout_ranks(l);
-    parallel_degrees d = {l->tp,     l->ulysses,         l->ring,      l->cfg,
-                          l->dp * idle_replicas, l->expert_parallel, l->vae_patch, l->expert_scope};
+    parallel_degrees d = {l->tp, l->ulysses, l->ring, l->cfg, l->dp * idle_replicas, l->expert_parallel, l->vae_patch,
+                          l->expert_scope};
     return d;
 }
 
