@@ -89,6 +89,7 @@ typedef struct moedit_bench_layout {
     int skipped, failed;     /* with the reason */
     char reason[512];
     int tp, ulysses, ring, cfg, dp, expert_parallel, vae_patch; /* as listed (dp: images in parallel) */
+    int expert_scope;        /* with expert_parallel: MOEDIT_EXPERT_SCOPE_BRANCH ("+ep") or _WORLD ("+epw") */
     int ranks;               /* ranks that work; the others of the world idle */
     int run_order;           /* when it ran: 0 the reference; layouts run grouped by weight sharding */
     int images;

@@ -2,7 +2,7 @@
  * run on this world and model; see bench_layouts.h.
  *
  * auto on N ranks: every (tp, ulysses, ring, cfg, dp) whose product is N
- * (cfg 1 or 2), each with EP off and on, each with every VAE patch size that
+ * (cfg 1 or 2), each with EP off, +ep and (with cfg or dp) +epw, each with every VAE patch size that
  * divides a replica's ranks (auto:vaeN: only N). Those the model cannot run
  * stay in the list as skipped, with the reason. Those whose tensor-parallel
  * or Ulysses groups span hosts go last (parallel/layout_hosts.h). */
@@ -37,11 +37,18 @@ static int layout_ranks(const moedit_bench_layout *l) { return l->tp * l->ulysse
 parallel_degrees bench_layout_degrees(const moedit_bench_layout *l, int world_size)
 {
     int idle_replicas = world_size / layout_ranks(l);
-    parallel_degrees d = {l->tp, l->ulysses, l->ring, l->cfg, l->dp * idle_replicas, l->expert_parallel, l->vae_patch};
+    parallel_degrees d = {l->tp, l->ulysses, l->ring, l->cfg, l->dp * idle_replicas, l->expert_parallel, l->vae_patch,
+                          l->expert_scope};
     return d;
 }
 
-/* "tp2xcfg2+ep:vae2": the degrees above 1 in tp-sp-cfg-dp order. */
+int bench_layout_ep_ranks(const moedit_bench_layout *l)
+{
+    if (!l->expert_parallel) return 1;
+    return l->expert_scope == MOEDIT_EXPERT_SCOPE_WORLD ? layout_ranks(l) : l->tp * l->ulysses * l->ring;
+}
+
+/* "tp2xcfg2+ep:vae2", "cfg2+epw": the degrees above 1 in tp-sp-cfg-dp order. */
 static void name_layout(moedit_bench_layout *l)
 {
     int used = 0, size = (int)sizeof l->name;
@@ -51,9 +58,10 @@ static void name_layout(moedit_bench_layout *l)
         if (degree > 1) used += snprintf(l->name + used, (size_t)(size - used), "%s%s%d", used ? "x" : "", term_names[t], degree);
     }
     if (!used) used = snprintf(l->name, (size_t)size, "serial");
-    if (l->expert_parallel) used += snprintf(l->name + used, (size_t)(size - used), "+ep");
+    if (l->expert_parallel)
+        used += snprintf(l->name + used, (size_t)(size - used), l->expert_scope == MOEDIT_EXPERT_SCOPE_WORLD ? "+epw" : "+ep");
     if (l->vae_patch > 1) snprintf(l->name + used, (size_t)(size - used), ":vae%d", l->vae_patch);
-    parallel_degrees d = {l->tp, l->ulysses, l->ring, l->cfg, l->dp, l->expert_parallel, l->vae_patch};
+    parallel_degrees d = {l->tp, l->ulysses, l->ring, l->cfg, l->dp, l->expert_parallel, l->vae_patch, l->expert_scope};
     layout_describe(&d, l->description, (int)sizeof l->description);
     l->images = l->dp;
     l->ranks = layout_ranks(l);
@@ -71,7 +79,11 @@ static int parse_degree(const char **p, const char *item, int *out)
 
 static int parse_suffixes(const char *p, const char *item, moedit_bench_layout *l)
 {
-    if (!strncmp(p, "+ep", 3)) {
+    if (!strncmp(p, "+epw", 4)) {
+        l->expert_parallel = 1;
+        l->expert_scope = MOEDIT_EXPERT_SCOPE_WORLD;
+        p += 4;
+    } else if (!strncmp(p, "+ep", 3)) {
         l->expert_parallel = 1;
         p += 3;
     }
@@ -118,7 +130,7 @@ static void check_transformer(moedit_bench_layout *l, const bench_facts *f)
 {
     char why[512];
     const dit_config *cfg = &f->dit;
-    int heads_split = l->tp * l->ulysses, ep_ranks = l->tp * l->ulysses * l->ring;
+    int heads_split = l->tp * l->ulysses, ep_ranks = bench_layout_ep_ranks(l);
     dit_shard shard = {0, l->tp, 0, l->expert_parallel ? ep_ranks : 1, NULL, NULL, 0};
     if (l->cfg > 2) {
         skip(l, "cfg is 1 or 2: the conditional and unconditional branches");
@@ -135,7 +147,15 @@ static void check_transformer(moedit_bench_layout *l, const bench_facts *f)
                  cfg->num_routed_experts);
         skip(l, why);
     } else if (l->expert_parallel && ep_ranks == 1) {
-        skip(l, "EP over one rank (tp x ulysses x ring = 1) is EP off");
+        skip(l, l->expert_scope == MOEDIT_EXPERT_SCOPE_WORLD || l->cfg * l->dp == 1
+                    ? "EP over one rank is EP off"
+                    : "EP over one rank (tp x ulysses x ring = 1) is EP off; +epw spreads the experts over the cfg "
+                      "and dp ranks too");
+    } else if (l->expert_scope == MOEDIT_EXPERT_SCOPE_WORLD && l->ranks < f->world_size) {
+        snprintf(why, sizeof why, "+epw uses %d of the world's %d ranks, and the idle replicas would hold experts "
+                 "but never run the MoE calls their group waits for (run under mpirun -np %d)",
+                 l->ranks, f->world_size, l->ranks);
+        skip(l, why);
     } else if (dit_shard_validate(cfg, &shard)) {
         skip(l, error_message());
         error_clear();
@@ -226,15 +246,16 @@ static int add_auto(layout_list *list, const bench_facts *f, int fixed_vae)
                 if (sp_tp % ring) continue;
                 for (int ulysses = 1; ulysses <= sp_tp / ring; ulysses++) {
                     if ((sp_tp / ring) % ulysses) continue;
-                    for (int ep = 0; ep <= 1; ep++)
+                    for (int ep = 0; ep <= 2; ep++) /* off, +ep, +epw (where it differs from +ep) */
                         for (int vae = 1; vae <= n / dp; vae++) {
+                            if (ep == 2 && cfg * dp == 1) continue;
                             if (fixed_vae ? vae != fixed_vae : (n / dp) % vae != 0) continue;
                             if (!f->has_vae && vae > 1) continue;
                             matched++;
                             moedit_bench_layout l = {0};
                             l.tp = sp_tp / ring / ulysses;
                             l.ulysses = ulysses, l.ring = ring, l.cfg = cfg, l.dp = dp;
-                            l.expert_parallel = ep, l.vae_patch = vae;
+                            l.expert_parallel = ep > 0, l.expert_scope = ep == 2, l.vae_patch = vae;
                             if (append(list, &l, f)) return -1;
                         }
                 }

@@ -508,9 +508,12 @@ static int run_layout(bench_state *b, int index)
     /* The reference's untimed run is the whole schedule, capturing the routing
      * and the step cache's schedule; other warm-ups decide their own. */
     int capture = l->reference && (b->routed || b->cached);
-    bench_run_request q = {o, &b->facts, l, capture ? o->steps : o->warmup_steps, b->embeds_path,
+    /* World-scope EP over replicas: one skip schedule on every replica (the
+     * reference's, over the whole schedule), or their MoE calls would differ. */
+    int replay = !l->reference && b->cached && l->expert_scope == MOEDIT_EXPERT_SCOPE_WORLD && l->dp > 1;
+    bench_run_request q = {o, &b->facts, l, capture || replay ? o->steps : o->warmup_steps, b->embeds_path,
                            capture && b->routed ? b->routing : NULL, NULL, warmup_image, NULL, 0, 0, NULL,
-                           capture && b->cached ? b->schedule : NULL, NULL};
+                           capture && b->cached ? b->schedule : NULL, replay ? b->schedule : NULL};
     if (o->expert_placement && l->expert_parallel)
         q.expert_placement = strcmp(o->expert_placement, "reference") ? o->expert_placement : b->routing;
     bench_rank_sample s;
@@ -605,8 +608,9 @@ static int list_layouts(bench_state *b)
  * EP group size). */
 static int shard_key(const moedit_bench_layout *l)
 {
-    int ep = l->expert_parallel ? l->tp * l->ulysses * l->ring : 1;
-    return l->tp * (LAYOUT_MAX_RANKS + 1) + ep;
+    /* A rank's EP shard is its rank modulo the group's size in either scope
+     * (a branch's tp x sp ranks are consecutive), so the size decides it. */
+    return l->tp * (LAYOUT_MAX_RANKS + 1) + bench_layout_ep_ranks(l);
 }
 
 /* The run keeps one loaded model for the next layout of the same shards, and

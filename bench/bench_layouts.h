@@ -10,9 +10,12 @@
  *
  * List syntax (also in `moedit bench --help`): items separated by commas,
  *   auto | auto:vaeN | LAYOUT
- *   LAYOUT = serial | TERM[xTERM...]  [+ep]  [:vaeN]
+ *   LAYOUT = serial | TERM[xTERM...]  [+ep | +epw]  [:vaeN]
  *   TERM   = tpN | ulyssesN | ringN | cfgN | dpN
- * e.g. "tp2,ulysses2+ep,tp2xcfg2:vae4,dp2". A layout may use fewer ranks
+ * +ep: experts spread over the tp x ulysses x ring ranks of a branch
+ * (--expert-parallel-scope branch); +epw: over every rank of the layout,
+ * the CFG branches and dp replicas too (--expert-parallel-scope world).
+ * e.g. "tp2,ulysses2+ep,cfg2+epw,tp2xcfg2:vae4,dp2". A layout may use fewer ranks
  * than the world when its size divides the world's: the other ranks idle
  * (data parallel replicas with no image), as the serial reference does. dpN
  * makes N images at once, one per replica, and is judged by throughput. */
@@ -46,6 +49,9 @@ int bench_layout_list(const char *text, const bench_facts *facts, moedit_bench_l
 /* The degrees to run a layout with on the whole world: the listed ones, dp
  * multiplied by the idle replicas. */
 parallel_degrees bench_layout_degrees(const moedit_bench_layout *layout, int world_size);
+
+/* The ranks that share a layout's experts: 1 without EP. */
+int bench_layout_ep_ranks(const moedit_bench_layout *layout);
 
 /* One run of one layout. */
 typedef struct bench_run_request {

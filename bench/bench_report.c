@@ -103,9 +103,11 @@ static void json_layout(FILE *f, const moedit_bench_result *r, const moedit_benc
     json_string(f, "description", l->description, ", ");
     json_string(f, "status", status_of(l), ", ");
     fprintf(f, "\"reference\": %s, \"degrees\": {\"tp\": %d, \"ulysses\": %d, \"ring\": %d, \"cfg\": %d, \"dp\": %d, "
-               "\"expert_parallel\": %s, \"vae_patch\": %d}, \"ranks\": %d, \"images\": %d, \"run_order\": %d",
+               "\"expert_parallel\": %s, \"expert_scope\": \"%s\", \"vae_patch\": %d}, \"ranks\": %d, \"images\": %d, "
+               "\"run_order\": %d",
             l->reference ? "true" : "false", l->tp, l->ulysses, l->ring, l->cfg, l->dp,
-            l->expert_parallel ? "true" : "false", l->vae_patch, l->ranks, l->images, l->run_order);
+            l->expert_parallel ? "true" : "false", l->expert_scope == MOEDIT_EXPERT_SCOPE_WORLD ? "world" : "branch",
+            l->vae_patch, l->ranks, l->images, l->run_order);
     if (l->skipped || l->failed) {
         fprintf(f, ", ");
         json_string(f, "reason", l->reason, "");

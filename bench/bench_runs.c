@@ -59,7 +59,7 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
         .guidance = o->guidance, .seed = o->seed, .images_per_prompt = l->images, .output = q->image_path,
         .latents_output = q->latents_path, .device = o->device, .precision = o->precision,
         .random_weights = o->random_weights,
-        .parallel = {d.tp, d.ulysses, d.ring, d.cfg, d.dp, d.expert_parallel, d.vae_patch},
+        .parallel = {d.tp, d.ulysses, d.ring, d.cfg, d.dp, d.expert_parallel, d.vae_patch, d.expert_scope},
         .routing_capture = q->routing_capture, .routing_replay = q->routing_replay,
         .expert_placement = q->expert_placement, .cache = o->cache, .quiet = 1,
     };

@@ -164,7 +164,7 @@ int dit_shard_validate(const dit_config *cfg, const dit_shard *s)
                          cfg->num_routed_experts);
     if (cfg->num_routed_experts % s->ep_size)
         return error_set("--enable-expert-parallel: %d routed experts do not divide over the %d ranks of the expert "
-                         "parallel group (tp x ulysses x ring)",
+                         "parallel group",
                          cfg->num_routed_experts, s->ep_size);
     return 0;
 }

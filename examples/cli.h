@@ -73,7 +73,7 @@ void cli_cache_report(FILE *out, const moedit_generate_result *r);
 
 /* The options of generate, which edit takes too, and what they parse into. */
 #define CLI_MAX_PROMPTS 1024
-#define CLI_GENERATE_OPTIONS (42 + CLI_CACHE_OPTIONS)
+#define CLI_GENERATE_OPTIONS (43 + CLI_CACHE_OPTIONS)
 #define CLI_UNSET INT64_MIN /* an integer option not given */
 
 typedef struct cli_generate_args {
@@ -84,6 +84,7 @@ typedef struct cli_generate_args {
     const char *command; /* "generate", "edit" or "video" */
     const char *prompt, *prompt_file, *seed;
     int64_t tp, ulysses, ring, cfg, dp, vae_patch;
+    const char *expert_scope; /* --expert-parallel-scope: branch or world */
     int64_t max_sequence_length;
     int json;
     const char *prompts[CLI_MAX_PROMPTS];

@@ -254,7 +254,7 @@ int cli_cache_options(moedit_cache_options *cache, cli_option *options)
 {
     moedit_cache_options defaults = MOEDIT_CACHE_DEFAULTS;
     *cache = defaults;
-    cli_option table[CLI_CACHE_OPTIONS] = {
+    cli_option table[] = {
         {"cache", OPT_STRING, &cache->mode,
          "step caching: none (default), block (reuse the middle blocks' residual on steps that barely change) or "
          "taylor (extrapolate it); docs/step-cache.md",
@@ -275,6 +275,7 @@ int cli_cache_options(moedit_cache_options *cache, cli_option *options)
         {"cache-schedule-replay", OPT_STRING, &cache->schedule_replay,
          "compute exactly the steps of a --cache-schedule-capture file (layouts compared under one schedule)", "FILE"},
     };
+    _Static_assert(sizeof table / sizeof table[0] == CLI_CACHE_OPTIONS, "CLI_CACHE_OPTIONS does not count them");
     memcpy(options, table, sizeof table);
     return CLI_CACHE_OPTIONS;
 }

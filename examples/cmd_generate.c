@@ -58,7 +58,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
                              : video ? "frame width (model default: its clips' size, 256 unless the model says)"
                                      : "image width in pixels (model default: the transformer's trained size)";
     moedit_generate_options *o = &a->o;
-    cli_option table[CLI_GENERATE_OPTIONS - CLI_CACHE_OPTIONS] = {
+    cli_option table[] = {
         {"model", OPT_STRING, &o->model_dir, "diffusers-format model directory", "DIR"},
         {"prompt", OPT_STRING, &a->prompt, "what to draw", "TEXT"},
         {"prompt-file", OPT_STRING, &a->prompt_file, "one prompt per line (instead of --prompt)", "FILE"},
@@ -111,6 +111,10 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
          "replicas working on different images (default under mpirun -np N with no other layout flag: N)", "N"},
         {"enable-expert-parallel", OPT_FLAG, &o->parallel.expert_parallel,
          "shard experts over the tp x ulysses x ring ranks (a mixture-of-experts transformer only)", NULL},
+        {"expert-parallel-scope", OPT_STRING, &a->expert_scope,
+         "with EP: branch (default: the tp x ulysses x ring ranks of one CFG branch and replica) or world (every "
+         "rank, across CFG branches and data-parallel replicas; docs/expert-parallel.md)",
+         "SCOPE"},
         {"vae-patch-parallel-size", OPT_INT, &a->vae_patch, "ranks decoding (and encoding) one image in row bands", "N"},
         {"routing-capture", OPT_STRING, &o->routing_capture, "save every layer's chosen experts", "FILE"},
         {"routing-replay", OPT_STRING, &o->routing_replay, "force the experts saved by --routing-capture", "FILE"},
@@ -127,6 +131,9 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"quiet", OPT_FLAG, &o->quiet, "no progress bar, notes or warnings: only errors and results", NULL},
         {"json", OPT_FLAG, &a->json, "print a JSON result line", NULL},
     };
+    /* Merged branches that each add an option must not lose one silently. */
+    _Static_assert(sizeof table / sizeof table[0] == CLI_GENERATE_OPTIONS - CLI_CACHE_OPTIONS,
+                   "CLI_GENERATE_OPTIONS does not count generate's options");
     memcpy(options, table, sizeof table);
     cli_cache_options(&o->cache, options + CLI_GENERATE_OPTIONS - CLI_CACHE_OPTIONS);
     return CLI_GENERATE_OPTIONS;
@@ -222,8 +229,16 @@ static int generate_finish(cli_generate_args *a)
     }
     a->o.prompts = a->prompts;
     default_layout(a);
+    int scope = MOEDIT_EXPERT_SCOPE_BRANCH;
+    if (a->expert_scope && strcmp(a->expert_scope, "branch")) {
+        if (strcmp(a->expert_scope, "world"))
+            return error_set("option --expert-parallel-scope: '%s' is not branch or world", a->expert_scope);
+        scope = MOEDIT_EXPERT_SCOPE_WORLD;
+    }
+    if (a->expert_scope && !a->o.parallel.expert_parallel)
+        return error_set("--expert-parallel-scope %s needs --enable-expert-parallel", a->expert_scope);
     moedit_parallel par = {(int)a->tp, (int)a->ulysses, (int)a->ring, (int)a->cfg, (int)a->dp,
-                           a->o.parallel.expert_parallel, (int)a->vae_patch};
+                           a->o.parallel.expert_parallel, (int)a->vae_patch, scope};
     a->o.parallel = par;
     return 0;
 }

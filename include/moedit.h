@@ -71,11 +71,19 @@ int moedit_agree_request(int status);
  * before is returned as it is. */
 int moedit_agree_end(int status);
 
-/* Parallel layout of a run: every degree defaults to 1 (0 means 1). */
+/* Parallel layout of a run: every degree defaults to 1 (0 means 1).
+ * expert_parallel_scope (with expert_parallel): which ranks share the
+ * routed experts, each holding 1 / (their count) of them. BRANCH: the
+ * tensor x sequence parallel ranks of one CFG branch of one replica; WORLD:
+ * every rank, across the CFG branches and data-parallel replicas (DP2EP),
+ * each rank's own tokens travel to the experts' owners and back. */
+#define MOEDIT_EXPERT_SCOPE_BRANCH 0
+#define MOEDIT_EXPERT_SCOPE_WORLD 1
 typedef struct moedit_parallel {
     int tensor_parallel, ulysses, ring, cfg_parallel, data_parallel;
     int expert_parallel;
     int vae_patch_parallel;
+    int expert_parallel_scope;
 } moedit_parallel;
 
 /* Step caching (docs/step-cache.md): on denoising steps where the output

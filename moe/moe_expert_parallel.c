@@ -1,7 +1,10 @@
 /* Expert parallelism: experts live on the ranks of the ep group (tp x sp of
- * one branch), E / ep whole experts each. This file serves sequence
- * parallelism, where the ep ranks hold different rows; without it every ep
- * rank holds all rows and runs its own experts on them in place
+ * one branch, or every rank with --expert-parallel-scope world), E / ep
+ * whole experts each. This file serves the groups whose ranks hold
+ * different rows: sequence shards, and under the world scope the other CFG
+ * branch's rows or another replica's images, in counts that may differ per
+ * rank (step 2 tells every rank what comes). When the ep group is the tp
+ * group every rank holds all rows and runs its own experts on them in place
  * (owned_experts_forward in moe_forward.c: nothing travels but the all-reduce).
  *
  *   1. The rows of x are replicated over the tp ranks; each tp rank takes

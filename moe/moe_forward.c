@@ -40,10 +40,11 @@ static int owned_experts_forward(const moe_context *ctx, const moe_ffn *ffn, ten
 
 int moe_ffn_forward(const moe_context *ctx, const moe_ffn *ffn, tensor y, tensor x, const moe_token_map *map)
 {
-    /* The ep group is the tp x sp ranks of a branch: without sequence
-     * parallelism it is the tp group, whose ranks all hold x's rows, so no
-     * rows need to travel (owned_experts_forward). With it the ranks hold
-     * different rows, which go to their experts' owners and back
+    /* The ep group is the tp x sp ranks of a branch, or (world scope) every
+     * rank. When it is the tp group, its ranks all hold x's rows, so no rows
+     * need to travel (owned_experts_forward). Otherwise the ranks hold
+     * different rows (other sequence shards, the other CFG branch, another
+     * replica's image), which go to their experts' owners and back
      * (moe_expert_parallel.c), the shared expert running meanwhile. */
     int exchange = ctx->ep && ctx->ep->size != ctx->tp->size && ffn->num_experts > 0;
     if (!exchange && swiglu_ffn_forward(ctx->be, ctx->scratch, ctx->tp, &ffn->shared, y, x)) return -1;

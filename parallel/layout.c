@@ -38,6 +38,8 @@ int layout_init(parallel_layout *layout, parallel_degrees d, int world_size, int
         if (*degree[i] < 0 || *degree[i] > LAYOUT_MAX_RANKS)
             return error_set("%s %d: must be between 1 and %d", flag[i], *degree[i], LAYOUT_MAX_RANKS);
     }
+    if (d.expert_scope != EP_SCOPE_BRANCH && d.expert_scope != EP_SCOPE_WORLD)
+        return error_set("--expert-parallel-scope: %d is neither branch (0) nor world (1)", d.expert_scope);
     if (d.cfg > 2) return error_set("--cfg-parallel-size %d: only 1 or 2 (cond and uncond branches)", d.cfg);
     long product = (long)d.tp * d.ulysses * d.ring * d.cfg * d.dp;
     if (product != world_size)
@@ -93,6 +95,7 @@ int layout_group_ranks(const parallel_layout *layout, group_kind kind, int rank,
     case GROUP_EP:
         if (!d->expert_parallel) return 0;
         spans[AXIS_TP] = spans[AXIS_ULYSSES] = spans[AXIS_RING] = 1;
+        spans[AXIS_CFG] = spans[AXIS_DP] = d->expert_scope == EP_SCOPE_WORLD;
         break;
     case GROUP_VAE: {
         int first = rank - rank % d->vae_patch; /* replicas are contiguous and vae_patch divides them */
@@ -125,6 +128,7 @@ const char *layout_describe(const parallel_degrees *d, char *buf, int size)
     for (int i = 0; i < 6 && used < size; i++)
         if (values[i] > 1) used += snprintf(buf + used, (size_t)(size - used), "%s%s%d", used ? " x " : "", names[i], values[i]);
     if (used == 0 && size > 0) used = snprintf(buf, (size_t)size, "serial");
-    if (d->expert_parallel && used < size) snprintf(buf + used, (size_t)(size - used), " +EP");
+    if (d->expert_parallel && used < size)
+        snprintf(buf + used, (size_t)(size - used), d->expert_scope == EP_SCOPE_WORLD ? " +EP(world)" : " +EP");
     return buf;
 }

@@ -43,14 +43,18 @@ static int all_finite(const float *x, int64_t n)
 /* Whether the latents went non-finite on any rank of this job: the flag
  * summed over the tp, sequence-parallel and CFG groups (their product is
  * the replica's ranks), so every rank of the replica knows that all of them
- * stop at this step and none is left waiting in a collective. */
+ * stop at this step and none is left waiting in a collective. An expert
+ * group wider than the replica (world scope over data-parallel replicas)
+ * sums it too: its ranks meet in every MoE call, so all stop together. */
 static int non_finite_anywhere(const denoise_request *r, const float *latents, int64_t n, int *anywhere)
 {
     float count = all_finite(latents, n) ? 0.0f : 1.0f;
     tensor flag = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, 1);
     flag.data = &count;
-    process_group *groups[3] = {r->run->par.tp, r->run->par.sp, r->cfg};
-    for (int i = 0; i < 3; i++)
+    process_group *ep = r->run->par.ep;
+    int replica_ranks = r->run->par.tp->size * r->run->par.sp->size * (r->cfg ? r->cfg->size : 1);
+    process_group *groups[4] = {r->run->par.tp, r->run->par.sp, r->cfg, ep && ep->size > replica_ranks ? ep : NULL};
+    for (int i = 0; i < 4; i++)
         if (groups[i] && groups[i]->size > 1 && groups[i]->ops->all_reduce_sum(groups[i], flag)) return -1;
     *anywhere = count > 0;
     return 0;

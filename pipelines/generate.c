@@ -38,6 +38,7 @@
 #include "parallel/layout_hosts.h"
 #include "parallel/world.h"
 #include "pipelines/denoise.h"
+#include "pipelines/expert_scope.h"
 #include "pipelines/generate.h"
 #include "pipelines/generate_hooks.h"
 #include "pipelines/model_bundle.h"
@@ -170,6 +171,10 @@ static int validate_sizes(generate_state *g)
         return error_set("--enable-expert-parallel: the transformer is dense (%d routed experts); expert parallelism "
                          "needs a mixture of experts",
                          dit.num_routed_experts);
+    char group[160];
+    if (o->parallel.expert_parallel && dit.num_routed_experts % expert_scope_group_size(&o->parallel))
+        return error_set("--enable-expert-parallel: %d routed experts do not divide over %s", dit.num_routed_experts,
+                         expert_scope_group_text(&o->parallel, group, sizeof group));
     g->trained_pixels = (int64_t)dit.max_resolution[0] * dit.max_resolution[1] * vae.downscale * vae.downscale;
     g->trained_h = (int64_t)dit.max_resolution[0] * vae.downscale;
     g->trained_w = (int64_t)dit.max_resolution[1] * vae.downscale;
@@ -187,7 +192,7 @@ static int validate_sizes(generate_state *g)
 static parallel_degrees degrees_of(const moedit_parallel *p)
 {
     parallel_degrees d = {p->tensor_parallel, p->ulysses, p->ring, p->cfg_parallel, p->data_parallel,
-                          p->expert_parallel, p->vae_patch_parallel};
+                          p->expert_parallel, p->vae_patch_parallel, p->expert_parallel_scope};
     return d;
 }
 
@@ -822,8 +827,11 @@ static void warn_once(const generate_state *g)
                 (long long)o->width, (long long)o->height, (long long)g->trained_w, (long long)g->trained_h);
     const moedit_parallel *p = &o->parallel;
     if (p->expert_parallel && g->bundle.transformer.shard.ep_size == 1)
-        fprintf(stderr, "moedit: warning: --enable-expert-parallel: the expert-parallel group (tensor x ulysses x "
-                "ring ranks) is 1 rank, so there is nothing to split: every rank holds all %d experts\n",
+        fprintf(stderr, "moedit: warning: --enable-expert-parallel: the expert-parallel group (%s) is 1 rank, so "
+                "there is nothing to split: every rank holds all %d experts\n",
+                p->expert_parallel_scope == MOEDIT_EXPERT_SCOPE_WORLD ? "every rank"
+                                                                     : "tensor x ulysses x ring ranks; "
+                                                                       "--expert-parallel-scope world spans them all",
                 g->bundle.transformer.cfg.num_routed_experts);
     char hosts[640];
     if (g->have_par && layout_host_warning(&g->par.layout, g->w->host_of, hosts, (int)sizeof hosts))
@@ -867,6 +875,7 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
      * file or frames directory). */
     int status = validate_request(o, plan->command);
     int total = status == 0 ? prompt_count * (int)o->images_per_prompt : 0; /* checked: at most MOEDIT_MAX_OUTPUTS */
+    if (status == 0) status = expert_scope_check(o, total);
     if (status == 0) status = choose_output_name(&g, total);
     if (status == 0) status = check_output_paths(&g, total);
     if (status == 0) status = validate_sizes(&g);

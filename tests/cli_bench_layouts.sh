@@ -9,7 +9,7 @@ source "$(dirname "$0")/common_cli.sh"
 small=(--height 64 --width 64 --num-inference-steps 2 --quiet)
 export OMP_NUM_THREADS=1
 
-"$moedit" bench --help | grep -q "TERM\[xTERM...\] \[+ep\] \[:vaeK\]" || fail "bench --help lacks the list syntax"
+"$moedit" bench --help | grep -q "TERM\[xTERM...\] \[+ep|+epw\] \[:vaeK\]" || fail "bench --help lacks the list syntax"
 
 if "$moedit" bench --model "$model" "${small[@]}" --layouts "serial,tp2,ulysses2+ep:vae2" \
      --json "$work/b.json" --markdown "$work/b.md" --plot "$work/b.svg" >"$work/table" 2>"$work/err"; then

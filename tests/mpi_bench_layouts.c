@@ -76,7 +76,8 @@ static void expect_skipped(const moedit_bench_result *r, const char *name, const
  * per group. */
 static int shards_of(const moedit_bench_layout *l)
 {
-    return l->tp * 10000 + (l->expert_parallel ? l->tp * l->ulysses * l->ring : 1);
+    int world = l->expert_scope == MOEDIT_EXPERT_SCOPE_WORLD; /* +epw: the experts over every rank of the layout */
+    return l->tp * 10000 + (!l->expert_parallel ? 1 : world ? l->ranks : l->tp * l->ulysses * l->ring);
 }
 
 static void check_run_order(const moedit_bench_result *r)

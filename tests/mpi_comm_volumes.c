@@ -9,8 +9,13 @@
  * a send's block, an all-gather's own rows, an all-reduce's payload. Each
  * tp, sp and cfg group also all-reduces one float per step (whether any
  * rank's latents went non-finite, pipelines/denoise.c).
- *   2 ranks: tp2, ulysses2, ring2, cfg2;  4 ranks: ulysses2 x ring2,
- *   tp2 x ring2, ulysses2 x cfg2 +EP;  1 rank: nothing is exchanged. */
+ * Expert parallelism over the world (--expert-parallel-scope world) moves
+ * each rank's own routed rows whenever its group holds more than the tp
+ * ranks (docs/expert-parallel.md); over dp replicas its group also sums the
+ * non-finite flag.
+ *   2 ranks: tp2, ulysses2, ring2, cfg2, cfg2 and dp2 +EP(world);  4 ranks:
+ *   ulysses2 x ring2, tp2 x ring2, ulysses2 x cfg2 +EP, ulysses2 x cfg2 and
+ *   tp2 x dp2 +EP(world);  1 rank: nothing is exchanged. */
 #include "bench/bench_layouts.h"
 #include "core/error.h"
 #include "dit/dit_config.h"
@@ -43,12 +48,12 @@ static process_group *count_bytes(void *user, process_group *group)
 }
 
 /* One step of `par`; the bytes handed to each kind of group, mean over the world's ranks. */
-static int measure(moedit_parallel par, double bytes[GROUP_KINDS])
+static int measure(moedit_parallel par, int images, double bytes[GROUP_KINDS])
 {
     char png[128];
     snprintf(png, sizeof png, "%s/out.png", dir);
     moedit_generate_options o = {.model_dir = TEST_TINY_MODEL, .prompt_embeds_path = embeds, .height = SIZE,
-                                 .width = SIZE, .steps = 1, .guidance = 3.0, .seed = 1, .images_per_prompt = 1,
+                                 .width = SIZE, .steps = 1, .guidance = 3.0, .seed = 1, .images_per_prompt = images,
                                  .output = png, .device = "cpu", .quiet = 1, .parallel = par};
     generate_hooks hooks = {0};
     hooks.wrap_group = count_bytes;
@@ -67,8 +72,9 @@ static int measure(moedit_parallel par, double bytes[GROUP_KINDS])
     return status;
 }
 
-/* The formulas, per rank and step, for degrees t, u, r, cfg and EP, fp32 (b = 4). */
-static void formulas(int t, int u, int r, int cfg_split, int ep, double want[GROUP_KINDS])
+/* The formulas, per rank and step, for degrees t, u, r, cfg, dp and EP
+ * (ep_world: over every rank), fp32 (b = 4). */
+static void formulas(int t, int u, int r, int cfg_split, int dp, int ep, int ep_world, double want[GROUP_KINDS])
 {
     const double b = 4, C = cfg.dim, nd = cfg.num_double_blocks, ns = cfg.num_single_blocks, n = nd + ns;
     const double K = cfg.num_activated_experts, E = cfg.num_routed_experts;
@@ -81,8 +87,11 @@ static void formulas(int t, int u, int r, int cfg_split, int ep, double want[GRO
     if (r > 1) want[GROUP_RING] = 2 * B * n * (r - 1) * (Sk / r) * C / (t * u) * b;
     if (sp > 1) /* the final layer's rows: [N / sp, patch^2 x out_channels] per sample */
         want[GROUP_SP] = B * (N / sp) * cfg.patch_size * cfg.patch_size * cfg.out_channels * b + FLAG;
-    if (ep && sp > 1) /* rows out K times and back, plus E int32 counts per MoE call (one per block) */
-        want[GROUP_EP] = 2 * B * K * C * (nd * N + ns * Sq) / (sp * t) * b + n * E * 4;
+    /* Rows travel when the ep group holds more than the tp ranks: out K times
+     * and back, plus E int32 counts per MoE call (one per block). */
+    int moves = ep && (sp > 1 || (ep_world && cfg_split * dp > 1));
+    if (moves) want[GROUP_EP] = 2 * B * K * C * (nd * N + ns * Sq) / (sp * t) * b + n * E * 4;
+    if (ep && ep_world && dp > 1) want[GROUP_EP] += FLAG;
     if (cfg_split == 2) want[GROUP_CFG] = (double)cfg.in_channels * (SIZE / 8) * (SIZE / 8) * 4 + FLAG;
 }
 
@@ -91,8 +100,9 @@ static void check(const char *name, moedit_parallel par)
     double got[GROUP_KINDS], want[GROUP_KINDS];
     int t = par.tensor_parallel ? par.tensor_parallel : 1, u = par.ulysses ? par.ulysses : 1;
     int r = par.ring ? par.ring : 1, split = par.cfg_parallel ? par.cfg_parallel : 1;
-    CHECK_MSG(measure(par, got) == 0, "%s: %s", name, error_message());
-    formulas(t, u, r, split, par.expert_parallel, want);
+    int dp = par.data_parallel ? par.data_parallel : 1; /* one image per replica */
+    CHECK_MSG(measure(par, dp, got) == 0, "%s: %s", name, error_message());
+    formulas(t, u, r, split, dp, par.expert_parallel, par.expert_parallel_scope == MOEDIT_EXPERT_SCOPE_WORLD, want);
     for (int k = 0; k < GROUP_KINDS; k++) {
         CHECK_MSG(fabs(got[k] - want[k]) < 1e-6 * (want[k] + 1), "%s: group %s was handed %.1f bytes a step, the "
                   "formula says %.1f", name, layout_group_name((group_kind)k), got[k], want[k]);
@@ -115,17 +125,25 @@ int main(int argc, char **argv)
     snprintf(embeds, sizeof embeds, "%s/embeds.safetensors", dir);
     if (moedit_rank() == 0) CHECK_MSG(bench_write_random_embeds(embeds, &cfg, TEXT_TOKENS, 7) == 0, "%s", error_message());
     if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
+    const int world = MOEDIT_EXPERT_SCOPE_WORLD;
     if (n == 1) check("serial", (moedit_parallel){0});
     if (n == 2) {
         check("tp2", (moedit_parallel){.tensor_parallel = 2});
         check("ulysses2", (moedit_parallel){.ulysses = 2});
         check("ring2", (moedit_parallel){.ring = 2});
         check("cfg2", (moedit_parallel){.cfg_parallel = 2});
+        check("cfg2 +EP(world)", (moedit_parallel){.cfg_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world});
+        check("dp2 +EP(world)", (moedit_parallel){.data_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world});
     }
     if (n == 4) {
         check("ulysses2 x ring2", (moedit_parallel){.ulysses = 2, .ring = 2});
         check("tp2 x ring2", (moedit_parallel){.tensor_parallel = 2, .ring = 2});
         check("ulysses2 x cfg2 +EP", (moedit_parallel){.ulysses = 2, .cfg_parallel = 2, .expert_parallel = 1});
+        check("ulysses2 x cfg2 +EP(w)",
+              (moedit_parallel){.ulysses = 2, .cfg_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world});
+        check("tp2 x dp2 +EP(world)",
+              (moedit_parallel){.tensor_parallel = 2, .data_parallel = 2, .expert_parallel = 1,
+                                .expert_parallel_scope = world});
     }
     char name[64];
     snprintf(name, sizeof name, "mpi_comm_volumes (rank %d of %d)", moedit_rank(), n);

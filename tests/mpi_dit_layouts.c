@@ -9,7 +9,13 @@
  * (45 image tokens with RoPE ids (frame, row, col), unpadded: no rank count
  * divides them, so sequence parts cut across frames). Every EP layout runs
  * twice: experts placed in order, and placed by a scrambled order that
- * differs per block (moe_placement.expert_order). Then everything again in
+ * differs per block (moe_placement.expert_order). Then expert parallelism
+ * over the world (DP2EP): the world split into data-parallel replicas of
+ * tp x ulysses x ring ranks, each replica with inputs of its own (other
+ * noise and text, and one T5 token fewer on odd replicas, so ranks bring
+ * different row counts to the same MoE call), the experts spread over every
+ * rank; each replica's output against the serial forward of its inputs.
+ * Then everything again in
  * FP8 (--precision fp8, docs/fp8.md) against the serial FP8 forward: tp
  * splits the quantized weights and their scales, EP deals quantized
  * experts, row-parallel layers quantize with the whole row's scale. FP8
@@ -50,11 +56,11 @@ typedef struct inputs {
 
 static dit_config cfg;
 static inputs in;
+static int64_t t5_tokens = T5_TOKENS; /* of in.t5's rows, those the forward uses */
 static enum { IMAGE, CONTEXT, VIDEO } mode;
 static const char *const mode_names[] = {"", " context", " clip"};
 static int fp8; /* the precision dimension: dit_shard.fp8 of every forward */
 #define FP8_FLIP_RMS 0.03
-
 
 /* One forward of the model sharded for `shard`, on the groups of `par`. */
 static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing *routing, float *out)
@@ -66,10 +72,10 @@ static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing 
     int status = -1;
     dit_shard serial = {0, 1, 0, 1, NULL, NULL, fp8};
     if (dit_model_load_config(&model, be, &cfg, NULL, 1, 7, shard ? shard : &serial)) goto done;
-    dit_text_inputs text_in = {in.t5, T5_TOKENS, in.llama, LLAMA_LAYERS, LLAMA_TOKENS, in.pooled};
+    dit_text_inputs text_in = {in.t5, t5_tokens, in.llama, LLAMA_LAYERS, LLAMA_TOKENS, in.pooled};
     if (dit_text_encode(&text, &model, &text_in) == 0) {
         dit_run_shape shape = {LATENT_H, LATENT_W, mode == CONTEXT ? CONTEXT_H : 0, mode == CONTEXT ? CONTEXT_W : 0,
-                               T5_TOKENS, LLAMA_TOKENS, mode == VIDEO ? FRAMES : 1};
+                               t5_tokens, LLAMA_TOKENS, mode == VIDEO ? FRAMES : 1};
         if (dit_run_init_shape(&run, &model, &shape, par) == 0) {
             run.routing = routing;
             status = mode == CONTEXT ? dit_run_set_context(&run, in.context) : 0;
@@ -88,37 +94,69 @@ done:
  * a permutation (3 and E = 8 are coprime) that puts other experts together. */
 static int32_t scrambled[DIT_MAX_BLOCKS * 8];
 
-static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, const int32_t *order,
-                         const float *serial, moe_routing *capture)
+static void check_degrees(const world *w, parallel_degrees degrees, const int32_t *order, const float *serial,
+                          moe_routing *capture)
 {
-    parallel_degrees degrees = {.tp = tp, .ulysses = ulysses, .ring = ring, .expert_parallel = ep};
     parallel_context ctx;
     backend *be = backend_cpu_create();
     CHECK_MSG(parallel_context_init(&ctx, w, degrees, be) == 0, "%s", error_message());
-    process_group *ep_group = ep && w->size > 1 ? ctx.groups[GROUP_EP] : NULL;
+    process_group *ep_group = degrees.expert_parallel && w->size > 1 ? ctx.groups[GROUP_EP] : NULL;
     dit_parallel par = {ctx.groups[GROUP_TP], ctx.groups[GROUP_ULYSSES], ctx.groups[GROUP_RING], ctx.groups[GROUP_SP],
                         ep_group};
-    dit_shard shard = {ctx.layout.tp_index, tp, ep_group ? ep_group->rank : 0, ep_group ? ep_group->size : 1, order, NULL,
-                       fp8};
+    dit_shard shard = {ctx.layout.tp_index, ctx.layout.degrees.tp, ep_group ? ep_group->rank : 0,
+                       ep_group ? ep_group->size : 1, order, NULL, fp8};
     float out[LATENTS];
     capture->mode = ROUTING_REPLAY;
     int status = forward(&shard, &par, capture, out);
-    const char *ep_name = !ep_group ? "" : order ? " +EP (scrambled placement)" : " +EP";
-    char name[32];
-    snprintf(name, sizeof name, "%s%s", mode_names[mode], fp8 ? " fp8" : "");
-    CHECK_MSG(status == 0, "tp%d ulysses%d ring%d%s%s: %s", tp, ulysses, ring, ep_name, name, error_message());
+    char label[160], text[128];
+    layout_describe(&ctx.layout.degrees, text, sizeof text);
+    snprintf(label, sizeof label, "%s%s%s%s", text, ep_group && order ? " (scrambled placement)" : "", mode_names[mode],
+             fp8 ? " fp8" : "");
+    CHECK_MSG(status == 0, "%s: %s", label, error_message());
     long n = (mode == VIDEO ? FRAMES : 1) * 4 * LATENT_H * LATENT_W;
     double diff = test_max_abs_diff(out, serial, n), scale = test_max_abs(serial, n);
     double rms = test_relative_rms(out, serial, n);
     CHECK_MSG(diff <= 1e-4 * scale || (fp8 && rms <= FP8_FLIP_RMS),
-              "tp%d ulysses%d ring%d%s%s: max abs diff %.3g (scale %.3g), relative rms %.3g", tp, ulysses, ring,
-              ep_name, name, diff, scale, rms);
-    if (w->rank == 0)
-        printf("  tp%d x ulysses%d x ring%d%s%s: max abs diff %.3g (scale %.3g)", tp, ulysses, ring, ep_name, name, diff,
-               scale);
+              "%s (rank %d): max abs diff %.3g (scale %.3g), relative rms %.3g", label, w->rank, diff, scale, rms);
+    if (w->rank == 0) printf("  %s: max abs diff %.3g (scale %.3g)", label, diff, scale);
     if (w->rank == 0) printf(diff <= 1e-4 * scale ? "\n" : " (FP8 rounding flips), relative rms %.3g\n", rms);
     parallel_context_free(&ctx);
     backend_destroy(be);
+}
+
+static void check_layout(const world *w, int tp, int ulysses, int ring, int ep, const int32_t *order,
+                         const float *serial, moe_routing *capture)
+{
+    parallel_degrees degrees = {.tp = tp, .ulysses = ulysses, .ring = ring, .expert_parallel = ep};
+    check_degrees(w, degrees, order, serial, capture);
+}
+
+static void fill_inputs(uint64_t seed)
+{
+    philox_fill_normal(seed, 1, 0, sizeof in.latents / 4, in.latents);
+    philox_fill_normal(seed, 2, 0, sizeof in.t5 / 4, in.t5);
+    philox_fill_normal(seed, 3, 0, sizeof in.llama / 4, in.llama);
+    philox_fill_normal(seed, 4, 0, sizeof in.pooled / 4, in.pooled);
+    philox_fill_normal(seed, 5, 0, sizeof in.context / 4, in.context);
+}
+
+/* DP2EP: replicas of tp x ulysses x ring ranks over the world, each with its
+ * own inputs, the experts over every rank (see the top). */
+static void check_world_ep(const world *w, int tp, int ulysses, int ring, const int32_t *order)
+{
+    int replica = w->rank / (tp * ulysses * ring);
+    fill_inputs(3 + 10 * (uint64_t)replica);
+    t5_tokens = T5_TOKENS - replica % 2;
+    float serial[LATENTS];
+    moe_routing capture;
+    moe_routing_init(&capture, ROUTING_CAPTURE);
+    CHECK_MSG(forward(NULL, NULL, &capture, serial) == 0, "serial of replica %d: %s", replica, error_message());
+    parallel_degrees degrees = {.tp = tp, .ulysses = ulysses, .ring = ring, .dp = w->size / (tp * ulysses * ring),
+                                .expert_parallel = 1, .expert_scope = EP_SCOPE_WORLD};
+    check_degrees(w, degrees, order, serial, &capture);
+    moe_routing_free(&capture);
+    fill_inputs(3);
+    t5_tokens = T5_TOKENS;
 }
 
 /* The serial FP8 forward is not the F32 one (the precision is in use), yet
@@ -139,11 +177,7 @@ int main(int argc, char **argv)
     CHECK(cfg.num_routed_experts == 8);
     for (int b = 0; b < DIT_MAX_BLOCKS; b++)
         for (int e = 0; e < 8; e++) scrambled[b * 8 + e] = (3 * e + b) % 8;
-    philox_fill_normal(3, 1, 0, sizeof in.latents / 4, in.latents);
-    philox_fill_normal(3, 2, 0, sizeof in.t5 / 4, in.t5);
-    philox_fill_normal(3, 3, 0, sizeof in.llama / 4, in.llama);
-    philox_fill_normal(3, 4, 0, sizeof in.pooled / 4, in.pooled);
-    philox_fill_normal(3, 5, 0, sizeof in.context / 4, in.context);
+    fill_inputs(3);
 
     /* A placement that is not an order of the experts fails with the block's name. */
     static int32_t doubled[DIT_MAX_BLOCKS * 8];
@@ -179,6 +213,20 @@ int main(int argc, char **argv)
                 }
             }
         moe_routing_free(&capture);
+        /* DP2EP: every replica size that leaves at least two replicas (the
+         * image: every split of a replica; context and clip: replicas of one rank). */
+        for (int tp = 1; tp < w.size; tp++)
+            for (int ulysses = 1; tp * ulysses < w.size; ulysses++)
+                for (int ring = 1; tp * ulysses * ring < w.size; ring++) {
+                    int replica = tp * ulysses * ring;
+                    if (w.size % replica || cfg.heads % (tp * ulysses) || (mode != IMAGE && replica > 1)) continue;
+                    check_world_ep(&w, tp, ulysses, ring, NULL);
+                    layouts++;
+                }
+        if (w.size > 1) {
+            check_world_ep(&w, 1, 1, 1, scrambled);
+            layouts++;
+        }
     }
     char name[64];
     snprintf(name, sizeof name, "mpi_dit_layouts (%d layouts, rank %d/%d)", layouts, w.rank, w.size);

@@ -1,8 +1,9 @@
 /* Under mpirun: moedit_edit on models/tiny-random gives the serial run's
  * final latents (max abs diff <= 1e-4 of their scale) and image (within one
  * level) in every layout the world's size allows, for SDEdit (strength 0.6)
- * and in-context editing: CFG parallel, tensor, Ulysses, ring, expert and
- * data parallel, and patch-parallel VAE for the encode and the decode. The
+ * and in-context editing: CFG parallel, tensor, Ulysses, ring, expert (over
+ * a branch, and over the world: cfg2, dp2, cfg2 x dp2) and data parallel,
+ * and patch-parallel VAE for the encode and the decode. The
  * input (tests/fixtures/edit_tiny/input.png, 48 x 64) makes a non-square,
  * padded target of 12 of 16 tokens; context mode adds 12 context tokens, a
  * sequence segment of its own split over the sp ranks. The serial reference
@@ -108,6 +109,7 @@ static void check_layouts(const edit_case *c, int n)
     if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
     float serial[LATENTS];
     CHECK_MSG(read_latents(c, "serial", serial) == 0, "%s", error_message());
+    const int world = MOEDIT_EXPERT_SCOPE_WORLD; /* the experts over every rank (DP2EP) */
     if (n == 2) {
         check(c, "cfg2", (moedit_parallel){.cfg_parallel = 2}, 1, routing, serial);
         check(c, "tp2", (moedit_parallel){.tensor_parallel = 2}, 1, routing, serial);
@@ -117,6 +119,12 @@ static void check_layouts(const edit_case *c, int n)
         check(c, "tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .expert_parallel = 1}, 1, routing, serial);
         check(c, "dp2 (2 images)", (moedit_parallel){.data_parallel = 2}, 2, routing, serial);
         check(c, "ring2 vae2", (moedit_parallel){.ring = 2, .vae_patch_parallel = 2}, 1, routing, serial);
+        check(c, "cfg2 +EP(world)",
+              (moedit_parallel){.cfg_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world}, 1, routing,
+              serial);
+        check(c, "dp2 +EP(world) (2 images)",
+              (moedit_parallel){.data_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world}, 2, routing,
+              serial);
     }
     if (n == 4) {
         check(c, "cfg2 x tp2", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2}, 1, routing, serial);
@@ -131,6 +139,10 @@ static void check_layouts(const edit_case *c, int n)
               1, routing, serial);
         check(c, "ring2 x dp2 vae2", (moedit_parallel){.ring = 2, .data_parallel = 2, .vae_patch_parallel = 2}, 1,
               routing, serial);
+        check(c, "cfg2 x dp2 +EP(world) (2 images)",
+              (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2, .expert_parallel = 1,
+                                .expert_parallel_scope = world},
+              2, routing, serial);
     }
 }
 

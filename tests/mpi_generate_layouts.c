@@ -3,7 +3,11 @@
  * layout the world's size allows: CFG parallel, tensor, Ulysses, ring,
  * expert and data parallel, alone and combined, with the serial run's routing
  * replayed. The serial reference runs on rank 0 alone (data parallel over
- * the world with one image), capturing its routing for the others. Then the
+ * the world with one image), capturing its routing for the others. Expert
+ * parallelism over the world (DP2EP: the CFG branches or dp replicas run
+ * other tokens through the same layers, each holding 1 / ranks of the
+ * experts) is held to the same bar; a layout that makes two images also
+ * matches, image by image, the two-image run of plain data parallel. Then the
  * same for a clip of 3 frames (moedit_video: one sequence of 3 x 16 image
  * tokens, a frame count no rank count divides; with 2 VAE ranks each
  * decodes whole frames, with 4 each frame is decoded in bands), every frame
@@ -85,6 +89,15 @@ static int pixel_diff(const char *a_path, const char *b_path, double *psnr)
     return worst;
 }
 
+/* Frame f of image `image` of the run `name` that made `images` images. */
+static void image_path(const char *name, int image, int images, int64_t f, char *path, size_t size)
+{
+    char prefix[16] = "";
+    if (images > 1) snprintf(prefix, sizeof prefix, frames > 1 ? "clip%d-" : "-%d", image);
+    if (frames > 1) snprintf(path, size, "%s/%s/%sframe-%04lld.png", dir, name, prefix, (long long)f);
+    else snprintf(path, size, "%s/%s%s.png", dir, name, prefix);
+}
+
 static void check(const char *name, moedit_parallel par, int images, const char *routing, const float *serial)
 {
     char label[64];
@@ -100,20 +113,18 @@ static void check(const char *name, moedit_parallel par, int images, const char 
     /* The first image of the layout against the serial one; every frame of a clip. */
     int pixels = 0;
     psnr = 99;
-    for (int64_t f = 0; f < frames; f++) {
-        char a[256], b[256];
-        double frame_psnr = 0;
-        if (frames > 1) {
-            snprintf(a, sizeof a, "%s/serial/frame-%04lld.png", dir, (long long)f);
-            snprintf(b, sizeof b, "%s/%s/%sframe-%04lld.png", dir, name, images > 1 ? "clip0-" : "", (long long)f);
-        } else {
-            snprintf(a, sizeof a, "%s/serial.png", dir);
-            snprintf(b, sizeof b, "%s/%s%s.png", dir, name, images > 1 ? "-0" : "");
+    /* Image 0 against the serial run; with two images, image 1 too, against
+     * the two-image data-parallel run ("dp-pair"). */
+    for (int image = 0; image < images && image < 2; image++)
+        for (int64_t f = 0; f < frames; f++) {
+            char a[256], b[256];
+            double frame_psnr = 0;
+            image_path(image ? "dp-pair" : "serial", image, image ? 2 : 1, f, a, sizeof a);
+            image_path(name, image, images, f, b, sizeof b);
+            int worst = pixel_diff(a, b, &frame_psnr);
+            pixels = worst > pixels ? worst : pixels;
+            psnr = frame_psnr < psnr ? frame_psnr : psnr;
         }
-        int worst = pixel_diff(a, b, &frame_psnr);
-        pixels = worst > pixels ? worst : pixels;
-        psnr = frame_psnr < psnr ? frame_psnr : psnr;
-    }
     if (strcmp(device, "cpu") == 0) {
         CHECK_MSG(diff <= 1e-4 * scale, "%s: final latents differ by %.3g (scale %.3g)", label, diff, scale);
         CHECK_MSG(pixels <= 1, "%s: image differs from serial by %d", label, pixels);
@@ -132,6 +143,12 @@ static void run_layouts(int n, const char *routing)
     if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
     float serial[LATENTS];
     CHECK_MSG(read_latents("serial", serial) == 0, "%s", error_message());
+    if (n > 1) { /* the second image's reference: plain data parallel, the same routing replayed */
+        moedit_parallel pair = {.data_parallel = n};
+        CHECK_MSG(generate(&pair, 2, NULL, routing, "dp-pair") == 0, "dp-pair: %s", error_message());
+        MPI_Barrier(MPI_COMM_WORLD);
+    }
+    const int world = MOEDIT_EXPERT_SCOPE_WORLD;
 
     if (n == 2) {
         check("cfg2", (moedit_parallel){.cfg_parallel = 2}, 1, routing, serial);
@@ -142,6 +159,11 @@ static void run_layouts(int n, const char *routing)
         check("tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .expert_parallel = 1}, 1, routing, serial);
         check("dp2 (2 images)", (moedit_parallel){.data_parallel = 2}, 2, routing, serial);
         check("cfg2 vae2", (moedit_parallel){.cfg_parallel = 2, .vae_patch_parallel = 2}, 1, routing, serial);
+        check("cfg2 +EP(world)", (moedit_parallel){.cfg_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world},
+              1, routing, serial);
+        check("dp2 +EP(world) (2 images)",
+              (moedit_parallel){.data_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world}, 2, routing,
+              serial);
     }
     if (n == 4) {
         check("cfg2 x tp2", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2}, 1, routing, serial);
@@ -157,6 +179,17 @@ static void run_layouts(int n, const char *routing)
               routing, serial);
         check("ring2 x dp2 vae2", (moedit_parallel){.ring = 2, .data_parallel = 2, .vae_patch_parallel = 2}, 1, routing,
               serial);
+        check("cfg2 x tp2 +EP(world)",
+              (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2, .expert_parallel = 1,
+                                .expert_parallel_scope = world},
+              1, routing, serial);
+        check("cfg2 x dp2 +EP(world) (2 images)",
+              (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2, .expert_parallel = 1,
+                                .expert_parallel_scope = world},
+              2, routing, serial);
+        check("ulysses2 x dp2 +EP(world) (2 images)",
+              (moedit_parallel){.ulysses = 2, .data_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world},
+              2, routing, serial);
     }
 }
 

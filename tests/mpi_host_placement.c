@@ -36,7 +36,7 @@ static const int two_by_two[4] = {0, 0, 1, 1};
 static parallel_layout make(int tp, int ulysses, int ring, int cfg, int dp, int world)
 {
     parallel_layout layout;
-    parallel_degrees d = {tp, ulysses, ring, cfg, dp, 0, 1};
+    parallel_degrees d = {tp, ulysses, ring, cfg, dp, 0, 1, EP_SCOPE_BRANCH};
     CHECK_MSG(layout_init(&layout, d, world, 0) == 0, "%s", error_message());
     return layout;
 }

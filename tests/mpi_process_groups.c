@@ -121,6 +121,15 @@ int main(int argc, char **argv)
             if (ctx.groups[k]) exercise(ctx.groups[k]);
         parallel_context_free(&ctx);
     }
+    /* Expert parallelism over the world (DP2EP): cfg and dp over the ranks, one ep group of every rank. */
+    if (w.size % 2 == 0) {
+        parallel_degrees wide = {.cfg = 2, .dp = w.size / 2, .expert_parallel = 1, .expert_scope = EP_SCOPE_WORLD};
+        CHECK_MSG(parallel_context_init(&ctx, &w, wide, be) == 0, "%s", error_message());
+        CHECK(ctx.groups[GROUP_EP]->size == w.size && ctx.groups[GROUP_EP]->rank == w.rank);
+        CHECK(ctx.groups[GROUP_CFG]->size == 2 && ctx.groups[GROUP_DP]->size == w.size / 2);
+        exercise(ctx.groups[GROUP_EP]);
+        parallel_context_free(&ctx);
+    }
     backend_destroy(be);
     char name[64];
     snprintf(name, sizeof name, "mpi_process_groups rank %d/%d", w.rank, w.size);

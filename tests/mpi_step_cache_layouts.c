@@ -3,8 +3,8 @@
  * (max abs diff <= 1e-4 of their scale): models/tiny-random, the serial run
  * on rank 0 alone deciding which steps to compute (it caches some: the test
  * checks) and capturing the schedule and the MoE routing, then CFG parallel,
- * tensor, Ulysses and ring parallel (and EP, and pairs of them on 4 ranks)
- * replaying both. Then each layout once more deciding on its own (no replay):
+ * tensor, Ulysses and ring parallel (and EP, over a branch and over both
+ * branches, and pairs of them on 4 ranks) replaying both. Then each layout once more deciding on its own (no replay):
  * every rank must agree on every step (a disagreement hangs or fails the
  * collectives) and, the decision being a whole-sequence, both-branch
  * quantity, the schedule comes out the serial one. */
@@ -140,6 +140,10 @@ static void run_case(int n, const cache_case *c)
         check("ring2", (moedit_parallel){.ring = 2}, c, schedule, routing, serial, serial_schedule);
         check("tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .expert_parallel = 1}, c, schedule, routing, serial,
               serial_schedule);
+        check("cfg2 +EP(world)",
+              (moedit_parallel){.cfg_parallel = 2, .expert_parallel = 1,
+                                .expert_parallel_scope = MOEDIT_EXPERT_SCOPE_WORLD},
+              c, schedule, routing, serial, serial_schedule);
     }
     if (n == 4) {
         check("cfg2 x tp2", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2}, c, schedule, routing, serial,
@@ -148,6 +152,10 @@ static void run_case(int n, const cache_case *c)
               serial_schedule);
         check("ulysses2 x ring2 +EP", (moedit_parallel){.ulysses = 2, .ring = 2, .expert_parallel = 1}, c, schedule,
               routing, serial, serial_schedule);
+        check("cfg2 x ring2 +EP(world)",
+              (moedit_parallel){.ring = 2, .cfg_parallel = 2, .expert_parallel = 1,
+                                .expert_parallel_scope = MOEDIT_EXPERT_SCOPE_WORLD},
+              c, schedule, routing, serial, serial_schedule);
     }
 }
 

@@ -1,8 +1,9 @@
 /* The rank generator builds the groups DESIGN.md describes: hand-written
  * rank lists for representative layouts, and for every combination of
- * degrees with product <= 8 (EP on and off) the groups partition the world,
- * have the expected sizes, agree among their members, and turning EP on
- * changes no other group. Bad degree products are errors that say so. */
+ * degrees with product <= 8 (EP off, on over a branch, on over the world)
+ * the groups partition the world, have the expected sizes, agree among
+ * their members, and turning EP on in either scope changes no other group.
+ * Bad degree products and scopes are errors that say so. */
 #include "core/error.h"
 #include "parallel/layout.h"
 #include "test_util.h"
@@ -18,10 +19,11 @@ static void expect_group(const parallel_layout *layout, group_kind kind, int ran
     CHECK_MSG(same, "%s group of rank %d: got %d ranks starting %d", layout_group_name(kind), rank, n, n ? got[0] : -1);
 }
 
+/* ep: 0 off, 1 over a branch, 2 over the world. */
 static parallel_layout make(int tp, int ulysses, int ring, int cfg, int dp, int ep, int vae, int world, int rank)
 {
     parallel_layout layout;
-    parallel_degrees d = {tp, ulysses, ring, cfg, dp, ep, vae};
+    parallel_degrees d = {tp, ulysses, ring, cfg, dp, ep > 0, vae, ep == 2 ? EP_SCOPE_WORLD : EP_SCOPE_BRANCH};
     CHECK_MSG(layout_init(&layout, d, world, rank) == 0, "%s", error_message());
     return layout;
 }
@@ -59,6 +61,19 @@ static void hand_written_layouts(void)
     expect_group(&e, GROUP_DP, 7, (int[]){3, 7}, 2);
     expect_group(&e, GROUP_EP, 7, (int[]){6, 7}, 2);
     expect_group(&e, GROUP_VAE, 7, (int[]){6, 7}, 2);
+    /* The same, EP over the world (DP2EP): one group of all 8, rank 7 its 8th. */
+    parallel_layout f = make(1, 1, 2, 2, 2, 2, 2, 8, 7);
+    expect_group(&f, GROUP_EP, 7, (int[]){0, 1, 2, 3, 4, 5, 6, 7}, 8);
+    expect_group(&f, GROUP_RING, 7, (int[]){6, 7}, 2);
+    expect_group(&f, GROUP_DP, 7, (int[]){3, 7}, 2);
+    /* 2 ranks, cfg2 and dp2 over the world: both branches / replicas share the experts. */
+    parallel_layout g = make(1, 1, 1, 2, 1, 2, 1, 2, 1);
+    expect_group(&g, GROUP_EP, 1, (int[]){0, 1}, 2);
+    parallel_layout h = make(1, 1, 1, 1, 2, 2, 1, 2, 0);
+    expect_group(&h, GROUP_EP, 0, (int[]){0, 1}, 2);
+    char text[128];
+    CHECK(strcmp(layout_describe(&f.degrees, text, sizeof text), "ring2 x cfg2 x dp2 x vae2 +EP(world)") == 0);
+    CHECK(strcmp(layout_describe(&e.degrees, text, sizeof text), "ring2 x cfg2 x dp2 x vae2 +EP") == 0);
 }
 
 /* Every rank is in exactly one group of each kind, groups have `size` ranks,
@@ -92,17 +107,28 @@ static void every_combination_up_to_8(void)
                         int world = tp * u * ring * cfg * dp;
                         parallel_layout off = make(tp, u, ring, cfg, dp, 0, 1, world, 0);
                         parallel_layout on = make(tp, u, ring, cfg, dp, 1, 1, world, 0);
+                        parallel_layout wide = make(tp, u, ring, cfg, dp, 2, 1, world, 0);
                         int sizes[GROUP_EP] = {tp, u, ring, u * ring, cfg, dp};
                         for (int k = 0; k < GROUP_EP; k++) {
                             check_partition(&off, (group_kind)k, sizes[k]);
-                            for (int r = 0; r < world; r++) { /* EP changes no other group */
-                                int a[LAYOUT_MAX_RANKS], b[LAYOUT_MAX_RANKS];
+                            for (int r = 0; r < world; r++) { /* EP, in either scope, changes no other group */
+                                int a[LAYOUT_MAX_RANKS], b[LAYOUT_MAX_RANKS], c[LAYOUT_MAX_RANKS];
                                 int n = layout_group_ranks(&off, (group_kind)k, r, a);
                                 CHECK(n == layout_group_ranks(&on, (group_kind)k, r, b) &&
                                       memcmp(a, b, (size_t)n * sizeof(int)) == 0);
+                                CHECK(n == layout_group_ranks(&wide, (group_kind)k, r, c) &&
+                                      memcmp(a, c, (size_t)n * sizeof(int)) == 0);
                             }
                         }
                         check_partition(&on, GROUP_EP, tp * u * ring);
+                        check_partition(&wide, GROUP_EP, world);
+                        /* A branch's EP ranks are consecutive: a rank's place in either group
+                         * is its rank modulo the group's size (moedit bench shares weights by it). */
+                        for (int r = 0; r < world; r++) {
+                            int ranks[LAYOUT_MAX_RANKS], n = layout_group_ranks(&on, GROUP_EP, r, ranks);
+                            CHECK(ranks[r % n] == r);
+                            CHECK(layout_group_ranks(&wide, GROUP_EP, r, ranks) == world && ranks[r] == r);
+                        }
                         int none[LAYOUT_MAX_RANKS];
                         CHECK(layout_group_ranks(&off, GROUP_EP, 0, none) == 0);
                         combinations++;
@@ -114,14 +140,17 @@ static void every_combination_up_to_8(void)
 static void bad_degrees_are_errors(void)
 {
     parallel_layout layout;
-    parallel_degrees d = {2, 2, 1, 1, 1, 0, 1};
+    parallel_degrees d = {2, 2, 1, 1, 1, 0, 1, 0};
     CHECK(layout_init(&layout, d, 8, 0) != 0);
     CHECK_MSG(strstr(error_message(), "must equal the number of ranks"), "%s", error_message());
-    parallel_degrees cfg3 = {1, 1, 1, 3, 1, 0, 1};
+    parallel_degrees cfg3 = {1, 1, 1, 3, 1, 0, 1, 0};
     CHECK(layout_init(&layout, cfg3, 3, 0) != 0);
-    parallel_degrees vae = {1, 1, 1, 1, 3, 0, 2};
+    parallel_degrees vae = {1, 1, 1, 1, 3, 0, 2, 0};
     CHECK(layout_init(&layout, vae, 3, 0) != 0);
     CHECK_MSG(strstr(error_message(), "--vae-patch-parallel-size"), "%s", error_message());
+    parallel_degrees scope = {1, 1, 1, 2, 1, 1, 1, 7};
+    CHECK(layout_init(&layout, scope, 2, 0) != 0);
+    CHECK_MSG(strstr(error_message(), "--expert-parallel-scope"), "%s", error_message());
 }
 
 int main(void)
