@@ -879,7 +879,8 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
         if (job % replicas != replica) continue;
         char path[4200];
         job_path(&g, job, total, path, sizeof path);
-        uint64_t seed = o->seed + (uint64_t)(job % o->images_per_prompt);
+        uint64_t seed = g.hooks && g.hooks->job_seeds ? g.hooks->job_seeds[job]
+                                                      : o->seed + (uint64_t)(job % o->images_per_prompt);
         status = run_job(&g, job, total, prompts[job / o->images_per_prompt], seed, path, r);
     }
     if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);

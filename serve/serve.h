@@ -10,7 +10,8 @@
  * moedit_generate's own code, so an answer's PNG is byte for byte the file
  * `moedit generate` writes with the same model path, layout and settings.
  *
- * Endpoints: POST /v1/images/generations, GET /v1/models, GET /health, GET
+ * Endpoints: POST /v1/images/generations, POST /v1/images/edits (a
+ * multipart form, serve_upload.h), GET /v1/models, GET /health, GET
  * /metrics (serve_metrics.h). Errors are OpenAI error objects
  * (serve_request.h). docs/serve.md has the API. */
 #ifndef MOEDIT_SERVE_SERVE_H
@@ -31,7 +32,8 @@ typedef struct serve_options {
     int max_queue;           /* requests waiting at most; more: 429 */
     int max_images;          /* n at most */
     const char *api_key;     /* NULL: none asked */
-    size_t max_body_bytes;   /* larger bodies: 400 */
+    size_t max_body_bytes;   /* larger JSON bodies: 400 */
+    size_t max_upload_bytes; /* larger edit forms (the image with the fields): 400 */
     FILE *log;               /* rank 0's "listening on http://HOST:PORT" and per-request lines; NULL: none */
 } serve_options;
 
@@ -39,6 +41,7 @@ typedef struct serve_options {
 #define SERVE_DEFAULT_MAX_QUEUE 16
 #define SERVE_DEFAULT_MAX_IMAGES 4
 #define SERVE_DEFAULT_MAX_BODY ((size_t)1 << 20)
+#define SERVE_DEFAULT_MAX_UPLOAD_MB 16
 
 /* Serves until serve_stop (SIGTERM, SIGINT): then stops accepting, answers
  * every request already accepted, and returns 0 on every rank. */

@@ -17,7 +17,9 @@ typedef struct serve_http_config {
     const char *host;        /* an address or a name; NULL: 127.0.0.1 */
     int port;                /* 0: any free port */
     const char *api_key;     /* NULL: none */
-    size_t max_body_bytes;
+    size_t max_body_bytes;   /* JSON bodies */
+    size_t max_upload_bytes; /* an edit's multipart body */
+    const char *upload_folder; /* where an edit's image waits for its run (input-ID) */
     serve_limits limits;
     const char *model_id;    /* GET /v1/models */
     serve_queue *queue;

@@ -88,7 +88,9 @@ static int any_failed(serve_state *s, int status)
     return failed > 0;
 }
 
-/* Every rank: the request through moedit_generate's code, files into this rank's folder. */
+/* Every rank: the request through moedit_generate's code (an edit's through
+ * moedit_edit's, its image written into this rank's folder first: rank 0's
+ * HTTP thread wrote it there already), files into this rank's folder. */
 static int run_request(serve_state *s, const serve_request *request, moedit_generate_result *r)
 {
     moedit_generate_options o = s->o->base;
@@ -106,7 +108,14 @@ static int run_request(serve_state *s, const serve_request *request, moedit_gene
     o.images_per_prompt = request->n;
     o.output = path;
     o.quiet = 1;
-    return generate_with_hooks(&o, &s->hooks, r);
+    if (!request->edit) return generate_with_hooks(&o, &s->hooks, r);
+    char input[4200];
+    serve_request_image_path(s->folder, request->id, input, sizeof input);
+    moedit_edit_options edit = {o, input, (moedit_edit_mode)request->edit_mode, request->strength};
+    int status = s->w->rank == 0 ? 0 : serve_request_write_image(request, input);
+    if (status == 0) status = edit_with_hooks(&edit, &s->hooks, r);
+    unlink(input);
+    return status;
 }
 
 static void remove_files(const moedit_generate_result *r)
@@ -142,8 +151,8 @@ static void serve_job_everywhere(serve_state *s, serve_job *job)
     int http_status = body && !failed && r.count ? 200 : failed ? 500 : e.status;
     if (!failed) serve_metrics_images(&s->metrics, r.count);
     if (s->o->log)
-        fprintf(s->o->log, "serve: request %llu: %lldx%lld, %lld steps, n %d, seed %llu: %d in %.3f s\n",
-                (unsigned long long)job->request.id, (long long)job->request.width, (long long)job->request.height,
+        fprintf(s->o->log, "serve: request %llu%s: %lldx%lld, %lld steps, n %d, seed %llu: %d in %.3f s\n",
+                (unsigned long long)job->request.id, job->request.edit ? " (edit)" : "", (long long)job->request.width, (long long)job->request.height,
                 (long long)job->request.steps, job->request.n, (unsigned long long)job->request.seed, http_status,
                 timer_seconds() - started);
     moedit_generate_result_free(&r);
@@ -285,7 +294,8 @@ int serve_run(const serve_options *o)
     s.hooks.on_step = on_step;
     s.hooks.keep_model = 1;
     model_id_of(o->base.model_dir ? o->base.model_dir : "", s.model_id, sizeof s.model_id);
-    serve_http_config config = {o->host, o->port, o->api_key, o->max_body_bytes, {0}, s.model_id, &s.queue, &s.metrics};
+    serve_http_config config = {o->host, o->port, o->api_key, o->max_body_bytes, o->max_upload_bytes, s.folder, {0},
+                                s.model_id, &s.queue, &s.metrics};
     serve_limits *l = &config.limits;
     int status = check_options(o);
     if (!status) status = generate_size_multiple(o->base.model_dir, "serve", &l->size_multiple);
