@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "serve/serve_page.h"
 #include "serve/serve_upload.h"
 
 #include <arpa/inet.h>
@@ -189,7 +190,7 @@ static enum MHD_Result handle_edit(serve_http *h, struct MHD_Connection *connect
     return result;
 }
 
-static enum MHD_Result handle_models(serve_http *h, struct MHD_Connection *connection)
+static enum MHD_Result handle_models(serve_http *h, struct MHD_Connection *connection, connection_state *s)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
@@ -202,7 +203,7 @@ static enum MHD_Result handle_models(serve_http *h, struct MHD_Connection *conne
     return respond_json(h, connection, "models", 200, root);
 }
 
-static enum MHD_Result handle_health(serve_http *h, struct MHD_Connection *connection)
+static enum MHD_Result handle_health(serve_http *h, struct MHD_Connection *connection, connection_state *s)
 {
     int stopping = __atomic_load_n(&h->stopping, __ATOMIC_SEQ_CST);
     cJSON *root = cJSON_CreateObject();
@@ -212,24 +213,42 @@ static enum MHD_Result handle_health(serve_http *h, struct MHD_Connection *conne
     return respond_json(h, connection, "health", stopping ? 503 : 200, root);
 }
 
-static enum MHD_Result handle_metrics(serve_http *h, struct MHD_Connection *connection)
+static enum MHD_Result handle_metrics(serve_http *h, struct MHD_Connection *connection, connection_state *s)
 {
     serve_metrics_set_queue_length(h->c.metrics, serve_queue_length(h->c.queue));
     serve_metrics_count(h->c.metrics, "metrics", 200);
     return respond(connection, 200, "text/plain; version=0.0.4", serve_metrics_text(h->c.metrics));
 }
 
+/* GET /: the page (serve/page.html, in the binary). */
+static enum MHD_Result handle_page(serve_http *h, struct MHD_Connection *connection, connection_state *s)
+{
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(serve_page_html_size, (void *)serve_page_html, MHD_RESPMEM_PERSISTENT);
+    if (!response) return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+    serve_metrics_count(h->c.metrics, "page", 200);
+    enum MHD_Result result = MHD_queue_response(connection, MHD_HTTP_OK, response);
+    MHD_destroy_response(response);
+    return result;
+}
+
 typedef struct route {
     const char *path, *method, *endpoint;
     int needs_key;
+    enum MHD_Result (*handle)(serve_http *h, struct MHD_Connection *connection, connection_state *s);
 } route;
 
+#define EDITS_PATH "/v1/images/edits"
+
 static const route routes[] = {
-    {"/v1/images/generations", MHD_HTTP_METHOD_POST, "images_generations", 1},
-    {"/v1/images/edits", MHD_HTTP_METHOD_POST, "images_edits", 1},
-    {"/v1/models", MHD_HTTP_METHOD_GET, "models", 1},
-    {"/health", MHD_HTTP_METHOD_GET, "health", 0},
-    {"/metrics", MHD_HTTP_METHOD_GET, "metrics", 0},
+    {"/v1/images/generations", MHD_HTTP_METHOD_POST, "images_generations", 1, handle_generation},
+    {EDITS_PATH, MHD_HTTP_METHOD_POST, "images_edits", 1, handle_edit},
+    {"/v1/models", MHD_HTTP_METHOD_GET, "models", 1, handle_models},
+    {"/health", MHD_HTTP_METHOD_GET, "health", 0, handle_health},
+    {"/metrics", MHD_HTTP_METHOD_GET, "metrics", 0, handle_metrics},
+    /* The page itself asks for the key (its requests to /v1/ carry it). */
+    {"/", MHD_HTTP_METHOD_GET, "page", 0, handle_page},
 };
 
 static enum MHD_Result dispatch(serve_http *h, struct MHD_Connection *connection, const char *url, const char *method,
@@ -249,11 +268,7 @@ static enum MHD_Result dispatch(serve_http *h, struct MHD_Connection *connection
         return respond_error(h, connection, r->endpoint, &e);
     }
     if (r->needs_key && check_key(h, connection, &e)) return respond_error(h, connection, r->endpoint, &e);
-    if (r == &routes[0]) return handle_generation(h, connection, s);
-    if (r == &routes[1]) return handle_edit(h, connection, s);
-    if (r == &routes[2]) return handle_models(h, connection);
-    if (r == &routes[3]) return handle_health(h, connection);
-    return handle_metrics(h, connection);
+    return r->handle(h, connection, s);
 }
 
 static int gather(serve_http *h, connection_state *s, const char *data, size_t n)
@@ -287,7 +302,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
             return MHD_NO;
         }
         /* An edit's form goes through the post processor as it arrives. */
-        s->is_upload = !strcmp(url, routes[1].path) && !strcmp(method, MHD_HTTP_METHOD_POST);
+        s->is_upload = !strcmp(url, EDITS_PATH) && !strcmp(method, MHD_HTTP_METHOD_POST);
         if (s->is_upload && serve_upload_begin(&s->upload, connection, h->c.max_upload_bytes)) {
             serve_upload_free(&s->upload);
             free(s->body);

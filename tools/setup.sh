@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 # loaders' fuzz tests (tests/fuzz/).
 packages=(build-essential cmake pkg-config libpng-dev libcjson-dev libstb-dev libopenblas-dev
           libopenmpi-dev openmpi-bin libutf8proc-dev libpcre2-dev libmicrohttpd-dev curl clang libclang-rt-dev)
+# tests/cli_serve_page.sh drives moedit serve's page in headless Chromium.
+packages+=(chromium)
 # With a CUDA toolkit, pip fetches the cuDNN frontend's headers (cuDNN's fused
 # attention; tools/fetch_cudnn_frontend.sh).
 cuda=""
