@@ -772,6 +772,7 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
                 g->hooks->expert_rows[g->hooks->expert_calls] = run.moe.call_rows[i];
     }
     if (g->leader && result_add(r, path, seed)) goto done;
+    if (g->leader && g->hooks && g->hooks->on_image) g->hooks->on_image(g->hooks->user, job, path, seed);
     status = 0;
 done:
     if (!latents) error_set("out of memory for latents");

@@ -29,6 +29,10 @@ typedef struct generate_hooks {
      * prompt j / images_per_prompt); NULL: seed + image index, as always.
      * moedit serve batches requests with their own seeds this way. */
     const uint64_t *job_seeds;
+    /* On the rank that writes the files, once job `job`'s file is written
+     * (moedit serve answers a batched request as soon as its images are
+     * in). May be NULL. */
+    void (*on_image)(void *user, int job, const char *path, uint64_t seed);
 
     /* Filled by moedit_generate for this rank: */
     double vae_seconds;            /* VAE decode alone (no scaling, PNG or latents file) */

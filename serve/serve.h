@@ -31,6 +31,7 @@ typedef struct serve_options {
     int port;                /* 0: a free port (the log line says which) */
     int max_queue;           /* requests waiting at most; more: 429 */
     int max_images;          /* n at most */
+    int max_batch;           /* waiting requests of one shape run together, at most this many */
     const char *api_key;     /* NULL: none asked */
     size_t max_body_bytes;   /* larger JSON bodies: 400 */
     size_t max_upload_bytes; /* larger edit forms (the image with the fields): 400 */
@@ -40,6 +41,7 @@ typedef struct serve_options {
 #define SERVE_DEFAULT_PORT 8000
 #define SERVE_DEFAULT_MAX_QUEUE 16
 #define SERVE_DEFAULT_MAX_IMAGES 4
+#define SERVE_DEFAULT_MAX_BATCH 4
 #define SERVE_DEFAULT_MAX_BODY ((size_t)1 << 20)
 #define SERVE_DEFAULT_MAX_UPLOAD_MB 16
 

@@ -401,3 +401,54 @@ int serve_request_unpack(serve_request *r, const uint8_t *bytes, size_t length)
     }
     return 0;
 }
+
+int serve_request_pack_list(const serve_request *const *requests, int count, uint8_t **bytes, size_t *length)
+{
+    uint8_t *packed[count ? count : 1];
+    size_t sizes[count ? count : 1], total = sizeof(int64_t);
+    int made = 0;
+    for (; made < count; made++) {
+        if (serve_request_pack(requests[made], &packed[made], &sizes[made])) break;
+        total += sizeof(int64_t) + sizes[made];
+    }
+    uint8_t *out = made == count ? malloc(total) : NULL, *p = out;
+    if (out) {
+        int64_t n = count;
+        memcpy(p, &n, sizeof n), p += sizeof n;
+        for (int i = 0; i < count; i++) {
+            int64_t size = (int64_t)sizes[i];
+            memcpy(p, &size, sizeof size), p += sizeof size;
+            memcpy(p, packed[i], sizes[i]), p += sizes[i];
+        }
+    }
+    for (int i = 0; i < made; i++) free(packed[i]);
+    if (!out) return -1;
+    *bytes = out;
+    *length = total;
+    return 0;
+}
+
+int serve_request_unpack_list(serve_request *requests, int max, int *count, const uint8_t *bytes, size_t length)
+{
+    int64_t n;
+    if (length < sizeof n) return -1;
+    memcpy(&n, bytes, sizeof n);
+    if (n < 1 || n > max) return -1;
+    size_t at = sizeof n;
+    int made = 0;
+    for (; made < n; made++) {
+        int64_t size;
+        if (length - at < sizeof size) break;
+        memcpy(&size, bytes + at, sizeof size);
+        at += sizeof size;
+        if (size < 0 || (size_t)size > length - at || serve_request_unpack(&requests[made], bytes + at, (size_t)size))
+            break;
+        at += (size_t)size;
+    }
+    if (made == n) {
+        *count = made;
+        return 0;
+    }
+    for (int i = 0; i < made; i++) serve_request_free(&requests[i]);
+    return -1;
+}

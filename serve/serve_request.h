@@ -100,4 +100,10 @@ void serve_request_free(serve_request *r);
 int serve_request_pack(const serve_request *r, uint8_t **bytes, size_t *length);
 int serve_request_unpack(serve_request *r, const uint8_t *bytes, size_t length);
 
+/* Several requests (a batch) as one message: [count] then, per request,
+ * [length] and its packed bytes. Unpacking fills at most max requests; -1
+ * when the bytes are damaged (nothing left to free then). */
+int serve_request_pack_list(const serve_request *const *requests, int count, uint8_t **bytes, size_t *length);
+int serve_request_unpack_list(serve_request *requests, int max, int *count, const uint8_t *bytes, size_t length);
+
 #endif

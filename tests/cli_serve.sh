@@ -13,6 +13,8 @@
 #     oversized image, a JSON body, a mask, a strength that leaves no step: 400;
 #  4. a bounded load, 5 clients x 4 requests: all answered 200, none lost or
 #     duplicated, each image equal to its `moedit generate` twin;
+#     three requests of one shape waiting together run as one batch, each
+#     image equal to its twin;
 #  5. a failure inside one request (its image folder gone): 500 for it, and
 #     the next request is answered 200;
 #  6. a full queue (--max-queue 1): 429; an edit's upload over --max-upload: 400;
@@ -269,6 +271,41 @@ if message=$(load "$url" "$key" 5 4 "$work/load"); then
     fail "load: images differ from their moedit generate twins"
 else
   fail "load: $message"
+fi
+# 4b. batching: three requests of one shape wait behind a slow one of
+# another shape and run as one batch (--max-batch 4, the default), each
+# with its own prompt, seed and n; every image is its moedit generate twin.
+curl -s -o /dev/null -X POST "$url/v1/images/generations" "${auth[@]}" \
+  -d '{"prompt": "slow", "num_inference_steps": 1000, "size": "64x64"}' &
+slow_client=$!
+sleep 0.5
+batch_clients=()
+for spec in "first:21:1" "second:31:2" "third:41:1"; do
+  IFS=: read -r prompt seed n <<<"$spec"
+  curl -s -o "$work/batch-$prompt.json" "${post[@]}" \
+    -d "{\"prompt\": \"$prompt\", \"seed\": $seed, \"n\": $n, \"negative_prompt\": \"blue\"}" &
+  batch_clients+=($!)
+  sleep 0.1
+done
+wait "$slow_client" "${batch_clients[@]}"
+batched=0
+for seed in 21 31 41; do grep -q "seed $seed (batched): 200" "$work/serve.log" && batched=$((batched + 1)); done
+same=0
+for spec in "first:21:1" "second:31:2" "third:41:1"; do
+  IFS=: read -r prompt seed n <<<"$spec"
+  decode "$work/batch-$prompt.json" "$work/batched-$prompt"
+  "${gen[@]}" --prompt "$prompt" --negative-prompt blue --seed "$seed" --num-images-per-prompt "$n" \
+    --output "$work/batch-twin-$prompt.png"
+  for i in $(seq 0 $((n - 1))); do
+    twin="$work/batch-twin-$prompt.png"
+    [ "$n" -gt 1 ] && twin="$work/batch-twin-$prompt-$i.png"
+    cmp -s "$work/batched-$prompt-$i.png" "$twin" && same=$((same + 1))
+  done
+done
+if [ "$batched" -eq 3 ] && [ "$same" -eq 4 ]; then
+  echo "ok   3 waiting requests ran as one batch; all 4 images equal their moedit generate twins"
+else
+  fail "batching: $batched batched answers, $same of 4 images equal their twins: $(tail -5 "$work/serve.log")"
 fi
 expect_http "metrics after the load" 200 'moedit_serve_step_seconds_count' "$url/metrics"
 
