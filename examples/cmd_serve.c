@@ -67,7 +67,8 @@ int cli_serve(int argc, char **argv)
         {"max-images", OPT_INT, &max_images, "images per request (n) at most (default 4)", "N"},
         {"api-key", OPT_STRING, &o.api_key, "ask every /v1 request for 'Authorization: Bearer KEY'", "KEY"},
         {"max-batch", OPT_INT, &max_batch,
-         "waiting generations of one size, steps, guidance and negative prompt run as one batch of at most N (default 4)",
+         "waiting generations of one size, steps, guidance and negative prompt run as one batch of at most N, dealt "
+         "over the --data-parallel-size replicas (default: that size, 1 without replicas)",
          "N"},
         {"max-upload", OPT_INT, &max_upload, "an edit's upload (image and fields) at most, in MiB (default 16)", "MB"},
     };
@@ -79,8 +80,8 @@ int cli_serve(int argc, char **argv)
         status = error_set("--max-queue %lld: must be 1..100000", (long long)max_queue);
     if (status == 0 && (max_images < 1 || max_images > MOEDIT_MAX_OUTPUTS))
         status = error_set("--max-images %lld: must be 1..%d", (long long)max_images, MOEDIT_MAX_OUTPUTS);
-    if (status == 0 && (max_batch < 1 || max_batch > MOEDIT_MAX_OUTPUTS))
-        status = error_set("--max-batch %lld: must be 1..%d", (long long)max_batch, MOEDIT_MAX_OUTPUTS);
+    if (status == 0 && (max_batch < 0 || max_batch > MOEDIT_MAX_OUTPUTS))
+        status = error_set("--max-batch %lld: must be 1..%d (or 0: the default)", (long long)max_batch, MOEDIT_MAX_OUTPUTS);
     if (status == 0 && (max_upload < 1 || max_upload > 1024))
         status = error_set("--max-upload %lld: must be 1..1024 (MiB)", (long long)max_upload);
     if (status == 0) {

@@ -102,6 +102,21 @@ static uint64_t draw_seed(uint64_t id)
     return (z ^ (z >> 31)) & ((1ull << 53) - 1);
 }
 
+/* Has the client closed its end? The connection's thread waits inside this
+ * request's handler, so libmicrohttpd reads nothing from the socket
+ * meanwhile and cannot notice (its completed callback would come only after
+ * the handler returns); a peek at the socket (its fd from
+ * MHD_get_connection_info) tells: end of stream or an error means gone. */
+static int client_gone(void *user)
+{
+    struct MHD_Connection *connection = user;
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info) return 0;
+    char byte;
+    ssize_t got = recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* A parsed image request: queued, waited for, answered. The HTTP thread
  * owns the job; the generating thread fills its answer. */
 static enum MHD_Result run_job(serve_http *h, struct MHD_Connection *connection, const char *endpoint, serve_job *job)
@@ -118,7 +133,15 @@ static enum MHD_Result run_job(serve_http *h, struct MHD_Connection *connection,
         return respond_error(h, connection, endpoint, &e);
     }
     serve_metrics_set_queue_length(h->c.metrics, serve_queue_length(h->c.queue));
-    serve_queue_wait(h->c.queue, job);
+    if (serve_queue_wait_unless_gone(h->c.queue, job, client_gone, connection)) {
+        /* Status 499 (nginx's "client closed request") in the metrics; MHD_NO closes the connection. */
+        serve_metrics_count(h->c.metrics, endpoint, 499);
+        serve_metrics_set_queue_length(h->c.metrics, serve_queue_length(h->c.queue));
+        if (h->c.log)
+            fprintf(h->c.log, "serve: request %llu: dropped from the queue after %.3f s: its client left\n",
+                    (unsigned long long)job->request.id, timer_seconds() - job->accepted_at);
+        return MHD_NO;
+    }
     serve_metrics_observe(h->c.metrics, SERVE_REQUEST_SECONDS, timer_seconds() - job->accepted_at);
     serve_metrics_count(h->c.metrics, endpoint, job->body ? job->http_status : 500);
     enum MHD_Result result = respond(connection, job->http_status, "application/json", job->body);
@@ -277,17 +300,7 @@ static int gather(serve_http *h, connection_state *s, const char *data, size_t n
         s->too_large = 1;
         return 0;
     }
-    if (s->used + n + 1 > s->capacity) {
-        size_t capacity = 2 * (s->used + n + 1);
-        char *grown = realloc(s->body, capacity);
-        if (!grown) return -1;
-        s->body = grown;
-        s->capacity = capacity;
-    }
-    memcpy(s->body + s->used, data, n);
-    s->used += n;
-    s->body[s->used] = 0;
-    return 0;
+    return serve_bytes_append(&s->body, &s->used, &s->capacity, data, n);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,

@@ -1,7 +1,9 @@
 /* The HTTP side of `moedit serve` on rank 0: a libmicrohttpd daemon (one
  * thread per connection) that routes, authenticates and parses requests,
  * queues image requests for the generating thread and waits for their
- * answers (serve_queue.h). It never touches the model or the world's ranks. */
+ * answers (serve_queue.h). It never touches the model or the world's ranks.
+ * A client that leaves while its request waits in the queue takes the
+ * request with it: it never runs. */
 #ifndef MOEDIT_SERVE_SERVE_HTTP_H
 #define MOEDIT_SERVE_SERVE_HTTP_H
 
@@ -10,6 +12,7 @@
 #include "serve/serve_request.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct serve_http serve_http;
 
@@ -24,6 +27,7 @@ typedef struct serve_http_config {
     const char *model_id;    /* GET /v1/models */
     serve_queue *queue;
     serve_metrics *metrics;
+    FILE *log;               /* a line per request dropped because its client left; NULL: none */
 } serve_http_config;
 
 /* Starts listening; -1 with error_set (address in use, bad host). */

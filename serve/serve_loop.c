@@ -30,6 +30,7 @@
 #include "serve/serve_http.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_queue.h"
+#include "serve/serve_replicas.h"
 #include "serve/serve_request.h"
 
 #include <pthread.h>
@@ -73,6 +74,8 @@ typedef struct serve_state {
     char model_id[256];
     int leaving;            /* rank 0's loop is done (__atomic): the watcher ends */
     serve_batch *batch;     /* rank 0, while a batch runs */
+    int replicas;           /* --data-parallel-size (1: none) */
+    int max_batch;          /* --max-batch, or the replicas when not given */
 } serve_state;
 
 static void on_step(void *user, int step, double seconds)
@@ -207,11 +210,18 @@ static void answer(serve_state *s, int k, int failed, serve_error *e)
     int http_status = body && !failed && e->status == 200 ? 200 : failed ? 500 : e->status;
     for (int i = b->first_image[k]; i < b->first_image[k] + b->written[k]; i++) unlink(b->files[i]);
     if (http_status == 200) serve_metrics_images(&s->metrics, request->n);
+    char where[64] = ""; /* the replicas that made its images (job j: replica j % K) */
+    for (int r = 0; r < s->replicas && s->replicas > 1; r++)
+        for (int j = b->first_image[k]; j < b->first_image[k] + request->n; j++)
+            if (j % s->replicas == r) {
+                snprintf(where + strlen(where), sizeof where - strlen(where), "%s%d", where[0] ? "," : " on replica ", r);
+                break;
+            }
     if (s->o->log)
-        fprintf(s->o->log, "serve: request %llu%s: %lldx%lld, %lld steps, n %d, seed %llu%s: %d in %.3f s\n",
+        fprintf(s->o->log, "serve: request %llu%s: %lldx%lld, %lld steps, n %d, seed %llu%s%s: %d in %.3f s\n",
                 (unsigned long long)request->id, request->edit ? " (edit)" : "", (long long)request->width,
                 (long long)request->height, (long long)request->steps, request->n, (unsigned long long)request->seed,
-                b->count > 1 ? " (batched)" : "", http_status, timer_seconds() - b->started);
+                b->count > 1 ? " (batched)" : "", where, http_status, timer_seconds() - b->started);
     b->answered[k] = 1;
     serve_queue_finish(&s->queue, b->jobs[k], http_status, body);
 }
@@ -292,6 +302,9 @@ static void serve_batch_everywhere(serve_state *s, serve_job **jobs, int count)
     moedit_generate_result r = {0};
     int failed = status ? 1 : run_requests(s, requests, count, &r);
     failed = any_failed(s, failed);
+    if (!failed && s->replicas > 1 &&
+        serve_replicas_gather(s->w, s->group, s->replicas, &r, s->folder, requests[0].id, on_image, s))
+        failed = 1;
     serve_error e;
     if (!failed)
         serve_error_set(&e, 500, "server_error", NULL, NULL, "the run ended without this request's images");
@@ -313,7 +326,7 @@ static void serve_batch_everywhere(serve_state *s, serve_job **jobs, int count)
 /* The other ranks: run what rank 0 sends until it says stop. */
 static int follow(serve_state *s)
 {
-    serve_request *requests = calloc((size_t)s->o->max_batch, sizeof *requests);
+    serve_request *requests = calloc((size_t)s->max_batch, sizeof *requests);
     if (!requests) return error_set("out of memory for a batch of requests");
     for (;;) {
         int kind = MESSAGE_STOP, count = 0;
@@ -328,16 +341,17 @@ static int follow(serve_state *s)
             free(requests);
             return 0;
         }
-        int status = serve_request_unpack_list(requests, s->o->max_batch, &count, bytes, length)
+        int status = serve_request_unpack_list(requests, s->max_batch, &count, bytes, length)
                          ? error_set("a request arrived damaged")
                          : 0;
         free(bytes);
         moedit_generate_result r = {0};
         if (!status) status = run_requests(s, requests, count, &r);
+        if (!any_failed(s, status) && s->replicas > 1)
+            serve_replicas_gather(s->w, s->group, s->replicas, &r, s->folder, 0, NULL, NULL);
         remove_files(&r);
         moedit_generate_result_free(&r);
         for (int k = 0; k < count; k++) serve_request_free(&requests[k]);
-        any_failed(s, status);
         error_clear();
     }
 }
@@ -373,10 +387,10 @@ static int lead(serve_state *s, const serve_http_config *config)
     pthread_t watcher;
     int watching = pthread_create(&watcher, NULL, watch_for_stop, s) == 0;
     if (!watching) stop_requested = 1; /* no watcher: serve nothing rather than never stop */
-    serve_job **jobs = calloc((size_t)s->o->max_batch, sizeof *jobs);
+    serve_job **jobs = calloc((size_t)s->max_batch, sizeof *jobs);
     if (!jobs) stop_requested = 1;
     for (;;) {
-        int count = jobs ? serve_queue_pop_batch(&s->queue, 0.1, jobs, s->o->max_batch, joins_batch) : 0;
+        int count = jobs ? serve_queue_pop_batch(&s->queue, 0.1, jobs, s->max_batch, joins_batch) : 0;
         if (count) serve_batch_everywhere(s, jobs, count);
         else if (serve_queue_closed(&s->queue) || (!watching && stop_requested) || !jobs) break;
         if (s->o->log) fflush(s->o->log);
@@ -427,13 +441,11 @@ static int check_options(const serve_options *o)
     if (o->max_queue < 1 || o->max_queue > 100000) return error_set("--max-queue %d: must be 1..100000", o->max_queue);
     if (o->max_images < 1 || o->max_images > MOEDIT_MAX_OUTPUTS)
         return error_set("--max-images %d: must be 1..%d", o->max_images, MOEDIT_MAX_OUTPUTS);
-    if (o->max_batch < 1 || o->max_batch * o->max_images > MOEDIT_MAX_OUTPUTS)
+    int replicas = o->base.parallel.data_parallel > 1 ? o->base.parallel.data_parallel : 1;
+    int max_batch = o->max_batch ? o->max_batch : replicas;
+    if (max_batch < 1 || max_batch * o->max_images > MOEDIT_MAX_OUTPUTS)
         return error_set("--max-batch %d: must be at least 1, and --max-batch x --max-images (%d) at most %d images",
-                         o->max_batch, o->max_images, MOEDIT_MAX_OUTPUTS);
-    if (o->base.parallel.data_parallel > 1)
-        return error_set("serve: --data-parallel-size %d: replicas serving different requests are not built yet; "
-                         "serve runs one request at a time over the whole layout",
-                         o->base.parallel.data_parallel);
+                         max_batch, o->max_images, MOEDIT_MAX_OUTPUTS);
     if (o->api_key && !*o->api_key) return error_set("--api-key: an empty key");
     return 0;
 }
@@ -455,10 +467,12 @@ int serve_run(const serve_options *o)
     s.hooks.user = &s;
     s.hooks.on_step = on_step;
     s.hooks.on_image = on_image;
+    s.replicas = o->base.parallel.data_parallel > 1 ? o->base.parallel.data_parallel : 1;
+    s.max_batch = o->max_batch ? o->max_batch : s.replicas; /* 0: one request per replica */
     s.hooks.keep_model = 1;
     model_id_of(o->base.model_dir ? o->base.model_dir : "", s.model_id, sizeof s.model_id);
     serve_http_config config = {o->host, o->port, o->api_key, o->max_body_bytes, o->max_upload_bytes, s.folder, {0},
-                                s.model_id, &s.queue, &s.metrics};
+                                s.model_id, &s.queue, &s.metrics, o->log};
     serve_limits *l = &config.limits;
     int status = check_options(o);
     if (!status) status = generate_size_multiple(o->base.model_dir, "serve", &l->size_multiple);

@@ -93,6 +93,41 @@ void serve_queue_wait(serve_queue *q, serve_job *job)
     pthread_mutex_unlock(&q->lock);
 }
 
+/* Takes job out of the queue when it is still there; with the lock held. */
+static int remove_waiting(serve_queue *q, serve_job *job)
+{
+    int found = 0;
+    for (int i = 0, kept = 0; i < q->count; i++) {
+        serve_job *other = q->jobs[(q->head + i) % q->capacity];
+        if (other == job) found = 1;
+        else q->jobs[(q->head + kept++) % q->capacity] = other;
+    }
+    q->count -= found;
+    return found;
+}
+
+int serve_queue_wait_unless_gone(serve_queue *q, serve_job *job, int (*gone)(void *user), void *user)
+{
+    pthread_mutex_lock(&q->lock);
+    while (!job->done) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000L;
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&q->changed, &q->lock, &until);
+        if (job->done) break;
+        pthread_mutex_unlock(&q->lock);
+        int left = gone(user);
+        pthread_mutex_lock(&q->lock);
+        if (left && !job->done && remove_waiting(q, job)) {
+            pthread_mutex_unlock(&q->lock);
+            return 1;
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
+
 void serve_queue_close(serve_queue *q)
 {
     pthread_mutex_lock(&q->lock);

@@ -44,6 +44,11 @@ int serve_queue_pop_batch(serve_queue *q, double timeout_seconds, serve_job **jo
 /* Hands the answer to the waiting HTTP thread (takes body). */
 void serve_queue_finish(serve_queue *q, serve_job *job, int http_status, char *body);
 void serve_queue_wait(serve_queue *q, serve_job *job);
+/* The same, asking gone(user) every tenth of a second while the job waits
+ * in the queue: once it says the client left, the job leaves the queue
+ * (never runs) and this returns 1. A job already taken to run is waited
+ * for (0). */
+int serve_queue_wait_unless_gone(serve_queue *q, serve_job *job, int (*gone)(void *user), void *user);
 /* Refuses later pushes; the jobs already in stay. */
 void serve_queue_close(serve_queue *q);
 int serve_queue_length(serve_queue *q);

@@ -7,17 +7,18 @@
 
 static int is_image_part(const char *key) { return !strcmp(key, "image") || !strcmp(key, "image[]"); }
 
-static int append_image(serve_upload *u, const char *data, size_t size)
+int serve_bytes_append(char **data, size_t *used, size_t *capacity, const char *more, size_t n)
 {
-    if (u->image_bytes + size > u->image_capacity) {
-        size_t capacity = 2 * (u->image_bytes + size);
-        uint8_t *grown = realloc(u->image, capacity);
+    if (*used + n + 1 > *capacity) {
+        size_t grown_capacity = 2 * (*used + n + 1);
+        char *grown = realloc(*data, grown_capacity);
         if (!grown) return -1;
-        u->image = grown;
-        u->image_capacity = capacity;
+        *data = grown;
+        *capacity = grown_capacity;
     }
-    memcpy(u->image + u->image_bytes, data, size);
-    u->image_bytes += size;
+    memcpy(*data + *used, more, n);
+    *used += n;
+    (*data)[*used] = 0;
     return 0;
 }
 
@@ -49,7 +50,9 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     if (!key) return MHD_YES;
     if (is_image_part(key)) {
         if (offset == 0) u->images++;
-        return u->images > 1 || append_image(u, data, size) == 0 ? MHD_YES : MHD_NO;
+        return u->images > 1 || serve_bytes_append(&u->image, &u->image_bytes, &u->image_capacity, data, size) == 0
+                   ? MHD_YES
+                   : MHD_NO;
     }
     /* Another file part (a mask, say) becomes a field of its name reading
      * "(file)", which the request's parser refuses as it refuses text. */
@@ -96,7 +99,7 @@ int serve_upload_finish(serve_upload *u, serve_error *e)
 
 uint8_t *serve_upload_take_image(serve_upload *u, size_t *bytes)
 {
-    uint8_t *image = u->images == 1 ? u->image : NULL;
+    uint8_t *image = u->images == 1 ? (uint8_t *)u->image : NULL;
     *bytes = image ? u->image_bytes : 0;
     if (image) u->image = NULL;
     return image;

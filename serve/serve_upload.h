@@ -15,10 +15,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Appends n bytes to a growing buffer data[used] of *capacity (doubling),
+ * keeping a NUL after them; -1 when out of memory. Gathers the image here and
+ * JSON bodies in serve_http.c. */
+int serve_bytes_append(char **data, size_t *used, size_t *capacity, const char *more, size_t n);
+
 typedef struct serve_upload {
     struct MHD_PostProcessor *processor; /* NULL: the body is not a form */
     cJSON *fields;
-    uint8_t *image;
+    char *image;
     size_t image_bytes, image_capacity;
     int images;                          /* image parts seen */
     size_t received, limit;

@@ -18,11 +18,15 @@
 #  5. a failure inside one request (its image folder gone): 500 for it, and
 #     the next request is answered 200;
 #  6. a full queue (--max-queue 1): 429; an edit's upload over --max-upload: 400;
+#     a client that leaves (curl --max-time) while its request waits: the
+#     request is dropped from the queue, never run;
 #  7. SIGTERM during a request: that request is answered, exit status 0;
 #  8. two ranks with --cfg-parallel-size 2 under mpirun: an answer equal to
 #     `mpirun -np 2 moedit generate --cfg-parallel-size 2`'s file, 3 clients x
 #     2 requests, an edit equal to `mpirun -np 2 moedit edit`'s pixels,
-#     SIGTERM to rank 0: every rank exits 0.
+#     SIGTERM to rank 0: every rank exits 0;
+#  9. two ranks with --data-parallel-size 2: two waiting requests run at
+#     once, one per replica, each image its moedit generate twin.
 # usage: cli_serve.sh MOEDIT FIXTURES
 . "$(dirname "$0")/common_cli.sh"
 export TMPDIR="$work"
@@ -97,10 +101,13 @@ PY
 }
 
 settings=(--height 32 --width 32 --num-inference-steps 2 --guidance-scale 5)
+expect_error "--max-batch -1" "--max-batch -1: must be" "$moedit" serve --model "$model" --max-batch -1
+expect_error "--max-batch x --max-images too many" "at most 1024 images" "$moedit" serve --model "$model" --max-batch 300 --port 0
+expect_error "--max-upload 0" "--max-upload 0: must be" "$moedit" serve --model "$model" --max-upload 0
 gen=("$moedit" generate --model "$model" "${settings[@]}" --quiet)
 key=secret-key
 start_server "$work/serve.log" "$moedit" serve --model "$model" "${settings[@]}" --api-key "$key" --max-queue 8 \
-  --max-images 4 || finish cli_serve
+  --max-images 4 --max-batch 4 || finish cli_serve
 auth=(-H "Authorization: Bearer $key")
 post=(-X POST "$url/v1/images/generations" "${auth[@]}" -H "Content-Type: application/json")
 
@@ -273,7 +280,7 @@ else
   fail "load: $message"
 fi
 # 4b. batching: three requests of one shape wait behind a slow one of
-# another shape and run as one batch (--max-batch 4, the default), each
+# another shape and run as one batch (--max-batch 4), each
 # with its own prompt, seed and n; every image is its moedit generate twin.
 curl -s -o /dev/null -X POST "$url/v1/images/generations" "${auth[@]}" \
   -d '{"prompt": "slow", "num_inference_steps": 1000, "size": "64x64"}' &
@@ -339,6 +346,25 @@ case "$codes" in
   *) fail "full queue: statuses $codes: $(cat "$work/queue.log")" ;;
 esac
 
+# 6b. a client that leaves while its request waits (curl --max-time): the
+# request leaves the queue and never runs, so with --max-queue 1 the next
+# request finds room (200, not 429); the metrics count it as 499.
+curl -s -o /dev/null -X POST "$url/v1/images/generations" -d "$slow" &
+slow_client=$!
+sleep 0.5
+curl -s -o /dev/null --max-time 1 -X POST "$url/v1/images/generations" -d '{"prompt": "gone", "seed": 77}'
+gone_status=$?
+sleep 0.3
+after=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/v1/images/generations" -d '{"prompt": "after", "seed": 78}')
+wait "$slow_client"
+if [ "$gone_status" -eq 28 ] && [ "$after" = 200 ] && grep -q "dropped from the queue .*: its client left" "$work/queue.log" &&
+   ! grep -q "seed 77" "$work/queue.log" &&
+   curl -s "$url/metrics" | grep -q 'moedit_serve_requests_total{endpoint="images_generations",status="499"} 1'; then
+  echo "ok   a client gone after 1 s: its request dropped from the queue, never run; the next one found room (200)"
+else
+  fail "client that left: curl $gone_status, next request $after: $(tail -4 "$work/queue.log")"
+fi
+
 # 7. SIGTERM while a request runs (four images of 1000 steps): it is
 # answered, after the "stopping" line, and the exit status is 0.
 curl -s -o /dev/null -w '%{http_code}' -X POST "$url/v1/images/generations" \
@@ -382,4 +408,35 @@ kill -TERM "$rank0"
 wait "$server"
 status=$?
 [ "$status" -eq 0 ] && echo "ok   2 ranks: SIGTERM to rank 0, every rank exits 0" || fail "2 ranks: exit $status: $(tail -3 "$log2")"
+# 9. two data-parallel replicas: two requests waiting together (behind a
+# slow one) run at once, one on each replica, in one run; their images are
+# the files of mpirun -np 2 moedit generate --data-parallel-size 2.
+log3="$work/dp.log"
+start_server "$log3" "${mpi[@]}" "$moedit" serve --model "$model" "${settings[@]}" --data-parallel-size 2 ||
+  finish cli_serve
+curl -s -o /dev/null -X POST "$url/v1/images/generations" -d "$slow" &
+slow_client=$!
+sleep 0.5
+mkdir -p "$work/dp"
+dp_clients=()
+for i in 0 1; do
+  curl -s -o "$work/dp/answer-$i.json" -X POST "$url/v1/images/generations" \
+    -d "{\"prompt\": \"replica $i\", \"seed\": 5, \"negative_prompt\": \"blue\"}" &
+  dp_clients+=($!)
+  sleep 0.1
+done
+wait "$slow_client" "${dp_clients[@]}"
+printf 'replica 0\nreplica 1\n' >"$work/dp/prompts.txt"
+for i in 0 1; do decode "$work/dp/answer-$i.json" "$work/dp/served-$i"; mv "$work/dp/served-$i-0.png" "$work/dp/load-$i.png"; done
+if grep -q "seed 5 (batched) on replica 0: 200" "$log3" && grep -q "seed 5 (batched) on replica 1: 200" "$log3" &&
+   twins "$work/dp" 2 "${mpi[@]}" "${gen[@]}" --data-parallel-size 2; then
+  echo "ok   2 replicas: two waiting requests ran at once, one per replica, each its moedit generate twin"
+else
+  fail "2 replicas: $(tail -3 "$log3")"
+fi
+rank0=$(grep -o 'pid [0-9]*' "$log3" | head -1 | cut -d' ' -f2)
+kill -TERM "$rank0"
+wait "$server"
+status=$?
+[ "$status" -eq 0 ] && echo "ok   2 replicas: SIGTERM to rank 0, every rank exits 0" || fail "2 replicas: exit $status"
 finish cli_serve
