@@ -66,6 +66,21 @@ static int read_integer(const cJSON *item, const char *name, double low, double 
     return 0;
 }
 
+/* A finite JSON number in [low, high] (low itself excluded when low_open) into *value. */
+static int read_number(const cJSON *item, const char *name, double low, double high, int low_open, double *value,
+                       serve_error *e)
+{
+    if (!cJSON_IsNumber(item)) return bad(e, name, "invalid_type", "'%s' must be a number%s", "");
+    double v = item->valuedouble;
+    if (!isfinite(v) || v < low || (low_open && v == low) || v > high) {
+        char range[96];
+        snprintf(range, sizeof range, low_open ? " in (%g, %g]" : " between %g and %g", low, high);
+        return bad(e, name, "invalid_value", "'%s' must be a number%s", range);
+    }
+    *value = v;
+    return 0;
+}
+
 static int read_string(const cJSON *item, const char *name, char **value, serve_error *e)
 {
     if (!cJSON_IsString(item)) return bad(e, name, "invalid_type", "'%s' must be a string%s", "");
@@ -133,13 +148,7 @@ static int read_edit_field(const cJSON *item, serve_request *r, serve_error *e)
 {
     const char *name = item->string;
     int choice;
-    if (!strcmp(name, "strength")) {
-        if (!cJSON_IsNumber(item)) return bad(e, name, "invalid_type", "'%s' must be a number%s", "");
-        if (!(item->valuedouble > 0 && item->valuedouble <= 1))
-            return bad(e, name, "invalid_value", "'%s' must be in (0, 1]%s", "");
-        r->strength = item->valuedouble;
-        return 0;
-    }
+    if (!strcmp(name, "strength")) return read_number(item, name, 0, 1, 1, &r->strength, e);
     if (!strcmp(name, "edit_mode")) {
         static const char *const modes[] = {"strength", "context"};
         if (read_choice(item, name, modes, 2, &choice, e)) return -1;
@@ -175,13 +184,7 @@ static int read_field(const cJSON *item, const serve_limits *l, serve_request *r
         return 0;
     }
     if (!strcmp(name, "num_inference_steps")) return read_integer(item, name, 1, SERVE_MAX_STEPS, &r->steps, e);
-    if (!strcmp(name, "guidance_scale")) {
-        if (!cJSON_IsNumber(item)) return bad(e, name, "invalid_type", "'%s' must be a number%s", "");
-        if (!isfinite(item->valuedouble) || item->valuedouble < 0 || item->valuedouble > 100)
-            return bad(e, name, "invalid_value", "'%s' must be between 0 and 100%s", "");
-        r->guidance = item->valuedouble;
-        return 0;
-    }
+    if (!strcmp(name, "guidance_scale")) return read_number(item, name, 0, 100, 0, &r->guidance, e);
     if (!strcmp(name, "response_format")) {
         static const char *const formats[] = {"b64_json", "url"};
         if (read_choice(item, name, formats, 2, &choice, e)) return -1;

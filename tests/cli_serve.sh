@@ -349,7 +349,8 @@ esac
 # 6b. a client that leaves while its request waits (curl --max-time): the
 # request leaves the queue and never runs, so with --max-queue 1 the next
 # request finds room (200, not 429); the metrics count it as 499.
-curl -s -o /dev/null -X POST "$url/v1/images/generations" -d "$slow" &
+curl -s -o /dev/null -X POST "$url/v1/images/generations" \
+  -d '{"prompt": "slow", "num_inference_steps": 1000, "size": "64x64", "n": 4}' &
 slow_client=$!
 sleep 0.5
 curl -s -o /dev/null --max-time 1 -X POST "$url/v1/images/generations" -d '{"prompt": "gone", "seed": 77}'
