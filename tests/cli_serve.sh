@@ -283,7 +283,7 @@ fi
 # another shape and run as one batch (--max-batch 4), each
 # with its own prompt, seed and n; every image is its moedit generate twin.
 curl -s -o /dev/null -X POST "$url/v1/images/generations" "${auth[@]}" \
-  -d '{"prompt": "slow", "num_inference_steps": 1000, "size": "64x64"}' &
+  -d '{"prompt": "slow", "num_inference_steps": 1000, "size": "64x64", "n": 4}' &
 slow_client=$!
 sleep 0.5
 batch_clients=()
@@ -415,7 +415,8 @@ status=$?
 log3="$work/dp.log"
 start_server "$log3" "${mpi[@]}" "$moedit" serve --model "$model" "${settings[@]}" --data-parallel-size 2 ||
   finish cli_serve
-curl -s -o /dev/null -X POST "$url/v1/images/generations" -d "$slow" &
+curl -s -o /dev/null -X POST "$url/v1/images/generations" \
+  -d '{"prompt": "slow", "num_inference_steps": 1000, "size": "64x64", "n": 4}' &
 slow_client=$!
 sleep 0.5
 mkdir -p "$work/dp"
