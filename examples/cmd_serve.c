@@ -15,10 +15,11 @@
 
 static const char usage[] =
     "usage: [mpirun -np N] moedit serve --model DIR [layout options] [--host 127.0.0.1] [--port 8000]\n"
-    "                      [--max-queue N] [--max-images N] [--api-key KEY]\n"
+    "                      [--max-queue N] [--max-images N] [--max-batch N] [--api-key KEY] [--max-upload MB]\n"
     "\n"
-    "Loads the model once and answers POST /v1/images/generations (OpenAI Images API), GET /v1/models,\n"
-    "GET /health and GET /metrics (Prometheus) on rank 0; every request runs on every rank of the layout.\n"
+    "Loads the model once and answers POST /v1/images/generations and /v1/images/edits (OpenAI Images API),\n"
+    "GET /v1/models, GET /health and GET /metrics (Prometheus) on rank 0; every request runs on every rank\n"
+    "of the layout.\n"
     "--height, --width, --num-inference-steps, --guidance-scale and --negative-prompt are the defaults of\n"
     "requests that leave them out. See docs/serve.md.";
 
@@ -57,13 +58,19 @@ int cli_serve(int argc, char **argv)
         if (!per_run_option(generate[i].name)) options[count++] = generate[i];
     serve_options o = {.port = SERVE_DEFAULT_PORT, .max_queue = SERVE_DEFAULT_MAX_QUEUE,
                        .max_images = SERVE_DEFAULT_MAX_IMAGES, .max_body_bytes = SERVE_DEFAULT_MAX_BODY};
-    int64_t port = SERVE_DEFAULT_PORT, max_queue = SERVE_DEFAULT_MAX_QUEUE, max_images = SERVE_DEFAULT_MAX_IMAGES;
+    int64_t port = SERVE_DEFAULT_PORT, max_queue = SERVE_DEFAULT_MAX_QUEUE, max_images = SERVE_DEFAULT_MAX_IMAGES,
+            max_upload = SERVE_DEFAULT_MAX_UPLOAD_MB, max_batch = SERVE_DEFAULT_MAX_BATCH;
     cli_option own[] = {
         {"host", OPT_STRING, &o.host, "address to listen on (default 127.0.0.1: this machine only)", "HOST"},
         {"port", OPT_INT, &port, "TCP port (default 8000; 0: a free one, printed on stderr)", "PORT"},
         {"max-queue", OPT_INT, &max_queue, "requests waiting at most; more are answered 429 (default 16)", "N"},
         {"max-images", OPT_INT, &max_images, "images per request (n) at most (default 4)", "N"},
         {"api-key", OPT_STRING, &o.api_key, "ask every /v1 request for 'Authorization: Bearer KEY'", "KEY"},
+        {"max-batch", OPT_INT, &max_batch,
+         "waiting generations of one size, steps, guidance and negative prompt run as one batch of at most N, dealt "
+         "over the --data-parallel-size replicas (default: that size, 1 without replicas)",
+         "N"},
+        {"max-upload", OPT_INT, &max_upload, "an edit's upload (image and fields) at most, in MiB (default 16)", "MB"},
     };
     for (size_t i = 0; i < sizeof own / sizeof *own; i++) options[count++] = own[i];
     int status = cli_parse(argc, argv, usage, options, count);
@@ -73,8 +80,22 @@ int cli_serve(int argc, char **argv)
         status = error_set("--max-queue %lld: must be 1..100000", (long long)max_queue);
     if (status == 0 && (max_images < 1 || max_images > MOEDIT_MAX_OUTPUTS))
         status = error_set("--max-images %lld: must be 1..%d", (long long)max_images, MOEDIT_MAX_OUTPUTS);
+    if (status == 0 && (max_batch < 0 || max_batch > MOEDIT_MAX_OUTPUTS))
+        status = error_set("--max-batch %lld: must be 1..%d (or 0: the default)", (long long)max_batch, MOEDIT_MAX_OUTPUTS);
+    if (status == 0 && (max_upload < 1 || max_upload > 1024))
+        status = error_set("--max-upload %lld: must be 1..1024 (MiB)", (long long)max_upload);
+    /* Replicas serve different requests, whose image counts need not divide
+     * over them; a world-wide expert group needs every rank in every MoE call. */
+    if (status == 0 && a->o.parallel.expert_parallel_scope == MOEDIT_EXPERT_SCOPE_WORLD &&
+        a->o.parallel.data_parallel > 1)
+        status = error_set("serve: --expert-parallel-scope world with --data-parallel-size %d: the replicas serve "
+                           "different requests, and every rank of a world expert group must run every MoE layer "
+                           "alike; use --expert-parallel-scope branch",
+                           a->o.parallel.data_parallel);
     if (status == 0) {
         o.base = a->o;
+        o.max_upload_bytes = (size_t)max_upload << 20;
+        o.max_batch = (int)max_batch;
         o.port = (int)port;
         o.max_queue = (int)max_queue;
         o.max_images = (int)max_images;

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "pipelines/edit_image.h"
 #include "pipelines/generate.h"
+#include "pipelines/generate_hooks.h"
 #include "pipelines/scheduler.h"
 
 #include <math.h>
@@ -42,7 +43,8 @@ static int validate_edit(const moedit_edit_options *e, double strength)
     return 0;
 }
 
-int moedit_edit(const moedit_edit_options *e, moedit_generate_result *r)
+/* moedit_edit, with moedit serve's hooks (generate_hooks.h) or none. */
+static int edit_run(const moedit_edit_options *e, generate_hooks *hooks, moedit_generate_result *r)
 {
     memset(r, 0, sizeof *r);
     const moedit_generate_options *b = &e->base;
@@ -63,8 +65,15 @@ int moedit_edit(const moedit_edit_options *e, moedit_generate_result *r)
     o.height = image.height;
     o.width = image.width;
     generate_condition condition = {image.pixels, e->image_path, strength, e->mode == MOEDIT_EDIT_CONTEXT};
-    generate_plan plan = {"edit", &condition, NULL, NULL};
+    generate_plan plan = {"edit", &condition, NULL, hooks};
     int status = generate_run(&o, &plan, r);
     edit_image_free(&image);
     return status;
+}
+
+int moedit_edit(const moedit_edit_options *e, moedit_generate_result *r) { return edit_run(e, NULL, r); }
+
+int edit_with_hooks(const moedit_edit_options *e, generate_hooks *hooks, moedit_generate_result *r)
+{
+    return edit_run(e, hooks, r);
 }

@@ -782,6 +782,7 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
                 g->hooks->expert_rows[g->hooks->expert_calls] = run.moe.call_rows[i];
     }
     if (g->leader && result_add(r, path, seed)) goto done;
+    if (g->leader && g->hooks && g->hooks->on_image) g->hooks->on_image(g->hooks->user, job, path, seed);
     status = 0;
 done:
     if (!latents) error_set("out of memory for latents");
@@ -897,7 +898,8 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
         if (job % replicas != replica) continue;
         char path[4200];
         job_path(&g, job, total, path, sizeof path);
-        uint64_t seed = o->seed + (uint64_t)(job % o->images_per_prompt);
+        uint64_t seed = g.hooks && g.hooks->job_seeds ? g.hooks->job_seeds[job]
+                                                      : o->seed + (uint64_t)(job % o->images_per_prompt);
         status = run_job(&g, job, total, prompts[job / o->images_per_prompt], seed, path, r);
     }
     if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);

@@ -2,7 +2,9 @@
  * (bench/bench_layouts.c): it times every denoising step and every
  * collective of a layout, and reads the memory a run holds, without a second
  * copy of the pipeline. A run without hooks (generate_plan.hooks NULL) is
- * exactly the run with them, less the probes. */
+ * exactly the run with them, less the probes. moedit serve (serve/) also
+ * keeps the model between runs and gives each job its own seed, so that
+ * several requests run as one run's jobs. */
 #ifndef MOEDIT_PIPELINES_GENERATE_HOOKS_H
 #define MOEDIT_PIPELINES_GENERATE_HOOKS_H
 
@@ -23,6 +25,14 @@ typedef struct generate_hooks {
     /* Keep the loaded model for the next run with the same model and shard
      * (model_bundle_keep); the caller drops it with model_bundle_drop_kept. */
     int keep_model;
+    /* [prompt_count * images_per_prompt]: the seed of each job (job j is
+     * prompt j / images_per_prompt); NULL: seed + image index, as always.
+     * moedit serve batches requests with their own seeds this way. */
+    const uint64_t *job_seeds;
+    /* On the rank that writes the files, once job `job`'s file is written
+     * (moedit serve answers a batched request as soon as its images are
+     * in). May be NULL. */
+    void (*on_image)(void *user, int job, const char *path, uint64_t seed);
 
     /* Filled by moedit_generate for this rank: */
     double vae_seconds;            /* VAE decode alone (no scaling, PNG or latents file) */
@@ -39,5 +49,8 @@ typedef struct generate_hooks {
 /* moedit_generate with the probes. */
 int generate_with_hooks(const moedit_generate_options *options, generate_hooks *hooks,
                         moedit_generate_result *result);
+
+/* moedit_edit with the hooks (pipelines/edit.c). */
+int edit_with_hooks(const moedit_edit_options *options, generate_hooks *hooks, moedit_generate_result *result);
 
 #endif

@@ -6,6 +6,8 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "serve/serve_page.h"
+#include "serve/serve_upload.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -30,11 +32,14 @@ struct serve_http {
     time_t started;
 };
 
-/* One connection's request body, gathered across calls. */
+/* One connection's request body, gathered across calls: a JSON body as
+ * bytes, an edit's form by the post processor. */
 typedef struct connection_state {
     char *body;
     size_t used, capacity;
     int too_large;
+    int is_upload;
+    serve_upload upload;
 } connection_state;
 
 static enum MHD_Result respond(struct MHD_Connection *connection, int status, const char *content_type, char *body)
@@ -97,6 +102,68 @@ static uint64_t draw_seed(uint64_t id)
     return (z ^ (z >> 31)) & ((1ull << 53) - 1);
 }
 
+/* Has the client closed its end? The connection's thread waits inside this
+ * request's handler, so libmicrohttpd reads nothing from the socket
+ * meanwhile and cannot notice (its completed callback would come only after
+ * the handler returns); a peek at the socket (its fd from
+ * MHD_get_connection_info) tells: end of stream or an error means gone. */
+static int client_gone(void *user)
+{
+    struct MHD_Connection *connection = user;
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info) return 0;
+    char byte;
+    ssize_t got = recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* A parsed image request: queued, waited for, answered. The HTTP thread
+ * owns the job; the generating thread fills its answer. */
+static enum MHD_Result run_job(serve_http *h, struct MHD_Connection *connection, const char *endpoint, serve_job *job)
+{
+    serve_error e;
+    job->accepted_at = timer_seconds();
+    int pushed = serve_queue_push(h->c.queue, job);
+    if (pushed != 0) {
+        if (pushed == SERVE_QUEUE_FULL)
+            serve_error_set(&e, 429, "rate_limit_error", NULL, "queue_full",
+                            "the server's queue is full (%d requests waiting); retry later", h->c.queue->capacity);
+        else
+            serve_error_set(&e, 503, "server_error", NULL, "shutting_down", "the server is shutting down");
+        return respond_error(h, connection, endpoint, &e);
+    }
+    serve_metrics_set_queue_length(h->c.metrics, serve_queue_length(h->c.queue));
+    if (serve_queue_wait_unless_gone(h->c.queue, job, client_gone, connection)) {
+        /* Status 499 (nginx's "client closed request") in the metrics; MHD_NO closes the connection. */
+        serve_metrics_count(h->c.metrics, endpoint, 499);
+        serve_metrics_set_queue_length(h->c.metrics, serve_queue_length(h->c.queue));
+        if (h->c.log)
+            fprintf(h->c.log, "serve: request %llu: dropped from the queue after %.3f s: its client left\n",
+                    (unsigned long long)job->request.id, timer_seconds() - job->accepted_at);
+        return MHD_NO;
+    }
+    serve_metrics_observe(h->c.metrics, SERVE_REQUEST_SECONDS, timer_seconds() - job->accepted_at);
+    serve_metrics_count(h->c.metrics, endpoint, job->body ? job->http_status : 500);
+    enum MHD_Result result = respond(connection, job->http_status, "application/json", job->body);
+    job->body = NULL;
+    return result;
+}
+
+/* A parsed request's number (the parser clears the struct) and its seed when it gave none. */
+static void number_request(serve_http *h, serve_request *r)
+{
+    r->id = __atomic_fetch_add(&h->next_id, 1, __ATOMIC_SEQ_CST);
+    if (!r->seed_given) r->seed = draw_seed(r->id);
+}
+
+static void free_job(serve_job *job)
+{
+    if (!job) return;
+    serve_request_free(&job->request);
+    free(job->body);
+    free(job);
+}
+
 static enum MHD_Result handle_generation(serve_http *h, struct MHD_Connection *connection, connection_state *s)
 {
     const char *endpoint = "images_generations";
@@ -111,31 +178,42 @@ static enum MHD_Result handle_generation(serve_http *h, struct MHD_Connection *c
         free(job);
         return respond_error(h, connection, endpoint, &e);
     }
-    job->request.id = __atomic_fetch_add(&h->next_id, 1, __ATOMIC_SEQ_CST);
-    if (!job->request.seed_given) job->request.seed = draw_seed(job->request.id);
-    job->accepted_at = timer_seconds();
-    int pushed = serve_queue_push(h->c.queue, job);
-    if (pushed != 0) {
-        serve_request_free(&job->request);
-        free(job);
-        if (pushed == SERVE_QUEUE_FULL)
-            serve_error_set(&e, 429, "rate_limit_error", NULL, "queue_full",
-                            "the server's queue is full (%d requests waiting); retry later", h->c.queue->capacity);
-        else
-            serve_error_set(&e, 503, "server_error", NULL, "shutting_down", "the server is shutting down");
-        return respond_error(h, connection, endpoint, &e);
-    }
-    serve_metrics_set_queue_length(h->c.metrics, serve_queue_length(h->c.queue));
-    serve_queue_wait(h->c.queue, job);
-    serve_metrics_observe(h->c.metrics, SERVE_REQUEST_SECONDS, timer_seconds() - job->accepted_at);
-    serve_metrics_count(h->c.metrics, endpoint, job->body ? job->http_status : 500);
-    enum MHD_Result result = respond(connection, job->http_status, "application/json", job->body);
-    serve_request_free(&job->request);
-    free(job);
+    number_request(h, &job->request);
+    enum MHD_Result result = run_job(h, connection, endpoint, job);
+    free_job(job);
     return result;
 }
 
-static enum MHD_Result handle_models(serve_http *h, struct MHD_Connection *connection)
+/* POST /v1/images/edits: the form, its image checked here (a bad image is
+ * the client's 400, not a failed run), then as a generation. The image
+ * waits in upload_folder/input-ID for the run, which removes it. */
+static enum MHD_Result handle_edit(serve_http *h, struct MHD_Connection *connection, connection_state *s)
+{
+    const char *endpoint = "images_edits";
+    serve_error e;
+    if (serve_upload_finish(&s->upload, &e)) return respond_error(h, connection, endpoint, &e);
+    serve_job *job = calloc(1, sizeof *job);
+    if (!job) return respond(connection, 500, "application/json", NULL);
+    size_t bytes;
+    uint8_t *image = serve_upload_take_image(&s->upload, &bytes);
+    if (serve_request_parse_edit(&job->request, s->upload.fields, image, bytes, &h->c.limits, &e)) {
+        free(job);
+        return respond_error(h, connection, endpoint, &e);
+    }
+    number_request(h, &job->request);
+    char path[4200];
+    serve_request_image_path(h->c.upload_folder, job->request.id, path, sizeof path);
+    if (serve_request_check_image(&job->request, path, &h->c.limits, &e)) {
+        free_job(job);
+        return respond_error(h, connection, endpoint, &e);
+    }
+    enum MHD_Result result = run_job(h, connection, endpoint, job);
+    unlink(path); /* gone already when it ran; here when it was refused (queue full, stopping) */
+    free_job(job);
+    return result;
+}
+
+static enum MHD_Result handle_models(serve_http *h, struct MHD_Connection *connection, connection_state *s)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
@@ -148,7 +226,7 @@ static enum MHD_Result handle_models(serve_http *h, struct MHD_Connection *conne
     return respond_json(h, connection, "models", 200, root);
 }
 
-static enum MHD_Result handle_health(serve_http *h, struct MHD_Connection *connection)
+static enum MHD_Result handle_health(serve_http *h, struct MHD_Connection *connection, connection_state *s)
 {
     int stopping = __atomic_load_n(&h->stopping, __ATOMIC_SEQ_CST);
     cJSON *root = cJSON_CreateObject();
@@ -158,24 +236,42 @@ static enum MHD_Result handle_health(serve_http *h, struct MHD_Connection *conne
     return respond_json(h, connection, "health", stopping ? 503 : 200, root);
 }
 
-static enum MHD_Result handle_metrics(serve_http *h, struct MHD_Connection *connection)
+static enum MHD_Result handle_metrics(serve_http *h, struct MHD_Connection *connection, connection_state *s)
 {
     serve_metrics_set_queue_length(h->c.metrics, serve_queue_length(h->c.queue));
     serve_metrics_count(h->c.metrics, "metrics", 200);
     return respond(connection, 200, "text/plain; version=0.0.4", serve_metrics_text(h->c.metrics));
 }
 
+/* GET /: the page (serve/page.html, in the binary). */
+static enum MHD_Result handle_page(serve_http *h, struct MHD_Connection *connection, connection_state *s)
+{
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(serve_page_html_size, (void *)serve_page_html, MHD_RESPMEM_PERSISTENT);
+    if (!response) return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+    serve_metrics_count(h->c.metrics, "page", 200);
+    enum MHD_Result result = MHD_queue_response(connection, MHD_HTTP_OK, response);
+    MHD_destroy_response(response);
+    return result;
+}
+
 typedef struct route {
     const char *path, *method, *endpoint;
     int needs_key;
+    enum MHD_Result (*handle)(serve_http *h, struct MHD_Connection *connection, connection_state *s);
 } route;
 
+#define EDITS_PATH "/v1/images/edits"
+
 static const route routes[] = {
-    {"/v1/images/generations", MHD_HTTP_METHOD_POST, "images_generations", 1},
-    {"/v1/images/edits", MHD_HTTP_METHOD_POST, "images_edits", 1},
-    {"/v1/models", MHD_HTTP_METHOD_GET, "models", 1},
-    {"/health", MHD_HTTP_METHOD_GET, "health", 0},
-    {"/metrics", MHD_HTTP_METHOD_GET, "metrics", 0},
+    {"/v1/images/generations", MHD_HTTP_METHOD_POST, "images_generations", 1, handle_generation},
+    {EDITS_PATH, MHD_HTTP_METHOD_POST, "images_edits", 1, handle_edit},
+    {"/v1/models", MHD_HTTP_METHOD_GET, "models", 1, handle_models},
+    {"/health", MHD_HTTP_METHOD_GET, "health", 0, handle_health},
+    {"/metrics", MHD_HTTP_METHOD_GET, "metrics", 0, handle_metrics},
+    /* The page itself asks for the key (its requests to /v1/ carry it). */
+    {"/", MHD_HTTP_METHOD_GET, "page", 0, handle_page},
 };
 
 static enum MHD_Result dispatch(serve_http *h, struct MHD_Connection *connection, const char *url, const char *method,
@@ -195,13 +291,7 @@ static enum MHD_Result dispatch(serve_http *h, struct MHD_Connection *connection
         return respond_error(h, connection, r->endpoint, &e);
     }
     if (r->needs_key && check_key(h, connection, &e)) return respond_error(h, connection, r->endpoint, &e);
-    if (r == &routes[0]) return handle_generation(h, connection, s);
-    if (r == &routes[2]) return handle_models(h, connection);
-    if (r == &routes[3]) return handle_health(h, connection);
-    if (r == &routes[4]) return handle_metrics(h, connection);
-    serve_error_set(&e, 501, "invalid_request_error", NULL, "not_implemented",
-                    "/v1/images/edits is not served yet; use `moedit edit`");
-    return respond_error(h, connection, r->endpoint, &e);
+    return r->handle(h, connection, s);
 }
 
 static int gather(serve_http *h, connection_state *s, const char *data, size_t n)
@@ -210,17 +300,7 @@ static int gather(serve_http *h, connection_state *s, const char *data, size_t n
         s->too_large = 1;
         return 0;
     }
-    if (s->used + n + 1 > s->capacity) {
-        size_t capacity = 2 * (s->used + n + 1);
-        char *grown = realloc(s->body, capacity);
-        if (!grown) return -1;
-        s->body = grown;
-        s->capacity = capacity;
-    }
-    memcpy(s->body + s->used, data, n);
-    s->used += n;
-    s->body[s->used] = 0;
-    return 0;
+    return serve_bytes_append(&s->body, &s->used, &s->capacity, data, n);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
@@ -234,11 +314,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
             free(s);
             return MHD_NO;
         }
+        /* An edit's form goes through the post processor as it arrives. */
+        s->is_upload = !strcmp(url, EDITS_PATH) && !strcmp(method, MHD_HTTP_METHOD_POST);
+        if (s->is_upload && serve_upload_begin(&s->upload, connection, h->c.max_upload_bytes)) {
+            serve_upload_free(&s->upload);
+            free(s->body);
+            free(s);
+            return MHD_NO;
+        }
         *connection_cls = s;
         return MHD_YES;
     }
     if (*upload_data_size) {
-        int status = gather(h, s, upload_data, *upload_data_size);
+        int status = 0;
+        if (s->is_upload) serve_upload_feed(&s->upload, upload_data, *upload_data_size);
+        else status = gather(h, s, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return status ? MHD_NO : MHD_YES;
     }
@@ -249,7 +339,10 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
                          enum MHD_RequestTerminationCode code)
 {
     connection_state *s = *connection_cls;
-    if (s) free(s->body);
+    if (s) {
+        free(s->body);
+        if (s->is_upload) serve_upload_free(&s->upload);
+    }
     free(s);
     *connection_cls = NULL;
 }

@@ -1,15 +1,22 @@
 /* serve_run: the request loop of every rank; see serve.h.
  *
- * Rank 0's main thread takes a job from the queue, broadcasts it to the
- * world as a message (a header [kind, bytes] and the packed request, by
- * world_broadcast_idle, which waits without spinning), and then every rank runs it through
- * generate_with_hooks with keep_model set, so the model loaded by the
- * warm-up stays. Each rank writes into a temporary folder of its own; the
- * image files are written by rank 0 (the first rank of the one replica),
- * which reads them back into the answer and removes them. A failure is
- * agreed by a sum over the world after the run: the request gets a 500 and
- * the loop goes on (a failed run frees the model; the next request loads it
- * again). A STOP message ends every rank's loop. */
+ * Rank 0's main thread takes a batch from the queue: the oldest request and
+ * the later waiting ones that can share its run (a generation of the same
+ * size, steps, guidance and negative prompt; up to --max-batch), broadcasts
+ * it to the world as a message (a header [kind, bytes] and the packed
+ * requests, by world_broadcast_idle, which waits without spinning), and then
+ * every rank runs it through generate_with_hooks with keep_model set, so the
+ * model loaded by the warm-up stays. A batch is one run of the pipeline
+ * whose jobs are the requests' images, each with its request's prompt and
+ * seed (generate_hooks.job_seeds): what moedit generate does for a prompt
+ * file. An edit runs alone, through edit_with_hooks. Each rank writes into a
+ * temporary folder of its own; the image files are written by rank 0 (the
+ * first rank of the one replica), which answers each request as soon as its
+ * last image is written (generate_hooks.on_image) and removes the files. A
+ * failure is agreed by a sum over the world after the run: the requests not
+ * answered by then get a 500 and the loop goes on (a failed run frees the
+ * model; the next request loads it again). A STOP message ends every rank's
+ * loop. */
 #include "serve/serve.h"
 
 #include "core/error.h"
@@ -23,6 +30,7 @@
 #include "serve/serve_http.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_queue.h"
+#include "serve/serve_replicas.h"
 #include "serve/serve_request.h"
 
 #include <pthread.h>
@@ -38,7 +46,20 @@ static volatile sig_atomic_t stop_requested;
 
 void serve_stop(void) { stop_requested = 1; }
 
-enum { MESSAGE_STOP = 0, MESSAGE_GENERATE = 1 };
+enum { MESSAGE_STOP = 0, MESSAGE_RUN = 1 };
+
+/* Rank 0's batch being run: its jobs, and per request the first image's
+ * index among the run's jobs and the images written so far. */
+typedef struct serve_batch {
+    serve_job **jobs;          /* handed back one by one as answered: then no longer ours to read */
+    const serve_request *requests; /* [count]: rank 0's own copies (unpacked from the message) */
+    int count;
+    int *first_image, *written, *answered;
+    char **files;            /* [images]: each image's file once written */
+    uint64_t *seeds;
+    int images;
+    double started;
+} serve_batch;
 
 typedef struct serve_state {
     const serve_options *o;
@@ -52,6 +73,9 @@ typedef struct serve_state {
     generate_hooks hooks;
     char model_id[256];
     int leaving;            /* rank 0's loop is done (__atomic): the watcher ends */
+    serve_batch *batch;     /* rank 0, while a batch runs */
+    int replicas;           /* --data-parallel-size (1: none) */
+    int max_batch;          /* --max-batch, or the replicas when not given */
 } serve_state;
 
 static void on_step(void *user, int step, double seconds)
@@ -88,25 +112,74 @@ static int any_failed(serve_state *s, int status)
     return failed > 0;
 }
 
-/* Every rank: the request through moedit_generate's code, files into this rank's folder. */
-static int run_request(serve_state *s, const serve_request *request, moedit_generate_result *r)
+/* The options of a run of request's settings, its files named after path. */
+static moedit_generate_options run_options(const serve_state *s, const serve_request *request, const char *path)
 {
     moedit_generate_options o = s->o->base;
-    const char *prompts[1] = {request->prompt};
-    char path[4200];
-    snprintf(path, sizeof path, "%s/request-%llu.png", s->folder, (unsigned long long)request->id);
-    o.prompts = prompts;
-    o.prompt_count = 1;
     if (request->negative_prompt) o.negative_prompt = request->negative_prompt;
     o.width = request->width;
     o.height = request->height;
     o.steps = request->steps;
     o.guidance = request->guidance;
     o.seed = request->seed;
-    o.images_per_prompt = request->n;
     o.output = path;
     o.quiet = 1;
-    return generate_with_hooks(&o, &s->hooks, r);
+    return o;
+}
+
+/* Every rank: one request through moedit_generate's code (an edit's through
+ * moedit_edit's, its image written into this rank's folder first: rank 0's
+ * HTTP thread wrote it there already), files into this rank's folder. */
+static int run_request(serve_state *s, const serve_request *request, moedit_generate_result *r)
+{
+    const char *prompts[1] = {request->prompt};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/request-%llu.png", s->folder, (unsigned long long)request->id);
+    moedit_generate_options o = run_options(s, request, path);
+    o.prompts = prompts;
+    o.prompt_count = 1;
+    o.images_per_prompt = request->n;
+    if (!request->edit) return generate_with_hooks(&o, &s->hooks, r);
+    char input[4200];
+    serve_request_image_path(s->folder, request->id, input, sizeof input);
+    moedit_edit_options edit = {o, input, (moedit_edit_mode)request->edit_mode, request->strength};
+    int status = s->w->rank == 0 ? 0 : serve_request_write_image(request, input);
+    if (status == 0) status = edit_with_hooks(&edit, &s->hooks, r);
+    unlink(input);
+    return status;
+}
+
+/* Every rank: several generations of one size, steps, guidance and negative
+ * prompt as one run, whose jobs are their images in order: request k's
+ * image i has its prompt and seed + i, as moedit generate gives image i of
+ * a prompt (so each file is its `moedit generate` twin's). */
+static int run_requests(serve_state *s, const serve_request *requests, int count, moedit_generate_result *r)
+{
+    if (count == 1) return run_request(s, &requests[0], r);
+    int total = 0;
+    for (int k = 0; k < count; k++) total += requests[k].n;
+    const char **prompts = malloc((size_t)total * sizeof *prompts);
+    uint64_t *seeds = malloc((size_t)total * sizeof *seeds);
+    if (!prompts || !seeds) {
+        free(prompts), free(seeds);
+        return error_set("out of memory batching %d requests", count);
+    }
+    for (int k = 0, j = 0; k < count; k++)
+        for (int i = 0; i < requests[k].n; i++, j++) {
+            prompts[j] = requests[k].prompt;
+            seeds[j] = requests[k].seed + (uint64_t)i;
+        }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/batch-%llu.png", s->folder, (unsigned long long)requests[0].id);
+    moedit_generate_options o = run_options(s, &requests[0], path);
+    o.prompts = prompts;
+    o.prompt_count = total;
+    o.images_per_prompt = 1;
+    s->hooks.job_seeds = seeds;
+    int status = generate_with_hooks(&o, &s->hooks, r);
+    s->hooks.job_seeds = NULL;
+    free(prompts), free(seeds);
+    return status;
 }
 
 static void remove_files(const moedit_generate_result *r)
@@ -114,65 +187,171 @@ static void remove_files(const moedit_generate_result *r)
     for (int i = 0; i < r->count; i++) unlink(r->files[i]);
 }
 
-/* Rank 0: runs a job on every rank and hands its answer to the HTTP thread. */
-static void serve_job_everywhere(serve_state *s, serve_job *job)
+/* May job wait for first's run? Generations of one size, steps, guidance and negative prompt. */
+static int joins_batch(const serve_job *first, const serve_job *job)
 {
-    double started = timer_seconds();
-    serve_metrics_observe(&s->metrics, SERVE_QUEUE_WAIT_SECONDS, started - job->accepted_at);
-    serve_metrics_set_queue_length(&s->metrics, serve_queue_length(&s->queue));
-    serve_metrics_set_running(&s->metrics, 1);
-    serve_error e;
+    const serve_request *a = &first->request, *b = &job->request;
+    if (a->edit || b->edit) return 0;
+    if (a->width != b->width || a->height != b->height || a->steps != b->steps || a->guidance != b->guidance) return 0;
+    if (!a->negative_prompt || !b->negative_prompt) return !a->negative_prompt && !b->negative_prompt;
+    return strcmp(a->negative_prompt, b->negative_prompt) == 0;
+}
+
+/* Rank 0: request k of the batch answered (its images, or e) and handed to its HTTP thread. */
+static void answer(serve_state *s, int k, int failed, serve_error *e)
+{
+    serve_batch *b = s->batch;
+    const serve_request *request = b->requests ? &b->requests[k] : &b->jobs[k]->request;
     char *body = NULL;
+    if (!failed)
+        body = serve_answer_images(request, b->files + b->first_image[k], (const unsigned long long *)b->seeds +
+                                   b->first_image[k], request->n, e);
+    if (!body) body = serve_error_json(e);
+    int http_status = body && !failed && e->status == 200 ? 200 : failed ? 500 : e->status;
+    for (int i = b->first_image[k]; i < b->first_image[k] + b->written[k]; i++) unlink(b->files[i]);
+    if (http_status == 200) serve_metrics_images(&s->metrics, request->n);
+    char where[64] = ""; /* the replicas that made its images (job j: replica j % K) */
+    for (int r = 0; r < s->replicas && s->replicas > 1; r++)
+        for (int j = b->first_image[k]; j < b->first_image[k] + request->n; j++)
+            if (j % s->replicas == r) {
+                snprintf(where + strlen(where), sizeof where - strlen(where), "%s%d", where[0] ? "," : " on replica ", r);
+                break;
+            }
+    if (s->o->log)
+        fprintf(s->o->log, "serve: request %llu%s: %lldx%lld, %lld steps, n %d, seed %llu%s%s: %d in %.3f s\n",
+                (unsigned long long)request->id, request->edit ? " (edit)" : "", (long long)request->width,
+                (long long)request->height, (long long)request->steps, request->n, (unsigned long long)request->seed,
+                b->count > 1 ? " (batched)" : "", where, http_status, timer_seconds() - b->started);
+    b->answered[k] = 1;
+    serve_queue_finish(&s->queue, b->jobs[k], http_status, body);
+}
+
+/* generate_hooks.on_image on rank 0: the run wrote image `job`; a request
+ * whose images are all in is answered now, before the rest of its batch. */
+static void on_image(void *user, int job, const char *path, uint64_t seed)
+{
+    serve_state *s = user;
+    serve_batch *b = s->batch;
+    if (!b || !b->requests || job < 0 || job >= b->images || b->files[job]) return;
+    int k = 0;
+    while (k + 1 < b->count && b->first_image[k + 1] <= job) k++;
+    if (!(b->files[job] = strdup(path))) return; /* answered 500 after the run */
+    b->seeds[job] = seed;
+    serve_error e = {.status = 200};
+    if (++b->written[k] == b->requests[k].n) answer(s, k, 0, &e);
+}
+
+static int batch_init(serve_batch *b, serve_job **jobs, int count)
+{
+    memset(b, 0, sizeof *b);
+    if (count < 1) return error_set("an empty batch");
+    b->jobs = jobs;
+    b->count = count;
+    b->started = timer_seconds();
+    for (int k = 0; k < count; k++) b->images += jobs[k]->request.n;
+    b->first_image = calloc((size_t)count, sizeof *b->first_image);
+    b->written = calloc((size_t)count, sizeof *b->written);
+    b->answered = calloc((size_t)count, sizeof *b->answered);
+    b->files = calloc((size_t)b->images, sizeof *b->files);
+    b->seeds = calloc((size_t)b->images, sizeof *b->seeds);
+    if (!b->first_image || !b->written || !b->answered || !b->files || !b->seeds)
+        return error_set("out of memory for a batch of %d requests", count);
+    for (int k = 1; k < count; k++) b->first_image[k] = b->first_image[k - 1] + jobs[k - 1]->request.n;
+    return 0;
+}
+
+static void batch_free(serve_batch *b)
+{
+    for (int i = 0; b->files && i < b->images; i++) free(b->files[i]);
+    free(b->first_image), free(b->written), free(b->answered), free(b->files), free(b->seeds);
+}
+
+/* Rank 0: runs a batch on every rank; every request is answered, as its
+ * images come or after the run. Rank 0 runs its own copies of the requests,
+ * unpacked from the message it sent, as every rank does: an HTTP thread
+ * frees its request once answered, while the batch may still run. */
+static void serve_batch_everywhere(serve_state *s, serve_job **jobs, int count)
+{
+    serve_batch batch;
+    if (batch_init(&batch, jobs, count)) { /* out of memory: 500 (a NULL body) for each */
+        for (int k = 0; k < count; k++) serve_queue_finish(&s->queue, jobs[k], 500, NULL);
+        batch_free(&batch);
+        error_clear();
+        return;
+    }
+    int status = 0;
+    serve_metrics_set_queue_length(&s->metrics, serve_queue_length(&s->queue));
+    serve_metrics_set_running(&s->metrics, count);
+    const serve_request *list[count];
+    serve_request requests[count];
+    int unpacked = 0;
+    for (int k = 0; k < count; k++) {
+        serve_metrics_observe(&s->metrics, SERVE_QUEUE_WAIT_SECONDS, batch.started - jobs[k]->accepted_at);
+        list[k] = &jobs[k]->request;
+    }
     uint8_t *bytes = NULL;
     size_t length = 0;
-    int kind = MESSAGE_GENERATE, status = serve_request_pack(&job->request, &bytes, &length);
-    if (status) error_set("out of memory packing a request");
+    int kind = MESSAGE_RUN;
+    if (!status && (serve_request_pack_list(list, count, &bytes, &length) ||
+                    serve_request_unpack_list(requests, count, &unpacked, bytes, length)))
+        status = error_set("out of memory packing a request");
     if (!status) status = exchange_message(s, &kind, &bytes, &length);
     free(bytes);
+    batch.requests = unpacked ? requests : NULL; /* NULL: nothing runs, the jobs are still ours to read */
+    s->batch = &batch;
     moedit_generate_result r = {0};
-    int failed = status ? 1 : run_request(s, &job->request, &r);
+    int failed = status ? 1 : run_requests(s, requests, count, &r);
     failed = any_failed(s, failed);
-    if (!failed) body = serve_answer_images(&job->request, r.files, r.seeds, r.count, &e);
+    if (!failed && s->replicas > 1 &&
+        serve_replicas_gather(s->w, s->group, s->replicas, &r, s->folder, requests[0].id, on_image, s))
+        failed = 1;
+    serve_error e;
+    if (!failed)
+        serve_error_set(&e, 500, "server_error", NULL, NULL, "the run ended without this request's images");
     else if (*error_message())
         serve_error_set(&e, 500, "server_error", NULL, NULL, "the image could not be made: %s", error_message());
     else
         serve_error_set(&e, 500, "server_error", NULL, NULL, "the image could not be made: another rank failed");
-    if (!body) body = serve_error_json(&e);
+    for (int k = 0; k < count; k++)
+        if (!batch.answered[k]) answer(s, k, 1, &e);
     remove_files(&r);
-    int http_status = body && !failed && r.count ? 200 : failed ? 500 : e.status;
-    if (!failed) serve_metrics_images(&s->metrics, r.count);
-    if (s->o->log)
-        fprintf(s->o->log, "serve: request %llu: %lldx%lld, %lld steps, n %d, seed %llu: %d in %.3f s\n",
-                (unsigned long long)job->request.id, (long long)job->request.width, (long long)job->request.height,
-                (long long)job->request.steps, job->request.n, (unsigned long long)job->request.seed, http_status,
-                timer_seconds() - started);
     moedit_generate_result_free(&r);
+    for (int k = 0; k < unpacked; k++) serve_request_free(&requests[k]);
     error_clear();
+    s->batch = NULL;
+    batch_free(&batch);
     serve_metrics_set_running(&s->metrics, 0);
-    serve_queue_finish(&s->queue, job, http_status, body);
 }
 
 /* The other ranks: run what rank 0 sends until it says stop. */
 static int follow(serve_state *s)
 {
+    serve_request *requests = calloc((size_t)s->max_batch, sizeof *requests);
+    if (!requests) return error_set("out of memory for a batch of requests");
     for (;;) {
-        int kind = MESSAGE_STOP;
+        int kind = MESSAGE_STOP, count = 0;
         uint8_t *bytes = NULL;
         size_t length = 0;
-        if (exchange_message(s, &kind, &bytes, &length)) return -1;
+        if (exchange_message(s, &kind, &bytes, &length)) {
+            free(requests);
+            return -1;
+        }
         if (kind == MESSAGE_STOP) {
             free(bytes);
+            free(requests);
             return 0;
         }
-        serve_request request;
-        int status = serve_request_unpack(&request, bytes, length) ? error_set("a request arrived damaged") : 0;
+        int status = serve_request_unpack_list(requests, s->max_batch, &count, bytes, length)
+                         ? error_set("a request arrived damaged")
+                         : 0;
         free(bytes);
         moedit_generate_result r = {0};
-        if (!status) status = run_request(s, &request, &r);
+        if (!status) status = run_requests(s, requests, count, &r);
+        if (!any_failed(s, status) && s->replicas > 1)
+            serve_replicas_gather(s->w, s->group, s->replicas, &r, s->folder, 0, NULL, NULL);
         remove_files(&r);
         moedit_generate_result_free(&r);
-        if (!status) serve_request_free(&request);
-        any_failed(s, status);
+        for (int k = 0; k < count; k++) serve_request_free(&requests[k]);
         error_clear();
     }
 }
@@ -208,12 +387,15 @@ static int lead(serve_state *s, const serve_http_config *config)
     pthread_t watcher;
     int watching = pthread_create(&watcher, NULL, watch_for_stop, s) == 0;
     if (!watching) stop_requested = 1; /* no watcher: serve nothing rather than never stop */
+    serve_job **jobs = calloc((size_t)s->max_batch, sizeof *jobs);
+    if (!jobs) stop_requested = 1;
     for (;;) {
-        serve_job *job = serve_queue_pop(&s->queue, 0.1);
-        if (job) serve_job_everywhere(s, job);
-        else if (serve_queue_closed(&s->queue) || (!watching && stop_requested)) break;
+        int count = jobs ? serve_queue_pop_batch(&s->queue, 0.1, jobs, s->max_batch, joins_batch) : 0;
+        if (count) serve_batch_everywhere(s, jobs, count);
+        else if (serve_queue_closed(&s->queue) || (!watching && stop_requested) || !jobs) break;
         if (s->o->log) fflush(s->o->log);
     }
+    free(jobs);
     __atomic_store_n(&s->leaving, 1, __ATOMIC_SEQ_CST);
     if (watching) pthread_join(watcher, NULL);
     int kind = MESSAGE_STOP;
@@ -259,10 +441,11 @@ static int check_options(const serve_options *o)
     if (o->max_queue < 1 || o->max_queue > 100000) return error_set("--max-queue %d: must be 1..100000", o->max_queue);
     if (o->max_images < 1 || o->max_images > MOEDIT_MAX_OUTPUTS)
         return error_set("--max-images %d: must be 1..%d", o->max_images, MOEDIT_MAX_OUTPUTS);
-    if (o->base.parallel.data_parallel > 1)
-        return error_set("serve: --data-parallel-size %d: replicas serving different requests are not built yet; "
-                         "serve runs one request at a time over the whole layout",
-                         o->base.parallel.data_parallel);
+    int replicas = o->base.parallel.data_parallel > 1 ? o->base.parallel.data_parallel : 1;
+    int max_batch = o->max_batch ? o->max_batch : replicas;
+    if (max_batch < 1 || max_batch * o->max_images > MOEDIT_MAX_OUTPUTS)
+        return error_set("--max-batch %d: must be at least 1, and --max-batch x --max-images (%d) at most %d images",
+                         max_batch, o->max_images, MOEDIT_MAX_OUTPUTS);
     if (o->api_key && !*o->api_key) return error_set("--api-key: an empty key");
     return 0;
 }
@@ -283,9 +466,13 @@ int serve_run(const serve_options *o)
     s.w = runtime_world();
     s.hooks.user = &s;
     s.hooks.on_step = on_step;
+    s.hooks.on_image = on_image;
+    s.replicas = o->base.parallel.data_parallel > 1 ? o->base.parallel.data_parallel : 1;
+    s.max_batch = o->max_batch ? o->max_batch : s.replicas; /* 0: one request per replica */
     s.hooks.keep_model = 1;
     model_id_of(o->base.model_dir ? o->base.model_dir : "", s.model_id, sizeof s.model_id);
-    serve_http_config config = {o->host, o->port, o->api_key, o->max_body_bytes, {0}, s.model_id, &s.queue, &s.metrics};
+    serve_http_config config = {o->host, o->port, o->api_key, o->max_body_bytes, o->max_upload_bytes, s.folder, {0},
+                                s.model_id, &s.queue, &s.metrics, o->log};
     serve_limits *l = &config.limits;
     int status = check_options(o);
     if (!status) status = generate_size_multiple(o->base.model_dir, "serve", &l->size_multiple);

@@ -40,7 +40,8 @@ int serve_queue_push(serve_queue *q, serve_job *job)
     return status;
 }
 
-serve_job *serve_queue_pop(serve_queue *q, double timeout_seconds)
+/* Waits until a job is queued, or until timeout_seconds passed; with the lock held. */
+static void wait_for_job(serve_queue *q, double timeout_seconds)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -48,17 +49,31 @@ serve_job *serve_queue_pop(serve_queue *q, double timeout_seconds)
     until.tv_sec += (time_t)whole;
     until.tv_nsec += (long)((timeout_seconds - whole) * 1e9);
     if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
-    pthread_mutex_lock(&q->lock);
     int waited = 0;
     while (q->count == 0 && waited != ETIMEDOUT) waited = pthread_cond_timedwait(&q->changed, &q->lock, &until);
+}
+
+serve_job *serve_queue_pop(serve_queue *q, double timeout_seconds)
+{
     serve_job *job = NULL;
-    if (q->count > 0) {
-        job = q->jobs[q->head];
-        q->head = (q->head + 1) % q->capacity;
-        q->count--;
+    return serve_queue_pop_batch(q, timeout_seconds, &job, 1, NULL) ? job : NULL;
+}
+
+int serve_queue_pop_batch(serve_queue *q, double timeout_seconds, serve_job **jobs, int max,
+                          int (*joins)(const serve_job *first, const serve_job *job))
+{
+    pthread_mutex_lock(&q->lock);
+    wait_for_job(q, timeout_seconds);
+    int taken = 0, kept = 0;
+    /* One pass over the ring: taken jobs leave, the others close up in order. */
+    for (int i = 0; i < q->count; i++) {
+        serve_job *job = q->jobs[(q->head + i) % q->capacity];
+        if (taken == 0 || (taken < max && joins && joins(jobs[0], job))) jobs[taken++] = job;
+        else q->jobs[(q->head + kept++) % q->capacity] = job;
     }
+    q->count = kept;
     pthread_mutex_unlock(&q->lock);
-    return job;
+    return taken;
 }
 
 void serve_queue_finish(serve_queue *q, serve_job *job, int http_status, char *body)
@@ -76,6 +91,41 @@ void serve_queue_wait(serve_queue *q, serve_job *job)
     pthread_mutex_lock(&q->lock);
     while (!job->done) pthread_cond_wait(&q->changed, &q->lock);
     pthread_mutex_unlock(&q->lock);
+}
+
+/* Takes job out of the queue when it is still there; with the lock held. */
+static int remove_waiting(serve_queue *q, serve_job *job)
+{
+    int found = 0;
+    for (int i = 0, kept = 0; i < q->count; i++) {
+        serve_job *other = q->jobs[(q->head + i) % q->capacity];
+        if (other == job) found = 1;
+        else q->jobs[(q->head + kept++) % q->capacity] = other;
+    }
+    q->count -= found;
+    return found;
+}
+
+int serve_queue_wait_unless_gone(serve_queue *q, serve_job *job, int (*gone)(void *user), void *user)
+{
+    pthread_mutex_lock(&q->lock);
+    while (!job->done) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000L;
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&q->changed, &q->lock, &until);
+        if (job->done) break;
+        pthread_mutex_unlock(&q->lock);
+        int left = gone(user);
+        pthread_mutex_lock(&q->lock);
+        if (left && !job->done && remove_waiting(q, job)) {
+            pthread_mutex_unlock(&q->lock);
+            return 1;
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+    return 0;
 }
 
 void serve_queue_close(serve_queue *q)

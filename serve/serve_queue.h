@@ -35,9 +35,20 @@ void serve_queue_free(serve_queue *q);
 int serve_queue_push(serve_queue *q, serve_job *job);
 /* The oldest job, or NULL after timeout_seconds with none. */
 serve_job *serve_queue_pop(serve_queue *q, double timeout_seconds);
+/* The oldest job into jobs[0] (waiting up to timeout_seconds; 0 when none
+ * came), then every later waiting job that `joins` accepts beside jobs[0],
+ * oldest first, up to max jobs; the others keep their places. Returns the
+ * count. */
+int serve_queue_pop_batch(serve_queue *q, double timeout_seconds, serve_job **jobs, int max,
+                          int (*joins)(const serve_job *first, const serve_job *job));
 /* Hands the answer to the waiting HTTP thread (takes body). */
 void serve_queue_finish(serve_queue *q, serve_job *job, int http_status, char *body);
 void serve_queue_wait(serve_queue *q, serve_job *job);
+/* The same, asking gone(user) every tenth of a second while the job waits
+ * in the queue: once it says the client left, the job leaves the queue
+ * (never runs) and this returns 1. A job already taken to run is waited
+ * for (0). */
+int serve_queue_wait_unless_gone(serve_queue *q, serve_job *job, int (*gone)(void *user), void *user);
 /* Refuses later pushes; the jobs already in stay. */
 void serve_queue_close(serve_queue *q);
 int serve_queue_length(serve_queue *q);

@@ -10,10 +10,17 @@
  *   (string), seed (integer 0..2^53), num_inference_steps (integer),
  *   guidance_scale (number); OpenAI's quality, style, user, background,
  *   moderation, output_compression are accepted and ignored when of their
- *   type. Any other field is refused, as OpenAI refuses unknown parameters. */
+ *   type. Any other field is refused, as OpenAI refuses unknown parameters.
+ *
+ * POST /v1/images/edits sends the same fields as multipart/form-data text
+ * parts (serve_upload.h gathers them), plus the image file part and the
+ * edit's own: strength (number in (0, 1]) and edit_mode ("strength" or
+ * "context"), as `moedit edit` --strength and --edit-mode. An edit's size
+ * defaults to the input image's own (rounded to the grid), as moedit edit's. */
 #ifndef MOEDIT_SERVE_SERVE_REQUEST_H
 #define MOEDIT_SERVE_SERVE_REQUEST_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +54,12 @@ typedef struct serve_request {
     int n;
     int seed_given;        /* 0: rank 0 drew it */
     int data_url;          /* response_format "url" */
+    /* POST /v1/images/edits: */
+    int edit;
+    int edit_mode;         /* MOEDIT_EDIT_STRENGTH or MOEDIT_EDIT_CONTEXT */
+    double strength;       /* 0: the mode's default */
+    uint8_t *image;        /* owned: the uploaded file's bytes (PNG or JPEG) */
+    size_t image_bytes;
 } serve_request;
 
 /* What a request may ask of the served model, and its defaults. */
@@ -63,10 +76,34 @@ typedef struct serve_limits {
  * but id (seed: drawn by the caller when !seed_given). */
 int serve_request_parse(serve_request *r, const char *body, size_t length, const serve_limits *limits, serve_error *e);
 
+/* The same for an edit: fields is a JSON object of the form's text parts
+ * (every value a string; numbers are read from their text), image the file
+ * part (taken by r on success, freed on failure). The image itself is
+ * checked by serve_request_check_image. */
+int serve_request_parse_edit(serve_request *r, const cJSON *fields, uint8_t *image, size_t image_bytes,
+                             const serve_limits *limits, serve_error *e);
+
+/* An edit's image: writes it to path, reads and sizes it as moedit edit will
+ * (a bad, truncated or oversized image: 400 naming the reason) and sets r's
+ * width and height to the size the edit runs at. The file stays for the run. */
+int serve_request_check_image(serve_request *r, const char *path, const serve_limits *limits, serve_error *e);
+
+/* folder/input-ID: where request ID's image waits for its run on a rank. */
+void serve_request_image_path(const char *folder, uint64_t id, char *path, size_t size);
+
+/* Writes the request's image bytes to path. */
+int serve_request_write_image(const serve_request *r, const char *path);
+
 void serve_request_free(serve_request *r);
 
 /* The request as bytes (malloc'd) and back; the same binary reads what it packed. */
 int serve_request_pack(const serve_request *r, uint8_t **bytes, size_t *length);
 int serve_request_unpack(serve_request *r, const uint8_t *bytes, size_t length);
+
+/* Several requests (a batch) as one message: [count] then, per request,
+ * [length] and its packed bytes. Unpacking fills at most max requests; -1
+ * when the bytes are damaged (nothing left to free then). */
+int serve_request_pack_list(const serve_request *const *requests, int count, uint8_t **bytes, size_t *length);
+int serve_request_unpack_list(serve_request *requests, int max, int *count, const uint8_t *bytes, size_t length);
 
 #endif

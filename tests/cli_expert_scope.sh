@@ -49,6 +49,8 @@ expect_mpi_error "3 images over 2 replicas sharing experts" 2 "3 image(s) do not
   "${tiny[@]}" --data-parallel-size 2 --num-images-per-prompt 3 "${world[@]}" --output "$work/f.png"
 expect_mpi_error "a step cache deciding per replica" 2 "each replica would skip blocks on steps of its own" \
   "${tiny[@]}" --data-parallel-size 2 --num-images-per-prompt 2 "${world[@]}" --cache block --output "$work/g.png"
+expect_mpi_error "serve with replicas sharing experts" 2 "serve: --expert-parallel-scope world with --data-parallel-size 2" \
+  timeout 60 "$moedit" serve --model "$model" --port 0 --data-parallel-size 2 "${world[@]}"
 ls "$work" | grep -q '\.png$' && fail "a refused run left a PNG: $(ls "$work")"
 
 # 2. cfg2 with the experts over both branches.

@@ -7,15 +7,26 @@
 #  2. a generation (n 2, b64_json and a data: URL) is byte for byte the files
 #     of `moedit generate` with the same settings, metadata included;
 #  3. the official openai Python client's images.generate against base_url;
+#     edits (POST /v1/images/edits, multipart): curl and the openai client's
+#     images.edit give the pixels of `moedit edit` with the same settings, in
+#     strength and context mode; a missing, unreadable, truncated or
+#     oversized image, a JSON body, a mask, a strength that leaves no step: 400;
 #  4. a bounded load, 5 clients x 4 requests: all answered 200, none lost or
 #     duplicated, each image equal to its `moedit generate` twin;
+#     three requests of one shape waiting together run as one batch, each
+#     image equal to its twin;
 #  5. a failure inside one request (its image folder gone): 500 for it, and
 #     the next request is answered 200;
-#  6. a full queue (--max-queue 1): 429;
+#  6. a full queue (--max-queue 1): 429; an edit's upload over --max-upload: 400;
+#     a client that leaves (curl --max-time) while its request waits: the
+#     request is dropped from the queue, never run;
 #  7. SIGTERM during a request: that request is answered, exit status 0;
 #  8. two ranks with --cfg-parallel-size 2 under mpirun: an answer equal to
 #     `mpirun -np 2 moedit generate --cfg-parallel-size 2`'s file, 3 clients x
-#     2 requests, SIGTERM to rank 0: every rank exits 0.
+#     2 requests, an edit equal to `mpirun -np 2 moedit edit`'s pixels,
+#     SIGTERM to rank 0: every rank exits 0;
+#  9. two ranks with --data-parallel-size 2: two waiting requests run at
+#     once, one per replica, each image its moedit generate twin.
 # usage: cli_serve.sh MOEDIT FIXTURES
 . "$(dirname "$0")/common_cli.sh"
 export TMPDIR="$work"
@@ -60,6 +71,24 @@ expect_http() {
   fi
 }
 
+# same_pixels A B: the two PNGs hold the same pixels (IHDR and IDAT chunks
+# equal; both are written by moedit's one PNG writer; the text chunks, which
+# name the server's copy of an edit's input, may differ).
+same_pixels() {
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+def pixels(path):
+    data, out, i = open(path, "rb").read(), [], 8
+    while i + 8 <= len(data):
+        n, kind = struct.unpack(">I4s", data[i:i + 8])
+        if kind in (b"IHDR", b"IDAT"): out.append(kind + data[i + 8:i + 8 + n])
+        i += 12 + n
+    return b"".join(out)
+a, b = pixels(sys.argv[1]), pixels(sys.argv[2])
+sys.exit(0 if a and a == b else 1)
+PY
+}
+
 # decode JSON OUT_PREFIX: writes each data[i] image to OUT_PREFIX-i.png.
 decode() {
   python3 - "$1" "$2" <<'PY'
@@ -72,10 +101,13 @@ PY
 }
 
 settings=(--height 32 --width 32 --num-inference-steps 2 --guidance-scale 5)
+expect_error "--max-batch -1" "--max-batch -1: must be" "$moedit" serve --model "$model" --max-batch -1
+expect_error "--max-batch x --max-images too many" "at most 1024 images" "$moedit" serve --model "$model" --max-batch 300 --port 0
+expect_error "--max-upload 0" "--max-upload 0: must be" "$moedit" serve --model "$model" --max-upload 0
 gen=("$moedit" generate --model "$model" "${settings[@]}" --quiet)
 key=secret-key
 start_server "$work/serve.log" "$moedit" serve --model "$model" "${settings[@]}" --api-key "$key" --max-queue 8 \
-  --max-images 4 || finish cli_serve
+  --max-images 4 --max-batch 4 || finish cli_serve
 auth=(-H "Authorization: Bearer $key")
 post=(-X POST "$url/v1/images/generations" "${auth[@]}" -H "Content-Type: application/json")
 
@@ -139,6 +171,63 @@ else
   fail "openai client images.generate failed"
 fi
 
+# 3b. edits: the pixels of moedit edit (size: the input's own, 48x32, as moedit edit's default)
+edit=("$moedit" edit --model "$model" --num-inference-steps 2 --guidance-scale 5 --quiet)
+"${gen[@]}" --prompt "an input" --seed 11 --width 48 --height 32 --output "$work/input.png"
+edits=(-X POST "$url/v1/images/edits" "${auth[@]}")
+expect_http "edit n 2, strength 0.5" 200 '"b64_json"' "${edits[@]}" -F image=@"$work/input.png" \
+  -F prompt="a red circle" -F seed=7 -F n=2 -F strength=0.5 -F negative_prompt=blue
+decode "$work/body" "$work/edited"
+"${edit[@]}" --image "$work/input.png" --prompt "a red circle" --seed 7 --num-images-per-prompt 2 --strength 0.5 \
+  --negative-prompt blue --output "$work/edit.png"
+if same_pixels "$work/edited-0.png" "$work/edit-0.png" && same_pixels "$work/edited-1.png" "$work/edit-1.png" &&
+   ! same_pixels "$work/edited-0.png" "$work/edit-1.png"; then
+  echo "ok   served edits (n 2, seeds 7 and 8) have moedit edit's pixels"
+else
+  fail "served edits differ from moedit edit's"
+fi
+expect_http "edit, context mode at 32x32" 200 '"b64_json"' "${edits[@]}" -F image=@"$work/input.png" \
+  -F prompt="a red circle" -F seed=4 -F edit_mode=context -F size=32x32
+decode "$work/body" "$work/context"
+"${edit[@]}" --image "$work/input.png" --prompt "a red circle" --seed 4 --edit-mode context --width 32 --height 32 \
+  --output "$work/context-edit.png"
+same_pixels "$work/context-0.png" "$work/context-edit.png" && echo "ok   context-mode edit: moedit edit's pixels" ||
+  fail "context-mode edit differs from moedit edit's"
+if python3 - "$url" "$key" "$work" <<'PY'; then
+import base64, sys
+from openai import OpenAI
+client = OpenAI(base_url=sys.argv[1] + "/v1", api_key=sys.argv[2])
+with open(sys.argv[3] + "/input.png", "rb") as image:
+    result = client.images.edit(image=image, prompt="a green square", n=1, response_format="b64_json",
+                                extra_body={"seed": 3, "strength": 0.8})
+open(sys.argv[3] + "/openai-edit-0.png", "wb").write(base64.b64decode(result.data[0].b64_json))
+PY
+  "${edit[@]}" --image "$work/input.png" --prompt "a green square" --seed 3 --strength 0.8 --output "$work/openai-edit.png"
+  same_pixels "$work/openai-edit-0.png" "$work/openai-edit.png" && echo "ok   openai client images.edit: moedit edit's pixels" ||
+    fail "openai client edit differs from moedit edit's"
+else
+  fail "openai client images.edit failed"
+fi
+head -c 40 "$work/input.png" >"$work/truncated.png"
+echo "not an image" >"$work/text.png"
+python3 -c 'import struct, sys, zlib
+ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk)' "$work/huge.png"
+expect_http "edit without an image" 400 '"param":"image","code":"missing_required_parameter"' "${edits[@]}" -F prompt=x
+expect_http "edit of a file that is no image" 400 '"code":"invalid_image"' "${edits[@]}" -F image=@"$work/text.png" -F prompt=x
+expect_http "edit of a truncated PNG" 400 '"code":"invalid_image"' "${edits[@]}" -F image=@"$work/truncated.png" -F prompt=x
+expect_http "edit of a 20000x20000 PNG" 400 '"code":"invalid_image"' "${edits[@]}" -F image=@"$work/huge.png" -F prompt=x
+expect_http "edit with two images" 400 '"param":"image"' "${edits[@]}" -F image=@"$work/input.png" -F image=@"$work/input.png" -F prompt=x
+expect_http "edit as JSON" 400 '"code":"invalid_content_type"' "${edits[@]}" -H "Content-Type: application/json" -d '{"prompt": "x"}'
+expect_http "edit with a mask" 400 '"param":"mask"' "${edits[@]}" -F image=@"$work/input.png" -F mask=@"$work/input.png" -F prompt=x
+expect_http "edit strength out of range" 400 '"param":"strength"' "${edits[@]}" -F image=@"$work/input.png" -F prompt=x -F strength=1.5
+expect_http "edit strength leaving no step" 400 'leaves none of the 2' "${edits[@]}" -F image=@"$work/input.png" -F prompt=x -F strength=1e-20
+expect_http "edit n of the wrong type" 400 '"param":"n","code":"invalid_type"' "${edits[@]}" -F image=@"$work/input.png" -F prompt=x -F n=two
+expect_http "edit without a key" 401 '"code":"missing_api_key"' -X POST "$url/v1/images/edits" -F image=@"$work/input.png" -F prompt=x
+[ -z "$(ls "$work"/moedit-serve-*/ 2>/dev/null)" ] && echo "ok   no uploaded image left in the server's folder" ||
+  fail "uploads left behind: $(ls "$work"/moedit-serve-*/)"
+
 # 4. load: clients x requests, all answered, none lost or duplicated, each equal to its twin
 load() { # load URL KEY CLIENTS REQUESTS DIR
   python3 - "$@" <<'PY'
@@ -190,6 +279,41 @@ if message=$(load "$url" "$key" 5 4 "$work/load"); then
 else
   fail "load: $message"
 fi
+# 4b. batching: three requests of one shape wait behind a slow one of
+# another shape and run as one batch (--max-batch 4), each
+# with its own prompt, seed and n; every image is its moedit generate twin.
+curl -s -o /dev/null -X POST "$url/v1/images/generations" "${auth[@]}" \
+  -d '{"prompt": "slow", "num_inference_steps": 1000, "size": "64x64", "n": 4}' &
+slow_client=$!
+sleep 0.5
+batch_clients=()
+for spec in "first:21:1" "second:31:2" "third:41:1"; do
+  IFS=: read -r prompt seed n <<<"$spec"
+  curl -s -o "$work/batch-$prompt.json" "${post[@]}" \
+    -d "{\"prompt\": \"$prompt\", \"seed\": $seed, \"n\": $n, \"negative_prompt\": \"blue\"}" &
+  batch_clients+=($!)
+  sleep 0.1
+done
+wait "$slow_client" "${batch_clients[@]}"
+batched=0
+for seed in 21 31 41; do grep -q "seed $seed (batched): 200" "$work/serve.log" && batched=$((batched + 1)); done
+same=0
+for spec in "first:21:1" "second:31:2" "third:41:1"; do
+  IFS=: read -r prompt seed n <<<"$spec"
+  decode "$work/batch-$prompt.json" "$work/batched-$prompt"
+  "${gen[@]}" --prompt "$prompt" --negative-prompt blue --seed "$seed" --num-images-per-prompt "$n" \
+    --output "$work/batch-twin-$prompt.png"
+  for i in $(seq 0 $((n - 1))); do
+    twin="$work/batch-twin-$prompt.png"
+    [ "$n" -gt 1 ] && twin="$work/batch-twin-$prompt-$i.png"
+    cmp -s "$work/batched-$prompt-$i.png" "$twin" && same=$((same + 1))
+  done
+done
+if [ "$batched" -eq 3 ] && [ "$same" -eq 4 ]; then
+  echo "ok   3 waiting requests ran as one batch; all 4 images equal their moedit generate twins"
+else
+  fail "batching: $batched batched answers, $same of 4 images equal their twins: $(tail -5 "$work/serve.log")"
+fi
 expect_http "metrics after the load" 200 'moedit_serve_step_seconds_count' "$url/metrics"
 
 # 5. a failure inside one request: 500 for it, the server goes on
@@ -203,7 +327,11 @@ stop_server
 
 # 6. a full queue: 429. Four slow requests 50 ms apart: one runs, one waits,
 # the others find the queue full (each takes far longer than the 150 ms).
-start_server "$work/queue.log" "$moedit" serve --model "$model" "${settings[@]}" --max-queue 1 || finish cli_serve
+start_server "$work/queue.log" "$moedit" serve --model "$model" "${settings[@]}" --max-queue 1 --max-upload 1 ||
+  finish cli_serve
+head -c 1500000 /dev/urandom >"$work/big.png"
+expect_http "edit upload over --max-upload 1" 400 '"code":"body_too_large"' -X POST "$url/v1/images/edits" \
+  -F image=@"$work/big.png" -F prompt=x
 slow='{"prompt": "slow", "num_inference_steps": 1000, "size": "64x64"}'
 clients=()
 for i in 0 1 2 3; do
@@ -217,6 +345,26 @@ case "$codes" in
   "200 200 429 429 " | "200 429 429 429 ") echo "ok   --max-queue 1, four at once: $codes" ;;
   *) fail "full queue: statuses $codes: $(cat "$work/queue.log")" ;;
 esac
+
+# 6b. a client that leaves while its request waits (curl --max-time): the
+# request leaves the queue and never runs, so with --max-queue 1 the next
+# request finds room (200, not 429); the metrics count it as 499.
+curl -s -o /dev/null -X POST "$url/v1/images/generations" \
+  -d '{"prompt": "slow", "num_inference_steps": 1000, "size": "64x64", "n": 4}' &
+slow_client=$!
+sleep 0.5
+curl -s -o /dev/null --max-time 1 -X POST "$url/v1/images/generations" -d '{"prompt": "gone", "seed": 77}'
+gone_status=$?
+sleep 0.3
+after=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/v1/images/generations" -d '{"prompt": "after", "seed": 78}')
+wait "$slow_client"
+if [ "$gone_status" -eq 28 ] && [ "$after" = 200 ] && grep -q "dropped from the queue .*: its client left" "$work/queue.log" &&
+   ! grep -q "seed 77" "$work/queue.log" &&
+   curl -s "$url/metrics" | grep -q 'moedit_serve_requests_total{endpoint="images_generations",status="499"} 1'; then
+  echo "ok   a client gone after 1 s: its request dropped from the queue, never run; the next one found room (200)"
+else
+  fail "client that left: curl $gone_status, next request $after: $(tail -4 "$work/queue.log")"
+fi
 
 # 7. SIGTERM while a request runs (four images of 1000 steps): it is
 # answered, after the "stopping" line, and the exit status is 0.
@@ -249,9 +397,48 @@ if message=$(load "$url" none 3 2 "$work/load2"); then
 else
   fail "2 ranks load: $message"
 fi
+expect_http "2 ranks: an edit" 200 '"b64_json"' -X POST "$url/v1/images/edits" -F image=@"$work/input.png" \
+  -F prompt="a red circle" -F seed=7 -F strength=0.5
+decode "$work/body" "$work/edited2"
+"${mpi[@]}" "${edit[@]}" --cfg-parallel-size 2 --image "$work/input.png" --prompt "a red circle" --seed 7 \
+  --strength 0.5 --output "$work/edit2.png"
+same_pixels "$work/edited2-0.png" "$work/edit2.png" && echo "ok   2 ranks cfg2: an edit has mpirun moedit edit's pixels" ||
+  fail "2 ranks: the edit differs from mpirun moedit edit's"
 rank0=$(grep -o 'pid [0-9]*' "$log2" | head -1 | cut -d' ' -f2)
 kill -TERM "$rank0"
 wait "$server"
 status=$?
 [ "$status" -eq 0 ] && echo "ok   2 ranks: SIGTERM to rank 0, every rank exits 0" || fail "2 ranks: exit $status: $(tail -3 "$log2")"
+# 9. two data-parallel replicas: two requests waiting together (behind a
+# slow one) run at once, one on each replica, in one run; their images are
+# the files of mpirun -np 2 moedit generate --data-parallel-size 2.
+log3="$work/dp.log"
+start_server "$log3" "${mpi[@]}" "$moedit" serve --model "$model" "${settings[@]}" --data-parallel-size 2 ||
+  finish cli_serve
+curl -s -o /dev/null -X POST "$url/v1/images/generations" \
+  -d '{"prompt": "slow", "num_inference_steps": 1000, "size": "64x64", "n": 4}' &
+slow_client=$!
+sleep 0.5
+mkdir -p "$work/dp"
+dp_clients=()
+for i in 0 1; do
+  curl -s -o "$work/dp/answer-$i.json" -X POST "$url/v1/images/generations" \
+    -d "{\"prompt\": \"replica $i\", \"seed\": 5, \"negative_prompt\": \"blue\"}" &
+  dp_clients+=($!)
+  sleep 0.1
+done
+wait "$slow_client" "${dp_clients[@]}"
+printf 'replica 0\nreplica 1\n' >"$work/dp/prompts.txt"
+for i in 0 1; do decode "$work/dp/answer-$i.json" "$work/dp/served-$i"; mv "$work/dp/served-$i-0.png" "$work/dp/load-$i.png"; done
+if grep -q "seed 5 (batched) on replica 0: 200" "$log3" && grep -q "seed 5 (batched) on replica 1: 200" "$log3" &&
+   twins "$work/dp" 2 "${mpi[@]}" "${gen[@]}" --data-parallel-size 2; then
+  echo "ok   2 replicas: two waiting requests ran at once, one per replica, each its moedit generate twin"
+else
+  fail "2 replicas: $(tail -3 "$log3")"
+fi
+rank0=$(grep -o 'pid [0-9]*' "$log3" | head -1 | cut -d' ' -f2)
+kill -TERM "$rank0"
+wait "$server"
+status=$?
+[ "$status" -eq 0 ] && echo "ok   2 replicas: SIGTERM to rank 0, every rank exits 0" || fail "2 replicas: exit $status"
 finish cli_serve

@@ -11,6 +11,12 @@ cd "$(dirname "$0")/.."
 # loaders' fuzz tests (tests/fuzz/).
 packages=(build-essential cmake pkg-config libpng-dev libcjson-dev libstb-dev libopenblas-dev
           libopenmpi-dev openmpi-bin libutf8proc-dev libpcre2-dev libmicrohttpd-dev curl clang libclang-rt-dev)
+# tests/cli_serve_page.sh drives moedit serve's page in headless Chromium: Debian's
+# chromium package (Ubuntu ships it as a snap only; there that test reports itself
+# skipped unless chromium is on PATH).
+if ! command -v chromium >/dev/null 2>&1 && grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+  packages+=(chromium)
+fi
 # With a CUDA toolkit, pip fetches the cuDNN frontend's headers (cuDNN's fused
 # attention; tools/fetch_cudnn_frontend.sh).
 cuda=""
