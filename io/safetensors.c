@@ -1,4 +1,5 @@
-/* Safetensors reader (mmap, validated) and atomic writer; see safetensors.h.
+/* Safetensors reader (mmap, validated) and atomic writer, whole or tensor by
+ * tensor; see safetensors.h.
  *
  * Reading one file: map it, check the header length against the file size,
  * parse the header with cJSON, and for each tensor check dtype, shape (at most
@@ -7,6 +8,7 @@
  * then do entries point into the mapping. Data are little endian on disk and
  * are read with memcpy, since offsets need not be aligned. */
 #define _POSIX_C_SOURCE 200809L /* mmap, O_CLOEXEC, fileno, strdup */
+#define _DEFAULT_SOURCE         /* madvise */
 #include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -535,9 +537,20 @@ int safetensors_read_i32(const safetensors *st, const char *name, int ndim, cons
     return 0;
 }
 
+void safetensors_release(const safetensors_entry *e)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), begin = (uintptr_t)e->data, end = begin + e->nbytes;
+    if (e->nbytes == 0 || page == 0 || page == (uintptr_t)-1) return;
+    begin -= begin % page; /* the pages it shares with its neighbours go too: a read faults them in again */
+    end += (page - end % page) % page;
+    madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
 /* ---- writer ---- */
 
-static int check_write_inputs(const char *path, const char *const *names, const tensor *tensors, int count)
+/* The tensors' names, dtypes and shapes make a header (their data are not
+ * looked at: a streamed file's arrive later). */
+static int check_write_layouts(const char *path, const char *const *names, const tensor *tensors, int count)
 {
     double total = 0; /* cJSON prints whole numbers exactly only below 1e15 */
     for (int i = 0; i < count; i++) {
@@ -546,7 +559,7 @@ static int check_write_inputs(const char *path, const char *const *names, const 
             return error_set("writing %s: tensor %d has no usable name", path, i);
         int bad = t->device != DEVICE_CPU || t->ndim < 0 || t->ndim > TENSOR_MAX_DIMS || !dtype_size(t->dtype);
         for (int d = 0; !bad && d < t->ndim; d++) bad = t->shape[d] < 0;
-        if (bad || (!t->data && tensor_nbytes(t) > 0))
+        if (bad)
             return error_set("writing %s: tensor \"%s\" is not a host tensor with data, a known dtype and a valid "
                              "shape", path, names[i]);
         for (int j = 0; j < i; j++)
@@ -590,22 +603,100 @@ static char *build_header(const char *const *names, const tensor *tensors, int c
     return header;
 }
 
-int safetensors_write(const char *path, const char *const *names, const tensor *tensors, int count)
+struct safetensors_writer {
+    temp_file file;
+    char **names;
+    tensor *layouts; /* dtype and shape of every tensor, in file order */
+    int count, next;
+};
+
+static void writer_free(safetensors_writer *w)
 {
-    if (check_write_inputs(path, names, tensors, count) != 0) return -1;
+    for (int i = 0; i < w->count; i++) free(w->names[i]);
+    free(w->names);
+    free(w->layouts);
+    free(w);
+}
+
+int safetensors_writer_open(safetensors_writer **out, const char *path, const char *const *names,
+                            const tensor *layouts, int count)
+{
+    *out = NULL;
+    if (check_write_layouts(path, names, layouts, count) != 0) return -1;
+    safetensors_writer *w = calloc(1, sizeof *w);
+    if (w) w->names = calloc((size_t)count + 1, sizeof *w->names);
+    if (w) w->layouts = malloc(((size_t)count + 1) * sizeof *w->layouts);
+    for (int i = 0; w && w->names && w->layouts && i < count; i++, w->count++) {
+        if (!(w->names[i] = strdup(names[i]))) break;
+        w->layouts[i] = layouts[i];
+        w->layouts[i].data = NULL;
+    }
+    char *header = NULL;
     size_t header_len = 0;
-    char *header = build_header(names, tensors, count, &header_len);
-    if (!header) return error_set("writing %s: out of memory", path);
+    if (w && w->count == count) header = build_header((const char *const *)w->names, w->layouts, count, &header_len);
+    if (!header) {
+        if (w) writer_free(w);
+        return error_set("writing %s: out of memory", path);
+    }
     uint8_t len_bytes[8];
     for (int i = 0; i < 8; i++) len_bytes[i] = (uint8_t)((uint64_t)header_len >> (8 * i));
-    temp_file file;
-    if (temp_file_open(&file, path)) {
-        free(header);
+    int status = temp_file_open(&w->file, path);
+    if (status == 0) {
+        temp_file_write(&w->file, len_bytes, 8);
+        temp_file_write(&w->file, header, header_len);
+    }
+    free(header);
+    if (status) {
+        writer_free(w);
         return -1;
     }
-    temp_file_write(&file, len_bytes, 8);
-    temp_file_write(&file, header, header_len);
-    for (int i = 0; i < count && !file.error; i++) temp_file_write(&file, tensors[i].data, tensor_nbytes(&tensors[i]));
-    free(header);
-    return temp_file_commit(&file, 1);
+    *out = w;
+    return 0;
+}
+
+int safetensors_writer_append(safetensors_writer *w, const tensor *t)
+{
+    if (w->next == w->count)
+        return error_set("writing %s: tensor %d given, the header lists %d", w->file.target, w->next + 1, w->count);
+    const tensor *want = &w->layouts[w->next];
+    int same = t->dtype == want->dtype && t->ndim == want->ndim && t->device == DEVICE_CPU;
+    for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == want->shape[d];
+    if (!same || (!t->data && tensor_nbytes(t) > 0))
+        return error_set("writing %s: tensor \"%s\" is not the host tensor with data, dtype and shape its header "
+                         "lists", w->file.target, w->names[w->next]);
+    w->next++;
+    if (temp_file_write(&w->file, t->data, tensor_nbytes(t)) == 0 && !w->file.error) return 0;
+    return error_set("writing %s: %s", w->file.target, strerror(w->file.error)); /* stop early: a full disk */
+}
+
+int safetensors_writer_commit(safetensors_writer *w)
+{
+    int status = 0;
+    if (w->next < w->count) {
+        status = error_set("writing %s: %d of the %d tensors given", w->file.target, w->next, w->count);
+        temp_file_discard(&w->file);
+    } else {
+        status = temp_file_commit(&w->file, 1);
+    }
+    writer_free(w);
+    return status;
+}
+
+void safetensors_writer_discard(safetensors_writer *w)
+{
+    if (!w) return;
+    temp_file_discard(&w->file);
+    writer_free(w);
+}
+
+int safetensors_write(const char *path, const char *const *names, const tensor *tensors, int count)
+{
+    safetensors_writer *w = NULL;
+    if (safetensors_writer_open(&w, path, names, tensors, count)) return -1;
+    for (int i = 0; i < count; i++)
+        if (safetensors_writer_append(w, &tensors[i])) {
+            safetensors_writer_discard(w);
+            return -1;
+        }
+    return safetensors_writer_commit(w);
 }

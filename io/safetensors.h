@@ -76,9 +76,30 @@ int safetensors_read_f32(const safetensors *st, const char *name, int ndim, cons
 int safetensors_read_i32(const safetensors *st, const char *name, int ndim, const int64_t *shape,
                          int32_t *dst);
 
+/* Drops the mapped pages of e's data from this process's memory (the
+ * mapping is private and read-only, so they stay in the page cache and a
+ * later read faults them in again): a reader that goes through a large file
+ * once, tensor by tensor, then holds about one tensor at a time instead of
+ * the whole file (moedit quantize). */
+void safetensors_release(const safetensors_entry *e);
+
 /* Write count tensors (host data of any tensor dtype; the brief's callers use
  * F32 and I32) to path: written to a temporary beside it (io/temp_file.h), then renamed
  * over path. */
 int safetensors_write(const char *path, const char *const *names, const tensor *tensors, int count);
+
+/* The same file written tensor by tensor, so only one tensor need be in
+ * memory at a time: open writes the header from every tensor's name, dtype
+ * and shape (`layouts`' data are not read), append gives the next tensor's
+ * data (the dtype and shape its header lists; anything else fails), commit
+ * renames the file into place once all were given. On any failure the
+ * caller discards the writer (commit discards it itself). The bytes equal
+ * safetensors_write's for the same tensors. */
+typedef struct safetensors_writer safetensors_writer;
+int safetensors_writer_open(safetensors_writer **out, const char *path, const char *const *names,
+                            const tensor *layouts, int count);
+int safetensors_writer_append(safetensors_writer *w, const tensor *t);
+int safetensors_writer_commit(safetensors_writer *w);
+void safetensors_writer_discard(safetensors_writer *w); /* NULL: nothing */
 
 #endif

@@ -10,8 +10,9 @@
  * diffusion_pytorch_model.safetensors beside the config. The other
  * components are hard-linked (or copied). Everything is made in a hidden
  * folder beside the output and renamed to it at the end, so a failed run
- * leaves no output. The quantized codes are held in memory until written:
- * 1 byte per quantized weight. */
+ * leaves no output. The file is written tensor by tensor (header first, from
+ * the source's shapes): one weight's codes (and, from an F32 source, its
+ * values) are in memory at a time. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include "moedit.h"
 
@@ -32,87 +33,134 @@
 
 #define PATH_BUFFER 4096
 
-/* What one output tensor of the transformer holds, and what to free. */
-typedef struct quantized_file {
-    const char **names;
-    tensor *tensors;
-    void **owned;
-    int count, capacity, owned_count;
-    int64_t quantized_weights;
-} quantized_file;
+/* The output file's tensors in order (name, dtype, shape), each with the
+ * source tensor it is made from; written one by one, so only one tensor's
+ * codes (or values) are in memory at a time. */
+typedef enum { MADE_CODES, MADE_SCALES, KEPT, KEPT_AS_F32 } made_from;
 
-static int add_tensor(quantized_file *q, const char *name, tensor t, void *owned)
+typedef struct transformer_plan {
+    char **names;
+    tensor *layouts;
+    const safetensors_entry **sources;
+    made_from *kinds;
+    int count, capacity;
+    int64_t quantized_weights;
+} transformer_plan;
+
+static int plan_add(transformer_plan *p, const char *name, const char *suffix, tensor layout,
+                    const safetensors_entry *source, made_from kind)
 {
-    if (q->count == q->capacity) {
-        int capacity = q->capacity ? 2 * q->capacity : 256;
-        const char **names = realloc(q->names, (size_t)capacity * sizeof *names);
-        if (names) q->names = names;
-        tensor *tensors = names ? realloc(q->tensors, (size_t)capacity * sizeof *tensors) : NULL;
-        if (tensors) q->tensors = tensors;
-        void **owned_list = tensors ? realloc(q->owned, (size_t)(2 * capacity) * sizeof *owned_list) : NULL;
-        if (!owned_list) return error_set("out of memory listing the transformer's tensors");
-        q->owned = owned_list;
-        q->capacity = capacity;
+    if (p->count == p->capacity) {
+        int capacity = p->capacity ? 2 * p->capacity : 256;
+        char **names = realloc(p->names, (size_t)capacity * sizeof *names);
+        if (names) p->names = names;
+        tensor *layouts = names ? realloc(p->layouts, (size_t)capacity * sizeof *layouts) : NULL;
+        if (layouts) p->layouts = layouts;
+        const safetensors_entry **sources = layouts ? realloc(p->sources, (size_t)capacity * sizeof *sources) : NULL;
+        if (sources) p->sources = sources;
+        made_from *kinds = sources ? realloc(p->kinds, (size_t)capacity * sizeof *kinds) : NULL;
+        if (!kinds) return error_set("out of memory listing the transformer's tensors");
+        p->kinds = kinds;
+        p->capacity = capacity;
     }
-    char *copy = strdup(name);
-    if (!copy) return error_set("out of memory");
-    q->owned[q->owned_count++] = copy;
-    if (owned) q->owned[q->owned_count++] = owned;
-    q->names[q->count] = copy;
-    q->tensors[q->count++] = t;
+    size_t n = strlen(name) + strlen(suffix) + 1;
+    char *full = malloc(n);
+    if (!full) return error_set("out of memory");
+    snprintf(full, n, "%s%s", name, suffix);
+    p->names[p->count] = full;
+    p->layouts[p->count] = layout;
+    p->sources[p->count] = source;
+    p->kinds[p->count++] = kind;
     return 0;
 }
 
-static void quantized_file_free(quantized_file *q)
+static void plan_free(transformer_plan *p)
 {
-    for (int i = 0; i < q->owned_count; i++) free(q->owned[i]);
-    free(q->owned);
-    free(q->names);
-    free(q->tensors);
+    for (int i = 0; i < p->count; i++) free(p->names[i]);
+    free(p->names);
+    free(p->layouts);
+    free(p->sources);
+    free(p->kinds);
 }
 
-/* The weight as codes and per-row scales (NAME, NAME_scale). */
-static int add_quantized(quantized_file *q, const safetensors *st, const safetensors_entry *e)
+/* The output tensors made from source tensor e: a quantized weight's codes
+ * and scales (NAME, NAME_scale), or the tensor kept (an F8 one that is no
+ * quantized weight: as its F32 values). */
+static int plan_entry(transformer_plan *p, const safetensors *st, const safetensors_entry *e)
 {
-    int64_t rows = e->shape[0], cols = e->shape[1];
-    uint8_t *codes = malloc((size_t)(rows * cols) + 1);
-    float *scales = malloc((size_t)rows * sizeof(float) + 1);
-    float *staging = e->dtype == DTYPE_F8_E4M3 ? NULL : malloc((size_t)(rows * cols) * sizeof(float) + 1);
-    int status = !codes || !scales || (e->dtype != DTYPE_F8_E4M3 && !staging)
-                     ? error_set("out of memory quantizing %s", e->name)
-                     : fp8_read_quantized(st, e->name, rows, cols, codes, scales, staging);
-    free(staging);
-    char scale_name[512];
-    snprintf(scale_name, sizeof scale_name, "%s%s", e->name, FP8_SCALE_SUFFIX);
-    tensor w = tensor_make_2d(DTYPE_F8_E4M3, DEVICE_CPU, rows, cols), s = tensor_make(DTYPE_F32, DEVICE_CPU, 1, &rows);
-    w.data = codes;
-    s.data = scales;
-    if (status || add_tensor(q, e->name, w, codes)) {
-        free(codes);
-        free(scales);
-        return -1;
+    if (e->ndim == 2 && dit_weight_quantized(e->name)) {
+        int64_t rows = e->shape[0];
+        p->quantized_weights++;
+        return plan_add(p, e->name, "", tensor_make_2d(DTYPE_F8_E4M3, DEVICE_CPU, rows, e->shape[1]), e,
+                        MADE_CODES) ||
+               plan_add(p, e->name, FP8_SCALE_SUFFIX, tensor_make(DTYPE_F32, DEVICE_CPU, 1, &rows), e, MADE_SCALES);
     }
-    q->quantized_weights++;
-    return add_tensor(q, scale_name, s, scales) ? (free(scales), -1) : 0;
-}
-
-/* A tensor kept as it is (from the mapping), or an F8 one as its F32 values. */
-static int add_kept(quantized_file *q, const safetensors *st, const safetensors_entry *e)
-{
-    tensor t = tensor_make(e->dtype, DEVICE_CPU, e->ndim, e->shape);
-    t.data = (void *)e->data;
-    if (!fp8_is_stored(st, e->name)) return add_tensor(q, e->name, t, NULL);
-    int64_t rows = e->ndim ? e->shape[0] : 1, cols = e->ndim == 2 ? e->shape[1] : 0;
+    tensor kept = tensor_make(e->dtype, DEVICE_CPU, e->ndim, e->shape);
+    if (!fp8_is_stored(st, e->name)) return plan_add(p, e->name, "", kept, e, KEPT);
     if (e->ndim > 2) return error_set("%s: F8 tensor \"%s\" has %d dimensions; moedit reads F8 matrices and vectors",
                                       e->file, e->name, e->ndim);
-    float *values = malloc((size_t)(rows * (cols ? cols : 1)) * sizeof(float) + 1);
-    if (!values || fp8_read_dequantized(st, e->name, rows, cols, values)) {
-        free(values);
-        return values ? -1 : error_set("out of memory reading %s", e->name);
+    kept.dtype = DTYPE_F32;
+    return plan_add(p, e->name, "", kept, e, KEPT_AS_F32);
+}
+
+/* Appends the quantized weight e as codes, then scales (plan items i, i + 1). */
+static int write_quantized(safetensors_writer *w, const safetensors *st, const transformer_plan *p, int i)
+{
+    const safetensors_entry *e = p->sources[i];
+    int64_t rows = e->shape[0], cols = e->shape[1];
+    tensor codes = p->layouts[i], scales = p->layouts[i + 1];
+    codes.data = malloc((size_t)(rows * cols) + 1);
+    scales.data = malloc((size_t)rows * sizeof(float) + 1);
+    float *staging = e->dtype == DTYPE_F8_E4M3 ? NULL : malloc((size_t)(rows * cols) * sizeof(float) + 1);
+    int status = !codes.data || !scales.data || (e->dtype != DTYPE_F8_E4M3 && !staging)
+                     ? error_set("out of memory quantizing %s", e->name)
+                     : fp8_read_quantized(st, e->name, rows, cols, codes.data, scales.data, staging);
+    free(staging);
+    safetensors_release(e);
+    if (status == 0) status = safetensors_writer_append(w, &codes) || safetensors_writer_append(w, &scales) ? -1 : 0;
+    free(codes.data);
+    free(scales.data);
+    return status;
+}
+
+/* Appends the kept tensor of plan item i: from the mapping, or an F8 one as F32 values. */
+static int write_kept(safetensors_writer *w, const safetensors *st, const transformer_plan *p, int i)
+{
+    const safetensors_entry *e = p->sources[i];
+    tensor t = p->layouts[i];
+    int status;
+    if (p->kinds[i] == KEPT) {
+        t.data = (void *)e->data;
+        status = safetensors_writer_append(w, &t);
+        safetensors_release(e);
+        return status;
     }
-    t.dtype = DTYPE_F32;
+    int64_t rows = e->ndim ? e->shape[0] : 1, cols = e->ndim == 2 ? e->shape[1] : 0;
+    float *values = malloc((size_t)(rows * (cols ? cols : 1)) * sizeof(float) + 1);
+    status = !values ? error_set("out of memory reading %s", e->name)
+                     : fp8_read_dequantized(st, e->name, rows, cols, values);
+    safetensors_release(e);
     t.data = values;
-    return add_tensor(q, e->name, t, values) ? (free(values), -1) : 0;
+    if (status == 0) status = safetensors_writer_append(w, &t);
+    free(values);
+    return status;
+}
+
+/* The plan's tensors into path, one at a time. */
+static int write_plan(const char *path, const safetensors *st, const transformer_plan *p)
+{
+    safetensors_writer *w = NULL;
+    if (safetensors_writer_open(&w, path, (const char *const *)p->names, p->layouts, p->count)) return -1;
+    int status = 0;
+    for (int i = 0; i < p->count && status == 0; i++) {
+        if (p->kinds[i] == MADE_SCALES) continue; /* written with its codes */
+        status = p->kinds[i] == MADE_CODES ? write_quantized(w, st, p, i) : write_kept(w, st, p, i);
+    }
+    if (status) {
+        safetensors_writer_discard(w);
+        return -1;
+    }
+    return safetensors_writer_commit(w);
 }
 
 static int join(char *buf, const char *dir, const char *name)
@@ -143,19 +191,18 @@ static int quantize_transformer(const char *src, const char *dst, int64_t *quant
     closedir(d);
     safetensors *st = NULL;
     if (status || safetensors_open_dir(&st, src, "diffusion_pytorch_model")) return -1;
-    quantized_file q = {0};
+    transformer_plan plan = {0};
     for (int i = 0; i < safetensors_count(st) && status == 0; i++) {
         const safetensors_entry *e = safetensors_entry_at(st, i);
         if (fp8_is_scale_name(st, e->name)) continue; /* written with its weight */
-        int quantize = e->ndim == 2 && dit_weight_quantized(e->name);
-        status = quantize ? add_quantized(&q, st, e) : add_kept(&q, st, e);
+        status = plan_entry(&plan, st, e);
     }
     if (status == 0 && join(to, dst, "diffusion_pytorch_model.safetensors")) status = -1;
-    if (status == 0 && q.quantized_weights == 0)
+    if (status == 0 && plan.quantized_weights == 0)
         status = error_set("%s: no linear weight to quantize (is it a HiDreamImageTransformer2DModel?)", src);
-    if (status == 0) status = safetensors_write(to, q.names, q.tensors, q.count);
-    *quantized = q.quantized_weights;
-    quantized_file_free(&q);
+    if (status == 0) status = write_plan(to, st, &plan);
+    *quantized = plan.quantized_weights;
+    plan_free(&plan);
     safetensors_close(st);
     return status;
 }

@@ -1,4 +1,6 @@
 /* Safetensors reader and writer: F32/I32 round trip through the writer,
+ * the tensor-by-tensor writer giving the same bytes (and refusing a tensor
+ * its header does not list), released pages read back alike,
  * F16/BF16/I64 conversion from hand-built files, sharded index loading,
  * directory lookup, and a clear error (naming the file) for every kind of
  * malformed file instead of a crash. */
@@ -137,6 +139,57 @@ static void test_write_failures_leave_no_file(void)
                 "given twice", "duplicate names on write");
     CHECK(access(temp_path("twice.safetensors"), F_OK) != 0);
     CHECK(!dir_has_temp_files());
+}
+
+static long file_bytes(const char *path, char *buf, long size)
+{
+    FILE *f = fopen(path, "rb");
+    long n = f ? (long)fread(buf, 1, (size_t)size, f) : -1;
+    if (f) fclose(f);
+    return n;
+}
+
+/* The streamed writer (header from shapes, then data tensor by tensor)
+ * writes what safetensors_write wrote in test_round_trip_f32_i32. */
+static void test_streamed_write(void)
+{
+    float weights[6] = {1.5f, -2.25f, 3e-8f, 1e30f, 0.0f, -0.0f}, scalar = 42.0f;
+    int32_t ids[4] = {7, -1, 2147483647, -2147483647 - 1};
+    tensor t[3] = {tensor_make_2d(DTYPE_F32, DEVICE_CPU, 2, 3), tensor_make(DTYPE_I32, DEVICE_CPU, 1, (int64_t[]){4}),
+                   tensor_make(DTYPE_F32, DEVICE_CPU, 0, NULL)};
+    const char *names[3] = {"blocks.0.weight", "routing \"ids\"", "scale"};
+    safetensors_writer *w = NULL;
+    CHECK(safetensors_writer_open(&w, temp_path("streamed.safetensors"), names, t, 3) == 0); /* no data yet */
+    if (!w) return;
+    void *data[3] = {weights, ids, &scalar};
+    for (int i = 0; i < 3; i++) {
+        t[i].data = data[i];
+        CHECK(safetensors_writer_append(w, &t[i]) == 0);
+    }
+    CHECK(safetensors_writer_commit(w) == 0);
+    static char whole[4096], streamed[4096];
+    long n = file_bytes(temp_path("round.safetensors"), whole, sizeof whole);
+    CHECK(n > 8 && n == file_bytes(temp_path("streamed.safetensors"), streamed, sizeof streamed));
+    CHECK(n > 8 && memcmp(whole, streamed, (size_t)n) == 0);
+
+    /* A tensor other than the header's next one, or too few, and nothing is left. */
+    CHECK(safetensors_writer_open(&w, temp_path("short.safetensors"), names, t, 3) == 0);
+    check_error(safetensors_writer_append(w, &t[1]), "short.safetensors", "is not the host tensor with data, dtype "
+                "and shape its header lists", "streamed tensor out of order");
+    CHECK(safetensors_writer_append(w, &t[0]) == 0);
+    check_error(safetensors_writer_commit(w), "short.safetensors", "1 of the 3 tensors given", "streamed file cut short");
+    CHECK(access(temp_path("short.safetensors"), F_OK) != 0);
+    CHECK(!dir_has_temp_files());
+
+    /* Released pages are dropped from memory, not from the file. */
+    safetensors *st;
+    CHECK(safetensors_open(&st, temp_path("streamed.safetensors")) == 0);
+    if (!st) return;
+    safetensors_release(safetensors_find(st, "blocks.0.weight"));
+    float back[6];
+    CHECK(safetensors_read_f32(st, "blocks.0.weight", 2, (int64_t[]){2, 3}, back) == 0);
+    CHECK(memcmp(back, weights, sizeof back) == 0);
+    safetensors_close(st);
 }
 
 /* F16 and BF16 data are converted exactly; the header is not padded, so the
@@ -346,6 +399,7 @@ int main(void)
     }
     test_round_trip_f32_i32();
     test_write_failures_leave_no_file();
+    test_streamed_write();
     test_half_precision_conversion();
     test_other_dtypes();
     test_sharded_index();
