@@ -10,7 +10,9 @@
 int directory_tree_copy(const char *src, const char *dst);
 
 /* Removes path and everything below it (symbolic links themselves, never
- * their targets); quiet on failure (cleanup after an error). */
+ * their targets; at most 32 levels down); quiet on failure (cleanup after an
+ * error), errno kept. Async-signal-safe (Linux): a signal handler may call
+ * it (io/temp_file.h's does, for a folder being made). */
 void directory_tree_remove(const char *path);
 
 #endif

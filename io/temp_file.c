@@ -11,10 +11,13 @@
 #include "io/temp_file.h"
 
 #include "core/error.h"
+#include "io/directory_tree.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +28,7 @@ enum { SLOT_FREE = 0, SLOT_BUSY, SLOT_LIVE };
 
 static struct {
     int state;
+    int folder; /* a folder being made: removed with everything below it */
     char path[TEMP_FILE_PATH];
 } registry[TEMP_FILE_SLOTS];
 
@@ -41,10 +45,11 @@ static int slot_claim(void)
     return -1; /* full: the file is still written, just not removed on a signal */
 }
 
-static void slot_publish(int slot, const char *path)
+static void slot_publish(int slot, const char *path, int folder)
 {
     if (slot < 0) return;
     __atomic_store_n(&registry[slot].state, SLOT_BUSY, __ATOMIC_RELEASE);
+    registry[slot].folder = folder;
     snprintf(registry[slot].path, sizeof registry[slot].path, "%s", path);
     __atomic_store_n(&registry[slot].state, SLOT_LIVE, __ATOMIC_RELEASE);
 }
@@ -57,7 +62,10 @@ static void slot_release(int slot)
 void temp_file_remove_all(void)
 {
     for (int i = 0; i < TEMP_FILE_SLOTS; i++)
-        if (__atomic_load_n(&registry[i].state, __ATOMIC_ACQUIRE) == SLOT_LIVE) unlink(registry[i].path);
+        if (__atomic_load_n(&registry[i].state, __ATOMIC_ACQUIRE) == SLOT_LIVE) {
+            if (registry[i].folder) directory_tree_remove(registry[i].path);
+            else unlink(registry[i].path);
+        }
 }
 
 static void on_signal(int signo)
@@ -104,7 +112,7 @@ int temp_file_open(temp_file *t, const char *target)
             errno = ENAMETOOLONG;
             break;
         }
-        slot_publish(t->slot, t->path);
+        slot_publish(t->slot, t->path, 0);
         fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0 && errno != EEXIST) break; /* EEXIST: a leftover of a killed run with our pid; next name */
     }
@@ -157,4 +165,36 @@ int temp_file_commit(temp_file *t, int sync)
     t->slot = -1;
     t->path[0] = '\0';
     return 0;
+}
+
+/* The signals the handler takes, held back while a folder is made and listed. */
+static void hold_signals(int how, sigset_t *old)
+{
+    sigset_t held;
+    sigemptyset(&held);
+    sigaddset(&held, SIGINT);
+    sigaddset(&held, SIGTERM);
+    sigaddset(&held, SIGHUP);
+    pthread_sigmask(how, how == SIG_BLOCK ? &held : old, how == SIG_BLOCK ? old : NULL);
+}
+
+int temp_file_folder_create(char *template, int *slot)
+{
+    sigset_t old;
+    hold_signals(SIG_BLOCK, &old);
+    *slot = -1;
+    char *made = mkdtemp(template);
+    int saved = errno;
+    if (made) {
+        *slot = slot_claim();
+        slot_publish(*slot, template, 1);
+    }
+    hold_signals(SIG_SETMASK, &old); /* a signal that came meanwhile is handled now, and removes the folder */
+    errno = saved;
+    return made ? 0 : -1;
+}
+
+void temp_file_folder_release(int slot)
+{
+    slot_release(slot);
 }

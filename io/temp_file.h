@@ -5,8 +5,9 @@
  * target's directory), so it fits wherever the target's name fits (a legal
  * 255-byte name plus a suffix would not). While open, the temporary is listed
  * in a fixed, async-signal-safe registry: temp_file_handle_signals() makes
- * SIGINT, SIGTERM and SIGHUP remove every listed temporary, then end the
- * process by the signal's default action (status 128 + signo in a shell).
+ * SIGINT, SIGTERM and SIGHUP remove every listed temporary (and every folder
+ * being made, temp_file_folder_create), then end the process by the
+ * signal's default action (status 128 + signo in a shell).
  *
  * Write errors keep errno's reason from the first failing write, so a full
  * disk reads "writing out.png: No space left on device". */
@@ -49,6 +50,18 @@ void temp_file_discard(temp_file *t);
  * (reported like any write error) instead of killing the process. For
  * programs: call once at start. */
 void temp_file_handle_signals(void);
+
+/* A folder made whole or not at all (moedit quantize's hidden work folder,
+ * renamed into place at the end): mkdtemp(template) ("DIR/.NAME-XXXXXX"),
+ * listed in the same registry, so a handled signal removes it with
+ * everything below it (io/directory_tree.h). The signals are held back
+ * between making and listing it. Returns 0 and *slot (-1 when the registry
+ * is full: then a signal leaves it), or -1 with mkdtemp's errno. */
+int temp_file_folder_create(char *template, int *slot);
+
+/* The folder is no longer removed on a signal (it was renamed into place, or
+ * removed). A slot of -1 is nothing. */
+void temp_file_folder_release(int slot);
 
 /* Removes every open temporary: async-signal-safe, for an embedding
  * program's own signal handler. */

@@ -10,10 +10,11 @@
  * diffusion_pytorch_model.safetensors beside the config. The other
  * components are hard-linked (or copied). Everything is made in a hidden
  * folder beside the output and renamed to it at the end, so a failed run
- * leaves no output. The file is written tensor by tensor (header first, from
- * the source's shapes): one weight's codes (and, from an F32 source, its
- * values) are in memory at a time. */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+ * leaves no output; a signal (SIGINT, SIGTERM, SIGHUP) removes the folder
+ * (temp_file_folder_create). The file is written tensor by tensor (header
+ * first, from the source's shapes): one weight's codes (and, from an F32
+ * source, its values) are in memory at a time. */
+#define _POSIX_C_SOURCE 200809L /* lstat */
 #include "moedit.h"
 
 #include "core/error.h"
@@ -22,6 +23,7 @@
 #include "io/directory_tree.h"
 #include "io/fp8_weights.h"
 #include "io/safetensors.h"
+#include "io/temp_file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -207,15 +209,16 @@ static int quantize_transformer(const char *src, const char *dst, int64_t *quant
     return status;
 }
 
-/* A hidden folder beside `output` for the copy in progress, into buf. */
-static int make_work_folder(const char *output, char *buf)
+/* A hidden folder beside `output` for the copy in progress, into buf; a
+ * signal removes it until *slot is released (io/temp_file.h). */
+static int make_work_folder(const char *output, char *buf, int *slot)
 {
     const char *slash = strrchr(output, '/');
     int n = slash ? snprintf(buf, PATH_BUFFER, "%.*s/.%s.moedit-quantize-XXXXXX", (int)(slash - output), output,
                              slash + 1)
                   : snprintf(buf, PATH_BUFFER, ".%s.moedit-quantize-XXXXXX", output);
     if (n <= 0 || n >= PATH_BUFFER) return error_set("--output %s: path too long", output);
-    if (!mkdtemp(buf)) return error_set("--output %s: cannot make a folder beside it: %s", output, strerror(errno));
+    if (temp_file_folder_create(buf, slot)) return error_set("--output %s: cannot make a folder beside it: %s", output, strerror(errno));
     return 0;
 }
 
@@ -250,7 +253,8 @@ int moedit_quantize(const char *model_dir, const char *output_dir, const char *p
     if (strlen(output_dir) >= sizeof output - 64) return error_set("--output %s: path too long", output_dir);
     snprintf(output, sizeof output, "%s", output_dir);
     for (size_t n = strlen(output); n > 1 && output[n - 1] == '/'; n--) output[n - 1] = '\0';
-    if (make_work_folder(output, work)) return -1;
+    int slot;
+    if (make_work_folder(output, work, &slot)) return -1;
     DIR *d = opendir(model_dir);
     int status = d ? 0 : error_set("cannot open directory %s: %s", model_dir, strerror(errno));
     for (struct dirent *e; status == 0 && (e = readdir(d));) {
@@ -264,5 +268,6 @@ int moedit_quantize(const char *model_dir, const char *output_dir, const char *p
     if (status == 0 && rename(work, output) != 0)
         status = error_set("cannot rename %s to %s: %s", work, output, strerror(errno));
     if (status) directory_tree_remove(work);
+    temp_file_folder_release(slot);
     return status;
 }

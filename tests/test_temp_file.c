@@ -2,7 +2,11 @@
  * a legal 251-byte name gets its file (the temporary fits where the name
  * does); a write past the file-size limit fails with errno's reason ("File
  * too large") and leaves nothing; SIGINT or SIGTERM while a PNG is being
- * written removes the temporary and ends the process with that signal. */
+ * written removes the temporary and ends the process with that signal; and a
+ * folder being made (temp_file_folder_create), with files, a folder inside
+ * it, more entries than one directory listing read holds, and a temporary
+ * file being written inside it, is removed whole by the signal, and kept
+ * once released. */
 #define _GNU_SOURCE
 #include "core/error.h"
 #include "io/image_io.h"
@@ -117,6 +121,73 @@ static void test_signal_while_writing(int signo)
     empty_dir();
 }
 
+/* In the child: the folder "DIR/.made-XXXXXX" with sub/ (two levels of files
+ * and folders, 300 names longer than a listing buffer holds) and an open
+ * temporary inside; writes its name to `ready` (a pipe) and waits for the signal. */
+static void make_folder_and_wait(int ready)
+{
+    temp_file_handle_signals();
+    char folder[512], path[700];
+    snprintf(folder, sizeof folder, "%s/.made-XXXXXX", dir);
+    int slot;
+    if (temp_file_folder_create(folder, &slot) || slot < 0) _exit(3);
+    snprintf(path, sizeof path, "%s/sub", folder);
+    mkdir(path, 0755);
+    for (int i = 0; i < 300; i++) {
+        snprintf(path, sizeof path, "%s/%s/file-%03d-with-a-name-long-enough-to-fill-listings", folder,
+                 i % 2 ? "sub" : ".", i);
+        FILE *f = fopen(path, "w");
+        if (f) fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/sub/deeper", folder);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/sub/deeper/weights.safetensors", folder);
+    temp_file t;
+    if (temp_file_open(&t, path) || temp_file_write(&t, "x", 1)) _exit(4);
+    fflush(t.f);
+    if (write(ready, folder, strlen(folder) + 1) < 0) _exit(5);
+    for (;;) pause();
+}
+
+static void test_signal_while_making_folder(int signo)
+{
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t pid = fork();
+    if (pid == 0) make_folder_and_wait(ready[1]);
+    close(ready[1]);
+    char folder[512] = "";
+    CHECK_MSG(read(ready[0], folder, sizeof folder) > 0, "the child made no folder");
+    close(ready[0]);
+    struct stat st;
+    CHECK_MSG(folder[0] && stat(folder, &st) == 0 && S_ISDIR(st.st_mode), "no folder %s", folder);
+    int temporaries;
+    CHECK(dir_entries(&temporaries) == 1 && temporaries == 1);
+    kill(pid, signo);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == signo, "signal %d: child status %d", signo, status);
+    CHECK_MSG(dir_entries(&temporaries) == 0, "signal %d: the folder being made was left behind", signo);
+}
+
+/* Released (renamed into place), the folder stays; a failed mkdtemp is -1. */
+static void test_folder_released(void)
+{
+    char folder[512], kept[512];
+    snprintf(folder, sizeof folder, "%s/.made-XXXXXX", dir);
+    int slot = -1;
+    CHECK(temp_file_folder_create(folder, &slot) == 0 && slot >= 0);
+    snprintf(kept, sizeof kept, "%s/kept", dir);
+    CHECK(rename(folder, kept) == 0);
+    temp_file_folder_release(slot);
+    temp_file_remove_all();
+    struct stat st;
+    CHECK_MSG(stat(kept, &st) == 0, "a released folder was removed");
+    rmdir(kept);
+    char bad[64] = "/nonexistent-dir/.made-XXXXXX";
+    CHECK(temp_file_folder_create(bad, &slot) == -1 && slot == -1);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/moedit_temp_file_XXXXXX");
@@ -126,6 +197,9 @@ int main(void)
     test_file_too_large("full.jpg");
     test_signal_while_writing(SIGINT);
     test_signal_while_writing(SIGTERM);
+    test_signal_while_making_folder(SIGINT);
+    test_signal_while_making_folder(SIGTERM);
+    test_folder_released();
     rmdir(dir);
     return test_finish("test_temp_file");
 }
