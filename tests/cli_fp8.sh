@@ -2,8 +2,9 @@
 # a quantized copy (transformer in F8_E4M3, other components linked) loads
 # without requantizing, so it gives the latents that quantizing at load
 # gives, bit for bit; FP8 latents differ from F32 ones; the bench reports
-# the FP8 transformer's smaller weights; bad requests are one error line
-# and leave no folder behind.
+# the FP8 transformer's smaller weights; published FP8 files (one scale per
+# tensor, activation scales beside) load, and quantize, like moedit's own;
+# bad requests are one error line and leave no folder behind.
 source "$(dirname "$0")/common_cli.sh"
 
 run() { "$moedit" generate --model "$1" --prompt "a red square" --seed 3 --height 64 --width 64 \
@@ -30,6 +31,78 @@ cmp -s "$work/at_load.safetensors" "$work/stored.safetensors" && echo "ok   quan
 cmp -s "$work/native.safetensors" "$work/at_load.safetensors" && fail "fp8 latents equal the F32 ones" ||
   echo "ok   fp8 latents differ from F32"
 run "$q" dequantized || fail "native run of the quantized copy (weights dequantized)"
+
+# Published FP8 conventions (docs/fp8.md) through the whole CLI: the copy's
+# codes with one scale per tensor, stored as ComfyUI does (X.weight_scale of
+# shape [], with an X.input_scale; or the older X.scale_weight [1] with an
+# X.scale_input), load like moedit's own layout holding that scale on every
+# row; `moedit quantize` reads them back into that layout. Latents bit for bit.
+python3 - "$q/transformer/diffusion_pytorch_model.safetensors" "$work" <<'PY'
+import json, struct, sys
+src, work = sys.argv[1], sys.argv[2]
+raw = open(src, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+header.pop("__metadata__", None)
+data = lambda e: raw[8 + n + e["data_offsets"][0]:8 + n + e["data_offsets"][1]]
+def write(path, tensors):
+    head, blobs, at = {}, [], 0
+    for name, (dtype, shape, blob) in tensors.items():
+        head[name] = {"dtype": dtype, "shape": shape, "data_offsets": [at, at + len(blob)]}
+        blobs.append(blob)
+        at += len(blob)
+    text = json.dumps(head).encode()
+    text += b" " * (-len(text) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+published, own, weights = {}, {}, 0
+for name, e in header.items():
+    if name.endswith(".weight_scale") and name[:-6] in header and header[name[:-6]]["dtype"] == "F8_E4M3":
+        continue
+    if e["dtype"] != "F8_E4M3":
+        published[name] = own[name] = (e["dtype"], e["shape"], data(e))
+        continue
+    rows = e["shape"][0]
+    scales = struct.unpack(f"<{rows}f", data(header[name + "_scale"]))
+    scale = struct.pack("<f", max(scales))  # one scale for the whole tensor
+    published[name] = own[name] = (e["dtype"], e["shape"], data(e))
+    own[name + "_scale"] = ("F32", [rows], scale * rows)
+    base = name[:-len(".weight")]
+    if weights % 2 == 0:
+        published[name + "_scale"] = ("F32", [], scale)
+        published[base + ".input_scale"] = ("F32", [], struct.pack("<f", 0.0123))
+    else:
+        published[base + ".scale_weight"] = ("F32", [1], scale)
+        published[base + ".scale_input"] = ("F32", [], struct.pack("<f", 0.0456))
+    weights += 1
+write(work + "/published.safetensors", published)
+write(work + "/own.safetensors", own)
+print(weights)
+PY
+[ $? -eq 0 ] || fail "making the published-convention copies"
+for kind in published own; do
+  mkdir "$work/$kind"
+  for part in "$q"/*; do [ "$(basename "$part")" = transformer ] || ln -s "$part" "$work/$kind/"; done
+  mkdir "$work/$kind/transformer"
+  cp "$q/transformer/config.json" "$work/$kind/transformer/"
+  mv "$work/$kind.safetensors" "$work/$kind/transformer/diffusion_pytorch_model.safetensors"
+done
+"$moedit" inspect --model "$work/published" >"$work/out" 2>&1 && grep -q "F8_E4M3" "$work/out" &&
+  echo "ok   inspect reads per-tensor scales and input scales" || fail "inspect published: $(cat "$work/out")"
+run "$work/published" published --precision fp8 || fail "fp8 run of the published-convention copy"
+run "$work/own" own --precision fp8 || fail "fp8 run of the per-row copy"
+cmp -s "$work/published.safetensors" "$work/own.safetensors" && echo "ok   per-tensor scales = the same scale per row" ||
+  fail "the published-convention copy's latents differ from the per-row copy's"
+cmp -s "$work/stored.safetensors" "$work/published.safetensors" && fail "one scale per tensor changed nothing"
+run "$work/published" published_f32 || fail "native run of the published-convention copy"
+run "$work/own" own_f32 || fail "native run of the per-row copy"
+cmp -s "$work/published_f32.safetensors" "$work/own_f32.safetensors" &&
+  echo "ok   dequantized alike (code x the tensor's scale)" || fail "dequantized published-convention latents differ"
+"$moedit" quantize --model "$work/published" --output "$work/requantized" 2>"$work/err" ||
+  fail "quantize of the published-convention copy: $(cat "$work/err")"
+run "$work/requantized" requantized --precision fp8 || fail "fp8 run of the requantized published copy"
+cmp -s "$work/own.safetensors" "$work/requantized.safetensors" &&
+  echo "ok   quantize reads the published conventions back: latents = the per-row copy's" ||
+  fail "the requantized published copy's latents differ"
 
 # The bench reports the transformer's weights: FP8 holds 1 byte per linear weight.
 mib() { "$moedit" bench --forward-only --model "$model" --iterations 1 --warmup 0 --height 64 --width 64 --json "$@" |
