@@ -117,6 +117,29 @@ static void check_fp8_near_f32(const float *fp8)
     printf("  serial fp8 vs f32: relative rms difference %.4f\n", relative);
 }
 
+/* The layouts, by world size: CFG and data parallel, with tp or Ulysses,
+ * and expert parallel over the world (W). */
+#define W .expert_parallel = 1, .expert_parallel_scope = MOEDIT_EXPERT_SCOPE_WORLD
+static const struct {
+    int ranks;
+    const char *name;
+    moedit_parallel par;
+    int images;
+} layouts[] = {
+    {2, "cfg2", {.cfg_parallel = 2}, 1},
+    {2, "dp2 (2 images)", {.data_parallel = 2}, 2},
+    {2, "cfg2 +EP(world)", {.cfg_parallel = 2, W}, 1},
+    {2, "dp2 +EP(world) (2 images)", {.data_parallel = 2, W}, 2},
+    {4, "cfg2 x tp2", {.tensor_parallel = 2, .cfg_parallel = 2}, 1},
+    {4, "ulysses2 x cfg2", {.ulysses = 2, .cfg_parallel = 2}, 1},
+    {4, "cfg2 x dp2 (2 images)", {.cfg_parallel = 2, .data_parallel = 2}, 2},
+    {4, "tp2 x dp2 (2 images)", {.tensor_parallel = 2, .data_parallel = 2}, 2},
+    {4, "cfg2 x tp2 +EP(world)", {.tensor_parallel = 2, .cfg_parallel = 2, W}, 1},
+    {4, "cfg2 x dp2 +EP(world) (2 images)", {.cfg_parallel = 2, .data_parallel = 2, W}, 2},
+    {4, "ulysses2 x dp2 +EP(world) (2 images)", {.ulysses = 2, .data_parallel = 2, W}, 2},
+};
+#undef W
+
 static void run_layouts(int n, const char *routing)
 {
     moedit_parallel serial_layout = {.data_parallel = n};
@@ -129,33 +152,8 @@ static void run_layouts(int n, const char *routing)
         CHECK_MSG(generate(&serial_layout, "fp8", 2, NULL, routing, "dp-pair") == 0, "dp-pair: %s", error_message());
         MPI_Barrier(MPI_COMM_WORLD);
     }
-    const int world = MOEDIT_EXPERT_SCOPE_WORLD;
-    if (n == 2) {
-        check("cfg2", (moedit_parallel){.cfg_parallel = 2}, 1, routing, serial);
-        check("dp2 (2 images)", (moedit_parallel){.data_parallel = 2}, 2, routing, serial);
-        check("cfg2 +EP(world)", (moedit_parallel){.cfg_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world},
-              1, routing, serial);
-        check("dp2 +EP(world) (2 images)",
-              (moedit_parallel){.data_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world}, 2, routing,
-              serial);
-    }
-    if (n == 4) {
-        check("cfg2 x tp2", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2}, 1, routing, serial);
-        check("ulysses2 x cfg2", (moedit_parallel){.ulysses = 2, .cfg_parallel = 2}, 1, routing, serial);
-        check("cfg2 x dp2 (2 images)", (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2}, 2, routing, serial);
-        check("tp2 x dp2 (2 images)", (moedit_parallel){.tensor_parallel = 2, .data_parallel = 2}, 2, routing, serial);
-        check("cfg2 x tp2 +EP(world)",
-              (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2, .expert_parallel = 1,
-                                .expert_parallel_scope = world},
-              1, routing, serial);
-        check("cfg2 x dp2 +EP(world) (2 images)",
-              (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2, .expert_parallel = 1,
-                                .expert_parallel_scope = world},
-              2, routing, serial);
-        check("ulysses2 x dp2 +EP(world) (2 images)",
-              (moedit_parallel){.ulysses = 2, .data_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world},
-              2, routing, serial);
-    }
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
+        if (layouts[i].ranks == n) check(layouts[i].name, layouts[i].par, layouts[i].images, routing, serial);
 }
 
 int main(int argc, char **argv)
