@@ -270,6 +270,11 @@ def shapes_in(rgb):
     return out
 
 
+def _cell(v):
+    """Row or column of the 3 x 3 grid for a coordinate in [0, 1]: split at 3/8 and 5/8."""
+    return 0 if v < 3 / 8 else (1 if v < 5 / 8 else 2)
+
+
 def judge_named_objects(path, named):
     """The shape found for each named object {"shape", "position" (name or None)}: the largest
     object in the named position's cell (cells split at 3/8 and 5/8 of the side) else the nearest
@@ -286,10 +291,9 @@ def judge_named_objects(path, named):
         pick = left[0]
         if o.get("position"):
             ax, ay = ANCHORS[o["position"]]
-            cell = lambda v: 0 if v < 3 / 8 else (1 if v < 5 / 8 else 2)
-            same = [i for i in left if cell(found[i][1]["cx"] / w) == cell(ax) and cell(found[i][1]["cy"] / h) == cell(ay)]
-            pick = same[0] if same else min(left, key=lambda i: math.hypot(found[i][1]["cx"] / w - ax,
-                                                                             found[i][1]["cy"] / h - ay))
+            where = [(found[i][1]["cx"] / w, found[i][1]["cy"] / h) for i in left]
+            same = [i for i, (x, y) in zip(left, where) if (_cell(x), _cell(y)) == (_cell(ax), _cell(ay))]
+            pick = same[0] if same else left[min(range(len(left)), key=lambda k: math.dist(where[k], (ax, ay)))]
         left.remove(pick)
         out.append(found[pick][0])
     return out
