@@ -25,7 +25,9 @@
  *   move     the object's size (areas within MAX_AREA_RATIO); the judge checks the new cell;
  *   add      the source's object: at least MIN_KEPT_OVERLAP of its pixels are still object pixels;
  *   remove   what is left was there: at least MIN_KEPT_OVERLAP of the result's object pixels
- *            were object pixels of the source (the judge checks that one object is left). */
+ *            were object pixels of the source, and something went: the result's object pixels
+ *            are at most MAX_LEFT_AFTER_REMOVE of the source's (the judge checks that one
+ *            object is left; a source drawn as one merged blob, recolored, is no removal). */
 #include "io/image_io.h"
 #include "demo_judge.h"
 #include "moedit.h"
@@ -50,6 +52,9 @@
 /* An object shifted by MAX_SHIFT px keeps about 0.8 of its pixels at the smallest size the demo
  * draws (r = 0.075 of 256 px); 0.7 leaves room for the decoder's edges. */
 #define MIN_KEPT_OVERLAP 0.7
+/* The smaller of two objects of the edit pairs (r 0.075-0.15 each) holds at least 1/5 of their
+ * pixels; 0.85 asks that most of that went. */
+#define MAX_LEFT_AFTER_REMOVE 0.85
 
 /* Held-out color/shape/background combinations and the README's prompt. */
 static const struct {
@@ -130,7 +135,7 @@ static int kind_kept(const char *kind, double shift, double ratio, double kept_o
     if (!strcmp(kind, "recolor")) return shift <= MAX_SHIFT && same_size;
     if (!strcmp(kind, "move")) return same_size;
     if (!strcmp(kind, "add")) return kept_of_source >= MIN_KEPT_OVERLAP;
-    if (!strcmp(kind, "remove")) return kept_of_result >= MIN_KEPT_OVERLAP;
+    if (!strcmp(kind, "remove")) return kept_of_result >= MIN_KEPT_OVERLAP && ratio <= MAX_LEFT_AFTER_REMOVE;
     return -1;
 }
 
