@@ -91,7 +91,10 @@ def main():
     ap.add_argument("--judge-only", action="store_true", help="judge the pictures already in --out")
     ap.add_argument("--moedit-args", default="", help="more flags for moedit generate, e.g. \"--cache block\"")
     args = ap.parse_args()
-    entries = eval_sets.load("prompts.jsonl")[:args.count]
+    entries = eval_sets.load("prompts.jsonl")
+    if not 1 <= args.count <= len(entries):
+        ap.error(f"--count: 1 to {len(entries)} prompts")
+    entries = entries[:args.count]
     prompts = [e["prompt"] for e in entries]
     if args.judge_only:
         files = [os.path.join(args.out, f"img-{i}.png") for i in range(len(prompts))]

@@ -135,6 +135,8 @@ def main():
     kinds = args.kinds.split(",")
     if any(k not in KINDS for k in kinds):
         ap.error(f"--kinds: each of {','.join(KINDS)}")
+    if not 1 <= args.count <= eval_sets.EDITS_PER_KIND:
+        ap.error(f"--count: 1 to {eval_sets.EDITS_PER_KIND} pairs per kind")
     os.makedirs(args.out, exist_ok=True)
     todo = selection(kinds, args.count)
     mode_name = "context" if args.mode == "context" else f"strength{args.strength:g}"

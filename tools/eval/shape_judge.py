@@ -300,8 +300,13 @@ def judge_named_objects(path, named):
 
 
 def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: shape_judge.py PICTURE.png ...")
     for path in sys.argv[1:]:
-        rgb = np.asarray(Image.open(path).convert("RGB"))
+        try:
+            rgb = np.asarray(Image.open(path).convert("RGB"))
+        except (OSError, ValueError) as e:
+            sys.exit(f"shape_judge: error: {path}: cannot read the picture ({e})")
         for shape, c, m in shapes_in(rgb):
             distance = classify(m)[1]
             print(f"{path}\t{shape}\tat ({c['cx']:.0f}, {c['cy']:.0f})\tarea {c['area']}\tcompactness "
