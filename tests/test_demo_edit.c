@@ -18,8 +18,16 @@
  * object drifts), 1.0 gave 1. The thresholds come from measurement
  * (docs/demo-model.md, "Edit success").
  *
- * `test_demo_edit --pairs LIST` (lines "SOURCE.png<TAB>EDITED.png<TAB>prompt B")
- * judges pictures made elsewhere: tools/eval/eval_edit.py uses it. */
+ * `test_demo_edit --pairs LIST` (lines "SOURCE.png<TAB>EDITED.png<TAB>prompt B[<TAB>KIND]")
+ * judges pictures made elsewhere: tools/eval/eval_edit.py uses it. KIND (recolor when
+ * left out) picks what the edit must keep besides the background:
+ *   recolor  the objects' place and size, as above;
+ *   move     the object's size (areas within MAX_AREA_RATIO); the judge checks the new cell;
+ *   add      the source's object: at least MIN_KEPT_OVERLAP of its pixels are still object pixels;
+ *   remove   what is left was there: at least MIN_KEPT_OVERLAP of the result's object pixels
+ *            were object pixels of the source, and something went: the result's object pixels
+ *            are at most MAX_LEFT_AFTER_REMOVE of the source's (the judge checks that one
+ *            object is left; a source drawn as one merged blob, recolored, is no removal). */
 #include "io/image_io.h"
 #include "demo_judge.h"
 #include "moedit.h"
@@ -41,6 +49,12 @@
 #define MIN_PSNR 24.0
 #define MAX_SHIFT 4.0
 #define MAX_AREA_RATIO 1.3
+/* An object shifted by MAX_SHIFT px keeps about 0.8 of its pixels at the smallest size the demo
+ * draws (r = 0.075 of 256 px); 0.7 leaves room for the decoder's edges. */
+#define MIN_KEPT_OVERLAP 0.7
+/* The smaller of two objects of the edit pairs (r 0.075-0.15 each) holds at least 1/5 of their
+ * pixels; 0.85 asks that most of that went. */
+#define MAX_LEFT_AFTER_REMOVE 0.85
 
 /* Held-out color/shape/background combinations and the README's prompt. */
 static const struct {
@@ -106,8 +120,28 @@ static long mask_centroid(const uint8_t *mask, int64_t w, int64_t h, double *cx,
     return count;
 }
 
+/* Pixels that are object pixels in both masks. */
+static long mask_overlap(const uint8_t *a, const uint8_t *b, int64_t n)
+{
+    long count = 0;
+    for (int64_t i = 0; i < n; i++) count += a[i] && b[i];
+    return count;
+}
+
+/* Whether what an edit of this kind keeps stayed (see the top of the file); -1: unknown kind. */
+static int kind_kept(const char *kind, double shift, double ratio, double kept_of_source, double kept_of_result)
+{
+    int same_size = ratio >= 1 / MAX_AREA_RATIO && ratio <= MAX_AREA_RATIO;
+    if (!strcmp(kind, "recolor")) return shift <= MAX_SHIFT && same_size;
+    if (!strcmp(kind, "move")) return same_size;
+    if (!strcmp(kind, "add")) return kept_of_source >= MIN_KEPT_OVERLAP;
+    if (!strcmp(kind, "remove")) return kept_of_result >= MIN_KEPT_OVERLAP && ratio <= MAX_LEFT_AFTER_REMOVE;
+    return -1;
+}
+
 /* Judges one edit; prints "ok|MISS<TAB>prompt<TAB>psnr ..."; 1 on success, 0 not, -1 unreadable. */
-static int judge_edit(const char *source, const char *edited, const char *prompt, demo_verdict *sum, double *psnr)
+static int judge_edit(const char *source, const char *edited, const char *prompt, const char *kind, demo_verdict *sum,
+                      double *psnr)
 {
     demo_verdict v;
     if (demo_judge_file(edited, prompt, sum, &v)) return -1;
@@ -130,16 +164,23 @@ static int judge_edit(const char *source, const char *edited, const char *prompt
         double ax, ay, bx, by;
         long area_a = mask_centroid(mask_a, aw, ah, &ax, &ay), area_b = mask_centroid(mask_b, bw, bh, &bx, &by);
         double shift = hypot(ax - bx, ay - by), ratio = area_a && area_b ? (double)area_b / (double)area_a : 0;
-        int kept = shift <= MAX_SHIFT && ratio >= 1 / MAX_AREA_RATIO && ratio <= MAX_AREA_RATIO;
-        status = v.all_ok && kept && *psnr >= MIN_PSNR;
-        printf("%s\t%s\tbackground PSNR %.1f dB, object moved %.1f px, area x%.2f\n", status ? "ok" : "MISS", prompt,
-               *psnr, shift, ratio);
+        long both = mask_overlap(mask_a, mask_b, n);
+        double of_source = area_a ? (double)both / (double)area_a : 0, of_result = area_b ? (double)both / (double)area_b : 0;
+        int kept = kind_kept(kind, shift, ratio, of_source, of_result);
+        if (kept < 0) {
+            fprintf(stderr, "%s: no edit kind '%s' (recolor, move, add or remove)\n", edited, kind);
+        } else {
+            status = v.all_ok && kept && *psnr >= MIN_PSNR;
+            printf("%s\t%s\tbackground PSNR %.1f dB, object moved %.1f px, area x%.2f, kept %.2f of the source's "
+                   "object pixels, %.2f of the result's were there\n",
+                   status ? "ok" : "MISS", prompt, *psnr, shift, ratio, of_source, of_result);
+        }
     }
     free(a), free(b), free(mask_a), free(mask_b), free(keep);
     return status;
 }
 
-/* --pairs LIST: "SOURCE<TAB>EDITED<TAB>prompt" a line; prints each verdict and the totals. */
+/* --pairs LIST: "SOURCE<TAB>EDITED<TAB>prompt[<TAB>KIND]" a line; prints each verdict and the totals. */
 static int judge_list(const char *list)
 {
     FILE *f = fopen(list, "r");
@@ -157,8 +198,10 @@ static int judge_list(const char *list)
         if (!prompt) continue;
         *edited++ = 0;
         *prompt++ = 0;
+        char *kind = strchr(prompt, '\t');
+        if (kind) *kind++ = 0;
         double psnr = 0;
-        int ok = judge_edit(line, edited, prompt, &sum, &psnr);
+        int ok = judge_edit(line, edited, prompt, kind ? kind : "recolor", &sum, &psnr);
         if (ok < 0) status = 2;
         successes += ok > 0;
         psnr_sum += isfinite(psnr) ? psnr : 99;
@@ -203,7 +246,7 @@ int main(int argc, char **argv)
         seconds += r.total_seconds;
         moedit_generate_result_free(&r);
         double psnr = 0;
-        int ok = judge_edit(source, edited, PAIRS[i].edit, &sum, &psnr);
+        int ok = judge_edit(source, edited, PAIRS[i].edit, "recolor", &sum, &psnr);
         CHECK(ok >= 0);
         successes += ok > 0;
         prompts[0] = PAIRS[i].instruction; /* context mode: the instruction, judged against B */
@@ -211,7 +254,7 @@ int main(int argc, char **argv)
         CHECK_MSG(moedit_edit(&e, &r) == 0, "context edit: %s", moedit_error());
         seconds += r.total_seconds;
         moedit_generate_result_free(&r);
-        ok = judge_edit(source, edited, PAIRS[i].edit, &context_sum, &psnr);
+        ok = judge_edit(source, edited, PAIRS[i].edit, "recolor", &context_sum, &psnr);
         CHECK(ok >= 0);
         context_successes += ok > 0;
         unlink(source), unlink(edited);

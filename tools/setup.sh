@@ -30,6 +30,12 @@ if ! python3 -c "import openai" >/dev/null 2>&1; then
   need_openai=1
   packages+=(python3 python3-pip)
 fi
+# tools/eval's shape judge (and its test, tests/tool_shape_judge.py) reads pictures with numpy and Pillow.
+need_numpy=""
+if ! python3 -c "import numpy, PIL" >/dev/null 2>&1; then
+  need_numpy=1
+  packages+=(python3 python3-pip)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -44,6 +50,11 @@ fi
 if [ -n "$need_openai" ]; then
   echo "setup: installing the openai Python package (for tests/cli_serve.sh)"
   python3 -m pip install -q openai 2>/dev/null || python3 -m pip install -q --break-system-packages openai
+fi
+
+if [ -n "$need_numpy" ]; then
+  echo "setup: installing numpy and Pillow (for tools/eval/shape_judge.py)"
+  python3 -m pip install -q numpy pillow 2>/dev/null || python3 -m pip install -q --break-system-packages numpy pillow
 fi
 
 if [ -n "$cuda" ] && ! tools/fetch_cudnn_frontend.sh; then

@@ -1,18 +1,18 @@
 """Prompt adherence of a moedit model on held-out prompts, judged from pixels.
 
-The prompts are tools/train/data.py's eval_prompts(): single objects with a named
-position (and sometimes a size), then positioned pairs, every one built from
-(color, shape, background) triples that training never drew. moedit generates
-them (one process, --prompt-file); the pixel judge of tests/test_demo_adherence.c
-(`test_demo_adherence --judge LIST`, the same judge the ctest uses) names the
-background, the objects' colors, their cells on the 3 x 3 grid and their count.
+The prompts are tools/eval/sets/prompts.jsonl (tools/eval/eval_sets.py: 72 single
+objects with a named position and sometimes a size, 24 positioned pairs, 24 twins
+"two red circles ...", every one holding a (color, shape, background) triple that
+training never drew). moedit generates them (one process, --prompt-file); the pixel
+judge of tests/test_demo_adherence.c (`test_demo_adherence --judge LIST`, the same
+judge the ctest uses) names the background, the objects' colors, their cells on the
+3 x 3 grid and their count; tools/eval/shape_judge.py names each object's shape.
 
     python3 tools/eval/eval_adherence.py --moedit build-cpu/moedit \
         --judge build-cpu/tests/test_demo_adherence --model models/demo --out /tmp/eval
 
-Prints the rates (all prompts, singles, pairs) and writes OUT/results.json and
-OUT/verdicts.tsv. Needs only the Python standard library besides tools/train/data.py
-(which imports torch for rendering; the prompts themselves need no torch).
+Prints the rates (all prompts, singles, pairs, twins) and writes OUT/results.json and
+OUT/verdicts.tsv. Needs numpy and Pillow (the shape judge) and tools/train/data.py.
 """
 import argparse
 import json
@@ -22,10 +22,10 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
-import data  # noqa: E402
+import eval_sets
+import shape_judge
 
-FIELDS = ("background", "color", "position", "count")
+FIELDS = ("background", "color", "position", "count", "shape")
 
 
 def generate(args, prompts):
@@ -44,21 +44,26 @@ def generate(args, prompts):
     return result["files"], seconds, result.get("seconds", {})
 
 
-def judge(args, files, prompts):
+def judge(args, files, entries):
+    """The C judge's verdict on background, colors, positions and count, and the shape judge's on shapes."""
     listing = os.path.join(args.out, "list.tsv")
     with open(listing, "w") as f:
-        for path, prompt in zip(files, prompts):
-            f.write(f"{path}\t{prompt}\n")
+        for path, e in zip(files, entries):
+            f.write(f"{path}\t{e['prompt']}\n")
     out = subprocess.run([args.judge, "--judge", listing], check=True, capture_output=True, text=True).stdout
-    rows = []
-    for line in out.splitlines():
-        if line.startswith("totals:"):
-            continue
+    rows, lines = [], []
+    for line, path, e in zip([l for l in out.splitlines() if not l.startswith("totals:")], files, entries):
         verdict, prompt, scores, seen = line.split("\t")
-        counts = {k: tuple(map(int, re.search(k + r" (\d+)/(\d+)", scores).groups())) for k in FIELDS}
-        rows.append({"ok": verdict == "ok", "prompt": prompt, "scores": counts, "seen": seen})
+        counts = {k: tuple(map(int, re.search(k + r" (\d+)/(\d+)", scores).groups())) for k in FIELDS[:-1]}
+        found = shape_judge.judge_named_objects(path, e["objects"])
+        named = [o["shape"] for o in e["objects"]]
+        counts["shape"] = (sum(f == n for f, n in zip(found, named)), len(named))
+        ok = verdict == "ok" and counts["shape"][0] == counts["shape"][1]
+        rows.append({"ok": ok, "prompt": prompt, "kind": e["kind"], "scores": counts, "seen": seen, "shapes": found})
+        lines.append(f"{'ok' if ok else 'MISS'}\t{prompt}\t{scores} shape {counts['shape'][0]}/{counts['shape'][1]}"
+                     f"\t{seen} shapes {','.join(found)}")
     with open(os.path.join(args.out, "verdicts.tsv"), "w") as f:
-        f.write(out)
+        f.write("\n".join(lines) + "\n")
     return rows
 
 
@@ -86,21 +91,27 @@ def main():
     ap.add_argument("--judge-only", action="store_true", help="judge the pictures already in --out")
     ap.add_argument("--moedit-args", default="", help="more flags for moedit generate, e.g. \"--cache block\"")
     args = ap.parse_args()
-    prompts = [c for c, _ in data.eval_prompts(args.count)]
+    entries = eval_sets.load("prompts.jsonl")
+    if not 1 <= args.count <= len(entries):
+        ap.error(f"--count: 1 to {len(entries)} prompts")
+    entries = entries[:args.count]
+    prompts = [e["prompt"] for e in entries]
     if args.judge_only:
         files = [os.path.join(args.out, f"img-{i}.png") for i in range(len(prompts))]
         seconds, timing = None, {}
     else:
         files, seconds, timing = generate(args, prompts)
-    rows = judge(args, files, prompts)
-    singles = [r for r in rows if " and " not in r["prompt"]]
-    pairs = [r for r in rows if " and " in r["prompt"]]
+    rows = judge(args, files, entries)
+    groups = {"all": rows}
+    groups.update({kind + "s": [r for r in rows if r["kind"] == kind] for kind in ("single", "pair", "twin")})
     result = {"model": args.model, "steps": args.steps, "guidance": args.guidance, "seed": args.seed,
-              "size": args.size, "generate_seconds": seconds, "moedit_seconds": timing,
-              "all": rates(rows), "singles": rates(singles), "pairs": rates(pairs)}
+              "size": args.size, "generate_seconds": seconds, "moedit_seconds": timing}
+    result.update({name: rates(group) for name, group in groups.items() if group})
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(result, f, indent=1)
-    for name in ("all", "singles", "pairs"):
+    for name in groups:
+        if name not in result:
+            continue
         r = result[name]
         parts = " ".join(f"{k} {r[k][0]}/{r[k][1]} ({100 * r[k][2]:.1f}%)" for k in FIELDS if r[k][1])
         print(f"{name:8s} {r['prompts']:4d} prompts: {parts}; all correct {r['all_correct']} "

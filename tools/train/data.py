@@ -24,7 +24,10 @@ import math
 import random
 import re
 
-import torch
+try:  # only rendering needs PyTorch: the captions, HELDOUT and tokenize() (tools/eval/eval_sets.py) need none
+    import torch
+except ImportError:
+    torch = None
 
 # Named colors (RGB 0..255). Well apart, so a pixel judge can name them back.
 COLORS = {

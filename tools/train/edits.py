@@ -13,7 +13,10 @@ holds a (color, shape, background) triple of data.HELDOUT.
 import copy
 import random
 
-import torch
+try:  # only rendering needs PyTorch: edit_triple() (tools/eval/eval_sets.py) needs none
+    import torch
+except ImportError:
+    torch = None
 
 import data
 
