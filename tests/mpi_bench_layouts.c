@@ -8,10 +8,9 @@
  *   - its final latents for a layout equal, bit for bit, those of a
  *     standalone moedit_generate of that layout with the same routing (the
  *     bench runs generate's own code). */
-#include "core/error.h"
-#include "io/safetensors.h"
 #include "bench/bench.h"
-#include "test_util.h"
+#include "core/text_file.h"
+#include "test_layouts.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -28,23 +27,15 @@ static char dir[64], work[96];
 
 static int read_latents(const char *path, float *out)
 {
-    safetensors *st = NULL;
     int64_t shape[3] = {4, 8, 8};
-    int status = safetensors_open(&st, path) || safetensors_read_f32(st, "latents", 3, shape, out);
-    if (st) safetensors_close(st);
-    return status ? -1 : 0;
+    return test_read_latents(path, 3, shape, out);
 }
 
+/* A report's text (NULL if unreadable: the checks on it then fail). */
 static char *read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = calloc((size_t)size + 1, 1);
-    if (text && fread(text, 1, (size_t)size, f) != (size_t)size) text[0] = '\0';
-    fclose(f);
+    char *text = NULL;
+    if (text_file_read(path, 1 << 20, "report", &text)) fprintf(stderr, "%s\n", error_message());
     return text;
 }
 
@@ -266,11 +257,7 @@ int main(int argc, char **argv)
 {
     moedit_init(&argc, &argv);
     int n = moedit_world_size();
-    if (moedit_rank() == 0) {
-        snprintf(dir, sizeof dir, "/tmp/moedit_bench_test_XXXXXX");
-        CHECK(mkdtemp(dir) != NULL);
-    }
-    if (n > 1) MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    test_shared_temp_dir(dir, sizeof dir, "/tmp/moedit_bench_test_XXXXXX");
     snprintf(work, sizeof work, "%s/work", dir);
 
     const char *layouts = "auto,tp2";

@@ -9,16 +9,7 @@
  * sequence segment of its own split over the sp ranks. The serial reference
  * runs on rank 0 alone (data parallel over the world with one image),
  * capturing its routing for the others to replay. */
-#include "core/error.h"
-#include "io/image_io.h"
-#include "io/safetensors.h"
-#include "moedit.h"
-#include "test_util.h"
-
-#include <mpi.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include "test_layouts.h"
 
 #define MODEL MOEDIT_FIXTURES "/../../models/tiny-random"
 #define INPUT MOEDIT_FIXTURES "/edit_tiny/input.png"
@@ -58,47 +49,43 @@ static int read_latents(const edit_case *c, const char *name, float *out)
 {
     char path[160];
     snprintf(path, sizeof path, "%s/%s-%s.latents", dir, c->name, name);
-    safetensors *st = NULL;
     int64_t shape[3] = {4, H / 8, W / 8};
-    int status = safetensors_open(&st, path) || safetensors_read_f32(st, "latents", 3, shape, out);
-    if (st) safetensors_close(st);
-    return status ? -1 : 0;
+    return test_read_latents(path, 3, shape, out);
 }
 
-/* Largest difference between two PNGs (256: unreadable or different sizes). */
-static int pixel_diff(const char *a_path, const char *b_path)
-{
-    uint8_t *a = NULL, *b = NULL;
-    int64_t aw, ah, bw, bh;
-    int worst = 256;
-    if (image_read(a_path, 4096, 1 << 24, &a, &aw, &ah) == 0 && image_read(b_path, 4096, 1 << 24, &b, &bw, &bh) == 0 &&
-        aw == bw && ah == bh) {
-        worst = 0;
-        for (int64_t i = 0; i < aw * ah * 3; i++) worst = abs(a[i] - b[i]) > worst ? abs(a[i] - b[i]) : worst;
-    }
-    free(a), free(b);
-    return worst;
-}
+typedef struct serial_run {
+    const edit_case *edit;
+    const char *routing; /* its routing, replayed by every layout */
+    const float *latents;
+} serial_run;
 
-static void check(const edit_case *c, const char *name, moedit_parallel par, int images, const char *routing,
-                  const float *serial)
+static void check(const test_layout *layout, void *context)
 {
-    int status = edit(c, &par, images, NULL, routing, name);
+    const serial_run *serial = context;
+    const edit_case *c = serial->edit;
+    const char *name = layout->label;
+    int status = edit(c, &layout->parallel, layout->images, NULL, serial->routing, name);
     CHECK_MSG(status == 0, "%s %s: %s", c->name, name, error_message());
     MPI_Barrier(MPI_COMM_WORLD);
     if (moedit_rank() != 0 || status) return;
     float got[LATENTS];
     CHECK_MSG(read_latents(c, name, got) == 0, "%s %s: %s", c->name, name, error_message());
-    double diff = test_max_abs_diff(got, serial, LATENTS), scale = test_max_abs(serial, LATENTS);
-    char serial_png[160], png[160];
+    test_layout_figures f = test_layout_latents(got, serial->latents, LATENTS);
+    char serial_png[160], png[160], label[96];
     snprintf(serial_png, sizeof serial_png, "%s/%s-serial.png", dir, c->name);
-    snprintf(png, sizeof png, "%s/%s-%s%s.png", dir, c->name, name, images > 1 ? "-0" : "");
-    int pixels = pixel_diff(serial_png, png);
-    CHECK_MSG(diff <= 1e-4 * scale, "%s %s: final latents differ by %.3g (scale %.3g)", c->name, name, diff, scale);
-    CHECK_MSG(pixels <= 1, "%s %s: image differs from serial by %d", c->name, name, pixels);
-    printf("  %-8s %-24s latents max abs diff %.3g (scale %.3g), max pixel diff %d\n", c->name, name, diff, scale,
-           pixels);
+    snprintf(png, sizeof png, "%s/%s-%s%s.png", dir, c->name, name, layout->images > 1 ? "-0" : "");
+    f.pixels = test_pixel_diff(serial_png, png, &f.psnr);
+    snprintf(label, sizeof label, "%-8s %s", c->name, name);
+    test_layout_judge(label, 33, 1, &f);
 }
+
+/* Every layout of 2 and of 4 ranks (test_layouts.h reads the labels); "+EP(world)": DP2EP. */
+static const char *const layouts[] = {
+    "cfg2", "tp2", "ulysses2", "ring2", "ulysses2 +EP", "tp2 +EP", "dp2 (2 images)", "ring2 vae2", "cfg2 +EP(world)",
+    "dp2 +EP(world) (2 images)",
+    "cfg2 x tp2", "cfg2 x ulysses2", "ulysses2 x ring2", "tp2 x ring2 +EP", "ring4 +EP", "cfg2 x dp2 (2 images)",
+    "tp2 x cfg2 vae4", "ring2 x dp2 vae2", "cfg2 x dp2 +EP(world) (2 images)",
+};
 
 static void check_layouts(const edit_case *c, int n)
 {
@@ -106,55 +93,18 @@ static void check_layouts(const edit_case *c, int n)
     snprintf(routing, sizeof routing, "%s/%s-routing.safetensors", dir, c->name);
     moedit_parallel serial_layout = {.data_parallel = n};
     CHECK_MSG(edit(c, &serial_layout, 1, routing, NULL, "serial") == 0, "%s serial: %s", c->name, error_message());
-    if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
-    float serial[LATENTS];
-    CHECK_MSG(read_latents(c, "serial", serial) == 0, "%s", error_message());
-    const int world = MOEDIT_EXPERT_SCOPE_WORLD; /* the experts over every rank (DP2EP) */
-    if (n == 2) {
-        check(c, "cfg2", (moedit_parallel){.cfg_parallel = 2}, 1, routing, serial);
-        check(c, "tp2", (moedit_parallel){.tensor_parallel = 2}, 1, routing, serial);
-        check(c, "ulysses2", (moedit_parallel){.ulysses = 2}, 1, routing, serial);
-        check(c, "ring2", (moedit_parallel){.ring = 2}, 1, routing, serial);
-        check(c, "ulysses2 +EP", (moedit_parallel){.ulysses = 2, .expert_parallel = 1}, 1, routing, serial);
-        check(c, "tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .expert_parallel = 1}, 1, routing, serial);
-        check(c, "dp2 (2 images)", (moedit_parallel){.data_parallel = 2}, 2, routing, serial);
-        check(c, "ring2 vae2", (moedit_parallel){.ring = 2, .vae_patch_parallel = 2}, 1, routing, serial);
-        check(c, "cfg2 +EP(world)",
-              (moedit_parallel){.cfg_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world}, 1, routing,
-              serial);
-        check(c, "dp2 +EP(world) (2 images)",
-              (moedit_parallel){.data_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world}, 2, routing,
-              serial);
-    }
-    if (n == 4) {
-        check(c, "cfg2 x tp2", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2}, 1, routing, serial);
-        check(c, "cfg2 x ulysses2", (moedit_parallel){.ulysses = 2, .cfg_parallel = 2}, 1, routing, serial);
-        check(c, "ulysses2 x ring2", (moedit_parallel){.ulysses = 2, .ring = 2}, 1, routing, serial);
-        check(c, "tp2 x ring2 +EP", (moedit_parallel){.tensor_parallel = 2, .ring = 2, .expert_parallel = 1}, 1,
-              routing, serial);
-        check(c, "ring4 +EP", (moedit_parallel){.ring = 4, .expert_parallel = 1}, 1, routing, serial);
-        check(c, "cfg2 x dp2 (2 images)", (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2}, 2, routing,
-              serial);
-        check(c, "tp2 x cfg2 vae4", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2, .vae_patch_parallel = 4},
-              1, routing, serial);
-        check(c, "ring2 x dp2 vae2", (moedit_parallel){.ring = 2, .data_parallel = 2, .vae_patch_parallel = 2}, 1,
-              routing, serial);
-        check(c, "cfg2 x dp2 +EP(world) (2 images)",
-              (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2, .expert_parallel = 1,
-                                .expert_parallel_scope = world},
-              2, routing, serial);
-    }
+    test_barrier();
+    float latents[LATENTS];
+    CHECK_MSG(read_latents(c, "serial", latents) == 0, "%s", error_message());
+    serial_run serial = {c, routing, latents};
+    test_layouts_run(layouts, sizeof layouts / sizeof layouts[0], check, &serial);
 }
 
 int main(int argc, char **argv)
 {
     moedit_init(&argc, &argv);
     int n = moedit_world_size();
-    if (moedit_rank() == 0) {
-        snprintf(dir, sizeof dir, "/tmp/moedit_edit_layouts_XXXXXX");
-        CHECK(mkdtemp(dir) != NULL);
-    }
-    if (n > 1) MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    test_shared_temp_dir(dir, sizeof dir, "/tmp/moedit_edit_layouts_XXXXXX");
     edit_case cases[2] = {{"sdedit", MOEDIT_EDIT_STRENGTH, 0.6}, {"context", MOEDIT_EDIT_CONTEXT, 0}};
     for (int i = 0; i < 2; i++) check_layouts(&cases[i], n);
     char name[64];

@@ -16,18 +16,8 @@
  * and -Dev (LCM: fresh noise in every step, which every rank must draw
  * alike): models/tiny-random with tests/fixtures/scheduler_runs' configs. */
 #include "backend/backend.h"
-#include "core/error.h"
-#include "io/image_io.h"
-#include "io/safetensors.h"
-#include "moedit.h"
+#include "test_layouts.h"
 #include "test_model_dir.h"
-#include "test_util.h"
-
-#include <math.h>
-#include <mpi.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #define MODEL TEST_TINY_MODEL
 #define FRAMES 3
@@ -61,32 +51,8 @@ static int read_latents(const char *name, float *out)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/%s.latents", dir, name);
-    safetensors *st = NULL;
     int64_t shape[4] = {frames, 4, 8, 8};
-    int status = safetensors_open(&st, path) ||
-                 safetensors_read_f32(st, "latents", frames > 1 ? 4 : 3, frames > 1 ? shape : shape + 1, out);
-    if (st) safetensors_close(st);
-    return status ? -1 : 0;
-}
-
-/* Largest difference between two PNGs (256: unreadable), and the PSNR in dB. */
-static int pixel_diff(const char *a_path, const char *b_path, double *psnr)
-{
-    uint8_t *a = NULL, *b = NULL;
-    int64_t aw, ah, bw, bh;
-    int worst = 256;
-    if (image_read(a_path, 4096, 1 << 24, &a, &aw, &ah) == 0 && image_read(b_path, 4096, 1 << 24, &b, &bw, &bh) == 0 &&
-        aw == bw && ah == bh) {
-        worst = 0;
-        double squares = 0;
-        for (int64_t i = 0; i < aw * ah * 3; i++) {
-            worst = abs(a[i] - b[i]) > worst ? abs(a[i] - b[i]) : worst;
-            squares += (double)(a[i] - b[i]) * (a[i] - b[i]);
-        }
-        *psnr = squares == 0 ? 99 : 10 * log10(255.0 * 255.0 / (squares / (double)(aw * ah * 3)));
-    }
-    free(a), free(b);
-    return worst;
+    return test_read_latents(path, frames > 1 ? 4 : 3, frames > 1 ? shape : shape + 1, out);
 }
 
 /* Frame f of image `image` of the run `name` that made `images` images. */
@@ -98,41 +64,47 @@ static void image_path(const char *name, int image, int images, int64_t f, char 
     else snprintf(path, size, "%s/%s%s.png", dir, name, prefix);
 }
 
-static void check(const char *name, moedit_parallel par, int images, const char *routing, const float *serial)
+/* Every layout of 2 and of 4 ranks (test_layouts.h reads the labels). */
+static const char *const layouts[] = {
+    "cfg2", "tp2", "ulysses2", "ring2", "ulysses2 +EP", "tp2 +EP", "dp2 (2 images)", "cfg2 vae2", "cfg2 +EP(world)",
+    "dp2 +EP(world) (2 images)",
+    "cfg2 x tp2", "cfg2 x ulysses2", "ulysses2 x ring2", "tp2 x ring2 +EP", "ring4 +EP", "cfg2 x tp2 +EP",
+    "cfg2 x dp2 (2 images)", "tp2 x cfg2 vae4", "ring2 x dp2 vae2", "cfg2 x tp2 +EP(world)",
+    "cfg2 x dp2 +EP(world) (2 images)", "ulysses2 x dp2 +EP(world) (2 images)",
+};
+
+typedef struct serial_run {
+    const char *routing; /* its routing, replayed by every layout */
+    const float *latents;
+} serial_run;
+
+static void check(const test_layout *layout, void *context)
 {
+    const serial_run *serial = context;
     char label[64];
-    snprintf(label, sizeof label, "%s%s", frames > 1 ? "clip " : "", name);
-    int status = generate(&par, images, NULL, routing, name);
+    snprintf(label, sizeof label, "%s%s", frames > 1 ? "clip " : "", layout->label);
+    int status = generate(&layout->parallel, layout->images, NULL, serial->routing, layout->label);
     CHECK_MSG(status == 0, "%s: %s", label, error_message());
     MPI_Barrier(MPI_COMM_WORLD);
     if (moedit_rank() != 0 || status) return;
     float got[LATENTS];
-    CHECK_MSG(read_latents(name, got) == 0, "%s: %s", label, error_message());
-    long n = (long)frames * 4 * 8 * 8;
-    double diff = test_max_abs_diff(got, serial, n), scale = test_max_abs(serial, n), psnr = 0;
-    /* The first image of the layout against the serial one; every frame of a clip. */
-    int pixels = 0;
-    psnr = 99;
-    /* Image 0 against the serial run; with two images, image 1 too, against
-     * the two-image data-parallel run ("dp-pair"). */
-    for (int image = 0; image < images && image < 2; image++)
-        for (int64_t f = 0; f < frames; f++) {
+    CHECK_MSG(read_latents(layout->label, got) == 0, "%s: %s", label, error_message());
+    test_layout_figures f = test_layout_latents(got, serial->latents, (long)frames * 4 * 8 * 8);
+    /* Image 0 against the serial run, every frame of a clip; with two images,
+     * image 1 too, against the two-image data-parallel run ("dp-pair"). */
+    f.pixels = 0;
+    f.psnr = 99;
+    for (int image = 0; image < layout->images && image < 2; image++)
+        for (int64_t frame = 0; frame < frames; frame++) {
             char a[256], b[256];
             double frame_psnr = 0;
-            image_path(image ? "dp-pair" : "serial", image, image ? 2 : 1, f, a, sizeof a);
-            image_path(name, image, images, f, b, sizeof b);
-            int worst = pixel_diff(a, b, &frame_psnr);
-            pixels = worst > pixels ? worst : pixels;
-            psnr = frame_psnr < psnr ? frame_psnr : psnr;
+            image_path(image ? "dp-pair" : "serial", image, image ? 2 : 1, frame, a, sizeof a);
+            image_path(layout->label, image, layout->images, frame, b, sizeof b);
+            int worst = test_pixel_diff(a, b, &frame_psnr);
+            f.pixels = worst > f.pixels ? worst : f.pixels;
+            f.psnr = frame_psnr < f.psnr ? frame_psnr : f.psnr;
         }
-    if (strcmp(device, "cpu") == 0) {
-        CHECK_MSG(diff <= 1e-4 * scale, "%s: final latents differ by %.3g (scale %.3g)", label, diff, scale);
-        CHECK_MSG(pixels <= 1, "%s: image differs from serial by %d", label, pixels);
-    } else {
-        CHECK_MSG(psnr >= 40, "%s: image PSNR %.1f dB vs one GPU", label, psnr);
-    }
-    printf("  %-28s latents max abs diff %.3g (scale %.3g), max pixel diff %d, PSNR %.1f dB\n", label, diff, scale,
-           pixels, psnr);
+    test_layout_judge(label, 28, strcmp(device, "cpu") == 0, &f);
 }
 
 /* The serial run (capturing routing), then every layout of n ranks against it. */
@@ -140,57 +112,16 @@ static void run_layouts(int n, const char *routing)
 {
     moedit_parallel serial_layout = {.data_parallel = n};
     CHECK_MSG(generate(&serial_layout, 1, routing, NULL, "serial") == 0, "serial: %s", error_message());
-    if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
-    float serial[LATENTS];
-    CHECK_MSG(read_latents("serial", serial) == 0, "%s", error_message());
+    test_barrier();
+    float latents[LATENTS];
+    CHECK_MSG(read_latents("serial", latents) == 0, "%s", error_message());
     if (n > 1) { /* the second image's reference: plain data parallel, the same routing replayed */
         moedit_parallel pair = {.data_parallel = n};
         CHECK_MSG(generate(&pair, 2, NULL, routing, "dp-pair") == 0, "dp-pair: %s", error_message());
         MPI_Barrier(MPI_COMM_WORLD);
     }
-    const int world = MOEDIT_EXPERT_SCOPE_WORLD;
-
-    if (n == 2) {
-        check("cfg2", (moedit_parallel){.cfg_parallel = 2}, 1, routing, serial);
-        check("tp2", (moedit_parallel){.tensor_parallel = 2}, 1, routing, serial);
-        check("ulysses2", (moedit_parallel){.ulysses = 2}, 1, routing, serial);
-        check("ring2", (moedit_parallel){.ring = 2}, 1, routing, serial);
-        check("ulysses2 +EP", (moedit_parallel){.ulysses = 2, .expert_parallel = 1}, 1, routing, serial);
-        check("tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .expert_parallel = 1}, 1, routing, serial);
-        check("dp2 (2 images)", (moedit_parallel){.data_parallel = 2}, 2, routing, serial);
-        check("cfg2 vae2", (moedit_parallel){.cfg_parallel = 2, .vae_patch_parallel = 2}, 1, routing, serial);
-        check("cfg2 +EP(world)", (moedit_parallel){.cfg_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world},
-              1, routing, serial);
-        check("dp2 +EP(world) (2 images)",
-              (moedit_parallel){.data_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world}, 2, routing,
-              serial);
-    }
-    if (n == 4) {
-        check("cfg2 x tp2", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2}, 1, routing, serial);
-        check("cfg2 x ulysses2", (moedit_parallel){.ulysses = 2, .cfg_parallel = 2}, 1, routing, serial);
-        check("ulysses2 x ring2", (moedit_parallel){.ulysses = 2, .ring = 2}, 1, routing, serial);
-        check("tp2 x ring2 +EP", (moedit_parallel){.tensor_parallel = 2, .ring = 2, .expert_parallel = 1}, 1, routing,
-              serial);
-        check("ring4 +EP", (moedit_parallel){.ring = 4, .expert_parallel = 1}, 1, routing, serial);
-        check("cfg2 x tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2, .expert_parallel = 1}, 1,
-              routing, serial);
-        check("cfg2 x dp2 (2 images)", (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2}, 2, routing, serial);
-        check("tp2 x cfg2 vae4", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2, .vae_patch_parallel = 4}, 1,
-              routing, serial);
-        check("ring2 x dp2 vae2", (moedit_parallel){.ring = 2, .data_parallel = 2, .vae_patch_parallel = 2}, 1, routing,
-              serial);
-        check("cfg2 x tp2 +EP(world)",
-              (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2, .expert_parallel = 1,
-                                .expert_parallel_scope = world},
-              1, routing, serial);
-        check("cfg2 x dp2 +EP(world) (2 images)",
-              (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2, .expert_parallel = 1,
-                                .expert_parallel_scope = world},
-              2, routing, serial);
-        check("ulysses2 x dp2 +EP(world) (2 images)",
-              (moedit_parallel){.ulysses = 2, .data_parallel = 2, .expert_parallel = 1, .expert_parallel_scope = world},
-              2, routing, serial);
-    }
+    serial_run serial = {routing, latents};
+    test_layouts_run(layouts, sizeof layouts / sizeof layouts[0], check, &serial);
 }
 
 /* dir/<name>: models/tiny-random with the scheduler of fixtures/scheduler_runs/<config> (rank 0 makes it). */
@@ -201,7 +132,7 @@ static const char *model_with_scheduler(const char *name, const char *config)
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(scheduler, sizeof scheduler, "%s/scheduler_runs/%s", MOEDIT_FIXTURES, config);
     if (moedit_rank() == 0) CHECK(test_model_with_scheduler(path, scheduler) == 0);
-    if (moedit_world_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
+    test_barrier();
     return path;
 }
 
@@ -216,11 +147,7 @@ int main(int argc, char **argv)
     backend_destroy(probe);
     moedit_init(&argc, &argv);
     int n = moedit_world_size();
-    if (moedit_rank() == 0) {
-        snprintf(dir, sizeof dir, "/tmp/moedit_layouts_XXXXXX");
-        CHECK(mkdtemp(dir) != NULL);
-    }
-    if (n > 1) MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    test_shared_temp_dir(dir, sizeof dir, "/tmp/moedit_layouts_XXXXXX");
     char routing[128];
     snprintf(routing, sizeof routing, "%s/routing.safetensors", dir);
 

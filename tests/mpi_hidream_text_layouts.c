@@ -18,17 +18,7 @@
  * match one GPU's at a PSNR of at least 40 dB instead; without a GPU it
  * exits 77. */
 #include "backend/backend.h"
-#include "core/error.h"
-#include "io/image_io.h"
-#include "io/safetensors.h"
-#include "moedit.h"
-#include "test_util.h"
-
-#include <math.h>
-#include <mpi.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include "test_layouts.h"
 
 #define MODEL MOEDIT_FIXTURES "/hidream_text"
 #define LATENTS (4 * 8 * 8)
@@ -59,34 +49,17 @@ static int read_latents(const char *name, float *out)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/%s.latents", dir, name);
-    safetensors *st = NULL;
     int64_t shape[3] = {4, 8, 8};
-    int status = safetensors_open(&st, path) || safetensors_read_f32(st, "latents", 3, shape, out);
-    if (st) safetensors_close(st);
-    return status ? -1 : 0;
+    return test_read_latents(path, 3, shape, out);
 }
 
-/* Largest difference between two PNGs (256: unreadable), and the PSNR in dB. */
+/* test_pixel_diff of two runs' PNGs in dir. */
 static int pixel_diff(const char *a_name, const char *b_name, double *psnr)
 {
     char a_path[128], b_path[128];
     snprintf(a_path, sizeof a_path, "%s/%s.png", dir, a_name);
     snprintf(b_path, sizeof b_path, "%s/%s.png", dir, b_name);
-    uint8_t *a = NULL, *b = NULL;
-    int64_t aw, ah, bw, bh;
-    int worst = 256;
-    if (image_read(a_path, 4096, 1 << 24, &a, &aw, &ah) == 0 && image_read(b_path, 4096, 1 << 24, &b, &bw, &bh) == 0 &&
-        aw == bw && ah == bh) {
-        worst = 0;
-        double squares = 0;
-        for (int64_t i = 0; i < aw * ah * 3; i++) {
-            worst = abs(a[i] - b[i]) > worst ? abs(a[i] - b[i]) : worst;
-            squares += (double)(a[i] - b[i]) * (a[i] - b[i]);
-        }
-        *psnr = squares == 0 ? 99 : 10 * log10(255.0 * 255.0 / (squares / (double)(aw * ah * 3)));
-    }
-    free(a), free(b);
-    return worst;
+    return test_pixel_diff(a_path, b_path, psnr);
 }
 
 /* This rank ran the encoders iff it is its branch's first rank (tp, ulysses
@@ -105,33 +78,32 @@ static void check_encoder_figures(const char *name, const moedit_parallel *par, 
     }
 }
 
+typedef struct serial_run {
+    const char *routing; /* its routing, replayed by every layout */
+    const float *latents;
+} serial_run;
+
 /* A layout against the serial run; with two prompts (data parallel) the
  * first image is prompt A's, checked like the rest. */
-static void check(const char *name, moedit_parallel par, int count, const char *routing, const float *serial)
+static void check(const test_layout *layout, void *context)
 {
+    const serial_run *serial = context;
+    const char *name = layout->label;
     moedit_generate_result *r = calloc(1, sizeof *r);
-    int status = generate(&par, count, NULL, routing, name, r);
+    int status = generate(&layout->parallel, layout->images, NULL, serial->routing, name, r);
     CHECK_MSG(status == 0, "%s: %s", name, error_message());
-    if (status == 0) check_encoder_figures(name, &par, r);
+    if (status == 0) check_encoder_figures(name, &layout->parallel, r);
     moedit_generate_result_free(r);
     free(r);
     MPI_Barrier(MPI_COMM_WORLD);
     if (moedit_rank() != 0 || status) return;
     float got[LATENTS];
     char first[96];
-    snprintf(first, sizeof first, "%s%s", name, count > 1 ? "-0" : "");
+    snprintf(first, sizeof first, "%s%s", name, layout->images > 1 ? "-0" : "");
     CHECK_MSG(read_latents(name, got) == 0, "%s: %s", name, error_message());
-    double diff = test_max_abs_diff(got, serial, LATENTS), scale = test_max_abs(serial, LATENTS);
-    double psnr = 0;
-    int pixels = pixel_diff("serial", first, &psnr);
-    if (strcmp(device, "cpu") == 0) {
-        CHECK_MSG(diff <= 1e-4 * scale, "%s: final latents differ by %.3g (scale %.3g)", name, diff, scale);
-        CHECK_MSG(pixels <= 1, "%s: image differs from serial by %d", name, pixels);
-    } else {
-        CHECK_MSG(psnr >= 40, "%s: image PSNR %.1f dB vs one GPU", name, psnr);
-    }
-    printf("  %-22s latents max abs diff %.3g (scale %.3g), max pixel diff %d, PSNR %.1f dB\n", name, diff, scale,
-           pixels, psnr);
+    test_layout_figures f = test_layout_latents(got, serial->latents, LATENTS);
+    f.pixels = pixel_diff("serial", first, &f.psnr);
+    test_layout_judge(name, 22, strcmp(device, "cpu") == 0, &f);
 }
 
 /* dp2 with prompts A and B: replica 1 (one rank, free routing) draws B's
@@ -156,6 +128,13 @@ static void check_second_replica(void)
     printf("  %-22s max pixel diff %d, PSNR %.1f dB against prompt B alone\n", "dp2 replica 1", pixels, psnr);
 }
 
+/* Every layout of 2 and of 4 ranks (test_layouts.h reads the labels); "(A, B)": prompts A and B. */
+static const char *const layouts[] = {
+    "cfg2", "tp2", "ulysses2", "ring2 +EP", "tp2 +EP", "dp2 (A, B)",
+    "cfg2 x tp2", "cfg2 x tp2 +EP", "cfg2 x ulysses2", "cfg2 x ring2", "tp2 x ring2", "ulysses2 x ring2 +EP",
+    "tp2 x dp2 (A, B)", "cfg2 x dp2 (A, B)",
+};
+
 static void run_layouts(int n, const char *routing)
 {
     moedit_parallel serial_layout = {.data_parallel = n};
@@ -164,31 +143,12 @@ static void run_layouts(int n, const char *routing)
     if (moedit_rank() == 0) check_encoder_figures("serial", &serial_layout, r);
     moedit_generate_result_free(r);
     free(r);
-    if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
-    float serial[LATENTS];
-    CHECK_MSG(read_latents("serial", serial) == 0, "%s", error_message());
-
-    if (n == 2) {
-        check("cfg2", (moedit_parallel){.cfg_parallel = 2}, 1, routing, serial);
-        check("tp2", (moedit_parallel){.tensor_parallel = 2}, 1, routing, serial);
-        check("ulysses2", (moedit_parallel){.ulysses = 2}, 1, routing, serial);
-        check("ring2 +EP", (moedit_parallel){.ring = 2, .expert_parallel = 1}, 1, routing, serial);
-        check("tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .expert_parallel = 1}, 1, routing, serial);
-        check("dp2 (A, B)", (moedit_parallel){.data_parallel = 2}, 2, routing, serial);
-        check_second_replica();
-    }
-    if (n == 4) {
-        check("cfg2 x tp2", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2}, 1, routing, serial);
-        check("cfg2 x tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2, .expert_parallel = 1}, 1,
-              routing, serial);
-        check("cfg2 x ulysses2", (moedit_parallel){.ulysses = 2, .cfg_parallel = 2}, 1, routing, serial);
-        check("cfg2 x ring2", (moedit_parallel){.ring = 2, .cfg_parallel = 2}, 1, routing, serial);
-        check("tp2 x ring2", (moedit_parallel){.tensor_parallel = 2, .ring = 2}, 1, routing, serial);
-        check("ulysses2 x ring2 +EP", (moedit_parallel){.ulysses = 2, .ring = 2, .expert_parallel = 1}, 1, routing,
-              serial);
-        check("tp2 x dp2 (A, B)", (moedit_parallel){.tensor_parallel = 2, .data_parallel = 2}, 2, routing, serial);
-        check("cfg2 x dp2 (A, B)", (moedit_parallel){.cfg_parallel = 2, .data_parallel = 2}, 2, routing, serial);
-    }
+    test_barrier();
+    float latents[LATENTS];
+    CHECK_MSG(read_latents("serial", latents) == 0, "%s", error_message());
+    serial_run serial = {routing, latents};
+    test_layouts_run(layouts, sizeof layouts / sizeof layouts[0], check, &serial);
+    if (n == 2) check_second_replica();
 }
 
 int main(int argc, char **argv)
@@ -202,11 +162,7 @@ int main(int argc, char **argv)
     backend_destroy(probe);
     moedit_init(&argc, &argv);
     int n = moedit_world_size();
-    if (moedit_rank() == 0) {
-        snprintf(dir, sizeof dir, "/tmp/moedit_hidream_layouts_XXXXXX");
-        CHECK(mkdtemp(dir) != NULL);
-    }
-    if (n > 1) MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    test_shared_temp_dir(dir, sizeof dir, "/tmp/moedit_hidream_layouts_XXXXXX");
     char routing[128];
     snprintf(routing, sizeof routing, "%s/routing.safetensors", dir);
     run_layouts(n, routing);

@@ -8,32 +8,13 @@
  * every rank must agree on every step (a disagreement hangs or fails the
  * collectives) and, the decision being a whole-sequence, both-branch
  * quantity, the schedule comes out the serial one. */
-#include "core/error.h"
-#include "io/safetensors.h"
-#include "moedit.h"
+#include "test_layouts.h"
 #include "test_model_dir.h"
-#include "test_util.h"
-
-#include <mpi.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #define STEPS 10
 #define LATENTS (4 * 8 * 8)
 
 static char dir[64];
-
-/* MPI only under a launcher (the _no_launcher run has one rank and no MPI). */
-static void barrier(void)
-{
-    if (moedit_world_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
-}
-
-static void broadcast(void *data, int bytes)
-{
-    if (moedit_world_size() > 1) MPI_Bcast(data, bytes, MPI_CHAR, 0, MPI_COMM_WORLD);
-}
 
 typedef struct cache_case {
     const char *mode;
@@ -72,42 +53,54 @@ static int read_latents(const char *name, float *out)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/%s.latents", dir, name);
-    safetensors *st = NULL;
     int64_t shape[3] = {4, 8, 8};
-    int status = safetensors_open(&st, path) || safetensors_read_f32(st, "latents", 3, shape, out);
-    if (st) safetensors_close(st);
-    return status ? -1 : 0;
+    return test_read_latents(path, 3, shape, out);
 }
 
 static void compare(const char *label, const char *name, const float *serial)
 {
-    barrier();
+    test_barrier();
     if (moedit_rank() != 0) return;
     float got[LATENTS];
     CHECK_MSG(read_latents(name, got) == 0, "%s: %s", label, error_message());
-    double diff = test_max_abs_diff(got, serial, LATENTS), scale = test_max_abs(serial, LATENTS);
-    CHECK_MSG(diff <= 1e-4 * scale, "%s: final latents differ by %.3g (scale %.3g)", label, diff, scale);
-    printf("  %-36s latents max abs diff %.3g (scale %.3g)\n", label, diff, scale);
+    test_layout_figures f = test_layout_latents(got, serial, LATENTS);
+    test_layout_judge(label, 36, 1, &f);
 }
 
+typedef struct serial_run {
+    const cache_case *cache;
+    const char *schedule, *routing; /* its files, replayed by every layout */
+    const float *latents;
+    const signed char *computed; /* its schedule: 1 computed, 0 cached */
+} serial_run;
+
 /* The layout replaying the serial schedule, then deciding on its own. */
-static void check(const char *name, moedit_parallel par, const cache_case *c, const char *schedule, const char *routing,
-                  const float *serial, const signed char *serial_schedule)
+static void check(const test_layout *layout, void *context)
 {
+    const serial_run *serial = context;
+    const cache_case *c = serial->cache;
+    const char *name = layout->label;
+    const moedit_parallel *par = &layout->parallel;
     char label[96], own[64];
     snprintf(label, sizeof label, "%s %s replayed", c->mode, name);
-    int status = generate(&par, c, NULL, schedule, NULL, routing, name, NULL);
+    int status = generate(par, c, NULL, serial->schedule, NULL, serial->routing, name, NULL);
     CHECK_MSG(status == 0, "%s: %s", label, error_message());
-    if (status == 0) compare(label, name, serial);
+    if (status == 0) compare(label, name, serial->latents);
     signed char decided[STEPS];
     snprintf(own, sizeof own, "%s-own", name);
     snprintf(label, sizeof label, "%s %s deciding", c->mode, name);
-    status = generate(&par, c, NULL, NULL, NULL, routing, own, decided);
+    status = generate(par, c, NULL, NULL, NULL, serial->routing, own, decided);
     CHECK_MSG(status == 0, "%s: %s", label, error_message());
     if (status == 0 && moedit_rank() == 0)
-        CHECK_MSG(memcmp(decided, serial_schedule, STEPS) == 0, "%s: a schedule other than the serial run's", label);
-    if (status == 0) compare(label, own, serial);
+        CHECK_MSG(memcmp(decided, serial->computed, STEPS) == 0, "%s: a schedule other than the serial run's", label);
+    if (status == 0) compare(label, own, serial->latents);
 }
+
+/* Every layout of 2 and of 4 ranks (test_layouts.h reads the labels). */
+static const char *const layouts[] = {
+    "cfg2", "tp2", "ulysses2", "ring2", "tp2 +EP", "cfg2 +EP(world)",
+    "cfg2 x tp2", "cfg2 x ulysses2", "ulysses2 x ring2 +EP", "cfg2 x ring2 +EP(world)",
+};
 
 static void run_case(int n, const cache_case *c)
 {
@@ -118,9 +111,9 @@ static void run_case(int n, const cache_case *c)
     signed char serial_schedule[STEPS];
     int status = generate(&serial_layout, c, schedule, NULL, routing, NULL, "serial", serial_schedule);
     CHECK_MSG(status == 0, "serial: %s", error_message());
-    barrier();
+    test_barrier();
     if (status) return;
-    broadcast(serial_schedule, STEPS);
+    test_broadcast(serial_schedule, STEPS);
     int cached = 0;
     for (int i = 0; i < STEPS; i++) cached += serial_schedule[i] == 0;
     CHECK_MSG(cached > 0 && cached < STEPS - 1, "%s: the serial run cached %d of %d steps", c->mode, cached, STEPS);
@@ -129,45 +122,20 @@ static void run_case(int n, const cache_case *c)
         for (int i = 0; i < STEPS; i++) putchar(serial_schedule[i] ? 'C' : '.');
         printf(" (C computed, . cached)\n");
     }
-    float serial[LATENTS];
-    CHECK_MSG(read_latents("serial", serial) == 0, "%s", error_message());
+    float latents[LATENTS];
+    CHECK_MSG(read_latents("serial", latents) == 0, "%s", error_message());
+    serial_run serial = {c, schedule, routing, latents, serial_schedule};
     /* The serial run replaying its own schedule: the same latents. */
-    check("serial", serial_layout, c, schedule, routing, serial, serial_schedule);
-    if (n == 2) {
-        check("cfg2", (moedit_parallel){.cfg_parallel = 2}, c, schedule, routing, serial, serial_schedule);
-        check("tp2", (moedit_parallel){.tensor_parallel = 2}, c, schedule, routing, serial, serial_schedule);
-        check("ulysses2", (moedit_parallel){.ulysses = 2}, c, schedule, routing, serial, serial_schedule);
-        check("ring2", (moedit_parallel){.ring = 2}, c, schedule, routing, serial, serial_schedule);
-        check("tp2 +EP", (moedit_parallel){.tensor_parallel = 2, .expert_parallel = 1}, c, schedule, routing, serial,
-              serial_schedule);
-        check("cfg2 +EP(world)",
-              (moedit_parallel){.cfg_parallel = 2, .expert_parallel = 1,
-                                .expert_parallel_scope = MOEDIT_EXPERT_SCOPE_WORLD},
-              c, schedule, routing, serial, serial_schedule);
-    }
-    if (n == 4) {
-        check("cfg2 x tp2", (moedit_parallel){.tensor_parallel = 2, .cfg_parallel = 2}, c, schedule, routing, serial,
-              serial_schedule);
-        check("cfg2 x ulysses2", (moedit_parallel){.ulysses = 2, .cfg_parallel = 2}, c, schedule, routing, serial,
-              serial_schedule);
-        check("ulysses2 x ring2 +EP", (moedit_parallel){.ulysses = 2, .ring = 2, .expert_parallel = 1}, c, schedule,
-              routing, serial, serial_schedule);
-        check("cfg2 x ring2 +EP(world)",
-              (moedit_parallel){.ring = 2, .cfg_parallel = 2, .expert_parallel = 1,
-                                .expert_parallel_scope = MOEDIT_EXPERT_SCOPE_WORLD},
-              c, schedule, routing, serial, serial_schedule);
-    }
+    test_layout itself = {"serial", serial_layout, 1};
+    check(&itself, &serial);
+    test_layouts_run(layouts, sizeof layouts / sizeof layouts[0], check, &serial);
 }
 
 int main(int argc, char **argv)
 {
     moedit_init(&argc, &argv);
     int n = moedit_world_size();
-    if (moedit_rank() == 0) {
-        snprintf(dir, sizeof dir, "/tmp/moedit_step_cache_XXXXXX");
-        CHECK(mkdtemp(dir) != NULL);
-    }
-    broadcast(dir, sizeof dir);
+    test_shared_temp_dir(dir, sizeof dir, "/tmp/moedit_step_cache_XXXXXX");
     static const cache_case cases[] = {{"block", 1}, {"taylor", 2}};
     for (int i = 0; i < 2; i++) run_case(n, &cases[i]);
     char name[64];

@@ -6,6 +6,7 @@
  * damages one thing. */
 #include "backend/backend.h"
 #include "core/error.h"
+#include "core/text_file.h"
 #include "io/safetensors.h"
 #include "dit/dit_model.h"
 #include "test_util.h"
@@ -24,19 +25,6 @@ static int write_text(const char *path, const char *text)
     if (!f) return -1;
     fputs(text, f);
     return fclose(f);
-}
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = calloc((size_t)n + 1, 1);
-    if (fread(text, 1, (size_t)n, f) != (size_t)n) text[0] = '\0';
-    fclose(f);
-    return text;
 }
 
 /* Rewrites the fixture's weights into model_dir: `drop` is left out, and
@@ -76,8 +64,8 @@ static void write_config(const char *from, const char *to)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/dit_dense/transformer/config.json", MOEDIT_FIXTURES);
-    char *text = read_text(path);
-    CHECK(text != NULL);
+    char *text = NULL;
+    CHECK_MSG(text_file_read(path, 1 << 20, "config", &text) == 0, "%s", error_message());
     if (!text) return;
     if (from) {
         char *at = strstr(text, from);

@@ -1,0 +1,185 @@
+/* What the multi-rank pipeline tests (tests/mpi_*_layouts.c) share: the
+ * layouts they run, named by the label they print ("cfg2 x tp2 +EP(world)"),
+ * picked for the world's size; the serial run's files read back; and the bar
+ * every layout meets against the serial run, with its line of output.
+ *
+ * A label is the layout: words "tpN", "ulyssesN", "ringN", "cfgN", "dpN",
+ * "vaeN" (VAE patch parallel), "x" between degrees, "+EP" (expert parallel
+ * over a branch's tp x sp ranks) or "+EP(world)" (over every rank), and last
+ * an optional note "(2 images)" or "(A, B)": the layout makes two images, or
+ * takes two prompts, one per data-parallel replica. Parsing the label rather
+ * than writing the degrees beside it keeps the two from disagreeing. */
+#ifndef MOEDIT_TESTS_TEST_LAYOUTS_H
+#define MOEDIT_TESTS_TEST_LAYOUTS_H
+
+#include "core/error.h"
+#include "io/image_io.h"
+#include "io/safetensors.h"
+#include "moedit.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct test_layout {
+    const char *label;
+    moedit_parallel parallel;
+    int images; /* 2 with a note "(2 images)" or "(A, B)", else 1 */
+} test_layout;
+
+/* Reads one word of a label into *layout; 0, or -1 for a word it does not know. */
+static inline int test_layout_word(const char *word, test_layout *layout)
+{
+    static const char *const names[] = {"tp", "ulysses", "ring", "cfg", "dp", "vae"};
+    moedit_parallel *p = &layout->parallel;
+    int *degrees[] = {&p->tensor_parallel, &p->ulysses, &p->ring, &p->cfg_parallel, &p->data_parallel,
+                      &p->vae_patch_parallel};
+    if (!strcmp(word, "x")) return 0;
+    if (!strcmp(word, "+EP") || !strcmp(word, "+EP(world)")) {
+        p->expert_parallel = 1;
+        if (word[3]) p->expert_parallel_scope = MOEDIT_EXPERT_SCOPE_WORLD;
+        return 0;
+    }
+    for (int i = 0; i < 6; i++) {
+        size_t n = strlen(names[i]);
+        char *end = NULL;
+        if (strncmp(word, names[i], n) || word[n] < '1' || word[n] > '9') continue;
+        *degrees[i] = (int)strtol(word + n, &end, 10);
+        return *end ? -1 : 0;
+    }
+    return -1;
+}
+
+/* The layout a label names (see the top); 0, or -1 for a label it cannot read. */
+static inline int test_layout_parse(const char *label, test_layout *layout)
+{
+    memset(layout, 0, sizeof *layout);
+    layout->label = label;
+    layout->images = 1;
+    char words[128];
+    snprintf(words, sizeof words, "%s", label);
+    char *note = strchr(words, '(');
+    while (note && note > words && note[-1] != ' ') note = strchr(note + 1, '('); /* "+EP(world)" is a word */
+    if (note) {
+        if (strcmp(note, "(2 images)") && strcmp(note, "(A, B)")) return -1;
+        layout->images = 2;
+        *note = '\0';
+    }
+    char *save = NULL;
+    for (char *word = strtok_r(words, " ", &save); word; word = strtok_r(NULL, " ", &save))
+        if (test_layout_word(word, layout)) return -1;
+    return 0;
+}
+
+/* Ranks a layout takes: the product of its degrees (0 counts as 1). */
+static inline int test_layout_ranks(const moedit_parallel *p)
+{
+    int degrees[] = {p->tensor_parallel, p->ulysses, p->ring, p->cfg_parallel, p->data_parallel}, ranks = 1;
+    for (int i = 0; i < 5; i++) ranks *= degrees[i] > 0 ? degrees[i] : 1;
+    return ranks;
+}
+
+/* check(layout, context) for each label of `labels` whose layout takes every
+ * rank of the world, in the order listed; a label it cannot read fails the
+ * test. Returns how many layouts it checked. */
+static inline int test_layouts_run(const char *const *labels, int count, void (*check)(const test_layout *, void *),
+                                   void *context)
+{
+    int checked = 0;
+    for (int i = 0; i < count; i++) {
+        test_layout layout;
+        int status = test_layout_parse(labels[i], &layout);
+        CHECK_MSG(status == 0, "'%s' is not a layout", labels[i]);
+        if (status || test_layout_ranks(&layout.parallel) != moedit_world_size()) continue;
+        check(&layout, context);
+        checked++;
+    }
+    return checked;
+}
+
+/* MPI only under a launcher (a _no_launcher run has one rank and no MPI). */
+static inline void test_barrier(void)
+{
+    if (moedit_world_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
+}
+
+static inline void test_broadcast(void *data, int bytes)
+{
+    if (moedit_world_size() > 1) MPI_Bcast(data, bytes, MPI_CHAR, 0, MPI_COMM_WORLD);
+}
+
+/* A temporary directory of mkdtemp's `template` made by rank 0 into dir[size], named to every rank. */
+static inline void test_shared_temp_dir(char *dir, int size, const char *template)
+{
+    if (moedit_rank() == 0) {
+        snprintf(dir, (size_t)size, "%s", template);
+        CHECK(mkdtemp(dir) != NULL);
+    }
+    test_broadcast(dir, size);
+}
+
+/* The F32 tensor "latents" of `shape` from a run's --latents-output file; 0 or -1. */
+static inline int test_read_latents(const char *path, int ndim, const int64_t *shape, float *out)
+{
+    safetensors *st = NULL;
+    int status = safetensors_open(&st, path) || safetensors_read_f32(st, "latents", ndim, shape, out);
+    if (st) safetensors_close(st);
+    return status ? -1 : 0;
+}
+
+/* Largest difference between two PNGs' RGB (256: unreadable or of other
+ * sizes) and, when both read, their PSNR in dB (99: identical) in *psnr. */
+static inline int test_pixel_diff(const char *a_path, const char *b_path, double *psnr)
+{
+    uint8_t *a = NULL, *b = NULL;
+    int64_t aw, ah, bw, bh;
+    int worst = 256;
+    if (image_read(a_path, 4096, 1 << 24, &a, &aw, &ah) == 0 && image_read(b_path, 4096, 1 << 24, &b, &bw, &bh) == 0 &&
+        aw == bw && ah == bh) {
+        worst = 0;
+        double squares = 0;
+        for (int64_t i = 0; i < aw * ah * 3; i++) {
+            worst = abs(a[i] - b[i]) > worst ? abs(a[i] - b[i]) : worst;
+            squares += (double)(a[i] - b[i]) * (a[i] - b[i]);
+        }
+        *psnr = squares == 0 ? 99 : 10 * log10(255.0 * 255.0 / (squares / (double)(aw * ah * 3)));
+    }
+    free(a), free(b);
+    return worst;
+}
+
+/* A layout's run against the serial run's, as one line of `width` for the label. */
+typedef struct test_layout_figures {
+    double diff, scale; /* final latents: max abs difference, max abs of the serial's */
+    int pixels;         /* largest pixel difference; -1: no image compared */
+    double psnr;        /* of the image, dB */
+} test_layout_figures;
+
+/* The bar: on the CPU final latents within 1e-4 of their scale and (with an
+ * image) every pixel within 1 of the serial run's; on a GPU, against one
+ * GPU's image, a PSNR of at least 40 dB. Then the figures' line. */
+static inline void test_layout_judge(const char *label, int width, int on_cpu, const test_layout_figures *f)
+{
+    if (on_cpu) {
+        CHECK_MSG(f->diff <= 1e-4 * f->scale, "%s: final latents differ by %.3g (scale %.3g)", label, f->diff,
+                  f->scale);
+        CHECK_MSG(f->pixels <= 1, "%s: image differs from serial by %d", label, f->pixels);
+    } else {
+        CHECK_MSG(f->psnr >= 40, "%s: image PSNR %.1f dB vs one GPU", label, f->psnr);
+    }
+    printf("  %-*s latents max abs diff %.3g (scale %.3g)", width, label, f->diff, f->scale);
+    if (f->pixels >= 0) printf(", max pixel diff %d, PSNR %.1f dB", f->pixels, f->psnr);
+    printf("\n");
+}
+
+/* Final latents got[n] against serial[n]: the figures' latent half, no image yet. */
+static inline test_layout_figures test_layout_latents(const float *got, const float *serial, long n)
+{
+    test_layout_figures f = {test_max_abs_diff(got, serial, n), test_max_abs(serial, n), -1, 0};
+    return f;
+}
+
+#endif
