@@ -25,10 +25,11 @@
 
 static char dir[64], work[96];
 
-static int read_latents(const char *path, float *out)
+/* dir/name.latents: a run's final latents. */
+static int read_latents(const char *dir, const char *name, float *out)
 {
-    int64_t shape[3] = {4, 8, 8};
-    return test_read_latents(path, 3, shape, out);
+    static const int64_t shape[3] = {4, 8, 8};
+    return test_read_latents(dir, name, 3, shape, out);
 }
 
 /* A report's text (NULL if unreadable: the checks on it then fail). */
@@ -93,9 +94,8 @@ static void check_run_order(const moedit_bench_result *r)
 static void check_layouts(const moedit_bench_result *r)
 {
     float serial[LATENTS], got[LATENTS];
-    char path[160];
-    snprintf(path, sizeof path, "%s/serial.latents", work);
-    CHECK_MSG(read_latents(path, serial) == 0, "%s", error_message());
+    char name[32];
+    CHECK_MSG(read_latents(work, "serial", serial) == 0, "%s", error_message());
     double scale = test_max_abs(serial, LATENTS);
     int correct = 0;
     CHECK(r->count >= 1 && r->layouts[0].reference);
@@ -116,9 +116,9 @@ static void check_layouts(const moedit_bench_result *r)
             CHECK_MSG(isnan(l->expert_load), "%s: expert load %g without EP", l->name, l->expert_load);
         if (!l->correct) continue;
         correct++;
-        if (i) snprintf(path, sizeof path, "%s/layout-%d.latents", work, i);
-        else snprintf(path, sizeof path, "%s/serial.latents", work);
-        CHECK_MSG(read_latents(path, got) == 0, "%s: %s", l->name, error_message());
+        if (i) snprintf(name, sizeof name, "layout-%d", i);
+        else snprintf(name, sizeof name, "serial");
+        CHECK_MSG(read_latents(work, name, got) == 0, "%s: %s", l->name, error_message());
         double diff = test_max_abs_diff(got, serial, LATENTS);
         CHECK_MSG(diff <= 1e-4 * scale, "%s reported correct but its latents differ by %.3g (scale %.3g)", l->name, diff,
                   scale);
@@ -183,11 +183,11 @@ static void check_matches_generate(const moedit_bench_result *r)
     CHECK(index > 0);
     if (index < 0) return;
     const moedit_bench_layout *l = &r->layouts[index];
-    char png[128], latents[128], replay[128], bench_latents[160];
+    char png[128], latents[128], replay[128], bench_latents[32];
     snprintf(png, sizeof png, "%s/generate.png", dir);
     snprintf(latents, sizeof latents, "%s/generate.latents", dir);
     snprintf(replay, sizeof replay, "%s/routing.safetensors", work);
-    snprintf(bench_latents, sizeof bench_latents, "%s/layout-%d.latents", work, index);
+    snprintf(bench_latents, sizeof bench_latents, "layout-%d", index);
     const char *prompts[1] = {"a red circle on a blue background"};
     moedit_generate_options o = {
         .model_dir = MODEL, .prompts = prompts, .prompt_count = 1, .height = 64, .width = 64, .steps = 2,
@@ -199,10 +199,10 @@ static void check_matches_generate(const moedit_bench_result *r)
     CHECK_MSG(moedit_generate(&o, result) == 0, "generate %s: %s", l->name, error_message());
     moedit_generate_result_free(result);
     free(result);
-    if (moedit_world_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
+    test_barrier();
     if (moedit_rank() != 0) return;
     float from_bench[LATENTS], from_generate[LATENTS];
-    CHECK_MSG(read_latents(bench_latents, from_bench) == 0 && read_latents(latents, from_generate) == 0, "%s",
+    CHECK_MSG(read_latents(work, bench_latents, from_bench) == 0 && read_latents(dir, "generate", from_generate) == 0, "%s",
               error_message());
     double diff = test_max_abs_diff(from_bench, from_generate, LATENTS);
     CHECK_MSG(diff == 0, "%s: bench and generate latents differ by %.3g", l->name, diff);
@@ -255,9 +255,7 @@ static void check_expert_placement(const moedit_bench_options *base)
 
 int main(int argc, char **argv)
 {
-    moedit_init(&argc, &argv);
-    int n = moedit_world_size();
-    test_shared_temp_dir(dir, sizeof dir, "/tmp/moedit_bench_test_XXXXXX");
+    int n = test_layouts_init(&argc, &argv, dir, sizeof dir, "/tmp/moedit_bench_test_XXXXXX");
     snprintf(work, sizeof work, "%s/work", dir);
 
     const char *layouts = "auto,tp2";
@@ -292,11 +290,7 @@ int main(int argc, char **argv)
     if (status == 0) check_matches_generate(&r);
     moedit_bench_free(&r);
     if (n == 2) check_expert_placement(&o);
-    if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
+    test_barrier();
     if (moedit_rank() == 0) remove_tree(dir);
-    char name[64];
-    snprintf(name, sizeof name, "mpi_bench_layouts (rank %d of %d)", moedit_rank(), n);
-    int result = test_finish(name);
-    moedit_finalize();
-    return result;
+    return test_layouts_finish("mpi_bench_layouts");
 }

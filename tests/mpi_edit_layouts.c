@@ -45,37 +45,21 @@ static int edit(const edit_case *c, const moedit_parallel *par, int images, cons
     return status;
 }
 
-static int read_latents(const edit_case *c, const char *name, float *out)
-{
-    char path[160];
-    snprintf(path, sizeof path, "%s/%s-%s.latents", dir, c->name, name);
-    int64_t shape[3] = {4, H / 8, W / 8};
-    return test_read_latents(path, 3, shape, out);
-}
+static const int64_t latent_shape[3] = {4, H / 8, W / 8};
 
-typedef struct serial_run {
-    const edit_case *edit;
-    const char *routing; /* its routing, replayed by every layout */
-    const float *latents;
-} serial_run;
-
-static void check(const test_layout *layout, void *context)
+static void check(const test_layout *layout, const test_serial *serial)
 {
-    const serial_run *serial = context;
-    const edit_case *c = serial->edit;
+    const edit_case *c = serial->more;
     const char *name = layout->label;
     int status = edit(c, &layout->parallel, layout->images, NULL, serial->routing, name);
-    CHECK_MSG(status == 0, "%s %s: %s", c->name, name, error_message());
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (moedit_rank() != 0 || status) return;
-    float got[LATENTS];
-    CHECK_MSG(read_latents(c, name, got) == 0, "%s %s: %s", c->name, name, error_message());
-    test_layout_figures f = test_layout_latents(got, serial->latents, LATENTS);
-    char serial_png[160], png[160], label[96];
-    snprintf(serial_png, sizeof serial_png, "%s/%s-serial.png", dir, c->name);
-    snprintf(png, sizeof png, "%s/%s-%s%s.png", dir, c->name, name, layout->images > 1 ? "-0" : "");
-    f.pixels = test_pixel_diff(serial_png, png, &f.psnr);
+    char label[96], run[96], serial_png[160], png[200];
     snprintf(label, sizeof label, "%-8s %s", c->name, name);
+    snprintf(run, sizeof run, "%s-%s", c->name, name);
+    test_layout_figures f;
+    if (!test_layout_latents(label, status, dir, run, 3, latent_shape, serial->latents, &f)) return;
+    snprintf(serial_png, sizeof serial_png, "%s/%s-serial.png", dir, c->name);
+    snprintf(png, sizeof png, "%s/%s%s.png", dir, run, layout->images > 1 ? "-0" : "");
+    f.pixels = test_pixel_diff(serial_png, png, &f.psnr);
     test_layout_judge(label, 33, 1, &f);
 }
 
@@ -95,21 +79,17 @@ static void check_layouts(const edit_case *c, int n)
     CHECK_MSG(edit(c, &serial_layout, 1, routing, NULL, "serial") == 0, "%s serial: %s", c->name, error_message());
     test_barrier();
     float latents[LATENTS];
-    CHECK_MSG(read_latents(c, "serial", latents) == 0, "%s", error_message());
-    serial_run serial = {c, routing, latents};
+    char run[96];
+    snprintf(run, sizeof run, "%s-serial", c->name);
+    CHECK_MSG(test_read_latents(dir, run, 3, latent_shape, latents) == 0, "%s", error_message());
+    test_serial serial = {routing, latents, c};
     test_layouts_run(layouts, sizeof layouts / sizeof layouts[0], check, &serial);
 }
 
 int main(int argc, char **argv)
 {
-    moedit_init(&argc, &argv);
-    int n = moedit_world_size();
-    test_shared_temp_dir(dir, sizeof dir, "/tmp/moedit_edit_layouts_XXXXXX");
+    int n = test_layouts_init(&argc, &argv, dir, sizeof dir, "/tmp/moedit_edit_layouts_XXXXXX");
     edit_case cases[2] = {{"sdedit", MOEDIT_EDIT_STRENGTH, 0.6}, {"context", MOEDIT_EDIT_CONTEXT, 0}};
     for (int i = 0; i < 2; i++) check_layouts(&cases[i], n);
-    char name[64];
-    snprintf(name, sizeof name, "mpi_edit_layouts (rank %d of %d)", moedit_rank(), n);
-    int status = test_finish(name);
-    moedit_finalize();
-    return status;
+    return test_layouts_finish("mpi_edit_layouts");
 }

@@ -15,7 +15,6 @@
  * schedulers of HiDream-I1-Full (UniPC: a history of steps on every rank)
  * and -Dev (LCM: fresh noise in every step, which every rank must draw
  * alike): models/tiny-random with tests/fixtures/scheduler_runs' configs. */
-#include "backend/backend.h"
 #include "test_layouts.h"
 #include "test_model_dir.h"
 
@@ -47,12 +46,13 @@ static int generate(const moedit_parallel *par, int images, const char *capture,
     return status;
 }
 
-static int read_latents(const char *name, float *out)
+/* A run's final latents: [4, 8, 8], a clip's [frames, 4, 8, 8]. */
+static const int64_t *latent_shape(int *ndim)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s.latents", dir, name);
-    int64_t shape[4] = {frames, 4, 8, 8};
-    return test_read_latents(path, frames > 1 ? 4 : 3, frames > 1 ? shape : shape + 1, out);
+    static int64_t shape[4] = {0, 4, 8, 8};
+    shape[0] = frames;
+    *ndim = frames > 1 ? 4 : 3;
+    return frames > 1 ? shape : shape + 1;
 }
 
 /* Frame f of image `image` of the run `name` that made `images` images. */
@@ -73,23 +73,14 @@ static const char *const layouts[] = {
     "cfg2 x dp2 +EP(world) (2 images)", "ulysses2 x dp2 +EP(world) (2 images)",
 };
 
-typedef struct serial_run {
-    const char *routing; /* its routing, replayed by every layout */
-    const float *latents;
-} serial_run;
-
-static void check(const test_layout *layout, void *context)
+static void check(const test_layout *layout, const test_serial *serial)
 {
-    const serial_run *serial = context;
     char label[64];
     snprintf(label, sizeof label, "%s%s", frames > 1 ? "clip " : "", layout->label);
-    int status = generate(&layout->parallel, layout->images, NULL, serial->routing, layout->label);
-    CHECK_MSG(status == 0, "%s: %s", label, error_message());
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (moedit_rank() != 0 || status) return;
-    float got[LATENTS];
-    CHECK_MSG(read_latents(layout->label, got) == 0, "%s: %s", label, error_message());
-    test_layout_figures f = test_layout_latents(got, serial->latents, (long)frames * 4 * 8 * 8);
+    int status = generate(&layout->parallel, layout->images, NULL, serial->routing, layout->label), ndim;
+    const int64_t *shape = latent_shape(&ndim);
+    test_layout_figures f;
+    if (!test_layout_latents(label, status, dir, layout->label, ndim, shape, serial->latents, &f)) return;
     /* Image 0 against the serial run, every frame of a clip; with two images,
      * image 1 too, against the two-image data-parallel run ("dp-pair"). */
     f.pixels = 0;
@@ -114,13 +105,15 @@ static void run_layouts(int n, const char *routing)
     CHECK_MSG(generate(&serial_layout, 1, routing, NULL, "serial") == 0, "serial: %s", error_message());
     test_barrier();
     float latents[LATENTS];
-    CHECK_MSG(read_latents("serial", latents) == 0, "%s", error_message());
+    int ndim;
+    const int64_t *shape = latent_shape(&ndim);
+    CHECK_MSG(test_read_latents(dir, "serial", ndim, shape, latents) == 0, "%s", error_message());
     if (n > 1) { /* the second image's reference: plain data parallel, the same routing replayed */
         moedit_parallel pair = {.data_parallel = n};
         CHECK_MSG(generate(&pair, 2, NULL, routing, "dp-pair") == 0, "dp-pair: %s", error_message());
         MPI_Barrier(MPI_COMM_WORLD);
     }
-    serial_run serial = {routing, latents};
+    test_serial serial = {routing, latents, NULL};
     test_layouts_run(layouts, sizeof layouts / sizeof layouts[0], check, &serial);
 }
 
@@ -138,16 +131,9 @@ static const char *model_with_scheduler(const char *name, const char *config)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1) device = argv[1];
-    backend *probe = backend_create(device);
-    if (!probe) {
-        printf("skipped: %s\n", error_message());
-        return 77;
-    }
-    backend_destroy(probe);
-    moedit_init(&argc, &argv);
-    int n = moedit_world_size();
-    test_shared_temp_dir(dir, sizeof dir, "/tmp/moedit_layouts_XXXXXX");
+    device = test_layouts_device(argc, argv);
+    if (!device) return 77;
+    int n = test_layouts_init(&argc, &argv, dir, sizeof dir, "/tmp/moedit_layouts_XXXXXX");
     char routing[128];
     snprintf(routing, sizeof routing, "%s/routing.safetensors", dir);
 
@@ -163,9 +149,5 @@ int main(int argc, char **argv)
         snprintf(routing, sizeof routing, "%s/%s-routing.safetensors", dir, schedulers[i][0]);
         run_layouts(n, routing);
     }
-    char name[64];
-    snprintf(name, sizeof name, "mpi_generate_layouts (rank %d of %d)", moedit_rank(), n);
-    int status = test_finish(name);
-    moedit_finalize();
-    return status;
+    return test_layouts_finish("mpi_generate_layouts");
 }

@@ -17,7 +17,6 @@
  * With "cuda" as its argument (one GPU per rank, NCCL) the images must
  * match one GPU's at a PSNR of at least 40 dB instead; without a GPU it
  * exits 77. */
-#include "backend/backend.h"
 #include "test_layouts.h"
 
 #define MODEL MOEDIT_FIXTURES "/hidream_text"
@@ -45,13 +44,7 @@ static int generate(const moedit_parallel *par, int count, const char *capture, 
     return moedit_generate(&o, r);
 }
 
-static int read_latents(const char *name, float *out)
-{
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s.latents", dir, name);
-    int64_t shape[3] = {4, 8, 8};
-    return test_read_latents(path, 3, shape, out);
-}
+static const int64_t latent_shape[3] = {4, 8, 8};
 
 /* test_pixel_diff of two runs' PNGs in dir. */
 static int pixel_diff(const char *a_name, const char *b_name, double *psnr)
@@ -78,30 +71,20 @@ static void check_encoder_figures(const char *name, const moedit_parallel *par, 
     }
 }
 
-typedef struct serial_run {
-    const char *routing; /* its routing, replayed by every layout */
-    const float *latents;
-} serial_run;
-
 /* A layout against the serial run; with two prompts (data parallel) the
  * first image is prompt A's, checked like the rest. */
-static void check(const test_layout *layout, void *context)
+static void check(const test_layout *layout, const test_serial *serial)
 {
-    const serial_run *serial = context;
     const char *name = layout->label;
     moedit_generate_result *r = calloc(1, sizeof *r);
     int status = generate(&layout->parallel, layout->images, NULL, serial->routing, name, r);
-    CHECK_MSG(status == 0, "%s: %s", name, error_message());
     if (status == 0) check_encoder_figures(name, &layout->parallel, r);
     moedit_generate_result_free(r);
     free(r);
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (moedit_rank() != 0 || status) return;
-    float got[LATENTS];
+    test_layout_figures f;
+    if (!test_layout_latents(name, status, dir, name, 3, latent_shape, serial->latents, &f)) return;
     char first[96];
     snprintf(first, sizeof first, "%s%s", name, layout->images > 1 ? "-0" : "");
-    CHECK_MSG(read_latents(name, got) == 0, "%s: %s", name, error_message());
-    test_layout_figures f = test_layout_latents(got, serial->latents, LATENTS);
     f.pixels = pixel_diff("serial", first, &f.psnr);
     test_layout_judge(name, 22, strcmp(device, "cpu") == 0, &f);
 }
@@ -145,30 +128,19 @@ static void run_layouts(int n, const char *routing)
     free(r);
     test_barrier();
     float latents[LATENTS];
-    CHECK_MSG(read_latents("serial", latents) == 0, "%s", error_message());
-    serial_run serial = {routing, latents};
+    CHECK_MSG(test_read_latents(dir, "serial", 3, latent_shape, latents) == 0, "%s", error_message());
+    test_serial serial = {routing, latents, NULL};
     test_layouts_run(layouts, sizeof layouts / sizeof layouts[0], check, &serial);
     if (n == 2) check_second_replica();
 }
 
 int main(int argc, char **argv)
 {
-    if (argc > 1) device = argv[1];
-    backend *probe = backend_create(device);
-    if (!probe) {
-        printf("skipped: %s\n", error_message());
-        return 77;
-    }
-    backend_destroy(probe);
-    moedit_init(&argc, &argv);
-    int n = moedit_world_size();
-    test_shared_temp_dir(dir, sizeof dir, "/tmp/moedit_hidream_layouts_XXXXXX");
+    device = test_layouts_device(argc, argv);
+    if (!device) return 77;
+    int n = test_layouts_init(&argc, &argv, dir, sizeof dir, "/tmp/moedit_hidream_layouts_XXXXXX");
     char routing[128];
     snprintf(routing, sizeof routing, "%s/routing.safetensors", dir);
     run_layouts(n, routing);
-    char name[64];
-    snprintf(name, sizeof name, "mpi_hidream_text_layouts (rank %d of %d)", moedit_rank(), n);
-    int status = test_finish(name);
-    moedit_finalize();
-    return status;
+    return test_layouts_finish("mpi_hidream_text_layouts");
 }

@@ -49,51 +49,40 @@ static int generate(const moedit_parallel *par, const cache_case *c, const char 
     return status;
 }
 
-static int read_latents(const char *name, float *out)
+static const int64_t latent_shape[3] = {4, 8, 8};
+
+/* A run (status: its result here) against the serial run's final latents. */
+static void compare(const char *label, int status, const char *name, const float *serial)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s.latents", dir, name);
-    int64_t shape[3] = {4, 8, 8};
-    return test_read_latents(path, 3, shape, out);
+    test_layout_figures f;
+    if (test_layout_latents(label, status, dir, name, 3, latent_shape, serial, &f)) test_layout_judge(label, 36, 1, &f);
 }
 
-static void compare(const char *label, const char *name, const float *serial)
-{
-    test_barrier();
-    if (moedit_rank() != 0) return;
-    float got[LATENTS];
-    CHECK_MSG(read_latents(name, got) == 0, "%s: %s", label, error_message());
-    test_layout_figures f = test_layout_latents(got, serial, LATENTS);
-    test_layout_judge(label, 36, 1, &f);
-}
-
-typedef struct serial_run {
+/* The serial run's caching: the mode, its schedule's file (replayed) and steps. */
+typedef struct serial_cache {
     const cache_case *cache;
-    const char *schedule, *routing; /* its files, replayed by every layout */
-    const float *latents;
-    const signed char *computed; /* its schedule: 1 computed, 0 cached */
-} serial_run;
+    const char *schedule;
+    const signed char *computed; /* 1 computed, 0 cached */
+} serial_cache;
 
 /* The layout replaying the serial schedule, then deciding on its own. */
-static void check(const test_layout *layout, void *context)
+static void check(const test_layout *layout, const test_serial *serial)
 {
-    const serial_run *serial = context;
-    const cache_case *c = serial->cache;
+    const serial_cache *caching = serial->more;
+    const cache_case *c = caching->cache;
     const char *name = layout->label;
     const moedit_parallel *par = &layout->parallel;
     char label[96], own[64];
     snprintf(label, sizeof label, "%s %s replayed", c->mode, name);
-    int status = generate(par, c, NULL, serial->schedule, NULL, serial->routing, name, NULL);
-    CHECK_MSG(status == 0, "%s: %s", label, error_message());
-    if (status == 0) compare(label, name, serial->latents);
+    int status = generate(par, c, NULL, caching->schedule, NULL, serial->routing, name, NULL);
+    compare(label, status, name, serial->latents);
     signed char decided[STEPS];
     snprintf(own, sizeof own, "%s-own", name);
     snprintf(label, sizeof label, "%s %s deciding", c->mode, name);
     status = generate(par, c, NULL, NULL, NULL, serial->routing, own, decided);
-    CHECK_MSG(status == 0, "%s: %s", label, error_message());
     if (status == 0 && moedit_rank() == 0)
-        CHECK_MSG(memcmp(decided, serial->computed, STEPS) == 0, "%s: a schedule other than the serial run's", label);
-    if (status == 0) compare(label, own, serial->latents);
+        CHECK_MSG(memcmp(decided, caching->computed, STEPS) == 0, "%s: a schedule other than the serial run's", label);
+    compare(label, status, own, serial->latents);
 }
 
 /* Every layout of 2 and of 4 ranks (test_layouts.h reads the labels). */
@@ -123,8 +112,9 @@ static void run_case(int n, const cache_case *c)
         printf(" (C computed, . cached)\n");
     }
     float latents[LATENTS];
-    CHECK_MSG(read_latents("serial", latents) == 0, "%s", error_message());
-    serial_run serial = {c, schedule, routing, latents, serial_schedule};
+    CHECK_MSG(test_read_latents(dir, "serial", 3, latent_shape, latents) == 0, "%s", error_message());
+    serial_cache caching = {c, schedule, serial_schedule};
+    test_serial serial = {routing, latents, &caching};
     /* The serial run replaying its own schedule: the same latents. */
     test_layout itself = {"serial", serial_layout, 1};
     check(&itself, &serial);
@@ -133,14 +123,8 @@ static void run_case(int n, const cache_case *c)
 
 int main(int argc, char **argv)
 {
-    moedit_init(&argc, &argv);
-    int n = moedit_world_size();
-    test_shared_temp_dir(dir, sizeof dir, "/tmp/moedit_step_cache_XXXXXX");
+    int n = test_layouts_init(&argc, &argv, dir, sizeof dir, "/tmp/moedit_step_cache_XXXXXX");
     static const cache_case cases[] = {{"block", 1}, {"taylor", 2}};
     for (int i = 0; i < 2; i++) run_case(n, &cases[i]);
-    char name[64];
-    snprintf(name, sizeof name, "mpi_step_cache_layouts (rank %d of %d)", moedit_rank(), n);
-    int status = test_finish(name);
-    moedit_finalize();
-    return status;
+    return test_layouts_finish("mpi_step_cache_layouts");
 }

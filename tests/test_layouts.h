@@ -12,6 +12,7 @@
 #ifndef MOEDIT_TESTS_TEST_LAYOUTS_H
 #define MOEDIT_TESTS_TEST_LAYOUTS_H
 
+#include "backend/backend.h"
 #include "core/error.h"
 #include "io/image_io.h"
 #include "io/safetensors.h"
@@ -82,11 +83,19 @@ static inline int test_layout_ranks(const moedit_parallel *p)
     return ranks;
 }
 
-/* check(layout, context) for each label of `labels` whose layout takes every
+/* The serial run every layout is held to: the routing it captured (each
+ * layout replays it), its final latents, and what more a test's check needs. */
+typedef struct test_serial {
+    const char *routing;
+    const float *latents;
+    const void *more;
+} test_serial;
+
+/* check(layout, serial) for each label of `labels` whose layout takes every
  * rank of the world, in the order listed; a label it cannot read fails the
  * test. Returns how many layouts it checked. */
-static inline int test_layouts_run(const char *const *labels, int count, void (*check)(const test_layout *, void *),
-                                   void *context)
+static inline int test_layouts_run(const char *const *labels, int count,
+                                   void (*check)(const test_layout *, const test_serial *), const test_serial *serial)
 {
     int checked = 0;
     for (int i = 0; i < count; i++) {
@@ -94,7 +103,7 @@ static inline int test_layouts_run(const char *const *labels, int count, void (*
         int status = test_layout_parse(labels[i], &layout);
         CHECK_MSG(status == 0, "'%s' is not a layout", labels[i]);
         if (status || test_layout_ranks(&layout.parallel) != moedit_world_size()) continue;
-        check(&layout, context);
+        check(&layout, serial);
         checked++;
     }
     return checked;
@@ -111,19 +120,49 @@ static inline void test_broadcast(void *data, int bytes)
     if (moedit_world_size() > 1) MPI_Bcast(data, bytes, MPI_CHAR, 0, MPI_COMM_WORLD);
 }
 
-/* A temporary directory of mkdtemp's `template` made by rank 0 into dir[size], named to every rank. */
-static inline void test_shared_temp_dir(char *dir, int size, const char *template)
+/* The device a test names as its argument ("cpu" without one), or NULL,
+ * said as "skipped: ..." (exit 77), where this machine has none. */
+static inline const char *test_layouts_device(int argc, char **argv)
 {
+    const char *device = argc > 1 ? argv[1] : "cpu";
+    backend *probe = backend_create(device);
+    if (!probe) {
+        printf("skipped: %s\n", error_message());
+        return NULL;
+    }
+    backend_destroy(probe);
+    return device;
+}
+
+/* moedit_init, then a temporary directory of mkdtemp's `template` that rank
+ * 0 makes into dir[size] and names to every rank. Returns the world's size. */
+static inline int test_layouts_init(int *argc, char ***argv, char *dir, int size, const char *template)
+{
+    moedit_init(argc, argv);
     if (moedit_rank() == 0) {
         snprintf(dir, (size_t)size, "%s", template);
         CHECK(mkdtemp(dir) != NULL);
     }
     test_broadcast(dir, size);
+    return moedit_world_size();
 }
 
-/* The F32 tensor "latents" of `shape` from a run's --latents-output file; 0 or -1. */
-static inline int test_read_latents(const char *path, int ndim, const int64_t *shape, float *out)
+/* This rank's verdict on `test`, then moedit_finalize: the exit status. */
+static inline int test_layouts_finish(const char *test)
 {
+    char name[96];
+    snprintf(name, sizeof name, "%s (rank %d of %d)", test, moedit_rank(), moedit_world_size());
+    int status = test_finish(name);
+    moedit_finalize();
+    return status;
+}
+
+/* The F32 tensor "latents" of `shape` from dir/name.latents (a run's
+ * --latents-output); 0 or -1. */
+static inline int test_read_latents(const char *dir, const char *name, int ndim, const int64_t *shape, float *out)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.latents", dir, name);
     safetensors *st = NULL;
     int status = safetensors_open(&st, path) || safetensors_read_f32(st, "latents", ndim, shape, out);
     if (st) safetensors_close(st);
@@ -175,11 +214,25 @@ static inline void test_layout_judge(const char *label, int width, int on_cpu, c
     printf("\n");
 }
 
-/* Final latents got[n] against serial[n]: the figures' latent half, no image yet. */
-static inline test_layout_figures test_layout_latents(const float *got, const float *serial, long n)
+/* After a layout's run on every rank (status: the run's here, a failure
+ * fails the test), rank 0 reads its final latents, dir/name.latents of
+ * `shape`, and compares them with serial's into *f (no image yet: pixels
+ * -1). 1 on rank 0 when it did, else 0 (a latents file it cannot read
+ * fails the test). */
+static inline int test_layout_latents(const char *label, int status, const char *dir, const char *name, int ndim,
+                                      const int64_t *shape, const float *serial, test_layout_figures *f)
 {
-    test_layout_figures f = {test_max_abs_diff(got, serial, n), test_max_abs(serial, n), -1, 0};
-    return f;
+    CHECK_MSG(status == 0, "%s: %s", label, error_message());
+    test_barrier();
+    if (moedit_rank() != 0 || status) return 0;
+    long n = 1;
+    for (int d = 0; d < ndim; d++) n *= (long)shape[d];
+    float *got = malloc((size_t)n * sizeof *got);
+    int read = got ? test_read_latents(dir, name, ndim, shape, got) : -1;
+    CHECK_MSG(read == 0, "%s: %s", label, error_message());
+    if (read == 0) *f = (test_layout_figures){test_max_abs_diff(got, serial, n), test_max_abs(serial, n), -1, 0};
+    free(got);
+    return read == 0;
 }
 
 #endif
