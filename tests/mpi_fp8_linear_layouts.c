@@ -114,9 +114,7 @@ int main(int argc, char **argv)
     arena_free(&scratch);
     parallel_context_free(&ctx);
     backend_destroy(be);
-    char name[64];
-    snprintf(name, sizeof name, "mpi_fp8_linear_layouts (rank %d/%d)", w.rank, w.size);
-    int status = test_finish(name);
+    int status = test_finish_rank("mpi_fp8_linear_layouts", w.rank, w.size);
     world_finalize(&w);
     return status;
 }

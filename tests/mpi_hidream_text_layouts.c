@@ -118,8 +118,10 @@ static const char *const layouts[] = {
     "tp2 x dp2 (A, B)", "cfg2 x dp2 (A, B)",
 };
 
-static void run_layouts(int n, const char *routing)
+static void run_layouts(int n)
 {
+    char routing[128];
+    snprintf(routing, sizeof routing, "%s/routing.safetensors", dir);
     moedit_parallel serial_layout = {.data_parallel = n};
     moedit_generate_result *r = calloc(1, sizeof *r);
     CHECK_MSG(generate(&serial_layout, 1, routing, NULL, "serial", r) == 0, "serial: %s", error_message());
@@ -139,8 +141,6 @@ int main(int argc, char **argv)
     device = test_layouts_device(argc, argv);
     if (!device) return 77;
     int n = test_layouts_init(&argc, &argv, dir, sizeof dir, "/tmp/moedit_hidream_layouts_XXXXXX");
-    char routing[128];
-    snprintf(routing, sizeof routing, "%s/routing.safetensors", dir);
-    run_layouts(n, routing);
+    run_layouts(n);
     return test_layouts_finish("mpi_hidream_text_layouts");
 }

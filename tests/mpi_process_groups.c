@@ -131,9 +131,7 @@ int main(int argc, char **argv)
         parallel_context_free(&ctx);
     }
     backend_destroy(be);
-    char name[64];
-    snprintf(name, sizeof name, "mpi_process_groups rank %d/%d", w.rank, w.size);
-    int status = test_finish(name);
+    int status = test_finish_rank("mpi_process_groups", w.rank, w.size);
     world_finalize(&w);
     return status;
 }

@@ -82,9 +82,7 @@ int main(int argc, char **argv)
     check_fixture("vae_flux", ctx.groups[GROUP_VAE], be);
     parallel_context_free(&ctx);
     backend_destroy(be);
-    char name[64];
-    snprintf(name, sizeof name, "mpi_vae_bands (rank %d of %d)", w.rank, w.size);
-    int status = test_finish(name);
+    int status = test_finish_rank("mpi_vae_bands", w.rank, w.size);
     world_finalize(&w);
     return status;
 }

@@ -150,9 +150,7 @@ static inline int test_layouts_init(int *argc, char ***argv, char *dir, int size
 /* This rank's verdict on `test`, then moedit_finalize: the exit status. */
 static inline int test_layouts_finish(const char *test)
 {
-    char name[96];
-    snprintf(name, sizeof name, "%s (rank %d of %d)", test, moedit_rank(), moedit_world_size());
-    int status = test_finish(name);
+    int status = test_finish_rank(test, moedit_rank(), moedit_world_size());
     moedit_finalize();
     return status;
 }

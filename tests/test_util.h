@@ -71,4 +71,12 @@ static inline int test_finish(const char *name)
     return 0;
 }
 
+/* test_finish for one rank of a multi-rank test: "TEST (rank R of N)". */
+static inline int test_finish_rank(const char *test, int rank, int size)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s (rank %d of %d)", test, rank, size);
+    return test_finish(name);
+}
+
 #endif
