@@ -6,25 +6,12 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "parallel/world.h"
+#include "test_fixture.h"
 #include "test_util.h"
 #include "vae/vae.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static float *read_tensor(const safetensors *st, const char *name, int64_t *shape)
-{
-    const safetensors_entry *e = safetensors_find(st, name);
-    if (!e) return NULL;
-    int64_t n = 1;
-    for (int d = 0; d < e->ndim; d++) n *= shape[d] = e->shape[d];
-    float *data = malloc((size_t)n * sizeof(float));
-    if (safetensors_read_f32(st, name, e->ndim, e->shape, data)) {
-        free(data);
-        return NULL;
-    }
-    return data;
-}
 
 static void compare(const char *what, const float *got, const float *want, int64_t n, int rank)
 {
@@ -43,7 +30,7 @@ static void check_fixture(const char *name, process_group *group, backend *be)
     CHECK_MSG(vae_model_load(&model, be, dir, 0, 0) == 0 && safetensors_open(&io, path) == 0, "%s", error_message());
     if (test_failures) return;
     int64_t ls[3], is[3];
-    float *latents = read_tensor(io, "latents", ls), *image = read_tensor(io, "image", is);
+    float *latents = fixture_read(io, "latents", NULL, ls), *image = fixture_read(io, "image", NULL, is);
     int64_t f = model.cfg.downscale, n_image = 3 * ls[1] * f * ls[2] * f, n_latents = model.cfg.latent_channels * (is[1] / f) * (is[2] / f);
     float *serial_image = malloc((size_t)n_image * 4), *banded_image = malloc((size_t)n_image * 4);
     float *serial_latents = malloc((size_t)n_latents * 4), *banded_latents = malloc((size_t)n_latents * 4);

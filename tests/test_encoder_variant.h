@@ -46,15 +46,15 @@ static inline void variant_write_config(const char *source, const char *dir, con
     cJSON_Delete(root);
 }
 
-/* dir/model.safetensors: a link to source's, or (skip not NULL) an F32 copy
- * without the tensor named skip. */
-static inline void variant_write_weights(const char *source, const char *dir, const char *skip)
+/* dir/model.safetensors: a link to source's or, with a prefix (before every
+ * tensor's name) or a tensor to skip (left out; NULL: none), an F32 copy. */
+static inline void variant_write_weights(const char *source, const char *dir, const char *prefix, const char *skip)
 {
     char from[1024], to[1024];
     snprintf(from, sizeof from, "%s/model.safetensors", source);
     snprintf(to, sizeof to, "%s/model.safetensors", dir);
     unlink(to);
-    if (!skip) {
+    if (!prefix && !skip) {
         char absolute[4096];
         CHECK(realpath(from, absolute) != NULL && symlink(absolute, to) == 0);
         return;
@@ -63,20 +63,22 @@ static inline void variant_write_weights(const char *source, const char *dir, co
     CHECK(safetensors_open(&st, from) == 0);
     if (!st) return;
     int n = safetensors_count(st), kept = 0;
-    const char **names = calloc((size_t)n, sizeof *names);
+    char **names = calloc((size_t)n, sizeof *names);
     tensor *tensors = calloc((size_t)n, sizeof *tensors);
     for (int i = 0; i < n; i++) {
         const safetensors_entry *e = safetensors_entry_at(st, i);
-        if (strcmp(e->name, skip) == 0) continue;
+        if (skip && strcmp(e->name, skip) == 0) continue;
+        size_t size = strlen(prefix ? prefix : "") + strlen(e->name) + 1;
+        names[kept] = malloc(size);
+        snprintf(names[kept], size, "%s%s", prefix ? prefix : "", e->name);
         tensor t = tensor_make(DTYPE_F32, DEVICE_CPU, e->ndim, e->shape);
         t.data = malloc(tensor_nbytes(&t));
         CHECK(safetensors_read_f32(st, e->name, e->ndim, e->shape, t.data) == 0);
-        names[kept] = e->name;
         tensors[kept++] = t;
     }
-    CHECK_MSG(kept == n - 1, "%s is not in %s", skip, from);
-    CHECK_MSG(safetensors_write(to, names, tensors, kept) == 0, "%s", error_message());
-    for (int i = 0; i < kept; i++) free(tensors[i].data);
+    if (skip) CHECK_MSG(kept == n - 1, "%s is not in %s", skip, from);
+    CHECK_MSG(safetensors_write(to, (const char **)names, tensors, kept) == 0, "%s", error_message());
+    for (int i = 0; i < kept; i++) free(names[i]), free(tensors[i].data);
     free(names);
     free(tensors);
     safetensors_close(st);
@@ -87,7 +89,7 @@ static inline void variant_make(char *dir, const char *source, const config_edit
 {
     CHECK(mkdtemp(dir) != NULL);
     variant_write_config(source, dir, edits, count);
-    variant_write_weights(source, dir, skip);
+    variant_write_weights(source, dir, NULL, skip);
 }
 
 static inline void variant_remove(const char *dir)

@@ -2,7 +2,9 @@
 #ifndef MOEDIT_TESTS_TEST_FIXTURE_H
 #define MOEDIT_TESTS_TEST_FIXTURE_H
 
+#include "core/error.h"
 #include "io/safetensors.h"
+#include "test_util.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +27,14 @@ static inline float *fixture_read(const safetensors *io, const char *name, int64
         free(data);
         return NULL;
     }
+    return data;
+}
+
+/* fixture_read of a tensor the test needs: one it cannot read fails the test. */
+static inline float *fixture_expect(const safetensors *io, const char *name, int64_t *numel)
+{
+    float *data = fixture_read(io, name, numel, NULL);
+    CHECK_MSG(data != NULL, "fixture lacks %s or it cannot be read: %s", name, error_message());
     return data;
 }
 

@@ -12,6 +12,7 @@
 #include "io/safetensors.h"
 #include "text/text_encoder.h"
 #include "backend/backend.h"
+#include "test_fixture.h"
 #include "test_util.h"
 
 #include <stdio.h>
@@ -20,18 +21,6 @@
 #include <unistd.h>
 
 #define FIXTURE MOEDIT_FIXTURES "/llama3_tiny"
-
-static float *read_f32(const safetensors *io, const char *name, int64_t *numel)
-{
-    const safetensors_entry *e = safetensors_find(io, name);
-    CHECK_MSG(e != NULL, "fixture lacks %s", name);
-    if (!e) return NULL;
-    *numel = 1;
-    for (int i = 0; i < e->ndim; i++) *numel *= e->shape[i];
-    float *data = malloc((size_t)*numel * sizeof(float));
-    CHECK_MSG(safetensors_read_f32(io, name, e->ndim, e->shape, data) == 0, "%s", error_message());
-    return data;
-}
 
 /* Each layer's [rows, C] block of got [N + 1, rows, C] against want [N + 1, S, C] (first `rows` rows). */
 static void compare_layers(const char *what, const float *got, const float *want, int64_t layers, int64_t rows,
@@ -58,7 +47,7 @@ static void test_matches_transformers(backend *be)
           cfg->rope_high_freq_factor == 4 && cfg->rope_original_max_positions == 64 && cfg->rope_theta == 500000);
 
     int64_t n = 0;
-    float *inv_freq = read_f32(io, "inv_freq", &n);
+    float *inv_freq = fixture_expect(io, "inv_freq", &n);
     CHECK(n == cfg->head_dim / 2);
     for (int64_t i = 0; inv_freq && i < n; i++)
         CHECK_MSG(fabsf(text_encoder_inv_freq(cfg, i) - inv_freq[i]) <= 1e-7f * inv_freq[i], "inv_freq[%lld] %.9g vs %.9g",
@@ -69,8 +58,8 @@ static void test_matches_transformers(backend *be)
     int32_t ids[12], valid = 0;
     CHECK(safetensors_read_i32(io, "ids", 1, shape, ids) == 0 && safetensors_read_i32(io, "valid", 1, one, &valid) == 0);
     int64_t layers = cfg->num_layers + 1, c = cfg->hidden_size;
-    float *want = read_f32(io, "hidden_states", &n);
-    float *want_short = read_f32(io, "short_hidden_states", &n);
+    float *want = fixture_expect(io, "hidden_states", &n);
+    float *want_short = fixture_expect(io, "short_hidden_states", &n);
     float *got = malloc((size_t)(layers * 12 * c) * sizeof(float));
     arena scratch;
     arena_init(&scratch, be);

@@ -11,6 +11,8 @@
 #include "io/safetensors.h"
 #include "core/text_file.h"
 #include "text/text_conditioning.h"
+#include "test_encoder_variant.h"
+#include "test_fixture.h"
 #include "test_util.h"
 
 #include <cjson/cJSON.h>
@@ -29,25 +31,13 @@ static void compare(const char *what, const float *got, const float *want, int64
     printf("  %-34s max abs diff %.3g (scale %.3g)\n", what, diff, scale);
 }
 
-static float *read_f32(const safetensors *io, const char *name, int64_t *numel)
-{
-    const safetensors_entry *e = safetensors_find(io, name);
-    CHECK_MSG(e != NULL, "fixture lacks %s", name);
-    if (!e) return NULL;
-    *numel = 1;
-    for (int i = 0; i < e->ndim; i++) *numel *= e->shape[i];
-    float *data = malloc((size_t)*numel * sizeof(float));
-    CHECK_MSG(safetensors_read_f32(io, name, e->ndim, e->shape, data) == 0, "%s", error_message());
-    return data;
-}
-
 /* The conditioning of prompt p equals the fixture's, tensor by tensor. */
 static void check_prompt(const safetensors *io, int p, const text_conditioning *c)
 {
     char name[128], what[128];
-    int64_t n, per_layer = c->tokens * c->channels;
+    int64_t n = 0, per_layer = c->tokens * c->channels;
     snprintf(name, sizeof name, "prompt_%d_hidden_states", p);
-    float *want = read_f32(io, name, &n);
+    float *want = fixture_expect(io, name, &n);
     CHECK(n == (c->layers + 1) * per_layer);
     if (want && n == (c->layers + 1) * per_layer)
         for (int64_t l = 0; l <= c->layers; l++) {
@@ -60,7 +50,7 @@ static void check_prompt(const safetensors *io, int p, const text_conditioning *
     int64_t sizes[3] = {c->layers * per_layer, per_layer, c->channels};
     for (int i = 0; i < 3; i++) {
         snprintf(name, sizeof name, "prompt_%d_%s", p, names[i]);
-        want = read_f32(io, name, &n);
+        want = fixture_expect(io, name, &n);
         CHECK(n == sizes[i]);
         snprintf(what, sizeof what, "prompt %d %s", p, names[i]);
         if (want && n == sizes[i]) compare(what, got[i], want, n);
@@ -148,78 +138,6 @@ static void test_matches_transformers(backend *be)
 
 /* ---- variants written to a temporary model directory ---------------------- */
 
-typedef struct edit {
-    const char *key;
-    const char *json; /* NULL: delete the key */
-} edit;
-
-/* dir/config.json = the fixture's config with the edits applied. */
-static void write_config(const char *dir, const edit *edits, int count)
-{
-    char *text = NULL;
-    CHECK_MSG(text_file_read(FIXTURE "/text_encoder/config.json", CONFIG_MAX_BYTES, "fixture", &text) == 0, "%s", error_message());
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    for (int i = 0; i < count; i++) {
-        cJSON_DeleteItemFromObjectCaseSensitive(root, edits[i].key);
-        if (edits[i].json) cJSON_AddItemToObject(root, edits[i].key, cJSON_Parse(edits[i].json));
-    }
-    char path[512];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *printed = cJSON_Print(root);
-    FILE *fp = fopen(path, "wb");
-    CHECK(fp != NULL);
-    if (fp) {
-        fputs(printed, fp);
-        fclose(fp);
-    }
-    free(printed);
-    cJSON_Delete(root);
-}
-
-/* dir/model.safetensors = the fixture's weights as F32, named prefix + name,
- * leaving out the tensor named `skip` (or none). */
-static void write_weights(const char *dir, const char *prefix, const char *skip)
-{
-    safetensors *st = NULL;
-    CHECK(safetensors_open(&st, FIXTURE "/text_encoder/model.safetensors") == 0);
-    if (!st) return;
-    int n = safetensors_count(st), kept = 0;
-    const char **names = calloc((size_t)n, sizeof *names);
-    tensor *tensors = calloc((size_t)n, sizeof *tensors);
-    for (int i = 0; i < n; i++) {
-        const safetensors_entry *e = safetensors_entry_at(st, i);
-        if (skip && strcmp(e->name, skip) == 0) continue;
-        char *name = malloc(strlen(prefix) + strlen(e->name) + 1);
-        sprintf(name, "%s%s", prefix, e->name);
-        tensor t = tensor_make(DTYPE_F32, DEVICE_CPU, e->ndim, e->shape);
-        t.data = malloc(tensor_nbytes(&t));
-        CHECK(safetensors_read_f32(st, e->name, e->ndim, e->shape, t.data) == 0);
-        names[kept] = name;
-        tensors[kept++] = t;
-    }
-    char path[512];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    CHECK_MSG(safetensors_write(path, names, tensors, kept) == 0, "%s", error_message());
-    for (int i = 0; i < kept; i++) {
-        free((void *)names[i]);
-        free(tensors[i].data);
-    }
-    free(names);
-    free(tensors);
-    safetensors_close(st);
-}
-
-static void remove_dir(const char *dir)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
 static float *encode_ids(backend *be, const char *dir, const int32_t *ids, int64_t n)
 {
     text_encoder enc;
@@ -239,13 +157,13 @@ static void test_prefix_and_old_config(backend *be)
 {
     char dir[] = "/tmp/moedit_text_encoder_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    const edit old_style[] = {{"rope_parameters", NULL},
+    const config_edit old_style[] = {{"rope_parameters", NULL},
                               {"head_dim", NULL},
                               {"rope_theta", "500000.0"},
                               {"rope_scaling", "null"},
                               {"architectures", "[\"LlamaForCausalLM\"]"}};
-    write_config(dir, old_style, 5);
-    write_weights(dir, "model.", NULL);
+    variant_write_config(FIXTURE "/text_encoder", dir, old_style, 5);
+    variant_write_weights(FIXTURE "/text_encoder", dir, "model.", NULL);
     const int32_t ids[5] = {1, 39, 4, 15, 42};
     float *want = encode_ids(be, FIXTURE "/text_encoder", ids, 5);
     float *got = encode_ids(be, dir, ids, 5);
@@ -259,20 +177,20 @@ static void test_prefix_and_old_config(backend *be)
     free(got);
 
     /* A missing tensor names itself and the file. */
-    write_weights(dir, "model.", "layers.1.mlp.up_proj.weight");
+    variant_write_weights(FIXTURE "/text_encoder", dir, "model.", "layers.1.mlp.up_proj.weight");
     text_encoder enc;
     CHECK(text_encoder_load(&enc, be, dir, 0, 0) != 0);
     CHECK_MSG(strstr(error_message(), "model.layers.1.mlp.up_proj.weight") && strstr(error_message(), dir),
               "got: %s", error_message());
     printf("  missing tensor -> %s\n", error_message());
-    remove_dir(dir);
+    variant_remove(dir);
 }
 
-static void expect_config_error(const edit *edits, int count, const char *expect)
+static void expect_config_error(const config_edit *edits, int count, const char *expect)
 {
     char dir[] = "/tmp/moedit_text_encoder_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    write_config(dir, edits, count);
+    variant_write_config(FIXTURE "/text_encoder", dir, edits, count);
     char path[512];
     snprintf(path, sizeof path, "%s/config.json", dir);
     text_encoder_config cfg;
@@ -280,32 +198,32 @@ static void expect_config_error(const edit *edits, int count, const char *expect
     CHECK_MSG(strstr(error_message(), path) && strstr(error_message(), expect), "%s: got: %s", edits[0].key,
               error_message());
     printf("  %-20s -> %s\n", edits[0].key, error_message());
-    remove_dir(dir);
+    variant_remove(dir);
 }
 
 static void test_unsupported_configs(void)
 {
-    const edit scaling[] = {{"rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}"}};
+    const config_edit scaling[] = {{"rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}"}};
     expect_config_error(scaling, 1, "rope_type \"linear\" is not supported");
-    const edit yarn_rope[] = {{"rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 500000.0}"}};
+    const config_edit yarn_rope[] = {{"rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 500000.0}"}};
     expect_config_error(yarn_rope, 1, "rope_type \"yarn\" is not supported");
-    const edit bad_theta[] = {{"rope_parameters", "{\"rope_type\": \"default\", \"rope_theta\": \"big\"}"}};
+    const config_edit bad_theta[] = {{"rope_parameters", "{\"rope_type\": \"default\", \"rope_theta\": \"big\"}"}};
     expect_config_error(bad_theta, 1, "rope_parameters: key \"rope_theta\" must be a number");
-    const edit gelu[] = {{"hidden_act", "\"gelu\""}};
+    const config_edit gelu[] = {{"hidden_act", "\"gelu\""}};
     expect_config_error(gelu, 1, "hidden_act \"gelu\" is not supported");
-    const edit bias[] = {{"attention_bias", "true"}};
+    const config_edit bias[] = {{"attention_bias", "true"}};
     expect_config_error(bias, 1, "\"attention_bias\" is true");
-    const edit mlp_bias[] = {{"mlp_bias", "true"}};
+    const config_edit mlp_bias[] = {{"mlp_bias", "true"}};
     expect_config_error(mlp_bias, 1, "\"mlp_bias\" is true");
-    const edit groups[] = {{"num_key_value_heads", "3"}};
+    const config_edit groups[] = {{"num_key_value_heads", "3"}};
     expect_config_error(groups, 1, "not a multiple of num_key_value_heads 3");
-    const edit mistral[] = {{"model_type", "\"mistral\""}};
+    const config_edit mistral[] = {{"model_type", "\"mistral\""}};
     expect_config_error(mistral, 1, "model_type \"mistral\" is not supported");
-    const edit no_hidden[] = {{"hidden_size", NULL}};
+    const config_edit no_hidden[] = {{"hidden_size", NULL}};
     expect_config_error(no_hidden, 1, "key \"hidden_size\" is missing");
-    const edit odd_head[] = {{"head_dim", "7"}};
+    const config_edit odd_head[] = {{"head_dim", "7"}};
     expect_config_error(odd_head, 1, "head_dim 7 must be even");
-    const edit uneven[] = {{"head_dim", NULL}, {"num_attention_heads", "6"}, {"num_key_value_heads", "2"}};
+    const config_edit uneven[] = {{"head_dim", NULL}, {"num_attention_heads", "6"}, {"num_key_value_heads", "2"}};
     expect_config_error(uneven, 3, "hidden_size 32 is not a multiple of num_attention_heads 6");
 }
 
