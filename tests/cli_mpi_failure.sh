@@ -30,8 +30,9 @@ mkdir -p "$work/rank0" "$work/rank1"
 cp -r "$model" "$work/rank0/m"
 cp -r "$model" "$work/rank1/m"
 
+out=$work/out.png
 args=(generate --prompt "a red circle" --height 64 --width 64 --num-inference-steps 2 --quiet
-      --tensor-parallel-size 2 --output "$work/out.png")
+      --tensor-parallel-size 2 --output "$out")
 
 # run_case NAME NEEDLE ABORTED RANK0_ARGS -- RANK1_ARGS: each rank runs moedit with its arguments.
 run_case() {
@@ -44,19 +45,8 @@ run_case() {
   local start=$(date +%s)
   timeout 60 mpirun --allow-run-as-root --oversubscribe -np 1 -wdir "${wdir0:-$PWD}" "$moedit" "${rank0[@]}" : \
     -np 1 -wdir "${wdir1:-$PWD}" "$moedit" "${rank1[@]}" >"$work/stdout" 2>"$work/stderr"
-  local status=$? elapsed=$(( $(date +%s) - start )) lines
-  lines=$(grep -c "^moedit: error" "$work/stderr")
-  if [ "$status" -eq 0 ] || [ "$status" -eq 124 ]; then
-    fail "$name: exit status $status after ${elapsed}s (0: no error; 124: hung)"; cat "$work/stderr"
-  elif [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: $needle" "$work/stderr"; then
-    fail "$name: expected one error line matching '$needle', got $lines:"; cat "$work/stderr"
-  elif [ "$aborted" = no ] && grep -q MPI_ABORT "$work/stderr"; then
-    fail "$name: a rank was aborted although every rank knew of the failure:"; cat "$work/stderr"
-  elif [ -e "$work/out.png" ]; then
-    fail "$name: an output file was written"
-  else
-    echo "ok: $name: exit $status after ${elapsed}s: $(grep '^moedit: error' "$work/stderr")"
-  fi
+  local status=$?
+  expect_ranks_error "$name (exit $status after $(( $(date +%s) - start )) s)" "$needle" "$aborted"
 }
 
 run_case "same bad option on every rank" "--height 72 --width 64: both must be multiples of 16" no \

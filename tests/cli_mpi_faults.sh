@@ -29,23 +29,12 @@ PY
 
 # once NAME NEEDLE ARGS...: moedit on 2 ranks fails with one line starting NEEDLE, no abort, no picture.
 once() {
-  local name=$1 needle=$2 status lines
+  local name=$1 needle=$2 status
   shift 2
   rm -f "$out"
   timeout 60 mpirun --allow-run-as-root --oversubscribe -np 2 "$moedit" "$@" >"$work/stdout" 2>"$work/stderr"
   status=$?
-  lines=$(grep -c "^moedit: error" "$work/stderr")
-  if [ "$status" -eq 0 ] || [ "$status" -eq 124 ]; then
-    fail "$name: exit status $status (0: no error; 124: hung)"; cat "$work/stderr"
-  elif [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: $needle" "$work/stderr"; then
-    fail "$name: expected one error line starting '$needle', got $lines:"; cat "$work/stderr"
-  elif grep -q MPI_ABORT "$work/stderr"; then
-    fail "$name: a rank was aborted although all of them knew:"; cat "$work/stderr"
-  elif [ -e "$out" ]; then
-    fail "$name: a picture was written"
-  else
-    echo "ok   $name: $(grep '^moedit: error' "$work/stderr")"
-  fi
+  expect_ranks_error "$name" "$needle"
 }
 
 for layout in "--tensor-parallel-size 2" "--cfg-parallel-size 2" "--ulysses-degree 2"; do

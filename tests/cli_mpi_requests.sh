@@ -28,22 +28,11 @@ two_ranks() {
 
 # refused NAME NEEDLE RANK0_ARGS -- RANK1_ARGS: one error line matching NEEDLE, no abort, no picture.
 refused() {
-  local name=$1 needle=$2 lines
+  local name=$1 needle=$2
   shift 2
   rm -f "$out"
   two_ranks "$@"
-  lines=$(grep -c "^moedit: error" "$work/stderr")
-  if [ "$status" -eq 0 ] || [ "$status" -eq 124 ]; then
-    fail "$name: exit status $status (0: no error; 124: hung)"; cat "$work/stderr"
-  elif [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: the ranks were not given the same request: $needle" "$work/stderr"; then
-    fail "$name: expected one error line with '$needle', got $lines:"; cat "$work/stderr"
-  elif grep -q MPI_ABORT "$work/stderr"; then
-    fail "$name: a rank was aborted:"; cat "$work/stderr"
-  elif [ -e "$out" ]; then
-    fail "$name: a picture was written"
-  else
-    echo "ok   $name ($(( $(date +%s) - start )) s): $(grep '^moedit: error' "$work/stderr")"
-  fi
+  expect_ranks_error "$name ($(( $(date +%s) - start )) s)" "the ranks were not given the same request: $needle"
 }
 
 mkdir -p "$work/rank0" "$work/rank1"

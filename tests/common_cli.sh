@@ -1,7 +1,8 @@
 # Sourced first by every tests/cli_*.sh script (this file is not a test):
 #   moedit, fixtures, model (models/tiny-random), work (a scratch directory,
 #   removed at exit), failures (a counter), fail MESSAGE, expect_error,
-#   huge_config FILE and finish NAME (reports and exits with the verdict).
+#   huge_config FILE, expect_ranks_error (a failed multi-rank run's verdict)
+#   and finish NAME (reports and exits with the verdict).
 # The scripts take MOEDIT FIXTURES as their arguments.
 set -u
 # The scripts check the CPU path; --device auto (the default) would take a GPU
@@ -45,6 +46,27 @@ cfg = json.load(open(sys.argv[1]))
 cfg["num_routed_experts"] = 1024
 json.dump(cfg, open(sys.argv[2], "w"))
 PY
+}
+
+# expect_ranks_error NAME PATTERN [ABORT_OK]: the verdict on a multi-rank run
+# that must fail, whose exit status is in $status and stderr in $work/stderr:
+# not 0 and not 124 (timeout's: it hung), exactly one line "moedit: error: "
+# followed by PATTERN (grep), no MPI_ABORT banner unless ABORT_OK is yes (a
+# rank that alone knows of its failure must abort the others), and no $out.
+expect_ranks_error() {
+  local name=$1 pattern=$2 abort_ok=${3:-no} lines
+  lines=$(grep -c "^moedit: error" "$work/stderr")
+  if [ "$status" -eq 0 ] || [ "$status" -eq 124 ]; then
+    fail "$name: exit status $status (0: no error; 124: hung)"; cat "$work/stderr"
+  elif [ "$lines" -ne 1 ] || ! grep -q "^moedit: error: $pattern" "$work/stderr"; then
+    fail "$name: expected one error line matching '$pattern', got $lines:"; cat "$work/stderr"
+  elif [ "$abort_ok" != yes ] && grep -q MPI_ABORT "$work/stderr"; then
+    fail "$name: a rank was aborted although every rank knew of the failure:"; cat "$work/stderr"
+  elif [ -e "$out" ]; then
+    fail "$name: an output file was written"
+  else
+    echo "ok   $name: $(grep '^moedit: error' "$work/stderr")"
+  fi
 }
 
 # finish NAME: reports the verdict and exits with the number of failures.
