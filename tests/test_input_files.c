@@ -9,6 +9,7 @@
 #include "core/text_file.h"
 #include "io/image_io.h"
 #include "io/safetensors.h"
+#include "test_scratch_dir.h"
 #include "test_util.h"
 
 #include <dirent.h>
@@ -17,26 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static const char *in_dir(const char *name)
-{
-    static char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return path;
-}
-
-static void empty_dir(void)
-{
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(in_dir(e->d_name));
-    if (d) closedir(d);
-}
-
 static void write_file(const char *name, const void *bytes, size_t n)
 {
-    FILE *f = fopen(in_dir(name), "wb");
+    FILE *f = fopen(scratch_path(name), "wb");
     CHECK(f && fwrite(bytes, 1, n, f) == n);
     if (f) fclose(f);
 }
@@ -58,7 +42,7 @@ static void test_unsupported_dtype(void)
 {
     write_tensor_file("u8.safetensors", "prompt_embeds_t5", "U8", 8);
     safetensors *st = NULL;
-    CHECK(safetensors_open(&st, in_dir("u8.safetensors")) == 0);
+    CHECK(safetensors_open(&st, scratch_path("u8.safetensors")) == 0);
     if (!st) return;
     CHECK(safetensors_find(st, "prompt_embeds_t5") == NULL);
     CHECK(safetensors_dtype_of(st, "prompt_embeds_t5") && !strcmp(safetensors_dtype_of(st, "prompt_embeds_t5"), "U8"));
@@ -67,7 +51,7 @@ static void test_unsupported_dtype(void)
     CHECK(strstr(error_message(), "\"prompt_embeds_t5\" has dtype U8"));
     CHECK(safetensors_require(st, "latents") == NULL && strstr(error_message(), "no tensor \"latents\""));
     safetensors_close(st);
-    empty_dir();
+    scratch_empty();
 }
 
 static void test_shard_outside_folder(void)
@@ -79,37 +63,36 @@ static void test_shard_outside_folder(void)
         int n = snprintf(index, sizeof index, "{\"weight_map\":{\"w\":\"shard.safetensors\",\"v\":\"%s\"}}", names[i]);
         write_file("model.safetensors.index.json", index, (size_t)n);
         safetensors *st = NULL;
-        int rc = safetensors_open(&st, in_dir("model.safetensors.index.json"));
+        int rc = safetensors_open(&st, scratch_path("model.safetensors.index.json"));
         printf("  %-10s -> %s\n", "shard name", error_message());
         CHECK_MSG(rc == -1 && strstr(error_message(), "a shard must be a plain file name"), "%s accepted", names[i]);
         safetensors_close(st);
     }
-    empty_dir();
+    scratch_empty();
 }
 
 static void test_fifo_inputs(void)
 {
-    CHECK(mkfifo(in_dir("fifo.safetensors"), 0600) == 0);
+    CHECK(mkfifo(scratch_path("fifo.safetensors"), 0600) == 0);
     alarm(20); /* a blocked open would hang the test: SIGALRM ends it instead */
     safetensors *st = NULL;
-    CHECK(safetensors_open(&st, in_dir("fifo.safetensors")) == -1 && strstr(error_message(), "FIFO"));
+    CHECK(safetensors_open(&st, scratch_path("fifo.safetensors")) == -1 && strstr(error_message(), "FIFO"));
     printf("  %-10s -> %s\n", "FIFO", error_message());
     char *text = NULL;
-    CHECK(text_file_read(in_dir("fifo.safetensors"), 1 << 20, "config", &text) == -1 && strstr(error_message(), "FIFO"));
+    CHECK(text_file_read(scratch_path("fifo.safetensors"), 1 << 20, "config", &text) == -1 && strstr(error_message(), "FIFO"));
     uint8_t *rgb = NULL;
     int64_t w, h;
-    CHECK(image_read(in_dir("fifo.safetensors"), 1024, 1 << 20, &rgb, &w, &h) == -1 && strstr(error_message(), "FIFO"));
+    CHECK(image_read(scratch_path("fifo.safetensors"), 1024, 1 << 20, &rgb, &w, &h) == -1 && strstr(error_message(), "FIFO"));
     alarm(0);
-    empty_dir();
+    scratch_empty();
 }
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/moedit_input_files_XXXXXX");
-    if (!mkdtemp(dir)) return 1;
+    if (scratch_make("/tmp/moedit_input_files_XXXXXX")) return 1;
     test_unsupported_dtype();
     test_shard_outside_folder();
     test_fifo_inputs();
-    rmdir(dir);
+    scratch_remove();
     return test_finish("test_input_files");
 }

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "io/image_io.h"
 #include "io/temp_file.h"
+#include "test_scratch_dir.h"
 #include "test_util.h"
 
 #include <dirent.h>
@@ -22,19 +23,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static const char *in_dir(const char *name)
-{
-    static char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return path;
-}
-
-/* Entries of dir other than "." and ".."; *temporaries counts hidden ones and NAME.tmp.PID. */
+/* Entries of scratch_dir other than "." and ".."; *temporaries counts hidden ones and NAME.tmp.PID. */
 static int dir_entries(int *temporaries)
 {
-    DIR *d = opendir(dir);
+    DIR *d = opendir(scratch_dir);
     int n = 0;
     *temporaries = 0;
     for (struct dirent *e; d && (e = readdir(d));) {
@@ -46,27 +38,19 @@ static int dir_entries(int *temporaries)
     return n;
 }
 
-static void empty_dir(void)
-{
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(in_dir(e->d_name));
-    if (d) closedir(d);
-}
-
 static void test_long_name(void)
 {
     char name[256];
     memset(name, 'a', 247);
     memcpy(name + 247, ".png", 5); /* 251 bytes, legal (NAME_MAX 255) */
     uint8_t rgb[4 * 4 * 3] = {0};
-    int rc = image_write(in_dir(name), rgb, 4, 4, NULL);
+    int rc = image_write(scratch_path(name), rgb, 4, 4, NULL);
     CHECK_MSG(rc == 0, "251-byte name: %s", error_message());
     struct stat st;
-    CHECK(stat(in_dir(name), &st) == 0 && st.st_size > 0);
+    CHECK(stat(scratch_path(name), &st) == 0 && st.st_size > 0);
     int temporaries;
     CHECK(dir_entries(&temporaries) == 1 && temporaries == 0);
-    empty_dir();
+    scratch_empty();
 }
 
 /* In a child: a file-size limit of 1 KiB (SIGXFSZ ignored, as moedit does). */
@@ -80,7 +64,7 @@ static void test_file_too_large(const char *name)
         static uint8_t rgb[64 * 64 * 3];
         uint32_t x = 12345;
         for (size_t i = 0; i < sizeof rgb; i++) rgb[i] = (uint8_t)((x = x * 1664525u + 1013904223u) >> 24); /* noise */
-        int rc = image_write(in_dir(name), rgb, 64, 64, NULL);
+        int rc = image_write(scratch_path(name), rgb, 64, 64, NULL);
         printf("  %-10s -> %s\n", name, error_message());
         fflush(stdout);
         _exit(rc == -1 && strstr(error_message(), "File too large") && strstr(error_message(), name) ? 0 : 1);
@@ -90,7 +74,7 @@ static void test_file_too_large(const char *name)
     CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s over the file-size limit: status %d", name, status);
     int temporaries;
     CHECK_MSG(dir_entries(&temporaries) == 0, "%s: something was left behind", name);
-    empty_dir();
+    scratch_empty();
 }
 
 /* A child writes a large noisy PNG; the parent signals it once the
@@ -104,7 +88,7 @@ static void test_signal_while_writing(int signo)
         uint8_t *rgb = malloc((size_t)(side * side * 3));
         uint32_t x = 12345;
         for (int64_t i = 0; rgb && i < side * side * 3; i++) rgb[i] = (uint8_t)((x = x * 1664525u + 1013904223u) >> 24);
-        image_write(in_dir("big.png"), rgb, side, side, NULL);
+        image_write(scratch_path("big.png"), rgb, side, side, NULL);
         _exit(3); /* the write finished before the signal: the test could not tell */
     }
     int temporaries = 0;
@@ -118,7 +102,7 @@ static void test_signal_while_writing(int signo)
     waitpid(pid, &status, 0);
     CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == signo, "signal %d: child status %d", signo, status);
     CHECK_MSG(dir_entries(&temporaries) == 0, "signal %d: %d file(s) left behind", signo, dir_entries(&temporaries));
-    empty_dir();
+    scratch_empty();
 }
 
 /* In the child: the folder "DIR/.made-XXXXXX" with sub/ (two levels of files
@@ -128,7 +112,7 @@ static void make_folder_and_wait(int ready)
 {
     temp_file_handle_signals();
     char folder[512], path[700];
-    snprintf(folder, sizeof folder, "%s/.made-XXXXXX", dir);
+    snprintf(folder, sizeof folder, "%s/.made-XXXXXX", scratch_dir);
     int slot;
     if (temp_file_folder_create(folder, &slot) || slot < 0) _exit(3);
     snprintf(path, sizeof path, "%s/sub", folder);
@@ -174,10 +158,10 @@ static void test_signal_while_making_folder(int signo)
 static void test_folder_released(void)
 {
     char folder[512], kept[512];
-    snprintf(folder, sizeof folder, "%s/.made-XXXXXX", dir);
+    snprintf(folder, sizeof folder, "%s/.made-XXXXXX", scratch_dir);
     int slot = -1;
     CHECK(temp_file_folder_create(folder, &slot) == 0 && slot >= 0);
-    snprintf(kept, sizeof kept, "%s/kept", dir);
+    snprintf(kept, sizeof kept, "%s/kept", scratch_dir);
     CHECK(rename(folder, kept) == 0);
     temp_file_folder_release(slot);
     temp_file_remove_all();
@@ -190,8 +174,7 @@ static void test_folder_released(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/moedit_temp_file_XXXXXX");
-    if (!mkdtemp(dir)) return 1;
+    if (scratch_make("/tmp/moedit_temp_file_XXXXXX")) return 1;
     test_long_name();
     test_file_too_large("full.png");
     test_file_too_large("full.jpg");
@@ -200,6 +183,6 @@ int main(void)
     test_signal_while_making_folder(SIGINT);
     test_signal_while_making_folder(SIGTERM);
     test_folder_released();
-    rmdir(dir);
+    scratch_remove();
     return test_finish("test_temp_file");
 }
