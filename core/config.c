@@ -76,6 +76,15 @@ int config_load(config **out, const char *path)
     return rc;
 }
 
+int config_read_file(const char *path, int (*read)(void *out, const config *c), void *out)
+{
+    config *c = NULL;
+    if (config_load(&c, path)) return -1;
+    int status = read(out, c);
+    config_free(c);
+    return status;
+}
+
 void config_free(config *c)
 {
     if (!c) return;

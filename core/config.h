@@ -21,6 +21,10 @@ int config_load(config **out, const char *path);
 /* The same from text in memory; name_for_errors stands for the path. */
 int config_parse(config **out, const char *text, const char *name_for_errors);
 void config_free(config *c);
+/* config_load, then read(out, c) fills the caller's struct from it, then
+ * config_free: one call for the loaders of config.json files. The status of
+ * the load or of read (0 or -1, the error set). */
+int config_read_file(const char *path, int (*read)(void *out, const config *c), void *out);
 const char *config_path(const config *c);
 
 /* Present and not null. */

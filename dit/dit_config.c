@@ -38,8 +38,9 @@ static int get_int_list(const config *c, const char *key, int *out, int max, int
     return 0;
 }
 
-static int read_fields(dit_config *cfg, const config *c)
+static int read_fields(void *out, const config *c)
 {
+    dit_config *cfg = out;
     int count = 0;
     int caption[2];
     if (config_get_int32(c, "patch_size", &cfg->patch_size) || config_get_int32_or(c, "in_channels", 64, &cfg->in_channels) ||
@@ -106,12 +107,8 @@ int dit_config_validate(const dit_config *cfg, const char *source)
 
 int dit_config_load(dit_config *cfg, const char *path)
 {
-    config *c = NULL;
     memset(cfg, 0, sizeof *cfg);
-    if (config_load(&c, path) != 0) return -1;
-    int status = read_fields(cfg, c);
-    config_free(c);
-    if (status != 0) return -1;
+    if (config_read_file(path, read_fields, cfg)) return -1;
     /* Sums and products of the config's sizes must stay far from int's range. */
     int64_t dim = (int64_t)cfg->heads * cfg->head_dim, rope_dim = 0;
     for (int i = 0; i < cfg->rope_axes; i++) rope_dim += cfg->rope_axes_dim[i];

@@ -59,8 +59,9 @@ static int parse_activation(const char *path, const char *name, backend_activati
 }
 
 /* Defaults are CLIPTextConfig's (transformers 5). */
-static int read_config(clip_config *cfg, const config *c)
+static int read_config(void *out, const config *c)
 {
+    clip_config *cfg = out;
     const char *path = config_path(c), *model_type = NULL, *act = NULL;
     memset(cfg, 0, sizeof *cfg);
     if (config_get_string(c, "model_type", &model_type)) return -1;
@@ -166,10 +167,7 @@ int clip_encoder_load(clip_encoder **out, const char *dir, backend *be, int rand
     if (!enc) return error_set("out of memory loading the CLIP encoder");
     enc->be = be;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    config *c = NULL;
-    int status = config_load(&c, path);
-    if (!status) status = read_config(&enc->cfg, c);
-    config_free(c);
+    int status = config_read_file(path, read_config, &enc->cfg);
     if (!status && load_weights(enc, dir, random, seed)) status = error_prefix("loading the CLIP encoder in %s", dir);
     if (status) {
         clip_encoder_free(enc);

@@ -73,8 +73,9 @@ static int parse_feed_forward(const char *path, const char *proj, backend_activa
     return 0;
 }
 
-static int read_config(t5_config *cfg, const config *c)
+static int read_config(void *out, const config *c)
 {
+    t5_config *cfg = out;
     const char *path = config_path(c), *model_type = NULL, *proj = NULL;
     memset(cfg, 0, sizeof *cfg);
     if (config_get_string(c, "model_type", &model_type)) return -1;
@@ -191,10 +192,7 @@ int t5_encoder_load(t5_encoder **out, const char *dir, backend *be, int random, 
     if (!enc) return error_set("out of memory loading the T5 encoder");
     enc->be = be;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    config *c = NULL;
-    int status = config_load(&c, path);
-    if (!status) status = read_config(&enc->cfg, c);
-    config_free(c);
+    int status = config_read_file(path, read_config, &enc->cfg);
     if (!status && load_weights(enc, dir, random, seed)) status = error_prefix("loading the T5 encoder in %s", dir);
     if (status) {
         t5_encoder_free(enc);

@@ -96,8 +96,9 @@ static int require_false(const config *c, const char *key)
     return value ? error_set("%s: key \"%s\" is true; moedit's text encoder has no biases", config_path(c), key) : 0;
 }
 
-static int read_config(text_encoder_config *cfg, const config *c)
+static int read_config(void *out, const config *c)
 {
+    text_encoder_config *cfg = out;
     const char *path = config_path(c), *model_type = NULL, *act = NULL;
     memset(cfg, 0, sizeof *cfg);
     if (config_get_string_or(c, "model_type", "llama", &model_type)) return -1;
@@ -140,11 +141,7 @@ static int read_config(text_encoder_config *cfg, const config *c)
 
 int text_encoder_config_load(text_encoder_config *cfg, const char *path)
 {
-    config *c = NULL;
-    if (config_load(&c, path)) return -1;
-    int status = read_config(cfg, c);
-    config_free(c);
-    return status;
+    return config_read_file(path, read_config, cfg);
 }
 
 /* ---- weights ----------------------------------------------------------------- */

@@ -54,8 +54,9 @@ static int check_names(const config *c)
     return 0;
 }
 
-static int read_fields(vae_config *cfg, const config *c)
+static int read_fields(void *out, const config *c)
 {
+    vae_config *cfg = out;
     if (check_names(c) != 0 || config_get_int32_or(c, "in_channels", 3, &cfg->in_channels) ||
         config_get_int32_or(c, "out_channels", 3, &cfg->out_channels) ||
         config_get_int32_or(c, "latent_channels", 4, &cfg->latent_channels) ||
@@ -91,12 +92,8 @@ int vae_config_validate(const vae_config *cfg, const char *source)
 
 int vae_config_load(vae_config *cfg, const char *path)
 {
-    config *c = NULL;
     memset(cfg, 0, sizeof *cfg);
-    if (config_load(&c, path) != 0) return -1;
-    int status = read_fields(cfg, c);
-    config_free(c);
-    if (status != 0) return -1;
+    if (config_read_file(path, read_fields, cfg)) return -1;
     cfg->downscale = cfg->levels >= 1 && cfg->levels <= VAE_MAX_LEVELS ? 1 << (cfg->levels - 1) : 0;
     return vae_config_validate(cfg, path);
 }
