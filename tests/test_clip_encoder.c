@@ -21,16 +21,6 @@
 #define FIXTURE MOEDIT_FIXTURES "/text_encoders"
 #define TOLERANCE 1e-5
 
-static int32_t *read_ids(const safetensors *io, const char *name, int64_t *count)
-{
-    const safetensors_entry *e = safetensors_find(io, name);
-    if (!e) return NULL;
-    *count = e->shape[0];
-    int32_t *ids = malloc((size_t)*count * sizeof(int32_t));
-    CHECK(safetensors_read_i32(io, name, 1, e->shape, ids) == 0);
-    return ids;
-}
-
 /* Every sequence <model>_ids_<i> of the fixture against <model>_text_embeds_<i>. */
 static void test_matches_transformers(backend *be, const char *model)
 {
@@ -50,7 +40,7 @@ static void test_matches_transformers(backend *be, const char *model)
     for (int i = 0;; i++, cases++) {
         int64_t count = 0, numel = 0;
         snprintf(name, sizeof name, "%s_ids_%d", model, i);
-        int32_t *ids = read_ids(io, name, &count);
+        int32_t *ids = fixture_read_i32(io, name, &count);
         if (!ids) break;
         snprintf(name, sizeof name, "%s_text_embeds_%d", model, i);
         float *want = fixture_read(io, name, &numel, NULL);

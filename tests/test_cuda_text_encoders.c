@@ -200,16 +200,6 @@ static void compare_encoder(const char *what, const float *got, const float *wan
               relative);
 }
 
-static int32_t *read_i32(const safetensors *io, const char *name, int64_t *count)
-{
-    const safetensors_entry *e = safetensors_find(io, name);
-    if (!e) return NULL;
-    *count = e->shape[0];
-    int32_t *values = malloc((size_t)*count * sizeof(int32_t));
-    CHECK(safetensors_read_i32(io, name, 1, e->shape, values) == 0);
-    return values;
-}
-
 static void test_clip(const safetensors *io, const char *model)
 {
     char dir[512], name[128];
@@ -226,7 +216,7 @@ static void test_clip(const safetensors *io, const char *model)
     for (int i = 0;; i++) {
         int64_t count = 0;
         snprintf(name, sizeof name, "%s_ids_%d", model, i);
-        int32_t *ids = read_i32(io, name, &count);
+        int32_t *ids = fixture_read_i32(io, name, &count);
         if (!ids) break;
         CHECK_MSG(clip_encoder_forward(on_cpu, &scratch_cpu, ids, (int)count, want) == 0, "%s", error_message());
         CHECK_MSG(clip_encoder_forward(on_gpu, &scratch_gpu, ids, (int)count, got) == 0, "%s", error_message());
@@ -256,10 +246,10 @@ static void test_t5(const safetensors *io)
     for (int i = 0;; i++) {
         int64_t count = 0, mask_count = 0;
         snprintf(name, sizeof name, "t5_ids_%d", i);
-        int32_t *ids = read_i32(io, name, &count);
+        int32_t *ids = fixture_read_i32(io, name, &count);
         if (!ids) break;
         snprintf(name, sizeof name, "t5_mask_%d", i);
-        int32_t *mask = read_i32(io, name, &mask_count);
+        int32_t *mask = fixture_read_i32(io, name, &mask_count);
         float *want = malloc((size_t)(count * c) * sizeof(float)), *got = malloc((size_t)(count * c) * sizeof(float));
         CHECK_MSG(t5_encoder_forward(on_cpu, &scratch_cpu, ids, (int)count, mask, want) == 0, "%s", error_message());
         CHECK_MSG(t5_encoder_forward(on_gpu, &scratch_gpu, ids, (int)count, mask, got) == 0, "%s", error_message());

@@ -30,6 +30,19 @@ static inline float *fixture_read(const safetensors *io, const char *name, int64
     return data;
 }
 
+/* The 1-D I32 tensor `name` of io (token ids, a mask) malloc'ed, its length
+ * in *count; NULL when io lacks it (loops over numbered tensors stop there);
+ * one that is there but cannot be read fails the test. */
+static inline int32_t *fixture_read_i32(const safetensors *io, const char *name, int64_t *count)
+{
+    const safetensors_entry *e = safetensors_find(io, name);
+    if (!e) return NULL;
+    *count = e->shape[0];
+    int32_t *values = malloc((size_t)*count * sizeof(int32_t));
+    CHECK(safetensors_read_i32(io, name, 1, e->shape, values) == 0);
+    return values;
+}
+
 /* fixture_read of a tensor the test needs: one it cannot read fails the test. */
 static inline float *fixture_expect(const safetensors *io, const char *name, int64_t *numel)
 {

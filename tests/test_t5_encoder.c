@@ -23,16 +23,6 @@
 #define FIXTURE MOEDIT_FIXTURES "/text_encoders"
 #define TOLERANCE 1e-5
 
-static int32_t *read_i32(const safetensors *io, const char *name, int64_t *count)
-{
-    const safetensors_entry *e = safetensors_find(io, name);
-    if (!e) return NULL;
-    *count = e->shape[0];
-    int32_t *values = malloc((size_t)*count * sizeof(int32_t));
-    CHECK(safetensors_read_i32(io, name, 1, e->shape, values) == 0);
-    return values;
-}
-
 static void test_buckets_match_torch(void)
 {
     safetensors *io = NULL;
@@ -44,7 +34,7 @@ static void test_buckets_match_torch(void)
     } configs[] = {{"t5_buckets_hidream", 32, 128}, {"t5_buckets_small", 8, 20}};
     for (int c = 0; c < 2; c++) {
         int64_t n = 0;
-        int32_t *want = read_i32(io, configs[c].name, &n);
+        int32_t *want = fixture_read_i32(io, configs[c].name, &n);
         CHECK(want && n == 1201);
         int wrong = 0;
         for (int64_t i = 0; want && i < n; i++) {
@@ -77,10 +67,10 @@ static void test_matches_transformers(backend *be)
     for (int i = 0;; i++, cases++) {
         int64_t count = 0, mask_count = 0, numel = 0;
         snprintf(name, sizeof name, "t5_ids_%d", i);
-        int32_t *ids = read_i32(io, name, &count);
+        int32_t *ids = fixture_read_i32(io, name, &count);
         if (!ids) break;
         snprintf(name, sizeof name, "t5_mask_%d", i);
-        int32_t *mask = read_i32(io, name, &mask_count);
+        int32_t *mask = fixture_read_i32(io, name, &mask_count);
         snprintf(name, sizeof name, "t5_hidden_%d", i);
         float *want = fixture_read(io, name, &numel, NULL);
         float *got = malloc((size_t)(count * c) * sizeof(float));

@@ -62,12 +62,8 @@ static int32_t *read_ids(const safetensors *io, int p, int64_t *count)
 {
     char name[64];
     snprintf(name, sizeof name, "prompt_%d_ids", p);
-    const safetensors_entry *e = safetensors_find(io, name);
-    CHECK_MSG(e != NULL, "fixture lacks %s", name);
-    if (!e) return NULL;
-    *count = e->shape[0];
-    int32_t *ids = malloc((size_t)*count * sizeof(int32_t));
-    CHECK(safetensors_read_i32(io, name, 1, e->shape, ids) == 0);
+    int32_t *ids = fixture_read_i32(io, name, count);
+    CHECK_MSG(ids != NULL, "fixture lacks %s", name);
     return ids;
 }
 
