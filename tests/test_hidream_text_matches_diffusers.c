@@ -18,11 +18,11 @@
 #include "io/safetensors.h"
 #include "moedit.h"
 #include "text/hidream_prompt.h"
+#include "test_png.h"
 #include "test_util.h"
 
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,22 +126,6 @@ static void test_encode_prompt(backend *be, const safetensors *io, const dit_con
     cJSON_Delete(root);
 }
 
-static int read_png(const char *path, unsigned char *rgb)
-{
-    FILE *file = fopen(path, "rb");
-    if (!file) return -1;
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    png_init_io(png, file);
-    png_read_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
-    int ok = png_get_image_width(png, info) == SIDE && png_get_image_height(png, info) == SIDE;
-    png_bytepp rows = png_get_rows(png, info);
-    for (int y = 0; ok && y < SIDE; y++) memcpy(rgb + (size_t)y * SIDE * 3, rows[y], SIDE * 3);
-    png_destroy_read_struct(&png, &info, NULL);
-    fclose(file);
-    return ok ? 0 : -1;
-}
-
 static void test_generate(const safetensors *io)
 {
     char png[] = "/tmp/moedit_hidream_XXXXXX.png", latents[] = "/tmp/moedit_hidream_latents_XXXXXX";
@@ -170,7 +154,7 @@ static void test_generate(const safetensors *io)
     printf("  generate --prompt: final latents max abs diff %.3g (scale %.3g)\n", diff, scale);
 
     static unsigned char rgb[SIDE * SIDE * 3];
-    CHECK_MSG(read_png(png, rgb) == 0, "cannot read %s", png);
+    CHECK_MSG(test_png_read(png, SIDE, SIDE, rgb, NULL, 0) == 0, "cannot read %s", png);
     int worst = 0;
     for (int y = 0; y < SIDE; y++)
         for (int x = 0; x < SIDE; x++)

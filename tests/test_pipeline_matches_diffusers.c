@@ -20,10 +20,10 @@
 #include "io/safetensors.h"
 #include "moedit.h"
 #include "test_model_dir.h"
+#include "test_png.h"
 #include "test_util.h"
 
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
-#include <png.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,32 +43,12 @@ typedef struct fixture {
 
 static long latent_count(const fixture *f) { return 4L * (f->height / 8) * (f->width / 8); }
 
-static int read_png(const char *path, const fixture *f, unsigned char *rgb, char *prompt, size_t prompt_size)
-{
-    FILE *file = fopen(path, "rb");
-    if (!file) return -1;
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    png_init_io(png, file);
-    png_read_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
-    int ok = (int)png_get_image_width(png, info) == f->width && (int)png_get_image_height(png, info) == f->height;
-    png_bytepp rows = png_get_rows(png, info);
-    for (int y = 0; ok && y < f->height; y++) memcpy(rgb + (size_t)y * f->width * 3, rows[y], (size_t)f->width * 3);
-    png_textp text;
-    int count = png_get_text(png, info, &text, NULL);
-    for (int i = 0; i < count; i++)
-        if (!strcmp(text[i].key, "prompt")) snprintf(prompt, prompt_size, "%s", text[i].text);
-    png_destroy_read_struct(&png, &info, NULL);
-    fclose(file);
-    return ok ? 0 : -1;
-}
-
 static void compare_pixels(const fixture *f, const char *what, const char *path)
 {
     unsigned char rgb[MAX_SIDE * MAX_SIDE * 3];
     char prompt[256] = "";
     int h = f->height, w = f->width;
-    CHECK_MSG(read_png(path, f, rgb, prompt, sizeof prompt) == 0, "%s: cannot read %s", what, path);
+    CHECK_MSG(test_png_read(path, f->width, f->height, rgb, prompt, sizeof prompt) == 0, "%s: cannot read %s", what, path);
     int worst = 0, differing = 0;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
