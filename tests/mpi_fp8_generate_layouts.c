@@ -13,18 +13,9 @@
  * layout's second image is held to the two-image run of plain data
  * parallel (within one level of 255 where the first image matched exactly).
  * On one rank: the serial FP8 latents are not the F32 ones, yet near them. */
-#include "core/error.h"
 #include "io/directory_tree.h"
-#include "io/image_io.h"
-#include "io/safetensors.h"
-#include "moedit.h"
+#include "test_layouts.h"
 #include "test_model_dir.h"
-#include "test_util.h"
-
-#include <mpi.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #define LATENTS (4 * 8 * 8) /* [C, h, w] of a 64 x 64 image */
 #define FP8_FLIP_RMS 0.03    /* as mpi_dit_layouts */
@@ -52,15 +43,7 @@ static int generate(const moedit_parallel *par, const char *precision, int image
     return status;
 }
 
-static int read_latents(const char *name, float *out)
-{
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s.latents", dir, name);
-    safetensors *st = NULL;
-    int status = safetensors_open(&st, path) || safetensors_read_f32(st, "latents", 3, (int64_t[]){4, 8, 8}, out);
-    if (st) safetensors_close(st);
-    return status ? -1 : 0;
-}
+static const int64_t latent_shape[3] = {4, 8, 8};
 
 /* Largest difference between image 1 of runs a and b (256: unreadable). */
 static int second_image_diff(const char *a, const char *b)
@@ -68,30 +51,20 @@ static int second_image_diff(const char *a, const char *b)
     char a_path[128], b_path[128];
     snprintf(a_path, sizeof a_path, "%s/%s-1.png", dir, a);
     snprintf(b_path, sizeof b_path, "%s/%s-1.png", dir, b);
-    uint8_t *x = NULL, *y = NULL;
-    int64_t xw, xh, yw, yh;
-    int worst = 256;
-    if (image_read(a_path, 4096, 1 << 24, &x, &xw, &xh) == 0 && image_read(b_path, 4096, 1 << 24, &y, &yw, &yh) == 0 &&
-        xw == yw && xh == yh) {
-        worst = 0;
-        for (int64_t i = 0; i < xw * xh * 3; i++) worst = abs(x[i] - y[i]) > worst ? abs(x[i] - y[i]) : worst;
-    }
-    free(x), free(y);
-    return worst;
+    double psnr = 0;
+    return test_pixel_diff(a_path, b_path, &psnr);
 }
 
 static int flipped_layouts;
 
-static void check(const char *name, moedit_parallel par, int images, const char *routing, const float *serial)
+/* A layout against the serial FP8 run: mpi_dit_layouts' FP8 bar (see the top), not test_layout_judge's. */
+static void check(const test_layout *layout, const test_serial *serial_run)
 {
-    int status = generate(&par, "fp8", images, NULL, routing, name);
-    CHECK_MSG(status == 0, "%s: %s", name, error_message());
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (moedit_rank() != 0 || status) return;
-    float got[LATENTS];
-    CHECK_MSG(read_latents(name, got) == 0, "%s: %s", name, error_message());
-    double diff = test_max_abs_diff(got, serial, LATENTS), scale = test_max_abs(serial, LATENTS);
-    double rms = test_relative_rms(got, serial, LATENTS);
+    const char *name = layout->label;
+    int images = layout->images, status = generate(&layout->parallel, "fp8", images, NULL, serial_run->routing, name);
+    test_layout_figures f;
+    if (!test_layout_latents(name, status, dir, name, 3, latent_shape, serial_run->latents, &f)) return;
+    double diff = f.diff, scale = f.scale, rms = f.rms;
     int exact = diff <= 1e-4 * scale;
     CHECK_MSG(exact || rms <= FP8_FLIP_RMS, "%s fp8: final latents differ by %.3g (scale %.3g), relative rms %.3g",
               name, diff, scale, rms);
@@ -111,69 +84,44 @@ static void check_fp8_near_f32(const float *fp8)
     moedit_parallel serial = {.data_parallel = moedit_world_size()};
     CHECK_MSG(generate(&serial, NULL, 1, NULL, NULL, "serial-f32") == 0, "serial f32: %s", error_message());
     float f32[LATENTS];
-    CHECK_MSG(read_latents("serial-f32", f32) == 0, "%s", error_message());
+    CHECK_MSG(test_read_latents(dir, "serial-f32", 3, latent_shape, f32) == 0, "%s", error_message());
     double relative = test_relative_rms(fp8, f32, LATENTS);
     CHECK_MSG(relative > 1e-4 && relative < 0.25, "serial fp8 vs f32: relative rms difference %.3g", relative);
     printf("  serial fp8 vs f32: relative rms difference %.4f\n", relative);
 }
 
-/* The layouts, by world size: CFG and data parallel, with tp or Ulysses,
- * and expert parallel over the world (W). */
-#define W .expert_parallel = 1, .expert_parallel_scope = MOEDIT_EXPERT_SCOPE_WORLD
-static const struct {
-    int ranks;
-    const char *name;
-    moedit_parallel par;
-    int images;
-} layouts[] = {
-    {2, "cfg2", {.cfg_parallel = 2}, 1},
-    {2, "dp2 (2 images)", {.data_parallel = 2}, 2},
-    {2, "cfg2 +EP(world)", {.cfg_parallel = 2, W}, 1},
-    {2, "dp2 +EP(world) (2 images)", {.data_parallel = 2, W}, 2},
-    {4, "cfg2 x tp2", {.tensor_parallel = 2, .cfg_parallel = 2}, 1},
-    {4, "ulysses2 x cfg2", {.ulysses = 2, .cfg_parallel = 2}, 1},
-    {4, "cfg2 x dp2 (2 images)", {.cfg_parallel = 2, .data_parallel = 2}, 2},
-    {4, "tp2 x dp2 (2 images)", {.tensor_parallel = 2, .data_parallel = 2}, 2},
-    {4, "cfg2 x tp2 +EP(world)", {.tensor_parallel = 2, .cfg_parallel = 2, W}, 1},
-    {4, "cfg2 x dp2 +EP(world) (2 images)", {.cfg_parallel = 2, .data_parallel = 2, W}, 2},
-    {4, "ulysses2 x dp2 +EP(world) (2 images)", {.ulysses = 2, .data_parallel = 2, W}, 2},
+/* CFG and data parallel, with tp or Ulysses, and expert parallel over the
+ * world, on 2 and on 4 ranks (test_layouts.h reads the labels). */
+static const char *const layouts[] = {
+    "cfg2", "dp2 (2 images)", "cfg2 +EP(world)", "dp2 +EP(world) (2 images)",
+    "cfg2 x tp2", "ulysses2 x cfg2", "cfg2 x dp2 (2 images)", "tp2 x dp2 (2 images)", "cfg2 x tp2 +EP(world)",
+    "cfg2 x dp2 +EP(world) (2 images)", "ulysses2 x dp2 +EP(world) (2 images)",
 };
-#undef W
 
 static void run_layouts(int n, const char *routing)
 {
     moedit_parallel serial_layout = {.data_parallel = n};
     CHECK_MSG(generate(&serial_layout, "fp8", 1, routing, NULL, "serial") == 0, "serial: %s", error_message());
-    if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
+    test_barrier();
     float serial[LATENTS];
-    CHECK_MSG(read_latents("serial", serial) == 0, "%s", error_message());
+    CHECK_MSG(test_read_latents(dir, "serial", 3, latent_shape, serial) == 0, "%s", error_message());
     if (n == 1) check_fp8_near_f32(serial);
     if (n > 1) { /* image 1's reference: plain data parallel, the same routing replayed */
         CHECK_MSG(generate(&serial_layout, "fp8", 2, NULL, routing, "dp-pair") == 0, "dp-pair: %s", error_message());
         MPI_Barrier(MPI_COMM_WORLD);
     }
-    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
-        if (layouts[i].ranks == n) check(layouts[i].name, layouts[i].par, layouts[i].images, routing, serial);
+    test_serial serial_run = {routing, serial, NULL};
+    test_layouts_run(layouts, sizeof layouts / sizeof layouts[0], check, &serial_run);
 }
 
 int main(int argc, char **argv)
 {
-    moedit_init(&argc, &argv);
-    int n = moedit_world_size();
-    if (moedit_rank() == 0) {
-        snprintf(dir, sizeof dir, "/tmp/moedit_fp8_layouts_XXXXXX");
-        CHECK(mkdtemp(dir) != NULL);
-    }
-    if (n > 1) MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    int n = test_layouts_init(&argc, &argv, dir, sizeof dir, "/tmp/moedit_fp8_layouts_XXXXXX");
     char routing[128];
     snprintf(routing, sizeof routing, "%s/routing.safetensors", dir);
     run_layouts(n, routing);
-    if (n > 1) MPI_Barrier(MPI_COMM_WORLD);
+    test_barrier();
     if (moedit_rank() == 0) printf("  %d layout(s) with FP8 rounding flips\n", flipped_layouts);
     if (moedit_rank() == 0) directory_tree_remove(dir);
-    char name[64];
-    snprintf(name, sizeof name, "mpi_fp8_generate_layouts (rank %d of %d)", moedit_rank(), n);
-    int status = test_finish(name);
-    moedit_finalize();
-    return status;
+    return test_layouts_finish("mpi_fp8_generate_layouts");
 }

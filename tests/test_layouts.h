@@ -193,6 +193,7 @@ typedef struct test_layout_figures {
     double diff, scale; /* final latents: max abs difference, max abs of the serial's */
     int pixels;         /* largest pixel difference; -1: no image compared */
     double psnr;        /* of the image, dB */
+    double rms;         /* final latents: relative rms difference (FP8's bar) */
 } test_layout_figures;
 
 /* The bar: on the CPU final latents within 1e-4 of their scale and (with an
@@ -228,7 +229,9 @@ static inline int test_layout_latents(const char *label, int status, const char 
     float *got = malloc((size_t)n * sizeof *got);
     int read = got ? test_read_latents(dir, name, ndim, shape, got) : -1;
     CHECK_MSG(read == 0, "%s: %s", label, error_message());
-    if (read == 0) *f = (test_layout_figures){test_max_abs_diff(got, serial, n), test_max_abs(serial, n), -1, 0};
+    if (read == 0)
+        *f = (test_layout_figures){test_max_abs_diff(got, serial, n), test_max_abs(serial, n), -1, 0,
+                                   test_relative_rms(got, serial, n)};
     free(got);
     return read == 0;
 }
