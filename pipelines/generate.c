@@ -143,6 +143,15 @@ int generate_size_multiple(const char *model_dir, const char *command, int64_t *
     return 0;
 }
 
+int generate_nonsquare_max_pixels(const char *model_dir, const char *command, int64_t *pixels)
+{
+    dit_config dit;
+    vae_config vae;
+    if (check_model_dir(model_dir, command) || load_configs(model_dir, &dit, &vae)) return -1;
+    *pixels = (int64_t)dit.max_resolution[0] * dit.max_resolution[1] * vae.downscale * vae.downscale;
+    return 0;
+}
+
 /* Sizes and memory (pipelines/run_memory.h) against the configs, before loading any weight. */
 static int validate_sizes(generate_state *g)
 {

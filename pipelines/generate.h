@@ -61,4 +61,10 @@ int generate_run(const moedit_generate_options *options, const generate_plan *pl
  * size, from model_dir's configs (errors name the directory or file). */
 int generate_size_multiple(const char *model_dir, const char *command, int64_t *multiple);
 
+/* The most pixels a non-square image may have: the transformer pads such an
+ * image's patches to max_resolution's, so height x width must stay within
+ * max_resolution[0] x max_resolution[1] latent pixels times the VAE factor
+ * squared (a square image has no such bound). */
+int generate_nonsquare_max_pixels(const char *model_dir, const char *command, int64_t *pixels);
+
 #endif

@@ -476,6 +476,7 @@ int serve_run(const serve_options *o)
     serve_limits *l = &config.limits;
     int status = check_options(o);
     if (!status) status = generate_size_multiple(o->base.model_dir, "serve", &l->size_multiple);
+    if (!status) status = generate_nonsquare_max_pixels(o->base.model_dir, "serve", &l->nonsquare_max_pixels);
     l->max_side = GENERATE_MAX_SIDE;
     l->max_pixels = GENERATE_MAX_PIXELS;
     l->max_images = o->max_images;

@@ -91,6 +91,17 @@ static int read_string(const cJSON *item, const char *name, char **value, serve_
     return 0;
 }
 
+/* A non-square size beyond the transformer's max_resolution: the run would
+ * refuse it (generate.c's validate_sizes), so the client hears it first. */
+static int check_trained_size(int64_t w, int64_t h, const serve_limits *l, const char *param, serve_error *e)
+{
+    if (w == h || w * h <= l->nonsquare_max_pixels) return 0;
+    return serve_error_set(e, 400, "invalid_request_error", param, "invalid_value",
+                           "size %lldx%lld: a non-square image may have at most %lld pixels for this model "
+                           "(the transformer's max_resolution); a square one of any size on the grid",
+                           (long long)w, (long long)h, (long long)l->nonsquare_max_pixels);
+}
+
 /* "WxH" on the model's grid, or "auto" (the server's default size). */
 static int read_size(const cJSON *item, const serve_limits *l, serve_request *r, serve_error *e)
 {
@@ -109,6 +120,7 @@ static int read_size(const cJSON *item, const serve_limits *l, serve_request *r,
         return serve_error_set(e, 400, "invalid_request_error", "size", "invalid_value",
                                "size %lldx%lld: both sides must be multiples of %lld for this model", w, h,
                                (long long)l->size_multiple);
+    if (check_trained_size(w, h, l, "size", e)) return -1;
     r->width = w;
     r->height = h;
     return 0;
@@ -337,6 +349,10 @@ int serve_request_check_image(serve_request *r, const char *path, const serve_li
     r->width = image.width;
     r->height = image.height;
     edit_image_free(&image);
+    if (check_trained_size(r->width, r->height, l, "image", e)) {
+        unlink(path);
+        return -1;
+    }
     return 0;
 }
 

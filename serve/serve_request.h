@@ -66,6 +66,7 @@ typedef struct serve_request {
 typedef struct serve_limits {
     int64_t size_multiple;   /* VAE factor x patch size */
     int64_t max_side, max_pixels;
+    int64_t nonsquare_max_pixels; /* the transformer's max_resolution (generate_nonsquare_max_pixels) */
     int max_images;          /* n at most */
     int64_t default_width, default_height, default_steps;
     double default_guidance;

@@ -2,7 +2,8 @@
 # moedit serve on models/tiny-random, as its users' tools reach it:
 #  1. curl: /health, /v1/models (401 without or with a wrong key), /metrics;
 #     every bad request gets its status and an OpenAI error object naming the
-#     parameter (bad JSON, missing prompt, wrong types, sizes off the grid, n
+#     parameter (bad JSON, missing prompt, wrong types, sizes off the grid or
+#     non-square beyond the transformer's max_resolution (an edit's input too), n
 #     too large, unknown fields, an oversized body, unknown paths and methods);
 #  2. a generation (n 2, b64_json and a data: URL) is byte for byte the files
 #     of `moedit generate` with the same settings, metadata included;
@@ -124,6 +125,9 @@ expect_http "prompt of the wrong type" 400 '"param":"prompt","code":"invalid_typ
 expect_http "size off the grid" 400 'multiples of 16' "${post[@]}" -d '{"prompt": "x", "size": "40x32"}'
 expect_http "size not WxH" 400 '"param":"size"' "${post[@]}" -d '{"prompt": "x", "size": "big"}'
 expect_http "size too large" 400 '"param":"size"' "${post[@]}" -d '{"prompt": "x", "size": "99999x16"}'
+# tiny-random's max_resolution is 8 x 8 latent pixels: a non-square image up to 64 x 64 pixels' worth
+expect_http "non-square size over max_resolution" 400 '"param":"size","code":"invalid_value"' "${post[@]}" \
+  -d '{"prompt": "x", "size": "80x64"}'
 expect_http "n too large" 400 '"param":"n"' "${post[@]}" -d '{"prompt": "x", "n": 5}'
 expect_http "n not an integer" 400 '"param":"n","code":"invalid_type"' "${post[@]}" -d '{"prompt": "x", "n": "2"}'
 expect_http "n fractional" 400 '"param":"n"' "${post[@]}" -d '{"prompt": "x", "n": 1.5}'
@@ -186,6 +190,10 @@ if same_pixels "$work/edited-0.png" "$work/edit-0.png" && same_pixels "$work/edi
 else
   fail "served edits differ from moedit edit's"
 fi
+python3 -c 'import sys; from PIL import Image; Image.new("RGB", (96, 64), (200, 30, 30)).save(sys.argv[1])' \
+  "$work/wide.png"
+expect_http "edit of a non-square input over max_resolution" 400 '"param":"image","code":"invalid_value"' \
+  "${edits[@]}" -F image=@"$work/wide.png" -F prompt=x
 expect_http "edit, context mode at 32x32" 200 '"b64_json"' "${edits[@]}" -F image=@"$work/input.png" \
   -F prompt="a red circle" -F seed=4 -F edit_mode=context -F size=32x32
 decode "$work/body" "$work/context"
