@@ -40,23 +40,26 @@ static int all_finite(const float *x, int64_t n)
     return bad == 0;
 }
 
-/* Whether the latents went non-finite on any rank of this job: the flag
- * summed over the tp, sequence-parallel and CFG groups (their product is
- * the replica's ranks), so every rank of the replica knows that all of them
- * stop at this step and none is left waiting in a collective. An expert
- * group wider than the replica (world scope over data-parallel replicas)
- * sums it too: its ranks meet in every MoE call, so all stop together. */
-static int non_finite_anywhere(const denoise_request *r, const float *latents, int64_t n, int *anywhere)
+/* Whether the latents went non-finite on any rank of this job, and whether
+ * any rank was asked to cancel it: both flags summed over the tp,
+ * sequence-parallel and CFG groups (their product is the replica's ranks),
+ * so every rank of the replica knows that all of them stop at this step and
+ * none is left waiting in a collective. An expert group wider than the
+ * replica (world scope over data-parallel replicas) sums them too: its ranks
+ * meet in every MoE call, so all stop together. */
+static int stop_anywhere(const denoise_request *r, int step, const float *latents, int64_t n, int *non_finite,
+                         int *cancelled)
 {
-    float count = all_finite(latents, n) ? 0.0f : 1.0f;
-    tensor flag = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, 1);
-    flag.data = &count;
+    float flags[2] = {all_finite(latents, n) ? 0.0f : 1.0f, r->cancel && r->cancel(r->cancel_user, step) ? 1.0f : 0.0f};
+    tensor flag = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, 2);
+    flag.data = flags;
     process_group *ep = r->run->par.ep;
     int replica_ranks = r->run->par.tp->size * r->run->par.sp->size * (r->cfg ? r->cfg->size : 1);
     process_group *groups[4] = {r->run->par.tp, r->run->par.sp, r->cfg, ep && ep->size > replica_ranks ? ep : NULL};
     for (int i = 0; i < 4; i++)
         if (groups[i] && groups[i]->size > 1 && groups[i]->ops->all_reduce_sum(groups[i], flag)) return -1;
-    *anywhere = count > 0;
+    *non_finite = flags[0] > 0;
+    *cancelled = flags[1] > 0;
     return 0;
 }
 
@@ -96,8 +99,8 @@ int denoise(const denoise_request *r, float *latents)
         }
         if (status == 0) scheduler_step(r->sched, &history, i, both, latents, n);
         /* Every rank stops here alike (no picture of NaN), and knows the others do. */
-        int non_finite = 0;
-        if (status == 0) status = non_finite_anywhere(r, latents, n, &non_finite);
+        int non_finite = 0, cancelled = 0;
+        if (status == 0) status = stop_anywhere(r, i, latents, n, &non_finite, &cancelled);
         if (status == 0 && non_finite) {
             status = error_set("denoising step %d of %d made non-finite latents (inf or NaN): the transformer "
                                "overflowed (too strong a LoRA, damaged weights or inputs out of range)",
@@ -106,6 +109,7 @@ int denoise(const denoise_request *r, float *latents)
         }
         if (status == 0 && r->on_step) r->on_step(r->on_step_user, i, timer_seconds() - step_start);
         if (r->bar) progress_advance(r->bar, 1);
+        if (status == 0 && cancelled) status = DENOISE_CANCELLED;
     }
     scheduler_history_free(&history);
     free(both);

@@ -29,9 +29,18 @@ typedef struct denoise_request {
     void (*on_step)(void *user, int step, double seconds);
     void *on_step_user;
     uint64_t noise_seed;     /* a stochastic scheduler's (FlowMatchLCMScheduler): the run's seed */
+    /* Optional: asked after every step (its index); non-zero on any rank of
+     * the job stops the loop there, on every rank alike (moedit serve: the
+     * client left). May be NULL. */
+    int (*cancel)(void *user, int step);
+    void *cancel_user;
 } denoise_request;
 
-/* latents[F, C, h, w] (host; F = run->frames, 1 for an image) are denoised in place. */
+enum { DENOISE_CANCELLED = 1 };
+
+/* latents[F, C, h, w] (host; F = run->frames, 1 for an image) are denoised
+ * in place. 0; DENOISE_CANCELLED when request->cancel asked to stop (the
+ * latents are then half-denoised); -1 on failure. */
 int denoise(const denoise_request *request, float *latents);
 
 #endif

@@ -716,6 +716,18 @@ static int branch_embeds(generate_state *g, prompt_embeds *e, int prompt_index, 
     return prompt_embeds_encode(e, &g->bundle.encoder, g->bundle.tok, prompt, scratch);
 }
 
+/* denoise_request.cancel of one job: the hooks' cancel_job. */
+typedef struct job_cancel {
+    generate_hooks *hooks;
+    int job;
+} job_cancel;
+
+static int cancel_job(void *user, int step)
+{
+    const job_cancel *c = user;
+    return c->hooks->cancel_job(c->hooks->user, c->job, step);
+}
+
 static int run_job(generate_state *g, int job, int total, const char *prompt, uint64_t seed, const char *path,
                    moedit_generate_result *r)
 {
@@ -769,13 +781,18 @@ static int run_job(generate_state *g, int job, int total, const char *prompt, ui
                                .uncond = have_text[1] ? &text[1] : NULL, .guidance = o->guidance, .sched = &g->sched,
                                .first_step = g->first_step, .cfg = split ? g->par.groups[GROUP_CFG] : NULL, .bar = &bar,
                                .noise_seed = seed};
+    job_cancel cancel = {g->hooks, job};
     if (g->hooks) {
         request.on_step = g->hooks->on_step;
         request.on_step_user = g->hooks->user;
+        request.cancel = g->hooks->cancel_job ? cancel_job : NULL;
+        request.cancel_user = &cancel;
     }
     start = timer_seconds();
-    if (denoise(&request, latents)) goto done;
-    progress_end(&bar);
+    int denoised = denoise(&request, latents);
+    if (denoised >= 0) progress_end(&bar);
+    if (denoised == DENOISE_CANCELLED) status = 0; /* no image, and the next job runs */
+    if (denoised) goto done;
     r->denoise_seconds += timer_seconds() - start;
     if (have_cache && cache_end(g, &run, &cache, mine, r)) goto done;
     start = timer_seconds();

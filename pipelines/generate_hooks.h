@@ -33,6 +33,12 @@ typedef struct generate_hooks {
      * (moedit serve answers a batched request as soon as its images are
      * in). May be NULL. */
     void (*on_image)(void *user, int job, const char *path, uint64_t seed);
+    /* On every rank after each denoising step of job `job`: non-zero on any
+     * rank of the job's replica cancels the job there, on all its ranks at
+     * that step boundary (the flag rides the step's agreement on finite
+     * latents, pipelines/denoise.c): it makes no image, and the run goes on
+     * with its next job. moedit serve: the job's client left. May be NULL. */
+    int (*cancel_job)(void *user, int job, int step);
 
     /* Filled by moedit_generate for this rank: */
     double vae_seconds;            /* VAE decode alone (no scaling, PNG or latents file) */

@@ -142,6 +142,10 @@ static enum MHD_Result run_job(serve_http *h, struct MHD_Connection *connection,
                     (unsigned long long)job->request.id, timer_seconds() - job->accepted_at);
         return MHD_NO;
     }
+    if (__atomic_load_n(&job->client_left, __ATOMIC_SEQ_CST)) { /* nobody to answer: cancelled, or its answer dropped */
+        serve_metrics_count(h->c.metrics, endpoint, 499);
+        return MHD_NO;
+    }
     serve_metrics_observe(h->c.metrics, SERVE_REQUEST_SECONDS, timer_seconds() - job->accepted_at);
     serve_metrics_count(h->c.metrics, endpoint, job->body ? job->http_status : 500);
     enum MHD_Result result = respond(connection, job->http_status, "application/json", job->body);

@@ -55,6 +55,7 @@ typedef struct serve_batch {
     const serve_request *requests; /* [count]: rank 0's own copies (unpacked from the message) */
     int count;
     int *first_image, *written, *answered;
+    int *cancelled;          /* its client left while it ran: its jobs stopped at a step boundary */
     char **files;            /* [images]: each image's file once written */
     uint64_t *seeds;
     int images;
@@ -207,7 +208,7 @@ static void answer(serve_state *s, int k, int failed, serve_error *e)
         body = serve_answer_images(request, b->files + b->first_image[k], (const unsigned long long *)b->seeds +
                                    b->first_image[k], request->n, e);
     if (!body) body = serve_error_json(e);
-    int http_status = body && !failed && e->status == 200 ? 200 : failed ? 500 : e->status;
+    int http_status = failed ? e->status : body && e->status == 200 ? 200 : e->status;
     for (int i = b->first_image[k]; i < b->first_image[k] + b->written[k]; i++) unlink(b->files[i]);
     if (http_status == 200) serve_metrics_images(&s->metrics, request->n);
     char where[64] = ""; /* the replicas that made its images (job j: replica j % K) */
@@ -226,6 +227,14 @@ static void answer(serve_state *s, int k, int failed, serve_error *e)
     serve_queue_finish(&s->queue, b->jobs[k], http_status, body);
 }
 
+/* The request of the batch that job `job` belongs to. */
+static int request_of_job(const serve_batch *b, int job)
+{
+    int k = 0;
+    while (k + 1 < b->count && b->first_image[k + 1] <= job) k++;
+    return k;
+}
+
 /* generate_hooks.on_image on rank 0: the run wrote image `job`; a request
  * whose images are all in is answered now, before the rest of its batch. */
 static void on_image(void *user, int job, const char *path, uint64_t seed)
@@ -233,12 +242,29 @@ static void on_image(void *user, int job, const char *path, uint64_t seed)
     serve_state *s = user;
     serve_batch *b = s->batch;
     if (!b || !b->requests || job < 0 || job >= b->images || b->files[job]) return;
-    int k = 0;
-    while (k + 1 < b->count && b->first_image[k + 1] <= job) k++;
+    int k = request_of_job(b, job);
     if (!(b->files[job] = strdup(path))) return; /* answered 500 after the run */
     b->seeds[job] = seed;
     serve_error e = {.status = 200};
     if (++b->written[k] == b->requests[k].n) answer(s, k, 0, &e);
+}
+
+/* generate_hooks.cancel_job, on every rank after each step: rank 0 (the
+ * only one with a batch) says to cancel the job of a request whose client
+ * left; the run agrees on it over the job's ranks (pipelines/denoise.c).
+ * Jobs on other data-parallel replicas than rank 0's run to their end. */
+static int cancel_job(void *user, int job, int step)
+{
+    serve_state *s = user;
+    serve_batch *b = s->batch;
+    if (!b || !b->requests || job < 0 || job >= b->images) return 0;
+    int k = request_of_job(b, job);
+    if (b->answered[k] || !__atomic_load_n(&b->jobs[k]->client_left, __ATOMIC_SEQ_CST)) return 0;
+    if (!b->cancelled[k] && s->o->log)
+        fprintf(s->o->log, "serve: request %llu: cancelled after step %d of %lld: its client left\n",
+                (unsigned long long)b->requests[k].id, step + 1, (long long)b->requests[k].steps);
+    b->cancelled[k] = 1;
+    return 1;
 }
 
 static int batch_init(serve_batch *b, serve_job **jobs, int count)
@@ -252,9 +278,10 @@ static int batch_init(serve_batch *b, serve_job **jobs, int count)
     b->first_image = calloc((size_t)count, sizeof *b->first_image);
     b->written = calloc((size_t)count, sizeof *b->written);
     b->answered = calloc((size_t)count, sizeof *b->answered);
+    b->cancelled = calloc((size_t)count, sizeof *b->cancelled);
     b->files = calloc((size_t)b->images, sizeof *b->files);
     b->seeds = calloc((size_t)b->images, sizeof *b->seeds);
-    if (!b->first_image || !b->written || !b->answered || !b->files || !b->seeds)
+    if (!b->first_image || !b->written || !b->answered || !b->cancelled || !b->files || !b->seeds)
         return error_set("out of memory for a batch of %d requests", count);
     for (int k = 1; k < count; k++) b->first_image[k] = b->first_image[k - 1] + jobs[k - 1]->request.n;
     return 0;
@@ -263,7 +290,7 @@ static int batch_init(serve_batch *b, serve_job **jobs, int count)
 static void batch_free(serve_batch *b)
 {
     for (int i = 0; b->files && i < b->images; i++) free(b->files[i]);
-    free(b->first_image), free(b->written), free(b->answered), free(b->files), free(b->seeds);
+    free(b->first_image), free(b->written), free(b->answered), free(b->cancelled), free(b->files), free(b->seeds);
 }
 
 /* Rank 0: runs a batch on every rank; every request is answered, as its
@@ -312,8 +339,11 @@ static void serve_batch_everywhere(serve_state *s, serve_job **jobs, int count)
         serve_error_set(&e, 500, "server_error", NULL, NULL, "the image could not be made: %s", error_message());
     else
         serve_error_set(&e, 500, "server_error", NULL, NULL, "the image could not be made: another rank failed");
+    serve_error left;
+    serve_error_set(&left, 499, "invalid_request_error", NULL, "client_closed_request",
+                    "the client left while its request ran: cancelled between steps");
     for (int k = 0; k < count; k++)
-        if (!batch.answered[k]) answer(s, k, 1, &e);
+        if (!batch.answered[k]) answer(s, k, 1, batch.cancelled[k] ? &left : &e);
     remove_files(&r);
     moedit_generate_result_free(&r);
     for (int k = 0; k < unpacked; k++) serve_request_free(&requests[k]);
@@ -467,6 +497,7 @@ int serve_run(const serve_options *o)
     s.hooks.user = &s;
     s.hooks.on_step = on_step;
     s.hooks.on_image = on_image;
+    s.hooks.cancel_job = cancel_job;
     s.replicas = o->base.parallel.data_parallel > 1 ? o->base.parallel.data_parallel : 1;
     s.max_batch = o->max_batch ? o->max_batch : s.replicas; /* 0: one request per replica */
     s.hooks.keep_model = 1;

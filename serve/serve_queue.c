@@ -116,6 +116,7 @@ int serve_queue_wait_unless_gone(serve_queue *q, serve_job *job, int (*gone)(voi
         if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&q->changed, &q->lock, &until);
         if (job->done) break;
+        if (__atomic_load_n(&job->client_left, __ATOMIC_SEQ_CST)) continue; /* known: wait for the answer */
         pthread_mutex_unlock(&q->lock);
         int left = gone(user);
         pthread_mutex_lock(&q->lock);
@@ -123,6 +124,7 @@ int serve_queue_wait_unless_gone(serve_queue *q, serve_job *job, int (*gone)(voi
             pthread_mutex_unlock(&q->lock);
             return 1;
         }
+        if (left && !job->done) __atomic_store_n(&job->client_left, 1, __ATOMIC_SEQ_CST); /* it runs */
     }
     pthread_mutex_unlock(&q->lock);
     return 0;

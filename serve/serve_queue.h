@@ -13,6 +13,7 @@
 typedef struct serve_job {
     serve_request request;
     double accepted_at;         /* timer_seconds() when pushed */
+    int client_left;            /* __atomic: the client left after the job was taken to run */
     /* The answer, filled by serve_queue_finish: */
     int done;
     int http_status;
@@ -47,7 +48,8 @@ void serve_queue_wait(serve_queue *q, serve_job *job);
 /* The same, asking gone(user) every tenth of a second while the job waits
  * in the queue: once it says the client left, the job leaves the queue
  * (never runs) and this returns 1. A job already taken to run is waited
- * for (0). */
+ * for (0); when its client leaves meanwhile, job->client_left is set for
+ * the generating thread, which cancels it at its next step. */
 int serve_queue_wait_unless_gone(serve_queue *q, serve_job *job, int (*gone)(void *user), void *user);
 /* Refuses later pushes; the jobs already in stay. */
 void serve_queue_close(serve_queue *q);

@@ -20,7 +20,9 @@
 #     the next request is answered 200;
 #  6. a full queue (--max-queue 1): 429; an edit's upload over --max-upload: 400;
 #     a client that leaves (curl --max-time) while its request waits: the
-#     request is dropped from the queue, never run;
+#     request is dropped from the queue, never run; one that leaves while it
+#     runs: cancelled between steps (also on 2 ranks with cfg2, where the
+#     ranks agree on it), and the next request is served;
 #  7. SIGTERM during a request: that request is answered, exit status 0;
 #  8. two ranks with --cfg-parallel-size 2 under mpirun: an answer equal to
 #     `mpirun -np 2 moedit generate --cfg-parallel-size 2`'s file, 3 clients x
@@ -99,6 +101,29 @@ for i, item in enumerate(answer["data"]):
     text = item.get("b64_json") or item["url"].split("base64,", 1)[1]
     open(f"{sys.argv[2]}-{i}.png", "wb").write(base64.b64decode(text))
 PY
+}
+
+# cancel_running NAME LOG TWIN_COMMAND...: a long request (1000 steps, n 4)
+# whose client leaves after 1 s (curl --max-time) is cancelled between
+# steps (a log line, answered 499 to nobody), and the next request is
+# answered at once, 200, with the file TWIN_COMMAND writes.
+cancel_running() {
+  local name=$1 log=$2
+  shift 2
+  curl -s -o /dev/null --max-time 1 -X POST "$url/v1/images/generations" \
+    -d '{"prompt": "long", "num_inference_steps": 1000, "size": "64x64", "n": 4, "seed": 90}'
+  local gone=$? after
+  after=$(curl -s -o "$work/after-cancel.json" -w '%{http_code}' -X POST "$url/v1/images/generations" \
+    -d '{"prompt": "after", "seed": 91}')
+  rm -f "$work"/after-cancel-*.png
+  [ "$after" = 200 ] && decode "$work/after-cancel.json" "$work/after-cancel"
+  "$@" --prompt after --seed 91 --output "$work/after-cancel-twin.png"
+  if [ "$gone" -eq 28 ] && [ "$after" = 200 ] && grep -q "cancelled after step [0-9]* of 1000: its client left" "$log" &&
+     grep -q "n 4, seed 90: 499" "$log" && cmp -s "$work/after-cancel-0.png" "$work/after-cancel-twin.png"; then
+    echo "ok   $name: $(grep -o "cancelled after step [0-9]* of 1000" "$log" | tail -1); the next request: its twin's file"
+  else
+    fail "$name: curl $gone, next request $after: $(tail -4 "$log")"
+  fi
 }
 
 settings=(--height 32 --width 32 --num-inference-steps 2 --guidance-scale 5)
@@ -374,6 +399,9 @@ else
   fail "client that left: curl $gone_status, next request $after: $(tail -4 "$work/queue.log")"
 fi
 
+# 6c. a client that leaves while its request runs: cancelled between steps
+cancel_running "a client gone while its request ran" "$work/queue.log" "${gen[@]}"
+
 # 7. SIGTERM while a request runs (four images of 1000 steps): it is
 # answered, after the "stopping" line, and the exit status is 0.
 curl -s -o /dev/null -w '%{http_code}' -X POST "$url/v1/images/generations" \
@@ -412,6 +440,7 @@ decode "$work/body" "$work/edited2"
   --strength 0.5 --output "$work/edit2.png"
 same_pixels "$work/edited2-0.png" "$work/edit2.png" && echo "ok   2 ranks cfg2: an edit has mpirun moedit edit's pixels" ||
   fail "2 ranks: the edit differs from mpirun moedit edit's"
+cancel_running "2 ranks cfg2: a client gone while its request ran" "$log2" "${mpi[@]}" "${gen[@]}" --cfg-parallel-size 2
 rank0=$(grep -o 'pid [0-9]*' "$log2" | head -1 | cut -d' ' -f2)
 kill -TERM "$rank0"
 wait "$server"

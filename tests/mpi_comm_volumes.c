@@ -7,12 +7,13 @@
  * each group's bytes is compared with the formula. The counter sees what a
  * rank passes in: an all-to-all's whole send buffer (its own share included),
  * a send's block, an all-gather's own rows, an all-reduce's payload. Each
- * tp, sp and cfg group also all-reduces one float per step (whether any
- * rank's latents went non-finite, pipelines/denoise.c).
+ * tp, sp and cfg group also all-reduces two floats per step (whether any
+ * rank's latents went non-finite, and whether any rank was asked to cancel
+ * the job: pipelines/denoise.c).
  * Expert parallelism over the world (--expert-parallel-scope world) moves
  * each rank's own routed rows whenever its group holds more than the tp
  * ranks (docs/expert-parallel.md); over dp replicas its group also sums the
- * non-finite flag.
+ * step's flags.
  *   2 ranks: tp2, ulysses2, ring2, cfg2, cfg2 and dp2 +EP(world);  4 ranks:
  *   ulysses2 x ring2, tp2 x ring2, ulysses2 x cfg2 +EP, ulysses2 x cfg2 and
  *   tp2 x dp2 +EP(world);  1 rank: nothing is exchanged. */
@@ -33,7 +34,7 @@
 
 #define SIZE 64        /* pixels a side */
 #define TEXT_TOKENS 8  /* T5 and Llama tokens each */
-#define FLAG 4.0       /* the non-finite check's float */
+#define FLAG 8.0       /* the step's two flags: non-finite latents, cancel */
 
 static char dir[64], embeds[128];
 static dit_config cfg;
