@@ -21,6 +21,7 @@ static MPI_Comm probes = MPI_COMM_NULL; /* the world's ranks, for probes and the
 static double timeout_seconds = MPI_WAIT_DEFAULT_TIMEOUT;
 static int world_rank, world_size;
 static int probe_round; /* sent with a probe, echoed by the answer */
+static int gave_up;     /* a wait ran past the timeout and failed */
 
 int mpi_wait_init(void)
 {
@@ -177,14 +178,17 @@ int mpi_wait(MPI_Request *request, const mpi_wait_site *site)
         answer_probes();
         double waited = timer_seconds() - start;
         if (timeout_seconds > 0 && waited > timeout_seconds) {
-            if (timed_out(request, site, waited)) return -1;
-            return 0;
+            if (!timed_out(request, site, waited)) return 0;
+            gave_up = 1;
+            return -1;
         }
         if (waited < spin) continue;
         pause = pause == 0 ? 50e-6 : (pause * 2 < LONGEST_NAP ? pause * 2 : LONGEST_NAP);
         nap(pause);
     }
 }
+
+int mpi_wait_gave_up(void) { return gave_up; }
 
 int mpi_wait_arrival(MPI_Comm comm, const mpi_wait_site *site)
 {

@@ -55,6 +55,11 @@ typedef struct mpi_wait_site {
  * error is marked quiet on every waiting rank but the one that reports). */
 int mpi_wait(MPI_Request *request, const mpi_wait_site *site);
 
+/* 1 once any wait of this process gave up (ran past the timeout and
+ * failed): a rank is stopped, hung or dead, and the world cannot run
+ * another collective (moedit serve then stops rather than serve on). */
+int mpi_wait_gave_up(void);
+
 /* All members of `comm` have arrived here (a nonblocking barrier waited
  * for by mpi_wait). */
 int mpi_wait_arrival(MPI_Comm comm, const mpi_wait_site *site);

@@ -237,6 +237,10 @@ int world_broadcast_idle(const world *w, void *bytes, int64_t n)
     MPI_Request request;
     if (MPI_Ibcast(bytes, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD, &request) != MPI_SUCCESS)
         return error_set("rank %d: MPI_Ibcast failed", w->rank);
+    if (w->rank == 0) {
+        mpi_wait_site site = {"the broadcast of a request", "the world", NULL, 0, 0};
+        return mpi_wait(&request, &site);
+    }
     const struct timespec pause = {0, 1000000};
     for (int done = 0;;) {
         if (MPI_Test(&request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
@@ -245,6 +249,8 @@ int world_broadcast_idle(const world *w, void *bytes, int64_t n)
         nanosleep(&pause, NULL);
     }
 }
+
+int world_lost_a_rank(const world *w) { return w->using_mpi && w->size > 1 && mpi_wait_gave_up(); }
 
 process_group *world_group(const world *w, const char *name, backend *be)
 {

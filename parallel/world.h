@@ -93,8 +93,15 @@ process_group *world_group(const world *w, const char *name, backend *be);
 /* n bytes from world rank 0 to every rank, waited for by polling with 1 ms
  * sleeps rather than MPI's busy wait: for ranks that idle between pieces of
  * work for a long time (moedit serve's ranks between requests), at the cost
- * of up to a millisecond. Collective over the world, outside any layout. */
+ * of up to a millisecond. Those receiving wait without limit; rank 0, which
+ * sends work and so is not idle, waits at most the collective timeout
+ * (MOEDIT_COLLECTIVE_TIMEOUT, parallel/mpi_wait.h) for a receiver that
+ * never comes. Collective over the world, outside any layout. */
 int world_broadcast_idle(const world *w, void *bytes, int64_t n);
+
+/* 1 once a collective of this rank gave up waiting for a stopped, hung or
+ * dead rank (MOEDIT_COLLECTIVE_TIMEOUT): the world cannot go on. */
+int world_lost_a_rank(const world *w);
 
 /* MPI process group over the given world ranks (ascending, includes this
  * rank); collective over those ranks only. CPU tensors (F32 or I32). */

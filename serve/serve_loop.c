@@ -77,6 +77,7 @@ typedef struct serve_state {
     serve_batch *batch;     /* rank 0, while a batch runs */
     int replicas;           /* --data-parallel-size (1: none) */
     int max_batch;          /* --max-batch, or the replicas when not given */
+    char lost[1024];        /* a collective gave up on a rank (world_lost_a_rank): why; the server stops */
 } serve_state;
 
 static void on_step(void *user, int step, double seconds)
@@ -328,7 +329,8 @@ static void serve_batch_everywhere(serve_state *s, serve_job **jobs, int count)
     s->batch = &batch;
     moedit_generate_result r = {0};
     int failed = status ? 1 : run_requests(s, requests, count, &r);
-    failed = any_failed(s, failed);
+    /* A lost rank would make the agreement wait out the timeout again. */
+    failed = world_lost_a_rank(s->w) ? 1 : any_failed(s, failed);
     if (!failed && s->replicas > 1 &&
         serve_replicas_gather(s->w, s->group, s->replicas, &r, s->folder, requests[0].id, on_image, s))
         failed = 1;
@@ -347,6 +349,7 @@ static void serve_batch_everywhere(serve_state *s, serve_job **jobs, int count)
     remove_files(&r);
     moedit_generate_result_free(&r);
     for (int k = 0; k < unpacked; k++) serve_request_free(&requests[k]);
+    if (world_lost_a_rank(s->w)) snprintf(s->lost, sizeof s->lost, "%s", *error_message() ? error_message() : "a rank was lost");
     error_clear();
     s->batch = NULL;
     batch_free(&batch);
@@ -377,6 +380,13 @@ static int follow(serve_state *s)
         free(bytes);
         moedit_generate_result r = {0};
         if (!status) status = run_requests(s, requests, count, &r);
+        if (world_lost_a_rank(s->w)) { /* rank 0 stops too, or is the one lost: leave with the error */
+            remove_files(&r);
+            moedit_generate_result_free(&r);
+            for (int k = 0; k < count; k++) serve_request_free(&requests[k]);
+            free(requests);
+            return -1;
+        }
         if (!any_failed(s, status) && s->replicas > 1)
             serve_replicas_gather(s->w, s->group, s->replicas, &r, s->folder, 0, NULL, NULL);
         remove_files(&r);
@@ -404,6 +414,21 @@ static void *watch_for_stop(void *user)
     return NULL;
 }
 
+/* Rank 0 after a collective gave up on a rank: the world cannot run another
+ * request, so the waiting ones get 503 and the server ends with the reason
+ * (main prints it as the one line and aborts the ranks still running). */
+static int refuse_waiting(serve_state *s)
+{
+    serve_queue_close(&s->queue);
+    serve_error e;
+    serve_error_set(&e, 503, "server_error", NULL, "rank_lost", "the server lost a rank and stops: %s", s->lost);
+    for (serve_job *job; (job = serve_queue_pop(&s->queue, 0)) != NULL;)
+        serve_queue_finish(&s->queue, job, 503, serve_error_json(&e));
+    serve_http_stop(s->http);
+    s->http = NULL;
+    return error_set("serve: %s; the server stops", s->lost);
+}
+
 /* Rank 0: listen, then take jobs until stopped and the queue is empty. */
 static int lead(serve_state *s, const serve_http_config *config)
 {
@@ -422,12 +447,15 @@ static int lead(serve_state *s, const serve_http_config *config)
     for (;;) {
         int count = jobs ? serve_queue_pop_batch(&s->queue, 0.1, jobs, s->max_batch, joins_batch) : 0;
         if (count) serve_batch_everywhere(s, jobs, count);
-        else if (serve_queue_closed(&s->queue) || (!watching && stop_requested) || !jobs) break;
+        if (s->lost[0]) break;
+        if (count) continue;
+        if (serve_queue_closed(&s->queue) || (!watching && stop_requested) || !jobs) break;
         if (s->o->log) fflush(s->o->log);
     }
     free(jobs);
     __atomic_store_n(&s->leaving, 1, __ATOMIC_SEQ_CST);
     if (watching) pthread_join(watcher, NULL);
+    if (s->lost[0]) return refuse_waiting(s);
     int kind = MESSAGE_STOP;
     uint8_t *bytes = NULL;
     size_t length = 0;
