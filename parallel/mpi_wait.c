@@ -56,8 +56,7 @@ static void nap(double seconds)
     nanosleep(&t, NULL);
 }
 
-/* Answers every probe that arrived: this rank is alive and waiting. */
-static void answer_probes(void)
+void mpi_wait_answer_probes(void)
 {
     if (probes == MPI_COMM_NULL) return;
     for (;;) {
@@ -124,7 +123,7 @@ static int timed_out(MPI_Request *request, const mpi_wait_site *site, double wai
             free(alive);
             return 0; /* the late rank arrived after all */
         }
-        answer_probes();
+        mpi_wait_answer_probes();
         collect_answers(alive);
         nap(0.001);
     }
@@ -159,7 +158,7 @@ static int timed_out(MPI_Request *request, const mpi_wait_site *site, double wai
         int done = 0;
         MPI_Test(request, &done, MPI_STATUS_IGNORE);
         if (done) return 0;
-        answer_probes();
+        mpi_wait_answer_probes();
         nap(LONGEST_NAP);
     }
     error_set("%s", message);
@@ -175,7 +174,7 @@ int mpi_wait(MPI_Request *request, const mpi_wait_site *site)
         int done = 0;
         MPI_Test(request, &done, MPI_STATUS_IGNORE);
         if (done) return 0;
-        answer_probes();
+        mpi_wait_answer_probes();
         double waited = timer_seconds() - start;
         if (timeout_seconds > 0 && waited > timeout_seconds) {
             if (!timed_out(request, site, waited)) return 0;

@@ -55,6 +55,10 @@ typedef struct mpi_wait_site {
  * error is marked quiet on every waiting rank but the one that reports). */
 int mpi_wait(MPI_Request *request, const mpi_wait_site *site);
 
+/* Answers every probe that arrived (this rank is alive and waiting): for
+ * a rank that waits outside mpi_wait (world_broadcast_idle's idle ranks). */
+void mpi_wait_answer_probes(void);
+
 /* 1 once any wait of this process gave up (ran past the timeout and
  * failed): a rank is stopped, hung or dead, and the world cannot run
  * another collective (moedit serve then stops rather than serve on). */

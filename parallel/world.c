@@ -246,6 +246,7 @@ int world_broadcast_idle(const world *w, void *bytes, int64_t n)
         if (MPI_Test(&request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
             return error_set("rank %d: MPI_Test failed waiting for a broadcast", w->rank);
         if (done) return 0;
+        mpi_wait_answer_probes(); /* rank 0 may ask whether this rank is alive (its broadcast timed out) */
         nanosleep(&pause, NULL);
     }
 }
