@@ -111,7 +111,7 @@ cancel_running() {
   local name=$1 log=$2
   shift 2
   curl -s -o /dev/null --max-time 1 -X POST "$url/v1/images/generations" \
-    -d '{"prompt": "long", "num_inference_steps": 1000, "size": "64x64", "n": 4, "seed": 90}'
+    -d '{"prompt": "long", "num_inference_steps": 1000, "size": "128x128", "n": 4, "seed": 90}'
   local gone=$? after
   after=$(curl -s -o "$work/after-cancel.json" -w '%{http_code}' -X POST "$url/v1/images/generations" \
     -d '{"prompt": "after", "seed": 91}')
@@ -119,7 +119,7 @@ cancel_running() {
   [ "$after" = 200 ] && decode "$work/after-cancel.json" "$work/after-cancel"
   "$@" --prompt after --seed 91 --output "$work/after-cancel-twin.png"
   if [ "$gone" -eq 28 ] && [ "$after" = 200 ] && grep -q "cancelled after step [0-9]* of 1000: its client left" "$log" &&
-     grep -q "n 4, seed 90: 499" "$log" && cmp -s "$work/after-cancel-0.png" "$work/after-cancel-twin.png"; then
+     grep -q "128x128, 1000 steps, n 4, seed 90: 499" "$log" && cmp -s "$work/after-cancel-0.png" "$work/after-cancel-twin.png"; then
     echo "ok   $name: $(grep -o "cancelled after step [0-9]* of 1000" "$log" | tail -1); the next request: its twin's file"
   else
     fail "$name: curl $gone, next request $after: $(tail -4 "$log")"

@@ -53,7 +53,7 @@ start() {
   [ -n "$url" ] && [ -n "$rank1" ]
 }
 
-long='{"prompt": "long", "num_inference_steps": 1000, "size": "64x64"}'
+long='{"prompt": "long", "num_inference_steps": 1000, "size": "128x128", "n": 4}'
 
 # stopped NAME WHEN: rank 1 stopped while a request runs (WHEN=running) or
 # before one comes (idle): a 500 naming rank 1, one line, every rank gone.
