@@ -120,8 +120,8 @@ static int validate(const moedit_transformer_bench_options *o)
             return error_set("--text-tokens %lld: must be 1..%d", (long long)tokens[i], MOEDIT_MAX_TEXT_TOKENS);
     if (o->frames < 1 || o->frames > MOEDIT_MAX_FRAMES)
         return error_set("--num-frames %lld: must be 1..%d", (long long)o->frames, MOEDIT_MAX_FRAMES);
-    if (o->batch < 1 || o->batch > DIT_MAX_BATCH)
-        return error_set("--batch %lld: must be 1 or %d (the two CFG branches)", (long long)o->batch, DIT_MAX_BATCH);
+    if (o->batch < 1 || o->batch > 2) /* one image's CFG branches: what a transformer run holds by default */
+        return error_set("--batch %lld: must be 1 or 2 (the two CFG branches)", (long long)o->batch);
     return 0;
 }
 

@@ -156,10 +156,25 @@ int dit_run_init_shape(dit_run *run, const dit_model *model, const dit_run_shape
                          (long long)shape->latent_h, (long long)shape->latent_w);
     }
     run->context = tensor_row_slice(run->context, 0, context_rows);
-    if (moe_scratch_init(&run->moe, rows * DIT_MAX_BATCH, cfg->num_routed_experts, cfg->num_activated_experts)) {
+    run->max_samples = 2;
+    if (moe_scratch_init(&run->moe, rows * run->max_samples, cfg->num_routed_experts, cfg->num_activated_experts)) {
         dit_run_free(run);
         return -1;
     }
+    return 0;
+}
+
+int dit_run_hold_samples(dit_run *run, int samples)
+{
+    const dit_config *cfg = &run->model->cfg;
+    if (samples < 1 || samples > DIT_MAX_BATCH)
+        return error_set("a transformer forward of %d samples: at most %d", samples, DIT_MAX_BATCH);
+    if (samples <= run->max_samples) return 0;
+    int64_t rows = run->image_tokens + run->context_tokens + run->text_tokens;
+    moe_scratch_free(&run->moe);
+    run->max_samples = 0;
+    if (moe_scratch_init(&run->moe, rows * samples, cfg->num_routed_experts, cfg->num_activated_experts)) return -1;
+    run->max_samples = samples;
     return 0;
 }
 
@@ -360,8 +375,8 @@ static int prepare_sample(dit_run *run, const dit_sample *sample, dit_batch *bat
 
 int dit_forward_batch(dit_run *run, const dit_sample *samples, int count, float timestep)
 {
-    if (count < 1 || count > DIT_MAX_BATCH)
-        return error_set("a transformer forward takes 1 to %d samples, not %d", DIT_MAX_BATCH, count);
+    if (count < 1 || count > run->max_samples)
+        return error_set("a transformer forward takes 1 to %d samples, not %d", run->max_samples, count);
     for (int b = 0; b < count; b++)
         if (check_text(run, samples[b].text)) return -1;
     if (run->context_tokens > 0 && !run->has_context)

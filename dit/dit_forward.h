@@ -90,6 +90,7 @@ typedef struct dit_run {
     dit_trace_fn trace;
     void *trace_user;
     struct dit_batch *batch; /* the samples' sequence plans of a forward (dit_blocks.h), made once */
+    int max_samples;         /* of one forward: 2 (one image's CFG branches), or dit_run_hold_samples' */
 } dit_run;
 
 /* Validates the latent size against the config (multiple of the patch,
@@ -109,6 +110,11 @@ typedef struct dit_run_shape {
 } dit_run_shape;
 
 int dit_run_init_shape(dit_run *run, const dit_model *model, const dit_run_shape *shape, const dit_parallel *par);
+
+/* Makes room for forwards of up to `samples` samples (several images
+ * denoised together; at most DIT_MAX_BATCH): the MoE's buffers for all their
+ * rows. A run holds 2 unless told. */
+int dit_run_hold_samples(dit_run *run, int samples);
 void dit_run_free(dit_run *run);
 
 /* The in-context image of every later forward: latents[C_in, context_h,
@@ -123,11 +129,12 @@ int dit_run_set_context(dit_run *run, const float *latents);
 int dit_forward(dit_run *run, const dit_text *text, const float *latents, float timestep, float *out);
 
 /* Several samples at one timestep through one forward: the CFG branches of
- * a step. Each sample attends over its own tokens; the feed-forward
+ * a step, of one image or of several images denoised together (at most the
+ * run's max_samples). Each sample attends over its own tokens; the feed-forward
  * sublayers (experts, shared expert, routing) run once over the rows of all
  * of them (dit_blocks.h). Same results as one dit_forward per sample; the
  * trace hook is not called. */
-#define DIT_MAX_BATCH 2
+#define DIT_MAX_BATCH 16
 typedef struct dit_sample {
     const dit_text *text;
     const float *latents; /* [F, C_in, H, W] */

@@ -93,6 +93,9 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
          "noise seed, 0..2^64-1 (default -1: a random one, reported); image i of a prompt uses seed + i", "S"},
         {"num-images-per-prompt", OPT_INT, &o->images_per_prompt,
          video ? "clips per prompt (default 1)" : "images per prompt (default 1)", "N"},
+        {"batch-size", OPT_INT, &o->batch_size,
+         "images denoised together, their CFG branches in one transformer forward a step (default 1; at most 8)",
+         "N"},
         {"output", OPT_STRING, &o->output, output_help(command), video ? "FILE|DIR/" : "FILE"},
         {"overwrite", OPT_FLAG, &a->overwrite,
          video ? "replace existing files, and an earlier run's frames in a frames directory (default: the next free "

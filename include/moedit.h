@@ -142,6 +142,7 @@ typedef struct moedit_generate_options {
     double guidance;
     uint64_t seed;
     int64_t images_per_prompt;
+    int64_t batch_size;         /* images denoised together, their samples in one transformer forward a step (0, 1: one at a time) */
     const char *output;             /* .png or .jpg; numbered when several */
     /* An existing output is kept: the run writes to the next free name
      * (name-1.png, name-2.png, ...; for numbered outputs name-1-0.png, ...),

@@ -104,7 +104,7 @@ void moe_count_expert_rows(moe_scratch *s, int64_t n);
  * the same way in every parallel layout and whether the CFG branches run as
  * one batch or one at a time. A NULL map: x is one whole sequence of the
  * conditional branch. */
-#define MOE_MAX_SEGMENTS 8
+#define MOE_MAX_SEGMENTS 64
 typedef struct moe_token_segment {
     int64_t local_first, rows; /* rows [local_first, local_first + rows) of x */
     int64_t global_first;      /* ... are these tokens of their sample's sequence */

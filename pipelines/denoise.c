@@ -9,13 +9,12 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* v = -transformer(latents, t) of the given branches (one forward: both
- * CFG branches run as one batch), into velocity + i * n for branches[i]. */
-static int velocities(dit_run *run, const dit_text *const *texts, const int *branches, int count, int step,
-                      float timestep, const float *latents, float *velocity, int64_t n)
+/* v = -transformer(latents, t) of the samples (one forward: the CFG
+ * branches of every job as one batch), whose outputs lie one after the
+ * other from velocity on, n values each. */
+static int velocities(dit_run *run, const dit_sample *samples, int count, int step, float timestep, float *velocity,
+                      int64_t n)
 {
-    dit_sample samples[DIT_MAX_BATCH];
-    for (int i = 0; i < count; i++) samples[i] = (dit_sample){texts[i], latents, velocity + i * n, branches[i]};
     if (run->routing) run->routing->step = step;
     if (run->step_cache) run->step_cache->step = step;
     if (dit_forward_batch(run, samples, count, timestep)) return -1;
@@ -47,10 +46,12 @@ static int all_finite(const float *x, int64_t n)
  * none is left waiting in a collective. An expert group wider than the
  * replica (world scope over data-parallel replicas) sums them too: its ranks
  * meet in every MoE call, so all stop together. */
-static int stop_anywhere(const denoise_request *r, int step, const float *latents, int64_t n, int *non_finite,
-                         int *cancelled)
+static int stop_anywhere(const denoise_request *r, int step, const denoise_job *jobs, int count, int64_t n,
+                         int *non_finite, int *cancelled)
 {
-    float flags[2] = {all_finite(latents, n) ? 0.0f : 1.0f, r->cancel && r->cancel(r->cancel_user, step) ? 1.0f : 0.0f};
+    float flags[2] = {0.0f, r->cancel && r->cancel(r->cancel_user, step) ? 1.0f : 0.0f};
+    for (int j = 0; j < count; j++)
+        if (!all_finite(jobs[j].latents, n)) flags[0] = 1.0f;
     tensor flag = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, 2);
     flag.data = flags;
     process_group *ep = r->run->par.ep;
@@ -63,44 +64,70 @@ static int stop_anywhere(const denoise_request *r, int step, const float *latent
     return 0;
 }
 
-int denoise(const denoise_request *r, float *latents)
+/* This step's velocities of every job, guided: job j's at velocity +
+ * j * stride * n. Without CFG parallelism one forward runs every job's
+ * branches (stride 2 with guidance, else 1); under it this rank runs its
+ * branch of every job and one all-gather brings the other (stride 1: the
+ * conditional rows come first, then the unconditional ones). */
+static int guided_velocities(const denoise_request *r, const denoise_job *jobs, int count, int step, float t,
+                             float *velocity, int64_t n, int *stride)
+{
+    dit_sample samples[DIT_MAX_BATCH];
+    if (r->cfg && r->cfg->size == 2) {
+        int branch = r->cfg->rank;
+        float *mine_data = velocity + 2 * count * n; /* MPI forbids gathering in place */
+        for (int j = 0; j < count; j++)
+            samples[j] = (dit_sample){branch == 0 ? jobs[j].cond : jobs[j].uncond, jobs[j].latents, mine_data + j * n,
+                                      branch};
+        int64_t rows[2] = {1, 1};
+        tensor mine = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, count * n);
+        tensor all = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 2, count * n);
+        mine.data = mine_data;
+        all.data = velocity;
+        *stride = 1;
+        if (velocities(r->run, samples, count, step, t, mine_data, n) || r->cfg->ops->all_gather_rows(r->cfg, all, mine, rows))
+            return -1;
+        for (int j = 0; j < count; j++) guide(velocity + j * n, velocity + (count + j) * n, r->guidance, n);
+        return 0;
+    }
+    int guided = jobs[0].uncond != NULL;
+    *stride = 1 + guided;
+    for (int j = 0; j < count; j++)
+        for (int branch = 0; branch <= guided; branch++) {
+            int b = j * *stride + branch;
+            samples[b] = (dit_sample){branch ? jobs[j].uncond : jobs[j].cond, jobs[j].latents, velocity + b * n, branch};
+        }
+    if (velocities(r->run, samples, count * *stride, step, t, velocity, n)) return -1;
+    for (int j = 0; j < count && guided; j++) guide(velocity + 2 * j * n, velocity + (2 * j + 1) * n, r->guidance, n);
+    return 0;
+}
+
+int denoise_batch(const denoise_request *r, const denoise_job *jobs, int count)
 {
     const dit_config *cfg = &r->run->model->cfg;
     int64_t n = r->run->frames * cfg->in_channels * r->run->latent_h * r->run->latent_w;
-    int split = r->cfg && r->cfg->size == 2;
-    /* [cond | uncond | this rank's branch]: MPI forbids gathering in place. */
-    float *both = malloc((size_t)(3 * n) * sizeof(float));
-    if (!both) return error_set("out of memory for velocities");
-    scheduler_history history; /* a multistep scheduler's outputs of the steps before */
-    if (scheduler_history_init(&history, r->sched, n, r->noise_seed)) {
-        free(both);
-        return -1;
-    }
-    int status = 0;
+    int per_job = r->cfg && r->cfg->size == 2 ? 1 : (jobs[0].uncond ? 2 : 1);
+    if (count < 1 || count * per_job > r->run->max_samples)
+        return error_set("%d images denoised together need %d samples a forward; the transformer run holds %d", count,
+                         count * per_job, r->run->max_samples);
+    /* [cond | uncond | this rank's branch] of every job. */
+    float *velocity = malloc((size_t)(3 * count * n) * sizeof(float));
+    scheduler_history history[DIT_MAX_BATCH]; /* a multistep scheduler's outputs of the steps before, per job */
+    int made = 0;
+    if (!velocity) return error_set("out of memory for velocities");
+    for (; made < count; made++)
+        if (scheduler_history_init(&history[made], r->sched, n, jobs[made].noise_seed)) break;
+    int status = made == count ? 0 : -1;
     for (int i = r->first_step; i < r->sched->steps && status == 0; i++) {
         double step_start = timer_seconds();
         float t = (float)scheduler_timestep(r->sched, i);
-        if (split) {
-            /* This rank computes its branch; the all-gather brings the other. */
-            int branch = r->cfg->rank;
-            const dit_text *text = branch == 0 ? r->cond : r->uncond;
-            int64_t rows[2] = {1, 1};
-            tensor mine = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, n), all = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 2, n);
-            mine.data = both + 2 * n;
-            all.data = both;
-            status = velocities(r->run, &text, &branch, 1, i, t, latents, both + 2 * n, n);
-            if (status == 0) status = r->cfg->ops->all_gather_rows(r->cfg, all, mine, rows);
-            if (status == 0) guide(both, both + n, r->guidance, n);
-        } else {
-            const dit_text *texts[2] = {r->cond, r->uncond};
-            int branches[2] = {0, 1};
-            status = velocities(r->run, texts, branches, r->uncond ? 2 : 1, i, t, latents, both, n);
-            if (status == 0 && r->uncond) guide(both, both + n, r->guidance, n);
-        }
-        if (status == 0) scheduler_step(r->sched, &history, i, both, latents, n);
+        int stride = 1;
+        status = guided_velocities(r, jobs, count, i, t, velocity, n, &stride);
+        for (int j = 0; j < count && status == 0; j++)
+            scheduler_step(r->sched, &history[j], i, velocity + j * stride * n, jobs[j].latents, n);
         /* Every rank stops here alike (no picture of NaN), and knows the others do. */
         int non_finite = 0, cancelled = 0;
-        if (status == 0) status = stop_anywhere(r, i, latents, n, &non_finite, &cancelled);
+        if (status == 0) status = stop_anywhere(r, i, jobs, count, n, &non_finite, &cancelled);
         if (status == 0 && non_finite) {
             status = error_set("denoising step %d of %d made non-finite latents (inf or NaN): the transformer "
                                "overflowed (too strong a LoRA, damaged weights or inputs out of range)",
@@ -111,7 +138,13 @@ int denoise(const denoise_request *r, float *latents)
         if (r->bar) progress_advance(r->bar, 1);
         if (status == 0 && cancelled) status = DENOISE_CANCELLED;
     }
-    scheduler_history_free(&history);
-    free(both);
+    for (int j = 0; j < made; j++) scheduler_history_free(&history[j]);
+    free(velocity);
     return status;
+}
+
+int denoise(const denoise_request *r, float *latents)
+{
+    denoise_job job = {r->cond, r->uncond, latents, r->noise_seed};
+    return denoise_batch(r, &job, 1);
 }

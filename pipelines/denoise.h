@@ -38,9 +38,27 @@ typedef struct denoise_request {
 
 enum { DENOISE_CANCELLED = 1 };
 
+/* One image of a batch denoised together: its own texts, latents and
+ * stochastic scheduler seed (the request's cond, uncond and noise_seed are
+ * then unused). Every job has guidance or none. */
+typedef struct denoise_job {
+    const dit_text *cond, *uncond; /* under CFG parallelism: this rank's branch's set, the other NULL */
+    float *latents;
+    uint64_t noise_seed;
+} denoise_job;
+
 /* latents[F, C, h, w] (host; F = run->frames, 1 for an image) are denoised
  * in place. 0; DENOISE_CANCELLED when request->cancel asked to stop (the
  * latents are then half-denoised); -1 on failure. */
 int denoise(const denoise_request *request, float *latents);
+
+/* Several images of one shape denoised together: each step runs the
+ * samples of all of them (their CFG branches) through one transformer
+ * forward, so its products have count times the rows; each image then takes
+ * its own guidance and scheduler update. The run must hold count x 2 samples
+ * a forward (count under CFG parallelism; dit_run_shape.samples). Each
+ * image's latents are those of denoise() on it alone, up to the rounding of
+ * the larger products (docs/serve.md gives the measured difference). */
+int denoise_batch(const denoise_request *request, const denoise_job *jobs, int count);
 
 #endif

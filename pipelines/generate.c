@@ -113,6 +113,12 @@ static int validate_request(const moedit_generate_options *o, const char *comman
         return error_set("--cfg-parallel-size 2 needs --guidance-scale > 1: without guidance there is no "
                          "unconditional branch to run");
     if (o->routing_capture && o->routing_replay) return error_set("--routing-capture and --routing-replay exclude each other");
+    if (o->batch_size < 0 || o->batch_size > DIT_MAX_BATCH / 2)
+        return error_set("--batch-size %lld: must be 1..%d", (long long)o->batch_size, DIT_MAX_BATCH / 2);
+    /* Routing records and the step cache's residuals are kept per CFG branch of one image. */
+    if (o->batch_size > 1 && (o->routing_capture || o->routing_replay || step_cache_enabled(&o->cache)))
+        return error_set("--batch-size %lld: images are denoised one at a time with --routing-capture, "
+                         "--routing-replay or --cache", (long long)o->batch_size);
     /* Saved after the last image: a bad path must not surface only then. */
     if (o->routing_capture && runtime_world()->rank == 0 && output_check_writable(o->routing_capture, "--routing-capture"))
         return -1;
@@ -716,110 +722,169 @@ static int branch_embeds(generate_state *g, prompt_embeds *e, int prompt_index, 
     return prompt_embeds_encode(e, &g->bundle.encoder, g->bundle.tok, prompt, scratch);
 }
 
-/* denoise_request.cancel of one job: the hooks' cancel_job. */
-typedef struct job_cancel {
-    generate_hooks *hooks;
+/* One image of the jobs denoised together: its prompt, seed, file, this
+ * rank's texts (cond and/or uncond) and latents. */
+typedef struct job_inputs {
     int job;
-} job_cancel;
+    const char *prompt;
+    uint64_t seed;
+    char path[4200];
+    prompt_embeds embeds[2];
+    dit_text text[2];
+    int have_text[2];
+    float *latents;
+} job_inputs;
 
-static int cancel_job(void *user, int step)
+/* denoise_request.cancel of jobs denoised together: the hooks' cancel_job,
+ * asked of each; the batch stops once every one of them is cancelled. */
+typedef struct jobs_cancel {
+    generate_hooks *hooks;
+    const job_inputs *jobs;
+    int count;
+} jobs_cancel;
+
+static int cancel_jobs(void *user, int step)
 {
-    const job_cancel *c = user;
-    return c->hooks->cancel_job(c->hooks->user, c->job, step);
+    const jobs_cancel *c = user;
+    int cancelled = 0;
+    for (int j = 0; j < c->count; j++) cancelled += c->hooks->cancel_job(c->hooks->user, c->jobs[j].job, step) != 0;
+    return cancelled == c->count;
 }
 
-static int run_job(generate_state *g, int job, int total, const char *prompt, uint64_t seed, const char *path,
-                   moedit_generate_result *r)
+/* This rank's texts of one job (its CFG branches); adds their seconds to r. */
+static int encode_job_texts(generate_state *g, job_inputs *in, arena *scratch, moedit_generate_result *r)
 {
     const moedit_generate_options *o = g->o;
-    int guided = o->guidance > 1, split = g->par.groups[GROUP_CFG]->size == 2;
-    int branch = cfg_branch(g); /* -1: this rank runs both */
-    int prompt_index = o->prompt_count ? job / (int)o->images_per_prompt : 0;
-    prompt_embeds embeds[2] = {0};
-    dit_text text[2];
-    int have_text[2] = {0, 0};
+    int guided = o->guidance > 1, branch = cfg_branch(g); /* -1: this rank runs both */
+    int prompt_index = o->prompt_count ? in->job / (int)o->images_per_prompt : 0;
+    double start = timer_seconds();
+    for (int b = 0; b < 1 + guided; b++) {
+        if (branch >= 0 && b != branch) continue;
+        const char *text_prompt = b == 0 ? in->prompt : (o->negative_prompt ? o->negative_prompt : "");
+        if (branch_embeds(g, &in->embeds[b], prompt_index, text_prompt, b, scratch) ||
+            dit_text_encode(&in->text[b], &g->bundle.transformer, &in->embeds[b].inputs))
+            return -1;
+        in->have_text[b] = 1;
+    }
+    r->text_seconds += timer_seconds() - start;
+    return 0;
+}
+
+/* The transformer run of the jobs: sized for the longest of their texts and
+ * for all their samples in one forward. */
+static int init_jobs_run(generate_state *g, const job_inputs *in, int count, dit_run *run)
+{
+    int guided = g->o->guidance > 1, split = g->par.groups[GROUP_CFG]->size == 2;
+    dit_parallel par = {g->par.groups[GROUP_TP], g->par.groups[GROUP_ULYSSES], g->par.groups[GROUP_RING],
+                        g->par.groups[GROUP_SP], g->bundle.transformer.shard.ep_size > 1 ? g->par.groups[GROUP_EP] : NULL};
+    int64_t t5 = 0, llama = 0;
+    for (int j = 0; j < count; j++)
+        for (int b = 0; b < 2; b++)
+            if (in[j].have_text[b]) {
+                if (in[j].text[b].t5_tokens > t5) t5 = in[j].text[b].t5_tokens;
+                if (in[j].text[b].llama_tokens > llama) llama = in[j].text[b].llama_tokens;
+            }
+    int in_context = g->condition && g->condition->in_context;
+    int samples = count * (split || !guided ? 1 : 2);
+    dit_run_shape shape = {g->latent_h, g->latent_w, in_context ? g->latent_h : 0, in_context ? g->latent_w : 0,
+                           t5, llama, g->frames};
+    if (dit_run_init_shape(run, &g->bundle.transformer, &shape, &par)) return -1;
+    if (dit_run_hold_samples(run, samples)) {
+        dit_run_free(run);
+        return -1;
+    }
+    return 0;
+}
+
+/* Its file (and latents file), its result entry, the hook: after the jobs' denoising. */
+static int finish_job(generate_state *g, job_inputs *in, int total, moedit_generate_result *r)
+{
+    const moedit_generate_options *o = g->o;
+    if (g->leader && o->latents_output && in->job == 0 && save_latents(g, in->latents)) return -1;
+    if (g->decoder && decode_and_write(g, in->prompt, in->seed, in->latents, in->path, in->job, total)) return -1;
+    if (g->leader && result_add(r, in->path, in->seed)) return -1;
+    if (g->leader && g->hooks && g->hooks->on_image) g->hooks->on_image(g->hooks->user, in->job, in->path, in->seed);
+    return 0;
+}
+
+/* Jobs of one shape denoised together (denoise_batch: their samples share
+ * each step's transformer forward; one job: the run as it always was),
+ * then each decoded and written. */
+static int run_jobs(generate_state *g, job_inputs *in, int count, int total, moedit_generate_result *r)
+{
+    const moedit_generate_options *o = g->o;
+    int split = g->par.groups[GROUP_CFG]->size == 2;
     dit_run run;
     dit_step_cache cache;
     int have_run = 0, have_cache = 0, status = -1;
-    float *latents = malloc((size_t)g->latent_count * sizeof(float));
     arena scratch;
     arena_init(&scratch, g->bundle.be);
     scratch.name = "the text encoder's activations";
-    double start = timer_seconds();
-    if (!latents) goto done;
-    for (int b = 0; b < 1 + guided; b++) {
-        if (branch >= 0 && b != branch) continue;
-        const char *text_prompt = b == 0 ? prompt : (o->negative_prompt ? o->negative_prompt : "");
-        if (branch_embeds(g, &embeds[b], prompt_index, text_prompt, b, &scratch) ||
-            dit_text_encode(&text[b], &g->bundle.transformer, &embeds[b].inputs))
+    denoise_job jobs[DIT_MAX_BATCH];
+    for (int j = 0; j < count; j++) {
+        if (!(in[j].latents = malloc((size_t)g->latent_count * sizeof(float)))) {
+            error_set("out of memory for latents");
             goto done;
-        have_text[b] = 1;
+        }
+        if (encode_job_texts(g, &in[j], &scratch, r)) goto done;
     }
-    r->text_seconds += timer_seconds() - start;
-    const dit_text *mine = have_text[0] ? &text[0] : &text[1];
-    dit_parallel par = {g->par.groups[GROUP_TP], g->par.groups[GROUP_ULYSSES], g->par.groups[GROUP_RING],
-                        g->par.groups[GROUP_SP], g->bundle.transformer.shard.ep_size > 1 ? g->par.groups[GROUP_EP] : NULL};
-    int64_t t5 = mine->t5_tokens, llama = mine->llama_tokens;
-    if (have_text[1] && have_text[0]) {
-        if (text[1].t5_tokens > t5) t5 = text[1].t5_tokens;
-        if (text[1].llama_tokens > llama) llama = text[1].llama_tokens;
-    }
-    int in_context = g->condition && g->condition->in_context;
-    dit_run_shape shape = {g->latent_h, g->latent_w, in_context ? g->latent_h : 0, in_context ? g->latent_w : 0, t5, llama, g->frames};
-    if (dit_run_init_shape(&run, &g->bundle.transformer, &shape, &par)) goto done;
+    const dit_text *mine = in[0].have_text[0] ? &in[0].text[0] : &in[0].text[1];
+    if (init_jobs_run(g, in, count, &run)) goto done;
     have_run = 1;
     run.routing = o->routing_capture || o->routing_replay ? &g->routing : NULL;
     if (step_cache_enabled(&o->cache)) {
         if (cache_begin(g, &run, &cache, split)) goto done;
         have_cache = 1;
     }
-    if ((in_context && dit_run_set_context(&run, g->condition_latents)) || start_latents(g, seed, latents)) goto done;
+    if (g->condition && g->condition->in_context && dit_run_set_context(&run, g->condition_latents)) goto done;
+    for (int j = 0; j < count; j++) {
+        if (start_latents(g, in[j].seed, in[j].latents)) goto done;
+        jobs[j] = (denoise_job){in[j].have_text[0] ? &in[j].text[0] : NULL, in[j].have_text[1] ? &in[j].text[1] : NULL,
+                                in[j].latents, in[j].seed};
+    }
 
     progress bar;
     progress_begin(&bar, "denoise", g->sched.steps - g->first_step, o->quiet || g->w->rank != 0);
-    denoise_request request = {.run = &run, .cond = have_text[0] ? &text[0] : NULL,
-                               .uncond = have_text[1] ? &text[1] : NULL, .guidance = o->guidance, .sched = &g->sched,
-                               .first_step = g->first_step, .cfg = split ? g->par.groups[GROUP_CFG] : NULL, .bar = &bar,
-                               .noise_seed = seed};
-    job_cancel cancel = {g->hooks, job};
+    denoise_request request = {.run = &run, .guidance = o->guidance, .sched = &g->sched, .first_step = g->first_step,
+                               .cfg = split ? g->par.groups[GROUP_CFG] : NULL, .bar = &bar};
+    jobs_cancel cancel = {g->hooks, in, count};
     if (g->hooks) {
         request.on_step = g->hooks->on_step;
         request.on_step_user = g->hooks->user;
-        request.cancel = g->hooks->cancel_job ? cancel_job : NULL;
+        request.cancel = g->hooks->cancel_job ? cancel_jobs : NULL;
         request.cancel_user = &cancel;
     }
-    start = timer_seconds();
-    int denoised = denoise(&request, latents);
+    double start = timer_seconds();
+    int denoised = denoise_batch(&request, jobs, count);
     if (denoised >= 0) progress_end(&bar);
-    if (denoised == DENOISE_CANCELLED) status = 0; /* no image, and the next job runs */
+    if (denoised == DENOISE_CANCELLED) status = 0; /* no image, and the next jobs run */
     if (denoised) goto done;
     r->denoise_seconds += timer_seconds() - start;
     if (have_cache && cache_end(g, &run, &cache, mine, r)) goto done;
     start = timer_seconds();
-    if (g->leader && o->latents_output && job == 0 && save_latents(g, latents)) goto done;
-    if (g->decoder && decode_and_write(g, prompt, seed, latents, path, job, total)) goto done;
+    for (int j = 0; j < count; j++)
+        if (finish_job(g, &in[j], total, r)) goto done;
     r->decode_seconds += timer_seconds() - start;
     if (g->hooks) {
-        int64_t bytes = job_arena_bytes(&run, &scratch, text, have_text) + g->vae_peak_bytes +
+        int64_t bytes = job_arena_bytes(&run, &scratch, in[0].text, in[0].have_text) + g->vae_peak_bytes +
                         (have_cache ? dit_step_cache_bytes(&cache) : 0);
         if (bytes > g->hooks->activation_peak_bytes) g->hooks->activation_peak_bytes = bytes;
         for (int64_t i = 0; i < run.moe.calls; i++, g->hooks->expert_calls++)
             if (g->hooks->expert_rows && g->hooks->expert_calls < g->hooks->expert_capacity)
                 g->hooks->expert_rows[g->hooks->expert_calls] = run.moe.call_rows[i];
     }
-    if (g->leader && result_add(r, path, seed)) goto done;
-    if (g->leader && g->hooks && g->hooks->on_image) g->hooks->on_image(g->hooks->user, job, path, seed);
     status = 0;
 done:
-    if (!latents) error_set("out of memory for latents");
     if (have_run) dit_run_free(&run);
     if (have_cache) dit_step_cache_free(&cache);
-    for (int b = 0; b < 2; b++) {
-        if (have_text[b]) dit_text_free(&text[b]);
-        prompt_embeds_free(&embeds[b]);
+    for (int j = 0; j < count; j++) {
+        for (int b = 0; b < 2; b++) {
+            if (in[j].have_text[b]) dit_text_free(&in[j].text[b]);
+            prompt_embeds_free(&in[j].embeds[b]);
+        }
+        free(in[j].latents);
     }
     arena_free(&scratch);
-    free(latents);
     return status;
 }
 
@@ -902,6 +967,8 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
      * file or frames directory). */
     int status = validate_request(o, plan->command);
     int total = status == 0 ? prompt_count * (int)o->images_per_prompt : 0; /* checked: at most MOEDIT_MAX_OUTPUTS */
+    if (status == 0 && output && o->batch_size > 1)
+        status = error_set("--batch-size %lld: clips are denoised one at a time", (long long)o->batch_size);
     if (status == 0) status = expert_scope_check(o, total);
     if (status == 0) status = choose_output_name(&g, total);
     if (status == 0) status = check_output_paths(&g, total);
@@ -920,14 +987,26 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     if (status == 0 && condition) status = encode_condition(&g, r);
     if (status == 0 && g.bundle.has_hidream) status = encode_hidream_prompts(&g, r);
     int replicas = g.have_par ? g.par.layout.degrees.dp : 1, replica = g.have_par ? g.par.layout.dp_index : 0;
+    /* This replica's jobs, --batch-size of them denoised together. */
+    int batch = o->batch_size > 1 ? (int)o->batch_size : 1, count = 0;
+    job_inputs *in = status == 0 ? calloc((size_t)batch, sizeof *in) : NULL;
+    if (status == 0 && !in) status = error_set("out of memory for a batch of %d images", batch);
     for (int job = 0; job < total && status == 0; job++) {
         if (job % replicas != replica) continue;
-        char path[4200];
-        job_path(&g, job, total, path, sizeof path);
-        uint64_t seed = g.hooks && g.hooks->job_seeds ? g.hooks->job_seeds[job]
-                                                      : o->seed + (uint64_t)(job % o->images_per_prompt);
-        status = run_job(&g, job, total, prompts[job / o->images_per_prompt], seed, path, r);
+        job_inputs *next = &in[count++];
+        memset(next, 0, sizeof *next);
+        next->job = job;
+        next->prompt = prompts[job / o->images_per_prompt];
+        job_path(&g, job, total, next->path, sizeof next->path);
+        next->seed = g.hooks && g.hooks->job_seeds ? g.hooks->job_seeds[job]
+                                                   : o->seed + (uint64_t)(job % o->images_per_prompt);
+        int last = job + replicas >= total;
+        if (count == batch || last) {
+            status = run_jobs(&g, in, count, total, r);
+            count = 0;
+        }
     }
+    free(in);
     if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);
     if (status != 0) note_written(r);
     teardown(&g, status);
