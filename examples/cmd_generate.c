@@ -42,7 +42,7 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
     memset(a, 0, sizeof *a);
     moedit_generate_options defaults = {
         .height = CLI_UNSET, .width = CLI_UNSET, .steps = CLI_UNSET, .guidance = NAN, .images_per_prompt = 1,
-        .output = "moedit.png", .device = "auto",
+        .batch_size = 1, .output = "moedit.png", .device = "auto",
     };
     a->o = defaults;
     a->command = command;
@@ -205,6 +205,8 @@ static int generate_finish(cli_generate_args *a)
 {
     if (a->prompt && a->prompt_file) return error_set("give --prompt or --prompt-file, not both");
     if (parse_seed(a->seed, &a->o.seed)) return -1;
+    /* The library reads 0 as "one at a time"; on the command line 0 is a mistake. */
+    if (a->o.batch_size < 1) return error_set("--batch-size %lld: must be 1..8", (long long)a->o.batch_size);
     apply_model_defaults(a);
     a->o.keep_existing = !a->overwrite;
     if (a->lora_scales.count > a->loras.count)

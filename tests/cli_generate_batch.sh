@@ -81,6 +81,7 @@ done
 
 expect_error "--batch-size 9" "--batch-size 9: must be 1..8" "${tiny[@]}" --batch-size 9 --output "$work/bad.png"
 expect_error "--batch-size -1" "--batch-size -1: must be 1..8" "${tiny[@]}" --batch-size -1 --output "$work/bad.png"
+expect_error "--batch-size 0" "--batch-size 0: must be 1..8" "${tiny[@]}" --batch-size 0 --output "$work/bad.png"
 expect_error "--batch-size with --cache" "one at a time with --routing-capture, --routing-replay or --cache" \
   "${tiny[@]}" --batch-size 2 --cache block --output "$work/bad.png"
 expect_error "--batch-size with --routing-capture" "one at a time with --routing-capture" \
