@@ -194,6 +194,8 @@ static void test_unsupported_components(void)
     expect_load_error("post_processor", "{\"type\": \"BertProcessing\"}",
                       "post_processor BertProcessing is not supported");
     expect_load_error("model", "null", "no \"model\" object");
+    /* An id far beyond any vocabulary: refused, not a table of gigabytes (found by fuzz_clip_tokenizer). */
+    expect_load_error("model.vocab", "{\"[UNK]\": 0, \"a\": 536870912}", "moedit reads vocabularies of at most");
 
     tokenizer *tok = NULL;
     CHECK(tokenizer_load(&tok, "/nonexistent/tokenizer.json") != 0);

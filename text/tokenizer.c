@@ -78,6 +78,8 @@ static const char *type_of(const cJSON *component)
     return cJSON_IsString(type) ? type->valuestring : NULL;
 }
 
+#define TOKENIZER_MAX_IDS (1 << 24)
+
 static int note_id(tokenizer *tok, int32_t id)
 {
     if (id < 0) return error_set("%s: negative token id %d", tok->path, id);
@@ -328,6 +330,12 @@ static int load_truncation(tokenizer *tok, const cJSON *truncation)
 /* words[id]: added tokens over the model's (tokenizers' id_to_token). */
 static int build_words(tokenizer *tok)
 {
+    /* The id -> token table is as long as the largest id: an id far beyond any
+     * real vocabulary (the largest have a few hundred thousand) would make it
+     * gigabytes (the fuzzer found 2^29). */
+    if (tok->max_id >= TOKENIZER_MAX_IDS)
+        return error_set("%s: token id %d: moedit reads vocabularies of at most %d ids", tok->path, tok->max_id,
+                         TOKENIZER_MAX_IDS);
     if (vocab_reverse(model_vocab(tok), tok->max_id + 1, &tok->words)) return -1;
     for (int i = 0; i < tok->added_count; i++) tok->words[tok->added[i].id] = tok->added[i].content;
     return 0;

@@ -6,7 +6,7 @@ Writes tests/fuzz/corpus/<target>/seed-*: a few valid inputs taken or cut down f
 files join them with the harness's separator line "\\n@@\\n" (tests/fuzz/fuzz_files.h). The other
 files of a corpus folder are not touched here: inputs the fuzzers found that reach new code (named
 by their SHA-1, added with `FUZZER -merge=1 CORPUS NEW_DIR`), and the fixed findings kept as
-regression inputs (crash-*, leak-*, slow-*).
+regression inputs (crash-*, leak-*, slow-*, oom-*).
 
 Deterministic: a rerun writes the same bytes (the tiny SentencePiece charsmaps are trained single-
 threaded on fixed text). Needs numpy, Pillow, sentencepiece (with protobuf for its
