@@ -245,6 +245,17 @@ static int check_request(const char *model_dir, const char *output_dir, const ch
     return 0;
 }
 
+/* Errors while writing name the hidden work folder's files; the user knows
+ * them by --output's name, under which they would have appeared. */
+static void name_output_in_error(const char *work, const char *output)
+{
+    const char *message = error_message(), *at = strstr(message, work);
+    if (!at) return;
+    char text[2 * PATH_BUFFER];
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(at - message), message, output, at + strlen(work));
+    error_set("%s", text);
+}
+
 int moedit_quantize(const char *model_dir, const char *output_dir, const char *precision, int64_t *quantized)
 {
     char work[PATH_BUFFER], from[PATH_BUFFER], to[PATH_BUFFER], output[PATH_BUFFER];
@@ -264,6 +275,7 @@ int moedit_quantize(const char *model_dir, const char *output_dir, const char *p
         else status = quantize_transformer(from, to, quantized);
     }
     if (d) closedir(d);
+    if (status) name_output_in_error(work, output);
     if (status == 0 && chmod(work, 0755) != 0) status = error_set("%s: %s", work, strerror(errno));
     if (status == 0 && rename(work, output) != 0)
         status = error_set("cannot rename %s to %s: %s", work, output, strerror(errno));

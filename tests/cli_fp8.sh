@@ -117,6 +117,9 @@ expect_error "not a model" "not a diffusers model folder" "$moedit" quantize --m
 expect_error "no model" "is not a directory" "$moedit" quantize --model "$work/none" --output "$out"
 expect_error "no output" "needs --output" "$moedit" quantize --model "$model"
 expect_error "other precision" "the only precision it knows" "$moedit" quantize --model "$model" --output "$out" --precision bf16
+# A write that fails names the file under --output, not the hidden folder it was written in.
+expect_error "file size limit" "writing $out/transformer/diffusion_pytorch_model.safetensors: File too large" \
+  bash -c 'ulimit -f 64; exec "$@"' _ "$moedit" quantize --model "$model" --output "$out"
 broken="$work/broken"
 cp -r "$model" "$broken"
 rm "$broken"/transformer/*.safetensors
