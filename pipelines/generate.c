@@ -54,39 +54,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
-typedef struct generate_state {
-    const moedit_generate_options *o;
-    const generate_condition *condition;  /* the input image of an edit, or NULL */
-    const generate_output *output;        /* a video's writer, or NULL: one image file per job */
-    generate_hooks *hooks;                /* moedit bench's probes, or NULL */
-    int64_t frames;                       /* 1 for images */
-    float *condition_latents;             /* [C, h, w]: its scaled VAE latents */
-    int first_step;                       /* the first denoising step of every job */
-    const world *w;
-    parallel_context par;
-    int have_par;
-    model_bundle bundle;
-    model_bundle_options bundle_options;
-    int have_bundle;
-    scheduler sched;
-    moe_routing routing;
-    dit_cache_settings cache_settings; /* with step caching (o->cache) */
-    uint8_t *cache_replay;             /* [steps]: the replayed schedule, or NULL */
-    int cache_saved;                   /* the captured schedule is written */
-    int64_t latent_h, latent_w, latent_count; /* latent_count: every frame's */
-    int leader;  /* first rank of its data-parallel replica: writes the files */
-    int decoder; /* in the leader's VAE group: decodes (in bands when there are several) */
-    int64_t vae_peak_bytes; /* the last decode's arena peak, for the hooks */
-    hidream_prompt_embeds *hidream_cond; /* [prompt_count] (HiDream text side), encoded where this rank needs them */
-    hidream_prompt_embeds hidream_uncond; /* the negative prompt's */
-    char layout_text[128];
-    const char *output_name;  /* o->output, or with keep_existing the next free name */
-    char free_name[4200];
-    int name_suffix;          /* 0: o->output itself; n: the name with "-n" before its extension */
-    int64_t trained_h, trained_w, trained_pixels; /* the transformer's max_resolution in pixels */
-} generate_state;
+#include "pipelines/generate_state.h"
 
 static int check_model_dir(const char *model_dir, const char *command)
 {
@@ -303,102 +272,6 @@ static int cache_end(generate_state *g, const dit_run *run, const dit_step_cache
     return step_cache_schedule_save(g->o->cache.schedule_capture, cache);
 }
 
-/* "out.png" for one image; "out-3.png" for the fourth of several. */
-static void output_path(const char *output, int index, int total, char *path, size_t size)
-{
-    if (total == 1) {
-        snprintf(path, size, "%s", output);
-        return;
-    }
-    const char *dot = strrchr(output, '.'), *slash = strrchr(output, '/');
-    if (!dot || (slash && dot < slash)) dot = output + strlen(output);
-    snprintf(path, size, "%.*s-%d%s", (int)(dot - output), output, index, dot);
-}
-
-/* The file job `job` of `total` writes (a writer that names its files per
- * job, like a video's frames directory, gets the output as given). */
-static void job_path(const generate_state *g, int job, int total, char *path, size_t size)
-{
-    if (g->output && g->output->one_path) snprintf(path, size, "%s", g->output_name);
-    else output_path(g->output_name, job, total, path, size);
-}
-
-/* output with "-n" before its extension ("out.png" -> "out-2.png"); n 0: as given. */
-static void suffixed_name(const char *output, int n, char *name, size_t size)
-{
-    if (n == 0) {
-        snprintf(name, size, "%s", output);
-        return;
-    }
-    const char *dot = strrchr(output, '.'), *slash = strrchr(output, '/');
-    if (!dot || (slash && dot < slash) || dot == output || (slash && dot == slash + 1)) dot = output + strlen(output);
-    snprintf(name, size, "%.*s-%d%s", (int)(dot - output), output, n, dot);
-}
-
-static void use_name_suffix(generate_state *g, int n)
-{
-    g->name_suffix = n;
-    suffixed_name(g->o->output, n, g->free_name, sizeof g->free_name);
-    g->output_name = g->free_name;
-}
-
-/* True when a file (not a directory: that stays an error of its own) holds one of the run's names. */
-static int any_output_exists(const generate_state *g, int total)
-{
-    char path[4200];
-    struct stat st;
-    for (int job = 0; job < total; job++) {
-        job_path(g, job, total, path, sizeof path);
-        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) return 1;
-    }
-    return 0;
-}
-
-/* With keep_existing: the first of output, output-1, output-2, ... whose
- * files (every numbered one of a batch) are all free. A frames directory is
- * the video writer's to check (it holds other runs' frames or not). */
-#define MAX_NAME_SUFFIX 100000
-static int choose_output_name(generate_state *g, int total)
-{
-    use_name_suffix(g, 0);
-    if (!g->o->keep_existing || (g->output && g->output->one_path)) return 0;
-    for (int n = 0; n < MAX_NAME_SUFFIX; n++) {
-        use_name_suffix(g, n);
-        if (!any_output_exists(g, total)) return 0;
-    }
-    return error_set("output %s: it and %d numbered names after it exist already; give --overwrite or another name",
-                     g->o->output, MAX_NAME_SUFFIX - 1);
-}
-
-/* Every file the run will write, checked before any model loads (the base
- * name of numbered outputs is never written, so it is not what counts). */
-static int check_output_paths(const generate_state *g, int total)
-{
-    if (!g->output && !image_format_supported(g->output_name)) return image_check_writable(g->output_name);
-    char path[4200];
-    for (int job = 0; job < total; job++) {
-        job_path(g, job, total, path, sizeof path);
-        if (!g->output ? image_check_writable(path)
-                       : g->output->check_path && g->output->check_path(g->output, path, job, total))
-            return -1;
-    }
-    return 0;
-}
-
-/* After a failure: the message names the files the run had written. */
-static void note_written(const moedit_generate_result *r)
-{
-    if (r->count == 0) return;
-    int shared = error_is_shared();
-    char message[1024], list[700] = "";
-    snprintf(message, sizeof message, "%s", error_message());
-    size_t used = 0;
-    for (int i = 0; i < r->count && used < sizeof list; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", r->files[i]);
-    error_set("%s (written before it: %s)", message, list);
-    if (shared) error_mark_shared();
-}
-
 /* Index of the first value of x[n] that is NaN or infinite, or -1. */
 static int64_t first_non_finite(const float *x, int64_t n)
 {
@@ -603,125 +476,6 @@ static int result_add(moedit_generate_result *r, const char *path, uint64_t seed
     return 0;
 }
 
-/* The CFG branch this rank runs: -1 both, 0 the prompt's, 1 the negative's. */
-static int cfg_branch(const generate_state *g)
-{
-    return g->par.groups[GROUP_CFG]->size == 2 ? g->par.groups[GROUP_CFG]->rank : -1;
-}
-
-/* 1 on the first rank of this rank's branch (tp, ulysses and ring index 0):
- * the one that runs the text encoders for the branch's tp x sp ranks. */
-static int branch_encodes(const generate_state *g)
-{
-    const parallel_layout *l = &g->par.layout;
-    return l->tp_index == 0 && l->ulysses_index == 0 && l->ring_index == 0;
-}
-
-/* n floats from the branch's first rank to its tp x sp ranks: over the sp
- * group among the ranks of tp index 0, then over each tp group. Host F32,
- * so the bits arrive unchanged whatever the transport (NCCL groups send host
- * tensors over MPI). */
-static int branch_broadcast(generate_state *g, float *data, int64_t n)
-{
-    tensor t = tensor_make(DTYPE_F32, DEVICE_CPU, 1, &n);
-    t.data = data;
-    process_group *sp = g->par.groups[GROUP_SP], *tp = g->par.groups[GROUP_TP];
-    if (sp->size > 1 && tp->rank == 0 && sp->ops->broadcast(sp, t, 0)) return -1;
-    return tp->size > 1 ? tp->ops->broadcast(tp, t, 0) : 0;
-}
-
-/* The encoding rank's status, then (when it succeeded) every embedding of
- * out[count], from the branch's first rank to the others. */
-static int share_hidream_embeds(generate_state *g, int status, hidream_prompt_embeds *out, int count)
-{
-    float failed = status != 0;
-    if (branch_broadcast(g, &failed, 1)) return -1;
-    if (failed && status == 0) {
-        int first = g->w->rank - g->par.layout.tp_index -
-                    g->par.layout.degrees.tp * (g->par.layout.ulysses_index +
-                                                g->par.layout.degrees.ulysses * g->par.layout.ring_index);
-        status = error_set("the text encoders failed on rank %d, which encodes this rank's prompts (its message says why)",
-                           first);
-    }
-    for (int i = 0; i < count && !status; i++) {
-        hidream_prompt_embeds *e = &out[i];
-        if (branch_broadcast(g, e->t5, e->t5_tokens * e->t5_channels) ||
-            branch_broadcast(g, e->llama, e->llama_layers * e->llama_tokens * e->llama_channels) ||
-            branch_broadcast(g, e->pooled, e->pooled_channels))
-            status = -1;
-    }
-    return status;
-}
-
-/* HiDream's four encoders over the prompts this rank needs (see the top):
- * g->hidream_cond[p] for each prompt p of this replica's jobs, and the
- * negative prompt when guided; run on the branch's first rank alone and
- * broadcast to the rest of its tp x sp ranks. Each encoder's time and peak
- * into r (zero on the ranks that only receive). */
-static int encode_hidream_prompts(generate_state *g, moedit_generate_result *r)
-{
-    const moedit_generate_options *o = g->o;
-    int branch = cfg_branch(g), guided = o->guidance > 1, replicas = g->par.layout.degrees.dp;
-    int total = o->prompt_count * (int)o->images_per_prompt, count = 0, made = 0, encodes = branch_encodes(g);
-    hidream_prompt *prompts = calloc((size_t)o->prompt_count + 1, sizeof *prompts);
-    int *which = calloc((size_t)o->prompt_count + 1, sizeof *which); /* prompt index, or -1 for the negative */
-    g->hidream_cond = calloc((size_t)o->prompt_count, sizeof *g->hidream_cond);
-    hidream_prompt_embeds *out = calloc((size_t)o->prompt_count + 1, sizeof *out);
-    int status = prompts && which && g->hidream_cond && out ? 0 : error_set("out of memory listing the prompts");
-    for (int p = 0; p < o->prompt_count && !status && branch <= 0; p++)
-        for (int job = p * (int)o->images_per_prompt; job < (p + 1) * (int)o->images_per_prompt && job < total; job++)
-            if (job % replicas == g->par.layout.dp_index) {
-                prompts[count] = (hidream_prompt){{o->prompts[p], o->prompt_2, o->prompt_3, o->prompt_4}};
-                which[count++] = p;
-                break;
-            }
-    if (!status && guided && branch != 0) {
-        const char *negative = o->negative_prompt ? o->negative_prompt : "";
-        prompts[count] = (hidream_prompt){{negative, o->negative_prompt_2, o->negative_prompt_3, o->negative_prompt_4}};
-        which[count++] = -1;
-    }
-    double start = timer_seconds();
-    memset(g->bundle.hidream.usage, 0, sizeof g->bundle.hidream.usage); /* this run's figures (a kept bundle too) */
-    if (!status && count && encodes) status = hidream_text_encode(&g->bundle.hidream, prompts, count, out);
-    if (!status && encodes) made = count;
-    for (; made < count && !status; made++) status = hidream_prompt_embeds_alloc(&g->bundle.hidream, &out[made]);
-    if (count && (status == 0 || encodes)) status = share_hidream_embeds(g, status, out, made);
-    for (int i = 0; i < made; i++) {
-        if (status) hidream_prompt_embeds_free(&out[i]);
-        else if (which[i] < 0) g->hidream_uncond = out[i];
-        else g->hidream_cond[which[i]] = out[i];
-    }
-    r->text_seconds += timer_seconds() - start;
-    for (int k = 0; k < HIDREAM_ENCODERS; k++) {
-        r->text_encoder_seconds[k] = g->bundle.hidream.usage[k].seconds;
-        r->text_encoder_peak_bytes[k] = g->bundle.hidream.usage[k].peak_bytes;
-    }
-    free(prompts), free(which), free(out);
-    return status;
-}
-
-static void free_hidream_prompts(generate_state *g)
-{
-    for (int p = 0; g->hidream_cond && p < g->o->prompt_count; p++) hidream_prompt_embeds_free(&g->hidream_cond[p]);
-    free(g->hidream_cond);
-    g->hidream_cond = NULL;
-    hidream_prompt_embeds_free(&g->hidream_uncond);
-}
-
-/* Text inputs of one branch: the embeds file, HiDream's encoded prompts, or
- * the demo's encoder on `prompt`. */
-static int branch_embeds(generate_state *g, prompt_embeds *e, int prompt_index, const char *prompt, int negative,
-                         arena *scratch)
-{
-    if (g->o->prompt_embeds_path)
-        return prompt_embeds_read(e, g->o->prompt_embeds_path, negative, &g->bundle.transformer.cfg);
-    if (g->bundle.has_hidream) {
-        prompt_embeds_view_hidream(e, negative ? &g->hidream_uncond : &g->hidream_cond[prompt_index]);
-        return 0;
-    }
-    return prompt_embeds_encode(e, &g->bundle.encoder, g->bundle.tok, prompt, scratch);
-}
-
 /* One image of the jobs denoised together: its prompt, seed, file, this
  * rank's texts (cond and/or uncond) and latents. */
 typedef struct job_inputs {
@@ -755,13 +509,13 @@ static int cancel_jobs(void *user, int step)
 static int encode_job_texts(generate_state *g, job_inputs *in, arena *scratch, moedit_generate_result *r)
 {
     const moedit_generate_options *o = g->o;
-    int guided = o->guidance > 1, branch = cfg_branch(g); /* -1: this rank runs both */
+    int guided = o->guidance > 1, branch = generate_cfg_branch(g); /* -1: this rank runs both */
     int prompt_index = o->prompt_count ? in->job / (int)o->images_per_prompt : 0;
     double start = timer_seconds();
     for (int b = 0; b < 1 + guided; b++) {
         if (branch >= 0 && b != branch) continue;
         const char *text_prompt = b == 0 ? in->prompt : (o->negative_prompt ? o->negative_prompt : "");
-        if (branch_embeds(g, &in->embeds[b], prompt_index, text_prompt, b, scratch) ||
+        if (generate_branch_embeds(g, &in->embeds[b], prompt_index, text_prompt, b, scratch) ||
             dit_text_encode(&in->text[b], &g->bundle.transformer, &in->embeds[b].inputs))
             return -1;
         in->have_text[b] = 1;
@@ -894,7 +648,7 @@ static void teardown(generate_state *g, int status)
     moe_routing_free(&g->routing);
     free(g->cache_replay);
     scheduler_free(&g->sched);
-    free_hidream_prompts(g);
+    generate_free_hidream_prompts(g);
     if (g->have_par) parallel_context_free(&g->par);
     if (g->have_bundle && status == 0 && g->hooks && g->hooks->keep_model)
         model_bundle_keep(&g->bundle, &g->bundle_options);
@@ -970,8 +724,8 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     if (status == 0 && output && o->batch_size > 1)
         status = error_set("--batch-size %lld: clips are denoised one at a time", (long long)o->batch_size);
     if (status == 0) status = expert_scope_check(o, total);
-    if (status == 0) status = choose_output_name(&g, total);
-    if (status == 0) status = check_output_paths(&g, total);
+    if (status == 0) status = generate_choose_output_name(&g, total);
+    if (status == 0) status = generate_check_output_paths(&g, total);
     if (status == 0) status = validate_sizes(&g);
     /* Rank 0 makes room (a frames directory's old frames) before the share,
      * which no rank passes before rank 0 reaches it: no file of the run is
@@ -980,12 +734,12 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
         status = g.output->prepare(g.output, g.output_name, total);
     uint64_t shared[1] = {(uint64_t)g.name_suffix};
     if (world_agree_share(g.w, status, shared, 1)) return -1;
-    if ((int)shared[0] != g.name_suffix) use_name_suffix(&g, (int)shared[0]);
+    if ((int)shared[0] != g.name_suffix) generate_use_name_suffix(&g, (int)shared[0]);
     status = setup(&g);
     r->load_seconds = timer_seconds() - start;
     if (status == 0) warn_once(&g);
     if (status == 0 && condition) status = encode_condition(&g, r);
-    if (status == 0 && g.bundle.has_hidream) status = encode_hidream_prompts(&g, r);
+    if (status == 0 && g.bundle.has_hidream) status = generate_encode_hidream_prompts(&g, r);
     int replicas = g.have_par ? g.par.layout.degrees.dp : 1, replica = g.have_par ? g.par.layout.dp_index : 0;
     /* This replica's jobs, --batch-size of them denoised together. */
     int batch = o->batch_size > 1 ? (int)o->batch_size : 1, count = 0;
@@ -997,7 +751,7 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
         memset(next, 0, sizeof *next);
         next->job = job;
         next->prompt = prompts[job / o->images_per_prompt];
-        job_path(&g, job, total, next->path, sizeof next->path);
+        generate_job_path(&g, job, total, next->path, sizeof next->path);
         next->seed = g.hooks && g.hooks->job_seeds ? g.hooks->job_seeds[job]
                                                    : o->seed + (uint64_t)(job % o->images_per_prompt);
         int last = job + replicas >= total;
@@ -1008,7 +762,7 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     }
     free(in);
     if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);
-    if (status != 0) note_written(r);
+    if (status != 0) generate_note_written(r);
     teardown(&g, status);
     r->total_seconds = timer_seconds() - start;
     return status;
