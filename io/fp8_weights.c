@@ -17,18 +17,14 @@ int fp8_is_stored(const safetensors *st, const char *name)
     return dtype && (!strcmp(dtype, "F8_E4M3") || !strcmp(dtype, "F8_E5M2"));
 }
 
-/* The candidate scale names of weight `name` ("X.weight"): X.weight_scale, X.scale_weight. */
-static int scale_names(const char *name, char candidates[2][NAME_MAX_LENGTH])
+/* The candidate scale names of weight `name`: NAME_scale, and for "X.weight" also X.scale_weight ("" if not). */
+static void scale_names(const char *name, char candidates[2][NAME_MAX_LENGTH])
 {
     size_t n = strlen(name), suffix = strlen(".weight");
-    if (n <= suffix || strcmp(name + n - suffix, ".weight") != 0) {
-        snprintf(candidates[0], NAME_MAX_LENGTH, "%s%s", name, FP8_SCALE_SUFFIX);
-        candidates[1][0] = '\0';
-        return 0;
-    }
     snprintf(candidates[0], NAME_MAX_LENGTH, "%s%s", name, FP8_SCALE_SUFFIX);
-    snprintf(candidates[1], NAME_MAX_LENGTH, "%.*s.scale_weight", (int)(n - suffix), name);
-    return 0;
+    candidates[1][0] = '\0';
+    if (n > suffix && !strcmp(name + n - suffix, ".weight"))
+        snprintf(candidates[1], NAME_MAX_LENGTH, "%.*s.scale_weight", (int)(n - suffix), name);
 }
 
 int fp8_is_scale_name(const safetensors *st, const char *name)
