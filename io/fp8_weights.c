@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/float8.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,10 +61,15 @@ int fp8_weight_scales(const safetensors *st, const char *name, int64_t rows, flo
             return error_set("%s: scale tensor \"%s\" of the FP8 weight \"%s\" [%lld rows] must be a scalar, "
                              "[%lld] or [%lld, 1]", e->file, candidates[i], name, (long long)rows, (long long)rows,
                              (long long)rows);
-        if (per_row) return safetensors_read_f32(st, candidates[i], e->ndim, e->shape, scales);
-        float scale;
-        if (safetensors_read_f32(st, candidates[i], e->ndim, e->shape, &scale)) return -1;
-        for (int64_t r = 0; r < rows; r++) scales[r] = scale;
+        float one;
+        if (safetensors_read_f32(st, candidates[i], e->ndim, e->shape, per_row ? scales : &one)) return -1;
+        for (int64_t r = 0; r < rows; r++) {
+            if (!per_row) scales[r] = one;
+            /* A NaN or infinite scale would make the whole row NaN at run time, far from its cause. */
+            if (!isfinite(scales[r]))
+                return error_set("%s: scale tensor \"%s\" of the FP8 weight \"%s\" holds %g (row %lld)", e->file,
+                                 candidates[i], name, (double)scales[r], (long long)r);
+        }
         return 0;
     }
     return 0;

@@ -26,7 +26,8 @@ int fp8_is_stored(const safetensors *st, const char *name);
 int fp8_is_scale_name(const safetensors *st, const char *name);
 
 /* scales[rows] of the F8 weight `name` [rows, cols] (1 when it has none).
- * Fails naming the tensor when a scale tensor has another shape. */
+ * Fails naming the tensor when a scale tensor has another shape or holds a
+ * NaN or infinity. */
 int fp8_weight_scales(const safetensors *st, const char *name, int64_t rows, float *scales);
 
 /* `name` [rows, cols] (cols 0: a vector) as F32 values: read as

@@ -124,6 +124,29 @@ broken="$work/broken"
 cp -r "$model" "$broken"
 rm "$broken"/transformer/*.safetensors
 expect_error "no weights" "no safetensors weights" "$moedit" quantize --model "$broken" --output "$out"
+# Bad scales of an FP8 weight: a shape that fits no convention, a NaN (which would turn rows NaN at run time).
+for bad in shape nan; do
+  cp -r "$q" "$work/scale_$bad"
+  python3 - "$work/scale_$bad/transformer/diffusion_pytorch_model.safetensors" "$bad" <<'PY' || fail "making scale_$bad"
+import json, struct, sys
+path, bad = sys.argv[1], sys.argv[2]
+raw = open(path, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+name = next(k for k, e in header.items() if k.endswith(".weight_scale") and e["shape"][0] % 2 == 0)
+e = header[name]
+begin = 8 + n + e["data_offsets"][0]
+if bad == "shape":
+    e["shape"] = [e["shape"][0] // 2, 2]  # the same bytes
+else:
+    raw = raw[:begin] + struct.pack("<f", float("nan")) + raw[begin + 4:]
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+open(path, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+PY
+done
+expect_error "scale shape" "must be a scalar" "$moedit" quantize --model "$work/scale_shape" --output "$out"
+expect_error "NaN scale" "holds nan (row 0)" "$moedit" quantize --model "$work/scale_nan" --output "$out"
 ls -A "$work" | grep -q moedit-quantize && fail "a failed quantize left its work folder: $(ls -A "$work")"
 out=
 expect_error "unknown precision" "expected native or fp8" "$moedit" generate --model "$model" --prompt x --precision fp4
