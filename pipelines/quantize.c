@@ -99,8 +99,9 @@ static int plan_entry(transformer_plan *p, const safetensors *st, const safetens
     }
     tensor kept = tensor_make(e->dtype, DEVICE_CPU, e->ndim, e->shape);
     if (!fp8_is_stored(st, e->name)) return plan_add(p, e->name, "", kept, e, KEPT);
-    if (e->ndim > 2) return error_set("%s: F8 tensor \"%s\" has %d dimensions; moedit reads F8 matrices and vectors",
-                                      e->file, e->name, e->ndim);
+    if (e->ndim == 0 || e->ndim > 2)
+        return error_set("%s: F8 tensor \"%s\" has %d dimensions; moedit reads F8 matrices and vectors", e->file,
+                         e->name, e->ndim);
     kept.dtype = DTYPE_F32;
     return plan_add(p, e->name, "", kept, e, KEPT_AS_F32);
 }
@@ -137,7 +138,7 @@ static int write_kept(safetensors_writer *w, const safetensors *st, const transf
         safetensors_release(e);
         return status;
     }
-    int64_t rows = e->ndim ? e->shape[0] : 1, cols = e->ndim == 2 ? e->shape[1] : 0;
+    int64_t rows = e->shape[0], cols = e->ndim == 2 ? e->shape[1] : 0; /* plan_entry kept 1 or 2 dimensions */
     float *values = malloc((size_t)(rows * (cols ? cols : 1)) * sizeof(float) + 1);
     status = !values ? error_set("out of memory reading %s", e->name)
                      : fp8_read_dequantized(st, e->name, rows, cols, values);
