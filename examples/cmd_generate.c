@@ -233,7 +233,7 @@ static int generate_finish(cli_generate_args *a)
         a->o.prompt_count = 1;
     }
     a->o.prompts = a->prompts;
-    default_layout(a);
+    /* Before default_layout's note, so that a bad scope is the only line. */
     int scope = MOEDIT_EXPERT_SCOPE_BRANCH;
     if (a->expert_scope && strcmp(a->expert_scope, "branch")) {
         if (strcmp(a->expert_scope, "world"))
@@ -242,6 +242,7 @@ static int generate_finish(cli_generate_args *a)
     }
     if (a->expert_scope && !a->o.parallel.expert_parallel)
         return error_set("--expert-parallel-scope %s needs --enable-expert-parallel", a->expert_scope);
+    default_layout(a);
     moedit_parallel par = {(int)a->tp, (int)a->ulysses, (int)a->ring, (int)a->cfg, (int)a->dp,
                            a->o.parallel.expert_parallel, (int)a->vae_patch, scope};
     a->o.parallel = par;

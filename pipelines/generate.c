@@ -127,6 +127,13 @@ int generate_nonsquare_max_pixels(const char *model_dir, const char *command, in
     return 0;
 }
 
+static parallel_degrees degrees_of(const moedit_parallel *p)
+{
+    parallel_degrees d = {p->tensor_parallel, p->ulysses, p->ring, p->cfg_parallel, p->data_parallel,
+                          p->expert_parallel, p->vae_patch_parallel, p->expert_parallel_scope};
+    return d;
+}
+
 /* Sizes and memory (pipelines/run_memory.h) against the configs, before loading any weight. */
 static int validate_sizes(generate_state *g)
 {
@@ -145,7 +152,11 @@ static int validate_sizes(generate_state *g)
                          o->parallel.vae_patch_parallel, (long long)g->latent_h);
     g->latent_count = g->frames * dit.in_channels * g->latent_h * g->latent_w;
     /* The same answer on any number of ranks, before any weight is loaded
-     * or group made (so every rank refuses alike and it is one line). */
+     * or group made (so every rank refuses alike and it is one line). The
+     * degrees against the world first: "tp 3 on 2 ranks" is about the ranks,
+     * not about the heads that 3 happens not to divide. */
+    parallel_layout layout;
+    if (layout_init(&layout, degrees_of(&o->parallel), g->w->size, g->w->rank)) return -1;
     int tp = o->parallel.tensor_parallel > 1 ? o->parallel.tensor_parallel : 1;
     int ulysses = o->parallel.ulysses > 1 ? o->parallel.ulysses : 1;
     if (dit.heads % (tp * ulysses))
@@ -171,13 +182,6 @@ static int validate_sizes(generate_state *g)
                          "worth of patches for this transformer (max_resolution)",
                          (long long)o->height, (long long)o->width, dit.max_resolution[0], dit.max_resolution[1]);
     return 0;
-}
-
-static parallel_degrees degrees_of(const moedit_parallel *p)
-{
-    parallel_degrees d = {p->tensor_parallel, p->ulysses, p->ring, p->cfg_parallel, p->data_parallel,
-                          p->expert_parallel, p->vae_patch_parallel, p->expert_parallel_scope};
-    return d;
 }
 
 /* moedit bench's probes (generate_hooks.h), when the options carry them:

@@ -33,6 +33,11 @@ expect_mpi_error() {
 # 1. Bad input.
 expect_error "a scope that is neither" "'wide' is not branch or world" \
   "${tiny[@]}" --enable-expert-parallel --expert-parallel-scope wide --output "$work/a.png"
+# On 2 ranks without layout flags too: the error alone, no note of the default layout before it.
+mpirun --allow-run-as-root --oversubscribe -np 2 "${tiny[@]}" --enable-expert-parallel --expert-parallel-scope wide \
+  --output "$work/a.png" >/dev/null 2>"$work/err" && fail "a scope that is neither, two ranks: exit 0"
+[ "$(grep -c '^moedit:' "$work/err")" = 1 ] && grep -q "^moedit: error: .*'wide' is not branch or world" "$work/err" &&
+  echo "ok   a scope that is neither, two ranks: one line" || fail "a scope that is neither, two ranks: $(cat "$work/err")"
 expect_error "a scope without EP" "--expert-parallel-scope world needs --enable-expert-parallel" \
   "${tiny[@]}" --expert-parallel-scope world --output "$work/a.png"
 cp -r "$model" "$work/dense"

@@ -30,6 +30,8 @@ expect_error "a prompt file with a NUL byte" "nul.txt: prompt file (--prompt-fil
 expect_error "prompt and prompt file" "not both" "${run[@]}" --prompt-file "$work/none.txt" --height 64 --width 64 --output "$out"
 expect_error "cfg parallel without guidance" "cfg-parallel-size 2 needs" "${run[@]}" --height 64 --width 64 --guidance-scale 1 --cfg-parallel-size 2 --output "$out"
 expect_error "degrees vs ranks" "must equal the number of ranks" "${run[@]}" --height 64 --width 64 --tensor-parallel-size 2 --output "$out"
+# tp 3 also fails to divide tiny-random's 2 heads; the ranks are the mistake to name.
+expect_error "degrees vs ranks, not the heads" "= 3, but the world has 1 rank(s)" "${run[@]}" --height 64 --width 64 --tensor-parallel-size 3 --output "$out"
 expect_error "unknown device" "--device: 'tpu' is not cpu, cuda or auto" "${run[@]}" --height 64 --width 64 --device tpu --output "$out"
 expect_error "cuda without a GPU" "CUDA" "${run[@]}" --height 64 --width 64 --device cuda --output "$out"
 expect_error "bad init noise" "latents" "${run[@]}" --height 64 --width 64 --init-noise "$2/dit_moe/io.safetensors" --output "$out"

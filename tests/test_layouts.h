@@ -93,8 +93,9 @@ typedef struct test_serial {
 
 /* check(layout, serial) for each label of `labels` whose layout takes every
  * rank of the world, in the order listed; a label it cannot read fails the
- * test. Returns how many layouts it checked. */
-static inline int test_layouts_run(const char *const *labels, int count,
+ * test, and so does a multi-rank world that no label fits (it would
+ * otherwise pass having compared nothing). */
+static inline void test_layouts_run(const char *const *labels, int count,
                                    void (*check)(const test_layout *, const test_serial *), const test_serial *serial)
 {
     int checked = 0;
@@ -106,7 +107,7 @@ static inline int test_layouts_run(const char *const *labels, int count,
         check(&layout, serial);
         checked++;
     }
-    return checked;
+    CHECK_MSG(checked > 0 || moedit_world_size() == 1, "no layout of the list takes %d ranks", moedit_world_size());
 }
 
 /* MPI only under a launcher (a _no_launcher run has one rank and no MPI). */
