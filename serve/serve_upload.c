@@ -34,12 +34,17 @@ static int set_field(serve_upload *u, const char *key, cJSON *value)
 }
 
 /* A text part's next bytes: the first piece (offset 0) replaces an earlier
- * part of the same name, later pieces are appended. */
+ * part of the same name, later pieces are appended. Each piece copies the
+ * text so far: a part is kept to one byte over the longest text a field
+ * takes (SERVE_MAX_PROMPT_BYTES), enough for the parser's "longer than", so
+ * a 16 MiB field costs no more than that (it took 11 s of copies). */
 static int append_text(serve_upload *u, const char *key, const char *data, size_t size, uint64_t offset)
 {
     cJSON *field = cJSON_GetObjectItemCaseSensitive(u->fields, key);
     const char *before = offset > 0 && cJSON_IsString(field) ? field->valuestring : "";
     size_t had = strlen(before);
+    if (had > SERVE_MAX_PROMPT_BYTES) return 0;
+    if (size > SERVE_MAX_PROMPT_BYTES + 1 - had) size = SERVE_MAX_PROMPT_BYTES + 1 - had;
     char *text = malloc(had + size + 1);
     if (!text) return -1;
     memcpy(text, before, had);
