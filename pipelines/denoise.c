@@ -106,12 +106,13 @@ int denoise_batch(const denoise_request *r, const denoise_job *jobs, int count)
 {
     const dit_config *cfg = &r->run->model->cfg;
     int64_t n = r->run->frames * cfg->in_channels * r->run->latent_h * r->run->latent_w;
-    int per_job = r->cfg && r->cfg->size == 2 ? 1 : (jobs[0].uncond ? 2 : 1);
+    int split = r->cfg && r->cfg->size == 2, per_job = split ? 1 : (jobs[0].uncond ? 2 : 1);
     if (count < 1 || count * per_job > r->run->max_samples)
         return error_set("%d images denoised together need %d samples a forward; the transformer run holds %d", count,
                          count * per_job, r->run->max_samples);
-    /* [cond | uncond | this rank's branch] of every job. */
-    float *velocity = malloc((size_t)(3 * count * n) * sizeof(float));
+    /* Every job's [cond | uncond] (its one output without guidance), and
+     * under CFG parallelism this rank's branch of every job after them. */
+    float *velocity = malloc((size_t)((split ? 3 : per_job) * count * n) * sizeof(float));
     scheduler_history history[DIT_MAX_BATCH]; /* a multistep scheduler's outputs of the steps before, per job */
     int made = 0;
     if (!velocity) return error_set("out of memory for velocities");

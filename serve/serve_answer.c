@@ -1,6 +1,8 @@
 /* The JSON answer of an image request; see serve_answer.h. */
 #include "serve/serve_answer.h"
 
+#include "serve/serve_file.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -31,36 +33,11 @@ char *serve_base64(const uint8_t *in, size_t n, const char *prefix)
     return out;
 }
 
-/* A whole file into memory. */
-static int read_file(const char *path, uint8_t **bytes, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    size_t capacity = 1 << 16, used = 0;
-    uint8_t *data = malloc(capacity);
-    while (data) {
-        used += fread(data + used, 1, capacity - used, f);
-        if (used < capacity) break;
-        uint8_t *grown = realloc(data, capacity *= 2);
-        if (!grown) free(data);
-        data = grown;
-    }
-    int failed = !data || ferror(f);
-    fclose(f);
-    if (failed) {
-        free(data);
-        return -1;
-    }
-    *bytes = data;
-    *n = used;
-    return 0;
-}
-
 static int add_image(cJSON *list, const serve_request *request, const char *path, unsigned long long seed, serve_error *e)
 {
     uint8_t *png = NULL;
     size_t n = 0;
-    if (read_file(path, &png, &n))
+    if (serve_file_read(path, &png, &n))
         return serve_error_set(e, 500, "server_error", NULL, NULL, "cannot read the image %s back: %s", path, strerror(errno));
     char *text = serve_base64(png, n, request->data_url ? "data:image/png;base64," : "");
     free(png);

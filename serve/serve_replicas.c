@@ -2,6 +2,7 @@
 #include "serve/serve_replicas.h"
 
 #include "core/error.h"
+#include "serve/serve_file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,43 +23,26 @@ static int broadcast_bytes(process_group *group, void *data, int64_t n, int root
     return group->ops->broadcast(group, t, root);
 }
 
-static int read_whole(const char *path, uint8_t *into, int64_t size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    size_t got = fread(into, 1, (size_t)size, f);
-    fclose(f);
-    return got == (size_t)size ? 0 : -1;
-}
-
-static int64_t file_size(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f || fseek(f, 0, SEEK_END)) {
-        if (f) fclose(f);
-        return -1;
-    }
-    long size = ftell(f);
-    fclose(f);
-    return size;
-}
-
-/* On the sending rank: its files' sizes and seeds into the header, then their bytes. */
+/* On the sending rank: its files' sizes and seeds into the header, then
+ * their bytes one after the other (padded to whole int32s). */
 static uint8_t *pack_files(const moedit_generate_result *r, int64_t *header, int64_t *total)
 {
-    header[0] = r->count;
+    uint8_t *file[MOEDIT_MAX_OUTPUTS] = {0}, *bytes = NULL;
+    size_t size[MOEDIT_MAX_OUTPUTS] = {0};
+    int read = 0;
     *total = 0;
-    for (int i = 0; i < r->count && header[0] >= 0; i++) {
-        header[1 + 2 * i] = file_size(r->files[i]);
-        header[2 + 2 * i] = (int64_t)r->seeds[i];
-        if (header[1 + 2 * i] < 0) header[0] = -1;
-        else *total += header[1 + 2 * i];
+    for (; read < r->count && !serve_file_read(r->files[read], &file[read], &size[read]); read++) {
+        header[1 + 2 * read] = (int64_t)size[read];
+        header[2 + 2 * read] = (int64_t)r->seeds[read];
+        *total += (int64_t)size[read];
     }
-    uint8_t *bytes = header[0] >= 0 ? calloc((size_t)((*total + 3) / 4 * 4 + 4), 1) : NULL;
-    if (header[0] >= 0 && !bytes) header[0] = -1;
-    for (int i = 0, at = 0; i < r->count && header[0] >= 0; at += (int)header[1 + 2 * i], i++)
-        if (read_whole(r->files[i], bytes + at, header[1 + 2 * i])) header[0] = -1;
-    if (header[0] < 0) *total = 0;
+    if (read == r->count) bytes = calloc((size_t)((*total + 3) / 4 * 4 + 4), 1);
+    header[0] = bytes ? r->count : -1;
+    for (int i = 0, at = 0; i < read; at += (int)size[i], i++) {
+        if (bytes) memcpy(bytes + at, file[i], size[i]);
+        free(file[i]);
+    }
+    if (!bytes) *total = 0;
     return bytes;
 }
 

@@ -274,6 +274,7 @@ static cJSON *form_value(const cJSON *field)
 {
     static const char *const numeric[] = {"n", "seed", "num_inference_steps", "guidance_scale", "strength",
                                           "output_compression"};
+    if (!cJSON_IsString(field)) return cJSON_Duplicate(field, 1); /* a file part: serve_upload.c */
     const char *text = field->valuestring;
     for (size_t i = 0; i < sizeof numeric / sizeof *numeric; i++) {
         if (strcmp(field->string, numeric[i])) continue;
@@ -330,6 +331,7 @@ int serve_request_check_image(serve_request *r, const char *path, const serve_li
     edit_image image;
     int status = serve_request_write_image(r, path);
     if (status) {
+        unlink(path); /* a write that failed half-way (disk full) leaves part of it */
         serve_error_set(e, 500, "server_error", NULL, NULL, "%s", error_message());
         error_clear();
         return -1;

@@ -22,13 +22,29 @@ int serve_bytes_append(char **data, size_t *used, size_t *capacity, const char *
     return 0;
 }
 
+/* Field key of the form becomes value (a part of a repeated name replaces the earlier one). */
+static int set_field(serve_upload *u, const char *key, cJSON *value)
+{
+    if (!value) return -1;
+    int set = cJSON_GetObjectItemCaseSensitive(u->fields, key)
+                  ? cJSON_ReplaceItemInObjectCaseSensitive(u->fields, key, value)
+                  : cJSON_AddItemToObject(u->fields, key, value);
+    if (!set) cJSON_Delete(value);
+    return set ? 0 : -1;
+}
+
 /* A text part's next bytes: the first piece (offset 0) replaces an earlier
- * part of the same name, later pieces are appended. */
+ * part of the same name, later pieces are appended. Each piece copies the
+ * text so far: a part is kept to one byte over the longest text a field
+ * takes (SERVE_MAX_PROMPT_BYTES), enough for the parser's "longer than", so
+ * a 16 MiB field costs no more than that (it took 11 s of copies). */
 static int append_text(serve_upload *u, const char *key, const char *data, size_t size, uint64_t offset)
 {
     cJSON *field = cJSON_GetObjectItemCaseSensitive(u->fields, key);
-    const char *before = field && offset > 0 ? field->valuestring : "";
+    const char *before = offset > 0 && cJSON_IsString(field) ? field->valuestring : "";
     size_t had = strlen(before);
+    if (had > SERVE_MAX_PROMPT_BYTES) return 0;
+    if (size > SERVE_MAX_PROMPT_BYTES + 1 - had) size = SERVE_MAX_PROMPT_BYTES + 1 - had;
     char *text = malloc(had + size + 1);
     if (!text) return -1;
     memcpy(text, before, had);
@@ -37,9 +53,7 @@ static int append_text(serve_upload *u, const char *key, const char *data, size_
     /* A NUL inside a value ends it, as it would end a JSON body's string. */
     cJSON *value = cJSON_CreateString(text);
     free(text);
-    if (!value) return -1;
-    if (field) return cJSON_ReplaceItemInObjectCaseSensitive(u->fields, key, value) ? 0 : -1;
-    return cJSON_AddItemToObject(u->fields, key, value) ? 0 : -1;
+    return set_field(u, key, value);
 }
 
 static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
@@ -54,9 +68,10 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
                    ? MHD_YES
                    : MHD_NO;
     }
-    /* Another file part (a mask, say) becomes a field of its name reading
-     * "(file)", which the request's parser refuses as it refuses text. */
-    if (filename) return offset == 0 && append_text(u, key, "(file)", 6, 0) ? MHD_NO : MHD_YES;
+    /* Another file part (a mask, say) becomes a field of its name holding an
+     * empty object, which the request's parser refuses as it refuses {} in a
+     * JSON body (a text field's "must be a string"; a mask's "not supported"). */
+    if (filename) return offset > 0 || set_field(u, key, cJSON_CreateObject()) == 0 ? MHD_YES : MHD_NO;
     return append_text(u, key, data, size, offset) == 0 ? MHD_YES : MHD_NO;
 }
 

@@ -1,8 +1,9 @@
 /* The multipart/form-data body of POST /v1/images/edits, read by
  * libmicrohttpd's post processor (MHD_create_post_processor) as it arrives:
  * the text parts into a JSON object of strings (name -> value, the last of
- * a repeated name), the file part named "image" (or "image[]", as the
- * openai clients name a list of one) into memory. At most `limit` bytes of
+ * a repeated name; another file part's value is {}), the file part named
+ * "image" (or "image[]", as the openai clients name a list of one) into
+ * memory. At most `limit` bytes of
  * body; more, a second image, or a body the post processor cannot parse are
  * remembered and answered as a 400 once the body has been read. */
 #ifndef MOEDIT_SERVE_SERVE_UPLOAD_H

@@ -254,6 +254,7 @@ expect_http "edit of a 20000x20000 PNG" 400 '"code":"invalid_image"' "${edits[@]
 expect_http "edit with two images" 400 '"param":"image"' "${edits[@]}" -F image=@"$work/input.png" -F image=@"$work/input.png" -F prompt=x
 expect_http "edit as JSON" 400 '"code":"invalid_content_type"' "${edits[@]}" -H "Content-Type: application/json" -d '{"prompt": "x"}'
 expect_http "edit with a mask" 400 '"param":"mask"' "${edits[@]}" -F image=@"$work/input.png" -F mask=@"$work/input.png" -F prompt=x
+expect_http "edit whose prompt is a file" 400 '"param":"prompt","code":"invalid_type"' "${edits[@]}" -F image=@"$work/input.png" -F prompt=@"$work/input.png"
 expect_http "edit strength out of range" 400 '"param":"strength"' "${edits[@]}" -F image=@"$work/input.png" -F prompt=x -F strength=1.5
 expect_http "edit strength leaving no step" 400 'leaves none of the 2' "${edits[@]}" -F image=@"$work/input.png" -F prompt=x -F strength=1e-20
 expect_http "edit n of the wrong type" 400 '"param":"n","code":"invalid_type"' "${edits[@]}" -F image=@"$work/input.png" -F prompt=x -F n=two
