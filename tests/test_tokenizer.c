@@ -231,6 +231,31 @@ static void test_unknown_word_without_unk(void)
     unlink(path);
 }
 
+/* A Replace whose content is not UTF-8 (raw byte 0xFF in the file) makes
+ * text the code-point loops after it cannot walk: one error, not a hang
+ * (found by fuzz_tokenizer: WhitespaceSplit spun on such a byte). */
+static void test_normalizer_output_not_utf8(void)
+{
+    char path[] = "/tmp/moedit_tokenizer_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    write_text(path, "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0}, \"unk_token\": \"a\"}, "
+                     "\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \"b\"}, \"content\": \"\xff\"}, "
+                     "\"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}}");
+    tokenizer *tok = NULL;
+    CHECK_MSG(tokenizer_load(&tok, path) == 0, "%s", error_message());
+    if (tok) {
+        int32_t ids[4];
+        int count;
+        CHECK(tokenizer_encode(tok, "a b", ids, 4, &count) != 0);
+        CHECK_MSG(strstr(error_message(), "normalizer step 1 made text that is not valid UTF-8") != NULL, "got: %s",
+                  error_message());
+        CHECK_MSG(tokenizer_encode(tok, "a a", ids, 4, &count) == 0 && count == 2, "%s", error_message());
+        tokenizer_free(tok);
+    }
+    unlink(path);
+}
+
 /* tokenizer_unknown_words lists the words a WordLevel vocabulary reads as its unk token (the demo's). */
 static void test_unknown_words_listed(void)
 {
@@ -264,5 +289,6 @@ int main(void)
     test_bad_input();
     test_unsupported_components();
     test_unknown_word_without_unk();
+    test_normalizer_output_not_utf8();
     return test_finish("test_tokenizer");
 }

@@ -193,19 +193,8 @@ static int normalize_replace(const normalizer_step *step, const char *s, size_t 
 {
     span_list matches = {0};
     int status = 0;
-    if (step->regex) {
-        status = tokenizer_regex_find_all(step->regex, s, n, &matches);
-    } else {
-        size_t m = strlen(step->pattern);
-        for (size_t i = 0; !status && i + m <= n;) {
-            if (memcmp(s + i, step->pattern, m) == 0) {
-                status = spans_push(&matches, i, m, 0);
-                i += m;
-            } else {
-                i++;
-            }
-        }
-    }
+    status = step->regex ? tokenizer_regex_find_all(step->regex, s, n, &matches)
+                         : literal_find_all(step->pattern, s, n, &matches);
     size_t done = 0;
     for (int k = 0; !status && k < matches.count; k++) {
         status = text_append(out, s + done, matches.spans[k].start - done) ||
@@ -252,7 +241,15 @@ int tokenizer_normalizer_apply(const tokenizer_normalizer *norm, const char *s, 
     text_buffer next = {0};
     for (int i = 0; i < norm->count; i++) {
         next.length = 0;
-        if (text_append(&next, "", 0) || normalize_step(&norm->steps[i], out->data, out->length, &next)) {
+        int status = text_append(&next, "", 0) || normalize_step(&norm->steps[i], out->data, out->length, &next);
+        /* A step's strings come from the file (Replace/Prepend content, a
+         * charsmap): text that stops being UTF-8 would stall the loops after
+         * it that walk code points. */
+        size_t bad = status ? 0 : utf8_invalid_at(next.data, next.length);
+        if (!status && bad < next.length)
+            status = error_set("normalizer step %d made text that is not valid UTF-8 (byte %zu): the tokenizer file's "
+                               "strings are not UTF-8", i + 1, bad);
+        if (status) {
             free(next.data);
             return -1;
         }

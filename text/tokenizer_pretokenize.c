@@ -214,15 +214,7 @@ static int find_segments(const pre_step *step, const char *s, size_t n, segment_
             i += (size_t)len;
         }
     } else {
-        size_t m = strlen(step->literal);
-        for (size_t i = 0; !status && i + m <= n;) {
-            if (memcmp(s + i, step->literal, m) == 0) {
-                status = spans_push(&matches, i, m, 0);
-                i += m;
-            } else {
-                i++;
-            }
-        }
+        status = literal_find_all(step->literal, s, n, &matches);
     }
     size_t previous = 0;
     for (int k = 0; !status && k < matches.count; k++) {

@@ -178,3 +178,17 @@ void vocab_free(vocab_table *v)
     free(v->values);
     memset(v, 0, sizeof *v);
 }
+
+int literal_find_all(const char *literal, const char *s, size_t n, span_list *matches)
+{
+    size_t m = strlen(literal);
+    for (size_t i = 0; i + m <= n;) {
+        if (memcmp(s + i, literal, m) != 0) {
+            i++;
+            continue;
+        }
+        if (spans_push(matches, i, m, 0)) return -1;
+        i += m;
+    }
+    return 0;
+}

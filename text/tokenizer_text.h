@@ -34,6 +34,9 @@ int text_append(text_buffer *b, const char *s, size_t n);
 int ids_push(id_list *l, int32_t id);
 /* Empty spans are dropped, as tokenizers drops empty splits. */
 int spans_push(span_list *l, size_t start, size_t length, int at_origin);
+/* Every non-overlapping occurrence of `literal` (not empty: the loaders
+ * refuse an empty String pattern) in s[0..n), left to right. */
+int literal_find_all(const char *literal, const char *s, size_t n, span_list *matches);
 char *tokenizer_strdup(const char *s);
 char *tokenizer_strndup(const char *s, size_t n);
 
