@@ -56,11 +56,7 @@ timeout 60 mpirun --allow-run-as-root --oversubscribe -x MOEDIT_COLLECTIVE_TIMEO
 launcher=$!
 rank0="" rank1=""
 for _ in $(seq 100); do
-  for pid in $(pgrep -x "$(basename "$moedit" | cut -c1-15)"); do
-    grep -qz "^MOEDIT_TEST_TAG=$MOEDIT_TEST_TAG$" "/proc/$pid/environ" 2>/dev/null || continue
-    grep -qz "^OMPI_COMM_WORLD_RANK=0$" "/proc/$pid/environ" 2>/dev/null && rank0=$pid
-    grep -qz "^OMPI_COMM_WORLD_RANK=1$" "/proc/$pid/environ" 2>/dev/null && rank1=$pid
-  done
+  rank0=$(tagged_pids 0 | head -1) rank1=$(tagged_pids 1 | head -1)
   [ -n "$rank0" ] && [ -n "$rank1" ] && break
   sleep 0.1
 done

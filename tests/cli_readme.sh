@@ -37,7 +37,9 @@ count=$(wc -l <"$work/commands")
 [ "$count" -ge 6 ] || fail "only $count commands found in the README"
 cd "$work"
 # A README example may leave a server running in the background (moedit serve ... &).
-trap 'pkill -f -- "$moedit serve" 2>/dev/null; rm -rf "$work"' EXIT
+# Only this script's: ctest may run cli_serve's server beside it.
+export MOEDIT_TEST_TAG="cli_readme-$$"
+trap 'kill $(tagged_pids) 2>/dev/null; rm -rf "$work"' EXIT
 while IFS= read -r command; do
   start=$(date +%s.%N)
   if ! bash -c "${command//build\/moedit/\"\$0\"}" "$moedit" </dev/null >"$work/stdout" 2>"$work/err"; then

@@ -18,20 +18,13 @@ export MOEDIT_COLLECTIVE_TIMEOUT=4
 
 # rank_pid N: the pid of world rank N of this case's server.
 rank_pid() {
-  local pid
-  for pid in $(pgrep -x "$(basename "$moedit" | cut -c1-15)"); do
-    grep -qz "^MOEDIT_TEST_TAG=$MOEDIT_TEST_TAG$" "/proc/$pid/environ" 2>/dev/null || continue
-    grep -qz "^OMPI_COMM_WORLD_RANK=$1$" "/proc/$pid/environ" 2>/dev/null && echo "$pid" && return 0
-  done
-  return 1
+  tagged_pids "$1" | head -1 | grep .
 }
 
 # survivors: the pids of this case's ranks still there (after which they are killed).
 survivors() {
-  local pid left=""
-  for pid in $(pgrep -x "$(basename "$moedit" | cut -c1-15)"); do
-    grep -qz "^MOEDIT_TEST_TAG=$MOEDIT_TEST_TAG$" "/proc/$pid/environ" 2>/dev/null && left="$left $pid"
-  done
+  local pid left
+  left=$(tagged_pids | tr '\n' ' ')
   for pid in $left; do kill -KILL "$pid" 2>/dev/null; done
   echo "$left"
 }

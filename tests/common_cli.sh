@@ -1,7 +1,8 @@
 # Sourced first by every tests/cli_*.sh script (this file is not a test):
 #   moedit, fixtures, model (models/tiny-random), work (a scratch directory,
 #   removed at exit), failures (a counter), fail MESSAGE, expect_error,
-#   huge_config FILE, expect_ranks_error (a failed multi-rank run's verdict)
+#   huge_config FILE, expect_ranks_error (a failed multi-rank run's verdict),
+#   tagged_pids (this script's own moedit processes)
 #   and finish NAME (reports and exits with the verdict).
 # The scripts take MOEDIT FIXTURES as their arguments.
 set -u
@@ -70,6 +71,18 @@ expect_ranks_error() {
 }
 
 # finish NAME: reports the verdict and exits with the number of failures.
+# tagged_pids [RANK]: the pids of moedit processes whose environment holds this
+# script's MOEDIT_TEST_TAG (and OMPI_COMM_WORLD_RANK=RANK when given). ctest runs
+# other tests beside this one, whose processes have the same name and ranks: a
+# script may stop or kill only its own.
+tagged_pids() {
+  local pid
+  for pid in $(pgrep -x "$(basename "$moedit" | cut -c1-15)"); do
+    grep -qz "^MOEDIT_TEST_TAG=${MOEDIT_TEST_TAG:?}$" "/proc/$pid/environ" 2>/dev/null || continue
+    [ $# -eq 0 ] || grep -qz "^OMPI_COMM_WORLD_RANK=$1$" "/proc/$pid/environ" 2>/dev/null && echo "$pid"
+  done
+}
+
 finish() {
   [ "$failures" -eq 0 ] && echo "$1: all passed"
   exit "$failures"
