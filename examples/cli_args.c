@@ -204,6 +204,19 @@ static void request_add_option(const cli_option *opt)
     moedit_request_add(name, value);
 }
 
+/* Whether ARG is spelled as one of the options ("--seed", "--seed=3", "--help"): given as the value of the
+ * option before it, it is a value forgotten ("--prompt --seed 3"), not a text that starts with dashes. */
+static int names_an_option(const char *arg, const cli_option *options, int count)
+{
+    if (strncmp(arg, "--", 2) != 0) return 0;
+    const char *name = arg + 2, *equals = strchr(name, '=');
+    size_t length = equals ? (size_t)(equals - name) : strlen(name);
+    if (name_matches(name, length, "help") || name_matches(name, length, threads_option.name)) return 1;
+    for (int j = 0; j < count; j++)
+        if (name_matches(name, length, options[j].name)) return 1;
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, const char *usage, const cli_option *options, int count)
 {
     threads_given = THREADS_NOT_GIVEN;
@@ -238,6 +251,10 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_option *option
         }
         const char *value = equals ? equals + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!value) return error_set("option --%s needs a value", opt->name);
+        if (!equals && names_an_option(value, options, count))
+            return error_set("option --%s needs a value, and '%s' is an option (write --%s=%s for a value that is "
+                             "the same text)",
+                             opt->name, value, opt->name, value);
         if (set_value(opt, value)) return -1;
     }
     for (int j = 0; j < count; j++)

@@ -8,6 +8,8 @@ expect_error "no command" "no command" "$moedit"
 expect_error "unknown command" "unknown command 'paint'" "$moedit" paint
 expect_error "unknown option" "unknown option '--colour'" "$moedit" inspect --model "$fixtures/dit_moe" --colour red
 expect_error "option without value" "needs a value" "$moedit" inspect --model
+expect_error "an option where a value belongs" "option --prompt needs a value, and '--seed' is an option" \
+  "$moedit" generate --model "$model" --prompt --seed 3
 expect_error "missing model dir" "does not exist" "$moedit" inspect --model "$work/nothing"
 expect_error "model is a file" "is not a directory" "$moedit" inspect --model "$model/model_index.json"
 expect_error "not a model dir" "no transformer/" "$moedit" inspect --model "$work"
