@@ -29,6 +29,20 @@ static void write_text(const char *path, const char *text)
     fclose(fp);
 }
 
+/* Writes json into a new temporary file, named in path (which the caller
+ * unlinks), and loads it as a tokenizer.json; tokenizer_load's status. */
+#define TEMP_TOKENIZER_PATH "/tmp/moedit_tokenizer_XXXXXX"
+static int load_json_text(const char *json, char path[sizeof TEMP_TOKENIZER_PATH], tokenizer **tok)
+{
+    strcpy(path, TEMP_TOKENIZER_PATH);
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    write_text(path, json);
+    *tok = NULL;
+    return tokenizer_load(tok, path);
+}
+
 /* "text" repeated "repeat" times, joined by spaces. */
 static char *case_text(const cJSON *c)
 {
@@ -162,13 +176,9 @@ static void expect_load_error(const char *member, const char *json_value, const 
         cJSON_ReplaceItemInObject(root, member, value);
     }
     char *printed = cJSON_Print(root);
-    char path[] = "/tmp/moedit_tokenizer_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    write_text(path, printed);
-    tokenizer *tok = NULL;
-    CHECK_MSG(tokenizer_load(&tok, path) != 0 && tok == NULL, "%s = %s loaded", member, json_value);
+    char path[sizeof TEMP_TOKENIZER_PATH];
+    tokenizer *tok;
+    CHECK_MSG(load_json_text(printed, path, &tok) != 0 && tok == NULL, "%s = %s loaded", member, json_value);
     CHECK_MSG(strstr(error_message(), path) && strstr(error_message(), expect), "%s: got: %s", member,
               error_message());
     printf("  %-14s %-40.40s -> %s\n", member, json_value, error_message());
@@ -200,11 +210,8 @@ static void test_unsupported_components(void)
     tokenizer *tok = NULL;
     CHECK(tokenizer_load(&tok, "/nonexistent/tokenizer.json") != 0);
     CHECK_MSG(strstr(error_message(), "/nonexistent/tokenizer.json") != NULL, "got: %s", error_message());
-    char path[] = "/tmp/moedit_tokenizer_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    write_text(path, "{\"model\": {\n\"type\": \"WordLevel\",,}");
-    CHECK(tokenizer_load(&tok, path) != 0);
+    char path[sizeof TEMP_TOKENIZER_PATH];
+    CHECK(load_json_text("{\"model\": {\n\"type\": \"WordLevel\",,}", path, &tok) != 0);
     CHECK_MSG(strstr(error_message(), "malformed JSON at line 2") != NULL, "got: %s", error_message());
     unlink(path);
 }
@@ -212,13 +219,12 @@ static void test_unsupported_components(void)
 /* A WordLevel model without unk_token: an unknown word is an error, not a silent drop. */
 static void test_unknown_word_without_unk(void)
 {
-    char path[] = "/tmp/moedit_tokenizer_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    write_text(path, "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0, \"red\": 1}}, "
-                     "\"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}}");
-    tokenizer *tok = NULL;
-    CHECK_MSG(tokenizer_load(&tok, path) == 0, "%s", error_message());
+    char path[sizeof TEMP_TOKENIZER_PATH];
+    tokenizer *tok;
+    CHECK_MSG(load_json_text("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0, \"red\": 1}}, "
+                             "\"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}}",
+                             path, &tok) == 0,
+              "%s", error_message());
     if (tok) {
         int32_t ids[4];
         int count;
@@ -236,14 +242,14 @@ static void test_unknown_word_without_unk(void)
  * (found by fuzz_tokenizer: WhitespaceSplit spun on such a byte). */
 static void test_normalizer_output_not_utf8(void)
 {
-    char path[] = "/tmp/moedit_tokenizer_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    write_text(path, "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0}, \"unk_token\": \"a\"}, "
-                     "\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \"b\"}, \"content\": \"\xff\"}, "
-                     "\"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}}");
-    tokenizer *tok = NULL;
-    CHECK_MSG(tokenizer_load(&tok, path) == 0, "%s", error_message());
+    char path[sizeof TEMP_TOKENIZER_PATH];
+    tokenizer *tok;
+    CHECK_MSG(load_json_text("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0}, \"unk_token\": \"a\"}, "
+                             "\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \"b\"}, "
+                             "\"content\": \"\xff\"}, "
+                             "\"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}}",
+                             path, &tok) == 0,
+              "%s", error_message());
     if (tok) {
         int32_t ids[4];
         int count;
@@ -259,14 +265,13 @@ static void test_normalizer_output_not_utf8(void)
 /* tokenizer_unknown_words lists the words a WordLevel vocabulary reads as its unk token (the demo's). */
 static void test_unknown_words_listed(void)
 {
-    char path[] = "/tmp/moedit_tokenizer_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    write_text(path, "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"[UNK]\": 0, \"a\": 1, \"red\": 2}, "
-                     "\"unk_token\": \"[UNK]\"}, \"normalizer\": {\"type\": \"Lowercase\"}, "
-                     "\"pre_tokenizer\": {\"type\": \"Whitespace\"}}");
-    tokenizer *tok = NULL;
-    CHECK_MSG(tokenizer_load(&tok, path) == 0, "%s", error_message());
+    char path[sizeof TEMP_TOKENIZER_PATH];
+    tokenizer *tok;
+    CHECK_MSG(load_json_text("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"[UNK]\": 0, \"a\": 1, \"red\": 2}, "
+                             "\"unk_token\": \"[UNK]\"}, \"normalizer\": {\"type\": \"Lowercase\"}, "
+                             "\"pre_tokenizer\": {\"type\": \"Whitespace\"}}",
+                             path, &tok) == 0,
+              "%s", error_message());
     if (tok) {
         char list[64];
         int count = -1;
