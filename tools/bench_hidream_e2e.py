@@ -21,7 +21,6 @@ Prints one JSON line (and writes it to --out).
 usage: python3 tools/bench_hidream_e2e.py --model DIR --output out.png [--height 1024 --width 1024]
        [--steps 50] [--guidance 5]
 """
-import argparse
 import json
 import os
 import sys
@@ -30,7 +29,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_text_encoders import build_encoder, load_tokenizer  # noqa: E402
+from bench_text_encoders import build_encoder, load_tokenizer, shape_model_parser  # noqa: E402
 
 
 def read_config(model_dir, folder, file="config.json"):
@@ -74,19 +73,13 @@ def run(pipe, args, steps, path):
 
 @torch.no_grad()
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a folder from tools/make_hidream_shape_model.py")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--prompt", default="A cat holding a sign that says \"Hi-Dreams.ai\".")
-    parser.add_argument("--negative-prompt", default="")
+    parser = shape_model_parser(__doc__)
     parser.add_argument("--height", type=int, default=1024)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--warmup-steps", type=int, default=2, help="steps of the untimed first call (0: none)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="diffusers_e2e.png")
-    parser.add_argument("--out", help="also write the JSON line to this file")
     args = parser.parse_args()
     import diffusers
     import transformers

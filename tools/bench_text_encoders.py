@@ -147,18 +147,24 @@ def bench_encoder(args, k, prompts):
     return result
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def shape_model_parser(doc):
+    """The options both HiDream-shape benchmarks take (this one and bench_hidream_e2e.py)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a folder from tools/make_hidream_shape_model.py")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--prompt", default="A cat holding a sign that says \"Hi-Dreams.ai\".")
     parser.add_argument("--negative-prompt", default="")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="also write the JSON line to this file")
+    return parser
+
+
+def main():
+    parser = shape_model_parser(__doc__)
     parser.add_argument("--max-sequence-length", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=NAMES, action="append", help="these encoders only (default: all four)")
-    parser.add_argument("--out", help="also write the JSON line to this file")
     args = parser.parse_args()
     import transformers
     prompts = [args.prompt, args.negative_prompt]
