@@ -9,7 +9,7 @@
  * routing for the others to replay. The tolerance is mpi_dit_layouts' FP8
  * policy: max abs diff <= 1e-4 of the latents' scale, unless an activation
  * within an ulp of an E4M3 tie rounds the other way in the layout (other
- * sum orders of tp/sp), then within FP8_FLIP_RMS relative rms. A two-image
+ * sum orders), then within FP8_FLIP_RMS relative rms (test_layout_judge_fp8). A two-image
  * layout's second image is held to the two-image run of plain data
  * parallel (within one level of 255 where the first image matched exactly).
  * On one rank: the serial FP8 latents are not the F32 ones, yet near them. */
@@ -18,7 +18,6 @@
 #include "test_model_dir.h"
 
 #define LATENTS (4 * 8 * 8) /* [C, h, w] of a 64 x 64 image */
-#define FP8_FLIP_RMS 0.03    /* as mpi_dit_layouts */
 
 static char dir[64];
 
@@ -64,12 +63,8 @@ static void check(const test_layout *layout, const test_serial *serial_run)
     int images = layout->images, status = generate(&layout->parallel, "fp8", images, NULL, serial_run->routing, name);
     test_layout_figures f;
     if (!test_layout_latents(name, status, dir, name, 3, latent_shape, serial_run->latents, &f)) return;
-    double diff = f.diff, scale = f.scale, rms = f.rms;
-    int exact = diff <= 1e-4 * scale;
-    CHECK_MSG(exact || rms <= FP8_FLIP_RMS, "%s fp8: final latents differ by %.3g (scale %.3g), relative rms %.3g",
-              name, diff, scale, rms);
+    int exact = test_layout_judge_fp8(name, 36, &f);
     flipped_layouts += !exact;
-    printf("  %-36s latents max abs diff %.3g (scale %.3g)%s", name, diff, scale, exact ? "" : " (FP8 rounding flips)");
     if (images > 1) {
         int pixels = second_image_diff(name, "dp-pair");
         CHECK_MSG(pixels <= 1 || (!exact && pixels < 256), "%s fp8: image 1 differs from dp2's by %d", name, pixels);

@@ -4,7 +4,10 @@
  * on rank 0 alone deciding which steps to compute (it caches some: the test
  * checks) and capturing the schedule and the MoE routing, then CFG parallel,
  * tensor, Ulysses and ring parallel (and EP, over a branch and over both
- * branches, and pairs of them on 4 ranks) replaying both. Then each layout once more deciding on its own (no replay):
+ * branches, and pairs of them on 4 ranks) replaying both; block caching
+ * also with --precision fp8 (each layout against the serial FP8 run, by
+ * test_layout_judge_fp8's bar). Then
+ * each layout once more deciding on its own (no replay):
  * every rank must agree on every step (a disagreement hangs or fails the
  * collectives) and, the decision being a whole-sequence, both-branch
  * quantity, the schedule comes out the serial one. */
@@ -19,6 +22,8 @@ static char dir[64];
 typedef struct cache_case {
     const char *mode;
     int64_t order;
+    const char *precision; /* NULL (native F32) or "fp8" */
+    const char *name;      /* of its files and labels */
 } cache_case;
 
 /* One run; schedule[STEPS] receives its computed steps (rank 0's view). */
@@ -35,7 +40,7 @@ static int generate(const moedit_parallel *par, const cache_case *c, const char 
         .model_dir = TEST_TINY_MODEL, .prompts = prompts, .prompt_count = 1, .height = 64, .width = 64,
         .steps = STEPS, .guidance = 3.0, .seed = 5, .images_per_prompt = 1, .output = png, .latents_output = latents,
         .device = "cpu", .parallel = *par, .routing_capture = routing_capture, .routing_replay = routing_replay,
-        .cache = cache, .quiet = 1,
+        .cache = cache, .precision = c->precision, .quiet = 1,
     };
     moedit_generate_result *r = calloc(1, sizeof *r);
     int status = moedit_generate(&o, r);
@@ -51,11 +56,18 @@ static int generate(const moedit_parallel *par, const cache_case *c, const char 
 
 static const int64_t latent_shape[3] = {4, 8, 8};
 
-/* A run (status: its result here) against the serial run's final latents. */
-static void compare(const char *label, int status, const char *name, const float *serial)
+/* A run (status: its result here) against the serial run's final latents,
+ * by FP8's bar where the case is FP8. */
+static void compare(const char *label, const cache_case *c, int status, const char *name, const float *serial)
 {
     test_layout_figures f;
-    if (test_layout_latents(label, status, dir, name, 3, latent_shape, serial, &f)) test_layout_judge(label, 36, 1, &f);
+    if (!test_layout_latents(label, status, dir, name, 3, latent_shape, serial, &f)) return;
+    if (!c->precision) {
+        test_layout_judge(label, 36, 1, &f);
+        return;
+    }
+    test_layout_judge_fp8(label, 36, &f);
+    printf("\n");
 }
 
 /* The serial run's caching: the mode, its schedule's file (replayed) and steps. */
@@ -73,16 +85,16 @@ static void check(const test_layout *layout, const test_serial *serial)
     const char *name = layout->label;
     const moedit_parallel *par = &layout->parallel;
     char label[96], own[64];
-    snprintf(label, sizeof label, "%s %s replayed", c->mode, name);
+    snprintf(label, sizeof label, "%s %s replayed", c->name, name);
     int status = generate(par, c, NULL, caching->schedule, NULL, serial->routing, name, NULL);
-    compare(label, status, name, serial->latents);
+    compare(label, c, status, name, serial->latents);
     signed char decided[STEPS];
-    snprintf(own, sizeof own, "%s-own", name);
-    snprintf(label, sizeof label, "%s %s deciding", c->mode, name);
+    snprintf(own, sizeof own, "%s-%s-own", c->name, name);
+    snprintf(label, sizeof label, "%s %s deciding", c->name, name);
     status = generate(par, c, NULL, NULL, NULL, serial->routing, own, decided);
     if (status == 0 && moedit_rank() == 0)
         CHECK_MSG(memcmp(decided, caching->computed, STEPS) == 0, "%s: a schedule other than the serial run's", label);
-    compare(label, status, own, serial->latents);
+    compare(label, c, status, own, serial->latents);
 }
 
 /* Every layout of 2 and of 4 ranks (test_layouts.h reads the labels). */
@@ -94,8 +106,8 @@ static const char *const layouts[] = {
 static void run_case(int n, const cache_case *c)
 {
     char schedule[128], routing[128];
-    snprintf(schedule, sizeof schedule, "%s/%s-schedule.safetensors", dir, c->mode);
-    snprintf(routing, sizeof routing, "%s/%s-routing.safetensors", dir, c->mode);
+    snprintf(schedule, sizeof schedule, "%s/%s-schedule.safetensors", dir, c->name);
+    snprintf(routing, sizeof routing, "%s/%s-routing.safetensors", dir, c->name);
     moedit_parallel serial_layout = {.data_parallel = n};
     signed char serial_schedule[STEPS];
     int status = generate(&serial_layout, c, schedule, NULL, routing, NULL, "serial", serial_schedule);
@@ -105,9 +117,9 @@ static void run_case(int n, const cache_case *c)
     test_broadcast(serial_schedule, STEPS);
     int cached = 0;
     for (int i = 0; i < STEPS; i++) cached += serial_schedule[i] == 0;
-    CHECK_MSG(cached > 0 && cached < STEPS - 1, "%s: the serial run cached %d of %d steps", c->mode, cached, STEPS);
+    CHECK_MSG(cached > 0 && cached < STEPS - 1, "%s: the serial run cached %d of %d steps", c->name, cached, STEPS);
     if (moedit_rank() == 0) {
-        printf("%s (order %lld): serial schedule ", c->mode, (long long)c->order);
+        printf("%s (order %lld): serial schedule ", c->name, (long long)c->order);
         for (int i = 0; i < STEPS; i++) putchar(serial_schedule[i] ? 'C' : '.');
         printf(" (C computed, . cached)\n");
     }
@@ -124,7 +136,8 @@ static void run_case(int n, const cache_case *c)
 int main(int argc, char **argv)
 {
     int n = test_layouts_init(&argc, &argv, dir, sizeof dir, "/tmp/moedit_step_cache_XXXXXX");
-    static const cache_case cases[] = {{"block", 1}, {"taylor", 2}};
-    for (int i = 0; i < 2; i++) run_case(n, &cases[i]);
+    static const cache_case cases[] = {
+        {"block", 1, NULL, "block"}, {"taylor", 2, NULL, "taylor"}, {"block", 1, "fp8", "block-fp8"}};
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) run_case(n, &cases[i]);
     return test_layouts_finish("mpi_step_cache_layouts");
 }
