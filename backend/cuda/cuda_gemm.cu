@@ -105,17 +105,25 @@ static uint64_t key_hash(const gemm_key *key)
  * below the BF16 output's. Fast accumulation stays off: Hopper's FP8
  * tensor cores keep fewer bits than F32 in their accumulators, and with it
  * off cuBLASLt adds their partial sums into F32 registers, the rule's F32
- * sum. The scale pointers are set before each product (set_pointers). */
-static void fp8_scales_build(cublasLtMatmulDesc_t op, cudaDataType_t out)
+ * sum. The scale pointers are set before each product (set_pointers).
+ * 0 when this cuBLASLt lacks the mode (older than 12.9): then the problem
+ * has no algorithm here and takes the plain kernel, rather than a product
+ * whose vector scales would be read as one scalar. */
+static int fp8_scales_build(cublasLtMatmulDesc_t op, cudaDataType_t out)
 {
     cublasLtMatmulMatrixScale_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
     int8_t fast_accumulation = 0;
-    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode);
-    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode);
-    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast_accumulation, sizeof fast_accumulation);
+    if (cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast_accumulation,
+                                       sizeof fast_accumulation) != CUBLAS_STATUS_SUCCESS)
+        return 0;
     /* The bias is fused only when it has y's dtype (cuda_gemm); cuBLASLt's
      * default bias type is D's, except for FP8 products of F32 output. */
-    if (out == CUDA_R_32F) cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &out, sizeof out);
+    return out != CUDA_R_32F || cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &out,
+                                                               sizeof out) == CUBLAS_STATUS_SUCCESS;
 }
 
 /* Descriptors, layouts and the heuristic's best algorithm for one problem. */
@@ -134,7 +142,7 @@ static void entry_build(cuda_state *s, gemm_entry *e, const gemm_key *key)
         cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
         cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue);
     }
-    if (key->a_dtype == DTYPE_F8_E4M3) fp8_scales_build(e->op, out);
+    if (key->a_dtype == DTYPE_F8_E4M3 && !fp8_scales_build(e->op, out)) return;
     /* cuBLASLt's A is our b: [K, N] column-major when b is [N, K] row-major. */
     uint64_t a_rows = key->b_is_nk ? key->k : key->n, a_cols = key->b_is_nk ? key->n : key->k;
     if (cublasLtMatrixLayoutCreate(&e->layout_a, in, a_rows, a_cols, key->ldb) != CUBLAS_STATUS_SUCCESS ||
