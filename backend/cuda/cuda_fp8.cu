@@ -29,7 +29,9 @@
  * bit for bit. */
 #include "backend/cuda/cuda_common.cuh"
 
-#define E4M3_MAX 448.0f
+extern "C" {
+#include "core/float8.h"
+}
 
 /* The larger of a and b, NaN when either is (fmaxf would drop it), as
  * core/float8.c's f8_abs_max returns NaN for a row that holds one. */
@@ -60,7 +62,7 @@ template <int W> __device__ float row_amax(const void *x, int dx, int64_t row0, 
 }
 
 /* core/float8.c's f8_row_scale. */
-__device__ __forceinline__ float row_scale(float amax) { return amax > 0.0f ? __fdiv_rn(amax, E4M3_MAX) : 1.0f; }
+__device__ __forceinline__ float row_scale(float amax) { return amax > 0.0f ? __fdiv_rn(amax, F8_E4M3_MAX) : 1.0f; }
 
 /* The codes of lo and hi (already divided by the scale), lo in the low byte. */
 __device__ __forceinline__ unsigned e4m3_pair(float lo, float hi)
