@@ -45,8 +45,8 @@ typedef struct backend_ops {
      * an F8_E4M3 activation with its per-row scale (quantize_rows), or an
      * activation the op quantizes per row itself, and
      *   y[m, n] = (sum_k x_code[m, k] w_code[n, k]) * (x_scale[m] * w_scale[n]) + bias[n]
-     * with F32 accumulation. Backends without FP8 products (CUDA, for now)
-     * are never given F8 weights: the loader refuses them first. */
+     * with F32 accumulation (the CPU: sgemm over decoded codes; CUDA:
+     * cuBLASLt's FP8 tensor-core product, output in BF16). */
     void (*linear)(backend *be, tensor y, tensor x, tensor w, tensor bias);
     /* For g in groups: y[rows g] = x[rows g] w[g]^T, rows g = [offsets[g], offsets[g+1]).
      * One launch for all experts of a layer. offsets live on the host. FP8

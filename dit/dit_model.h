@@ -88,7 +88,8 @@ int dit_model_load_config(dit_model *model, backend *be, const dit_config *cfg, 
 
 /* --precision: NULL or "native" (the device's own: CPU F32, CUDA BF16) sets
  * *fp8 = 0; "fp8" sets 1 (dit_shard.fp8), on the CPU only until the GPU
- * FP8 path is built (device NULL: the CPU). Else one error naming the flag. */
+ * FP8 path has passed its GPU test (device NULL: the CPU; the gate is
+ * fp8_gpu_unverified in dit_model.c). Else one error naming the flag. */
 int dit_precision_parse(const char *precision, const char *device, int *fp8);
 
 /* 1 if the 2-D tensor `name` of the transformer's file is a weight that

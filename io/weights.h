@@ -61,8 +61,9 @@ int weight_load(weight_loader *wl, tensor *out, const char *name, int64_t rows, 
  * wl->fp8 an F8_E4M3 tensor whose `scale` is an F32 [rows] on the device,
  * quantized per row from the whole matrix before the split (so every
  * shard's codes and scales are the serial ones), or taken as stored from an
- * F8_E4M3 file (io/fp8_weights.h). fp8 needs a backend with FP8 products
- * (the CPU's, for now). */
+ * F8_E4M3 file (io/fp8_weights.h). The codes upload as raw bytes and the
+ * scales as F32 (backend.h upload); no dequantized copy is made on any
+ * backend. */
 int weight_load_linear(weight_loader *wl, tensor *out, const char *name, int64_t rows, int64_t cols,
                        weight_shard shard);
 

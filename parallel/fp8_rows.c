@@ -14,8 +14,7 @@ static int quantize_whole_rows(backend *be, arena *scratch, process_group *tp, t
     if (!amax.data || !scale.data || !q->data) return -1;
     q->scale = scale.data;
     if (!tp->ops->all_reduce_max)
-        return error_set("process group %s: no max all-reduce for FP8 activations (the GPU FP8 path is not built "
-                         "yet)", tp->name);
+        return error_set("process group %s: no max all-reduce for FP8 activations", tp->name);
     be->ops->row_abs_max(be, amax, x);
     if (tp->ops->all_reduce_max(tp, amax)) return -1;
     be->ops->quantize_rows(be, *q, x, amax);

@@ -57,15 +57,30 @@ static cudaStream_t stream_of(process_group *pg) { return (cudaStream_t)backend_
 
 static int on_host(tensor t) { return t.device == DEVICE_CPU; }
 
+/* t = op over the group of t, in place, on the backend's stream. */
+static int all_reduce_with(process_group *pg, tensor t, ncclRedOp_t op, const char *what, const char *watched)
+{
+    ncclDataType_t type = ncclFloat32;
+    if (nccl_type(pg, t, &type)) return -1;
+    ncclResult_t r = ncclAllReduce(t.data, t.data, (size_t)tensor_numel(&t), type, op, group_of(pg)->comm,
+                                   stream_of(pg));
+    nccl_watch_queued(group_of(pg)->watch, watched, stream_of(pg));
+    return r == ncclSuccess ? 0 : nccl_failed(pg, what, r);
+}
+
 static int nccl_all_reduce(process_group *pg, tensor t)
 {
     if (on_host(t)) return group_of(pg)->host->ops->all_reduce_sum(group_of(pg)->host, t);
-    ncclDataType_t type = ncclFloat32;
-    if (nccl_type(pg, t, &type)) return -1;
-    ncclResult_t r = ncclAllReduce(t.data, t.data, (size_t)tensor_numel(&t), type, ncclSum, group_of(pg)->comm,
-                                   stream_of(pg));
-    nccl_watch_queued(group_of(pg)->watch, "the all-reduce", stream_of(pg));
-    return r == ncclSuccess ? 0 : nccl_failed(pg, "all-reduce", r);
+    return all_reduce_with(pg, t, ncclSum, "all-reduce", "the all-reduce");
+}
+
+/* The FP8 amax of rows split over tp ranks (parallel/fp8_rows.h): F32 on
+ * the device, reduced on the backend's stream between row_abs_max and
+ * quantize_rows. */
+static int nccl_all_reduce_max(process_group *pg, tensor t)
+{
+    if (on_host(t)) return group_of(pg)->host->ops->all_reduce_max(group_of(pg)->host, t);
+    return all_reduce_with(pg, t, ncclMax, "max all-reduce", "the max all-reduce");
 }
 
 static int nccl_all_gather(process_group *pg, tensor out, tensor in, const int64_t *rows)
@@ -232,6 +247,7 @@ static void nccl_destroy(process_group *pg)
 
 static const pg_ops nccl_ops = {
     .all_reduce_sum = nccl_all_reduce,
+    .all_reduce_max = nccl_all_reduce_max,
     .all_gather_rows = nccl_all_gather,
     .all_to_all_rows = nccl_all_to_all,
     .all_to_all_rows_start = nccl_all_to_all_start,

@@ -16,8 +16,7 @@ typedef struct pg_ops {
     /* t = sum over the group of t (elementwise), in place. */
     int (*all_reduce_sum)(process_group *pg, tensor t);
     /* t = max over the group of t (elementwise, F32), in place: the amax of
-     * a row split over ranks (FP8 activations, parallel/fp8_rows.h). NULL
-     * where a transport has none yet (NCCL). */
+     * a row split over ranks (FP8 activations, parallel/fp8_rows.h). */
     int (*all_reduce_max)(process_group *pg, tensor t);
     /* out = rows of `in` from every rank, concatenated in rank order;
      * rows[r] rows come from rank r (tensor `in` holds rows[rank]). */

@@ -150,6 +150,6 @@ expect_error "NaN scale" "holds nan (row 0)" "$moedit" quantize --model "$work/s
 ls -A "$work" | grep -q moedit-quantize && fail "a failed quantize left its work folder: $(ls -A "$work")"
 out=
 expect_error "unknown precision" "expected native or fp8" "$moedit" generate --model "$model" --prompt x --precision fp4
-expect_error "fp8 on cuda" "the GPU FP8 path is not built yet" "$moedit" generate --model "$model" --prompt x \
+expect_error "fp8 on cuda" "await their first GPU verification" "$moedit" generate --model "$model" --prompt x \
   --precision fp8 --device cuda
 finish cli_fp8

@@ -10,9 +10,7 @@
 #include "backend/cuda/backend_cuda.h"
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "dit/dit_forward.h"
-#include "test_fixture.h"
-#include "test_util.h"
+#include "test_dit_fixture.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -118,33 +116,11 @@ static void free_inputs(inputs *in)
     free(in->latents), free(in->t5), free(in->llama), free(in->pooled), free(in->want), free(in->timestep);
 }
 
-/* One backend's model, prompt and run for the fixture. */
-typedef struct session {
-    dit_model model;
-    dit_text text;
-    dit_run run;
-    int ready;
-} session;
-
-static int session_open(session *s, backend *be, const char *dir, const inputs *in)
+static int session_open(dit_session *s, backend *be, const char *dir, const inputs *in)
 {
-    memset(s, 0, sizeof *s);
-    if (dit_model_load(&s->model, be, dir, 0, 0, NULL)) return -1;
     dit_text_inputs text = {in->t5, in->t5_shape[0], in->llama, in->llama_shape[0], in->llama_shape[1], in->pooled};
-    if (dit_text_encode(&s->text, &s->model, &text)) return -1;
-    if (dit_run_init(&s->run, &s->model, in->latent_shape[1], in->latent_shape[2], in->t5_shape[0],
-                     in->llama_shape[1], NULL))
-        return -1;
-    s->ready = 1;
-    return 0;
-}
-
-static void session_close(session *s)
-{
-    if (!s->ready) return;
-    dit_run_free(&s->run);
-    dit_text_free(&s->text);
-    dit_model_free(&s->model);
+    return dit_session_open(s, be, dir, NULL, &text, in->latent_shape[1], in->latent_shape[2], in->t5_shape[0],
+                            in->llama_shape[1]);
 }
 
 /* Tokens whose chosen experts differ between two captures, over all layers. */
@@ -173,12 +149,12 @@ static void check_fixture(backend *cpu, backend *gpu, const char *fixture)
     inputs in;
     memset(&in, 0, sizeof in);
     CHECK_MSG(read_inputs(dir, &in) == 0, "%s: inputs: %s", fixture, error_message());
-    session c, g;
+    dit_session c, g;
     CHECK_MSG(session_open(&c, cpu, dir, &in) == 0, "%s on the CPU: %s", fixture, error_message());
     CHECK_MSG(session_open(&g, gpu, dir, &in) == 0, "%s on CUDA: %s", fixture, error_message());
     if (test_failures) {
-        session_close(&c);
-        session_close(&g);
+        dit_session_close(&c);
+        dit_session_close(&g);
         free_inputs(&in);
         return;
     }
@@ -239,8 +215,8 @@ static void check_fixture(backend *cpu, backend *gpu, const char *fixture)
     free(t);
     moe_routing_free(&cpu_routing);
     free(want), free(got), free(again);
-    session_close(&c);
-    session_close(&g);
+    dit_session_close(&c);
+    dit_session_close(&g);
     free_inputs(&in);
 }
 

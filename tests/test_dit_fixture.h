@@ -50,6 +50,35 @@ static inline int dit_fixture_setup(backend *be, const char *io_path, const char
     return test_failures ? -1 : 0;
 }
 
+/* One backend's model of a fixture, its prompt encoded and a run for
+ * latents of height x width (the tests that compare two backends). */
+typedef struct dit_session {
+    dit_model model;
+    dit_text text;
+    dit_run run;
+    int open;
+} dit_session;
+
+static inline int dit_session_open(dit_session *s, backend *be, const char *model_dir, const dit_shard *shard,
+                                   const dit_text_inputs *text, int64_t height, int64_t width, int64_t t5_tokens,
+                                   int64_t llama_tokens)
+{
+    memset(s, 0, sizeof *s);
+    if (dit_model_load(&s->model, be, model_dir, 0, 0, shard)) return -1;
+    if (dit_text_encode(&s->text, &s->model, text)) return -1;
+    if (dit_run_init(&s->run, &s->model, height, width, t5_tokens, llama_tokens, NULL)) return -1;
+    s->open = 1;
+    return 0;
+}
+
+static inline void dit_session_close(dit_session *s)
+{
+    if (!s->open) return;
+    dit_run_free(&s->run);
+    dit_text_free(&s->text);
+    dit_model_free(&s->model);
+}
+
 static inline void dit_fixture_free(dit_fixture *f)
 {
     free(f->latents), free(f->t5), free(f->llama), free(f->pooled), free(f->output), free(f->timestep);

@@ -12,6 +12,7 @@
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -72,6 +73,10 @@ static inline unsigned cuda_blocks(const cuda_state *s, int64_t n)
     return (unsigned)(blocks > 0 ? blocks : 1);
 }
 
+/* Threads for a kernel with one block per row whose threads walk `units`
+ * accesses of the row. */
+static inline unsigned cuda_row_threads(int64_t units) { return units >= 1024 ? 256 : units >= 128 ? 128 : 64; }
+
 /* ---- device helpers ---------------------------------------------------- */
 
 __device__ __forceinline__ float ld(const void *p, int dtype, int64_t i)
@@ -79,6 +84,10 @@ __device__ __forceinline__ float ld(const void *p, int dtype, int64_t i)
     if (dtype == DTYPE_BF16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
     if (dtype == DTYPE_F32) return ((const float *)p)[i];
     if (dtype == DTYPE_F16) return __half2float(((const __half *)p)[i]);
+    /* An E4M3 code's value, without its row's scale (every code is exact in
+     * F16, hence in F32): the FP8 product's fallback reads codes so. */
+    if (dtype == DTYPE_F8_E4M3)
+        return __half2float(__half(__nv_cvt_fp8_to_halfraw(((const __nv_fp8_storage_t *)p)[i], __NV_E4M3)));
     return (float)((const int32_t *)p)[i];
 }
 
@@ -190,16 +199,24 @@ __device__ __forceinline__ float block_sum(float v, float *shared)
 
 /* cuda_gemm.cu: y[M, N] = a[M, K] op(b) (+ bias[N]), op(b) = b^T for b [N, K]
  * (b_is_nk) or b for b [K, N]; leading dimensions in elements. All of a, b, y
- * carry their own dtype. */
+ * carry their own dtype. F8_E4M3 a and b (both, b_is_nk) carry F32 row
+ * scales (a: [M], b: [N]) and give
+ *   y[m, n] = (sum_k a[m, k] b[n, k]) * (a.scale[m] * b.scale[n]) + bias[n]
+ * (docs/fp8.md); scale is NULL for the other dtypes. */
 typedef struct cuda_matrix {
     const void *data;
     tensor_dtype dtype;
     int64_t ld;
+    const float *scale;
 } cuda_matrix;
 
 void cuda_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_matrix a, cuda_matrix b, int b_is_nk,
                int64_t m, int64_t n, int64_t k, tensor bias);
 void cuda_gemm_cache_free(cuda_state *s);
+/* cuda_fp8.cu: backend.h's linear and linear_grouped for F8_E4M3 weights
+ * (x BF16/F16/F32, quantized per row here, or F8_E4M3 with its scales). */
+void cuda_fp8_linear(backend *be, tensor y, tensor x, tensor w, tensor bias);
+void cuda_fp8_linear_grouped(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups);
 void cuda_sdpa_cache_free(cuda_state *s);
 
 /* cuda_attention_gemm.cu: attention of any head dim through cuBLASLt, softmax of scale * q k^T (+ bias[H, Sq, Sk]

@@ -82,7 +82,7 @@ void cuda_upload(backend *be, tensor dst, const float *src)
     cuda_state *s = cuda_of(be);
     int64_t n = tensor_numel(&dst);
     if (n == 0) return;
-    if (!is_half(dst.dtype)) { /* F32 and I32: raw 4-byte words */
+    if (!is_half(dst.dtype)) { /* F32 and I32: raw 4-byte words; F8: the codes' bytes (FP8 weights stay codes) */
         cuda_ok(s, cudaMemcpyAsync(dst.data, src, tensor_nbytes(&dst), cudaMemcpyHostToDevice, s->stream), "upload");
         return;
     }

@@ -1,6 +1,9 @@
 /* Matrix products on the GPU: nn.Linear (y = x w^T + b) and the per-expert
  * loop of grouped linears, through cuBLASLt: BF16 operands, FP32 compute,
- * BF16 (or F32) output, bias fused as the epilogue.
+ * BF16 (or F32) output, bias fused as the epilogue. FP8 products (E4M3
+ * operands with F32 row scales, docs/fp8.md) take the same path with
+ * cuBLASLt's outer-vector scales (entry_build); cuda_fp8.cu quantizes their
+ * activations.
  *
  * Row-major y[M, N] = a[M, K] op(b) is, read column-major, y^T = op(b)^T a^T:
  * cuBLASLt's A is our b, its B is our a, its D is y^T with the same memory.
@@ -68,6 +71,7 @@ void cuda_gemm_cache_free(cuda_state *s)
 
 static cudaDataType_t cuda_type(int dtype)
 {
+    if (dtype == DTYPE_F8_E4M3) return CUDA_R_8F_E4M3;
     return dtype == DTYPE_BF16 ? CUDA_R_16BF : dtype == DTYPE_F16 ? CUDA_R_16F : CUDA_R_32F;
 }
 
@@ -87,6 +91,41 @@ static uint64_t key_hash(const gemm_key *key)
     return h;
 }
 
+/* FP8 (docs/fp8.md): D[i, j] = scale_A[i] scale_B[j] sum_l A[l, i] B[l, j]
+ * (+ bias[i]) in cuBLASLt's terms, its A being our weight (scale_A = the
+ * weight's per-output-channel scales, N of them) and its B our activation
+ * (scale_B = the per-token scales, M): the rule's per-row and per-column
+ * scales applied by cuBLASLt itself, so no F32 output and no second pass.
+ * This is CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F, which the cuBLAS
+ * documentation ("Narrow Precision Data Types Usage", its table of scaling
+ * modes) lists for compute capability 9.0 with E4M3/E5M2 operands and F32
+ * scale vectors, and D in F16, BF16 or F32 (cublasLt.h of CUDA 12.9 and 13
+ * declares it). Its order of the two scale multiplications is cuBLASLt's;
+ * against the rule's (x_scale * w_scale first) that is an F32 rounding,
+ * below the BF16 output's. Fast accumulation stays off: Hopper's FP8
+ * tensor cores keep fewer bits than F32 in their accumulators, and with it
+ * off cuBLASLt adds their partial sums into F32 registers, the rule's F32
+ * sum. The scale pointers are set before each product (set_pointers).
+ * 0 when this cuBLASLt lacks the mode (older than 12.9): then the problem
+ * has no algorithm here and takes the plain kernel, rather than a product
+ * whose vector scales would be read as one scalar. */
+static int fp8_scales_build(cublasLtMatmulDesc_t op, cudaDataType_t out)
+{
+    cublasLtMatmulMatrixScale_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    int8_t fast_accumulation = 0;
+    if (cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast_accumulation,
+                                       sizeof fast_accumulation) != CUBLAS_STATUS_SUCCESS)
+        return 0;
+    /* The bias is fused only when it has y's dtype (cuda_gemm); cuBLASLt's
+     * default bias type is D's, except for FP8 products of F32 output. */
+    return out != CUDA_R_32F || cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &out,
+                                                               sizeof out) == CUBLAS_STATUS_SUCCESS;
+}
+
 /* Descriptors, layouts and the heuristic's best algorithm for one problem. */
 static void entry_build(cuda_state *s, gemm_entry *e, const gemm_key *key)
 {
@@ -103,6 +142,7 @@ static void entry_build(cuda_state *s, gemm_entry *e, const gemm_key *key)
         cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
         cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue);
     }
+    if (key->a_dtype == DTYPE_F8_E4M3 && !fp8_scales_build(e->op, out)) return;
     /* cuBLASLt's A is our b: [K, N] column-major when b is [N, K] row-major. */
     uint64_t a_rows = key->b_is_nk ? key->k : key->n, a_cols = key->b_is_nk ? key->n : key->k;
     if (cublasLtMatrixLayoutCreate(&e->layout_a, in, a_rows, a_cols, key->ldb) != CUBLAS_STATUS_SUCCESS ||
@@ -187,6 +227,16 @@ static gemm_entry *cache_lookup(cuda_state *s, const gemm_key *key)
     return e;
 }
 
+/* The pointers a product passes through its descriptor: the bias, and an
+ * FP8 product's scales (cuBLASLt's A is our b). */
+static void set_pointers(gemm_entry *e, const void *bias, cuda_matrix a, cuda_matrix b)
+{
+    if (bias) cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (!a.scale) return;
+    cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &b.scale, sizeof b.scale);
+    cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a.scale, sizeof a.scale);
+}
+
 static cublasStatus_t run_algo(cuda_state *s, gemm_entry *e, const cublasLtMatmulAlgo_t *algo, void *y,
                                cuda_matrix a, cuda_matrix b)
 {
@@ -199,9 +249,12 @@ static cublasStatus_t run_algo(cuda_state *s, gemm_entry *e, const cublasLtMatmu
 static int lt_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_matrix a, cuda_matrix b,
                    int b_is_nk, int64_t m, int64_t n, int64_t k, const void *bias)
 {
-    int half = a.dtype == DTYPE_BF16 || a.dtype == DTYPE_F16;
-    if (a.dtype != b.dtype || !(half || a.dtype == DTYPE_F32)) return 0;
-    if (!(y_dtype == a.dtype || y_dtype == DTYPE_F32)) return 0;
+    int half = a.dtype == DTYPE_BF16 || a.dtype == DTYPE_F16, fp8 = a.dtype == DTYPE_F8_E4M3;
+    if (a.dtype != b.dtype || !(half || fp8 || a.dtype == DTYPE_F32)) return 0;
+    if (fp8 ? !(a.scale && b.scale && b_is_nk && (y_dtype == DTYPE_BF16 || y_dtype == DTYPE_F16 ||
+                                                   y_dtype == DTYPE_F32))
+            : !(y_dtype == a.dtype || y_dtype == DTYPE_F32))
+        return 0;
     gemm_key key;
     memset(&key, 0, sizeof key); /* padding takes part in the hash */
     key.m = bucket_rows(m), key.n = n, key.k = k, key.lda = a.ld, key.ldb = b.ld, key.ldy = ldy;
@@ -210,7 +263,7 @@ static int lt_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cu
     gemm_entry *e = cache_lookup(s, &key);
     if (!e || !e->found) return 0;
     set_rows(e, m);
-    if (bias) cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    set_pointers(e, bias, a, b);
     cublasStatus_t status = run_algo(s, e, &e->algo, y, a, b);
     if (status != CUBLAS_STATUS_SUCCESS && key.m != m) {
         /* The bucket's algorithm does not take this M: the heuristic's choice
@@ -220,7 +273,7 @@ static int lt_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cu
         e = cache_lookup(s, &key);
         status = CUBLAS_STATUS_NOT_SUPPORTED;
         if (e && e->found) {
-            if (bias) cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+            set_pointers(e, bias, a, b);
             status = run_algo(s, e, &e->algo, y, a, b);
         }
     }
@@ -236,10 +289,12 @@ static int lt_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cu
 }
 
 /* The plain path: one thread per output element, 16x16 tiles through shared
- * memory, FP32 sums. Rows tile over blockIdx.y with a stride so any M fits. */
+ * memory, FP32 sums. Rows tile over blockIdx.y with a stride so any M fits.
+ * FP8 operands are read as their codes' values and the sum scaled by
+ * a_scale[row] * b_scale[col] (docs/fp8.md's order) when a_scale is given. */
 __global__ void gemm_fallback_kernel(void *y, int dy, int64_t ldy, const void *a, int da, int64_t lda, const void *b,
                                      int db, int64_t ldb, int b_is_nk, int64_t m, int64_t n, int64_t k,
-                                     const void *bias, int dbias)
+                                     const void *bias, int dbias, const float *a_scale, const float *b_scale)
 {
     __shared__ float a_tile[FALLBACK_TILE][FALLBACK_TILE + 1];
     __shared__ float b_tile[FALLBACK_TILE][FALLBACK_TILE + 1];
@@ -260,7 +315,10 @@ __global__ void gemm_fallback_kernel(void *y, int dy, int64_t ldy, const void *a
             for (int i = 0; i < FALLBACK_TILE; i++) acc += a_tile[ty][i] * b_tile[i][tx];
             __syncthreads();
         }
-        if (row < m && col < n) st(y, dy, row * ldy + col, acc + (bias ? ld(bias, dbias, col) : 0.0f));
+        if (row < m && col < n) {
+            if (a_scale) acc = __fmul_rn(acc, __fmul_rn(a_scale[row], b_scale[col]));
+            st(y, dy, row * ldy + col, __fadd_rn(acc, bias ? ld(bias, dbias, col) : 0.0f));
+        }
     }
 }
 
@@ -273,11 +331,19 @@ void cuda_gemm(cuda_state *s, void *y, tensor_dtype y_dtype, int64_t ldy, cuda_m
         if (bias.data && !fuse_bias) cuda_add_bias_cols(s, y, y_dtype, bias, m, n, ldy);
         return;
     }
+    /* An FP8 product whose outer-vector scales cuBLASLt takes without the
+     * bias epilogue: the bias added after (one more BF16 rounding), not the
+     * plain kernel. */
+    if (k > 0 && a.scale && fuse_bias && lt_gemm(s, y, y_dtype, ldy, a, b, b_is_nk, m, n, k, NULL)) {
+        cuda_add_bias_cols(s, y, y_dtype, bias, m, n, ldy);
+        return;
+    }
     dim3 threads(FALLBACK_TILE, FALLBACK_TILE);
     int64_t row_tiles = (m + FALLBACK_TILE - 1) / FALLBACK_TILE;
     dim3 grid((unsigned)((n + FALLBACK_TILE - 1) / FALLBACK_TILE), (unsigned)(row_tiles < 65535 ? row_tiles : 65535));
     gemm_fallback_kernel<<<grid, threads, 0, s->stream>>>(y, y_dtype, ldy, a.data, a.dtype, a.ld, b.data, b.dtype,
-                                                          b.ld, b_is_nk, m, n, k, bias.data, bias.dtype);
+                                                          b.ld, b_is_nk, m, n, k, bias.data, bias.dtype, a.scale,
+                                                          b.scale);
     cuda_launched(s, "gemm (fallback)");
 }
 
@@ -286,12 +352,20 @@ void cuda_linear(backend *be, tensor y, tensor x, tensor w, tensor bias)
     int64_t m = tensor_rows(&x), k = tensor_cols(&x), n = tensor_rows(&w);
     assert(tensor_cols(&w) == k && tensor_rows(&y) == m && tensor_cols(&y) == n);
     assert(!bias.data || tensor_numel(&bias) == n);
+    if (w.dtype == DTYPE_F8_E4M3) {
+        cuda_fp8_linear(be, y, x, w, bias);
+        return;
+    }
     cuda_matrix a = {x.data, x.dtype, k}, b = {w.data, w.dtype, k};
     cuda_gemm(cuda_of(be), y.data, y.dtype, n, a, b, 1, m, n, k, bias);
 }
 
 void cuda_linear_grouped(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups)
 {
+    if (groups > 0 && w[0].dtype == DTYPE_F8_E4M3) {
+        cuda_fp8_linear_grouped(be, y, x, w, offsets, groups);
+        return;
+    }
     for (int g = 0; g < groups; g++) {
         int64_t rows = offsets[g + 1] - offsets[g];
         if (rows == 0) continue;

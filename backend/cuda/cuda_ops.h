@@ -50,6 +50,10 @@ void cuda_rope(backend *be, tensor x, tensor cos_sin, int heads, int rope_dim);
 void cuda_linear(backend *be, tensor y, tensor x, tensor w, tensor bias);
 void cuda_linear_grouped(backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups);
 
+/* cuda_fp8.cu: FP8 activations of rows split over ranks (docs/fp8.md) */
+void cuda_row_abs_max(backend *be, tensor amax, tensor x);
+void cuda_quantize_rows(backend *be, tensor q, tensor x, tensor amax);
+
 /* cuda_norm.cu */
 void cuda_layer_norm_modulate(backend *be, tensor y, tensor x, tensor shift, tensor scale, float eps);
 void cuda_rms_norm(backend *be, tensor y, tensor x, tensor weight, float eps);

@@ -29,8 +29,6 @@ __global__ void gather_rows_kernel(void *y, int dy, const void *x, int dx, const
     }
 }
 
-static unsigned rows_threads(int64_t units) { return units >= 1024 ? 256 : units >= 128 ? 128 : 64; }
-
 void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index)
 {
     cuda_state *s = cuda_of(be);
@@ -39,10 +37,10 @@ void cuda_gather_rows(backend *be, tensor y, tensor x, tensor index)
     if (n * cols == 0) return;
     const int32_t *rows = (const int32_t *)index.data;
     if (access_width(y, x, cols) == 8)
-        gather_rows_kernel<8><<<(unsigned)n, rows_threads(cols / 8), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
+        gather_rows_kernel<8><<<(unsigned)n, cuda_row_threads(cols / 8), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
                                                                                    rows, cols);
     else
-        gather_rows_kernel<1><<<(unsigned)n, rows_threads(cols), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
+        gather_rows_kernel<1><<<(unsigned)n, cuda_row_threads(cols), 0, s->stream>>>(y.data, y.dtype, x.data, x.dtype,
                                                                                rows, cols);
     cuda_launched(s, "gather_rows");
 }
@@ -94,10 +92,10 @@ void cuda_combine_rows(backend *be, tensor y, tensor x, tensor positions, tensor
     const int32_t *at = (const int32_t *)positions.data;
     const float *w = (const float *)weight.data;
     if (access_width(y, x, cols) == 8)
-        combine_rows_kernel<8><<<(unsigned)rows, rows_threads(cols / 8), shared, s->stream>>>(
+        combine_rows_kernel<8><<<(unsigned)rows, cuda_row_threads(cols / 8), shared, s->stream>>>(
             y.data, y.dtype, x.data, x.dtype, w, at, k, cols, first, held);
     else
-        combine_rows_kernel<1><<<(unsigned)rows, rows_threads(cols), shared, s->stream>>>(
+        combine_rows_kernel<1><<<(unsigned)rows, cuda_row_threads(cols), shared, s->stream>>>(
             y.data, y.dtype, x.data, x.dtype, w, at, k, cols, first, held);
     cuda_launched(s, "combine_rows");
 }
@@ -134,10 +132,10 @@ static void column_blocks(backend *be, tensor y, tensor x, int parts, int split)
     assert(cols % parts == 0 && tensor_numel(&narrow) == rows * cols && tensor_cols(&narrow) == cols / parts);
     if (rows * cols == 0) return;
     if (access_width(wide, narrow, cols / parts) == 8)
-        column_blocks_kernel<8><<<(unsigned)rows, rows_threads(cols / 8), 0, s->stream>>>(
+        column_blocks_kernel<8><<<(unsigned)rows, cuda_row_threads(cols / 8), 0, s->stream>>>(
             narrow.data, narrow.dtype, wide.data, wide.dtype, rows, cols, parts, split);
     else
-        column_blocks_kernel<1><<<(unsigned)rows, rows_threads(cols), 0, s->stream>>>(
+        column_blocks_kernel<1><<<(unsigned)rows, cuda_row_threads(cols), 0, s->stream>>>(
             narrow.data, narrow.dtype, wide.data, wide.dtype, rows, cols, parts, split);
     cuda_launched(s, split ? "split_columns" : "merge_columns");
 }
