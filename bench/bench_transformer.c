@@ -69,7 +69,7 @@ static int make_inputs(bench_inputs *in, const dit_model *model, const moedit_tr
 
 static int load_model(dit_model *model, backend *be, const moedit_transformer_bench_options *o)
 {
-    dit_shard whole = {0, 1, 0, 1, NULL, NULL, 0};
+    dit_shard whole = {0, 1, 0, 1, NULL, NULL, 0, 0};
     if (dit_precision_parse(o->precision, o->device, &whole.fp8)) return -1;
     if (o->model_dir) return dit_model_load(model, be, o->model_dir, o->random_weights, o->seed, &whole);
     if (!o->config_path) return error_set("bench needs --model DIR or --config FILE");

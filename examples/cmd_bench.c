@@ -108,6 +108,10 @@ int cli_bench(int argc, char **argv)
         {"random-weights", OPT_FLAG, &o.random_weights, "seeded random transformer weights instead of files", NULL},
         CLI_DEVICE_OPTION(&o.device),
         {"precision", OPT_STRING, &o.precision, "native (default: cpu F32, cuda BF16) or fp8: the transformer's linear layers in FP8 E4M3 (docs/fp8.md; CPU only for now)", "P"},
+        {"max-gpu-memory", OPT_STRING, &o.max_gpu_memory,
+         "with --model: device memory each rank's run may take (24G, 512M); blocks that do not fit are streamed "
+         "from host memory (docs/memory-budget.md)",
+         "SIZE"},
         {"height", OPT_INT, &o.height, "image height in pixels (default 1024; --forward-only: 256)", "H"},
         {"width", OPT_INT, &o.width, "image width in pixels (default 1024; --forward-only: 256)", "W"},
         {"num-inference-steps", OPT_INT, &o.steps, "timed denoising steps per layout (default 4)", "S"},
@@ -152,6 +156,9 @@ int cli_bench(int argc, char **argv)
                          "forward on one rank");
     if (forward) f.warmup = warmup;
     else if (warmup != UNSET) o.warmup_steps = warmup;
+    if (o.max_gpu_memory && (forward || !o.model_dir))
+        return error_set("--max-gpu-memory budgets the runs of a model folder (--model DIR): not --config or "
+                         "--forward-only");
     if (forward && moedit_world_size() > 1)
         return error_set("--forward-only times one forward on one rank: run it without mpirun (%d ranks would each "
                          "time their own and compete for the machine)", moedit_world_size());

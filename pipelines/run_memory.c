@@ -77,3 +77,19 @@ int run_memory_check(const dit_config *dit, const vae_config *vae, const moedit_
     snprintf(what, sizeof what, "%s, beyond the weights (%s)", run, parts);
     return host_memory_check((int64_t)m.total, what);
 }
+
+/* The arenas of a run that may hold memory at once: the transformer run's
+ * two, two texts', the VAE's, the text encoder's, and two to spare. */
+#define RUN_ARENAS 8
+#define ARENA_FIRST_BLOCK ((double)(1 << 20))
+
+int64_t run_memory_device_activations(const dit_config *dit, const vae_config *vae, const moedit_generate_options *o,
+                                      int64_t frames, int in_context, int encodes_image)
+{
+    moedit_generate_options on_cpu = *o;
+    on_cpu.device = "cpu"; /* the estimate's F32 formulas, whatever the device */
+    run_memory m;
+    run_memory_estimate(dit, vae, &on_cpu, frames, in_context, encodes_image, &m);
+    double dtype_share = o->device && !strcmp(o->device, "cuda") ? 0.5 : 1.0;
+    return (int64_t)(2 * (m.transformer + m.vae) * dtype_share + RUN_ARENAS * ARENA_FIRST_BLOCK);
+}

@@ -48,4 +48,13 @@ void run_memory_estimate(const dit_config *dit, const vae_config *vae, const moe
 int run_memory_check(const dit_config *dit, const vae_config *vae, const moedit_generate_options *o, int64_t frames,
                      int in_context, int encodes_image);
 
+/* The device bytes the run's activations may take at once, for
+ * --max-gpu-memory's plan (dit/dit_weight_stream.h): the transformer and
+ * VAE estimates above in the device's dtype (F32 on the CPU, BF16 on
+ * CUDA), twice over (an arena holds up to twice its peak until its first
+ * reset), plus RUN_ARENAS arenas' first 1 MiB block (the least an arena
+ * takes; it dominates a small model's runs). */
+int64_t run_memory_device_activations(const dit_config *dit, const vae_config *vae, const moedit_generate_options *o,
+                                      int64_t frames, int in_context, int encodes_image);
+
 #endif
