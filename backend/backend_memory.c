@@ -175,6 +175,11 @@ backend *backend_memory_wrap(backend *inner)
     return &v->base;
 }
 
+backend *backend_memory_inner(backend *be)
+{
+    return be && be->ops->alloc == view_alloc ? inner_of(be) : NULL;
+}
+
 int64_t backend_memory_in_use(const backend *view) { return ((const memory_view *)view)->in_use; }
 int64_t backend_memory_peak(const backend *view) { return ((const memory_view *)view)->peak; }
 

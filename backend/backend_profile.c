@@ -16,6 +16,8 @@
  * size; a product by M, N, K), so the table tells layers apart. */
 #include "backend/backend_profile.h"
 
+#include "backend/backend_memory.h"
+
 #include "core/timer.h"
 
 #include <stdio.h>
@@ -364,7 +366,8 @@ static const backend_ops profiled_ops = {
 
 void backend_profile_host(backend *be, const char *key, double seconds)
 {
-    if (be && be->ops == &profiled_ops) record(profiled_of(be), key, seconds);
+    while (be && be->ops != &profiled_ops) be = backend_memory_inner(be); /* under counting views */
+    if (be) record(profiled_of(be), key, seconds);
 }
 
 backend *backend_profile_wrap(backend *inner)
