@@ -242,7 +242,7 @@ static int setup(generate_state *g)
                                !o->prompt_embeds_path,
                                o->expert_placement, o->lora_paths, o->lora_scales, o->lora_count,
                                o->llama_dir, o->max_sequence_length, o->keep_text_encoders, o->text_device,
-                               g->max_device_bytes, o->max_gpu_memory, g->activation_bytes,
+                               g->max_device_bytes, o->max_gpu_memory, g->max_device_bytes ? g->activation_bytes : 0,
                                env_flag("MOEDIT_STREAM_ALL_BLOCKS_FOR_TESTS")};
     g->bundle_options = mo;
     int keep = g->hooks && g->hooks->keep_model;
