@@ -18,6 +18,7 @@ typedef struct moedit_transformer_bench_options {
     int random_weights;
     const char *device;
     const char *precision; /* moedit.h's: NULL, "native" or "fp8" */
+    const char *max_gpu_memory; /* NULL, or a device budget: blocks that do not fit streamed (docs/memory-budget.md) */
     int64_t height, width;
     int64_t t5_tokens, llama_tokens;
     int64_t warmup, iterations;
@@ -41,6 +42,8 @@ typedef struct moedit_transformer_bench_result {
     long long image_tokens, text_tokens;
     double weight_mib, scratch_peak_mib;
     double load_seconds;
+    double device_peak_mib; /* the most device memory held at once, counted at the backend */
+    int streamed_blocks;    /* under max_gpu_memory */
 } moedit_transformer_bench_result;
 
 int moedit_bench_transformer(const moedit_transformer_bench_options *options,

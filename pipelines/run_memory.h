@@ -40,6 +40,10 @@ typedef struct run_memory {
     double total;
 } run_memory;
 
+/* The transformer line above: F32 bytes of one forward's activations over
+ * `tokens` image tokens split over sp sequence-parallel ranks. */
+double run_memory_transformer_bytes(const dit_config *dit, int64_t tokens, int sp);
+
 void run_memory_estimate(const dit_config *dit, const vae_config *vae, const moedit_generate_options *o,
                          int64_t frames, int in_context, int encodes_image, run_memory *m);
 

@@ -82,7 +82,26 @@ for size in abc 0 -1G 0.5 12X 99999999999999999999G; do
   expect_error "size_$size" "--max-gpu-memory $size: \(expected a positive size\|too large\)" \
     "${gen[@]}" --model "$model" --output "$out" --max-gpu-memory "$size"
 done
-expect_error bench_forward_only "--max-gpu-memory budgets the runs of a model folder" \
-  "$moedit" bench --forward-only --model "$model" --max-gpu-memory 1G
+expect_error bench_config_layouts "--max-gpu-memory budgets the runs of a model folder" \
+  "$moedit" bench --config "$deep/transformer/config.json" --random-weights --max-gpu-memory 1G
+expect_error bench_forward_bad_size "--max-gpu-memory 0: expected a positive size" \
+  "$moedit" bench --forward-only --model "$model" --max-gpu-memory 0
+
+# One timed forward (bench --forward-only) under a budget: the weights stream, the peak stays inside.
+bench=("$moedit" bench --forward-only --config "$deep/transformer/config.json" --random-weights --height 64 --width 64
+  --iterations 2 --json)
+"${bench[@]}" --max-gpu-memory 1K 2>"$work/err" >/dev/null
+least=$(sed -n 's/.*needs at least \([0-9.]*\) MiB.*/\1/p' "$work/err")
+if [ -z "$least" ]; then
+  fail "bench_forward: no minimum in the refusal: $(cat "$work/err")"
+else
+  budget=$(python3 -c "print('%dK' % (float('$least') * 1024 + 8))")
+  "${bench[@]}" --max-gpu-memory "$budget" >"$work/bench.json" 2>"$work/err" || { fail "bench_forward failed"; cat "$work/err"; }
+  python3 - "$work/bench.json" "$(bytes "$budget")" <<'PY' && echo "ok   bench_forward: $(cat "$work/bench.json")" || fail "bench_forward: $(cat "$work/bench.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+sys.exit(0 if r["streamed_blocks"] == 7 and r["device_peak_mib"] * 1048576 <= int(sys.argv[2]) else 1)
+PY
+fi
 
 finish cli_memory_budget
