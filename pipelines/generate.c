@@ -660,7 +660,6 @@ done:
     return status;
 }
 
-/* A failed run frees its model even when asked to keep it: the device may be in a failed state. */
 /* The most device memory the run held (the bundle's counting view), and the blocks it streamed. */
 static void note_device_memory(const generate_state *g, moedit_generate_result *r)
 {
@@ -670,6 +669,7 @@ static void note_device_memory(const generate_state *g, moedit_generate_result *
     if (g->hooks) g->hooks->device_peak_bytes = r->peak_device_bytes;
 }
 
+/* A failed run frees its model even when asked to keep it: the device may be in a failed state. */
 static void teardown(generate_state *g, int status)
 {
     moe_routing_free(&g->routing);
