@@ -5,7 +5,8 @@
 # image bit for bit and a peak (--json's peak_device_bytes) within the
 # budget; on models/tiny-random (2 blocks, every one streamed by the test
 # switch), on a 7-block copy of it (most blocks streamed by the plan itself,
-# with a step cache skipping middle blocks too), and on 2 ranks with tp 2
+# with a step cache skipping middle blocks too, in FP8), one timed forward of
+# moedit bench --forward-only, and on 2 ranks with tp 2
 # (and EP), where each rank streams its own shard (rank 0's peak is checked).
 # A budget below the all-streamed minimum, and sizes that are not sizes,
 # are one error line each.
@@ -53,21 +54,34 @@ same() {
 gen=("$moedit" generate --prompt "a red cube" --num-inference-steps 3 --seed 1)
 MOEDIT_STREAM_ALL_BLOCKS_FOR_TESTS=1 same tiny_random_all_streamed 12M 2 2 "${gen[@]}" --model "$model"
 
-# The least budget for the 7-block model, from its refusal: at it every block
-# streams; a double block's worth above it (~650 KiB) one block stays.
-"${gen[@]}" --model "$deep" --random-weights --output "$work/x.png" --max-gpu-memory 1K 2>"$work/err"
-minimum=$(sed -n 's/.*needs at least \([0-9.]*\) MiB.*/\1/p' "$work/err")
-if [ -z "$minimum" ]; then
-  fail "deep model: no minimum in the refusal: $(cat "$work/err")"
-else
-  least=$(python3 -c "print('%dK' % (float('$minimum') * 1024 + 8))")  # the text rounds to 0.01 MiB
-  most=$(python3 -c "print('%dK' % (float('$minimum') * 1024 + 700))")
-  same deep_all_streamed "$least" 7 7 "${gen[@]}" --model "$deep" --random-weights
-  same deep_most_streamed "$most" 5 6 "${gen[@]}" --model "$deep" --random-weights
-  same deep_step_cache "$most" 5 6 "${gen[@]}" --model "$deep" --random-weights --num-inference-steps 6 --cache block \
-    --cache-threshold 10 --cache-warmup 1
+# above KIB ARGS...: a budget KIB KiB above the least the run ARGS (a
+# command without --max-gpu-memory) accepts, read from its refusal of 1K;
+# at the least every block streams. Empty when the refusal names none.
+above() {
+  local kib=$1 least
+  shift
+  "$@" --max-gpu-memory 1K >/dev/null 2>"$work/err"
+  least=$(sed -n 's/.*needs at least \([0-9.]*\) MiB.*/\1/p' "$work/err")
+  [ -n "$least" ] || { fail "no minimum in the refusal of $*: $(cat "$work/err")"; return; }
+  python3 -c "print('%dK' % (float('$least') * 1024 + $kib))"
+}
+
+# The 7-block model at its least budget (+8 KiB: the refusal rounds to 0.01
+# MiB): all 7 blocks streamed; a double block's worth (~650 KiB) above it:
+# one stays; the same with a step cache caching steps, and in FP8 (codes and
+# scales streamed).
+deep_gen=("${gen[@]}" --model "$deep" --random-weights)
+least=$(above 8 "${deep_gen[@]}" --output "$work/x.png")
+most=$(above 700 "${deep_gen[@]}" --output "$work/x.png")
+if [ -n "$least" ] && [ -n "$most" ]; then
+  same deep_all_streamed "$least" 7 7 "${deep_gen[@]}"
+  same deep_most_streamed "$most" 5 6 "${deep_gen[@]}"
+  same deep_step_cache "$most" 5 6 "${deep_gen[@]}" --num-inference-steps 6 --cache block --cache-threshold 10 \
+    --cache-warmup 1
   grep -q '"cached":[1-9]' "$work/deep_step_cache-b.json" || fail "deep_step_cache: no step was cached"
 fi
+fp8=$(above 8 "${deep_gen[@]}" --precision fp8 --output "$work/x.png")
+[ -n "$fp8" ] && same deep_fp8_all_streamed "$fp8" 7 7 "${deep_gen[@]}" --precision fp8
 
 # Two ranks, tensor parallel: each rank streams its own shard.
 mpi=(timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1)
@@ -90,12 +104,8 @@ expect_error bench_forward_bad_size "--max-gpu-memory 0: expected a positive siz
 # One timed forward (bench --forward-only) under a budget: the weights stream, the peak stays inside.
 bench=("$moedit" bench --forward-only --config "$deep/transformer/config.json" --random-weights --height 64 --width 64
   --iterations 2 --json)
-"${bench[@]}" --max-gpu-memory 1K 2>"$work/err" >/dev/null
-least=$(sed -n 's/.*needs at least \([0-9.]*\) MiB.*/\1/p' "$work/err")
-if [ -z "$least" ]; then
-  fail "bench_forward: no minimum in the refusal: $(cat "$work/err")"
-else
-  budget=$(python3 -c "print('%dK' % (float('$least') * 1024 + 8))")
+budget=$(above 8 "${bench[@]}")
+if [ -n "$budget" ]; then
   "${bench[@]}" --max-gpu-memory "$budget" >"$work/bench.json" 2>"$work/err" || { fail "bench_forward failed"; cat "$work/err"; }
   python3 - "$work/bench.json" "$(bytes "$budget")" <<'PY' && echo "ok   bench_forward: $(cat "$work/bench.json")" || fail "bench_forward: $(cat "$work/bench.json")"
 import json, sys
