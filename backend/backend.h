@@ -15,6 +15,8 @@
 
 typedef struct backend backend;
 
+#define BACKEND_UPLOAD_SLOTS 2 /* upload_async's slots: a double buffer */
+
 typedef struct backend_ops {
     /* Memory. alloc returns NULL and sets the error on failure. */
     void *(*alloc)(backend *be, size_t bytes);
@@ -34,6 +36,22 @@ typedef struct backend_ops {
                          int64_t row0, int64_t col0);
     void (*synchronize)(backend *be);
     void (*destroy)(backend *be);
+
+    /* Weights kept in host memory and streamed in (--max-gpu-memory,
+     * dit/dit_weight_stream.h). host_alloc: host memory the device copies
+     * from fastest (CUDA: pinned), NULL with the error set; host_free frees
+     * it. download_raw: device bytes to host as they are, waiting for queued
+     * work. upload_async: host bytes into a device buffer as they are, after
+     * every op queued so far (so a buffer a queued op still reads can be
+     * refilled), overlapping ops queued later (CUDA: a copy stream); slot
+     * (0 .. BACKEND_UPLOAD_SLOTS - 1) names the copy for upload_wait, which
+     * makes every op queued after it wait for that slot's last copy. The host
+     * bytes must stay unchanged until then. CPU: memcpy, done at once. */
+    void *(*host_alloc)(backend *be, size_t bytes);
+    void (*host_free)(backend *be, void *ptr);
+    void (*download_raw)(backend *be, void *host, const void *device, size_t bytes);
+    void (*upload_async)(backend *be, int slot, void *device, const void *host, size_t bytes);
+    void (*upload_wait)(backend *be, int slot);
     /* 0, or -1 with the error set when an earlier op failed on the device
      * (device errors surface asynchronously: this waits for queued work).
      * Pipelines check it once per step and after the VAE, so a device fault

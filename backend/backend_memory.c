@@ -39,6 +39,13 @@ FORWARD(fill, (backend *be, tensor dst, float value), (in, dst, value))
 FORWARD(fill_uniform, (backend *be, tensor dst, uint64_t seed, uint64_t stream, float scale, int64_t full_cols,
                        int64_t row0, int64_t col0), (in, dst, seed, stream, scale, full_cols, row0, col0))
 FORWARD(synchronize, (backend *be), (in))
+FORWARD(host_free, (backend *be, void *ptr), (in, ptr))
+FORWARD(download_raw, (backend *be, void *host, const void *device, size_t bytes), (in, host, device, bytes))
+FORWARD(upload_async, (backend *be, int slot, void *device, const void *host, size_t bytes),
+        (in, slot, device, host, bytes))
+FORWARD(upload_wait, (backend *be, int slot), (in, slot))
+FORWARD(row_abs_max, (backend *be, tensor amax, tensor x), (in, amax, x))
+FORWARD(quantize_rows, (backend *be, tensor q, tensor x, tensor amax), (in, q, x, amax))
 FORWARD(linear, (backend *be, tensor y, tensor x, tensor w, tensor bias), (in, y, x, w, bias))
 FORWARD(linear_grouped, (backend *be, tensor y, tensor x, const tensor *w, const int64_t *offsets, int groups),
         (in, y, x, w, offsets, groups))
@@ -89,6 +96,13 @@ static int v_status(backend *be)
 {
     backend *in = inner_of(be);
     return in->ops->status(in);
+}
+
+/* Host memory: not the device's, so not counted. */
+static void *v_host_alloc(backend *be, size_t bytes)
+{
+    backend *in = inner_of(be);
+    return in->ops->host_alloc(in, bytes);
 }
 
 static void *view_alloc(backend *be, size_t bytes)
@@ -151,13 +165,19 @@ backend *backend_memory_wrap(backend *inner)
         .upsample_nearest2x = v_upsample_nearest2x, .copy_rows = v_copy_rows, .transpose = v_transpose,
         .gather_rows = v_gather_rows, .combine_rows = v_combine_rows, .moe_route = v_moe_route,
         .moe_dispatch = v_moe_dispatch, .activation = v_activation, .layer_norm = v_layer_norm,
-        .attention_bias = v_attention_bias,
+        .attention_bias = v_attention_bias, .host_alloc = v_host_alloc, .host_free = v_host_free,
+        .download_raw = v_download_raw, .upload_async = v_upload_async, .upload_wait = v_upload_wait,
+        .row_abs_max = v_row_abs_max, .quantize_rows = v_quantize_rows,
     };
     v->inner = inner;
-    v->base = *inner; /* name, device, dtype; impl is never read through the view */
+    v->base = *inner; /* name, device, dtype, and impl: device-specific helpers (NCCL's stream) read be->impl */
     v->base.ops = &ops;
-    v->base.impl = NULL;
     return &v->base;
+}
+
+backend *backend_memory_inner(backend *be)
+{
+    return be && be->ops->alloc == view_alloc ? inner_of(be) : NULL;
 }
 
 int64_t backend_memory_in_use(const backend *view) { return ((const memory_view *)view)->in_use; }

@@ -20,4 +20,7 @@ int64_t backend_memory_in_use(const backend *view);
 int64_t backend_memory_peak(const backend *view);
 void backend_memory_reset_peak(backend *view); /* peak = bytes in use now */
 
+/* The backend a view counts for, or NULL when be is not a counting view. */
+backend *backend_memory_inner(backend *be);
+
 #endif

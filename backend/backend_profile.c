@@ -16,6 +16,8 @@
  * size; a product by M, N, K), so the table tells layers apart. */
 #include "backend/backend_profile.h"
 
+#include "backend/backend_memory.h"
+
 #include "core/timer.h"
 
 #include <stdio.h>
@@ -107,6 +109,19 @@ static void *p_alloc(backend *be, size_t bytes) { return inner_of(be)->ops->allo
 static void p_free(backend *be, void *ptr) { inner_of(be)->ops->free(inner_of(be), ptr); }
 static void p_synchronize(backend *be) { inner_of(be)->ops->synchronize(inner_of(be)); }
 static int p_status(backend *be) { return inner_of(be)->ops->status(inner_of(be)); }
+static void *p_host_alloc(backend *be, size_t bytes) { return inner_of(be)->ops->host_alloc(inner_of(be), bytes); }
+static void p_host_free(backend *be, void *ptr) { inner_of(be)->ops->host_free(inner_of(be), ptr); }
+static void p_download_raw(backend *be, void *host, const void *device, size_t bytes)
+{
+    inner_of(be)->ops->download_raw(inner_of(be), host, device, bytes);
+}
+static void p_upload_wait(backend *be, int slot) { inner_of(be)->ops->upload_wait(inner_of(be), slot); }
+
+/* A streamed block's copy, timed like an op (which serializes it with the ops around it). */
+static void p_upload_async(backend *be, int slot, void *device, const void *host, size_t bytes)
+{
+    TIMED(be, "upload_async", in->ops->upload_async(in, slot, device, host, bytes));
+}
 
 static void p_destroy(backend *be)
 {
@@ -309,6 +324,11 @@ static const backend_ops profiled_ops = {
     .synchronize = p_synchronize,
     .destroy = p_destroy,
     .status = p_status,
+    .host_alloc = p_host_alloc,
+    .host_free = p_host_free,
+    .download_raw = p_download_raw,
+    .upload_async = p_upload_async,
+    .upload_wait = p_upload_wait,
     .linear = p_linear,
     .row_abs_max = p_row_abs_max,
     .quantize_rows = p_quantize_rows,
@@ -346,7 +366,8 @@ static const backend_ops profiled_ops = {
 
 void backend_profile_host(backend *be, const char *key, double seconds)
 {
-    if (be && be->ops == &profiled_ops) record(profiled_of(be), key, seconds);
+    while (be && be->ops != &profiled_ops) be = backend_memory_inner(be); /* under counting views */
+    if (be) record(profiled_of(be), key, seconds);
 }
 
 backend *backend_profile_wrap(backend *inner)

@@ -18,6 +18,7 @@ typedef struct moedit_transformer_bench_options {
     int random_weights;
     const char *device;
     const char *precision; /* moedit.h's: NULL, "native" or "fp8" */
+    const char *max_gpu_memory; /* NULL, or a device budget: blocks that do not fit streamed (docs/memory-budget.md) */
     int64_t height, width;
     int64_t t5_tokens, llama_tokens;
     int64_t warmup, iterations;
@@ -41,6 +42,8 @@ typedef struct moedit_transformer_bench_result {
     long long image_tokens, text_tokens;
     double weight_mib, scratch_peak_mib;
     double load_seconds;
+    double device_peak_mib; /* the most device memory held at once, counted at the backend */
+    int streamed_blocks;    /* under max_gpu_memory */
 } moedit_transformer_bench_result;
 
 int moedit_bench_transformer(const moedit_transformer_bench_options *options,
@@ -59,6 +62,7 @@ typedef struct moedit_bench_options {
     int random_weights;      /* with model_dir: random transformer weights */
     const char *device;      /* "cpu" or "cuda" */
     const char *precision;   /* moedit.h's: NULL, "native" or "fp8" */
+    const char *max_gpu_memory; /* moedit.h's --max-gpu-memory (model_dir runs only); NULL: none */
     const char *prompt;      /* NULL: a default prompt */
     const char *prompt_embeds_path; /* instead of the text encoder; NULL and no encoder: random embeddings */
     int64_t text_tokens;     /* t5 and llama tokens of random embeddings (default 128) */
@@ -107,6 +111,7 @@ typedef struct moedit_bench_layout {
     /* Memory per rank: weights + activation arena peaks (device memory on GPUs);
      * rss: peak resident set of the process during the run (Linux, else -1). */
     double memory_mib_max, weights_mib_max, activations_mib_max, rss_mib_max;
+    double device_peak_mib_max; /* measured: the most device memory a rank held at once (model_dir runs; else 0) */
     /* The routed experts' weights on the rank holding most of them: expert
      * parallelism's promise is 1/ep of the serial run's per rank. */
     double expert_weights_mib_max;

@@ -131,7 +131,7 @@ static void check_transformer(moedit_bench_layout *l, const bench_facts *f)
     char why[512];
     const dit_config *cfg = &f->dit;
     int heads_split = l->tp * l->ulysses, ep_ranks = bench_layout_ep_ranks(l);
-    dit_shard shard = {0, l->tp, 0, l->expert_parallel ? ep_ranks : 1, NULL, NULL, 0};
+    dit_shard shard = {0, l->tp, 0, l->expert_parallel ? ep_ranks : 1, NULL, NULL, 0, 0};
     if (l->cfg > 2) {
         skip(l, "cfg is 1 or 2: the conditional and unconditional branches");
     } else if (l->cfg == 2 && f->guidance <= 1) {

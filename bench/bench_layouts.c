@@ -44,7 +44,7 @@
 /* One rank's record, as floats for the all-gather. */
 enum {
     F_LOAD, F_TEXT, F_DENOISE, F_VAE, F_E2E, F_WEIGHTS_MIB, F_EXPERT_WEIGHTS_MIB, F_ACTIVATIONS_MIB, F_RSS_MIB, F_COMM_MIB,
-    F_GROUP_SECONDS, F_STEPS = F_GROUP_SECONDS + GROUP_KINDS
+    F_DEVICE_PEAK_MIB, F_GROUP_SECONDS, F_STEPS = F_GROUP_SECONDS + GROUP_KINDS
 };
 
 typedef struct bench_state {
@@ -322,6 +322,7 @@ static void record(const bench_rank_sample *s, double rss_mib, float *row)
     row[F_EXPERT_WEIGHTS_MIB] = (float)(s->expert_weight_bytes / MIB);
     row[F_ACTIVATIONS_MIB] = (float)(s->activation_bytes / MIB);
     row[F_RSS_MIB] = (float)rss_mib;
+    row[F_DEVICE_PEAK_MIB] = (float)(s->device_peak_bytes / MIB);
     double bytes = 0;
     for (int k = 0; k < GROUP_KINDS; k++) {
         row[F_GROUP_SECONDS + k] = (float)s->groups[k].seconds;
@@ -365,6 +366,7 @@ static int summarize(bench_state *b, moedit_bench_layout *l, const float *rows, 
     l->expert_weights_mib_max = max_over(rows, cols, n, F_EXPERT_WEIGHTS_MIB);
     l->activations_mib_max = max_over(rows, cols, n, F_ACTIVATIONS_MIB);
     l->rss_mib_max = max_over(rows, cols, n, F_RSS_MIB);
+    l->device_peak_mib_max = max_over(rows, cols, n, F_DEVICE_PEAK_MIB);
     for (int i = 0; i < b->w->size; i++) {
         const float *row = rows + i * cols;
         l->rank_memory_mib[i] = row[F_WEIGHTS_MIB] + row[F_ACTIVATIONS_MIB];
@@ -487,10 +489,10 @@ static void progress_line(bench_state *b, const moedit_bench_layout *l, int inde
         if (isfinite(l->expert_load)) snprintf(load, sizeof load, ", expert load %.3f", l->expert_load);
         fprintf(stderr,
                 "bench: [%d/%d] %-24s step %.2f ms, vae %.3f s, end to end %.3f s, %.3g images/s, memory %.0f MiB "
-                "(weights %.0f, experts %.1f)%s%s, latent diff %.3g, image PSNR %.1f dB%s\n",
+                "(weights %.0f, experts %.1f, device peak %.0f)%s%s, latent diff %.3g, image PSNR %.1f dB%s\n",
                 index, b->r->count - 1, l->reference ? "serial (reference)" : l->name, l->step_ms_median,
                 l->vae_seconds, l->end_to_end_seconds, l->images_per_second, l->memory_mib_max, l->weights_mib_max,
-                l->expert_weights_mib_max, comm, load, l->latent_max_diff, l->image_psnr_db, l->correct ? "" : "  (NOT CORRECT)");
+                l->expert_weights_mib_max, l->device_peak_mib_max, comm, load, l->latent_max_diff, l->image_psnr_db, l->correct ? "" : "  (NOT CORRECT)");
     }
     fflush(stderr);
 }

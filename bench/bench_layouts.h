@@ -76,6 +76,7 @@ typedef struct bench_rank_sample {
     int64_t steps;
     pg_timing groups[GROUP_KINDS];
     int64_t weight_bytes, activation_bytes;
+    int64_t device_peak_bytes; /* counted at the backend (model_dir runs) */
     int64_t expert_weight_bytes; /* of weight_bytes, the routed experts' */
     int64_t *expert_rows;      /* [expert_calls]: rows this rank's routed experts computed per MoE call */
     int64_t expert_calls;

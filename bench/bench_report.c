@@ -83,6 +83,7 @@ static void json_measurements(FILE *f, const moedit_bench_result *r, const moedi
     json_number(f, "expert_weights_max", l->expert_weights_mib_max, ", ");
     json_number(f, "activations_max", l->activations_mib_max, ", ");
     json_number(f, "rss_peak_max", l->rss_mib_max >= 0 ? l->rss_mib_max : NAN, ", ");
+    json_number(f, "device_peak_max", l->device_peak_mib_max > 0 ? l->device_peak_mib_max : NAN, ", ");
     fprintf(f, "\"per_rank\": [");
     for (int i = 0; i < r->world_size && l->rank_memory_mib; i++)
         fprintf(f, "%s%.1f", i ? ", " : "", l->rank_memory_mib[i]);

@@ -58,6 +58,7 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
         .prompt_embeds_path = q->embeds_path, .height = o->height, .width = o->width, .steps = q->steps,
         .guidance = o->guidance, .seed = o->seed, .images_per_prompt = l->images, .output = q->image_path,
         .latents_output = q->latents_path, .device = o->device, .precision = o->precision,
+        .max_gpu_memory = o->max_gpu_memory,
         .random_weights = o->random_weights,
         .parallel = {d.tp, d.ulysses, d.ring, d.cfg, d.dp, d.expert_parallel, d.vae_patch, d.expert_scope},
         .routing_capture = q->routing_capture, .routing_replay = q->routing_replay,
@@ -75,6 +76,7 @@ static int run_generate(const bench_run_request *q, bench_rank_sample *s)
     s->weight_bytes = hooks.weight_bytes;
     s->expert_weight_bytes = hooks.expert_weight_bytes;
     s->activation_bytes = hooks.activation_peak_bytes;
+    s->device_peak_bytes = hooks.device_peak_bytes;
     s->cache_computed = r.cache_computed_steps;
     s->cache_cached = r.cache_cached_steps;
     s->cache_flops_saved = r.cache_flops_saved;
@@ -186,7 +188,7 @@ static int transformer_load(transformer_state *t, const bench_run_request *q, be
     int ep_size = d.expert_parallel ? layout_group_ranks(&t->par.layout, GROUP_EP, w->rank, ranks) : 1;
     for (int i = 0; i < ep_size; i++)
         if (ranks[i] == w->rank) ep_rank = i;
-    dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size, NULL, NULL, 0};
+    dit_shard shard = {t->par.layout.tp_index, d.tp, ep_rank, ep_size, NULL, NULL, 0, 0};
     if (dit_precision_parse(q->options->precision, q->options->device, &shard.fp8)) return -1;
     if (q->expert_placement && ep_size > 1) {
         if (dit_expert_placement(&t->placement, &q->facts->dit, q->expert_placement, ep_size, d.tp)) return -1;

@@ -6,11 +6,14 @@
  * step's two branches (dit_forward_batch). */
 #include "bench/bench.h"
 
+#include "backend/backend_memory.h"
+#include "core/byte_size.h"
 #include "core/error.h"
 #include "core/philox.h"
 #include "core/timer.h"
 #include "dit/dit_flops.h"
 #include "dit/dit_forward.h"
+#include "pipelines/run_memory.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +72,7 @@ static int make_inputs(bench_inputs *in, const dit_model *model, const moedit_tr
 
 static int load_model(dit_model *model, backend *be, const moedit_transformer_bench_options *o)
 {
-    dit_shard whole = {0, 1, 0, 1, NULL, NULL, 0};
+    dit_shard whole = {0, 1, 0, 1, NULL, NULL, 0, o->max_gpu_memory != NULL};
     if (dit_precision_parse(o->precision, o->device, &whole.fp8)) return -1;
     if (o->model_dir) return dit_model_load(model, be, o->model_dir, o->random_weights, o->seed, &whole);
     if (!o->config_path) return error_set("bench needs --model DIR or --config FILE");
@@ -104,6 +107,24 @@ static int time_forwards(dit_run *run, bench_inputs *in, int count, const moedit
     return 0;
 }
 
+/* --max-gpu-memory: the blocks placed once the inputs and the run's own
+ * buffers are on the device, with room for a forward's scratch: the
+ * transformer line of pipelines/run_memory.h over the whole sequence (text
+ * tokens too: they dominate small images), in the device's dtype, three
+ * times over, plus 3 MiB: the arena's blocks double from 1 MiB until one
+ * holds the peak, so its first forward maps up to about three times it. */
+static int place_blocks(dit_model *model, dit_run *run, const moedit_transformer_bench_options *o, int count)
+{
+    if (!o->max_gpu_memory) return 0;
+    int64_t budget;
+    if (byte_size_parse(o->max_gpu_memory, "--max-gpu-memory", &budget)) return -1;
+    double share = (double)dtype_size(model->be->dtype) / 4.0;
+    int64_t tokens = count * (run->image_tokens + o->t5_tokens + 2 * o->llama_tokens);
+    int64_t scratch = (int64_t)(2 * share * run_memory_transformer_bytes(&model->cfg, tokens, 1)) + ((int64_t)3 << 20);
+    return dit_weight_stream_place(model->stream, model->be, budget, o->max_gpu_memory,
+                                   backend_memory_in_use(model->be), scratch, 0, NULL);
+}
+
 static int validate(const moedit_transformer_bench_options *o)
 {
     if (o->height < VAE_FACTOR || o->width < VAE_FACTOR || o->height > MOEDIT_BENCH_MAX_SIDE ||
@@ -122,6 +143,8 @@ static int validate(const moedit_transformer_bench_options *o)
         return error_set("--num-frames %lld: must be 1..%d", (long long)o->frames, MOEDIT_MAX_FRAMES);
     if (o->batch < 1 || o->batch > 2) /* one image's CFG branches: what a transformer run holds by default */
         return error_set("--batch %lld: must be 1 or 2 (the two CFG branches)", (long long)o->batch);
+    int64_t budget;
+    if (o->max_gpu_memory && byte_size_parse(o->max_gpu_memory, "--max-gpu-memory", &budget)) return -1;
     return 0;
 }
 
@@ -129,12 +152,17 @@ int moedit_bench_transformer(const moedit_transformer_bench_options *o, moedit_t
 {
     memset(r, 0, sizeof *r);
     if (validate(o)) return -1;
-    backend *be = backend_create(o->device);
-    if (!be) return -1;
+    backend *device = backend_create(o->device);
+    backend *be = device ? backend_memory_wrap(device) : NULL; /* counts the device memory held */
+    if (!be) {
+        backend_destroy(device);
+        return -1;
+    }
     dit_model model;
     double start = timer_seconds();
     if (load_model(&model, be, o)) {
         backend_destroy(be);
+        backend_destroy(device);
         return -1;
     }
     r->load_seconds = timer_seconds() - start;
@@ -148,6 +176,10 @@ int moedit_bench_transformer(const moedit_transformer_bench_options *o, moedit_t
     if (made < count) goto free_inputs;
     dit_run_shape shape = {latent_h, latent_w, 0, 0, o->t5_tokens, o->llama_tokens, o->frames};
     if (dit_run_init_shape(&run, &model, &shape, NULL)) goto free_inputs;
+    if (place_blocks(&model, &run, o, count)) {
+        dit_run_free(&run);
+        goto free_inputs;
+    }
 
     r->parameters = (long long)dit_parameter_count(cfg);
     r->active_parameters = (long long)dit_active_parameter_count(cfg);
@@ -158,10 +190,13 @@ int moedit_bench_transformer(const moedit_transformer_bench_options *o, moedit_t
     r->forward_flops = count * dit_forward_flops(cfg, run.image_tokens, o->t5_tokens, o->llama_tokens);
     status = time_forwards(&run, in, count, o, r);
     r->scratch_peak_mib = (double)run.scratch.peak / 1048576.0;
+    r->device_peak_mib = (double)backend_memory_peak(be) / 1048576.0;
+    r->streamed_blocks = model.stream ? model.stream->streamed : 0;
     dit_run_free(&run);
 free_inputs:
     for (int b = 0; b < made; b++) free_inputs(&in[b]);
     dit_model_free(&model);
     backend_destroy(be);
+    backend_destroy(device);
     return status;
 }

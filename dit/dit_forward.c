@@ -320,6 +320,7 @@ static int run_block_range(dit_run *run, const dit_sample *samples, dit_batch *b
         for (int i = 0; i < batch->count; i++)
             copy_text_part(run, &batch->s[i], samples[i].text->llama[b], batch->s[i].kept_tokens,
                            batch->s[i].llama_tokens);
+        dit_weight_stream_acquire(model->stream, model->be, b); /* a streamed block's weights copied in */
         if (dit_block_forward(run, block, batch)) return -1;
         if (block->is_double) {
             snprintf(name, sizeof name, "double_%d_image", b);

@@ -116,8 +116,11 @@ static int load_all(dit_model *model)
         int64_t in = i < blocks ? cfg->caption_channels_llama : cfg->caption_channels_t5;
         if (load_linear(wl, &model->caption_projection[i], name, c, in, 0)) return -1;
     }
-    for (int i = 0; i < blocks; i++)
+    for (int i = 0; i < blocks; i++) {
+        int first = wl->allocation_count;
         if (load_block(model, i)) return -1;
+        if (model->stream && dit_weight_stream_pack(model->stream, wl, &model->blocks[i], i, first)) return -1;
+    }
     if (load_linear(wl, &model->final_modulation, "final_layer.adaLN_modulation.1", 2 * c, c, 1)) return -1;
     return load_linear(wl, &model->final_linear, "final_layer.linear", p * p * cfg->out_channels, c, 1);
 }
@@ -216,7 +219,7 @@ void dit_shard_place(dit_shard *shard, const dit_placement *placement)
 static int load_config_adapted(dit_model *model, backend *be, const dit_config *cfg, const safetensors *st, int random,
                                uint64_t seed, const dit_shard *shard, lora_set *const *loras, int lora_count)
 {
-    static const dit_shard whole = {0, 1, 0, 1, NULL, NULL, 0};
+    static const dit_shard whole = {0, 1, 0, 1, NULL, NULL, 0, 0};
     memset(model, 0, sizeof *model);
     model->cfg = *cfg;
     model->shard = shard ? *shard : whole;
@@ -227,6 +230,13 @@ static int load_config_adapted(dit_model *model, backend *be, const dit_config *
         int split = model->shard.ep_size > model->shard.tp_size ? model->shard.ep_size : model->shard.tp_size;
         int64_t bytes = dit_parameter_count(cfg) / split * (model->shard.fp8 ? 1 : (int64_t)dtype_size(be->dtype));
         if (host_memory_check(bytes, "the transformer's weights on the CPU (--device cpu)")) return -1;
+    }
+    if (model->shard.host_blocks) {
+        model->stream = calloc(1, sizeof *model->stream);
+        if (!model->stream || dit_weight_stream_init(model->stream, dit_num_blocks(cfg))) {
+            dit_model_free(model);
+            return error_set("out of memory planning the transformer's weight streaming");
+        }
     }
     weight_loader_init(&model->weights, be, st, random, seed);
     model->weights.loras = loras;
@@ -273,8 +283,56 @@ int dit_model_load(dit_model *model, backend *be, const char *dir, int random, u
     return dit_model_load_adapted(model, be, dir, random, seed, shard, NULL, 0);
 }
 
+static int add_tensor(tensor **out, int n, tensor *t)
+{
+    if (out) out[n] = t;
+    return n + 1;
+}
+
+static int add_linear(tensor **out, int n, dit_linear *l)
+{
+    n = add_tensor(out, n, &l->weight);
+    return add_tensor(out, n, &l->bias);
+}
+
+static int add_stream(tensor **out, int n, dit_attention_stream *a)
+{
+    dit_linear *layers[4] = {&a->to_q, &a->to_k, &a->to_v, &a->to_out};
+    for (int i = 0; i < 4; i++) n = add_linear(out, n, layers[i]);
+    n = add_tensor(out, n, &a->q_norm);
+    return add_tensor(out, n, &a->k_norm);
+}
+
+static int add_swiglu(tensor **out, int n, swiglu_ffn *f)
+{
+    n = add_tensor(out, n, &f->w1);
+    n = add_tensor(out, n, &f->w3);
+    return add_tensor(out, n, &f->w2);
+}
+
+int dit_block_tensors(dit_block *block, tensor **out)
+{
+    moe_ffn *ff = &block->ff_image;
+    int n = add_linear(out, 0, &block->modulation);
+    n = add_stream(out, n, &block->image);
+    if (block->is_double) n = add_stream(out, n, &block->text);
+    n = add_tensor(out, n, &ff->gate);
+    n = add_tensor(out, n, &ff->bucket_map);
+    for (int e = 0; ff->w1 && e < ff->local_experts; e++) {
+        n = add_tensor(out, n, &ff->w1[e]);
+        n = add_tensor(out, n, &ff->w3[e]);
+        n = add_tensor(out, n, &ff->w2[e]);
+    }
+    n = add_swiglu(out, n, &ff->shared);
+    if (block->is_double) n = add_swiglu(out, n, &block->ff_text);
+    return n;
+}
+
 void dit_model_free(dit_model *model)
 {
+    if (model->stream) dit_weight_stream_free(model->stream, model->be);
+    free(model->stream);
+    model->stream = NULL;
     if (model->blocks)
         for (int i = 0; i < dit_num_blocks(&model->cfg); i++) moe_ffn_free(&model->blocks[i].ff_image);
     free(model->blocks);

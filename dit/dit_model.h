@@ -14,6 +14,7 @@
 
 #include "io/weights.h"
 #include "dit/dit_config.h"
+#include "dit/dit_weight_stream.h"
 #include "moe/moe_ffn.h"
 
 /* Which slice of the weights this rank holds. Tensor parallel: attention
@@ -35,6 +36,10 @@ typedef struct dit_shard {
      * codes with F32 scales per output channel, quantized from the whole
      * weight before the split (or read so from an FP8 folder). */
     int fp8;
+    /* 1: each block's weights packed into host memory as it loads
+     * (--max-gpu-memory): dit_weight_stream_place then decides which come
+     * back to stay and which are streamed (dit/dit_weight_stream.h). */
+    int host_blocks;
 } dit_shard;
 
 typedef struct dit_linear {
@@ -69,6 +74,7 @@ typedef struct dit_model {
     dit_linear final_modulation, final_linear;
     weight_loader weights;
     int64_t bytes_on_disk;
+    dit_weight_stream *stream; /* shard.host_blocks: where each block's weights are; else NULL */
 } dit_model;
 
 /* Loads transformer/config.json and its safetensors from dir (random: no
@@ -124,6 +130,11 @@ void dit_shard_place(dit_shard *shard, const dit_placement *placement);
  * local experts in every block; 0 for a dense transformer): what expert
  * parallelism divides by the ranks of its group. */
 int64_t dit_model_expert_bytes(const dit_model *model);
+
+/* The tensors of a block whose data its weights are (every dit_block
+ * member, the MoE's local experts too), into out when not NULL; returns
+ * how many. */
+int dit_block_tensors(dit_block *block, tensor **out);
 
 void dit_model_free(dit_model *model);
 

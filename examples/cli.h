@@ -73,7 +73,7 @@ void cli_cache_report(FILE *out, const moedit_generate_result *r);
 
 /* The options of generate, which edit takes too, and what they parse into. */
 #define CLI_MAX_PROMPTS 1024
-#define CLI_GENERATE_OPTIONS (44 + CLI_CACHE_OPTIONS)
+#define CLI_GENERATE_OPTIONS (45 + CLI_CACHE_OPTIONS)
 #define CLI_UNSET INT64_MIN /* an integer option not given */
 
 typedef struct cli_generate_args {

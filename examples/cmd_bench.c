@@ -60,10 +60,10 @@ static int forward_only(moedit_transformer_bench_options *o, int64_t text_tokens
                    "\"text_tokens\":%lld,"
                    "\"parameters\":%lld,\"active_parameters\":%lld,\"forward_ms_median\":%.3f,\"forward_ms_p10\":%.3f,"
                    "\"forward_ms_p90\":%.3f,\"tflops\":%.3f,\"weight_mib\":%.1f,\"scratch_peak_mib\":%.1f,"
-                   "\"iterations\":%lld}\n",
+                   "\"iterations\":%lld,\"device_peak_mib\":%.1f,\"streamed_blocks\":%d}\n",
                 o->device, (long long)r.batch, (long long)o->frames, (long long)o->height, (long long)o->width, r.image_tokens, r.text_tokens, r.parameters,
                 r.active_parameters, r.median_ms, r.p10_ms, r.p90_ms, r.tflops, r.weight_mib, r.scratch_peak_mib,
-                (long long)o->iterations);
+                (long long)o->iterations, r.device_peak_mib, r.streamed_blocks);
         if (f != stdout && fclose(f) != 0) return error_set("cannot write %s", json);
         return 0;
     }
@@ -73,9 +73,9 @@ static int forward_only(moedit_transformer_bench_options *o, int64_t text_tokens
            (long long)r.batch, (long long)o->frames, (long long)o->height, (long long)o->width,
            r.image_tokens, r.text_tokens);
     printf("forward: median %.2f ms (p10 %.2f, p90 %.2f) over %lld runs after %lld warm-up; %.2f TFLOP/s "
-           "(%.1f GFLOP per forward); scratch peak %.1f MiB\n",
+           "(%.1f GFLOP per forward); scratch peak %.1f MiB; device peak %.1f MiB, %d blocks streamed\n",
            r.median_ms, r.p10_ms, r.p90_ms, (long long)o->iterations, (long long)o->warmup, r.tflops,
-           r.forward_flops / 1e9, r.scratch_peak_mib);
+           r.forward_flops / 1e9, r.scratch_peak_mib, r.device_peak_mib, r.streamed_blocks);
     return 0;
 }
 
@@ -108,6 +108,10 @@ int cli_bench(int argc, char **argv)
         {"random-weights", OPT_FLAG, &o.random_weights, "seeded random transformer weights instead of files", NULL},
         CLI_DEVICE_OPTION(&o.device),
         {"precision", OPT_STRING, &o.precision, "native (default: cpu F32, cuda BF16) or fp8: the transformer's linear layers in FP8 E4M3 (docs/fp8.md; CPU only for now)", "P"},
+        {"max-gpu-memory", OPT_STRING, &o.max_gpu_memory,
+         "device memory each rank's run (--model) or the one forward (--forward-only) may take (24G, 512M); "
+         "blocks that do not fit are streamed from host memory (docs/memory-budget.md)",
+         "SIZE"},
         {"height", OPT_INT, &o.height, "image height in pixels (default 1024; --forward-only: 256)", "H"},
         {"width", OPT_INT, &o.width, "image width in pixels (default 1024; --forward-only: 256)", "W"},
         {"num-inference-steps", OPT_INT, &o.steps, "timed denoising steps per layout (default 4)", "S"},
@@ -152,6 +156,9 @@ int cli_bench(int argc, char **argv)
                          "forward on one rank");
     if (forward) f.warmup = warmup;
     else if (warmup != UNSET) o.warmup_steps = warmup;
+    if (o.max_gpu_memory && !forward && !o.model_dir)
+        return error_set("--max-gpu-memory budgets the runs of a model folder (--model DIR) or one forward "
+                         "(--forward-only): not --config's layouts");
     if (forward && moedit_world_size() > 1)
         return error_set("--forward-only times one forward on one rank: run it without mpirun (%d ranks would each "
                          "time their own and compete for the machine)", moedit_world_size());
@@ -162,7 +169,7 @@ int cli_bench(int argc, char **argv)
         return error_set("--batch %lld: the samples of one timed forward; add --forward-only", (long long)f.batch);
     if (forward) {
         f.model_dir = o.model_dir, f.config_path = o.config_path, f.random_weights = o.random_weights;
-        f.device = o.device, f.seed = o.seed, f.precision = o.precision;
+        f.device = o.device, f.seed = o.seed, f.precision = o.precision, f.max_gpu_memory = o.max_gpu_memory;
         f.height = o.height == UNSET ? 256 : o.height;
         f.width = o.width == UNSET ? 256 : o.width;
         if (f.iterations == UNSET) f.iterations = 5;

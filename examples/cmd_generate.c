@@ -105,6 +105,10 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"output-latents", OPT_STRING, &o->latents_output, "also save the final latents (safetensors)", "FILE"},
         CLI_DEVICE_OPTION(&o->device),
         {"precision", OPT_STRING, &o->precision, "native (default: cpu F32, cuda BF16) or fp8: the transformer's linear layers in FP8 E4M3 (docs/fp8.md; CPU only for now)", "P"},
+        {"max-gpu-memory", OPT_STRING, &o->max_gpu_memory,
+         "device memory the run may take (24G, 512M): transformer blocks that do not fit stay in host memory and "
+         "are copied in ahead of use (docs/memory-budget.md)",
+         "SIZE"},
         {"random-weights", OPT_FLAG, &o->random_weights, "seeded random weights for every component, no weight files (benchmarks)", NULL},
         {"tensor-parallel-size", OPT_INT, &a->tp, "ranks splitting heads and hidden units", "N"},
         {"ulysses-degree", OPT_INT, &a->ulysses, "ranks splitting the sequence by all-to-all", "N"},
@@ -297,7 +301,8 @@ void cli_generate_report(const cli_generate_args *a, const moedit_generate_resul
                    encoders[k], r->text_encoder_seconds[k], (long long)r->text_encoder_peak_bytes[k]);
         if (hidream) printf("}");
         cli_cache_report(stdout, r);
-        printf("}\n");
+        printf(",\"peak_device_bytes\":%lld,\"streamed_blocks\":%d}\n", (long long)r->peak_device_bytes,
+               r->streamed_blocks);
     }
     if (!a->json && !a->o.quiet)
         for (int i = 0; i < r->count; i++) fprintf(stderr, "wrote %s (seed %llu)\n", r->files[i], r->seeds[i]);

@@ -155,6 +155,10 @@ typedef struct moedit_generate_options {
      * (docs/fp8.md; the CPU runs them as the reference, the GPU path is not
      * built yet). An FP8 folder (moedit quantize) loads as stored. */
     const char *precision;
+    /* NULL, or the device memory the run may take ("24G", "512M"): the
+     * transformer's blocks that do not fit stay in host memory and are
+     * copied in ahead of use (docs/memory-budget.md). */
+    const char *max_gpu_memory;
     int random_weights;             /* every component's weights from Philox (no weight files; tokenizers still read theirs) */
     moedit_parallel parallel;
     const char *routing_capture, *routing_replay;
@@ -198,6 +202,12 @@ typedef struct moedit_generate_result {
     int64_t cache_computed_steps, cache_cached_steps; /* over every image of this rank */
     double cache_flops_saved;        /* share of the transformer's FLOPs the cached steps skipped */
     int64_t cache_bytes;             /* device memory of the cached residuals on this rank (the most of one image) */
+    /* The most device memory this rank's run held at once (every allocation
+     * through the backend: weights, buffers, arenas; not what the device's
+     * libraries keep to themselves), and the transformer blocks it streamed
+     * under --max-gpu-memory. */
+    int64_t peak_device_bytes;
+    int streamed_blocks;
 } moedit_generate_result;
 
 int moedit_generate(const moedit_generate_options *options, moedit_generate_result *result);

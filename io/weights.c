@@ -100,15 +100,18 @@ static void take_shard(void *full, size_t elem, int64_t rows, int64_t cols, weig
                     (size_t)out_cols * elem);
 }
 
-static int remember(weight_loader *wl, void *ptr)
+static int remember(weight_loader *wl, void *ptr, size_t bytes)
 {
     if (wl->allocation_count == wl->allocation_capacity) {
         int capacity = wl->allocation_capacity ? 2 * wl->allocation_capacity : 256;
         void **grown = realloc(wl->allocations, (size_t)capacity * sizeof *grown);
-        if (!grown) return error_set("out of memory tracking weights");
-        wl->allocations = grown;
+        if (grown) wl->allocations = grown;
+        size_t *sizes = grown ? realloc(wl->allocation_bytes, (size_t)capacity * sizeof *sizes) : NULL;
+        if (sizes) wl->allocation_bytes = sizes;
+        if (!grown || !sizes) return error_set("out of memory tracking weights");
         wl->allocation_capacity = capacity;
     }
+    wl->allocation_bytes[wl->allocation_count] = bytes;
     wl->allocations[wl->allocation_count++] = ptr;
     return 0;
 }
@@ -137,7 +140,7 @@ static int load_as(weight_loader *wl, tensor *out, const char *name, int64_t row
                 : tensor_make(dtype, be->device, 1, &shard_rows);
     out->data = be->ops->alloc(be, tensor_nbytes(out));
     if (!out->data) return error_prefix("loading tensor %s", full_name);
-    if (remember(wl, out->data) != 0) return -1;
+    if (remember(wl, out->data, tensor_nbytes(out)) != 0) return -1;
     if (wl->random && is_ones(full_name, cols)) {
         be->ops->fill(be, *out, 1.0f);
     } else if (wl->random) {
@@ -210,8 +213,8 @@ static int load_quantized(weight_loader *wl, tensor *out, const char *name, int6
     tensor scale = tensor_make(DTYPE_F32, be->device, 1, &shard_rows);
     out->data = be->ops->alloc(be, tensor_nbytes(out));
     out->scale = scale.data = out->data ? be->ops->alloc(be, tensor_nbytes(&scale)) : NULL;
-    if (out->data && remember(wl, out->data)) status = -1;
-    if (out->scale && remember(wl, out->scale)) status = -1;
+    if (out->data && remember(wl, out->data, tensor_nbytes(out))) status = -1;
+    if (out->scale && remember(wl, out->scale, tensor_nbytes(&scale))) status = -1;
     if (!status && (!out->data || !out->scale)) status = error_prefix("loading tensor %s", full_name);
     if (!status) {
         be->ops->upload(be, *out, (const float *)(const void *)codes); /* raw bytes (backend.h) */
@@ -241,7 +244,7 @@ int weight_load_indices(weight_loader *wl, tensor *out, const int32_t *values, i
     *out = tensor_make(DTYPE_I32, be->device, 1, &n);
     out->data = be->ops->alloc(be, tensor_nbytes(out));
     if (!out->data) return error_prefix("loading an index map of %lld entries", (long long)n);
-    if (remember(wl, out->data) != 0) return -1;
+    if (remember(wl, out->data, tensor_nbytes(out)) != 0) return -1;
     /* upload() takes F32; I32 values travel bit-for-bit as 4-byte words. */
     be->ops->upload(be, *out, (const float *)(const void *)values);
     return 0;
@@ -258,7 +261,9 @@ void weight_loader_free_all(weight_loader *wl)
 {
     for (int i = 0; i < wl->allocation_count; i++) wl->be->ops->free(wl->be, wl->allocations[i]);
     free(wl->allocations);
+    free(wl->allocation_bytes);
     wl->allocations = NULL;
+    wl->allocation_bytes = NULL;
     wl->allocation_count = wl->allocation_capacity = 0;
     weight_loader_finish(wl);
 }

@@ -48,6 +48,7 @@ typedef struct weight_loader {
     float *staging;          /* host F32 buffer reused between tensors */
     size_t staging_floats;
     void **allocations;      /* every device buffer, freed by weight_loader_free_all */
+    size_t *allocation_bytes; /* and its size (dit/dit_weight_stream.c packs a block's buffers by them) */
     int allocation_count, allocation_capacity;
 } weight_loader;
 

@@ -27,6 +27,8 @@
  * replicas take their own jobs' prompts. */
 #include "moedit.h"
 
+#include "backend/backend_memory.h"
+#include "core/byte_size.h"
 #include "core/error.h"
 #include "io/image_io.h"
 #include "io/output_check.h"
@@ -175,6 +177,9 @@ static int validate_sizes(generate_state *g)
     g->trained_w = (int64_t)dit.max_resolution[1] * vae.downscale;
     if (run_memory_check(&dit, &vae, o, g->frames, g->condition && g->condition->in_context, g->condition != NULL))
         return -1;
+    if (o->max_gpu_memory && byte_size_parse(o->max_gpu_memory, "--max-gpu-memory", &g->max_device_bytes)) return -1;
+    g->activation_bytes = run_memory_device_activations(&dit, &vae, o, g->frames,
+                                                        g->condition && g->condition->in_context, g->condition != NULL);
     if (g->output) return 0;
     if (g->latent_h != g->latent_w &&
         (g->latent_h / dit.patch_size) * (g->latent_w / dit.patch_size) > dit_image_tokens(&dit, g->latent_h, g->latent_w))
@@ -211,6 +216,13 @@ static int64_t job_arena_bytes(const dit_run *run, const arena *scratch, const d
     return bytes;
 }
 
+/* A test switch: set and not "0". */
+static int env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0");
+}
+
 static int setup(generate_state *g)
 {
     const moedit_generate_options *o = g->o;
@@ -226,10 +238,12 @@ static int setup(generate_state *g)
     int fp8;
     if (dit_precision_parse(o->precision, o->device, &fp8)) return -1;
     model_bundle_options mo = {o->model_dir, o->device, o->random_weights, o->seed,
-                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL, NULL, fp8},
+                               {layout.tp_index, layout.degrees.tp, ep_rank, ep_size, NULL, NULL, fp8, 0},
                                !o->prompt_embeds_path,
                                o->expert_placement, o->lora_paths, o->lora_scales, o->lora_count,
-                               o->llama_dir, o->max_sequence_length, o->keep_text_encoders, o->text_device};
+                               o->llama_dir, o->max_sequence_length, o->keep_text_encoders, o->text_device,
+                               g->max_device_bytes, o->max_gpu_memory, g->max_device_bytes ? g->activation_bytes : 0,
+                               env_flag("MOEDIT_STREAM_ALL_BLOCKS_FOR_TESTS")};
     g->bundle_options = mo;
     int keep = g->hooks && g->hooks->keep_model;
     if (keep ? model_bundle_take(&g->bundle, &mo) : model_bundle_load(&g->bundle, &mo)) return -1;
@@ -646,6 +660,15 @@ done:
     return status;
 }
 
+/* The most device memory the run held (the bundle's counting view), and the blocks it streamed. */
+static void note_device_memory(const generate_state *g, moedit_generate_result *r)
+{
+    if (!g->have_bundle) return;
+    r->peak_device_bytes = backend_memory_peak(g->bundle.be);
+    r->streamed_blocks = g->bundle.transformer.stream ? g->bundle.transformer.stream->streamed : 0;
+    if (g->hooks) g->hooks->device_peak_bytes = r->peak_device_bytes;
+}
+
 /* A failed run frees its model even when asked to keep it: the device may be in a failed state. */
 static void teardown(generate_state *g, int status)
 {
@@ -767,6 +790,7 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     free(in);
     if (status == 0 && o->routing_capture && g.w->rank == 0) status = moe_routing_save(&g.routing, o->routing_capture);
     if (status != 0) generate_note_written(r);
+    note_device_memory(&g, r);
     teardown(&g, status);
     r->total_seconds = timer_seconds() - start;
     return status;

@@ -45,6 +45,7 @@ typedef struct generate_hooks {
     int64_t weight_bytes;          /* transformer (this rank's shard), VAE and text encoder weights */
     int64_t expert_weight_bytes;   /* of which the routed experts' (dit_model_expert_bytes) */
     int64_t activation_peak_bytes; /* high-water marks of the run's arenas: transformer, text, VAE */
+    int64_t device_peak_bytes;     /* the most device memory held at once, counted at the backend (weights, arenas) */
     /* Given by the caller (or NULL): [expert_capacity], receives the rows this
      * rank's routed experts computed in each MoE call, in call order
      * (moe_scratch.call_rows); expert_calls counts them (may pass the capacity). */

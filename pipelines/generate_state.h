@@ -42,6 +42,7 @@ typedef struct generate_state {
     int leader;  /* first rank of its data-parallel replica: writes the files */
     int decoder; /* in the leader's VAE group: decodes (in bands when there are several) */
     int64_t vae_peak_bytes; /* the last decode's arena peak, for the hooks */
+    int64_t max_device_bytes, activation_bytes; /* --max-gpu-memory (0: none) and the run's activations' estimate */
     hidream_prompt_embeds *hidream_cond; /* [prompt_count] (HiDream text side), encoded where this rank needs them */
     hidream_prompt_embeds hidream_uncond; /* the negative prompt's */
     char layout_text[128];

@@ -1,6 +1,7 @@
 /* Loading a model directory's components; see model_bundle.h. */
 #include "pipelines/model_bundle.h"
 
+#include "backend/backend_memory.h"
 #include "core/error.h"
 #include "moedit.h" /* MOEDIT_MAX_LORAS */
 
@@ -62,6 +63,16 @@ static int place_experts(model_bundle *b, const model_bundle_options *o, dit_sha
     return 0;
 }
 
+/* Under --max-gpu-memory: the transformer's blocks back on the device, as
+ * many as the budget leaves room for beside every other weight now loaded
+ * and the run's activations; the rest streamed. */
+static int place_blocks(model_bundle *b, const model_bundle_options *o)
+{
+    if (o->max_device_bytes <= 0) return 0;
+    return dit_weight_stream_place(b->transformer.stream, b->be, o->max_device_bytes, o->max_device_text,
+                                   backend_memory_in_use(b->be), o->activation_bytes, o->stream_all_blocks, NULL);
+}
+
 int model_dir_check(const char *dir)
 {
     struct stat st;
@@ -76,9 +87,11 @@ int model_bundle_load(model_bundle *b, const model_bundle_options *o)
     char path[4200];
     memset(b, 0, sizeof *b);
     if (model_dir_check(o->dir)) return -1;
-    b->be = backend_create(o->device);
-    if (!b->be) return -1;
+    b->device_be = backend_create(o->device);
+    if (!b->device_be) return -1;
+    if (!(b->be = backend_memory_wrap(b->device_be))) goto fail;
     dit_shard shard = o->shard;
+    shard.host_blocks = o->max_device_bytes > 0;
     lora_set *loras[MOEDIT_MAX_LORAS] = {NULL};
     if (o->lora_count > MOEDIT_MAX_LORAS) {
         error_set("%d LoRAs: at most %d are supported", o->lora_count, MOEDIT_MAX_LORAS);
@@ -108,6 +121,7 @@ int model_bundle_load(model_bundle *b, const model_bundle_options *o)
         scheduler_config_default(&b->scheduler);
     }
     if (load_text_side(b, o)) goto fail;
+    if (place_blocks(b, o)) goto fail;
     return 0;
 fail:
     model_bundle_free(b);
@@ -123,6 +137,7 @@ void model_bundle_free(model_bundle *b)
     if (b->loaded_vae) vae_model_free(&b->vae);
     if (b->loaded_transformer) dit_model_free(&b->transformer);
     backend_destroy(b->be);
+    if (b->device_be != b->be) backend_destroy(b->device_be);
     dit_placement_free(&b->placement);
     memset(b, 0, sizeof *b);
 }
@@ -158,7 +173,9 @@ static int same_options(const model_bundle_options *a, const model_bundle_option
            a->shard.ep_size == b->shard.ep_size && a->shard.fp8 == b->shard.fp8 &&
            same_string(a->expert_placement, b->expert_placement) && same_string(a->llama_dir, b->llama_dir) &&
            same_string(a->text_device, b->text_device) && a->max_sequence_length == b->max_sequence_length &&
-           a->keep_text_encoders == b->keep_text_encoders && same_loras(a, b);
+           a->keep_text_encoders == b->keep_text_encoders && a->max_device_bytes == b->max_device_bytes &&
+           a->activation_bytes == b->activation_bytes && a->stream_all_blocks == b->stream_all_blocks &&
+           same_loras(a, b);
 }
 
 int model_bundle_take(model_bundle *b, const model_bundle_options *o)

@@ -21,7 +21,8 @@
 #include "vae/vae_model.h"
 
 typedef struct model_bundle {
-    backend *be;
+    backend *be;          /* the device, seen through a counting view (backend_memory.h): the run's peak */
+    backend *device_be;   /* the device's own backend under that view */
     dit_model transformer;
     vae_model vae;
     scheduler_config scheduler;
@@ -52,6 +53,16 @@ typedef struct model_bundle_options {
     int max_sequence_length; /* HiDream: 0 = 128 */
     int keep_text_encoders;  /* HiDream: keep each encoder loaded after use */
     const char *text_device; /* HiDream: the encoders' device; NULL = device */
+    /* --max-gpu-memory (0: none): the device bytes the run may take, as
+     * given (max_device_text), and the run's activations' estimate; the
+     * transformer's blocks are then loaded through host memory and placed
+     * under the budget once the other weights are on the device
+     * (dit/dit_weight_stream.h). stream_all_blocks: every block streamed
+     * (tests: MOEDIT_STREAM_ALL_BLOCKS_FOR_TESTS). */
+    int64_t max_device_bytes;
+    const char *max_device_text;
+    int64_t activation_bytes;
+    int stream_all_blocks;
 } model_bundle_options;
 
 /* 0 when `dir` is a directory; else one error naming what it is instead. */

@@ -19,6 +19,14 @@ static double gib(double bytes) { return bytes / (double)(1 << 30); }
 
 static int at_least_one(int n) { return n > 1 ? n : 1; }
 
+double run_memory_transformer_bytes(const dit_config *dit, int64_t tokens, int sp)
+{
+    double moe_hidden = dit->num_routed_experts > 1
+                            ? (double)dit->num_activated_experts * dit->ffn_hidden + dit->shared_ffn_hidden
+                            : (double)dit->ffn_hidden;
+    return 4.0 * (double)tokens / sp * (ACTIVATION_FLOATS_PER_CHANNEL * (double)dit->dim + 3 * moe_hidden);
+}
+
 void run_memory_estimate(const dit_config *dit, const vae_config *vae, const moedit_generate_options *o,
                          int64_t frames, int in_context, int encodes_image, run_memory *m)
 {
@@ -34,11 +42,8 @@ void run_memory_estimate(const dit_config *dit, const vae_config *vae, const moe
         m->total = m->host;
         return;
     }
-    double moe_hidden = dit->num_routed_experts > 1
-                            ? (double)dit->num_activated_experts * dit->ffn_hidden + dit->shared_ffn_hidden
-                            : (double)dit->ffn_hidden;
     int sp = at_least_one(o->parallel.ulysses) * at_least_one(o->parallel.ring);
-    m->transformer = 4.0 * (double)m->tokens / sp * (ACTIVATION_FLOATS_PER_CHANNEL * (double)dit->dim + 3 * moe_hidden);
+    m->transformer = run_memory_transformer_bytes(dit, m->tokens, sp);
     int widest = vae->block_out_channels[0];
     if (vae->levels > 1 && vae->block_out_channels[1] > widest) widest = vae->block_out_channels[1];
     int bands = at_least_one(o->parallel.vae_patch_parallel);
@@ -76,4 +81,20 @@ int run_memory_check(const dit_config *dit, const vae_config *vae, const moedit_
     char what[600];
     snprintf(what, sizeof what, "%s, beyond the weights (%s)", run, parts);
     return host_memory_check((int64_t)m.total, what);
+}
+
+/* The arenas of a run that may hold memory at once: the transformer run's
+ * two, two texts', the VAE's, the text encoder's, and two to spare. */
+#define RUN_ARENAS 8
+#define ARENA_FIRST_BLOCK ((double)(1 << 20))
+
+int64_t run_memory_device_activations(const dit_config *dit, const vae_config *vae, const moedit_generate_options *o,
+                                      int64_t frames, int in_context, int encodes_image)
+{
+    moedit_generate_options on_cpu = *o;
+    on_cpu.device = "cpu"; /* the estimate's F32 formulas, whatever the device */
+    run_memory m;
+    run_memory_estimate(dit, vae, &on_cpu, frames, in_context, encodes_image, &m);
+    double dtype_share = o->device && !strcmp(o->device, "cuda") ? 0.5 : 1.0;
+    return (int64_t)(2 * (m.transformer + m.vae) * dtype_share + RUN_ARENAS * ARENA_FIRST_BLOCK);
 }

@@ -40,6 +40,10 @@ typedef struct run_memory {
     double total;
 } run_memory;
 
+/* The transformer line above: F32 bytes of one forward's activations over
+ * `tokens` image tokens split over sp sequence-parallel ranks. */
+double run_memory_transformer_bytes(const dit_config *dit, int64_t tokens, int sp);
+
 void run_memory_estimate(const dit_config *dit, const vae_config *vae, const moedit_generate_options *o,
                          int64_t frames, int in_context, int encodes_image, run_memory *m);
 
@@ -47,5 +51,14 @@ void run_memory_estimate(const dit_config *dit, const vae_config *vae, const moe
  * 256x256"), the estimate, its parts and the limit it passes. */
 int run_memory_check(const dit_config *dit, const vae_config *vae, const moedit_generate_options *o, int64_t frames,
                      int in_context, int encodes_image);
+
+/* The device bytes the run's activations may take at once, for
+ * --max-gpu-memory's plan (dit/dit_weight_stream.h): the transformer and
+ * VAE estimates above in the device's dtype (F32 on the CPU, BF16 on
+ * CUDA), twice over (an arena holds up to twice its peak until its first
+ * reset), plus RUN_ARENAS arenas' first 1 MiB block (the least an arena
+ * takes; it dominates a small model's runs). */
+int64_t run_memory_device_activations(const dit_config *dit, const vae_config *vae, const moedit_generate_options *o,
+                                      int64_t frames, int in_context, int encodes_image);
 
 #endif

@@ -70,7 +70,7 @@ static int forward(const dit_shard *shard, const dit_parallel *par, moe_routing 
     dit_text text;
     dit_run run;
     int status = -1;
-    dit_shard serial = {0, 1, 0, 1, NULL, NULL, fp8};
+    dit_shard serial = {0, 1, 0, 1, NULL, NULL, fp8, 0};
     if (dit_model_load_config(&model, be, &cfg, NULL, 1, 7, shard ? shard : &serial)) goto done;
     dit_text_inputs text_in = {in.t5, t5_tokens, in.llama, LLAMA_LAYERS, LLAMA_TOKENS, in.pooled};
     if (dit_text_encode(&text, &model, &text_in) == 0) {
@@ -104,7 +104,7 @@ static void check_degrees(const world *w, parallel_degrees degrees, const int32_
     dit_parallel par = {ctx.groups[GROUP_TP], ctx.groups[GROUP_ULYSSES], ctx.groups[GROUP_RING], ctx.groups[GROUP_SP],
                         ep_group};
     dit_shard shard = {ctx.layout.tp_index, ctx.layout.degrees.tp, ep_group ? ep_group->rank : 0,
-                       ep_group ? ep_group->size : 1, order, NULL, fp8};
+                       ep_group ? ep_group->size : 1, order, NULL, fp8, 0};
     float out[LATENTS];
     capture->mode = ROUTING_REPLAY;
     int status = forward(&shard, &par, capture, out);
@@ -182,7 +182,7 @@ int main(int argc, char **argv)
     /* A placement that is not an order of the experts fails with the block's name. */
     static int32_t doubled[DIT_MAX_BLOCKS * 8];
     for (int i = 0; i < DIT_MAX_BLOCKS * 8; i++) doubled[i] = i % 8 == 7 ? 6 : i % 8;
-    dit_shard bad = {0, 1, 1, 2, doubled, NULL, 0};
+    dit_shard bad = {0, 1, 1, 2, doubled, NULL, 0, 0};
     backend *cpu = backend_cpu_create();
     dit_model model;
     CHECK(dit_model_load_config(&model, cpu, &cfg, NULL, 1, 7, &bad) != 0);

@@ -48,7 +48,7 @@ int main(void)
     safetensors *io = NULL;
     dit_model model;
     dit_fixture f;
-    dit_shard fp8 = {0, 1, 0, 1, NULL, NULL, 1};
+    dit_shard fp8 = {0, 1, 0, 1, NULL, NULL, 1, 0};
     CHECK_MSG(safetensors_open(&io, MOEDIT_FIXTURES "/dit_fp8/io.safetensors") == 0, "%s", error_message());
     CHECK_MSG(dit_model_load(&model, be, MOEDIT_FIXTURES "/dit_moe", 0, 0, &fp8) == 0, "%s", error_message());
     if (test_failures) return test_finish("test_dit_fp8_matches_torch");

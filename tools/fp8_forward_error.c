@@ -24,7 +24,7 @@ static int forward(const dit_config *cfg, const inputs *in, int fp8, uint64_t se
                    double *weight_mib)
 {
     backend *be = backend_cpu_create();
-    dit_shard shard = {0, 1, 0, 1, NULL, NULL, fp8};
+    dit_shard shard = {0, 1, 0, 1, NULL, NULL, fp8, 0};
     dit_model model;
     dit_text text;
     dit_run run;

@@ -48,6 +48,20 @@ static void *cpu_alloc(backend *be, size_t bytes)
 
 static void cpu_free(backend *be, void *ptr) { free(ptr); }
 
+/* Host-resident weights (backend.h): the device is the host, so the
+ * streamed copy is a memcpy, finished before upload_async returns. */
+static void *cpu_host_alloc(backend *be, size_t bytes) { return cpu_alloc(be, bytes); }
+
+static void cpu_download_raw(backend *be, void *host, const void *device, size_t bytes) { memcpy(host, device, bytes); }
+
+static void cpu_upload_async(backend *be, int slot, void *device, const void *host, size_t bytes)
+{
+    (void)slot;
+    memcpy(device, host, bytes);
+}
+
+static void cpu_upload_wait(backend *be, int slot) { (void)be, (void)slot; }
+
 static void cpu_upload(backend *be, tensor dst, const float *src) { memcpy(dst.data, src, tensor_nbytes(&dst)); }
 
 static void cpu_download(backend *be, float *dst, tensor src) { memcpy(dst, src.data, tensor_nbytes(&src)); }
@@ -559,6 +573,11 @@ static const backend_ops cpu_ops = {
     .fill_uniform = cpu_fill_uniform,
     .synchronize = cpu_synchronize,
     .destroy = cpu_destroy,
+    .host_alloc = cpu_host_alloc,
+    .host_free = cpu_free,
+    .download_raw = cpu_download_raw,
+    .upload_async = cpu_upload_async,
+    .upload_wait = cpu_upload_wait,
     .status = cpu_status,
     .linear = cpu_linear,
     .linear_grouped = cpu_linear_grouped,

@@ -41,6 +41,11 @@ struct cuda_state {
     void *staging; /* pinned host buffer for dtype conversion on upload/download */
     size_t staging_bytes;
     cudaEvent_t staged[2]; /* download: when each half of the staging buffer holds its chunk */
+    /* Streamed weights (cuda_host_weights.cu), made at the first upload_async:
+     * the copy stream, the compute stream's progress it waits for, and the
+     * end of each slot's last copy. */
+    cudaStream_t copy_stream;
+    cudaEvent_t compute_done, copied[2];
     struct cuda_gemm_cache *gemm_cache;
     struct cuda_sdpa_cache *sdpa_cache; /* cuDNN's handle and attention plans (cuda_attention_cudnn.cu) */
     int failed;          /* a CUDA call failed: ops after it are not trustworthy */

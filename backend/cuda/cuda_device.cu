@@ -238,6 +238,7 @@ void cuda_state_destroy(cuda_state *s)
 {
     if (!s) return;
     if (s->stream) cudaStreamSynchronize(s->stream);
+    cuda_host_weights_destroy(s);
     cuda_gemm_cache_free(s);
     cuda_sdpa_cache_free(s);
     if (s->lt) cublasLtDestroy(s->lt);

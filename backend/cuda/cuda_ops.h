@@ -35,6 +35,14 @@ void cuda_download(backend *be, float *dst, tensor src);
 void cuda_copy(backend *be, tensor dst, tensor src);
 void cuda_synchronize(backend *be);
 
+/* cuda_host_weights.cu: weights in pinned host memory, streamed in on a copy stream. */
+void *cuda_host_alloc(backend *be, size_t bytes);
+void cuda_host_free(backend *be, void *ptr);
+void cuda_download_raw(backend *be, void *host, const void *device, size_t bytes);
+void cuda_upload_async(backend *be, int slot, void *device, const void *host, size_t bytes);
+void cuda_upload_wait(backend *be, int slot);
+void cuda_host_weights_destroy(cuda_state *s);
+
 /* cuda_elementwise.cu */
 void cuda_fill(backend *be, tensor dst, float value);
 void cuda_fill_uniform(backend *be, tensor dst, uint64_t seed, uint64_t stream, float scale, int64_t full_cols,
