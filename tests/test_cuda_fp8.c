@@ -291,7 +291,7 @@ static void test_linear(backend *cpu, backend *gpu, int64_t m, int64_t k, int64_
 /* One backend's FP8 model of the dit_moe fixture (weights quantized on the host alike). */
 static int session_open(dit_session *s, backend *be, const dit_fixture *f)
 {
-    dit_shard fp8 = {0, 1, 0, 1, NULL, NULL, 1};
+    dit_shard fp8 = {.tp_size = 1, .ep_size = 1, .fp8 = 1};
     return dit_session_open(s, be, MOEDIT_FIXTURES "/dit_moe", &fp8, &f->text, f->latent_shape[1], f->latent_shape[2],
                             f->t5_shape[0], f->llama_shape[1]);
 }
