@@ -91,6 +91,12 @@ static int v_status(backend *be)
     return in->ops->status(in);
 }
 
+static void v_memory(backend *be, backend_memory_use *use)
+{
+    backend *in = inner_of(be);
+    in->ops->memory(in, use);
+}
+
 static void *view_alloc(backend *be, size_t bytes)
 {
     memory_view *v = (memory_view *)be;
@@ -139,7 +145,7 @@ backend *backend_memory_wrap(backend *inner)
         return NULL;
     }
     static const backend_ops ops = {
-        .alloc = view_alloc, .free = view_free, .destroy = view_destroy, .status = v_status,
+        .alloc = view_alloc, .free = view_free, .destroy = view_destroy, .status = v_status, .memory = v_memory,
         .upload = v_upload, .download = v_download, .copy = v_copy, .fill = v_fill, .fill_uniform = v_fill_uniform,
         .synchronize = v_synchronize, .linear = v_linear, .linear_grouped = v_linear_grouped, .add = v_add,
         .silu = v_silu, .swiglu = v_swiglu, .gated_residual = v_gated_residual, .scale_rows = v_scale_rows,

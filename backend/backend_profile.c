@@ -107,6 +107,7 @@ static void *p_alloc(backend *be, size_t bytes) { return inner_of(be)->ops->allo
 static void p_free(backend *be, void *ptr) { inner_of(be)->ops->free(inner_of(be), ptr); }
 static void p_synchronize(backend *be) { inner_of(be)->ops->synchronize(inner_of(be)); }
 static int p_status(backend *be) { return inner_of(be)->ops->status(inner_of(be)); }
+static void p_memory(backend *be, backend_memory_use *use) { inner_of(be)->ops->memory(inner_of(be), use); }
 
 static void p_destroy(backend *be)
 {
@@ -309,6 +310,7 @@ static const backend_ops profiled_ops = {
     .synchronize = p_synchronize,
     .destroy = p_destroy,
     .status = p_status,
+    .memory = p_memory,
     .linear = p_linear,
     .row_abs_max = p_row_abs_max,
     .quantize_rows = p_quantize_rows,

@@ -654,6 +654,7 @@ static void teardown(generate_state *g, int status)
     scheduler_free(&g->sched);
     generate_free_hidream_prompts(g);
     if (g->have_par) parallel_context_free(&g->par);
+    if (g->have_bundle && g->hooks && g->bundle.be) g->bundle.be->ops->memory(g->bundle.be, &g->hooks->device_memory);
     if (g->have_bundle && status == 0 && g->hooks && g->hooks->keep_model)
         model_bundle_keep(&g->bundle, &g->bundle_options);
     else if (g->have_bundle)

@@ -8,6 +8,7 @@
 #ifndef MOEDIT_PIPELINES_GENERATE_HOOKS_H
 #define MOEDIT_PIPELINES_GENERATE_HOOKS_H
 
+#include "backend/backend.h"
 #include "moedit.h"
 #include "parallel/process_group.h"
 
@@ -45,6 +46,8 @@ typedef struct generate_hooks {
     int64_t weight_bytes;          /* transformer (this rank's shard), VAE and text encoder weights */
     int64_t expert_weight_bytes;   /* of which the routed experts' (dit_model_expert_bytes) */
     int64_t activation_peak_bytes; /* high-water marks of the run's arenas: transformer, text, VAE */
+    backend_memory_use device_memory; /* the model's backend at the run's end (backend_ops.memory); its peak
+                                       * runs from the backend's start, over the runs of a kept model */
     /* Given by the caller (or NULL): [expert_capacity], receives the rows this
      * rank's routed experts computed in each MoE call, in call order
      * (moe_scratch.call_rows); expert_calls counts them (may pass the capacity). */

@@ -329,6 +329,7 @@ static void serve_batch_everywhere(serve_state *s, serve_job **jobs, int count)
     s->batch = &batch;
     moedit_generate_result r = {0};
     int failed = status ? 1 : run_requests(s, requests, count, &r);
+    serve_metrics_set_memory(&s->metrics, &s->hooks.device_memory);
     /* A lost rank would make the agreement wait out the timeout again. */
     failed = world_lost_a_rank(s->w) ? 1 : any_failed(s, failed);
     if (!failed && s->replicas > 1 &&
@@ -553,6 +554,7 @@ int serve_run(const serve_options *o)
     int have_queue = !status && !serve_queue_init(&s.queue, o->max_queue);
     if (!status && !have_queue) status = error_set("out of memory for the request queue");
     if (!status) status = warm_up(&s);
+    if (!status) serve_metrics_set_memory(&s.metrics, &s.hooks.device_memory);
     if (!status) status = s.w->rank == 0 ? lead(&s, &config) : follow(&s);
     model_bundle_drop_kept();
     if (have_queue) serve_queue_free(&s.queue);

@@ -179,6 +179,18 @@ if cmp -s "$work/served-0.png" "$work/gen-0.png" && cmp -s "$work/served-1.png" 
 else
   fail "served PNGs differ from moedit generate's"
 fi
+# device memory: rank 0's backend holds the model (in_use > 0), its peak is
+# at least that, and the device (the host's RAM for cpu) holds the peak.
+if memory=$(curl -s "$url/metrics" | python3 -c '
+import re, sys
+g = dict(re.findall(r"^moedit_serve_device_memory_bytes\{device=\"cpu\",kind=\"(\w+)\"\} (\d+)$", sys.stdin.read(), re.M))
+in_use, peak, total = (int(g.get(k, -1)) for k in ("in_use", "peak", "total"))
+print(f"in_use {in_use}, peak {peak}, total {total}")
+sys.exit(0 if 0 < in_use <= peak <= total else 1)'); then
+  echo "ok   metrics: device memory of cpu: $memory"
+else
+  fail "metrics: device memory gauges missing or insane: $memory"
+fi
 expect_http "response_format url" 200 '"url":"data:image/png;base64,' "${post[@]}" \
   -d '{"prompt": "a red circle", "seed": 7, "negative_prompt": "blue", "response_format": "url"}'
 decode "$work/body" "$work/url"
