@@ -493,20 +493,17 @@ typedef struct job_inputs {
     float *latents;
 } job_inputs;
 
-/* denoise_request.cancel of jobs denoised together: the hooks' cancel_job,
- * asked of each; the batch stops once every one of them is cancelled. */
+/* denoise_request.cancel of jobs denoised together: the hooks' cancel_job
+ * of each (by its index in the run's jobs). */
 typedef struct jobs_cancel {
     generate_hooks *hooks;
     const job_inputs *jobs;
-    int count;
 } jobs_cancel;
 
-static int cancel_jobs(void *user, int step)
+static int cancel_one(void *user, int job, int step)
 {
     const jobs_cancel *c = user;
-    int cancelled = 0;
-    for (int j = 0; j < c->count; j++) cancelled += c->hooks->cancel_job(c->hooks->user, c->jobs[j].job, step) != 0;
-    return cancelled == c->count;
+    return c->hooks->cancel_job(c->hooks->user, c->jobs[job].job, step);
 }
 
 /* This rank's texts of one job (its CFG branches); adds their seconds to r. */
@@ -598,18 +595,18 @@ static int run_jobs(generate_state *g, job_inputs *in, int count, int total, moe
     for (int j = 0; j < count; j++) {
         if (start_latents(g, in[j].seed, in[j].latents)) goto done;
         jobs[j] = (denoise_job){in[j].have_text[0] ? &in[j].text[0] : NULL, in[j].have_text[1] ? &in[j].text[1] : NULL,
-                                in[j].latents, in[j].seed};
+                                in[j].latents, in[j].seed, 0};
     }
 
     progress bar;
     progress_begin(&bar, "denoise", g->sched.steps - g->first_step, o->quiet || g->w->rank != 0);
     denoise_request request = {.run = &run, .guidance = o->guidance, .sched = &g->sched, .first_step = g->first_step,
                                .cfg = split ? g->par.groups[GROUP_CFG] : NULL, .bar = &bar};
-    jobs_cancel cancel = {g->hooks, in, count};
+    jobs_cancel cancel = {g->hooks, in};
     if (g->hooks) {
         request.on_step = g->hooks->on_step;
         request.on_step_user = g->hooks->user;
-        request.cancel = g->hooks->cancel_job ? cancel_jobs : NULL;
+        request.cancel = g->hooks->cancel_job ? cancel_one : NULL;
         request.cancel_user = &cancel;
     }
     double start = timer_seconds();
@@ -620,8 +617,8 @@ static int run_jobs(generate_state *g, job_inputs *in, int count, int total, moe
     r->denoise_seconds += timer_seconds() - start;
     if (have_cache && cache_end(g, &run, &cache, mine, r)) goto done;
     start = timer_seconds();
-    for (int j = 0; j < count; j++)
-        if (finish_job(g, &in[j], total, r)) goto done;
+    for (int j = 0; j < count; j++) /* a job cancelled on the way makes no image; the others theirs */
+        if (!jobs[j].cancelled && finish_job(g, &in[j], total, r)) goto done;
     r->decode_seconds += timer_seconds() - start;
     if (g->hooks) {
         int64_t bytes = job_arena_bytes(&run, &scratch, in[0].text, in[0].have_text) + g->vae_peak_bytes +

@@ -17,7 +17,9 @@
 #     three requests of one shape waiting together run as one batch, each
 #     image equal to its twin;
 #  5. a failure inside one request (its image folder gone): 500 for it, and
-#     the next request is answered 200;
+#     the next request is answered 200; with one forward for a batch
+#     (--batch-size 3), a client that leaves mid-batch has its rows dropped
+#     and the other two are answered with their twins' bytes;
 #  6. a full queue (--max-queue 1): 429; an edit's upload over --max-upload: 400;
 #     a client that leaves (curl --max-time) while its request waits: the
 #     request is dropped from the queue, never run; one that leaves while it
@@ -369,6 +371,51 @@ expect_http "a request that fails inside (its folder removed)" 500 '"type":"serv
 mkdir "$folder"
 expect_http "the next request after a failure" 200 '"b64_json"' "${post[@]}" -d '{"prompt": "x", "seed": 1}'
 expect_http "health after a failure" 200 '"status":"ok"' "$url/health"
+stop_server
+
+# 5b. one forward for a batch (--max-batch 3 --batch-size 3): three requests
+# wait behind a blocker (whose client then leaves: cancelled) and run as one
+# denoising batch; once it runs, the second client leaves: its rows are dropped
+# at the next step boundary, the other two run on and are answered 200 with
+# their moedit generate twins' bytes; the metrics count the two 499s.
+# Each step is waited for in the log, not guessed by sleeps.
+wait_log() { # wait_log LOG PATTERN: up to 30 s
+  for _ in $(seq 1 300); do grep -q "$2" "$1" && return 0; sleep 0.1; done
+  return 1
+}
+start_server "$work/batch.log" "$moedit" serve --model "$model" "${settings[@]}" --max-batch 3 --batch-size 3 ||
+  finish cli_serve
+curl -s -o /dev/null -X POST "$url/v1/images/generations" \
+  -d '{"prompt": "blocker", "num_inference_steps": 1000, "size": "64x64", "seed": 50}' &
+blocker=$!
+sleep 0.3
+batch_clients=()
+for seed in 51 52 53; do
+  curl -s -o "$work/drop-$seed.json" -w '%{http_code}' -X POST "$url/v1/images/generations" \
+    -d "{\"prompt\": \"row $seed\", \"seed\": $seed, \"num_inference_steps\": 1000}" >"$work/drop-$seed.status" &
+  batch_clients+=($!)
+  sleep 0.05
+done
+sleep 0.2
+kill "$blocker"
+wait_log "$work/batch.log" "seed 50: 499"
+sleep 0.2
+kill "${batch_clients[1]}"
+wait "$blocker" "${batch_clients[@]}" 2>/dev/null
+same=0
+for seed in 51 53; do
+  [ "$(cat "$work/drop-$seed.status")" = 200 ] && decode "$work/drop-$seed.json" "$work/drop-$seed" &&
+    "${gen[@]}" --num-inference-steps 1000 --prompt "row $seed" --seed "$seed" --output "$work/drop-twin-$seed.png" &&
+    cmp -s "$work/drop-$seed-0.png" "$work/drop-twin-$seed.png" && same=$((same + 1))
+done
+if [ "$same" -eq 2 ] && grep -q "cancelled after step [0-9]* of 1000: its client left" "$work/batch.log" &&
+   grep -q "seed 52 (batched): 499" "$work/batch.log" && grep -q "seed 51 (batched): 200" "$work/batch.log" &&
+   curl -s "$url/metrics" | grep -q 'moedit_serve_requests_total{endpoint="images_generations",status="499"} 2'; then
+  echo "ok   --batch-size 3: a client gone mid-batch: its rows dropped ($(grep -o "cancelled after step [0-9]*" \
+    "$work/batch.log" | tail -1)); the other two: 200, their twins' bytes"
+else
+  fail "--batch-size 3, a client gone mid-batch: $same of 2 twins: $(tail -5 "$work/batch.log")"
+fi
 stop_server
 
 # 6. a full queue: 429. Four slow requests 50 ms apart: one runs, one waits,
