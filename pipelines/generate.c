@@ -740,6 +740,10 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     status = setup(&g);
     r->load_seconds = timer_seconds() - start;
     if (status == 0) warn_once(&g);
+    if (status == 0 && g.hooks && /* their caller (moedit serve) says it once for all its runs */
+        !(g.have_par && layout_host_warning(&g.par.layout, g.w->host_of, g.hooks->host_warning,
+                                            (int)sizeof g.hooks->host_warning)))
+        g.hooks->host_warning[0] = 0;
     if (status == 0 && condition) status = encode_condition(&g, r);
     if (status == 0 && g.bundle.has_hidream) status = generate_encode_hidream_prompts(&g, r);
     int replicas = g.have_par ? g.par.layout.degrees.dp : 1, replica = g.have_par ? g.par.layout.dp_index : 0;

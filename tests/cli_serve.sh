@@ -31,7 +31,9 @@
 #     2 requests, an edit equal to `mpirun -np 2 moedit edit`'s pixels,
 #     SIGTERM to rank 0: every rank exits 0;
 #  9. two ranks with --data-parallel-size 2: two waiting requests run at
-#     once, one per replica, each image its moedit generate twin.
+#     once, one per replica, each image its moedit generate twin; a client
+#     that leaves while its request runs on both replicas: each replica
+#     cancels its jobs between steps (replica 1 told by rank 0).
 # usage: cli_serve.sh MOEDIT FIXTURES
 . "$(dirname "$0")/common_cli.sh"
 export TMPDIR="$work"
@@ -121,7 +123,7 @@ cancel_running() {
   [ "$after" = 200 ] && decode "$work/after-cancel.json" "$work/after-cancel"
   "$@" --prompt after --seed 91 --output "$work/after-cancel-twin.png"
   if [ "$gone" -eq 28 ] && [ "$after" = 200 ] && grep -q "cancelled after step [0-9]* of 1000: its client left" "$log" &&
-     grep -q "128x128, 1000 steps, n 4, seed 90: 499" "$log" && cmp -s "$work/after-cancel-0.png" "$work/after-cancel-twin.png"; then
+     grep -q "128x128, 1000 steps, n 4, seed 90\( on replica [0-9,]*\)\?: 499" "$log" && cmp -s "$work/after-cancel-0.png" "$work/after-cancel-twin.png"; then
     echo "ok   $name: $(grep -o "cancelled after step [0-9]* of 1000" "$log" | tail -1); the next request: its twin's file"
   else
     fail "$name: curl $gone, next request $after: $(tail -4 "$log")"
@@ -532,6 +534,17 @@ if grep -q "seed 5 (batched) on replica 0: 200" "$log3" && grep -q "seed 5 (batc
   echo "ok   2 replicas: two waiting requests ran at once, one per replica, each its moedit generate twin"
 else
   fail "2 replicas: $(tail -3 "$log3")"
+fi
+# A client that leaves while its request (n 4: jobs 0 and 2 on replica 0, 1
+# and 3 on replica 1) runs: rank 0 cancels its own jobs and tells replica 1's
+# first rank, whose ranks drop theirs between steps (its own log line).
+cancel_running "2 replicas: a client gone while its request ran on both" "$log3" "${mpi[@]}" "${gen[@]}" \
+  --data-parallel-size 2
+if grep -q "replica 1 asked to cancel it" "$log3" &&
+   grep -q "rank 1 (replica 1): job 1 of request batch [0-9]* cancelled after step" "$log3"; then
+  echo "ok   2 replicas: replica 1 cancelled its job too: $(grep -o "rank 1 (replica 1): job 1 .*" "$log3" | head -1)"
+else
+  fail "2 replicas: replica 1 did not cancel its job: $(tail -5 "$log3")"
 fi
 rank0=$(grep -o 'pid [0-9]*' "$log3" | head -1 | cut -d' ' -f2)
 kill -TERM "$rank0"
