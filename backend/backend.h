@@ -17,6 +17,11 @@ typedef struct backend backend;
 
 #define BACKEND_UPLOAD_SLOTS 2 /* upload_async's slots: a double buffer */
 
+typedef struct backend_memory_use {
+    int64_t in_use, peak, total; /* bytes */
+    char device[16];
+} backend_memory_use;
+
 typedef struct backend_ops {
     /* Memory. alloc returns NULL and sets the error on failure. */
     void *(*alloc)(backend *be, size_t bytes);
@@ -57,6 +62,11 @@ typedef struct backend_ops {
      * Pipelines check it once per step and after the VAE, so a device fault
      * ends the run with its message instead of writing a garbage image. */
     int (*status)(backend *be);
+    /* The bytes this backend holds on its device (its own count of what it
+     * allocated: weights, arenas, its buffers) now and at most since it was
+     * made, the device's total (CUDA: cudaMemGetInfo; CPU: the host's RAM)
+     * and its name ("cuda:0", "cpu"). moedit serve's /metrics. */
+    void (*memory)(backend *be, backend_memory_use *use);
 
     /* y[M, N] = x[M, K] w[N, K]^T (+ bias[N] when bias.data is not NULL).
      * FP8 (docs/fp8.md): w may be F8_E4M3 with its per-row scale; then x is

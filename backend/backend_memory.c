@@ -105,6 +105,12 @@ static void *v_host_alloc(backend *be, size_t bytes)
     return in->ops->host_alloc(in, bytes);
 }
 
+static void v_memory(backend *be, backend_memory_use *use)
+{
+    backend *in = inner_of(be);
+    in->ops->memory(in, use);
+}
+
 static void *view_alloc(backend *be, size_t bytes)
 {
     memory_view *v = (memory_view *)be;
@@ -153,7 +159,7 @@ backend *backend_memory_wrap(backend *inner)
         return NULL;
     }
     static const backend_ops ops = {
-        .alloc = view_alloc, .free = view_free, .destroy = view_destroy, .status = v_status,
+        .alloc = view_alloc, .free = view_free, .destroy = view_destroy, .status = v_status, .memory = v_memory,
         .upload = v_upload, .download = v_download, .copy = v_copy, .fill = v_fill, .fill_uniform = v_fill_uniform,
         .synchronize = v_synchronize, .linear = v_linear, .linear_grouped = v_linear_grouped, .add = v_add,
         .silu = v_silu, .swiglu = v_swiglu, .gated_residual = v_gated_residual, .scale_rows = v_scale_rows,

@@ -123,6 +123,8 @@ static void p_upload_async(backend *be, int slot, void *device, const void *host
     TIMED(be, "upload_async", in->ops->upload_async(in, slot, device, host, bytes));
 }
 
+static void p_memory(backend *be, backend_memory_use *use) { inner_of(be)->ops->memory(inner_of(be), use); }
+
 static void p_destroy(backend *be)
 {
     profiled *p = profiled_of(be);
@@ -329,6 +331,7 @@ static const backend_ops profiled_ops = {
     .download_raw = p_download_raw,
     .upload_async = p_upload_async,
     .upload_wait = p_upload_wait,
+    .memory = p_memory,
     .linear = p_linear,
     .row_abs_max = p_row_abs_max,
     .quantize_rows = p_quantize_rows,

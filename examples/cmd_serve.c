@@ -99,7 +99,7 @@ int cli_serve(int argc, char **argv)
         o.port = (int)port;
         o.max_queue = (int)max_queue;
         o.max_images = (int)max_images;
-        o.log = moedit_rank() == 0 ? stderr : NULL;
+        o.log = stderr; /* rank 0's lines; the other ranks say only that they cancelled a job */
         handle_signals();
         status = serve_run(&o);
     }

@@ -22,6 +22,14 @@ static double timeout_seconds = MPI_WAIT_DEFAULT_TIMEOUT;
 static int world_rank, world_size;
 static int probe_round; /* sent with a probe, echoed by the answer */
 static int gave_up;     /* a wait ran past the timeout and failed */
+static void (*idle_work)(void *user);
+static void *idle_user;
+
+void mpi_wait_set_idle(void (*idle)(void *user), void *user)
+{
+    idle_work = idle;
+    idle_user = user;
+}
 
 int mpi_wait_init(void)
 {
@@ -183,6 +191,7 @@ int mpi_wait(MPI_Request *request, const mpi_wait_site *site)
         }
         if (waited < spin) continue;
         pause = pause == 0 ? 50e-6 : (pause * 2 < LONGEST_NAP ? pause * 2 : LONGEST_NAP);
+        if (idle_work) idle_work(idle_user);
         nap(pause);
     }
 }

@@ -55,6 +55,12 @@ typedef struct mpi_wait_site {
  * error is marked quiet on every waiting rank but the one that reports). */
 int mpi_wait(MPI_Request *request, const mpi_wait_site *site);
 
+/* Work for this rank while it naps in a wait (NULL: none): moedit serve's
+ * rank 0 sends its cancel notices (parallel/world_notice.h) while it waits
+ * for the replicas' end of a run. Called between the naps only (not while
+ * the wait spins), on the thread that waits; it may send but not wait. */
+void mpi_wait_set_idle(void (*idle)(void *user), void *user);
+
 /* Answers every probe that arrived (this rank is alive and waiting): for
  * a rank that waits outside mpi_wait (world_broadcast_idle's idle ranks). */
 void mpi_wait_answer_probes(void);

@@ -39,20 +39,23 @@ static int all_finite(const float *x, int64_t n)
     return bad == 0;
 }
 
-/* Whether the latents went non-finite on any rank of this job, and whether
- * any rank was asked to cancel it: both flags summed over the tp,
+/* Whether the latents went non-finite on any rank of these jobs, and
+ * which of them any rank was asked to cancel (cancelled[a] for jobs[a],
+ * whose index in the caller's jobs is index[a]): the flags summed over the tp,
  * sequence-parallel and CFG groups (their product is the replica's ranks),
  * so every rank of the replica knows that all of them stop at this step and
  * none is left waiting in a collective. An expert group wider than the
  * replica (world scope over data-parallel replicas) sums them too: its ranks
  * meet in every MoE call, so all stop together. */
-static int stop_anywhere(const denoise_request *r, int step, const denoise_job *jobs, int count, int64_t n,
-                         int *non_finite, int *cancelled)
+static int stop_anywhere(const denoise_request *r, int step, const denoise_job *jobs, const int *index, int count,
+                         int64_t n, int *non_finite, int *cancelled)
 {
-    float flags[2] = {0.0f, r->cancel && r->cancel(r->cancel_user, step) ? 1.0f : 0.0f};
-    for (int j = 0; j < count; j++)
+    float flags[1 + DIT_MAX_BATCH] = {0.0f};
+    for (int j = 0; j < count; j++) {
         if (!all_finite(jobs[j].latents, n)) flags[0] = 1.0f;
-    tensor flag = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, 2);
+        flags[1 + j] = r->cancel && r->cancel(r->cancel_user, index[j], step) ? 1.0f : 0.0f;
+    }
+    tensor flag = tensor_make_2d(DTYPE_F32, DEVICE_CPU, 1, 1 + count);
     flag.data = flags;
     process_group *ep = r->run->par.ep;
     int replica_ranks = r->run->par.tp->size * r->run->par.sp->size * (r->cfg ? r->cfg->size : 1);
@@ -60,7 +63,7 @@ static int stop_anywhere(const denoise_request *r, int step, const denoise_job *
     for (int i = 0; i < 4; i++)
         if (groups[i] && groups[i]->size > 1 && groups[i]->ops->all_reduce_sum(groups[i], flag)) return -1;
     *non_finite = flags[0] > 0;
-    *cancelled = flags[1] > 0;
+    for (int j = 0; j < count; j++) cancelled[j] = flags[1 + j] > 0;
     return 0;
 }
 
@@ -102,11 +105,30 @@ static int guided_velocities(const denoise_request *r, const denoise_job *jobs, 
     return 0;
 }
 
-int denoise_batch(const denoise_request *r, const denoise_job *jobs, int count)
+/* Drops the cancelled ones of the count running jobs (marking the caller's
+ * job), keeping the others' order, latents and scheduler state; returns the
+ * count left. */
+static int drop_cancelled(denoise_job *caller_jobs, denoise_job *jobs, int *index, scheduler_history *history,
+                          const int *cancelled, int count)
+{
+    int kept = 0;
+    for (int j = 0; j < count; j++) {
+        if (cancelled[j]) {
+            caller_jobs[index[j]].cancelled = 1;
+            scheduler_history_free(&history[j]);
+            continue;
+        }
+        jobs[kept] = jobs[j], index[kept] = index[j], history[kept] = history[j];
+        kept++;
+    }
+    return kept;
+}
+
+int denoise_batch(const denoise_request *r, denoise_job *caller_jobs, int count)
 {
     const dit_config *cfg = &r->run->model->cfg;
     int64_t n = r->run->frames * cfg->in_channels * r->run->latent_h * r->run->latent_w;
-    int split = r->cfg && r->cfg->size == 2, per_job = split ? 1 : (jobs[0].uncond ? 2 : 1);
+    int split = r->cfg && r->cfg->size == 2, per_job = split ? 1 : (caller_jobs[0].uncond ? 2 : 1);
     if (count < 1 || count * per_job > r->run->max_samples)
         return error_set("%d images denoised together need %d samples a forward; the transformer run holds %d", count,
                          count * per_job, r->run->max_samples);
@@ -114,8 +136,13 @@ int denoise_batch(const denoise_request *r, const denoise_job *jobs, int count)
      * under CFG parallelism this rank's branch of every job after them. */
     float *velocity = malloc((size_t)((split ? 3 : per_job) * count * n) * sizeof(float));
     scheduler_history history[DIT_MAX_BATCH]; /* a multistep scheduler's outputs of the steps before, per job */
-    int made = 0;
+    denoise_job jobs[DIT_MAX_BATCH];          /* the jobs still running, in order; index: each one's caller index */
+    int index[DIT_MAX_BATCH], made = 0;
     if (!velocity) return error_set("out of memory for velocities");
+    for (int j = 0; j < count; j++) {
+        jobs[j] = caller_jobs[j], index[j] = j;
+        caller_jobs[j].cancelled = 0;
+    }
     for (; made < count; made++)
         if (scheduler_history_init(&history[made], r->sched, n, jobs[made].noise_seed)) break;
     int status = made == count ? 0 : -1;
@@ -127,8 +154,8 @@ int denoise_batch(const denoise_request *r, const denoise_job *jobs, int count)
         for (int j = 0; j < count && status == 0; j++)
             scheduler_step(r->sched, &history[j], i, velocity + j * stride * n, jobs[j].latents, n);
         /* Every rank stops here alike (no picture of NaN), and knows the others do. */
-        int non_finite = 0, cancelled = 0;
-        if (status == 0) status = stop_anywhere(r, i, jobs, count, n, &non_finite, &cancelled);
+        int non_finite = 0, cancelled[DIT_MAX_BATCH] = {0};
+        if (status == 0) status = stop_anywhere(r, i, jobs, index, count, n, &non_finite, cancelled);
         if (status == 0 && non_finite) {
             status = error_set("denoising step %d of %d made non-finite latents (inf or NaN): the transformer "
                                "overflowed (too strong a LoRA, damaged weights or inputs out of range)",
@@ -137,7 +164,8 @@ int denoise_batch(const denoise_request *r, const denoise_job *jobs, int count)
         }
         if (status == 0 && r->on_step) r->on_step(r->on_step_user, i, timer_seconds() - step_start);
         if (r->bar) progress_advance(r->bar, 1);
-        if (status == 0 && cancelled) status = DENOISE_CANCELLED;
+        if (status == 0 && made == count) made = count = drop_cancelled(caller_jobs, jobs, index, history, cancelled, count);
+        if (status == 0 && count == 0) status = DENOISE_CANCELLED;
     }
     for (int j = 0; j < made; j++) scheduler_history_free(&history[j]);
     free(velocity);
@@ -146,6 +174,6 @@ int denoise_batch(const denoise_request *r, const denoise_job *jobs, int count)
 
 int denoise(const denoise_request *r, float *latents)
 {
-    denoise_job job = {r->cond, r->uncond, latents, r->noise_seed};
+    denoise_job job = {r->cond, r->uncond, latents, r->noise_seed, 0};
     return denoise_batch(r, &job, 1);
 }

@@ -29,10 +29,11 @@ typedef struct denoise_request {
     void (*on_step)(void *user, int step, double seconds);
     void *on_step_user;
     uint64_t noise_seed;     /* a stochastic scheduler's (FlowMatchLCMScheduler): the run's seed */
-    /* Optional: asked after every step (its index); non-zero on any rank of
-     * the job stops the loop there, on every rank alike (moedit serve: the
-     * client left). May be NULL. */
-    int (*cancel)(void *user, int step);
+    /* Optional: asked after every step (its index) of each job still
+     * running (its index in denoise_batch's jobs; 0 for denoise): non-zero
+     * on any rank of the job drops the job there, on every rank alike
+     * (moedit serve: its client left); the others go on. May be NULL. */
+    int (*cancel)(void *user, int job, int step);
     void *cancel_user;
 } denoise_request;
 
@@ -45,11 +46,12 @@ typedef struct denoise_job {
     const dit_text *cond, *uncond; /* under CFG parallelism: this rank's branch's set, the other NULL */
     float *latents;
     uint64_t noise_seed;
+    int cancelled;                 /* out: dropped at a step boundary (request->cancel); its latents half-denoised */
 } denoise_job;
 
 /* latents[F, C, h, w] (host; F = run->frames, 1 for an image) are denoised
- * in place. 0; DENOISE_CANCELLED when request->cancel asked to stop (the
- * latents are then half-denoised); -1 on failure. */
+ * in place. 0; DENOISE_CANCELLED when request->cancel asked to stop every
+ * job (the latents are then half-denoised); -1 on failure. */
 int denoise(const denoise_request *request, float *latents);
 
 /* Several images of one shape denoised together: each step runs the
@@ -58,7 +60,9 @@ int denoise(const denoise_request *request, float *latents);
  * its own guidance and scheduler update. The run must hold count x 2 samples
  * a forward (count under CFG parallelism; dit_run_shape.samples). Each
  * image's latents are those of denoise() on it alone, up to the rounding of
- * the larger products (docs/serve.md gives the measured difference). */
-int denoise_batch(const denoise_request *request, const denoise_job *jobs, int count);
+ * the larger products (docs/serve.md gives the measured difference). A job
+ * cancelled at a step boundary leaves the forwards from the next step on
+ * (its rows are no longer computed; jobs[j].cancelled is set). */
+int denoise_batch(const denoise_request *request, denoise_job *jobs, int count);
 
 #endif

@@ -507,20 +507,17 @@ typedef struct job_inputs {
     float *latents;
 } job_inputs;
 
-/* denoise_request.cancel of jobs denoised together: the hooks' cancel_job,
- * asked of each; the batch stops once every one of them is cancelled. */
+/* denoise_request.cancel of jobs denoised together: the hooks' cancel_job
+ * of each (by its index in the run's jobs). */
 typedef struct jobs_cancel {
     generate_hooks *hooks;
     const job_inputs *jobs;
-    int count;
 } jobs_cancel;
 
-static int cancel_jobs(void *user, int step)
+static int cancel_one(void *user, int job, int step)
 {
     const jobs_cancel *c = user;
-    int cancelled = 0;
-    for (int j = 0; j < c->count; j++) cancelled += c->hooks->cancel_job(c->hooks->user, c->jobs[j].job, step) != 0;
-    return cancelled == c->count;
+    return c->hooks->cancel_job(c->hooks->user, c->jobs[job].job, step);
 }
 
 /* This rank's texts of one job (its CFG branches); adds their seconds to r. */
@@ -612,18 +609,18 @@ static int run_jobs(generate_state *g, job_inputs *in, int count, int total, moe
     for (int j = 0; j < count; j++) {
         if (start_latents(g, in[j].seed, in[j].latents)) goto done;
         jobs[j] = (denoise_job){in[j].have_text[0] ? &in[j].text[0] : NULL, in[j].have_text[1] ? &in[j].text[1] : NULL,
-                                in[j].latents, in[j].seed};
+                                in[j].latents, in[j].seed, 0};
     }
 
     progress bar;
     progress_begin(&bar, "denoise", g->sched.steps - g->first_step, o->quiet || g->w->rank != 0);
     denoise_request request = {.run = &run, .guidance = o->guidance, .sched = &g->sched, .first_step = g->first_step,
                                .cfg = split ? g->par.groups[GROUP_CFG] : NULL, .bar = &bar};
-    jobs_cancel cancel = {g->hooks, in, count};
+    jobs_cancel cancel = {g->hooks, in};
     if (g->hooks) {
         request.on_step = g->hooks->on_step;
         request.on_step_user = g->hooks->user;
-        request.cancel = g->hooks->cancel_job ? cancel_jobs : NULL;
+        request.cancel = g->hooks->cancel_job ? cancel_one : NULL;
         request.cancel_user = &cancel;
     }
     double start = timer_seconds();
@@ -634,8 +631,8 @@ static int run_jobs(generate_state *g, job_inputs *in, int count, int total, moe
     r->denoise_seconds += timer_seconds() - start;
     if (have_cache && cache_end(g, &run, &cache, mine, r)) goto done;
     start = timer_seconds();
-    for (int j = 0; j < count; j++)
-        if (finish_job(g, &in[j], total, r)) goto done;
+    for (int j = 0; j < count; j++) /* a job cancelled on the way makes no image; the others theirs */
+        if (!jobs[j].cancelled && finish_job(g, &in[j], total, r)) goto done;
     r->decode_seconds += timer_seconds() - start;
     if (g->hooks) {
         int64_t bytes = job_arena_bytes(&run, &scratch, in[0].text, in[0].have_text) + g->vae_peak_bytes +
@@ -677,6 +674,7 @@ static void teardown(generate_state *g, int status)
     scheduler_free(&g->sched);
     generate_free_hidream_prompts(g);
     if (g->have_par) parallel_context_free(&g->par);
+    if (g->have_bundle && g->hooks && g->bundle.be) g->bundle.be->ops->memory(g->bundle.be, &g->hooks->device_memory);
     if (g->have_bundle && status == 0 && g->hooks && g->hooks->keep_model)
         model_bundle_keep(&g->bundle, &g->bundle_options);
     else if (g->have_bundle)
@@ -765,6 +763,10 @@ int generate_run(const moedit_generate_options *o, const generate_plan *plan, mo
     status = setup(&g);
     r->load_seconds = timer_seconds() - start;
     if (status == 0) warn_once(&g);
+    if (status == 0 && g.hooks && /* their caller (moedit serve) says it once for all its runs */
+        !(g.have_par && layout_host_warning(&g.par.layout, g.w->host_of, g.hooks->host_warning,
+                                            (int)sizeof g.hooks->host_warning)))
+        g.hooks->host_warning[0] = 0;
     if (status == 0 && condition) status = encode_condition(&g, r);
     if (status == 0 && g.bundle.has_hidream) status = generate_encode_hidream_prompts(&g, r);
     int replicas = g.have_par ? g.par.layout.degrees.dp : 1, replica = g.have_par ? g.par.layout.dp_index : 0;

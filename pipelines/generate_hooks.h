@@ -8,6 +8,7 @@
 #ifndef MOEDIT_PIPELINES_GENERATE_HOOKS_H
 #define MOEDIT_PIPELINES_GENERATE_HOOKS_H
 
+#include "backend/backend.h"
 #include "moedit.h"
 #include "parallel/process_group.h"
 
@@ -37,15 +38,20 @@ typedef struct generate_hooks {
      * rank of the job's replica cancels the job there, on all its ranks at
      * that step boundary (the flag rides the step's agreement on finite
      * latents, pipelines/denoise.c): it makes no image, and the run goes on
-     * with its next job. moedit serve: the job's client left. May be NULL. */
+     * with its other jobs (those denoised with it too, from the next step
+     * on without its rows). moedit serve: the job's client left. May be NULL. */
     int (*cancel_job)(void *user, int job, int step);
 
     /* Filled by moedit_generate for this rank: */
+    char host_warning[640];        /* a tp or Ulysses group across hosts (layout_host_warning), which
+                                    * the run does not print under hooks; "" when none */
     double vae_seconds;            /* VAE decode alone (no scaling, PNG or latents file) */
     int64_t weight_bytes;          /* transformer (this rank's shard), VAE and text encoder weights */
     int64_t expert_weight_bytes;   /* of which the routed experts' (dit_model_expert_bytes) */
     int64_t activation_peak_bytes; /* high-water marks of the run's arenas: transformer, text, VAE */
     int64_t device_peak_bytes;     /* the most device memory held at once, counted at the backend (weights, arenas) */
+    backend_memory_use device_memory; /* the model's backend at the run's end (backend_ops.memory); its peak
+                                       * runs from the backend's start, over the runs of a kept model */
     /* Given by the caller (or NULL): [expert_capacity], receives the rows this
      * rank's routed experts computed in each MoE call, in call order
      * (moe_scratch.call_rows); expert_calls counts them (may pass the capacity). */

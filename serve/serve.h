@@ -38,7 +38,8 @@ typedef struct serve_options {
     const char *api_key;     /* NULL: none asked */
     size_t max_body_bytes;   /* larger JSON bodies: 400 */
     size_t max_upload_bytes; /* larger edit forms (the image with the fields): 400 */
-    FILE *log;               /* rank 0's "listening on http://HOST:PORT" and per-request lines; NULL: none */
+    FILE *log;               /* rank 0's "listening on http://HOST:PORT" and per-request lines, a replica's
+                              * first rank's cancel lines; NULL: none */
 } serve_options;
 
 #define SERVE_DEFAULT_PORT 8000

@@ -16,7 +16,10 @@
  * failure is agreed by a sum over the world after the run: the requests not
  * answered by then get a 500 and the loop goes on (a failed run frees the
  * model; the next request loads it again). A STOP message ends every rank's
- * loop. */
+ * loop. A request whose client left is cancelled between steps on every
+ * replica running its jobs: rank 0's own by its cancel_job hook, the
+ * others' by a notice from rank 0 to the replica's first rank
+ * (parallel/world_notice.h). */
 #include "serve/serve.h"
 
 #include "core/error.h"
@@ -25,8 +28,11 @@
 #include "pipelines/generate.h"
 #include "pipelines/generate_hooks.h"
 #include "pipelines/model_bundle.h"
+#include "parallel/mpi_wait.h"
+#include "parallel/world_notice.h"
 #include "pipelines/runtime.h"
 #include "serve/serve_answer.h"
+#include "serve/serve_folder.h"
 #include "serve/serve_http.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_queue.h"
@@ -56,6 +62,7 @@ typedef struct serve_batch {
     int count;
     int *first_image, *written, *answered;
     int *cancelled;          /* its client left while it ran: its jobs stopped at a step boundary */
+    int *notified;           /* its client left: the other replicas running its jobs were told to cancel them */
     char **files;            /* [images]: each image's file once written */
     uint64_t *seeds;
     int images;
@@ -78,7 +85,15 @@ typedef struct serve_state {
     int replicas;           /* --data-parallel-size (1: none) */
     int max_batch;          /* --max-batch, or the replicas when not given */
     char lost[1024];        /* a collective gave up on a rank (world_lost_a_rank): why; the server stops */
+    /* A replica's first rank (not rank 0) while a batch runs: */
+    uint64_t run_id;                             /* the batch's first request's id, which notices name */
+    unsigned char cancel_asked[MOEDIT_MAX_OUTPUTS]; /* rank 0's notices: cancel job j (its client left) */
+    int written_jobs[MOEDIT_MAX_OUTPUTS];        /* the jobs of this replica's files, in their order */
+    int written_count;
 } serve_state;
+
+/* The first rank of replica r (the layout's data-parallel groups are outermost). */
+static int replica_root(const serve_state *s, int replica) { return replica * (s->w->size / s->replicas); }
 
 static void on_step(void *user, int step, double seconds)
 {
@@ -199,6 +214,21 @@ static int joins_batch(const serve_job *first, const serve_job *job)
     return strcmp(a->negative_prompt, b->negative_prompt) == 0;
 }
 
+/* "0,1": the replicas from `from` on that run any of the n jobs from
+ * first_job (job j: replica j % K), each once, into text; returns how many. */
+static int name_replicas(const serve_state *s, int first_job, int n, int from, char *text, size_t size)
+{
+    int named = 0;
+    text[0] = 0;
+    for (int replica = from; replica < s->replicas; replica++)
+        for (int j = first_job; j < first_job + n; j++)
+            if (j % s->replicas == replica) {
+                snprintf(text + strlen(text), size - strlen(text), "%s%d", named++ ? "," : "", replica);
+                break;
+            }
+    return named;
+}
+
 /* Rank 0: request k of the batch answered (its images, or e) and handed to its HTTP thread. */
 static void answer(serve_state *s, int k, int failed, serve_error *e)
 {
@@ -212,13 +242,10 @@ static void answer(serve_state *s, int k, int failed, serve_error *e)
     int http_status = failed ? e->status : body && e->status == 200 ? 200 : e->status;
     for (int i = b->first_image[k]; i < b->first_image[k] + b->written[k]; i++) unlink(b->files[i]);
     if (http_status == 200) serve_metrics_images(&s->metrics, request->n);
-    char where[64] = ""; /* the replicas that made its images (job j: replica j % K) */
-    for (int r = 0; r < s->replicas && s->replicas > 1; r++)
-        for (int j = b->first_image[k]; j < b->first_image[k] + request->n; j++)
-            if (j % s->replicas == r) {
-                snprintf(where + strlen(where), sizeof where - strlen(where), "%s%d", where[0] ? "," : " on replica ", r);
-                break;
-            }
+    char where[64] = " on replica "; /* the replicas that made its images */
+    if (s->replicas < 2 || !name_replicas(s, b->first_image[k], request->n, 0, where + strlen(where),
+                                          sizeof where - strlen(where)))
+        where[0] = 0;
     if (s->o->log)
         fprintf(s->o->log, "serve: request %llu%s: %lldx%lld, %lld steps, n %d, seed %llu%s%s: %d in %.3f s\n",
                 (unsigned long long)request->id, request->edit ? " (edit)" : "", (long long)request->width,
@@ -242,6 +269,8 @@ static void on_image(void *user, int job, const char *path, uint64_t seed)
 {
     serve_state *s = user;
     serve_batch *b = s->batch;
+    if (s->w->rank != 0 && s->written_count < MOEDIT_MAX_OUTPUTS) /* a replica's first rank: for the gather */
+        s->written_jobs[s->written_count++] = job;
     if (!b || !b->requests || job < 0 || job >= b->images || b->files[job]) return;
     int k = request_of_job(b, job);
     if (!(b->files[job] = strdup(path))) return; /* answered 500 after the run */
@@ -250,14 +279,62 @@ static void on_image(void *user, int job, const char *path, uint64_t seed)
     if (++b->written[k] == b->requests[k].n) answer(s, k, 0, &e);
 }
 
-/* generate_hooks.cancel_job, on every rank after each step: rank 0 (the
- * only one with a batch) says to cancel the job of a request whose client
- * left; the run agrees on it over the job's ranks (pipelines/denoise.c).
- * Jobs on other data-parallel replicas than rank 0's run to their end. */
+/* Rank 0: tells the first rank of every other replica running a job of a
+ * request whose client left to cancel it (once per request): a notice
+ * [batch id, job] (parallel/world_notice.h). Called between rank 0's own
+ * steps (cancel_job) and while it naps in a wait (mpi_wait_set_idle), so
+ * also after its own jobs ended, while the other replicas still run. */
+static void notify_replicas(void *user)
+{
+    serve_state *s = user;
+    serve_batch *b = s->batch;
+    if (!b || !b->requests || s->replicas < 2) return;
+    for (int k = 0; k < b->count; k++) {
+        if (b->answered[k] || b->notified[k] || !__atomic_load_n(&b->jobs[k]->client_left, __ATOMIC_SEQ_CST)) continue;
+        b->notified[k] = 1;
+        char told[64] = ""; /* the replicas told, each once */
+        for (int j = b->first_image[k]; j < b->first_image[k] + b->requests[k].n; j++) {
+            int64_t notice[2] = {(int64_t)b->requests[0].id, j};
+            if (j % s->replicas && world_notice_send(replica_root(s, j % s->replicas), notice))
+                error_clear(); /* not sent: that job runs to its end, its answer dropped */
+        }
+        name_replicas(s, b->first_image[k], b->requests[k].n, 1, told, sizeof told);
+        if (told[0] && s->o->log)
+            fprintf(s->o->log, "serve: request %llu: its client left: replica %s asked to cancel it between steps\n",
+                    (unsigned long long)b->requests[k].id, told);
+    }
+}
+
+/* A replica's first rank (not rank 0): whether rank 0 asked to cancel job
+ * `job` of this batch (its notices taken first; those of earlier batches
+ * are dropped). */
+static int cancel_asked(serve_state *s, int job)
+{
+    int64_t notice[2];
+    while (world_notice_poll(notice))
+        if ((uint64_t)notice[0] == s->run_id && notice[1] >= 0 && notice[1] < MOEDIT_MAX_OUTPUTS)
+            s->cancel_asked[notice[1]] = 1;
+    return job >= 0 && job < MOEDIT_MAX_OUTPUTS && s->cancel_asked[job];
+}
+
+/* generate_hooks.cancel_job, on every rank after each step of a job: rank
+ * 0 (the only one with a batch) says to cancel the job of a request whose
+ * client left; on another replica, its first rank says so once rank 0's
+ * notice came; the run agrees on it over the job's ranks
+ * (pipelines/denoise.c), so all of them drop it at that step boundary. */
 static int cancel_job(void *user, int job, int step)
 {
     serve_state *s = user;
     serve_batch *b = s->batch;
+    if (s->w->rank != 0) {
+        if (s->replicas < 2 || s->w->rank != replica_root(s, job % s->replicas) || !cancel_asked(s, job)) return 0;
+        if (s->o->log && s->cancel_asked[job] == 1)
+            fprintf(s->o->log, "serve: rank %d (replica %d): job %d of request batch %llu cancelled after step %d: its "
+                    "client left\n", s->w->rank, job % s->replicas, job, (unsigned long long)s->run_id, step + 1);
+        s->cancel_asked[job] = 2; /* said once */
+        return 1;
+    }
+    notify_replicas(s);
     if (!b || !b->requests || job < 0 || job >= b->images) return 0;
     int k = request_of_job(b, job);
     if (b->answered[k] || !__atomic_load_n(&b->jobs[k]->client_left, __ATOMIC_SEQ_CST)) return 0;
@@ -280,9 +357,10 @@ static int batch_init(serve_batch *b, serve_job **jobs, int count)
     b->written = calloc((size_t)count, sizeof *b->written);
     b->answered = calloc((size_t)count, sizeof *b->answered);
     b->cancelled = calloc((size_t)count, sizeof *b->cancelled);
+    b->notified = calloc((size_t)count, sizeof *b->notified);
     b->files = calloc((size_t)b->images, sizeof *b->files);
     b->seeds = calloc((size_t)b->images, sizeof *b->seeds);
-    if (!b->first_image || !b->written || !b->answered || !b->cancelled || !b->files || !b->seeds)
+    if (!b->first_image || !b->written || !b->answered || !b->cancelled || !b->notified || !b->files || !b->seeds)
         return error_set("out of memory for a batch of %d requests", count);
     for (int k = 1; k < count; k++) b->first_image[k] = b->first_image[k - 1] + jobs[k - 1]->request.n;
     return 0;
@@ -291,7 +369,7 @@ static int batch_init(serve_batch *b, serve_job **jobs, int count)
 static void batch_free(serve_batch *b)
 {
     for (int i = 0; b->files && i < b->images; i++) free(b->files[i]);
-    free(b->first_image), free(b->written), free(b->answered), free(b->cancelled), free(b->files), free(b->seeds);
+    free(b->first_image), free(b->written), free(b->answered), free(b->cancelled), free(b->notified), free(b->files), free(b->seeds);
 }
 
 /* Rank 0: runs a batch on every rank; every request is answered, as its
@@ -327,13 +405,16 @@ static void serve_batch_everywhere(serve_state *s, serve_job **jobs, int count)
     free(bytes);
     batch.requests = unpacked ? requests : NULL; /* NULL: nothing runs, the jobs are still ours to read */
     s->batch = &batch;
+    mpi_wait_set_idle(notify_replicas, s);
     moedit_generate_result r = {0};
     int failed = status ? 1 : run_requests(s, requests, count, &r);
+    serve_metrics_set_memory(&s->metrics, &s->hooks.device_memory);
     /* A lost rank would make the agreement wait out the timeout again. */
     failed = world_lost_a_rank(s->w) ? 1 : any_failed(s, failed);
     if (!failed && s->replicas > 1 &&
-        serve_replicas_gather(s->w, s->group, s->replicas, &r, s->folder, requests[0].id, on_image, s))
+        serve_replicas_gather(s->w, s->group, s->replicas, &r, NULL, s->folder, requests[0].id, on_image, s))
         failed = 1;
+    mpi_wait_set_idle(NULL, NULL);
     serve_error e;
     if (!failed)
         serve_error_set(&e, 500, "server_error", NULL, NULL, "the run ended without this request's images");
@@ -345,7 +426,7 @@ static void serve_batch_everywhere(serve_state *s, serve_job **jobs, int count)
     serve_error_set(&left, 499, "invalid_request_error", NULL, "client_closed_request",
                     "the client left while its request ran: cancelled between steps");
     for (int k = 0; k < count; k++)
-        if (!batch.answered[k]) answer(s, k, 1, batch.cancelled[k] ? &left : &e);
+        if (!batch.answered[k]) answer(s, k, 1, batch.cancelled[k] || batch.notified[k] ? &left : &e);
     remove_files(&r);
     moedit_generate_result_free(&r);
     for (int k = 0; k < unpacked; k++) serve_request_free(&requests[k]);
@@ -379,6 +460,9 @@ static int follow(serve_state *s)
                          : 0;
         free(bytes);
         moedit_generate_result r = {0};
+        s->run_id = count ? requests[0].id : 0;
+        memset(s->cancel_asked, 0, sizeof s->cancel_asked);
+        s->written_count = 0;
         if (!status) status = run_requests(s, requests, count, &r);
         if (world_lost_a_rank(s->w)) { /* rank 0 stops too, or is the one lost: leave with the error */
             remove_files(&r);
@@ -388,7 +472,7 @@ static int follow(serve_state *s)
             return -1;
         }
         if (!any_failed(s, status) && s->replicas > 1)
-            serve_replicas_gather(s->w, s->group, s->replicas, &r, s->folder, 0, NULL, NULL);
+            serve_replicas_gather(s->w, s->group, s->replicas, &r, s->written_jobs, s->folder, 0, NULL, NULL);
         remove_files(&r);
         moedit_generate_result_free(&r);
         for (int k = 0; k < count; k++) serve_request_free(&requests[k]);
@@ -508,14 +592,6 @@ static int check_options(const serve_options *o)
     return 0;
 }
 
-static int make_folder(serve_state *s)
-{
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s->folder, sizeof s->folder, "%s/moedit-serve-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(s->folder)) return error_set("cannot make a temporary folder %s for the images", s->folder);
-    return 0;
-}
-
 int serve_run(const serve_options *o)
 {
     serve_state s;
@@ -544,21 +620,29 @@ int serve_run(const serve_options *o)
     l->default_steps = o->base.steps;
     l->default_guidance = o->base.guidance;
     l->needs_guidance = o->base.parallel.cfg_parallel == 2;
-    if (!status) status = make_folder(&s);
     if (!status && !(s.host = backend_create("cpu"))) status = -1;
     /* The first group agrees on every rank's status so far (world.h). */
     if (moedit_agree(status)) status = -1;
     if (!status && !(s.group = world_group(s.w, "serve", s.host))) status = -1;
+    if (!status && world_notice_open(s.w)) status = -1; /* every rank made the group: the same on every rank */
+    if (!status) {
+        int made = serve_folder_make(s.w, s.folder, sizeof s.folder);
+        if (any_failed(&s, made)) status = made ? -1 : error_set("another rank could not make its temporary folder");
+    }
     serve_metrics_init(&s.metrics);
     int have_queue = !status && !serve_queue_init(&s.queue, o->max_queue);
     if (!status && !have_queue) status = error_set("out of memory for the request queue");
     if (!status) status = warm_up(&s);
+    if (!status) serve_metrics_set_memory(&s.metrics, &s.hooks.device_memory);
+    if (!status && s.w->rank == 0 && s.hooks.host_warning[0]) /* as moedit generate warns, once */
+        fprintf(stderr, "moedit: warning: %s\n", s.hooks.host_warning);
     if (!status) status = s.w->rank == 0 ? lead(&s, &config) : follow(&s);
     model_bundle_drop_kept();
+    if (!world_lost_a_rank(s.w)) world_notice_close(); /* collective: not with a rank gone */
     if (have_queue) serve_queue_free(&s.queue);
     serve_metrics_free(&s.metrics);
     if (s.group) pg_destroy(s.group);
     if (s.host) backend_destroy(s.host);
-    if (s.folder[0]) rmdir(s.folder);
+    serve_folder_remove(s.folder); /* rank 0: its host's ranks' folders too (serve_folder.h: the paths that cannot) */
     return status;
 }

@@ -54,6 +54,13 @@ void serve_metrics_set_running(serve_metrics *m, int running)
     pthread_mutex_unlock(&m->lock);
 }
 
+void serve_metrics_set_memory(serve_metrics *m, const backend_memory_use *memory)
+{
+    pthread_mutex_lock(&m->lock);
+    m->memory = *memory;
+    pthread_mutex_unlock(&m->lock);
+}
+
 void serve_metrics_observe(serve_metrics *m, serve_histogram_kind kind, double seconds)
 {
     pthread_mutex_lock(&m->lock);
@@ -127,6 +134,18 @@ char *serve_metrics_text(serve_metrics *m)
     append_histogram(&t, "moedit_serve_request_seconds", "Image requests, accepted to answered.", &m->request_seconds);
     append_histogram(&t, "moedit_serve_queue_wait_seconds", "Image requests, accepted to started.", &m->queue_wait_seconds);
     append_histogram(&t, "moedit_serve_step_seconds", "Denoising steps on rank 0.", &m->step_seconds);
+    const backend_memory_use *u = &m->memory;
+    if (u->device[0]) {
+        append(&t, "# HELP moedit_serve_device_memory_bytes Bytes the model's backend holds on rank 0's device "
+                   "(in_use, peak since it started) and the device's size (total; the host's RAM for cpu).\n"
+                   "# TYPE moedit_serve_device_memory_bytes gauge\n");
+        const char *kinds[3] = {"in_use", "peak", "total"};
+        int64_t values[3] = {u->in_use, u->peak, u->total};
+        for (int k = 0; k < 3; k++)
+            if (values[k] >= 0)
+                append(&t, "moedit_serve_device_memory_bytes{device=\"%s\",kind=\"%s\"} %lld\n", u->device, kinds[k],
+                       (long long)values[k]);
+    }
     pthread_mutex_unlock(&m->lock);
     if (t.failed) {
         free(t.data);

@@ -17,7 +17,9 @@
 #     three requests of one shape waiting together run as one batch, each
 #     image equal to its twin;
 #  5. a failure inside one request (its image folder gone): 500 for it, and
-#     the next request is answered 200;
+#     the next request is answered 200; with one forward for a batch
+#     (--batch-size 3), a client that leaves mid-batch has its rows dropped
+#     and the other two are answered with their twins' bytes;
 #  6. a full queue (--max-queue 1): 429; an edit's upload over --max-upload: 400;
 #     a client that leaves (curl --max-time) while its request waits: the
 #     request is dropped from the queue, never run; one that leaves while it
@@ -29,7 +31,9 @@
 #     2 requests, an edit equal to `mpirun -np 2 moedit edit`'s pixels,
 #     SIGTERM to rank 0: every rank exits 0;
 #  9. two ranks with --data-parallel-size 2: two waiting requests run at
-#     once, one per replica, each image its moedit generate twin.
+#     once, one per replica, each image its moedit generate twin; a client
+#     that leaves while its request runs on both replicas: each replica
+#     cancels its jobs between steps (replica 1 told by rank 0).
 # usage: cli_serve.sh MOEDIT FIXTURES
 . "$(dirname "$0")/common_cli.sh"
 export TMPDIR="$work"
@@ -119,7 +123,7 @@ cancel_running() {
   [ "$after" = 200 ] && decode "$work/after-cancel.json" "$work/after-cancel"
   "$@" --prompt after --seed 91 --output "$work/after-cancel-twin.png"
   if [ "$gone" -eq 28 ] && [ "$after" = 200 ] && grep -q "cancelled after step [0-9]* of 1000: its client left" "$log" &&
-     grep -q "128x128, 1000 steps, n 4, seed 90: 499" "$log" && cmp -s "$work/after-cancel-0.png" "$work/after-cancel-twin.png"; then
+     grep -q "128x128, 1000 steps, n 4, seed 90\( on replica [0-9,]*\)\?: 499" "$log" && cmp -s "$work/after-cancel-0.png" "$work/after-cancel-twin.png"; then
     echo "ok   $name: $(grep -o "cancelled after step [0-9]* of 1000" "$log" | tail -1); the next request: its twin's file"
   else
     fail "$name: curl $gone, next request $after: $(tail -4 "$log")"
@@ -178,6 +182,18 @@ if cmp -s "$work/served-0.png" "$work/gen-0.png" && cmp -s "$work/served-1.png" 
   echo "ok   served PNGs (n 2, seeds 7 and 8) are moedit generate's bytes"
 else
   fail "served PNGs differ from moedit generate's"
+fi
+# device memory: rank 0's backend holds the model (in_use > 0), its peak is
+# at least that, and the device (the host's RAM for cpu) holds the peak.
+if memory=$(curl -s "$url/metrics" | python3 -c '
+import re, sys
+g = dict(re.findall(r"^moedit_serve_device_memory_bytes\{device=\"cpu\",kind=\"(\w+)\"\} (\d+)$", sys.stdin.read(), re.M))
+in_use, peak, total = (int(g.get(k, -1)) for k in ("in_use", "peak", "total"))
+print(f"in_use {in_use}, peak {peak}, total {total}")
+sys.exit(0 if 0 < in_use <= peak <= total else 1)'); then
+  echo "ok   metrics: device memory of cpu: $memory"
+else
+  fail "metrics: device memory gauges missing or insane: $memory"
 fi
 expect_http "response_format url" 200 '"url":"data:image/png;base64,' "${post[@]}" \
   -d '{"prompt": "a red circle", "seed": 7, "negative_prompt": "blue", "response_format": "url"}'
@@ -359,6 +375,53 @@ expect_http "the next request after a failure" 200 '"b64_json"' "${post[@]}" -d 
 expect_http "health after a failure" 200 '"status":"ok"' "$url/health"
 stop_server
 
+# 5b. one forward for a batch (--max-batch 3 --batch-size 3): three requests
+# wait behind a blocker (whose client then leaves: cancelled) and run as one
+# denoising batch; once it runs, the second client leaves: its rows are dropped
+# at the next step boundary, the other two run on and are answered 200 with
+# their moedit generate twins' bytes; the metrics count the two 499s.
+# Each step is waited for in the log, not guessed by sleeps.
+wait_log() { # wait_log LOG PATTERN: up to 30 s
+  for _ in $(seq 1 300); do grep -q "$2" "$1" && return 0; sleep 0.1; done
+  return 1
+}
+# One OpenMP thread here: 32x32 images gain nothing from two, and lose much
+# when the cores are shared (the bits are the same for any thread count).
+start_server "$work/batch.log" env OMP_NUM_THREADS=1 "$moedit" serve --model "$model" "${settings[@]}" \
+  --max-batch 3 --batch-size 3 || finish cli_serve
+curl -s -o /dev/null -X POST "$url/v1/images/generations" \
+  -d '{"prompt": "blocker", "num_inference_steps": 1000, "size": "128x128", "seed": 50}' &
+blocker=$!
+sleep 0.3
+batch_clients=()
+for seed in 51 52 53; do
+  curl -s -o "$work/drop-$seed.json" -w '%{http_code}' -X POST "$url/v1/images/generations" \
+    -d "{\"prompt\": \"row $seed\", \"seed\": $seed, \"num_inference_steps\": 1000}" >"$work/drop-$seed.status" &
+  batch_clients+=($!)
+  sleep 0.05
+done
+sleep 0.2
+kill "$blocker"
+wait_log "$work/batch.log" "seed 50: 499" # the batch starts at once after it
+sleep 0.05
+kill "${batch_clients[1]}"
+wait "$blocker" "${batch_clients[@]}" 2>/dev/null
+same=0
+for seed in 51 53; do
+  [ "$(cat "$work/drop-$seed.status")" = 200 ] && decode "$work/drop-$seed.json" "$work/drop-$seed" &&
+    OMP_NUM_THREADS=1 "${gen[@]}" --num-inference-steps 1000 --prompt "row $seed" --seed "$seed" --output "$work/drop-twin-$seed.png" &&
+    cmp -s "$work/drop-$seed-0.png" "$work/drop-twin-$seed.png" && same=$((same + 1))
+done
+if [ "$same" -eq 2 ] && [ "$(grep -c "cancelled after step [0-9]* of 1000: its client left" "$work/batch.log")" -eq 2 ] &&
+   grep -q "seed 52 (batched): 499" "$work/batch.log" && grep -q "seed 51 (batched): 200" "$work/batch.log" &&
+   curl -s "$url/metrics" | grep -q 'moedit_serve_requests_total{endpoint="images_generations",status="499"} 2'; then
+  echo "ok   --batch-size 3: a client gone mid-batch: its rows dropped ($(grep -o "cancelled after step [0-9]*" \
+    "$work/batch.log" | tail -1)); the other two: 200, their twins' bytes"
+else
+  fail "--batch-size 3, a client gone mid-batch: $same of 2 twins: $(tail -5 "$work/batch.log")"
+fi
+stop_server
+
 # 6. a full queue: 429. Four slow requests 50 ms apart: one runs, one waits,
 # the others find the queue full (each takes far longer than the 150 ms).
 start_server "$work/queue.log" "$moedit" serve --model "$model" "${settings[@]}" --max-queue 1 --max-upload 1 ||
@@ -473,6 +536,17 @@ if grep -q "seed 5 (batched) on replica 0: 200" "$log3" && grep -q "seed 5 (batc
   echo "ok   2 replicas: two waiting requests ran at once, one per replica, each its moedit generate twin"
 else
   fail "2 replicas: $(tail -3 "$log3")"
+fi
+# A client that leaves while its request (n 4: jobs 0 and 2 on replica 0, 1
+# and 3 on replica 1) runs: rank 0 cancels its own jobs and tells replica 1's
+# first rank, whose ranks drop theirs between steps (its own log line).
+cancel_running "2 replicas: a client gone while its request ran on both" "$log3" "${mpi[@]}" "${gen[@]}" \
+  --data-parallel-size 2
+if grep -q "replica 1 asked to cancel it" "$log3" &&
+   grep -q "rank 1 (replica 1): job 1 of request batch [0-9]* cancelled after step" "$log3"; then
+  echo "ok   2 replicas: replica 1 cancelled its job too: $(grep -o "rank 1 (replica 1): job 1 .*" "$log3" | head -1)"
+else
+  fail "2 replicas: replica 1 did not cancel its job: $(tail -5 "$log3")"
 fi
 rank0=$(grep -o 'pid [0-9]*' "$log3" | head -1 | cut -d' ' -f2)
 kill -TERM "$rank0"

@@ -9,6 +9,7 @@
  * threads for the cores between ops: the demo model's 256x256 picture took
  * 7.2 s that way on 2 cores, 2.4 s with OpenBLAS single-threaded and 1.8 s
  * with the products split here. */
+#include "backend/alloc_count.h"
 #include "backend/backend.h"
 #include "backend/cpu/cpu_exp.h"
 #include "backend/cpu/cpu_fp8.h"
@@ -22,8 +23,10 @@
 #include <omp.h>
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Attention scores are computed for a block of queries at a time so the
  * [queries, keys] score matrix stays small. */
@@ -32,6 +35,7 @@
 typedef struct cpu_state {
     float *scratch; /* reused for attention scores and im2col columns */
     size_t scratch_capacity;
+    alloc_count allocations; /* what alloc handed out (weights, arenas); the scratch is not counted */
 } cpu_state;
 
 static float *f32(tensor t) { return (float *)t.data; }
@@ -43,10 +47,24 @@ static void *cpu_alloc(backend *be, size_t bytes)
         error_set("out of memory: cannot allocate %zu MiB on the CPU", bytes >> 20);
         return NULL;
     }
+    alloc_count_add(&((cpu_state *)be->impl)->allocations, ptr, bytes);
     return ptr;
 }
 
-static void cpu_free(backend *be, void *ptr) { free(ptr); }
+static void cpu_free(backend *be, void *ptr)
+{
+    alloc_count_remove(&((cpu_state *)be->impl)->allocations, ptr);
+    free(ptr);
+}
+
+/* The device's total: the host's RAM (every CPU backend of the process shares it). */
+static void cpu_memory(backend *be, backend_memory_use *use)
+{
+    alloc_count_read(&((cpu_state *)be->impl)->allocations, &use->in_use, &use->peak);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    use->total = pages > 0 && page > 0 ? (int64_t)pages * page : -1;
+    snprintf(use->device, sizeof use->device, "cpu");
+}
 
 /* Host-resident weights (backend.h): the device is the host, so the
  * streamed copy is a memcpy, finished before upload_async returns. */
@@ -113,6 +131,7 @@ static void cpu_destroy(backend *be)
 {
     cpu_state *state = be->impl;
     free(state->scratch);
+    alloc_count_free(&state->allocations);
     free(state);
     free(be);
 }
@@ -566,6 +585,7 @@ static void cpu_gather_rows(backend *be, tensor y, tensor x, tensor index)
 static const backend_ops cpu_ops = {
     .alloc = cpu_alloc,
     .free = cpu_free,
+    .memory = cpu_memory,
     .upload = cpu_upload,
     .download = cpu_download,
     .copy = cpu_copy,
@@ -628,6 +648,7 @@ backend *backend_cpu_create(void)
     be->name = "cpu";
     be->device = DEVICE_CPU;
     be->dtype = DTYPE_F32;
+    alloc_count_init(&state->allocations);
     be->impl = state;
     return be;
 }

@@ -8,6 +8,7 @@
 #include "backend/cuda/cuda_ops.h"
 #include "core/error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 cuda_state *cuda_of(backend *be) { return (cuda_state *)be->impl; }
@@ -19,6 +20,13 @@ static void cuda_destroy(backend *be)
 }
 
 static int cuda_status(backend *be) { return cuda_state_status(cuda_of(be)); }
+
+static void cuda_memory(backend *be, backend_memory_use *use)
+{
+    int device = 0;
+    cuda_memory_figures(cuda_of(be), &use->in_use, &use->peak, &use->total, &device);
+    snprintf(use->device, sizeof use->device, "cuda:%d", device);
+}
 
 static const backend_ops cuda_ops = {
     .alloc = cuda_alloc,
@@ -36,6 +44,7 @@ static const backend_ops cuda_ops = {
     .download_raw = cuda_download_raw,
     .upload_async = cuda_upload_async,
     .upload_wait = cuda_upload_wait,
+    .memory = cuda_memory,
     .linear = cuda_linear,
     .linear_grouped = cuda_linear_grouped,
     .row_abs_max = cuda_row_abs_max,

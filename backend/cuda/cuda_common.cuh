@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 extern "C" {
+#include "backend/alloc_count.h"
 #include "backend/cuda/cuda_ops.h"
 #include "core/error.h"
 }
@@ -48,6 +49,7 @@ struct cuda_state {
     cudaEvent_t compute_done, copied[2];
     struct cuda_gemm_cache *gemm_cache;
     struct cuda_sdpa_cache *sdpa_cache; /* cuDNN's handle and attention plans (cuda_attention_cudnn.cu) */
+    alloc_count allocations; /* device bytes cudaMalloc'd: alloc's, the workspace, the scratch */
     int failed;          /* a CUDA call failed: ops after it are not trustworthy */
     char failure[512];   /* the first failure's message */
 };

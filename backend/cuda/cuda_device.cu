@@ -37,6 +37,7 @@ void *cuda_scratch(cuda_state *s, size_t bytes)
     size_t size = bytes + bytes / 2;
     if (s->scratch) {
         cuda_ok(s, cudaStreamSynchronize(s->stream), "scratch resize");
+        alloc_count_remove(&s->allocations, s->scratch);
         cudaFree(s->scratch);
     }
     s->scratch = NULL;
@@ -46,6 +47,7 @@ void *cuda_scratch(cuda_state *s, size_t bytes)
         return NULL;
     }
     s->scratch_bytes = size;
+    alloc_count_add(&s->allocations, s->scratch, size);
     return s->scratch;
 }
 
@@ -61,12 +63,28 @@ void *cuda_alloc(backend *be, size_t bytes)
                   cuda_of(be)->device, free_bytes >> 20, total_bytes >> 20);
         return NULL;
     }
+    alloc_count_add(&cuda_of(be)->allocations, ptr, bytes);
     return ptr;
 }
 
 void cuda_free(backend *be, void *ptr)
 {
-    if (ptr) cuda_ok(cuda_of(be), cudaFree(ptr), "cudaFree");
+    if (!ptr) return;
+    alloc_count_remove(&cuda_of(be)->allocations, ptr);
+    cuda_ok(cuda_of(be), cudaFree(ptr), "cudaFree");
+}
+
+void cuda_memory_figures(cuda_state *s, int64_t *in_use, int64_t *peak, int64_t *total, int *device)
+{
+    alloc_count_read(&s->allocations, in_use, peak);
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaSetDevice(s->device) == cudaSuccess && cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess)
+        *total = (int64_t)total_bytes;
+    else {
+        cudaGetLastError(); /* not sticky: a figure missing is no failure of the run */
+        *total = -1;
+    }
+    *device = s->device;
 }
 
 static int is_half(tensor_dtype dtype) { return dtype == DTYPE_BF16 || dtype == DTYPE_F16; }
@@ -205,6 +223,7 @@ static int cuda_start(cuda_state *s, int device_index)
         (status = cudaEventCreateWithFlags(&s->staged[1], cudaEventDisableTiming)) != cudaSuccess)
         return error_set("no CUDA device: cuda:%d: cannot allocate the backend's buffers: %s", device_index,
                          cudaGetErrorString(status));
+    alloc_count_add(&s->allocations, s->workspace, s->workspace_bytes);
     if (!cuda_attention_setup(s)) return error_set("no CUDA device: cuda:%d: %s", device_index, s->failure);
     return 0;
 }
@@ -226,6 +245,7 @@ cuda_state *cuda_state_create(int device_index)
         error_set("out of memory creating the CUDA backend");
         return NULL;
     }
+    alloc_count_init(&s->allocations);
     if (cuda_start(s, device_index) != 0) {
         cudaGetLastError();
         cuda_state_destroy(s);
@@ -248,6 +268,7 @@ void cuda_state_destroy(cuda_state *s)
     for (int i = 0; i < 2; i++)
         if (s->staged[i]) cudaEventDestroy(s->staged[i]);
     if (s->stream) cudaStreamDestroy(s->stream);
+    alloc_count_free(&s->allocations);
     free(s);
 }
 

@@ -28,6 +28,9 @@ int cuda_state_status(cuda_state *s);
 void *cuda_state_stream(cuda_state *s);
 cuda_state *cuda_of(backend *be); /* backend_cuda.c: be->impl */
 
+/* The device bytes this backend cudaMalloc'd now and at most, and the
+ * device's total (cudaMemGetInfo; -1 when it fails). */
+void cuda_memory_figures(cuda_state *s, int64_t *in_use, int64_t *peak, int64_t *total, int *device);
 void *cuda_alloc(backend *be, size_t bytes);
 void cuda_free(backend *be, void *ptr);
 void cuda_upload(backend *be, tensor dst, const float *src);
