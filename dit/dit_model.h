@@ -13,9 +13,9 @@
 #define MOEDIT_DIT_MODEL_H
 
 #include "io/weights.h"
+#include "dit/dit_block.h"
 #include "dit/dit_config.h"
 #include "dit/dit_weight_stream.h"
-#include "moe/moe_ffn.h"
 
 /* Which slice of the weights this rank holds. Tensor parallel: attention
  * heads and feed-forward hidden units split over tp ranks (q, k, v, w1, w3
@@ -42,25 +42,6 @@ typedef struct dit_shard {
     int host_blocks;
 } dit_shard;
 
-typedef struct dit_linear {
-    tensor weight; /* [out, in] */
-    tensor bias;   /* [out]; data NULL when the layer has none */
-} dit_linear;
-
-/* q, k, v, out projections and q/k RMSNorm weights of one token stream. */
-typedef struct dit_attention_stream {
-    dit_linear to_q, to_k, to_v, to_out;
-    tensor q_norm, k_norm;
-} dit_attention_stream;
-
-typedef struct dit_block {
-    int is_double;
-    dit_linear modulation;      /* adaLN_modulation.1: [12C or 6C, C] */
-    dit_attention_stream image; /* to_q ... (single blocks: the only stream) */
-    dit_attention_stream text;  /* to_q_t ... (double blocks only) */
-    moe_ffn ff_image;           /* ff_i */
-    swiglu_ffn ff_text;         /* ff_t (double blocks only) */
-} dit_block;
 
 typedef struct dit_model {
     dit_config cfg;
@@ -130,11 +111,6 @@ void dit_shard_place(dit_shard *shard, const dit_placement *placement);
  * local experts in every block; 0 for a dense transformer): what expert
  * parallelism divides by the ranks of its group. */
 int64_t dit_model_expert_bytes(const dit_model *model);
-
-/* The tensors of a block whose data its weights are (every dit_block
- * member, the MoE's local experts too), into out when not NULL; returns
- * how many. */
-int dit_block_tensors(dit_block *block, tensor **out);
 
 void dit_model_free(dit_model *model);
 

@@ -2,7 +2,7 @@
 #include "dit/dit_weight_stream.h"
 
 #include "core/error.h"
-#include "dit/dit_model.h"
+#include "dit/dit_block.h"
 
 #include <stdio.h>
 #include <stdlib.h>
