@@ -98,3 +98,10 @@ void alloc_count_read(alloc_count *c, int64_t *in_use, int64_t *peak)
     *peak = c->peak;
     pthread_mutex_unlock(&c->lock);
 }
+
+void alloc_count_reset_peak(alloc_count *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->peak = c->in_use;
+    pthread_mutex_unlock(&c->lock);
+}

@@ -1,8 +1,9 @@
 /* The bytes a backend holds on its device, counted by the backend itself:
  * each live allocation's size by its pointer (device frees, like cudaFree,
  * are handed only the pointer), the sum in use now and the most in use at
- * once since the counter was made. Behind backend_ops.memory (backend.h),
- * which moedit serve's /metrics reads. Thread-safe (a mutex): allocations
+ * once since the counter was made (or its peak reset). Behind
+ * backend_ops.memory (backend.h), which moedit serve's /metrics reads, and
+ * the counting view of backend_memory.h. Thread-safe (a mutex): allocations
  * are rare next to the ops between them. */
 #ifndef MOEDIT_BACKEND_ALLOC_COUNT_H
 #define MOEDIT_BACKEND_ALLOC_COUNT_H
@@ -27,5 +28,6 @@ void alloc_count_add(alloc_count *c, const void *ptr, size_t bytes);
 /* Takes ptr's bytes off; an unknown or NULL pointer changes nothing. */
 void alloc_count_remove(alloc_count *c, const void *ptr);
 void alloc_count_read(alloc_count *c, int64_t *in_use, int64_t *peak);
+void alloc_count_reset_peak(alloc_count *c); /* peak = bytes in use now */
 
 #endif

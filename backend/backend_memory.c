@@ -2,25 +2,19 @@
  *
  * Every other op is forwarded to the inner backend with the inner backend
  * as its `be` (so an inner wrapper, like the op profiler, still finds its
- * own state). free is handed only the pointer: the view remembers each live
- * allocation's size (a list searched from the end; encoders hold a few
- * hundred tensors). */
+ * own state). free is handed only the pointer: the view's alloc_count
+ * remembers each live allocation's size. */
 #include "backend/backend_memory.h"
 
+#include "backend/alloc_count.h"
 #include "core/error.h"
 
 #include <stdlib.h>
 
-typedef struct allocation {
-    void *ptr;
-    size_t bytes;
-} allocation;
-
 typedef struct memory_view {
     backend base; /* first: the view is handed out as a backend */
     backend *inner;
-    allocation *live;
-    int64_t count, capacity, in_use, peak;
+    alloc_count counts;
 } memory_view;
 
 static backend *inner_of(backend *be) { return ((memory_view *)be)->inner; }
@@ -114,40 +108,22 @@ static void v_memory(backend *be, backend_memory_use *use)
 static void *view_alloc(backend *be, size_t bytes)
 {
     memory_view *v = (memory_view *)be;
-    if (v->count == v->capacity) {
-        int64_t capacity = v->capacity ? 2 * v->capacity : 256;
-        allocation *grown = realloc(v->live, (size_t)capacity * sizeof *grown);
-        if (!grown) {
-            error_set("out of host memory counting device allocations");
-            return NULL;
-        }
-        v->live = grown;
-        v->capacity = capacity;
-    }
     void *ptr = v->inner->ops->alloc(v->inner, bytes);
-    if (!ptr) return NULL;
-    v->live[v->count++] = (allocation){ptr, bytes};
-    v->in_use += (int64_t)bytes;
-    if (v->in_use > v->peak) v->peak = v->in_use;
+    if (ptr) alloc_count_add(&v->counts, ptr, bytes);
     return ptr;
 }
 
 static void view_free(backend *be, void *ptr)
 {
     memory_view *v = (memory_view *)be;
-    for (int64_t i = v->count - 1; i >= 0 && ptr; i--)
-        if (v->live[i].ptr == ptr) {
-            v->in_use -= (int64_t)v->live[i].bytes;
-            v->live[i] = v->live[--v->count];
-            break;
-        }
+    alloc_count_remove(&v->counts, ptr);
     v->inner->ops->free(v->inner, ptr);
 }
 
 static void view_destroy(backend *be)
 {
     memory_view *v = (memory_view *)be;
-    free(v->live);
+    alloc_count_free(&v->counts);
     free(v);
 }
 
@@ -176,6 +152,7 @@ backend *backend_memory_wrap(backend *inner)
         .row_abs_max = v_row_abs_max, .quantize_rows = v_quantize_rows,
     };
     v->inner = inner;
+    alloc_count_init(&v->counts);
     v->base = *inner; /* name, device, dtype, and impl: device-specific helpers (NCCL's stream) read be->impl */
     v->base.ops = &ops;
     return &v->base;
@@ -186,11 +163,19 @@ backend *backend_memory_inner(backend *be)
     return be && be->ops->alloc == view_alloc ? inner_of(be) : NULL;
 }
 
-int64_t backend_memory_in_use(const backend *view) { return ((const memory_view *)view)->in_use; }
-int64_t backend_memory_peak(const backend *view) { return ((const memory_view *)view)->peak; }
-
-void backend_memory_reset_peak(backend *view)
+/* The counts are read under their mutex, which a const view would not let us take. */
+int64_t backend_memory_in_use(const backend *view)
 {
-    memory_view *v = (memory_view *)view;
-    v->peak = v->in_use;
+    int64_t in_use, peak;
+    alloc_count_read(&((memory_view *)view)->counts, &in_use, &peak);
+    return in_use;
 }
+
+int64_t backend_memory_peak(const backend *view)
+{
+    int64_t in_use, peak;
+    alloc_count_read(&((memory_view *)view)->counts, &in_use, &peak);
+    return peak;
+}
+
+void backend_memory_reset_peak(backend *view) { alloc_count_reset_peak(&((memory_view *)view)->counts); }
