@@ -490,7 +490,7 @@ static void *watch_for_stop(void *user)
     if (!stop_requested) return NULL;
     serve_http_quiesce(s->http);
     if (s->o->log) {
-        fprintf(s->o->log, "serve: stopping: no new connections; answering the %d requests waiting and the one running\n",
+        fprintf(s->o->log, "serve: stopping: no new connections; answering the %d request(s) waiting and any running\n",
                 serve_queue_length(&s->queue));
         fflush(s->o->log);
     }
