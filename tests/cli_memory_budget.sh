@@ -92,7 +92,7 @@ same deep_tp2_ep 12M 4 7 "${mpi[@]}" "${gen[@]}" --model "$deep" --random-weight
 out="$work/refused.png"
 expect_error too_small "--max-gpu-memory 1M: too small for this run, which needs at least [0-9.]* MiB" \
   "${gen[@]}" --model "$model" --output "$out" --max-gpu-memory 1M
-for size in abc 0 -1G 0.5 12X 99999999999999999999G; do
+for size in abc 0 -1G 0.5 12X 0x10 1e3G 1.5.3G 99999999999999999999G; do
   expect_error "size_$size" "--max-gpu-memory $size: \(expected a positive size\|too large\)" \
     "${gen[@]}" --model "$model" --output "$out" --max-gpu-memory "$size"
 done
