@@ -33,7 +33,8 @@ int byte_size_parse(const char *text, const char *flag, int64_t *bytes)
     double value = strtod(text, &end);
     double unit = unit_of(end);
     /* Decimal digits and a point only: strtod would also read "0x10" and "1e3". */
-    if (errno || unit == 0 || end != text + strspn(text, "0123456789.")) return error_set("%s %s: %s", flag, text, usage);
+    if (errno || unit == 0 || end != text + strspn(text, "0123456789."))
+        return error_set("%s %s: %s", flag, text, usage);
     double total = value * unit;
     if (!(total <= ldexp(1.0, 62))) return error_set("%s %s: too large (at most 4 EiB)", flag, text);
     if (total < 1) return error_set("%s %s: %s", flag, text, usage);
