@@ -412,7 +412,12 @@ int serve_request_unpack(serve_request *r, const uint8_t *bytes, size_t length)
     int64_t negative = lengths[1] > 0 ? lengths[1] : 0;
     r->prompt = r->negative_prompt = NULL;
     r->image = NULL;
-    if (lengths[0] < 0 || lengths[2] < 0 || (size_t)(lengths[0] + negative + lengths[2]) != rest) return -1;
+    /* Each length alone first (their sum could overflow); the image's length is the struct's image_bytes, which
+     * packing it again and writing it read (a damaged message that disagrees would read past the copy). */
+    if (lengths[0] < 0 || lengths[2] < 0 || (uint64_t)lengths[2] != r->image_bytes) return -1;
+    if ((uint64_t)lengths[0] > rest || (uint64_t)negative > rest - (uint64_t)lengths[0] ||
+        (uint64_t)lengths[2] != rest - (uint64_t)lengths[0] - (uint64_t)negative)
+        return -1;
     r->prompt = (char *)copy_bytes(p, lengths[0]);
     r->negative_prompt = lengths[1] >= 0 ? (char *)copy_bytes(p + lengths[0], lengths[1]) : NULL;
     r->image = lengths[2] ? copy_bytes(p + lengths[0] + negative, lengths[2]) : NULL;
