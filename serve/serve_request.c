@@ -86,6 +86,7 @@ static int read_string(const cJSON *item, const char *name, char **value, serve_
     if (!cJSON_IsString(item)) return bad(e, name, "invalid_type", "'%s' must be a string%s", "");
     if (strlen(item->valuestring) > SERVE_MAX_PROMPT_BYTES)
         return bad(e, name, "invalid_value", "'%s' is longer than 65536 bytes%s", "");
+    free(*value); /* a repeated field (JSON allows it): the last one counts, as a repeated form part's does */
     if (!(*value = strdup(item->valuestring)))
         return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory reading '%s'", name);
     return 0;
