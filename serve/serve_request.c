@@ -5,6 +5,7 @@
 #include "moedit.h"
 #include "pipelines/edit_image.h"
 #include "pipelines/scheduler.h"
+#include "text/tokenizer_text.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -14,6 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Drops what is not UTF-8 from s: a "%.48s" or a full buffer can cut a character of the client's text in two (and
+ * its bytes may not be UTF-8 at all), and clients' JSON readers refuse an error object that is not UTF-8. */
+static void keep_utf8(char *s)
+{
+    size_t n = strlen(s), kept = 0;
+    for (size_t at = 0; at < n;) {
+        size_t valid = utf8_invalid_at(s + at, n - at);
+        memmove(s + kept, s + at, valid);
+        kept += valid;
+        at += valid + (at + valid < n); /* and the invalid byte */
+    }
+    s[kept] = 0;
+}
 
 int serve_error_set(serve_error *e, int status, const char *type, const char *param, const char *code,
                     const char *fmt, ...)
@@ -26,6 +41,8 @@ int serve_error_set(serve_error *e, int status, const char *type, const char *pa
     va_start(args, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, args);
     va_end(args);
+    keep_utf8(e->message);
+    keep_utf8(e->param);
     return -1;
 }
 
