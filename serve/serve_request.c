@@ -5,6 +5,7 @@
 #include "moedit.h"
 #include "pipelines/edit_image.h"
 #include "pipelines/scheduler.h"
+#include "text/tokenizer_text.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -14,6 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Drops what is not UTF-8 from s: a "%.48s" or a full buffer can cut a character of the client's text in two (and
+ * its bytes may not be UTF-8 at all), and clients' JSON readers refuse an error object that is not UTF-8. */
+static void keep_utf8(char *s)
+{
+    size_t n = strlen(s), kept = 0;
+    for (size_t at = 0; at < n;) {
+        size_t valid = utf8_invalid_at(s + at, n - at);
+        memmove(s + kept, s + at, valid);
+        kept += valid;
+        at += valid + (at + valid < n); /* and the invalid byte */
+    }
+    s[kept] = 0;
+}
 
 int serve_error_set(serve_error *e, int status, const char *type, const char *param, const char *code,
                     const char *fmt, ...)
@@ -26,6 +41,8 @@ int serve_error_set(serve_error *e, int status, const char *type, const char *pa
     va_start(args, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, args);
     va_end(args);
+    keep_utf8(e->message);
+    keep_utf8(e->param);
     return -1;
 }
 
@@ -86,6 +103,7 @@ static int read_string(const cJSON *item, const char *name, char **value, serve_
     if (!cJSON_IsString(item)) return bad(e, name, "invalid_type", "'%s' must be a string%s", "");
     if (strlen(item->valuestring) > SERVE_MAX_PROMPT_BYTES)
         return bad(e, name, "invalid_value", "'%s' is longer than 65536 bytes%s", "");
+    free(*value); /* a repeated field (JSON allows it): the last one counts, as a repeated form part's does */
     if (!(*value = strdup(item->valuestring)))
         return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory reading '%s'", name);
     return 0;
@@ -412,7 +430,12 @@ int serve_request_unpack(serve_request *r, const uint8_t *bytes, size_t length)
     int64_t negative = lengths[1] > 0 ? lengths[1] : 0;
     r->prompt = r->negative_prompt = NULL;
     r->image = NULL;
-    if (lengths[0] < 0 || lengths[2] < 0 || (size_t)(lengths[0] + negative + lengths[2]) != rest) return -1;
+    /* Each length alone first (their sum could overflow); the image's length is the struct's image_bytes, which
+     * packing it again and writing it read (a damaged message that disagrees would read past the copy). */
+    if (lengths[0] < 0 || lengths[2] < 0 || (uint64_t)lengths[2] != r->image_bytes) return -1;
+    if ((uint64_t)lengths[0] > rest || (uint64_t)negative > rest - (uint64_t)lengths[0] ||
+        (uint64_t)lengths[2] != rest - (uint64_t)lengths[0] - (uint64_t)negative)
+        return -1;
     r->prompt = (char *)copy_bytes(p, lengths[0]);
     r->negative_prompt = lengths[1] >= 0 ? (char *)copy_bytes(p + lengths[0], lengths[1]) : NULL;
     r->image = lengths[2] ? copy_bytes(p + lengths[0] + negative, lengths[2]) : NULL;

@@ -292,6 +292,50 @@ def image_seeds():
     return seeds
 
 
+# ---- moedit serve's requests -----------------------------------------------------------------------
+
+def packed_request(prompt, negative=None, image=b"", n=1, edit=0):
+    """serve_request_pack's bytes on x86-64 (struct serve_request with its pointers zeroed, the three
+    lengths, the texts, the image). A change to the struct makes these refused inputs, still useful."""
+    plain = struct.pack("<QQQqqqdQiiiii4xdQQ", 7, 0, 0, 512, 512, 20, 5.0, 42, n, 1, 0, edit, 0, 0.0, 0, len(image))
+    lengths = struct.pack("<qqq", len(prompt), len(negative) if negative is not None else -1, len(image))
+    return plain + lengths + prompt + (negative or b"") + image
+
+
+def serve_request_seeds():
+    """The first byte picks fuzz_serve_request's mode: 0 a JSON body, 1 rank bytes, 2 edit fields
+    (3, 4, 5: the same on a CFG-parallel server); an edit's bytes after a NUL are its image."""
+    body, rank, edit = b"\x00", b"\x01", b"\x02"
+    one = packed_request(b"a red fox", b"blurry")
+    two = packed_request(b"a lighthouse", None, b"\x89PNG\r\n\x1a\n", edit=1)
+    return {
+        "body_minimal.json": body + dumps({"prompt": "a cat"}),
+        "body_full.json": body + dumps({"prompt": "a red fox in snow", "negative_prompt": "blurry", "n": 2,
+                                        "size": "512x768", "seed": 42, "num_inference_steps": 20,
+                                        "guidance_scale": 4.5, "response_format": "url", "output_format": "png",
+                                        "model": "HiDream-I1-Full", "quality": "hd", "user": "u1",
+                                        "output_compression": 80}),
+        "body_auto_nulls.json": body + dumps({"prompt": "caf\u00e9 \U0001f600", "size": "auto", "seed": None}),
+        "body_cfg.json": b"\x03" + dumps({"prompt": "x", "guidance_scale": 1.0}),
+        "body_bad_size.json": body + dumps({"prompt": "x", "size": "1000x1000"}),
+        "body_unknown.json": body + dumps({"prompt": "x", "steps": 4}),
+        "body_no_prompt.json": body + dumps({"n": 1}),
+        "body_array.json": body + b"[1,2]",
+        "body_truncated.json": body + b'{"prompt": "a ca',
+        "rank_one.bin": rank + one,
+        "rank_list.bin": rank + struct.pack("<q", 2) + struct.pack("<q", len(one)) + one
+                         + struct.pack("<q", len(two)) + two,
+        "rank_short.bin": rank + one[:100],
+        "edit_fields.json": edit + dumps({"prompt": "make it night", "strength": "0.7", "edit_mode": "strength",
+                                          "n": "1", "seed": "3"}),
+        "edit_context.json": edit + dumps({"prompt": "add a hat", "edit_mode": "context", "size": "256x256",
+                                           "num_inference_steps": "8"}),
+        "edit_image_tail.json": edit + dumps({"prompt": "p", "image": {}}) + b"\x00\xff\xd8\xff",
+        "edit_bad_strength.json": edit + dumps({"prompt": "p", "strength": "0.01", "num_inference_steps": "2"}),
+        "edit_mask.json": edit + dumps({"prompt": "p", "mask": {}}),
+    }
+
+
 def main():
     write_seeds("fuzz_safetensors", safetensors_seeds())
     write_seeds("fuzz_config", config_seeds())
@@ -299,6 +343,7 @@ def main():
     write_seeds("fuzz_clip_tokenizer", clip_seeds())
     write_seeds("fuzz_charsmap", charsmap_seeds())
     write_seeds("fuzz_image", image_seeds())
+    write_seeds("fuzz_serve_request", serve_request_seeds())
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(CORPUS) for f in fs)
     print("corpus: %d bytes in %s" % (total, os.path.relpath(CORPUS, ROOT)))
 
