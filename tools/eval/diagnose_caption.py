@@ -5,7 +5,9 @@ loss of train.py (| transformer(x_t, t, text) - (x0 - noise) |^2, the same noise
 every caption) is measured with the scene's own caption and with captions that are wrong in
 one word: another shape, another object color, another background, and the empty caption.
 A word the model uses raises the loss when it is wrong; a word it ignores does not. The
-loss is reported per sigma (the noise level the sampler passes through).
+loss is reported per sigma (the noise level the sampler passes through). With
+--edge-token-weight W the loss is train.py's weighted one (edge_token_weights): how much more
+of it a wrong shape word would cost under that weighting.
 
     python3 tools/train/from_model.py --model models/demo --out /tmp/v1ckpt
     python3 tools/eval/diagnose_caption.py --ckpt /tmp/v1ckpt --count 48 --seed 35
@@ -45,6 +47,7 @@ def main():
     ap.add_argument("--count", type=int, default=48)
     ap.add_argument("--seed", type=int, default=35)
     ap.add_argument("--sigmas", default="0.3,0.5,0.7,0.9")
+    ap.add_argument("--edge-token-weight", type=float, default=0.0)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
@@ -64,6 +67,8 @@ def main():
     patch = net.transformer.config.patch_size
     x0, (h, w) = train.encoded_tokens(vae, x, shift, scale, patch)
     ids = models.grid_ids(len(scenes), h, w, 0, x.device)
+    token_px = patch * 2 ** (len(vae.config.block_out_channels) - 1)
+    weights = train.edge_token_weights(x, token_px, args.edge_token_weight) if args.edge_token_weight else None
     caps = [variants(rng, s.objects[0], s.bg) for s in scenes]
     kinds = list(caps[0])
     # The text encoder's side: how far each wrong caption's conditioning (models.conditioning:
@@ -73,7 +78,8 @@ def main():
     moved = lambda k, i: (cond[k][i] - cond["true"][i]).norm() / cond["true"][i].norm()
     print("text conditioning moved by a wrong word (relative L2 of the last hidden state / pooled): "
           + ", ".join(f"{k} {moved(k, 0):.3f} / {moved(k, 2):.3f}" for k in ("shape", "color", "background")))
-    print(f"{len(scenes)} single-object training scenes, seed {args.seed}; flow-matching MSE by caption")
+    print(f"{len(scenes)} single-object training scenes, seed {args.seed}; flow-matching MSE by caption"
+          + (f" (tokens weighed by --edge-token-weight {args.edge_token_weight})" if weights is not None else ""))
     print("sigma  " + "  ".join(f"{k:>10s}" for k in kinds) + "   (wrong - true) / true: " + " ".join(kinds[1:]))
     for sigma in map(float, args.sigmas.split(",")):
         noise = torch.randn_like(x0)
@@ -81,7 +87,8 @@ def main():
         mse = {}
         for k in kinds:
             text_ids, text_mask = data.batch_ids([c[k] for c in caps])
-            mse[k] = train.flow_loss(net, context, aux, x0, None, ids, text_ids, text_mask, sigmas, noise)[0].item()
+            mse[k] = train.flow_loss(net, context, aux, x0, None, ids, text_ids, text_mask, sigmas, noise,
+                                     weights)[0].item()
         rel = " ".join(f"{(mse[k] - mse['true']) / mse['true']:+.3f}" for k in kinds[1:])
         print(f"{sigma:.2f}   " + "  ".join(f"{mse[k]:10.5f}" for k in kinds) + "   " + rel, flush=True)
 
