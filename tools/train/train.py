@@ -7,7 +7,9 @@ Stages (--stage):
   dit   the VAE frozen; the text encoder and transformer trained jointly with rectified flow:
             x_t = (1 - sigma) x0 + sigma noise,   t = 1000 sigma,
             sigma = shift(sigmoid(N(0, 1))) with the scheduler's shift,
-            loss = | transformer(x_t, t, text) - (x0 - noise) |^2  (+ the gates' balance loss).
+            loss = | transformer(x_t, t, text) - (x0 - noise) |^2  (+ the gates' balance loss);
+        --edge-token-weight W weighs each token by 1 + W x its share of the picture's edges
+        (edge_token_weights, mean 1 a picture): the shape lives on the outline's few tokens.
         The target is x0 - noise because diffusers' HiDreamImagePipeline (and moedit) use
         velocity = -transformer output, and FlowMatchEulerDiscreteScheduler.step moves
         x += (sigma_next - sigma) * velocity along dx/dsigma = noise - x0.
@@ -21,6 +23,12 @@ Stages (--stage):
                  ids (1, row, col) as in-context tokens, the loss on the result's: moedit edit
                  --edit-mode context
   decoder  only the decoder fine-tune below (--decoder-seconds, default --seconds), from --ckpt.
+  --edge-weight W adds W x the L1 distance of the pictures' finite differences (edge_loss) to the
+        vae and decoder reconstruction losses: a sharp outline costs the decoder more than its
+        few pixels weigh in L1 + MSE. --vae-resume starts the vae stage from --ckpt's VAE (a VAE
+        trained over several chunks) instead of random weights. --vae-from DIR takes the VAE and
+        its latent statistics from another checkpoint (a retrained VAE) while the text encoder
+        and transformer resume from --ckpt (e.g. the shipped model, rebuilt by from_model.py).
   all   vae (when the checkpoint has none) then dit, sharing the time budget. With
         --decoder-seconds, a resumed chunk first fine-tunes the VAE decoder alone (encoder
         frozen, so the latents and the transformer's target stay the same).
@@ -135,10 +143,26 @@ def lr_at(step, seconds_done, args, warmup):
 
 # ---------------------------------------------------------------- VAE
 
-def train_vae(args, device, deadline, state):
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    vae = models.build_vae().to(device).train()
+def edge_loss(y, x):
+    """Mean L1 distance of the horizontal and vertical finite differences of y and x."""
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]
+    return (dx(y) - dx(x)).abs().mean() + (dy(y) - dy(x)).abs().mean()
+
+
+def reconstruction_loss(y, x, args):
+    """L1 + MSE, plus --edge-weight x edge_loss."""
+    rec = (y - x).abs().mean() + (y - x).pow(2).mean()
+    return rec + args.edge_weight * edge_loss(y, x) if args.edge_weight else rec
+
+
+def train_vae(args, device, deadline, state, init=None):
+    """From random weights, or from init (a VAE trained before: --vae-resume) with a new seed."""
+    previous = (state.get("vae") or {}) if init is not None else {}
+    seed = args.seed + previous.get("steps", 0)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    vae = (init if init is not None else models.build_vae()).to(device).train().requires_grad_(True)
     if device.type == "cuda":
         vae = vae.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, betas=(0.9, 0.99), weight_decay=0.0)
@@ -153,7 +177,7 @@ def train_vae(args, device, deadline, state):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             post = vae.encode(x).latent_dist
             y = vae.decode(post.sample()).sample.float()
-        rec = (y - x).abs().mean() + (y - x).pow(2).mean()
+        rec = reconstruction_loss(y, x, args)
         kl = post.kl().float().mean() / post.mean[0].numel()
         loss = rec + args.vae_kl * kl
         opt.zero_grad(set_to_none=True)
@@ -169,9 +193,13 @@ def train_vae(args, device, deadline, state):
     vae.eval()
     round_bf16_(vae)
     shift, scale = latent_stats(vae, device, rng, size)
-    state["vae"] = {"steps": step, "seconds": round(time.time() - start, 1), "batch": batch, "size": size,
-                    "lr": args.vae_lr, "kl_weight": args.vae_kl, "seed": args.seed, "curve": curve,
-                    "shift_factor": shift, "scaling_factor": scale}
+    state["vae"] = {"steps": previous.get("steps", 0) + step, "seconds": round(time.time() - start, 1),
+                    "batch": batch, "size": size, "lr": args.vae_lr, "kl_weight": args.vae_kl,
+                    "edge_weight": args.edge_weight, "seed": seed, "curve": curve,
+                    "shift_factor": shift, "scaling_factor": scale,
+                    "chunks": previous.get("chunks", []) + [{"from_step": previous.get("steps", 0), "steps": step}]}
+    # New latents: a DiT trained on the old ones does not carry over as a resumable state.
+    state["dit"] = None
     log(f"vae done: {step} steps; shift_factor {shift:.5f} scaling_factor {scale:.5f}")
     return vae
 
@@ -226,7 +254,7 @@ def finetune_decoder(args, vae, device, deadline, state):
         z = z + noisy * noise_std * torch.randn_like(z)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             y = vae.decode(z).sample.float()
-        rec = (y - x).abs().mean() + (y - x).pow(2).mean()
+        rec = reconstruction_loss(y, x, args)
         opt.zero_grad(set_to_none=True)
         rec.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -241,6 +269,7 @@ def finetune_decoder(args, vae, device, deadline, state):
     previous = state["vae"].get("decoder_finetune", [])
     state["vae"]["decoder_finetune"] = previous + [{"steps": step, "seconds": round(time.time() - start, 1),
                                                     "batch": args.vae_batch, "lr": args.decoder_lr,
+                                                    "edge_weight": args.edge_weight,
                                                     "latent_noise": 0.05, "curve": curve}]
     log(f"decoder fine-tune done: {step} steps")
     return vae
@@ -264,10 +293,25 @@ def encode_latents(vae, x, shift, scale):
     return (mean.float() - shift) * scale
 
 
-def flow_loss(net, context, aux, x0, cond, ids, text_ids, text_mask, sigmas, noise):
+def edge_token_weights(pictures, token_px, weight):
+    """Per-token loss weights [N, S] of pictures [N, 3, H, W] for --edge-token-weight: 1 + weight x
+    the token's share of the picture's edges (finite differences pooled over the token's
+    token_px x token_px pixels, over their mean), then scaled to mean 1 per picture. A shape
+    differs from another only along its outline, a few tokens the plain MSE weighs like the
+    flat background."""
+    g = (pictures[..., :, 1:] - pictures[..., :, :-1]).abs().sum(1)[..., :-1, :] + \
+        (pictures[..., 1:, :] - pictures[..., :-1, :]).abs().sum(1)[..., :, :-1]
+    g = F.pad(g, (0, 1, 0, 1))
+    pooled = F.avg_pool2d(g[:, None], token_px).flatten(1)
+    w = 1 + weight * pooled / pooled.mean(1, keepdim=True).clamp_min(1e-6)
+    return w / w.mean(1, keepdim=True)
+
+
+def flow_loss(net, context, aux, x0, cond, ids, text_ids, text_mask, sigmas, noise, weights=None):
     """Flow-matching loss on a token sequence: x0 [B, S, D] the clean target tokens (an image,
     or a clip's frames one after another), cond [B, Sc, D] clean tokens appended after them (an
-    edit's source picture) or None, ids [B, S + Sc, 3] their RoPE ids."""
+    edit's source picture) or None, ids [B, S + Sc, 3] their RoPE ids; weights [B, S] per-token
+    loss weights (edge_token_weights) or None."""
     s = sigmas[:, None, None]
     xt = (1 - s) * x0 + s * noise
     seq = xt if cond is None else torch.cat([xt, cond], 1)
@@ -275,7 +319,10 @@ def flow_loss(net, context, aux, x0, cond, ids, text_ids, text_mask, sigmas, noi
     context.key_mask = models.key_mask(text_mask, seq.shape[1])
     pred = models.sequence_output(net.transformer, seq, ids, sigmas, t5, llama, pooled)[:, :x0.shape[1]]
     context.key_mask = None
-    mse = F.mse_loss(pred.float(), (x0 - noise).float())
+    if weights is None:
+        mse = F.mse_loss(pred.float(), (x0 - noise).float())
+    else:
+        mse = ((pred.float() - (x0 - noise).float()).pow(2).mean(-1) * weights).mean()
     return mse, aux.take()
 
 
@@ -286,7 +333,8 @@ def encoded_tokens(vae, pictures, shift, scale, patch):
 
 
 def task_batch(task, args, rng, vae, shift, scale, patch, device):
-    """One batch of a task as (x0 tokens, cond tokens or None, ids, captions):
+    """One batch of a task as (x0 tokens, cond tokens or None, ids, captions, the target pictures
+    [B x frames, 3, H, W] in x0's token order):
        image  scenes at models.IMAGE_SIZE, ids (0, r, c)
        clip   --clip-frames frames at --clip-size as one sequence, ids (f, r, c)
        edit   result tokens, then the source's as context, ids (0, r, c) then (1, r, c)"""
@@ -294,29 +342,34 @@ def task_batch(task, args, rng, vae, shift, scale, patch, device):
         scenes, captions = scene_batch(rng, args.batch, drop=args.caption_drop)
         x = data.render(scenes, models.IMAGE_SIZE, device, seed=rng.randrange(1 << 30))
         x0, (h, w) = encoded_tokens(vae, x, shift, scale, patch)
-        return x0, None, models.grid_ids(x0.shape[0], h, w, 0, device), captions
+        return x0, None, models.grid_ids(x0.shape[0], h, w, 0, device), captions, x
     if task == "clip":
         B, frames = args.clip_batch, args.clip_frames
         clips, captions = motion.clip_batch(rng, B, frames, args.clip_size, device, args.caption_drop)
         x0, (h, w) = encoded_tokens(vae, clips.flatten(0, 1), shift, scale, patch)
         ids = torch.cat([models.grid_ids(B, h, w, f, device) for f in range(frames)], 1)
-        return x0.reshape(B, frames * h * w, -1), None, ids, captions
+        return x0.reshape(B, frames * h * w, -1), None, ids, captions, clips.flatten(0, 1)
     B = args.edit_batch
     sources, results, captions = edits.edit_batch(rng, B, models.IMAGE_SIZE, device, args.caption_drop)
     x0, (h, w) = encoded_tokens(vae, results, shift, scale, patch)
     cond, _ = encoded_tokens(vae, sources, shift, scale, patch)
     ids = torch.cat([models.grid_ids(B, h, w, 0, device), models.grid_ids(B, h, w, 1, device)], 1)
-    return x0, cond, ids, captions
+    return x0, cond, ids, captions, results
 
 
 def task_loss(task, args, rng, net, context, aux, vae, shift, scale, device):
     """(flow-matching mse, gate balance loss) of one batch of the task."""
-    x0, cond, ids, captions = task_batch(task, args, rng, vae, shift, scale, net.transformer.config.patch_size, device)
+    patch = net.transformer.config.patch_size
+    x0, cond, ids, captions, pictures = task_batch(task, args, rng, vae, shift, scale, patch, device)
+    weights = None
+    if args.edge_token_weight:
+        token_px = patch * 2 ** (len(vae.config.block_out_channels) - 1)
+        weights = edge_token_weights(pictures.float(), token_px, args.edge_token_weight).reshape(x0.shape[0], -1)
     text_ids, text_mask = data.batch_ids(captions, device)
     noise = torch.randn_like(x0)
     sigmas = models.shifted(torch.sigmoid(torch.randn(x0.shape[0], device=device)), models.SCHEDULER_SHIFT)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        return flow_loss(net, context, aux, x0, cond, ids, text_ids, text_mask, sigmas, noise)
+        return flow_loss(net, context, aux, x0, cond, ids, text_ids, text_mask, sigmas, noise, weights)
 
 
 def train_dit(args, device, deadline, state, vae, ckpt):
@@ -425,6 +478,14 @@ def main():
     ap.add_argument("--decoder-seconds", type=float, default=0,
                     help="when resuming: first fine-tune the VAE decoder (encoder frozen) this long")
     ap.add_argument("--decoder-lr", type=float, default=3e-4)
+    ap.add_argument("--edge-weight", type=float, default=0.0,
+                    help="vae and decoder stages: weight of the finite-difference (edge) L1 term")
+    ap.add_argument("--edge-token-weight", type=float, default=0.0,
+                    help="dit stage: per-token loss weight 1 + W x the token's share of the picture's edges")
+    ap.add_argument("--vae-resume", action="store_true",
+                    help="vae stage: start from --ckpt's VAE instead of random weights")
+    ap.add_argument("--vae-from", default="",
+                    help="checkpoint folder whose VAE (and latent statistics) replace --ckpt's")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--save-every", type=float, default=150, help="seconds between checkpoints (0: at the end only)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -444,18 +505,27 @@ def main():
     state = read_state(args.ckpt)
     if args.stage == "decoder":
         args.decoder_seconds = args.decoder_seconds or args.seconds
-    have_vae = args.ckpt and os.path.exists(os.path.join(args.ckpt, "vae.safetensors")) and state.get("vae")
+    vae_dir = args.vae_from or args.ckpt
+    if args.vae_from:
+        if not os.path.exists(os.path.join(args.vae_from, "vae.safetensors")):
+            sys.exit(f"train.py: error: --vae-from {args.vae_from}: no vae.safetensors there")
+        state["vae"] = read_state(args.vae_from)["vae"]
+        log(f"VAE from {args.vae_from} ({state['vae']['steps']} steps)")
+    have_vae = vae_dir and os.path.exists(os.path.join(vae_dir, "vae.safetensors")) and state.get("vae")
+    if args.vae_resume and not have_vae:
+        sys.exit("train.py: error: --vae-resume needs a checkpoint with a VAE (--ckpt or --vae-from)")
     if args.stage in ("vae", "all") and not (args.stage == "all" and have_vae):
-        vae = train_vae(args, device, min(deadline, time.time() + args.vae_seconds), state)
+        init = load_vae(vae_dir, device) if args.vae_resume else None
+        vae = train_vae(args, device, min(deadline, time.time() + args.vae_seconds), state, init)
         save_vae(vae, args.out, state)
         write_state(args.out, state)
     else:
-        vae = load_vae(args.ckpt, device)
+        vae = load_vae(vae_dir, device)
         if args.decoder_seconds > 0:
             vae = finetune_decoder(args, vae, device, min(deadline, time.time() + args.decoder_seconds), state)
             save_vae(vae, args.out, state)
             write_state(args.out, state)
-        elif os.path.abspath(args.ckpt) != os.path.abspath(args.out):
+        elif args.vae_from or os.path.abspath(args.ckpt) != os.path.abspath(args.out):
             save_vae(vae, args.out, state)
     if args.stage in ("dit", "all"):
         if not args.total_seconds:
