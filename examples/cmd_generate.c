@@ -94,7 +94,9 @@ int cli_generate_options(cli_generate_args *a, cli_option *options, const char *
         {"num-images-per-prompt", OPT_INT, &o->images_per_prompt,
          video ? "clips per prompt (default 1)" : "images per prompt (default 1)", "N"},
         {"batch-size", OPT_INT, &o->batch_size,
-         "images denoised together, their CFG branches in one transformer forward a step (default 1; at most 8)",
+         video ? "1 only: clips are denoised one at a time (generate and edit take up to 8)"
+               : "images denoised together, their CFG branches in one transformer forward a step (default 1; at most "
+                 "8)",
          "N"},
         {"output", OPT_STRING, &o->output, output_help(command), video ? "FILE|DIR/" : "FILE"},
         {"overwrite", OPT_FLAG, &a->overwrite,

@@ -403,7 +403,7 @@ static int save_latents(generate_state *g, const float *latents)
     t.data = (void *)latents;
     int64_t bad = first_non_finite(latents, g->latent_count);
     if (bad >= 0)
-        return error_set("--latents-output %s: the denoised latents are not finite (value %lld of %lld); not written",
+        return error_set("--output-latents %s: the denoised latents are not finite (value %lld of %lld); not written",
                          g->o->latents_output, (long long)bad, (long long)g->latent_count);
     return safetensors_write(g->o->latents_output, &name, &t, 1);
 }
