@@ -26,6 +26,7 @@
 #     runs: cancelled between steps (also on 2 ranks with cfg2, where the
 #     ranks agree on it), and the next request is served;
 #  7. SIGTERM during a request: that request is answered, exit status 0;
+#     SIGHUP during a batch likewise, leaving no image folder;
 #  8. two ranks with --cfg-parallel-size 2 under mpirun: an answer equal to
 #     `mpirun -np 2 moedit generate --cfg-parallel-size 2`'s file, 3 clients x
 #     2 requests, an edit equal to `mpirun -np 2 moedit edit`'s pixels,
@@ -56,12 +57,13 @@ start_server() {
   return 1
 }
 
-# stop_server: SIGTERM, then the exit status must be 0.
+# stop_server [SIGNAL]: SIGTERM (or SIGNAL), then the exit status must be 0.
 stop_server() {
-  kill -TERM "$server"
+  local signal=${1:-TERM}
+  kill -"$signal" "$server"
   wait "$server"
   local status=$?
-  [ "$status" -eq 0 ] && echo "ok   SIGTERM: exit 0" || fail "SIGTERM: exit $status"
+  [ "$status" -eq 0 ] && echo "ok   SIG$signal: exit 0" || fail "SIG$signal: exit $status"
 }
 
 # expect_http NAME STATUS NEEDLE CURL_ARGS...: the status and an error object
@@ -480,6 +482,22 @@ if grep -A1 "stopping" "$work/queue.log" | tail -1 | grep -q "n 4, .*: 200"; the
 else
   fail "SIGTERM did not come during the request: $(cat "$work/queue.log")"
 fi
+
+# 7b. SIGHUP while a batch runs (two requests, one forward for both): the
+# same stop; its default action killed the server (exit 129) and left its
+# image folder behind.
+start_server "$work/hup.log" "$moedit" serve --model "$model" --height 64 --width 64 --num-inference-steps 4 \
+  --max-batch 2 --batch-size 2
+for i in 1 2; do
+  curl -s -o /dev/null -w '%{http_code}' -X POST "$url/v1/images/generations" \
+    -d '{"prompt": "slow", "num_inference_steps": 1000, "n": 2}' >"$work/hup-$i" &
+done
+sleep 0.3
+stop_server HUP
+wait
+[ "$(cat "$work/hup-1" "$work/hup-2")" = 200200 ] && echo "ok   the batch running at SIGHUP was answered" ||
+  fail "requests at SIGHUP: $(cat "$work/hup-1" "$work/hup-2")"
+ls -d "$work"/moedit-serve-* 2>/dev/null && fail "SIGHUP left the image folder"
 
 # 8. two ranks, CFG parallel
 mpi=(mpirun --allow-run-as-root --oversubscribe -np 2)
