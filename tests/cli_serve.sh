@@ -136,6 +136,18 @@ settings=(--height 32 --width 32 --num-inference-steps 2 --guidance-scale 5)
 expect_error "--max-batch -1" "--max-batch -1: must be" "$moedit" serve --model "$model" --max-batch -1
 expect_error "--max-batch x --max-images too many" "at most 1024 images" "$moedit" serve --model "$model" --max-batch 300 --port 0
 expect_error "--max-upload 0" "--max-upload 0: must be" "$moedit" serve --model "$model" --max-upload 0
+# A key no header carries (it served, and no client could ever match it).
+expect_error "--api-key with a space" "--api-key: the key holds a space" \
+  timeout 20 "$moedit" serve --model "$model" --port 0 --api-key "my key"
+# An IPv6 host: the listening line is a URL ("http://::1:PORT" was none). Skipped without IPv6 loopback.
+timeout 20 "$moedit" serve --model "$model" "${settings[@]}" --port 0 --host ::1 2>"$work/v6.log" &
+v6=$!
+for _ in $(seq 1 100); do grep -q "listening\|error" "$work/v6.log" && break; sleep 0.1; done
+if grep -q "listening on http://\[::1\]:[0-9]* " "$work/v6.log"; then echo "ok   --host ::1: $(head -1 "$work/v6.log")"
+elif grep -q "cannot listen" "$work/v6.log"; then echo "skip --host ::1: $(cat "$work/v6.log")"
+else fail "--host ::1: $(cat "$work/v6.log")"; fi
+kill -TERM "$v6" 2>/dev/null
+wait "$v6"
 gen=("$moedit" generate --model "$model" "${settings[@]}" --quiet)
 key=secret-key
 start_server "$work/serve.log" "$moedit" serve --model "$model" "${settings[@]}" --api-key "$key" --max-queue 8 \
