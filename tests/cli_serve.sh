@@ -164,6 +164,9 @@ expect_http "generation without a key" 401 '"code":"missing_api_key"' -X POST "$
 expect_http "bad JSON" 400 '"code":"invalid_json"' "${post[@]}" -d '{"prompt": "x",'
 expect_http "not an object" 400 '"code":"invalid_json"' "${post[@]}" -d '["x"]'
 expect_http "missing prompt" 400 '"param":"prompt"' "${post[@]}" -d '{"n": 1}'
+# Bytes that are not UTF-8 in a prompt: a 400 at once (it was a 500 from the tokenizer, after the queue).
+expect_http "prompt not UTF-8" 400 '"message":"'"'"'prompt'"'"' is not valid UTF-8 (byte 1)","type":"invalid_request_error","param":"prompt","code":"invalid_value"' \
+  "${post[@]}" --data-binary $'{"prompt": "a\xff"}'
 expect_http "prompt of the wrong type" 400 '"param":"prompt","code":"invalid_type"' "${post[@]}" -d '{"prompt": 3}'
 expect_http "size off the grid" 400 'multiples of 16' "${post[@]}" -d '{"prompt": "x", "size": "40x32"}'
 expect_http "size not WxH" 400 '"param":"size"' "${post[@]}" -d '{"prompt": "x", "size": "big"}'
