@@ -59,7 +59,7 @@ mkfifo "$work/fifo_model/transformer/diffusion_pytorch_model.safetensors"
 expect_error "FIFO as the transformer's weights" "diffusion_pytorch_model.safetensors: cannot open: not a regular file (a FIFO)" \
   timeout 20 "$moedit" generate --model "$work/fifo_model" --prompt x --height 64 --width 64 --quiet --output "$out"
 # A FIFO (or device) as an output: the temporary renamed over it replaced it by a file (as root,
-# --output-latents /dev/null made /dev/null a regular file); now refused, and it stays what it was.
+# --cache-schedule-capture /dev/full made /dev/full a regular file); now refused, and it stays what it was.
 for flag in --output-latents --routing-capture "--output"; do
   target="$work/fifo"
   [ "$flag" = --output ] && target="$work/fifo.png" && mkfifo "$target"
