@@ -39,7 +39,7 @@ static void print_text(const moedit_text_bench_options *o, const moedit_text_ben
 int cli_bench_text(int argc, char **argv)
 {
     moedit_text_bench_options o = {.device = "auto", .warmup = 1, .iterations = 5};
-    int64_t seed = 0;
+    int64_t seed = 0, max_sequence_length = CLI_UNSET; /* 0 typed was taken as the default */
     int json = 0;
     cli_option options[] = {
         {"model", OPT_STRING, &o.model_dir, "a model folder with HiDream's tokenizer*/ and text_encoder*/", "DIR"},
@@ -49,7 +49,7 @@ int cli_bench_text(int argc, char **argv)
         {"seed", OPT_INT, &seed, "seed of the random weights (default 0)", "S"},
         {"prompt", OPT_STRING, &o.prompt, "the prompt", "TEXT"},
         {"negative-prompt", OPT_STRING, &o.negative_prompt, "the negative prompt (default empty)", "TEXT"},
-        {"max-sequence-length", OPT_INT, &o.max_sequence_length, "padded prompt length (default 128)", "N"},
+        {"max-sequence-length", OPT_INT, &max_sequence_length, "padded prompt length (default 128)", "N"},
         {"warmup", OPT_INT, &o.warmup, "untimed passes first, the first loading the encoders (default 1)", "N"},
         {"iterations", OPT_INT, &o.iterations, "timed passes (default 5)", "N"},
         {"json", OPT_FLAG, &json, "print one JSON line", NULL},
@@ -62,6 +62,9 @@ int cli_bench_text(int argc, char **argv)
                            options, (int)(sizeof options / sizeof options[0]));
     if (parsed != 0) return parsed < 0 ? -1 : 0;
     if (seed < 0) return error_set("--seed must be >= 0");
+    if (max_sequence_length != CLI_UNSET && (max_sequence_length < 1 || max_sequence_length > MOEDIT_MAX_TEXT_TOKENS))
+        return error_set("--max-sequence-length must be 1..%d", MOEDIT_MAX_TEXT_TOKENS);
+    if (max_sequence_length != CLI_UNSET) o.max_sequence_length = max_sequence_length;
     o.seed = (uint64_t)seed;
     moedit_text_bench_result r;
     if (moedit_bench_text(&o, &r)) return -1;

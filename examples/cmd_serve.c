@@ -1,7 +1,7 @@
 /* moedit serve: the OpenAI Images API over HTTP with the model resident
  * (serve/serve.h, docs/serve.md). Takes generate's model, device, layout and
  * LoRA options (its size, steps, guidance and negative prompt become a
- * request's defaults) and the server's own. SIGTERM or SIGINT: stop
+ * request's defaults) and the server's own. SIGTERM, SIGINT or SIGHUP: stop
  * accepting, answer what was accepted, exit 0. */
 #include "examples/cli.h"
 
@@ -44,6 +44,11 @@ static void handle_signals(void)
     sigemptyset(&action.sa_mask);
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
+    /* SIGHUP (the terminal closed) stops it the same way: its default action
+     * killed the server mid-batch and left its image folder behind. Under
+     * nohup (ignored) it stays ignored. */
+    struct sigaction old;
+    if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(SIGHUP, &action, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 

@@ -128,7 +128,7 @@ static int tokenize_file(const tokenizer *tok, const char *path, int max_length,
 int cli_tokenize(int argc, char **argv)
 {
     const char *dir = NULL, *model = NULL, *prompt = NULL, *prompt_file = NULL;
-    int64_t max_length = -1;
+    int64_t max_length = CLI_UNSET; /* -1 typed was taken as "not given" */
     int json = 0;
     char model_tokenizer[4200];
     cli_option options[] = {
@@ -148,7 +148,7 @@ int cli_tokenize(int argc, char **argv)
     if (model) snprintf(model_tokenizer, sizeof model_tokenizer, "%s/tokenizer", model), dir = model_tokenizer;
     if (!dir) return error_set("tokenize needs --tokenizer DIR (or --model DIR: its tokenizer/)");
     if (!prompt == !prompt_file) return error_set("tokenize needs exactly one of --prompt TEXT and --prompt-file FILE");
-    if (max_length != -1 && (max_length < 1 || max_length > 1000000))
+    if (max_length != CLI_UNSET && (max_length < 1 || max_length > 1000000))
         return error_set("--max-length %lld: give a number of tokens from 1 to 1000000", (long long)max_length);
     tokenizer *tok = NULL;
     if (tokenizer_load_dir(&tok, dir)) return -1;

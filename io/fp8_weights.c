@@ -43,6 +43,39 @@ int fp8_is_scale_name(const safetensors *st, const char *name)
     return 0;
 }
 
+/* Fails when `name` is not stored as F8 yet has a scale by the conventions
+ * above: a scale nothing would apply (e.g. an FP8 file's weight saved again
+ * in BF16 with its scale kept) makes the weight silently wrong. */
+static int no_stray_scale(const safetensors *st, const char *name)
+{
+    char candidates[2][NAME_MAX_LENGTH];
+    scale_names(name, candidates);
+    for (int i = 0; i < 2; i++)
+        if (candidates[i][0] && safetensors_dtype_of(st, candidates[i]))
+            return error_set("%s: scale tensor \"%s\" belongs to \"%s\", which is %s, not F8_E4M3 or F8_E5M2; "
+                             "moedit applies scales to FP8 weights only", safetensors_path(st),
+                             candidates[i], name, safetensors_dtype_of(st, name));
+    return 0;
+}
+
+int fp8_check_scale_of(const safetensors *st, const char *name)
+{
+    return !safetensors_dtype_of(st, name) || fp8_is_stored(st, name) ? 0 : no_stray_scale(st, name);
+}
+
+/* 0 when every value of the F8 tensor `name` (read as F32 into values[count])
+ * is finite: a NaN code (E4M3 0x7F/0xFF; E5M2 NaN or infinity) would make
+ * rows of every product NaN at run time, far from its cause. */
+static int finite_codes(const safetensors *st, const char *name, const float *values, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++)
+        if (!isfinite(values[i]))
+            return error_set("%s: FP8 weight \"%s\" holds a %s code at element %lld (a damaged file?)",
+                             safetensors_path(st), name, isnan(values[i]) ? "NaN" : "infinite",
+                             (long long)i);
+    return 0;
+}
+
 int fp8_weight_scales(const safetensors *st, const char *name, int64_t rows, float *scales)
 {
     char candidates[2][NAME_MAX_LENGTH];
@@ -57,6 +90,10 @@ int fp8_weight_scales(const safetensors *st, const char *name, int64_t rows, flo
         for (int d = 0; d < e->ndim; d++) numel *= e->shape[d];
         int per_tensor = numel == 1 && e->ndim <= 1;
         int per_row = numel == rows && (e->ndim == 1 || (e->ndim == 2 && e->shape[1] == 1));
+        /* An integer or F8 scale is no published convention (a damaged or misread file). */
+        if (e->dtype != DTYPE_F32 && e->dtype != DTYPE_BF16 && e->dtype != DTYPE_F16)
+            return error_set("%s: scale tensor \"%s\" of the FP8 weight \"%s\" has dtype %s; a scale is F32, BF16 "
+                             "or F16", e->file, candidates[i], name, safetensors_dtype_of(st, candidates[i]));
         if (!per_tensor && !per_row)
             return error_set("%s: scale tensor \"%s\" of the FP8 weight \"%s\" [%lld rows] must be a scalar, "
                              "[%lld] or [%lld, 1]", e->file, candidates[i], name, (long long)rows, (long long)rows,
@@ -65,10 +102,12 @@ int fp8_weight_scales(const safetensors *st, const char *name, int64_t rows, flo
         if (safetensors_read_f32(st, candidates[i], e->ndim, e->shape, per_row ? scales : &one)) return -1;
         for (int64_t r = 0; r < rows; r++) {
             if (!per_row) scales[r] = one;
-            /* A NaN or infinite scale would make the whole row NaN at run time, far from its cause. */
-            if (!isfinite(scales[r]))
-                return error_set("%s: scale tensor \"%s\" of the FP8 weight \"%s\" holds %g (row %lld)", e->file,
-                                 candidates[i], name, (double)scales[r], (long long)r);
+            /* A NaN or infinite scale would make the whole row NaN at run time, far from its cause; a
+             * zero or negative one (amax / 448 is never either) silently zeroes or negates the row. */
+            if (!isfinite(scales[r]) || !(scales[r] > 0))
+                return error_set("%s: scale tensor \"%s\" of the FP8 weight \"%s\" holds %g (row %lld); a scale "
+                                 "must be positive and finite", e->file, candidates[i], name, (double)scales[r],
+                                 (long long)r);
         }
         return 0;
     }
@@ -79,9 +118,10 @@ int fp8_read_dequantized(const safetensors *st, const char *name, int64_t rows, 
 {
     int64_t shape[2] = {rows, cols};
     if (safetensors_read_f32(st, name, cols ? 2 : 1, shape, dst)) return -1;
-    if (!fp8_is_stored(st, name)) return 0;
+    if (!fp8_is_stored(st, name)) return no_stray_scale(st, name);
     /* A vector's scale is one per tensor: [rows] would be per element. */
     int64_t count = cols ? rows : 1, width = cols ? cols : rows;
+    if (finite_codes(st, name, dst, count * width)) return -1;
     float *scales = malloc((size_t)count * sizeof(float));
     if (!scales) return error_set("out of memory reading the scales of %s", name);
     int status = fp8_weight_scales(st, name, count, scales);
@@ -101,6 +141,10 @@ int fp8_read_quantized(const safetensors *st, const char *name, int64_t rows, in
         int same = e && e->ndim == 2 && e->shape[0] == shape[0] && e->shape[1] == shape[1];
         if (!same) return safetensors_read_f32(st, name, 2, shape, staging); /* its shape error */
         memcpy(codes, e->data, e->nbytes);
+        for (int64_t i = 0; i < rows * cols; i++) /* 0x7F / 0xFF: E4M3's NaN (see finite_codes) */
+            if ((codes[i] & 0x7F) == 0x7F)
+                return error_set("%s: FP8 weight \"%s\" holds a NaN code at element %lld (a damaged file?)", e->file,
+                                 name, (long long)i);
         return fp8_weight_scales(st, name, rows, scales);
     }
     if (fp8_read_dequantized(st, name, rows, cols, staging)) return -1;

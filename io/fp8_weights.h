@@ -25,17 +25,24 @@ int fp8_is_stored(const safetensors *st, const char *name);
  * above (so copies and summaries treat it with its weight). */
 int fp8_is_scale_name(const safetensors *st, const char *name);
 
+/* Fails (naming both) when tensor `name` exists, is not F8 and yet has a
+ * scale tensor by the conventions above; 0 otherwise. */
+int fp8_check_scale_of(const safetensors *st, const char *name);
+
 /* scales[rows] of the F8 weight `name` [rows, cols] (1 when it has none).
- * Fails naming the tensor when a scale tensor has another shape or holds a
- * NaN or infinity. */
+ * Fails naming the tensor when a scale tensor has another shape, a dtype
+ * other than F32/BF16/F16, or holds a NaN, infinity, zero or negative value. */
 int fp8_weight_scales(const safetensors *st, const char *name, int64_t rows, float *scales);
 
 /* `name` [rows, cols] (cols 0: a vector) as F32 values: read as
- * safetensors_read_f32, and an F8 tensor times its scales. */
+ * safetensors_read_f32, and an F8 tensor times its scales. Fails on an F8
+ * tensor holding a NaN or infinite code, and on a scale beside a tensor that
+ * is not F8 (fp8_check_scale_of). */
 int fp8_read_dequantized(const safetensors *st, const char *name, int64_t rows, int64_t cols, float *dst);
 
 /* `name` [rows, cols] as E4M3 codes and F32 scales per row: an F8_E4M3
- * tensor as stored (codes and scales as they are, nothing requantized);
+ * tensor as stored (codes and scales as they are, nothing requantized; a NaN
+ * code 0x7F/0xFF fails naming the tensor);
  * anything else read as F32 values (fp8_read_dequantized; `staging` holds
  * rows * cols floats) and quantized per row (core/float8.h). */
 int fp8_read_quantized(const safetensors *st, const char *name, int64_t rows, int64_t cols, uint8_t *codes,

@@ -2,6 +2,7 @@
 #include "io/output_check.h"
 
 #include "core/error.h"
+#include "core/file_open.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +16,9 @@ int output_check_writable(const char *path, const char *what)
     if (!*path) return error_set("%s: the file name is empty", name);
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return error_set("%s %s is a directory, not a file", name, path);
+    /* A device, FIFO or socket would be replaced by the file renamed over it (io/temp_file.c refuses it too). */
+    const char *kind = stat(path, &st) == 0 ? file_not_regular(&st) : NULL;
+    if (kind) return error_set("%s %s is %s; moedit writes its outputs as new files", name, path, kind);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');

@@ -11,6 +11,7 @@
 #include "io/temp_file.h"
 
 #include "core/error.h"
+#include "core/file_open.h"
 #include "io/directory_tree.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -105,6 +107,11 @@ int temp_file_open(temp_file *t, const char *target)
     t->slot = -1;
     if (snprintf(t->target, sizeof t->target, "%s", target) >= (int)sizeof t->target)
         return error_set("cannot write %.200s...: the path is too long", target);
+    /* The rename would replace a device, FIFO or socket by a file: as root, --cache-schedule-capture
+     * /dev/full made /dev/full a regular file. Only files (and symlinks to them) are replaced. */
+    struct stat st;
+    const char *kind = stat(target, &st) == 0 && !S_ISDIR(st.st_mode) ? file_not_regular(&st) : NULL;
+    if (kind) return error_set("cannot write %s: %s; moedit writes its outputs as new files", target, kind);
     t->slot = slot_claim();
     int fd = -1;
     for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {

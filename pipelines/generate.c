@@ -93,6 +93,8 @@ static int validate_request(const moedit_generate_options *o, const char *comman
     /* Saved after the last image: a bad path must not surface only then. */
     if (o->routing_capture && runtime_world()->rank == 0 && output_check_writable(o->routing_capture, "--routing-capture"))
         return -1;
+    if (o->latents_output && runtime_world()->rank == 0 && output_check_writable(o->latents_output, "--output-latents"))
+        return -1;
     if (step_cache_check(&o->cache, runtime_world()->rank == 0)) return -1;
     if (o->expert_placement && !o->parallel.expert_parallel)
         return error_set("--expert-placement %s needs --enable-expert-parallel", o->expert_placement);

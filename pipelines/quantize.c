@@ -198,7 +198,7 @@ static int quantize_transformer(const char *src, const char *dst, int64_t *quant
     for (int i = 0; i < safetensors_count(st) && status == 0; i++) {
         const safetensors_entry *e = safetensors_entry_at(st, i);
         if (fp8_is_scale_name(st, e->name)) continue; /* written with its weight */
-        status = plan_entry(&plan, st, e);
+        status = fp8_check_scale_of(st, e->name) || plan_entry(&plan, st, e) ? -1 : 0;
     }
     if (status == 0 && join(to, dst, "diffusion_pytorch_model.safetensors")) status = -1;
     if (status == 0 && plan.quantized_weights == 0)

@@ -518,9 +518,12 @@ static int lead(serve_state *s, const serve_http_config *config)
 {
     if (serve_http_start(&s->http, config)) return -1;
     if (s->o->log) {
-        fprintf(s->o->log, "serve: listening on http://%s:%d (model %s, %d rank%s, pid %d)\n",
-                config->host ? config->host : "127.0.0.1", serve_http_port(s->http), s->model_id, s->w->size,
-                s->w->size == 1 ? "" : "s", (int)getpid());
+        /* An IPv6 address goes in brackets: "http://::1:8000" is no URL a client reads. */
+        const char *host = config->host ? config->host : "127.0.0.1";
+        int v6 = strchr(host, ':') != NULL;
+        fprintf(s->o->log, "serve: listening on http://%s%s%s:%d (model %s, %d rank%s, pid %d)\n", v6 ? "[" : "",
+                host, v6 ? "]" : "", serve_http_port(s->http), s->model_id, s->w->size, s->w->size == 1 ? "" : "s",
+                (int)getpid());
         fflush(s->o->log);
     }
     pthread_t watcher;
@@ -589,6 +592,11 @@ static int check_options(const serve_options *o)
         return error_set("--max-batch %d: must be at least 1, and --max-batch x --max-images (%d) at most %d images",
                          max_batch, o->max_images, MOEDIT_MAX_OUTPUTS);
     if (o->api_key && !*o->api_key) return error_set("--api-key: an empty key");
+    /* A space or control character cannot arrive: clients and proxies trim or refuse them in a header. */
+    for (const char *c = o->api_key; c && *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f)
+            return error_set("--api-key: the key holds a space or control character, which no Authorization "
+                             "header carries intact");
     return 0;
 }
 

@@ -103,6 +103,13 @@ static int read_string(const cJSON *item, const char *name, char **value, serve_
     if (!cJSON_IsString(item)) return bad(e, name, "invalid_type", "'%s' must be a string%s", "");
     if (strlen(item->valuestring) > SERVE_MAX_PROMPT_BYTES)
         return bad(e, name, "invalid_value", "'%s' is longer than 65536 bytes%s", "");
+    /* The tokenizer refuses it later: as a 500 after the request had waited its turn. */
+    size_t n = strlen(item->valuestring), at = utf8_invalid_at(item->valuestring, n);
+    if (at < n) {
+        char where[48];
+        snprintf(where, sizeof where, " (byte %zu)", at);
+        return bad(e, name, "invalid_value", "'%s' is not valid UTF-8%s", where);
+    }
     free(*value); /* a repeated field (JSON allows it): the last one counts, as a repeated form part's does */
     if (!(*value = strdup(item->valuestring)))
         return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory reading '%s'", name);

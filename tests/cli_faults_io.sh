@@ -58,7 +58,19 @@ rm "$work/fifo_model/transformer/diffusion_pytorch_model.safetensors"
 mkfifo "$work/fifo_model/transformer/diffusion_pytorch_model.safetensors"
 expect_error "FIFO as the transformer's weights" "diffusion_pytorch_model.safetensors: cannot open: not a regular file (a FIFO)" \
   timeout 20 "$moedit" generate --model "$work/fifo_model" --prompt x --height 64 --width 64 --quiet --output "$out"
-rm -rf "$work/fifo_model" "$work/fifo"
+# A FIFO (or device) as an output: the temporary renamed over it replaced it by a file (as root,
+# --cache-schedule-capture /dev/full made /dev/full a regular file); now refused, and it stays what it was.
+for flag in --output-latents --routing-capture "--output"; do
+  target="$work/fifo"
+  [ "$flag" = --output ] && target="$work/fifo.png" && mkfifo "$target"
+  extra=(--output "$work/side.png")
+  [ "$flag" = --output ] && extra=(--overwrite)
+  expect_error "FIFO as $flag" "$target.* not a regular file (a FIFO); moedit writes its outputs as new files" \
+    timeout 20 "${run[@]}" "${extra[@]}" $flag "$target"
+  [ -p "$target" ] || fail "$flag replaced the FIFO $target"
+  rm -f "$work/side.png"
+done
+rm -rf "$work/fifo_model" "$work/fifo" "$work/fifo.png"
 
 # 3. Tensors of a dtype moedit does not read are named with it, not "no tensor".
 safetensors_tool "$work/noise.safetensors" one latents I64

@@ -124,8 +124,10 @@ broken="$work/broken"
 cp -r "$model" "$broken"
 rm "$broken"/transformer/*.safetensors
 expect_error "no weights" "no safetensors weights" "$moedit" quantize --model "$broken" --output "$out"
-# Bad scales of an FP8 weight: a shape that fits no convention, a NaN (which would turn rows NaN at run time).
-for bad in shape nan; do
+# Bad scales of an FP8 weight: a shape that fits no convention, a NaN (which would turn rows NaN at run time),
+# a zero (which silently zeroed the row), an integer dtype (read as a scale of 1); an E4M3 NaN code (0x7F:
+# the run failed later with "non-finite latents", quantize copied it); a scale beside a BF16 weight (ignored).
+for bad in shape nan zero i32 code stray; do
   cp -r "$q" "$work/scale_$bad"
   python3 - "$work/scale_$bad/transformer/diffusion_pytorch_model.safetensors" "$bad" <<'PY' || fail "making scale_$bad"
 import json, struct, sys
@@ -138,8 +140,17 @@ e = header[name]
 begin = 8 + n + e["data_offsets"][0]
 if bad == "shape":
     e["shape"] = [e["shape"][0] // 2, 2]  # the same bytes
+elif bad == "i32":
+    e["dtype"] = "I32"
+    raw = raw[:begin] + struct.pack("<i", 1) * e["shape"][0] + raw[begin + 4 * e["shape"][0]:]
+elif bad == "code":
+    w = header[name[:-len("_scale")]]
+    at = 8 + n + w["data_offsets"][0] + 5
+    raw = raw[:at] + b"\x7f" + raw[at + 1:]
+elif bad == "stray":  # the gate stays BF16: this scale becomes the gate's (its weight then has scale 1)
+    header[next(k for k in header if k.endswith(".ff_i.gate.weight")) + "_scale"] = header.pop(name)
 else:
-    raw = raw[:begin] + struct.pack("<f", float("nan")) + raw[begin + 4:]
+    raw = raw[:begin] + struct.pack("<f", float("nan") if bad == "nan" else 0.0) + raw[begin + 4:]
 text = json.dumps(header).encode()
 text += b" " * (-len(text) % 8)
 open(path, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
@@ -147,6 +158,20 @@ PY
 done
 expect_error "scale shape" "must be a scalar" "$moedit" quantize --model "$work/scale_shape" --output "$out"
 expect_error "NaN scale" "holds nan (row 0)" "$moedit" quantize --model "$work/scale_nan" --output "$out"
+expect_error "zero scale" "holds 0 (row 0); a scale must be positive and finite" \
+  "$moedit" quantize --model "$work/scale_zero" --output "$out"
+expect_error "integer scale" "has dtype I32; a scale is F32, BF16 or F16" \
+  "$moedit" quantize --model "$work/scale_i32" --output "$out"
+expect_error "NaN code (quantize)" "holds a NaN code at element 5" "$moedit" quantize --model "$work/scale_code" --output "$out"
+out=
+expect_error "NaN code (fp8 run)" "holds a NaN code at element 5" \
+  run "$work/scale_code" nan_code --precision fp8
+expect_error "NaN code (dequantized)" "holds a NaN code at element 5" run "$work/scale_code" nan_code
+expect_error "scale of a BF16 weight" "gate.weight_scale\" belongs to .*, which is BF16, not F8" \
+  run "$work/scale_stray" stray --precision fp8
+out="$work/again"
+expect_error "scale of a BF16 weight (quantize)" "which is BF16, not F8" \
+  "$moedit" quantize --model "$work/scale_stray" --output "$out"
 ls -A "$work" | grep -q moedit-quantize && fail "a failed quantize left its work folder: $(ls -A "$work")"
 out=
 expect_error "unknown precision" "expected native or fp8" "$moedit" generate --model "$model" --prompt x --precision fp4

@@ -41,4 +41,7 @@ expect_error "bench-text --warmup 0" "--warmup must be 1.." "$moedit" bench-text
 expect_error "bench-text without weights or --random-weights" "no safetensors weights" "$moedit" bench-text \
   --model "$tiny" --device cpu --prompt "x"
 expect_error "bench-text without --prompt" "needs --prompt" "$moedit" bench-text --model "$tiny" --device cpu
+# 0 was the "not given" value: typed, it ran at 128.
+expect_error "bench-text --max-sequence-length 0" "--max-sequence-length must be 1..4096" "$moedit" bench-text \
+  --model "$tiny" --random-weights --device cpu --prompt x --max-sequence-length 0
 finish cli_hidream_random

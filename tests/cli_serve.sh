@@ -26,6 +26,7 @@
 #     runs: cancelled between steps (also on 2 ranks with cfg2, where the
 #     ranks agree on it), and the next request is served;
 #  7. SIGTERM during a request: that request is answered, exit status 0;
+#     SIGHUP during a batch likewise, leaving no image folder;
 #  8. two ranks with --cfg-parallel-size 2 under mpirun: an answer equal to
 #     `mpirun -np 2 moedit generate --cfg-parallel-size 2`'s file, 3 clients x
 #     2 requests, an edit equal to `mpirun -np 2 moedit edit`'s pixels,
@@ -56,12 +57,13 @@ start_server() {
   return 1
 }
 
-# stop_server: SIGTERM, then the exit status must be 0.
+# stop_server [SIGNAL]: SIGTERM (or SIGNAL), then the exit status must be 0.
 stop_server() {
-  kill -TERM "$server"
+  local signal=${1:-TERM}
+  kill -"$signal" "$server"
   wait "$server"
   local status=$?
-  [ "$status" -eq 0 ] && echo "ok   SIGTERM: exit 0" || fail "SIGTERM: exit $status"
+  [ "$status" -eq 0 ] && echo "ok   SIG$signal: exit 0" || fail "SIG$signal: exit $status"
 }
 
 # expect_http NAME STATUS NEEDLE CURL_ARGS...: the status and an error object
@@ -134,6 +136,18 @@ settings=(--height 32 --width 32 --num-inference-steps 2 --guidance-scale 5)
 expect_error "--max-batch -1" "--max-batch -1: must be" "$moedit" serve --model "$model" --max-batch -1
 expect_error "--max-batch x --max-images too many" "at most 1024 images" "$moedit" serve --model "$model" --max-batch 300 --port 0
 expect_error "--max-upload 0" "--max-upload 0: must be" "$moedit" serve --model "$model" --max-upload 0
+# A key no header carries (it served, and no client could ever match it).
+expect_error "--api-key with a space" "--api-key: the key holds a space" \
+  timeout 20 "$moedit" serve --model "$model" --port 0 --api-key "my key"
+# An IPv6 host: the listening line is a URL ("http://::1:PORT" was none). Skipped without IPv6 loopback.
+timeout 20 "$moedit" serve --model "$model" "${settings[@]}" --port 0 --host ::1 2>"$work/v6.log" &
+v6=$!
+for _ in $(seq 1 100); do grep -q "listening\|error" "$work/v6.log" && break; sleep 0.1; done
+if grep -q "listening on http://\[::1\]:[0-9]* " "$work/v6.log"; then echo "ok   --host ::1: $(head -1 "$work/v6.log")"
+elif grep -q "cannot listen" "$work/v6.log"; then echo "skip --host ::1: $(cat "$work/v6.log")"
+else fail "--host ::1: $(cat "$work/v6.log")"; fi
+kill -TERM "$v6" 2>/dev/null
+wait "$v6"
 gen=("$moedit" generate --model "$model" "${settings[@]}" --quiet)
 key=secret-key
 start_server "$work/serve.log" "$moedit" serve --model "$model" "${settings[@]}" --api-key "$key" --max-queue 8 \
@@ -150,6 +164,9 @@ expect_http "generation without a key" 401 '"code":"missing_api_key"' -X POST "$
 expect_http "bad JSON" 400 '"code":"invalid_json"' "${post[@]}" -d '{"prompt": "x",'
 expect_http "not an object" 400 '"code":"invalid_json"' "${post[@]}" -d '["x"]'
 expect_http "missing prompt" 400 '"param":"prompt"' "${post[@]}" -d '{"n": 1}'
+# Bytes that are not UTF-8 in a prompt: a 400 at once (it was a 500 from the tokenizer, after the queue).
+expect_http "prompt not UTF-8" 400 '"message":"'"'"'prompt'"'"' is not valid UTF-8 (byte 1)","type":"invalid_request_error","param":"prompt","code":"invalid_value"' \
+  "${post[@]}" --data-binary $'{"prompt": "a\xff"}'
 expect_http "prompt of the wrong type" 400 '"param":"prompt","code":"invalid_type"' "${post[@]}" -d '{"prompt": 3}'
 expect_http "size off the grid" 400 'multiples of 16' "${post[@]}" -d '{"prompt": "x", "size": "40x32"}'
 expect_http "size not WxH" 400 '"param":"size"' "${post[@]}" -d '{"prompt": "x", "size": "big"}'
@@ -480,6 +497,22 @@ if grep -A1 "stopping" "$work/queue.log" | tail -1 | grep -q "n 4, .*: 200"; the
 else
   fail "SIGTERM did not come during the request: $(cat "$work/queue.log")"
 fi
+
+# 7b. SIGHUP while a batch runs (two requests, one forward for both): the
+# same stop; its default action killed the server (exit 129) and left its
+# image folder behind.
+start_server "$work/hup.log" "$moedit" serve --model "$model" --height 64 --width 64 --num-inference-steps 4 \
+  --max-batch 2 --batch-size 2
+for i in 1 2; do
+  curl -s -o /dev/null -w '%{http_code}' -X POST "$url/v1/images/generations" \
+    -d '{"prompt": "slow", "num_inference_steps": 1000, "n": 2}' >"$work/hup-$i" &
+done
+sleep 0.3
+stop_server HUP
+wait
+[ "$(cat "$work/hup-1" "$work/hup-2")" = 200200 ] && echo "ok   the batch running at SIGHUP was answered" ||
+  fail "requests at SIGHUP: $(cat "$work/hup-1" "$work/hup-2")"
+ls -d "$work"/moedit-serve-* 2>/dev/null && fail "SIGHUP left the image folder"
 
 # 8. two ranks, CFG parallel
 mpi=(mpirun --allow-run-as-root --oversubscribe -np 2)

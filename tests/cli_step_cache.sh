@@ -23,6 +23,11 @@ expect_error "taylor order 5" "--cache-taylor-order 5: must be 1..4" "${run[@]}"
 expect_error "nothing left to skip" "the transformer has 2 blocks" "${run[@]}" --cache block --output "$out"
 expect_error "capture and replay" "exclude each other" "${run[@]}" "${cached[@]}" --cache-schedule-capture "$work/s" --cache-schedule-replay "$work/s" --output "$out"
 expect_error "replay of a missing file" "--cache-schedule-replay $work/none: no such file" "${run[@]}" "${cached[@]}" --cache-schedule-replay "$work/none" --output "$out"
+mkfifo "$work/fifo"  # replaced by a file before (the rename), and a /dev/full as root
+expect_error "capture into a FIFO" "--cache-schedule-capture $work/fifo is not a regular file (a FIFO)" \
+  timeout 20 "${run[@]}" "${cached[@]}" --cache-schedule-capture "$work/fifo" --output "$out"
+[ -p "$work/fifo" ] || fail "the capture replaced the FIFO"
+rm -f "$work/fifo"
 expect_error "schedule without a cache" "--cache-schedule-capture needs --cache block or taylor" "${run[@]}" --cache-schedule-capture "$work/s" --output "$out"
 expect_error "capture into a missing directory" "--cache-schedule-capture $work/none/s: directory" "${run[@]}" "${cached[@]}" --cache-schedule-capture "$work/none/s" --output "$out"
 expect_error "bench: unknown mode" "--cache fast: none, block or taylor" "$moedit" bench --model "$model" --height 64 --width 64 --num-inference-steps 2 --layouts serial --cache fast --quiet

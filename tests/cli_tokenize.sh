@@ -51,10 +51,13 @@ expect_error "unknown feature" "tokenizer.json: pre_tokenizer Digits is not supp
 printf 'good line\nbad \xff line\n' >"$work/bad_utf8.txt"
 expect_error "invalid UTF-8 file" "bad_utf8.txt: line 2 is not valid UTF-8" \
   "$moedit" tokenize --tokenizer "$tokenizers/clip" --prompt-file "$work/bad_utf8.txt"
-expect_error "invalid UTF-8 prompt" "not valid UTF-8" "$moedit" tokenize --tokenizer "$tokenizers/clip" --prompt $'a\xc3'
+expect_error "invalid UTF-8 prompt" "the text given to the tokenizer .* is not valid UTF-8 (byte 1)" \
+  "$moedit" tokenize --tokenizer "$tokenizers/clip" --prompt $'a\xc3'
 expect_error "missing prompt file" "cannot open prompt file" \
   "$moedit" tokenize --tokenizer "$tokenizers/clip" --prompt-file "$work/none.txt"
 expect_error "max-length 0" "--max-length 0" "$moedit" tokenize --tokenizer "$tokenizers/clip" --prompt hi --max-length 0
+# -1 was the "not given" value: typed, it tokenized without a limit.
+expect_error "max-length -1" "--max-length -1: give a number" "$moedit" tokenize --tokenizer "$tokenizers/clip" --prompt hi --max-length -1
 expect_error "max-length below specials" "cannot hold the tokenizer's 2 special" \
   "$moedit" tokenize --tokenizer "$tokenizers/clip" --prompt hi --max-length 1
 finish cli_tokenize

@@ -614,7 +614,7 @@ static int encode_content(const tokenizer *tok, const char *text, size_t n, enco
 {
     memset(st, 0, sizeof *st);
     size_t bad = utf8_invalid_at(text, n);
-    if (bad < n) return error_set("%s: text is not valid UTF-8 (byte %zu)", tok->path, bad);
+    if (bad < n) return error_set("the text given to the tokenizer %s is not valid UTF-8 (byte %zu)", tok->path, bad);
     return split_added(tok, 0, text, n, 1, on_raw_text, st);
 }
 
@@ -633,7 +633,8 @@ int tokenizer_unknown_words(const tokenizer *tok, const char *text, char *list, 
     encode_state st;
     memset(&st, 0, sizeof st);
     size_t bad = utf8_invalid_at(text, strlen(text));
-    if (bad < strlen(text)) return error_set("%s: text is not valid UTF-8 (byte %zu)", tok->path, bad);
+    if (bad < strlen(text))
+        return error_set("the text given to the tokenizer %s is not valid UTF-8 (byte %zu)", tok->path, bad);
     st.unknown = list;
     st.unknown_size = list ? size : 0;
     int status = split_added(tok, 0, text, strlen(text), 1, on_raw_text, &st);
