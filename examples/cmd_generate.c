@@ -2,6 +2,7 @@
  * shares with it (cli.h). */
 #include "examples/cli.h"
 
+#include "core/byte_size.h"
 #include "core/error.h"
 #include "io/json_out.h"
 #include "core/text_file.h"
@@ -211,8 +212,12 @@ static int generate_finish(cli_generate_args *a)
 {
     if (a->prompt && a->prompt_file) return error_set("give --prompt or --prompt-file, not both");
     if (parse_seed(a->seed, &a->o.seed)) return -1;
-    /* The library reads 0 as "one at a time"; on the command line 0 is a mistake. */
-    if (a->o.batch_size < 1) return error_set("--batch-size %lld: must be 1..8", (long long)a->o.batch_size);
+    /* The library reads 0 as "one at a time"; on the command line 0 is a mistake. Checked here too (the
+     * library checks both again) so that serve refuses them before it loads the model. */
+    if (a->o.batch_size < 1 || a->o.batch_size > MOEDIT_MAX_BATCH_SIZE)
+        return error_set("--batch-size %lld: must be 1..%d", (long long)a->o.batch_size, MOEDIT_MAX_BATCH_SIZE);
+    int64_t budget;
+    if (a->o.max_gpu_memory && byte_size_parse(a->o.max_gpu_memory, "--max-gpu-memory", &budget)) return -1;
     apply_model_defaults(a);
     a->o.keep_existing = !a->overwrite;
     if (a->lora_scales.count > a->loras.count)

@@ -142,7 +142,8 @@ typedef struct moedit_generate_options {
     double guidance;
     uint64_t seed;
     int64_t images_per_prompt;
-    int64_t batch_size;         /* images denoised together, their samples in one transformer forward a step (0, 1: one at a time) */
+    int64_t batch_size;         /* images denoised together, their samples in one transformer forward a step (0, 1: one at a time;
+                                 * at most MOEDIT_MAX_BATCH_SIZE) */
     const char *output;             /* .png or .jpg; numbered when several */
     /* An existing output is kept: the run writes to the next free name
      * (name-1.png, name-2.png, ...; for numbered outputs name-1-0.png, ...),
@@ -177,6 +178,7 @@ typedef struct moedit_generate_options {
 } moedit_generate_options;
 
 #define MOEDIT_MAX_OUTPUTS 1024
+#define MOEDIT_MAX_BATCH_SIZE 8 /* --batch-size: images in one forward (both CFG branches of each: 16 samples) */
 #define MOEDIT_MAX_LORAS 8
 
 /* What a run wrote. The call fills it from scratch; free it with

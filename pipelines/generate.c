@@ -84,8 +84,9 @@ static int validate_request(const moedit_generate_options *o, const char *comman
         return error_set("--cfg-parallel-size 2 needs --guidance-scale > 1: without guidance there is no "
                          "unconditional branch to run");
     if (o->routing_capture && o->routing_replay) return error_set("--routing-capture and --routing-replay exclude each other");
-    if (o->batch_size < 0 || o->batch_size > DIT_MAX_BATCH / 2)
-        return error_set("--batch-size %lld: must be 1..%d", (long long)o->batch_size, DIT_MAX_BATCH / 2);
+    _Static_assert(2 * MOEDIT_MAX_BATCH_SIZE <= DIT_MAX_BATCH, "a batch's CFG samples must fit the forward");
+    if (o->batch_size < 0 || o->batch_size > MOEDIT_MAX_BATCH_SIZE)
+        return error_set("--batch-size %lld: must be 1..%d", (long long)o->batch_size, MOEDIT_MAX_BATCH_SIZE);
     /* Routing records and the step cache's residuals are kept per CFG branch of one image. */
     if (o->batch_size > 1 && (o->routing_capture || o->routing_replay || step_cache_enabled(&o->cache)))
         return error_set("--batch-size %lld: images are denoised one at a time with --routing-capture, "

@@ -136,6 +136,10 @@ settings=(--height 32 --width 32 --num-inference-steps 2 --guidance-scale 5)
 expect_error "--max-batch -1" "--max-batch -1: must be" "$moedit" serve --model "$model" --max-batch -1
 expect_error "--max-batch x --max-images too many" "at most 1024 images" "$moedit" serve --model "$model" --max-batch 300 --port 0
 expect_error "--max-upload 0" "--max-upload 0: must be" "$moedit" serve --model "$model" --max-upload 0
+# Refused before the model loads (a timeout would show a load first).
+expect_error "--batch-size 9" "--batch-size 9: must be 1..8" timeout 5 "$moedit" serve --model "$model" --batch-size 9
+expect_error "--max-gpu-memory 0" "--max-gpu-memory 0: expected a positive size" \
+  timeout 5 "$moedit" serve --model "$model" --max-gpu-memory 0
 # A key no header carries (it served, and no client could ever match it).
 expect_error "--api-key with a space" "--api-key: the key holds a space" \
   timeout 20 "$moedit" serve --model "$model" --port 0 --api-key "my key"
