@@ -275,12 +275,33 @@ static int read_fields(serve_request *r, const cJSON *root, const serve_limits *
     return status;
 }
 
+/* Where the body holds the JSON escape \u0000 (a backslash escaped itself,
+ * "\\u0000", is text), or -1: cJSON's strings end at a NUL, so a prompt with
+ * one would silently lose the rest. */
+static long long nul_escape_at(const char *body, size_t length)
+{
+    for (size_t i = 0; i < length; i++) {
+        if (body[i] != '\\') continue;
+        size_t run = i;
+        while (run < length && body[run] == '\\') run++;
+        if ((run - i) % 2 == 1 && length - run >= 5 && !memcmp(body + run, "u0000", 5)) return (long long)run - 1;
+        i = run - 1;
+    }
+    return -1;
+}
+
 int serve_request_parse(serve_request *r, const char *body, size_t length, const serve_limits *l, serve_error *e)
 {
     start_request(r, l, 0);
-    cJSON *root = cJSON_ParseWithLength(body, length);
+    long long nul = nul_escape_at(body, length);
+    cJSON *root = nul < 0 ? cJSON_ParseWithLength(body, length) : NULL;
     int status = 0;
-    if (!root)
+    if (nul >= 0)
+        status = serve_error_set(e, 400, "invalid_request_error", NULL, "invalid_value",
+                                 "the request body holds \\u0000 at byte %lld: moedit's texts cannot contain a NUL "
+                                 "character",
+                                 nul);
+    else if (!root)
         status = serve_error_set(e, 400, "invalid_request_error", NULL, "invalid_json",
                                  "the request body is not valid JSON (near byte %lld)",
                                  (long long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - body : 0));

@@ -186,6 +186,8 @@ expect_http "steps of the wrong type" 400 '"param":"num_inference_steps"' "${pos
 expect_http "guidance of the wrong type" 400 '"param":"guidance_scale"' "${post[@]}" -d '{"prompt": "x", "guidance_scale": "high"}'
 expect_http "unknown response format" 400 '"param":"response_format"' "${post[@]}" -d '{"prompt": "x", "response_format": "jpeg"}'
 expect_http "unknown field" 400 '"code":"unknown_parameter"' "${post[@]}" -d '{"prompt": "x", "colour": "red"}'
+expect_http "a NUL in the prompt" 400 'cannot contain a NUL' "${post[@]}" -d '{"prompt": "a red\u0000 circle"}'
+expect_http "an escaped backslash before u0000 is text" 200 '"b64_json"' "${post[@]}" -d '{"prompt": "a \\u0000", "seed": 3}'
 expect_http "known OpenAI field of the wrong type" 400 '"param":"quality"' "${post[@]}" -d '{"prompt": "x", "quality": 3}'
 python3 -c 'print("{\"prompt\": \"" + "x" * (2 << 20) + "\"}")' >"$work/big.json"
 expect_http "oversized body" 400 '"code":"body_too_large"' "${post[@]}" --data-binary "@$work/big.json"
