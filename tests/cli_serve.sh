@@ -479,11 +479,11 @@ sleep 0.3
 after=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/v1/images/generations" -d '{"prompt": "after", "seed": 78}')
 wait "$slow_client"
 if [ "$gone_status" -eq 28 ] && [ "$after" = 200 ] && grep -q "dropped from the queue .*: its client left" "$work/queue.log" &&
-   ! grep -q "seed 77" "$work/queue.log" &&
+   ! grep -q "seed 77: " "$work/queue.log" &&
    curl -s "$url/metrics" | grep -q 'moedit_serve_requests_total{endpoint="images_generations",status="499"} 1'; then
   echo "ok   a client gone after 1 s: its request dropped from the queue, never run; the next one found room (200)"
 else
-  fail "client that left: curl $gone_status, next request $after: $(tail -4 "$work/queue.log")"
+  fail "client that left: curl $gone_status, next request $after: $(tail -4 "$work/queue.log"); metrics: $(curl -s "$url/metrics" | grep 'status="4')"
 fi
 
 # 6c. a client that leaves while its request runs: cancelled between steps
