@@ -43,6 +43,14 @@ static int load_json_text(const char *json, char path[sizeof TEMP_TOKENIZER_PATH
     return tokenizer_load(tok, path);
 }
 
+/* load_json_text of a file that must load: the tokenizer, or NULL with the check failed. */
+static tokenizer *load_json_ok(const char *json, char path[sizeof TEMP_TOKENIZER_PATH])
+{
+    tokenizer *tok;
+    CHECK_MSG(load_json_text(json, path, &tok) == 0, "%s", error_message());
+    return tok;
+}
+
 /* "text" repeated "repeat" times, joined by spaces. */
 static char *case_text(const cJSON *c)
 {
@@ -220,11 +228,9 @@ static void test_unsupported_components(void)
 static void test_unknown_word_without_unk(void)
 {
     char path[sizeof TEMP_TOKENIZER_PATH];
-    tokenizer *tok;
-    CHECK_MSG(load_json_text("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0, \"red\": 1}}, "
-                             "\"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}}",
-                             path, &tok) == 0,
-              "%s", error_message());
+    tokenizer *tok = load_json_ok("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0, \"red\": 1}}, "
+                                  "\"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}}",
+                                  path);
     if (tok) {
         int32_t ids[4];
         int count;
@@ -243,13 +249,11 @@ static void test_unknown_word_without_unk(void)
 static void test_normalizer_output_not_utf8(void)
 {
     char path[sizeof TEMP_TOKENIZER_PATH];
-    tokenizer *tok;
-    CHECK_MSG(load_json_text("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0}, \"unk_token\": \"a\"}, "
-                             "\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \"b\"}, "
-                             "\"content\": \"\xff\"}, "
-                             "\"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}}",
-                             path, &tok) == 0,
-              "%s", error_message());
+    tokenizer *tok = load_json_ok("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0}, \"unk_token\": \"a\"}, "
+                                  "\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \"b\"}, "
+                                  "\"content\": \"\xff\"}, "
+                                  "\"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}}",
+                                  path);
     if (tok) {
         int32_t ids[4];
         int count;
@@ -266,12 +270,11 @@ static void test_normalizer_output_not_utf8(void)
 static void test_unknown_words_listed(void)
 {
     char path[sizeof TEMP_TOKENIZER_PATH];
-    tokenizer *tok;
-    CHECK_MSG(load_json_text("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"[UNK]\": 0, \"a\": 1, \"red\": 2}, "
-                             "\"unk_token\": \"[UNK]\"}, \"normalizer\": {\"type\": \"Lowercase\"}, "
-                             "\"pre_tokenizer\": {\"type\": \"Whitespace\"}}",
-                             path, &tok) == 0,
-              "%s", error_message());
+    tokenizer *tok = load_json_ok("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"[UNK]\": 0, \"a\": 1, "
+                                  "\"red\": 2}, "
+                                  "\"unk_token\": \"[UNK]\"}, \"normalizer\": {\"type\": \"Lowercase\"}, "
+                                  "\"pre_tokenizer\": {\"type\": \"Whitespace\"}}",
+                                  path);
     if (tok) {
         char list[64];
         int count = -1;
